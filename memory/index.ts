@@ -1,0 +1,1 @@
+export { DEFAULT_IDENTITY, DEFAULT_MEMORY, readPrefix } from "./identity.ts";

@@ -1,0 +1,181 @@
+import { readFileSync } from "node:fs";
+import { homedir } from "node:os";
+import { join, resolve } from "node:path";
+import { parseEnv } from "node:util";
+import { z } from "zod";
+import { ConfigError } from "./errors.ts";
+import { durationMs } from "./duration.ts";
+import { describeIssue, firstIssue, parseYaml, YamlSyntaxError } from "./yaml.ts";
+
+const modelRole = z.strictObject({
+  model: z.string().min(1).describe("Model id, e.g. claude-sonnet-5-5"),
+  base_url: z.url().optional().describe("Messages API endpoint; default ANTHROPIC_BASE_URL or Anthropic's"),
+  api_key_env: z.string().regex(/^[A-Z_][A-Z0-9_]*$/, "must be an environment variable name like MY_API_KEY").optional()
+    .describe("Name of the environment variable holding this role's key; default ANTHROPIC_API_KEY"),
+  context_window: z.number().int().positive().default(200_000).describe("Tokens the model accepts"),
+  max_tokens: z.number().int().positive().default(8192).describe("Output tokens per request"),
+  server_compaction: z.enum(["auto", "on", "off"]).default("auto")
+    .describe("Use the endpoint's server-side compaction; auto = on for api.anthropic.com"),
+});
+
+const price = z.strictObject({
+  input: z.number().nonnegative(),
+  output: z.number().nonnegative(),
+  cache_read: z.number().nonnegative().optional(),
+  cache_write: z.number().nonnegative().optional(),
+}).describe("US dollars per million tokens");
+
+export const configSchema = z.strictObject({
+  models: z.strictObject({
+    main: modelRole.default({ model: "claude-sonnet-5-5", context_window: 200_000, max_tokens: 8192, server_compaction: "auto" }),
+    specialist: modelRole.default({ model: "claude-sonnet-5-5", context_window: 200_000, max_tokens: 4096, server_compaction: "auto" }),
+    small: modelRole.default({ model: "claude-haiku-5-5", context_window: 200_000, max_tokens: 4096, server_compaction: "off" }),
+  }).default({
+    main: { model: "claude-sonnet-5-5", context_window: 200_000, max_tokens: 8192, server_compaction: "auto" },
+    specialist: { model: "claude-sonnet-5-5", context_window: 200_000, max_tokens: 4096, server_compaction: "auto" },
+    small: { model: "claude-haiku-5-5", context_window: 200_000, max_tokens: 4096, server_compaction: "off" },
+  }),
+  prices: z.record(z.string(), price).default({
+    "claude-sonnet-5-5": { input: 3, output: 15, cache_read: 0.3, cache_write: 3.75 },
+    "claude-haiku-5-5": { input: 1, output: 5, cache_read: 0.1, cache_write: 1.25 },
+    "claude-opus-5-5": { input: 5, output: 25, cache_read: 0.5, cache_write: 6.25 },
+  }).describe("Price table by model id; a model missing here is counted at the `default` entry or 0 with a warning"),
+  budget: z.strictObject({
+    max_turns: z.number().int().positive().default(40).describe("Model requests per task"),
+    max_usd: z.number().positive().default(2).describe("Dollars per task"),
+    timeout: durationMs.default(3_600_000).describe("Wall time per task, e.g. 30m or 2h"),
+    daily_usd: z.number().positive().default(10).describe("Dollars per day across tasks"),
+  }).default({ max_turns: 40, max_usd: 2, timeout: 3_600_000, daily_usd: 10 }),
+  sandbox: z.strictObject({
+    mode: z.enum(["bwrap", "off"]).default("bwrap").describe("off runs commands unconfined: flagged loudly by doctor and in every trace"),
+    command_timeout: durationMs.default(120_000).describe("Time limit per command"),
+    max_output_bytes: z.number().int().positive().default(30_000).describe("Output kept per command; the rest is dropped with a note"),
+    hide: z.array(z.string()).default(["~/.ssh", "~/.aws", "~/.gnupg", "~/.config/gh", "~/.netrc", "~/.docker/config.json"])
+      .describe("Paths that commands cannot read"),
+    secret_env_patterns: z.array(z.string()).default([])
+      .describe("Extra regular expressions; environment variables whose names match are removed from commands"),
+  }).default({ mode: "bwrap", command_timeout: 120_000, max_output_bytes: 30_000, hide: ["~/.ssh", "~/.aws", "~/.gnupg", "~/.config/gh", "~/.netrc", "~/.docker/config.json"], secret_env_patterns: [] }),
+  compaction: z.strictObject({
+    threshold: z.number().gt(0).lt(1).default(0.7).describe("Fraction of the context window that triggers compaction"),
+    keep_recent_turns: z.number().int().min(1).default(4).describe("Assistant turns kept verbatim after a checkpoint"),
+  }).default({ threshold: 0.7, keep_recent_turns: 4 }),
+  model_retries: z.strictObject({
+    attempts: z.number().int().min(0).default(5).describe("Retries after the first try for 429, 529, 5xx, timeouts, broken streams"),
+    initial_delay: durationMs.default(1000),
+    max_delay: durationMs.default(60_000),
+    request_timeout: durationMs.default(600_000).describe("Give up on one request after this long"),
+  }).default({ attempts: 5, initial_delay: 1000, max_delay: 60_000, request_timeout: 600_000 }),
+  log_level: z.enum(["trace", "debug", "info", "warn", "error", "silent"]).default("info"),
+});
+
+export type Config = z.output<typeof configSchema>;
+export type ModelRoleConfig = z.output<typeof modelRole>;
+export type RoleName = keyof Config["models"];
+export type PriceTable = Config["prices"];
+
+/** A model role with its endpoint and key resolved from config and environment. */
+export interface ResolvedRole extends ModelRoleConfig {
+  role: RoleName;
+  baseURL: string | undefined;
+  /** Name of the variable the key came from (for messages), never the key in logs. */
+  apiKeyEnv: string;
+  apiKey: string | undefined;
+}
+
+export interface LoadedConfig {
+  home: string;
+  config: Config;
+  /** Environment merged from process.env and NIGHTSHIFT_HOME/.env (process wins). */
+  env: Record<string, string | undefined>;
+  roles: Record<RoleName, ResolvedRole>;
+}
+
+export function resolveHome(env: Record<string, string | undefined>): string {
+  const raw = env.NIGHTSHIFT_HOME || join(homedir(), ".nightshift");
+  return resolve(expandHome(raw, env));
+}
+
+export function expandHome(path: string, env: Record<string, string | undefined> = {}): string {
+  if (path === "~" || path.startsWith("~/")) return join(env.HOME || homedir(), path.slice(1));
+  return path;
+}
+
+/**
+ * Reads config.yaml and .env from `home` and validates them once. A missing config.yaml means
+ * defaults (so `nightshift run` works before `init`). Throws ConfigError naming the setting and fix.
+ */
+export function loadConfig(processEnv: Record<string, string | undefined>, home = resolveHome(processEnv)): LoadedConfig {
+  const env = { ...readDotEnv(join(home, ".env")), ...processEnv };
+  const file = join(home, "config.yaml");
+  const text = readOptional(file);
+  const config = parseConfigText(text ?? "", file);
+  return { home, config, env, roles: resolveRoles(config, env) };
+}
+
+export function parseConfigText(text: string, file: string): Config {
+  let parsed;
+  try {
+    parsed = parseYaml(text);
+  } catch (error) {
+    if (error instanceof YamlSyntaxError) {
+      throw new ConfigError(file, `${file}${error.line ? `:${error.line}` : ""}: invalid YAML: ${error.message}. Fix the syntax (indentation, quotes, colons) and try again.`);
+    }
+    throw error;
+  }
+  const result = configSchema.safeParse(parsed.value ?? {});
+  if (result.success) return result.data;
+  const issue = firstIssue(result.error.issues);
+  const { field, message, path } = describeIssue(issue);
+  const line = parsed.lineOf(path);
+  const hint = issue.code === "unrecognized_keys"
+    ? "remove it or check its spelling (`nightshift config schema` lists every setting)"
+    : "see `nightshift config schema` for what it accepts";
+  throw new ConfigError(field, `${file}${line ? `:${line}` : ""}: setting \`${field}\`: ${message}; ${hint}.`);
+}
+
+function resolveRoles(config: Config, env: Record<string, string | undefined>): Record<RoleName, ResolvedRole> {
+  const resolveRole = (role: RoleName): ResolvedRole => {
+    const settings = config.models[role];
+    const apiKeyEnv = settings.api_key_env ?? "ANTHROPIC_API_KEY";
+    return {
+      ...settings,
+      role,
+      baseURL: settings.base_url ?? (env.ANTHROPIC_BASE_URL || undefined),
+      apiKeyEnv,
+      apiKey: env[apiKeyEnv] || undefined,
+    };
+  };
+  return { main: resolveRole("main"), specialist: resolveRole("specialist"), small: resolveRole("small") };
+}
+
+/** Fails with a clear message when a role cannot talk to its endpoint at all. */
+export function requireApiKey(role: ResolvedRole): string {
+  if (role.apiKey) return role.apiKey;
+  const local = role.baseURL && /^https?:\/\/(localhost|127\.|\[::1\])/.test(role.baseURL);
+  if (local) return "local"; // Ollama and llama.cpp accept any key
+  throw new ConfigError(role.apiKeyEnv, `${role.apiKeyEnv} is not set: the \`${role.role}\` model role needs an API key. Set it in your shell or in NIGHTSHIFT_HOME/.env (${role.apiKeyEnv}=sk-...), or point models.${role.role}.base_url at a local model.`);
+}
+
+function readDotEnv(file: string): Record<string, string> {
+  const text = readOptional(file);
+  if (text === undefined) return {};
+  try {
+    return parseEnv(text) as Record<string, string>;
+  } catch (error) {
+    throw new ConfigError(file, `${file}: cannot be read as KEY=value lines (${(error as Error).message}); fix or remove it.`);
+  }
+}
+
+function readOptional(file: string): string | undefined {
+  try {
+    return readFileSync(file, "utf8");
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw new ConfigError(file, `${file}: cannot be read (${(error as NodeJS.ErrnoException).code}); check its permissions.`);
+  }
+}
+
+/** JSON Schema of config.yaml, generated from the zod schema. */
+export function configJsonSchema(): unknown {
+  return z.toJSONSchema(configSchema, { io: "input", unrepresentable: "any" });
+}

@@ -1,0 +1,162 @@
+import type { ContentBlockParam, MessageParam, ToolResultBlockParam } from "@anthropic-ai/sdk/resources/messages";
+import type { BudgetKind, ContentBlock, EventOf, SessionEvent, TaskSpec } from "./events.ts";
+import { taskMessage } from "./prompt.ts";
+
+export type ToolUse = Extract<ContentBlock, { type: "tool_use" }>;
+
+/** Everything the loop needs, derived from the log alone. */
+export interface SessionState {
+  task: TaskSpec;
+  messages: MessageParam[];
+  turns: number;
+  costUsd: number;
+  tokens: { input: number; output: number; cache_read: number; cache_write: number };
+  /** Input tokens of the latest request (all kinds): what decides compaction. */
+  lastInputTokens: number;
+  /** Active time so far, not counting time the process was down. */
+  activeMs: number;
+  lastEventAt: number;
+  warned: Set<BudgetKind>;
+  /** The latest response's tool calls when some have no recorded end yet (a resume mid-turn). */
+  openTurn: OpenTurn | undefined;
+  /** Index of the latest model_response event, for choosing what a compaction keeps. */
+  responseIndexes: number[];
+  /** Where the current window starts (after the latest checkpoint). */
+  windowStart: number;
+  checkpoints: number;
+  end: EventOf<"session_end"> | undefined;
+  resumes: number;
+}
+
+export interface OpenTurn {
+  uses: ToolUse[];
+  /** Ids with a tool_start: without an end, these were interrupted and are never re-run. */
+  started: Set<string>;
+  ends: Map<string, EventOf<"tool_end">>;
+}
+
+export class LogShapeError extends Error {
+  override name = "LogShapeError";
+}
+
+export const INTERRUPTED_NOTE =
+  "This tool call was interrupted (the process stopped while it ran). It may or may not have taken effect: check before repeating it.";
+
+/** Rebuilds the session from its events. Pure: the same events always give the same state. */
+export function rebuild(events: SessionEvent[]): SessionState {
+  const first = events[0];
+  if (first?.type !== "session_start") throw new LogShapeError("session log does not begin with session_start");
+  const state: SessionState = {
+    task: first.task,
+    messages: [],
+    turns: 0,
+    costUsd: 0,
+    tokens: { input: 0, output: 0, cache_read: 0, cache_write: 0 },
+    lastInputTokens: 0,
+    activeMs: 0,
+    lastEventAt: first.at,
+    warned: new Set(),
+    openTurn: undefined,
+    responseIndexes: [],
+    windowStart: 0,
+    checkpoints: 0,
+    end: undefined,
+    resumes: 0,
+  };
+  let checkpoint: EventOf<"checkpoint"> | undefined;
+  for (const [index, event] of events.entries()) {
+    applyEvent(state, event, index);
+    if (event.type === "checkpoint") checkpoint = event;
+  }
+  state.windowStart = checkpoint ? checkpoint.keep_from : 0;
+  const window = events.slice(state.windowStart);
+  const opening = checkpoint
+    ? `${taskMessage(state.task)}\n\n<checkpoint>\nThe conversation so far was compacted. This checkpoint replaces the earlier turns:\n${checkpoint.summary}\n</checkpoint>`
+    : taskMessage(state.task);
+  const { messages, openTurn } = toMessages(opening, window);
+  state.messages = messages;
+  state.openTurn = openTurn;
+  return state;
+}
+
+/** Updates counters from one event; the loop calls it for each event it appends, rebuild for each it reads. */
+export function applyEvent(state: SessionState, event: SessionEvent, index: number): void {
+  if (event.type !== "resumed") state.activeMs += Math.max(0, event.at - state.lastEventAt);
+  state.lastEventAt = event.at;
+  switch (event.type) {
+    case "model_response":
+      state.turns++;
+      state.costUsd += event.cost_usd;
+      state.tokens.input += event.usage.input_tokens;
+      state.tokens.output += event.usage.output_tokens;
+      state.tokens.cache_read += event.usage.cache_read_input_tokens;
+      state.tokens.cache_write += event.usage.cache_creation_input_tokens;
+      state.lastInputTokens = event.usage.input_tokens + event.usage.cache_read_input_tokens + event.usage.cache_creation_input_tokens;
+      state.responseIndexes.push(index);
+      break;
+    case "checkpoint":
+      state.costUsd += event.cost_usd;
+      state.checkpoints++;
+      state.lastInputTokens = 0;
+      break;
+    case "budget_warning":
+      state.warned.add(event.kind);
+      break;
+    case "resumed":
+      state.resumes = event.attempt;
+      break;
+    case "session_end":
+      state.end = event;
+      break;
+  }
+}
+
+/** Messages from a window of events that starts at session_start or at a model_response. */
+function toMessages(opening: string, events: SessionEvent[]): { messages: MessageParam[]; openTurn: OpenTurn | undefined } {
+  const messages: MessageParam[] = [];
+  const pushUser = (blocks: ContentBlockParam[]) => {
+    const last = messages.at(-1);
+    if (last?.role === "user" && Array.isArray(last.content)) last.content.push(...blocks);
+    else messages.push({ role: "user", content: blocks });
+  };
+  pushUser([{ type: "text", text: opening }]);
+
+  let turn: OpenTurn = { uses: [], started: new Set(), ends: new Map() };
+  const closeTurn = () => {
+    const results = turn.uses.map((use): ToolResultBlockParam =>
+      turn.ends.has(use.id) ? toResult(turn.ends.get(use.id)!) : { type: "tool_result", tool_use_id: use.id, content: INTERRUPTED_NOTE, is_error: true },
+    );
+    if (results.length) pushUser(results);
+    turn = { uses: [], started: new Set(), ends: new Map() };
+  };
+  for (const event of events) {
+    switch (event.type) {
+      case "user":
+        closeTurn();
+        pushUser([{ type: "text", text: event.text }]);
+        break;
+      case "model_response":
+        closeTurn();
+        turn.uses = event.content.filter((block): block is ToolUse => block.type === "tool_use");
+        messages.push({ role: "assistant", content: event.content.map(toParam) });
+        break;
+      case "tool_start":
+        turn.started.add(event.id);
+        break;
+      case "tool_end":
+        turn.ends.set(event.id, event);
+        break;
+    }
+  }
+  if (turn.uses.some((use) => !turn.ends.has(use.id))) return { messages, openTurn: turn };
+  closeTurn();
+  return { messages, openTurn: undefined };
+}
+
+function toParam(block: ContentBlock): ContentBlockParam {
+  return block as ContentBlockParam;
+}
+
+export function toResult(end: EventOf<"tool_end">): ToolResultBlockParam {
+  return { type: "tool_result", tool_use_id: end.id, content: end.output, ...(end.is_error ? { is_error: true } : {}) };
+}

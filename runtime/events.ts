@@ -1,0 +1,77 @@
+/**
+ * Everything that happens in a session. The same objects are appended to the session log and
+ * emitted to subscribers (trace, progress, later Telegram and the dashboard).
+ */
+
+export type ContentBlock =
+  | { type: "text"; text: string }
+  | { type: "tool_use"; id: string; name: string; input: unknown }
+  | { type: "thinking"; thinking: string; signature: string }
+  | { type: "redacted_thinking"; data: string };
+
+export interface Usage {
+  input_tokens: number;
+  output_tokens: number;
+  cache_read_input_tokens: number;
+  cache_creation_input_tokens: number;
+}
+
+export interface TaskSpec {
+  title: string;
+  prompt: string;
+  /** Absolute, real path. */
+  workdir: string;
+  /** Role name (main, specialist, small) or a model id. */
+  model: string;
+  budget: { max_turns: number; max_usd: number; timeout_ms: number };
+  /** Where the task came from: a file path, "cli", a Telegram chat. */
+  source?: string;
+}
+
+export type SessionStatus = "done" | "failed" | "cancelled";
+export type BudgetKind = "turns" | "usd" | "time";
+
+export type SessionEvent =
+  | { type: "session_start"; at: number; task: TaskSpec }
+  | { type: "resumed"; at: number; attempt: number }
+  | { type: "user"; at: number; text: string }
+  | {
+      type: "model_response";
+      at: number;
+      turn: number;
+      model: string;
+      content: ContentBlock[];
+      stop_reason: string | null;
+      usage: Usage;
+      cost_usd: number;
+      latency_ms: number;
+      request_bytes: number;
+    }
+  | { type: "tool_start"; at: number; id: string; name: string; input: unknown }
+  | { type: "tool_end"; at: number; id: string; name: string; output: string; is_error: boolean; duration_ms: number; interrupted?: boolean }
+  | { type: "model_retry"; at: number; attempt: number; delay_ms: number; reason: string }
+  | { type: "budget_warning"; at: number; kind: BudgetKind; used: number; limit: number }
+  | {
+      type: "checkpoint";
+      at: number;
+      summary: string;
+      /** Index (in the event list) of the first event kept verbatim after the checkpoint. */
+      keep_from: number;
+      dropped_turns: number;
+      input_tokens_before: number;
+      method: "server" | "small";
+      cost_usd: number;
+    }
+  | { type: "warning"; at: number; message: string }
+  | {
+      type: "session_end";
+      at: number;
+      status: SessionStatus;
+      answer: string;
+      reason?: string;
+      turns: number;
+      cost_usd: number;
+      tokens: { input: number; output: number; cache_read: number; cache_write: number };
+    };
+
+export type EventOf<T extends SessionEvent["type"]> = Extract<SessionEvent, { type: T }>;

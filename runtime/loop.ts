@@ -1,0 +1,263 @@
+import type { MessageParam } from "@anthropic-ai/sdk/resources/messages";
+import type { Clock } from "./clock.ts";
+import type { PriceTable } from "./config.ts";
+import { applyEvent, INTERRUPTED_NOTE, rebuild, toResult, type OpenTurn, type SessionState, type ToolUse } from "./conversation.ts";
+import { compact, type CompactionSettings } from "./compaction.ts";
+import { PermissionDenied } from "./errors.ts";
+import type { BudgetKind, EventOf, SessionEvent, SessionStatus, TaskSpec } from "./events.ts";
+import type { ModelClient } from "./model.ts";
+import { costOf } from "./pricing.ts";
+import { buildSystem, withConversationCache, type Prefix } from "./prompt.ts";
+import type { SessionLog } from "./session-log.ts";
+import { toApiTool, ToolError, type Tool } from "./tools/tool.ts";
+
+export interface SessionDeps {
+  log: SessionLog;
+  model: ModelClient;
+  /** Summarizes for compaction when `model` has no server-side compaction. */
+  small: ModelClient;
+  tools: Tool[];
+  clock: Clock;
+  /** Identity and memory; called at start and after each compaction. */
+  loadPrefix(): Promise<Prefix>;
+  prices: PriceTable;
+  compaction: CompactionSettings;
+  /** Sees every event after it is durable. Must not throw. */
+  emit?(event: SessionEvent): void;
+}
+
+export interface SessionResult {
+  /** `interrupted`: stopped by a shutdown; the log is left open for a resume. */
+  status: SessionStatus | "interrupted";
+  answer: string;
+  reason?: string;
+  turns: number;
+  costUsd: number;
+}
+
+/** Abort reason meaning "stop for now, resume later" (daemon shutdown), as opposed to a cancel. */
+export class Shutdown extends Error {
+  override name = "Shutdown";
+}
+
+class BudgetExceeded extends Error {
+  override name = "BudgetExceeded";
+  readonly kind: BudgetKind;
+  constructor(kind: BudgetKind, message: string) {
+    super(message);
+    this.kind = kind;
+  }
+}
+
+/** Starts a new session for `task` in an empty log and runs it to the end. */
+export async function startSession(task: TaskSpec, deps: SessionDeps, signal?: AbortSignal): Promise<SessionResult> {
+  const start: SessionEvent = { type: "session_start", at: deps.clock.now(), task };
+  await deps.log.append(start);
+  deps.emit?.(start);
+  return drive([start], deps, signal);
+}
+
+/** Continues a session from its log. A finished session returns its recorded end without any call. */
+export async function resumeSession(deps: SessionDeps, signal?: AbortSignal): Promise<SessionResult> {
+  const events = await deps.log.read();
+  const state = rebuild(events);
+  if (state.end) return resultOf(state.end);
+  const resumed: SessionEvent = { type: "resumed", at: deps.clock.now(), attempt: state.resumes + 1 };
+  await deps.log.append(resumed);
+  deps.emit?.(resumed);
+  return drive([...events, resumed], deps, signal);
+}
+
+/** Adds a user message (a follow-up) to a finished or waiting session, then resumes it. */
+export async function continueSession(text: string, deps: SessionDeps, signal?: AbortSignal): Promise<SessionResult> {
+  const events = await deps.log.read();
+  const user: SessionEvent = { type: "user", at: deps.clock.now(), text };
+  await deps.log.append(user);
+  deps.emit?.(user);
+  const withoutEnd = events.filter((event) => event.type !== "session_end");
+  return drive([...withoutEnd, user], deps, signal);
+}
+
+async function drive(events: SessionEvent[], deps: SessionDeps, signal?: AbortSignal): Promise<SessionResult> {
+  const { clock, task } = { clock: deps.clock, task: (events[0] as EventOf<"session_start">).task };
+  let state = rebuild(events);
+  let system = buildSystem(await deps.loadPrefix());
+  const apiTools = deps.tools.map(toApiTool); // computed once: the cached prefix must not change
+  const toolsByName = new Map(deps.tools.map((tool) => [tool.name, tool]));
+
+  const record = async (...batch: SessionEvent[]) => {
+    await deps.log.append(...batch);
+    for (const event of batch) {
+      events.push(event);
+      applyEvent(state, event, events.length - 1);
+      deps.emit?.(event);
+    }
+  };
+
+  const timeUp = new AbortController();
+  const timeLeft = Math.max(0, task.budget.timeout_ms - state.activeMs);
+  const cancelTimer = clock.setTimer(() => timeUp.abort(new BudgetExceeded("time", `ran out of time (budget.timeout ${formatMs(task.budget.timeout_ms)})`)), timeLeft);
+  const run = signal ? AbortSignal.any([signal, timeUp.signal]) : timeUp.signal;
+
+  const finish = async (status: SessionStatus, answer: string, reason?: string): Promise<SessionResult> => {
+    await record({ type: "session_end", at: clock.now(), status, answer, ...(reason ? { reason } : {}), turns: state.turns, cost_usd: state.costUsd, tokens: state.tokens });
+    return { status, answer, ...(reason ? { reason } : {}), turns: state.turns, costUsd: state.costUsd };
+  };
+  const stopFor = async (reason: unknown): Promise<SessionResult> => {
+    if (reason instanceof Shutdown) return { status: "interrupted", answer: "", reason: reason.message, turns: state.turns, costUsd: state.costUsd };
+    if (reason instanceof BudgetExceeded) return finish("failed", lastText(events), reason.message);
+    return finish("cancelled", lastText(events), reason instanceof Error ? reason.message : "cancelled");
+  };
+
+  try {
+    if (state.openTurn) {
+      const closed = await runTools(state.openTurn, [], { deps, toolsByName, record, run, workdir: task.workdir });
+      state.messages.push(closed);
+    }
+    for (;;) {
+      if (run.aborted) return await stopFor(run.reason);
+      const over = overBudget(state, task);
+      if (over) return await finish("failed", lastText(events), over);
+
+      if (state.lastInputTokens > deps.compaction.threshold * deps.compaction.contextWindow) {
+        const checkpoint = await compact(state, events, { deps, system, apiTools, signal: run, record });
+        if (checkpoint) {
+          system = buildSystem(await deps.loadPrefix()); // identity and memory are read again after a compaction
+          state = rebuild(events);
+        }
+      }
+
+      const reply = await deps.model.complete(
+        { system, tools: apiTools, messages: withConversationCache(state.messages) },
+        { signal: run, onRetry: (notice) => void record({ type: "model_retry", at: clock.now(), attempt: notice.attempt, delay_ms: notice.delayMs, reason: notice.reason }) },
+      );
+      const cost = costOf(reply.usage, reply.model, deps.prices);
+      const response: EventOf<"model_response"> = {
+        type: "model_response",
+        at: clock.now(),
+        turn: state.turns + 1,
+        model: reply.model,
+        content: reply.content,
+        stop_reason: reply.stopReason,
+        usage: reply.usage,
+        cost_usd: cost.usd,
+        latency_ms: reply.latencyMs,
+        request_bytes: reply.requestBytes,
+      };
+      const notes: SessionEvent[] = cost.priced ? [] : [{ type: "warning", at: clock.now(), message: `no price for model ${reply.model} in config \`prices\`; its cost is counted as 0` }];
+      state.messages.push({ role: "assistant", content: reply.content } as MessageParam);
+      const uses = reply.content.filter((block): block is ToolUse => block.type === "tool_use");
+      if (uses.length === 0) {
+        await record(response, ...notes, ...budgetWarnings(state, task, clock.now(), cost.usd));
+        const cut = reply.stopReason === "max_tokens" ? "\n\n[the answer was cut off at the output limit]" : "";
+        return await finish("done", textOf(response) + cut);
+      }
+      const turn: OpenTurn = { uses, started: new Set(), ends: new Map() };
+      const head = [response, ...notes, ...budgetWarnings(state, task, clock.now(), cost.usd)];
+      const truncated = reply.stopReason === "max_tokens";
+      state.messages.push(await runTools(turn, head, { deps, toolsByName, record, run, workdir: task.workdir, truncated }));
+    }
+  } catch (error) {
+    if (run.aborted) return await stopFor(run.reason);
+    if (error instanceof Error && error.name === "ModelError") return await finish("failed", lastText(events), `model request failed: ${error.message}`);
+    throw error;
+  } finally {
+    cancelTimer();
+  }
+}
+
+interface ToolRun {
+  deps: SessionDeps;
+  toolsByName: Map<string, Tool>;
+  record(...events: SessionEvent[]): Promise<void>;
+  run: AbortSignal;
+  workdir: string;
+  truncated?: boolean;
+}
+
+/**
+ * Runs a turn's tool calls in order and returns the message with their results. Each start is
+ * durable before the tool runs (batched with the previous end); a started call with no end is
+ * reported as interrupted and never run again. On abort, calls not yet started stay unstarted.
+ */
+async function runTools(turn: OpenTurn, head: SessionEvent[], context: ToolRun): Promise<MessageParam> {
+  const { deps, record, run } = context;
+  let carry = head;
+  for (const use of turn.uses) {
+    if (turn.ends.has(use.id)) continue;
+    if (turn.started.has(use.id)) {
+      const end: EventOf<"tool_end"> = { type: "tool_end", at: deps.clock.now(), id: use.id, name: use.name, output: INTERRUPTED_NOTE, is_error: true, duration_ms: 0, interrupted: true };
+      await record(...carry, end);
+      carry = [];
+      turn.ends.set(use.id, end);
+      continue;
+    }
+    if (run.aborted) break;
+    const started = deps.clock.now();
+    await record(...carry, { type: "tool_start", at: started, id: use.id, name: use.name, input: use.input });
+    carry = [];
+    const { output, isError } = await execute(use, context);
+    const end: EventOf<"tool_end"> = { type: "tool_end", at: deps.clock.now(), id: use.id, name: use.name, output, is_error: isError, duration_ms: deps.clock.now() - started };
+    carry = [end];
+    turn.ends.set(use.id, end);
+  }
+  if (carry.length) await record(...carry);
+  if (run.aborted) throw run.reason;
+  return { role: "user", content: turn.uses.map((use) => toResult(turn.ends.get(use.id)!)) };
+}
+
+async function execute(use: ToolUse, { toolsByName, run, workdir, truncated }: ToolRun): Promise<{ output: string; isError: boolean }> {
+  if (truncated) return { output: "Not run: your output was cut off at the output-token limit, so this call may be incomplete. Send it again in smaller pieces.", isError: true };
+  const tool = toolsByName.get(use.name);
+  if (!tool) return { output: `There is no tool named ${use.name}. Available: ${[...toolsByName.keys()].join(", ")}.`, isError: true };
+  const parsed = tool.schema.safeParse(use.input);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    return { output: `Invalid input for ${use.name}: ${issue.path.join(".") || "input"}: ${issue.message}`, isError: true };
+  }
+  try {
+    return { output: await tool.execute(parsed.data, { workdir, signal: run }), isError: false };
+  } catch (error) {
+    if (error instanceof ToolError || error instanceof PermissionDenied) return { output: error.message, isError: true };
+    const err = error as NodeJS.ErrnoException;
+    return { output: `${use.name} failed: ${err.code ?? err.name}: ${err.message}`, isError: true };
+  }
+}
+
+function overBudget(state: SessionState, task: TaskSpec): string | undefined {
+  if (state.turns >= task.budget.max_turns) return `used all ${task.budget.max_turns} turns (budget.max_turns)`;
+  if (state.costUsd >= task.budget.max_usd) return `spent $${state.costUsd.toFixed(2)} of the $${task.budget.max_usd.toFixed(2)} budget (budget.max_usd)`;
+  return undefined;
+}
+
+/** Budget warnings to record once each when a limit passes 80%, counting a response not yet applied. */
+function budgetWarnings(state: SessionState, task: TaskSpec, now: number, responseUsd: number): SessionEvent[] {
+  const used: Record<BudgetKind, [number, number]> = {
+    turns: [state.turns + 1, task.budget.max_turns],
+    usd: [state.costUsd + responseUsd, task.budget.max_usd],
+    time: [state.activeMs + (now - state.lastEventAt), task.budget.timeout_ms],
+  };
+  return (Object.keys(used) as BudgetKind[])
+    .filter((kind) => !state.warned.has(kind) && used[kind][0] >= 0.8 * used[kind][1])
+    .map((kind) => ({ type: "budget_warning", at: now, kind, used: used[kind][0], limit: used[kind][1] }));
+}
+
+function textOf(event: EventOf<"model_response">): string {
+  return event.content.flatMap((block) => (block.type === "text" ? [block.text] : [])).join("\n").trim();
+}
+
+function lastText(events: SessionEvent[]): string {
+  for (let index = events.length - 1; index >= 0; index--) {
+    const event = events[index]!;
+    if (event.type === "model_response" && textOf(event)) return textOf(event);
+  }
+  return "";
+}
+
+function resultOf(end: EventOf<"session_end">): SessionResult {
+  return { status: end.status, answer: end.answer, ...(end.reason ? { reason: end.reason } : {}), turns: end.turns, costUsd: end.cost_usd };
+}
+
+function formatMs(ms: number): string {
+  return ms >= 3_600_000 ? `${ms / 3_600_000}h` : ms >= 60_000 ? `${ms / 60_000}m` : `${ms / 1000}s`;
+}

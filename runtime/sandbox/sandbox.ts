@@ -1,0 +1,43 @@
+/** What every sandbox implementation offers the `bash` tool. */
+
+export interface RunOptions {
+  /** Absolute, real path; the only place the command may write. */
+  cwd: string;
+  /** Extra writable paths besides `cwd` (absolute, real). */
+  writable?: string[];
+  /** Kill the command after this long. */
+  timeoutMs: number;
+  /** Keep at most this many bytes of combined output; the rest is dropped and reported. */
+  maxOutputBytes: number;
+  /** Aborting kills the whole process group. */
+  signal?: AbortSignal;
+}
+
+export interface RunResult {
+  /** Exit code, or null when killed by a signal. */
+  exitCode: number | null;
+  /** stdout and stderr interleaved as they arrived, capped at `maxOutputBytes`. */
+  output: string;
+  /** Bytes dropped beyond the cap (0 when nothing was dropped). */
+  droppedBytes: number;
+  timedOut: boolean;
+  /** True when `signal` aborted the command. */
+  aborted: boolean;
+  durationMs: number;
+}
+
+export interface SandboxProbe {
+  ok: boolean;
+  /** Name of the implementation, for doctor and traces. */
+  kind: string;
+  /** When not ok: what is missing and how to fix it, in one or two sentences. */
+  problem?: string;
+}
+
+export interface Sandbox {
+  readonly kind: string;
+  /** Checks that commands can run here. Cheap enough to call at start and in `doctor`. */
+  probe(): Promise<SandboxProbe>;
+  /** Runs `command` with `bash -c`. Must not throw for a failing command; throws SandboxUnavailable when it cannot run at all. */
+  run(command: string, options: RunOptions): Promise<RunResult>;
+}

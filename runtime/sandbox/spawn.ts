@@ -1,0 +1,233 @@
+/**
+ * Spawns one command and captures its output under a time limit, an output cap and an abort
+ * signal. Shared by every Sandbox implementation: they differ only in the argv they build.
+ */
+
+import { spawn } from "node:child_process";
+import { performance } from "node:perf_hooks";
+import { StringDecoder } from "node:string_decoder";
+import type { Readable } from "node:stream";
+import type { RunResult } from "./sandbox.ts";
+
+export interface CaptureOptions {
+  /** The complete environment of the spawned process (already scrubbed). */
+  env: Record<string, string>;
+  /** Working directory of the spawned process itself. */
+  cwd: string;
+  timeoutMs: number;
+  maxOutputBytes: number;
+  signal?: AbortSignal | undefined;
+}
+
+/**
+ * `bash` arguments that run `command` with stderr sent into stdout, so both arrive through one pipe
+ * in the order they were written (two pipes read by Node would interleave arbitrarily).
+ */
+export function bashArgs(command: string): string[] {
+  // Same line, so bash's "line N" in error messages still matches the command's own lines.
+  return ["-c", `exec 2>&1; ${command}`];
+}
+
+/** How long to wait for the pipes to close after the process exited before giving up on them. */
+const PIPE_DRAIN_MS = 250;
+
+/**
+ * Runs `file args` in its own process group and resolves when it has exited and its output has
+ * been collected. The whole group is SIGKILLed on timeout, on abort and after a normal exit, so no
+ * background child outlives the command (a child that called setsid itself escapes the group; the
+ * bwrap sandbox catches those through its pid namespace).
+ *
+ * Rejects only when the process could not be started (e.g. ENOENT for `file`).
+ */
+export function spawnCaptured(file: string, args: readonly string[], options: CaptureOptions): Promise<RunResult> {
+  const started = performance.now();
+  if (options.signal?.aborted) {
+    return Promise.resolve({ exitCode: null, output: "", droppedBytes: 0, timedOut: false, aborted: true, durationMs: 0 });
+  }
+  return new Promise((resolve, reject) => {
+    const child = spawn(file, args, {
+      cwd: options.cwd,
+      env: options.env,
+      stdio: ["ignore", "pipe", "pipe"],
+      // Own process group: `kill(-pid)` then reaches every process the command started.
+      detached: true,
+    });
+    const output = new OutputCollector(options.maxOutputBytes);
+    let timedOut = false;
+    let aborted = false;
+    let exitCode: number | null = null;
+    let exited = false;
+    let settled = false;
+    let openStreams = 2;
+    let drainTimer: NodeJS.Timeout | undefined;
+
+    const killGroup = (): void => {
+      if (child.pid === undefined) return;
+      try {
+        process.kill(-child.pid, "SIGKILL");
+      } catch {
+        // ESRCH: the group is already gone.
+      }
+    };
+    const timer = setTimeout(() => {
+      timedOut = true;
+      killGroup();
+    }, options.timeoutMs);
+    const onAbort = (): void => {
+      aborted = true;
+      killGroup();
+    };
+    options.signal?.addEventListener("abort", onAbort, { once: true });
+
+    const finish = (): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      clearTimeout(drainTimer);
+      options.signal?.removeEventListener("abort", onAbort);
+      const { text, droppedBytes } = output.finish();
+      resolve({
+        exitCode,
+        output: text,
+        droppedBytes,
+        timedOut,
+        aborted,
+        durationMs: performance.now() - started,
+      });
+    };
+    const onStreamDone = (): void => {
+      openStreams -= 1;
+      if (openStreams === 0 && exited) finish();
+    };
+    for (const stream of [child.stdout, child.stderr] as Readable[]) {
+      const decoder = new StringDecoder("utf8");
+      stream.on("data", (chunk: Buffer) => output.add(decoder, chunk));
+      stream.once("close", () => {
+        output.end(decoder);
+        onStreamDone();
+      });
+    }
+
+    child.once("error", (error) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      options.signal?.removeEventListener("abort", onAbort);
+      reject(error);
+    });
+    child.once("exit", (code) => {
+      exited = true;
+      exitCode = code;
+      clearTimeout(timer);
+      options.signal?.removeEventListener("abort", onAbort);
+      // Leftover background children would hold the pipes open and keep running: end them too.
+      killGroup();
+      if (openStreams === 0) return finish();
+      // A child that escaped the group may still hold the pipes; do not wait for it forever.
+      drainTimer = setTimeout(() => {
+        child.stdout?.destroy();
+        child.stderr?.destroy();
+        finish();
+      }, PIPE_DRAIN_MS);
+    });
+  });
+}
+
+/**
+ * Keeps the first `maxBytes` bytes of stdout and stderr in arrival order and counts the rest.
+ * Each stream has its own decoder, so a character split across chunks stays whole; the cut is
+ * moved back to a character boundary.
+ */
+class OutputCollector {
+  private readonly maxBytes: number;
+  private readonly parts: string[] = [];
+  private keptBytes = 0;
+  private droppedBytes = 0;
+
+  constructor(maxBytes: number) {
+    this.maxBytes = Math.max(0, maxBytes);
+  }
+
+  add(decoder: StringDecoder, chunk: Buffer): void {
+    const room = this.maxBytes - this.keptBytes;
+    if (room <= 0) {
+      this.droppedBytes += chunk.length;
+      return;
+    }
+    if (chunk.length <= room) {
+      this.keptBytes += chunk.length;
+      this.parts.push(decoder.write(chunk));
+      return;
+    }
+    const cut = utf8Boundary(chunk, room);
+    this.keptBytes = this.maxBytes; // nothing more is kept, even if the cut moved back
+    this.droppedBytes += chunk.length - cut;
+    this.parts.push(decoder.write(chunk.subarray(0, cut)));
+  }
+
+  /** Flushes a stream's decoder; an incomplete character left at a cut is dropped, not garbled. */
+  end(decoder: StringDecoder): void {
+    const rest = decoder.end();
+    if (rest !== "" && this.droppedBytes === 0) this.parts.push(rest);
+  }
+
+  finish(): { text: string; droppedBytes: number } {
+    return { text: this.parts.join(""), droppedBytes: this.droppedBytes };
+  }
+}
+
+/** The largest index <= `end` that does not fall inside a UTF-8 sequence starting in `buf`. */
+function utf8Boundary(buf: Buffer, end: number): number {
+  for (let i = end - 1; i >= 0 && i >= end - 4; i--) {
+    const byte = buf[i] as number;
+    if ((byte & 0xc0) === 0x80) continue; // continuation byte: keep looking for the lead byte
+    const length = byte < 0x80 ? 1 : byte >= 0xf0 ? 4 : byte >= 0xe0 ? 3 : 2;
+    return i + length > end ? i : end;
+  }
+  return end;
+}
+
+/** Variable names that are dropped whatever their value. */
+const SECRET_NAME_PATTERNS: readonly RegExp[] = [
+  /KEY/i,
+  /TOKEN/i,
+  /SECRET/i,
+  /PASSWORD/i,
+  /PASSWD/i,
+  /CREDENTIAL/i,
+  /AUTH/i,
+  /COOKIE/i,
+  /SESSION/i,
+  /^(ANTHROPIC|TELEGRAM|AWS|GH|GITHUB|NPM)_/i,
+];
+
+/** Values that are dropped whatever the variable is called. */
+const SECRET_VALUE_PATTERNS: readonly RegExp[] = [
+  /^sk-/, // Anthropic, OpenAI and similar API keys
+  /^\d+:[A-Za-z0-9_-]{30,}$/, // Telegram bot token
+  /^(gh[pousr]_|github_pat_)[A-Za-z0-9_]{20,}/, // GitHub tokens
+];
+
+/** Used when the given environment has no PATH, so `bash -c` still finds the usual tools. */
+const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/**
+ * A copy of `env` without anything that looks like a secret, by name or by value.
+ * `extraNamePatterns` (case-insensitive regular expressions) are added to the defaults; they can
+ * never remove one. Throws SyntaxError for an invalid pattern.
+ */
+export function scrubEnv(
+  env: Readonly<Record<string, string | undefined>>,
+  extraNamePatterns: readonly string[] = [],
+): Record<string, string> {
+  const namePatterns = [...SECRET_NAME_PATTERNS, ...extraNamePatterns.map((p) => new RegExp(p, "i"))];
+  const clean: Record<string, string> = {};
+  for (const [name, value] of Object.entries(env)) {
+    if (value === undefined) continue;
+    if (namePatterns.some((p) => p.test(name))) continue;
+    if (SECRET_VALUE_PATTERNS.some((p) => p.test(value))) continue;
+    clean[name] = value;
+  }
+  clean.PATH ??= DEFAULT_PATH;
+  return clean;
+}

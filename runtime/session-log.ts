@@ -1,0 +1,87 @@
+import { mkdirSync } from "node:fs";
+import { open, readFile, type FileHandle } from "node:fs/promises";
+import { dirname } from "node:path";
+import type { SessionEvent } from "./events.ts";
+
+export const LOG_FORMAT = "nightshift-session";
+export const LOG_VERSION = 1;
+
+/**
+ * The durable record of one session: append-only JSONL, the first line a versioned header. The loop
+ * holds no state it cannot rebuild from here, so another store can replace this one later.
+ */
+export interface SessionLog {
+  readonly id: string;
+  /** Appends the events as one write and flushes them to disk before resolving. */
+  append(...events: SessionEvent[]): Promise<void>;
+  /** Every event after the header, in order. */
+  read(): Promise<SessionEvent[]>;
+  close(): Promise<void>;
+}
+
+export class SessionLogError extends Error {
+  override name = "SessionLogError";
+}
+
+interface Header {
+  format: typeof LOG_FORMAT;
+  version: number;
+  id: string;
+  created: string;
+}
+
+/** Opens (creating if needed) the log at `path`. `sync: false` skips fdatasync, for benchmarks only. */
+export async function openSessionLog(path: string, id: string, options: { sync?: boolean; now?: () => number } = {}): Promise<SessionLog> {
+  mkdirSync(dirname(path), { recursive: true });
+  const sync = options.sync ?? true;
+  const handle: FileHandle = await open(path, "a+");
+  const { size } = await handle.stat();
+  if (size === 0) {
+    const header: Header = { format: LOG_FORMAT, version: LOG_VERSION, id, created: new Date(options.now?.() ?? Date.now()).toISOString() };
+    await handle.write(JSON.stringify(header) + "\n");
+    if (sync) await handle.datasync();
+  }
+  let queue = Promise.resolve();
+  return {
+    id,
+    append(...events) {
+      const text = events.map((event) => JSON.stringify(event)).join("\n") + "\n";
+      // Appends are serialized so concurrent callers can never interleave partial lines.
+      queue = queue.then(async () => {
+        await handle.write(text);
+        if (sync) await handle.datasync();
+      });
+      return queue;
+    },
+    read: () => readSessionLog(path),
+    async close() {
+      await queue.catch(() => {});
+      await handle.close();
+    },
+  };
+}
+
+/** Reads a log file. A torn last line (the process died mid-write) is dropped; other damage throws. */
+export async function readSessionLog(path: string): Promise<SessionEvent[]> {
+  const text = await readFile(path, "utf8");
+  const lines = text.split("\n");
+  const complete = text.endsWith("\n");
+  if (!complete) lines.pop(); // torn final write: it never reached the log
+  else lines.pop(); // trailing empty string
+  const [headerLine, ...rest] = lines;
+  if (!headerLine) throw new SessionLogError(`${path}: empty session log (no header line)`);
+  const header = parseLine(path, headerLine, 1) as Partial<Header>;
+  if (header.format !== LOG_FORMAT) throw new SessionLogError(`${path}: not a Nightshift session log (first line has no "format":"${LOG_FORMAT}")`);
+  if (header.version !== LOG_VERSION) {
+    throw new SessionLogError(`${path}: session log version ${header.version} is not supported by this Nightshift (reads version ${LOG_VERSION}); upgrade Nightshift`);
+  }
+  return rest.map((line, index) => parseLine(path, line, index + 2) as SessionEvent);
+}
+
+function parseLine(path: string, line: string, number: number): unknown {
+  try {
+    return JSON.parse(line);
+  } catch {
+    throw new SessionLogError(`${path}:${number}: damaged line in session log; move the file aside to start over`);
+  }
+}

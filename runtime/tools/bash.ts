@@ -1,0 +1,38 @@
+import { z } from "zod";
+import type { Sandbox } from "../sandbox/sandbox.ts";
+import { defineTool, ToolError } from "./tool.ts";
+
+export interface BashToolOptions {
+  timeoutMs: number;
+  maxOutputBytes: number;
+}
+
+export function createBashTool(sandbox: Sandbox, options: BashToolOptions) {
+  const limit = Math.round(options.timeoutMs / 1000);
+  return defineTool({
+    name: "bash",
+    description: `Run a shell command in a sandbox: it can write only in the working directory and has no network. Time limit ${limit} s; long output is cut, so filter it (grep, head, tail).`,
+    schema: z.object({
+      command: z.string().min(1),
+      timeout_seconds: z.number().int().min(1).max(limit).optional(),
+    }),
+    async execute({ command, timeout_seconds }, { workdir, signal }) {
+      const probe = await sandbox.probe();
+      if (!probe.ok) throw new ToolError(`bash is unavailable: ${probe.problem}`);
+      const result = await sandbox.run(command, {
+        cwd: workdir,
+        timeoutMs: timeout_seconds ? timeout_seconds * 1000 : options.timeoutMs,
+        maxOutputBytes: options.maxOutputBytes,
+        signal,
+      });
+      const notes: string[] = [];
+      if (result.droppedBytes > 0) notes.push(`[output cut: ${result.droppedBytes} more bytes dropped; filter the output with grep, head or tail]`);
+      if (result.timedOut) notes.push(`[killed: the command ran past its time limit]`);
+      if (result.aborted) notes.push(`[killed: the task was cancelled]`);
+      const status = result.exitCode === null ? "killed" : `exit code ${result.exitCode}`;
+      const body = [result.output.trimEnd() || "(no output)", ...notes, status].join("\n");
+      if (result.exitCode !== 0) throw new ToolError(body);
+      return body;
+    },
+  });
+}

@@ -1,0 +1,22 @@
+import { mkdir, writeFile } from "node:fs/promises";
+import { dirname } from "node:path";
+import { z } from "zod";
+import { display, resolveInside } from "./paths.ts";
+import { defineTool } from "./tool.ts";
+
+export function createWriteFileTool() {
+  return defineTool({
+    name: "write_file",
+    description: "Create or overwrite a file in the working directory (parent folders are created). Prefer edit_file to change part of a file.",
+    schema: z.object({
+      path: z.string().describe("Relative to the working directory"),
+      content: z.string(),
+    }),
+    async execute({ path, content }, { workdir }) {
+      const real = resolveInside(workdir, path);
+      await mkdir(dirname(real), { recursive: true });
+      await writeFile(real, content);
+      return `wrote ${Buffer.byteLength(content)} bytes to ${display(workdir, real)}`;
+    },
+  });
+}

@@ -1,0 +1,74 @@
+import { isMap, isSeq, LineCounter, parseDocument, type Node } from "yaml";
+import type { z } from "zod";
+
+/** YAML text parsed for validation: the plain value, and the line where any path in it sits. */
+export interface ParsedYaml {
+  value: unknown;
+  /** 1-based line of the node at `path`, or of its nearest existing parent. */
+  lineOf(path: readonly PropertyKey[]): number | undefined;
+}
+
+export class YamlSyntaxError extends Error {
+  override name = "YamlSyntaxError";
+  readonly line: number | undefined;
+  constructor(message: string, line: number | undefined) {
+    super(message);
+    this.line = line;
+  }
+}
+
+/** Parses YAML, throwing YamlSyntaxError (first error, with its line) for broken syntax. */
+export function parseYaml(text: string, lineOffset = 0): ParsedYaml {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, uniqueKeys: true, prettyErrors: true });
+  const first = doc.errors[0];
+  if (first) {
+    const line = first.linePos?.[0]?.line;
+    throw new YamlSyntaxError((first.message.split("\n")[0] ?? "invalid YAML").replace(/ at line \d+, column \d+:?$/, ""), line === undefined ? undefined : line + lineOffset);
+  }
+  return {
+    value: doc.toJS(),
+    lineOf(path) {
+      let node: unknown = doc.contents;
+      let line = node ? lineFromNode(node as Node, lineCounter) : undefined;
+      for (const key of path) {
+        if (isMap(node)) {
+          const pair = node.items.find((item) => (item.key as { value?: unknown } | null)?.value === key);
+          if (!pair) break;
+          line = lineFromNode(pair.key as Node, lineCounter) ?? line;
+          node = pair.value;
+        } else if (isSeq(node) && typeof key === "number") {
+          node = node.items[key];
+          if (!node) break;
+          line = lineFromNode(node as Node, lineCounter) ?? line;
+        } else break;
+      }
+      return line === undefined ? undefined : line + lineOffset;
+    },
+  };
+}
+
+function lineFromNode(node: Node, lineCounter: LineCounter): number | undefined {
+  const start = node?.range?.[0];
+  return start === undefined ? undefined : lineCounter.linePos(start).line;
+}
+
+/** One readable sentence for the first zod issue: `field: problem`. */
+export function describeIssue(issue: z.core.$ZodIssue): { field: string; message: string; path: PropertyKey[] } {
+  const path = issue.code === "unrecognized_keys" ? [...issue.path, issue.keys[0]!] : [...issue.path];
+  const field = issue.path.map(String).join(".") || "(top level)";
+  if (issue.code === "invalid_type" && issue.message.endsWith("received undefined")) {
+    return { field, path, message: `is missing (expected ${issue.expected})` };
+  }
+  if (issue.code === "unrecognized_keys") {
+    const keys = issue.keys.join(", ");
+    const where = issue.path.length ? issue.path.join(".") + "." : "";
+    return { field: where + issue.keys[0], path, message: `unknown key${issue.keys.length > 1 ? "s" : ""} ${keys}` };
+  }
+  return { field, path, message: issue.message };
+}
+
+/** Unknown keys first: a misspelt key also makes the real one look missing. */
+export function firstIssue(issues: readonly z.core.$ZodIssue[]): z.core.$ZodIssue {
+  return issues.find((issue) => issue.code === "unrecognized_keys") ?? issues[0]!;
+}

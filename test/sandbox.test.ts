@@ -1,0 +1,287 @@
+import assert from "node:assert/strict";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import { homedir, tmpdir } from "node:os";
+import { join } from "node:path";
+import { setTimeout as delay } from "node:timers/promises";
+import { after, before, describe, test } from "node:test";
+import { SandboxUnavailable } from "../runtime/errors.ts";
+import { createBwrapSandbox, createUnsandboxed, scrubEnv } from "../runtime/sandbox/index.ts";
+import type { RunOptions, Sandbox } from "../runtime/sandbox/index.ts";
+
+const tempDirs: string[] = [];
+function tempDir(prefix = "nightshift-sandbox-"): string {
+  const dir = realpathSync(mkdtempSync(join(tmpdir(), prefix)));
+  tempDirs.push(dir);
+  return dir;
+}
+after(() => {
+  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
+});
+
+const baseEnv = { PATH: process.env.PATH, LANG: "C.UTF-8", HOME: homedir() };
+function limits(cwd: string, extra: Partial<RunOptions> = {}): RunOptions {
+  return { cwd, timeoutMs: 10_000, maxOutputBytes: 64 * 1024, ...extra };
+}
+
+/** Processes whose command line mentions `needle` (zombies have an empty cmdline and do not count). */
+function processesMentioning(needle: string): string[] {
+  const found: string[] = [];
+  for (const pid of readdirSync("/proc").filter((name) => /^\d+$/.test(name))) {
+    try {
+      const cmdline = readFileSync(`/proc/${pid}/cmdline`, "utf8").replaceAll("\0", " ");
+      if (cmdline.includes(needle)) found.push(`${pid}: ${cmdline}`);
+    } catch {
+      // The process ended while we looked.
+    }
+  }
+  return found;
+}
+
+describe("bwrap sandbox", () => {
+  const sandbox = createBwrapSandbox({ env: baseEnv });
+  let cwd: string;
+  before(async () => {
+    cwd = tempDir();
+    const probe = await sandbox.probe();
+    assert.equal(probe.ok, true, `bubblewrap must work on this machine: ${probe.problem}`);
+  });
+
+  test("runs a command and returns its interleaved output and exit code", async () => {
+    const result = await sandbox.run("echo out; echo err >&2; pwd; exit 3", limits(cwd));
+    assert.equal(result.exitCode, 3);
+    assert.equal(result.output, `out\nerr\n${cwd}\n`);
+    assert.equal(result.droppedBytes, 0);
+    assert.equal(result.timedOut, false);
+    assert.equal(result.aborted, false);
+  });
+
+  test("returns a failing command's exit code without throwing", async () => {
+    const result = await sandbox.run("no-such-command-xyz", limits(cwd));
+    assert.equal(result.exitCode, 127);
+    assert.match(result.output, /command not found/);
+  });
+
+  test("a write inside cwd succeeds and is visible outside", async () => {
+    const result = await sandbox.run("mkdir -p sub && echo hello > sub/file.txt", limits(cwd));
+    assert.equal(result.exitCode, 0, result.output);
+    assert.equal(readFileSync(join(cwd, "sub/file.txt"), "utf8"), "hello\n");
+  });
+
+  test("extra writable paths accept writes too", async () => {
+    const extra = tempDir();
+    const result = await sandbox.run(`echo shared > ${extra}/out.txt`, limits(cwd, { writable: [extra] }));
+    assert.equal(result.exitCode, 0, result.output);
+    assert.equal(readFileSync(join(extra, "out.txt"), "utf8"), "shared\n");
+  });
+
+  test("a write into another temp dir fails and leaves nothing there", async () => {
+    const other = tempDir();
+    const result = await sandbox.run(`echo leak > ${other}/leak.txt`, limits(cwd));
+    assert.notEqual(result.exitCode, 0);
+    assert.equal(existsSync(join(other, "leak.txt")), false);
+  });
+
+  test("a write into $HOME fails", async () => {
+    const name = `nightshift-sandbox-probe-${process.pid}`;
+    const target = join(homedir(), name);
+    try {
+      const result = await sandbox.run(`echo leak > "$HOME/${name}"`, limits(cwd));
+      assert.notEqual(result.exitCode, 0);
+      assert.equal(existsSync(target), false);
+    } finally {
+      rmSync(target, { force: true });
+    }
+  });
+
+  test("the system outside cwd is read-only even for root", async () => {
+    const result = await sandbox.run("touch /etc/nightshift-probe || mount -o remount,rw / || echo denied", limits(cwd));
+    assert.match(result.output, /Read-only file system/);
+    assert.match(result.output, /denied$/m);
+    assert.equal(existsSync("/etc/nightshift-probe"), false);
+  });
+
+  test("hidden paths are empty inside the sandbox, and missing ones are skipped", async () => {
+    const home = tempDir("nightshift-home-");
+    mkdirSync(join(home, ".ssh"));
+    writeFileSync(join(home, ".ssh/id_rsa"), "FAKE PRIVATE KEY\n");
+    writeFileSync(join(home, ".env"), "API=1\n");
+    const read = `cat ${home}/.ssh/id_rsa; cat ${home}/.env; echo "ssh holds: $(ls -A ${home}/.ssh)"`;
+    const open = await createBwrapSandbox({ env: baseEnv }).run(read, limits(home));
+    assert.match(open.output, /FAKE PRIVATE KEY/, "control: without hiding the files are readable");
+
+    const hiding = createBwrapSandbox({
+      env: baseEnv,
+      readOnlyHidden: [join(home, ".ssh"), join(home, ".env"), join(home, ".aws")],
+    });
+    const hidden = await hiding.run(read, limits(home));
+    assert.doesNotMatch(hidden.output, /FAKE PRIVATE KEY|API=1/);
+    assert.match(hidden.output, /id_rsa: No such file or directory/);
+    assert.match(hidden.output, /\.env: Permission denied/);
+    assert.match(hidden.output, /^ssh holds: $/m);
+    const write = await hiding.run(`echo x > ${home}/.ssh/authorized_keys`, limits(home));
+    assert.notEqual(write.exitCode, 0);
+    assert.equal(existsSync(join(home, ".ssh/authorized_keys")), false);
+  });
+
+  test("a hidden directory stays hidden when cwd lies inside it", async () => {
+    const secret = tempDir("nightshift-secret-");
+    writeFileSync(join(secret, "token.txt"), "FAKE TOKEN\n");
+    mkdirSync(join(secret, "work"));
+    const hiding = createBwrapSandbox({ env: baseEnv, readOnlyHidden: [secret] });
+    const result = await hiding.run("cat ../token.txt; echo ok > here.txt", limits(join(secret, "work")));
+    assert.doesNotMatch(result.output, /FAKE TOKEN/);
+    assert.equal(readFileSync(join(secret, "work/here.txt"), "utf8"), "ok\n");
+  });
+
+  test("cannot reach a server on the host's 127.0.0.1", async () => {
+    const server = createServer((_request, response) => response.end("reachable"));
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    try {
+      const { port } = server.address() as AddressInfo;
+      const fetch = `exec 3<>/dev/tcp/127.0.0.1/${port} && printf 'GET / HTTP/1.0\\r\\n\\r\\n' >&3 && cat <&3`;
+      const control = await createUnsandboxed({ env: baseEnv }).run(fetch, limits(cwd));
+      assert.match(control.output, /reachable/, "control: the server answers outside the sandbox");
+      const inside = await sandbox.run(fetch, limits(cwd));
+      assert.notEqual(inside.exitCode, 0);
+      assert.doesNotMatch(inside.output, /reachable/);
+      assert.match(inside.output, /Connection refused|Network is unreachable/);
+    } finally {
+      server.close();
+    }
+  });
+
+  test("probe fails with an install hint for a missing binary, and run then throws SandboxUnavailable", async () => {
+    const missing = createBwrapSandbox({ env: baseEnv, bwrapPath: "/nonexistent/bin/bwrap" });
+    const probe = await missing.probe();
+    assert.equal(probe.ok, false);
+    assert.equal(probe.kind, "bwrap");
+    assert.match(probe.problem ?? "", /bubblewrap is not installed/);
+    assert.match(probe.problem ?? "", /apt-get install bubblewrap/);
+    assert.equal(await missing.probe(), probe, "the probe result is cached");
+    await assert.rejects(missing.run("true", limits(cwd)), (error: unknown) => {
+      assert.ok(error instanceof SandboxUnavailable);
+      assert.equal(error.message, probe.problem);
+      return true;
+    });
+  });
+
+  test("probe reports bwrap's own complaint when namespaces cannot be created", async () => {
+    const fake = join(tempDir(), "bwrap");
+    writeFileSync(fake, "#!/bin/sh\necho 'bwrap: No permissions to create new namespace' >&2\nexit 1\n");
+    chmodSync(fake, 0o755);
+    const probe = await createBwrapSandbox({ env: baseEnv, bwrapPath: fake }).probe();
+    assert.equal(probe.ok, false);
+    assert.match(probe.problem ?? "", /cannot create namespaces here: bwrap: No permissions to create new namespace/);
+    assert.match(probe.problem ?? "", /unprivileged_userns_clone=1/);
+  });
+});
+
+// The behaviour both implementations share through one spawn helper. Concurrent, so the two
+// real waits of the timeout tests overlap.
+describe("limits, abort and environment", { concurrency: true }, () => {
+  for (const [kind, make] of [
+    ["bwrap", createBwrapSandbox],
+    ["unsandboxed", createUnsandboxed],
+  ] as const) {
+    describe(kind, { concurrency: true }, () => {
+      let cwd: string;
+      before(() => {
+        cwd = tempDir();
+      });
+      const secretEnv = {
+        ...baseEnv,
+        ANTHROPIC_API_KEY: "sk-ant-api03-fake",
+        TELEGRAM_BOT_TOKEN: "123456789:AAFakeFakeFakeFakeFakeFakeFakeFake12",
+        INNOCENT_LOOKING: "sk-proj-fake-value",
+        CHAT_ID: "987654321:AAAnotherFakeTelegramBotTokenValue1",
+        MY_SETTING: "kept",
+      };
+
+      test("the command sees no secrets but keeps PATH and HOME", async () => {
+        const sandbox: Sandbox = make({ env: secretEnv });
+        const result = await sandbox.run("env", limits(cwd));
+        assert.equal(result.exitCode, 0, result.output);
+        assert.doesNotMatch(result.output, /ANTHROPIC|TELEGRAM|sk-|AAFake|AAAnother/);
+        const lines = result.output.split("\n");
+        assert.ok(lines.includes(`PATH=${process.env.PATH}`), result.output);
+        assert.ok(lines.includes(`HOME=${homedir()}`), result.output);
+        assert.ok(lines.includes("MY_SETTING=kept"), result.output);
+      });
+
+      test("a timeout kills the command and its background children", async () => {
+        const marker = join(cwd, `marker-${kind}`);
+        const started = Date.now();
+        const result = await make({ env: baseEnv }).run(`(sleep 1.5; touch ${marker}) & sleep 30`, limits(cwd, { timeoutMs: 300 }));
+        assert.equal(result.timedOut, true);
+        assert.equal(result.aborted, false);
+        assert.equal(result.exitCode, null);
+        assert.deepEqual(processesMentioning(marker), []);
+        await delay(Math.max(0, started + 2000 - Date.now()));
+        assert.equal(existsSync(marker), false, "the backgrounded child must have died with the command");
+      });
+
+      test("aborting the signal kills the command", async () => {
+        const controller = new AbortController();
+        const running = make({ env: baseEnv }).run("sleep 30", limits(cwd, { signal: controller.signal }));
+        setTimeout(() => controller.abort(), 50);
+        const result = await running;
+        assert.equal(result.aborted, true);
+        assert.equal(result.timedOut, false);
+        assert.equal(result.exitCode, null);
+      });
+
+      test("an already aborted signal runs nothing", async () => {
+        const result = await make({ env: baseEnv }).run(`touch ${cwd}/ran`, limits(cwd, { signal: AbortSignal.abort() }));
+        assert.equal(result.aborted, true);
+        assert.equal(existsSync(join(cwd, "ran")), false);
+      });
+
+      test("output beyond the cap is dropped and counted while the command runs to the end", async () => {
+        const result = await make({ env: baseEnv }).run(
+          "head -c 300000 /dev/zero | tr '\\0' a; head -c 100000 /dev/zero | tr '\\0' b >&2; exit 7",
+          limits(cwd, { maxOutputBytes: 1000 }),
+        );
+        assert.equal(result.exitCode, 7);
+        assert.equal(result.output, "a".repeat(1000));
+        assert.equal(result.droppedBytes, 399_000);
+      });
+
+      test("the cap never splits a UTF-8 character", async () => {
+        const result = await make({ env: baseEnv }).run("printf 'é%.0s' $(seq 10)", limits(cwd, { maxOutputBytes: 5 }));
+        assert.equal(result.output, "éé");
+        assert.equal(result.droppedBytes, 16);
+      });
+    });
+  }
+});
+
+describe("scrubEnv", () => {
+  test("drops secret names and secret-looking values, keeps the rest", () => {
+    const clean = scrubEnv({
+      PATH: "/usr/bin",
+      HOME: "/home/me",
+      LANG: "C.UTF-8",
+      TERM: "xterm",
+      OPENAI_API_KEY: "x",
+      GITHUB_TOKEN: "x",
+      DB_PASSWORD: "x",
+      AWS_REGION: "eu-west-1",
+      SSH_AUTH_SOCK: "/run/agent",
+      NPM_CONFIG_CACHE: "/tmp",
+      LOOKS_FINE: "sk-live-123",
+      BOT: "123456:ABCdefGHIjklMNOpqrSTUvwxYZ0123456789",
+      UNSET: undefined,
+    });
+    assert.deepEqual(clean, { PATH: "/usr/bin", HOME: "/home/me", LANG: "C.UTF-8", TERM: "xterm" });
+  });
+
+  test("extra patterns add to the defaults and a missing PATH gets a default", () => {
+    const clean = scrubEnv({ INTERNAL_URL: "http://x", API_KEY: "x", OTHER: "y" }, ["^INTERNAL_"]);
+    assert.equal(clean.OTHER, "y");
+    assert.equal("INTERNAL_URL" in clean, false);
+    assert.equal("API_KEY" in clean, false);
+    assert.match(clean.PATH ?? "", /\/usr\/bin/);
+  });
+});
