@@ -1,0 +1,94 @@
+import Anthropic, { APIConnectionError, APIError } from "@anthropic-ai/sdk";
+import { spawnSync } from "node:child_process";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import type { LoadedConfig, Sandbox } from "../runtime/index.ts";
+import { FOLDERS } from "./init.ts";
+
+export interface Check {
+  ok: boolean;
+  /** "warn" is shown but does not fail doctor. */
+  level?: "warn";
+  label: string;
+  fix?: string;
+}
+
+export interface DoctorInput {
+  loaded: LoadedConfig;
+  sandbox: Sandbox;
+  nodeVersion: string;
+  /** Milliseconds per endpoint check. */
+  timeoutMs?: number;
+}
+
+/** Every check, each with a fix when it fails. Never throws. */
+export async function runDoctor({ loaded, sandbox, nodeVersion, timeoutMs = 5000 }: DoctorInput): Promise<Check[]> {
+  const checks: Check[] = [checkNode(nodeVersion), ...checkFolders(loaded.home)];
+  const probe = await sandbox.probe();
+  if (loaded.config.sandbox.mode === "off") {
+    checks.push({ ok: false, level: "warn", label: "SANDBOX IS OFF: commands the model chooses run unconfined on this machine", fix: "set `sandbox: { mode: bwrap }` in config.yaml" });
+  } else {
+    checks.push(probe.ok ? { ok: true, label: `sandbox works (${probe.kind})` } : { ok: false, label: `sandbox unavailable: bash will be refused`, fix: probe.problem ?? "install bubblewrap" });
+  }
+  checks.push(checkRipgrep());
+  checks.push(...(await checkEndpoints(loaded, timeoutMs)));
+  return checks;
+}
+
+function checkNode(version: string): Check {
+  const [major = 0, minor = 0] = version.replace(/^v/, "").split(".").map(Number);
+  if (major > 22 || (major === 22 && minor >= 12)) return { ok: true, label: `Node ${version}` };
+  return { ok: false, label: `Node ${version} is too old (Nightshift needs 22.12 or newer, 24 LTS recommended)`, fix: "run through npm (`npx nightshift …`), which uses the Node 24 installed with Nightshift, or install Node 24" };
+}
+
+function checkFolders(home: string): Check[] {
+  if (!existsSync(home)) return [{ ok: false, label: `${home} does not exist`, fix: "run `nightshift init`" }];
+  const missing = FOLDERS.filter((folder) => !existsSync(join(home, folder)));
+  const files = ["config.yaml", "IDENTITY.md"].filter((file) => !existsSync(join(home, file)));
+  if (missing.length || files.length) {
+    return [{ ok: false, label: `${home} lacks ${[...missing.map((f) => f + "/"), ...files].join(", ")}`, fix: "run `nightshift init` (it never overwrites what exists)" }];
+  }
+  return [{ ok: true, label: `home ${home}` }];
+}
+
+function checkRipgrep(): Check {
+  const result = spawnSync("rg", ["--version"], { encoding: "utf8" });
+  if (result.status === 0) return { ok: true, label: `ripgrep ${result.stdout.split("\n")[0]?.split(" ")[1] ?? ""}`.trim() };
+  return { ok: false, label: "ripgrep (rg) not found: search_files will not work", fix: "install it: `sudo apt-get install ripgrep` or `brew install ripgrep`" };
+}
+
+async function checkEndpoints(loaded: LoadedConfig, timeoutMs: number): Promise<Check[]> {
+  const seen = new Map<string, string[]>();
+  for (const role of Object.values(loaded.roles)) {
+    const key = `${role.baseURL ?? "https://api.anthropic.com"}|${role.apiKeyEnv}`;
+    seen.set(key, [...(seen.get(key) ?? []), role.role]);
+  }
+  return Promise.all(
+    [...seen].map(async ([key, roles]) => {
+      const [endpoint, keyEnv] = key.split("|") as [string, string];
+      const role = loaded.roles[roles[0] as "main"];
+      const who = `${roles.join(", ")} → ${endpoint}`;
+      const local = /^https?:\/\/(localhost|127\.|\[::1\])/.test(endpoint);
+      if (!role.apiKey && !local) return { ok: false, label: `${who}: ${keyEnv} is not set`, fix: `export ${keyEnv}=sk-… or add it to ${join(loaded.home, ".env")}` };
+      const client = new Anthropic({ apiKey: role.apiKey ?? "local", baseURL: role.baseURL ?? null, maxRetries: 0, timeout: timeoutMs });
+      try {
+        await client.models.list({ limit: 1 });
+        return { ok: true, label: `${who}: reachable, key accepted` };
+      } catch (error) {
+        if (error instanceof APIConnectionError) return { ok: false, label: `${who}: not reachable (${error.name === "APIConnectionTimeoutError" ? "timed out" : (error.cause as Error)?.message ?? error.message})`, fix: "check the network, or models.*.base_url in config.yaml" };
+        if (error instanceof APIError && error.status === 401) return { ok: false, label: `${who}: the key in ${keyEnv} was rejected`, fix: `set a valid key in ${keyEnv}` };
+        if (error instanceof APIError) return { ok: true, label: `${who}: reachable (answered ${error.status} to a model list)` };
+        return { ok: false, label: `${who}: ${(error as Error).message}` };
+      }
+    }),
+  );
+}
+
+export function formatChecks(checks: Check[]): string {
+  return checks
+    .map((check) => {
+      const mark = check.ok ? "✓" : check.level === "warn" ? "!" : "✗";
+      return `${mark} ${check.label}${check.fix && !check.ok ? `\n    fix: ${check.fix}` : ""}`;
+    })
+    .join("\n");
+}

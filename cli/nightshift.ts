@@ -1,0 +1,111 @@
+#!/usr/bin/env node
+// The composition root: parses the command line, wires config, runtime and memory together, and is
+// the only place that exits. User mistakes print one message and no stack.
+import { parseArgs } from "node:util";
+import {
+  configJsonSchema,
+  createSandbox,
+  isUserError,
+  loadConfig,
+  resolveHome,
+  Shutdown,
+  systemClock,
+} from "../runtime/index.ts";
+import { formatChecks, runDoctor } from "./doctor.ts";
+import { initHome } from "./init.ts";
+import { runCommand } from "./run.ts";
+import { UsageError } from "./usage.ts";
+
+const HELP = `nightshift: a personal agent runtime
+
+  nightshift init                  create NIGHTSHIFT_HOME (default ~/.nightshift) with defaults
+  nightshift run FILE|"PROMPT"     run one task in the foreground: progress on stderr, answer on stdout
+      --workdir DIR                  work in DIR instead of a fresh folder under workspace/
+      --resume ID                    continue session ID from its log
+      --quiet                        no progress lines
+  nightshift doctor                check Node, folders, sandbox, model endpoints; each problem with its fix
+  nightshift config schema         print the JSON Schema of config.yaml
+
+Environment: NIGHTSHIFT_HOME, ANTHROPIC_API_KEY, ANTHROPIC_BASE_URL (and NIGHTSHIFT_HOME/.env).
+Exit codes: 0 done, 1 failed or cancelled, 2 bad input.`;
+
+async function main(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      workdir: { type: "string" },
+      resume: { type: "string" },
+      quiet: { type: "boolean", short: "q" },
+      help: { type: "boolean", short: "h" },
+      version: { type: "boolean" },
+    },
+  });
+  const [command, ...rest] = positionals;
+  if (values.help || command === "help") return print(HELP, 0);
+  if (values.version) return print("nightshift 0.1.0", 0);
+  const env = process.env;
+
+  switch (command) {
+    case "init": {
+      const home = resolveHome(env);
+      const { created, kept } = initHome(home);
+      const lines = [`Nightshift home: ${home}`];
+      if (created.length) lines.push(`created: ${created.join(", ")}`);
+      if (kept.length) lines.push(`kept as they were: ${kept.join(", ")}`);
+      lines.push("", "Next: set ANTHROPIC_API_KEY (in your shell or in .env there), then `nightshift doctor`.");
+      return print(lines.join("\n"), 0);
+    }
+    case "doctor": {
+      const loaded = loadConfig(env);
+      const checks = await runDoctor({ loaded, sandbox: createSandbox(loaded), nodeVersion: process.version });
+      const failed = checks.filter((check) => !check.ok && check.level !== "warn").length;
+      print(formatChecks(checks), 0);
+      return print(failed ? `\n${failed} problem${failed > 1 ? "s" : ""} to fix.` : "\nAll good.", failed ? 1 : 0);
+    }
+    case "config": {
+      if (rest[0] !== "schema") throw new UsageError("usage: nightshift config schema");
+      return print(JSON.stringify(configJsonSchema(), null, 2), 0);
+    }
+    case "run": {
+      if (rest.length > 1) throw new UsageError(`nightshift run takes one task file or one quoted prompt; got ${rest.length} arguments (quote the prompt)`);
+      const loaded = loadConfig(env);
+      const controller = new AbortController();
+      let interrupts = 0;
+      process.on("SIGINT", () => {
+        if (++interrupts > 1) process.exit(130);
+        process.stderr.write("\ncancelling (Ctrl-C again to quit at once)…\n");
+        controller.abort(new Error("cancelled with Ctrl-C"));
+      });
+      process.on("SIGTERM", () => controller.abort(new Shutdown("stopped by SIGTERM")));
+      return runCommand(
+        { ...(rest[0] !== undefined ? { target: rest[0] } : {}), ...(values.resume ? { resume: values.resume } : {}), ...(values.workdir ? { workdir: values.workdir } : {}), quiet: values.quiet ?? false },
+        { loaded, clock: systemClock, stdout: process.stdout, stderr: process.stderr, signal: controller.signal },
+      );
+    }
+    case undefined:
+      return print(HELP, 0);
+    default:
+      throw new UsageError(`unknown command "${command}"; \`nightshift help\` lists the commands`);
+  }
+}
+
+function print(text: string, code: number): number {
+  process.stdout.write(text + "\n");
+  return code;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (error: unknown) => {
+    if (error instanceof UsageError || isUserError(error) || (error as { code?: string })?.code?.startsWith("ERR_PARSE_ARGS")) {
+      process.stderr.write(`nightshift: ${(error as Error).message}\n`);
+      process.exitCode = 2;
+      return;
+    }
+    process.stderr.write(`nightshift: unexpected error (a bug; please report it):\n${(error as Error)?.stack ?? String(error)}\n`);
+    process.exitCode = 1;
+  },
+);

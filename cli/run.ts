@@ -1,0 +1,130 @@
+import { existsSync, realpathSync, statSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { readPrefix } from "../memory/index.ts";
+import {
+  createRuntime,
+  createTraceLogger,
+  createWorkdir,
+  expandHome,
+  Shutdown,
+  traceEvent,
+  type Clock,
+  type LoadedConfig,
+  type Sandbox,
+  type TaskSpec,
+} from "../runtime/index.ts";
+import { readTaskFile, taskFromPrompt, type TaskFile } from "../tasks/index.ts";
+import { progressLine } from "./progress.ts";
+import { UsageError } from "./usage.ts";
+
+export interface RunArgs {
+  /** A task file path or a prompt. */
+  target?: string;
+  resume?: string;
+  workdir?: string;
+  quiet?: boolean;
+}
+
+export interface RunIO {
+  loaded: LoadedConfig;
+  clock: Clock;
+  stdout: NodeJS.WritableStream;
+  stderr: NodeJS.WritableStream;
+  /** Aborted with Shutdown to stop for a later resume, with anything else to cancel. */
+  signal: AbortSignal;
+  sandbox?: Sandbox;
+}
+
+/** `nightshift run`: one task in the foreground. Returns the exit code: 0 done, 1 failed or cancelled. */
+export async function runCommand(args: RunArgs, io: RunIO): Promise<number> {
+  const { loaded, clock } = io;
+  const trace = createTraceLogger(join(loaded.home, "logs", "trace.jsonl"), loaded.config.log_level);
+  const runtime = createRuntime({ loaded, clock, loadPrefix: () => readPrefix(loaded.home), ...(io.sandbox ? { sandbox: io.sandbox } : {}) });
+  const emit = (session: string, event: Parameters<typeof progressLine>[0]) => {
+    traceEvent(trace, session, event);
+    if (event.type === "session_start" && loaded.config.sandbox.mode === "off") {
+      trace.warn({ session, event: "sandbox_off" }, "SANDBOX IS OFF for this session: commands run unconfined");
+      io.stderr.write("! SANDBOX IS OFF (config sandbox.mode): commands run unconfined on this machine\n");
+    }
+    const line = args.quiet ? undefined : progressLine(event);
+    if (line) io.stderr.write(line + "\n");
+  };
+
+  let id: string;
+  let result;
+  if (args.resume) {
+    id = args.resume;
+    if (!/^[\w.-]+$/.test(id) || !existsSync(join(runtime.sessionsDir, `${id}.jsonl`))) {
+      throw new UsageError(`no session ${id} in ${runtime.sessionsDir}; \`ls ${runtime.sessionsDir}\` lists the sessions`);
+    }
+    result = await runtime.resume(id, { signal: io.signal, emit });
+  } else {
+    if (!args.target) throw new UsageError('nightshift run needs a task file or a prompt: nightshift run "what to do"');
+    const file = await taskFileOrPrompt(args.target);
+    id = runtime.newSessionId();
+    for (const warning of unsupportedKeys(file)) io.stderr.write(`! ${warning}\n`);
+    const task = toTaskSpec(file, args, loaded, id);
+    result = await runtime.start(id, task, { signal: io.signal, emit });
+  }
+  trace.flush();
+
+  if (result.status === "interrupted") {
+    io.stderr.write(`stopped; continue with: nightshift run --resume ${id}\n`);
+    return 1;
+  }
+  if (result.answer) io.stdout.write(result.answer.endsWith("\n") ? result.answer : result.answer + "\n");
+  if (result.status !== "done") {
+    io.stderr.write(`task ${result.status}: ${result.reason ?? "no reason recorded"}\n`);
+    if (result.status === "failed") io.stderr.write(`session ${id}; to try again from where it stopped: nightshift run --resume ${id}\n`);
+    return 1;
+  }
+  return 0;
+}
+
+async function taskFileOrPrompt(target: string): Promise<TaskFile> {
+  const looksLikeFile = /\.(md|markdown|txt)$/i.test(target) && !/\s/.test(target.trim());
+  if (existsSync(target) && statSync(target).isFile()) return readTaskFile(target);
+  if (looksLikeFile) throw new UsageError(`${target}: no such task file; pass a path to a task file or a prompt in quotes`);
+  return taskFromPrompt(target);
+}
+
+/** Keys a task file may carry that `run` cannot honour yet. Permissions refuse: ignoring a narrowing would widen. */
+function unsupportedKeys(file: TaskFile): string[] {
+  if (file.permissions) {
+    throw new UsageError("this task file narrows `permissions`, which this version does not enforce yet; remove the key to run under the default sandbox (writes only in the workdir, no network)");
+  }
+  const warnings: string[] = [];
+  if (file.specialists?.length || file.plan) warnings.push("`specialists` and `plan` are not supported yet; the task runs without them");
+  if (file.schedule) warnings.push("`schedule` only applies to files in schedules/; running once now");
+  if (file.notify) warnings.push("`notify` needs the Telegram bot, which is not set up yet");
+  return warnings;
+}
+
+function toTaskSpec(file: TaskFile, args: RunArgs, loaded: LoadedConfig, id: string): TaskSpec {
+  const { budget } = loaded.config;
+  const requested = args.workdir ?? file.workdir;
+  let workdir: string;
+  if (requested) {
+    const path = resolve(expandHome(requested, loaded.env));
+    if (!existsSync(path) || !statSync(path).isDirectory()) {
+      throw new UsageError(`workdir ${requested} is not an existing folder; create it or choose another (--workdir or the task's workdir:)`);
+    }
+    workdir = realpathSync(path);
+  } else {
+    workdir = createWorkdir(loaded.home, id);
+  }
+  return {
+    title: file.title,
+    prompt: file.body.trim() || file.title,
+    workdir,
+    model: file.model ?? "main",
+    budget: {
+      max_turns: file.budget?.max_turns ?? budget.max_turns,
+      max_usd: file.budget?.max_usd ?? budget.max_usd,
+      timeout_ms: file.budget?.timeout ?? budget.timeout,
+    },
+    source: "cli",
+  };
+}
+
+export { Shutdown };

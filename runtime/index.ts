@@ -1,0 +1,27 @@
+export { systemClock, type Clock } from "./clock.ts";
+export {
+  configJsonSchema,
+  configSchema,
+  expandHome,
+  loadConfig,
+  parseConfigText,
+  requireApiKey,
+  resolveHome,
+  type Config,
+  type LoadedConfig,
+  type ResolvedRole,
+  type RoleName,
+} from "./config.ts";
+export { rebuild, type SessionState } from "./conversation.ts";
+export { formatDuration, parseDuration } from "./duration.ts";
+export { ConfigError, isUserError, ModelError, PermissionDenied, SandboxUnavailable, TaskFileError } from "./errors.ts";
+export type { EventOf, SessionEvent, SessionStatus, TaskSpec, Usage } from "./events.ts";
+export { continueSession, resumeSession, Shutdown, startSession, type SessionDeps, type SessionResult } from "./loop.ts";
+export { createModelClient, type ModelClient } from "./model.ts";
+export { costOf } from "./pricing.ts";
+export { buildSystem, taskMessage, type Prefix } from "./prompt.ts";
+export { createRuntime, createSandbox, createWorkdir, newSessionId, type Runtime } from "./runtime.ts";
+export { createBwrapSandbox, createUnsandboxed, scrubEnv, type Sandbox, type SandboxProbe } from "./sandbox/index.ts";
+export { openSessionLog, readSessionLog, SessionLogError, type SessionLog } from "./session-log.ts";
+export { createTraceLogger, traceEvent } from "./trace.ts";
+export { parseYaml, YamlSyntaxError } from "./yaml.ts";

@@ -1,0 +1,138 @@
+import { randomBytes } from "node:crypto";
+import { mkdirSync, realpathSync } from "node:fs";
+import { join } from "node:path";
+import type { Clock } from "./clock.ts";
+import { expandHome, requireApiKey, type LoadedConfig, type ResolvedRole, type RoleName } from "./config.ts";
+import type { SessionEvent, TaskSpec } from "./events.ts";
+import { resumeSession, startSession, type SessionDeps, type SessionResult } from "./loop.ts";
+import { createModelClient, type ModelClient } from "./model.ts";
+import type { Prefix } from "./prompt.ts";
+import { createBwrapSandbox, createUnsandboxed, type Sandbox } from "./sandbox/index.ts";
+import { openSessionLog, readSessionLog } from "./session-log.ts";
+import {
+  createBashTool,
+  createEditFileTool,
+  createListFilesTool,
+  createReadFileTool,
+  createSearchFilesTool,
+  createWriteFileTool,
+  type Tool,
+} from "./tools/index.ts";
+
+export interface RuntimeOptions {
+  loaded: LoadedConfig;
+  clock: Clock;
+  /** Identity and memory text (memory/ provides it; runtime/ does not read those files itself). */
+  loadPrefix(): Promise<Prefix>;
+  /** Replaces the sandbox chosen by config (tests). */
+  sandbox?: Sandbox;
+  /** Model idle timeout override (tests). */
+  idleTimeoutMs?: number;
+}
+
+export interface RunOptions {
+  signal?: AbortSignal;
+  emit?(sessionId: string, event: SessionEvent): void;
+}
+
+/** Everything a session needs, built once from config; the CLI and the daemon share it. */
+export interface Runtime {
+  readonly sandbox: Sandbox;
+  readonly sessionsDir: string;
+  newSessionId(): string;
+  start(id: string, task: TaskSpec, options?: RunOptions): Promise<SessionResult>;
+  resume(id: string, options?: RunOptions): Promise<SessionResult>;
+  /** The model client for a role name or a model id (an id runs on the main role's endpoint). */
+  modelFor(model: string): ModelClient;
+}
+
+export function createRuntime(options: RuntimeOptions): Runtime {
+  const { loaded, clock } = options;
+  const { config, home } = loaded;
+  const sessionsDir = join(home, "sessions");
+  const sandbox = options.sandbox ?? createSandbox(loaded);
+  const clients = new Map<string, ModelClient>();
+
+  const modelFor = (model: string): ModelClient => {
+    const cached = clients.get(model);
+    if (cached) return cached;
+    const role: ResolvedRole = isRole(model) ? loaded.roles[model] : { ...loaded.roles.main, model };
+    const client = createModelClient(role, requireApiKey(role), { clock, retry: config.model_retries, ...(options.idleTimeoutMs ? { idleTimeoutMs: options.idleTimeoutMs } : {}) });
+    clients.set(model, client);
+    return client;
+  };
+
+  const tools: Tool[] = [
+    createReadFileTool(),
+    createWriteFileTool(),
+    createEditFileTool(),
+    createListFilesTool(),
+    createSearchFilesTool(),
+    createBashTool(sandbox, { timeoutMs: config.sandbox.command_timeout, maxOutputBytes: config.sandbox.max_output_bytes }),
+  ];
+
+  const depsFor = async (id: string, model: string, emit?: RunOptions["emit"]): Promise<SessionDeps> => {
+    const role = isRole(model) ? loaded.roles[model] : loaded.roles.main;
+    return {
+      log: await openSessionLog(join(sessionsDir, `${id}.jsonl`), id, { now: clock.now }),
+      model: modelFor(model),
+      small: modelFor("small"),
+      tools,
+      clock,
+      loadPrefix: options.loadPrefix,
+      prices: config.prices,
+      compaction: { threshold: config.compaction.threshold, keepRecentTurns: config.compaction.keep_recent_turns, contextWindow: role.context_window },
+      ...(emit ? { emit: (event: SessionEvent) => emit(id, event) } : {}),
+    };
+  };
+
+  return {
+    sandbox,
+    sessionsDir,
+    newSessionId: () => newSessionId(clock.now()),
+    async start(id, task, runOptions = {}) {
+      const deps = await depsFor(id, task.model, runOptions.emit);
+      try {
+        return await startSession(task, deps, runOptions.signal);
+      } finally {
+        await deps.log.close();
+      }
+    },
+    async resume(id, runOptions = {}) {
+      const first = (await readSessionLog(join(sessionsDir, `${id}.jsonl`)))[0];
+      const model = first?.type === "session_start" ? first.task.model : "main";
+      const deps = await depsFor(id, model, runOptions.emit);
+      try {
+        return await resumeSession(deps, runOptions.signal);
+      } finally {
+        await deps.log.close();
+      }
+    },
+    modelFor,
+  };
+}
+
+function isRole(model: string): model is RoleName {
+  return model === "main" || model === "specialist" || model === "small";
+}
+
+/** Sortable and readable: 20261124-041900-3fa2. */
+export function newSessionId(now: number): string {
+  const stamp = new Date(now).toISOString().replace(/[-:T]/g, "").slice(0, 14);
+  return `${stamp.slice(0, 8)}-${stamp.slice(8)}-${randomBytes(2).toString("hex")}`;
+}
+
+/** The sandbox config asks for. State, sessions, logs and .env are always hidden from commands. */
+export function createSandbox(loaded: LoadedConfig): Sandbox {
+  const { config, env, home } = loaded;
+  if (config.sandbox.mode === "off") return createUnsandboxed({ env, secretEnvPatterns: config.sandbox.secret_env_patterns });
+  const hidden = [...config.sandbox.hide.map((path) => expandHome(path, env)), join(home, "state"), join(home, "sessions"), join(home, "logs"), join(home, ".env")];
+  return createBwrapSandbox({ env, readOnlyHidden: hidden, secretEnvPatterns: config.sandbox.secret_env_patterns });
+}
+
+/** A fresh folder under workspace/ for a task without a workdir. */
+export function createWorkdir(home: string, id: string): string {
+  const dir = join(home, "workspace", id);
+  mkdirSync(dir, { recursive: true });
+  return realpathSync(dir);
+}

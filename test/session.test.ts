@@ -1,0 +1,248 @@
+import assert from "node:assert/strict";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterEach, describe, it } from "node:test";
+import { z } from "zod";
+import type { EventOf } from "../runtime/events.ts";
+import { resumeSession, startSession } from "../runtime/loop.ts";
+import { defineTool } from "../runtime/tools/tool.ts";
+import { BOT_TOKEN, createHarness, SECRET_KEY, types, type Harness } from "./support/session.ts";
+
+let harness: Harness | undefined;
+afterEach(async () => {
+  await harness?.close();
+  harness = undefined;
+});
+
+const text = (value: string) => ({ type: "text" as const, text: value });
+const call = (name: string, input: unknown, id?: string) => ({ type: "tool_use" as const, name, input, ...(id ? { id } : {}) });
+
+describe("a session", () => {
+  it("runs a multi-tool task end to end and rebuilds the conversation for every request", async () => {
+    harness = await createHarness();
+    const { api, deps, task, workdir } = harness;
+    api.script(
+      { content: [text("I'll write the file."), call("write_file", { path: "notes/hello.txt", content: "hello\nworld\n" })] },
+      { content: [call("read_file", { path: "notes/hello.txt" }), call("bash", { command: "wc -l notes/hello.txt && echo done > out.txt" })] },
+      { content: [call("edit_file", { path: "notes/hello.txt", old_text: "world", new_text: "there" }), call("search_files", { pattern: "there" }), call("list_files", {})] },
+      { content: [text("Wrote notes/hello.txt (2 lines).")] },
+    );
+    const result = await startSession(task, deps);
+
+    assert.equal(result.status, "done");
+    assert.equal(result.answer, "Wrote notes/hello.txt (2 lines).");
+    assert.equal(result.turns, 4);
+    assert.equal(readFileSync(join(workdir, "notes/hello.txt"), "utf8"), "hello\nthere\n");
+    assert.equal(readFileSync(join(workdir, "out.txt"), "utf8"), "done\n");
+
+    const events = await harness.events();
+    assert.deepEqual(types(events), [
+      "session_start",
+      "model_response", "tool_start", "tool_end",
+      "model_response", "tool_start", "tool_end", "tool_start", "tool_end",
+      "model_response", "tool_start", "tool_end", "tool_start", "tool_end", "tool_start", "tool_end",
+      "model_response", "session_end",
+    ]);
+    const ends = events.filter((event): event is EventOf<"tool_end"> => event.type === "tool_end");
+    assert.ok(ends.every((end) => !end.is_error), JSON.stringify(ends.filter((end) => end.is_error)));
+    assert.match(ends[1]!.output, /1\s+hello/);
+    assert.match(ends[2]!.output, /^2 notes\/hello.txt/);
+    assert.match(ends[4]!.output, /notes\/hello.txt:2:there/);
+
+    // Each request carries every earlier turn, with results paired to their calls.
+    assert.equal(api.requests.length, 4);
+    const last = api.requests[3]!.body;
+    assert.equal(last.messages.length, 7);
+    const results = last.messages[6].content.filter((block: { type: string }) => block.type === "tool_result");
+    assert.equal(results.length, 3);
+  });
+
+  it("keeps the prefix (tools, identity, memory) byte-identical and marked for caching", async () => {
+    harness = await createHarness();
+    harness.prefix.memory = "- The user's projects live in ~/code.";
+    harness.api.script(
+      { content: [call("list_files", {})] },
+      { content: [call("list_files", {})] },
+      { content: [text("ok")] },
+    );
+    await startSession(harness.task, harness.deps);
+    const prefixes = harness.api.requests.map((request) => JSON.stringify({ system: request.body.system, tools: request.body.tools }));
+    assert.equal(new Set(prefixes).size, 1);
+    const system = harness.api.requests[0]!.body.system;
+    assert.ok(system[0].text.startsWith("# Identity"), "identity comes first");
+    assert.match(system[1].text, /^# Memory\n- The user's projects/);
+    assert.deepEqual(system.at(-1).cache_control, { type: "ephemeral" });
+    // The newest message carries a breakpoint too, so each step reads the conversation from cache.
+    const lastMessage = harness.api.requests[1]!.body.messages.at(-1);
+    assert.deepEqual(lastMessage.content.at(-1).cache_control, { type: "ephemeral" });
+  });
+
+  it("sends a first request under 12 KB for a one-line task with the default identity", async () => {
+    harness = await createHarness();
+    harness.api.script({ content: [text("ok")] });
+    await startSession({ ...harness.task, title: "Say hi", prompt: "Say hi" }, harness.deps);
+    const bytes = Buffer.byteLength(harness.api.requests[0]!.rawBody);
+    assert.ok(bytes < 12 * 1024, `first request is ${bytes} bytes`);
+    const response = (await harness.events()).find((event) => event.type === "model_response") as EventOf<"model_response">;
+    assert.ok(response.request_bytes > 0 && response.request_bytes < 12 * 1024);
+  });
+
+  it("counts tokens and cost from usage", async () => {
+    harness = await createHarness();
+    harness.api.script({ content: [text("ok")], usage: { input_tokens: 1000, output_tokens: 500, cache_read_input_tokens: 10_000, cache_creation_input_tokens: 2000 } });
+    const result = await startSession(harness.task, harness.deps);
+    // claude-sonnet-5-5 at $3 / $15 / $0.30 / $3.75 per million
+    const expected = (1000 * 3 + 500 * 15 + 10_000 * 0.3 + 2000 * 3.75) / 1_000_000;
+    assert.ok(Math.abs(result.costUsd - expected) < 1e-12, `${result.costUsd} vs ${expected}`);
+    const end = (await harness.events()).at(-1) as EventOf<"session_end">;
+    assert.deepEqual(end.tokens, { input: 1000, output: 500, cache_read: 10_000, cache_write: 2000 });
+  });
+
+  it("turns a thrown tool error, a bad input and an unknown tool into error results the model reads", async () => {
+    harness = await createHarness();
+    harness.api.script(
+      { content: [call("read_file", { path: "missing.txt" }), call("read_file", { path: 42 }), call("launch_rockets", {})] },
+      { content: [text("could not")] },
+    );
+    await startSession(harness.task, harness.deps);
+    const results = harness.api.requests[1]!.body.messages.at(-1).content;
+    assert.deepEqual(results.map((block: { is_error?: boolean }) => block.is_error), [true, true, true]);
+    assert.match(results[0].content, /missing.txt: no such file/);
+    assert.match(results[1].content, /Invalid input for read_file: path/);
+    assert.match(results[2].content, /no tool named launch_rockets/);
+  });
+});
+
+describe("file tools", () => {
+  it("refuse paths outside the workdir, through .. and through symlinks", async () => {
+    harness = await createHarness();
+    const outside = join(harness.root, "outside.txt");
+    writeFileSync(outside, "secret");
+    const { symlinkSync } = await import("node:fs");
+    symlinkSync(outside, join(harness.workdir, "link.txt"));
+    symlinkSync(join(harness.root, "nowhere.txt"), join(harness.workdir, "dangling.txt"));
+    harness.api.script(
+      {
+        content: [
+          call("read_file", { path: "../outside.txt" }),
+          call("read_file", { path: "link.txt" }),
+          call("write_file", { path: outside, content: "x" }),
+          call("write_file", { path: "dangling.txt", content: "x" }),
+          call("list_files", { path: ".." }),
+        ],
+      },
+      { content: [text("blocked")] },
+    );
+    await startSession(harness.task, harness.deps);
+    const results = harness.api.requests[1]!.body.messages.at(-1).content;
+    for (const result of results) {
+      assert.equal(result.is_error, true);
+      assert.match(result.content, /outside the task's working directory/);
+    }
+    assert.equal(readFileSync(outside, "utf8"), "secret");
+    assert.equal(existsSync(join(harness.root, "nowhere.txt")), false);
+  });
+});
+
+describe("bash through the session", () => {
+  it("is confined: no keys in env, no writes outside the workdir, no network", async () => {
+    harness = await createHarness();
+    const { createServer } = await import("node:http");
+    const server = createServer((_req, res) => res.end("reached")).listen(0, "127.0.0.1");
+    await new Promise((resolve) => server.once("listening", resolve));
+    const port = (server.address() as { port: number }).port;
+    const escape = `/var/tmp/nightshift-escape-${process.pid}.txt`; // /tmp inside the sandbox is a private tmpfs
+    harness.api.script(
+      {
+        content: [
+          call("bash", { command: "env" }),
+          call("bash", { command: `echo pwned > ${escape}` }),
+          call("bash", { command: `exec 3<>/dev/tcp/127.0.0.1/${port} && echo connected` }),
+        ],
+      },
+      { content: [text("done")] },
+    );
+    try {
+      await startSession(harness.task, harness.deps);
+    } finally {
+      server.close();
+    }
+    const [env, write, network] = harness.api.requests[1]!.body.messages.at(-1).content;
+    assert.doesNotMatch(env.content, new RegExp(SECRET_KEY));
+    assert.doesNotMatch(env.content, new RegExp(BOT_TOKEN));
+    assert.doesNotMatch(env.content, /hunter2|ANTHROPIC_API_KEY|TELEGRAM_BOT_TOKEN/);
+    assert.match(env.content, /PATH=/);
+    assert.equal(write.is_error, true);
+    assert.match(write.content, /Read-only file system|Permission denied/);
+    assert.equal(existsSync(escape), false);
+    assert.equal(network.is_error, true);
+    assert.doesNotMatch(network.content, /connected/);
+  });
+
+  it("is killed when the session is cancelled", async () => {
+    harness = await createHarness();
+    const controller = new AbortController();
+    harness.api.script({ content: [call("bash", { command: "sleep 30; echo finished > late.txt" })] });
+    harness.deps.emit = (event) => {
+      if (event.type === "tool_start") setTimeout(() => controller.abort(new Error("cancelled by the user")), 100);
+    };
+    const started = Date.now();
+    const result = await startSession(harness.task, harness.deps, controller.signal);
+    assert.equal(result.status, "cancelled");
+    assert.equal(result.reason, "cancelled by the user");
+    assert.ok(Date.now() - started < 10_000, "the command did not run to its end");
+    const events = await harness.events();
+    const end = events.find((event) => event.type === "tool_end") as EventOf<"tool_end">;
+    assert.match(end.output, /cancelled/);
+    assert.equal(events.at(-1)!.type, "session_end");
+    assert.equal(existsSync(join(harness.workdir, "late.txt")), false);
+  });
+});
+
+describe("budgets", () => {
+  it("stops cleanly when the turns run out, after a warning at 80%", async () => {
+    harness = await createHarness({ budget: { max_turns: 5 } });
+    harness.api.respondWith(() => ({ content: [text("working"), call("list_files", {})] }));
+    const result = await startSession(harness.task, harness.deps);
+    assert.equal(result.status, "failed");
+    assert.match(result.reason!, /used all 5 turns \(budget.max_turns\)/);
+    assert.equal(harness.api.requests.length, 5);
+    const events = await harness.events();
+    const warnings = events.filter((event) => event.type === "budget_warning");
+    assert.deepEqual(warnings.map((event) => [event.kind, event.used]), [["turns", 4]]);
+    assert.equal(events.at(-1)!.type, "session_end");
+  });
+
+  it("stops when the dollars run out", async () => {
+    harness = await createHarness({ budget: { max_usd: 0.05 } });
+    // 10,000 output tokens at $15 per million: $0.15 a step.
+    harness.api.respondWith(() => ({ content: [call("list_files", {})], usage: { input_tokens: 100, output_tokens: 10_000 } }));
+    const result = await startSession(harness.task, harness.deps);
+    assert.equal(result.status, "failed");
+    assert.match(result.reason!, /spent \$0.15 of the \$0.05 budget \(budget.max_usd\)/);
+    assert.equal(harness.api.requests.length, 1);
+    const warning = (await harness.events()).find((event) => event.type === "budget_warning") as EventOf<"budget_warning">;
+    assert.equal(warning.kind, "usd");
+  });
+
+  it("stops when the wall time runs out, killing the running tool", async () => {
+    let clockRef: Harness["clock"] | undefined;
+    const slowTool = defineTool({
+      name: "wait_for_build",
+      description: "waits",
+      schema: z.object({}),
+      execute: (_input, { signal }) =>
+        new Promise<string>((resolve, reject) => {
+          signal.addEventListener("abort", () => reject(signal.reason), { once: true });
+          clockRef!.advance(11 * 60_000); // the build takes 11 minutes of (fake) time
+          void resolve;
+        }),
+    });
+    harness = await createHarness({ tools: [slowTool], budget: { timeout_ms: 10 * 60_000 } });
+    clockRef = harness.clock;
+    harness.api.script({ content: [call("wait_for_build", {})] });
+    const result = await startSession(harness.task, harness.deps);
+    assert.equal(result.status, "failed");
+    assert.match(result.reason!, /ran out of time \(budget.timeout 10m\)/);
+  });
+});
