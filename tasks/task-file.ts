@@ -96,9 +96,8 @@ export function parseTaskFile(file: string, content: Buffer | string, options: T
     // Not only syntax: the yaml library also throws while building values (e.g. too many aliases).
     const line = error instanceof YamlSyntaxError ? error.line : undefined;
     const problem = (error instanceof Error ? error.message : String(error)).split("\n")[0];
-    return fail(`${problem}; fix the YAML there (check the indentation, and quote values that contain ": " or " #")`, {
-      ...(line === undefined ? { line: 1 } : { line }),
-    });
+    const fix = `fix the YAML there (check the indentation, and quote values that contain ": " or " #")`;
+    return fail(`${problem}; ${fix}`, { line: line ?? 1 });
   }
 
   const value = parsed.value ?? {};

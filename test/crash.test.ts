@@ -1,0 +1,148 @@
+import assert from "node:assert/strict";
+import { spawn, type ChildProcess } from "node:child_process";
+import { existsSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterEach, describe, it } from "node:test";
+import { readSessionLog } from "../runtime/session-log.ts";
+import { INTERRUPTED_NOTE } from "../runtime/conversation.ts";
+import { tempDir } from "./support/home.ts";
+import { startMessagesApi, type MessagesApi, type RecordedRequest, type Reply } from "./support/messages-api.ts";
+
+const CLI = join(import.meta.dirname, "..", "cli", "nightshift.ts");
+const CHILD = join(import.meta.dirname, "support", "kill-child.ts");
+
+interface Setup {
+  api: MessagesApi;
+  home: string;
+  workdir: string;
+  env: NodeJS.ProcessEnv;
+  cleanup(): Promise<void>;
+}
+
+async function setup(): Promise<Setup> {
+  const api = await startMessagesApi();
+  const dir = tempDir();
+  const home = join(dir.path, "home");
+  const workdir = join(dir.path, "work");
+  mkdirSync(workdir);
+  const env = { ...process.env, NIGHTSHIFT_HOME: home, ANTHROPIC_BASE_URL: api.url, ANTHROPIC_API_KEY: "sk-ant-crash-test" };
+  return { api, home, workdir, env, cleanup: async () => (await api.close(), dir.cleanup()) };
+}
+
+/** The agent's side of the conversation, decided from the request alone so it survives restarts. */
+function agent(command: string, onResults?: (request: RecordedRequest) => Reply | undefined) {
+  return (request: RecordedRequest): Reply => {
+    const last = request.body.messages.at(-1);
+    const result = Array.isArray(last.content) ? last.content.find((block: { type: string }) => block.type === "tool_result") : undefined;
+    if (!result) return { content: [{ type: "tool_use", name: "bash", input: { command } }] };
+    return onResults?.(request) ?? { content: [{ type: "text", text: `finished after: ${result.content.split("\n")[0]}` }] };
+  };
+}
+
+function run(args: string[], env: NodeJS.ProcessEnv, script = CLI): { child: ChildProcess; done: Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }> } {
+  const child = spawn(process.execPath, [script, ...args], { env, stdio: ["ignore", "pipe", "pipe"] });
+  let stdout = "";
+  let stderr = "";
+  child.stdout!.on("data", (chunk) => (stdout += chunk));
+  child.stderr!.on("data", (chunk) => (stderr += chunk));
+  const done = new Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }>((resolve) =>
+    child.on("close", (code, signal) => resolve({ code, signal, stdout, stderr })),
+  );
+  return { child, done };
+}
+
+async function until(condition: () => boolean, what: string): Promise<void> {
+  for (let i = 0; i < 2000; i++) {
+    if (condition()) return;
+    await new Promise((resolve) => setImmediate(resolve));
+    await new Promise((resolve) => setTimeout(resolve, 5)); // polling a real child process, not waiting for time to pass
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+function onlySession(home: string): string {
+  const files = readdirSync(join(home, "sessions"));
+  assert.equal(files.length, 1, `one session log, found ${files.join(", ")}`);
+  return files[0]!.replace(/\.jsonl$/, "");
+}
+
+let current: Setup | undefined;
+afterEach(async () => {
+  await current?.cleanup();
+  current = undefined;
+});
+
+describe("a session killed with SIGKILL and resumed", () => {
+  it("resumes after a kill during a model request, without running the finished tool call again", async () => {
+    const s = (current = await setup());
+    let stalled = false;
+    s.api.respondWith(
+      agent("echo ran >> counter.txt", () => {
+        if (stalled) return undefined;
+        stalled = true;
+        return { stall: true };
+      }),
+    );
+    const first = run(["run", "--workdir", s.workdir, "count once"], s.env);
+    await until(() => stalled, "the second model request");
+    first.child.kill("SIGKILL");
+    assert.equal((await first.done).signal, "SIGKILL");
+
+    const id = onlySession(s.home);
+    const second = await run(["run", "--resume", id], s.env).done;
+    assert.equal(second.code, 0, second.stderr);
+    assert.equal(second.stdout, "finished after: (no output)\n");
+    assert.equal(readFileSync(join(s.workdir, "counter.txt"), "utf8"), "ran\n");
+    const events = await readSessionLog(join(s.home, "sessions", `${id}.jsonl`));
+    assert.equal(events.filter((event) => event.type === "tool_start").length, 1);
+    assert.equal(events.filter((event) => event.type === "resumed").length, 1);
+  });
+
+  it("reports a tool call killed mid-run as interrupted and never runs it again", async () => {
+    const s = (current = await setup());
+    s.api.respondWith(agent("echo started >> counter.txt; sleep 30; echo finished >> counter.txt"));
+    const first = run(["run", "--workdir", s.workdir, "slow command"], s.env);
+    await until(() => existsSync(join(s.workdir, "counter.txt")), "the command to start");
+    first.child.kill("SIGKILL");
+    await first.done;
+
+    const id = onlySession(s.home);
+    const second = await run(["run", "--resume", id], s.env).done;
+    assert.equal(second.code, 0, second.stderr);
+    assert.equal(readFileSync(join(s.workdir, "counter.txt"), "utf8"), "started\n", "the command was not re-run, and the killed one did not finish");
+    const lastRequest = s.api.requests.at(-1)!.body;
+    const result = lastRequest.messages.at(-1).content[0];
+    assert.equal(result.type, "tool_result");
+    assert.equal(result.is_error, true);
+    assert.equal(result.content, INTERRUPTED_NOTE);
+    const events = await readSessionLog(join(s.home, "sessions", `${id}.jsonl`));
+    const end = events.find((event) => event.type === "tool_end");
+    assert.equal(end?.type === "tool_end" && end.interrupted, true);
+  });
+
+  it("resumes after a kill between steps with the recorded tool result", async () => {
+    const s = (current = await setup());
+    s.api.respondWith(agent("echo ran >> counter.txt; echo counted"));
+    const first = await run(["s-between", s.workdir, "count once", "tool_end", "1"], s.env, CHILD).done;
+    assert.equal(first.signal, "SIGKILL");
+    assert.equal(s.api.requests.length, 1);
+
+    const second = await run(["run", "--resume", "s-between"], s.env).done;
+    assert.equal(second.code, 0, second.stderr);
+    assert.equal(second.stdout, "finished after: counted\n");
+    assert.equal(readFileSync(join(s.workdir, "counter.txt"), "utf8"), "ran\n");
+    assert.equal(s.api.requests.length, 2);
+  });
+
+  it("returns the recorded answer when asked to resume a finished session, without a model call", async () => {
+    const s = (current = await setup());
+    s.api.respondWith(agent("true"));
+    const first = await run(["run", "--workdir", s.workdir, "quick"], s.env).done;
+    assert.equal(first.code, 0, first.stderr);
+    const calls = s.api.requests.length;
+    const again = await run(["run", "--resume", onlySession(s.home)], s.env).done;
+    assert.equal(again.code, 0);
+    assert.equal(again.stdout, first.stdout);
+    assert.equal(s.api.requests.length, calls);
+  });
+});
