@@ -1,10 +1,10 @@
 import type { SessionEvent } from "../runtime/index.ts";
 
 /** One short stderr line per event worth seeing while `nightshift run` works. */
-export function progressLine(event: SessionEvent): string | undefined {
+export function progressLine(session: string, event: SessionEvent): string | undefined {
   switch (event.type) {
     case "session_start":
-      return `▶ ${event.task.title}  (workdir ${event.task.workdir})`;
+      return `▶ ${event.task.title}\n  session ${session}, workdir ${event.task.workdir}`;
     case "resumed":
       return `↻ resumed (attempt ${event.attempt})`;
     case "model_response": {

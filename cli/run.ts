@@ -11,6 +11,7 @@ import {
   type Clock,
   type LoadedConfig,
   type Sandbox,
+  type SessionEvent,
   type TaskSpec,
 } from "../runtime/index.ts";
 import { readTaskFile, taskFromPrompt, type TaskFile } from "../tasks/index.ts";
@@ -40,13 +41,13 @@ export async function runCommand(args: RunArgs, io: RunIO): Promise<number> {
   const { loaded, clock } = io;
   const trace = createTraceLogger(join(loaded.home, "logs", "trace.jsonl"), loaded.config.log_level);
   const runtime = createRuntime({ loaded, clock, loadPrefix: () => readPrefix(loaded.home), ...(io.sandbox ? { sandbox: io.sandbox } : {}) });
-  const emit = (session: string, event: Parameters<typeof progressLine>[0]) => {
+  const emit = (session: string, event: SessionEvent) => {
     traceEvent(trace, session, event);
     if (event.type === "session_start" && loaded.config.sandbox.mode === "off") {
       trace.warn({ session, event: "sandbox_off" }, "SANDBOX IS OFF for this session: commands run unconfined");
       io.stderr.write("! SANDBOX IS OFF (config sandbox.mode): commands run unconfined on this machine\n");
     }
-    const line = args.quiet ? undefined : progressLine(event);
+    const line = args.quiet ? undefined : progressLine(session, event);
     if (line) io.stderr.write(line + "\n");
   };
 
