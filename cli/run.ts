@@ -6,7 +6,6 @@ import {
   createTraceLogger,
   createWorkdir,
   expandHome,
-  Shutdown,
   traceEvent,
   type Clock,
   type LoadedConfig,
@@ -127,5 +126,3 @@ function toTaskSpec(file: TaskFile, args: RunArgs, loaded: LoadedConfig, id: str
     source: "cli",
   };
 }
-
-export { Shutdown };

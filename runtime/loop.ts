@@ -79,7 +79,8 @@ export async function continueSession(text: string, deps: SessionDeps, signal?: 
 }
 
 async function drive(events: SessionEvent[], deps: SessionDeps, signal?: AbortSignal): Promise<SessionResult> {
-  const { clock, task } = { clock: deps.clock, task: (events[0] as EventOf<"session_start">).task };
+  const clock = deps.clock;
+  const task = (events[0] as EventOf<"session_start">).task;
   let state = rebuild(events);
   let system = buildSystem(await deps.loadPrefix());
   const apiTools = deps.tools.map(toApiTool); // computed once: the cached prefix must not change

@@ -35,7 +35,7 @@ export async function openSessionLog(path: string, id: string, options: { sync?:
   mkdirSync(dirname(path), { recursive: true });
   const sync = options.sync ?? true;
   const handle: FileHandle = await open(path, "a+");
-  const { size } = await handle.stat();
+  const size = await dropTornTail(handle);
   if (size === 0) {
     const header: Header = { format: LOG_FORMAT, version: LOG_VERSION, id, created: new Date(options.now?.() ?? Date.now()).toISOString() };
     await handle.write(JSON.stringify(header) + "\n");
@@ -59,6 +59,23 @@ export async function openSessionLog(path: string, id: string, options: { sync?:
       await handle.close();
     },
   };
+}
+
+/**
+ * A crash mid-write can leave a last line without its newline. That event never became durable, so
+ * it is cut off before appending; otherwise the next event would be glued to it. Returns the size.
+ */
+async function dropTornTail(handle: FileHandle): Promise<number> {
+  const { size } = await handle.stat();
+  if (size === 0) return 0;
+  const tail = Buffer.alloc(Math.min(size, 64 * 1024));
+  await handle.read(tail, 0, tail.length, size - tail.length);
+  if (tail.at(-1) === 0x0a) return size;
+  const lastNewline = tail.lastIndexOf(0x0a);
+  if (lastNewline < 0 && tail.length < size) throw new SessionLogError("session log ends in a line longer than 64 KiB without a newline; move the file aside");
+  const keep = size - tail.length + lastNewline + 1;
+  await handle.truncate(keep);
+  return keep;
 }
 
 /** Reads a log file. A torn last line (the process died mid-write) is dropped; other damage throws. */

@@ -246,3 +246,73 @@ describe("budgets", () => {
     assert.match(result.reason!, /ran out of time \(budget.timeout 10m\)/);
   });
 });
+
+describe("a follow-up", () => {
+  it("continues a finished session with the earlier turns and the new message", async () => {
+    harness = await createHarness();
+    harness.api.script({ content: [text("The answer is 4.")] }, { content: [text("Doubled: 8.")] });
+    await startSession(harness.task, harness.deps);
+    const { continueSession } = await import("../runtime/loop.ts");
+    const result = await continueSession("Now double it.", await harness.reopen());
+    assert.equal(result.status, "done");
+    assert.equal(result.answer, "Doubled: 8.");
+    const messages = harness.api.requests[1]!.body.messages;
+    assert.deepEqual(messages.map((message: { role: string }) => message.role), ["user", "assistant", "user"]);
+    assert.equal(messages[2].content[0].text, "Now double it.");
+    assert.deepEqual(types(await harness.events()).filter((type) => type === "session_end").length, 2);
+  });
+});
+
+describe("resume from a log", () => {
+  it("runs the tool calls that never started and reports the started one as interrupted", async () => {
+    harness = await createHarness();
+    const { openSessionLog } = await import("../runtime/session-log.ts");
+    const log = await openSessionLog(join(harness.root, "sessions", "crafted.jsonl"), "crafted");
+    const at = harness.clock.now();
+    await log.append(
+      { type: "session_start", at, task: harness.task },
+      {
+        type: "model_response", at, turn: 1, model: "claude-sonnet-5-5", stop_reason: "tool_use", cost_usd: 0, latency_ms: 1, request_bytes: 1,
+        usage: { input_tokens: 1, output_tokens: 1, cache_read_input_tokens: 0, cache_creation_input_tokens: 0 },
+        content: [
+          { type: "tool_use", id: "toolu_a", name: "write_file", input: { path: "a.txt", content: "a" } },
+          { type: "tool_use", id: "toolu_b", name: "write_file", input: { path: "b.txt", content: "b" } },
+          { type: "tool_use", id: "toolu_c", name: "write_file", input: { path: "c.txt", content: "c" } },
+        ],
+      },
+      { type: "tool_start", at, id: "toolu_a", name: "write_file", input: {} },
+      { type: "tool_end", at, id: "toolu_a", name: "write_file", output: "wrote 1 bytes to a.txt", is_error: false, duration_ms: 1 },
+      { type: "tool_start", at, id: "toolu_b", name: "write_file", input: {} },
+    );
+    harness.api.script({ content: [text("resumed")] });
+    const result = await resumeSession({ ...harness.deps, log });
+    await log.close();
+    assert.equal(result.status, "done");
+    assert.equal(existsSync(join(harness.workdir, "a.txt")), false, "a finished call is not run again");
+    assert.equal(existsSync(join(harness.workdir, "b.txt")), false, "an interrupted call is not run again");
+    assert.equal(readFileSync(join(harness.workdir, "c.txt"), "utf8"), "c", "a call that never started runs");
+    const results = harness.api.requests[0]!.body.messages.at(-1).content;
+    assert.deepEqual(results.map((block: { tool_use_id: string; is_error?: boolean }) => [block.tool_use_id, block.is_error ?? false]), [
+      ["toolu_a", false],
+      ["toolu_b", true],
+      ["toolu_c", false],
+    ]);
+    assert.match(results[1].content, /interrupted.*may or may not have taken effect/);
+  });
+
+  it("ignores a torn last line left by a crash mid-write", async () => {
+    harness = await createHarness();
+    harness.api.script({ content: [text("first")] });
+    await startSession(harness.task, harness.deps);
+    const { appendFileSync } = await import("node:fs");
+    appendFileSync(harness.logPath, '{"type":"user","at":1,"te');
+    assert.equal((await harness.events()).at(-1)!.type, "session_end");
+    // Appending after the crash first cuts the torn line, so the log stays readable.
+    harness.api.script({ content: [text("second")] });
+    const { continueSession } = await import("../runtime/loop.ts");
+    const result = await continueSession("again", await harness.reopen());
+    assert.equal(result.answer, "second");
+    const events = await harness.events();
+    assert.deepEqual(types(events).slice(-3), ["user", "model_response", "session_end"]);
+  });
+});

@@ -1,0 +1,77 @@
+import assert from "node:assert/strict";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { describe, it } from "node:test";
+import { loadConfig, parseConfigText, requireApiKey } from "../runtime/config.ts";
+import { ConfigError } from "../runtime/errors.ts";
+import { tempDir } from "./support/home.ts";
+
+function configError(text: string): ConfigError {
+  try {
+    parseConfigText(text, "/home/me/.nightshift/config.yaml");
+  } catch (error) {
+    assert.ok(error instanceof ConfigError);
+    return error;
+  }
+  assert.fail("expected a ConfigError");
+}
+
+describe("config.yaml", () => {
+  it("gives every setting a default when the file is empty", () => {
+    const config = parseConfigText("", "config.yaml");
+    assert.equal(config.models.main.model, "claude-sonnet-5-5");
+    assert.equal(config.budget.timeout, 3_600_000);
+    assert.equal(config.sandbox.mode, "bwrap");
+  });
+
+  it("names the line of a misspelt key before complaining about the key it hides", () => {
+    const error = configError("models:\n  main:\n    modle: claude-opus-5-5\n");
+    assert.equal(error.setting, "models.main.modle");
+    assert.match(error.message, /^\/home\/me\/\.nightshift\/config\.yaml:3: setting `models\.main\.modle`: unknown key modle; remove it or check its spelling/);
+  });
+
+  it("explains a bad duration and a bad choice", () => {
+    assert.match(configError("budget:\n  timeout: soon\n").message, /config\.yaml:2: setting `budget\.timeout`: "soon" is not a duration; write it like 90s, 30m, 2h or 1h30m/);
+    assert.match(configError("sandbox:\n  mode: maybe\n").message, /config\.yaml:2: setting `sandbox\.mode`: .*"bwrap"\|"off"/);
+  });
+
+  it("reports broken YAML with its line", () => {
+    assert.match(configError("budget:\n  max_usd: [1\n").message, /config\.yaml:\d+: invalid YAML: .*Fix the syntax/);
+  });
+
+  it("parses durations written several ways", () => {
+    const config = parseConfigText("budget:\n  timeout: 1h30m\nsandbox:\n  command_timeout: 90\n", "config.yaml");
+    assert.equal(config.budget.timeout, 5_400_000);
+    assert.equal(config.sandbox.command_timeout, 90_000);
+  });
+});
+
+describe("model roles", () => {
+  it("take ANTHROPIC_BASE_URL and ANTHROPIC_API_KEY unless a role names its own, reading .env too", () => {
+    const dir = tempDir();
+    try {
+      const home = join(dir.path, "home");
+      mkdirSync(home);
+      writeFileSync(join(home, "config.yaml"), "models:\n  small:\n    model: llama3\n    base_url: http://localhost:11434\n    api_key_env: LOCAL_KEY\n");
+      writeFileSync(join(home, ".env"), "ANTHROPIC_API_KEY=from-dotenv\nANTHROPIC_BASE_URL=https://proxy.example.com\n");
+      const loaded = loadConfig({ NIGHTSHIFT_HOME: home, ANTHROPIC_BASE_URL: "https://from-shell.example.com" });
+      assert.equal(loaded.roles.main.baseURL, "https://from-shell.example.com", "the shell wins over .env");
+      assert.equal(loaded.roles.main.apiKey, "from-dotenv");
+      assert.equal(loaded.roles.small.baseURL, "http://localhost:11434");
+      assert.equal(loaded.roles.small.apiKey, undefined);
+      assert.equal(requireApiKey(loaded.roles.small), "local", "a local endpoint needs no key");
+    } finally {
+      dir.cleanup();
+    }
+  });
+
+  it("say which variable to set when a key is missing", () => {
+    const loaded = loadConfig({ NIGHTSHIFT_HOME: "/nonexistent/nightshift" });
+    assert.throws(() => requireApiKey(loaded.roles.main), (error: unknown) => {
+      assert.ok(error instanceof ConfigError);
+      assert.equal(error.setting, "ANTHROPIC_API_KEY");
+      assert.match(error.message, /ANTHROPIC_API_KEY is not set/);
+      return true;
+    });
+  });
+});
