@@ -1,0 +1,51 @@
+/**
+ * Runs every bench and prints markdown: the machine first, then one table per bench. Run with
+ * `npm run bench` (`node bench/run.ts`). Figures are wall time on this machine, not pass/fail tests.
+ */
+
+import { cpus, freemem, platform, release, totalmem } from "node:os";
+import { benchDurableAppend, benchHarnessOverhead, benchResume, formatFigures, type Figure } from "./runtime.ts";
+import { benchSandbox, formatTable } from "./sandbox.ts";
+
+interface Bench {
+  title: string;
+  what: string;
+  run(): Promise<string>;
+}
+
+const figures = (bench: () => Promise<Figure[]>) => async () => formatFigures(await bench());
+
+const benches: Bench[] = [
+  { title: "Harness overhead per step", what: "200-step sessions against the local Messages API stand-in, zero latency, a noop tool, real fdatasync", run: figures(() => benchHarnessOverhead()) },
+  { title: "Durable append, step 10 vs step 1000", what: "realistic step batches appended with fdatasync, 5 runs of 1,005 steps", run: figures(() => benchDurableAppend()) },
+  { title: "Resume a 1,000-step session", what: "readSessionLog + rebuild of a realistic 1,000-step log, median of 10", run: figures(() => benchResume()) },
+  { title: "Sandbox cost per command", what: "`true` run bare, unsandboxed and under bubblewrap, 20 runs each (no target)", run: async () => formatTable(await benchSandbox()) },
+];
+
+export function describeMachine(): string {
+  const cores = cpus();
+  const gib = (bytes: number) => `${(bytes / 1024 ** 3).toFixed(1)} GiB`;
+  return [
+    "| machine | |",
+    "|---|---|",
+    `| os | ${platform()} ${release()} |`,
+    `| cpu | ${cores[0]?.model.trim() ?? "unknown"} |`,
+    `| cores | ${cores.length} |`,
+    `| memory | ${gib(totalmem())} (${gib(freemem())} free) |`,
+    `| node | ${process.version} |`,
+  ].join("\n");
+}
+
+if (import.meta.main) {
+  console.log(`# Nightshift benchmarks, ${new Date().toISOString().slice(0, 10)}\n\n${describeMachine()}\n`);
+  for (const bench of benches) {
+    const started = performance.now();
+    let body: string;
+    try {
+      body = await bench.run();
+    } catch (error) {
+      body = `not run: ${(error as Error).message}`; // e.g. no bubblewrap on this machine
+    }
+    console.log(`## ${bench.title}\n\n${bench.what} (${((performance.now() - started) / 1000).toFixed(1)} s)\n\n${body}\n`);
+  }
+}
