@@ -37,7 +37,7 @@ interface CompactContext {
  */
 export async function compact(state: SessionState, events: SessionEvent[], context: CompactContext): Promise<EventOf<"checkpoint"> | undefined> {
   const { deps } = context;
-  const inWindow = state.responseIndexes.filter((index) => index > state.windowStart);
+  const inWindow = state.responseIndexes.filter((index) => index >= state.windowStart);
   // Keep the newest turns, but always drop at least one so the window shrinks.
   const keep = Math.min(deps.compaction.keepRecentTurns, inWindow.length - 1);
   if (keep < 0 || inWindow.length === 0) return undefined;

@@ -87,6 +87,8 @@ export interface LoadedConfig {
   config: Config;
   /** Environment merged from process.env and NIGHTSHIFT_HOME/.env (process wins). */
   env: Record<string, string | undefined>;
+  /** The process environment alone: what commands may inherit (after scrubbing); .env is for Nightshift only. */
+  processEnv: Record<string, string | undefined>;
   roles: Record<RoleName, ResolvedRole>;
 }
 
@@ -109,7 +111,7 @@ export function loadConfig(processEnv: Record<string, string | undefined>, home 
   const file = join(home, "config.yaml");
   const text = readOptional(file);
   const config = parseConfigText(text ?? "", file);
-  return { home, config, env, roles: resolveRoles(config, env) };
+  return { home, config, env, processEnv, roles: resolveRoles(config, env) };
 }
 
 export function parseConfigText(text: string, file: string): Config {

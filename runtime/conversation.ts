@@ -30,6 +30,8 @@ export interface SessionState {
 
 export interface OpenTurn {
   uses: ToolUse[];
+  /** The response was cut off at max_tokens: its tool inputs may be incomplete and are not run. */
+  truncated: boolean;
   /** Ids with a tool_start: without an end, these were interrupted and are never re-run. */
   started: Set<string>;
   ends: Map<string, EventOf<"tool_end">>;
@@ -41,6 +43,8 @@ export class LogShapeError extends Error {
 
 export const INTERRUPTED_NOTE =
   "This tool call was interrupted (the process stopped while it ran). It may or may not have taken effect: check before repeating it.";
+
+export const NOT_RUN_NOTE = "Not run: the task was stopped before this tool call started.";
 
 /** Rebuilds the session from its events. Pure: the same events always give the same state. */
 export function rebuild(events: SessionEvent[]): SessionState {
@@ -81,7 +85,8 @@ export function rebuild(events: SessionEvent[]): SessionState {
 
 /** Updates counters from one event; the loop calls it for each event it appends, rebuild for each it reads. */
 export function applyEvent(state: SessionState, event: SessionEvent, index: number): void {
-  if (event.type !== "resumed") state.activeMs += Math.max(0, event.at - state.lastEventAt);
+  // Time while the process was down, or while a finished session waited for a follow-up, is not work.
+  if (event.type !== "resumed" && !state.end) state.activeMs += Math.max(0, event.at - state.lastEventAt);
   state.lastEventAt = event.at;
   switch (event.type) {
     case "model_response":
@@ -104,6 +109,10 @@ export function applyEvent(state: SessionState, event: SessionEvent, index: numb
       break;
     case "resumed":
       state.resumes = event.attempt;
+      if (state.end?.status === "failed") state.end = undefined; // a failed session can be retried
+      break;
+    case "user":
+      state.end = undefined; // a follow-up reopens the session
       break;
     case "session_end":
       state.end = event;
@@ -121,13 +130,16 @@ function toMessages(opening: string, events: SessionEvent[]): { messages: Messag
   };
   pushUser([{ type: "text", text: opening }]);
 
-  let turn: OpenTurn = { uses: [], started: new Set(), ends: new Map() };
+  const emptyTurn = (): OpenTurn => ({ uses: [], truncated: false, started: new Set(), ends: new Map() });
+  let turn = emptyTurn();
   const closeTurn = () => {
-    const results = turn.uses.map((use): ToolResultBlockParam =>
-      turn.ends.has(use.id) ? toResult(turn.ends.get(use.id)!) : { type: "tool_result", tool_use_id: use.id, content: INTERRUPTED_NOTE, is_error: true },
-    );
+    const results = turn.uses.map((use): ToolResultBlockParam => {
+      const end = turn.ends.get(use.id);
+      if (end) return toResult(end);
+      return { type: "tool_result", tool_use_id: use.id, content: turn.started.has(use.id) ? INTERRUPTED_NOTE : NOT_RUN_NOTE, is_error: true };
+    });
     if (results.length) pushUser(results);
-    turn = { uses: [], started: new Set(), ends: new Map() };
+    turn = emptyTurn();
   };
   for (const event of events) {
     switch (event.type) {
@@ -135,11 +147,14 @@ function toMessages(opening: string, events: SessionEvent[]): { messages: Messag
         closeTurn();
         pushUser([{ type: "text", text: event.text }]);
         break;
-      case "model_response":
+      case "model_response": {
         closeTurn();
         turn.uses = event.content.filter((block): block is ToolUse => block.type === "tool_use");
-        messages.push({ role: "assistant", content: event.content.map(toParam) });
+        turn.truncated = event.stop_reason === "max_tokens";
+        const message = assistantMessage(event.content);
+        if (message) messages.push(message);
         break;
+      }
       case "tool_start":
         turn.started.add(event.id);
         break;
@@ -153,8 +168,10 @@ function toMessages(opening: string, events: SessionEvent[]): { messages: Messag
   return { messages, openTurn: undefined };
 }
 
-function toParam(block: ContentBlock): ContentBlockParam {
-  return block as ContentBlockParam;
+/** The reply as the API takes it back: it refuses empty messages and whitespace-only text. The log keeps the reply as it came. */
+export function assistantMessage(content: ContentBlock[]): MessageParam | undefined {
+  const kept = content.filter((block) => block.type !== "text" || block.text.trim() !== "");
+  return kept.length ? { role: "assistant", content: kept as ContentBlockParam[] } : undefined;
 }
 
 export function toResult(end: EventOf<"tool_end">): ToolResultBlockParam {

@@ -35,6 +35,11 @@ export class SandboxUnavailable extends Error {
   override name = "SandboxUnavailable";
 }
 
+/** Another live process is writing this session's log. */
+export class SessionBusy extends Error {
+  override name = "SessionBusy";
+}
+
 /** The model endpoint failed after every retry. */
 export class ModelError extends Error {
   override name = "ModelError";
@@ -51,6 +56,7 @@ export function isUserError(error: unknown): error is Error {
     error instanceof ConfigError ||
     error instanceof TaskFileError ||
     error instanceof SandboxUnavailable ||
+    error instanceof SessionBusy ||
     error instanceof ModelError
   );
 }

@@ -1,7 +1,7 @@
 import type { MessageParam } from "@anthropic-ai/sdk/resources/messages";
 import type { Clock } from "./clock.ts";
 import type { PriceTable } from "./config.ts";
-import { applyEvent, INTERRUPTED_NOTE, rebuild, toResult, type OpenTurn, type SessionState, type ToolUse } from "./conversation.ts";
+import { applyEvent, assistantMessage, INTERRUPTED_NOTE, NOT_RUN_NOTE, rebuild, toResult, type OpenTurn, type SessionState, type ToolUse } from "./conversation.ts";
 import { compact, type CompactionSettings } from "./compaction.ts";
 import { PermissionDenied } from "./errors.ts";
 import type { BudgetKind, EventOf, SessionEvent, SessionStatus, TaskSpec } from "./events.ts";
@@ -9,6 +9,7 @@ import type { ModelClient } from "./model.ts";
 import { costOf } from "./pricing.ts";
 import { buildSystem, withConversationCache, type Prefix } from "./prompt.ts";
 import type { SessionLog } from "./session-log.ts";
+import { NO_RULES, type PathRules } from "./tools/paths.ts";
 import { toApiTool, ToolError, type Tool } from "./tools/tool.ts";
 
 export interface SessionDeps {
@@ -22,6 +23,8 @@ export interface SessionDeps {
   loadPrefix(): Promise<Prefix>;
   prices: PriceTable;
   compaction: CompactionSettings;
+  /** Paths file tools may not touch inside the workdir (default: none beyond the workdir rule). */
+  paths?: PathRules;
   /** Sees every event after it is durable. Must not throw. */
   emit?(event: SessionEvent): void;
 }
@@ -57,11 +60,14 @@ export async function startSession(task: TaskSpec, deps: SessionDeps, signal?: A
   return drive([start], deps, signal);
 }
 
-/** Continues a session from its log. A finished session returns its recorded end without any call. */
+/**
+ * Continues a session from its log. A done or cancelled session returns its recorded end without a
+ * call; a failed one (model errors, budget) is tried again from where it stopped.
+ */
 export async function resumeSession(deps: SessionDeps, signal?: AbortSignal): Promise<SessionResult> {
   const events = await deps.log.read();
   const state = rebuild(events);
-  if (state.end) return resultOf(state.end);
+  if (state.end && state.end.status !== "failed") return resultOf(state.end);
   const resumed: SessionEvent = { type: "resumed", at: deps.clock.now(), attempt: state.resumes + 1 };
   await deps.log.append(resumed);
   deps.emit?.(resumed);
@@ -74,8 +80,7 @@ export async function continueSession(text: string, deps: SessionDeps, signal?: 
   const user: SessionEvent = { type: "user", at: deps.clock.now(), text };
   await deps.log.append(user);
   deps.emit?.(user);
-  const withoutEnd = events.filter((event) => event.type !== "session_end");
-  return drive([...withoutEnd, user], deps, signal);
+  return drive([...events, user], deps, signal);
 }
 
 async function drive(events: SessionEvent[], deps: SessionDeps, signal?: AbortSignal): Promise<SessionResult> {
@@ -85,6 +90,7 @@ async function drive(events: SessionEvent[], deps: SessionDeps, signal?: AbortSi
   let system = buildSystem(await deps.loadPrefix());
   const apiTools = deps.tools.map(toApiTool); // computed once: the cached prefix must not change
   const toolsByName = new Map(deps.tools.map((tool) => [tool.name, tool]));
+  const paths = deps.paths ?? NO_RULES;
 
   const record = async (...batch: SessionEvent[]) => {
     await deps.log.append(...batch);
@@ -112,8 +118,12 @@ async function drive(events: SessionEvent[], deps: SessionDeps, signal?: AbortSi
 
   try {
     if (state.openTurn) {
-      const closed = await runTools(state.openTurn, [], { deps, toolsByName, record, run, workdir: task.workdir });
+      const closed = await runTools(state.openTurn, [], { deps, toolsByName, record, run, workdir: task.workdir, paths });
       state.messages.push(closed);
+    } else {
+      // The process stopped between the final answer and its session_end: the answer stands.
+      const last = events.findLast((event) => event.type !== "resumed" && event.type !== "warning" && event.type !== "budget_warning");
+      if (last?.type === "model_response") return await finish("done", textOf(last));
     }
     for (;;) {
       if (run.aborted) return await stopFor(run.reason);
@@ -130,7 +140,11 @@ async function drive(events: SessionEvent[], deps: SessionDeps, signal?: AbortSi
 
       const reply = await deps.model.complete(
         { system, tools: apiTools, messages: withConversationCache(state.messages) },
-        { signal: run, onRetry: (notice) => void record({ type: "model_retry", at: clock.now(), attempt: notice.attempt, delay_ms: notice.delayMs, reason: notice.reason }) },
+        {
+          signal: run,
+          // A failed append surfaces on the next one; a retry notice must not crash the session.
+          onRetry: (notice) => void record({ type: "model_retry", at: clock.now(), attempt: notice.attempt, delay_ms: notice.delayMs, reason: notice.reason }).catch(() => {}),
+        },
       );
       const cost = costOf(reply.usage, reply.model, deps.prices);
       const response: EventOf<"model_response"> = {
@@ -146,17 +160,17 @@ async function drive(events: SessionEvent[], deps: SessionDeps, signal?: AbortSi
         request_bytes: reply.requestBytes,
       };
       const notes: SessionEvent[] = cost.priced ? [] : [{ type: "warning", at: clock.now(), message: `no price for model ${reply.model} in config \`prices\`; its cost is counted as 0` }];
-      state.messages.push({ role: "assistant", content: reply.content } as MessageParam);
+      const assistant = assistantMessage(reply.content);
+      if (assistant) state.messages.push(assistant);
       const uses = reply.content.filter((block): block is ToolUse => block.type === "tool_use");
       if (uses.length === 0) {
         await record(response, ...notes, ...budgetWarnings(state, task, clock.now(), cost.usd));
         const cut = reply.stopReason === "max_tokens" ? "\n\n[the answer was cut off at the output limit]" : "";
         return await finish("done", textOf(response) + cut);
       }
-      const turn: OpenTurn = { uses, started: new Set(), ends: new Map() };
+      const turn: OpenTurn = { uses, truncated: reply.stopReason === "max_tokens", started: new Set(), ends: new Map() };
       const head = [response, ...notes, ...budgetWarnings(state, task, clock.now(), cost.usd)];
-      const truncated = reply.stopReason === "max_tokens";
-      state.messages.push(await runTools(turn, head, { deps, toolsByName, record, run, workdir: task.workdir, truncated }));
+      state.messages.push(await runTools(turn, head, { deps, toolsByName, record, run, workdir: task.workdir, paths }));
     }
   } catch (error) {
     if (run.aborted) return await stopFor(run.reason);
@@ -173,7 +187,7 @@ interface ToolRun {
   record(...events: SessionEvent[]): Promise<void>;
   run: AbortSignal;
   workdir: string;
-  truncated?: boolean;
+  paths: PathRules;
 }
 
 /**
@@ -197,7 +211,7 @@ async function runTools(turn: OpenTurn, head: SessionEvent[], context: ToolRun):
     const started = deps.clock.now();
     await record(...carry, { type: "tool_start", at: started, id: use.id, name: use.name, input: use.input });
     carry = [];
-    const { output, isError } = await execute(use, context);
+    const { output, isError } = run.aborted ? { output: NOT_RUN_NOTE, isError: true } : await execute(use, turn.truncated, context);
     const end: EventOf<"tool_end"> = { type: "tool_end", at: deps.clock.now(), id: use.id, name: use.name, output, is_error: isError, duration_ms: deps.clock.now() - started };
     carry = [end];
     turn.ends.set(use.id, end);
@@ -207,7 +221,7 @@ async function runTools(turn: OpenTurn, head: SessionEvent[], context: ToolRun):
   return { role: "user", content: turn.uses.map((use) => toResult(turn.ends.get(use.id)!)) };
 }
 
-async function execute(use: ToolUse, { toolsByName, run, workdir, truncated }: ToolRun): Promise<{ output: string; isError: boolean }> {
+async function execute(use: ToolUse, truncated: boolean, { toolsByName, run, workdir, paths }: ToolRun): Promise<{ output: string; isError: boolean }> {
   if (truncated) return { output: "Not run: your output was cut off at the output-token limit, so this call may be incomplete. Send it again in smaller pieces.", isError: true };
   const tool = toolsByName.get(use.name);
   if (!tool) return { output: `There is no tool named ${use.name}. Available: ${[...toolsByName.keys()].join(", ")}.`, isError: true };
@@ -217,12 +231,24 @@ async function execute(use: ToolUse, { toolsByName, run, workdir, truncated }: T
     return { output: `Invalid input for ${use.name}: ${issue.path.join(".") || "input"}: ${issue.message}`, isError: true };
   }
   try {
-    return { output: await tool.execute(parsed.data, { workdir, signal: run }), isError: false };
+    // A tool that ignores its signal (a blocked read, say) must not hold the session past a cancel.
+    return { output: await raceAbort(tool.execute(parsed.data, { workdir, signal: run, paths }), run), isError: false };
   } catch (error) {
+    if (run.aborted && error === run.reason) return { output: `${use.name} was stopped: ${(run.reason as Error)?.message ?? "cancelled"}`, isError: true };
     if (error instanceof ToolError || error instanceof PermissionDenied) return { output: error.message, isError: true };
     const err = error as NodeJS.ErrnoException;
     return { output: `${use.name} failed: ${err.code ?? err.name}: ${err.message}`, isError: true };
   }
+}
+
+function raceAbort<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+  work.catch(() => {}); // a tool that fails after being abandoned must not become an unhandled rejection
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    work.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
 }
 
 function overBudget(state: SessionState, task: TaskSpec): string | undefined {

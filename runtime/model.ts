@@ -58,6 +58,21 @@ export interface ModelClientOptions {
 }
 
 const COMPACTION_BETA = "compact-2026-09-04";
+/** A retry-after longer than this fails the request instead of holding the task. */
+const MAX_RETRY_AFTER_MS = 15 * 60_000;
+
+/** Endpoint as shown in messages and logs: credentials in the URL are hidden. */
+function redactUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (!parsed.username && !parsed.password) return url.replace(/\/$/, "");
+    parsed.username = "***";
+    parsed.password = "";
+    return parsed.toString().replace(/\/$/, "");
+  } catch {
+    return "(invalid base_url)";
+  }
+}
 
 export function createModelClient(role: ResolvedRole, apiKey: string, options: ModelClientOptions): ModelClient {
   const client = new Anthropic({
@@ -67,7 +82,7 @@ export function createModelClient(role: ResolvedRole, apiKey: string, options: M
     timeout: options.retry.request_timeout,
   });
   const idleTimeoutMs = options.idleTimeoutMs ?? 120_000;
-  const endpoint = role.baseURL ?? "https://api.anthropic.com";
+  const endpoint = redactUrl(role.baseURL ?? "https://api.anthropic.com");
 
   const complete = (request: ModelRequest, call: CallOptions = {}) =>
     withRetries(options, endpoint, call, async (signal) => {
@@ -116,6 +131,7 @@ export function createModelClient(role: ResolvedRole, apiKey: string, options: M
           model: role.model,
           max_tokens: request.maxTokens ?? role.max_tokens,
           system: request.system,
+          tools: request.tools, // the same tools as every step, so the cached prefix still matches
           messages: request.messages as Anthropic.Beta.BetaMessageParam[],
           compaction: { type: "summarize", instructions: request.instructions },
           betas: [COMPACTION_BETA],
@@ -142,17 +158,22 @@ async function withRetries<T>(options: ModelClientOptions, endpoint: string, cal
   const { attempts, initial_delay, max_delay } = options.retry;
   for (let attempt = 0; ; attempt++) {
     try {
+      signal.throwIfAborted(); // a listener added to an already-aborted signal would never fire
       return await attemptOnce(signal);
     } catch (error) {
       if (signal.aborted) throw signal.reason ?? error;
       const failure = classify(error, endpoint);
-      if (!failure.retryable || attempt >= attempts) {
+      const tooLong = (failure.retryAfterMs ?? 0) > MAX_RETRY_AFTER_MS;
+      if (!failure.retryable || attempt >= attempts || tooLong) {
         const tries = attempt + 1;
-        const detail = failure.retryable ? ` (gave up after ${tries} ${tries === 1 ? "try" : "tries"})` : "";
+        const detail = tooLong
+          ? ` (asked to wait ${Math.round(failure.retryAfterMs! / 60_000)} minutes; try again later)`
+          : failure.retryable ? ` (gave up after ${tries} ${tries === 1 ? "try" : "tries"})` : "";
         throw new ModelError(`${failure.reason}${detail}`, failure.status, { cause: error });
       }
       const backoff = Math.min(max_delay, initial_delay * 2 ** attempt) * (0.8 + Math.random() * 0.4);
-      const delayMs = Math.round(Math.min(max_delay, Math.max(failure.retryAfterMs ?? 0, backoff)));
+      // The server's retry-after wins over our cap: retrying earlier only burns an attempt.
+      const delayMs = Math.round(Math.max(failure.retryAfterMs ?? 0, Math.min(max_delay, backoff)));
       call.onRetry?.({ attempt: attempt + 1, delayMs, reason: failure.reason });
       await options.clock.sleep(delayMs, signal);
     }

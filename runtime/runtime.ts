@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { mkdirSync, realpathSync } from "node:fs";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import type { Clock } from "./clock.ts";
 import { expandHome, requireApiKey, type LoadedConfig, type ResolvedRole, type RoleName } from "./config.ts";
 import type { SessionEvent, TaskSpec } from "./events.ts";
@@ -8,6 +8,7 @@ import { resumeSession, startSession, type SessionDeps, type SessionResult } fro
 import { createModelClient, type ModelClient } from "./model.ts";
 import type { Prefix } from "./prompt.ts";
 import { createBwrapSandbox, createUnsandboxed, type Sandbox } from "./sandbox/index.ts";
+import { lockSession } from "./session-lock.ts";
 import { openSessionLog, readSessionLog } from "./session-log.ts";
 import {
   createBashTool,
@@ -18,6 +19,7 @@ import {
   createWriteFileTool,
   type Tool,
 } from "./tools/index.ts";
+import type { PathRules } from "./tools/paths.ts";
 
 export interface RuntimeOptions {
   loaded: LoadedConfig;
@@ -51,6 +53,7 @@ export function createRuntime(options: RuntimeOptions): Runtime {
   const { config, home } = loaded;
   const sessionsDir = join(home, "sessions");
   const sandbox = options.sandbox ?? createSandbox(loaded);
+  const paths = pathRules(loaded);
   const clients = new Map<string, ModelClient>();
 
   const modelFor = (model: string): ModelClient => {
@@ -71,10 +74,17 @@ export function createRuntime(options: RuntimeOptions): Runtime {
     createBashTool(sandbox, { timeoutMs: config.sandbox.command_timeout, maxOutputBytes: config.sandbox.max_output_bytes }),
   ];
 
-  const depsFor = async (id: string, model: string, emit?: RunOptions["emit"]): Promise<SessionDeps> => {
+  const depsFor = async (id: string, model: string, emit?: RunOptions["emit"]): Promise<SessionDeps & { release(): Promise<void> }> => {
     const role = isRole(model) ? loaded.roles[model] : loaded.roles.main;
+    const logPath = join(sessionsDir, `${id}.jsonl`);
+    mkdirSync(sessionsDir, { recursive: true });
+    const unlock = lockSession(logPath);
+    const log = await openSessionLog(logPath, id, { now: clock.now }).catch((error: unknown) => {
+      unlock();
+      throw error;
+    });
     return {
-      log: await openSessionLog(join(sessionsDir, `${id}.jsonl`), id, { now: clock.now }),
+      log,
       model: modelFor(model),
       small: modelFor("small"),
       tools,
@@ -82,7 +92,12 @@ export function createRuntime(options: RuntimeOptions): Runtime {
       loadPrefix: options.loadPrefix,
       prices: config.prices,
       compaction: { threshold: config.compaction.threshold, keepRecentTurns: config.compaction.keep_recent_turns, contextWindow: role.context_window },
+      paths,
       ...(emit ? { emit: (event: SessionEvent) => emit(id, event) } : {}),
+      release: async () => {
+        await log.close();
+        unlock();
+      },
     };
   };
 
@@ -95,7 +110,7 @@ export function createRuntime(options: RuntimeOptions): Runtime {
       try {
         return await startSession(task, deps, runOptions.signal);
       } finally {
-        await deps.log.close();
+        await deps.release();
       }
     },
     async resume(id, runOptions = {}) {
@@ -105,7 +120,7 @@ export function createRuntime(options: RuntimeOptions): Runtime {
       try {
         return await resumeSession(deps, runOptions.signal);
       } finally {
-        await deps.log.close();
+        await deps.release();
       }
     },
     modelFor,
@@ -122,12 +137,34 @@ export function newSessionId(now: number): string {
   return `${stamp.slice(0, 8)}-${stamp.slice(8)}-${randomBytes(2).toString("hex")}`;
 }
 
-/** The sandbox config asks for. State, sessions, logs and .env are always hidden from commands. */
+/**
+ * The sandbox config asks for. State, sessions, logs and .env are always hidden from commands, the
+ * rest of NIGHTSHIFT_HOME is read-only (but workspace/), and commands inherit only the process
+ * environment, scrubbed, without any role's key variable.
+ */
 export function createSandbox(loaded: LoadedConfig): Sandbox {
+  const { config } = loaded;
+  const roleKeys = new Set(Object.values(loaded.roles).map((role) => role.apiKeyEnv));
+  const env = Object.fromEntries(Object.entries(loaded.processEnv).filter(([name]) => !roleKeys.has(name)));
+  const patterns = config.sandbox.secret_env_patterns;
+  if (config.sandbox.mode === "off") return createUnsandboxed({ env, secretEnvPatterns: patterns });
+  const rules = pathRules(loaded);
+  return createBwrapSandbox({ env, readOnlyHidden: [...rules.hidden], readOnly: [...rules.readOnly], secretEnvPatterns: patterns });
+}
+
+/** Paths tasks may not read (secrets, Nightshift's state) or write (Nightshift's settings), as real paths. */
+export function pathRules(loaded: LoadedConfig): PathRules {
   const { config, env, home } = loaded;
-  if (config.sandbox.mode === "off") return createUnsandboxed({ env, secretEnvPatterns: config.sandbox.secret_env_patterns });
-  const hidden = [...config.sandbox.hide.map((path) => expandHome(path, env)), join(home, "state"), join(home, "sessions"), join(home, "logs"), join(home, ".env")];
-  return createBwrapSandbox({ env, readOnlyHidden: hidden, secretEnvPatterns: config.sandbox.secret_env_patterns });
+  const hidden = [...config.sandbox.hide.map((path) => expandHome(path, env)), "/var/run/docker.sock", ...["state", "sessions", "logs", ".env"].map((name) => join(home, name))];
+  return { hidden: hidden.map(realOrResolved), readOnly: [realOrResolved(home)], writable: [realOrResolved(join(home, "workspace"))] };
+}
+
+function realOrResolved(path: string): string {
+  try {
+    return realpathSync(path);
+  } catch {
+    return resolve(path);
+  }
 }
 
 /** A fresh folder under workspace/ for a task without a workdir. */

@@ -61,7 +61,7 @@ async function until(condition: () => boolean, what: string): Promise<void> {
 }
 
 function onlySession(home: string): string {
-  const files = readdirSync(join(home, "sessions"));
+  const files = readdirSync(join(home, "sessions")).filter((name) => name.endsWith(".jsonl"));
   assert.equal(files.length, 1, `one session log, found ${files.join(", ")}`);
   return files[0]!.replace(/\.jsonl$/, "");
 }

@@ -180,6 +180,43 @@ describe("bwrap sandbox", () => {
 
 // The behaviour both implementations share through one spawn helper. Concurrent, so the two
 // real waits of the timeout tests overlap.
+describe("bwrap sandbox: host sockets and protected folders", () => {
+  test("cannot reach host sockets under /run (D-Bus, docker, agents)", async () => {
+    const { createServer: createNetServer } = await import("node:net");
+    const dir = `/run/nightshift-test-${process.pid}`;
+    mkdirSync(dir, { recursive: true });
+    const socketPath = join(dir, "host.sock");
+    const server = createNetServer((socket) => socket.end("HELLO FROM THE HOST\n")).listen(socketPath);
+    await new Promise((resolve) => server.once("listening", resolve));
+    try {
+      const command = `socat -T2 - UNIX-CONNECT:${socketPath} </dev/null`;
+      const bare = await createUnsandboxed({ env: baseEnv }).run(command, limits(tempDir()));
+      assert.match(bare.output, /HELLO FROM THE HOST/, "control: the socket answers outside the sandbox");
+      const inside = await createBwrapSandbox({ env: baseEnv }).run(command, limits(tempDir()));
+      assert.notEqual(inside.exitCode, 0);
+      assert.doesNotMatch(inside.output, /HELLO/);
+    } finally {
+      server.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("keeps a read-only folder read-only inside a writable workdir, and a writable one inside it writable", async () => {
+    const workdir = tempDir();
+    const settings = join(workdir, ".nightshift");
+    const workspace = join(settings, "workspace");
+    mkdirSync(workspace, { recursive: true });
+    writeFileSync(join(settings, "config.yaml"), "sandbox:\n  mode: bwrap\n");
+    const sandbox = createBwrapSandbox({ env: baseEnv, readOnly: [settings] });
+    const denied = await sandbox.run("echo 'sandbox: {mode: off}' > .nightshift/config.yaml", limits(workdir, { writable: [workspace] }));
+    assert.notEqual(denied.exitCode, 0);
+    assert.equal(readFileSync(join(settings, "config.yaml"), "utf8"), "sandbox:\n  mode: bwrap\n");
+    const allowed = await sandbox.run("echo ok > notes.txt && echo ok > .nightshift/workspace/out.txt", limits(workdir, { writable: [workspace] }));
+    assert.equal(allowed.exitCode, 0, allowed.output);
+    assert.equal(readFileSync(join(workspace, "out.txt"), "utf8"), "ok\n");
+  });
+});
+
 describe("limits, abort and environment", { concurrency: true }, () => {
   for (const [kind, make] of [
     ["bwrap", createBwrapSandbox],

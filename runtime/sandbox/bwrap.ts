@@ -18,6 +18,8 @@ export interface BwrapSandboxOptions {
   secretEnvPatterns?: string[];
   /** Paths made empty and read-only inside the sandbox (e.g. ~/.ssh). Missing paths are skipped. */
   readOnlyHidden?: string[];
+  /** Paths that stay read-only even inside a writable workdir (e.g. NIGHTSHIFT_HOME); writable paths inside them stay writable. */
+  readOnly?: string[];
 }
 
 export interface UnsandboxedOptions {
@@ -38,12 +40,14 @@ export function createBwrapSandbox(options: BwrapSandboxOptions): Sandbox {
   const bwrapPath = options.bwrapPath ?? "bwrap";
   const env = scrubEnv(options.env, options.secretEnvPatterns);
   const hidden = resolveHidden(options.readOnlyHidden ?? []);
+  const readOnly = resolveHidden(options.readOnly ?? []).map((entry) => entry.path);
   // Order matters to bwrap: mounts apply in argument order, later ones on top.
   const namespaceArgs = [
     "--ro-bind", "/", "/",
     "--dev", "/dev",
     "--proc", "/proc",
     "--tmpfs", "/tmp",
+    "--tmpfs", "/run", // host sockets (D-Bus, docker, agents) live here: a socket ignores read-only mounts
     "--unshare-all", // includes the network: only a private loopback exists inside
     "--die-with-parent",
     "--new-session",
@@ -96,7 +100,7 @@ export function createBwrapSandbox(options: BwrapSandboxOptions): Sandbox {
     async run(command, runOptions) {
       const probeResult = await probe();
       if (!probeResult.ok) throw new SandboxUnavailable(probeResult.problem ?? "bubblewrap is not usable here.");
-      const args = [...staticArgs, ...mountArgs(runOptions, hidden), "--chdir", runOptions.cwd, "--", "bash", ...bashArgs(command)];
+      const args = [...staticArgs, ...mountArgs(runOptions, hidden, readOnly), "--chdir", runOptions.cwd, "--", "bash", ...bashArgs(command)];
       try {
         return await spawnCaptured(bwrapPath, args, { ...captureLimits(runOptions), env, cwd: "/" });
       } catch (error) {
@@ -139,8 +143,12 @@ export function createUnsandboxed(options: UnsandboxedOptions): Sandbox {
  * (so a hidden `.env` inside cwd stays hidden). A hidden directory that contains a bound path goes
  * first instead, and stays writable so bwrap can create the mount point inside it.
  */
-function mountArgs(options: RunOptions, hidden: readonly HiddenPath[]): string[] {
+function mountArgs(options: RunOptions, hidden: readonly HiddenPath[], readOnly: readonly string[]): string[] {
   const bound = [options.cwd, ...(options.writable ?? [])];
+  const inside = (path: string, parent: string) => path.startsWith(parent.endsWith("/") ? parent : `${parent}/`);
+  // A read-only path inside a writable one is bound read-only on top; writable paths inside it again on top of that.
+  const protectedInside = readOnly.filter((path) => bound.some((b) => inside(path, b)));
+  const rebound = bound.filter((b) => protectedInside.some((path) => b === path || inside(b, path)));
   const before: string[] = [];
   const after: string[] = [];
   for (const { path, isDirectory } of hidden) {
@@ -152,7 +160,13 @@ function mountArgs(options: RunOptions, hidden: readonly HiddenPath[]): string[]
       after.push("--tmpfs", path, "--remount-ro", path);
     }
   }
-  return [...before, ...bound.flatMap((path) => ["--bind", path, path]), ...after];
+  return [
+    ...before,
+    ...bound.flatMap((path) => ["--bind", path, path]),
+    ...protectedInside.flatMap((path) => ["--ro-bind", path, path]),
+    ...rebound.flatMap((path) => ["--bind", path, path]),
+    ...after,
+  ];
 }
 
 /** Resolved once per sandbox: a path created later is not hidden until the next sandbox. */

@@ -1,4 +1,4 @@
-import { readFile, writeFile } from "node:fs/promises";
+import { readFile, stat, writeFile } from "node:fs/promises";
 import { z } from "zod";
 import { display, resolveInside } from "./paths.ts";
 import { defineTool, ToolError } from "./tool.ts";
@@ -13,8 +13,11 @@ export function createEditFileTool() {
       new_text: z.string(),
       replace_all: z.boolean().optional(),
     }),
-    async execute({ path, old_text, new_text, replace_all }, { workdir }) {
-      const real = resolveInside(workdir, path);
+    async execute({ path, old_text, new_text, replace_all }, { workdir, paths }) {
+      const real = resolveInside(workdir, path, paths, "write");
+      const info = await stat(real).catch(() => undefined);
+      if (info && !info.isFile()) throw new ToolError(`${path} is not a regular file; it cannot be edited`);
+      if (info && info.size > 10_000_000) throw new ToolError(`${path} is too large to edit (${info.size} bytes); use bash (sed) instead`);
       const before = await readFile(real, "utf8").catch(() => {
         throw new ToolError(`${path}: no such file; use write_file to create it`);
       });

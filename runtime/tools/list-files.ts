@@ -15,11 +15,12 @@ export function createListFilesTool() {
       path: z.string().optional().describe("Folder relative to the working directory; default ."),
       depth: z.number().int().min(1).max(10).optional().describe("Levels to descend; default 2"),
     }),
-    async execute({ path = ".", depth = 2 }, { workdir }) {
-      const root = resolveInside(workdir, path);
+    async execute({ path = ".", depth = 2 }, { workdir, paths, signal }) {
+      const root = resolveInside(workdir, path, paths);
       const lines: string[] = [];
       let more = false;
       const walk = async (folder: string, level: number): Promise<void> => {
+        if (signal.aborted) return;
         const entries = await readdir(folder, { withFileTypes: true }).catch((error: NodeJS.ErrnoException) => {
           if (folder === root) throw new ToolError(`${path}: ${error.code === "ENOTDIR" ? "not a folder" : "no such folder"}`);
           return [];
@@ -30,7 +31,7 @@ export function createListFilesTool() {
           const full = join(folder, entry.name);
           const isDir = entry.isDirectory();
           lines.push(display(workdir, full) + (isDir ? "/" : entry.isSymbolicLink() ? " -> (link)" : ""));
-          if (isDir && level < depth && !NOT_DESCENDED.has(entry.name)) await walk(full, level + 1);
+          if (isDir && level < depth && !NOT_DESCENDED.has(entry.name) && !paths.hidden.includes(full)) await walk(full, level + 1);
         }
       };
       await walk(root, 1);

@@ -2,18 +2,43 @@ import { lstatSync, readlinkSync, realpathSync } from "node:fs";
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from "node:path";
 import { PermissionDenied } from "../errors.ts";
 
+/** What file tools may not touch even inside the workdir; the sandbox hides the same paths from commands. */
+export interface PathRules {
+  /** Real paths that can be neither read nor written (secrets, Nightshift's state). */
+  hidden: readonly string[];
+  /** Real paths that can be read but not written (NIGHTSHIFT_HOME), except `writable` ones inside them. */
+  readOnly: readonly string[];
+  writable: readonly string[];
+}
+
+export const NO_RULES: PathRules = { hidden: [], readOnly: [], writable: [] };
+
+/** `.env`, `.env.local`, …: secrets by convention, wherever they are. */
+const SECRET_FILE = /^\.env(\..+)?$/;
+
 /**
  * Resolves `path` (relative to `workdir` or absolute) to a real path inside `workdir`, following
- * symlinks and `..` before deciding. Throws PermissionDenied for anything that lands outside.
+ * symlinks and `..` before deciding. Throws PermissionDenied for anything that lands outside, for
+ * hidden paths, and for writes to read-only ones.
  */
-export function resolveInside(workdir: string, path: string): string {
+export function resolveInside(workdir: string, path: string, rules: PathRules = NO_RULES, access: "read" | "write" = "read"): string {
   const target = resolve(workdir, path);
   const real = realPathOfNearest(target);
-  if (real !== workdir && !real.startsWith(workdir.endsWith(sep) ? workdir : workdir + sep)) {
-    const shown = isAbsolute(path) ? path : `${path} (${real})`;
+  const shown = isAbsolute(path) ? path : `${path} (${real})`;
+  if (!within(real, workdir)) {
     throw new PermissionDenied(`${shown} is outside the task's working directory ${workdir}; file tools can only reach files under it.`);
   }
+  if (SECRET_FILE.test(basename(real)) || rules.hidden.some((hidden) => within(real, hidden))) {
+    throw new PermissionDenied(`${shown} holds secrets; Nightshift never lets the agent read or write it.`);
+  }
+  if (access === "write" && rules.readOnly.some((path) => within(real, path)) && !rules.writable.some((path) => within(real, path))) {
+    throw new PermissionDenied(`${shown} belongs to Nightshift's own settings and cannot be changed by a task.`);
+  }
   return real;
+}
+
+function within(path: string, parent: string): boolean {
+  return path === parent || path.startsWith(parent.endsWith(sep) ? parent : parent + sep);
 }
 
 /**

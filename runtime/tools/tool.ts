@@ -1,11 +1,14 @@
 import type { Tool as ApiTool } from "@anthropic-ai/sdk/resources/messages";
 import { z } from "zod";
+import type { PathRules } from "./paths.ts";
 
 export interface ToolContext {
   /** The task's working directory: absolute and real (symlinks resolved). */
   workdir: string;
   /** Aborts when the task is cancelled or out of time; long tools must stop. */
   signal: AbortSignal;
+  /** Paths file tools must not read or write even inside the workdir. */
+  paths: PathRules;
 }
 
 /** A tool the model can call. `execute` throws to report a failure the model should read. */

@@ -1,8 +1,8 @@
-import { mkdir, writeFile } from "node:fs/promises";
+import { lstat, mkdir, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import { z } from "zod";
 import { display, resolveInside } from "./paths.ts";
-import { defineTool } from "./tool.ts";
+import { defineTool, ToolError } from "./tool.ts";
 
 export function createWriteFileTool() {
   return defineTool({
@@ -12,8 +12,10 @@ export function createWriteFileTool() {
       path: z.string().describe("Relative to the working directory"),
       content: z.string(),
     }),
-    async execute({ path, content }, { workdir }) {
-      const real = resolveInside(workdir, path);
+    async execute({ path, content }, { workdir, paths }) {
+      const real = resolveInside(workdir, path, paths, "write");
+      const existing = await lstat(real).catch(() => undefined);
+      if (existing && !existing.isFile()) throw new ToolError(`${path} exists and is not a regular file; choose another path`);
       await mkdir(dirname(real), { recursive: true });
       await writeFile(real, content);
       return `wrote ${Buffer.byteLength(content)} bytes to ${display(workdir, real)}`;
