@@ -11,6 +11,7 @@ import {
   Shutdown,
   systemClock,
 } from "../runtime/index.ts";
+import { answerCommand } from "./approve.ts";
 import { formatChecks, runDoctor } from "./doctor.ts";
 import { initHome } from "./init.ts";
 import { runCommand } from "./run.ts";
@@ -23,6 +24,8 @@ const HELP = `nightshift: a personal agent runtime
       --workdir DIR                  work in DIR instead of a fresh folder under workspace/
       --resume ID                    continue session ID from its log
       --quiet                        no progress lines
+  nightshift approve [ID] [--task] allow a pending approval once (or for the rest of its task); no ID lists them
+  nightshift deny ID [--reason T]  deny it; the agent sees the reason
   nightshift doctor                check Node, folders, sandbox, model endpoints; each problem with its fix
   nightshift config schema         print the JSON Schema of config.yaml
 
@@ -37,6 +40,8 @@ async function main(argv: string[]): Promise<number> {
       workdir: { type: "string" },
       resume: { type: "string" },
       quiet: { type: "boolean", short: "q" },
+      task: { type: "boolean" },
+      reason: { type: "string" },
       help: { type: "boolean", short: "h" },
       version: { type: "boolean" },
     },
@@ -80,8 +85,15 @@ async function main(argv: string[]): Promise<number> {
       process.on("SIGTERM", () => controller.abort(new Shutdown("stopped by SIGTERM")));
       return runCommand(
         { ...(rest[0] !== undefined ? { target: rest[0] } : {}), ...(values.resume ? { resume: values.resume } : {}), ...(values.workdir ? { workdir: values.workdir } : {}), quiet: values.quiet ?? false },
-        { loaded, clock: systemClock, stdout: process.stdout, stderr: process.stderr, signal: controller.signal },
+        { loaded, clock: systemClock, stdout: process.stdout, stderr: process.stderr, signal: controller.signal, ...(process.stdin.isTTY ? { stdin: process.stdin } : {}) },
       );
+    }
+    case "approve":
+    case "deny": {
+      if (rest.length > 1) throw new UsageError(`nightshift ${command} takes one approval id; put a reason in --reason "…"`);
+      if (command === "deny" && !rest[0]) throw new UsageError("nightshift deny needs the approval id (nightshift approve lists them)");
+      const { text, code } = answerCommand(command, rest[0], { ...(values.task ? { task: true } : {}), ...(values.reason ? { reason: values.reason } : {}) }, loadConfig(env));
+      return print(text, code);
     }
     case undefined:
       return print(HELP, 0);

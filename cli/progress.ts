@@ -23,6 +23,12 @@ export function progressLine(session: string, event: SessionEvent): string | und
       return `  ⇣ context compacted (${event.method}): ${event.dropped_turns} turns summarized`;
     case "warning":
       return `  ! ${event.message}`;
+    case "permission":
+      return event.action === "deny" ? `    ⛔ ${event.kind} ${firstLine(event.target, 100)}: ${event.reason}` : undefined;
+    case "approval_requested":
+      return `  ? waiting for approval ${event.approval}: ${event.summary}`;
+    case "approval_answered":
+      return `    → ${event.decision === "once" ? "allowed once" : event.decision === "task" ? "allowed for this task" : event.decision === "unreachable" ? `denied: ${event.reason}` : event.decision}${event.by !== "nightshift" ? ` (${event.by})` : ""}`;
     case "session_end":
       return `■ ${event.status}${event.reason ? `: ${event.reason}` : ""}  (${event.turns} turns, $${event.cost_usd.toFixed(4)})`;
     default:

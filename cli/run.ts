@@ -9,12 +9,14 @@ import {
   traceEvent,
   type Clock,
   type LoadedConfig,
+  type Approver,
   type Sandbox,
   type SessionEvent,
   type TaskSpec,
 } from "../runtime/index.ts";
 import { readTaskFile, taskFromPrompt, type TaskFile } from "../tasks/index.ts";
 import { progressLine } from "./progress.ts";
+import { createTerminalApprover } from "./terminal-approver.ts";
 import { UsageError } from "./usage.ts";
 
 export interface RunArgs {
@@ -32,6 +34,8 @@ export interface RunIO {
   stderr: NodeJS.WritableStream;
   /** Aborted with Shutdown to stop for a later resume, with anything else to cancel. */
   signal: AbortSignal;
+  /** A terminal to ask approvals in; without one, asks are denied at once. */
+  stdin?: NodeJS.ReadableStream;
   sandbox?: Sandbox;
 }
 
@@ -39,7 +43,9 @@ export interface RunIO {
 export async function runCommand(args: RunArgs, io: RunIO): Promise<number> {
   const { loaded, clock } = io;
   const trace = createTraceLogger(join(loaded.home, "logs", "trace.jsonl"), loaded.config.log_level);
-  const runtime = createRuntime({ loaded, clock, loadPrefix: () => readPrefix(loaded.home), ...(io.sandbox ? { sandbox: io.sandbox } : {}) });
+  let approvers: Approver[] = [];
+  const runtime = createRuntime({ loaded, clock, loadPrefix: () => readPrefix(loaded.home), approvers: () => approvers, ...(io.sandbox ? { sandbox: io.sandbox } : {}) });
+  if (io.stdin) approvers = [createTerminalApprover(runtime.approvals, io.stdin, io.stderr)];
   const emit = (session: string, event: SessionEvent) => {
     traceEvent(trace, session, event);
     if (event.type === "session_start" && loaded.config.sandbox.mode === "off") {
@@ -88,11 +94,8 @@ async function taskFileOrPrompt(target: string): Promise<TaskFile> {
   return taskFromPrompt(target);
 }
 
-/** Keys a task file may carry that `run` cannot honour yet. Permissions refuse: ignoring a narrowing would widen. */
+/** Keys a task file may carry that `run` cannot honour yet. */
 function unsupportedKeys(file: TaskFile): string[] {
-  if (file.permissions) {
-    throw new UsageError("this task file narrows `permissions`, which this version does not enforce yet; remove the key to run under the default sandbox (writes only in the workdir, no network)");
-  }
   const warnings: string[] = [];
   if (file.specialists?.length || file.plan) warnings.push("`specialists` and `plan` are not supported yet; the task runs without them");
   if (file.schedule) warnings.push("`schedule` only applies to files in schedules/; running once now");
@@ -124,5 +127,6 @@ function toTaskSpec(file: TaskFile, args: RunArgs, loaded: LoadedConfig, id: str
       timeout_ms: file.budget?.timeout ?? budget.timeout,
     },
     source: "cli",
+    ...(file.permissions ? { permissions: file.permissions } : {}),
   };
 }

@@ -25,6 +25,17 @@ const price = z.strictObject({
   cache_write: z.number().nonnegative().optional(),
 }).describe("US dollars per million tokens");
 
+const ruleEntry = z
+  .strictObject({
+    read: z.string().min(1).optional().describe("Path glob: ~, {workdir}, {home}, ** and * work"),
+    write: z.string().min(1).optional().describe("Path glob"),
+    command: z.string().min(1).optional().describe("Command pattern, matched against each command of a shell line; * matches anything"),
+    network: z.string().min(1).optional().describe("Domain: example.com, *.example.com or *"),
+  })
+  .refine((entry) => Object.values(entry).filter((value) => value !== undefined).length === 1, {
+    message: "each rule names exactly one of read, write, command or network, e.g. { command: \"git push\" }",
+  });
+
 export const configSchema = z.strictObject({
   models: z.strictObject({
     main: modelRole.default({ model: "claude-sonnet-5-5", context_window: 200_000, max_tokens: 8192, server_compaction: "auto" }),
@@ -55,6 +66,15 @@ export const configSchema = z.strictObject({
     secret_env_patterns: z.array(z.string()).default([])
       .describe("Extra regular expressions; environment variables whose names match are removed from commands"),
   }).default({ mode: "bwrap", command_timeout: 120_000, max_output_bytes: 30_000, hide: ["~/.ssh", "~/.aws", "~/.gnupg", "~/.config/gh", "~/.netrc", "~/.docker/config.json"], secret_env_patterns: [] }),
+  permissions: z.strictObject({
+    deny: z.array(ruleEntry).default([]).describe("Never allowed, whatever else matches"),
+    ask: z.array(ruleEntry).default([]).describe("Allowed only after a human says yes"),
+    allow: z.array(ruleEntry).default([]).describe("Allowed without asking, e.g. { network: registry.npmjs.org }"),
+    defaults: z.boolean().default(true).describe("Add the built-in rules after yours: secrets denied, publishing asks, reads and workdir writes allowed"),
+  }).default({ deny: [], ask: [], allow: [], defaults: true }),
+  approvals: z.strictObject({
+    expire: durationMs.default(1_800_000).describe("An unanswered approval is denied after this long"),
+  }).default({ expire: 1_800_000 }),
   compaction: z.strictObject({
     threshold: z.number().gt(0).lt(1).default(0.7).describe("Fraction of the context window that triggers compaction"),
     keep_recent_turns: z.number().int().min(1).default(4).describe("Assistant turns kept verbatim after a checkpoint"),

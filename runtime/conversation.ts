@@ -1,5 +1,6 @@
 import type { ContentBlockParam, MessageParam, ToolResultBlockParam } from "@anthropic-ai/sdk/resources/messages";
 import type { BudgetKind, ContentBlock, EventOf, SessionEvent, TaskSpec } from "./events.ts";
+import type { Grant } from "./policy/policy.ts";
 import { taskMessage } from "./prompt.ts";
 
 export type ToolUse = Extract<ContentBlock, { type: "tool_use" }>;
@@ -26,6 +27,8 @@ export interface SessionState {
   checkpoints: number;
   end: EventOf<"session_end"> | undefined;
   resumes: number;
+  /** "Allow for this task" answers so far. */
+  grants: Grant[];
 }
 
 export interface OpenTurn {
@@ -66,6 +69,7 @@ export function rebuild(events: SessionEvent[]): SessionState {
     checkpoints: 0,
     end: undefined,
     resumes: 0,
+    grants: [],
   };
   let checkpoint: EventOf<"checkpoint"> | undefined;
   for (const [index, event] of events.entries()) {
@@ -106,6 +110,9 @@ export function applyEvent(state: SessionState, event: SessionEvent, index: numb
       break;
     case "budget_warning":
       state.warned.add(event.kind);
+      break;
+    case "grant":
+      state.grants.push({ kind: event.kind, target: event.target });
       break;
     case "resumed":
       state.resumes = event.attempt;

@@ -26,6 +26,8 @@ export interface TaskSpec {
   budget: { max_turns: number; max_usd: number; timeout_ms: number };
   /** Where the task came from: a file path, "cli", a Telegram chat. */
   source?: string;
+  /** The task file's `permissions`: they can only narrow the global policy. */
+  permissions?: { read?: string[]; write?: string[]; commands?: string[]; network?: string[] };
 }
 
 export type SessionStatus = "done" | "failed" | "cancelled";
@@ -63,6 +65,12 @@ export type SessionEvent =
       cost_usd: number;
     }
   | { type: "warning"; at: number; message: string }
+  /** A permission decision for one request of a tool call, with the rule that decided. */
+  | { type: "permission"; at: number; id: string; tool: string; kind: "read" | "write" | "command" | "network"; target: string; action: "allow" | "ask" | "deny"; reason: string }
+  | { type: "approval_requested"; at: number; approval: string; id: string; tool: string; summary: string; reason: string; expires_at: number }
+  | { type: "approval_answered"; at: number; approval: string; id: string; decision: "once" | "task" | "deny" | "expired" | "unreachable"; by: string; reason?: string }
+  /** "Allow for this task": the kind and target stop asking until the task ends. */
+  | { type: "grant"; at: number; kind: "read" | "write" | "command" | "network"; target: string }
   | {
       type: "session_end";
       at: number;

@@ -1,3 +1,4 @@
+export { createApprovalStore, type ApprovalAnswer, type ApprovalRecord, type ApprovalStore, type Approver } from "./approvals.ts";
 export { systemClock, type Clock } from "./clock.ts";
 export {
   configJsonSchema,
@@ -20,7 +21,8 @@ export { continueSession, resumeSession, Shutdown, startSession, type SessionDep
 export { createModelClient, type ModelClient } from "./model.ts";
 export { costOf } from "./pricing.ts";
 export { buildSystem, taskMessage, type Prefix } from "./prompt.ts";
-export { createRuntime, createSandbox, createWorkdir, newSessionId, type Runtime } from "./runtime.ts";
+export { createRuntime, createSandbox, createWorkdir, newSessionId, pathRules, type Runtime } from "./runtime.ts";
+export { decide, DEFAULT_RULES, rulesFromConfig, type Decision, type PermissionRequest, type Rule } from "./policy/policy.ts";
 export { createBwrapSandbox, createUnsandboxed, scrubEnv, type Sandbox, type SandboxProbe } from "./sandbox/index.ts";
 export { openSessionLog, readSessionLog, SessionLogError, type SessionLog } from "./session-log.ts";
 export { createTraceLogger, traceEvent } from "./trace.ts";

@@ -1,4 +1,6 @@
 import type { MessageParam } from "@anthropic-ai/sdk/resources/messages";
+import { existsSync } from "node:fs";
+import { homedir } from "node:os";
 import type { Clock } from "./clock.ts";
 import type { PriceTable } from "./config.ts";
 import { applyEvent, assistantMessage, INTERRUPTED_NOTE, NOT_RUN_NOTE, rebuild, toResult, type OpenTurn, type SessionState, type ToolUse } from "./conversation.ts";
@@ -9,6 +11,9 @@ import type { ModelClient } from "./model.ts";
 import { costOf } from "./pricing.ts";
 import { buildSystem, withConversationCache, type Prefix } from "./prompt.ts";
 import type { SessionLog } from "./session-log.ts";
+import type { ApprovalStore, Approver } from "./approvals.ts";
+import { checkRequests, type GateOptions } from "./policy/gate.ts";
+import { DEFAULT_RULES, writableRoots, type Grant, type PermissionRequest, type Rule } from "./policy/policy.ts";
 import { NO_RULES, type PathRules } from "./tools/paths.ts";
 import { toApiTool, ToolError, type Tool } from "./tools/tool.ts";
 
@@ -23,10 +28,23 @@ export interface SessionDeps {
   loadPrefix(): Promise<Prefix>;
   prices: PriceTable;
   compaction: CompactionSettings;
-  /** Paths file tools may not touch inside the workdir (default: none beyond the workdir rule). */
+  /** Paths no tool may read or write, whatever the policy says. */
   paths?: PathRules;
+  /** The permission policy. Default: the built-in rules, and nobody to ask (asks are denied). */
+  permissions?: SessionPermissions;
   /** Sees every event after it is durable. Must not throw. */
   emit?(event: SessionEvent): void;
+}
+
+export interface SessionPermissions {
+  rules: readonly Rule[];
+  /** NIGHTSHIFT_HOME, for `{home}` in rules. */
+  home: string;
+  /** The user's home, for `~` in rules. */
+  userHome: string;
+  approvals?: { store: ApprovalStore; approvers(): Approver[] };
+  /** Shown with approvals raised by this session (a specialist's name). */
+  label?: string;
 }
 
 export interface SessionResult {
@@ -91,6 +109,16 @@ async function drive(events: SessionEvent[], deps: SessionDeps, signal?: AbortSi
   const apiTools = deps.tools.map(toApiTool); // computed once: the cached prefix must not change
   const toolsByName = new Map(deps.tools.map((tool) => [tool.name, tool]));
   const paths = deps.paths ?? NO_RULES;
+  const gate: GateOptions = {
+    session: deps.log.id,
+    rules: deps.permissions?.rules ?? DEFAULT_RULES,
+    places: { workdir: task.workdir, home: deps.permissions?.home ?? "/nonexistent", userHome: deps.permissions?.userHome ?? homedir() },
+    ...(task.permissions ? { task: task.permissions } : {}),
+    ...(deps.permissions?.approvals ? { approvals: deps.permissions.approvals } : {}),
+    ...(deps.permissions?.label ? { label: deps.permissions.label } : {}),
+    clock,
+  };
+
 
   const record = async (...batch: SessionEvent[]) => {
     await deps.log.append(...batch);
@@ -105,6 +133,7 @@ async function drive(events: SessionEvent[], deps: SessionDeps, signal?: AbortSi
   const timeLeft = Math.max(0, task.budget.timeout_ms - state.activeMs);
   const cancelTimer = clock.setTimer(() => timeUp.abort(new BudgetExceeded("time", `ran out of time (budget.timeout ${formatMs(task.budget.timeout_ms)})`)), timeLeft);
   const run = signal ? AbortSignal.any([signal, timeUp.signal]) : timeUp.signal;
+  const tooling = (): ToolRun => ({ deps, toolsByName, record, run, workdir: task.workdir, paths, gate, grants: state.grants });
 
   const finish = async (status: SessionStatus, answer: string, reason?: string): Promise<SessionResult> => {
     await record({ type: "session_end", at: clock.now(), status, answer, ...(reason ? { reason } : {}), turns: state.turns, cost_usd: state.costUsd, tokens: state.tokens });
@@ -118,7 +147,7 @@ async function drive(events: SessionEvent[], deps: SessionDeps, signal?: AbortSi
 
   try {
     if (state.openTurn) {
-      const closed = await runTools(state.openTurn, [], { deps, toolsByName, record, run, workdir: task.workdir, paths });
+      const closed = await runTools(state.openTurn, [], tooling());
       state.messages.push(closed);
     } else {
       // The process stopped between the final answer and its session_end: the answer stands.
@@ -170,7 +199,7 @@ async function drive(events: SessionEvent[], deps: SessionDeps, signal?: AbortSi
       }
       const turn: OpenTurn = { uses, truncated: reply.stopReason === "max_tokens", started: new Set(), ends: new Map() };
       const head = [response, ...notes, ...budgetWarnings(state, task, clock.now(), cost.usd)];
-      state.messages.push(await runTools(turn, head, { deps, toolsByName, record, run, workdir: task.workdir, paths }));
+      state.messages.push(await runTools(turn, head, tooling()));
     }
   } catch (error) {
     if (run.aborted) return await stopFor(run.reason);
@@ -188,51 +217,89 @@ interface ToolRun {
   run: AbortSignal;
   workdir: string;
   paths: PathRules;
+  gate: GateOptions;
+  grants: Grant[];
 }
 
 /**
- * Runs a turn's tool calls in order and returns the message with their results. Each start is
- * durable before the tool runs (batched with the previous end); a started call with no end is
- * reported as interrupted and never run again. On abort, calls not yet started stay unstarted.
+ * Runs a turn's tool calls in order and returns the message with their results. Each call is
+ * validated and checked against the policy first (an ask waits for its approval, which a restart
+ * finds again); its start is durable before it runs, batched with the previous end. A started call
+ * with no end is reported as interrupted and never run again; on abort, unstarted calls stay so.
  */
 async function runTools(turn: OpenTurn, head: SessionEvent[], context: ToolRun): Promise<MessageParam> {
-  const { deps, record, run } = context;
+  const { deps, run } = context;
   let carry = head;
-  for (const use of turn.uses) {
-    if (turn.ends.has(use.id)) continue;
-    if (turn.started.has(use.id)) {
-      const end: EventOf<"tool_end"> = { type: "tool_end", at: deps.clock.now(), id: use.id, name: use.name, output: INTERRUPTED_NOTE, is_error: true, duration_ms: 0, interrupted: true };
-      await record(...carry, end);
-      carry = [];
-      turn.ends.set(use.id, end);
-      continue;
-    }
-    if (run.aborted) break;
-    const started = deps.clock.now();
-    await record(...carry, { type: "tool_start", at: started, id: use.id, name: use.name, input: use.input });
+  const record = async (...events: SessionEvent[]) => {
+    const batch = [...carry, ...events];
     carry = [];
-    const { output, isError } = run.aborted ? { output: NOT_RUN_NOTE, isError: true } : await execute(use, turn.truncated, context);
-    const end: EventOf<"tool_end"> = { type: "tool_end", at: deps.clock.now(), id: use.id, name: use.name, output, is_error: isError, duration_ms: deps.clock.now() - started };
-    carry = [end];
-    turn.ends.set(use.id, end);
+    await context.record(...batch);
+  };
+  const end = (use: ToolUse, output: string, isError: boolean, started: number, interrupted = false): EventOf<"tool_end"> => {
+    const event: EventOf<"tool_end"> = { type: "tool_end", at: deps.clock.now(), id: use.id, name: use.name, output, is_error: isError, duration_ms: deps.clock.now() - started, ...(interrupted ? { interrupted } : {}) };
+    turn.ends.set(use.id, event);
+    return event;
+  };
+  try {
+    for (const use of turn.uses) {
+      if (turn.ends.has(use.id)) continue;
+      if (turn.started.has(use.id)) {
+        await record(end(use, INTERRUPTED_NOTE, true, deps.clock.now(), true));
+        continue;
+      }
+      if (run.aborted) break;
+      const prepared = await prepare(use, turn.truncated, { ...context, record });
+      if ("refusal" in prepared) {
+        carry.push(end(use, prepared.refusal, true, deps.clock.now()));
+        continue;
+      }
+      const started = deps.clock.now();
+      await record({ type: "tool_start", at: started, id: use.id, name: use.name, input: use.input });
+      const { output, isError } = run.aborted ? { output: NOT_RUN_NOTE, isError: true } : await execute(use, prepared, context);
+      carry = [end(use, output, isError, started)];
+    }
+  } finally {
+    if (carry.length) await context.record(...carry);
   }
-  if (carry.length) await record(...carry);
   if (run.aborted) throw run.reason;
   return { role: "user", content: turn.uses.map((use) => toResult(turn.ends.get(use.id)!)) };
 }
 
-async function execute(use: ToolUse, truncated: boolean, { toolsByName, run, workdir, paths }: ToolRun): Promise<{ output: string; isError: boolean }> {
-  if (truncated) return { output: "Not run: your output was cut off at the output-token limit, so this call may be incomplete. Send it again in smaller pieces.", isError: true };
+type Prepared = { tool: Tool; input: unknown } | { refusal: string };
+
+/** Validation and permission checks, before anything runs. */
+async function prepare(use: ToolUse, truncated: boolean, context: ToolRun): Promise<Prepared> {
+  const { toolsByName, workdir, paths } = context;
+  if (truncated) return { refusal: "Not run: your output was cut off at the output-token limit, so this call may be incomplete. Send it again in smaller pieces." };
   const tool = toolsByName.get(use.name);
-  if (!tool) return { output: `There is no tool named ${use.name}. Available: ${[...toolsByName.keys()].join(", ")}.`, isError: true };
+  if (!tool) return { refusal: `There is no tool named ${use.name}. Available: ${[...toolsByName.keys()].join(", ")}.` };
   const parsed = tool.schema.safeParse(use.input);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
-    return { output: `Invalid input for ${use.name}: ${issue.path.join(".") || "input"}: ${issue.message}`, isError: true };
+    return { refusal: `Invalid input for ${use.name}: ${issue.path.join(".") || "input"}: ${issue.message}` };
   }
+  let requests;
+  try {
+    requests = tool.access?.(parsed.data, { workdir, paths }) ?? [];
+  } catch (error) {
+    return { refusal: (error as Error).message };
+  }
+  const verdict = await checkRequests(requests, { toolUseId: use.id, tool: use.name, input: use.input }, context.gate, context.grants, context.record, context.run);
+  return verdict.allowed ? { tool, input: parsed.data } : { refusal: verdict.message };
+}
+
+async function execute(use: ToolUse, { tool, input }: { tool: Tool; input: unknown }, context: ToolRun): Promise<{ output: string; isError: boolean }> {
+  const { run, workdir, paths } = context;
+  const permissions = {
+    async check(requests: PermissionRequest[]) {
+      const verdict = await checkRequests(requests, { toolUseId: use.id, tool: use.name, input: use.input }, context.gate, context.grants, context.record, run);
+      if (!verdict.allowed) throw new PermissionDenied(verdict.message);
+    },
+  };
   try {
     // A tool that ignores its signal (a blocked read, say) must not hold the session past a cancel.
-    return { output: await raceAbort(tool.execute(parsed.data, { workdir, signal: run, paths }), run), isError: false };
+    const writable = writableRoots(context.gate.rules, context.gate.places, context.gate.task).filter((path) => existsSync(path));
+    return { output: await raceAbort(tool.execute(input, { workdir, signal: run, paths, permissions, writable }), run), isError: false };
   } catch (error) {
     if (run.aborted && error === run.reason) return { output: `${use.name} was stopped: ${(run.reason as Error)?.message ?? "cancelled"}`, isError: true };
     if (error instanceof ToolError || error instanceof PermissionDenied) return { output: error.message, isError: true };

@@ -1,10 +1,13 @@
 import { randomBytes } from "node:crypto";
 import { mkdirSync, realpathSync } from "node:fs";
+import { homedir } from "node:os";
 import { join, resolve } from "node:path";
 import type { Clock } from "./clock.ts";
 import { expandHome, requireApiKey, type LoadedConfig, type ResolvedRole, type RoleName } from "./config.ts";
 import type { SessionEvent, TaskSpec } from "./events.ts";
-import { resumeSession, startSession, type SessionDeps, type SessionResult } from "./loop.ts";
+import { createApprovalStore, type ApprovalStore, type Approver } from "./approvals.ts";
+import { resumeSession, startSession, type SessionDeps, type SessionPermissions, type SessionResult } from "./loop.ts";
+import { rulesFromConfig } from "./policy/policy.ts";
 import { createModelClient, type ModelClient } from "./model.ts";
 import type { Prefix } from "./prompt.ts";
 import { createBwrapSandbox, createUnsandboxed, type Sandbox } from "./sandbox/index.ts";
@@ -30,6 +33,8 @@ export interface RuntimeOptions {
   sandbox?: Sandbox;
   /** Model idle timeout override (tests). */
   idleTimeoutMs?: number;
+  /** Who can answer approvals right now (the terminal, Telegram). None: every ask is denied at once. */
+  approvers?(): Approver[];
 }
 
 export interface RunOptions {
@@ -40,6 +45,7 @@ export interface RunOptions {
 /** Everything a session needs, built once from config; the CLI and the daemon share it. */
 export interface Runtime {
   readonly sandbox: Sandbox;
+  readonly approvals: ApprovalStore;
   readonly sessionsDir: string;
   newSessionId(): string;
   start(id: string, task: TaskSpec, options?: RunOptions): Promise<SessionResult>;
@@ -54,6 +60,13 @@ export function createRuntime(options: RuntimeOptions): Runtime {
   const sessionsDir = join(home, "sessions");
   const sandbox = options.sandbox ?? createSandbox(loaded);
   const paths = pathRules(loaded);
+  const approvals = createApprovalStore(join(home, "state", "approvals"), { clock, expireMs: config.approvals.expire });
+  const permissions: SessionPermissions = {
+    rules: rulesFromConfig(config.permissions),
+    home: realOrResolved(home),
+    userHome: loaded.env.HOME || homedir(),
+    approvals: { store: approvals, approvers: options.approvers ?? (() => []) },
+  };
   const clients = new Map<string, ModelClient>();
 
   const modelFor = (model: string): ModelClient => {
@@ -93,6 +106,7 @@ export function createRuntime(options: RuntimeOptions): Runtime {
       prices: config.prices,
       compaction: { threshold: config.compaction.threshold, keepRecentTurns: config.compaction.keep_recent_turns, contextWindow: role.context_window },
       paths,
+      permissions,
       ...(emit ? { emit: (event: SessionEvent) => emit(id, event) } : {}),
       release: async () => {
         await log.close();
@@ -103,6 +117,7 @@ export function createRuntime(options: RuntimeOptions): Runtime {
 
   return {
     sandbox,
+    approvals,
     sessionsDir,
     newSessionId: () => newSessionId(clock.now()),
     async start(id, task, runOptions = {}) {

@@ -139,7 +139,7 @@ describe("file tools and the sandbox protect secrets and Nightshift itself", () 
     );
     await startSession(harness.task, harness.deps);
     const results = harness.api.requests[1]!.body.messages.at(-1).content;
-    assert.match(results[0].content, /holds secrets/);
+    assert.match(results[0].content, /^Denied: read .*\.env: denied by rule "deny read \*\*\/\.env" \(default \(secrets\)\)/);
     assert.match(results[1].content, /holds secrets/);
     assert.match(results[2].content, /Nightshift's own settings/);
     assert.equal(results[3].is_error, undefined);

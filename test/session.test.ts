@@ -36,7 +36,7 @@ describe("a session", () => {
     assert.equal(readFileSync(join(workdir, "out.txt"), "utf8"), "done\n");
 
     const events = await harness.events();
-    assert.deepEqual(types(events), [
+    assert.deepEqual(types(events).filter((type) => type !== "permission"), [
       "session_start",
       "model_response", "tool_start", "tool_end",
       "model_response", "tool_start", "tool_end", "tool_start", "tool_end",
@@ -114,10 +114,10 @@ describe("a session", () => {
 });
 
 describe("file tools", () => {
-  it("refuse paths outside the workdir, through .. and through symlinks", async () => {
+  it("read outside the workdir but never write there without a yes, through .. and symlinks alike", async () => {
     harness = await createHarness();
     const outside = join(harness.root, "outside.txt");
-    writeFileSync(outside, "secret");
+    writeFileSync(outside, "public notes");
     const { symlinkSync } = await import("node:fs");
     symlinkSync(outside, join(harness.workdir, "link.txt"));
     symlinkSync(join(harness.root, "nowhere.txt"), join(harness.workdir, "dangling.txt"));
@@ -125,21 +125,23 @@ describe("file tools", () => {
       {
         content: [
           call("read_file", { path: "../outside.txt" }),
-          call("read_file", { path: "link.txt" }),
+          call("write_file", { path: "link.txt", content: "x" }),
           call("write_file", { path: outside, content: "x" }),
           call("write_file", { path: "dangling.txt", content: "x" }),
-          call("list_files", { path: ".." }),
+          call("edit_file", { path: "../outside.txt", old_text: "public", new_text: "private" }),
         ],
       },
       { content: [text("blocked")] },
     );
     await startSession(harness.task, harness.deps);
-    const results = harness.api.requests[1]!.body.messages.at(-1).content;
-    for (const result of results) {
+    const [read, ...writes] = harness.api.requests[1]!.body.messages.at(-1).content;
+    assert.equal(read.is_error, undefined);
+    assert.match(read.content, /public notes/);
+    for (const result of writes) {
       assert.equal(result.is_error, true);
-      assert.match(result.content, /outside the task's working directory/);
+      assert.match(result.content, /^Not approved: write .*(outside|nowhere)\.txt \(a write outside the allowed folders\); no one can approve it here/);
     }
-    assert.equal(readFileSync(outside, "utf8"), "secret");
+    assert.equal(readFileSync(outside, "utf8"), "public notes");
     assert.equal(existsSync(join(harness.root, "nowhere.txt")), false);
   });
 });

@@ -1,11 +1,12 @@
 /**
- * Sandboxes on Linux: `bash -c` inside bubblewrap (read-only root, writable cwd, no network, fresh
- * namespaces), and the unsandboxed fallback for `sandbox: off`. Both share spawnCaptured, so time
- * limit, output cap, abort and environment scrubbing behave the same.
+ * Sandboxes on Linux: `bash -c` inside bubblewrap (read-only root, writable cwd, fresh namespaces,
+ * no network unless a filtering proxy is given), and the unsandboxed fallback for `sandbox: off`.
+ * Both share spawnCaptured, so time limit, output cap, abort and environment scrubbing behave the same.
  */
 
 import { realpathSync, statSync } from "node:fs";
 import { SandboxUnavailable } from "../errors.ts";
+import type { NetworkProxy } from "./proxy.ts";
 import type { RunOptions, RunResult, Sandbox, SandboxProbe } from "./sandbox.ts";
 import { bashArgs, scrubEnv, spawnCaptured } from "./spawn.ts";
 
@@ -20,6 +21,11 @@ export interface BwrapSandboxOptions {
   readOnlyHidden?: string[];
   /** Paths that stay read-only even inside a writable workdir (e.g. NIGHTSHIFT_HOME); writable paths inside them stay writable. */
   readOnly?: string[];
+  /**
+   * Network through the filtering proxy, for runs that carry a sessionKey. Without it (or without a
+   * sessionKey) a command has no network at all: only a private loopback. Needs `socat`.
+   */
+  network?: { proxy: NetworkProxy };
 }
 
 export interface UnsandboxedOptions {
@@ -30,6 +36,16 @@ export interface UnsandboxedOptions {
 const PROBE_TIMEOUT_MS = 10_000;
 const INSTALL_HINT =
   "run `sudo apt-get install bubblewrap` (Debian/Ubuntu) or `sudo dnf install bubblewrap` (Fedora)";
+const SOCAT_HINT =
+  "socat is not installed, and the sandbox needs it to give commands network through the proxy: " +
+  "run `sudo apt-get install socat` (Debian/Ubuntu) or `sudo dnf install socat` (Fedora).";
+
+/** Where the proxy's Unix socket appears inside the sandbox, on the sandbox's own tmpfs `/run`. */
+const SANDBOX_PROXY_SOCKET = "/run/nightshift/proxy.sock";
+/** socat's errors, read back when the relay fails to start. */
+const SANDBOX_RELAY_LOG = "/run/nightshift/relay.log";
+/** The in-sandbox TCP port the relay listens on (0x0C38 in /proc/net/tcp). */
+const SANDBOX_PROXY_PORT = 3128;
 
 interface HiddenPath {
   path: string;
@@ -73,13 +89,13 @@ export function createBwrapSandbox(options: BwrapSandboxOptions): Sandbox {
     } catch (error) {
       return { ok: false, kind: "bwrap", problem: notStartedProblem(bwrapPath, error) };
     }
-    if (result.exitCode === 0) return { ok: true, kind: "bwrap" };
+    if (result.exitCode === 0) return probeNetwork();
     // A setuid bwrap refuses --cap-drop from non-root users, who hold no capabilities anyway.
     if (process.getuid?.() !== 0) {
       const withoutCapDrop = await attempt(namespaceArgs).catch(() => undefined);
       if (withoutCapDrop?.exitCode === 0) {
         staticArgs = namespaceArgs;
-        return { ok: true, kind: "bwrap" };
+        return probeNetwork();
       }
     }
     const detail = result.timedOut ? `timed out after ${PROBE_TIMEOUT_MS} ms` : result.output.trim().replace(/\s+/g, " ") || `exit code ${result.exitCode}`;
@@ -92,6 +108,14 @@ export function createBwrapSandbox(options: BwrapSandboxOptions): Sandbox {
     };
   }
 
+  /** With a proxy configured, the relay must exist inside the sandbox too (same root, read-only). */
+  async function probeNetwork(): Promise<SandboxProbe> {
+    if (!options.network) return { ok: true, kind: "bwrap" };
+    const args = [...staticArgs, "--chdir", "/", "--", "bash", "-c", "command -v socat"];
+    const found = await spawnCaptured(bwrapPath, args, { env, cwd: "/", timeoutMs: PROBE_TIMEOUT_MS, maxOutputBytes: 4096 }).catch(() => undefined);
+    return found?.exitCode === 0 ? { ok: true, kind: "bwrap" } : { ok: false, kind: "bwrap", problem: SOCAT_HINT };
+  }
+
   const probe = (): Promise<SandboxProbe> => (probed ??= probeOnce());
 
   return {
@@ -100,11 +124,17 @@ export function createBwrapSandbox(options: BwrapSandboxOptions): Sandbox {
     async run(command, runOptions) {
       const probeResult = await probe();
       if (!probeResult.ok) throw new SandboxUnavailable(probeResult.problem ?? "bubblewrap is not usable here.");
-      const args = [...staticArgs, ...mountArgs(runOptions, hidden, readOnly), "--chdir", runOptions.cwd, "--", "bash", ...bashArgs(command)];
+      // A token per run: the proxy tells runs apart by it, and it dies with the run.
+      const registration = options.network && runOptions.sessionKey !== undefined ? options.network.proxy.register(runOptions.sessionKey) : undefined;
+      const network = registration && options.network ? networkArgs(options.network.proxy.socketPath, registration.token) : [];
+      const script = registration ? `${RELAY_PREFIX}${command}` : command;
+      const args = [...staticArgs, ...mountArgs(runOptions, hidden, readOnly), ...network, "--chdir", runOptions.cwd, "--", "bash", ...bashArgs(script)];
       try {
         return await spawnCaptured(bwrapPath, args, { ...captureLimits(runOptions), env, cwd: "/" });
       } catch (error) {
         throw new SandboxUnavailable(notStartedProblem(bwrapPath, error), { cause: error });
+      } finally {
+        registration?.unregister();
       }
     },
   };
@@ -168,6 +198,56 @@ function mountArgs(options: RunOptions, hidden: readonly HiddenPath[], readOnly:
     ...after,
   ];
 }
+
+/**
+ * The proxy socket bound in (after `--tmpfs /run`, so on top of it) and the variables clients read.
+ * The sandbox keeps its own network namespace: the only way out is the relay to this socket.
+ *
+ * NO_PROXY covers loopback on purpose. Inside the sandbox, loopback is the sandbox's own: a server
+ * the command starts itself (`npm run dev & curl localhost:3000`) is reachable directly. Through the
+ * proxy, "localhost" would mean the host's loopback, where Nightshift's own services and databases
+ * listen; excluding it here means a loopback URL never even reaches the decision.
+ */
+function networkArgs(socketPath: string, token: string): string[] {
+  const url = `http://nightshift:${token}@127.0.0.1:${SANDBOX_PROXY_PORT}`;
+  const variables: Record<string, string> = {
+    HTTP_PROXY: url,
+    HTTPS_PROXY: url,
+    http_proxy: url,
+    https_proxy: url,
+    NO_PROXY: "localhost,127.0.0.1,::1",
+    no_proxy: "localhost,127.0.0.1,::1",
+    // Node ≥ 24 ignores the variables above in fetch and http unless told otherwise.
+    NODE_USE_ENV_PROXY: "1",
+    // npm, pip, git, curl, wget, Go, Python requests, Deno and Bun read the variables above already;
+    // npm is named too because a user's .npmrc proxy setting would otherwise win.
+    npm_config_proxy: url,
+    npm_config_https_proxy: url,
+  };
+  return [
+    "--ro-bind", socketPath, SANDBOX_PROXY_SOCKET, // connect() ignores read-only mounts; nothing can be written there
+    ...Object.entries(variables).flatMap(([name, value]) => ["--setenv", name, value]),
+  ];
+}
+
+/**
+ * Runs before the user's command, on the same line (so bash's line numbers still match it). Starts
+ * the relay from 127.0.0.1:3128 to the proxy socket in a subshell, so socat is not a job of the
+ * command's shell (a bare `wait` would hang on it) and is reparented to bwrap's init: it dies with
+ * the pid namespace when the command ends. Then waits for the listening socket by reading
+ * /proc/net/tcp with builtins only (no connection, no subprocess): usually a few milliseconds. socat
+ * writes only errors by default, so anything in its log before it listens is a failure (a missing
+ * socat fails at once); exit code 125 and the log tell the model the command never ran.
+ * `-t 30` keeps a half-closed connection open for the answer instead of socat's default 0.5 s.
+ */
+const RELAY_PREFIX = [
+  `(exec socat -t 30 TCP-LISTEN:${SANDBOX_PROXY_PORT},bind=127.0.0.1,reuseaddr,fork UNIX-CONNECT:${SANDBOX_PROXY_SOCKET} </dev/null >/dev/null 2>${SANDBOX_RELAY_LOG} &)`,
+  "__ns_deadline=$(( ${EPOCHREALTIME//[!0-9]/} + 2000000 ))",
+  `until { __ns_up=; while read -r _ __ns_local _ __ns_state _; do [[ $__ns_local == 0100007F:${SANDBOX_PROXY_PORT.toString(16).toUpperCase().padStart(4, "0")} && $__ns_state == 0A ]] && { __ns_up=1; break; }; done </proc/net/tcp; [[ -n $__ns_up ]]; }`,
+  `do [[ ! -s ${SANDBOX_RELAY_LOG} ]] && (( \${EPOCHREALTIME//[!0-9]/} < __ns_deadline )) || { echo "nightshift: the sandbox's network relay did not start: $(<${SANDBOX_RELAY_LOG})"; exit 125; }; done`,
+  "unset __ns_deadline __ns_up __ns_local __ns_state",
+  "",
+].join("; ");
 
 /** Resolved once per sandbox: a path created later is not hidden until the next sandbox. */
 function resolveHidden(paths: readonly string[]): HiddenPath[] {

@@ -11,6 +11,11 @@ export interface RunOptions {
   maxOutputBytes: number;
   /** Aborting kills the whole process group. */
   signal?: AbortSignal;
+  /**
+   * The session the command runs for. A sandbox with a network proxy gives network only to runs
+   * that carry one, and passes it to the proxy's decision; without it the command has no network.
+   */
+  sessionKey?: string;
 }
 
 export interface RunResult {

@@ -16,11 +16,13 @@ export function createBashTool(sandbox: Sandbox, options: BashToolOptions) {
       command: z.string().min(1),
       timeout_seconds: z.number().int().min(1).max(limit).optional(),
     }),
-    async execute({ command, timeout_seconds }, { workdir, signal }) {
+    access: ({ command }) => [{ kind: "command", command }],
+    async execute({ command, timeout_seconds }, { workdir, signal, writable }) {
       const probe = await sandbox.probe();
       if (!probe.ok) throw new ToolError(`bash is unavailable: ${probe.problem}`);
       const result = await sandbox.run(command, {
         cwd: workdir,
+        writable,
         timeoutMs: timeout_seconds ? timeout_seconds * 1000 : options.timeoutMs,
         maxOutputBytes: options.maxOutputBytes,
         signal,

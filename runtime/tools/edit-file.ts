@@ -1,6 +1,6 @@
 import { readFile, stat, writeFile } from "node:fs/promises";
 import { z } from "zod";
-import { display, resolveInside } from "./paths.ts";
+import { display, realPath, resolvePath } from "./paths.ts";
 import { defineTool, ToolError } from "./tool.ts";
 
 export function createEditFileTool() {
@@ -13,8 +13,9 @@ export function createEditFileTool() {
       new_text: z.string(),
       replace_all: z.boolean().optional(),
     }),
+    access: ({ path }, { workdir }) => [{ kind: "write", path: realPath(workdir, path) }],
     async execute({ path, old_text, new_text, replace_all }, { workdir, paths }) {
-      const real = resolveInside(workdir, path, paths, "write");
+      const real = resolvePath(workdir, path, paths, "write");
       const info = await stat(real).catch(() => undefined);
       if (info && !info.isFile()) throw new ToolError(`${path} is not a regular file; it cannot be edited`);
       if (info && info.size > 10_000_000) throw new ToolError(`${path} is too large to edit (${info.size} bytes); use bash (sed) instead`);

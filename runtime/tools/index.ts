@@ -1,8 +1,8 @@
 export { createBashTool, type BashToolOptions } from "./bash.ts";
 export { createEditFileTool } from "./edit-file.ts";
 export { createListFilesTool } from "./list-files.ts";
-export { resolveInside } from "./paths.ts";
+export { NO_RULES, realPath, resolvePath, type PathRules } from "./paths.ts";
 export { createReadFileTool } from "./read-file.ts";
 export { createSearchFilesTool } from "./search-files.ts";
-export { defineTool, toApiTool, ToolError, type Tool, type ToolContext } from "./tool.ts";
+export { defineTool, toApiTool, ToolError, type PermissionChecker, type Tool, type ToolContext } from "./tool.ts";
 export { createWriteFileTool } from "./write-file.ts";

@@ -1,7 +1,7 @@
 import { readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { z } from "zod";
-import { display, resolveInside } from "./paths.ts";
+import { display, realPath, resolvePath } from "./paths.ts";
 import { defineTool, ToolError } from "./tool.ts";
 
 const MAX_ENTRIES = 500;
@@ -15,8 +15,9 @@ export function createListFilesTool() {
       path: z.string().optional().describe("Folder relative to the working directory; default ."),
       depth: z.number().int().min(1).max(10).optional().describe("Levels to descend; default 2"),
     }),
+    access: ({ path = "." }, { workdir }) => [{ kind: "read", path: realPath(workdir, path) }],
     async execute({ path = ".", depth = 2 }, { workdir, paths, signal }) {
-      const root = resolveInside(workdir, path, paths);
+      const root = resolvePath(workdir, path, paths);
       const lines: string[] = [];
       let more = false;
       const walk = async (folder: string, level: number): Promise<void> => {

@@ -17,17 +17,14 @@ export const NO_RULES: PathRules = { hidden: [], readOnly: [], writable: [] };
 const SECRET_FILE = /^\.env(\..+)?$/;
 
 /**
- * Resolves `path` (relative to `workdir` or absolute) to a real path inside `workdir`, following
- * symlinks and `..` before deciding. Throws PermissionDenied for anything that lands outside, for
- * hidden paths, and for writes to read-only ones.
+ * Resolves `path` (relative to `workdir` or absolute) to a real path, following symlinks and `..`
+ * (dangling links too) before anything is decided. Then the floor no policy can lower: secrets are
+ * neither read nor written, Nightshift's own settings are not written. Where else a tool may go is
+ * the permission policy's call, checked before the tool starts.
  */
-export function resolveInside(workdir: string, path: string, rules: PathRules = NO_RULES, access: "read" | "write" = "read"): string {
-  const target = resolve(workdir, path);
-  const real = realPathOfNearest(target);
-  const shown = isAbsolute(path) ? path : `${path} (${real})`;
-  if (!within(real, workdir)) {
-    throw new PermissionDenied(`${shown} is outside the task's working directory ${workdir}; file tools can only reach files under it.`);
-  }
+export function resolvePath(workdir: string, path: string, rules: PathRules = NO_RULES, access: "read" | "write" = "read"): string {
+  const real = realPathOfNearest(resolve(workdir, path));
+  const shown = isAbsolute(path) || real === resolve(workdir, path) ? real : `${path} (${real})`;
   if (SECRET_FILE.test(basename(real)) || rules.hidden.some((hidden) => within(real, hidden))) {
     throw new PermissionDenied(`${shown} holds secrets; Nightshift never lets the agent read or write it.`);
   }
@@ -37,7 +34,12 @@ export function resolveInside(workdir: string, path: string, rules: PathRules = 
   return real;
 }
 
-function within(path: string, parent: string): boolean {
+/** The real path without the floor checks, for listing what a call will touch; never throws for missing files. */
+export function realPath(workdir: string, path: string): string {
+  return realPathOfNearest(resolve(workdir, path));
+}
+
+export function within(path: string, parent: string): boolean {
   return path === parent || path.startsWith(parent.endsWith(sep) ? parent : parent + sep);
 }
 
@@ -82,5 +84,6 @@ function isSymlink(path: string): boolean {
 
 /** How a real path is shown to the model: relative to the workdir. */
 export function display(workdir: string, real: string): string {
-  return relative(workdir, real) || ".";
+  const inside = relative(workdir, real);
+  return inside.startsWith("..") ? real : inside || ".";
 }

@@ -1,6 +1,6 @@
 import { readFile, stat } from "node:fs/promises";
 import { z } from "zod";
-import { display, resolveInside } from "./paths.ts";
+import { display, realPath, resolvePath } from "./paths.ts";
 import { defineTool, ToolError } from "./tool.ts";
 
 const MAX_LINES = 2000;
@@ -16,8 +16,9 @@ export function createReadFileTool() {
       offset: z.number().int().min(1).optional().describe("First line to read (1-based)"),
       limit: z.number().int().min(1).max(MAX_LINES).optional().describe("Number of lines"),
     }),
+    access: ({ path }, { workdir }) => [{ kind: "read", path: realPath(workdir, path) }],
     async execute({ path, offset = 1, limit = MAX_LINES }, { workdir, paths }) {
-      const real = resolveInside(workdir, path, paths);
+      const real = resolvePath(workdir, path, paths);
       const info = await stat(real).catch(() => undefined);
       if (!info) throw new ToolError(`${path}: no such file`);
       if (info.isDirectory()) throw new ToolError(`${path} is a directory; use list_files`);

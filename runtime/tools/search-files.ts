@@ -1,7 +1,7 @@
 import { spawn } from "node:child_process";
 import { relative } from "node:path";
 import { z } from "zod";
-import { resolveInside } from "./paths.ts";
+import { realPath, resolvePath } from "./paths.ts";
 import { defineTool, ToolError } from "./tool.ts";
 
 const MAX_OUTPUT = 20_000;
@@ -23,8 +23,9 @@ export function createSearchFilesTool(options: { rgPath?: string } = {}) {
       glob: z.string().optional().describe("Only files matching, e.g. *.ts"),
       ignore_case: z.boolean().optional(),
     }),
+    access: ({ path = "." }, { workdir }) => [{ kind: "read", path: realPath(workdir, path) }],
     async execute({ pattern, path = ".", glob, ignore_case }, { workdir, signal, paths }) {
-      const target = resolveInside(workdir, path, paths);
+      const target = resolvePath(workdir, path, paths);
       const args = ["--no-config", "--line-number", "--no-heading", "--color=never", "--max-columns=300", "--max-count=50"];
       if (ignore_case) args.push("--ignore-case");
       if (glob) args.push(`--glob=${glob}`);

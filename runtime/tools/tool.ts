@@ -1,5 +1,6 @@
 import type { Tool as ApiTool } from "@anthropic-ai/sdk/resources/messages";
 import { z } from "zod";
+import type { PermissionRequest } from "../policy/policy.ts";
 import type { PathRules } from "./paths.ts";
 
 export interface ToolContext {
@@ -7,8 +8,17 @@ export interface ToolContext {
   workdir: string;
   /** Aborts when the task is cancelled or out of time; long tools must stop. */
   signal: AbortSignal;
-  /** Paths file tools must not read or write even inside the workdir. */
+  /** Paths no tool may read or write, whatever the policy says (secrets, Nightshift's settings). */
   paths: PathRules;
+  /** Folders besides the workdir where commands may write (from allow-write rules), real paths. */
+  writable: string[];
+  /** Checks what a tool finds it needs while running (a redirect's host, a command's connection); asks a human when the policy says so. */
+  permissions: PermissionChecker;
+}
+
+export interface PermissionChecker {
+  /** Resolves when every request is allowed; throws PermissionDenied with a message for the model otherwise. */
+  check(requests: PermissionRequest[]): Promise<void>;
 }
 
 /** A tool the model can call. `execute` throws to report a failure the model should read. */
@@ -17,6 +27,8 @@ export interface Tool<Input = unknown> {
   description: string;
   schema: z.ZodType<Input>;
   execute(input: Input, context: ToolContext): Promise<string>;
+  /** What the call will touch, checked against the policy before it starts (real paths, the command line, the host). */
+  access?(input: Input, context: Pick<ToolContext, "workdir" | "paths">): PermissionRequest[];
 }
 
 export function defineTool<Schema extends z.ZodType>(tool: {
@@ -24,6 +36,7 @@ export function defineTool<Schema extends z.ZodType>(tool: {
   description: string;
   schema: Schema;
   execute(input: z.output<Schema>, context: ToolContext): Promise<string>;
+  access?(input: z.output<Schema>, context: Pick<ToolContext, "workdir" | "paths">): PermissionRequest[];
 }): Tool {
   return tool as unknown as Tool;
 }

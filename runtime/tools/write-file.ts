@@ -1,7 +1,7 @@
 import { lstat, mkdir, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import { z } from "zod";
-import { display, resolveInside } from "./paths.ts";
+import { display, realPath, resolvePath } from "./paths.ts";
 import { defineTool, ToolError } from "./tool.ts";
 
 export function createWriteFileTool() {
@@ -12,8 +12,9 @@ export function createWriteFileTool() {
       path: z.string().describe("Relative to the working directory"),
       content: z.string(),
     }),
+    access: ({ path }, { workdir }) => [{ kind: "write", path: realPath(workdir, path) }],
     async execute({ path, content }, { workdir, paths }) {
-      const real = resolveInside(workdir, path, paths, "write");
+      const real = resolvePath(workdir, path, paths, "write");
       const existing = await lstat(real).catch(() => undefined);
       if (existing && !existing.isFile()) throw new ToolError(`${path} exists and is not a regular file; choose another path`);
       await mkdir(dirname(real), { recursive: true });

@@ -1,0 +1,194 @@
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, watch, writeFileSync, linkSync } from "node:fs";
+import { join } from "node:path";
+import { z } from "zod";
+import type { Clock } from "./clock.ts";
+import type { RuleKind } from "./policy/policy.ts";
+
+/**
+ * Durable approvals. Each record is its own file in `state/approvals/`, written once by the process
+ * running the session; an answer is a second file, created exclusively, so the first answer wins
+ * whoever gives it (the terminal, `nightshift approve`, later Telegram) and a restart loses nothing.
+ */
+
+export interface ApprovalRecord {
+  id: string;
+  session: string;
+  /** The tool call waiting for the answer. */
+  tool_use_id: string;
+  tool: string;
+  /** The exact input of the tool call. */
+  input: unknown;
+  /** One line for a human: what would happen. */
+  summary: string;
+  kind: RuleKind;
+  target: string;
+  /** Why it asks: the rule, or "a domain not on the allow list". */
+  reason: string;
+  /** Who asks, when not the main agent (a specialist's name). */
+  label?: string;
+  asked_at: number;
+  expires_at: number;
+}
+
+export type Decision = "once" | "task" | "deny" | "expired";
+
+export interface ApprovalAnswer {
+  decision: Decision;
+  /** Who answered: "terminal", "cli", "telegram:@name", "expiry". */
+  by: string;
+  reason?: string;
+  at: number;
+}
+
+const answerSchema = z.object({
+  decision: z.enum(["once", "task", "deny", "expired"]),
+  by: z.string(),
+  reason: z.string().optional(),
+  at: z.number(),
+});
+
+/** Whoever can tell a human about a pending approval (the terminal now, Telegram later). */
+export interface Approver {
+  readonly name: string;
+  /** Shows the request to a human; their answer arrives through `ApprovalStore.answer`. Must not throw. */
+  notify(record: ApprovalRecord): void;
+  /** Called once the approval is answered or expired, so the approver can update what it showed. */
+  settled?(record: ApprovalRecord, answer: ApprovalAnswer): void;
+}
+
+export type AnswerResult =
+  | { ok: true; record: ApprovalRecord }
+  | { ok: false; problem: "unknown" | "expired" | "answered"; message: string };
+
+export interface ApprovalStore {
+  readonly dir: string;
+  create(fields: Omit<ApprovalRecord, "id" | "asked_at" | "expires_at">): ApprovalRecord;
+  get(id: string): ApprovalRecord | undefined;
+  /** The record for this tool call and target, after a restart. */
+  find(session: string, toolUseId: string, target: string): ApprovalRecord | undefined;
+  answerOf(id: string): ApprovalAnswer | undefined;
+  /** Answers once; a second answer, an expired or unknown id get a clear message. */
+  answer(id: string, answer: Omit<ApprovalAnswer, "at">): AnswerResult;
+  /** Resolves with the answer, or with `expired` (recorded as the answer) at `expires_at`. */
+  wait(record: ApprovalRecord, signal?: AbortSignal): Promise<ApprovalAnswer>;
+  /** Records without an answer that have not expired. */
+  pending(): ApprovalRecord[];
+  /** Every record, oldest first. */
+  all(): ApprovalRecord[];
+}
+
+export function createApprovalStore(dir: string, options: { clock: Clock; expireMs: number }): ApprovalStore {
+  const { clock, expireMs } = options;
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const recordPath = (id: string) => join(dir, `${id}.json`);
+  const answerPath = (id: string) => join(dir, `${id}.answer.json`);
+
+  const get = (id: string): ApprovalRecord | undefined => {
+    if (!/^[a-z0-9]{4,16}$/.test(id)) return undefined;
+    try {
+      return JSON.parse(readFileSync(recordPath(id), "utf8")) as ApprovalRecord;
+    } catch {
+      return undefined;
+    }
+  };
+  const answerOf = (id: string): ApprovalAnswer | undefined => {
+    try {
+      return answerSchema.parse(JSON.parse(readFileSync(answerPath(id), "utf8")));
+    } catch {
+      return undefined;
+    }
+  };
+  /** Exclusive: hard-linking a finished temp file fails if an answer already exists. */
+  const writeAnswer = (id: string, answer: ApprovalAnswer): boolean => {
+    const temp = join(dir, `.${id}.${process.pid}.${randomBytes(4).toString("hex")}`);
+    writeFileSync(temp, JSON.stringify(answer));
+    try {
+      linkSync(temp, answerPath(id));
+      return true;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === "EEXIST") return false;
+      throw error;
+    } finally {
+      rmSync(temp, { force: true });
+    }
+  };
+
+  const store: ApprovalStore = {
+    dir,
+    create(fields) {
+      const now = clock.now();
+      const record: ApprovalRecord = { ...fields, id: newId(), asked_at: now, expires_at: now + expireMs };
+      const temp = join(dir, `.${record.id}.tmp`);
+      writeFileSync(temp, JSON.stringify(record, null, 2));
+      renameSync(temp, recordPath(record.id));
+      return record;
+    },
+    get,
+    find(session, toolUseId, target) {
+      return store.all().find((record) => record.session === session && record.tool_use_id === toolUseId && record.target === target);
+    },
+    answerOf,
+    answer(id, answer) {
+      const record = get(id);
+      if (!record) return { ok: false, problem: "unknown", message: `there is no approval ${id}; \`nightshift approve\` with no id lists the pending ones` };
+      const existing = answerOf(id);
+      if (existing) {
+        const what = existing.decision === "expired" ? `expired at ${new Date(existing.at).toISOString()} and was denied` : `was already answered (${existing.decision}) by ${existing.by}`;
+        return { ok: false, problem: existing.decision === "expired" ? "expired" : "answered", message: `approval ${id} ${what}` };
+      }
+      if (clock.now() >= record.expires_at) {
+        writeAnswer(id, { decision: "expired", by: "expiry", at: record.expires_at });
+        return { ok: false, problem: "expired", message: `approval ${id} expired at ${new Date(record.expires_at).toISOString()} and was denied` };
+      }
+      if (!writeAnswer(id, { ...answer, at: clock.now() })) return store.answer(id, answer); // lost a race: report the winner
+      return { ok: true, record };
+    },
+    wait(record, signal) {
+      return new Promise((resolve, reject) => {
+        const settle = () => {
+          const answer = answerOf(record.id);
+          if (!answer) return false;
+          cleanup();
+          resolve(answer);
+          return true;
+        };
+        const watcher = watch(dir, () => void settle());
+        const cancelExpiry = clock.setTimer(() => {
+          writeAnswer(record.id, { decision: "expired", by: "expiry", at: record.expires_at });
+          settle();
+        }, Math.max(0, record.expires_at - clock.now()));
+        const onAbort = () => {
+          cleanup();
+          reject(signal!.reason);
+        };
+        const cleanup = () => {
+          watcher.close();
+          cancelExpiry();
+          signal?.removeEventListener("abort", onAbort);
+        };
+        if (signal?.aborted) return onAbort();
+        signal?.addEventListener("abort", onAbort, { once: true });
+        settle(); // answered before we started watching (or while the process was down)
+      });
+    },
+    pending() {
+      return store.all().filter((record) => !answerOf(record.id) && record.expires_at > clock.now());
+    },
+    all() {
+      if (!existsSync(dir)) return [];
+      return readdirSync(dir)
+        .filter((name) => /^[a-z0-9]+\.json$/.test(name))
+        .map((name) => get(name.slice(0, -5)))
+        .filter((record): record is ApprovalRecord => record !== undefined)
+        .sort((a, b) => a.asked_at - b.asked_at);
+    },
+  };
+  return store;
+}
+
+/** Short, typable, unambiguous: 6 characters of a–z and 2–9. */
+function newId(): string {
+  const alphabet = "abcdefghijkmnpqrstuvwxyz23456789";
+  return [...randomBytes(6)].map((byte) => alphabet[byte % alphabet.length]).join("");
+}

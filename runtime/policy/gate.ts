@@ -1,0 +1,127 @@
+import type { ApprovalStore, Approver } from "../approvals.ts";
+import type { Clock } from "../clock.ts";
+import type { SessionEvent } from "../events.ts";
+import { decide, describe, type Decision, type Grant, type PermissionRequest, type PolicyPlaces, type Rule, type TaskPermissions } from "./policy.ts";
+
+/** Everything a session's permission checks need; built once per session. */
+export interface GateOptions {
+  session: string;
+  rules: readonly Rule[];
+  places: PolicyPlaces;
+  task?: TaskPermissions;
+  /** Undefined: nobody can answer, so every ask is denied at once. */
+  approvals?: { store: ApprovalStore; approvers(): Approver[] };
+  clock: Clock;
+  /** A specialist's name, shown with its approvals. */
+  label?: string;
+}
+
+export interface CallInfo {
+  toolUseId: string;
+  tool: string;
+  input: unknown;
+}
+
+export type GateResult = { allowed: true } | { allowed: false; message: string };
+
+/**
+ * Checks a tool call's requests against the policy, one by one, recording each decision (with the
+ * rule) through `record`. An `ask` becomes a durable approval and waits for its answer; after a
+ * restart the same approval is found again rather than asked twice. Grants live in `grants`.
+ */
+export async function checkRequests(
+  requests: readonly PermissionRequest[],
+  call: CallInfo,
+  options: GateOptions,
+  grants: Grant[],
+  record: (...events: SessionEvent[]) => Promise<void>,
+  signal: AbortSignal,
+): Promise<GateResult> {
+  for (const request of requests) {
+    const decision = decide(request, options.rules, options.places, options.task, grants);
+    await record({ type: "permission", at: options.clock.now(), id: call.toolUseId, tool: call.tool, kind: decision.grant.kind, target: targetOf(request), action: decision.action, reason: decision.rule ? describe(decision.rule) : decision.reason });
+    if (decision.action === "allow") continue;
+    if (decision.action === "deny") return { allowed: false, message: `Denied: ${summarize(request)}: ${decision.reason}. This is a hard rule: do not try another way around it.` };
+    const answer = await askHuman(request, decision, call, options, record, signal);
+    if (answer.decision === "once") continue;
+    if (answer.decision === "task") {
+      grants.push(decision.grant);
+      await record({ type: "grant", at: options.clock.now(), kind: decision.grant.kind, target: decision.grant.target });
+      continue;
+    }
+    const why = answer.decision === "expired" ? "nobody answered in time" : answer.decision === "unreachable" ? answer.reason : answer.reason ? `the user said: ${answer.reason}` : "the user said no";
+    return { allowed: false, message: `Not approved: ${summarize(request)} (${decision.reason}); ${why}. Do not retry it; continue without it or explain what you need.` };
+  }
+  return { allowed: true };
+}
+
+type HumanAnswer = { decision: "once" | "task" | "deny" | "expired"; reason?: string } | { decision: "unreachable"; reason: string };
+
+async function askHuman(
+  request: PermissionRequest,
+  decision: Decision,
+  call: CallInfo,
+  options: GateOptions,
+  record: (...events: SessionEvent[]) => Promise<void>,
+  signal: AbortSignal,
+): Promise<HumanAnswer> {
+  const { clock } = options;
+  const approvers = options.approvals?.approvers() ?? [];
+  const target = targetOf(request);
+  if (!options.approvals || approvers.length === 0) {
+    const reason = "no one can approve it here (no terminal and no paired Telegram user)";
+    await record({ type: "approval_answered", at: clock.now(), approval: "-", id: call.toolUseId, decision: "unreachable", by: "nightshift", reason });
+    return { decision: "unreachable", reason };
+  }
+  const { store } = options.approvals;
+  let approval = store.find(options.session, call.toolUseId, target);
+  if (!approval) {
+    approval = store.create({
+      session: options.session,
+      tool_use_id: call.toolUseId,
+      tool: call.tool,
+      input: call.input,
+      summary: summarize(request),
+      kind: decision.grant.kind,
+      target,
+      reason: decision.reason,
+      ...(options.label ? { label: options.label } : {}),
+    });
+    await record({ type: "approval_requested", at: clock.now(), approval: approval.id, id: call.toolUseId, tool: call.tool, summary: approval.summary, reason: approval.reason, expires_at: approval.expires_at });
+  }
+  if (!store.answerOf(approval.id)) for (const approver of approvers) approver.notify(approval);
+  const answer = await store.wait(approval, signal);
+  for (const approver of approvers) approver.settled?.(approval, answer);
+  await record({ type: "approval_answered", at: clock.now(), approval: approval.id, id: call.toolUseId, decision: answer.decision, by: answer.by, ...(answer.reason ? { reason: answer.reason } : {}) });
+  return { decision: answer.decision, ...(answer.reason ? { reason: answer.reason } : {}) };
+}
+
+function targetOf(request: PermissionRequest): string {
+  switch (request.kind) {
+    case "command":
+      return request.command;
+    case "network":
+      return request.host;
+    default:
+      return request.path;
+  }
+}
+
+/** One line for a human (approvals, denials): what the call would do. */
+export function summarize(request: PermissionRequest): string {
+  switch (request.kind) {
+    case "command":
+      return `run \`${oneLine(request.command)}\``;
+    case "network":
+      return `connect to ${request.host}`;
+    case "read":
+      return `read ${request.path}`;
+    case "write":
+      return `write ${request.path}`;
+  }
+}
+
+function oneLine(text: string): string {
+  const line = text.replace(/\s*\n\s*/g, " ⏎ ");
+  return line.length > 200 ? `${line.slice(0, 200)}…` : line;
+}

@@ -1,0 +1,154 @@
+import { dirname } from "node:path";
+import { globBase, globToRegExp, matchesCommand, matchesDomain } from "./patterns.ts";
+import { splitCommands } from "./shell.ts";
+
+export type Action = "allow" | "ask" | "deny";
+export type RuleKind = "read" | "write" | "command" | "network";
+
+export interface Rule {
+  action: Action;
+  kind: RuleKind;
+  pattern: string;
+  /** Where the rule came from, for traces: `config permissions.ask[0]`, `default`, `task permissions.commands`. */
+  origin: string;
+}
+
+/** One thing a tool call wants to do. Paths are absolute and real (symlinks and `..` resolved). */
+export type PermissionRequest =
+  | { kind: "read"; path: string }
+  | { kind: "write"; path: string }
+  | { kind: "command"; command: string }
+  | { kind: "network"; host: string };
+
+export interface Decision {
+  action: Action;
+  /** The rule that decided; undefined when nothing matched and the kind's fallback applied. */
+  rule: Rule | undefined;
+  /** One line for traces and the model: what was decided and why. */
+  reason: string;
+  /** What an "allow for this task" answer would cover. */
+  grant: Grant;
+}
+
+/** An "allow for this task" answer: this kind and target stop asking for the rest of the task. */
+export interface Grant {
+  kind: RuleKind;
+  target: string;
+}
+
+/** A task's front matter `permissions`: lists that can only narrow what the global policy allows. */
+export interface TaskPermissions {
+  read?: string[];
+  write?: string[];
+  commands?: string[];
+  network?: string[];
+}
+
+export interface PolicyPlaces {
+  workdir: string;
+  /** NIGHTSHIFT_HOME */
+  home: string;
+  /** The user's home, for `~` */
+  userHome: string;
+}
+
+/** Secrets: neither read nor written, whatever other rules say. */
+const SECRET_PATHS = ["~/.ssh/**", "~/.aws/**", "~/.gnupg/**", "~/.config/gh/**", "~/.netrc", "~/.docker/config.json", "**/.env", "**/.env.*", "{home}/state/**", "{home}/sessions/**", "{home}/logs/**", "{home}/.env"];
+/** Commands that publish, push or delete widely: allowed only with a human's yes. */
+const RISKY_COMMANDS = ["git push", "npm publish", "pnpm publish", "yarn publish", "yarn npm publish", "cargo publish", "gem push", "twine upload", "docker push", "gh release create", "rm -rf /", "rm -rf ~", "rm -rf /*", "rm -rf ~/*"];
+
+export const DEFAULT_RULES: readonly Rule[] = [
+  ...SECRET_PATHS.flatMap((pattern): Rule[] => [
+    { action: "deny", kind: "read", pattern, origin: "default (secrets)" },
+    { action: "deny", kind: "write", pattern, origin: "default (secrets)" },
+  ]),
+  ...RISKY_COMMANDS.map((pattern): Rule => ({ action: "ask", kind: "command", pattern, origin: "default (publishes or deletes)" })),
+  { action: "allow", kind: "read", pattern: "**", origin: "default" },
+  { action: "allow", kind: "write", pattern: "{workdir}/**", origin: "default (the task's working directory)" },
+  { action: "allow", kind: "command", pattern: "*", origin: "default (sandboxed, no network)" },
+];
+
+const ORDER: Action[] = ["deny", "ask", "allow"];
+const TASK_KEYS: Record<RuleKind, keyof TaskPermissions> = { read: "read", write: "write", command: "commands", network: "network" };
+
+/**
+ * Rules are checked deny, then ask, then allow; the first match decides and a deny is final. A
+ * task's lists narrow: something outside them asks. A grant (allow for this task) skips the ask.
+ * Nothing matching asks: new domains, writes outside the workdir.
+ */
+export function decide(request: PermissionRequest, rules: readonly Rule[], places: PolicyPlaces, task: TaskPermissions = {}, grants: readonly Grant[] = []): Decision {
+  if (request.kind === "command") return decideCommand(request.command, rules, places, task, grants);
+  const target = request.kind === "network" ? request.host.toLowerCase() : request.path;
+  return decideOne(request.kind, target, rules, places, task, grants);
+}
+
+function decideCommand(line: string, rules: readonly Rule[], places: PolicyPlaces, task: TaskPermissions, grants: readonly Grant[]): Decision {
+  const split = splitCommands(line);
+  if (!split.ok) {
+    if (grants.some((grant) => grant.kind === "command" && grant.target === line)) return { action: "allow", rule: undefined, reason: "allowed for this task", grant: { kind: "command", target: line } };
+    return { action: "ask", rule: undefined, reason: `this command cannot be checked safely (${split.reason})`, grant: { kind: "command", target: line } };
+  }
+  // Every simple command in the line is checked; the strictest decision wins.
+  const decisions = split.commands.map((command) => decideOne("command", command.text, rules, places, task, grants));
+  const strictest = decisions.sort((a, b) => ORDER.indexOf(a.action) - ORDER.indexOf(b.action))[0];
+  return strictest ?? { action: "allow", rule: undefined, reason: "no command to run", grant: { kind: "command", target: line } };
+}
+
+function decideOne(kind: RuleKind, target: string, rules: readonly Rule[], places: PolicyPlaces, task: TaskPermissions, grants: readonly Grant[]): Decision {
+  const grant = { kind, target: kind === "write" ? `${dirname(target)}/**` : target };
+  const ofKind = rules.filter((rule) => rule.kind === kind && matches(kind, target, rule.pattern, places));
+  const denied = ofKind.find((rule) => rule.action === "deny");
+  if (denied) return { action: "deny", rule: denied, reason: `denied by ${describe(denied)}`, grant };
+  if (grants.some((g) => g.kind === kind && matches(kind, target, g.target, places))) return { action: "allow", rule: undefined, reason: "allowed for this task", grant };
+  const asked = ofKind.find((rule) => rule.action === "ask");
+  if (asked) return { action: "ask", rule: asked, reason: `${describe(asked)} asks first`, grant };
+  const list = task[TASK_KEYS[kind]];
+  if (list && !list.some((pattern) => matches(kind, target, pattern, places))) {
+    return { action: "ask", rule: undefined, reason: `outside the task's permissions.${TASK_KEYS[kind]}`, grant };
+  }
+  const allowed = ofKind.find((rule) => rule.action === "allow");
+  if (allowed) return { action: "allow", rule: allowed, reason: `allowed by ${describe(allowed)}`, grant };
+  const what = kind === "network" ? "a domain not on the allow list" : kind === "write" ? "a write outside the allowed folders" : `no rule allows this ${kind}`;
+  return { action: "ask", rule: undefined, reason: what, grant };
+}
+
+function matches(kind: RuleKind, target: string, pattern: string, places: PolicyPlaces): boolean {
+  if (kind === "command") return matchesCommand(target, pattern);
+  if (kind === "network") return matchesDomain(target, pattern);
+  return globToRegExp(expand(pattern, places)).test(target);
+}
+
+/**
+ * Folders a sandboxed command may write besides the workdir: the bases of allow-write rules (or of
+ * the task's own write list, when it has one) where the policy allows writing without asking.
+ * Commands cannot ask per file, so a folder that would ask stays read-only for them.
+ */
+export function writableRoots(rules: readonly Rule[], places: PolicyPlaces, task: TaskPermissions = {}): string[] {
+  const patterns = task.write ?? rules.filter((rule) => rule.kind === "write" && rule.action === "allow").map((rule) => rule.pattern);
+  const bases = new Set(patterns.map((pattern) => globBase(expand(pattern, places))));
+  return [...bases].filter((base) => base !== places.workdir && base.startsWith("/") && decide({ kind: "write", path: `${base}/.nightshift-probe` }, rules, places, task).action === "allow");
+}
+
+/** `~`, `{workdir}` and `{home}` in path patterns. */
+export function expand(pattern: string, places: PolicyPlaces): string {
+  return pattern
+    .replace(/^~(?=\/|$)/, places.userHome)
+    .replaceAll("{workdir}", places.workdir)
+    .replaceAll("{home}", places.home);
+}
+
+export function describe(rule: Rule): string {
+  return `rule "${rule.action} ${rule.kind} ${rule.pattern}" (${rule.origin})`;
+}
+
+/** Rules from config: deny, ask and allow lists of `{ read | write | command | network: pattern }`, then the defaults. */
+export function rulesFromConfig(permissions: { deny: RuleEntry[]; ask: RuleEntry[]; allow: RuleEntry[]; defaults: boolean }): Rule[] {
+  const fromList = (action: Action) =>
+    permissions[action].map((entry, index): Rule => {
+      const [kind, pattern] = Object.entries(entry).find(([, value]) => value !== undefined) as [RuleKind, string];
+      return { action, kind, pattern, origin: `config permissions.${action}[${index}]` };
+    });
+  return [...fromList("deny"), ...fromList("ask"), ...fromList("allow"), ...(permissions.defaults ? DEFAULT_RULES : [])];
+}
+
+export type RuleEntry = Partial<Record<RuleKind, string>>;

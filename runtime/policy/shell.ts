@@ -1,0 +1,569 @@
+/**
+ * Splits a bash line into the simple commands a permission policy must check, so that chaining,
+ * substitution, wrappers (`sudo`, `xargs`, …) and nested shells (`bash -c`, `eval`, `bash <<EOF`)
+ * cannot smuggle a command past a rule. Hand-written and deliberately conservative: whatever it
+ * cannot read statically (a command name from a variable, a script piped into a shell, …) is
+ * refused with a reason, so the caller asks a human instead of guessing.
+ */
+
+export interface SimpleCommand {
+  /** The command words after removing leading assignments (FOO=1) and wrappers, joined by single spaces, with quotes removed: e.g. "git push origin main". */
+  text: string;
+  /** The words, unquoted. */
+  words: string[];
+}
+
+export type SplitResult = { ok: true; commands: SimpleCommand[] } | { ok: false; reason: string };
+
+/** Never throws for any input string; a line it cannot read safely gives `ok: false`. */
+export function splitCommands(line: string): SplitResult {
+  try {
+    const commands: SimpleCommand[] = [];
+    collect(line, commands, 0);
+    return { ok: true, commands };
+  } catch (error) {
+    if (error instanceof Unparseable) return { ok: false, reason: error.message };
+    throw error;
+  }
+}
+
+class Unparseable extends Error {
+  override name = "Unparseable";
+}
+
+/** One word as bash would see it before expansion; `value` keeps `$x` and `$(…)` as written. */
+interface Word {
+  value: string;
+  raw: string;
+  /** Contains an expansion whose result is unknown until run time ($x, $(…), `…`, <(…)). */
+  dynamic: boolean;
+  /** Contains an unquoted glob or brace character. */
+  glob: boolean;
+}
+type Builder = Omit<Word, "raw">;
+/** What a command reads on standard input: known text (heredoc, here-string) or a file (text null). */
+type Stdin = { text: string | null; dynamic: boolean };
+type Heredoc = { delimiter: string; stripTabs: boolean; quoted: boolean; stdin: Stdin };
+/** A simple command as read; `stdin` null means inherited (a pipe, the terminal, …). */
+type RawCommand = { words: Word[]; stdin: Stdin | null };
+
+const MAX_DEPTH = 64;
+const KEYWORD =
+  /\{(?=\s)|(?:[}!]|if|then|elif|else|fi|do|done|while|until|for|select|case|function|coproc)(?=[\s;&|()<>]|$)|time(?:[ \t]+-p)?(?=[ \t]+[({])/y;
+const OPERATOR = /&&|\|\||;;|\|&|[;&|]/y;
+const REDIRECT = /(?:\d+|\{[A-Za-z_]\w*\})?(?:<<<|<<-|<<|<>|<&|>>|>&|>\||&>>|&>|<(?!\()|>(?!\())/y;
+const NAME = /[A-Za-z_]\w*/y;
+const FUNCTION_PARENS = /\([ \t]*\)/y;
+const ASSIGNMENT = /^[A-Za-z_]\w*(?:\[[^\]]*\])?\+?=/;
+
+function collect(script: string, out: SimpleCommand[], depth: number): void {
+  if (depth > MAX_DEPTH) throw new Unparseable("commands are nested too deeply");
+  const records: RawCommand[] = [];
+  new Parser(script, records, depth).parseScript();
+  for (const record of records) {
+    const first = record.words.findIndex((word) => !ASSIGNMENT.test(word.raw));
+    if (first >= 0) emitCommand(record.words.slice(first), record.stdin, out, depth);
+  }
+}
+
+/** Reads one script, appending every simple command it meets (nested ones first) to `records`. */
+class Parser {
+  private readonly src: string;
+  private readonly records: RawCommand[];
+  private readonly heredocs: Heredoc[] = [];
+  /** Where `$((` turned out not to be arithmetic: remembered so nesting cannot go exponential. */
+  private readonly notArithmetic = new Set<number>();
+  private pos = 0;
+  private nesting: number;
+
+  constructor(src: string, records: RawCommand[], nesting: number) {
+    if (nesting > MAX_DEPTH) throw new Unparseable("commands are nested too deeply");
+    this.src = src;
+    this.records = records;
+    this.nesting = nesting;
+  }
+
+  parseScript(): void {
+    this.parseList(null);
+    this.checkHeredocsRead();
+  }
+
+  /** Reads an unquoted heredoc body: like double-quoted text without a closing quote. */
+  expandBody(): Builder {
+    const body = blank();
+    this.readDouble(body, null);
+    this.checkHeredocsRead();
+    return body;
+  }
+
+  private checkHeredocsRead(): void {
+    const open = this.heredocs[0];
+    if (open) throw new Unparseable(`unterminated heredoc (no line "${open.delimiter}")`);
+  }
+
+  private match(pattern: RegExp): string | null {
+    pattern.lastIndex = this.pos;
+    return pattern.exec(this.src)?.[0] ?? null;
+  }
+
+  /** Every recursive read goes through here, so hostile nesting is refused instead of overflowing the stack. */
+  private nested(read: () => void): void {
+    if (++this.nesting > MAX_DEPTH) throw new Unparseable("commands are nested too deeply");
+    read();
+    this.nesting--;
+  }
+
+  private parseList(close: ")" | "}" | null): void {
+    for (;;) {
+      this.skipBlanks();
+      const c = this.src[this.pos];
+      if (c === undefined && close !== null) throw new Unparseable(`unbalanced: missing '${close}'`);
+      if (c === undefined) break;
+      if (c === ")" && close !== ")") throw new Unparseable("unbalanced ')'");
+      const op = c === "\n" || c === ")" || c === "(" ? c : this.match(OPERATOR);
+      if (op === ";;") throw new Unparseable("';;' outside a case statement");
+      if (op !== null) this.pos += op.length;
+      if (op === "\n") this.readHeredocBodies();
+      else if (op === ")") break;
+      else if (op === "(") this.nested(() => this.parseList(")"));
+      else if (op === null && this.parseKeyword(close) === "closed") break;
+    }
+  }
+
+  /** Reserved words count only at a command start; returns "closed" when `}` ends the group. */
+  private parseKeyword(close: ")" | "}" | null): "closed" | "read" {
+    const word = this.match(KEYWORD);
+    if (word === null) {
+      this.parseSimpleCommand(true);
+      return "read";
+    }
+    this.pos += word.length;
+    if (word === "}" && close !== "}") throw new Unparseable("unbalanced '}'");
+    if (word === "}") return "closed";
+    if (word === "{") this.nested(() => this.parseList("}"));
+    if (word === "case") throw new Unparseable("case statements are not supported");
+    if (word === "function") {
+      this.skipBlanks();
+      this.readWord();
+    }
+    if (word === "for" || word === "select") {
+      this.skipBlanks();
+      if (this.src.startsWith("((", this.pos)) throw new Unparseable("arithmetic for loops are not supported");
+      this.parseSimpleCommand(false); // the loop header: its substitutions still count
+    }
+    return "read";
+  }
+
+  private parseSimpleCommand(record: boolean): void {
+    const command: RawCommand = { words: [], stdin: null };
+    for (;;) {
+      this.skipBlanks();
+      const redirect = this.match(REDIRECT);
+      if (redirect !== null) {
+        this.pos += redirect.length;
+        this.readRedirect(redirect, command);
+        continue;
+      }
+      const c = this.src[this.pos];
+      if (c === undefined || "\n;&|)".includes(c)) break;
+      if (c === "(") {
+        const parens = command.words.length === 1 ? this.match(FUNCTION_PARENS) : null;
+        if (parens === null) throw new Unparseable("unexpected '('");
+        this.pos += parens.length; // a function definition; its body follows as a group
+        return;
+      }
+      const word = this.readWord();
+      if (word.raw === "") throw new Unparseable(`unexpected '${c}'`);
+      command.words.push(word);
+    }
+    if (record) this.records.push(command);
+  }
+
+  private readRedirect(op: string, command: RawCommand): void {
+    const fd = /^(?:\d+|\{\w+\})/.exec(op)?.[0];
+    const kind = op.slice(fd?.length ?? 0);
+    this.skipBlanks();
+    const target = this.readWord();
+    if (target.raw === "") throw new Unparseable(`redirection '${kind}' has no target`);
+    let stdin: Stdin = { text: null, dynamic: target.dynamic || kind === "<&" };
+    if (kind === "<<<") stdin = { text: target.value, dynamic: target.dynamic };
+    if (kind === "<<" || kind === "<<-") {
+      stdin = { text: null, dynamic: false }; // filled in when the body is read
+      const quoted = /['"\\]/.test(target.raw);
+      this.heredocs.push({ delimiter: target.value, stripTabs: kind === "<<-", quoted, stdin });
+    }
+    if (kind.startsWith("<") && (fd === undefined || fd === "0")) command.stdin = stdin;
+  }
+
+  /** Heredoc bodies start on the line after the command that opened them. */
+  private readHeredocBodies(): void {
+    for (const doc of this.heredocs.splice(0)) {
+      const lines: string[] = [];
+      for (;;) {
+        if (this.pos >= this.src.length) throw new Unparseable(`unterminated heredoc (no line "${doc.delimiter}")`);
+        const newline = this.src.indexOf("\n", this.pos);
+        const end = newline < 0 ? this.src.length : newline;
+        const raw = this.src.slice(this.pos, end);
+        const line = doc.stripTabs ? raw.replace(/^\t+/, "") : raw;
+        this.pos = Math.min(end + 1, this.src.length);
+        if (line === doc.delimiter) break;
+        lines.push(line);
+      }
+      const body = lines.join("\n");
+      const expanded = doc.quoted ? { value: body, dynamic: false } : new Parser(body, this.records, this.nesting + 1).expandBody();
+      doc.stdin.text = expanded.value;
+      doc.stdin.dynamic = expanded.dynamic;
+    }
+  }
+
+  /** Skips blanks, line continuations and a comment (`#` at a word start). */
+  private skipBlanks(): void {
+    for (;;) {
+      const c = this.src[this.pos];
+      if (c === " " || c === "\t") this.pos++;
+      else if (c === "\\" && this.src[this.pos + 1] === "\n") this.pos += 2;
+      else if (c !== "#") return;
+      else {
+        const end = this.src.indexOf("\n", this.pos);
+        this.pos = end < 0 ? this.src.length : end;
+      }
+    }
+  }
+
+  private readWord(): Word {
+    const start = this.pos;
+    const word = blank();
+    for (;;) {
+      const c = this.src[this.pos];
+      const next = this.src[this.pos + 1];
+      if (c === undefined) break;
+      if ((c === "<" || c === ">") && next === "(") {
+        const from = this.pos; // process substitution
+        this.pos += 2;
+        this.nested(() => this.parseList(")"));
+        this.expansion(word, from);
+        continue;
+      }
+      if (c === "(" && /^[A-Za-z_]\w*\+?=$/.test(this.src.slice(start, this.pos))) this.nested(() => this.readArray(word));
+      else if (" \t\n;&|()<>".includes(c)) break;
+      else if (c === "\\") {
+        this.pos += next === undefined ? 1 : 2; // backslash-newline is a line continuation
+        if (next !== "\n") word.value += next ?? "\\";
+      } else {
+        this.pos++;
+        if (c === "'") this.readSingle(word);
+        else if (c === '"') this.readDouble(word, '"');
+        else if (c === "$") this.readDollar(word, false);
+        else if (c === "`") this.readBacktick(word, false);
+        else word.value += c;
+        word.glob ||= "*?[{".includes(c);
+      }
+    }
+    return { ...word, raw: this.src.slice(start, this.pos) };
+  }
+
+  /** Appends the source text of an expansion starting at `from`; its result is unknown until run time. */
+  private expansion(word: Builder, from: number): void {
+    word.value += this.src.slice(from, this.pos);
+    word.dynamic = true;
+  }
+
+  private readSingle(word: Builder): void {
+    const end = this.src.indexOf("'", this.pos);
+    if (end < 0) throw new Unparseable("unbalanced single quote");
+    word.value += this.src.slice(this.pos, end);
+    this.pos = end + 1;
+  }
+
+  /** Double-quoted text after the opening quote; `close` null reads a heredoc body to the end. */
+  private readDouble(word: Builder, close: '"' | null): void {
+    const escapable = close === null ? "\\$`\n" : '"\\$`\n';
+    for (;;) {
+      const c = this.src[this.pos++];
+      const next = this.src[this.pos];
+      if (c === undefined && close !== null) throw new Unparseable("unbalanced double quote");
+      if (c === undefined || c === close) return;
+      if (c === "\\" && next !== undefined && escapable.includes(next)) {
+        this.pos++;
+        if (next !== "\n") word.value += next;
+      } else if (c === "$") this.readDollar(word, true);
+      else if (c === "`") this.readBacktick(word, true);
+      else word.value += c;
+    }
+  }
+
+  /** After a `$`. An expansion keeps its source text as value and marks the word dynamic. */
+  private readDollar(word: Builder, quoted: boolean): void {
+    const from = this.pos - 1;
+    const c = this.src[this.pos] ?? "";
+    if (!quoted && (c === "'" || c === '"')) {
+      this.pos++;
+      if (c === "'") word.value += this.readAnsiC();
+      else this.readDouble(word, '"');
+      return;
+    }
+    if (c === "(") this.nested(() => this.readParenthesised());
+    else if (c === "{") {
+      this.pos++;
+      this.nested(() => this.readParameter());
+    } else if (/[A-Za-z_]/.test(c)) this.pos += this.match(NAME)!.length;
+    else if (/[\d@*#?$!-]/.test(c)) this.pos++;
+    else if (c !== "(") {
+      word.value += "$";
+      return;
+    }
+    this.expansion(word, from);
+  }
+
+  private readParenthesised(): void {
+    if (this.readArithmetic()) return;
+    this.pos++;
+    this.parseList(")");
+  }
+
+  /** At the `(` after `$`: reads `(( … ))` and returns true, or returns false when bash would
+   * read a command substitution instead (no `((`, or `))` does not close it). */
+  private readArithmetic(): boolean {
+    const mark = { pos: this.pos, records: this.records.length };
+    if (!this.src.startsWith("((", this.pos) || this.notArithmetic.has(mark.pos)) return false;
+    const scratch = blank();
+    let depth = 0;
+    this.pos += 2;
+    for (;;) {
+      const c = this.src[this.pos++];
+      if (c === undefined) throw new Unparseable("unbalanced '$(('");
+      if (c === ")" && depth === 0) break;
+      if (c === "(" || c === ")") depth += c === "(" ? 1 : -1;
+      else if (c === "$") this.readDollar(scratch, true);
+      else if (c === "`") this.readBacktick(scratch, true);
+    }
+    if (this.src[this.pos] === ")") {
+      this.pos++;
+      return true;
+    }
+    this.notArithmetic.add(mark.pos);
+    this.pos = mark.pos;
+    this.records.length = mark.records; // forget what the failed attempt recorded
+    return false;
+  }
+
+  /** After `${`, up to the matching `}`; nested quotes and substitutions are read too. */
+  private readParameter(): void {
+    const scratch = blank();
+    let depth = 0;
+    for (;;) {
+      const c = this.src[this.pos++];
+      if (c === undefined) throw new Unparseable("unbalanced '${'");
+      if (c === "}" && depth-- === 0) return;
+      if (c === "{") depth++;
+      else if (c === "\\") this.pos++;
+      else if (c === "'") this.readSingle(scratch);
+      else if (c === '"') this.readDouble(scratch, '"');
+      else if (c === "$") this.readDollar(scratch, true);
+      else if (c === "`") this.readBacktick(scratch, true);
+    }
+  }
+
+  /** The old-style substitution: its body, unescaped, is parsed as a script of its own. */
+  private readBacktick(word: Builder, quoted: boolean): void {
+    const from = this.pos - 1;
+    let body = "";
+    for (;;) {
+      const c = this.src[this.pos++];
+      const next = this.src[this.pos] ?? "";
+      if (c === undefined) throw new Unparseable("unbalanced backquote");
+      if (c === "`") break;
+      const escaped = c === "\\" && next !== "" && (quoted ? '`\\$"' : "`\\$").includes(next);
+      body += escaped ? next : c;
+      if (escaped) this.pos++;
+    }
+    new Parser(body, this.records, this.nesting + 1).parseScript();
+    this.expansion(word, from);
+  }
+
+  private readAnsiC(): string {
+    let body = "";
+    for (;;) {
+      const c = this.src[this.pos++];
+      if (c === undefined) throw new Unparseable("unbalanced $'…' quote");
+      if (c === "'") return decodeAnsiC(body);
+      body += c;
+      if (c === "\\" && this.pos < this.src.length) body += this.src[this.pos++];
+    }
+  }
+
+  /** After `NAME=`: a `( … )` array literal, whose words may hold substitutions. */
+  private readArray(word: Builder): void {
+    this.pos++;
+    for (;;) {
+      this.skipBlanks();
+      const c = this.src[this.pos];
+      if (c === undefined) throw new Unparseable("unbalanced: missing ')'");
+      if (c === ")" || c === "\n") this.pos++;
+      if (c === ")") return;
+      if (c === "\n") continue;
+      const item = this.readWord();
+      if (item.raw === "") throw new Unparseable(`unexpected '${c}'`);
+      word.value += `${item.value} `;
+      word.dynamic ||= item.dynamic;
+    }
+  }
+}
+
+function blank(): Builder {
+  return { value: "", dynamic: false, glob: false };
+}
+
+const ANSI_ESCAPES: Record<string, string> = { n: "\n", t: "\t", r: "\r", a: "\x07", b: "\b", e: "\x1b", E: "\x1b", f: "\f", v: "\v", "\\": "\\", "'": "'", '"': '"', "?": "?" };
+
+/** Bash truncates a `$'…'` string at a NUL byte, so `$'git\x00x'` is `git`. */
+function decodeAnsiC(body: string): string {
+  const decoded = body.replace(/\\(x[0-9A-Fa-f]{1,2}|u[0-9A-Fa-f]{1,4}|U[0-9A-Fa-f]{1,8}|[0-7]{1,3}|c[\s\S]|[\s\S])/g, (all, esc: string) => {
+    const kind = esc[0]!;
+    const code = "xuU".includes(kind) ? parseInt(esc.slice(1), 16) : /[0-7]/.test(kind) ? parseInt(esc, 8) & 0xff : -1;
+    if (code >= 0) return code <= 0x10ffff ? String.fromCodePoint(code) : all;
+    if (kind === "c" && esc.length === 2) return String.fromCharCode(esc.charCodeAt(1) & 0x1f);
+    return Object.hasOwn(ANSI_ESCAPES, esc) ? ANSI_ESCAPES[esc]! : all;
+  });
+  const nul = decoded.indexOf("\0");
+  return nul < 0 ? decoded : decoded.slice(0, nul);
+}
+
+interface WrapperSpec {
+  /** Short options that take a value. */
+  short: string;
+  /** Long options that take a value (when not written --name=value). */
+  long?: string[];
+  /** Operands before the command (timeout's duration, chroot's directory). */
+  operands?: number;
+  /** NAME=value words may precede the command. */
+  assignments?: boolean;
+}
+
+const WRAPPERS = new Map<string, WrapperSpec>([
+  ["sudo", { short: "CDgpRrTtUu", long: ["chdir", "chroot", "close-from", "command-timeout", "group", "host", "other-user", "prompt", "role", "type", "user"], assignments: true }],
+  ["doas", { short: "Cu" }],
+  ["env", { short: "uC", long: ["unset", "chdir"], assignments: true }],
+  ["nohup", { short: "" }],
+  ["nice", { short: "n", long: ["adjustment"] }],
+  ["time", { short: "fo", long: ["format", "output"] }],
+  ["timeout", { short: "ks", long: ["kill-after", "signal"], operands: 1 }],
+  ["xargs", { short: "adEILnPs", long: ["arg-file", "delimiter", "max-args", "max-chars", "max-procs", "process-slot-var"] }],
+  ["command", { short: "" }],
+  ["builtin", { short: "" }],
+  ["exec", { short: "a" }],
+  ["stdbuf", { short: "eio", long: ["error", "input", "output"] }],
+  ["setsid", { short: "" }],
+  ["ionice", { short: "cnp", long: ["class", "classdata", "pid"] }],
+  ["chroot", { short: "", long: ["groups", "userspec"], operands: 1 }],
+]);
+const SHELLS = new Set(["bash", "sh", "zsh", "dash", "ksh", "mksh"]);
+const FIND_EXEC = new Set(["-exec", "-execdir", "-ok", "-okdir"]);
+
+/** Emits the command, its basename form, and whatever it runs in turn. */
+function emitCommand(words: Word[], stdin: Stdin | null, out: SimpleCommand[], depth: number): void {
+  const head = words[0]!;
+  if (head.dynamic) throw new Unparseable(`the command name ${head.raw} comes from a variable or substitution`);
+  if (head.glob && head.value !== "[" && head.value !== "[[") throw new Unparseable(`the command name ${head.raw} uses a glob or brace pattern`);
+  const values = words.map((word) => word.value);
+  const name = head.value.slice(head.value.lastIndexOf("/") + 1);
+  out.push({ text: values.join(" "), words: values });
+  if (name !== head.value && name !== "") out.push({ text: [name, ...values.slice(1)].join(" "), words: [name, ...values.slice(1)] });
+  if (name === "find") {
+    for (const inner of findExecs(words)) emitCommand(inner, null, out, depth);
+    return;
+  }
+  const inner = wrappedCommand(name, values);
+  if (inner !== null) {
+    if (inner < words.length) emitCommand(words.slice(inner), stdin, out, depth);
+    return;
+  }
+  const script = shellScript(name, words, stdin);
+  if (script !== null) collect(script, out, depth + 1);
+}
+
+/** Index of the word a wrapper runs as a command, or null when `name` is no wrapper. */
+function wrappedCommand(name: string, values: string[]): number | null {
+  const spec = WRAPPERS.get(name);
+  if (spec === undefined) return null;
+  let next = skipOptions(values, spec.short, spec.long ?? []);
+  const options = values.slice(1, next);
+  if (name === "command" && options.some((option) => /^-\w*[vV]/.test(option))) return null; // a lookup, not a run
+  if (name === "env" && options.some((option) => /^-\w*S|^--split-string/.test(option))) throw new Unparseable("env -S (split string) is not supported");
+  const skippable = name === "env" ? /^[^=-][^=]*=|^-$/ : /^[^=-][^=]*=/; // `env -` is `env -i`
+  while (spec.assignments && next < values.length && skippable.test(values[next]!)) next++;
+  return next + (spec.operands ?? 0);
+}
+
+/** Index of the first operand after the options starting at values[1]. */
+function skipOptions(values: string[], short: string, long: string[]): number {
+  let i = 1;
+  while (i < values.length) {
+    const word = values[i]!;
+    if (word === "--") return i + 1;
+    if (!word.startsWith("-") || word === "-") return i;
+    if (word.startsWith("--")) {
+      i += !word.includes("=") && long.includes(word.slice(2)) ? 2 : 1;
+      continue;
+    }
+    const valueAt = [...word.slice(1)].findIndex((flag) => short.includes(flag));
+    i += valueAt === word.length - 2 ? 2 : 1; // the value is the next word only when not attached
+  }
+  return i;
+}
+
+/** The commands of `find … -exec CMD … ;` (also -execdir, -ok, -okdir; ended by `;` or `{} +`). */
+function findExecs(words: Word[]): Word[][] {
+  const found: Word[][] = [];
+  for (let i = 0; i < words.length; i++) {
+    if (!FIND_EXEC.has(words[i]!.value)) continue;
+    let end = i + 1;
+    while (end < words.length && words[end]!.value !== ";" && !(words[end]!.value === "+" && words[end - 1]!.value === "{}")) end++;
+    if (end > i + 1) found.push(words.slice(i + 1, end));
+    i = end;
+  }
+  return found;
+}
+
+/** The text a command runs as shell code (bash -c, eval, trap, watch, su -c, a shell's stdin), if any. */
+function shellScript(name: string, words: Word[], stdin: Stdin | null): string | null {
+  const values = words.map((word) => word.value);
+  if (name === "eval") return staticScript(words.slice(1), "eval");
+  if (name === "trap") return words.length > 2 && !values[1]!.startsWith("-") ? staticScript(words.slice(1, 2), "trap") : null;
+  if (name === "watch") return staticScript(words.slice(skipOptions(values, "nq", ["interval", "equexit"])), "watch");
+  if (name === "su" || name === "runuser") {
+    const at = values.indexOf("-c");
+    return at > 0 ? staticScript(words.slice(at + 1, at + 2), `${name} -c`) : null;
+  }
+  if ((name === "source" || name === ".") && words[1]?.dynamic) throw new Unparseable(`${name} reads a script from a variable or substitution`);
+  return SHELLS.has(name) ? shellInvocation(words, stdin) : null;
+}
+
+function shellInvocation(words: Word[], stdin: Stdin | null): string | null {
+  let i = 1;
+  let command = false;
+  let fromStdin = false;
+  for (; i < words.length; i++) {
+    const option = words[i]!.value;
+    if (option === "--" || option === "-") {
+      i++;
+      break;
+    }
+    if (option === "--version" || option === "--help") return null;
+    if (!/^[-+]./.test(option)) break;
+    if (/^[-+][oO]$|^--(?:rcfile|init-file)$/.test(option)) i++;
+    else if (/^-[^-]*c/.test(option)) command = true;
+    else if (/^-[^-]*s/.test(option)) fromStdin = true;
+  }
+  const operand = words[i];
+  if (command) return operand ? staticScript([operand], `${words[0]!.value} -c`) : null;
+  if (operand?.dynamic && !fromStdin) throw new Unparseable("a shell runs a script from a variable or substitution");
+  if (operand && !fromStdin) return null; // a script file: its content is not ours to check
+  if (stdin === null || stdin.dynamic) throw new Unparseable("a shell reads its script from standard input (a pipe or an unknown stream)");
+  return stdin.text;
+}
+
+function staticScript(words: Word[], what: string): string | null {
+  if (words.some((word) => word.dynamic)) throw new Unparseable(`${what} runs code built from a variable or substitution`);
+  return words.length === 0 ? null : words.map((word) => word.value).join(" ");
+}

@@ -1,0 +1,87 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { createApprovalStore } from "../runtime/approvals.ts";
+import { FakeClock } from "./support/fake-clock.ts";
+import { tempDir } from "./support/home.ts";
+
+const fields = {
+  session: "s1",
+  tool_use_id: "toolu_1",
+  tool: "bash",
+  input: { command: "git push" },
+  summary: "run `git push`",
+  kind: "command" as const,
+  target: "git push",
+  reason: "rule asks first",
+};
+
+describe("the approval store", () => {
+  it("keeps a record until answered, and the first answer wins", async () => {
+    const dir = tempDir();
+    try {
+      const clock = new FakeClock();
+      const store = createApprovalStore(dir.path, { clock, expireMs: 30 * 60_000 });
+      const record = store.create(fields);
+      assert.match(record.id, /^[a-z2-9]{6}$/);
+      assert.equal(record.expires_at - record.asked_at, 30 * 60_000);
+      assert.deepEqual(store.pending().map((r) => r.id), [record.id]);
+
+      const waiting = store.wait(record);
+      const first = store.answer(record.id, { decision: "deny", by: "cli", reason: "not on Fridays" });
+      assert.equal(first.ok, true);
+      const second = store.answer(record.id, { decision: "once", by: "terminal" });
+      assert.deepEqual(second.ok ? "ok" : second.problem, "answered");
+      assert.match(second.ok ? "" : second.message, /already answered \(deny\) by cli/);
+      const answer = await waiting;
+      assert.equal(answer.decision, "deny");
+      assert.equal(answer.reason, "not on Fridays");
+      assert.deepEqual(store.pending(), []);
+    } finally {
+      dir.cleanup();
+    }
+  });
+
+  it("survives a restart: a new store on the same folder finds the pending record and its answer", async () => {
+    const dir = tempDir();
+    try {
+      const clock = new FakeClock();
+      const record = createApprovalStore(dir.path, { clock, expireMs: 60_000 }).create(fields);
+      const after = createApprovalStore(dir.path, { clock, expireMs: 60_000 });
+      assert.equal(after.find("s1", "toolu_1", "git push")?.id, record.id);
+      after.answer(record.id, { decision: "task", by: "cli" });
+      assert.equal((await after.wait(record)).decision, "task");
+    } finally {
+      dir.cleanup();
+    }
+  });
+
+  it("denies at expiry, and says so to a late answer", async () => {
+    const dir = tempDir();
+    try {
+      const clock = new FakeClock();
+      const store = createApprovalStore(dir.path, { clock, expireMs: 60_000 });
+      const record = store.create(fields);
+      const waiting = store.wait(record);
+      clock.advance(60_000);
+      const answer = await waiting;
+      assert.equal(answer.decision, "expired");
+      const late = store.answer(record.id, { decision: "once", by: "cli" });
+      assert.equal(late.ok, false);
+      assert.match(late.ok ? "" : late.message, /expired at .* and was denied/);
+    } finally {
+      dir.cleanup();
+    }
+  });
+
+  it("answers an unknown id with a clear message", () => {
+    const dir = tempDir();
+    try {
+      const store = createApprovalStore(dir.path, { clock: new FakeClock(), expireMs: 60_000 });
+      const result = store.answer("zzzzzz", { decision: "once", by: "cli" });
+      assert.equal(result.ok, false);
+      assert.match(result.ok ? "" : result.message, /there is no approval zzzzzz/);
+    } finally {
+      dir.cleanup();
+    }
+  });
+});

@@ -1,0 +1,303 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { splitCommands } from "../runtime/policy/shell.ts";
+
+/** The text of every command the policy would check, in order. */
+function texts(line: string): string[] {
+  const result = splitCommands(line);
+  if (!result.ok) assert.fail(`expected ${JSON.stringify(line)} to split, got: ${result.reason}`);
+  return result.commands.map((command) => command.text);
+}
+
+function refusal(line: string): string {
+  const result = splitCommands(line);
+  if (result.ok) assert.fail(`expected ${JSON.stringify(line)} to be refused, got ${JSON.stringify(result.commands)}`);
+  return result.reason;
+}
+
+describe("splitCommands: chaining cannot hide a command", () => {
+  it("splits on &&, ||, ;, |, |&, & and newlines", () => {
+    assert.deepEqual(texts("ls && git push"), ["ls", "git push"]);
+    assert.deepEqual(texts("ls; git push"), ["ls", "git push"]);
+    assert.deepEqual(texts("ls | git push"), ["ls", "git push"]);
+    assert.deepEqual(texts("ls || git push"), ["ls", "git push"]);
+    assert.deepEqual(texts("ls |& git push"), ["ls", "git push"]);
+    assert.deepEqual(texts("sleep 1 & git push"), ["sleep 1", "git push"]);
+    assert.deepEqual(texts("ls\ngit push\n"), ["ls", "git push"]);
+    assert.deepEqual(texts("ls;git push&&rm -rf /"), ["ls", "git push", "rm -rf /"]);
+  });
+
+  it("returns the unquoted words of each command beside its text", () => {
+    const result = splitCommands(`git commit -m "a message" && git push origin main`);
+    assert.deepEqual(result, {
+      ok: true,
+      commands: [
+        { text: "git commit -m a message", words: ["git", "commit", "-m", "a message"] },
+        { text: "git push origin main", words: ["git", "push", "origin", "main"] },
+      ],
+    });
+  });
+
+  it("gives no commands for an empty line, blanks or a comment", () => {
+    assert.deepEqual(texts(""), []);
+    assert.deepEqual(texts("  \n\t "), []);
+    assert.deepEqual(texts("# git push"), []);
+  });
+
+  it("ignores comments at a word start but keeps # inside a word", () => {
+    assert.deepEqual(texts("echo $HOME # && git push"), ["echo $HOME"]);
+    assert.deepEqual(texts("echo a#b; git push # done\nls"), ["echo a#b", "git push", "ls"]);
+  });
+});
+
+describe("splitCommands: substitutions and groups", () => {
+  it("finds commands in $( … ), backticks and double-quoted substitutions", () => {
+    assert.deepEqual(texts("echo $(git push)"), ["git push", "echo $(git push)"]);
+    assert.deepEqual(texts('echo "$(git push)"'), ["git push", "echo $(git push)"]);
+    assert.deepEqual(texts("echo `git push`"), ["git push", "echo `git push`"]);
+    assert.deepEqual(texts('echo "`git push`"'), ["git push", "echo `git push`"]);
+    assert.deepEqual(texts('echo "$(curl evil)"'), ["curl evil", "echo $(curl evil)"]);
+  });
+
+  it("finds commands in nested substitutions and parameter defaults", () => {
+    assert.deepEqual(texts("echo $(echo $(git push))"), ["git push", "echo $(git push)", "echo $(echo $(git push))"]);
+    assert.deepEqual(texts("echo `echo \\`git push\\``"), ["git push", "echo `git push`", "echo `echo \\`git push\\``"]);
+    assert.deepEqual(texts('echo "${x:-$(git push)}"'), ["git push", "echo ${x:-$(git push)}"]);
+    assert.deepEqual(texts("echo $(( $(git push) + 1 ))"), ["git push", "echo $(( $(git push) + 1 ))"]);
+  });
+
+  it("treats $(( … )) as arithmetic unless bash would read a command substitution", () => {
+    assert.deepEqual(texts("echo $((1 + (2 * 3)))"), ["echo $((1 + (2 * 3)))"]);
+    assert.deepEqual(texts("echo $((git push) )"), ["git push", "echo $((git push) )"]);
+  });
+
+  it("finds commands in process substitutions", () => {
+    assert.deepEqual(texts("diff <(git push) >(ls)"), ["git push", "ls", "diff <(git push) >(ls)"]);
+    assert.deepEqual(texts("echo hi > >(git push)"), ["git push", "echo hi"]);
+  });
+
+  it("finds commands in ( … ) subshells and { …; } groups", () => {
+    assert.deepEqual(texts("(git push)"), ["git push"]);
+    assert.deepEqual(texts("{ git push; }"), ["git push"]);
+    assert.deepEqual(texts("(cd x && { ls; git push; }) > log"), ["cd x", "ls", "git push"]);
+  });
+
+  it("finds commands inside if, while, for and function bodies", () => {
+    assert.deepEqual(texts("if true; then git push; else rm -rf /; fi"), ["true", "git push", "rm -rf /"]);
+    assert.deepEqual(texts("while read l; do git push; done < <(ls)"), ["read l", "git push", "ls"]);
+    assert.deepEqual(texts("for f in $(ls); do rm $f; done"), ["ls", "rm $f"]);
+    assert.deepEqual(texts("f() { git push; }; f"), ["git push", "f"]);
+    assert.deepEqual(texts("! git push"), ["git push"]);
+    assert.deepEqual(texts("time { git push; }"), ["git push"]);
+  });
+
+  it("scans assignments for substitutions but emits no command for them", () => {
+    assert.deepEqual(texts("a=$(curl x) ; echo"), ["curl x", "echo"]);
+    assert.deepEqual(texts("FOO=1 BAR=x"), []);
+    assert.deepEqual(texts("x=(a $(git push) b); echo"), ["git push", "echo"]);
+  });
+});
+
+describe("splitCommands: nested shells", () => {
+  it("parses the argument of bash -c, sh -c, zsh -c and dash -c", () => {
+    assert.deepEqual(texts("bash -c 'git push'"), ["bash -c git push", "git push"]);
+    assert.deepEqual(texts(`sh -c "ls && git push origin"`), ["sh -c ls && git push origin", "ls", "git push origin"]);
+    assert.deepEqual(texts("zsh -c 'git push'"), ["zsh -c git push", "git push"]);
+    assert.deepEqual(texts("dash -c 'git push'"), ["dash -c git push", "git push"]);
+    assert.deepEqual(texts("bash -o pipefail -ec 'git push' arg0"), ["bash -o pipefail -ec git push arg0", "git push"]);
+    assert.deepEqual(texts(`bash -c 'bash -c "git push"'`), ["bash -c bash -c \"git push\"", "bash -c git push", "git push"]);
+  });
+
+  it("parses eval's arguments joined, and the scripts of trap, watch and su -c", () => {
+    assert.deepEqual(texts("eval git push"), ["eval git push", "git push"]);
+    assert.deepEqual(texts(`eval "git push; rm -rf /"`), ["eval git push; rm -rf /", "git push", "rm -rf /"]);
+    assert.deepEqual(texts(`trap "git push" EXIT`), ["trap git push EXIT", "git push"]);
+    assert.deepEqual(texts(`watch -n 5 "git push && ls"`), ["watch -n 5 git push && ls", "git push", "ls"]);
+    assert.deepEqual(texts(`su -c "git push" root`), ["su -c git push root", "git push"]);
+  });
+
+  it("parses a heredoc or here-string fed to a shell, but not one fed to another command", () => {
+    assert.deepEqual(texts("bash <<EOF\ngit push\nEOF"), ["bash", "git push"]);
+    assert.deepEqual(texts("sh <<-'END'\n\tgit push\n\tEND\nls"), ["sh", "git push", "ls"]);
+    assert.deepEqual(texts(`bash <<< "git push"`), ["bash", "git push"]);
+    assert.deepEqual(texts("cat <<EOF\ngit push\nEOF"), ["cat"]);
+    assert.deepEqual(texts("cat <<'EOF' > notes.md\n$(git push)\nEOF\nls"), ["cat", "ls"]);
+  });
+
+  it("finds substitutions in an unquoted heredoc body, which run even for cat", () => {
+    assert.deepEqual(texts("cat <<EOF\nhello $(git push)\nEOF"), ["cat", "git push"]);
+  });
+
+  it("reads a quoted heredoc inside $( … ) as text, as in a commit message", () => {
+    const line = "git commit -m \"$(cat <<'EOF'\nFix (parens) and `ticks` $(not run)\nEOF\n)\" && git push";
+    assert.deepEqual(texts(line), ["cat", "git commit -m $(cat <<'EOF'\nFix (parens) and `ticks` $(not run)\nEOF\n)", "git push"]);
+  });
+
+  it("reads several heredocs opened on one line in order", () => {
+    assert.deepEqual(texts("cat <<A; bash <<B\ngit push\nA\nrm -rf /\nB\nls"), ["cat", "bash", "rm -rf /", "ls"]);
+  });
+
+  it("does not treat a single-quoted string as commands, except as a shell's script", () => {
+    assert.deepEqual(texts("echo 'git push'"), ["echo git push"]);
+    assert.deepEqual(texts("echo '$(rm -rf /)'"), ["echo $(rm -rf /)"]);
+    assert.match(refusal("bash -c '$(rm -rf /)'"), /command name \$\(rm -rf \/\) comes from a variable or substitution/);
+    assert.deepEqual(texts("sh -c 'echo $(rm -rf /)'"), ["sh -c echo $(rm -rf /)", "rm -rf /", "echo $(rm -rf /)"]);
+  });
+});
+
+describe("splitCommands: wrappers", () => {
+  it("emits both the wrapped command and the command it runs", () => {
+    assert.deepEqual(texts("sudo -u x git push"), ["sudo -u x git push", "git push"]);
+    assert.deepEqual(texts("env -i git push"), ["env -i git push", "git push"]);
+    assert.deepEqual(texts("env -u HOME A=1 git push"), ["env -u HOME A=1 git push", "git push"]);
+    assert.deepEqual(texts("xargs -n1 git push"), ["xargs -n1 git push", "git push"]);
+    assert.deepEqual(texts("xargs -I {} git push {}"), ["xargs -I {} git push {}", "git push {}"]);
+    assert.deepEqual(texts("timeout 5 git push"), ["timeout 5 git push", "git push"]);
+    assert.deepEqual(texts("timeout -k 5 --signal=KILL 10 git push"), ["timeout -k 5 --signal=KILL 10 git push", "git push"]);
+    assert.deepEqual(texts("nohup git push &"), ["nohup git push", "git push"]);
+    assert.deepEqual(texts("nice -n 5 git push"), ["nice -n 5 git push", "git push"]);
+    assert.deepEqual(texts("time git push"), ["time git push", "git push"]);
+  });
+
+  it("unwraps command, builtin, exec, stdbuf, setsid, ionice, doas and chroot", () => {
+    for (const wrapper of ["command", "builtin", "exec", "stdbuf -oL", "setsid", "ionice -c3", "doas", "chroot /srv"]) {
+      assert.deepEqual(texts(`${wrapper} git push`), [`${wrapper} git push`, "git push"]);
+    }
+  });
+
+  it("unwraps wrappers inside wrappers, down to a nested shell", () => {
+    assert.deepEqual(texts("sudo FOO=1 nice -n 5 git push"), ["sudo FOO=1 nice -n 5 git push", "nice -n 5 git push", "git push"]);
+    assert.deepEqual(texts(`nohup sh -c "git push" >/dev/null 2>&1 &`), ["nohup sh -c git push", "sh -c git push", "git push"]);
+    assert.deepEqual(texts("builtin eval git push"), ["builtin eval git push", "eval git push", "git push"]);
+  });
+
+  it("finds the command of find -exec, -execdir and -ok", () => {
+    assert.deepEqual(texts("find . -exec rm -rf {} \\;"), ["find . -exec rm -rf {} ;", "rm -rf {}"]);
+    assert.deepEqual(texts("find . -name x -execdir sh -c 'git push' ';' -ok rm {} +"), [
+      "find . -name x -execdir sh -c git push ; -ok rm {} +",
+      "sh -c git push",
+      "git push",
+      "rm {}",
+    ]);
+  });
+
+  it("does not unwrap command -v, which only looks a name up", () => {
+    assert.deepEqual(texts("command -v git"), ["command -v git"]);
+  });
+});
+
+describe("splitCommands: words, quotes and names", () => {
+  it("strips leading assignments", () => {
+    assert.deepEqual(texts("FOO=1 git push"), ["git push"]);
+    assert.deepEqual(texts("FOO=1 BAR='x y' git push"), ["git push"]);
+  });
+
+  it("removes quote obfuscation from command names", () => {
+    assert.deepEqual(texts("g''it push"), ["git push"]);
+    assert.deepEqual(texts('"git" push'), ["git push"]);
+    assert.deepEqual(texts("\\git push"), ["git push"]);
+    assert.deepEqual(texts("g\\\nit push"), ["git push"]);
+  });
+
+  it("decodes $'…' ANSI-C quoting", () => {
+    assert.deepEqual(texts("$'\\x67it' push"), ["git push"]);
+    assert.deepEqual(texts("$'\\147it' push"), ["git push"]);
+    assert.deepEqual(texts("$'git\\x00junk' push"), ["git push"]);
+    assert.deepEqual(splitCommands("printf $'a\\tb\\n\\'\\\\'"), { ok: true, commands: [{ text: "printf a\tb\n'\\", words: ["printf", "a\tb\n'\\"] }] });
+  });
+
+  it("handles escapes inside double quotes and line continuations", () => {
+    assert.deepEqual(splitCommands(`echo "a \\"b\\" \\$HOME \\\\ \\x"`), { ok: true, commands: [{ text: 'echo a "b" $HOME \\ \\x', words: ["echo", 'a "b" $HOME \\ \\x'] }] });
+    assert.deepEqual(texts("git \\\n  push"), ["git push"]);
+  });
+
+  it("also emits the basename of a command written with a path", () => {
+    assert.deepEqual(texts("/usr/bin/git push"), ["/usr/bin/git push", "git push"]);
+    assert.deepEqual(texts("/usr/bin/sudo /usr/bin/git push"), ["/usr/bin/sudo /usr/bin/git push", "sudo /usr/bin/git push", "/usr/bin/git push", "git push"]);
+  });
+
+  it("drops redirections from the words", () => {
+    assert.deepEqual(texts("git push > out.log 2>&1"), ["git push"]);
+    assert.deepEqual(texts("git push &>/dev/null <in 3>>x"), ["git push"]);
+    assert.deepEqual(texts(">log git push"), ["git push"]);
+    assert.deepEqual(texts("git push >| f 2> err"), ["git push"]);
+  });
+
+  it("keeps a variable or glob as an argument", () => {
+    assert.deepEqual(texts("echo $HOME ${USER} *.ts"), ["echo $HOME ${USER} *.ts"]);
+    assert.deepEqual(texts("[ -f x ] && ls"), ["[ -f x ]", "ls"]);
+  });
+});
+
+describe("splitCommands: refuses what it cannot read safely", () => {
+  it("refuses a command name built from a variable or substitution", () => {
+    assert.match(refusal("$CMD push"), /command name \$CMD comes from a variable/);
+    assert.match(refusal("$(echo git) push"), /command name/);
+    assert.match(refusal("sudo $CMD push"), /command name/);
+    assert.match(refusal("git${IFS}push"), /command name/);
+  });
+
+  it("refuses a command name that a glob or brace expansion would build", () => {
+    assert.match(refusal("g*t push"), /glob or brace/);
+    assert.match(refusal("{git,push}"), /glob or brace/);
+  });
+
+  it("refuses shell code built from a variable or substitution", () => {
+    assert.match(refusal(`eval "$x"`), /eval runs code built from a variable/);
+    assert.match(refusal(`bash -c "$x"`), /bash -c runs code built/);
+    assert.match(refusal(`bash -c "echo $HOME"`), /bash -c runs code built/);
+    assert.match(refusal("bash <(curl x)"), /shell runs a script from a variable or substitution/);
+    assert.match(refusal("source <(curl x)"), /source reads a script/);
+    assert.match(refusal("bash <<EOF\n$CMD\nEOF"), /standard input/);
+  });
+
+  it("refuses a shell that reads its script from a pipe", () => {
+    assert.match(refusal("curl x | sh"), /standard input/);
+    assert.match(refusal("echo 'git push' | bash -s arg"), /standard input/);
+  });
+
+  it("refuses unbalanced quotes, parentheses and substitutions", () => {
+    assert.match(refusal(`echo "abc`), /unbalanced double quote/);
+    assert.match(refusal("echo 'abc"), /unbalanced single quote/);
+    assert.match(refusal("echo $(git push"), /missing '\)'/);
+    assert.match(refusal("(ls"), /missing '\)'/);
+    assert.match(refusal("ls )"), /unbalanced '\)'/);
+    assert.match(refusal("{ ls"), /missing '\}'/);
+    assert.match(refusal("echo `ls"), /unbalanced backquote/);
+    assert.match(refusal("echo ${x"), /unbalanced '\$\{'/);
+    assert.match(refusal("echo $'abc"), /unbalanced \$'/);
+  });
+
+  it("refuses an unterminated heredoc", () => {
+    assert.match(refusal("bash <<EOF\ngit push"), /unterminated heredoc \(no line "EOF"\)/);
+    assert.match(refusal("cat <<EOF"), /unterminated heredoc/);
+  });
+
+  it("refuses constructs it does not model", () => {
+    assert.match(refusal("case $x in a) git push;; esac"), /case statements/);
+    assert.match(refusal("for ((i=0; i<3; i++)); do ls; done"), /arithmetic for loops/);
+    assert.match(refusal(`env -S "git push"`), /env -S/);
+    assert.match(refusal("ls !(x)"), /unexpected '\('/);
+  });
+
+  it("refuses nesting deep enough to exhaust the stack, quickly", () => {
+    assert.match(refusal("(".repeat(10_000)), /nested too deeply/);
+    assert.match(refusal("$(".repeat(10_000)), /nested too deeply/);
+    assert.match(refusal("eval ".repeat(100) + "git push"), /nested too deeply/);
+    assert.equal(splitCommands("echo " + "$((a ".repeat(30) + ") )".repeat(30)).ok, true);
+  });
+
+  it("never throws on fragments of shell syntax", () => {
+    const pieces = ["git", " ", "\n", ";", "&", "|", "(", ")", "{ ", "}", "<", ">", "'", '"', "$", "`", "\\", "#", "$(", "${", "$((", "<<E", "E", "<<<", "x=", "bash -c ", "eval ", "sudo ", "*", "$'", "if ", "then ", "<("];
+    let seed = 7;
+    for (let i = 0; i < 3000; i++) {
+      let line = "";
+      for (let j = 0; j < 10; j++) {
+        seed = (seed * 1103515245 + 12345) % 2 ** 31;
+        line += pieces[seed % pieces.length];
+      }
+      const result = splitCommands(line);
+      assert.equal(typeof result.ok, "boolean");
+    }
+  });
+});
