@@ -5,6 +5,7 @@ import { join, resolve } from "node:path";
 import type { Clock } from "./clock.ts";
 import { expandHome, requireApiKey, type LoadedConfig, type ResolvedRole, type RoleName } from "./config.ts";
 import type { SessionEvent, TaskSpec } from "./events.ts";
+import { PermissionDenied } from "./errors.ts";
 import { createApprovalStore, type ApprovalStore, type Approver } from "./approvals.ts";
 import { resumeSession, startSession, type SessionDeps, type SessionPermissions, type SessionResult } from "./loop.ts";
 import { rulesFromConfig } from "./policy/policy.ts";
@@ -19,8 +20,11 @@ import {
   createListFilesTool,
   createReadFileTool,
   createSearchFilesTool,
+  createWebFetchTool,
   createWriteFileTool,
+  type BashToolOptions,
   type Tool,
+  type ToolContext,
 } from "./tools/index.ts";
 import type { PathRules } from "./tools/paths.ts";
 
@@ -78,14 +82,7 @@ export function createRuntime(options: RuntimeOptions): Runtime {
     return client;
   };
 
-  const tools: Tool[] = [
-    createReadFileTool(),
-    createWriteFileTool(),
-    createEditFileTool(),
-    createListFilesTool(),
-    createSearchFilesTool(),
-    createBashTool(sandbox, { timeoutMs: config.sandbox.command_timeout, maxOutputBytes: config.sandbox.max_output_bytes }),
-  ];
+  const tools = createTools(sandbox, { timeoutMs: config.sandbox.command_timeout, maxOutputBytes: config.sandbox.max_output_bytes, userHome: loaded.env.HOME || homedir() });
 
   const depsFor = async (id: string, model: string, emit?: RunOptions["emit"]): Promise<SessionDeps & { release(): Promise<void> }> => {
     const role = isRole(model) ? loaded.roles[model] : loaded.roles.main;
@@ -140,6 +137,30 @@ export function createRuntime(options: RuntimeOptions): Runtime {
     },
     modelFor,
   };
+}
+
+/** The built-in tools, in the order the model sees them. */
+export function createTools(sandbox: Sandbox, bash: BashToolOptions, web: { allowPrivateAddresses?: boolean } = {}): Tool[] {
+  return [
+    createReadFileTool(),
+    createWriteFileTool(),
+    createEditFileTool(),
+    createListFilesTool(),
+    createSearchFilesTool(),
+    createBashTool(sandbox, bash),
+    createWebFetchTool({ checkHost: checkNetwork, ...web }),
+  ];
+}
+
+/** The domain policy and approvals, as web_fetch (and the sandbox's proxy) ask them. */
+async function checkNetwork(host: string, context: Pick<ToolContext, "permissions">): Promise<{ allow: boolean; reason: string }> {
+  try {
+    await context.permissions.check([{ kind: "network", host }]);
+    return { allow: true, reason: "allowed" };
+  } catch (error) {
+    if (error instanceof PermissionDenied) return { allow: false, reason: error.message };
+    throw error;
+  }
 }
 
 function isRole(model: string): model is RoleName {

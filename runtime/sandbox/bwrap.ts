@@ -235,16 +235,19 @@ function networkArgs(socketPath: string, token: string): string[] {
  * the relay from 127.0.0.1:3128 to the proxy socket in a subshell, so socat is not a job of the
  * command's shell (a bare `wait` would hang on it) and is reparented to bwrap's init: it dies with
  * the pid namespace when the command ends. Then waits for the listening socket by reading
- * /proc/net/tcp with builtins only (no connection, no subprocess): usually a few milliseconds. socat
- * writes only errors by default, so anything in its log before it listens is a failure (a missing
- * socat fails at once); exit code 125 and the log tell the model the command never ran.
- * `-t 30` keeps a half-closed connection open for the answer instead of socat's default 0.5 s.
+ * /proc/net/tcp with builtins only (no connection, no subprocess), pausing 0.5 ms between looks
+ * (a timed read on a fresh pty that never speaks) so the loop does not starve socat of CPU. socat
+ * needs 10-20 ms to load its libraries and listen: the bulk of what the network adds per command.
+ * socat writes only errors by default, so anything in its log before it listens is a failure (a
+ * missing socat fails at once); exit code 125 and the log tell the model the command never ran.
+ * `-t 30` keeps a half-closed connection open for the answer instead of socat's default 0.5 s;
+ * `backlog=128` lets a client open many connections at once (socat's default backlog is 5).
  */
 const RELAY_PREFIX = [
-  `(exec socat -t 30 TCP-LISTEN:${SANDBOX_PROXY_PORT},bind=127.0.0.1,reuseaddr,fork UNIX-CONNECT:${SANDBOX_PROXY_SOCKET} </dev/null >/dev/null 2>${SANDBOX_RELAY_LOG} &)`,
+  `(exec socat -t 30 TCP-LISTEN:${SANDBOX_PROXY_PORT},bind=127.0.0.1,reuseaddr,backlog=128,fork UNIX-CONNECT:${SANDBOX_PROXY_SOCKET} </dev/null >/dev/null 2>${SANDBOX_RELAY_LOG} &)`,
   "__ns_deadline=$(( ${EPOCHREALTIME//[!0-9]/} + 2000000 ))",
   `until { __ns_up=; while read -r _ __ns_local _ __ns_state _; do [[ $__ns_local == 0100007F:${SANDBOX_PROXY_PORT.toString(16).toUpperCase().padStart(4, "0")} && $__ns_state == 0A ]] && { __ns_up=1; break; }; done </proc/net/tcp; [[ -n $__ns_up ]]; }`,
-  `do [[ ! -s ${SANDBOX_RELAY_LOG} ]] && (( \${EPOCHREALTIME//[!0-9]/} < __ns_deadline )) || { echo "nightshift: the sandbox's network relay did not start: $(<${SANDBOX_RELAY_LOG})"; exit 125; }; done`,
+  `do [[ ! -s ${SANDBOX_RELAY_LOG} ]] && (( \${EPOCHREALTIME//[!0-9]/} < __ns_deadline )) || { echo "nightshift: the sandbox's network relay did not start: $(<${SANDBOX_RELAY_LOG})"; exit 125; }; read -t 0.0005 <>/dev/ptmx 2>/dev/null; done`,
   "unset __ns_deadline __ns_up __ns_local __ns_state",
   "",
 ].join("; ");

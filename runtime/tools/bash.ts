@@ -1,10 +1,15 @@
 import { z } from "zod";
 import type { Sandbox } from "../sandbox/sandbox.ts";
+import type { PermissionRequest } from "../policy/policy.ts";
+import { splitCommands } from "../policy/shell.ts";
+import { realPath } from "./paths.ts";
 import { defineTool, ToolError } from "./tool.ts";
 
 export interface BashToolOptions {
   timeoutMs: number;
   maxOutputBytes: number;
+  /** For `~` in command arguments. */
+  userHome?: string;
 }
 
 export function createBashTool(sandbox: Sandbox, options: BashToolOptions) {
@@ -16,7 +21,7 @@ export function createBashTool(sandbox: Sandbox, options: BashToolOptions) {
       command: z.string().min(1),
       timeout_seconds: z.number().int().min(1).max(limit).optional(),
     }),
-    access: ({ command }) => [{ kind: "command", command }],
+    access: ({ command }, { workdir }) => [{ kind: "command", command }, ...pathArguments(command, workdir, options.userHome)],
     async execute({ command, timeout_seconds }, { workdir, signal, writable }) {
       const probe = await sandbox.probe();
       if (!probe.ok) throw new ToolError(`bash is unavailable: ${probe.problem}`);
@@ -37,4 +42,24 @@ export function createBashTool(sandbox: Sandbox, options: BashToolOptions) {
       return body;
     },
   });
+}
+
+/**
+ * Arguments that look like paths become read requests, so the policy's secret rules answer
+ * `cat ~/.ssh/id_rsa` or `ln -s ~/.aws/credentials x` with a reason before anything runs (the
+ * sandbox hides those files anyway). Symlinks and `..` are resolved like the file tools do.
+ */
+function pathArguments(command: string, workdir: string, userHome: string | undefined): PermissionRequest[] {
+  const split = splitCommands(command);
+  if (!split.ok) return [];
+  const paths = new Set<string>();
+  for (const { words } of split.commands) {
+    for (const word of words.slice(1)) {
+      const value = word.includes("=") && !word.startsWith("/") ? word.slice(word.indexOf("=") + 1) : word;
+      if (!/^(~(?=\/|$)|\.{0,2}\/)|\/|^\.env/.test(value) || value.includes("://") || value.includes("$")) continue;
+      const expanded = value.startsWith("~") && userHome ? userHome + value.slice(1) : value;
+      paths.add(realPath(workdir, expanded));
+    }
+  }
+  return [...paths].map((path) => ({ kind: "read", path }));
 }

@@ -40,21 +40,30 @@ export function decodeEntities(text: string): string {
   });
 }
 
-/** Collects output text with pending line breaks, so empty elements never leave blank lines behind. */
+/**
+ * Collects output text with pending line breaks, so empty elements never leave blank lines behind.
+ * Keeps pieces in an array and remembers how the text ends: inspecting one growing string would
+ * flatten it on every call and make large pages quadratic.
+ */
 class Writer {
-  out = "";
+  private readonly parts: string[] = [];
+  /** Newlines ending the text so far, and whether it ends in whitespace at all. */
+  private trailingBreaks = 0;
+  private endsInSpace = true;
   private pendingBreaks = 0;
   private pendingSpace = false;
 
   text(chunk: string): void {
     if (chunk === "") return;
-    if (this.out !== "" && this.pendingBreaks > 0) {
-      const present = this.out.endsWith("\n\n") ? 2 : this.out.endsWith("\n") ? 1 : 0;
-      this.out += "\n".repeat(Math.max(0, this.pendingBreaks - present));
-    } else if (this.pendingSpace && this.out !== "" && !/\s/.test(this.out.at(-1)!)) this.out += " ";
+    const empty = this.parts.length === 0;
+    if (!empty && this.pendingBreaks > this.trailingBreaks) this.parts.push("\n".repeat(this.pendingBreaks - this.trailingBreaks));
+    else if (!empty && this.pendingBreaks === 0 && this.pendingSpace && !this.endsInSpace) this.parts.push(" ");
     this.pendingBreaks = 0;
     this.pendingSpace = false;
-    this.out += chunk;
+    this.parts.push(chunk);
+    const trailing = chunk.length - chunk.replace(/\n+$/, "").length;
+    this.trailingBreaks = trailing === chunk.length ? this.trailingBreaks + trailing : trailing;
+    this.endsInSpace = /\s$/.test(chunk);
   }
 
   /** Collapsed text: runs of whitespace become one space, leading space waits for the next word. */
@@ -70,13 +79,26 @@ class Writer {
   }
 
   atLineStart(): boolean {
-    return this.out === "" || this.pendingBreaks > 0 || this.out.endsWith("\n");
+    return this.parts.length === 0 || this.pendingBreaks > 0 || this.trailingBreaks > 0;
   }
 
   /** `lines` 1 ends the current line, 2 leaves a blank line. */
   lineBreak(lines: 1 | 2): void {
     this.pendingBreaks = Math.max(this.pendingBreaks, lines);
     this.pendingSpace = false;
+  }
+
+  /** A position to read the text written since (a link's text). */
+  mark(): number {
+    return this.parts.length;
+  }
+
+  since(mark: number): string {
+    return this.parts.slice(mark).join("");
+  }
+
+  result(): string {
+    return this.parts.join("");
   }
 }
 
@@ -181,7 +203,7 @@ export function htmlToText(html: string, baseUrl: string): { title?: string; tex
     } else if (name === "td" || name === "th") {
       if (!closing && !writer.atLineStart()) writer.inline(" | ");
     } else if (name === "a") {
-      if (!closing) links.push({ href: tag.attributes.get("href"), start: writer.out.length });
+      if (!closing) links.push({ href: tag.attributes.get("href"), start: writer.mark() });
       else {
         const link = links.pop();
         if (link) endLink(writer, link, base);
@@ -200,7 +222,7 @@ export function htmlToText(html: string, baseUrl: string): { title?: string; tex
     }
   }
 
-  const text = writer.out.replace(/^ *(?:#{1,6}|-) $/gm, "").replace(/[ \t]+\n/g, "\n").replace(/\n{3,}/g, "\n\n").trim();
+  const text = writer.result().replace(/^ *(?:#{1,6}|-) $/gm, "").replace(/[ \t]+\n/g, "\n").replace(/\n{3,}/g, "\n\n").trim();
   return title === undefined ? { text } : { title, text };
 }
 
@@ -208,7 +230,7 @@ export function htmlToText(html: string, baseUrl: string): { title?: string; tex
 function endLink(writer: Writer, link: OpenLink, base: string): void {
   const url = resolveUrl(link.href, base);
   if (!url || !/^(https?|mailto):/i.test(url)) return;
-  const text = writer.out.slice(link.start).trim();
+  const text = writer.since(link.start).trim();
   const bare = (s: string) => s.replace(/^mailto:/i, "").replace(/\/$/, "");
   if (text === "") return writer.text(url);
   if (bare(text) === bare(url)) return;

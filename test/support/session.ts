@@ -7,15 +7,8 @@ import type { SessionDeps } from "../../runtime/loop.ts";
 import { createModelClient } from "../../runtime/model.ts";
 import { createBwrapSandbox } from "../../runtime/sandbox/index.ts";
 import { openSessionLog, readSessionLog, type SessionLog } from "../../runtime/session-log.ts";
-import {
-  createBashTool,
-  createEditFileTool,
-  createListFilesTool,
-  createReadFileTool,
-  createSearchFilesTool,
-  createWriteFileTool,
-  type Tool,
-} from "../../runtime/tools/index.ts";
+import { createTools } from "../../runtime/runtime.ts";
+import type { Tool } from "../../runtime/tools/index.ts";
 import { DEFAULT_IDENTITY } from "../../memory/identity.ts";
 import { FakeClock } from "./fake-clock.ts";
 import { tempDir } from "./home.ts";
@@ -77,14 +70,7 @@ export async function createHarness(options: HarnessOptions = {}): Promise<Harne
   const sandbox = createBwrapSandbox({
     env: { PATH: process.env.PATH, HOME: dir.path, LANG: "C.UTF-8", ANTHROPIC_API_KEY: SECRET_KEY, TELEGRAM_BOT_TOKEN: BOT_TOKEN, MY_SERVICE_TOKEN: "hunter2" },
   });
-  const tools = options.tools ?? [
-    createReadFileTool(),
-    createWriteFileTool(),
-    createEditFileTool(),
-    createListFilesTool(),
-    createSearchFilesTool(),
-    createBashTool(sandbox, { timeoutMs: 30_000, maxOutputBytes: 10_000 }),
-  ];
+  const tools = options.tools ?? createTools(sandbox, { timeoutMs: 30_000, maxOutputBytes: 10_000 }, { allowPrivateAddresses: true });
   const prefix = { identity: DEFAULT_IDENTITY, memory: "", reads: 0 };
   const logPath = join(dir.path, "sessions", "s1.jsonl");
   const logs: SessionLog[] = [];
