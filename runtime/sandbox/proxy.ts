@@ -216,9 +216,15 @@ export async function startNetworkProxy(options: NetworkProxyOptions): Promise<N
       signal: run.controller.signal,
     });
     upstream.once("response", (answer) => {
-      response.writeHead(answer.statusCode ?? 502, answer.statusMessage, forwardedHeaders(answer.rawHeaders, answer.headers.connection));
-      answer.pipe(response);
       answer.once("error", () => response.destroy());
+      try {
+        response.writeHead(answer.statusCode ?? 502, answer.statusMessage, forwardedHeaders(answer.rawHeaders, answer.headers.connection));
+      } catch {
+        // A header Node refuses to send on: give up on this response rather than throw from an event.
+        upstream.destroy();
+        return void refuseHttp(response, 502, `Nightshift proxy: ${target.host} sent an invalid response`);
+      }
+      answer.pipe(response);
     });
     upstream.once("error", (error: NodeJS.ErrnoException) => {
       if (response.headersSent) response.destroy();
@@ -250,6 +256,7 @@ export async function startNetworkProxy(options: NetworkProxyOptions): Promise<N
     },
     async close() {
       closing.abort();
+      for (const run of runs.values()) for (const socket of run.sockets) socket.destroy();
       runs.clear();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       for (const socket of openSockets) socket.destroy();

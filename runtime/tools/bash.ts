@@ -2,6 +2,8 @@ import { z } from "zod";
 import type { Sandbox } from "../sandbox/sandbox.ts";
 import type { PermissionRequest } from "../policy/policy.ts";
 import { splitCommands } from "../policy/shell.ts";
+import { lstatSync } from "node:fs";
+import { join } from "node:path";
 import { realPath } from "./paths.ts";
 import { defineTool, ToolError } from "./tool.ts";
 
@@ -56,10 +58,19 @@ function pathArguments(command: string, workdir: string, userHome: string | unde
   for (const { words } of split.commands) {
     for (const word of words.slice(1)) {
       const value = word.includes("=") && !word.startsWith("/") ? word.slice(word.indexOf("=") + 1) : word;
-      if (!/^(~(?=\/|$)|\.{0,2}\/)|\/|^\.env/.test(value) || value.includes("://") || value.includes("$")) continue;
+      if (value.includes("://") || value.includes("$") || value.startsWith("-")) continue;
+      if (!/^(~(?=\/|$)|\.{0,2}\/)|\/|^\.env/.test(value) && !isSymlink(join(workdir, value))) continue;
       const expanded = value.startsWith("~") && userHome ? userHome + value.slice(1) : value;
       paths.add(realPath(workdir, expanded));
     }
   }
   return [...paths].map((path) => ({ kind: "read", path }));
+}
+
+function isSymlink(path: string): boolean {
+  try {
+    return lstatSync(path).isSymbolicLink();
+  } catch {
+    return false;
+  }
 }

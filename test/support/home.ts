@@ -3,8 +3,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 
 /** A temporary folder tree for one test; `cleanup` removes it. */
-export function tempDir(prefix = "nightshift-test-"): { path: string; cleanup(): void } {
-  const path = realpathSync(mkdtempSync(join(tmpdir(), prefix)));
+export function tempDir(prefix = "nightshift-test-", base = tmpdir()): { path: string; cleanup(): void } {
+  const path = realpathSync(mkdtempSync(join(base, prefix)));
   return { path, cleanup: () => rmSync(path, { recursive: true, force: true }) };
 }
 
