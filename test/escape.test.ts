@@ -18,7 +18,7 @@ const bash = (command: string) => ({ type: "tool_use" as const, name: "bash", in
 const tool = (name: string, input: unknown) => ({ type: "tool_use" as const, name, input });
 const done = { content: [{ type: "text" as const, text: "done" }] };
 
-async function attempt(harness: RuntimeHarness, calls: Array<ReturnType<typeof bash>>, task = harness.task()) {
+async function attempt(harness: RuntimeHarness, calls: Array<{ type: "tool_use"; name: string; input: unknown }>, task = harness.task()) {
   harness.api.script({ content: calls }, done);
   const id = harness.runtime.newSessionId();
   const result = await harness.runtime.start(id, task);
