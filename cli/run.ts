@@ -12,6 +12,7 @@ import {
   type Approver,
   type Sandbox,
   type SessionEvent,
+  type SessionResult,
   type TaskSpec,
 } from "../runtime/index.ts";
 import { readTaskFile, taskFromPrompt, type TaskFile } from "../tasks/index.ts";
@@ -44,7 +45,7 @@ export async function runCommand(args: RunArgs, io: RunIO): Promise<number> {
   const { loaded, clock } = io;
   const trace = createTraceLogger(join(loaded.home, "logs", "trace.jsonl"), loaded.config.log_level);
   let approvers: Approver[] = [];
-  const runtime = createRuntime({ loaded, clock, loadPrefix: () => readPrefix(loaded.home), approvers: () => approvers, ...(io.sandbox ? { sandbox: io.sandbox } : {}) });
+  const runtime = await createRuntime({ loaded, clock, loadPrefix: () => readPrefix(loaded.home), approvers: () => approvers, ...(io.sandbox ? { sandbox: io.sandbox } : {}) });
   if (io.stdin) approvers = [createTerminalApprover(runtime.approvals, io.stdin, io.stderr)];
   const emit = (session: string, event: SessionEvent) => {
     traceEvent(trace, session, event);
@@ -57,20 +58,24 @@ export async function runCommand(args: RunArgs, io: RunIO): Promise<number> {
   };
 
   let id: string;
-  let result;
-  if (args.resume) {
-    id = args.resume;
-    if (!/^[\w.-]+$/.test(id) || !existsSync(join(runtime.sessionsDir, `${id}.jsonl`))) {
-      throw new UsageError(`no session ${id} in ${runtime.sessionsDir}; \`ls ${runtime.sessionsDir}\` lists the sessions`);
+  let result: SessionResult;
+  try {
+    if (args.resume) {
+      id = args.resume;
+      if (!/^[\w.-]+$/.test(id) || !existsSync(join(runtime.sessionsDir, `${id}.jsonl`))) {
+        throw new UsageError(`no session ${id} in ${runtime.sessionsDir}; \`ls ${runtime.sessionsDir}\` lists the sessions`);
+      }
+      result = await runtime.resume(id, { signal: io.signal, emit });
+    } else {
+      if (!args.target) throw new UsageError('nightshift run needs a task file or a prompt: nightshift run "what to do"');
+      const file = await taskFileOrPrompt(args.target);
+      id = runtime.newSessionId();
+      for (const warning of unsupportedKeys(file)) io.stderr.write(`! ${warning}\n`);
+      const task = toTaskSpec(file, args, loaded, id);
+      result = await runtime.start(id, task, { signal: io.signal, emit });
     }
-    result = await runtime.resume(id, { signal: io.signal, emit });
-  } else {
-    if (!args.target) throw new UsageError('nightshift run needs a task file or a prompt: nightshift run "what to do"');
-    const file = await taskFileOrPrompt(args.target);
-    id = runtime.newSessionId();
-    for (const warning of unsupportedKeys(file)) io.stderr.write(`! ${warning}\n`);
-    const task = toTaskSpec(file, args, loaded, id);
-    result = await runtime.start(id, task, { signal: io.signal, emit });
+  } finally {
+    await runtime.close();
   }
   trace.flush();
 

@@ -1,6 +1,6 @@
-import { randomBytes } from "node:crypto";
+import { randomBytes, randomUUID } from "node:crypto";
 import { mkdirSync, realpathSync } from "node:fs";
-import { homedir } from "node:os";
+import { homedir, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import type { Clock } from "./clock.ts";
 import { expandHome, requireApiKey, type LoadedConfig, type ResolvedRole, type RoleName } from "./config.ts";
@@ -11,7 +11,7 @@ import { resumeSession, startSession, type SessionDeps, type SessionPermissions,
 import { rulesFromConfig } from "./policy/policy.ts";
 import { createModelClient, type ModelClient } from "./model.ts";
 import type { Prefix } from "./prompt.ts";
-import { createBwrapSandbox, createUnsandboxed, type Sandbox } from "./sandbox/index.ts";
+import { createBwrapSandbox, createUnsandboxed, startNetworkProxy, type NetworkDecision, type NetworkProxy, type NetworkRequest, type Sandbox } from "./sandbox/index.ts";
 import { lockSession } from "./session-lock.ts";
 import { openSessionLog, readSessionLog } from "./session-log.ts";
 import {
@@ -23,6 +23,7 @@ import {
   createWebFetchTool,
   createWriteFileTool,
   type BashToolOptions,
+  type NetworkRegistry,
   type Tool,
   type ToolContext,
 } from "./tools/index.ts";
@@ -56,13 +57,21 @@ export interface Runtime {
   resume(id: string, options?: RunOptions): Promise<SessionResult>;
   /** The model client for a role name or a model id (an id runs on the main role's endpoint). */
   modelFor(model: string): ModelClient;
+  /** Stops the network proxy. Sessions must have ended. */
+  close(): Promise<void>;
 }
 
-export function createRuntime(options: RuntimeOptions): Runtime {
+/**
+ * Builds the runtime once per process. With the bubblewrap sandbox it starts the network proxy
+ * (one Unix socket, private to this user) that every command's connections go through.
+ */
+export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
   const { loaded, clock } = options;
   const { config, home } = loaded;
   const sessionsDir = join(home, "sessions");
-  const sandbox = options.sandbox ?? createSandbox(loaded);
+  const network = createNetworkRegistry();
+  const proxy = options.sandbox || config.sandbox.mode === "off" ? undefined : await startNetworkProxy({ socketPath: proxySocketPath(), decide: network.decide });
+  const sandbox = options.sandbox ?? createSandbox(loaded, proxy);
   const paths = pathRules(loaded);
   const approvals = createApprovalStore(join(home, "state", "approvals"), { clock, expireMs: config.approvals.expire });
   const permissions: SessionPermissions = {
@@ -82,7 +91,12 @@ export function createRuntime(options: RuntimeOptions): Runtime {
     return client;
   };
 
-  const tools = createTools(sandbox, { timeoutMs: config.sandbox.command_timeout, maxOutputBytes: config.sandbox.max_output_bytes, userHome: loaded.env.HOME || homedir() });
+  const tools = createTools(sandbox, {
+    timeoutMs: config.sandbox.command_timeout,
+    maxOutputBytes: config.sandbox.max_output_bytes,
+    userHome: loaded.env.HOME || homedir(),
+    ...(proxy ? { network: network.registry } : {}),
+  });
 
   const depsFor = async (id: string, model: string, emit?: RunOptions["emit"]): Promise<SessionDeps & { release(): Promise<void> }> => {
     const role = isRole(model) ? loaded.roles[model] : loaded.roles.main;
@@ -136,7 +150,31 @@ export function createRuntime(options: RuntimeOptions): Runtime {
       }
     },
     modelFor,
+    close: async () => proxy?.close(),
   };
+}
+
+/** Runs that may use the network, by the key their sandbox gives the proxy. */
+function createNetworkRegistry() {
+  const checks = new Map<string, (host: string) => Promise<NetworkDecision>>();
+  const registry: NetworkRegistry = {
+    register(check) {
+      const key = randomUUID();
+      checks.set(key, check);
+      return { key, release: () => checks.delete(key) };
+    },
+  };
+  const decide = async (request: NetworkRequest): Promise<NetworkDecision> => {
+    const check = checks.get(request.sessionKey);
+    if (!check) return { allow: false, reason: "the command that asked has ended" };
+    return check(request.host);
+  };
+  return { registry, decide };
+}
+
+/** Short enough for a Unix socket path (about 100 bytes), private to this user and process. */
+function proxySocketPath(): string {
+  return join(tmpdir(), `nightshift-${process.getuid?.() ?? "user"}`, `proxy-${process.pid}-${randomBytes(3).toString("hex")}.sock`);
 }
 
 /** The built-in tools, in the order the model sees them. */
@@ -178,14 +216,14 @@ export function newSessionId(now: number): string {
  * rest of NIGHTSHIFT_HOME is read-only (but workspace/), and commands inherit only the process
  * environment, scrubbed, without any role's key variable.
  */
-export function createSandbox(loaded: LoadedConfig): Sandbox {
+export function createSandbox(loaded: LoadedConfig, proxy?: NetworkProxy): Sandbox {
   const { config } = loaded;
   const roleKeys = new Set(Object.values(loaded.roles).map((role) => role.apiKeyEnv));
   const env = Object.fromEntries(Object.entries(loaded.processEnv).filter(([name]) => !roleKeys.has(name)));
   const patterns = config.sandbox.secret_env_patterns;
   if (config.sandbox.mode === "off") return createUnsandboxed({ env, secretEnvPatterns: patterns });
   const rules = pathRules(loaded);
-  return createBwrapSandbox({ env, readOnlyHidden: [...rules.hidden], readOnly: [...rules.readOnly], secretEnvPatterns: patterns });
+  return createBwrapSandbox({ env, readOnlyHidden: [...rules.hidden], readOnly: [...rules.readOnly], secretEnvPatterns: patterns, ...(proxy ? { network: { proxy } } : {}) });
 }
 
 /** Paths tasks may not read (secrets, Nightshift's state) or write (Nightshift's settings), as real paths. */

@@ -87,7 +87,7 @@ describe("approvals in a session", () => {
     assert.equal((await running).status, "interrupted");
 
     // While nothing runs, the user answers (as `nightshift approve ID` does), then the daemon comes back.
-    const pending = h.restart().approvals.pending();
+    const pending = (await h.restart()).approvals.pending();
     assert.equal(pending.length, 1);
     assert.equal(h.runtime.approvals.answer(pending[0]!.id, { decision: "once", by: "cli" }).ok, true);
     h.api.script(done);

@@ -2,3 +2,4 @@ export type { RunOptions, RunResult, Sandbox, SandboxProbe } from "./sandbox.ts"
 export type { BwrapSandboxOptions, UnsandboxedOptions } from "./bwrap.ts";
 export { createBwrapSandbox, createUnsandboxed } from "./bwrap.ts";
 export { scrubEnv } from "./spawn.ts";
+export { startNetworkProxy, type NetworkDecision, type NetworkProxy, type NetworkRequest } from "./proxy.ts";

@@ -5,6 +5,7 @@ import { splitCommands } from "../policy/shell.ts";
 import { lstatSync } from "node:fs";
 import { join } from "node:path";
 import { realPath } from "./paths.ts";
+import { PermissionDenied } from "../errors.ts";
 import { defineTool, ToolError } from "./tool.ts";
 
 export interface BashToolOptions {
@@ -12,29 +13,54 @@ export interface BashToolOptions {
   maxOutputBytes: number;
   /** For `~` in command arguments. */
   userHome?: string;
+  /** Network through the sandbox's proxy: each run registers how its requests are decided. Without it, commands have no network. */
+  network?: NetworkRegistry;
+}
+
+/** Maps a run's key (given to the sandbox) to the check its proxy requests go through. */
+export interface NetworkRegistry {
+  register(check: (host: string) => Promise<{ allow: boolean; reason: string }>): { key: string; release(): void };
 }
 
 export function createBashTool(sandbox: Sandbox, options: BashToolOptions) {
   const limit = Math.round(options.timeoutMs / 1000);
   return defineTool({
     name: "bash",
-    description: `Run a shell command in a sandbox: it can write only in the working directory and has no network. Time limit ${limit} s; long output is cut, so filter it (grep, head, tail).`,
+    description: `Run a shell command in a sandbox: it can write only in the working directory${options.network ? "; network goes through a proxy that allows listed domains and asks the user about others" : " and has no network"}. Time limit ${limit} s; long output is cut, so filter it (grep, head, tail).`,
     schema: z.object({
       command: z.string().min(1),
       timeout_seconds: z.number().int().min(1).max(limit).optional(),
     }),
     access: ({ command }, { workdir }) => [{ kind: "command", command }, ...pathArguments(command, workdir, options.userHome)],
-    async execute({ command, timeout_seconds }, { workdir, signal, writable }) {
+    async execute({ command, timeout_seconds }, { workdir, signal, writable, permissions }) {
       const probe = await sandbox.probe();
       if (!probe.ok) throw new ToolError(`bash is unavailable: ${probe.problem}`);
-      const result = await sandbox.run(command, {
-        cwd: workdir,
-        writable,
-        timeoutMs: timeout_seconds ? timeout_seconds * 1000 : options.timeoutMs,
-        maxOutputBytes: options.maxOutputBytes,
-        signal,
+      // Blocked hosts are reported after the output: an HTTPS client only says "403" and not why.
+      const blocked = new Map<string, string>();
+      const registration = options.network?.register(async (host) => {
+        try {
+          await permissions.check([{ kind: "network", host }]);
+          return { allow: true, reason: "allowed" };
+        } catch (error) {
+          const reason = error instanceof PermissionDenied ? error.message : `the check failed (${(error as Error).message})`;
+          blocked.set(host, reason);
+          return { allow: false, reason };
+        }
       });
-      const notes: string[] = [];
+      let result;
+      try {
+        result = await sandbox.run(command, {
+          cwd: workdir,
+          writable,
+          timeoutMs: timeout_seconds ? timeout_seconds * 1000 : options.timeoutMs,
+          maxOutputBytes: options.maxOutputBytes,
+          signal,
+          ...(registration ? { sessionKey: registration.key } : {}),
+        });
+      } finally {
+        registration?.release();
+      }
+      const notes: string[] = [...blocked].map(([host, reason]) => `[network: ${host} blocked: ${reason}]`);
       if (result.droppedBytes > 0) notes.push(`[output cut: ${result.droppedBytes} more bytes dropped; filter the output with grep, head or tail]`);
       if (result.timedOut) notes.push(`[killed: the command ran past its time limit]`);
       if (result.aborted) notes.push(`[killed: the task was cancelled]`);

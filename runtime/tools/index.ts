@@ -1,4 +1,4 @@
-export { createBashTool, type BashToolOptions } from "./bash.ts";
+export { createBashTool, type BashToolOptions, type NetworkRegistry } from "./bash.ts";
 export { createEditFileTool } from "./edit-file.ts";
 export { createListFilesTool } from "./list-files.ts";
 export { NO_RULES, realPath, resolvePath, type PathRules } from "./paths.ts";

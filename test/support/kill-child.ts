@@ -6,7 +6,7 @@ import { createRuntime, loadConfig, systemClock } from "../../runtime/index.ts";
 
 const [id, workdir, prompt, killType, killCount] = process.argv.slice(2) as [string, string, string, string, string];
 const loaded = loadConfig(process.env);
-const runtime = createRuntime({ loaded, clock: systemClock, loadPrefix: () => readPrefix(loaded.home) });
+const runtime = await createRuntime({ loaded, clock: systemClock, loadPrefix: () => readPrefix(loaded.home) });
 let seen = 0;
 await runtime.start(
   id,

@@ -33,7 +33,7 @@ export interface RuntimeHarness {
   task(overrides?: Partial<TaskSpec>): TaskSpec;
   events(id: string): Promise<SessionEvent[]>;
   /** Builds a new runtime on the same folders (as after a restart). */
-  restart(): Runtime;
+  restart(): Promise<Runtime>;
   close(): Promise<void>;
 }
 
@@ -72,12 +72,16 @@ export async function createRuntimeHarness(options: { config?: string; approvers
     userHome,
     home,
     workdir,
-    runtime: build(),
+    runtime: await build(),
     approvers,
     task: (overrides = {}) => ({ title: "Test task", prompt: "Do the thing.", workdir, model: "main", budget: { max_turns: 10, max_usd: 5, timeout_ms: 3_600_000 }, ...overrides }),
     events: (id) => readSessionLog(join(home, "sessions", `${id}.jsonl`)),
-    restart: () => (harness.runtime = build()),
+    async restart() {
+      await harness.runtime.close();
+      return (harness.runtime = await build());
+    },
     async close() {
+      await harness.runtime.close();
       await api.close();
       dir.cleanup();
     },
