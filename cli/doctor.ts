@@ -30,6 +30,7 @@ export async function runDoctor({ loaded, sandbox, nodeVersion, timeoutMs = 5000
   } else {
     checks.push(probe.ok ? { ok: true, label: `sandbox works (${probe.kind})` } : { ok: false, label: `sandbox unavailable: bash will be refused`, fix: probe.problem ?? "install bubblewrap" });
   }
+  if (loaded.config.sandbox.mode !== "off") checks.push(checkTool("socat", ["-V"], "network for sandboxed commands (the relay to the filtering proxy)", "sudo apt-get install socat` or `brew install socat"));
   checks.push(checkRipgrep());
   checks.push(...(await checkEndpoints(loaded, timeoutMs)));
   return checks;
@@ -49,6 +50,12 @@ function checkFolders(home: string): Check[] {
     return [{ ok: false, label: `${home} lacks ${[...missing.map((f) => f + "/"), ...files].join(", ")}`, fix: "run `nightshift init` (it never overwrites what exists)" }];
   }
   return [{ ok: true, label: `home ${home}` }];
+}
+
+function checkTool(name: string, args: string[], purpose: string, install: string): Check {
+  const result = spawnSync(name, args, { encoding: "utf8" });
+  if (result.status === 0) return { ok: true, label: `${name} found` };
+  return { ok: false, label: `${name} not found: no ${purpose}`, fix: `install it: \`${install}\`` };
 }
 
 function checkRipgrep(): Check {

@@ -49,10 +49,6 @@ export async function runCommand(args: RunArgs, io: RunIO): Promise<number> {
   if (io.stdin) approvers = [createTerminalApprover(runtime.approvals, io.stdin, io.stderr)];
   const emit = (session: string, event: SessionEvent) => {
     traceEvent(trace, session, event);
-    if (event.type === "session_start" && loaded.config.sandbox.mode === "off") {
-      trace.warn({ session, event: "sandbox_off" }, "SANDBOX IS OFF for this session: commands run unconfined");
-      io.stderr.write("! SANDBOX IS OFF (config sandbox.mode): commands run unconfined on this machine\n");
-    }
     const line = args.quiet ? undefined : progressLine(session, event);
     if (line) io.stderr.write(line + "\n");
   };

@@ -32,6 +32,8 @@ export interface SessionDeps {
   paths?: PathRules;
   /** The permission policy. Default: the built-in rules, and nobody to ask (asks are denied). */
   permissions?: SessionPermissions;
+  /** Warnings recorded when the session starts or resumes (a sandbox that is off or unusable). */
+  notices?: string[];
   /** Sees every event after it is durable. Must not throw. */
   emit?(event: SessionEvent): void;
 }
@@ -73,9 +75,10 @@ class BudgetExceeded extends Error {
 /** Starts a new session for `task` in an empty log and runs it to the end. */
 export async function startSession(task: TaskSpec, deps: SessionDeps, signal?: AbortSignal): Promise<SessionResult> {
   const start: SessionEvent = { type: "session_start", at: deps.clock.now(), task };
-  await deps.log.append(start);
-  deps.emit?.(start);
-  return drive([start], deps, signal);
+  const notices = noticeEvents(deps);
+  await deps.log.append(start, ...notices);
+  for (const event of [start, ...notices]) deps.emit?.(event);
+  return drive([start, ...notices], deps, signal);
 }
 
 /**
@@ -87,9 +90,10 @@ export async function resumeSession(deps: SessionDeps, signal?: AbortSignal): Pr
   const state = rebuild(events);
   if (state.end && state.end.status !== "failed") return resultOf(state.end);
   const resumed: SessionEvent = { type: "resumed", at: deps.clock.now(), attempt: state.resumes + 1 };
-  await deps.log.append(resumed);
-  deps.emit?.(resumed);
-  return drive([...events, resumed], deps, signal);
+  const notices = noticeEvents(deps);
+  await deps.log.append(resumed, ...notices);
+  for (const event of [resumed, ...notices]) deps.emit?.(event);
+  return drive([...events, resumed, ...notices], deps, signal);
 }
 
 /** Adds a user message (a follow-up) to a finished or waiting session, then resumes it. */
@@ -306,6 +310,10 @@ async function execute(use: ToolUse, { tool, input }: { tool: Tool; input: unkno
     const err = error as NodeJS.ErrnoException;
     return { output: `${use.name} failed: ${err.code ?? err.name}: ${err.message}`, isError: true };
   }
+}
+
+function noticeEvents(deps: SessionDeps): SessionEvent[] {
+  return (deps.notices ?? []).map((message) => ({ type: "warning", at: deps.clock.now(), message }));
 }
 
 function raceAbort<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {

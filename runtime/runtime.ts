@@ -98,6 +98,13 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
     ...(proxy ? { network: network.registry } : {}),
   });
 
+  /** Every session's trace says loudly when commands are not confined. */
+  const sandboxNotices = async (): Promise<string[]> => {
+    if (config.sandbox.mode === "off") return ["SANDBOX IS OFF (config sandbox.mode): commands run unconfined on this machine, with its network and files"];
+    const probe = await sandbox.probe();
+    return probe.ok ? [] : [`sandbox unavailable, so bash is refused: ${probe.problem}`];
+  };
+
   const depsFor = async (id: string, model: string, emit?: RunOptions["emit"]): Promise<SessionDeps & { release(): Promise<void> }> => {
     const role = isRole(model) ? loaded.roles[model] : loaded.roles.main;
     const logPath = join(sessionsDir, `${id}.jsonl`);
@@ -118,6 +125,7 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
       compaction: { threshold: config.compaction.threshold, keepRecentTurns: config.compaction.keep_recent_turns, contextWindow: role.context_window },
       paths,
       permissions,
+      notices: await sandboxNotices(),
       ...(emit ? { emit: (event: SessionEvent) => emit(id, event) } : {}),
       release: async () => {
         await log.close();

@@ -128,6 +128,7 @@ describe("nightshift doctor", () => {
     const result = await nightshift(["doctor"], env);
     assert.match(result.stdout, /✓ Node v2\d/);
     assert.match(result.stdout, /✓ sandbox works \(bwrap\)/);
+    assert.match(result.stdout, /✓ socat found/);
     assert.match(result.stdout, new RegExp(`✓ main, specialist, small → ${api.url.replace(/\./g, "\\.")}: reachable`));
     assert.equal(result.code, 0, result.stdout);
   });
@@ -139,12 +140,17 @@ describe("nightshift doctor", () => {
     assert.match(result.stdout, /✗ .*not reachable/);
   });
 
-  it("flags a sandbox turned off in config", async () => {
+  it("flags a sandbox turned off in config, and so does every session", async () => {
     const offHome = join(dir.path, "off-home");
     mkdirSync(offHome);
     writeFileSync(join(offHome, "config.yaml"), "sandbox:\n  mode: off\n");
     const result = await nightshift(["doctor"], { ...env, NIGHTSHIFT_HOME: offHome });
     assert.match(result.stdout, /! SANDBOX IS OFF/);
+    api.script({ content: [{ type: "text", text: "ok" }] });
+    const run = await nightshift(["run", "hello"], { ...env, NIGHTSHIFT_HOME: offHome });
+    assert.match(run.stderr, /! SANDBOX IS OFF \(config sandbox\.mode\): commands run unconfined/);
+    const trace = readFileSync(join(offHome, "logs", "trace.jsonl"), "utf8");
+    assert.match(trace, /"level":40.*SANDBOX IS OFF/);
   });
 });
 

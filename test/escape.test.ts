@@ -115,6 +115,17 @@ describe("escape attempts", () => {
     }
   });
 
+  it("cannot read .env files in the workdir, even by a glob or a substitution", async () => {
+    h = await createRuntimeHarness();
+    const { mkdirSync } = await import("node:fs");
+    mkdirSync(join(h.workdir, "app"));
+    writeFileSync(join(h.workdir, ".env"), "DB_PASSWORD=root-env-secret\n");
+    writeFileSync(join(h.workdir, "app", ".env.local"), "DB_PASSWORD=app-env-secret\n");
+    const { results } = await attempt(h, [bash("cat .env"), bash("cat .en?"), bash("cat $(find . -name '.env*')"), tool("read_file", { path: "app/.env.local" })]);
+    assert.match(results[0]!.content, /^Denied: read .*\.env: denied by rule "deny read \*\*\/\.env"/);
+    for (const result of results) assert.doesNotMatch(result.content, /env-secret/);
+  });
+
   it("cannot read Nightshift's state, sessions or .env", async () => {
     h = await createRuntimeHarness();
     writeFileSync(join(h.home, ".env"), "ANTHROPIC_API_KEY=sk-from-dotenv\n");

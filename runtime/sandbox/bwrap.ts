@@ -181,6 +181,7 @@ function mountArgs(options: RunOptions, hidden: readonly HiddenPath[], readOnly:
   const rebound = bound.filter((b) => protectedInside.some((path) => b === path || inside(b, path)));
   const before: string[] = [];
   const after: string[] = [];
+  for (const path of options.hidden ?? []) after.push("--ro-bind", "/dev/null", path);
   for (const { path, isDirectory } of hidden) {
     if (!isDirectory) {
       after.push("--ro-bind", "/dev/null", path);

@@ -5,6 +5,8 @@ export interface RunOptions {
   cwd: string;
   /** Extra writable paths besides `cwd` (absolute, real). */
   writable?: string[];
+  /** Files hidden for this run only, e.g. `.env` files found in the workdir (absolute, real). */
+  hidden?: string[];
   /** Kill the command after this long. */
   timeoutMs: number;
   /** Keep at most this many bytes of combined output; the rest is dropped and reported. */

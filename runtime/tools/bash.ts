@@ -2,7 +2,7 @@ import { z } from "zod";
 import type { Sandbox } from "../sandbox/sandbox.ts";
 import type { PermissionRequest } from "../policy/policy.ts";
 import { splitCommands } from "../policy/shell.ts";
-import { lstatSync } from "node:fs";
+import { lstatSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { realPath } from "./paths.ts";
 import { PermissionDenied } from "../errors.ts";
@@ -52,6 +52,7 @@ export function createBashTool(sandbox: Sandbox, options: BashToolOptions) {
         result = await sandbox.run(command, {
           cwd: workdir,
           writable,
+          hidden: secretFiles(workdir),
           timeoutMs: timeout_seconds ? timeout_seconds * 1000 : options.timeoutMs,
           maxOutputBytes: options.maxOutputBytes,
           signal,
@@ -99,4 +100,30 @@ function isSymlink(path: string): boolean {
   } catch {
     return false;
   }
+}
+
+const SECRET_FILE = /^\.env(\..+)?$/;
+const NOT_SCANNED = new Set([".git", "node_modules", ".venv", "venv", "__pycache__", "target", "dist", "build"]);
+
+/**
+ * `.env` files in the workdir and the folders just below it, hidden from the command. Two levels
+ * keep this to a few readdirs per command; deeper ones are still denied to the file tools and to
+ * commands that name them.
+ */
+function secretFiles(workdir: string): string[] {
+  const found: string[] = [];
+  const scan = (folder: string, depth: number) => {
+    let entries;
+    try {
+      entries = readdirSync(folder, { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const entry of entries) {
+      if (entry.isFile() && SECRET_FILE.test(entry.name)) found.push(join(folder, entry.name));
+      else if (entry.isDirectory() && depth < 2 && !NOT_SCANNED.has(entry.name)) scan(join(folder, entry.name), depth + 1);
+    }
+  };
+  scan(workdir, 1);
+  return found;
 }
