@@ -1,11 +1,9 @@
-import { existsSync, realpathSync, statSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { existsSync, statSync } from "node:fs";
+import { join } from "node:path";
 import { readPrefix } from "../memory/index.ts";
 import {
   createRuntime,
   createTraceLogger,
-  createWorkdir,
-  expandHome,
   traceEvent,
   type Clock,
   type LoadedConfig,
@@ -13,9 +11,8 @@ import {
   type Sandbox,
   type SessionEvent,
   type SessionResult,
-  type TaskSpec,
 } from "../runtime/index.ts";
-import { readTaskFile, taskFromPrompt, type TaskFile } from "../tasks/index.ts";
+import { readTaskFile, taskFromPrompt, toTaskSpec, type TaskFile } from "../tasks/index.ts";
 import { progressLine } from "./progress.ts";
 import { createTerminalApprover } from "./terminal-approver.ts";
 import { UsageError } from "./usage.ts";
@@ -67,7 +64,7 @@ export async function runCommand(args: RunArgs, io: RunIO): Promise<number> {
       const file = await taskFileOrPrompt(args.target);
       id = runtime.newSessionId();
       for (const warning of unsupportedKeys(file)) io.stderr.write(`! ${warning}\n`);
-      const task = toTaskSpec(file, args, loaded, id);
+      const task = toTaskSpec(file, { loaded, id, fileName: args.target, source: "cli", ...(args.workdir ? { workdir: args.workdir } : {}) });
       result = await runtime.start(id, task, { signal: io.signal, emit });
     }
   } finally {
@@ -102,32 +99,4 @@ function unsupportedKeys(file: TaskFile): string[] {
   if (file.schedule) warnings.push("`schedule` only applies to files in schedules/; running once now");
   if (file.notify) warnings.push("`notify` needs the Telegram bot, which is not set up yet");
   return warnings;
-}
-
-function toTaskSpec(file: TaskFile, args: RunArgs, loaded: LoadedConfig, id: string): TaskSpec {
-  const { budget } = loaded.config;
-  const requested = args.workdir ?? file.workdir;
-  let workdir: string;
-  if (requested) {
-    const path = resolve(expandHome(requested, loaded.env));
-    if (!existsSync(path) || !statSync(path).isDirectory()) {
-      throw new UsageError(`workdir ${requested} is not an existing folder; create it or choose another (--workdir or the task's workdir:)`);
-    }
-    workdir = realpathSync(path);
-  } else {
-    workdir = createWorkdir(loaded.home, id);
-  }
-  return {
-    title: file.title,
-    prompt: file.body.trim() || file.title,
-    workdir,
-    model: file.model ?? "main",
-    budget: {
-      max_turns: file.budget?.max_turns ?? budget.max_turns,
-      max_usd: file.budget?.max_usd ?? budget.max_usd,
-      timeout_ms: file.budget?.timeout ?? budget.timeout,
-    },
-    source: "cli",
-    ...(file.permissions ? { permissions: file.permissions } : {}),
-  };
 }

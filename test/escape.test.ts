@@ -3,7 +3,7 @@ import { existsSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, it } from "node:test";
 import { BOT_TOKEN, SECRET_KEY } from "./support/session.ts";
-import { createRuntimeHarness, PRIVATE_KEY, resultsIn, type RuntimeHarness } from "./support/runtime-harness.ts";
+import { createRuntimeHarness, resultsIn, type RuntimeHarness } from "./support/runtime-harness.ts";
 
 // A scripted model tries to get out through the real tools, the real policy and the real sandbox.
 // Every attempt must be blocked, and the tool result must tell the model why.

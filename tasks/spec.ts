@@ -1,0 +1,38 @@
+import { existsSync, realpathSync, statSync } from "node:fs";
+import { resolve } from "node:path";
+import { createWorkdir, expandHome, TaskFileError, type LoadedConfig, type TaskSpec } from "../runtime/index.ts";
+import type { TaskFile } from "./task-file.ts";
+
+/**
+ * What a session runs, from a validated task file: config defaults for what the file leaves out, a
+ * real workdir (an existing folder, or a fresh one under workspace/). Throws TaskFileError for a
+ * workdir that does not exist, naming the file and the field.
+ */
+export function toTaskSpec(file: TaskFile, options: { loaded: LoadedConfig; id: string; fileName: string; source: string; workdir?: string }): TaskSpec {
+  const { loaded } = options;
+  const { budget } = loaded.config;
+  const requested = options.workdir ?? file.workdir;
+  let workdir: string;
+  if (requested) {
+    const path = resolve(expandHome(requested, loaded.env));
+    if (!existsSync(path) || !statSync(path).isDirectory()) {
+      throw new TaskFileError(options.fileName, `${options.fileName}: workdir: ${requested} is not an existing folder; create it or name another`, { field: "workdir" });
+    }
+    workdir = realpathSync(path);
+  } else {
+    workdir = createWorkdir(loaded.home, options.id);
+  }
+  return {
+    title: file.title,
+    prompt: file.body.trim() || file.title,
+    workdir,
+    model: file.model ?? "main",
+    budget: {
+      max_turns: file.budget?.max_turns ?? budget.max_turns,
+      max_usd: file.budget?.max_usd ?? budget.max_usd,
+      timeout_ms: file.budget?.timeout ?? budget.timeout,
+    },
+    source: options.source,
+    ...(file.permissions ? { permissions: file.permissions } : {}),
+  };
+}
