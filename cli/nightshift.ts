@@ -12,7 +12,11 @@ import {
   systemClock,
 } from "../runtime/index.ts";
 import { answerCommand } from "./approve.ts";
+import { connectDaemon } from "../tasks/control.ts";
 import { formatChecks, runDoctor } from "./doctor.ts";
+import { installService } from "./service.ts";
+import { startDaemon } from "./start.ts";
+import { statusCommand } from "./status.ts";
 import { initHome } from "./init.ts";
 import { runCommand } from "./run.ts";
 import { UsageError } from "./usage.ts";
@@ -20,6 +24,10 @@ import { UsageError } from "./usage.ts";
 const HELP = `nightshift: a personal agent runtime
 
   nightshift init                  create NIGHTSHIFT_HOME (default ~/.nightshift) with defaults
+  nightshift start                 the daemon: watches inbox/ and schedules/, runs the queue, resumes after a crash
+  nightshift status [TASK]         tasks and their state; one task's timeline
+  nightshift cancel TASK           stop a task at its next safe point (its running command is killed)
+  nightshift service install       a systemd user unit (Linux) or launchd agent (macOS) for the daemon
   nightshift run FILE|"PROMPT"     run one task in the foreground: progress on stderr, answer on stdout
       --workdir DIR                  work in DIR instead of a fresh folder under workspace/
       --resume ID                    continue session ID from its log
@@ -87,6 +95,37 @@ async function main(argv: string[]): Promise<number> {
         { ...(rest[0] !== undefined ? { target: rest[0] } : {}), ...(values.resume ? { resume: values.resume } : {}), ...(values.workdir ? { workdir: values.workdir } : {}), quiet: values.quiet ?? false },
         { loaded, clock: systemClock, stdout: process.stdout, stderr: process.stderr, signal: controller.signal, ...(process.stdin.isTTY ? { stdin: process.stdin } : {}) },
       );
+    }
+    case "start": {
+      const loaded = loadConfig(env);
+      const daemon = await startDaemon({ loaded, clock: systemClock, stderr: process.stderr });
+      const stop = (signal: string) => {
+        process.stderr.write(`\n${signal}: stopping; running tasks stop at a safe point and resume at the next start…\n`);
+        void daemon.stop();
+      };
+      process.once("SIGTERM", () => stop("SIGTERM"));
+      process.once("SIGINT", () => stop("SIGINT"));
+      await daemon.stopped;
+      return 0;
+    }
+    case "status": {
+      if (rest.length > 1) throw new UsageError("nightshift status takes at most one task id");
+      return print(await statusCommand(loadConfig(env), rest[0], Date.now()), 0);
+    }
+    case "cancel": {
+      if (!rest[0]) throw new UsageError("nightshift cancel needs a task id (nightshift status lists them)");
+      const loaded = loadConfig(env);
+      const client = await connectDaemon(loaded.home);
+      if (!client) throw new UsageError("no daemon is running; a task in `nightshift run` is cancelled with Ctrl-C");
+      const outcome = await client.cancel(rest[0]);
+      const text = { cancelling: `cancelling ${rest[0]}: it stops at the next safe point; a running command is killed`, cancelled: `cancelled ${rest[0]} before it started`, unknown: `no task ${rest[0]}; nightshift status lists them`, finished: `${rest[0]} has already finished` }[outcome] ?? outcome;
+      return print(text, outcome === "unknown" ? 1 : 0);
+    }
+    case "service": {
+      if (rest[0] !== "install") throw new UsageError("usage: nightshift service install");
+      const loaded = loadConfig(env);
+      const result = installService({ platform: process.platform, nodePath: process.execPath, cliPath: new URL(import.meta.url).pathname, home: loaded.home });
+      return print(result.created ? `wrote ${result.path}\nNext: ${result.next}` : `${result.path} exists and was kept as it is; remove it to write a fresh one.\nTo enable it: ${result.next}`, 0);
     }
     case "approve":
     case "deny": {

@@ -4,6 +4,7 @@ import { readPrefix } from "../memory/index.ts";
 import {
   createRuntime,
   createTraceLogger,
+  newSessionId,
   traceEvent,
   type Clock,
   type LoadedConfig,
@@ -12,6 +13,7 @@ import {
   type SessionEvent,
   type SessionResult,
 } from "../runtime/index.ts";
+import { connectDaemon, type DaemonClient } from "../tasks/control.ts";
 import { readTaskFile, taskFromPrompt, toTaskSpec, type TaskFile } from "../tasks/index.ts";
 import { progressLine } from "./progress.ts";
 import { createTerminalApprover } from "./terminal-approver.ts";
@@ -40,14 +42,20 @@ export interface RunIO {
 /** `nightshift run`: one task in the foreground. Returns the exit code: 0 done, 1 failed or cancelled. */
 export async function runCommand(args: RunArgs, io: RunIO): Promise<number> {
   const { loaded, clock } = io;
+  const progress = (session: string, event: SessionEvent) => {
+    const line = args.quiet ? undefined : progressLine(session, event);
+    if (line) io.stderr.write(line + "\n");
+  };
+  const daemon = await connectDaemon(loaded.home);
+  if (daemon) return handOff(daemon, args, io, progress); // the daemon writes the trace
+
   const trace = createTraceLogger(join(loaded.home, "logs", "trace.jsonl"), loaded.config.log_level);
   let approvers: Approver[] = [];
   const runtime = await createRuntime({ loaded, clock, loadPrefix: () => readPrefix(loaded.home), approvers: () => approvers, ...(io.sandbox ? { sandbox: io.sandbox } : {}) });
   if (io.stdin) approvers = [createTerminalApprover(runtime.approvals, io.stdin, io.stderr)];
   const emit = (session: string, event: SessionEvent) => {
     traceEvent(trace, session, event);
-    const line = args.quiet ? undefined : progressLine(session, event);
-    if (line) io.stderr.write(line + "\n");
+    progress(session, event);
   };
 
   let id: string;
@@ -71,7 +79,29 @@ export async function runCommand(args: RunArgs, io: RunIO): Promise<number> {
     await runtime.close();
   }
   trace.flush();
+  return report(result, id, io);
+}
 
+/** Only one process writes state: with a daemon running, the task runs there and we follow it. */
+async function handOff(daemon: DaemonClient, args: RunArgs, io: RunIO, emit: (session: string, event: SessionEvent) => void): Promise<number> {
+  if (args.resume) throw new UsageError(`the daemon is running and resumes unfinished sessions itself; see \`nightshift status ${args.resume}\``);
+  if (!args.target) throw new UsageError('nightshift run needs a task file or a prompt: nightshift run "what to do"');
+  const file = await taskFileOrPrompt(args.target);
+  for (const warning of unsupportedKeys(file)) io.stderr.write(`! ${warning}\n`);
+  const id = newSessionId(io.clock.now());
+  const spec = toTaskSpec(file, { loaded: io.loaded, id, fileName: args.target, source: "cli", ...(args.workdir ? { workdir: args.workdir } : {}) });
+  io.stderr.write(`(handed to the running daemon)\n`);
+  const onAbort = () => void daemon.cancel(id).catch(() => {});
+  io.signal.addEventListener("abort", onAbort, { once: true });
+  try {
+    const { result } = await daemon.run(id, spec, (event) => emit(id, event));
+    return report(result, id, io);
+  } finally {
+    io.signal.removeEventListener("abort", onAbort);
+  }
+}
+
+function report(result: SessionResult, id: string, io: RunIO): number {
   if (result.status === "interrupted") {
     io.stderr.write(`stopped; continue with: nightshift run --resume ${id}\n`);
     return 1;

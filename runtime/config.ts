@@ -85,6 +85,14 @@ export const configSchema = z.strictObject({
     max_delay: durationMs.default(60_000),
     request_timeout: durationMs.default(600_000).describe("Give up on one request after this long"),
   }).default({ attempts: 5, initial_delay: 1000, max_delay: 60_000, request_timeout: 600_000 }),
+  daemon: z.strictObject({
+    concurrency: z.number().int().min(1).max(64).default(2).describe("Tasks running at once"),
+    max_crashes: z.number().int().min(0).default(3).describe("A task the daemon died under this many times fails instead of resuming"),
+    timezone: z.string().optional().describe("IANA time zone for schedules, e.g. Europe/Berlin; default the system's"),
+  }).default({ concurrency: 2, max_crashes: 3 }),
+  inbox: z.strictObject({
+    max_bytes: z.number().int().positive().default(256 * 1024).describe("Larger task files are rejected"),
+  }).default({ max_bytes: 256 * 1024 }),
   log_level: z.enum(["trace", "debug", "info", "warn", "error", "silent"]).default("info"),
 });
 

@@ -15,7 +15,7 @@ export {
 } from "./config.ts";
 export { rebuild, type SessionState } from "./conversation.ts";
 export { formatDuration, parseDuration } from "./duration.ts";
-export { ConfigError, isUserError, ModelError, PermissionDenied, SandboxUnavailable, TaskFileError } from "./errors.ts";
+export { ConfigError, isUserError, ModelError, PermissionDenied, SandboxUnavailable, SessionBusy, TaskFileError } from "./errors.ts";
 export type { EventOf, SessionEvent, SessionStatus, TaskSpec, Usage } from "./events.ts";
 export { continueSession, resumeSession, Shutdown, startSession, type SessionDeps, type SessionResult } from "./loop.ts";
 export { createModelClient, type ModelClient } from "./model.ts";
@@ -25,5 +25,6 @@ export { createRuntime, createSandbox, createWorkdir, newSessionId, pathRules, t
 export { decide, DEFAULT_RULES, rulesFromConfig, type Decision, type PermissionRequest, type Rule } from "./policy/policy.ts";
 export { createBwrapSandbox, createUnsandboxed, scrubEnv, type Sandbox, type SandboxProbe } from "./sandbox/index.ts";
 export { openSessionLog, readSessionLog, SessionLogError, type SessionLog } from "./session-log.ts";
+export { lockSession } from "./session-lock.ts";
 export { createTraceLogger, traceEvent } from "./trace.ts";
 export { parseYaml, YamlSyntaxError } from "./yaml.ts";

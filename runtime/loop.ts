@@ -56,6 +56,7 @@ export interface SessionResult {
   reason?: string;
   turns: number;
   costUsd: number;
+  tokens?: EventOf<"session_end">["tokens"];
 }
 
 /** Abort reason meaning "stop for now, resume later" (daemon shutdown), as opposed to a cancel. */
@@ -141,7 +142,7 @@ async function drive(events: SessionEvent[], deps: SessionDeps, signal?: AbortSi
 
   const finish = async (status: SessionStatus, answer: string, reason?: string): Promise<SessionResult> => {
     await record({ type: "session_end", at: clock.now(), status, answer, ...(reason ? { reason } : {}), turns: state.turns, cost_usd: state.costUsd, tokens: state.tokens });
-    return { status, answer, ...(reason ? { reason } : {}), turns: state.turns, costUsd: state.costUsd };
+    return { status, answer, ...(reason ? { reason } : {}), turns: state.turns, costUsd: state.costUsd, tokens: { ...state.tokens } };
   };
   const stopFor = async (reason: unknown): Promise<SessionResult> => {
     if (reason instanceof Shutdown) return { status: "interrupted", answer: "", reason: reason.message, turns: state.turns, costUsd: state.costUsd };
@@ -357,7 +358,7 @@ function lastText(events: SessionEvent[]): string {
 }
 
 function resultOf(end: EventOf<"session_end">): SessionResult {
-  return { status: end.status, answer: end.answer, ...(end.reason ? { reason: end.reason } : {}), turns: end.turns, costUsd: end.cost_usd };
+  return { status: end.status, answer: end.answer, ...(end.reason ? { reason: end.reason } : {}), turns: end.turns, costUsd: end.cost_usd, tokens: end.tokens };
 }
 
 function formatMs(ms: number): string {

@@ -5,7 +5,7 @@ import { SessionBusy } from "./errors.ts";
  * One writer per session log: an exclusive lock file holding the owner's PID. A lock left by a
  * process that no longer exists (killed, crashed) is taken over. Returns the release function.
  */
-export function lockSession(logPath: string, pid = process.pid): () => void {
+export function lockSession(logPath: string, pid = process.pid, what = "this session", advice = "wait for it, or stop that process first"): () => void {
   const lockPath = `${logPath}.lock`;
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
@@ -17,7 +17,7 @@ export function lockSession(logPath: string, pid = process.pid): () => void {
       if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
       const owner = Number(readFileSync(lockPath, "utf8").trim());
       if (Number.isInteger(owner) && owner > 0 && owner !== pid && isAlive(owner)) {
-        throw new SessionBusy(`this session is already running in process ${owner}; wait for it, or stop that process first`);
+        throw new SessionBusy(`${what} is already running in process ${owner}; ${advice}`);
       }
       rmSync(lockPath, { force: true }); // stale: its owner is gone
     }

@@ -42,6 +42,8 @@ const taskRecordSchema = z.object({
   finished: z.number().optional(),
   /** How many times a process started or resumed it. */
   attempts: z.number(),
+  /** How many times the daemon died while it ran (a graceful stop does not count). */
+  crashes: z.number().default(0),
   turns: z.number(),
   cost_usd: z.number(),
   reason: z.string().optional(),
@@ -69,7 +71,10 @@ export interface OpenedState {
   recovered?: { movedTo: string; problem: string; tasks: number };
 }
 
-export async function openState(home: string, now: () => number): Promise<OpenedState> {
+/** Rebuilds a queued task from an inbox file that has no result yet (the daemon re-reads it). */
+export type SpecOf = (name: string, id: string) => Promise<TaskSpec | undefined>;
+
+export async function openState(home: string, now: () => number, specOf?: SpecOf): Promise<OpenedState> {
   const file = join(home, "state", "nightshift.json");
   const db = new Low<StateData>(new JSONFile<StateData>(file), { version: 1, tasks: [], schedules: {} });
   let recovered: OpenedState["recovered"];
@@ -80,7 +85,7 @@ export async function openState(home: string, now: () => number): Promise<Opened
     const problem = error instanceof z.ZodError ? `unexpected content (${error.issues[0]?.path.join(".")}: ${error.issues[0]?.message})` : (error as Error).message;
     const movedTo = `${file}.damaged-${new Date(now()).toISOString().replace(/[:.]/g, "-")}`;
     renameSync(file, movedTo);
-    db.data = { version: 1, tasks: await rebuildTasks(home, now), schedules: {} };
+    db.data = { version: 1, tasks: await rebuildTasks(home, now, specOf), schedules: {} };
     await db.write();
     recovered = { movedTo, problem, tasks: db.data.tasks.length };
   }
@@ -105,7 +110,7 @@ export async function openState(home: string, now: () => number): Promise<Opened
  * and how it ended (unfinished ones are resumed), and each file in inbox/.done/ without a result in
  * outbox/ and without a session is queued again. Schedule cursors restart from now.
  */
-async function rebuildTasks(home: string, now: () => number): Promise<TaskRecord[]> {
+async function rebuildTasks(home: string, now: () => number, specOf?: SpecOf): Promise<TaskRecord[]> {
   const tasks: TaskRecord[] = [];
   const sessions = join(home, "sessions");
   const named = new Set<string>();
@@ -130,6 +135,7 @@ async function rebuildTasks(home: string, now: () => number): Promise<TaskRecord
         started: start.at,
         ...(end?.type === "session_end" ? { finished: end.at, reason: end.reason } : {}),
         attempts: 1,
+        crashes: 0,
         turns: end?.type === "session_end" ? end.turns : 0,
         cost_usd: end?.type === "session_end" ? end.cost_usd : 0,
       });
@@ -139,8 +145,11 @@ async function rebuildTasks(home: string, now: () => number): Promise<TaskRecord
   }
   const done = join(home, "inbox", ".done");
   for (const name of existsSync(done) ? readdirSync(done) : []) {
-    if (named.has(name) || existsSync(join(home, "outbox", name))) continue;
-    tasks.push({ id: `recovered-${name}`, title: name, origin: "recovered", name, priority: "normal", state: "queued", spec: { title: name, prompt: "", workdir: "", model: "main", budget: { max_turns: 0, max_usd: 0, timeout_ms: 0 }, source: `inbox:${name}` }, created: now(), attempts: 0, turns: 0, cost_usd: 0, reason: "requeue-from-file" });
+    if (named.has(name) || existsSync(join(home, "outbox", name)) || !specOf) continue;
+    const id = `${new Date(now()).toISOString().replace(/[-:T]/g, "").slice(0, 8)}-${name.replace(/\W+/g, "").slice(0, 12)}-${tasks.length}`;
+    const spec = await specOf(name, id).catch(() => undefined);
+    if (!spec) continue;
+    tasks.push({ id, title: spec.title, origin: "inbox", name, priority: "normal", state: "queued", spec, created: now(), attempts: 0, crashes: 0, turns: 0, cost_usd: 0 });
   }
   return tasks;
 }

@@ -1,0 +1,115 @@
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { readPrefix } from "../memory/index.ts";
+import { createRuntime, createTraceLogger, lockSession, type Clock, type LoadedConfig } from "../runtime/index.ts";
+import { createDaemon } from "../tasks/daemon.ts";
+import { startControlServer } from "../tasks/control.ts";
+import { createInbox } from "../tasks/inbox.ts";
+import { createScheduler } from "../tasks/schedules.ts";
+import { openState } from "../tasks/state.ts";
+import { readTaskFile, toTaskSpec } from "../tasks/index.ts";
+import { initHome } from "./init.ts";
+
+export interface StartIO {
+  loaded: LoadedConfig;
+  clock: Clock;
+  stderr: NodeJS.WritableStream;
+}
+
+export interface RunningDaemon {
+  /** Graceful stop: no new work, running sessions stop at a safe point and resume next start. */
+  stop(): Promise<void>;
+  /** Resolves once stopped. */
+  stopped: Promise<void>;
+}
+
+/**
+ * `nightshift start`: one process owns the state (a lock file says which). It resumes what was
+ * running, watches inbox/ and schedules/, runs the queue, and answers the CLI on a local socket.
+ */
+export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
+  const { loaded, clock, stderr } = io;
+  const { home, config } = loaded;
+  if (!existsSync(join(home, "config.yaml"))) {
+    initHome(home);
+    stderr.write(`created ${home} with defaults (nightshift init)\n`);
+  }
+  const unlock = lockSession(join(home, "state", "daemon"), process.pid, `a Nightshift daemon for ${home}`, "stop it first (nightshift status shows what it runs)");
+  const trace = createTraceLogger(join(home, "logs", "trace.jsonl"), config.log_level);
+  const newId = () => runtime.newSessionId();
+  const specOf = async (name: string, id: string) => toTaskSpec(await readTaskFile(join(home, "inbox", ".done", name)), { loaded, id, fileName: name, source: `inbox:${name}` });
+  const { store, recovered } = await openState(home, clock.now, specOf);
+  if (recovered) {
+    const message = `STATE FILE DAMAGED (${recovered.problem}): moved to ${recovered.movedTo} and rebuilt from the session logs and inbox/.done (${recovered.tasks} tasks)`;
+    stderr.write(`! ${message}\n`);
+    trace.error({ event: "state_recovered", moved_to: recovered.movedTo, problem: recovered.problem, tasks: recovered.tasks }, message);
+  }
+  const runtime = await createRuntime({ loaded, clock, loadPrefix: () => readPrefix(home) });
+  const daemon = createDaemon({ home, clock, runtime, state: store, trace, concurrency: config.daemon.concurrency, maxCrashes: config.daemon.max_crashes });
+
+  const inbox = createInbox({
+    dir: join(home, "inbox"),
+    outbox: join(home, "outbox"),
+    clock,
+    maxBytes: config.inbox.max_bytes,
+    async accept({ file, name }) {
+      const id = newId();
+      const spec = toTaskSpec(file, { loaded, id, fileName: `inbox/${name}`, source: `inbox:${name}` });
+      await daemon.submit(id, spec, { origin: "inbox", name, ...(file.priority ? { priority: file.priority } : {}) });
+      return id;
+    },
+    onRejected({ name, message }) {
+      trace.warn({ event: "task_rejected", name, message }, message);
+      stderr.write(`! rejected inbox/${name}: ${message}\n`);
+    },
+  });
+  const scheduler = createScheduler({
+    dir: join(home, "schedules"),
+    timezone: config.daemon.timezone ?? Intl.DateTimeFormat().resolvedOptions().timeZone,
+    clock,
+    store: {
+      lastRun: (name) => store.data.schedules[name]?.last_run,
+      setLastRun: (name, at) => store.update((data) => void (data.schedules[name] = { last_run: at })),
+    },
+    async fire({ name, file, due, catchUp }) {
+      const id = newId();
+      const spec = toTaskSpec(file, { loaded, id, fileName: `schedules/${name}`, source: `schedule:${name}` });
+      await daemon.submit(id, spec, { origin: "schedule", ...(file.priority ? { priority: file.priority } : {}) });
+      trace.info({ session: id, event: "schedule_fired", schedule: name, due, catch_up: catchUp }, `schedule ${name} fired${catchUp ? " (catching up)" : ""}`);
+    },
+    report(event) {
+      trace.warn({ event: `schedule_${event.kind}`, schedule: event.name, message: event.message }, event.message);
+      stderr.write(`! ${event.message}\n`);
+    },
+  });
+
+  const { resumed, failed } = await daemon.recover();
+  const control = await startControlServer(home, daemon);
+  await inbox.start();
+  await scheduler.start();
+  const probe = await runtime.sandbox.probe();
+  stderr.write(
+    `Nightshift is running (pid ${process.pid}): watching ${join(home, "inbox")}` +
+      `${resumed ? `, resuming ${resumed} task${resumed > 1 ? "s" : ""}` : ""}${failed ? `, ${failed} failed after repeated crashes` : ""}.\n`,
+  );
+  if (config.sandbox.mode === "off") stderr.write("! SANDBOX IS OFF (config sandbox.mode): commands run unconfined on this machine\n");
+  else if (!probe.ok) stderr.write(`! sandbox unavailable, bash will be refused: ${probe.problem}\n`);
+  trace.info({ event: "daemon_started", pid: process.pid, resumed, failed }, "daemon started");
+
+  let resolveStopped!: () => void;
+  const stopped = new Promise<void>((resolve) => (resolveStopped = resolve));
+  let stopping: Promise<void> | undefined;
+  const stop = () =>
+    (stopping ??= (async () => {
+      await inbox.close();
+      scheduler.close();
+      await daemon.stop();
+      await control.close();
+      await runtime.close();
+      trace.info({ event: "daemon_stopped" }, "daemon stopped");
+      trace.flush();
+      unlock();
+      resolveStopped();
+    })());
+  return { stop, stopped };
+}

@@ -1,0 +1,54 @@
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { readSessionLog, type LoadedConfig } from "../runtime/index.ts";
+import { connectDaemon } from "../tasks/control.ts";
+import type { TaskRecord } from "../tasks/state.ts";
+import { progressLine } from "./progress.ts";
+import { UsageError } from "./usage.ts";
+
+/** `nightshift status [TASK]`: the queue, or one task's timeline from its session log. */
+export async function statusCommand(loaded: LoadedConfig, id: string | undefined, now: number): Promise<string> {
+  const client = await connectDaemon(loaded.home);
+  const tasks = client ? await client.list() : readStateQuietly(loaded.home);
+  const header = client ? "daemon running" : "no daemon running (nightshift start)";
+  if (!id) {
+    if (tasks.length === 0) return `${header}; no tasks yet. Drop a task file in ${join(loaded.home, "inbox")} or run: nightshift run "…"`;
+    const rows = [...tasks]
+      .sort((a, b) => b.created - a.created)
+      .slice(0, 30)
+      .map((task) => `${task.id.padEnd(22)} ${task.state.padEnd(16)} ${age(now - task.created).padStart(5)} ${`$${task.cost_usd.toFixed(2)}`.padStart(7)}  ${task.title}${task.reason && task.state !== "done" ? `\n${" ".repeat(24)}${task.reason}` : ""}`);
+    return [header, `${"TASK".padEnd(22)} ${"STATE".padEnd(16)} ${"AGE".padStart(5)} ${"COST".padStart(7)}  TITLE`, ...rows].join("\n");
+  }
+  const task = tasks.find((candidate) => candidate.id === id || candidate.name === id);
+  const logPath = join(loaded.home, "sessions", `${task?.id ?? id}.jsonl`);
+  if (!task && !existsSync(logPath)) throw new UsageError(`no task ${id}; \`nightshift status\` lists them`);
+  const lines = [task ? `${task.id}  ${task.state}  "${task.title}"  ${task.turns} turns  $${task.cost_usd.toFixed(4)}${task.reason ? `\n  ${task.reason}` : ""}` : id];
+  if (existsSync(logPath)) {
+    const events = await readSessionLog(logPath);
+    const start = events[0]?.at ?? 0;
+    for (const event of events) {
+      const line = progressLine(task?.id ?? id, event);
+      if (line) lines.push(`${`+${age(event.at - start)}`.padStart(7)} ${line.trim()}`);
+    }
+  } else lines.push("  (queued: no session yet)");
+  return lines.join("\n");
+}
+
+/** The state file read without taking ownership: the daemon is its only writer. */
+function readStateQuietly(home: string): TaskRecord[] {
+  const file = join(home, "state", "nightshift.json");
+  if (!existsSync(file)) return [];
+  try {
+    return (JSON.parse(readFileSync(file, "utf8")) as { tasks?: TaskRecord[] }).tasks ?? [];
+  } catch {
+    throw new UsageError(`${file} is damaged; \`nightshift start\` moves it aside and rebuilds it from the session logs`);
+  }
+}
+
+function age(ms: number): string {
+  const seconds = Math.max(0, Math.round(ms / 1000));
+  if (seconds < 60) return `${seconds}s`;
+  if (seconds < 3600) return `${Math.round(seconds / 60)}m`;
+  if (seconds < 86_400) return `${Math.round(seconds / 3600)}h`;
+  return `${Math.round(seconds / 86_400)}d`;
+}

@@ -1,0 +1,185 @@
+import { existsSync, mkdirSync, rmSync } from "node:fs";
+import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { createHash } from "node:crypto";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { z } from "zod";
+import type { SessionEvent, SessionResult, TaskSpec } from "../runtime/index.ts";
+import type { Daemon } from "./daemon.ts";
+import { PRIORITIES, type TaskRecord } from "./state.ts";
+
+/**
+ * The daemon's local door: HTTP on a Unix socket only this user can open. `nightshift run`,
+ * `status` and `cancel` talk to it instead of touching the state file, which has one writer.
+ */
+
+/** state/daemon.sock, or a short path under the temp folder when NIGHTSHIFT_HOME is too deep for a socket name. */
+export function controlSocketPath(home: string): string {
+  const preferred = join(home, "state", "daemon.sock");
+  if (Buffer.byteLength(preferred) < 100) return preferred;
+  const digest = createHash("sha256").update(home).digest("hex").slice(0, 12);
+  return join(tmpdir(), `nightshift-${process.getuid?.() ?? "user"}`, `daemon-${digest}.sock`);
+}
+
+const submitSchema = z.object({
+  id: z.string().regex(/^[\w.-]+$/),
+  spec: z.object({
+    title: z.string(),
+    prompt: z.string(),
+    workdir: z.string(),
+    model: z.string(),
+    budget: z.object({ max_turns: z.number(), max_usd: z.number(), timeout_ms: z.number() }),
+    source: z.string().optional(),
+    permissions: z.object({ read: z.array(z.string()).optional(), write: z.array(z.string()).optional(), commands: z.array(z.string()).optional(), network: z.array(z.string()).optional() }).optional(),
+  }),
+  priority: z.enum(PRIORITIES).optional(),
+  /** Stream the task's events and its result as NDJSON until it finishes. */
+  follow: z.boolean().optional(),
+});
+
+export async function startControlServer(home: string, daemon: Daemon): Promise<{ path: string; close(): Promise<void> }> {
+  const path = controlSocketPath(home);
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  rmSync(path, { force: true }); // left by a daemon that died; the daemon lock says no other is alive
+  const server: Server = createServer((req, res) => {
+    handle(req, res, daemon).catch((error: unknown) => reply(res, 500, { error: (error as Error).message }));
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen({ path, readableAll: false, writableAll: false }, () => resolve());
+  });
+  return {
+    path,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+        rmSync(path, { force: true });
+      }),
+  };
+}
+
+async function handle(req: IncomingMessage, res: ServerResponse, daemon: Daemon): Promise<void> {
+  const url = new URL(req.url ?? "/", "http://daemon");
+  const parts = url.pathname.split("/").filter(Boolean);
+  if (req.method === "GET" && url.pathname === "/health") return reply(res, 200, { pid: process.pid });
+  if (req.method === "GET" && url.pathname === "/tasks") return reply(res, 200, { tasks: daemon.list() });
+  if (req.method === "GET" && parts[0] === "tasks" && parts[1]) {
+    const task = daemon.get(parts[1]);
+    return task ? reply(res, 200, { task }) : reply(res, 404, { error: `no task ${parts[1]}` });
+  }
+  if (req.method === "POST" && parts[0] === "tasks" && parts[1] && parts[2] === "cancel") {
+    const outcome = await daemon.cancel(parts[1]);
+    return reply(res, outcome === "unknown" ? 404 : 200, { outcome });
+  }
+  if (req.method === "POST" && url.pathname === "/tasks") {
+    const parsed = submitSchema.safeParse(await readJson(req));
+    if (!parsed.success) return reply(res, 400, { error: `bad request: ${parsed.error.issues[0]?.path.join(".")}: ${parsed.error.issues[0]?.message}` });
+    const { id, spec, priority, follow } = parsed.data;
+    if (daemon.get(id)) return reply(res, 409, { error: `task ${id} exists` });
+    if (!follow) return reply(res, 200, { task: await daemon.submit(id, spec as TaskSpec, { origin: "cli", ...(priority ? { priority } : {}) }) });
+    res.writeHead(200, { "content-type": "application/x-ndjson" });
+    const finished = new Promise<void>((resolve) => {
+      const unsubscribe = daemon.subscribe(id, (message) => {
+        res.write(JSON.stringify(message.type === "event" ? { event: message.event } : { result: message.result, task: message.record }) + "\n");
+        if (message.type === "finished") {
+          unsubscribe();
+          resolve();
+        }
+      });
+      res.on("close", () => {
+        unsubscribe();
+        resolve();
+      });
+    });
+    const task = await daemon.submit(id, spec as TaskSpec, { origin: "cli", ...(priority ? { priority } : {}) });
+    res.write(JSON.stringify({ queued: task }) + "\n");
+    await finished;
+    return void res.end();
+  }
+  reply(res, 404, { error: `unknown request ${req.method} ${url.pathname}` });
+}
+
+function reply(res: ServerResponse, status: number, body: unknown): void {
+  if (res.headersSent) return void res.end();
+  res.writeHead(status, { "content-type": "application/json" });
+  res.end(JSON.stringify(body));
+}
+
+async function readJson(req: IncomingMessage): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > 1_000_000) throw new Error("request too large");
+    chunks.push(chunk as Buffer);
+  }
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString("utf8"));
+  } catch {
+    return undefined;
+  }
+}
+
+/** The CLI's side. `undefined` from `connect` means no daemon is running. */
+export interface DaemonClient {
+  list(): Promise<TaskRecord[]>;
+  get(id: string): Promise<TaskRecord | undefined>;
+  cancel(id: string): Promise<string>;
+  /** Submits and follows: calls `onEvent` for each event, resolves with the result. */
+  run(id: string, spec: TaskSpec, onEvent: (event: SessionEvent) => void, signal?: AbortSignal): Promise<{ result: SessionResult; task: TaskRecord }>;
+}
+
+export async function connectDaemon(home: string): Promise<DaemonClient | undefined> {
+  const socketPath = controlSocketPath(home);
+  if (!existsSync(socketPath)) return undefined;
+  const call = (method: string, path: string, body?: unknown) =>
+    new Promise<{ status: number; json: any }>((resolve, reject) => {
+      const req = request({ socketPath, method, path, headers: { "content-type": "application/json" } }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (chunk: Buffer) => chunks.push(chunk));
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, json: JSON.parse(Buffer.concat(chunks).toString("utf8") || "{}") }));
+      });
+      req.on("error", reject);
+      req.end(body === undefined ? undefined : JSON.stringify(body));
+    });
+  try {
+    await call("GET", "/health");
+  } catch {
+    return undefined; // a socket file left behind by a daemon that is gone
+  }
+  return {
+    list: async () => (await call("GET", "/tasks")).json.tasks,
+    get: async (id) => (await call("GET", `/tasks/${encodeURIComponent(id)}`)).json.task,
+    cancel: async (id) => {
+      const { status, json } = await call("POST", `/tasks/${encodeURIComponent(id)}/cancel`);
+      return status === 404 ? "unknown" : json.outcome;
+    },
+    run: (id, spec, onEvent, signal) =>
+      new Promise((resolve, reject) => {
+        const req = request({ socketPath, method: "POST", path: "/tasks", headers: { "content-type": "application/json" }, ...(signal ? { signal } : {}) }, (res) => {
+          if (res.statusCode !== 200) {
+            const chunks: Buffer[] = [];
+            res.on("data", (chunk: Buffer) => chunks.push(chunk));
+            res.on("end", () => reject(new Error(JSON.parse(Buffer.concat(chunks).toString("utf8") || "{}").error ?? `daemon answered ${res.statusCode}`)));
+            return;
+          }
+          let buffer = "";
+          let finished: { result: SessionResult; task: TaskRecord } | undefined;
+          res.on("data", (chunk: Buffer) => {
+            buffer += chunk.toString("utf8");
+            let newline;
+            while ((newline = buffer.indexOf("\n")) >= 0) {
+              const line = JSON.parse(buffer.slice(0, newline));
+              buffer = buffer.slice(newline + 1);
+              if (line.event) onEvent(line.event);
+              if (line.result) finished = { result: line.result, task: line.task };
+            }
+          });
+          res.on("end", () => (finished ? resolve(finished) : reject(new Error("the daemon stopped before the task finished; it resumes when the daemon starts again"))));
+        });
+        req.on("error", reject);
+        req.end(JSON.stringify({ id, spec, follow: true }));
+      }),
+  };
+}

@@ -1,0 +1,522 @@
+import { constants, watch } from "node:fs";
+import type { FSWatcher, Stats } from "node:fs";
+import { lstat, mkdir, open, readdir, readlink, rename, writeFile } from "node:fs/promises";
+import type { FileHandle } from "node:fs/promises";
+import { basename, join } from "node:path";
+import { stringify } from "yaml";
+import type { Clock } from "../runtime/clock.ts";
+import { TaskFileError } from "../runtime/errors.ts";
+import { DEFAULT_MAX_TASK_BYTES, parseTaskFile } from "./task-file.ts";
+import type { TaskFile } from "./task-file.ts";
+
+/**
+ * The inbox: files dropped in inbox/ become validated tasks or clear rejections.
+ *
+ * Which files: regular files at the top level whose name ends in .md (any case) are tasks. Dotfiles,
+ * editor and download temp files (`isIgnored`) and folders (.done/, .rejected/) are left alone. Any
+ * other file (notes.txt, photo.png), a symlink or a special file is rejected without being read:
+ * silently ignoring it would leave the user waiting for an answer that never comes. A symlink is
+ * never followed; only the link moves, its target is untouched.
+ *
+ * When: a file is read once its size, mtime and inode have stayed the same for `settleMs` by the
+ * clock (two observations that far apart), so a half-written file is never read; it is re-checked
+ * after the read too. Watch events trigger observations, a timer fires when a file should have
+ * settled, and a slow poll catches missed events. Valid: `accept`, then the move to .done/. Invalid:
+ * the move to .rejected/, then `outbox/<stem>.error.md`.
+ *
+ * Names: the moved file keeps its name unless that name is taken; then `-2`, `-3`, … goes before the
+ * last extension (`report.md` → `report-2.md`; `notes.txt` → `notes-2.txt`). A valid task's name is
+ * taken when `.done/<name>` or `outbox/<name>` exists, so the result written to `outbox/<name>`
+ * matches `.done/<name>` and never overwrites an earlier result. A rejection's name is taken when
+ * `.rejected/<name>` or its error file exists. The error file for `x.md` is `x.error.md`; for any
+ * other name it is `<name>.error.md` (`notes.txt.error.md`), so `notes.txt` and `notes.md` never share one.
+ *
+ * Crash window: `accept` resolves, then the file moves. A crash in between leaves the file in inbox/
+ * and it is accepted again at the next start, under the same name unless its result was written.
+ */
+
+export interface AcceptedTask {
+  file: TaskFile;
+  /** The final, unique name: the file's name in inbox/.done/ and its result's name in outbox/. */
+  name: string;
+  /** Where the task file is kept once accepted: inbox/.done/<name>. */
+  path: string;
+  /** The name the user dropped, when `name` had to be made unique. */
+  dropped: string;
+}
+
+export interface Rejection {
+  /** The name the user dropped. */
+  name: string;
+  /** One line: `inbox/<name>[:line]: [field: ]problem; fix`. */
+  message: string;
+  errorFile: string;
+  movedTo: string;
+}
+
+export interface InboxOptions {
+  /** NIGHTSHIFT_HOME/inbox */
+  dir: string;
+  /** NIGHTSHIFT_HOME/outbox, for <stem>.error.md */
+  outbox: string;
+  clock: Clock;
+  /** Default 256 KiB (config inbox.max_bytes). */
+  maxBytes?: number;
+  /** How long a file's size and mtime must stay unchanged to count as complete. Default 300 ms. */
+  settleMs?: number;
+  /** The safety poll for missed watch events. Default 2 s. */
+  pollMs?: number;
+  /** A valid task: the daemon queues it and returns the task id. Must be durable when it resolves. */
+  accept(task: AcceptedTask): Promise<string>;
+  /** Tells the user (trace, later Telegram) that a file was rejected. Must not throw. */
+  onRejected?(rejection: Rejection): void;
+  /** A fault that is not the file's: `accept` threw, a move failed, the watcher broke. The file is retried on the next scan. Must not throw. */
+  onError?(problem: { name?: string; error: unknown }): void;
+}
+
+export interface Inbox {
+  start(): Promise<void>;
+  /** Picks up files present now (also used at start): settled ones are handled before it resolves, others wait to settle. */
+  scan(): Promise<void>;
+  /** Stops watching and timers; handling already under way finishes first. */
+  close(): Promise<void>;
+}
+
+/** A file seen with the same signature since `since`; `cancel` stops its settle timer. */
+interface Tracked {
+  sig: string;
+  since: number;
+  cancel?: () => void;
+}
+
+const NAME_ATTEMPTS = 10_000;
+
+export function createInbox(options: InboxOptions): Inbox {
+  const { dir, outbox, clock } = options;
+  const maxBytes = options.maxBytes ?? DEFAULT_MAX_TASK_BYTES;
+  const settleMs = options.settleMs ?? 300;
+  const pollMs = options.pollMs ?? 2000;
+  const doneDir = join(dir, ".done");
+  const rejectedDir = join(dir, ".rejected");
+  const shown = (...parts: string[]) => [basename(dir), ...parts].join("/");
+
+  const tracked = new Map<string, Tracked>();
+  /** Files being validated, accepted or moved: one handling per name at a time. */
+  const busy = new Map<string, Promise<void>>();
+  /** Names that got an event while busy: looked at again once the handling ends (a new file may have the same name). */
+  const recheck = new Set<string>();
+  /** Final names claimed by a handling in progress (lowercased: safe on case-insensitive disks). */
+  const reserved = new Set<string>();
+  /** Accepted but not yet moved (the move failed): retry the move, never `accept` again. */
+  const unmoved = new Map<string, { ino: number; final: string }>();
+  let watcher: FSWatcher | undefined;
+  let cancelPoll: (() => void) | undefined;
+  let closed = false;
+
+  const report = (error: unknown, name?: string) => {
+    try {
+      options.onError?.(name === undefined ? { error } : { name, error });
+    } catch {
+      // must not throw, and a broken reporter must not stop the inbox
+    }
+  };
+  const poke = (name: string) => void check(name).catch((error: unknown) => report(error, name));
+
+  function forget(name: string): void {
+    tracked.get(name)?.cancel?.();
+    tracked.delete(name);
+  }
+
+  /** Keeps the file's signature as already settled, so the next scan retries it at once (not a timer: no hot loop). */
+  function retryLater(name: string, stats: Stats): void {
+    forget(name);
+    tracked.set(name, { sig: signature(stats), since: Number.NEGATIVE_INFINITY });
+    recheck.delete(name);
+  }
+
+  function settleTimer(name: string, ms: number): () => void {
+    return clock.setTimer(() => {
+      const seen = tracked.get(name);
+      if (seen) seen.cancel = undefined;
+      poke(name);
+    }, ms);
+  }
+
+  /** Observes one entry and starts its handling once it has settled (held in `busy`, not awaited here). */
+  async function check(name: string): Promise<void> {
+    if (closed || isIgnored(name)) return;
+    if (busy.has(name)) return void recheck.add(name);
+    let stats: Stats;
+    try {
+      stats = await lstat(join(dir, name));
+    } catch (error) {
+      if (isCode(error, "ENOENT")) return forget(name); // deleted before it settled: nothing to say
+      throw error;
+    }
+    if (closed || stats.isDirectory()) return;
+    if (busy.has(name)) return void recheck.add(name);
+    const sig = signature(stats);
+    const now = clock.now();
+    const seen = tracked.get(name);
+    if (!seen || seen.sig !== sig) {
+      seen?.cancel?.();
+      tracked.set(name, { sig, since: now, cancel: settleTimer(name, settleMs) });
+      return;
+    }
+    const waited = now - seen.since;
+    if (waited < settleMs) {
+      seen.cancel ??= settleTimer(name, Math.max(1, settleMs - waited));
+      return;
+    }
+    forget(name);
+    const handling = handle(name, stats)
+      .catch((error: unknown) => {
+        report(error, name);
+        retryLater(name, stats);
+      })
+      .finally(() => {
+        busy.delete(name);
+        if (recheck.delete(name) && !closed) poke(name);
+      });
+    busy.set(name, handling);
+  }
+
+  async function handle(name: string, settled: Stats): Promise<void> {
+    const pending = unmoved.get(name);
+    if (pending?.ino === settled.ino) return moveAccepted(name, pending.final, settled);
+    unmoved.delete(name);
+    let verdict: TaskFile | "changed" | "gone";
+    try {
+      verdict = await examine(name, settled);
+    } catch (error) {
+      if (error instanceof TaskFileError) return reject(name, error, settled);
+      throw error;
+    }
+    if (verdict === "gone") return;
+    if (verdict === "changed") return void recheck.add(name); // still being written: settle again
+    return acceptTask(name, verdict, settled);
+  }
+
+  /** Validates without following links; throws TaskFileError for anything that is not a good task. */
+  async function examine(name: string, settled: Stats): Promise<TaskFile | "changed" | "gone"> {
+    const path = join(dir, name);
+    const where = shown(name);
+    if (settled.isSymbolicLink()) {
+      const target = await readlink(path).catch(() => "somewhere");
+      throw new TaskFileError(where, `${where}: is a symlink (to ${target}); symlinks are not accepted and never followed; copy the file itself into ${shown()}/`);
+    }
+    if (!settled.isFile()) {
+      throw new TaskFileError(where, `${where}: is not a regular file (${kindOf(settled)}); drop a .md file instead`);
+    }
+    if (!/\.md$/i.test(name)) {
+      const stem = name.includes(".") ? name.slice(0, name.lastIndexOf(".")) : name;
+      throw new TaskFileError(where, `${where}: is not a task file (task files end in .md), so it was not read; if it is a task, save it as ${stem}.md`);
+    }
+    let file: FileHandle;
+    try {
+      // O_NOFOLLOW: a symlink swapped in since lstat fails instead of being read. O_NONBLOCK: a FIFO cannot hang us.
+      file = await open(path, constants.O_RDONLY | (constants.O_NOFOLLOW ?? 0) | (constants.O_NONBLOCK ?? 0));
+    } catch (error) {
+      if (isCode(error, "ENOENT")) return "gone";
+      if (isCode(error, "ELOOP")) return "changed";
+      const code = (error as NodeJS.ErrnoException).code ?? "unknown error";
+      throw new TaskFileError(where, `${where}: cannot be read (${code}); check that the file is readable`);
+    }
+    try {
+      const before = await file.stat();
+      if (signature(before) !== signature(settled)) return "changed";
+      if (before.size > maxBytes) throw new TaskFileError(where, `${where}: ${tooLarge(before.size, maxBytes)}`);
+      const content = await file.readFile();
+      if (signature(await file.stat()) !== signature(settled)) return "changed";
+      return parseInboxTask(where, content, maxBytes);
+    } finally {
+      await file.close();
+    }
+  }
+
+  async function acceptTask(name: string, task: TaskFile, settled: Stats): Promise<void> {
+    await mkdir(doneDir, { recursive: true });
+    const final = await claimName(name, (candidate) => [join(doneDir, candidate), join(outbox, candidate)]);
+    try {
+      await options.accept({ file: task, name: final, path: join(doneDir, final), dropped: name });
+      unmoved.set(name, { ino: settled.ino, final }); // from here on the task is queued: only the move may be retried
+    } catch (error) {
+      // Not queued: the file stays where it is and is offered again on the next scan.
+      report(error, name);
+      return retryLater(name, settled);
+    } finally {
+      reserved.delete(final.toLowerCase());
+    }
+    await moveAccepted(name, final, settled);
+  }
+
+  async function moveAccepted(name: string, final: string, settled: Stats): Promise<void> {
+    try {
+      await mkdir(doneDir, { recursive: true });
+      await rename(join(dir, name), join(doneDir, final));
+    } catch (error) {
+      // ENOENT: the user took the file back after it was queued; the task runs anyway.
+      if (!isCode(error, "ENOENT")) {
+        report(error, name);
+        return retryLater(name, settled);
+      }
+    }
+    unmoved.delete(name);
+  }
+
+  async function reject(name: string, error: TaskFileError, settled: Stats): Promise<void> {
+    await mkdir(rejectedDir, { recursive: true });
+    await mkdir(outbox, { recursive: true });
+    const final = await claimName(name, (candidate) => [
+      join(rejectedDir, candidate),
+      join(outbox, errorFileName(candidate)),
+      join(doneDir, errorFileName(candidate)),
+    ]);
+    const movedTo = join(rejectedDir, final);
+    const errorFile = join(outbox, errorFileName(final));
+    try {
+      // Moved first: the error file must never point at a place the file is not.
+      try {
+        await rename(join(dir, name), movedTo);
+      } catch (moveError) {
+        if (isCode(moveError, "ENOENT")) return; // deleted meanwhile: nothing left to reject
+        report(moveError, name);
+        return retryLater(name, settled);
+      }
+      const text = errorReport({ dropped: name, where: shown(name), error, movedTo: shown(".rejected", final), at: clock.now(), inbox: shown() });
+      await writeAtomically(errorFile, text).catch((writeError: unknown) => report(writeError, name));
+      try {
+        options.onRejected?.({ name, message: error.message, errorFile, movedTo });
+      } catch (notifyError) {
+        report(notifyError, name);
+      }
+    } finally {
+      reserved.delete(final.toLowerCase());
+    }
+  }
+
+  /** The first of name, name-2, name-3, … that no handling holds and none of whose paths exist; reserved until released. */
+  async function claimName(name: string, pathsFor: (candidate: string) => string[]): Promise<string> {
+    const held = (candidate: string) => {
+      const key = candidate.toLowerCase();
+      return reserved.has(key) || [...unmoved.values()].some((entry) => entry.final.toLowerCase() === key);
+    };
+    for (let n = 1; n <= NAME_ATTEMPTS; n++) {
+      const candidate = numbered(name, n);
+      if (held(candidate)) continue;
+      const taken = await Promise.all(pathsFor(candidate).map(exists));
+      if (taken.includes(true) || held(candidate)) continue;
+      reserved.add(candidate.toLowerCase());
+      return candidate;
+    }
+    throw new Error(`no free name for ${shown(name)} after ${NAME_ATTEMPTS} tries; clear out ${shown(".done")}/ and ${shown(".rejected")}/`);
+  }
+
+  function watchDir(): void {
+    if (closed || watcher) return;
+    try {
+      const current = watch(dir, (_event, filename) => {
+        if (filename) poke(filename);
+        else void look().catch((error: unknown) => report(error));
+      });
+      // A broken watcher (the folder was removed, too many watches) is reported; the poll tries again.
+      current.on("error", (error) => {
+        report(error);
+        current.close();
+        if (watcher === current) watcher = undefined;
+      });
+      watcher = current;
+    } catch (error) {
+      report(error);
+    }
+  }
+
+  function schedulePoll(): void {
+    cancelPoll = clock.setTimer(() => {
+      cancelPoll = undefined;
+      // Not `scan`: a slow accept must not hold up the next look. An inbox folder removed by hand is made again.
+      void mkdir(dir, { recursive: true })
+        .then(() => {
+          if (closed) return;
+          watchDir();
+          return look();
+        })
+        .catch((error: unknown) => report(error))
+        .finally(() => {
+          if (!closed && !cancelPoll) schedulePoll();
+        });
+    }, pollMs);
+  }
+
+  /** Observes every entry present now; handling it starts runs on in `busy`. */
+  async function look(): Promise<void> {
+    let names: string[];
+    try {
+      names = await readdir(dir);
+    } catch (error) {
+      if (isCode(error, "ENOENT")) return;
+      throw error;
+    }
+    const present = new Set(names);
+    // Timers clean up after deleted files themselves; entries waiting for a retry do not.
+    for (const [name, seen] of tracked) if (!seen.cancel && !present.has(name)) tracked.delete(name);
+    await Promise.all(names.map((name) => check(name).catch((error: unknown) => report(error, name))));
+  }
+
+  async function scan(): Promise<void> {
+    if (closed) return;
+    await look();
+    await Promise.allSettled([...busy.values()]);
+  }
+
+  return {
+    async start() {
+      if (closed) throw new Error("this inbox is closed; create a new one");
+      await mkdir(dir, { recursive: true });
+      watchDir();
+      await scan(); // files dropped while the daemon was down
+      if (!closed && !cancelPoll) schedulePoll();
+    },
+    scan,
+    async close() {
+      closed = true;
+      watcher?.close();
+      watcher = undefined;
+      cancelPoll?.();
+      cancelPoll = undefined;
+      for (const name of [...tracked.keys()]) forget(name);
+      await Promise.allSettled([...busy.values()]);
+    },
+  };
+}
+
+/** Dotfiles (.#x, .x.swp, .x.md.partial, .DS_Store), backups (x~), autosaves (#x#), temp and partial downloads, OS litter. */
+function isIgnored(name: string): boolean {
+  const lower = name.toLowerCase();
+  return (
+    name.startsWith(".") ||
+    name.endsWith("~") ||
+    (name.length > 1 && name.startsWith("#") && name.endsWith("#")) ||
+    TEMP_SUFFIXES.some((suffix) => lower.endsWith(suffix)) ||
+    OS_FILES.has(lower)
+  );
+}
+
+const TEMP_SUFFIXES = [".tmp", ".temp", ".swp", ".swo", ".swx", ".part", ".partial", ".crdownload"];
+const OS_FILES = new Set(["thumbs.db", "desktop.ini"]);
+
+/** Validates like any task file, plus what only the inbox forbids. */
+function parseInboxTask(where: string, content: Buffer, maxBytes: number): TaskFile {
+  const task = parseTaskFile(where, content, { maxBytes });
+  if (task.schedule !== undefined) {
+    const line = frontMatterLine(content.toString("utf8"), "schedule");
+    const message = `schedule: works only in schedules/, not in the inbox; move the file to schedules/ to run it on a schedule, or delete the line to run it once now`;
+    throw new TaskFileError(where, `${where}${line === undefined ? "" : `:${line}`}: ${message}`, { line, field: "schedule" });
+  }
+  return task;
+}
+
+/** 1-based line of a top-level `key:` in the front matter. */
+function frontMatterLine(text: string, key: string): number | undefined {
+  const lines = text.replace(/^\uFEFF/, "").split(/\r?\n/);
+  for (let index = 1; index < lines.length && lines[index]!.trimEnd() !== "---"; index++) {
+    if (new RegExp(`^${key}\\s*:`).test(lines[index]!)) return index + 1;
+  }
+  return undefined;
+}
+
+function errorReport(report: { dropped: string; where: string; error: TaskFileError; movedTo: string; at: number; inbox: string }): string {
+  const { error } = report;
+  const front = {
+    status: "rejected",
+    task: report.dropped,
+    rejected: new Date(report.at).toISOString(),
+    file: report.where,
+    ...(error.line === undefined ? {} : { line: error.line }),
+    ...(error.field === undefined ? {} : { field: error.field }),
+    moved_to: report.movedTo,
+  };
+  const { problem, fix } = explain(error);
+  const lines = [
+    `# ${report.dropped} was rejected`,
+    "",
+    `> ${error.message}`,
+    "",
+    `- File: ${code(report.where)}`,
+    ...(error.line === undefined ? [] : [`- Line: ${error.line}`]),
+    ...(error.field === undefined ? [] : [`- Field: ${code(error.field)}`]),
+    `- Problem: ${problem}`,
+    `- Fix: ${fix}`,
+    "",
+    `The file was moved, unchanged, to ${code(report.movedTo)}. Fix it and drop it into ${code(report.inbox + "/")} again to run it.`,
+  ];
+  return `---\n${stringify(front).trimEnd()}\n---\n${lines.join("\n")}\n`;
+}
+
+/** Splits `<file>[:line]: [field: ]problem; fix` into its problem and its fix. */
+function explain(error: TaskFileError): { problem: string; fix: string } {
+  let rest = error.message;
+  const prefix = `${error.file}${error.line === undefined ? "" : `:${error.line}`}: `;
+  if (rest.startsWith(prefix)) rest = rest.slice(prefix.length);
+  if (error.field !== undefined && rest.startsWith(`${error.field}: `)) rest = rest.slice(error.field.length + 2);
+  const split = rest.lastIndexOf("; ");
+  if (split < 0) return { problem: rest, fix: "correct the file as described above" };
+  return { problem: rest.slice(0, split), fix: rest.slice(split + 2) };
+}
+
+function code(text: string): string {
+  return text.includes("`") ? `\`\` ${text} \`\`` : `\`${text}\``;
+}
+
+function errorFileName(name: string): string {
+  return /\.md$/i.test(name) ? `${name.slice(0, -3)}.error.md` : `${name}.error.md`;
+}
+
+/** `report.md`, `report-2.md`, …: the number goes before the last extension. */
+function numbered(name: string, n: number): string {
+  if (n === 1) return name;
+  const dot = name.lastIndexOf(".");
+  return dot > 0 ? `${name.slice(0, dot)}-${n}${name.slice(dot)}` : `${name}-${n}`;
+}
+
+function signature(stats: Stats): string {
+  const kind = stats.isSymbolicLink() ? "link" : stats.isFile() ? "file" : "other";
+  return `${kind}:${stats.ino}:${stats.size}:${stats.mtimeMs}`;
+}
+
+function kindOf(stats: Stats): string {
+  if (stats.isFIFO()) return "a named pipe";
+  if (stats.isSocket()) return "a socket";
+  if (stats.isBlockDevice() || stats.isCharacterDevice()) return "a device";
+  return "not a file";
+}
+
+function tooLarge(size: number, maxBytes: number): string {
+  return `is ${formatBytes(size)} (${size} bytes), over the ${formatBytes(maxBytes)} limit for task files; shorten it, or raise inbox.max_bytes in config.yaml`;
+}
+
+function formatBytes(bytes: number): string {
+  if (bytes < 1024) return `${bytes} bytes`;
+  const [size, unit] = bytes < 1024 * 1024 ? [bytes / 1024, "KiB"] : [bytes / (1024 * 1024), "MiB"];
+  return `${Number.isInteger(size) ? size : size.toFixed(1)} ${unit}`;
+}
+
+async function writeAtomically(path: string, text: string): Promise<void> {
+  const temp = join(path, "..", `.${basename(path)}.rejection.tmp`);
+  await writeFile(temp, text);
+  await rename(temp, path);
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await lstat(path);
+    return true;
+  } catch (error) {
+    if (isCode(error, "ENOENT")) return false;
+    throw error;
+  }
+}
+
+function isCode(error: unknown, code: string): boolean {
+  return (error as NodeJS.ErrnoException | undefined)?.code === code;
+}
