@@ -1,4 +1,3 @@
-import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { readPrefix } from "../memory/index.ts";
 import { createRuntime, createTraceLogger, lockSession, type Clock, type LoadedConfig } from "../runtime/index.ts";
@@ -30,10 +29,8 @@ export interface RunningDaemon {
 export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
   const { loaded, clock, stderr } = io;
   const { home, config } = loaded;
-  if (!existsSync(join(home, "config.yaml"))) {
-    initHome(home);
-    stderr.write(`created ${home} with defaults (nightshift init)\n`);
-  }
+  const { created } = initHome(home); // never overwrites; fills in folders a newer version needs
+  if (created.includes("config.yaml")) stderr.write(`created ${home} with defaults (nightshift init)\n`);
   const unlock = lockSession(join(home, "state", "daemon"), process.pid, `a Nightshift daemon for ${home}`, "stop it first (nightshift status shows what it runs)");
   const trace = createTraceLogger(join(home, "logs", "trace.jsonl"), config.log_level);
   const newId = () => runtime.newSessionId();

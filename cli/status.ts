@@ -28,7 +28,7 @@ export async function statusCommand(loaded: LoadedConfig, id: string | undefined
     const start = events[0]?.at ?? 0;
     for (const event of events) {
       const line = progressLine(task?.id ?? id, event);
-      if (line) lines.push(`${`+${age(event.at - start)}`.padStart(7)} ${line.trim()}`);
+      if (line) lines.push(`${`+${age(event.at - start)}`.padStart(7)} ${line.trim().replace(/\n\s*/g, "\n        ")}`);
     }
   } else lines.push("  (queued: no session yet)");
   return lines.join("\n");

@@ -16,7 +16,8 @@ import type { TaskFile } from "./task-file.ts";
  * editor and download temp files (`isIgnored`) and folders (.done/, .rejected/) are left alone. Any
  * other file (notes.txt, photo.png), a symlink or a special file is rejected without being read:
  * silently ignoring it would leave the user waiting for an answer that never comes. A symlink is
- * never followed; only the link moves, its target is untouched.
+ * never followed; only the link moves, its target is untouched. A task with `schedule:` is rejected
+ * too: it belongs in schedules/, and running it once would not be what the user meant.
  *
  * When: a file is read once its size, mtime and inode have stayed the same for `settleMs` by the
  * clock (two observations that far apart), so a half-written file is never read; it is re-checked
@@ -62,7 +63,7 @@ export interface InboxOptions {
   clock: Clock;
   /** Default 256 KiB (config inbox.max_bytes). */
   maxBytes?: number;
-  /** How long a file's size and mtime must stay unchanged to count as complete. Default 300 ms. */
+  /** How long a file's size and mtime must stay unchanged to count as complete. Default 200 ms. */
   settleMs?: number;
   /** The safety poll for missed watch events. Default 2 s. */
   pollMs?: number;
@@ -94,7 +95,7 @@ const NAME_ATTEMPTS = 10_000;
 export function createInbox(options: InboxOptions): Inbox {
   const { dir, outbox, clock } = options;
   const maxBytes = options.maxBytes ?? DEFAULT_MAX_TASK_BYTES;
-  const settleMs = options.settleMs ?? 300;
+  const settleMs = options.settleMs ?? 200;
   const pollMs = options.pollMs ?? 2000;
   const doneDir = join(dir, ".done");
   const rejectedDir = join(dir, ".rejected");

@@ -1,0 +1,228 @@
+import assert from "node:assert/strict";
+import { spawn, type ChildProcess } from "node:child_process";
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterEach, describe, it } from "node:test";
+import { readSessionLog } from "../runtime/session-log.ts";
+import { tempDir } from "./support/home.ts";
+import { startMessagesApi, type MessagesApi, type RecordedRequest, type Reply } from "./support/messages-api.ts";
+
+const CLI = join(import.meta.dirname, "..", "cli", "nightshift.ts");
+
+interface Setup {
+  api: MessagesApi;
+  home: string;
+  env: NodeJS.ProcessEnv;
+  daemons: ChildProcess[];
+  cleanup(): Promise<void>;
+}
+
+async function setup(config = ""): Promise<Setup> {
+  const api = await startMessagesApi();
+  const dir = tempDir("nightshift-daemon-", "/var/tmp");
+  const home = join(dir.path, "home");
+  mkdirSync(home);
+  writeFileSync(join(home, "config.yaml"), config);
+  const env = { ...process.env, NIGHTSHIFT_HOME: home, ANTHROPIC_BASE_URL: api.url, ANTHROPIC_API_KEY: "sk-ant-daemon-test" };
+  const daemons: ChildProcess[] = [];
+  return {
+    api,
+    home,
+    env,
+    daemons,
+    async cleanup() {
+      for (const daemon of daemons) if (daemon.exitCode === null && daemon.signalCode === null) daemon.kill("SIGKILL");
+      await api.close();
+      dir.cleanup();
+    },
+  };
+}
+
+/** Starts `nightshift start` and resolves once it says it is running. */
+async function startDaemon(s: Setup): Promise<{ child: ChildProcess; output: () => string; exited: Promise<number | null> }> {
+  const child = spawn(process.execPath, [CLI, "start"], { env: s.env, stdio: ["ignore", "pipe", "pipe"] });
+  s.daemons.push(child);
+  let output = "";
+  child.stdout!.on("data", (chunk) => (output += chunk));
+  child.stderr!.on("data", (chunk) => (output += chunk));
+  const exited = new Promise<number | null>((resolve) => child.on("close", (code) => resolve(code)));
+  await until(() => output.includes("Nightshift is running") || child.exitCode !== null, "the daemon to start");
+  assert.match(output, /Nightshift is running/, output);
+  return { child, output: () => output, exited };
+}
+
+function cli(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [CLI, ...args], { env, stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (chunk) => (stdout += chunk));
+    child.stderr.on("data", (chunk) => (stderr += chunk));
+    child.on("close", (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+async function until(condition: () => boolean, what: string): Promise<void> {
+  for (let i = 0; i < 3000; i++) {
+    if (condition()) return;
+    await new Promise((resolve) => setTimeout(resolve, 5)); // polling real processes and files
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+/** The agent's side, decided from each request alone, so it survives daemon restarts. */
+function agent(command: string, onResult?: (request: RecordedRequest) => Reply | undefined) {
+  return (request: RecordedRequest): Reply => {
+    const last = request.body.messages.at(-1);
+    const result = Array.isArray(last.content) ? last.content.find((block: { type: string }) => block.type === "tool_result") : undefined;
+    if (!result) return { content: [{ type: "tool_use", name: "bash", input: { command } }] };
+    return onResult?.(request) ?? { content: [{ type: "text", text: `finished after: ${result.content.split("\n")[0]}` }] };
+  };
+}
+
+const task = (title: string, body = "Do it.") => `---\ntitle: ${title}\n---\n${body}\n`;
+const sessionIds = (home: string) => readdirSync(join(home, "sessions")).filter((name) => name.endsWith(".jsonl")).map((name) => name.slice(0, -6));
+
+let current: Setup | undefined;
+afterEach(async () => {
+  await current?.cleanup();
+  current = undefined;
+});
+
+describe("nightshift start", () => {
+  it("turns a dropped file into a result in outbox/ and moves the file to inbox/.done/", async () => {
+    const s = (current = await setup());
+    s.api.respondWith(agent("echo hello from the sandbox"));
+    await startDaemon(s);
+    writeFileSync(join(s.home, "inbox", "greet me.md"), task("Greet me"));
+    await until(() => existsSync(join(s.home, "outbox", "greet me.md")), "the result");
+    const result = readFileSync(join(s.home, "outbox", "greet me.md"), "utf8");
+    assert.match(result, /^---\nstatus: done\ntask: greet me\.md\n/);
+    assert.match(result, /\nsession: \d{8}-\d{6}-[0-9a-f]{4}\n/);
+    assert.match(result, /\nturns: 2\n/);
+    assert.match(result, /\ncost_usd: [\d.]+\n/);
+    assert.match(result, /\n---\nfinished after: hello from the sandbox\n$/);
+    assert.equal(readFileSync(join(s.home, "inbox", ".done", "greet me.md"), "utf8"), task("Greet me"));
+    assert.equal(existsSync(join(s.home, "inbox", "greet me.md")), false);
+  });
+
+  it("picks up files dropped while it was down", async () => {
+    const s = (current = await setup());
+    s.api.respondWith(agent("true"));
+    mkdirSync(join(s.home, "inbox"), { recursive: true });
+    writeFileSync(join(s.home, "inbox", "waiting.md"), task("Waiting"));
+    await startDaemon(s);
+    await until(() => existsSync(join(s.home, "outbox", "waiting.md")), "the result");
+  });
+
+  it("refuses a second daemon with a clear message", async () => {
+    const s = (current = await setup());
+    await startDaemon(s);
+    const second = await cli(["start"], s.env);
+    assert.equal(second.code, 2);
+    assert.match(second.stderr, /a Nightshift daemon for .* is already running in process \d+; stop it first/);
+  });
+
+  it("resumes after kill -9 during a model request: the task finishes once, its finished tool call is not run again", async () => {
+    const s = (current = await setup());
+    let stalled = false;
+    s.api.respondWith(agent("echo ran >> counter.txt; echo counted", () => (stalled ? undefined : ((stalled = true), { stall: true }))));
+    const first = await startDaemon(s);
+    writeFileSync(join(s.home, "inbox", "count.md"), task("Count", "Count once."));
+    await until(() => stalled, "the second model request");
+    first.child.kill("SIGKILL");
+    await first.exited;
+
+    await startDaemon(s);
+    await until(() => existsSync(join(s.home, "outbox", "count.md")), "the result after restart");
+    const [id] = sessionIds(s.home);
+    const workdir = join(s.home, "workspace", id!);
+    assert.equal(readFileSync(join(workdir, "counter.txt"), "utf8"), "ran\n");
+    const events = await readSessionLog(join(s.home, "sessions", `${id}.jsonl`));
+    assert.equal(events.filter((event) => event.type === "tool_start").length, 1);
+    assert.equal(events.filter((event) => event.type === "session_end").length, 1);
+    assert.match(readFileSync(join(s.home, "outbox", "count.md"), "utf8"), /status: done[\s\S]*finished after: counted/);
+  });
+
+  it("resumes after kill -9 during a tool call: the call is reported as interrupted, never re-run", async () => {
+    const s = (current = await setup());
+    s.api.respondWith(agent("echo started >> counter.txt; sleep 30; echo finished >> counter.txt"));
+    const first = await startDaemon(s);
+    writeFileSync(join(s.home, "inbox", "slow.md"), task("Slow"));
+    await until(() => sessionIds(s.home).length === 1 && existsSync(join(s.home, "workspace", sessionIds(s.home)[0]!, "counter.txt")), "the command to start");
+    first.child.kill("SIGKILL");
+    await first.exited;
+
+    await startDaemon(s);
+    await until(() => existsSync(join(s.home, "outbox", "slow.md")), "the result after restart");
+    const [id] = sessionIds(s.home);
+    assert.equal(readFileSync(join(s.home, "workspace", id!, "counter.txt"), "utf8"), "started\n");
+    const lastRequest = s.api.requests.at(-1)!.body;
+    assert.match(lastRequest.messages.at(-1).content[0].content, /interrupted/);
+  });
+
+  it("stops on SIGTERM at a safe point and resumes the task at the next start", async () => {
+    const s = (current = await setup());
+    s.api.respondWith(agent("sleep 30"));
+    const first = await startDaemon(s);
+    writeFileSync(join(s.home, "inbox", "long.md"), task("Long"));
+    await until(() => s.api.requests.length === 1 && sessionIds(s.home).length === 1, "the task to start");
+    await new Promise((resolve) => setTimeout(resolve, 200)); // let the command start
+    first.child.kill("SIGTERM");
+    assert.equal(await first.exited, 0);
+    assert.match(first.output(), /SIGTERM: stopping/);
+    const state = JSON.parse(readFileSync(join(s.home, "state", "nightshift.json"), "utf8"));
+    assert.equal(state.tasks[0].state, "queued");
+    assert.equal(state.tasks[0].crashes, 0);
+
+    s.api.respondWith(agent("true"));
+    await startDaemon(s);
+    await until(() => existsSync(join(s.home, "outbox", "long.md")), "the result after restart");
+    assert.match(readFileSync(join(s.home, "outbox", "long.md"), "utf8"), /status: done/);
+  });
+
+  it("moves a damaged state file aside, says so, and rebuilds it from the sessions", async () => {
+    const s = (current = await setup());
+    s.api.respondWith(agent("true"));
+    const first = await startDaemon(s);
+    writeFileSync(join(s.home, "inbox", "one.md"), task("One"));
+    await until(() => existsSync(join(s.home, "outbox", "one.md")), "the first result");
+    first.child.kill("SIGTERM");
+    await first.exited;
+    writeFileSync(join(s.home, "state", "nightshift.json"), "{ this is not json");
+
+    const second = await startDaemon(s);
+    assert.match(second.output(), /! STATE FILE DAMAGED .*moved to .*nightshift\.json\.damaged-.* and rebuilt from the session logs and inbox\/\.done \(1 tasks\)/);
+    const aside = readdirSync(join(s.home, "state")).find((name) => name.startsWith("nightshift.json.damaged-"));
+    assert.equal(readFileSync(join(s.home, "state", aside!), "utf8"), "{ this is not json");
+    const status = await cli(["status"], s.env);
+    assert.match(status.stdout, /done .* One/);
+  });
+
+  it("cancels a running task, killing its command", async () => {
+    const s = (current = await setup());
+    s.api.respondWith(agent("sleep 30; echo late > late.txt"));
+    await startDaemon(s);
+    writeFileSync(join(s.home, "inbox", "cancel me.md"), task("Cancel me"));
+    await until(() => s.api.requests.length === 1 && sessionIds(s.home).length === 1, "the task to start");
+    const [id] = sessionIds(s.home);
+    const cancelled = await cli(["cancel", id!], s.env);
+    assert.equal(cancelled.code, 0, cancelled.stderr);
+    assert.match(cancelled.stdout, /cancelling/);
+    await until(() => existsSync(join(s.home, "outbox", "cancel me.md")), "the result");
+    assert.match(readFileSync(join(s.home, "outbox", "cancel me.md"), "utf8"), /status: cancelled/);
+    assert.equal(existsSync(join(s.home, "workspace", id!, "late.txt")), false);
+  });
+
+  it("runs a task from nightshift run in the daemon and prints its answer", async () => {
+    const s = (current = await setup());
+    s.api.respondWith(agent("echo via daemon"));
+    await startDaemon(s);
+    const run = await cli(["run", "Say something"], s.env);
+    assert.equal(run.code, 0, run.stderr);
+    assert.equal(run.stdout, "finished after: via daemon\n");
+    assert.match(run.stderr, /handed to the running daemon/);
+    const status = await cli(["status"], s.env);
+    assert.match(status.stdout, /daemon running[\s\S]*done .* Say something/);
+  });
+});
