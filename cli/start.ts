@@ -1,6 +1,6 @@
 import { join } from "node:path";
 import { readPrefix } from "../memory/index.ts";
-import { createRuntime, createTraceLogger, lockSession, type Clock, type LoadedConfig } from "../runtime/index.ts";
+import { createRuntime, createTraceLogger, lockSession, requireApiKey, type Clock, type LoadedConfig } from "../runtime/index.ts";
 import { createDaemon } from "../tasks/daemon.ts";
 import { startControlServer } from "../tasks/control.ts";
 import { createInbox } from "../tasks/inbox.ts";
@@ -89,6 +89,11 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
     `Nightshift is running (pid ${process.pid}): watching ${join(home, "inbox")}` +
       `${resumed ? `, resuming ${resumed} task${resumed > 1 ? "s" : ""}` : ""}${failed ? `, ${failed} failed after repeated crashes` : ""}.\n`,
   );
+  try {
+    requireApiKey(loaded.roles.main);
+  } catch (error) {
+    stderr.write(`! ${(error as Error).message} Until then every task fails with this reason.\n`);
+  }
   if (config.sandbox.mode === "off") stderr.write("! SANDBOX IS OFF (config sandbox.mode): commands run unconfined on this machine\n");
   else if (!probe.ok) stderr.write(`! sandbox unavailable, bash will be refused: ${probe.problem}\n`);
   trace.info({ event: "daemon_started", pid: process.pid, resumed, failed }, "daemon started");
