@@ -19,16 +19,8 @@ import { resumeSession, startSession, type SessionDeps } from "../runtime/loop.t
 import { createModelClient, type ModelClient } from "../runtime/model.ts";
 import { createUnsandboxed } from "../runtime/sandbox/index.ts";
 import { openSessionLog, readSessionLog, type SessionLog } from "../runtime/session-log.ts";
-import {
-  createBashTool,
-  createEditFileTool,
-  createListFilesTool,
-  createReadFileTool,
-  createSearchFilesTool,
-  createWriteFileTool,
-  defineTool,
-  type Tool,
-} from "../runtime/tools/index.ts";
+import { createTools } from "../runtime/runtime.ts";
+import { defineTool, type Tool } from "../runtime/tools/index.ts";
 import { DEFAULT_IDENTITY } from "../memory/identity.ts";
 import { startMessagesApi, type MessagesApi, type Reply } from "../test/support/messages-api.ts";
 
@@ -323,14 +315,7 @@ function sessionDeps(log: SessionLog, model: ModelClient, tools: Tool[], emit?: 
 /** The default tool set, as a real session sends it (bash is never run here). */
 function realTools(): Tool[] {
   const sandbox = createUnsandboxed({ env: { PATH: process.env.PATH } });
-  return [
-    createReadFileTool(),
-    createWriteFileTool(),
-    createEditFileTool(),
-    createListFilesTool(),
-    createSearchFilesTool(),
-    createBashTool(sandbox, { timeoutMs: 30_000, maxOutputBytes: 10_000 }),
-  ];
+  return createTools(sandbox, { timeoutMs: 30_000, maxOutputBytes: 10_000 });
 }
 
 function role(url: string): ResolvedRole {

@@ -192,7 +192,7 @@ export function createTools(sandbox: Sandbox, bash: BashToolOptions, web: { allo
     createWriteFileTool(),
     createEditFileTool(),
     createListFilesTool(),
-    createSearchFilesTool(),
+    createSearchFilesTool(sandbox),
     createBashTool(sandbox, bash),
     createWebFetchTool({ checkHost: checkNetwork, ...web }),
   ];
@@ -231,14 +231,16 @@ export function createSandbox(loaded: LoadedConfig, proxy?: NetworkProxy): Sandb
   const patterns = config.sandbox.secret_env_patterns;
   if (config.sandbox.mode === "off") return createUnsandboxed({ env, secretEnvPatterns: patterns });
   const rules = pathRules(loaded);
-  return createBwrapSandbox({ env, readOnlyHidden: [...rules.hidden], readOnly: [...rules.readOnly], secretEnvPatterns: patterns, ...(proxy ? { network: { proxy } } : {}) });
+  return createBwrapSandbox({ env, readOnlyHidden: rules.hidden.filter((path) => !rules.toolsHidden?.includes(path)), readOnly: [...rules.readOnly], secretEnvPatterns: patterns, ...(proxy ? { network: { proxy } } : {}) });
 }
 
 /** Paths tasks may not read (secrets, Nightshift's state) or write (Nightshift's settings), as real paths. */
 export function pathRules(loaded: LoadedConfig): PathRules {
   const { config, env, home } = loaded;
   const hidden = [...config.sandbox.hide.map((path) => expandHome(path, env)), "/var/run/docker.sock", ...["state", "sessions", "logs", ".env"].map((name) => join(home, name))];
-  return { hidden: hidden.map(realOrResolved), readOnly: [realOrResolved(home)], writable: [realOrResolved(join(home, "workspace"))] };
+  // File tools run in Nightshift's own process: its /proc would show its environment (the keys).
+  const toolsOnly = ["/proc", "/sys"];
+  return { hidden: hidden.map(realOrResolved), toolsHidden: toolsOnly, readOnly: [realOrResolved(home)], writable: [realOrResolved(join(home, "workspace"))] };
 }
 
 function realOrResolved(path: string): string {

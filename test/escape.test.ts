@@ -46,6 +46,19 @@ describe("escape attempts", () => {
     }
   });
 
+  it("cannot find secrets with search_files, whatever path or glob it uses", async () => {
+    h = await createRuntimeHarness();
+    writeFileSync(join(h.home, "state", "leak.json"), '{"token":"STATE-SECRET"}');
+    const { results } = await attempt(h, [
+      tool("search_files", { pattern: "PRIVATE|aws_secret", path: h.userHome, glob: "*" }),
+      tool("search_files", { pattern: "STATE-SECRET", path: h.home, glob: "*" }),
+      tool("search_files", { pattern: "ANTHROPIC", path: "/proc/self/environ" }),
+      tool("read_file", { path: "/proc/self/environ" }),
+    ]);
+    for (const result of results) assert.doesNotMatch(result.content, /PRIVATE KEY|AKIATESTONLY|STATE-SECRET|sk-ant/);
+    assert.match(results[3]!.content, /holds secrets/);
+  });
+
   it("finds the key hidden even when the policy cannot see the path (cd, then a relative path)", async () => {
     h = await createRuntimeHarness();
     const { results } = await attempt(h, [bash("cd ~ && cat .ssh/id_rsa"), bash("cd ~/.aws && cat credentials")]);

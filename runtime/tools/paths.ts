@@ -6,6 +6,8 @@ import { PermissionDenied } from "../errors.ts";
 export interface PathRules {
   /** Real paths that can be neither read nor written (secrets, Nightshift's state). */
   hidden: readonly string[];
+  /** Hidden from the file tools only (Nightshift's own /proc); commands have their own. */
+  toolsHidden?: readonly string[];
   /** Real paths that can be read but not written (NIGHTSHIFT_HOME), except `writable` ones inside them. */
   readOnly: readonly string[];
   writable: readonly string[];
@@ -25,7 +27,7 @@ const SECRET_FILE = /^\.env(\..+)?$/;
 export function resolvePath(workdir: string, path: string, rules: PathRules = NO_RULES, access: "read" | "write" = "read"): string {
   const real = realPathOfNearest(resolve(workdir, path));
   const shown = isAbsolute(path) || real === resolve(workdir, path) ? real : `${path} (${real})`;
-  if (SECRET_FILE.test(basename(real)) || rules.hidden.some((hidden) => within(real, hidden))) {
+  if (SECRET_FILE.test(basename(real)) || [...rules.hidden, ...(rules.toolsHidden ?? [])].some((hidden) => within(real, hidden))) {
     throw new PermissionDenied(`${shown} holds secrets; Nightshift never lets the agent read or write it.`);
   }
   if (access === "write" && rules.readOnly.some((path) => within(real, path)) && !rules.writable.some((path) => within(real, path))) {
