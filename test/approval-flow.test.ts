@@ -43,23 +43,25 @@ describe("approvals in a session", () => {
     assert.deepEqual(answered.map((event) => [event.decision, event.by]), [["once", "test"], ["deny", "test"]]);
   });
 
-  it("allow for this task stops asking for that folder until the task ends", async () => {
-    const approver = scriptedApprover([{ decision: "task" }, { decision: "deny" }], () => h!.runtime.approvals);
+  it("allow for this task stops asking for that exact path until the task ends, and nothing wider", async () => {
+    const approver = scriptedApprover([{ decision: "task" }, { decision: "deny" }, { decision: "deny" }], () => h!.runtime.approvals);
     h = await createRuntimeHarness({ approvers: [approver] });
     const folder = join(h.userHome, "project");
-    h.api.script({ content: [write(join(folder, "a.txt"))] }, { content: [write(join(folder, "b.txt"))] }, done);
+    const notes = join(folder, "notes.txt");
+    h.api.script({ content: [write(notes, "one")] }, { content: [write(notes, "two")] }, { content: [write(join(folder, ".bashrc"))] }, done);
     const id = h.runtime.newSessionId();
     await h.runtime.start(id, h.task());
-    assert.equal(approver.seen.length, 1, "the second write did not ask");
-    assert.ok(existsSync(join(folder, "b.txt")));
+    assert.equal(readFileSync(notes, "utf8"), "two", "the same path again did not ask");
+    assert.equal(approver.seen.length, 2, "a sibling file asked");
+    assert.equal(existsSync(join(folder, ".bashrc")), false);
     const grant = (await h.events(id)).find((event): event is EventOf<"grant"> => event.type === "grant");
-    assert.deepEqual([grant?.kind, grant?.target], ["write", `${folder}/**`]);
+    assert.deepEqual([grant?.kind, grant?.target], ["write", notes]);
 
     // A new task asks again.
-    h.api.script({ content: [write(join(folder, "c.txt"))] }, done);
+    h.api.script({ content: [write(notes, "three")] }, done);
     await h.runtime.start(h.runtime.newSessionId(), h.task());
-    assert.equal(approver.seen.length, 2);
-    assert.equal(existsSync(join(folder, "c.txt")), false);
+    assert.equal(approver.seen.length, 3);
+    assert.equal(readFileSync(notes, "utf8"), "two");
   });
 
   it("denies an approval nobody answers once it expires", async () => {

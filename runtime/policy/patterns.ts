@@ -52,8 +52,32 @@ export function globBase(glob: string): string {
 export function matchesCommand(command: string, pattern: string): boolean {
   const trimmed = pattern.trim();
   if (!trimmed.includes("*")) return command === trimmed || command.startsWith(trimmed + " ");
-  const source = trimmed.split("*").map(escape).join(".*");
-  return new RegExp(`^${source}$`, "s").test(command);
+  return wildcard(command, trimmed);
+}
+
+/**
+ * `*` matches any run of characters. Greedy with one backtrack point, so time stays linear-ish in
+ * the text (a regular expression with several `.*` can take seconds on a long command line).
+ */
+function wildcard(text: string, pattern: string): boolean {
+  let t = 0;
+  let p = 0;
+  let star = -1;
+  let resume = 0;
+  while (t < text.length) {
+    if (p < pattern.length && pattern[p] !== "*" && pattern[p] === text[t]) {
+      t++;
+      p++;
+    } else if (p < pattern.length && pattern[p] === "*") {
+      star = p++;
+      resume = t;
+    } else if (star >= 0) {
+      p = star + 1;
+      t = ++resume;
+    } else return false;
+  }
+  while (pattern[p] === "*") p++;
+  return p === pattern.length;
 }
 
 /** Domain patterns: `example.com` exactly, `*.example.com` its subdomains (not itself), `*` any host. */

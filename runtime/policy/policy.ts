@@ -1,4 +1,3 @@
-import { dirname } from "node:path";
 import { globBase, globToRegExp, matchesCommand, matchesDomain } from "./patterns.ts";
 import { splitCommands } from "./shell.ts";
 
@@ -30,7 +29,11 @@ export interface Decision {
   grant: Grant;
 }
 
-/** An "allow for this task" answer: this kind and target stop asking for the rest of the task. */
+/**
+ * An "allow for this task" answer: this exact target (the same path, the same command, the same
+ * host) stops asking for the rest of the task. Exact, not a pattern: approving `~/notes.txt` must
+ * not approve `~/.bashrc`, and approving `git push origin main` must not approve `--force`.
+ */
 export interface Grant {
   kind: RuleKind;
   target: string;
@@ -95,11 +98,11 @@ function decideCommand(line: string, rules: readonly Rule[], places: PolicyPlace
 }
 
 function decideOne(kind: RuleKind, target: string, rules: readonly Rule[], places: PolicyPlaces, task: TaskPermissions, grants: readonly Grant[]): Decision {
-  const grant = { kind, target: kind === "write" ? `${dirname(target)}/**` : target };
+  const grant = { kind, target };
   const ofKind = rules.filter((rule) => rule.kind === kind && matches(kind, target, rule.pattern, places));
   const denied = ofKind.find((rule) => rule.action === "deny");
   if (denied) return { action: "deny", rule: denied, reason: `denied by ${describe(denied)}`, grant };
-  if (grants.some((g) => g.kind === kind && matches(kind, target, g.target, places))) return { action: "allow", rule: undefined, reason: "allowed for this task", grant };
+  if (grants.some((g) => g.kind === kind && g.target === target)) return { action: "allow", rule: undefined, reason: "allowed for this task", grant };
   const asked = ofKind.find((rule) => rule.action === "ask");
   if (asked) return { action: "ask", rule: asked, reason: `${describe(asked)} asks first`, grant };
   const list = task[TASK_KEYS[kind]];
