@@ -15,7 +15,8 @@ import { monitorEventLoopDelay, performance } from "node:perf_hooks";
 import { createInterface } from "node:readline";
 import { Writable } from "node:stream";
 import { startDaemon } from "../cli/start.ts";
-import { loadConfig, systemClock } from "../runtime/index.ts";
+import { loadConfig, systemClock, type EventOf, type SessionEvent } from "../runtime/index.ts";
+import { readSessionLog } from "../runtime/session-log.ts";
 import { startMessagesApi, type MessagesApi, type RecordedRequest, type Reply } from "../test/support/messages-api.ts";
 
 /** One measured row. `target` is an upper bound in the row's unit. */
@@ -45,7 +46,7 @@ const INBOX_SETTLE_MS = 200;
 export async function benchPickup(files = 20): Promise<Row[]> {
   const api = await startMessagesApi({ responder: () => ({ content: [{ type: "text", text: "Done." }] }) });
   const home = tempHome();
-  const daemon = await spawnDaemon(home.path, api.url);
+  const daemon = spawnDaemon(home.path, api.url);
   try {
     await daemon.ready;
     const samples: { toStart: number; toQueued: number; toRequest: number }[] = [];
@@ -56,8 +57,8 @@ export async function benchPickup(files = 20): Promise<Row[]> {
       const result = join(home.path, "outbox", name);
       await until(() => existsSync(result), `the result of ${name}`);
       const id = sessionOf(result);
-      const start = readFirstEvent(join(home.path, "sessions", `${id}.jsonl`));
-      if (start.type !== "session_start") throw new Error(`sessions/${id}.jsonl starts with ${start.type}`);
+      const [start] = await readSessionLog(join(home.path, "sessions", `${id}.jsonl`));
+      if (start?.type !== "session_start") throw new Error(`sessions/${id}.jsonl starts with ${start?.type}`);
       const [queued = Number.NaN] = traceTimes(home.path, [id], "task_queued");
       const request = api.requests.find((candidate) => candidate.rawBody.includes(marker));
       if (!request) throw new Error(`no model request carried ${marker}`);
@@ -94,7 +95,11 @@ export async function benchConcurrency(tasks = 50, steps = 10, latencyMs = 200):
   const home = tempHome(`daemon:\n  concurrency: ${tasks}\n`);
   const output = collect();
   const loaded = loadConfig({ ...process.env, NIGHTSHIFT_HOME: home.path, ANTHROPIC_BASE_URL: standIn.url, ANTHROPIC_API_KEY: API_KEY });
-  const daemon = await startDaemon({ loaded, clock: systemClock, stderr: output.stream });
+  const daemon = await startDaemon({ loaded, clock: systemClock, stderr: output.stream }).catch(async (error: unknown) => {
+    await standIn.close();
+    home.cleanup();
+    throw error;
+  });
   const lagResolutionMs = 10;
   try {
     const batch = async (prefix: string, count: number) => {
@@ -109,7 +114,7 @@ export async function benchConcurrency(tasks = 50, steps = 10, latencyMs = 200):
       const cpu = process.cpuUsage(cpuBefore);
       lag.disable();
       const ids = names.map((name) => sessionOf(join(home.path, "outbox", name)));
-      const logs = ids.map((id) => readEvents(join(home.path, "sessions", `${id}.jsonl`)));
+      const logs = await Promise.all(ids.map((id) => readSessionLog(join(home.path, "sessions", `${id}.jsonl`))));
       for (const [index, events] of logs.entries()) {
         const end = events.find((event) => event.type === "session_end");
         if (end?.status !== "done" || end.turns !== steps) throw new Error(`${names[index]} ended ${end?.status} after ${end?.turns} turns, expected done after ${steps}: ${output.text()}`);
@@ -124,7 +129,7 @@ export async function benchConcurrency(tasks = 50, steps = 10, latencyMs = 200):
         lastQueued: Math.max(...traceTimes(home.path, ids, "task_queued")) - began,
         lastStart: Math.max(...logs.map((events) => events[0]!.at)) - began,
         sessions: logs.map((events) => events.at(-1)!.at - events[0]!.at),
-        modelMs: logs.flatMap((events) => events.filter((event) => event.type === "model_response").map((event) => event.latency_ms ?? 0)),
+        modelMs: logs.flatMap((events) => responses(events).map((event) => event.latency_ms)),
         harnessMs: logs.flatMap(harnessPerStep),
       };
     };
@@ -153,8 +158,8 @@ export async function benchConcurrency(tasks = 50, steps = 10, latencyMs = 200):
       { name: "model call, median alone", value: median(alone.flatMap((run) => run.modelMs)), unit: "ms" },
       { name: `CPU time of this process (daemon, all its threads) for the ${tasks} tasks`, value: many.cpuMs, unit: "ms" },
       { name: "  per task", value: many.cpuMs / tasks, unit: "ms" },
-      { name: "  per task when alone, median of 3", value: median(alone.map((run) => run.cpuMs)), unit: "ms" },
-      { name: `harness per step (step − model call: log appends, tool, bookkeeping), median while ${tasks} run`, value: median(many.harnessMs), unit: "ms" },
+      { name: "  as a share of the wall time (cores busy, on average)", value: (many.cpuMs / many.wall) * 100, unit: "%" },
+      { name: `harness per step (step − model call: appends, tool, bookkeeping, waiting for the loop), median while ${tasks} run`, value: median(many.harnessMs), unit: "ms" },
       { name: `harness per step, p90 while ${tasks} run`, value: percentile(many.harnessMs, 0.9), unit: "ms" },
       { name: "harness per step, median alone", value: median(alone.flatMap((run) => run.harnessMs)), unit: "ms" },
       { name: `model requests served for the ${tasks} tasks (${tasks} × ${steps})`, value: served, unit: "count" },
@@ -176,7 +181,7 @@ export async function benchConcurrency(tasks = 50, steps = 10, latencyMs = 200):
 export async function benchIdle(seconds = 10): Promise<Row[]> {
   const api = await startMessagesApi({ responder: () => ({ content: [{ type: "text", text: "Done." }] }) });
   const home = tempHome();
-  const daemon = await spawnDaemon(home.path, api.url);
+  const daemon = spawnDaemon(home.path, api.url);
   try {
     await daemon.ready;
     const pid = daemon.child.pid!;
@@ -218,25 +223,31 @@ export async function benchStartup(runs = 5, tasks = 20): Promise<Row[]> {
     homes.push(home);
     return home.path;
   };
+  const daemons: ChildDaemon[] = []; // killed in `finally`, so a failed run leaves no daemon behind
+  const start = (home: string) => {
+    const daemon = spawnDaemon(home, api.url);
+    daemons.push(daemon);
+    return daemon;
+  };
   try {
     const bare = await timeRuns(runs, () => exitTime([process.execPath, "-e", "0"]));
     const loadOnly = await timeRuns(runs, () => exitTime([process.execPath, CLI, "--version"]));
 
     const empty = await timeRuns(runs, async () => {
-      const daemon = await spawnDaemon(fresh(), api.url);
+      const daemon = start(fresh());
       const ms = await daemon.ready;
       await daemon.stop("SIGTERM");
       return ms;
     });
 
     const finishedHome = fresh();
-    const filler = await spawnDaemon(finishedHome, api.url);
+    const filler = start(finishedHome);
     await filler.ready;
     for (let n = 1; n <= tasks; n++) dropTask(join(finishedHome, "inbox", `finished ${n}.md`), `Finished ${n}`, "Say done.");
     await until(() => readdirSync(join(finishedHome, "outbox")).length === tasks, `${tasks} results`);
     await filler.stop("SIGTERM");
     const finished = await timeRuns(runs, async () => {
-      const daemon = await spawnDaemon(finishedHome, api.url);
+      const daemon = start(finishedHome);
       const ms = await daemon.ready;
       await daemon.stop("SIGTERM");
       return ms;
@@ -245,7 +256,7 @@ export async function benchStartup(runs = 5, tasks = 20): Promise<Row[]> {
     // Every request stalls, so each start resumes all `tasks` sessions and is then killed mid-request again.
     api.respondWith(() => ({ stall: true }));
     const resumeHome = fresh(`daemon:\n  concurrency: ${tasks}\n  max_crashes: 100\n`);
-    const crashing = await spawnDaemon(resumeHome, api.url);
+    const crashing = start(resumeHome);
     await crashing.ready;
     for (let n = 1; n <= tasks; n++) dropTask(join(resumeHome, "inbox", `resumed ${n}.md`), `Resumed ${n}`, "Say done.");
     const before = api.requests.length;
@@ -254,7 +265,7 @@ export async function benchStartup(runs = 5, tasks = 20): Promise<Row[]> {
     const allResumed: number[] = [];
     const resumed = await timeRuns(runs, async () => {
       const seen = api.requests.length;
-      const daemon = await spawnDaemon(resumeHome, api.url);
+      const daemon = start(resumeHome);
       const ms = await daemon.ready;
       if (!daemon.output().includes(`resuming ${tasks} tasks`)) throw new Error(`expected to resume ${tasks} tasks: ${daemon.output()}`);
       await until(() => api.requests.length >= seen + tasks, `${tasks} resumed requests`);
@@ -272,6 +283,7 @@ export async function benchStartup(runs = 5, tasks = 20): Promise<Row[]> {
       { name: "  of which Node + loading every module (`nightshift --version`), median", value: median(loadOnly), unit: "ms" },
     ];
   } finally {
+    for (const daemon of daemons) await daemon.stop("SIGKILL");
     await api.close();
     for (const home of homes) home.cleanup();
   }
@@ -290,7 +302,7 @@ interface ChildDaemon {
   stop(signal: "SIGTERM" | "SIGKILL"): Promise<void>;
 }
 
-async function spawnDaemon(home: string, apiUrl: string): Promise<ChildDaemon> {
+function spawnDaemon(home: string, apiUrl: string): ChildDaemon {
   const env = { ...process.env, NIGHTSHIFT_HOME: home, ANTHROPIC_BASE_URL: apiUrl, ANTHROPIC_API_KEY: API_KEY };
   const spawnedAt = Date.now();
   const began = performance.now();
@@ -392,33 +404,14 @@ function sessionOf(resultFile: string): string {
   return id;
 }
 
-/** A session log's events, as plain records (the version header skipped). */
-interface LoggedEvent {
-  type: string;
-  at: number;
-  status?: string;
-  turns?: number;
-  latency_ms?: number;
-}
-
-function readEvents(path: string): LoggedEvent[] {
-  return readFileSync(path, "utf8")
-    .split("\n")
-    .filter((line) => line.trim())
-    .map((line) => JSON.parse(line) as LoggedEvent)
-    .filter((event) => typeof event.type === "string" && typeof event.at === "number" && event.type !== "header");
+function responses(events: readonly SessionEvent[]): EventOf<"model_response">[] {
+  return events.filter((event): event is EventOf<"model_response"> => event.type === "model_response");
 }
 
 /** Per step after the first: the time between two model responses less the second one's model call. */
-function harnessPerStep(events: readonly LoggedEvent[]): number[] {
-  const responses = events.filter((event) => event.type === "model_response");
-  return responses.slice(1).map((response, index) => response.at - responses[index]!.at - (response.latency_ms ?? 0));
-}
-
-function readFirstEvent(path: string): LoggedEvent {
-  const first = readEvents(path)[0];
-  if (!first) throw new Error(`${path} has no events`);
-  return first;
+function harnessPerStep(events: readonly SessionEvent[]): number[] {
+  const list = responses(events);
+  return list.slice(1).map((response, index) => response.at - list[index]!.at - response.latency_ms);
 }
 
 /** The pino `time` (Date.now() in the daemon) of each session's `event` line in the trace, in the order of `sessions`. */

@@ -6,6 +6,7 @@
 import { cpus, freemem, platform, release, totalmem } from "node:os";
 import { benchDurableAppend, benchHarnessOverhead, benchResume, formatFigures, type Figure } from "./runtime.ts";
 import { benchSandbox, formatTable } from "./sandbox.ts";
+import { benchConcurrency, benchIdle, benchPickup, benchStartup, formatRows, type Row } from "./daemon.ts";
 
 interface Bench {
   title: string;
@@ -14,11 +15,16 @@ interface Bench {
 }
 
 const figures = (bench: () => Promise<Figure[]>) => async () => formatFigures(await bench());
+const rows = (bench: () => Promise<Row[]>) => async () => formatRows(await bench());
 
 const benches: Bench[] = [
   { title: "Harness overhead per step", what: "200-step sessions against the local Messages API stand-in, zero latency, a noop tool, real fdatasync", run: figures(() => benchHarnessOverhead()) },
   { title: "Durable append, step 10 vs step 1000", what: "realistic step batches appended with fdatasync, 5 runs of 1,005 steps", run: figures(() => benchDurableAppend()) },
   { title: "Resume a 1,000-step session", what: "readSessionLog + rebuild of a realistic 1,000-step log, median of 10", run: figures(() => benchResume()) },
+  { title: "Pickup latency, file closed → session started", what: "`nightshift start` as a child process; 20 task files dropped one at a time into inbox/; close → the session's session_start in its log", run: rows(() => benchPickup()) },
+  { title: "50 tasks at concurrency 50", what: "the daemon in this process (event loop watched), the stand-in in a child answering in 200 ms; 10 model calls per task (9 list_files calls, then an answer); 50 at once against one alone", run: rows(() => benchConcurrency()) },
+  { title: "Idle daemon", what: "`nightshift start` as a child process with nothing queued, watched for 10 s from its ready line: RSS, CPU time, model requests", run: rows(() => benchIdle()) },
+  { title: "Start → ready", what: "spawn of `nightshift start` → its \"Nightshift is running\" line, median of 5: empty home, 20 finished tasks, 20 interrupted sessions to resume", run: rows(() => benchStartup()) },
   { title: "Sandbox cost per command", what: "`true` and a curl GET, bare, unsandboxed, under bubblewrap and under bubblewrap with the network proxy, 20 runs each (target: ≤ 50 ms added)", run: async () => formatTable(await benchSandbox()) },
 ];
 

@@ -122,6 +122,8 @@ async function drive(events: SessionEvent[], deps: SessionDeps, signal?: AbortSi
     ...(deps.permissions?.approvals ? { approvals: deps.permissions.approvals } : {}),
     ...(deps.permissions?.label ? { label: deps.permissions.label } : {}),
     clock,
+    asking: { tail: Promise.resolve() },
+    used: new Set(events.flatMap((event) => (event.type === "approval_answered" ? [event.approval] : []))),
   };
 
 

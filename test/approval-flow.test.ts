@@ -112,14 +112,50 @@ describe("the terminal approver", () => {
     const target = join(h.userHome, "typed.txt");
     h.api.script({ content: [write(target)] }, done);
     const running = h.runtime.start(h.runtime.newSessionId(), h.task());
-    while (!shown.includes("> ")) await new Promise((resolve) => setImmediate(resolve));
-    assert.match(shown, new RegExp(`\\? Approve write ${target.replace(/[./]/g, "\\$&")}\\?`));
-    assert.match(shown, /why: a write outside the allowed folders/);
-    assert.match(shown, /\[o\] allow once {2}\[t\] allow for this task {2}\[d\] deny/);
-    input.write("t\n");
-    assert.equal((await running).status, "done");
+    try {
+      while (!shown.includes("> ")) await new Promise((resolve) => setImmediate(resolve));
+      assert.ok(shown.includes(`? Approve: write ${target}\n`), shown);
+      assert.match(shown, /why: a write outside the allowed folders/);
+      assert.match(shown, /\[o\] allow once {2}\[t\] allow for this task {2}\[d\] deny/);
+      input.write("t\n");
+      assert.equal((await running).status, "done");
+    } finally {
+      input.end(); // a failed assertion must not leave the prompt holding the test process open
+    }
     assert.equal(readFileSync(target, "utf8"), "x");
     assert.equal(h.runtime.approvals.all()[0] && h.runtime.approvals.answerOf(h.runtime.approvals.all()[0]!.id)?.decision, "task");
+  });
+});
+
+describe("the terminal approver with two questions at once", () => {
+  it("shows one prompt at a time, so one keystroke answers one approval", async () => {
+    h = await createRuntimeHarness();
+    const store = h.runtime.approvals;
+    const input = new PassThrough();
+    const output = new PassThrough();
+    let shown = "";
+    output.on("data", (chunk) => (shown += chunk));
+    const approver = createTerminalApprover(store, input, output);
+    const base = { session: "s1", tool: "bash", input: {}, kind: "network" as const, reason: "a domain not on the allow list" };
+    const first = store.create({ ...base, tool_use_id: "t1", summary: "connect to docs.python.org", target: "docs.python.org" });
+    const second = store.create({ ...base, tool_use_id: "t1", summary: "connect to exfil.example", target: "exfil.example" });
+    try {
+      approver.notify(first);
+      approver.notify(second);
+      while (!shown.includes("> ")) await new Promise((resolve) => setImmediate(resolve));
+      assert.ok(shown.includes("docs.python.org") && !shown.includes("exfil.example"), shown);
+      input.write("t\n");
+      while (!shown.includes("exfil.example")) await new Promise((resolve) => setImmediate(resolve));
+      assert.equal(store.answerOf(first.id)?.decision, "task");
+      assert.equal(store.answerOf(second.id), undefined, "the keystroke answered only the prompt on screen");
+      input.write("d\n");
+      while (!shown.includes("reason for the agent")) await new Promise((resolve) => setImmediate(resolve));
+      input.write("not that one\n");
+      while (!store.answerOf(second.id)) await new Promise((resolve) => setImmediate(resolve));
+      assert.equal(store.answerOf(second.id)?.reason, "not that one");
+    } finally {
+      input.end();
+    }
   });
 });
 

@@ -114,7 +114,7 @@ describe("escape attempts", () => {
     assert.equal(results.length, attempts.length);
     for (const result of results) {
       assert.equal(result.is_error, true);
-      assert.match(result.content, /^Denied: run `.*git push.*`: denied by rule "deny command git push" \(config permissions\.deny\[0\]\)/);
+      assert.match(result.content, /^Denied: run `(sudo )?git push[^`]*` \(in `.*`\): denied by rule "deny command git push" \(config permissions\.deny\[0\]\)/);
     }
     for (let n = 1; n <= attempts.length; n++) assert.equal(existsSync(join(h.workdir, `m${n}`)), false, `m${n}: nothing in a denied line runs`);
   });

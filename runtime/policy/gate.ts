@@ -14,6 +14,10 @@ export interface GateOptions {
   clock: Clock;
   /** A specialist's name, shown with its approvals. */
   label?: string;
+  /** One approval at a time per session (a command's parallel connections would otherwise ask at once). */
+  asking?: { tail: Promise<unknown> };
+  /** Approvals whose answers this session has already used: never reused for another call. */
+  used?: Set<string>;
 }
 
 export interface CallInfo {
@@ -41,8 +45,11 @@ export async function checkRequests(
     const decision = decide(request, options.rules, options.places, options.task, grants);
     await record({ type: "permission", at: options.clock.now(), id: call.toolUseId, tool: call.tool, kind: decision.grant.kind, target: targetOf(request), action: decision.action, reason: decision.rule ? describe(decision.rule) : decision.reason });
     if (decision.action === "allow") continue;
-    if (decision.action === "deny") return { allowed: false, message: `Denied: ${summarize(request)}: ${decision.reason}. This is a hard rule: do not try another way around it.` };
-    const answer = await askHuman(request, decision, call, options, record, signal);
+    if (decision.action === "deny") return { allowed: false, message: `Denied: ${summarize(request, decision)}: ${decision.reason}. This is a hard rule: do not try another way around it.` };
+    const queue = (options.asking ??= { tail: Promise.resolve() });
+    const turn = queue.tail.then(() => askHuman(request, decision, call, options, record, signal));
+    queue.tail = turn.catch(() => {});
+    const answer = await turn;
     if (answer.decision === "once") continue;
     if (answer.decision === "task") {
       grants.push(decision.grant);
@@ -50,7 +57,7 @@ export async function checkRequests(
       continue;
     }
     const why = answer.decision === "expired" ? "nobody answered in time" : answer.decision === "unreachable" ? answer.reason : answer.reason ? `the user said: ${answer.reason}` : "the user said no";
-    return { allowed: false, message: `Not approved: ${summarize(request)} (${decision.reason}); ${why}. Do not retry it; continue without it or explain what you need.` };
+    return { allowed: false, message: `Not approved: ${summarize(request, decision)} (${decision.reason}); ${why}. Do not retry it; continue without it or explain what you need.` };
   }
   return { allowed: true };
 }
@@ -75,13 +82,14 @@ async function askHuman(
   }
   const { store } = options.approvals;
   let approval = store.find(options.session, call.toolUseId, target);
+  if (approval && options.used?.has(approval.id)) approval = undefined; // a repeated tool_use id gets its own question
   if (!approval) {
     approval = store.create({
       session: options.session,
       tool_use_id: call.toolUseId,
       tool: call.tool,
       input: call.input,
-      summary: summarize(request),
+      summary: summarize(request, decision),
       kind: decision.grant.kind,
       target,
       reason: decision.reason,
@@ -91,6 +99,7 @@ async function askHuman(
   }
   if (!store.answerOf(approval.id)) for (const approver of approvers) approver.notify(approval);
   const answer = await store.wait(approval, signal);
+  options.used?.add(approval.id);
   for (const approver of approvers) approver.settled?.(approval, answer);
   await record({ type: "approval_answered", at: clock.now(), approval: approval.id, id: call.toolUseId, decision: answer.decision, by: answer.by, ...(answer.reason ? { reason: answer.reason } : {}) });
   return { decision: answer.decision, ...(answer.reason ? { reason: answer.reason } : {}) };
@@ -108,10 +117,14 @@ function targetOf(request: PermissionRequest): string {
 }
 
 /** One line for a human (approvals, denials): what the call would do. */
-export function summarize(request: PermissionRequest): string {
+export function summarize(request: PermissionRequest, decision?: Decision): string {
   switch (request.kind) {
-    case "command":
-      return `run \`${oneLine(request.command)}\``;
+    case "command": {
+      // Name the part that asked: a long line can hide it past the cut.
+      const part = decision?.grant.target;
+      const line = oneLine(request.command);
+      return part && part !== request.command ? `run \`${oneLine(part)}\` (in \`${line}\`)` : `run \`${line}\``;
+    }
     case "network":
       return `connect to ${request.host}`;
     case "read":
@@ -122,6 +135,6 @@ export function summarize(request: PermissionRequest): string {
 }
 
 function oneLine(text: string): string {
-  const line = text.replace(/\s*\n\s*/g, " ⏎ ");
-  return line.length > 200 ? `${line.slice(0, 200)}…` : line;
+  const line = text.replace(/\s*\n\s*/g, " ⏎ ").replace(/[\u0000-\u001f\u007f-\u009f]/g, "�");
+  return line.length > 200 ? `${line.slice(0, 120)} … ${line.slice(-80)}` : line;
 }
