@@ -25,6 +25,13 @@ const price = z.strictObject({
   cache_write: z.number().nonnegative().optional(),
 }).describe("US dollars per million tokens");
 
+/** Credentials commands and file tools never see. */
+const DEFAULT_HIDDEN = [
+  "~/.ssh", "~/.aws", "~/.gnupg", "~/.config/gh", "~/.netrc", "~/.docker/config.json", "~/.git-credentials", "~/.npmrc", "~/.pypirc",
+  "~/.kube", "~/.config/gcloud", "~/.azure", "~/.cargo/credentials.toml", "~/.cargo/credentials", "~/.password-store", "~/.local/share/keyrings",
+  "~/.config/google-chrome", "~/.config/chromium", "~/.mozilla", "~/.terraform.d/credentials.tfrc.json", "~/.config/op", "~/.vault-token",
+];
+
 const ruleEntry = z
   .strictObject({
     read: z.string().min(1).optional().describe("Path glob: ~, {workdir}, {home}, ** and * work"),
@@ -61,11 +68,12 @@ export const configSchema = z.strictObject({
     mode: z.enum(["bwrap", "off"]).default("bwrap").describe("off runs commands unconfined: flagged loudly by doctor and in every trace"),
     command_timeout: durationMs.default(120_000).describe("Time limit per command"),
     max_output_bytes: z.number().int().positive().default(30_000).describe("Output kept per command; the rest is dropped with a note"),
-    hide: z.array(z.string()).default(["~/.ssh", "~/.aws", "~/.gnupg", "~/.config/gh", "~/.netrc", "~/.docker/config.json"])
+    allow_private_network: z.boolean().default(false).describe("Let commands reach loopback and private addresses through the proxy (a dev server on this machine)"),
+    hide: z.array(z.string()).default(DEFAULT_HIDDEN)
       .describe("Paths that commands cannot read"),
     secret_env_patterns: z.array(z.string()).default([])
       .describe("Extra regular expressions; environment variables whose names match are removed from commands"),
-  }).default({ mode: "bwrap", command_timeout: 120_000, max_output_bytes: 30_000, hide: ["~/.ssh", "~/.aws", "~/.gnupg", "~/.config/gh", "~/.netrc", "~/.docker/config.json"], secret_env_patterns: [] }),
+  }).default({ mode: "bwrap", command_timeout: 120_000, max_output_bytes: 30_000, allow_private_network: false, hide: DEFAULT_HIDDEN, secret_env_patterns: [] }),
   permissions: z.strictObject({
     deny: z.array(ruleEntry).default([]).describe("Never allowed, whatever else matches"),
     ask: z.array(ruleEntry).default([]).describe("Allowed only after a human says yes"),

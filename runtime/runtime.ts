@@ -1,5 +1,6 @@
 import { randomBytes, randomUUID } from "node:crypto";
 import { mkdirSync, realpathSync } from "node:fs";
+import { lookup } from "node:dns/promises";
 import { homedir, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import type { Clock } from "./clock.ts";
@@ -28,6 +29,7 @@ import {
   type ToolContext,
 } from "./tools/index.ts";
 import type { PathRules } from "./tools/paths.ts";
+import { blockedAddressReason } from "./tools/web-fetch.ts";
 
 export interface RuntimeOptions {
   loaded: LoadedConfig;
@@ -69,7 +71,7 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
   const { loaded, clock } = options;
   const { config, home } = loaded;
   const sessionsDir = join(home, "sessions");
-  const network = createNetworkRegistry();
+  const network = createNetworkRegistry({ allowPrivate: config.sandbox.allow_private_network });
   const proxy = options.sandbox || config.sandbox.mode === "off" ? undefined : await startNetworkProxy({ socketPath: proxySocketPath(), decide: network.decide });
   const sandbox = options.sandbox ?? createSandbox(loaded, proxy);
   const paths = pathRules(loaded);
@@ -162,20 +164,37 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
   };
 }
 
-/** Runs that may use the network, by the key their sandbox gives the proxy. */
-function createNetworkRegistry() {
-  const checks = new Map<string, (host: string) => Promise<NetworkDecision>>();
+/**
+ * Runs that may use the network, by the key their sandbox gives the proxy. Before the policy is
+ * asked, a host that resolves to a loopback, private or link-local address is refused: the proxy
+ * connects from the host, where such addresses reach this machine's own services and the cloud
+ * metadata endpoint. (The proxy resolves the name again when it connects; a name that changes its
+ * answer in between is a remaining gap.)
+ */
+function createNetworkRegistry(options: { allowPrivate: boolean }) {
+  const checks = new Map<string, { check: (host: string) => Promise<NetworkDecision>; blocked: (host: string, reason: string) => void }>();
   const registry: NetworkRegistry = {
-    register(check) {
+    register(check, blocked) {
       const key = randomUUID();
-      checks.set(key, check);
+      checks.set(key, { check, blocked });
       return { key, release: () => checks.delete(key) };
     },
   };
+  const refuse = (entry: { blocked: (host: string, reason: string) => void }, host: string, reason: string): NetworkDecision => {
+    entry.blocked(host, reason);
+    return { allow: false, reason };
+  };
   const decide = async (request: NetworkRequest): Promise<NetworkDecision> => {
-    const check = checks.get(request.sessionKey);
-    if (!check) return { allow: false, reason: "the command that asked has ended" };
-    return check(request.host);
+    const entry = checks.get(request.sessionKey);
+    if (!entry) return { allow: false, reason: "the command that asked has ended" };
+    if (!/^[a-z0-9.-]+$|^\[?[0-9a-f:.]+\]?$/i.test(request.host)) return refuse(entry, request.host, `"${request.host}" is not a host name`);
+    if (!options.allowPrivate) {
+      const addresses = await lookup(request.host, { all: true }).catch(() => []);
+      if (addresses.length === 0) return refuse(entry, request.host, `${request.host} does not resolve`);
+      const blocked = addresses.map(({ address }) => [address, blockedAddressReason(address)] as const).find(([, reason]) => reason);
+      if (blocked) return refuse(entry, request.host, `${request.host} resolves to ${blocked[0]} (${blocked[1]}); commands never reach this machine's or its network's private addresses unless sandbox.allow_private_network is on`);
+    }
+    return entry.check(request.host);
   };
   return { registry, decide };
 }

@@ -28,10 +28,21 @@ afterEach(async () => {
 
 const curl = (path: string) => ({ type: "tool_use" as const, name: "bash", input: { command: `curl -sS --max-time 10 http://127.0.0.2:${port}${path}` } });
 const done = { content: [{ type: "text" as const, text: "done" }] };
+/** The test "internet" lives on loopback, which the proxy refuses unless this is on. */
+const PRIVATE = "sandbox:\n  allow_private_network: true\n";
 
 describe("network from sandboxed commands", () => {
+  it("never reaches this machine's loopback or private addresses, even for an allowed host", async () => {
+    h = await createRuntimeHarness({ config: "permissions:\n  allow:\n    - network: \"*\"\n" });
+    h.api.script({ content: [curl("/metadata")] }, done);
+    await h.runtime.start(h.runtime.newSessionId(), h.task());
+    const [result] = resultsIn(h.api, 1);
+    assert.match(result!.content, /\[network: 127\.0\.0\.2 blocked: 127\.0\.0\.2 resolves to 127\.0\.0\.2 \(.*\); commands never reach/);
+    assert.deepEqual(seen, []);
+  });
+
   it("reaches a host on the allow list through the proxy", async () => {
-    h = await createRuntimeHarness({ config: "permissions:\n  allow:\n    - network: 127.0.0.2\n" });
+    h = await createRuntimeHarness({ config: PRIVATE + "permissions:\n  allow:\n    - network: 127.0.0.2\n" });
     h.api.script({ content: [curl("/allowed")] }, done);
     await h.runtime.start(h.runtime.newSessionId(), h.task());
     const [result] = resultsIn(h.api, 1);
@@ -40,7 +51,7 @@ describe("network from sandboxed commands", () => {
   });
 
   it("blocks a host not on the list when nobody can approve, tells the model why, and never contacts it", async () => {
-    h = await createRuntimeHarness();
+    h = await createRuntimeHarness({ config: PRIVATE });
     h.api.script({ content: [curl("/secret-exfil")] }, done);
     const id = h.runtime.newSessionId();
     await h.runtime.start(id, h.task());
@@ -54,7 +65,7 @@ describe("network from sandboxed commands", () => {
 
   it("adds a domain allowed for this task to this task only", async () => {
     const approver = scriptedApprover([{ decision: "task" }, { decision: "deny", reason: "not for this one" }], () => h!.runtime.approvals);
-    h = await createRuntimeHarness({ approvers: [approver] });
+    h = await createRuntimeHarness({ approvers: [approver], config: PRIVATE });
     h.api.script({ content: [curl("/one")] }, { content: [curl("/two")] }, done);
     await h.runtime.start(h.runtime.newSessionId(), h.task());
     assert.equal(approver.seen.length, 1, "asked once for the domain");

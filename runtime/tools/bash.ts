@@ -19,7 +19,7 @@ export interface BashToolOptions {
 
 /** Maps a run's key (given to the sandbox) to the check its proxy requests go through. */
 export interface NetworkRegistry {
-  register(check: (host: string) => Promise<{ allow: boolean; reason: string }>): { key: string; release(): void };
+  register(check: (host: string) => Promise<{ allow: boolean; reason: string }>, blocked: (host: string, reason: string) => void): { key: string; release(): void };
 }
 
 export function createBashTool(sandbox: Sandbox, options: BashToolOptions) {
@@ -46,7 +46,7 @@ export function createBashTool(sandbox: Sandbox, options: BashToolOptions) {
           blocked.set(host, reason);
           return { allow: false, reason };
         }
-      });
+      }, (host, reason) => blocked.set(host, reason));
       let result;
       try {
         result = await sandbox.run(command, {
