@@ -14,6 +14,7 @@ import type { SessionLog } from "./session-log.ts";
 import type { ApprovalStore, Approver } from "./approvals.ts";
 import { checkRequests, type GateOptions } from "./policy/gate.ts";
 import { DEFAULT_RULES, writableRoots, type Grant, type PermissionRequest, type Rule } from "./policy/policy.ts";
+import { writeProtected } from "./policy/roots.ts";
 import { NO_RULES, type PathRules } from "./tools/paths.ts";
 import { toApiTool, ToolError, type Tool } from "./tools/tool.ts";
 
@@ -306,7 +307,8 @@ async function execute(use: ToolUse, { tool, input }: { tool: Tool; input: unkno
   try {
     // A tool that ignores its signal (a blocked read, say) must not hold the session past a cancel.
     const writable = writableRoots(context.gate.rules, context.gate.places, context.gate.task).filter((path) => existsSync(path));
-    return { output: await raceAbort(tool.execute(input, { workdir, signal: run, paths, permissions, writable }), run), isError: false };
+    const readOnly = writeProtected(context.gate.rules, context.gate.places, [workdir, ...writable]).filter((path) => existsSync(path));
+    return { output: await raceAbort(tool.execute(input, { workdir, signal: run, paths, permissions, writable, readOnly }), run), isError: false };
   } catch (error) {
     if (run.aborted && error === run.reason) return { output: `${use.name} was stopped: ${(run.reason as Error)?.message ?? "cancelled"}`, isError: true };
     if (error instanceof ToolError || error instanceof PermissionDenied) return { output: error.message, isError: true };

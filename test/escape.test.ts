@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { existsSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, it } from "node:test";
 import { BOT_TOKEN, SECRET_KEY } from "./support/session.ts";
@@ -137,6 +137,37 @@ describe("escape attempts", () => {
     const { results } = await attempt(h, [bash("cat .env"), bash("cat .en?"), bash("cat $(find . -name '.env*')"), tool("read_file", { path: "app/.env.local" })]);
     assert.match(results[0]!.content, /^Denied: read .*\.env: denied by rule "deny read \*\*\/\.env"/);
     for (const result of results) assert.doesNotMatch(result.content, /env-secret/);
+  });
+
+  it("cannot name a secret through $HOME or a glob", async () => {
+    h = await createRuntimeHarness();
+    const { mkdirSync } = await import("node:fs");
+    mkdirSync(join(h.userHome, "code", "app"), { recursive: true });
+    writeFileSync(join(h.userHome, "code", "app", ".env"), "TOKEN=deep-env-secret\n");
+    const { results } = await attempt(h, [bash("cat $HOME/code/app/.env"), bash("cat ~/code/app/.e*"), bash("cat ${HOME}/.ssh/id_*")]);
+    for (const result of results) {
+      assert.match(result.content, /^Denied: read /);
+      assert.doesNotMatch(result.content, /deep-env-secret|PRIVATE KEY/);
+    }
+  });
+
+  it("cannot write where a deny rule says no, even inside the workdir, nor plant git hooks", async () => {
+    h = await createRuntimeHarness({ config: "permissions:\n  deny:\n    - write: \"{workdir}/prod/**\"\n" });
+    const { mkdirSync } = await import("node:fs");
+    mkdirSync(join(h.workdir, "prod"));
+    mkdirSync(join(h.workdir, ".git", "hooks"), { recursive: true });
+    writeFileSync(join(h.workdir, ".git", "config"), "[core]\n");
+    const { results } = await attempt(h, [
+      bash("echo pwned > prod/deploy.sh"),
+      bash("echo 'touch ~/PWNED' > .git/hooks/post-checkout"),
+      bash("printf '[core]\\n\\tfsmonitor = touch ~/PWNED\\n' >> .git/config"),
+      bash("echo fine > notes.txt"),
+    ]);
+    for (const result of results.slice(0, 3)) assert.match(result.content, /Read-only file system/);
+    assert.equal(results[3]!.is_error, undefined);
+    assert.equal(existsSync(join(h.workdir, "prod", "deploy.sh")), false);
+    assert.equal(existsSync(join(h.workdir, ".git", "hooks", "post-checkout")), false);
+    assert.equal(readFileSync(join(h.workdir, ".git", "config"), "utf8"), "[core]\n");
   });
 
   it("cannot read Nightshift's state, sessions or .env", async () => {

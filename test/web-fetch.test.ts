@@ -39,7 +39,7 @@ async function serve(handler: (request: IncomingMessage, response: ServerRespons
 function context(signal = new AbortController().signal): ToolContext {
   // web_fetch asks through its own checkHost, so the session's permission checker must never be used.
   const permissions = { check: async () => assert.fail("web_fetch must ask through checkHost") };
-  return { workdir: "/tmp", signal, paths: { hidden: [], readOnly: [], writable: [] }, writable: [], permissions };
+  return { workdir: "/tmp", signal, paths: { hidden: [], readOnly: [], writable: [] }, writable: [], readOnly: [], permissions };
 }
 
 const allowAll: WebFetchOptions["checkHost"] = async () => ({ allow: true, reason: "test" });

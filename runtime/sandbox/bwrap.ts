@@ -196,6 +196,7 @@ function mountArgs(options: RunOptions, hidden: readonly HiddenPath[], readOnly:
     ...bound.flatMap((path) => ["--bind", path, path]),
     ...protectedInside.flatMap((path) => ["--ro-bind", path, path]),
     ...rebound.flatMap((path) => ["--bind", path, path]),
+    ...(options.readOnly ?? []).flatMap((path) => ["--ro-bind", path, path]),
     ...after,
   ];
 }

@@ -7,6 +7,8 @@ export interface RunOptions {
   writable?: string[];
   /** Files hidden for this run only, e.g. `.env` files found in the workdir (absolute, real). */
   hidden?: string[];
+  /** Existing paths inside writable ones that stay read-only for this run (e.g. `.git/hooks`, a denied folder). */
+  readOnly?: string[];
   /** Kill the command after this long. */
   timeoutMs: number;
   /** Keep at most this many bytes of combined output; the rest is dropped and reported. */

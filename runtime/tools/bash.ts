@@ -2,7 +2,7 @@ import { z } from "zod";
 import type { Sandbox } from "../sandbox/sandbox.ts";
 import type { PermissionRequest } from "../policy/policy.ts";
 import { splitCommands } from "../policy/shell.ts";
-import { lstatSync, readdirSync } from "node:fs";
+import { existsSync, globSync, lstatSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { realPath } from "./paths.ts";
 import { PermissionDenied } from "../errors.ts";
@@ -32,7 +32,7 @@ export function createBashTool(sandbox: Sandbox, options: BashToolOptions) {
       timeout_seconds: z.number().int().min(1).max(limit).optional(),
     }),
     access: ({ command }, { workdir }) => [{ kind: "command", command }, ...pathArguments(command, workdir, options.userHome)],
-    async execute({ command, timeout_seconds }, { workdir, signal, writable, permissions }) {
+    async execute({ command, timeout_seconds }, { workdir, signal, writable, readOnly, permissions }) {
       const probe = await sandbox.probe();
       if (!probe.ok) throw new ToolError(`bash is unavailable: ${probe.problem}`);
       // Blocked hosts are reported after the output: an HTTPS client only says "403" and not why.
@@ -52,7 +52,9 @@ export function createBashTool(sandbox: Sandbox, options: BashToolOptions) {
         result = await sandbox.run(command, {
           cwd: workdir,
           writable,
-          hidden: secretFiles(workdir),
+          hidden: [workdir, ...writable].flatMap(secretFiles),
+          // Git runs hooks and config commands (core.fsmonitor, core.pager) later, outside the sandbox.
+          readOnly: [...readOnly, ...[workdir, ...writable].flatMap(gitControlFiles)],
           timeoutMs: timeout_seconds ? timeout_seconds * 1000 : options.timeoutMs,
           maxOutputBytes: options.maxOutputBytes,
           signal,
@@ -85,10 +87,13 @@ function pathArguments(command: string, workdir: string, userHome: string | unde
   for (const { words } of split.commands) {
     for (const word of words.slice(1)) {
       const value = word.includes("=") && !word.startsWith("/") ? word.slice(word.indexOf("=") + 1) : word;
-      if (value.includes("://") || value.includes("$") || value.startsWith("-")) continue;
-      if (!/^(~(?=\/|$)|\.{0,2}\/)|\/|^\.env/.test(value) && !isSymlink(join(workdir, value))) continue;
-      const expanded = value.startsWith("~") && userHome ? userHome + value.slice(1) : value;
-      paths.add(realPath(workdir, expanded));
+      const home = userHome ?? "";
+      const expanded = value.replace(/^~(?=\/|$)/, home).replace(/\$\{?HOME\}?(?=\/|$)/g, home);
+      if (expanded.includes("://") || expanded.includes("$") || expanded.startsWith("-")) continue;
+      if (!/^(\.{0,2}\/)|\/|^\.env/.test(expanded) && !/[*?[]/.test(expanded) && !isSymlink(join(workdir, expanded))) continue;
+      // A glob names files too: check what it matches now (`cat ~/code/app/.e*`).
+      const matches = /[*?[]/.test(expanded) ? globMatches(expanded, workdir) : [expanded];
+      for (const match of matches) paths.add(realPath(workdir, match));
     }
   }
   return [...paths].map((path) => ({ kind: "read", path }));
@@ -106,12 +111,13 @@ const SECRET_FILE = /^\.env(\..+)?$/;
 const NOT_SCANNED = new Set([".git", "node_modules", ".venv", "venv", "__pycache__", "target", "dist", "build"]);
 
 /**
- * `.env` files in the workdir and the folders just below it, hidden from the command. Two levels
- * keep this to a few readdirs per command; deeper ones are still denied to the file tools and to
- * commands that name them.
+ * `.env` files under a writable folder, hidden from the command: four levels, skipping dependency
+ * and build folders, and at most a few thousand entries, so this stays a few milliseconds. Deeper
+ * ones are still denied to the file tools and to commands that name them.
  */
-function secretFiles(workdir: string): string[] {
+function secretFiles(root: string): string[] {
   const found: string[] = [];
+  let budget = 5000;
   const scan = (folder: string, depth: number) => {
     let entries;
     try {
@@ -120,10 +126,23 @@ function secretFiles(workdir: string): string[] {
       return;
     }
     for (const entry of entries) {
+      if (--budget < 0) return;
       if (entry.isFile() && SECRET_FILE.test(entry.name)) found.push(join(folder, entry.name));
-      else if (entry.isDirectory() && depth < 2 && !NOT_SCANNED.has(entry.name)) scan(join(folder, entry.name), depth + 1);
+      else if (entry.isDirectory() && depth < 4 && !NOT_SCANNED.has(entry.name)) scan(join(folder, entry.name), depth + 1);
     }
   };
-  scan(workdir, 1);
+  scan(root, 1);
   return found;
+}
+
+function gitControlFiles(root: string): string[] {
+  return [join(root, ".git", "config"), join(root, ".git", "hooks")].filter((path) => existsSync(path));
+}
+
+function globMatches(pattern: string, workdir: string): string[] {
+  try {
+    return globSync(pattern, { cwd: workdir }).slice(0, 200);
+  } catch {
+    return [];
+  }
 }

@@ -12,6 +12,8 @@ export interface ToolContext {
   paths: PathRules;
   /** Folders besides the workdir where commands may write (from allow-write rules), real paths. */
   writable: string[];
+  /** Paths inside those that commands may not write: bases of deny and ask write rules. */
+  readOnly: string[];
   /** Checks what a tool finds it needs while running (a redirect's host, a command's connection); asks a human when the policy says so. */
   permissions: PermissionChecker;
 }
