@@ -27,7 +27,8 @@ export interface Row {
   target?: number;
 }
 
-const CLI = join(import.meta.dirname, "..", "cli", "nightshift.ts");
+/** The daemon as `npm start` runs it: emitted JavaScript (`npm run build`), not type-stripped TypeScript. */
+const CLI = join(import.meta.dirname, "..", "dist", "cli", "nightshift.js");
 const API_KEY = "sk-ant-bench-0123456789abcdef";
 const STAND_IN_FLAG = "--stand-in";
 /** The inbox's settle time (tasks/inbox.ts, `settleMs` default): a file is read once it has been unchanged this long. */

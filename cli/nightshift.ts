@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 // The composition root: parses the command line, wires config, runtime and memory together, and is
 // the only place that exits. User mistakes print one message and no stack.
+import { existsSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import {
   configJsonSchema,
@@ -124,7 +126,11 @@ async function main(argv: string[]): Promise<number> {
     case "service": {
       if (rest[0] !== "install") throw new UsageError("usage: nightshift service install");
       const loaded = loadConfig(env);
-      const result = installService({ platform: process.platform, nodePath: process.execPath, cliPath: new URL(import.meta.url).pathname, home: loaded.home });
+      // The service runs the emitted JavaScript (`npm run build`): less memory and a faster start than .ts.
+      const here = fileURLToPath(import.meta.url);
+      const cliPath = here.endsWith(".js") ? here : fileURLToPath(new URL("../dist/cli/nightshift.js", import.meta.url));
+      if (!existsSync(cliPath)) throw new UsageError(`${cliPath} is missing; run \`npm run build\` in the Nightshift folder first`);
+      const result = installService({ platform: process.platform, nodePath: process.execPath, cliPath, home: loaded.home });
       return print(result.created ? `wrote ${result.path}\nNext: ${result.next}` : `${result.path} exists and was kept as it is; remove it to write a fresh one.\nTo enable it: ${result.next}`, 0);
     }
     case "approve":

@@ -89,17 +89,15 @@ export async function openState(home: string, now: () => number, specOf?: SpecOf
     await db.write();
     recovered = { movedTo, problem, tasks: db.data.tasks.length };
   }
-  let queue = Promise.resolve();
   const store: StateStore = {
     get data() {
       return db.data;
     },
+    // The change applies at once; lowdb's writer merges writes that overlap, and each caller resolves
+    // once a write that includes its change is on disk.
     update(change) {
-      queue = queue.then(async () => {
-        change(db.data);
-        await db.write();
-      });
-      return queue;
+      change(db.data);
+      return db.write();
     },
   };
   return { store, ...(recovered ? { recovered } : {}) };
