@@ -43,10 +43,17 @@ export function defineTool<Schema extends z.ZodType>(tool: {
   return tool as unknown as Tool;
 }
 
-/** The tool as the Messages API wants it. Computed once per session: the prefix must not change. */
+const apiTools = new WeakMap<Tool, ApiTool>();
+
+/** The tool as the Messages API wants it: computed once per tool, so the cached prefix never changes. */
 export function toApiTool(tool: Tool): ApiTool {
-  const { $schema: _ignored, ...schema } = z.toJSONSchema(tool.schema, { io: "input" }) as Record<string, unknown>;
-  return { name: tool.name, description: tool.description, input_schema: schema as ApiTool["input_schema"] };
+  let api = apiTools.get(tool);
+  if (!api) {
+    const { $schema: _ignored, ...schema } = z.toJSONSchema(tool.schema, { io: "input" }) as Record<string, unknown>;
+    api = { name: tool.name, description: tool.description, input_schema: schema as ApiTool["input_schema"] };
+    apiTools.set(tool, api);
+  }
+  return api;
 }
 
 /** A failure the model should see as the tool's result (is_error), e.g. "no such file". */
