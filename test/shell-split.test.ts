@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { ANY_TEXT, ONE_WORD } from "../runtime/policy/patterns.ts";
 import { splitCommands } from "../runtime/policy/shell.ts";
 
 /** The text of every command the policy would check, in order. */
@@ -32,8 +33,8 @@ describe("splitCommands: chaining cannot hide a command", () => {
     assert.deepEqual(result, {
       ok: true,
       commands: [
-        { text: "git commit -m a message", words: ["git", "commit", "-m", "a message"] },
-        { text: "git push origin main", words: ["git", "push", "origin", "main"] },
+        { text: "git commit -m a message", words: ["git", "commit", "-m", "a message"], dynamic: false },
+        { text: "git push origin main", words: ["git", "push", "origin", "main"], dynamic: false },
       ],
     });
   });
@@ -108,10 +109,9 @@ describe("splitCommands: nested shells", () => {
     assert.deepEqual(texts(`bash -c 'bash -c "git push"'`), ["bash -c bash -c \"git push\"", "bash -c git push", "git push"]);
   });
 
-  it("parses eval's arguments joined, and the scripts of trap, watch and su -c", () => {
+  it("parses eval's arguments joined, and the scripts of watch and su -c", () => {
     assert.deepEqual(texts("eval git push"), ["eval git push", "git push"]);
     assert.deepEqual(texts(`eval "git push; rm -rf /"`), ["eval git push; rm -rf /", "git push", "rm -rf /"]);
-    assert.deepEqual(texts(`trap "git push" EXIT`), ["trap git push EXIT", "git push"]);
     assert.deepEqual(texts(`watch -n 5 "git push && ls"`), ["watch -n 5 git push && ls", "git push", "ls"]);
     assert.deepEqual(texts(`su -c "git push" root`), ["su -c git push root", "git push"]);
   });
@@ -203,11 +203,11 @@ describe("splitCommands: words, quotes and names", () => {
     assert.deepEqual(texts("$'\\x67it' push"), ["git push"]);
     assert.deepEqual(texts("$'\\147it' push"), ["git push"]);
     assert.deepEqual(texts("$'git\\x00junk' push"), ["git push"]);
-    assert.deepEqual(splitCommands("printf $'a\\tb\\n\\'\\\\'"), { ok: true, commands: [{ text: "printf a\tb\n'\\", words: ["printf", "a\tb\n'\\"] }] });
+    assert.deepEqual(splitCommands("printf $'a\\tb\\n\\'\\\\'"), { ok: true, commands: [{ text: "printf a\tb\n'\\", words: ["printf", "a\tb\n'\\"], dynamic: false }] });
   });
 
   it("handles escapes inside double quotes and line continuations", () => {
-    assert.deepEqual(splitCommands(`echo "a \\"b\\" \\$HOME \\\\ \\x"`), { ok: true, commands: [{ text: 'echo a "b" $HOME \\ \\x', words: ["echo", 'a "b" $HOME \\ \\x'] }] });
+    assert.deepEqual(splitCommands(`echo "a \\"b\\" \\$HOME \\\\ \\x"`), { ok: true, commands: [{ text: 'echo a "b" $HOME \\ \\x', words: ["echo", 'a "b" $HOME \\ \\x'], dynamic: false }] });
     assert.deepEqual(texts("git \\\n  push"), ["git push"]);
   });
 
@@ -226,6 +226,69 @@ describe("splitCommands: words, quotes and names", () => {
   it("keeps a variable or glob as an argument", () => {
     assert.deepEqual(texts("echo $HOME ${USER} *.ts"), ["echo $HOME ${USER} *.ts"]);
     assert.deepEqual(texts("[ -f x ] && ls"), ["[ -f x ]", "ls"]);
+  });
+});
+
+describe("splitCommands: arguments computed at run time", () => {
+  /** The template of each command, with ANY_TEXT shown as «*» and ONE_WORD as «w»; the text when static. */
+  function templates(line: string): string[] {
+    const result = splitCommands(line);
+    if (!result.ok) assert.fail(`expected ${JSON.stringify(line)} to split, got: ${result.reason}`);
+    return result.commands.map((command) => {
+      assert.equal(command.dynamic, command.template !== undefined);
+      return command.template === undefined ? command.text : command.template.replaceAll(ANY_TEXT, "«*»").replaceAll(ONE_WORD, "«w»");
+    });
+  }
+
+  it("marks unquoted expansions, globs and brace expansions as any words, or none", () => {
+    assert.deepEqual(templates("git $x push"), ["git«*» push"]);
+    assert.deepEqual(templates("git {push,} a{b,c} {1..3}"), ["git«*»«*»«*»"]);
+    assert.deepEqual(templates("ls src/*.ts p?q [ab]"), ["ls«*»«*»«*»"]);
+    assert.deepEqual(templates("git pu$(echo sh)"), ["echo sh", "git«*»"]);
+  });
+
+  it("marks a quoted expansion as text within one word, except \"$@\"", () => {
+    assert.deepEqual(templates('git commit -m "$msg" "a $b c"'), ["git commit -m «w» a «w» c"]);
+    assert.deepEqual(templates('git "$@" "${args[@]}"'), ["git«*»«*»"]);
+  });
+
+  it("keeps static words static: quotes, escapes, $'…', stash@{0}", () => {
+    const result = splitCommands("git show 'x*' \\* $'\\x41' stash@{0}");
+    assert.deepEqual(result, { ok: true, commands: [{ text: "git show x* * A stash@{0}", words: ["git", "show", "x*", "*", "A", "stash@{0}"], dynamic: false }] });
+  });
+
+  it("adds the arguments xargs and find -exec supply", () => {
+    assert.deepEqual(templates("xargs git"), ["xargs git", "git«*»"]);
+    assert.deepEqual(templates("xargs -I R git R x"), ["xargs -I R git R x", "git«*» x"]);
+    assert.deepEqual(templates("find . -exec git {} \\;"), ["find . -exec git {} ;", "git«*»"]);
+    assert.match(refusal("xargs -I CMD CMD push"), /xargs builds the command name/);
+  });
+});
+
+describe("splitCommands: global options before a subcommand", () => {
+  it("also emits the command without git's global options", () => {
+    assert.deepEqual(texts("git -C . push"), ["git -C . push", "git push"]);
+    assert.deepEqual(texts("git -c user.name=x --no-pager -P --git-dir=.git push"), ["git -c user.name=x --no-pager -P --git-dir=.git push", "git push"]);
+    assert.deepEqual(texts("/usr/bin/git --work-tree . status"), ["/usr/bin/git --work-tree . status", "git --work-tree . status", "git status"]);
+  });
+
+  it("reads an unknown option both with and without a value", () => {
+    assert.deepEqual(texts("npm --registry x publish"), ["npm --registry x publish", "npm publish"]);
+    assert.deepEqual(texts("npm --foo x publish"), ["npm --foo x publish", "npm x publish", "npm publish"]);
+    assert.deepEqual(texts("cargo +nightly -Z x publish"), ["cargo +nightly -Z x publish", "cargo publish"]);
+    assert.deepEqual(texts("docker --context=x push img"), ["docker --context=x push img", "docker push img"]);
+  });
+
+  it("refuses a git alias or a command-running setting on the command line, reading pagers as commands", () => {
+    assert.match(refusal("git -c alias.p=push p"), /git -c alias\.p defines a git alias/);
+    assert.match(refusal("git -c core.hooksPath=x commit"), /git -c core\.hooksPath may run a command/);
+    assert.deepEqual(texts("git -c core.pager='less -R' log"), ["git -c core.pager=less -R log", "git log", "less -R"]);
+  });
+
+  it("keeps the commands read before a refusal", () => {
+    const result = splitCommands("git push; alias x=y");
+    assert.equal(result.ok, false);
+    assert.deepEqual(result.commands.map((command) => command.text), ["git push", "alias x=y"]);
   });
 });
 
@@ -271,6 +334,28 @@ describe("splitCommands: refuses what it cannot read safely", () => {
   it("refuses an unterminated heredoc", () => {
     assert.match(refusal("bash <<EOF\ngit push"), /unterminated heredoc \(no line "EOF"\)/);
     assert.match(refusal("cat <<EOF"), /unterminated heredoc/);
+  });
+
+  it("reads the heredoc or here-string that /dev/stdin and /dev/fd/0 give a shell or source", () => {
+    assert.deepEqual(texts('source /dev/stdin <<< "git push"'), ["source /dev/stdin", "git push"]);
+    assert.deepEqual(texts("bash /proc/self/fd/0 <<EOF\ngit push\nEOF"), ["bash /proc/self/fd/0", "git push"]);
+    assert.deepEqual(texts('bash <<< "git push" < /dev/stdin'), ["bash", "git push"]);
+    assert.match(refusal(". /dev/fd/0 < x"), /standard input/);
+    assert.match(refusal("bash /dev/fd/3"), /file descriptor/);
+  });
+
+  it("refuses code set up to run later: aliases, callbacks, traps, code in variables", () => {
+    assert.match(refusal("alias g=git"), /alias defines commands/);
+    assert.match(refusal("shopt -s expand_aliases"), /expand_aliases/);
+    assert.match(refusal("mapfile -t -C cb arr"), /mapfile -C runs a callback/);
+    assert.match(refusal("readarray -C cb arr"), /readarray -C/);
+    assert.match(refusal(`trap "git push" EXIT`), /trap sets code/);
+    assert.match(refusal("BASH_ENV=x bash -c ls"), /setting BASH_ENV/);
+    assert.match(refusal("export ENV=x"), /setting ENV/);
+    assert.match(refusal("PROMPT_COMMAND=x"), /setting PROMPT_COMMAND/);
+    assert.match(refusal("PS4='`git push`' bash -x"), /PS4/);
+    assert.deepEqual(texts("trap - EXIT; trap '' INT; trap -p"), ["trap - EXIT", "trap  INT", "trap -p"]);
+    assert.deepEqual(texts("EDITOR='vim -n' git commit"), ["vim -n", "git commit"]);
   });
 
   it("refuses constructs it does not model", () => {

@@ -3,34 +3,118 @@
  * `path.matchesGlob` skips dotfiles under `**`, which would let `.env` slip past a deny rule.
  */
 
-/** Path globs: `**` any depth (dotfiles included), `*` and `?` within one segment, `{a,b}` either. `dir/**` also matches `dir`. */
+import { isIP } from "node:net";
+import { posix } from "node:path";
+import { domainToASCII } from "node:url";
+
+/** Brace groups nest at most this deep; a deeper `{` is read as itself. */
+const MAX_BRACE_DEPTH = 16;
+
+/**
+ * Path globs: `**` any depth (dotfiles included), `*` and `?` within one segment, `{a,*.b}` either
+ * (alternatives are globs too), `[ab]` / `[!ab]` one character. `dir/**` also matches `dir`. The
+ * pattern is normalized first (`..`, `//`), and a trailing slash means the folder and its contents.
+ */
 export function globToRegExp(glob: string): RegExp {
+  return new RegExp(`^${convert(normalizeGlob(glob), 0)}$`);
+}
+
+/** `path.posix.normalize` for a pattern; `dir/` becomes `dir/**`. */
+export function normalizeGlob(glob: string): string {
+  if (glob === "") return glob;
+  const folder = glob.length > 1 && glob.endsWith("/");
+  let normal = posix.normalize(glob);
+  if (normal.length > 1 && normal.endsWith("/")) normal = normal.slice(0, -1);
+  return folder && normal !== "/" ? `${normal}/**` : normal;
+}
+
+function convert(glob: string, depth: number): string {
   let source = "";
   for (let index = 0; index < glob.length; index++) {
     const char = glob[index]!;
     if (char === "*" && glob[index + 1] === "*") {
-      const slashBefore = source.endsWith("/");
-      const slashAfter = glob[index + 2] === "/";
-      if (slashBefore && (slashAfter || index + 2 === glob.length)) {
-        // "a/**/b" matches "a/b"; "a/**" matches "a" itself
-        source = source.slice(0, -1) + (slashAfter ? "(?:/.*)?/" : "(?:/.*)?");
-        index += slashAfter ? 2 : 1;
+      const slashBefore = index === 0 || glob[index - 1] === "/";
+      const next = glob[index + 2];
+      if (slashBefore && next === "/") {
+        source += "(?:.*/)?"; // "a/**/b" matches "a/b"
+        index += 2;
+      } else if (slashBefore && next === undefined && source.endsWith("/")) {
+        source = `${source.slice(0, -1)}(?:/.*)?`; // "a/**" matches "a" itself
+        index += 1;
       } else {
         source += ".*";
         index += 1;
       }
     } else if (char === "*") source += "[^/]*";
     else if (char === "?") source += "[^/]";
-    else if (char === "{") {
-      const close = glob.indexOf("}", index);
-      if (close < 0) source += "\\{";
-      else {
-        source += `(?:${glob.slice(index + 1, close).split(",").map(escape).join("|")})`;
-        index = close;
-      }
+    else if (char === "{" && depth < MAX_BRACE_DEPTH && braceEnd(glob, index) >= 0) {
+      const close = braceEnd(glob, index);
+      source += `(?:${splitAlternatives(glob.slice(index + 1, close)).map((alternative) => convert(alternative, depth + 1)).join("|")})`;
+      index = close;
+    } else if (char === "[" && bracketClass(glob, index) !== null) {
+      const bracket = bracketClass(glob, index)!;
+      source += bracket.source;
+      index = bracket.end;
     } else source += escape(char);
   }
-  return new RegExp(`^${source}$`);
+  return source;
+}
+
+/** Index of the `}` closing the `{` at `open`, or -1. */
+function braceEnd(glob: string, open: number): number {
+  let depth = 0;
+  for (let index = open; index < glob.length; index++) {
+    if (glob[index] === "{") depth++;
+    else if (glob[index] === "}" && --depth === 0) return index;
+  }
+  return -1;
+}
+
+/** Splits a brace body at its top-level commas. */
+function splitAlternatives(body: string): string[] {
+  const parts: string[] = [];
+  let depth = 0;
+  let start = 0;
+  for (let index = 0; index < body.length; index++) {
+    const char = body[index];
+    if (char === "{") depth++;
+    else if (char === "}") depth--;
+    else if (char === "," && depth === 0) {
+      parts.push(body.slice(start, index));
+      start = index + 1;
+    }
+  }
+  parts.push(body.slice(start));
+  return parts;
+}
+
+/** `[abc]`, `[a-z]`, `[!x]` (or `[^x]`) at `open` as a regular-expression class that never matches `/`; null when it is no valid class (then `[` is literal). */
+function bracketClass(glob: string, open: number): { source: string; end: number } | null {
+  let start = open + 1;
+  const negated = glob[start] === "!" || glob[start] === "^";
+  if (negated) start++;
+  const close = glob.indexOf("]", glob[start] === "]" ? start + 1 : start);
+  if (close < 0) return null;
+  const body = glob.slice(start, close);
+  for (let index = 0; index + 2 < body.length; index++) {
+    if (body[index + 1] === "-" && body.charCodeAt(index) > body.charCodeAt(index + 2)) return null; // [z-a]
+  }
+  const escaped = body.replace(/[\\\]\[^]/g, "\\$&");
+  return { source: negated ? `[^${escaped}/]` : `(?!/)[${escaped}]`, end: close };
+}
+
+/** A problem with a path glob's syntax (that `globToRegExp` would work around by reading characters literally), or undefined. */
+export function globProblem(glob: string): string | undefined {
+  for (let index = 0; index < glob.length; index++) {
+    if (glob[index] === "{" && braceEnd(glob, index) < 0) return `has a '{' without its '}'`;
+    if (glob[index] === "[" && glob.includes("]", index + 1) && bracketClass(glob, index) === null) return "has an invalid [...] character class";
+  }
+  let depth = 0;
+  for (const char of glob) {
+    depth += char === "{" ? 1 : char === "}" ? -1 : 0;
+    if (depth > MAX_BRACE_DEPTH) return `nests '{' more than ${MAX_BRACE_DEPTH} deep`;
+  }
+  return undefined;
 }
 
 export function matchesPath(path: string, glob: string): boolean {
@@ -39,8 +123,9 @@ export function matchesPath(path: string, glob: string): boolean {
 
 /** The folder a glob starts from: its part before the first wildcard, e.g. `~/code/app` for `~/code/app/**`. */
 export function globBase(glob: string): string {
-  const wildcard = glob.search(/[*?{]/);
-  const prefix = wildcard < 0 ? glob : glob.slice(0, wildcard);
+  const normal = normalizeGlob(glob);
+  const wildcard = normal.search(/[*?{[]/);
+  const prefix = wildcard < 0 ? normal : normal.slice(0, wildcard);
   return wildcard < 0 ? prefix : prefix.slice(0, prefix.lastIndexOf("/")) || "/";
 }
 
@@ -80,10 +165,82 @@ function wildcard(text: string, pattern: string): boolean {
   return p === pattern.length;
 }
 
-/** Domain patterns: `example.com` exactly, `*.example.com` its subdomains (not itself), `*` any host. */
+/** In a command template: a part computed at run time that may become any text (any number of words, or none). */
+export const ANY_TEXT = "\uE000";
+/** In a command template: a part computed at run time that stays inside one word (a quoted expansion): any text without a space. */
+export const ONE_WORD = "\uE001";
+/** Templates and patterns longer than this together are not compared: the answer is "could match". */
+const MAX_STATES = 4_000_000;
+
+/**
+ * Whether some run-time value of a command's computed parts could make it match a command pattern.
+ * `template` is the command's text with those parts replaced by ANY_TEXT or ONE_WORD.
+ */
+export function couldMatchCommand(template: string, pattern: string): boolean {
+  const trimmed = pattern.trim();
+  if (trimmed.includes("*")) return intersects(template, trimmed);
+  return intersects(template, trimmed) || intersects(template, `${trimmed} *`);
+}
+
+/** Whether some text is both in the template's language and the `*` pattern's: a search over pairs of positions. */
+function intersects(template: string, pattern: string): boolean {
+  const fixed = Math.min(template.search(/[\uE000\uE001]/) >>> 0, pattern.indexOf("*") >>> 0, template.length, pattern.length);
+  if (template.slice(0, fixed) !== pattern.slice(0, fixed)) return false; // the literal starts differ: quick no
+  const width = pattern.length + 1;
+  const states = (template.length + 1) * width;
+  if (states > MAX_STATES) return true;
+  const seen = new Uint8Array(states);
+  const stack = [0];
+  seen[0] = 1;
+  const visit = (i: number, j: number) => {
+    const state = i * width + j;
+    if (seen[state] === 0) {
+      seen[state] = 1;
+      stack.push(state);
+    }
+  };
+  while (stack.length > 0) {
+    const state = stack.pop()!;
+    const i = Math.floor(state / width);
+    const j = state % width;
+    if (i === template.length && j === pattern.length) return true;
+    const t = template[i];
+    const p = pattern[j];
+    const computed = t === ANY_TEXT || t === ONE_WORD;
+    if (computed) visit(i + 1, j); // the computed part ends here
+    if (p === "*") visit(i, j + 1); // the star ends here
+    if (t === undefined || p === undefined) continue;
+    if (!computed && p !== "*" && t === p) visit(i + 1, j + 1);
+    else if (!computed && p === "*") visit(i + 1, j); // the star takes a literal character
+    else if (computed && p !== "*" && (t === ANY_TEXT || p !== " ")) visit(i, j + 1); // the computed part takes a pattern character
+  }
+  return false;
+}
+
+/**
+ * A host name as the policy compares it: lower case, without a trailing dot, international names
+ * in punycode (`bücher.de` is `xn--bcher-kva.de`). A leading `*.` of a pattern is kept.
+ */
+export function normalizeDomain(host: string): string {
+  const lower = host.trim().toLowerCase().replace(/\.$/, "");
+  if (isIP(lower) !== 0) return lower;
+  const star = lower.startsWith("*.") ? "*." : "";
+  const name = lower.slice(star.length);
+  if (/^[\x00-\x7f]*$/.test(name)) return lower;
+  const ascii = domainToASCII(name);
+  return ascii === "" ? lower : star + ascii;
+}
+
+/** A normalized host: an IP address or dot-separated labels of letters, digits, `-` and `_`. */
+export function isValidHost(host: string): boolean {
+  if (isIP(host) !== 0) return true;
+  return host.length > 0 && host.length <= 253 && host.split(".").every((label) => /^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$/.test(label));
+}
+
+/** Domain patterns: `example.com` exactly, `*.example.com` its subdomains (not itself), `*` any host. Both sides are normalized. */
 export function matchesDomain(host: string, pattern: string): boolean {
-  const h = host.toLowerCase().replace(/\.$/, "");
-  const p = pattern.toLowerCase().trim();
+  const h = normalizeDomain(host);
+  const p = normalizeDomain(pattern);
   if (p === "*") return true;
   if (p.startsWith("*.")) return h.endsWith(p.slice(1));
   return h === p;

@@ -1,5 +1,7 @@
-import { globBase, globToRegExp, matchesCommand, matchesDomain } from "./patterns.ts";
-import { splitCommands } from "./shell.ts";
+import { couldMatchCommand, globBase, globProblem, globToRegExp, isValidHost, matchesCommand, matchesDomain, normalizeDomain } from "./patterns.ts";
+import { splitCommands, type SimpleCommand } from "./shell.ts";
+
+export { normalizeDomain };
 
 export type Action = "allow" | "ask" | "deny";
 export type RuleKind = "read" | "write" | "command" | "network";
@@ -81,20 +83,43 @@ const TASK_KEYS: Record<RuleKind, keyof TaskPermissions> = { read: "read", write
  */
 export function decide(request: PermissionRequest, rules: readonly Rule[], places: PolicyPlaces, task: TaskPermissions = {}, grants: readonly Grant[] = []): Decision {
   if (request.kind === "command") return decideCommand(request.command, rules, places, task, grants);
-  const target = request.kind === "network" ? request.host.toLowerCase() : request.path;
-  return decideOne(request.kind, target, rules, places, task, grants);
+  if (request.kind === "network") return decideHost(request.host, rules, places, task, grants);
+  return decideOne(request.kind, request.path, rules, places, task, grants);
+}
+
+/** Hosts are compared normalized (lower case, punycode, no trailing dot); one that is no valid host name is denied. */
+function decideHost(host: string, rules: readonly Rule[], places: PolicyPlaces, task: TaskPermissions, grants: readonly Grant[]): Decision {
+  const target = normalizeDomain(host);
+  if (!isValidHost(target)) return { action: "deny", rule: undefined, reason: `${JSON.stringify(host)} is not a valid host name`, grant: { kind: "network", target } };
+  return decideOne("network", target, rules, places, task, grants);
 }
 
 function decideCommand(line: string, rules: readonly Rule[], places: PolicyPlaces, task: TaskPermissions, grants: readonly Grant[]): Decision {
   const split = splitCommands(line);
+  // Every simple command in the line is checked; the strictest decision wins.
+  const decisions = split.commands.map((command) => decideSimple(command, rules, places, task, grants));
+  const strictest = decisions.sort((a, b) => ORDER.indexOf(a.action) - ORDER.indexOf(b.action))[0];
   if (!split.ok) {
+    // What could be read still counts: a deny is final even when the rest of the line is unreadable.
+    if (strictest?.action === "deny") return strictest;
     if (grants.some((grant) => grant.kind === "command" && grant.target === line)) return { action: "allow", rule: undefined, reason: "allowed for this task", grant: { kind: "command", target: line } };
     return { action: "ask", rule: undefined, reason: `this command cannot be checked safely (${split.reason})`, grant: { kind: "command", target: line } };
   }
-  // Every simple command in the line is checked; the strictest decision wins.
-  const decisions = split.commands.map((command) => decideOne("command", command.text, rules, places, task, grants));
-  const strictest = decisions.sort((a, b) => ORDER.indexOf(a.action) - ORDER.indexOf(b.action))[0];
   return strictest ?? { action: "allow", rule: undefined, reason: "no command to run", grant: { kind: "command", target: line } };
+}
+
+/**
+ * A command whose arguments are computed at run time (`git $(echo push)`) is checked as written,
+ * and asks when some value of them could make it match a deny or ask rule.
+ */
+function decideSimple(command: SimpleCommand, rules: readonly Rule[], places: PolicyPlaces, task: TaskPermissions, grants: readonly Grant[]): Decision {
+  const decision = decideOne("command", command.text, rules, places, task, grants);
+  const template = command.template;
+  if (decision.action !== "allow" || template === undefined || grants.some((g) => g.kind === "command" && g.target === command.text)) return decision;
+  const risky = rules.find((rule) => rule.kind === "command" && rule.action !== "allow" && couldMatchCommand(template, rule.pattern));
+  if (risky === undefined) return decision;
+  const reason = `\`${command.text}\` cannot be checked safely (its arguments are computed at run time) and could match ${describe(risky)}`;
+  return { action: "ask", rule: undefined, reason, grant: { kind: "command", target: command.text } };
 }
 
 function decideOne(kind: RuleKind, target: string, rules: readonly Rule[], places: PolicyPlaces, task: TaskPermissions, grants: readonly Grant[]): Decision {
@@ -155,3 +180,31 @@ export function rulesFromConfig(permissions: { deny: RuleEntry[]; ask: RuleEntry
 }
 
 export type RuleEntry = Partial<Record<RuleKind, string>>;
+
+/**
+ * What is wrong with a config rule's pattern, as one sentence for the user, or undefined when it is
+ * fine. Path patterns must be anchored (a relative one would match nothing: requests are absolute);
+ * network patterns are host names, `*.host` or `*`.
+ */
+export function validatePattern(kind: RuleKind, pattern: string): string | undefined {
+  const trimmed = pattern.trim();
+  const shown = JSON.stringify(pattern);
+  if (trimmed === "") return `${kind} pattern ${shown} is empty`;
+  if (kind === "command") return undefined;
+  if (kind === "network") return hostPatternProblem(trimmed, shown);
+  if (!/^(?:\/|~(?:\/|$)|\*\*|\{workdir\}|\{home\})/.test(trimmed)) return `${kind} pattern ${shown} is relative; start it with /, ~, ** or {workdir}`;
+  const problem = globProblem(trimmed);
+  return problem === undefined ? undefined : `${kind} pattern ${shown} ${problem}`;
+}
+
+function hostPatternProblem(pattern: string, shown: string): string | undefined {
+  const scheme = /^[a-z][a-z0-9+.-]*:\/\//i.exec(pattern);
+  if (scheme) return `network pattern ${shown} has a scheme (${scheme[0]}); write the host name only`;
+  if (pattern.includes("/")) return `network pattern ${shown} has a path; write the host name only`;
+  if (pattern === "*") return undefined;
+  const host = normalizeDomain(pattern.startsWith("*.") ? pattern.slice(2) : pattern);
+  if (host.includes(":") && !isValidHost(host)) return `network pattern ${shown} has a port; write the host name only`;
+  if (host.includes("*")) return `network pattern ${shown} may use * only as a whole first label (*.example.com) or alone`;
+  if (!isValidHost(host)) return `network pattern ${shown} is not a valid host name`;
+  return undefined;
+}

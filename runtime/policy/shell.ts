@@ -1,28 +1,44 @@
 /**
  * Splits a bash line into the simple commands a permission policy must check, so that chaining,
  * substitution, wrappers (`sudo`, `xargs`, …) and nested shells (`bash -c`, `eval`, `bash <<EOF`)
- * cannot smuggle a command past a rule. Hand-written and deliberately conservative: whatever it
- * cannot read statically (a command name from a variable, a script piped into a shell, …) is
- * refused with a reason, so the caller asks a human instead of guessing.
+ * cannot smuggle a command past a rule. Global options before a subcommand (`git -C . push`) are
+ * removed in an extra form of the command. Hand-written and deliberately conservative: whatever it
+ * cannot read statically (a command name from a variable, a script piped into a shell, an alias, a
+ * trap, …) is refused with a reason, so the caller asks a human instead of guessing; arguments
+ * computed at run time are marked (`dynamic`) for the policy to judge.
  */
+
+import { ANY_TEXT, ONE_WORD } from "./patterns.ts";
+import { CODE_VARIABLES, DECLARATIONS, decodeAnsiC, descriptorOf, FIND_EXEC, GIT_SAFE_CONFIG, GIT_SCRIPT_CONFIG, GLOBAL_OPTIONS, SCRIPT_VARIABLES, SHELLS, skipOptions, subcommandStarts, WRAPPERS, xargsReplace } from "./shell-tables.ts";
 
 export interface SimpleCommand {
   /** The command words after removing leading assignments (FOO=1) and wrappers, joined by single spaces, with quotes removed: e.g. "git push origin main". */
   text: string;
   /** The words, unquoted. */
   words: string[];
+  /**
+   * Some argument is computed at run time (`$x`, `$(…)`, a glob or brace pattern, what xargs or
+   * find add), so `text` shows it as written, not as it will run.
+   */
+  dynamic: boolean;
+  /**
+   * When dynamic: `text` with each computed part replaced by ANY_TEXT (may become any words, or
+   * none) or ONE_WORD (a quoted expansion: text within one word), for `couldMatchCommand`.
+   */
+  template?: string;
 }
 
-export type SplitResult = { ok: true; commands: SimpleCommand[] } | { ok: false; reason: string };
+/** `commands` of a refusal: those read before it, for the policy's deny rules (a deny is final). */
+export type SplitResult = { ok: true; commands: SimpleCommand[] } | { ok: false; reason: string; commands: SimpleCommand[] };
 
 /** Never throws for any input string; a line it cannot read safely gives `ok: false`. */
 export function splitCommands(line: string): SplitResult {
+  const commands: SimpleCommand[] = [];
   try {
-    const commands: SimpleCommand[] = [];
     collect(line, commands, 0);
     return { ok: true, commands };
   } catch (error) {
-    if (error instanceof Unparseable) return { ok: false, reason: error.message };
+    if (error instanceof Unparseable) return { ok: false, reason: error.message, commands };
     throw error;
   }
 }
@@ -39,6 +55,10 @@ interface Word {
   dynamic: boolean;
   /** Contains an unquoted glob or brace character. */
   glob: boolean;
+  /** `value` with each quoted expansion replaced by ONE_WORD. */
+  template: string;
+  /** An unquoted expansion, glob or brace expansion (or a quoted "$@"): at run time any number of words, or none. */
+  loose: boolean;
 }
 type Builder = Omit<Word, "raw">;
 /** What a command reads on standard input: known text (heredoc, here-string) or a file (text null). */
@@ -55,6 +75,8 @@ const REDIRECT = /(?:\d+|\{[A-Za-z_]\w*\})?(?:<<<|<<-|<<|<>|<&|>>|>&|>\||&>>|&>|
 const NAME = /[A-Za-z_]\w*/y;
 const FUNCTION_PARENS = /\([ \t]*\)/y;
 const ASSIGNMENT = /^[A-Za-z_]\w*(?:\[[^\]]*\])?\+?=/;
+/** `{a,b}` or `{1..3}`: bash makes several words of one. */
+const BRACE_EXPANSION = /\{[^{}]*(?:,|\.\.)[^{}]*\}/;
 
 function collect(script: string, out: SimpleCommand[], depth: number): void {
   if (depth > MAX_DEPTH) throw new Unparseable("commands are nested too deeply");
@@ -62,6 +84,7 @@ function collect(script: string, out: SimpleCommand[], depth: number): void {
   new Parser(script, records, depth).parseScript();
   for (const record of records) {
     const first = record.words.findIndex((word) => !ASSIGNMENT.test(word.raw));
+    for (const word of first < 0 ? record.words : record.words.slice(0, first)) checkAssignment(word, out, depth);
     if (first >= 0) emitCommand(record.words.slice(first), record.stdin, out, depth);
   }
 }
@@ -187,6 +210,9 @@ class Parser {
     if (target.raw === "") throw new Unparseable(`redirection '${kind}' has no target`);
     let stdin: Stdin = { text: null, dynamic: target.dynamic || kind === "<&" };
     if (kind === "<<<") stdin = { text: target.value, dynamic: target.dynamic };
+    const descriptor = kind === "<" && !target.dynamic ? descriptorOf(target.value) : undefined;
+    if (descriptor === 0) return; // `< /dev/stdin` keeps what standard input already was
+    if (descriptor !== undefined) stdin = { text: null, dynamic: true };
     if (kind === "<<" || kind === "<<-") {
       stdin = { text: null, dynamic: false }; // filled in when the body is read
       const quoted = /['"\\]/.test(target.raw);
@@ -241,37 +267,46 @@ class Parser {
         const from = this.pos; // process substitution
         this.pos += 2;
         this.nested(() => this.parseList(")"));
-        this.expansion(word, from);
+        this.expansion(word, from, true); // one word: a path such as /dev/fd/63
         continue;
       }
       if (c === "(" && /^[A-Za-z_]\w*\+?=$/.test(this.src.slice(start, this.pos))) this.nested(() => this.readArray(word));
       else if (" \t\n;&|()<>".includes(c)) break;
       else if (c === "\\") {
         this.pos += next === undefined ? 1 : 2; // backslash-newline is a line continuation
-        if (next !== "\n") word.value += next ?? "\\";
+        if (next !== "\n") append(word, next ?? "\\");
       } else {
         this.pos++;
         if (c === "'") this.readSingle(word);
         else if (c === '"') this.readDouble(word, '"');
         else if (c === "$") this.readDollar(word, false);
         else if (c === "`") this.readBacktick(word, false);
-        else word.value += c;
+        else append(word, c);
         word.glob ||= "*?[{".includes(c);
+        word.loose ||= "*?[".includes(c);
       }
     }
-    return { ...word, raw: this.src.slice(start, this.pos) };
+    const raw = this.src.slice(start, this.pos);
+    if (word.glob && BRACE_EXPANSION.test(raw)) word.loose = true;
+    return { ...word, raw };
   }
 
-  /** Appends the source text of an expansion starting at `from`; its result is unknown until run time. */
-  private expansion(word: Builder, from: number): void {
-    word.value += this.src.slice(from, this.pos);
+  /**
+   * Appends the source text of an expansion starting at `from`; its result is unknown until run
+   * time. Unquoted, it may become any number of words (split, globbed); quoted, one word, except "$@".
+   */
+  private expansion(word: Builder, from: number, quoted: boolean): void {
+    const source = this.src.slice(from, this.pos);
+    word.value += source;
+    word.template += ONE_WORD;
     word.dynamic = true;
+    word.loose ||= !quoted || /^\$(?:@|\{[^}]*@)/.test(source);
   }
 
   private readSingle(word: Builder): void {
     const end = this.src.indexOf("'", this.pos);
     if (end < 0) throw new Unparseable("unbalanced single quote");
-    word.value += this.src.slice(this.pos, end);
+    append(word, this.src.slice(this.pos, end));
     this.pos = end + 1;
   }
 
@@ -285,10 +320,10 @@ class Parser {
       if (c === undefined || c === close) return;
       if (c === "\\" && next !== undefined && escapable.includes(next)) {
         this.pos++;
-        if (next !== "\n") word.value += next;
+        if (next !== "\n") append(word, next);
       } else if (c === "$") this.readDollar(word, true);
       else if (c === "`") this.readBacktick(word, true);
-      else word.value += c;
+      else append(word, c);
     }
   }
 
@@ -298,7 +333,7 @@ class Parser {
     const c = this.src[this.pos] ?? "";
     if (!quoted && (c === "'" || c === '"')) {
       this.pos++;
-      if (c === "'") word.value += this.readAnsiC();
+      if (c === "'") append(word, this.readAnsiC());
       else this.readDouble(word, '"');
       return;
     }
@@ -309,10 +344,10 @@ class Parser {
     } else if (/[A-Za-z_]/.test(c)) this.pos += this.match(NAME)!.length;
     else if (/[\d@*#?$!-]/.test(c)) this.pos++;
     else if (c !== "(") {
-      word.value += "$";
+      append(word, "$");
       return;
     }
-    this.expansion(word, from);
+    this.expansion(word, from, quoted);
   }
 
   private readParenthesised(): void {
@@ -378,7 +413,7 @@ class Parser {
       if (escaped) this.pos++;
     }
     new Parser(body, this.records, this.nesting + 1).parseScript();
-    this.expansion(word, from);
+    this.expansion(word, from, quoted);
   }
 
   private readAnsiC(): string {
@@ -405,137 +440,154 @@ class Parser {
       const item = this.readWord();
       if (item.raw === "") throw new Unparseable(`unexpected '${c}'`);
       word.value += `${item.value} `;
+      word.template += `${item.template} `;
       word.dynamic ||= item.dynamic;
+      word.loose ||= item.loose;
     }
   }
 }
 
 function blank(): Builder {
-  return { value: "", dynamic: false, glob: false };
+  return { value: "", dynamic: false, glob: false, template: "", loose: false };
 }
 
-const ANSI_ESCAPES: Record<string, string> = { n: "\n", t: "\t", r: "\r", a: "\x07", b: "\b", e: "\x1b", E: "\x1b", f: "\f", v: "\v", "\\": "\\", "'": "'", '"': '"', "?": "?" };
-
-/** Bash truncates a `$'…'` string at a NUL byte, so `$'git\x00x'` is `git`. */
-function decodeAnsiC(body: string): string {
-  const decoded = body.replace(/\\(x[0-9A-Fa-f]{1,2}|u[0-9A-Fa-f]{1,4}|U[0-9A-Fa-f]{1,8}|[0-7]{1,3}|c[\s\S]|[\s\S])/g, (all, esc: string) => {
-    const kind = esc[0]!;
-    const code = "xuU".includes(kind) ? parseInt(esc.slice(1), 16) : /[0-7]/.test(kind) ? parseInt(esc, 8) & 0xff : -1;
-    if (code >= 0) return code <= 0x10ffff ? String.fromCodePoint(code) : all;
-    if (kind === "c" && esc.length === 2) return String.fromCharCode(esc.charCodeAt(1) & 0x1f);
-    return Object.hasOwn(ANSI_ESCAPES, esc) ? ANSI_ESCAPES[esc]! : all;
-  });
-  const nul = decoded.indexOf("\0");
-  return nul < 0 ? decoded : decoded.slice(0, nul);
+function append(word: Builder, text: string): void {
+  word.value += text;
+  word.template += text;
 }
 
-interface WrapperSpec {
-  /** Short options that take a value. */
-  short: string;
-  /** Long options that take a value (when not written --name=value). */
-  long?: string[];
-  /** Operands before the command (timeout's duration, chroot's directory). */
-  operands?: number;
-  /** NAME=value words may precede the command. */
-  assignments?: boolean;
-}
-
-const WRAPPERS = new Map<string, WrapperSpec>([
-  ["sudo", { short: "CDgpRrTtUu", long: ["chdir", "chroot", "close-from", "command-timeout", "group", "host", "other-user", "prompt", "role", "type", "user"], assignments: true }],
-  ["doas", { short: "Cu" }],
-  ["env", { short: "uC", long: ["unset", "chdir"], assignments: true }],
-  ["nohup", { short: "" }],
-  ["nice", { short: "n", long: ["adjustment"] }],
-  ["time", { short: "fo", long: ["format", "output"] }],
-  ["timeout", { short: "ks", long: ["kill-after", "signal"], operands: 1 }],
-  ["xargs", { short: "adEILnPs", long: ["arg-file", "delimiter", "max-args", "max-chars", "max-procs", "process-slot-var"] }],
-  ["command", { short: "" }],
-  ["builtin", { short: "" }],
-  ["exec", { short: "a" }],
-  ["stdbuf", { short: "eio", long: ["error", "input", "output"] }],
-  ["setsid", { short: "" }],
-  ["ionice", { short: "cnp", long: ["class", "classdata", "pid"] }],
-  ["chroot", { short: "", long: ["groups", "userspec"], operands: 1 }],
-]);
-const SHELLS = new Set(["bash", "sh", "zsh", "dash", "ksh", "mksh"]);
-const FIND_EXEC = new Set(["-exec", "-execdir", "-ok", "-okdir"]);
-
-/** Emits the command, its basename form, and whatever it runs in turn. */
-function emitCommand(words: Word[], stdin: Stdin | null, out: SimpleCommand[], depth: number): void {
+/** Emits the command, its basename form, its forms without global options, and whatever it runs in turn. `tail`: more arguments come at run time (xargs). */
+function emitCommand(words: Word[], stdin: Stdin | null, out: SimpleCommand[], depth: number, tail = false): void {
   const head = words[0]!;
   if (head.dynamic) throw new Unparseable(`the command name ${head.raw} comes from a variable or substitution`);
   if (head.glob && head.value !== "[" && head.value !== "[[") throw new Unparseable(`the command name ${head.raw} uses a glob or brace pattern`);
-  const values = words.map((word) => word.value);
   const name = head.value.slice(head.value.lastIndexOf("/") + 1);
-  out.push({ text: values.join(" "), words: values });
-  if (name !== head.value && name !== "") out.push({ text: [name, ...values.slice(1)].join(" "), words: [name, ...values.slice(1)] });
+  out.push(simple(head.value, words.slice(1), tail));
+  if (name !== head.value && name !== "") out.push(simple(name, words.slice(1), tail));
+  for (const start of subcommandStarts(name, words.map((word) => word.value))) {
+    if (start < words.length || tail) out.push(simple(name, words.slice(start), tail));
+  }
+  refuseHidden(name, words, out, depth);
   if (name === "find") {
     for (const inner of findExecs(words)) emitCommand(inner, null, out, depth);
     return;
   }
-  const inner = wrappedCommand(name, values);
+  const inner = wrappedCommand(name, words, out, depth);
   if (inner !== null) {
-    if (inner < words.length) emitCommand(words.slice(inner), stdin, out, depth);
+    if (inner.words.length > 0) emitCommand(inner.words, stdin, out, depth, tail || inner.tail);
     return;
   }
   const script = shellScript(name, words, stdin);
   if (script !== null) collect(script, out, depth + 1);
 }
 
-/** Index of the word a wrapper runs as a command, or null when `name` is no wrapper. */
-function wrappedCommand(name: string, values: string[]): number | null {
+function simple(name: string, args: readonly Word[], tail: boolean): SimpleCommand {
+  const words = [name, ...args.map((word) => word.value)];
+  const text = words.join(" ");
+  if (!tail && !args.some((word) => word.dynamic || word.loose)) return { text, words, dynamic: false };
+  let template = name;
+  for (const word of args) template += word.loose ? ANY_TEXT : ` ${word.template}`; // a loose word may vanish, with its space
+  return { text, words, dynamic: true, template: tail ? template + ANY_TEXT : template };
+}
+
+/** Refuses commands that set up code to run later, out of sight: aliases, callbacks, traps, code in variables or git settings. */
+function refuseHidden(name: string, words: Word[], out: SimpleCommand[], depth: number): void {
+  const values = words.map((word) => word.value);
+  if (name === "alias") throw new Unparseable("alias defines commands that cannot be checked");
+  if (name === "shopt" && values.includes("expand_aliases")) throw new Unparseable("shopt expand_aliases turns on aliases, which cannot be checked");
+  if ((name === "mapfile" || name === "readarray") && values.slice(1).some((value) => /^-[^-]*C/.test(value))) throw new Unparseable(`${name} -C runs a callback that cannot be checked`);
+  if (name === "trap") {
+    const at = values[1] === "--" ? 2 : 1;
+    const action = values[at];
+    const listing = at === 1 && action?.startsWith("-") === true; // -p, -l, or `-` (reset)
+    if (values.length - at >= 2 && action !== "" && !listing) throw new Unparseable("trap sets code to run later, which cannot be checked");
+  }
+  if (DECLARATIONS.has(name)) for (const word of words.slice(1)) if (ASSIGNMENT.test(word.value)) checkAssignment(word, out, depth);
+  if (name === "git") checkGitSettings(words, out, depth);
+}
+
+/** Variables that hold code: refused, or (pagers, editors) their command read as a script. */
+function checkAssignment(word: Word, out: SimpleCommand[], depth: number): void {
+  const name = /^[A-Za-z_]\w*/.exec(word.value)?.[0] ?? "";
+  const value = word.value.slice(word.value.indexOf("=") + 1);
+  if (CODE_VARIABLES.test(name)) throw new Unparseable(`setting ${name} runs code that cannot be checked`);
+  if (name === "PS4" && /\$\(|`/.test(value)) throw new Unparseable("PS4 with a command substitution runs code that cannot be checked");
+  if (!SCRIPT_VARIABLES.has(name)) return;
+  if (word.dynamic) throw new Unparseable(`${name} is a command built from a variable or substitution`);
+  collect(value, out, depth + 1);
+}
+
+/** `git -c KEY=VALUE` and `--config-env` before the subcommand: an alias or a command-running setting cannot be checked. */
+function checkGitSettings(words: Word[], out: SimpleCommand[], depth: number): void {
+  const valued = GLOBAL_OPTIONS.get("git")!.valued;
+  for (let at = 1; at < words.length; at++) {
+    const word = words[at]!;
+    if (!word.value.startsWith("-") || word.value === "--") return;
+    if (word.value === "-c" || word.value === "--config-env") {
+      const setting = words[++at];
+      if (setting) checkGitSetting(setting.value, setting.dynamic, word.value === "--config-env", out, depth);
+    } else if (word.value.startsWith("--config-env=")) checkGitSetting(word.value.slice(13), word.dynamic, true, out, depth);
+    else if (valued.includes(word.value)) at++;
+  }
+}
+
+function checkGitSetting(setting: string, dynamic: boolean, fromEnv: boolean, out: SimpleCommand[], depth: number): void {
+  if (dynamic) throw new Unparseable("git -c with a computed setting can define a command that cannot be checked");
+  const at = setting.indexOf("=");
+  const key = at < 0 ? setting : setting.slice(0, at);
+  if (/^alias\./i.test(key)) throw new Unparseable(`git -c ${key} defines a git alias on the command line, which cannot be checked`);
+  if (GIT_SAFE_CONFIG.test(key)) return;
+  if (!fromEnv && at >= 0 && GIT_SCRIPT_CONFIG.test(key)) return collect(setting.slice(at + 1), out, depth + 1);
+  throw new Unparseable(`git -c ${key} may run a command that cannot be checked`);
+}
+
+/** The command a wrapper runs (empty when none), or null when `name` is no wrapper. `tail`: xargs adds arguments. */
+function wrappedCommand(name: string, words: Word[], out: SimpleCommand[], depth: number): { words: Word[]; tail: boolean } | null {
   const spec = WRAPPERS.get(name);
   if (spec === undefined) return null;
+  const values = words.map((word) => word.value);
   let next = skipOptions(values, spec.short, spec.long ?? []);
   const options = values.slice(1, next);
   if (name === "command" && options.some((option) => /^-\w*[vV]/.test(option))) return null; // a lookup, not a run
   if (name === "env" && options.some((option) => /^-\w*S|^--split-string/.test(option))) throw new Unparseable("env -S (split string) is not supported");
   const skippable = name === "env" ? /^[^=-][^=]*=|^-$/ : /^[^=-][^=]*=/; // `env -` is `env -i`
-  while (spec.assignments && next < values.length && skippable.test(values[next]!)) next++;
-  return next + (spec.operands ?? 0);
-}
-
-/** Index of the first operand after the options starting at values[1]. */
-function skipOptions(values: string[], short: string, long: string[]): number {
-  let i = 1;
-  while (i < values.length) {
-    const word = values[i]!;
-    if (word === "--") return i + 1;
-    if (!word.startsWith("-") || word === "-") return i;
-    if (word.startsWith("--")) {
-      i += !word.includes("=") && long.includes(word.slice(2)) ? 2 : 1;
-      continue;
-    }
-    const valueAt = [...word.slice(1)].findIndex((flag) => short.includes(flag));
-    i += valueAt === word.length - 2 ? 2 : 1; // the value is the next word only when not attached
+  for (; spec.assignments && next < values.length && skippable.test(values[next]!); next++) {
+    if (values[next] !== "-") checkAssignment(words[next]!, out, depth);
   }
-  return i;
+  const inner = words.slice(next + (spec.operands ?? 0));
+  if (name !== "xargs") return { words: inner, tail: false };
+  const replace = xargsReplace(options);
+  if (replace === undefined) return { words: inner, tail: true };
+  if (inner[0]?.value.includes(replace)) throw new Unparseable("xargs builds the command name from its input");
+  return { words: inner.map((word) => (word.value.includes(replace) ? { ...word, loose: true } : word)), tail: false };
 }
 
-/** The commands of `find … -exec CMD … ;` (also -execdir, -ok, -okdir; ended by `;` or `{} +`). */
+/** The commands of `find … -exec CMD … ;` (also -execdir, -ok, -okdir; ended by `;` or `{} +`); `{}` becomes file names. */
 function findExecs(words: Word[]): Word[][] {
   const found: Word[][] = [];
   for (let i = 0; i < words.length; i++) {
     if (!FIND_EXEC.has(words[i]!.value)) continue;
     let end = i + 1;
     while (end < words.length && words[end]!.value !== ";" && !(words[end]!.value === "+" && words[end - 1]!.value === "{}")) end++;
-    if (end > i + 1) found.push(words.slice(i + 1, end));
+    if (end > i + 1) found.push(words.slice(i + 1, end).map((word) => (word.value.includes("{}") ? { ...word, loose: true } : word)));
     i = end;
   }
   return found;
 }
 
-/** The text a command runs as shell code (bash -c, eval, trap, watch, su -c, a shell's stdin), if any. */
+/** The text a command runs as shell code (bash -c, eval, watch, su -c, source /dev/stdin, a shell's stdin), if any. */
 function shellScript(name: string, words: Word[], stdin: Stdin | null): string | null {
   const values = words.map((word) => word.value);
   if (name === "eval") return staticScript(words.slice(1), "eval");
-  if (name === "trap") return words.length > 2 && !values[1]!.startsWith("-") ? staticScript(words.slice(1, 2), "trap") : null;
   if (name === "watch") return staticScript(words.slice(skipOptions(values, "nq", ["interval", "equexit"])), "watch");
   if (name === "su" || name === "runuser") {
     const at = values.indexOf("-c");
     return at > 0 ? staticScript(words.slice(at + 1, at + 2), `${name} -c`) : null;
   }
-  if ((name === "source" || name === ".") && words[1]?.dynamic) throw new Unparseable(`${name} reads a script from a variable or substitution`);
+  if (name === "source" || name === ".") {
+    if (words[1]?.dynamic) throw new Unparseable(`${name} reads a script from a variable or substitution`);
+    return words[1] && descriptorOf(words[1].value) !== undefined ? stdinScript(words[1].value, stdin, name) : null;
+  }
   return SHELLS.has(name) ? shellInvocation(words, stdin) : null;
 }
 
@@ -558,8 +610,16 @@ function shellInvocation(words: Word[], stdin: Stdin | null): string | null {
   const operand = words[i];
   if (command) return operand ? staticScript([operand], `${words[0]!.value} -c`) : null;
   if (operand?.dynamic && !fromStdin) throw new Unparseable("a shell runs a script from a variable or substitution");
+  if (operand && !fromStdin && descriptorOf(operand.value) !== undefined) return stdinScript(operand.value, stdin, words[0]!.value);
   if (operand && !fromStdin) return null; // a script file: its content is not ours to check
   if (stdin === null || stdin.dynamic) throw new Unparseable("a shell reads its script from standard input (a pipe or an unknown stream)");
+  return stdin.text;
+}
+
+/** The script of `bash /dev/stdin` or `source /dev/fd/0`: the heredoc or here-string, when known. */
+function stdinScript(path: string, stdin: Stdin | null, what: string): string {
+  if (descriptorOf(path) !== 0) throw new Unparseable(`${what} reads its script from file descriptor ${path}`);
+  if (stdin === null || stdin.dynamic || stdin.text === null) throw new Unparseable(`${what} reads its script from standard input (a pipe, a file or an unknown stream)`);
   return stdin.text;
 }
 
