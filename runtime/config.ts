@@ -5,6 +5,7 @@ import { parseEnv } from "node:util";
 import { z } from "zod";
 import { ConfigError } from "./errors.ts";
 import { durationMs } from "./duration.ts";
+import { validatePattern } from "./policy/policy.ts";
 import { describeIssue, firstIssue, parseYaml, YamlSyntaxError } from "./yaml.ts";
 
 const modelRole = z.strictObject({
@@ -41,6 +42,13 @@ const ruleEntry = z
   })
   .refine((entry) => Object.values(entry).filter((value) => value !== undefined).length === 1, {
     message: "each rule names exactly one of read, write, command or network, e.g. { command: \"git push\" }",
+  })
+  .superRefine((entry, ctx) => {
+    for (const kind of ["read", "write", "command", "network"] as const) {
+      const pattern = entry[kind];
+      const problem = pattern === undefined ? undefined : validatePattern(kind, pattern);
+      if (problem) ctx.addIssue({ code: "custom", path: [kind], message: problem });
+    }
   });
 
 export const configSchema = z.strictObject({

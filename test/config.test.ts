@@ -39,6 +39,14 @@ describe("config.yaml", () => {
     assert.match(configError("budget:\n  max_usd: [1\n").message, /config\.yaml:\d+: invalid YAML: .*Fix the syntax/);
   });
 
+  it("names a permission rule whose pattern cannot work", () => {
+    const error = configError("permissions:\n  deny:\n    - read: secrets/**\n");
+    assert.equal(error.setting, "permissions.deny.0.read");
+    assert.match(error.message, /config\.yaml:3: setting `permissions\.deny\.0\.read`: .*is relative; start it with \/, ~, \*\* or \{workdir\}/);
+    assert.match(configError("permissions:\n  allow:\n    - network: https://example.com/x\n").message, /permissions\.allow\.0\.network/);
+    assert.match(configError("permissions:\n  ask:\n    - { command: git push, network: x.com }\n").message, /exactly one of read, write, command or network/);
+  });
+
   it("parses durations written several ways", () => {
     const config = parseConfigText("budget:\n  timeout: 1h30m\nsandbox:\n  command_timeout: 90\n", "config.yaml");
     assert.equal(config.budget.timeout, 5_400_000);

@@ -67,6 +67,8 @@ export const DEFAULT_RULES: readonly Rule[] = [
     { action: "deny", kind: "read", pattern, origin: "default (secrets)" },
     { action: "deny", kind: "write", pattern, origin: "default (secrets)" },
   ]),
+  // Git runs these later, outside the sandbox (hooks, core.fsmonitor, core.pager).
+  ...["**/.git/config", "**/.git/hooks/**"].map((pattern): Rule => ({ action: "deny", kind: "write", pattern, origin: "default (git runs what these say)" })),
   ...RISKY_COMMANDS.map((pattern): Rule => ({ action: "ask", kind: "command", pattern, origin: "default (publishes or deletes)" })),
   { action: "allow", kind: "read", pattern: "**", origin: "default" },
   { action: "allow", kind: "write", pattern: "{workdir}/**", origin: "default (the task's working directory)" },
