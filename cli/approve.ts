@@ -1,12 +1,20 @@
 import { join } from "node:path";
-import { createApprovalStore, systemClock, type LoadedConfig } from "../runtime/index.ts";
+import { createApprovalStore, systemClock, type AnswerResult, type ApprovalRecord, type LoadedConfig } from "../runtime/index.ts";
+import { connectDaemon } from "../tasks/control.ts";
 import { UsageError } from "./usage.ts";
 
-/** `nightshift approve [ID] [--task]` and `nightshift deny ID [--reason TEXT]`. Without an id, lists what waits. */
-export function answerCommand(kind: "approve" | "deny", id: string | undefined, options: { task?: boolean; reason?: string }, loaded: LoadedConfig): { text: string; code: number } {
+/**
+ * `nightshift approve [ID] [--task]` and `nightshift deny ID [--reason TEXT]`. Without an id, lists
+ * what waits. With a daemon running, the answer goes through it (one process writes state);
+ * otherwise straight to the approval's answer file, which any process may create once.
+ */
+export async function answerCommand(kind: "approve" | "deny", id: string | undefined, options: { task?: boolean; reason?: string }, loaded: LoadedConfig): Promise<{ text: string; code: number }> {
+  if (kind === "approve" && options.reason) throw new UsageError("--reason goes with deny");
+  if (kind === "deny" && options.task) throw new UsageError("--task goes with approve (allow for the rest of the task)");
+  const daemon = await connectDaemon(loaded.home);
   const store = createApprovalStore(join(loaded.home, "state", "approvals"), { clock: systemClock, expireMs: loaded.config.approvals.expire });
   if (!id) {
-    const pending = store.pending();
+    const pending: ApprovalRecord[] = daemon ? await daemon.pendingApprovals() : store.pending();
     if (pending.length === 0) return { text: "No approvals are waiting.", code: 0 };
     const lines = pending.map((record) => {
       const left = Math.max(0, Math.round((record.expires_at - Date.now()) / 60_000));
@@ -14,10 +22,8 @@ export function answerCommand(kind: "approve" | "deny", id: string | undefined, 
     });
     return { text: `${lines.join("\n")}\n\nAnswer with: nightshift approve ID [--task] | nightshift deny ID [--reason TEXT]`, code: 0 };
   }
-  if (kind === "approve" && options.reason) throw new UsageError("--reason goes with deny");
-  if (kind === "deny" && options.task) throw new UsageError("--task goes with approve (allow for the rest of the task)");
   const decision = kind === "deny" ? "deny" : options.task ? "task" : "once";
-  const result = store.answer(id, { decision, by: "cli", ...(options.reason ? { reason: options.reason } : {}) });
+  const result: AnswerResult = daemon ? await daemon.answer(id, decision, options.reason) : store.answer(id, { decision, by: "cli", ...(options.reason ? { reason: options.reason } : {}) });
   if (!result.ok) return { text: result.message, code: 1 };
   const what = decision === "once" ? "allowed once" : decision === "task" ? "allowed for the rest of the task" : "denied";
   return { text: `${result.record.summary}: ${what}.`, code: 0 };

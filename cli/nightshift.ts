@@ -137,7 +137,7 @@ async function main(argv: string[]): Promise<number> {
     case "deny": {
       if (rest.length > 1) throw new UsageError(`nightshift ${command} takes one approval id; put a reason in --reason "…"`);
       if (command === "deny" && !rest[0]) throw new UsageError("nightshift deny needs the approval id (nightshift approve lists them)");
-      const { text, code } = answerCommand(command, rest[0], { ...(values.task ? { task: true } : {}), ...(values.reason ? { reason: values.reason } : {}) }, loadConfig(env));
+      const { text, code } = await answerCommand(command, rest[0], { ...(values.task ? { task: true } : {}), ...(values.reason ? { reason: values.reason } : {}) }, loadConfig(env));
       return print(text, code);
     }
     case undefined:

@@ -81,7 +81,7 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
   });
 
   const { resumed, failed } = await daemon.recover();
-  const control = await startControlServer(home, daemon);
+  const control = await startControlServer(home, daemon, runtime.approvals);
   await inbox.start();
   await scheduler.start();
   const probe = await runtime.sandbox.probe();

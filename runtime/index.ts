@@ -1,4 +1,4 @@
-export { createApprovalStore, type ApprovalAnswer, type ApprovalRecord, type ApprovalStore, type Approver } from "./approvals.ts";
+export { createApprovalStore, type AnswerResult, type ApprovalAnswer, type ApprovalRecord, type ApprovalStore, type Approver } from "./approvals.ts";
 export { systemClock, type Clock } from "./clock.ts";
 export {
   configJsonSchema,

@@ -4,7 +4,7 @@ import { createHash } from "node:crypto";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { z } from "zod";
-import type { SessionEvent, SessionResult, TaskSpec } from "../runtime/index.ts";
+import type { AnswerResult, ApprovalRecord, ApprovalStore, SessionEvent, SessionResult, TaskSpec } from "../runtime/index.ts";
 import type { Daemon } from "./daemon.ts";
 import { PRIORITIES, type TaskRecord } from "./state.ts";
 
@@ -37,12 +37,12 @@ const submitSchema = z.object({
   follow: z.boolean().optional(),
 });
 
-export async function startControlServer(home: string, daemon: Daemon): Promise<{ path: string; close(): Promise<void> }> {
+export async function startControlServer(home: string, daemon: Daemon, approvals: ApprovalStore): Promise<{ path: string; close(): Promise<void> }> {
   const path = controlSocketPath(home);
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
   rmSync(path, { force: true }); // left by a daemon that died; the daemon lock says no other is alive
   const server: Server = createServer((req, res) => {
-    handle(req, res, daemon).catch((error: unknown) => reply(res, 500, { error: (error as Error).message }));
+    handle(req, res, daemon, approvals).catch((error: unknown) => reply(res, 500, { error: (error as Error).message }));
   });
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
@@ -59,11 +59,20 @@ export async function startControlServer(home: string, daemon: Daemon): Promise<
   };
 }
 
-async function handle(req: IncomingMessage, res: ServerResponse, daemon: Daemon): Promise<void> {
+const answerSchema = z.object({ decision: z.enum(["once", "task", "deny"]), reason: z.string().max(2000).optional(), by: z.string().max(100).default("cli") });
+
+async function handle(req: IncomingMessage, res: ServerResponse, daemon: Daemon, approvals: ApprovalStore): Promise<void> {
   const url = new URL(req.url ?? "/", "http://daemon");
   const parts = url.pathname.split("/").filter(Boolean);
   if (req.method === "GET" && url.pathname === "/health") return reply(res, 200, { pid: process.pid });
   if (req.method === "GET" && url.pathname === "/tasks") return reply(res, 200, { tasks: daemon.list() });
+  if (req.method === "GET" && url.pathname === "/approvals") return reply(res, 200, { approvals: approvals.pending() });
+  if (req.method === "POST" && parts[0] === "approvals" && parts[1]) {
+    const parsed = answerSchema.safeParse(await readJson(req));
+    if (!parsed.success) return reply(res, 400, { error: "bad answer: decision must be once, task or deny" });
+    const { decision, reason, by } = parsed.data;
+    return reply(res, 200, approvals.answer(parts[1], { decision, by, ...(reason ? { reason } : {}) }));
+  }
   if (req.method === "GET" && parts[0] === "tasks" && parts[1]) {
     const task = daemon.get(parts[1]);
     return task ? reply(res, 200, { task }) : reply(res, 404, { error: `no task ${parts[1]}` });
@@ -124,6 +133,8 @@ async function readJson(req: IncomingMessage): Promise<unknown> {
 /** The CLI's side. `undefined` from `connect` means no daemon is running. */
 export interface DaemonClient {
   list(): Promise<TaskRecord[]>;
+  pendingApprovals(): Promise<ApprovalRecord[]>;
+  answer(id: string, decision: "once" | "task" | "deny", reason?: string): Promise<AnswerResult>;
   get(id: string): Promise<TaskRecord | undefined>;
   cancel(id: string): Promise<string>;
   /** Submits and follows: calls `onEvent` for each event, resolves with the result. */
@@ -150,6 +161,8 @@ export async function connectDaemon(home: string): Promise<DaemonClient | undefi
   }
   return {
     list: async () => (await call("GET", "/tasks")).json.tasks,
+    pendingApprovals: async () => (await call("GET", "/approvals")).json.approvals,
+    answer: async (id, decision, reason) => (await call("POST", `/approvals/${encodeURIComponent(id)}`, { decision, ...(reason ? { reason } : {}) })).json,
     get: async (id) => (await call("GET", `/tasks/${encodeURIComponent(id)}`)).json.task,
     cancel: async (id) => {
       const { status, json } = await call("POST", `/tasks/${encodeURIComponent(id)}/cancel`);

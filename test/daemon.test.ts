@@ -214,6 +214,20 @@ describe("nightshift start", () => {
     assert.equal(existsSync(join(s.home, "workspace", id!, "late.txt")), false);
   });
 
+  it("answers approvals through the running daemon", async () => {
+    const s = (current = await setup());
+    await startDaemon(s);
+    const { createApprovalStore } = await import("../runtime/approvals.ts");
+    const { systemClock } = await import("../runtime/clock.ts");
+    const store = createApprovalStore(join(s.home, "state", "approvals"), { clock: systemClock, expireMs: 60_000 });
+    const record = store.create({ session: "s1", tool_use_id: "t1", tool: "bash", input: {}, summary: "connect to example.com", kind: "network", target: "example.com", reason: "a domain not on the allow list" });
+    const listed = await cli(["approve"], s.env);
+    assert.match(listed.stdout, new RegExp(`${record.id} {2}connect to example\\.com`));
+    const approved = await cli(["approve", record.id, "--task"], s.env);
+    assert.equal(approved.stdout, "connect to example.com: allowed for the rest of the task.\n");
+    assert.equal(store.answerOf(record.id)?.decision, "task");
+  });
+
   it("runs a task from nightshift run in the daemon and prints its answer", async () => {
     const s = (current = await setup());
     s.api.respondWith(agent("echo via daemon"));
