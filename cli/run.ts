@@ -5,6 +5,7 @@ import {
   createRuntime,
   createTraceLogger,
   newSessionId,
+  Shutdown,
   traceEvent,
   type Clock,
   type LoadedConfig,
@@ -91,11 +92,23 @@ async function handOff(daemon: DaemonClient, args: RunArgs, io: RunIO, emit: (se
   const id = newSessionId(io.clock.now());
   const spec = toTaskSpec(file, { loaded: io.loaded, id, fileName: args.target, source: "cli", ...(args.workdir ? { workdir: args.workdir } : {}) });
   io.stderr.write(`(handed to the running daemon)\n`);
-  const onAbort = () => void daemon.cancel(id).catch(() => {});
+  // Ctrl-C cancels the task; SIGTERM only stops following it (it keeps running in the daemon).
+  const follow = new AbortController();
+  const onAbort = () => {
+    if (io.signal.reason instanceof Shutdown) follow.abort();
+    else void daemon.cancel(id).catch(() => {});
+  };
   io.signal.addEventListener("abort", onAbort, { once: true });
   try {
-    const { result } = await daemon.run(id, spec, (event) => emit(id, event));
+    const { result } = await daemon.run(id, spec, (event) => emit(id, event), follow.signal);
     return report(result, id, io);
+  } catch (error) {
+    if (follow.signal.aborted) {
+      io.stderr.write(`stopped following; the task keeps running in the daemon: nightshift status ${id}\n`);
+      return 1;
+    }
+    io.stderr.write(`nightshift: ${(error as Error).message}\n`);
+    return 1;
   } finally {
     io.signal.removeEventListener("abort", onAbort);
   }

@@ -1,3 +1,4 @@
+import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { readPrefix } from "../memory/index.ts";
 import { createRuntime, createTraceLogger, lockSession, requireApiKey, type Clock, type LoadedConfig } from "../runtime/index.ts";
@@ -60,9 +61,10 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
       stderr.write(`! rejected inbox/${name}: ${message}\n`);
     },
   });
+  const timezone = config.daemon.timezone ?? Intl.DateTimeFormat().resolvedOptions().timeZone;
   const scheduler = createScheduler({
     dir: join(home, "schedules"),
-    timezone: config.daemon.timezone ?? Intl.DateTimeFormat().resolvedOptions().timeZone,
+    timezone,
     clock,
     store: {
       lastRun: (name) => store.data.schedules[name]?.last_run,
@@ -71,7 +73,11 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
     async fire({ name, file, due, catchUp }) {
       const id = newId();
       const spec = toTaskSpec(file, { loaded, id, fileName: `schedules/${name}`, source: `schedule:${name}` });
-      await daemon.submit(id, spec, { origin: "schedule", ...(file.priority ? { priority: file.priority } : {}) });
+      const result = freeName(join(home, "outbox"), `${name.replace(/\.md$/i, "")}-${slotLabel(due, timezone)}.md`);
+      // The run and the schedule's cursor in one write: a crash cannot queue a slot twice.
+      await daemon.submit(id, spec, { origin: "schedule", name: result, ...(file.priority ? { priority: file.priority } : {}) }, (data) => {
+        data.schedules[name] = { last_run: due };
+      });
       trace.info({ session: id, event: "schedule_fired", schedule: name, due, catch_up: catchUp }, `schedule ${name} fired${catchUp ? " (catching up)" : ""}`);
     },
     report(event) {
@@ -81,6 +87,13 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
   });
 
   const { resumed, failed } = await daemon.recover();
+  // A file moved to inbox/.done/ whose task was never recorded (a crash in between): queue it now.
+  for (const name of existsSync(join(home, "inbox", ".done")) ? readdirSync(join(home, "inbox", ".done")) : []) {
+    if (store.data.tasks.some((task) => task.name === name) || existsSync(join(home, "outbox", name))) continue;
+    const id = newId();
+    const spec = await specOf(name, id).catch((error: unknown) => void stderr.write(`! inbox/.done/${name}: ${(error as Error).message}\n`));
+    if (spec) await daemon.submit(id, spec, { origin: "inbox", name });
+  }
   const control = await startControlServer(home, daemon, runtime.approvals);
   await inbox.start();
   await scheduler.start();
@@ -114,4 +127,19 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
       resolveStopped();
     })());
   return { stop, stopped };
+}
+
+/** A schedule slot as a file-name part in the schedule's zone: 2026-11-24T0700. */
+function slotLabel(at: number, timeZone: string): string {
+  const parts = Object.fromEntries(new Intl.DateTimeFormat("en-CA", { timeZone, year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", hourCycle: "h23" }).formatToParts(at).map((part) => [part.type, part.value]));
+  return `${parts.year}-${parts.month}-${parts.day}T${parts.hour}${parts.minute}`;
+}
+
+/** `name`, or `name-2`, `name-3`… when a result by that name exists. */
+function freeName(folder: string, name: string): string {
+  const stem = name.replace(/\.md$/i, "");
+  for (let n = 1; ; n++) {
+    const candidate = n === 1 ? name : `${stem}-${n}.md`;
+    if (!existsSync(join(folder, candidate))) return candidate;
+  }
 }

@@ -235,7 +235,7 @@ function isRole(model: string): model is RoleName {
 /** Sortable and readable: 20261124-041900-3fa2. */
 export function newSessionId(now: number): string {
   const stamp = new Date(now).toISOString().replace(/[-:T]/g, "").slice(0, 14);
-  return `${stamp.slice(0, 8)}-${stamp.slice(8)}-${randomBytes(2).toString("hex")}`;
+  return `${stamp.slice(0, 8)}-${stamp.slice(8)}-${randomBytes(4).toString("hex")}`;
 }
 
 /**

@@ -189,7 +189,10 @@ export async function connectDaemon(home: string): Promise<DaemonClient | undefi
               if (line.result) finished = { result: line.result, task: line.task };
             }
           });
-          res.on("end", () => (finished ? resolve(finished) : reject(new Error("the daemon stopped before the task finished; it resumes when the daemon starts again"))));
+          const settle = () => (finished ? resolve(finished) : reject(new Error("the daemon stopped before the task finished; it resumes when the daemon starts again")));
+          res.on("end", settle);
+          res.on("close", settle); // a socket closed without an end (the daemon died) still settles
+          res.on("error", settle);
         });
         req.on("error", reject);
         req.end(JSON.stringify({ id, spec, follow: true }));

@@ -1,9 +1,9 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type { Logger } from "pino";
-import { Shutdown, traceEvent, type Clock, type Runtime, type SessionEvent, type SessionResult, type TaskSpec } from "../runtime/index.ts";
+import { readSessionLog, Shutdown, traceEvent, type Clock, type Runtime, type SessionEvent, type SessionResult, type TaskSpec } from "../runtime/index.ts";
 import { writeResult } from "./outbox.ts";
-import { PRIORITIES, type Priority, type StateStore, type TaskRecord } from "./state.ts";
+import { PRIORITIES, type Priority, type StateData, type StateStore, type TaskRecord } from "./state.ts";
 
 export interface DaemonOptions {
   home: string;
@@ -27,8 +27,8 @@ export interface Submission {
 export type TaskListener = (event: { type: "event"; event: SessionEvent } | { type: "finished"; record: TaskRecord; result: SessionResult }) => void;
 
 export interface Daemon {
-  /** Queues a task; durable when it resolves. `id` must be fresh (it names the session). */
-  submit(id: string, spec: TaskSpec, submission: Submission): Promise<TaskRecord>;
+  /** Queues a task; durable when it resolves. `id` must be fresh (it names the session). `alsoRecord` changes the state in the same write (a schedule's cursor). */
+  submit(id: string, spec: TaskSpec, submission: Submission, alsoRecord?: (data: StateData) => void): Promise<TaskRecord>;
   /** At start: sessions that were running when the last process died are queued to resume, or failed after too many crashes. */
   recover(): Promise<{ resumed: number; failed: number }>;
   cancel(id: string, reason?: string): Promise<"cancelling" | "cancelled" | "unknown" | "finished">;
@@ -53,6 +53,10 @@ export function createDaemon(options: DaemonOptions): Daemon {
   let stopping = false;
 
   const find = (id: string) => state.data.tasks.find((task) => task.id === id);
+  /** A state write that failed is traced; the daemon keeps going (the next write carries the state). */
+  const failedWrite = (id: string) => (error: unknown) => {
+    trace.error({ session: id, event: "state_write_failed", error: (error as Error).message }, `could not write the state file: ${(error as Error).message}`);
+  };
   const change = (id: string, fields: Partial<TaskRecord>) =>
     state.update((data) => {
       const task = data.tasks.find((candidate) => candidate.id === id);
@@ -78,7 +82,7 @@ export function createDaemon(options: DaemonOptions): Daemon {
       const task = next();
       if (!task) break;
       const controller = new AbortController();
-      const done = run(task, controller.signal).finally(() => {
+      const done = run(task, controller.signal).catch(failedWrite(task.id)).finally(() => {
         running.delete(task.id);
         pump();
       });
@@ -88,12 +92,12 @@ export function createDaemon(options: DaemonOptions): Daemon {
   };
 
   const run = async (task: TaskRecord, signal: AbortSignal): Promise<void> => {
-    const resume = existsSync(join(runtime.sessionsDir, `${task.id}.jsonl`));
+    const resume = await hasStarted(join(runtime.sessionsDir, `${task.id}.jsonl`));
     await change(task.id, { state: "running", started: task.started ?? clock.now(), attempts: task.attempts + 1 });
     const emit = (session: string, event: SessionEvent) => {
       traceEvent(trace, session, event);
-      if (event.type === "approval_requested") void change(session, { state: "waiting_approval" });
-      if (event.type === "approval_answered") void change(session, { state: "running" });
+      if (event.type === "approval_requested") change(session, { state: "waiting_approval" }).catch(failedWrite(session));
+      if (event.type === "approval_answered") change(session, { state: "running" }).catch(failedWrite(session));
       broadcast(session, { type: "event", event });
     };
     let result: SessionResult;
@@ -107,21 +111,30 @@ export function createDaemon(options: DaemonOptions): Daemon {
       await change(task.id, { state: "queued" }); // a graceful stop: resumed at the next start
       return;
     }
-    await change(task.id, { state: result.status, finished: clock.now(), turns: result.turns, cost_usd: result.costUsd, answer_chars: result.answer.length, ...(result.reason ? { reason: result.reason } : {}) });
-    const record = find(task.id)!;
-    if (record.origin === "inbox" || record.name) {
+    await finish(task, result);
+  };
+
+  /**
+   * The result file first, then the state: a crash in between leaves the task running, so the next
+   * start resumes it, finds its recorded end, and writes the same result again.
+   */
+  const finish = async (task: TaskRecord, result: SessionResult) => {
+    const finished = { ...task, state: result.status as TaskRecord["state"], finished: clock.now(), turns: result.turns, cost_usd: result.costUsd, answer_chars: result.answer.length, ...(result.reason ? { reason: result.reason } : {}) };
+    if (task.name) {
       try {
-        writeResult(join(options.home, "outbox"), record, result, clock.now());
+        writeResult(join(options.home, "outbox"), finished, result, clock.now());
       } catch (error) {
         trace.error({ session: task.id, event: "outbox_failed", error: (error as Error).message }, "could not write the result file");
       }
     }
+    await change(task.id, { state: finished.state, finished: finished.finished, turns: result.turns, cost_usd: result.costUsd, answer_chars: result.answer.length, ...(result.reason ? { reason: result.reason } : {}) });
     trace.info({ session: task.id, event: "task_finished", state: result.status, reason: result.reason, cost_usd: result.costUsd }, `task ${result.status}`);
-    broadcast(task.id, { type: "finished", record, result });
+    broadcast(task.id, { type: "finished", record: find(task.id) ?? finished, result });
   };
 
   return {
-    async submit(id, spec, submission) {
+    async submit(id, spec, submission, alsoRecord) {
+      if (find(id) || existsSync(join(runtime.sessionsDir, `${id}.jsonl`))) throw new Error(`task id ${id} is already taken`);
       const record: TaskRecord = {
         id,
         title: spec.title,
@@ -136,7 +149,10 @@ export function createDaemon(options: DaemonOptions): Daemon {
         turns: 0,
         cost_usd: 0,
       };
-      await state.update((data) => void data.tasks.push(record));
+      await state.update((data) => {
+        data.tasks.push(record);
+        alsoRecord?.(data);
+      });
       trace.info({ session: id, event: "task_queued", origin: submission.origin, name: submission.name, priority: record.priority }, "task queued");
       queueMicrotask(pump);
       return record;
@@ -168,7 +184,7 @@ export function createDaemon(options: DaemonOptions): Daemon {
         return "cancelling";
       }
       if (task.state !== "queued") return "finished";
-      await change(id, { state: "cancelled", finished: clock.now(), reason });
+      await finish(task, { status: "cancelled", answer: "", reason, turns: 0, costUsd: 0 });
       return "cancelled";
     },
     get: find,
@@ -192,4 +208,14 @@ export function createDaemon(options: DaemonOptions): Daemon {
       await state.update(() => {});
     },
   };
+}
+
+/** A session log that holds a session_start: anything less (a crash right after the header) starts afresh. */
+async function hasStarted(path: string): Promise<boolean> {
+  if (!existsSync(path)) return false;
+  try {
+    return (await readSessionLog(path))[0]?.type === "session_start";
+  } catch {
+    return true; // damaged: the resume reports it as the task's failure
+  }
 }

@@ -32,8 +32,8 @@ import type { TaskFile } from "./task-file.ts";
  * `.rejected/<name>` or its error file exists. The error file for `x.md` is `x.error.md`; for any
  * other name it is `<name>.error.md` (`notes.txt.error.md`), so `notes.txt` and `notes.md` never share one.
  *
- * Crash window: `accept` resolves, then the file moves. A crash in between leaves the file in inbox/
- * and it is accepted again at the next start, under the same name unless its result was written.
+ * Exactly once: the file moves to .done/ first, then `accept` queues it. A crash in between leaves a
+ * .done/ file with no task and no result, which the daemon queues when it starts (cli/start.ts).
  */
 
 export interface AcceptedTask {
@@ -108,8 +108,6 @@ export function createInbox(options: InboxOptions): Inbox {
   const recheck = new Set<string>();
   /** Final names claimed by a handling in progress (lowercased: safe on case-insensitive disks). */
   const reserved = new Set<string>();
-  /** Accepted but not yet moved (the move failed): retry the move, never `accept` again. */
-  const unmoved = new Map<string, { ino: number; final: string }>();
   let watcher: FSWatcher | undefined;
   let cancelPoll: (() => void) | undefined;
   let closed = false;
@@ -183,9 +181,6 @@ export function createInbox(options: InboxOptions): Inbox {
   }
 
   async function handle(name: string, settled: Stats): Promise<void> {
-    const pending = unmoved.get(name);
-    if (pending?.ino === settled.ino) return moveAccepted(name, pending.final, settled);
-    unmoved.delete(name);
     let verdict: TaskFile | "changed" | "gone";
     try {
       verdict = await examine(name, settled);
@@ -235,34 +230,32 @@ export function createInbox(options: InboxOptions): Inbox {
     }
   }
 
+  /**
+   * The file moves to .done/ first, then the task is queued: a crash in between leaves a .done/ file
+   * with no task, which the daemon's start-up reconcile queues; a file is never queued twice.
+   */
   async function acceptTask(name: string, task: TaskFile, settled: Stats): Promise<void> {
     await mkdir(doneDir, { recursive: true });
     const final = await claimName(name, (candidate) => [join(doneDir, candidate), join(outbox, candidate)]);
     try {
-      await options.accept({ file: task, name: final, path: join(doneDir, final), dropped: name });
-      unmoved.set(name, { ino: settled.ino, final }); // from here on the task is queued: only the move may be retried
-    } catch (error) {
-      // Not queued: the file stays where it is and is offered again on the next scan.
-      report(error, name);
-      return retryLater(name, settled);
-    } finally {
-      reserved.delete(final.toLowerCase());
-    }
-    await moveAccepted(name, final, settled);
-  }
-
-  async function moveAccepted(name: string, final: string, settled: Stats): Promise<void> {
-    try {
-      await mkdir(doneDir, { recursive: true });
-      await rename(join(dir, name), join(doneDir, final));
-    } catch (error) {
-      // ENOENT: the user took the file back after it was queued; the task runs anyway.
-      if (!isCode(error, "ENOENT")) {
+      try {
+        await rename(join(dir, name), join(doneDir, final));
+      } catch (error) {
+        if (isCode(error, "ENOENT")) return; // taken back before it was queued
         report(error, name);
         return retryLater(name, settled);
       }
+      try {
+        await options.accept({ file: task, name: final, path: join(doneDir, final), dropped: name });
+      } catch (error) {
+        // Not queued: put the file back so it is offered again (if that fails, the start-up reconcile queues it).
+        report(error, name);
+        await rename(join(doneDir, final), join(dir, name)).catch(() => {});
+        return retryLater(name, settled);
+      }
+    } finally {
+      reserved.delete(final.toLowerCase());
     }
-    unmoved.delete(name);
   }
 
   async function reject(name: string, error: TaskFileError, settled: Stats): Promise<void> {
@@ -300,7 +293,7 @@ export function createInbox(options: InboxOptions): Inbox {
   async function claimName(name: string, pathsFor: (candidate: string) => string[]): Promise<string> {
     const held = (candidate: string) => {
       const key = candidate.toLowerCase();
-      return reserved.has(key) || [...unmoved.values()].some((entry) => entry.final.toLowerCase() === key);
+      return reserved.has(key);
     };
     for (let n = 1; n <= NAME_ATTEMPTS; n++) {
       const candidate = numbered(name, n);

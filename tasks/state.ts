@@ -94,10 +94,17 @@ export async function openState(home: string, now: () => number, specOf?: SpecOf
       return db.data;
     },
     // The change applies at once; lowdb's writer merges writes that overlap, and each caller resolves
-    // once a write that includes its change is on disk.
-    update(change) {
+    // once a write that includes its change is on disk. A failed write puts the data back as it was,
+    // so a caller that saw the failure (and will retry) never finds its change applied anyway.
+    async update(change) {
+      const before = structuredClone(db.data);
       change(db.data);
-      return db.write();
+      try {
+        await db.write();
+      } catch (error) {
+        db.data = before;
+        throw error;
+      }
     },
   };
   return { store, ...(recovered ? { recovered } : {}) };

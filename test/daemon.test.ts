@@ -98,7 +98,7 @@ describe("nightshift start", () => {
     await until(() => existsSync(join(s.home, "outbox", "greet me.md")), "the result");
     const result = readFileSync(join(s.home, "outbox", "greet me.md"), "utf8");
     assert.match(result, /^---\nstatus: done\ntask: greet me\.md\n/);
-    assert.match(result, /\nsession: \d{8}-\d{6}-[0-9a-f]{4}\n/);
+    assert.match(result, /\nsession: \d{8}-\d{6}-[0-9a-f]{8}\n/);
     assert.match(result, /\nturns: 2\n/);
     assert.match(result, /\ncost_usd: [\d.]+\n/);
     assert.match(result, /\n---\nfinished after: hello from the sandbox\n$/);
@@ -212,6 +212,33 @@ describe("nightshift start", () => {
     await until(() => existsSync(join(s.home, "outbox", "cancel me.md")), "the result");
     assert.match(readFileSync(join(s.home, "outbox", "cancel me.md"), "utf8"), /status: cancelled/);
     assert.equal(existsSync(join(s.home, "workspace", id!, "late.txt")), false);
+  });
+
+  it("queues a file that reached inbox/.done/ without a task (a crash between the move and the queue)", async () => {
+    const s = (current = await setup());
+    s.api.respondWith(agent("echo recovered"));
+    mkdirSync(join(s.home, "inbox", ".done"), { recursive: true });
+    writeFileSync(join(s.home, "inbox", ".done", "orphan.md"), task("Orphan"));
+    await startDaemon(s);
+    await until(() => existsSync(join(s.home, "outbox", "orphan.md")), "the result");
+    assert.match(readFileSync(join(s.home, "outbox", "orphan.md"), "utf8"), /status: done[\s\S]*finished after: recovered/);
+    assert.equal(sessionIds(s.home).length, 1, "run once");
+  });
+
+  it("writes a cancelled result for a task cancelled while still queued", async () => {
+    const s = (current = await setup("daemon:\n  concurrency: 1\n"));
+    s.api.respondWith(agent("sleep 30"));
+    await startDaemon(s);
+    writeFileSync(join(s.home, "inbox", "first.md"), task("First"));
+    await until(() => sessionIds(s.home).length === 1, "the first task to start");
+    writeFileSync(join(s.home, "inbox", "second.md"), task("Second"));
+    await until(() => existsSync(join(s.home, "inbox", ".done", "second.md")), "the second task to be queued");
+    const state = async () => JSON.parse(readFileSync(join(s.home, "state", "nightshift.json"), "utf8"));
+    await until(() => { try { return JSON.parse(readFileSync(join(s.home, "state", "nightshift.json"), "utf8")).tasks.length === 2; } catch { return false; } }, "the queue");
+    const second = (await state()).tasks.find((t: { name: string }) => t.name === "second.md");
+    const cancelled = await cli(["cancel", second.id], s.env);
+    assert.match(cancelled.stdout, /cancelled .* before it started/);
+    assert.match(readFileSync(join(s.home, "outbox", "second.md"), "utf8"), /status: cancelled/);
   });
 
   it("answers approvals through the running daemon", async () => {
