@@ -184,6 +184,8 @@ describe("one writer per session", () => {
       release();
       writeFileSync(`${log}.lock`, "999999999"); // no such process
       lockSession(log)();
+      writeFileSync(`${log}.lock`, `${process.ppid} 1`); // a live process, but not the one that locked (PID reused after a reboot)
+      lockSession(log)();
     } finally {
       dir.cleanup();
     }
