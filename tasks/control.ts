@@ -6,7 +6,7 @@ import { dirname, join } from "node:path";
 import { z } from "zod";
 import type { AnswerResult, ApprovalRecord, ApprovalStore, SessionEvent, SessionResult, TaskSpec } from "../runtime/index.ts";
 import type { Daemon } from "./daemon.ts";
-import { PRIORITIES, type TaskRecord } from "./state.ts";
+import { PRIORITIES, taskSpecSchema, type TaskRecord } from "./state.ts";
 
 /**
  * The daemon's local door: HTTP on a Unix socket only this user can open. `nightshift run`,
@@ -23,15 +23,7 @@ export function controlSocketPath(home: string): string {
 
 const submitSchema = z.object({
   id: z.string().regex(/^[\w.-]+$/),
-  spec: z.object({
-    title: z.string(),
-    prompt: z.string(),
-    workdir: z.string(),
-    model: z.string(),
-    budget: z.object({ max_turns: z.number(), max_usd: z.number(), timeout_ms: z.number() }),
-    source: z.string().optional(),
-    permissions: z.object({ read: z.array(z.string()).optional(), write: z.array(z.string()).optional(), commands: z.array(z.string()).optional(), network: z.array(z.string()).optional() }).optional(),
-  }),
+  spec: taskSpecSchema,
   priority: z.enum(PRIORITIES).optional(),
   /** Stream the task's events and its result as NDJSON until it finishes. */
   follow: z.boolean().optional(),

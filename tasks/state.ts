@@ -17,7 +17,8 @@ export type TaskState = (typeof TASK_STATES)[number];
 export const PRIORITIES = ["high", "normal", "low"] as const;
 export type Priority = (typeof PRIORITIES)[number];
 
-const taskSpecSchema = z.object({
+/** A task's spec as it crosses a boundary (the state file, the control socket). */
+export const taskSpecSchema = z.object({
   title: z.string(),
   prompt: z.string(),
   workdir: z.string(),

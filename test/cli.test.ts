@@ -1,24 +1,13 @@
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { nightshift } from "./support/cli.ts";
 import { tempDir } from "./support/home.ts";
 import { startMessagesApi, type MessagesApi } from "./support/messages-api.ts";
 
-const CLI = join(import.meta.dirname, "..", "cli", "nightshift.ts");
 const KEY = "sk-ant-cli-test-secret-0123456789";
 
-function nightshift(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [CLI, ...args], { env, stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (chunk) => (stdout += chunk));
-    child.stderr.on("data", (chunk) => (stderr += chunk));
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 function assertNoStack(text: string) {
   assert.doesNotMatch(text, /\n\s+at .+:\d+:\d+/, `no stack trace expected in:\n${text}`);

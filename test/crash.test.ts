@@ -6,9 +6,10 @@ import { afterEach, describe, it } from "node:test";
 import { readSessionLog } from "../runtime/session-log.ts";
 import { INTERRUPTED_NOTE } from "../runtime/conversation.ts";
 import { tempDir } from "./support/home.ts";
-import { startMessagesApi, type MessagesApi, type RecordedRequest, type Reply } from "./support/messages-api.ts";
+import { agent, CLI } from "./support/cli.ts";
+import { startMessagesApi, type MessagesApi } from "./support/messages-api.ts";
 
-const CLI = join(import.meta.dirname, "..", "cli", "nightshift.ts");
+
 const CHILD = join(import.meta.dirname, "support", "kill-child.ts");
 
 interface Setup {
@@ -29,15 +30,6 @@ async function setup(): Promise<Setup> {
   return { api, home, workdir, env, cleanup: async () => (await api.close(), dir.cleanup()) };
 }
 
-/** The agent's side of the conversation, decided from the request alone so it survives restarts. */
-function agent(command: string, onResults?: (request: RecordedRequest) => Reply | undefined) {
-  return (request: RecordedRequest): Reply => {
-    const last = request.body.messages.at(-1);
-    const result = Array.isArray(last.content) ? last.content.find((block: { type: string }) => block.type === "tool_result") : undefined;
-    if (!result) return { content: [{ type: "tool_use", name: "bash", input: { command } }] };
-    return onResults?.(request) ?? { content: [{ type: "text", text: `finished after: ${result.content.split("\n")[0]}` }] };
-  };
-}
 
 function run(args: string[], env: NodeJS.ProcessEnv, script = CLI): { child: ChildProcess; done: Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }> } {
   const child = spawn(process.execPath, [script, ...args], { env, stdio: ["ignore", "pipe", "pipe"] });

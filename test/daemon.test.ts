@@ -5,9 +5,10 @@ import { join } from "node:path";
 import { afterEach, describe, it } from "node:test";
 import { readSessionLog } from "../runtime/session-log.ts";
 import { tempDir } from "./support/home.ts";
-import { startMessagesApi, type MessagesApi, type RecordedRequest, type Reply } from "./support/messages-api.ts";
+import { agent, CLI, nightshift } from "./support/cli.ts";
+import { startMessagesApi, type MessagesApi } from "./support/messages-api.ts";
 
-const CLI = join(import.meta.dirname, "..", "cli", "nightshift.ts");
+
 
 interface Setup {
   api: MessagesApi;
@@ -51,16 +52,6 @@ async function startDaemon(s: Setup): Promise<{ child: ChildProcess; output: () 
   return { child, output: () => output, exited };
 }
 
-function cli(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [CLI, ...args], { env, stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (chunk) => (stdout += chunk));
-    child.stderr.on("data", (chunk) => (stderr += chunk));
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 async function until(condition: () => boolean, what: string): Promise<void> {
   for (let i = 0; i < 3000; i++) {
@@ -70,15 +61,6 @@ async function until(condition: () => boolean, what: string): Promise<void> {
   throw new Error(`timed out waiting for ${what}`);
 }
 
-/** The agent's side, decided from each request alone, so it survives daemon restarts. */
-function agent(command: string, onResult?: (request: RecordedRequest) => Reply | undefined) {
-  return (request: RecordedRequest): Reply => {
-    const last = request.body.messages.at(-1);
-    const result = Array.isArray(last.content) ? last.content.find((block: { type: string }) => block.type === "tool_result") : undefined;
-    if (!result) return { content: [{ type: "tool_use", name: "bash", input: { command } }] };
-    return onResult?.(request) ?? { content: [{ type: "text", text: `finished after: ${result.content.split("\n")[0]}` }] };
-  };
-}
 
 const task = (title: string, body = "Do it.") => `---\ntitle: ${title}\n---\n${body}\n`;
 const sessionIds = (home: string) => readdirSync(join(home, "sessions")).filter((name) => name.endsWith(".jsonl")).map((name) => name.slice(0, -6));
@@ -118,7 +100,7 @@ describe("nightshift start", () => {
   it("refuses a second daemon with a clear message", async () => {
     const s = (current = await setup());
     await startDaemon(s);
-    const second = await cli(["start"], s.env);
+    const second = await nightshift(["start"], s.env);
     assert.equal(second.code, 2);
     assert.match(second.stderr, /a Nightshift daemon for .* is already running in process \d+; stop it first/);
   });
@@ -195,7 +177,7 @@ describe("nightshift start", () => {
     assert.match(second.output(), /! STATE FILE DAMAGED .*moved to .*nightshift\.json\.damaged-.* and rebuilt from the session logs and inbox\/\.done \(1 tasks\)/);
     const aside = readdirSync(join(s.home, "state")).find((name) => name.startsWith("nightshift.json.damaged-"));
     assert.equal(readFileSync(join(s.home, "state", aside!), "utf8"), "{ this is not json");
-    const status = await cli(["status"], s.env);
+    const status = await nightshift(["status"], s.env);
     assert.match(status.stdout, /done .* One/);
   });
 
@@ -206,7 +188,7 @@ describe("nightshift start", () => {
     writeFileSync(join(s.home, "inbox", "cancel me.md"), task("Cancel me"));
     await until(() => s.api.requests.length === 1 && sessionIds(s.home).length === 1, "the task to start");
     const [id] = sessionIds(s.home);
-    const cancelled = await cli(["cancel", id!], s.env);
+    const cancelled = await nightshift(["cancel", id!], s.env);
     assert.equal(cancelled.code, 0, cancelled.stderr);
     assert.match(cancelled.stdout, /cancelling/);
     await until(() => existsSync(join(s.home, "outbox", "cancel me.md")), "the result");
@@ -236,7 +218,7 @@ describe("nightshift start", () => {
     const state = async () => JSON.parse(readFileSync(join(s.home, "state", "nightshift.json"), "utf8"));
     await until(() => { try { return JSON.parse(readFileSync(join(s.home, "state", "nightshift.json"), "utf8")).tasks.length === 2; } catch { return false; } }, "the queue");
     const second = (await state()).tasks.find((t: { name: string }) => t.name === "second.md");
-    const cancelled = await cli(["cancel", second.id], s.env);
+    const cancelled = await nightshift(["cancel", second.id], s.env);
     assert.match(cancelled.stdout, /cancelled .* before it started/);
     assert.match(readFileSync(join(s.home, "outbox", "second.md"), "utf8"), /status: cancelled/);
   });
@@ -248,9 +230,9 @@ describe("nightshift start", () => {
     const { systemClock } = await import("../runtime/clock.ts");
     const store = createApprovalStore(join(s.home, "state", "approvals"), { clock: systemClock, expireMs: 60_000 });
     const record = store.create({ session: "s1", tool_use_id: "t1", tool: "bash", input: {}, summary: "connect to example.com", kind: "network", target: "example.com", reason: "a domain not on the allow list" });
-    const listed = await cli(["approve"], s.env);
+    const listed = await nightshift(["approve"], s.env);
     assert.match(listed.stdout, new RegExp(`${record.id} {2}connect to example\\.com`));
-    const approved = await cli(["approve", record.id, "--task"], s.env);
+    const approved = await nightshift(["approve", record.id, "--task"], s.env);
     assert.equal(approved.stdout, "connect to example.com: allowed for the rest of the task.\n");
     assert.equal(store.answerOf(record.id)?.decision, "task");
   });
@@ -259,11 +241,11 @@ describe("nightshift start", () => {
     const s = (current = await setup());
     s.api.respondWith(agent("echo via daemon"));
     await startDaemon(s);
-    const run = await cli(["run", "Say something"], s.env);
+    const run = await nightshift(["run", "Say something"], s.env);
     assert.equal(run.code, 0, run.stderr);
     assert.equal(run.stdout, "finished after: via daemon\n");
     assert.match(run.stderr, /handed to the running daemon/);
-    const status = await cli(["status"], s.env);
+    const status = await nightshift(["status"], s.env);
     assert.match(status.stdout, /daemon running[\s\S]*done .* Say something/);
   });
 });

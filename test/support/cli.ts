@@ -1,0 +1,30 @@
+import { spawn } from "node:child_process";
+import { join } from "node:path";
+import type { RecordedRequest, Reply } from "./messages-api.ts";
+
+export const CLI = join(import.meta.dirname, "..", "..", "cli", "nightshift.ts");
+
+/** Runs `nightshift ARGS` as a real child process and collects what it printed. */
+export function nightshift(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [CLI, ...args], { env, stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (chunk) => (stdout += chunk));
+    child.stderr.on("data", (chunk) => (stderr += chunk));
+    child.on("close", (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+/**
+ * The agent's side of a conversation for crash tests, decided from each request alone so it
+ * survives restarts: run `command` with bash, then answer with the first line of its result.
+ */
+export function agent(command: string, onResult?: (request: RecordedRequest) => Reply | undefined) {
+  return (request: RecordedRequest): Reply => {
+    const last = request.body.messages.at(-1);
+    const result = Array.isArray(last.content) ? last.content.find((block: { type: string }) => block.type === "tool_result") : undefined;
+    if (!result) return { content: [{ type: "tool_use", name: "bash", input: { command } }] };
+    return onResult?.(request) ?? { content: [{ type: "text", text: `finished after: ${result.content.split("\n")[0]}` }] };
+  };
+}
