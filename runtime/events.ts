@@ -31,7 +31,7 @@ export interface TaskSpec {
 }
 
 export type SessionStatus = "done" | "failed" | "cancelled";
-export type BudgetKind = "turns" | "usd" | "time";
+export type BudgetKind = "turns" | "usd" | "time" | "daily_usd";
 
 export type SessionEvent =
   | { type: "session_start"; at: number; task: TaskSpec }

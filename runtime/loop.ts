@@ -2,6 +2,7 @@ import type { MessageParam } from "@anthropic-ai/sdk/resources/messages";
 import { existsSync } from "node:fs";
 import { homedir } from "node:os";
 import type { Clock } from "./clock.ts";
+import type { DailySpend } from "./daily-spend.ts";
 import type { PriceTable } from "./config.ts";
 import { applyEvent, assistantMessage, INTERRUPTED_NOTE, NOT_RUN_NOTE, rebuild, toResult, type OpenTurn, type SessionState, type ToolUse } from "./conversation.ts";
 import { compact, type CompactionSettings } from "./compaction.ts";
@@ -33,6 +34,8 @@ export interface SessionDeps {
   paths?: PathRules;
   /** The permission policy. Default: the built-in rules, and nobody to ask (asks are denied). */
   permissions?: SessionPermissions;
+  /** Today's spending across sessions, against budget.daily_usd. */
+  daily?: DailySpend;
   /** Warnings recorded when the session starts or resumes (a sandbox that is off or unusable). */
   notices?: string[];
   /** Sees every event after it is durable. Must not throw. */
@@ -164,7 +167,7 @@ async function drive(events: SessionEvent[], deps: SessionDeps, signal?: AbortSi
     }
     for (;;) {
       if (run.aborted) return await stopFor(run.reason);
-      const over = overBudget(state, task);
+      const over = overBudget(state, task, deps.daily);
       if (over) return await finish("failed", lastText(events), over);
 
       if (state.lastInputTokens > deps.compaction.threshold * deps.compaction.contextWindow) {
@@ -184,6 +187,7 @@ async function drive(events: SessionEvent[], deps: SessionDeps, signal?: AbortSi
         },
       );
       const cost = costOf(reply.usage, reply.model, deps.prices);
+      deps.daily?.add(cost.usd);
       const response: EventOf<"model_response"> = {
         type: "model_response",
         at: clock.now(),
@@ -201,12 +205,12 @@ async function drive(events: SessionEvent[], deps: SessionDeps, signal?: AbortSi
       if (assistant) state.messages.push(assistant);
       const uses = reply.content.filter((block): block is ToolUse => block.type === "tool_use");
       if (uses.length === 0) {
-        await record(response, ...notes, ...budgetWarnings(state, task, clock.now(), cost.usd));
+        await record(response, ...notes, ...budgetWarnings(state, task, clock.now(), cost.usd, deps.daily));
         const cut = reply.stopReason === "max_tokens" ? "\n\n[the answer was cut off at the output limit]" : "";
         return await finish("done", textOf(response) + cut);
       }
       const turn: OpenTurn = { uses, truncated: reply.stopReason === "max_tokens", started: new Set(), ends: new Map() };
-      const head = [response, ...notes, ...budgetWarnings(state, task, clock.now(), cost.usd)];
+      const head = [response, ...notes, ...budgetWarnings(state, task, clock.now(), cost.usd, deps.daily)];
       state.messages.push(await runTools(turn, head, tooling()));
     }
   } catch (error) {
@@ -331,15 +335,17 @@ function raceAbort<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
   });
 }
 
-function overBudget(state: SessionState, task: TaskSpec): string | undefined {
+function overBudget(state: SessionState, task: TaskSpec, daily?: DailySpend): string | undefined {
+  if (daily && daily.spent() >= daily.limitUsd) return `today's spending reached $${daily.spent().toFixed(2)} of the $${daily.limitUsd.toFixed(2)} daily budget (budget.daily_usd); it resets at midnight`;
   if (state.turns >= task.budget.max_turns) return `used all ${task.budget.max_turns} turns (budget.max_turns)`;
   if (state.costUsd >= task.budget.max_usd) return `spent $${state.costUsd.toFixed(2)} of the $${task.budget.max_usd.toFixed(2)} budget (budget.max_usd)`;
   return undefined;
 }
 
 /** Budget warnings to record once each when a limit passes 80%, counting a response not yet applied. */
-function budgetWarnings(state: SessionState, task: TaskSpec, now: number, responseUsd: number): SessionEvent[] {
+function budgetWarnings(state: SessionState, task: TaskSpec, now: number, responseUsd: number, daily?: DailySpend): SessionEvent[] {
   const used: Record<BudgetKind, [number, number]> = {
+    daily_usd: daily ? [daily.spent(), daily.limitUsd] : [0, 1],
     turns: [state.turns + 1, task.budget.max_turns],
     usd: [state.costUsd + responseUsd, task.budget.max_usd],
     time: [state.activeMs + (now - state.lastEventAt), task.budget.timeout_ms],

@@ -7,6 +7,7 @@ import type { Clock } from "./clock.ts";
 import { expandHome, requireApiKey, type LoadedConfig, type ResolvedRole, type RoleName } from "./config.ts";
 import type { SessionEvent, TaskSpec } from "./events.ts";
 import { PermissionDenied } from "./errors.ts";
+import { createDailySpend } from "./daily-spend.ts";
 import { createApprovalStore, type ApprovalStore, type Approver } from "./approvals.ts";
 import { resumeSession, startSession, type SessionDeps, type SessionPermissions, type SessionResult } from "./loop.ts";
 import { rulesFromConfig } from "./policy/policy.ts";
@@ -83,6 +84,7 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
     approvals: { store: approvals, approvers: options.approvers ?? (() => []) },
   };
   const clients = new Map<string, ModelClient>();
+  const daily = await createDailySpend({ sessionsDir, clock, limitUsd: config.budget.daily_usd });
 
   const modelFor = (model: string): ModelClient => {
     const cached = clients.get(model);
@@ -128,6 +130,7 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
       paths,
       permissions,
       notices: await sandboxNotices(),
+      daily,
       ...(emit ? { emit: (event: SessionEvent) => emit(id, event) } : {}),
       release: async () => {
         await log.close();

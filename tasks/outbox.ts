@@ -23,7 +23,7 @@ export function writeResult(outbox: string, record: TaskRecord, result: SessionR
     tokens: result.tokens,
     ...(result.reason ? { reason: result.reason } : {}),
   };
-  const body = result.answer.trim() || (result.status === "done" ? "(no answer)" : `The task ${result.status}: ${result.reason ?? "no reason recorded"}.`);
+  const body = result.answer.trim() || (result.status === "done" ? "(no answer)" : `The task ${result.status}: ${(result.reason ?? "no reason recorded").replace(/\.$/, "")}.`);
   const path = join(outbox, name);
   const temp = join(outbox, `.${name}.tmp`);
   writeFileSync(temp, `---\n${stringify(front).trimEnd()}\n---\n${body}\n`);

@@ -227,6 +227,24 @@ describe("budgets", () => {
     assert.equal(warning.kind, "usd");
   });
 
+  it("stops when today's spending across sessions reaches the daily budget, which counts earlier sessions' logs", async () => {
+    harness = await createHarness();
+    const { createDailySpend } = await import("../runtime/daily-spend.ts");
+    // An earlier session today spent $0.15 (10,000 output tokens at $15 per million).
+    harness.api.script({ content: [{ type: "text", text: "earlier" }], usage: { input_tokens: 0, output_tokens: 10_000 } });
+    await startSession(harness.task, harness.deps);
+    const daily = await createDailySpend({ sessionsDir: join(harness.root, "sessions"), clock: harness.clock, limitUsd: 0.2 });
+    assert.ok(Math.abs(daily.spent() - 0.15) < 1e-9, `counted ${daily.spent()}`);
+    const { openSessionLog } = await import("../runtime/session-log.ts");
+    const log = await openSessionLog(join(harness.root, "sessions", "s2.jsonl"), "s2");
+    harness.api.respondWith(() => ({ content: [call("list_files", {})], usage: { input_tokens: 0, output_tokens: 10_000 } }));
+    const result = await startSession(harness.task, { ...harness.deps, log, daily });
+    await log.close();
+    assert.equal(result.status, "failed");
+    assert.match(result.reason!, /today's spending reached \$0\.30 of the \$0\.20 daily budget \(budget\.daily_usd\)/);
+    assert.equal(result.turns, 1);
+  });
+
   it("stops when the wall time runs out, killing the running tool", async () => {
     let clockRef: Harness["clock"] | undefined;
     const slowTool = defineTool({

@@ -1,0 +1,50 @@
+import { existsSync, readdirSync, statSync } from "node:fs";
+import { join } from "node:path";
+import type { Clock } from "./clock.ts";
+import { readSessionLog } from "./session-log.ts";
+
+/** Dollars spent today (local time) across every session of this NIGHTSHIFT_HOME. */
+export interface DailySpend {
+  readonly limitUsd: number;
+  spent(): number;
+  add(usd: number): void;
+}
+
+/**
+ * Starts from the session logs touched today (model responses and checkpoints dated today), then
+ * counts as sessions report. The day rolls over at local midnight.
+ */
+export async function createDailySpend(options: { sessionsDir: string; clock: Clock; limitUsd: number }): Promise<DailySpend> {
+  const { clock, sessionsDir } = options;
+  const dayOf = (at: number) => new Date(at).toLocaleDateString("en-CA");
+  let day = dayOf(clock.now());
+  let total = 0;
+  const midnight = new Date(clock.now());
+  midnight.setHours(0, 0, 0, 0);
+  for (const name of existsSync(sessionsDir) ? readdirSync(sessionsDir).filter((file) => file.endsWith(".jsonl")) : []) {
+    const path = join(sessionsDir, name);
+    if (statSync(path).mtimeMs < midnight.getTime()) continue;
+    try {
+      for (const event of await readSessionLog(path)) {
+        if ((event.type === "model_response" || event.type === "checkpoint") && dayOf(event.at) === day) total += event.cost_usd;
+      }
+    } catch {
+      // A damaged log is reported where it is resumed; here it counts as nothing.
+    }
+  }
+  const rollOver = () => {
+    const today = dayOf(clock.now());
+    if (today !== day) {
+      day = today;
+      total = 0;
+    }
+  };
+  return {
+    limitUsd: options.limitUsd,
+    spent: () => (rollOver(), total),
+    add(usd) {
+      rollOver();
+      total += usd;
+    },
+  };
+}
