@@ -434,7 +434,9 @@ describe("faults and concurrency", () => {
     await h.inbox.scan();
     h.clock.advance(SETTLE_MS); // the settle timer starts a handling too
     const scans = [h.inbox.scan(), h.inbox.scan(), h.inbox.scan()];
-    for (let turn = 0; turn < 1000 && h.accepted.length === 0; turn++) await new Promise((resolve) => setImmediate(resolve));
+    // The handling does real file I/O (stat, read, rename): poll until it reaches accept, bounded by real time.
+    const deadline = Date.now() + 5_000;
+    while (h.accepted.length === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 2));
     gate.resolve("task-1"); // resolved before any assertion, so a failure cannot leave the handling hanging
     assert.equal(h.accepted.length, 1);
     assert.ok(existsSync(join(h.dir, ".done", "once.md")), "moved before it is queued: a crash between leaves a .done file the daemon queues at start");
