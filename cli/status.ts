@@ -16,8 +16,8 @@ export async function statusCommand(loaded: LoadedConfig, id: string | undefined
     const rows = [...tasks]
       .sort((a, b) => b.created - a.created)
       .slice(0, 30)
-      .map((task) => `${task.id.padEnd(22)} ${task.state.padEnd(16)} ${age(now - task.created).padStart(5)} ${`$${task.cost_usd.toFixed(2)}`.padStart(7)}  ${task.title}${task.reason && task.state !== "done" ? `\n${" ".repeat(24)}${task.reason}` : ""}`);
-    return [header, `${"TASK".padEnd(22)} ${"STATE".padEnd(16)} ${"AGE".padStart(5)} ${"COST".padStart(7)}  TITLE`, ...rows].join("\n");
+      .map((task) => `${task.id.padEnd(24)} ${task.state.padEnd(16)} ${age(now - task.created).padStart(5)} ${`$${task.cost_usd.toFixed(2)}`.padStart(7)}  ${task.title}${task.reason && task.state !== "done" ? `\n${" ".repeat(26)}${task.reason}` : ""}`);
+    return [header, `${"TASK".padEnd(24)} ${"STATE".padEnd(16)} ${"AGE".padStart(5)} ${"COST".padStart(7)}  TITLE`, ...rows].join("\n");
   }
   const task = tasks.find((candidate) => candidate.id === id || candidate.name === id);
   const logPath = join(loaded.home, "sessions", `${task?.id ?? id}.jsonl`);
