@@ -6,7 +6,7 @@ import { afterEach, describe, it } from "node:test";
 import { readSessionLog } from "../runtime/session-log.ts";
 import { INTERRUPTED_NOTE } from "../runtime/conversation.ts";
 import { tempDir } from "./support/home.ts";
-import { agent, CLI } from "./support/cli.ts";
+import { agent, CLI, until } from "./support/cli.ts";
 import { startMessagesApi, type MessagesApi } from "./support/messages-api.ts";
 
 
@@ -41,15 +41,6 @@ function run(args: string[], env: NodeJS.ProcessEnv, script = CLI): { child: Chi
     child.on("close", (code, signal) => resolve({ code, signal, stdout, stderr })),
   );
   return { child, done };
-}
-
-async function until(condition: () => boolean, what: string): Promise<void> {
-  for (let i = 0; i < 2000; i++) {
-    if (condition()) return;
-    await new Promise((resolve) => setImmediate(resolve));
-    await new Promise((resolve) => setTimeout(resolve, 5)); // polling a real child process, not waiting for time to pass
-  }
-  throw new Error(`timed out waiting for ${what}`);
 }
 
 function onlySession(home: string): string {

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { afterEach, describe, it } from "node:test";
 import { readSessionLog } from "../runtime/session-log.ts";
 import { tempDir } from "./support/home.ts";
-import { agent, CLI, nightshift } from "./support/cli.ts";
+import { agent, CLI, nightshift, until } from "./support/cli.ts";
 import { startMessagesApi, type MessagesApi } from "./support/messages-api.ts";
 
 
@@ -50,15 +50,6 @@ async function startDaemon(s: Setup): Promise<{ child: ChildProcess; output: () 
   await until(() => output.includes("Nightshift is running") || child.exitCode !== null, "the daemon to start");
   assert.match(output, /Nightshift is running/, output);
   return { child, output: () => output, exited };
-}
-
-
-async function until(condition: () => boolean, what: string): Promise<void> {
-  for (let i = 0; i < 3000; i++) {
-    if (condition()) return;
-    await new Promise((resolve) => setTimeout(resolve, 5)); // polling real processes and files
-  }
-  throw new Error(`timed out waiting for ${what}`);
 }
 
 

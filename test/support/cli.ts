@@ -28,3 +28,15 @@ export function agent(command: string, onResult?: (request: RecordedRequest) => 
     return onResult?.(request) ?? { content: [{ type: "text", text: `finished after: ${result.content.split("\n")[0]}` }] };
   };
 }
+
+/**
+ * Polls a real child process or the file system until `condition` holds, for at most `ms` of real
+ * time (these tests cross process boundaries; the fake clock cannot drive another process).
+ */
+export async function until(condition: () => boolean, what: string, ms = 15_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
