@@ -109,6 +109,16 @@ export const configSchema = z.strictObject({
   inbox: z.strictObject({
     max_bytes: z.number().int().positive().default(256 * 1024).describe("Larger task files are rejected"),
   }).default({ max_bytes: 256 * 1024 }),
+  telegram: z.strictObject({
+    allowed_users: z.array(z.number({ error: "must be a numeric Telegram user id (usernames can change hands; the daemon logs the id of anyone who messages the bot)" }).int().positive())
+      .default([]).describe("Telegram user ids served besides those paired with `nightshift pair`"),
+    edit_interval: durationMs.default(3000).describe("At most one progress edit per chat this often"),
+    poll_timeout: durationMs.default(30_000).describe("Long-polling wait per getUpdates request"),
+    watchdog: durationMs.default(90_000).describe("Polling restarts when no getUpdates has completed for this long"),
+    notify: z.array(z.enum(["finished", "failed", "approval", "budget"])).default(["finished", "failed", "approval", "budget"])
+      .describe("What paired users hear about for tasks not sent from Telegram"),
+    max_file_bytes: z.number().int().positive().default(20 * 1024 * 1024).describe("Larger documents sent to the bot are refused"),
+  }).default({ allowed_users: [], edit_interval: 3000, poll_timeout: 30_000, watchdog: 90_000, notify: ["finished", "failed", "approval", "budget"], max_file_bytes: 20 * 1024 * 1024 }),
   log_level: z.enum(["trace", "debug", "info", "warn", "error", "silent"]).default("info"),
 });
 

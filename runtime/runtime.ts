@@ -9,7 +9,7 @@ import type { SessionEvent, TaskSpec } from "./events.ts";
 import { PermissionDenied } from "./errors.ts";
 import { createDailySpend } from "./daily-spend.ts";
 import { createApprovalStore, type ApprovalStore, type Approver } from "./approvals.ts";
-import { resumeSession, startSession, type SessionDeps, type SessionPermissions, type SessionResult } from "./loop.ts";
+import { continueSession, resumeSession, startSession, type SessionDeps, type SessionPermissions, type SessionResult } from "./loop.ts";
 import { rulesFromConfig } from "./policy/policy.ts";
 import { createModelClient, type ModelClient } from "./model.ts";
 import type { Prefix } from "./prompt.ts";
@@ -58,6 +58,8 @@ export interface Runtime {
   newSessionId(): string;
   start(id: string, task: TaskSpec, options?: RunOptions): Promise<SessionResult>;
   resume(id: string, options?: RunOptions): Promise<SessionResult>;
+  /** A follow-up message for a finished session. Idempotent: a follow-up already in the log (a crash after it was written) is not added twice. */
+  continue(id: string, text: string, options?: RunOptions): Promise<SessionResult>;
   /** The model client for a role name or a model id (an id runs on the main role's endpoint). */
   modelFor(model: string): ModelClient;
   /** Stops the network proxy. Sessions must have ended. */
@@ -158,6 +160,19 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
       const deps = await depsFor(id, model, runOptions.emit);
       try {
         return await resumeSession(deps, runOptions.signal);
+      } finally {
+        await deps.release();
+      }
+    },
+    async continue(id, text, runOptions = {}) {
+      const events = await readSessionLog(join(sessionsDir, `${id}.jsonl`));
+      const first = events[0];
+      if (first?.type !== "session_start") throw new Error(`session ${id} has no start in its log, so there is nothing to continue`);
+      const lastEnd = events.findLastIndex((event) => event.type === "session_end");
+      const taken = events.slice(lastEnd + 1).some((event) => event.type === "user" && event.text === text);
+      const deps = await depsFor(id, first.task.model, runOptions.emit);
+      try {
+        return taken ? await resumeSession(deps, runOptions.signal) : await continueSession(text, deps, runOptions.signal);
       } finally {
         await deps.release();
       }

@@ -35,6 +35,13 @@ export interface Daemon {
   get(id: string): TaskRecord | undefined;
   list(): TaskRecord[];
   subscribe(id: string, listener: TaskListener): () => void;
+  /** Every task's events and ends (Telegram's progress and notifications). */
+  watch(listener: (id: string, message: Parameters<TaskListener>[0]) => void): () => void;
+  /**
+   * Continues a finished task with a follow-up message from the user (a reply on Telegram): it is
+   * queued again and its session goes on from its log. A task still queued or running is "busy".
+   */
+  followUp(id: string, text: string): Promise<"queued" | "busy" | "unknown">;
   /** Resolves when nothing is queued or running (tests, benchmarks). */
   idle(): Promise<void>;
   /** Stops taking work, interrupts running sessions at their next safe point so they resume next start, and waits for them. */
@@ -49,6 +56,7 @@ export function createDaemon(options: DaemonOptions): Daemon {
   const { clock, runtime, state, trace } = options;
   const running = new Map<string, { controller: AbortController; done: Promise<void> }>();
   const listeners = new Map<string, Set<TaskListener>>();
+  const watchers = new Set<(id: string, message: Parameters<TaskListener>[0]) => void>();
   const idleWaiters: Array<() => void> = [];
   let stopping = false;
 
@@ -63,7 +71,8 @@ export function createDaemon(options: DaemonOptions): Daemon {
       if (task) Object.assign(task, fields);
     });
   const broadcast = (id: string, message: Parameters<TaskListener>[0]) => {
-    for (const listener of listeners.get(id) ?? []) {
+    const all: TaskListener[] = [...(listeners.get(id) ?? []), ...[...watchers].map((watcher) => (m: Parameters<TaskListener>[0]) => watcher(id, m))];
+    for (const listener of all) {
       try {
         listener(message);
       } catch {
@@ -102,7 +111,11 @@ export function createDaemon(options: DaemonOptions): Daemon {
     };
     let result: SessionResult;
     try {
-      result = resume ? await runtime.resume(task.id, { signal, emit }) : await runtime.start(task.id, task.spec, { signal, emit });
+      result = task.follow_up !== undefined
+        ? await runtime.continue(task.id, task.follow_up, { signal, emit })
+        : resume
+          ? await runtime.resume(task.id, { signal, emit })
+          : await runtime.start(task.id, task.spec, { signal, emit });
     } catch (error) {
       // Nothing ran (a missing key, a busy or damaged log): the task fails with the reason.
       result = { status: "failed", answer: "", reason: (error as Error).message, turns: 0, costUsd: 0 };
@@ -127,7 +140,7 @@ export function createDaemon(options: DaemonOptions): Daemon {
         trace.error({ session: task.id, event: "outbox_failed", error: (error as Error).message }, "could not write the result file");
       }
     }
-    await change(task.id, { state: finished.state, finished: finished.finished, turns: result.turns, cost_usd: result.costUsd, answer_chars: result.answer.length, ...(result.reason ? { reason: result.reason } : {}) });
+    await change(task.id, { follow_up: undefined, state: finished.state, finished: finished.finished, turns: result.turns, cost_usd: result.costUsd, answer_chars: result.answer.length, ...(result.reason ? { reason: result.reason } : {}) });
     trace.info({ session: task.id, event: "task_finished", state: result.status, reason: result.reason, cost_usd: result.costUsd }, `task ${result.status}`);
     broadcast(task.id, { type: "finished", record: find(task.id) ?? finished, result });
   };
@@ -187,6 +200,16 @@ export function createDaemon(options: DaemonOptions): Daemon {
       await finish(task, { status: "cancelled", answer: "", reason, turns: 0, costUsd: 0 });
       return "cancelled";
     },
+    async followUp(id, text) {
+      const task = find(id);
+      if (!task) return "unknown";
+      if (running.has(id) || task.state === "queued" || task.state === "running" || task.state === "waiting_approval") return "busy";
+      // Stored with the task, so a crash before it runs loses nothing; the runtime appends it to the log once.
+      await change(id, { state: "queued", follow_up: text, finished: undefined, reason: undefined });
+      trace.info({ session: id, event: "task_follow_up", chars: text.length }, "task continued with a follow-up");
+      queueMicrotask(pump);
+      return "queued";
+    },
     get: find,
     list: () => [...state.data.tasks],
     subscribe(id, listener) {
@@ -194,6 +217,10 @@ export function createDaemon(options: DaemonOptions): Daemon {
       set.add(listener);
       listeners.set(id, set);
       return () => set.delete(listener);
+    },
+    watch(listener) {
+      watchers.add(listener);
+      return () => watchers.delete(listener);
     },
     idle() {
       return new Promise((resolve) => {

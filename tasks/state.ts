@@ -49,6 +49,8 @@ const taskRecordSchema = z.object({
   cost_usd: z.number(),
   reason: z.string().optional(),
   answer_chars: z.number().optional(),
+  /** A follow-up the user sent after the task finished, until its session has taken it in. */
+  follow_up: z.string().optional(),
 });
 
 const stateSchema = z.object({
