@@ -1,13 +1,14 @@
 import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
+import { createTelegramBot, saveFiles, type TelegramBot } from "../bot/index.ts";
 import { readPrefix } from "../memory/index.ts";
-import { createRuntime, createTraceLogger, lockSession, requireApiKey, type Clock, type LoadedConfig } from "../runtime/index.ts";
+import { createRuntime, createTraceLogger, lockSession, readSessionLog, requireApiKey, type Clock, type LoadedConfig } from "../runtime/index.ts";
 import { createDaemon } from "../tasks/daemon.ts";
 import { startControlServer } from "../tasks/control.ts";
 import { createInbox } from "../tasks/inbox.ts";
 import { createScheduler } from "../tasks/schedules.ts";
 import { openState } from "../tasks/state.ts";
-import { readTaskFile, toTaskSpec } from "../tasks/index.ts";
+import { readTaskFile, taskFromPrompt, toTaskSpec } from "../tasks/index.ts";
 import { initHome } from "./init.ts";
 
 export interface StartIO {
@@ -42,8 +43,34 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
     stderr.write(`! ${message}\n`);
     trace.error({ event: "state_recovered", moved_to: recovered.movedTo, problem: recovered.problem, tasks: recovered.tasks }, message);
   }
-  const runtime = await createRuntime({ loaded, clock, loadPrefix: () => readPrefix(home) });
+  let bot: TelegramBot | undefined;
+  // Approvals go to Telegram once someone is paired there; with no one to ask, an ask is denied at once.
+  const runtime = await createRuntime({ loaded, clock, loadPrefix: () => readPrefix(home), approvers: () => (bot?.hasUsers() ? [bot.approver] : []) });
   const daemon = createDaemon({ home, clock, runtime, state: store, trace, concurrency: config.daemon.concurrency, maxCrashes: config.daemon.max_crashes });
+  const token = loaded.env.TELEGRAM_BOT_TOKEN?.trim();
+  if (token) {
+    bot = createTelegramBot({
+      token,
+      ...(loaded.env.TELEGRAM_API_ROOT ? { apiRoot: loaded.env.TELEGRAM_API_ROOT.replace(/\/+$/, "") } : {}),
+      dir: join(home, "state", "telegram"),
+      settings: config.telegram,
+      limits: { dailyUsd: config.budget.daily_usd, perTaskUsd: config.budget.max_usd },
+      clock,
+      daemon,
+      approvals: runtime.approvals,
+      sessionsDir: runtime.sessionsDir,
+      trace,
+      async submit({ prompt, source, files }) {
+        const id = newId();
+        const spec = toTaskSpec(taskFromPrompt(prompt), { loaded, id, fileName: "(Telegram message)", source });
+        if (files.length) saveFiles(spec.workdir, files);
+        return daemon.submit(id, spec, { origin: "telegram" });
+      },
+      attach: (task, files) => saveFiles(task.spec.workdir, files),
+      memory: async () => (await readPrefix(home)).memory,
+      readEvents: (id) => readSessionLog(join(runtime.sessionsDir, `${id}.jsonl`)),
+    });
+  }
 
   const inbox = createInbox({
     dir: join(home, "inbox"),
@@ -97,6 +124,7 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
   const control = await startControlServer(home, daemon, runtime.approvals);
   await inbox.start();
   await scheduler.start();
+  bot?.start();
   const probe = await runtime.sandbox.probe();
   stderr.write(
     `Nightshift is running (pid ${process.pid}): watching ${join(home, "inbox")}` +
@@ -107,6 +135,8 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
   } catch (error) {
     stderr.write(`! ${(error as Error).message} Until then every task fails with this reason.\n`);
   }
+  if (bot && !bot.hasUsers()) stderr.write("Telegram: no one is paired yet; run `nightshift pair` and send the bot the code.\n");
+  if (!bot) stderr.write("Telegram is off (set TELEGRAM_BOT_TOKEN in the environment or in .env to steer Nightshift from your phone).\n");
   if (config.sandbox.mode === "off") stderr.write("! SANDBOX IS OFF (config sandbox.mode): commands run unconfined on this machine\n");
   else if (!probe.ok) stderr.write(`! sandbox unavailable, bash will be refused: ${probe.problem}\n`);
   trace.info({ event: "daemon_started", pid: process.pid, resumed, failed }, "daemon started");
@@ -119,6 +149,7 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
       await inbox.close();
       scheduler.close();
       await daemon.stop();
+      await bot?.stop();
       await control.close();
       await runtime.close();
       trace.info({ event: "daemon_stopped" }, "daemon stopped");

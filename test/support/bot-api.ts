@@ -49,7 +49,7 @@ export interface RecordedCall {
   files: Record<string, UploadedFile>;
   /** HTTP method used */
   httpMethod: string;
-  /** Date.now() when the body had been received */
+  /** when the body had been received, by the stand-in's clock (Date.now unless `now` was given) */
   at: number;
   /** HTTP status of the answer (0: socket destroyed; undefined: not answered yet) */
   status?: number;
@@ -415,7 +415,8 @@ const CHAT_ACTIONS = new Set([
   'upload_document', 'choose_sticker', 'find_location', 'record_video_note', 'upload_video_note',
 ]);
 
-export async function startBotApi(options: { token?: string; botUsername?: string; botId?: number } = {}): Promise<BotApi> {
+export async function startBotApi(options: { token?: string; botUsername?: string; botId?: number; /** the clock stamped on recorded calls (a test's fake clock); default Date.now */ now?: () => number } = {}): Promise<BotApi> {
+  const stamp = options.now ?? Date.now;
   const token = options.token ?? '123456:TEST-TOKEN';
   const botId = options.botId ?? Number(/^(\d+):/.exec(token)?.[1] ?? 123456);
   const username = options.botUsername ?? 'nightshift_test_bot';
@@ -894,7 +895,7 @@ export async function startBotApi(options: { token?: string; botUsername?: strin
       params: {},
       files: {},
       httpMethod: req.method ?? 'GET',
-      at: Date.now(),
+      at: stamp(),
     };
     calls.push(call);
     if (outage) return outageAnswer(res, call);

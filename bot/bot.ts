@@ -1,0 +1,408 @@
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { basename, extname, join } from "node:path";
+import { Bot, GrammyError, HttpError, type Context } from "grammy";
+import type { Update } from "grammy/types";
+import type { Logger } from "pino";
+import type { ApprovalRecord, ApprovalStore, Clock, Config } from "../runtime/index.ts";
+import type { Daemon, TaskRecord } from "../tasks/index.ts";
+import { createTelegramApprover, type TelegramApprover } from "./approvals.ts";
+import { createFollower } from "./follow.ts";
+import { escapeHtml } from "./format.ts";
+import { createTelegramOutbox, type TelegramOutbox } from "./outbox.ts";
+import { createPairingStore, type PairingStore } from "./pairing.ts";
+import { BOT_COMMANDS, budgetText, helpText, spendSummary, statusText, tasksText, traceText } from "./reports.ts";
+import { openBotStore, type BotStore } from "./store.ts";
+
+/**
+ * The Telegram surface, run inside `nightshift start`. We use grammy for the API client, its
+ * errors and update routing, but drive long polling ourselves: the offset must be saved only after
+ * an update is handled, and a watchdog must restart a poll that stopped completing — neither of
+ * which `bot.start()` allows. Everything sent goes through the durable outbox.
+ */
+
+export interface TelegramBotOptions {
+  token: string;
+  /** Any Bot API server (tests start one); default Telegram's. */
+  apiRoot?: string;
+  /** `state/telegram` under NIGHTSHIFT_HOME. */
+  dir: string;
+  settings: Config["telegram"];
+  limits: { dailyUsd: number; perTaskUsd: number };
+  clock: Clock;
+  daemon: Daemon;
+  approvals: ApprovalStore;
+  sessionsDir: string;
+  trace: Logger;
+  /** Builds and queues a task; `files` land in its workdir before it starts. */
+  submit(request: { prompt: string; source: string; files: TelegramFile[] }): Promise<TaskRecord>;
+  /** Writes files into an existing task's workdir (a document sent as a reply). */
+  attach(task: TaskRecord, files: TelegramFile[]): string[];
+  /** The current memory, for /memory. */
+  memory(): Promise<string>;
+  readEvents(id: string): Promise<import("../runtime/index.ts").SessionEvent[]>;
+}
+
+export interface TelegramFile {
+  name: string;
+  content: Buffer;
+}
+
+export interface TelegramBot {
+  readonly approver: TelegramApprover;
+  /** True when someone can answer an approval here (a paired or allowed user). */
+  hasUsers(): boolean;
+  /** Starts polling and sending in the background; never throws for an unreachable Telegram. */
+  start(): void;
+  stop(): Promise<void>;
+  readonly outbox: TelegramOutbox;
+  /** Resolves after the next completed poll (tests). */
+  polled(): Promise<void>;
+}
+
+const STRANGER_LOG_INTERVAL = 10 * 60_000;
+
+export function createTelegramBot(options: TelegramBotOptions): TelegramBot {
+  const { clock, daemon, settings, trace } = options;
+  const bot = new Bot(options.token, { client: { ...(options.apiRoot ? { apiRoot: options.apiRoot } : {}), timeoutSeconds: Math.ceil(settings.poll_timeout / 1000) + 30 } });
+  const redact = (text: string) => text.split(options.token).join("<token>");
+  const log = (level: "info" | "warn" | "error", message: string, fields: Record<string, unknown> = {}) => trace[level]({ event: "telegram", ...fields }, redact(message));
+
+  const store: BotStore = openBotStore(options.dir, (message) => log("error", message));
+  const pairing: PairingStore = createPairingStore(options.dir, clock);
+  const users = (): number[] => [...new Set([...settings.allowed_users, ...pairedUsers()])];
+  const allowed = (id: number) => {
+    if (settings.allowed_users.includes(id)) return true;
+    try {
+      return pairing.isPaired(id);
+    } catch (error) {
+      log("error", (error as Error).message); // a damaged users.json: nobody paired is served until it is fixed
+      return false;
+    }
+  };
+  const pairedUsers = () => {
+    try {
+      return pairing.users().map((user) => user.id);
+    } catch {
+      return [];
+    }
+  };
+
+  const outbox = createTelegramOutbox({
+    dir: join(options.dir, "outbox"),
+    api: bot.api,
+    clock,
+    limits: { editIntervalMs: settings.edit_interval },
+    log: (level, message, fields) => log(level, message, fields),
+    onSent(item, result) {
+      const message = (result as { message_id?: number } | undefined)?.message_id;
+      const [kind, id] = splitTag(item.call.tag);
+      if (message === undefined || !kind || !id) return;
+      store.update((data) => {
+        if (kind === "status" && data.tasks[id]?.status?.outbox === item.id) data.tasks[id]!.status!.message = message;
+        if (kind === "approval") for (const place of data.approvals[id]?.places ?? []) if (place.outbox === item.id) place.message = message;
+        if (kind !== "approval") store.rememberMessage(data, item.call.chat_id, message, id);
+      });
+    },
+  });
+  const reply = (chat: number, text: string, replyTo?: number) =>
+    outbox.enqueue({ method: "sendMessage", chat_id: chat, params: { text, parse_mode: "HTML", link_preview_options: { is_disabled: true }, ...(replyTo ? { reply_parameters: { message_id: replyTo, allow_sending_without_reply: true } } : {}) } });
+
+  const follower = createFollower({ outbox, store, userChats: users, notify: settings.notify, titleOf: (id) => daemon.get(id)?.title ?? "Task" });
+  const approver = createTelegramApprover({
+    store: options.approvals,
+    outbox,
+    bot: store,
+    clock,
+    chatsFor: (record: ApprovalRecord) => {
+      const chat = store.data.tasks[record.session]?.chat;
+      return chat !== undefined ? [chat] : settings.notify.includes("approval") ? users() : [];
+    },
+  });
+
+  // ------------------------------------------------------------------------------------------
+  // Who may talk to the bot
+  // ------------------------------------------------------------------------------------------
+  const strangers = new Map<number, { logged: number; suppressed: number }>();
+  const stranger = (ctx: Context, what: string) => {
+    const id = ctx.from?.id ?? 0;
+    const seen = strangers.get(id);
+    if (seen && clock.now() - seen.logged < STRANGER_LOG_INTERVAL) {
+      seen.suppressed++;
+      return;
+    }
+    if (strangers.size > 1000) strangers.clear();
+    strangers.set(id, { logged: clock.now(), suppressed: 0 });
+    const who = ctx.from?.username ? `@${ctx.from.username}` : ctx.from?.first_name ?? "someone";
+    log("warn", `ignored ${what} from ${who} (Telegram id ${id}), who is not paired${seen?.suppressed ? ` (${seen.suppressed} more since the last note)` : ""}; to let them in: nightshift pair, or telegram.allowed_users: [${id}]`, { from: id });
+  };
+  const byOf = (ctx: Context) => `telegram:${ctx.from?.username ? `@${ctx.from.username}` : ctx.from?.id}`;
+
+  bot.use(async (ctx, next) => {
+    if (ctx.chat && ctx.chat.type !== "private") return; // groups are not a place for a personal agent
+    const from = ctx.from;
+    if (!from) return;
+    if (allowed(from.id)) return next();
+    const text = ctx.message?.text ?? "";
+    const start = /^\/start(?:@\w+)?\s+(.+)/.exec(text);
+    if (!start) return stranger(ctx, ctx.callbackQuery ? "a button press" : "a message");
+    const result = pairing.redeem(start[1]!, { id: from.id, ...(from.username ? { username: from.username } : {}), first_name: from.first_name });
+    if (!result.ok) return stranger(ctx, `a pairing code (${result.problem})`); // no answer: the bot does not reveal itself
+    log("info", `paired with ${from.username ? `@${from.username}` : from.first_name} (Telegram id ${from.id})`, { from: from.id });
+    reply(ctx.chat!.id, `Paired. I am your Nightshift.\n\n${helpText()}`);
+  });
+
+  // ------------------------------------------------------------------------------------------
+  // Commands
+  // ------------------------------------------------------------------------------------------
+  const chatOf = (ctx: Context) => ctx.chat!.id;
+  const messageOf = (ctx: Context) => ctx.message!.message_id;
+  /** An id, a unique end or start of one, or (none given) the task replied to or the latest. */
+  const resolveTask = (ctx: Context, arg: string): TaskRecord | string => {
+    const tasks = daemon.list();
+    if (!arg) {
+      const replied = ctx.message?.reply_to_message;
+      const id = replied ? store.taskOfMessage(chatOf(ctx), replied.message_id) : undefined;
+      const task = id ? daemon.get(id) : [...tasks].sort((a, b) => b.created - a.created)[0];
+      return task ?? "There are no tasks yet. Send me a message to start one.";
+    }
+    const exact = daemon.get(arg);
+    if (exact) return exact;
+    const matches = tasks.filter((task) => task.id.endsWith(arg) || task.id.startsWith(arg));
+    if (matches.length === 1) return matches[0]!;
+    return matches.length ? `<code>${escapeHtml(arg)}</code> matches ${matches.length} tasks; give more of the id (/tasks lists them).` : `There is no task <code>${escapeHtml(arg)}</code>; /tasks lists them.`;
+  };
+  const withTask = (handler: (ctx: Context, task: TaskRecord) => Promise<string> | string) => async (ctx: Context) => {
+    const task = resolveTask(ctx, String(ctx.match ?? "").trim());
+    reply(chatOf(ctx), typeof task === "string" ? task : await handler(ctx, task), messageOf(ctx));
+  };
+
+  bot.command("start", (ctx) => void reply(chatOf(ctx), helpText()));
+  bot.command("help", (ctx) => void reply(chatOf(ctx), helpText()));
+  bot.command("tasks", (ctx) => void reply(chatOf(ctx), tasksText(daemon.list(), clock.now())));
+  bot.command("status", withTask(async (_ctx, task) => statusText(task, task.id, await options.readEvents(task.id).catch(() => []), clock.now())));
+  bot.command("trace", withTask(async (_ctx, task) => traceText(task, task.id, await options.readEvents(task.id).catch(() => []))));
+  bot.command("cancel", withTask(async (ctx, task) => {
+    const outcome = await daemon.cancel(task.id, `cancelled from Telegram by ${byOf(ctx).slice(9)}`);
+    const id = `<code>${escapeHtml(task.id)}</code>`;
+    return { cancelling: `Stopping ${id}: its running command is killed.`, cancelled: `Cancelled ${id} before it started.`, finished: `${id} has already ${task.state === "done" ? "finished" : task.state}.`, unknown: `There is no task ${id}.` }[outcome];
+  }));
+  bot.command("approvals", (ctx) => {
+    const shown = approver.showPending(chatOf(ctx));
+    if (!shown) reply(chatOf(ctx), "No approvals are waiting.");
+  });
+  bot.command("budget", async (ctx) => void reply(chatOf(ctx), budgetText(await spendSummary(options.sessionsDir, clock.now()), options.limits)));
+  bot.command("memory", async (ctx) => {
+    const memory = (await options.memory()).trim();
+    const shown = memory.length > 3500 ? `${memory.slice(0, 3500)}…` : memory;
+    reply(chatOf(ctx), memory ? `🧠 <b>Memory</b> (${memory.length.toLocaleString("en")} characters)\n<pre>${escapeHtml(shown)}</pre>` : "🧠 Memory is empty so far.");
+  });
+  bot.command("digest", (ctx) => void reply(chatOf(ctx), todayText(daemon.list(), clock.now())));
+
+  // ------------------------------------------------------------------------------------------
+  // Buttons, documents, messages
+  // ------------------------------------------------------------------------------------------
+  bot.on("callback_query:data", async (ctx) => {
+    const text = approver.press(ctx.callbackQuery.data, ctx.chat?.id ?? ctx.from.id, ctx.callbackQuery.message?.message_id ?? 0, byOf(ctx));
+    // Not through the outbox: an answer is only useful within seconds, and a restart makes it stale anyway.
+    await ctx.answerCallbackQuery({ text: text.slice(0, 200) }).catch((error: unknown) => log("warn", `could not answer a button press: ${(error as Error).message}`));
+  });
+
+  const fetchDocument = async (ctx: Context): Promise<TelegramFile | string> => {
+    const document = ctx.message!.document!;
+    const name = safeName(document.file_name ?? `file-${document.file_unique_id}`);
+    if ((document.file_size ?? 0) > settings.max_file_bytes) return `${escapeHtml(name)} is larger than telegram.max_file_bytes (${settings.max_file_bytes.toLocaleString("en")} bytes); share it another way or raise the setting.`;
+    try {
+      const file = await ctx.api.getFile(document.file_id);
+      if (!file.file_path) return `Telegram did not give me ${escapeHtml(name)}; send it again.`;
+      const response = await fetch(`${options.apiRoot ?? "https://api.telegram.org"}/file/bot${options.token}/${file.file_path}`);
+      if (!response.ok) return `Could not download ${escapeHtml(name)} (HTTP ${response.status}); send it again.`;
+      return { name, content: Buffer.from(await response.arrayBuffer()) };
+    } catch (error) {
+      return `Could not download ${escapeHtml(name)} (${escapeHtml(redact((error as Error).message))}); send it again.`;
+    }
+  };
+
+  /** A reply to one of a task's messages continues it; anything else is a new task. */
+  const intake = async (ctx: Context, text: string, files: TelegramFile[]) => {
+    const chat = chatOf(ctx);
+    const replied = ctx.message?.reply_to_message;
+    const id = replied ? store.taskOfMessage(chat, replied.message_id) : undefined;
+    const source = `telegram:${chat}:${messageOf(ctx)}`;
+    if (id) {
+      const task = daemon.get(id);
+      if (task) {
+        const saved = files.length ? options.attach(task, files) : [];
+        const prompt = [text, ...saved.map((name) => `(I put ${name} in your working folder.)`)].filter(Boolean).join("\n");
+        const outcome = await daemon.followUp(id, prompt);
+        if (outcome === "queued") return follower.started(daemon.get(id)!, chat, messageOf(ctx));
+        if (outcome === "busy") return void reply(chat, `Task <code>${escapeHtml(id)}</code> is still working; send this again when it has finished, or /cancel ${escapeHtml(id)}.`, messageOf(ctx));
+      }
+    }
+    // A crash after the task was queued but before the offset was saved brings the update back.
+    const existing = daemon.list().find((task) => task.spec.source === source);
+    if (existing) return;
+    const prompt = text || `I sent you ${files.map((file) => file.name).join(", ")}; it is in your working folder. Tell me briefly what it is.`;
+    const task = await options.submit({ prompt, source, files });
+    follower.started(task, chat, messageOf(ctx));
+  };
+
+  bot.on("message:document", async (ctx) => {
+    const file = await fetchDocument(ctx);
+    if (typeof file === "string") return void reply(chatOf(ctx), file, messageOf(ctx));
+    await intake(ctx, ctx.message.caption ?? "", [file]);
+  });
+  bot.on("message:text", async (ctx) => {
+    const text = ctx.message.text;
+    if (approver.takeReason(chatOf(ctx), text, byOf(ctx))) return;
+    if (/^\/\w/.test(text)) return void reply(chatOf(ctx), `I do not know ${escapeHtml(text.split(/\s/)[0]!)}. /help lists what I understand.`, messageOf(ctx));
+    await intake(ctx, text, []);
+  });
+  bot.on("message", (ctx) => void reply(chatOf(ctx), "I read text messages and documents. /help says more.", messageOf(ctx)));
+
+  // ------------------------------------------------------------------------------------------
+  // Polling, with a watchdog judged by completed polls
+  // ------------------------------------------------------------------------------------------
+  let stopping = false;
+  let poll: AbortController | undefined;
+  let loop: Promise<void> | undefined;
+  let lastCompleted = clock.now();
+  let polledWaiters: Array<() => void> = [];
+  let cancelWatchdog = () => {};
+  let cancelPause = () => {};
+  /** A back-off that stop() cuts short (a timer, so a fake clock holds it until time moves). */
+  const pause = (ms: number) =>
+    new Promise<void>((resolve) => {
+      const cancel = clock.setTimer(resolve, ms);
+      cancelPause = () => {
+        cancel();
+        resolve();
+      };
+    });
+  const unwatch = daemon.watch((id, message) => {
+    try {
+      follower.onEvent(id, message);
+    } catch (error) {
+      log("error", `could not show an update of task ${id}: ${(error as Error).message}`);
+    }
+  });
+
+  const watchdog = () => {
+    cancelWatchdog = clock.setTimer(() => {
+      if (stopping) return;
+      if (poll && clock.now() - lastCompleted > settings.watchdog) {
+        log("warn", `no getUpdates has completed for ${Math.round((clock.now() - lastCompleted) / 1000)}s; restarting polling`);
+        poll.abort(new Error("watchdog"));
+      }
+      watchdog();
+    }, Math.max(1000, Math.floor(settings.watchdog / 3)));
+  };
+
+  const handle = async (update: Update) => {
+    try {
+      await bot.handleUpdate(update);
+    } catch (error) {
+      log("error", `update ${update.update_id} failed: ${(error as Error).message}`, { update: update.update_id });
+    }
+    store.update((data) => void (data.offset = update.update_id + 1));
+  };
+
+  const run = async () => {
+    let delay = 1000;
+    const wait = async (what: string, error: unknown) => {
+      log("warn", `${what}: ${describe(error)}; trying again in ${Math.round(delay / 1000)}s`);
+      await pause(delay);
+      delay = Math.min(delay * 2, 60_000);
+    };
+    while (!stopping && !bot.isInited()) {
+      try {
+        await bot.init();
+        await bot.api.deleteWebhook();
+        await bot.api.setMyCommands(BOT_COMMANDS);
+        log("info", `polling Telegram as @${bot.botInfo.username}`);
+      } catch (error) {
+        if (!stopping) await wait("cannot reach Telegram", error);
+      }
+    }
+    delay = 1000;
+    while (!stopping) {
+      poll = new AbortController();
+      try {
+        const updates = await bot.api.getUpdates({ offset: store.data.offset, timeout: Math.floor(settings.poll_timeout / 1000), allowed_updates: ["message", "callback_query"] }, poll.signal as Parameters<typeof bot.api.getUpdates>[1]);
+        lastCompleted = clock.now();
+        delay = 1000;
+        for (const update of updates) await handle(update);
+        polledWaiters.splice(0).forEach((resolve) => resolve());
+      } catch (error) {
+        if (stopping) break;
+        if (poll.signal.aborted) continue; // the watchdog: poll again at once
+        if (error instanceof GrammyError && error.error_code === 409) await wait("another process is polling this bot (or a webhook is set)", error);
+        else if (error instanceof GrammyError && error.error_code === 401) await wait("Telegram refused TELEGRAM_BOT_TOKEN (401): check the token from @BotFather", error);
+        else await wait("polling Telegram failed", error);
+      }
+    }
+  };
+
+  return {
+    approver,
+    outbox,
+    hasUsers: () => users().length > 0,
+    start() {
+      outbox.start();
+      lastCompleted = clock.now();
+      watchdog();
+      loop = run().catch((error: unknown) => log("error", `polling stopped: ${describe(error)}`));
+    },
+    async stop() {
+      stopping = true;
+      cancelWatchdog();
+      cancelPause();
+      unwatch();
+      poll?.abort(new Error("stopping"));
+      await loop;
+      await outbox.stop();
+    },
+    polled: () => new Promise((resolve) => polledWaiters.push(resolve)),
+  };
+
+  function describe(error: unknown): string {
+    if (error instanceof GrammyError) return redact(`${error.error_code} ${error.description}`);
+    if (error instanceof HttpError) return redact(`network: ${(error.error as Error)?.message ?? error.message}`);
+    return redact((error as Error)?.message ?? String(error));
+  }
+}
+
+function splitTag(tag: string | undefined): [string | undefined, string | undefined] {
+  const at = tag?.indexOf(":") ?? -1;
+  return at < 0 ? [undefined, undefined] : [tag!.slice(0, at), tag!.slice(at + 1)];
+}
+
+/** A file name that stays in the folder it is written to. */
+function safeName(name: string): string {
+  const base = basename(name).replace(/[^\w.\- ()]+/g, "_").replace(/^\.+/, "").slice(0, 120);
+  return base || "file";
+}
+
+/** Writes files into `dir`, never over an existing one (name-2.ext). Returns the names used. */
+export function saveFiles(dir: string, files: TelegramFile[]): string[] {
+  mkdirSync(dir, { recursive: true });
+  return files.map((file) => {
+    const ext = extname(file.name);
+    const stem = file.name.slice(0, file.name.length - ext.length);
+    let name = file.name;
+    for (let n = 2; existsSync(join(dir, name)); n++) name = `${stem}-${n}${ext}`;
+    writeFileSync(join(dir, name), file.content, { flag: "wx" });
+    return name;
+  });
+}
+
+/** /digest until the nightly digest exists: what happened since midnight. */
+function todayText(tasks: TaskRecord[], now: number): string {
+  const midnight = new Date(now);
+  midnight.setHours(0, 0, 0, 0);
+  const today = tasks.filter((task) => (task.finished ?? task.created) >= midnight.getTime());
+  if (today.length === 0) return "📋 Nothing ran today yet.";
+  const count = (state: string) => today.filter((task) => task.state === state).length;
+  const spent = today.reduce((sum, task) => sum + task.cost_usd, 0);
+  const lines = today.slice(-10).map((task) => `• ${task.state === "done" ? "✅" : task.state === "failed" ? "❌" : task.state === "cancelled" ? "⏹" : "⚙️"} ${escapeHtml(task.title)}`);
+  return [`📋 <b>Today so far</b>: ${count("done")} done, ${count("failed")} failed, ${today.length - count("done") - count("failed")} other · $${spent.toFixed(2)}`, ...lines].join("\n");
+}

@@ -1,0 +1,164 @@
+import type { SessionEvent, SessionResult } from "../runtime/index.ts";
+import type { TaskRecord } from "../tasks/index.ts";
+import { escapeHtml, formatCost, markdownToTelegramHtml, progressText, splitForTelegram, type ProgressStatus } from "./format.ts";
+import type { OutgoingCall, TelegramOutbox } from "./outbox.ts";
+import type { BotStore } from "./store.ts";
+
+/**
+ * Turns task events into what the phone shows: for a task sent from Telegram, one status message
+ * edited in place (the outbox throttles edits per chat) and the result as a new message; for other
+ * tasks, notifications to every user (as `telegram.notify` chooses). Everything here is a reaction
+ * to events; nothing is asked of the daemon.
+ */
+
+export type NotifyKind = "finished" | "failed" | "approval" | "budget";
+
+export interface FollowOptions {
+  outbox: TelegramOutbox;
+  store: BotStore;
+  /** Chats to notify about tasks not sent from Telegram. */
+  userChats(): number[];
+  notify: readonly NotifyKind[];
+  /** A task's title (after a restart, events start with `resumed`, not `session_start`). */
+  titleOf(id: string): string;
+}
+
+export interface Follower {
+  onEvent(id: string, message: { type: "event"; event: SessionEvent } | { type: "finished"; record: TaskRecord; result: SessionResult }): void;
+  /** Queues the status message for a task just sent from `chat` in reply to `request`. */
+  started(task: TaskRecord, chat: number, request: number): void;
+}
+
+const STATE_LABEL: Record<string, string> = { queued: "⏳ queued", running: "⚙️ working", waiting_approval: "🔐 waiting for approval", done: "✅ done", failed: "❌ failed", cancelled: "⏹ cancelled" };
+
+export function createFollower(options: FollowOptions): Follower {
+  const { outbox, store } = options;
+  const progress = new Map<string, ProgressStatus & { last?: string }>();
+
+  const chatOf = (id: string) => store.data.tasks[id]?.chat;
+  const statusEdit = (id: string, text: string): OutgoingCall | undefined => {
+    const entry = store.data.tasks[id];
+    if (!entry?.status) return undefined;
+    const { chat, message, outbox: sent } = entry.status;
+    return message !== undefined
+      ? { method: "editMessageText", chat_id: chat, params: { message_id: message, text, parse_mode: "HTML" } }
+      : sent ? { method: "editMessageText", chat_id: chat, edit_of: sent, params: { text, parse_mode: "HTML" } } : undefined;
+  };
+  /** Telegram rejects an edit with identical text, and an edit costs a slot of the chat's rate: skip repeats. */
+  const show = (id: string, status: ProgressStatus & { last?: string }) => {
+    const text = progressText(status);
+    if (text === status.last) return;
+    status.last = text;
+    outbox.replace(`progress:${id}`, statusEdit(id, text));
+  };
+  const statusOf = (id: string, title: string) => {
+    let status = progress.get(id);
+    if (!status) progress.set(id, (status = { title, step: 0, tools: [], tokens: 0, costUsd: 0, state: STATE_LABEL.running! }));
+    return status;
+  };
+  const send = (chat: number, text: string, tag?: string, replyTo?: number): string =>
+    outbox.enqueue({
+      method: "sendMessage",
+      chat_id: chat,
+      params: { text, parse_mode: "HTML", link_preview_options: { is_disabled: true }, ...(replyTo ? { reply_parameters: { message_id: replyTo, allow_sending_without_reply: true } } : {}) },
+      ...(tag ? { tag } : {}),
+    });
+  const audience = (id: string, kind: NotifyKind): number[] => {
+    const chat = chatOf(id);
+    if (chat !== undefined) return [chat];
+    return options.notify.includes(kind) ? options.userChats() : [];
+  };
+
+  const finished = (record: TaskRecord, result: SessionResult) => {
+    const id = record.id;
+    const status = progress.get(id);
+    progress.delete(id);
+    const entry = store.data.tasks[id];
+    if (entry?.status) {
+      // The final state replaces the throttled progress: a durable edit, in order before the result.
+      const final = progressText({ ...(status ?? { title: record.title, step: record.turns, tools: [], tokens: 0 }), costUsd: result.costUsd, state: STATE_LABEL[result.status] ?? result.status });
+      outbox.replace(`progress:${id}`, undefined);
+      const call = statusEdit(id, final);
+      if (call && final !== status?.last) outbox.enqueue(call);
+    }
+    const kind: NotifyKind = result.status === "done" ? "finished" : "failed";
+    for (const chat of audience(id, kind)) {
+      const replyTo = chat === entry?.chat ? entry.request : undefined;
+      for (const message of resultMessages(record, result)) {
+        if (message.document) {
+          outbox.enqueue({ method: "sendDocument", chat_id: chat, params: { caption: message.caption, parse_mode: "HTML" }, document: message.document, tag: `result:${id}` });
+        } else send(chat, message.text, `result:${id}`, replyTo);
+      }
+    }
+  };
+
+  return {
+    started(task, chat, request) {
+      const status = statusOf(task.id, task.title);
+      status.state = STATE_LABEL[task.state] ?? task.state;
+      status.last = progressText(status);
+      const sent = send(chat, status.last, `status:${task.id}`, request);
+      store.update((data) => {
+        data.tasks[task.id] = { chat, request, status: { chat, outbox: sent } };
+        store.rememberMessage(data, chat, request, task.id);
+      });
+    },
+    onEvent(id, message) {
+      if (message.type === "finished") return finished(message.record, message.result);
+      const event = message.event;
+      const followed = chatOf(id) !== undefined;
+      if (event.type === "budget_warning") {
+        const used = event.kind === "usd" || event.kind === "daily_usd" ? formatCost(event.used) : String(Math.round(event.used));
+        const limit = event.kind === "usd" || event.kind === "daily_usd" ? formatCost(event.limit) : String(event.limit);
+        const what = { turns: "turns", usd: "budget", time: "time", daily_usd: "today's budget" }[event.kind] ?? event.kind;
+        for (const chat of audience(id, "budget")) send(chat, `⚠️ Task <code>${escapeHtml(id)}</code> has used ${Math.round((event.used / event.limit) * 100)}% of its ${what} (${used} of ${limit}).`, `note:${id}`);
+      }
+      if (!followed) return;
+      const status = progress.get(id) ?? statusOf(id, options.titleOf(id));
+      switch (event.type) {
+        case "session_start":
+          status.title = event.task.title;
+          break;
+        case "model_response":
+          status.step = event.turn;
+          status.tokens += event.usage.input_tokens + event.usage.output_tokens + event.usage.cache_read_input_tokens + event.usage.cache_creation_input_tokens;
+          status.costUsd += event.cost_usd;
+          break;
+        case "tool_start":
+          status.tools = [...status.tools, toolLine(event.name, event.input)].slice(-3);
+          break;
+        case "approval_requested":
+          status.state = STATE_LABEL.waiting_approval!;
+          break;
+        case "approval_answered":
+        case "resumed":
+        case "user":
+          status.state = STATE_LABEL.running!;
+          break;
+        default:
+          return;
+      }
+      show(id, status);
+    },
+  };
+}
+
+type ResultMessage = { text: string; document?: undefined } | { document: { filename: string; content: string }; caption: string };
+
+/** The answer as Telegram HTML, split under 4,096 characters, or a `.md` document past a few parts. */
+export function resultMessages(record: Pick<TaskRecord, "id" | "title">, result: SessionResult): ResultMessage[] {
+  const head = `${result.status === "done" ? "✅" : result.status === "cancelled" ? "⏹" : "❌"} <b>${escapeHtml(record.title)}</b> · <code>${escapeHtml(record.id)}</code>`;
+  const why = result.status === "done" ? "" : `\n${result.status}${result.reason ? `: ${escapeHtml(result.reason)}` : ""}`;
+  const answer = result.answer.trim();
+  const body = answer ? `\n\n${markdownToTelegramHtml(answer)}` : result.status === "done" ? "\n\n(no answer)" : "";
+  const split = splitForTelegram(`${head}${why}${body}`);
+  if ("parts" in split) return split.parts.map((text) => ({ text }));
+  return [{ document: { filename: `${record.id}.md`, content: result.answer }, caption: `${head}\nThe answer is long, so it is attached (${result.answer.length.toLocaleString("en")} characters).` }];
+}
+
+function toolLine(name: string, input: unknown): string {
+  const record = input && typeof input === "object" ? (input as Record<string, unknown>) : {};
+  const main = record.command ?? record.path ?? record.pattern ?? record.url;
+  const detail = typeof main === "string" ? main.split("\n")[0]! : "";
+  return detail ? `${name}: ${detail}` : name;
+}

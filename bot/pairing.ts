@@ -1,0 +1,196 @@
+import { createHash, randomBytes, randomInt, timingSafeEqual } from "node:crypto";
+import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { z } from "zod";
+import { ConfigError, type Clock } from "../runtime/index.ts";
+
+/**
+ * Who may steer Nightshift from Telegram. `nightshift pair` makes a one-time code; the daemon's bot
+ * redeems it when a user sends `/start CODE`, and the sender becomes a paired user.
+ *
+ * Two processes share these files (the CLI writes the code, the daemon redeems it), so every call
+ * re-reads them and every write is atomic (temp file + rename). Only a hash of the code is stored.
+ */
+
+export interface TelegramUser {
+  id: number;
+  username?: string;
+  first_name?: string;
+}
+
+export interface PairedUser extends TelegramUser {
+  paired_at: number;
+}
+
+export type RedeemResult =
+  | { ok: true; user: PairedUser }
+  | { ok: false; problem: "none" | "wrong" | "expired" | "used" | "locked"; message: string };
+
+export type PairingState = "none" | "waiting" | "paired" | "expired" | "locked";
+
+export interface PairingStatus {
+  state: PairingState;
+  /** Set whenever a code exists; also tells one code from the next. */
+  expiresAt?: number;
+  pairedUser?: PairedUser;
+  wrongAttempts: Array<{ user: TelegramUser; at: number }>;
+}
+
+export interface PairingStore {
+  /** A new one-time code like "K7P2-MX4Q", valid CODE_TTL_MS; replaces any earlier code. */
+  newCode(): { code: string; expiresAt: number };
+  /**
+   * `/start CODE` from a Telegram user. The code is accepted with or without the dash, in any case.
+   * The MAX_WRONG_ATTEMPTS-th wrong code burns it ("locked"); a used code never works twice. An empty
+   * code (the START button alone) is answered "wrong" but not counted.
+   */
+  redeem(code: string, user: TelegramUser): RedeemResult;
+  /** Throws ConfigError naming users.json when it is damaged: paired users are never dropped silently. */
+  users(): PairedUser[];
+  isPaired(id: number): boolean;
+  /** False when `id` was not paired. */
+  remove(id: number): boolean;
+  /** What became of the latest code, for `nightshift pair` while it waits. */
+  status(): PairingStatus;
+}
+
+export const CODE_TTL_MS = 10 * 60_000;
+export const MAX_WRONG_ATTEMPTS = 5;
+/** No 0/O, 1/I/L: a code read off a screen is typed right. */
+const ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ";
+
+const telegramUser = z.object({ id: z.number().int(), username: z.string().optional(), first_name: z.string().optional() });
+const pairedUser = telegramUser.extend({ paired_at: z.number() });
+const usersFile = z.object({ users: z.array(pairedUser) });
+const pairingFile = z.object({
+  code_sha256: z.string().regex(/^[0-9a-f]{64}$/),
+  expires_at: z.number(),
+  /** Wrong attempts against this code. */
+  attempts: z.array(z.object({ user: telegramUser, at: z.number() })),
+  used_by: pairedUser.optional(),
+});
+type Pairing = z.infer<typeof pairingFile>;
+
+/** `dir` is <home>/state/telegram. */
+export function createPairingStore(dir: string, clock: Clock): PairingStore {
+  const pairingPath = join(dir, "pairing.json");
+  const usersPath = join(dir, "users.json");
+
+  /** A missing or damaged pairing.json means no code: `nightshift pair` makes a new one. */
+  const readPairing = (): Pairing | undefined => {
+    try {
+      return pairingFile.parse(JSON.parse(readFileSync(pairingPath, "utf8")));
+    } catch {
+      return undefined;
+    }
+  };
+
+  const readUsers = (): PairedUser[] => {
+    let text: string;
+    try {
+      text = readFileSync(usersPath, "utf8");
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === "ENOENT") return [];
+      throw error;
+    }
+    let reason: string;
+    try {
+      const parsed = usersFile.safeParse(JSON.parse(text));
+      if (parsed.success) return parsed.data.users;
+      reason = `${parsed.error.issues[0]?.path.join(".") || "top level"}: ${parsed.error.issues[0]?.message}`;
+    } catch (error) {
+      reason = (error as Error).message;
+    }
+    throw new ConfigError(usersPath, `${usersPath} is damaged (${reason}), so the paired Telegram users are unknown. Repair it by hand (shape: {"users": [{"id": 4242, "paired_at": 0}]}) or move it aside and run \`nightshift pair\` again.`);
+  };
+
+  const write = (path: string, data: unknown): void => {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const temp = join(dir, `.${process.pid}.${randomBytes(4).toString("hex")}.tmp`);
+    try {
+      writeFileSync(temp, JSON.stringify(data, null, 2) + "\n", { mode: 0o600 });
+      renameSync(temp, path);
+    } finally {
+      rmSync(temp, { force: true });
+    }
+  };
+
+  const stateOf = (pairing: Pairing): PairingState => {
+    if (pairing.used_by) return "paired";
+    if (pairing.attempts.length >= MAX_WRONG_ATTEMPTS) return "locked";
+    return clock.now() >= pairing.expires_at ? "expired" : "waiting";
+  };
+
+  const store: PairingStore = {
+    newCode() {
+      const raw = Array.from({ length: 8 }, () => ALPHABET[randomInt(ALPHABET.length)]).join("");
+      const expiresAt = clock.now() + CODE_TTL_MS;
+      write(pairingPath, { code_sha256: sha256(raw), expires_at: expiresAt, attempts: [] } satisfies Pairing);
+      return { code: `${raw.slice(0, 4)}-${raw.slice(4)}`, expiresAt };
+    },
+
+    redeem(code, from) {
+      const pairing = readPairing();
+      const again = "run `nightshift pair` on the computer running Nightshift for a new code";
+      if (!pairing) return { ok: false, problem: "none", message: `No pairing code is waiting; ${again}.` };
+      const state = stateOf(pairing);
+      if (state === "paired") return { ok: false, problem: "used", message: `That code has been used already; ${again}.` };
+      if (state === "locked") return { ok: false, problem: "locked", message: `Too many wrong codes: that code no longer works; ${again}.` };
+      if (state === "expired") return { ok: false, problem: "expired", message: `That code has expired; ${again}.` };
+      const normalized = code.replace(/[\s-]/g, "").toUpperCase();
+      if (!normalized) return { ok: false, problem: "wrong", message: "Send /start followed by the code that `nightshift pair` printed." };
+
+      // Hashes have equal length, so the comparison takes the same time whatever the input.
+      if (!timingSafeEqual(Buffer.from(sha256(normalized), "hex"), Buffer.from(pairing.code_sha256, "hex"))) {
+        const attempts = [...pairing.attempts, { user: cleanUser(from), at: clock.now() }];
+        write(pairingPath, { ...pairing, attempts });
+        const left = MAX_WRONG_ATTEMPTS - attempts.length;
+        if (left <= 0) return { ok: false, problem: "locked", message: `Too many wrong codes: that code no longer works; ${again}.` };
+        return { ok: false, problem: "wrong", message: `That code is not right (${left} ${left === 1 ? "try" : "tries"} left).` };
+      }
+
+      const user: PairedUser = { ...cleanUser(from), paired_at: clock.now() };
+      // Users first: a crash in between leaves the user paired and the code still open, never the reverse.
+      write(usersPath, { users: [...readUsers().filter((known) => known.id !== user.id), user] });
+      write(pairingPath, { ...pairing, used_by: user });
+      return { ok: true, user };
+    },
+
+    users: readUsers,
+
+    isPaired: (id) => readUsers().some((user) => user.id === id),
+
+    remove(id) {
+      const users = readUsers();
+      const kept = users.filter((user) => user.id !== id);
+      if (kept.length === users.length) return false;
+      write(usersPath, { users: kept });
+      return true;
+    },
+
+    status() {
+      const pairing = readPairing();
+      if (!pairing) return { state: "none", wrongAttempts: [] };
+      return {
+        state: stateOf(pairing),
+        expiresAt: pairing.expires_at,
+        ...(pairing.used_by ? { pairedUser: pairing.used_by } : {}),
+        wrongAttempts: pairing.attempts,
+      };
+    },
+  };
+  return store;
+}
+
+function sha256(text: string): string {
+  return createHash("sha256").update(text).digest("hex");
+}
+
+/** Only the fields we keep: grammy's User carries more (language, premium, …). */
+function cleanUser(user: TelegramUser): TelegramUser {
+  return {
+    id: user.id,
+    ...(user.username !== undefined ? { username: user.username } : {}),
+    ...(user.first_name !== undefined ? { first_name: user.first_name } : {}),
+  };
+}

@@ -1,0 +1,363 @@
+// The texts behind the bot's read-only commands (/tasks, /status, /trace, /budget, /help), as
+// Telegram HTML. Pure functions of what they are given, except `spendSummary`, which reads the
+// session logs. Every text is valid HTML by construction (fixed tags around escaped text) and stays
+// under Telegram's 4,096 characters: long timelines keep their start and their latest lines.
+
+import { existsSync } from "node:fs";
+import { readdir, stat } from "node:fs/promises";
+import { join } from "node:path";
+import { formatDuration, readSessionLog, type EventOf, type SessionEvent } from "../runtime/index.ts";
+import type { TaskRecord, TaskState } from "../tasks/state.ts";
+import { escapeHtml, formatCost, formatTokens } from "./format.ts";
+
+/** Below Telegram's 4,096, leaving room for a caller's extra line. */
+const MAX_CHARS = 4000;
+const TASKS_SHOWN = 10;
+const RECENT_LINES = 5;
+
+const ICONS: Record<TaskState, string> = { queued: "🕒", running: "⏳", waiting_approval: "✋", done: "✅", failed: "❌", cancelled: "🚫" };
+const STATE_WORDS: Record<TaskState, string> = { queued: "queued", running: "running", waiting_approval: "waiting for approval", done: "done", failed: "failed", cancelled: "cancelled" };
+
+export function tasksText(tasks: TaskRecord[], now: number): string {
+  if (tasks.length === 0) return "No tasks yet. Just type a message and it becomes one.";
+  const active = (task: TaskRecord) => (task.state === "running" || task.state === "waiting_approval" ? 0 : 1);
+  const shown = [...tasks].sort((a, b) => active(a) - active(b) || b.created - a.created).slice(0, TASKS_SHOWN);
+  const lines = shown.map((task) => `${ICONS[task.state]} <b>${clip(task.title, 80) || "Task"}</b>\n    <code>${clip(task.id, 60)}</code> · ${STATE_WORDS[task.state]} · ${span(now - task.created)} ago · ${formatCost(task.cost_usd)}`);
+  const older = tasks.length - shown.length;
+  const footer = `${older > 0 ? `${older} older not shown. ` : ""}/status ID for details, /trace ID for the timeline.`;
+  return fit(["<b>Tasks</b>"], lines, ["", footer]);
+}
+
+export function statusText(task: TaskRecord | undefined, id: string, events: SessionEvent[], now: number): string {
+  if (!task) return `No task <code>${clip(id, 64) || "?"}</code>. /tasks lists the latest ones.`;
+  const totals = totalsOf(events);
+  const times = [`Created ${span(now - task.created)} ago`];
+  if (task.started !== undefined) times.push(`started ${span(now - task.started)} ago`);
+  if (task.finished !== undefined) times.push(`finished ${span(now - task.finished)} ago`);
+  // The record's turns and cost are written when a task finishes; while it runs, the log knows more.
+  const turns = Math.max(task.turns, totals.calls);
+  const cost = Math.max(task.cost_usd, totals.usd);
+  const head = [
+    `${ICONS[task.state]} <b>${clip(task.title, 120) || "Task"}</b>`,
+    `<code>${clip(task.id, 60)}</code> · ${STATE_WORDS[task.state]} · from ${clip(task.origin, 40)}`,
+    times.join(" · "),
+    `${turns} turns · ${formatTokens(totals.input)} tokens in · ${formatTokens(totals.output)} out`,
+    `${formatCost(cost)} of ${formatCost(task.spec.budget.max_usd)} (${percent(cost, task.spec.budget.max_usd)})`,
+  ];
+  if ((task.state === "failed" || task.state === "cancelled") && task.reason) head.push(`Reason: <i>${clip(task.reason, 400)}</i>`);
+  const pending = pendingApproval(events);
+  if (task.state === "waiting_approval" && pending) head.push(`Waiting for your answer: ${clip(pending.summary, 160)} (/approvals)`);
+  const recent = timeline(events).slice(-RECENT_LINES);
+  if (recent.length === 0) return [...head, task.state === "queued" ? "Not started yet." : "No session log yet."].join("\n");
+  return fit([...head, "", "<b>Recent</b>"], recent, ["", `Full timeline: /trace ${clip(task.id, 60)}`]);
+}
+
+export function traceText(task: TaskRecord | undefined, id: string, events: SessionEvent[]): string {
+  const start = events[0]?.type === "session_start" ? events[0] : undefined;
+  if (!task && !start) return `No session for <code>${clip(id, 64) || "?"}</code>. /tasks lists the latest ones.`;
+  if (events.length === 0) return `<code>${clip(id, 64)}</code> has no session yet (${STATE_WORDS[task?.state ?? "queued"]}).`;
+  const totals = totalsOf(events);
+  const title = task?.title ?? start?.task.title ?? "";
+  const head = [
+    `<b>Trace</b> <code>${clip(task?.id ?? id, 60)}</code>${task ? ` · ${STATE_WORDS[task.state]}` : ""}`,
+    `<b>${clip(title, 120) || "Task"}</b>`,
+    `${totals.calls} model calls · ${formatTokens(totals.input)} in · ${formatTokens(totals.output)} out · ${formatCost(totals.usd)} · ${totals.tools} tool calls${totals.toolErrors ? ` (${totals.toolErrors} failed)` : ""}`,
+    "",
+  ];
+  return fit(head, timeline(events));
+}
+
+export interface SpendSummary {
+  todayUsd: number;
+  monthUsd: number;
+  /** Today's most expensive sessions, at most five, most expensive first. */
+  todayTop: Array<{ id: string; usd: number }>;
+  /** Days of this month so far, today included. */
+  days: number;
+}
+
+/**
+ * Spend by local day and month, counted as the daily budget counts it (runtime/daily-spend.ts):
+ * model responses and checkpoints, by the time they are dated. Logs last written before this month
+ * are not opened; a damaged log counts as nothing.
+ */
+export async function spendSummary(sessionsDir: string, now: number): Promise<SpendSummary> {
+  const monthStart = new Date(now);
+  monthStart.setDate(1);
+  monthStart.setHours(0, 0, 0, 0);
+  const today = new Date(now).toDateString();
+  let todayUsd = 0;
+  let monthUsd = 0;
+  const byTask = new Map<string, number>();
+  const names = existsSync(sessionsDir) ? (await readdir(sessionsDir)).filter((name) => name.endsWith(".jsonl")) : [];
+  for (const name of names) {
+    let events: SessionEvent[];
+    try {
+      const path = join(sessionsDir, name);
+      if ((await stat(path)).mtimeMs < monthStart.getTime()) continue;
+      events = await readSessionLog(path);
+    } catch {
+      continue;
+    }
+    const id = name.slice(0, -".jsonl".length);
+    for (const event of events) {
+      if (event.type !== "model_response" && event.type !== "checkpoint") continue;
+      const at = new Date(event.at);
+      if (at.getFullYear() !== monthStart.getFullYear() || at.getMonth() !== monthStart.getMonth()) continue;
+      monthUsd += event.cost_usd;
+      if (at.toDateString() !== today) continue;
+      todayUsd += event.cost_usd;
+      byTask.set(id, (byTask.get(id) ?? 0) + event.cost_usd);
+    }
+  }
+  const todayTop = [...byTask].filter(([, usd]) => usd > 0).sort((a, b) => b[1] - a[1]).slice(0, 5).map(([id, usd]) => ({ id, usd }));
+  return { todayUsd, monthUsd, todayTop, days: new Date(now).getDate() };
+}
+
+/** `dailyUsd` 0 or Infinity means no daily limit (config requires a positive number, default $10). */
+export function budgetText(summary: SpendSummary, limits: { dailyUsd: number; perTaskUsd: number }): string {
+  const limited = (usd: number) => Number.isFinite(usd) && usd > 0;
+  const lines = ["<b>Spending</b>"];
+  if (limited(limits.dailyUsd)) {
+    const share = summary.todayUsd / limits.dailyUsd;
+    const filled = Math.round(Math.min(1, share) * 10);
+    lines.push(`Today: ${formatCost(summary.todayUsd)} of ${formatCost(limits.dailyUsd)} (${percent(summary.todayUsd, limits.dailyUsd)})`);
+    lines.push(`<code>${"▓".repeat(filled)}${"░".repeat(10 - filled)}</code>`);
+    if (share >= 1) lines.push("Today's budget is used up: tasks fail at their next model call until it resets at midnight.");
+  } else lines.push(`Today: ${formatCost(summary.todayUsd)} (no daily limit)`);
+  const average = summary.days > 0 ? ` (about ${formatCost(summary.monthUsd / summary.days)} a day)` : "";
+  lines.push(`This month: ${formatCost(summary.monthUsd)} over ${summary.days} ${summary.days === 1 ? "day" : "days"}${average}`);
+  lines.push(limited(limits.perTaskUsd) ? `Each task: up to ${formatCost(limits.perTaskUsd)} unless it sets its own budget.` : "Each task: no dollar limit.");
+  if (summary.todayTop.length > 0) {
+    lines.push("", "<b>Today's top tasks</b>");
+    for (const { id, usd } of summary.todayTop) lines.push(`<code>${clip(id, 60)}</code> ${formatCost(usd)}`);
+  }
+  return lines.join("\n");
+}
+
+/** For setMyCommands: lowercase names without the slash; descriptions stay under Telegram's 256. */
+export const BOT_COMMANDS: Array<{ command: string; description: string }> = [
+  { command: "tasks", description: "The latest tasks, running ones first" },
+  { command: "status", description: "One task: state, cost and recent steps (/status ID)" },
+  { command: "cancel", description: "Stop a task at its next safe point (/cancel ID)" },
+  { command: "trace", description: "A task's timeline: model calls, tools, permissions, approvals (/trace ID)" },
+  { command: "approvals", description: "Approvals waiting for your answer" },
+  { command: "memory", description: "What Nightshift remembers (/memory undo restores the previous version)" },
+  { command: "digest", description: "The digest now: tasks finished and failed, cost, what waits for you" },
+  { command: "budget", description: "Spending today and this month against the budget" },
+  { command: "help", description: "What you can send and what each command does" },
+];
+
+const ARGUMENTS: Record<string, string> = { status: " ID", cancel: " ID", trace: " ID" };
+
+export function helpText(): string {
+  return [
+    "<b>Nightshift</b>",
+    "Type a message: it becomes a new task. You get a progress message, then the answer.",
+    "Reply to a task's message: once it has finished, the task continues with what you wrote.",
+    "Send a document: it goes into a new task's working folder, and its caption says what to do. Sent as a reply, it goes to that task.",
+    "",
+    ...BOT_COMMANDS.map(({ command, description }) => `/${command}${ARGUMENTS[command] ?? ""} — ${escapeHtml(description.replace(/ \(\/\w+ ID\)$/, ""))}`),
+  ].join("\n");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The timeline
+// ---------------------------------------------------------------------------------------------
+
+interface ToolCall {
+  name: string;
+  input: unknown;
+  started: boolean;
+  permissions: Array<EventOf<"permission">>;
+  answers: Array<EventOf<"approval_answered">>;
+  end?: EventOf<"tool_end">;
+}
+
+/**
+ * One line per event worth seeing, each prefixed with its time since the session started. A tool
+ * call is one line holding its permission decisions and its outcome, placed where it started (or
+ * where it was refused, if it never started).
+ */
+function timeline(events: SessionEvent[]): string[] {
+  const origin = events[0]?.at ?? 0;
+  const entries: Array<{ event: SessionEvent; text?: string; call?: ToolCall }> = [];
+  const inputs = new Map<string, unknown>();
+  const open = new Map<string, ToolCall>();
+  const callFor = (id: string, name: string) => open.get(id) ?? open.set(id, { name, input: inputs.get(id), started: false, permissions: [], answers: [] }).get(id)!;
+  let model = "";
+  for (const event of events) {
+    if (event.type === "permission") callFor(event.id, event.tool).permissions.push(event);
+    else if (event.type === "approval_answered") callFor(event.id, "").answers.push(event);
+    else if (event.type === "tool_start") {
+      const call = Object.assign(callFor(event.id, event.name), { name: event.name, input: event.input, started: true });
+      entries.push({ event, call });
+    } else if (event.type === "tool_end") {
+      const call = Object.assign(callFor(event.id, event.name), { name: event.name, end: event });
+      open.delete(event.id);
+      if (!call.started) entries.push({ event, call });
+    } else if (event.type === "model_response") {
+      for (const block of event.content) if (block.type === "tool_use") inputs.set(block.id, block.input);
+    }
+    const text = eventLine(event, event.type === "model_response" && event.model !== model);
+    if (event.type === "model_response") model = event.model;
+    if (text) entries.push({ event, text });
+  }
+  return entries.map(({ event, text, call }) => `<code>+${span(event.at - origin)}</code> ${withLabel(event, call ? toolLine(call) : (text ?? ""))}`);
+}
+
+/** The line for an event that is not part of a tool call's line. */
+function eventLine(event: SessionEvent, showModel: boolean): string | undefined {
+  switch (event.type) {
+    case "session_start": {
+      const { budget } = event.task;
+      return `▶ start · ${clip(event.task.model, 40)} · budget ${formatCost(budget.max_usd)}, ${budget.max_turns} turns, ${formatDuration(budget.timeout_ms)}`;
+    }
+    case "model_response": {
+      const { input_tokens, cache_read_input_tokens: read, cache_creation_input_tokens: written, output_tokens } = event.usage;
+      const cache = [read ? `${formatTokens(read)} cached` : "", written ? `${formatTokens(written)} written` : ""].filter(Boolean).join(", ");
+      return `· turn ${event.turn}${showModel ? ` ${clip(event.model, 40)}` : ""}: ${formatTokens(input_tokens + read + written)} in${cache ? ` (${cache})` : ""} · ${formatTokens(output_tokens)} out · ${formatCost(event.cost_usd)}`;
+    }
+    case "approval_requested":
+      return `❓ asked: ${clip(event.summary, 120)} (${clip(event.reason, 100)})`;
+    case "approval_answered":
+      return `→ ${ANSWERS[event.decision]}${event.by !== "nightshift" ? ` by ${clip(event.by, 40)}` : ""}${event.reason && event.decision !== "unreachable" ? `: ${clip(event.reason, 100)}` : ""}`;
+    case "grant":
+      return `✓ allowed for this task: ${event.kind} <code>${clip(event.target, 80)}</code>`;
+    case "checkpoint":
+      return `⇣ compacted (${event.method}): ${event.dropped_turns} turns summarized from ${formatTokens(event.input_tokens_before)} tokens · ${formatCost(event.cost_usd)}`;
+    case "budget_warning":
+      return `⚠ budget ${event.kind.replace("_", " ")} at ${percent(event.used, event.limit)} (${amount(event.kind, event.used)} of ${amount(event.kind, event.limit)})`;
+    case "resumed":
+      return `↻ resumed (attempt ${event.attempt})`;
+    case "user":
+      return `✉ follow-up: <i>${clip(event.text, 120)}</i>`;
+    case "model_retry":
+      return `⚠ model retry ${event.attempt} in ${formatDuration(event.delay_ms)}: ${clip(event.reason, 100)}`;
+    case "warning":
+      return `⚠ ${clip(event.message, 160)}`;
+    case "session_end":
+      return `■ ${event.status}${event.reason ? `: ${clip(event.reason, 200)}` : ""} · ${event.turns} turns · ${formatCost(event.cost_usd)}`;
+    case "permission":
+    case "tool_start":
+    case "tool_end":
+      return undefined;
+    default: // a kind this version does not know (specialist runs, say): named, not dropped
+      return `· ${clip((event as { type: string }).type, 40)}`;
+  }
+}
+
+function toolLine(call: ToolCall): string {
+  const parts = [`› ${clip(call.name, 40)} <code>${clip(summarizeInput(call.input), 80)}</code>`];
+  const denied = call.permissions.find((p) => p.action === "deny");
+  const answer = call.answers.at(-1);
+  if (denied) parts.push(`⛔ denied by ${clip(denied.reason, 100)}`);
+  else if (answer) parts.push(`asked → ${ANSWERS[answer.decision]}`);
+  else if (call.permissions.length > 0) parts.push(`allowed by ${clip(call.permissions[0]!.reason, 100)}${call.permissions.length > 1 ? ` (+${call.permissions.length - 1})` : ""}`);
+  const end = call.end;
+  if (!end) parts.push("no result recorded");
+  else if (end.interrupted) parts.push("interrupted");
+  else if (!call.started) parts.push(`not run: ${clip(firstLine(end.output), 100)}`);
+  else parts.push(end.is_error ? `✗ error after ${formatDuration(end.duration_ms)}: ${clip(firstLine(end.output), 100)}` : `ok ${formatDuration(end.duration_ms)}`);
+  return parts.join(" · ");
+}
+
+const ANSWERS: Record<EventOf<"approval_answered">["decision"], string> = {
+  once: "allowed once",
+  task: "allowed for this task",
+  deny: "denied",
+  expired: "expired unanswered",
+  unreachable: "denied: nobody could be asked",
+};
+
+/** Specialists are not recorded yet; an event that names one (`specialist` or `label`) shows it. */
+function withLabel(event: SessionEvent, text: string): string {
+  const { specialist, label } = event as { specialist?: unknown; label?: unknown };
+  const name = typeof specialist === "string" ? specialist : typeof label === "string" ? label : "";
+  return name ? `[${clip(name, 30)}] ${text}` : text;
+}
+
+function summarizeInput(input: unknown): string {
+  if (input && typeof input === "object") {
+    const record = input as Record<string, unknown>;
+    const main = record.command ?? record.path ?? record.url ?? record.pattern ?? record.question;
+    if (typeof main === "string") return main;
+    if (Array.isArray(record.names)) return record.names.join(", ");
+  }
+  return JSON.stringify(input) ?? "";
+}
+
+function totalsOf(events: SessionEvent[]) {
+  const totals = { calls: 0, input: 0, output: 0, usd: 0, tools: 0, toolErrors: 0 };
+  for (const event of events) {
+    if (event.type === "model_response") {
+      const usage = event.usage;
+      totals.calls++;
+      totals.input += usage.input_tokens + usage.cache_read_input_tokens + usage.cache_creation_input_tokens;
+      totals.output += usage.output_tokens;
+      totals.usd += event.cost_usd;
+    } else if (event.type === "checkpoint") totals.usd += event.cost_usd;
+    else if (event.type === "tool_end") {
+      totals.tools++;
+      if (event.is_error) totals.toolErrors++;
+    }
+  }
+  return totals;
+}
+
+function pendingApproval(events: SessionEvent[]): EventOf<"approval_requested"> | undefined {
+  const answered = new Set(events.flatMap((event) => (event.type === "approval_answered" ? [event.approval] : [])));
+  return events.findLast((event): event is EventOf<"approval_requested"> => event.type === "approval_requested" && !answered.has(event.approval));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Small pieces
+// ---------------------------------------------------------------------------------------------
+
+/** Joins head, body and tail; if too long, keeps the body's first and latest lines around a skip note. */
+function fit(head: string[], body: string[], tail: string[] = []): string {
+  const whole = [...head, ...body, ...tail].join("\n");
+  if (whole.length <= MAX_CHARS) return whole;
+  let room = MAX_CHARS - [...head, ...tail].join("\n").length - 80; // 80: the skip note and its line breaks
+  const first: string[] = [];
+  for (let headRoom = room * 0.3; first.length < body.length && body[first.length]!.length + 1 <= headRoom; ) {
+    const line = body[first.length]!;
+    first.push(line);
+    headRoom -= line.length + 1;
+    room -= line.length + 1;
+  }
+  const last: string[] = [];
+  for (let i = body.length - 1; i >= first.length && body[i]!.length + 1 <= room; i--) {
+    last.unshift(body[i]!);
+    room -= body[i]!.length + 1;
+  }
+  const skipped = body.length - first.length - last.length;
+  return [...head, ...first, `<i>… ${skipped} ${skipped === 1 ? "line" : "lines"} skipped …</i>`, ...last, ...tail].join("\n");
+}
+
+/** One line of at most `chars` code points, escaped. */
+function clip(text: string, chars: number): string {
+  const points = Array.from(text.replace(/\s+/g, " ").trim());
+  return escapeHtml(points.length > chars ? `${points.slice(0, chars - 1).join("")}…` : points.join(""));
+}
+
+function firstLine(text: string): string {
+  return text.trim().split("\n")[0] ?? "";
+}
+
+/** 12s, 3m, 1h05m, 2d. */
+function span(ms: number): string {
+  const seconds = Math.max(0, Math.floor(ms / 1000));
+  if (seconds < 60) return `${seconds}s`;
+  if (seconds < 3600) return `${Math.floor(seconds / 60)}m`;
+  if (seconds < 86_400) return `${Math.floor(seconds / 3600)}h${String(Math.floor(seconds / 60) % 60).padStart(2, "0")}m`;
+  return `${Math.floor(seconds / 86_400)}d`;
+}
+
+function percent(used: number, limit: number): string {
+  return limit > 0 && Number.isFinite(limit) ? `${Math.round((used / limit) * 100)}%` : "no limit";
+}
+
+function amount(kind: EventOf<"budget_warning">["kind"], value: number): string {
+  return kind === "usd" || kind === "daily_usd" ? formatCost(value) : kind === "time" ? formatDuration(value) : String(value);
+}
