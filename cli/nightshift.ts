@@ -17,6 +17,7 @@ import { answerCommand } from "./approve.ts";
 import { connectDaemon } from "../tasks/control.ts";
 import { formatChecks, runDoctor } from "./doctor.ts";
 import { installService } from "./service.ts";
+import { pairCommand } from "./pair.ts";
 import { startDaemon } from "./start.ts";
 import { statusCommand } from "./status.ts";
 import { initHome } from "./init.ts";
@@ -36,10 +37,12 @@ const HELP = `nightshift: a personal agent runtime
       --quiet                        no progress lines
   nightshift approve [ID] [--task] allow a pending approval once (or for the rest of its task); no ID lists them
   nightshift deny ID [--reason T]  deny it; the agent sees the reason
+  nightshift pair [--no-wait]      a one-time code: send /start CODE to the bot on Telegram to pair with it
+      --list | --remove ID           the paired Telegram users (and telegram.allowed_users); unpair one
   nightshift doctor                check Node, folders, sandbox, model endpoints; each problem with its fix
   nightshift config schema         print the JSON Schema of config.yaml
 
-Environment: NIGHTSHIFT_HOME, ANTHROPIC_API_KEY, ANTHROPIC_BASE_URL (and NIGHTSHIFT_HOME/.env).
+Environment: NIGHTSHIFT_HOME, ANTHROPIC_API_KEY, ANTHROPIC_BASE_URL, TELEGRAM_BOT_TOKEN (and NIGHTSHIFT_HOME/.env).
 Exit codes: 0 done, 1 failed or cancelled, 2 bad input.`;
 
 async function main(argv: string[]): Promise<number> {
@@ -52,6 +55,9 @@ async function main(argv: string[]): Promise<number> {
       quiet: { type: "boolean", short: "q" },
       task: { type: "boolean" },
       reason: { type: "string" },
+      list: { type: "boolean" },
+      remove: { type: "string" },
+      "no-wait": { type: "boolean" },
       help: { type: "boolean", short: "h" },
       version: { type: "boolean" },
     },
@@ -132,6 +138,16 @@ async function main(argv: string[]): Promise<number> {
       if (!existsSync(cliPath)) throw new UsageError(`${cliPath} is missing; run \`npm run build\` in the Nightshift folder first`);
       const result = installService({ platform: process.platform, nodePath: process.execPath, cliPath, home: loaded.home });
       return print(result.created ? `wrote ${result.path}\nNext: ${result.next}` : `${result.path} exists and was kept as it is; remove it to write a fresh one.\nTo enable it: ${result.next}`, 0);
+    }
+    case "pair": {
+      if (rest.length) throw new UsageError("nightshift pair takes no arguments; to unpair a user: nightshift pair --remove ID");
+      const loaded = loadConfig(env);
+      const controller = new AbortController();
+      process.once("SIGINT", () => controller.abort(new Error("stopped with Ctrl-C")));
+      return pairCommand(
+        { list: values.list ?? false, ...(values.remove !== undefined ? { remove: values.remove } : {}), wait: !values["no-wait"] },
+        { loaded, clock: systemClock, stdout: process.stdout, signal: controller.signal, allowedUsers: loaded.config.telegram.allowed_users },
+      );
     }
     case "approve":
     case "deny": {

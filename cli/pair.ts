@@ -1,0 +1,135 @@
+import { join } from "node:path";
+import { createPairingStore, type PairedUser, type PairingStore, type TelegramUser } from "../bot/pairing.ts";
+import type { Clock, LoadedConfig } from "../runtime/index.ts";
+import { connectDaemon } from "../tasks/control.ts";
+import { UsageError } from "./usage.ts";
+
+export interface PairArgs {
+  list?: boolean;
+  /** A Telegram user id to unpair. */
+  remove?: string;
+  /** Wait for the code to be used, expire or be locked (default); false returns once it is printed. */
+  wait: boolean;
+}
+
+export interface PairIO {
+  loaded: LoadedConfig;
+  clock: Clock;
+  stdout: NodeJS.WritableStream;
+  /** Aborting stops the wait (Ctrl-C); the code stays valid. */
+  signal: AbortSignal;
+  /** `telegram.allowed_users` from config: also served, listed by --list. */
+  allowedUsers: readonly number[];
+  /** How often the wait re-reads the code's status. */
+  pollMs?: number;
+}
+
+/**
+ * `nightshift pair [--no-wait] | --list | --remove ID`. Returns the exit code: 0 paired (or printed,
+ * listed, removed, stopped waiting), 1 the code expired, was burned or replaced.
+ */
+export async function pairCommand(args: PairArgs, io: PairIO): Promise<number> {
+  const { loaded, clock } = io;
+  const say = (text: string) => void io.stdout.write(text + "\n");
+  const finish = (text: string, code: number) => (say(text), code);
+  const store = createPairingStore(join(loaded.home, "state", "telegram"), clock);
+  if (args.list && args.remove !== undefined) throw new UsageError("use either --list or --remove ID");
+  if (args.list) return finish(listing(store.users(), io.allowedUsers), 0);
+  if (args.remove !== undefined) return finish(remove(store, args.remove, io.allowedUsers), 0);
+
+  const token = loaded.env.TELEGRAM_BOT_TOKEN?.trim();
+  if (!token) throw new UsageError(noTokenAdvice(loaded.home));
+  const apiRoot = (loaded.env.TELEGRAM_API_ROOT || "https://api.telegram.org").replace(/\/+$/, "");
+  const [botName, daemon] = await Promise.all([fetchBotName(apiRoot, token), connectDaemon(loaded.home)]);
+
+  const { code, expiresAt } = store.newCode();
+  const until = clockTime(expiresAt);
+  say(`Pairing code: ${code}\n`);
+  if (botName) {
+    say(`Send /start ${code} to @${botName} on Telegram (https://t.me/${botName}),`);
+    say(`or open https://t.me/${botName}?start=${code} and press Start.`);
+  } else {
+    say(`Send /start ${code} to your bot on Telegram.`);
+  }
+  say(`The code works once and expires in 10 minutes, at ${until}.`);
+  if (!daemon) say("No daemon is running: `nightshift start` must be running for the bot to hear the code.");
+  if (!args.wait) return 0;
+
+  say("Waiting for it… (Ctrl-C stops waiting)");
+  let reported = 0;
+  for (;;) {
+    const status = store.status();
+    for (const attempt of status.wrongAttempts.slice(reported)) say(`someone (${name(attempt.user)}, id ${attempt.user.id}) tried a wrong code`);
+    reported = status.wrongAttempts.length;
+    if (status.state === "none") return finish("The code is gone (pairing.json was removed or damaged); run nightshift pair for a new one.", 1);
+    if (status.expiresAt !== expiresAt) return finish("A newer `nightshift pair` replaced this code; it no longer works.", 1);
+    if (status.state === "paired") return finish(`Paired with ${name(status.pairedUser!)} (id ${status.pairedUser!.id}). Send the bot a task.`, 0);
+    if (status.state === "expired") return finish("The code expired; run nightshift pair for a new one.", 1);
+    if (status.state === "locked") return finish("Too many wrong codes: this one no longer works; run nightshift pair for a new one.", 1);
+    try {
+      await clock.sleep(io.pollMs ?? 500, io.signal);
+    } catch {
+      return finish(`\nStopped waiting; the code stays valid until ${until}.`, 0);
+    }
+  }
+}
+
+function listing(users: PairedUser[], allowed: readonly number[]): string {
+  const lines = users.length
+    ? ["Paired Telegram users:", ...users.map((user) => `  ${user.id}  ${name(user)}  paired ${dateTime(user.paired_at)}`)]
+    : ["No paired Telegram users; `nightshift pair` pairs one."];
+  if (allowed.length) lines.push("Allowed by telegram.allowed_users in config.yaml:", ...allowed.map((id) => `  id ${id}`));
+  return lines.join("\n");
+}
+
+function remove(store: PairingStore, raw: string, allowed: readonly number[]): string {
+  const id = Number(raw);
+  if (!/^\d+$/.test(raw) || !Number.isSafeInteger(id)) throw new UsageError(`--remove takes a numeric Telegram user id, not "${raw}"; nightshift pair --list shows them`);
+  if (!store.remove(id)) throw new UsageError(`${id} is not a paired user; nightshift pair --list shows them`);
+  const still = allowed.includes(id) ? ` It is still allowed by telegram.allowed_users in config.yaml; remove it there too.` : "";
+  return `Unpaired ${id}.${still}`;
+}
+
+function noTokenAdvice(home: string): string {
+  return [
+    "TELEGRAM_BOT_TOKEN is not set, so there is no bot to pair with. To make one:",
+    "  1. In Telegram, talk to @BotFather: send /newbot and pick a name; it answers with a token.",
+    `  2. Put TELEGRAM_BOT_TOKEN=<that token> in ${join(home, ".env")}`,
+    "  3. Restart the daemon (`nightshift start`) so it picks the token up.",
+    "  4. Run `nightshift pair` again.",
+  ].join("\n");
+}
+
+/** The bot's @username from getMe, or undefined on any failure: the name is a nicety, never a reason to fail. */
+async function fetchBotName(apiRoot: string, token: string): Promise<string | undefined> {
+  try {
+    const response = await fetch(`${apiRoot}/bot${token}/getMe`, { signal: AbortSignal.timeout(2000) });
+    const body = (await response.json()) as { result?: { username?: unknown } };
+    const name = body.result?.username;
+    return typeof name === "string" && /^\w+$/.test(name) ? name : undefined;
+  } catch {
+    return undefined; // the message may contain the URL, which contains the token: never print it
+  }
+}
+
+/**
+ * @username, else the first name. Both are chosen by whoever sent the code, so control characters
+ * (terminal escapes) are replaced and the length is capped; the id is what counts.
+ */
+function name(user: TelegramUser): string {
+  const text = user.username ? `@${user.username}` : (user.first_name ?? "no name");
+  return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, "?").slice(0, 64);
+}
+
+const pad = (n: number) => String(n).padStart(2, "0");
+
+/** HH:MM in local time. */
+function clockTime(at: number): string {
+  const date = new Date(at);
+  return `${pad(date.getHours())}:${pad(date.getMinutes())}`;
+}
+
+function dateTime(at: number): string {
+  const date = new Date(at);
+  return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())} ${clockTime(at)}`;
+}
