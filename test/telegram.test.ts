@@ -58,6 +58,19 @@ describe("Telegram: tasks from the phone", () => {
     for (let i = 0; i < 120; i++) assert.ok(joined.includes(`console.log("line ${i} <of> code & more");`), `code line ${i} arrives intact`);
   });
 
+  it("sends an answer too long for a few messages as a .md document", async () => {
+    h = await startTelegramHarness();
+    const answer = Array.from({ length: 400 }, (_, i) => `Line ${i}: ${"lorem ipsum ".repeat(6)}`).join("\n\n");
+    h.model.script(text(answer));
+    h.telegram.sendText(ALICE, "Write a book");
+    await h.until(() => h!.sent("sendDocument", ALICE.id).length > 0, "the document");
+    const document = h.sent("sendDocument", ALICE.id)[0]!;
+    const file = Object.values(document.files)[0]!;
+    assert.match(file.filename, /\.md$/);
+    assert.equal(file.content.toString("utf8").trim(), answer.trim(), "the document is the answer as written");
+    assert.match(document.params.caption, /Write a book/);
+  });
+
   it("continues a task when the user replies to its result, and puts a sent document in the task's folder", async () => {
     h = await startTelegramHarness();
     h.model.script(text("First answer."), text("Second answer."), text("Read it."));
@@ -183,6 +196,23 @@ describe("Telegram: approvals", () => {
     await h.until(() => texts(h!, ALICE.id).some((line) => line.includes("written after the restart")), "the result");
     assert.equal(readFileSync(join(outside, "late.txt"), "utf8"), "x");
     assert.equal(approvalMessages(h).length, 1, "the resumed task did not ask again");
+  });
+});
+
+describe("Telegram: notifications about tasks from elsewhere", () => {
+  it("tells paired users when an inbox task waits for approval, passes 80% of its budget and finishes", async () => {
+    h = await startTelegramHarness();
+    const outside = join(h.home, "..", "outside");
+    h.model.script(writeTo(join(outside, "x.txt")), { content: [{ type: "tool_use", name: "list_files", input: { path: "." } }] }, { content: [{ type: "tool_use", name: "list_files", input: { path: "." } }] }, { content: [{ type: "tool_use", name: "list_files", input: { path: "." } }] }, text("inbox task done"));
+    await h.until(() => h!.telegram.commands.length > 0, "the bot to start");
+    writeFileSync(join(h.home, "inbox", "chores.md"), "---\ntitle: Chores\nbudget:\n  max_turns: 5\n---\nDo the chores.\n");
+    await h.until(() => approvalMessages(h!).length === 1, "the approval on the phone");
+    const question = approvalMessages(h)[0]!;
+    assert.match(question.text!, /x\.txt/);
+    h.telegram.pressButton(ALICE, question.message_id, button(question, "Allow once"));
+    await h.until(() => texts(h!, ALICE.id).some((line) => line.includes("inbox task done")), "the result");
+    assert.ok(texts(h, ALICE.id).some((line) => /has used 80% of its turns/.test(line)), texts(h, ALICE.id).join("\n---\n"));
+    assert.match(readFileSync(join(h.home, "outbox", "chores.md"), "utf8"), /inbox task done/);
   });
 });
 
