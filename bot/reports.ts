@@ -142,8 +142,8 @@ export const BOT_COMMANDS: Array<{ command: string; description: string }> = [
   { command: "cancel", description: "Stop a task at its next safe point (/cancel ID)" },
   { command: "trace", description: "A task's timeline: model calls, tools, permissions, approvals (/trace ID)" },
   { command: "approvals", description: "Approvals waiting for your answer" },
-  { command: "memory", description: "What Nightshift remembers (/memory undo restores the previous version)" },
-  { command: "digest", description: "The digest now: tasks finished and failed, cost, what waits for you" },
+  { command: "memory", description: "What Nightshift remembers (MEMORY.md)" },
+  { command: "digest", description: "Today so far: tasks finished and failed, and their cost" },
   { command: "budget", description: "Spending today and this month against the budget" },
   { command: "help", description: "What you can send and what each command does" },
 ];
@@ -158,6 +158,8 @@ export function helpText(): string {
     "Send a document: it goes into a new task's working folder, and its caption says what to do. Sent as a reply, it goes to that task.",
     "",
     ...BOT_COMMANDS.map(({ command, description }) => `/${command}${ARGUMENTS[command] ?? ""} — ${escapeHtml(description.replace(/ \(\/\w+ ID\)$/, ""))}`),
+    "",
+    "An ID can be its last few characters. Without one, a command means the task you reply to, or the latest.",
   ].join("\n");
 }
 
