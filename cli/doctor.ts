@@ -2,7 +2,8 @@ import Anthropic, { APIConnectionError, APIError } from "@anthropic-ai/sdk";
 import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import type { LoadedConfig, Sandbox } from "../runtime/index.ts";
+import { createPairingStore } from "../bot/pairing.ts";
+import { systemClock, type LoadedConfig, type Sandbox } from "../runtime/index.ts";
 import { FOLDERS } from "./init.ts";
 
 export interface Check {
@@ -33,6 +34,33 @@ export async function runDoctor({ loaded, sandbox, nodeVersion, timeoutMs = 5000
   if (loaded.config.sandbox.mode !== "off") checks.push(checkTool("socat", ["-V"], "network for sandboxed commands (the relay to the filtering proxy)", "sudo apt-get install socat` or `brew install socat"));
   checks.push(checkRipgrep());
   checks.push(...(await checkEndpoints(loaded, timeoutMs)));
+  checks.push(...(await checkTelegram(loaded, timeoutMs)));
+  return checks;
+}
+
+/** The bot token works (getMe) and someone can use the bot. Never prints the token. */
+async function checkTelegram(loaded: LoadedConfig, timeoutMs: number): Promise<Check[]> {
+  const token = loaded.env.TELEGRAM_BOT_TOKEN?.trim();
+  if (!token) return [{ ok: true, label: "Telegram off (no TELEGRAM_BOT_TOKEN; create a bot with @BotFather to steer Nightshift from your phone)" }];
+  const root = (loaded.env.TELEGRAM_API_ROOT ?? "https://api.telegram.org").replace(/\/+$/, "");
+  const checks: Check[] = [];
+  try {
+    const response = await fetch(`${root}/bot${token}/getMe`, { signal: AbortSignal.timeout(timeoutMs) });
+    const body = (await response.json().catch(() => ({}))) as { ok?: boolean; result?: { username?: string } };
+    if (body.ok && body.result?.username) checks.push({ ok: true, label: `Telegram bot @${body.result.username}` });
+    else if (response.status === 401 || response.status === 404) checks.push({ ok: false, label: "Telegram refuses TELEGRAM_BOT_TOKEN", fix: "copy the token again from @BotFather (/mybots → API Token) into .env" });
+    else checks.push({ ok: false, label: `Telegram answered ${response.status} to getMe`, fix: "try again later; if it persists, check TELEGRAM_API_ROOT" });
+  } catch {
+    checks.push({ ok: false, level: "warn", label: "Telegram is not reachable now", fix: "messages wait in the outbox until it is; check the network (and TELEGRAM_API_ROOT if set)" });
+  }
+  let paired = 0;
+  try {
+    paired = createPairingStore(join(loaded.home, "state", "telegram"), systemClock).users().length;
+  } catch (error) {
+    checks.push({ ok: false, label: (error as Error).message });
+  }
+  const users = paired + loaded.config.telegram.allowed_users.length;
+  checks.push(users > 0 ? { ok: true, label: `Telegram users: ${users}` } : { ok: false, level: "warn", label: "nobody is paired with the Telegram bot", fix: "run `nightshift pair` and send the bot the code" });
   return checks;
 }
 

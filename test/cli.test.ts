@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { nightshift } from "./support/cli.ts";
 import { tempDir } from "./support/home.ts";
+import { startBotApi } from "./support/bot-api.ts";
 import { startMessagesApi, type MessagesApi } from "./support/messages-api.ts";
 
 const KEY = "sk-ant-cli-test-secret-0123456789";
@@ -127,6 +128,20 @@ describe("nightshift doctor", () => {
     assert.equal(result.code, 1);
     assert.match(result.stdout, /✗ .*nowhere does not exist\n\s+fix: run `nightshift init`/);
     assert.match(result.stdout, /✗ .*not reachable/);
+  });
+
+  it("checks the Telegram token with getMe and says when nobody is paired, never printing the token", async () => {
+    const telegram = await startBotApi({ token: "777:doctor-token", botUsername: "doctor_bot" });
+    try {
+      const good = await nightshift(["doctor"], { ...env, TELEGRAM_BOT_TOKEN: "777:doctor-token", TELEGRAM_API_ROOT: telegram.url });
+      assert.match(good.stdout, /✓ Telegram bot @doctor_bot/);
+      assert.match(good.stdout, /! nobody is paired with the Telegram bot\n\s+fix: run `nightshift pair`/);
+      const bad = await nightshift(["doctor"], { ...env, TELEGRAM_BOT_TOKEN: "777:wrong-token", TELEGRAM_API_ROOT: telegram.url });
+      assert.match(bad.stdout, /✗ Telegram refuses TELEGRAM_BOT_TOKEN/);
+      for (const output of [good.stdout, good.stderr, bad.stdout, bad.stderr]) assert.ok(!output.includes("doctor-token") && !output.includes("wrong-token"));
+    } finally {
+      await telegram.close();
+    }
   });
 
   it("flags a sandbox turned off in config, and so does every session", async () => {
