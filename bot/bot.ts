@@ -51,6 +51,8 @@ export interface TelegramBot {
   readonly approver: TelegramApprover;
   /** True when someone can answer an approval here (a paired or allowed user). */
   hasUsers(): boolean;
+  /** A notice for every user (a rejected inbox file). */
+  notice(html: string): void;
   /** Starts polling and sending in the background; never throws for an unreachable Telegram. */
   start(): void;
   stop(): Promise<void>;
@@ -107,7 +109,7 @@ export function createTelegramBot(options: TelegramBotOptions): TelegramBot {
   const reply = (chat: number, text: string, replyTo?: number) =>
     outbox.enqueue({ method: "sendMessage", chat_id: chat, params: { text, parse_mode: "HTML", link_preview_options: { is_disabled: true }, ...(replyTo ? { reply_parameters: { message_id: replyTo, allow_sending_without_reply: true } } : {}) } });
 
-  const follower = createFollower({ outbox, store, userChats: users, notify: settings.notify, titleOf: (id) => daemon.get(id)?.title ?? "Task" });
+  const follower = createFollower({ outbox, store, userChats: users, notify: settings.notify, titleOf: (id) => daemon.get(id)?.title ?? "Task", notifyOf: (id) => daemon.get(id)?.spec.notify });
   const approver = createTelegramApprover({
     store: options.approvals,
     outbox,
@@ -346,6 +348,7 @@ export function createTelegramBot(options: TelegramBotOptions): TelegramBot {
     approver,
     outbox,
     hasUsers: () => users().length > 0,
+    notice: (html) => users().forEach((chat) => reply(chat, html)),
     start() {
       outbox.start();
       lastCompleted = clock.now();

@@ -19,6 +19,8 @@ export interface FollowOptions {
   /** Chats to notify about tasks not sent from Telegram. */
   userChats(): number[];
   notify: readonly NotifyKind[];
+  /** The task file's `notify`, if it has one. */
+  notifyOf(id: string): boolean | undefined;
   /** A task's title (after a restart, events start with `resumed`, not `session_start`). */
   titleOf(id: string): string;
 }
@@ -66,7 +68,9 @@ export function createFollower(options: FollowOptions): Follower {
   const audience = (id: string, kind: NotifyKind): number[] => {
     const chat = chatOf(id);
     if (chat !== undefined) return [chat];
-    return options.notify.includes(kind) ? options.userChats() : [];
+    const wanted = options.notifyOf(id);
+    if (kind === "approval" || wanted === undefined) return options.notify.includes(kind) ? options.userChats() : [];
+    return wanted ? options.userChats() : [];
   };
 
   const finished = (record: TaskRecord, result: SessionResult) => {

@@ -1,6 +1,6 @@
 import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
-import { createTelegramBot, saveFiles, type TelegramBot } from "../bot/index.ts";
+import { createTelegramBot, escapeHtml, saveFiles, type TelegramBot } from "../bot/index.ts";
 import { readPrefix } from "../memory/index.ts";
 import { createRuntime, createTraceLogger, lockSession, readSessionLog, requireApiKey, type Clock, type LoadedConfig } from "../runtime/index.ts";
 import { createDaemon } from "../tasks/daemon.ts";
@@ -86,6 +86,7 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
     onRejected({ name, message }) {
       trace.warn({ event: "task_rejected", name, message }, message);
       stderr.write(`! rejected inbox/${name}: ${message}\n`);
+      bot?.notice(`⚠️ <b>inbox/${escapeHtml(name)} was rejected</b> and moved to inbox/.rejected/:\n${escapeHtml(message)}`);
     },
   });
   const timezone = config.daemon.timezone ?? Intl.DateTimeFormat().resolvedOptions().timeZone;

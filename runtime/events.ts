@@ -28,6 +28,8 @@ export interface TaskSpec {
   source?: string;
   /** The task file's `permissions`: they can only narrow the global policy. */
   permissions?: { read?: string[]; write?: string[]; commands?: string[]; network?: string[] };
+  /** The task file's `notify`: true tells Telegram users when it ends, false keeps quiet; absent follows `telegram.notify`. */
+  notify?: boolean;
 }
 
 export type SessionStatus = "done" | "failed" | "cancelled";

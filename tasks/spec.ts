@@ -34,5 +34,6 @@ export function toTaskSpec(file: TaskFile, options: { loaded: LoadedConfig; id: 
     },
     source: options.source,
     ...(file.permissions ? { permissions: file.permissions } : {}),
+    ...(file.notify !== undefined ? { notify: file.notify } : {}),
   };
 }

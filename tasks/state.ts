@@ -26,6 +26,7 @@ export const taskSpecSchema = z.object({
   budget: z.object({ max_turns: z.number(), max_usd: z.number(), timeout_ms: z.number() }),
   source: z.string().optional(),
   permissions: z.object({ read: z.array(z.string()).optional(), write: z.array(z.string()).optional(), commands: z.array(z.string()).optional(), network: z.array(z.string()).optional() }).optional(),
+  notify: z.boolean().optional(),
 });
 
 const taskRecordSchema = z.object({

@@ -216,6 +216,22 @@ describe("Telegram: notifications about tasks from elsewhere", () => {
   });
 });
 
+describe("Telegram: notices", () => {
+  it("tells users about a rejected inbox file, and keeps quiet about a task with notify: false", async () => {
+    h = await startTelegramHarness();
+    h.model.script(text("quiet answer"), text("loud answer"));
+    await h.until(() => h!.telegram.commands.length > 0, "the bot to start");
+    writeFileSync(join(h.home, "inbox", "broken.md"), "---\ntitle: Broken\nbugdet: 3\n---\nx\n");
+    await h.until(() => texts(h!, ALICE.id).some((line) => line.includes("broken.md was rejected")), "the notice");
+    assert.match(texts(h, ALICE.id).find((line) => line.includes("broken.md"))!, /bugdet/);
+    writeFileSync(join(h.home, "inbox", "quiet.md"), "---\ntitle: Quiet\nnotify: false\n---\nShh.\n");
+    await h.until(() => existsSync(join(h!.home, "outbox", "quiet.md")), "the quiet result");
+    writeFileSync(join(h.home, "inbox", "loud.md"), "---\ntitle: Loud\n---\nSpeak.\n");
+    await h.until(() => texts(h!, ALICE.id).some((line) => line.includes("loud answer")), "the loud result");
+    assert.ok(!texts(h, ALICE.id).some((line) => line.includes("quiet answer")), "notify: false kept quiet");
+  });
+});
+
 describe("Telegram: delivery and polling", () => {
   it("delivers everything once and in order after Telegram was down for a while", async () => {
     h = await startTelegramHarness({ config: `telegram:\n  allowed_users: [${ALICE.id}]\n  poll_timeout: 2s\n` });
