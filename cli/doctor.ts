@@ -4,6 +4,7 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { createPairingStore } from "../bot/pairing.ts";
 import { systemClock, type LoadedConfig, type Sandbox } from "../runtime/index.ts";
+import { BUILTIN_TOOL_NAMES, loadAgents } from "../runtime/specialists/agents.ts";
 import { FOLDERS } from "./init.ts";
 
 export interface Check {
@@ -24,7 +25,7 @@ export interface DoctorInput {
 
 /** Every check, each with a fix when it fails. Never throws. */
 export async function runDoctor({ loaded, sandbox, nodeVersion, timeoutMs = 5000 }: DoctorInput): Promise<Check[]> {
-  const checks: Check[] = [checkNode(nodeVersion), ...checkFolders(loaded.home)];
+  const checks: Check[] = [checkNode(nodeVersion), ...checkFolders(loaded.home), ...checkSpecialists(loaded.home)];
   const probe = await sandbox.probe();
   if (loaded.config.sandbox.mode === "off") {
     checks.push({ ok: false, level: "warn", label: "SANDBOX IS OFF: commands the model chooses run unconfined on this machine", fix: "set `sandbox: { mode: bwrap }` in config.yaml" });
@@ -78,6 +79,20 @@ function checkFolders(home: string): Check[] {
     return [{ ok: false, label: `${home} lacks ${[...missing.map((f) => f + "/"), ...files].join(", ")}`, fix: "run `nightshift init` (it never overwrites what exists)" }];
   }
   return [{ ok: true, label: `home ${home}` }];
+}
+
+/** The specialists consult can use, and one failing check per agent file left out. */
+function checkSpecialists(home: string): Check[] {
+  if (!existsSync(home)) return []; // checkFolders already says to run init
+  const { agents, problems } = loadAgents(join(home, "agents"), BUILTIN_TOOL_NAMES);
+  const checks: Check[] = problems.map((problem) => ({
+    ok: false,
+    label: problem.message,
+    fix: `edit ${problem.file} as the message says, or delete it; until then consult cannot use it`,
+  }));
+  if (agents.size > 0) checks.unshift({ ok: true, label: `specialists: ${[...agents.keys()].join(", ")}` });
+  else if (problems.length === 0) checks.unshift({ ok: false, level: "warn", label: "no specialists in agents/: consult has nobody to ask", fix: "run `nightshift init` to restore planner, reviewer and challenger, or add agents/<name>.md" });
+  return checks;
 }
 
 function checkTool(name: string, args: string[], purpose: string, install: string): Check {

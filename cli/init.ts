@@ -1,6 +1,7 @@
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { DEFAULT_IDENTITY, DEFAULT_MEMORY } from "../memory/index.ts";
+import { DEFAULT_AGENTS } from "../runtime/specialists/agents.ts";
 
 export const FOLDERS = ["agents", "inbox", "outbox", "schedules", "workspace", "state", "sessions", "journal", "memory-history", "logs"];
 
@@ -50,6 +51,7 @@ export function initHome(home: string): { created: string[]; kept: string[] } {
     ["config.yaml", DEFAULT_CONFIG],
     ["IDENTITY.md", DEFAULT_IDENTITY],
     ["MEMORY.md", DEFAULT_MEMORY],
+    ...Object.entries(DEFAULT_AGENTS).map(([file, text]): [string, string] => [`agents/${file}`, text]),
   ];
   for (const [name, content] of files) {
     try {
