@@ -116,7 +116,7 @@ export function createTelegramBot(options: TelegramBotOptions): TelegramBot {
     bot: store,
     clock,
     chatsFor: (record: ApprovalRecord) => {
-      const chat = store.data.tasks[record.session]?.chat;
+      const chat = store.data.tasks[record.session.split(".")[0]!]?.chat; // a specialist's session is <task>.<call>.<name>
       return chat !== undefined ? [chat] : settings.notify.includes("approval") ? users() : [];
     },
   });
@@ -281,6 +281,7 @@ export function createTelegramBot(options: TelegramBotOptions): TelegramBot {
       };
     });
   const unwatch = daemon.watch((id, message) => {
+    if (id.includes(".")) return; // a specialist's own events: its approvals also arrive under its task's id
     try {
       follower.onEvent(id, message);
     } catch (error) {

@@ -3,10 +3,9 @@
 // session logs. Every text is valid HTML by construction (fixed tags around escaped text) and stays
 // under Telegram's 4,096 characters: long timelines keep their start and their latest lines.
 
-import { existsSync } from "node:fs";
-import { readdir, stat } from "node:fs/promises";
-import { join } from "node:path";
-import { formatDuration, readSessionLog, type EventOf, type SessionEvent } from "../runtime/index.ts";
+import { stat } from "node:fs/promises";
+import { basename } from "node:path";
+import { formatDuration, readSessionLog, sessionLogs, type EventOf, type SessionEvent } from "../runtime/index.ts";
 import type { TaskRecord, TaskState } from "../tasks/state.ts";
 import { escapeHtml, formatCost, formatTokens } from "./format.ts";
 
@@ -89,17 +88,15 @@ export async function spendSummary(sessionsDir: string, now: number): Promise<Sp
   let todayUsd = 0;
   let monthUsd = 0;
   const byTask = new Map<string, number>();
-  const names = existsSync(sessionsDir) ? (await readdir(sessionsDir)).filter((name) => name.endsWith(".jsonl")) : [];
-  for (const name of names) {
+  for (const path of sessionLogs(sessionsDir)) {
     let events: SessionEvent[];
     try {
-      const path = join(sessionsDir, name);
       if ((await stat(path)).mtimeMs < monthStart.getTime()) continue;
       events = await readSessionLog(path);
     } catch {
       continue;
     }
-    const id = name.slice(0, -".jsonl".length);
+    const id = basename(path, ".jsonl").split(".")[0]!; // a specialist's spending counts for its task
     for (const event of events) {
       if (event.type !== "model_response" && event.type !== "checkpoint") continue;
       const at = new Date(event.at);

@@ -109,6 +109,10 @@ export const configSchema = z.strictObject({
   inbox: z.strictObject({
     max_bytes: z.number().int().positive().default(256 * 1024).describe("Larger task files are rejected"),
   }).default({ max_bytes: 256 * 1024 }),
+  specialists: z.strictObject({
+    concurrency: z.number().int().min(1).max(16).default(4).describe("Specialists running at once across all tasks"),
+    review_rounds: z.number().int().min(0).max(5).default(1).describe("Review rounds for a task that names specialists"),
+  }).default({ concurrency: 4, review_rounds: 1 }),
   telegram: z.strictObject({
     allowed_users: z.array(z.number({ error: "must be a numeric Telegram user id (usernames can change hands; the daemon logs the id of anyone who messages the bot)" }).int().positive())
       .default([]).describe("Telegram user ids served besides those paired with `nightshift pair`"),

@@ -1,5 +1,5 @@
 import type { ContentBlockParam, MessageParam, ToolResultBlockParam } from "@anthropic-ai/sdk/resources/messages";
-import type { BudgetKind, ContentBlock, EventOf, SessionEvent, TaskSpec } from "./events.ts";
+import type { BudgetKind, ContentBlock, EventOf, SessionEvent, SpecialistReport, TaskSpec } from "./events.ts";
 import type { Grant } from "./policy/policy.ts";
 import { taskMessage } from "./prompt.ts";
 
@@ -29,6 +29,10 @@ export interface SessionState {
   resumes: number;
   /** "Allow for this task" answers so far. */
   grants: Grant[];
+  planned: boolean;
+  /** Review rounds finished; `reviewing` is the round started and not finished (a restart mid-review). */
+  reviews: number;
+  reviewing: number | undefined;
 }
 
 export interface OpenTurn {
@@ -70,6 +74,9 @@ export function rebuild(events: SessionEvent[]): SessionState {
     end: undefined,
     resumes: 0,
     grants: [],
+    planned: false,
+    reviews: 0,
+    reviewing: undefined,
   };
   let checkpoint: EventOf<"checkpoint"> | undefined;
   for (const [index, event] of events.entries()) {
@@ -113,6 +120,21 @@ export function applyEvent(state: SessionState, event: SessionEvent, index: numb
       break;
     case "grant":
       state.grants.push({ kind: event.kind, target: event.target });
+      break;
+    case "tool_end":
+      state.costUsd += event.cost_usd ?? 0;
+      break;
+    case "plan":
+      state.planned = true;
+      state.costUsd += event.report.cost_usd;
+      break;
+    case "review_start":
+      state.reviewing = event.round;
+      break;
+    case "review":
+      state.reviews = Math.max(state.reviews, event.round);
+      state.reviewing = undefined;
+      state.costUsd += event.critiques.reduce((sum, critique) => sum + critique.cost_usd, 0);
       break;
     case "resumed":
       state.resumes = event.attempt;
@@ -168,11 +190,28 @@ function toMessages(opening: string, events: SessionEvent[]): { messages: Messag
       case "tool_end":
         turn.ends.set(event.id, event);
         break;
+      case "plan":
+        pushUser([{ type: "text", text: planText(event.report) }]);
+        break;
+      case "review":
+        closeTurn();
+        pushUser([{ type: "text", text: reviewText(event.round, event.critiques) }]);
+        break;
     }
   }
   if (turn.uses.some((use) => !turn.ends.has(use.id))) return { messages, openTurn: turn };
   closeTurn();
   return { messages, openTurn: undefined };
+}
+
+function planText(report: SpecialistReport): string {
+  if (report.status !== "done") return `(The planner could not make a plan: ${report.report.slice(0, 300)} Plan the work yourself.)`;
+  return `<plan from="planner">\n${report.report}\n</plan>\nA planner drafted this plan. Use it as a starting point; depart from it where it is wrong.`;
+}
+
+function reviewText(round: number, critiques: SpecialistReport[]): string {
+  const parts = critiques.map((critique) => `<critique from="${critique.name}"${critique.status === "done" ? "" : ` status="${critique.status}"`}>\n${critique.report}\n</critique>`);
+  return `Review round ${round}: specialists critiqued your draft.\n\n${parts.join("\n\n")}\n\nRevise your answer with these critiques in mind: fix what they rightly point out, and say briefly why you reject what you think is wrong. Reply with the complete revised answer.`;
 }
 
 /** The reply as the API takes it back: it refuses empty messages and whitespace-only text. The log keeps the reply as it came. */

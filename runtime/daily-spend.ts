@@ -3,6 +3,17 @@ import { join } from "node:path";
 import type { Clock } from "./clock.ts";
 import { readSessionLog } from "./session-log.ts";
 
+/** Every session log: the tasks' in `sessions/`, their specialists' in `sessions/<task>/`. */
+export function sessionLogs(sessionsDir: string): string[] {
+  if (!existsSync(sessionsDir)) return [];
+  return readdirSync(sessionsDir, { withFileTypes: true }).flatMap((entry) => {
+    const path = join(sessionsDir, entry.name);
+    if (entry.isFile() && entry.name.endsWith(".jsonl")) return [path];
+    if (!entry.isDirectory()) return [];
+    return readdirSync(path).filter((name) => name.endsWith(".jsonl")).map((name) => join(path, name));
+  });
+}
+
 /** Dollars spent today (local time) across every session of this NIGHTSHIFT_HOME. */
 export interface DailySpend {
   readonly limitUsd: number;
@@ -21,8 +32,7 @@ export async function createDailySpend(options: { sessionsDir: string; clock: Cl
   let total = 0;
   const midnight = new Date(clock.now());
   midnight.setHours(0, 0, 0, 0);
-  for (const name of existsSync(sessionsDir) ? readdirSync(sessionsDir).filter((file) => file.endsWith(".jsonl")) : []) {
-    const path = join(sessionsDir, name);
+  for (const path of sessionLogs(sessionsDir)) {
     if (statSync(path).mtimeMs < midnight.getTime()) continue;
     try {
       for (const event of await readSessionLog(path)) {

@@ -30,6 +30,25 @@ export interface TaskSpec {
   permissions?: { read?: string[]; write?: string[]; commands?: string[]; network?: string[] };
   /** The task file's `notify`: true tells Telegram users when it ends, false keeps quiet; absent follows `telegram.notify`. */
   notify?: boolean;
+  /** The planner runs first and its plan joins the task (`plan: true`). */
+  plan?: boolean;
+  /** Specialists that critique the first draft, in parallel, before the main agent revises. */
+  specialists?: string[];
+  /** How many review rounds (default: config `specialists.review_rounds`). */
+  review_rounds?: number;
+  /** Set for a specialist's own session: whose question it answers. */
+  parent?: { session: string; specialist: string };
+}
+
+/** One specialist's part in a consult, a plan or a review round, as the parent's log keeps it. */
+export interface SpecialistReport {
+  name: string;
+  /** The specialist's own session (its log sits in sessions/<parent>/). */
+  session: string;
+  status: SessionStatus | "interrupted" | "unavailable";
+  report: string;
+  cost_usd: number;
+  turns: number;
 }
 
 export type SessionStatus = "done" | "failed" | "cancelled";
@@ -52,7 +71,24 @@ export type SessionEvent =
       request_bytes: number;
     }
   | { type: "tool_start"; at: number; id: string; name: string; input: unknown }
-  | { type: "tool_end"; at: number; id: string; name: string; output: string; is_error: boolean; duration_ms: number; interrupted?: boolean }
+  | {
+      type: "tool_end";
+      at: number;
+      id: string;
+      name: string;
+      output: string;
+      is_error: boolean;
+      duration_ms: number;
+      interrupted?: boolean;
+      /** What the call spent on its own model calls (a consult's specialists): counted against this task's budget. */
+      cost_usd?: number;
+      specialists?: SpecialistReport[];
+    }
+  /** The planner's plan (`plan: true`), given to the main agent with the task. */
+  | { type: "plan"; at: number; report: SpecialistReport }
+  /** A review round begins after a draft; a restart before its `review` runs it again (finished critiques are kept in their logs). */
+  | { type: "review_start"; at: number; round: number; specialists: string[] }
+  | { type: "review"; at: number; round: number; critiques: SpecialistReport[] }
   | { type: "model_retry"; at: number; attempt: number; delay_ms: number; reason: string }
   | { type: "budget_warning"; at: number; kind: BudgetKind; used: number; limit: number }
   | {

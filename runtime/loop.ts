@@ -7,17 +7,17 @@ import type { PriceTable } from "./config.ts";
 import { applyEvent, assistantMessage, INTERRUPTED_NOTE, NOT_RUN_NOTE, rebuild, toResult, type OpenTurn, type SessionState, type ToolUse } from "./conversation.ts";
 import { compact, type CompactionSettings } from "./compaction.ts";
 import { PermissionDenied } from "./errors.ts";
-import type { BudgetKind, EventOf, SessionEvent, SessionStatus, TaskSpec } from "./events.ts";
+import type { BudgetKind, EventOf, SessionEvent, SessionStatus, SpecialistReport, TaskSpec } from "./events.ts";
 import type { ModelClient } from "./model.ts";
 import { costOf } from "./pricing.ts";
-import { buildSystem, withConversationCache, type Prefix } from "./prompt.ts";
+import { buildSystem, taskMessage, withConversationCache, type Prefix } from "./prompt.ts";
 import type { SessionLog } from "./session-log.ts";
 import type { ApprovalStore, Approver } from "./approvals.ts";
 import { checkRequests, type GateOptions } from "./policy/gate.ts";
 import { DEFAULT_RULES, writableRoots, type Grant, type PermissionRequest, type Rule } from "./policy/policy.ts";
 import { writeProtected } from "./policy/roots.ts";
 import { NO_RULES, type PathRules } from "./tools/paths.ts";
-import { toApiTool, ToolError, type Tool } from "./tools/tool.ts";
+import { toApiTool, ToolError, type Tool, type ToolOutput } from "./tools/tool.ts";
 
 export interface SessionDeps {
   log: SessionLog;
@@ -36,11 +36,33 @@ export interface SessionDeps {
   permissions?: SessionPermissions;
   /** Today's spending across sessions, against budget.daily_usd. */
   daily?: DailySpend;
+  /** A specialist's session: the parent's remaining dollars, shared with the other specialists it runs beside. */
+  pool?: DailySpend;
+  /** Runs specialists (consult, plan, review rounds). Absent in a specialist's own session: depth 1. */
+  specialists?: SpecialistRunner;
+  /** Review rounds when the task names specialists and sets none (config `specialists.review_rounds`). */
+  reviewRounds?: number;
   /** Warnings recorded when the session starts or resumes (a sandbox that is off or unusable). */
   notices?: string[];
   /** Sees every event after it is durable. Must not throw. */
   emit?(event: SessionEvent): void;
 }
+
+/** Who the specialists answer: the parent session as it stands when they start. */
+export interface ParentSession {
+  id: string;
+  task: TaskSpec;
+  spentUsd: number;
+  remainingMs: number;
+  signal: AbortSignal;
+}
+
+/**
+ * Runs named specialists on a question, at once or one after another (each sees the reports
+ * before it). `key` names their sessions, so a restart resumes the same ones and finished reports
+ * are read back, not recomputed. Never throws for a specialist that fails: that is its report.
+ */
+export type SpecialistRunner = (request: { names: string[]; question: string; mode: "parallel" | "chain"; key: string }, parent: ParentSession) => Promise<SpecialistReport[]>;
 
 export interface SessionPermissions {
   rules: readonly Rule[];
@@ -144,7 +166,24 @@ async function drive(events: SessionEvent[], deps: SessionDeps, signal?: AbortSi
   const timeLeft = Math.max(0, task.budget.timeout_ms - state.activeMs);
   const cancelTimer = clock.setTimer(() => timeUp.abort(new BudgetExceeded("time", `ran out of time (budget.timeout ${formatMs(task.budget.timeout_ms)})`)), timeLeft);
   const run = signal ? AbortSignal.any([signal, timeUp.signal]) : timeUp.signal;
-  const tooling = (): ToolRun => ({ deps, toolsByName, record, run, workdir: task.workdir, paths, gate, grants: state.grants });
+  const parent = (): ParentSession => ({ id: deps.log.id, task, spentUsd: state.costUsd, remainingMs: Math.max(0, task.budget.timeout_ms - state.activeMs - (clock.now() - state.lastEventAt)), signal: run });
+  const tooling = (): ToolRun => ({ deps, toolsByName, record, run, workdir: task.workdir, paths, gate, grants: state.grants, parent });
+  /** The planner before the first step (`plan: true`); its plan joins the task message. */
+  const plan = async () => {
+    const [report] = await deps.specialists!({ names: ["planner"], question: taskMessage(task), mode: "parallel", key: "plan" }, parent());
+    await record({ type: "plan", at: clock.now(), report: report! });
+    state = rebuild(events);
+  };
+  const rounds = task.specialists?.length && deps.specialists ? (task.review_rounds ?? deps.reviewRounds ?? 1) : 0;
+  /** After a draft: the task's specialists critique it at once, then the main agent revises. */
+  const review = async (round: number) => {
+    if (state.reviewing !== round) await record({ type: "review_start", at: clock.now(), round, specialists: task.specialists! });
+    const question = `${taskMessage(task)}\n\n<draft>\n${lastText(events)}\n</draft>\n\nCritique this draft answer to the task above.`;
+    const critiques = await deps.specialists!({ names: task.specialists!, question, mode: "parallel", key: `review-${round}` }, parent());
+    if (run.aborted) throw run.reason;
+    await record({ type: "review", at: clock.now(), round, critiques });
+    state = rebuild(events);
+  };
 
   const finish = async (status: SessionStatus, answer: string, reason?: string): Promise<SessionResult> => {
     await record({ type: "session_end", at: clock.now(), status, answer, ...(reason ? { reason } : {}), turns: state.turns, cost_usd: state.costUsd, tokens: state.tokens });
@@ -160,14 +199,20 @@ async function drive(events: SessionEvent[], deps: SessionDeps, signal?: AbortSi
     if (state.openTurn) {
       const closed = await runTools(state.openTurn, [], tooling());
       state.messages.push(closed);
+    } else if (state.reviewing !== undefined) {
+      await review(state.reviewing); // stopped mid-review: the critiques resume from their logs
     } else {
       // The process stopped between the final answer and its session_end: the answer stands.
       const last = events.findLast((event) => event.type !== "resumed" && event.type !== "warning" && event.type !== "budget_warning");
-      if (last?.type === "model_response") return await finish("done", textOf(last));
+      if (last?.type === "model_response") {
+        if (state.reviews >= rounds) return await finish("done", textOf(last));
+        await review(state.reviews + 1);
+      }
     }
+    if (task.plan && !state.planned && deps.specialists && state.turns === 0) await plan();
     for (;;) {
       if (run.aborted) return await stopFor(run.reason);
-      const over = overBudget(state, task, deps.daily);
+      const over = overBudget(state, task, deps.daily, deps.pool);
       if (over) return await finish("failed", lastText(events), over);
 
       if (state.lastInputTokens > deps.compaction.threshold * deps.compaction.contextWindow) {
@@ -188,6 +233,7 @@ async function drive(events: SessionEvent[], deps: SessionDeps, signal?: AbortSi
       );
       const cost = costOf(reply.usage, reply.model, deps.prices);
       deps.daily?.add(cost.usd);
+      deps.pool?.add(cost.usd);
       const response: EventOf<"model_response"> = {
         type: "model_response",
         at: clock.now(),
@@ -206,6 +252,10 @@ async function drive(events: SessionEvent[], deps: SessionDeps, signal?: AbortSi
       const uses = reply.content.filter((block): block is ToolUse => block.type === "tool_use");
       if (uses.length === 0) {
         await record(response, ...notes, ...budgetWarnings(state, task, clock.now(), cost.usd, deps.daily));
+        if (state.reviews < rounds && !overBudget(state, task, deps.daily, deps.pool)) {
+          await review(state.reviews + 1);
+          continue;
+        }
         const cut = reply.stopReason === "max_tokens" ? "\n\n[the answer was cut off at the output limit]" : "";
         return await finish("done", textOf(response) + cut);
       }
@@ -231,6 +281,7 @@ interface ToolRun {
   paths: PathRules;
   gate: GateOptions;
   grants: Grant[];
+  parent(): ParentSession;
 }
 
 /**
@@ -255,7 +306,9 @@ async function runTools(turn: OpenTurn, head: SessionEvent[], context: ToolRun):
   try {
     for (const use of turn.uses) {
       if (turn.ends.has(use.id)) continue;
-      if (turn.started.has(use.id)) {
+      const canResume = context.toolsByName.get(use.name)?.resumable === true;
+      const resumable = turn.started.has(use.id) && canResume;
+      if (turn.started.has(use.id) && !resumable) {
         await record(end(use, INTERRUPTED_NOTE, true, deps.clock.now(), true));
         continue;
       }
@@ -266,9 +319,11 @@ async function runTools(turn: OpenTurn, head: SessionEvent[], context: ToolRun):
         continue;
       }
       const started = deps.clock.now();
-      await record({ type: "tool_start", at: started, id: use.id, name: use.name, input: use.input });
-      const { output, isError } = run.aborted ? { output: NOT_RUN_NOTE, isError: true } : await execute(use, prepared, context);
-      carry = [end(use, output, isError, started)];
+      if (!resumable) await record({ type: "tool_start", at: started, id: use.id, name: use.name, input: use.input });
+      const { output, isError, extra } = run.aborted ? { output: NOT_RUN_NOTE, isError: true, extra: {} } : await execute(use, prepared, context);
+      if (canResume && run.aborted && run.reason instanceof Shutdown) break; // left open: the next start runs it again, and its specialists resume
+      carry = [{ ...end(use, output, isError, started), ...extra }];
+      turn.ends.set(use.id, carry[0] as EventOf<"tool_end">);
     }
   } finally {
     if (carry.length) await context.record(...carry);
@@ -300,7 +355,7 @@ async function prepare(use: ToolUse, truncated: boolean, context: ToolRun): Prom
   return verdict.allowed ? { tool, input: parsed.data } : { refusal: verdict.message };
 }
 
-async function execute(use: ToolUse, { tool, input }: { tool: Tool; input: unknown }, context: ToolRun): Promise<{ output: string; isError: boolean }> {
+async function execute(use: ToolUse, { tool, input }: { tool: Tool; input: unknown }, context: ToolRun): Promise<{ output: string; isError: boolean; extra: Pick<ToolOutput, "cost_usd" | "specialists"> }> {
   const { run, workdir, paths } = context;
   const permissions = {
     async check(requests: PermissionRequest[]) {
@@ -312,12 +367,16 @@ async function execute(use: ToolUse, { tool, input }: { tool: Tool; input: unkno
     // A tool that ignores its signal (a blocked read, say) must not hold the session past a cancel.
     const writable = writableRoots(context.gate.rules, context.gate.places, context.gate.task).filter((path) => existsSync(path));
     const readOnly = writeProtected(context.gate.rules, context.gate.places, [workdir, ...writable]).filter((path) => existsSync(path));
-    return { output: await raceAbort(tool.execute(input, { workdir, signal: run, paths, permissions, writable, readOnly }), run), isError: false };
+    const specialists = context.deps.specialists;
+    const consult = specialists && ((names: string[], question: string, mode: "parallel" | "chain") => specialists({ names, question, mode, key: use.id }, context.parent()));
+    const result = await raceAbort(tool.execute(input, { workdir, signal: run, paths, permissions, writable, readOnly, ...(consult ? { consult } : {}) }), run);
+    if (typeof result === "string") return { output: result, isError: false, extra: {} };
+    return { output: result.output, isError: false, extra: { ...(result.cost_usd ? { cost_usd: result.cost_usd } : {}), ...(result.specialists ? { specialists: result.specialists } : {}) } };
   } catch (error) {
-    if (run.aborted && error === run.reason) return { output: `${use.name} was stopped: ${(run.reason as Error)?.message ?? "cancelled"}`, isError: true };
-    if (error instanceof ToolError || error instanceof PermissionDenied) return { output: error.message, isError: true };
+    if (run.aborted && error === run.reason) return { output: `${use.name} was stopped: ${(run.reason as Error)?.message ?? "cancelled"}`, isError: true, extra: {} };
+    if (error instanceof ToolError || error instanceof PermissionDenied) return { output: error.message, isError: true, extra: {} };
     const err = error as NodeJS.ErrnoException;
-    return { output: `${use.name} failed: ${err.code ?? err.name}: ${err.message}`, isError: true };
+    return { output: `${use.name} failed: ${err.code ?? err.name}: ${err.message}`, isError: true, extra: {} };
   }
 }
 
@@ -335,7 +394,8 @@ function raceAbort<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
   });
 }
 
-function overBudget(state: SessionState, task: TaskSpec, daily?: DailySpend): string | undefined {
+function overBudget(state: SessionState, task: TaskSpec, daily?: DailySpend, pool?: DailySpend): string | undefined {
+  if (pool && pool.spent() >= pool.limitUsd) return `the task that asked has no budget left for its specialists ($${pool.limitUsd.toFixed(2)} remained when they started)`;
   if (daily && daily.spent() >= daily.limitUsd) return `today's spending reached $${daily.spent().toFixed(2)} of the $${daily.limitUsd.toFixed(2)} daily budget (budget.daily_usd); it resets at midnight`;
   if (state.turns >= task.budget.max_turns) return `used all ${task.budget.max_turns} turns (budget.max_turns)`;
   if (state.costUsd >= task.budget.max_usd) return `spent $${state.costUsd.toFixed(2)} of the $${task.budget.max_usd.toFixed(2)} budget (budget.max_usd)`;

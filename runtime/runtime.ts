@@ -1,13 +1,16 @@
 import { randomBytes, randomUUID } from "node:crypto";
-import { mkdirSync, realpathSync } from "node:fs";
+import { existsSync, mkdirSync, realpathSync } from "node:fs";
 import { lookup } from "node:dns/promises";
 import { homedir, tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import type { Clock } from "./clock.ts";
 import { expandHome, requireApiKey, type LoadedConfig, type ResolvedRole, type RoleName } from "./config.ts";
 import type { SessionEvent, TaskSpec } from "./events.ts";
 import { PermissionDenied } from "./errors.ts";
-import { createDailySpend } from "./daily-spend.ts";
+import { createDailySpend, type DailySpend } from "./daily-spend.ts";
+import { BUILTIN_TOOL_NAMES, loadAgents } from "./specialists/agents.ts";
+import { createSpecialistRunner } from "./specialists/run.ts";
+import { createConsultTool } from "./tools/consult.ts";
 import { createApprovalStore, type ApprovalStore, type Approver } from "./approvals.ts";
 import { continueSession, resumeSession, startSession, type SessionDeps, type SessionPermissions, type SessionResult } from "./loop.ts";
 import { rulesFromConfig } from "./policy/policy.ts";
@@ -97,12 +100,16 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
     return client;
   };
 
-  const tools = createTools(sandbox, {
+  const agentsDir = join(home, "agents");
+  const builtins = createTools(sandbox, {
     timeoutMs: config.sandbox.command_timeout,
     maxOutputBytes: config.sandbox.max_output_bytes,
     userHome: loaded.env.HOME || homedir(),
     ...(proxy ? { network: network.registry } : {}),
   });
+  const agents = () => loadAgents(agentsDir, BUILTIN_TOOL_NAMES).agents;
+  // The main agent's tools: the built-ins and consult, listing the specialists there are now.
+  const tools = [...builtins, createConsultTool([...agents().values()])];
 
   /** Every session's trace says loudly when commands are not confined. */
   const sandboxNotices = async (): Promise<string[]> => {
@@ -111,10 +118,36 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
     return probe.ok ? [] : [`sandbox unavailable, so bash is refused: ${probe.problem}`];
   };
 
-  const depsFor = async (id: string, model: string, emit?: RunOptions["emit"]): Promise<SessionDeps & { release(): Promise<void> }> => {
+  const runner = createSpecialistRunner({
+    agents,
+    concurrency: config.specialists.concurrency,
+    async runChild({ id, agent, task, pool, signal }) {
+      const logPath = join(sessionsDir, task.parent!.session, `${id}.jsonl`);
+      const existing = existsSync(logPath) ? await readSessionLog(logPath) : [];
+      const end = existing.findLast((event) => event.type === "session_end");
+      if (end) return { status: end.status, answer: end.answer, ...(end.reason ? { reason: end.reason } : {}), turns: end.turns, costUsd: end.cost_usd }; // finished before a restart: not recomputed
+      const deps = await depsFor(id, task.model, childEmit.get(task.parent!.session), {
+        logPath,
+        tools: builtins.filter((tool) => agent.tools.includes(tool.name)),
+        prefix: { identity: agent.prompt, memory: "" },
+        label: agent.name,
+        pool,
+      });
+      try {
+        return existing[0]?.type === "session_start" ? await resumeSession(deps, signal) : await startSession(task, deps, signal);
+      } finally {
+        await deps.release();
+      }
+    },
+  });
+  /** Each running top-level session's emit, for its specialists' events. */
+  const childEmit = new Map<string, RunOptions["emit"]>();
+
+  const depsFor = async (id: string, model: string, emit?: RunOptions["emit"], child?: ChildOptions): Promise<SessionDeps & { release(): Promise<void> }> => {
     const role = isRole(model) ? loaded.roles[model] : loaded.roles.main;
-    const logPath = join(sessionsDir, `${id}.jsonl`);
-    mkdirSync(sessionsDir, { recursive: true });
+    const logPath = child?.logPath ?? join(sessionsDir, `${id}.jsonl`);
+    mkdirSync(dirname(logPath), { recursive: true });
+    if (!child) childEmit.set(id, emit);
     const unlock = lockSession(logPath);
     const log = await openSessionLog(logPath, id, { now: clock.now }).catch((error: unknown) => {
       unlock();
@@ -124,19 +157,21 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
       log,
       model: modelFor(model),
       small: modelFor("small"),
-      tools,
+      tools: child?.tools ?? tools,
       clock,
-      loadPrefix: options.loadPrefix,
+      loadPrefix: child ? async () => child.prefix : options.loadPrefix,
       prices: config.prices,
       compaction: { threshold: config.compaction.threshold, keepRecentTurns: config.compaction.keep_recent_turns, contextWindow: role.context_window },
       paths,
-      permissions,
+      permissions: child ? { ...permissions, label: child.label } : permissions,
       notices: await sandboxNotices(),
       daily,
-      ...(emit ? { emit: (event: SessionEvent) => emit(id, event) } : {}),
+      ...(child ? { pool: child.pool } : { specialists: runner, reviewRounds: config.specialists.review_rounds }),
+      ...(emit ? { emit: (event: SessionEvent) => emitWithParent(emit, id, event, child) } : {}),
       release: async () => {
         await log.close();
         unlock();
+        if (!child) childEmit.delete(id);
       },
     };
   };
@@ -180,6 +215,23 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
     modelFor,
     close: async () => proxy?.close(),
   };
+}
+
+interface ChildOptions {
+  logPath: string;
+  tools: Tool[];
+  prefix: Prefix;
+  label: string;
+  pool: DailySpend;
+}
+
+/**
+ * A specialist's events go out under its own session id; its approvals also under the parent's, so
+ * whoever follows the parent (the daemon's state, Telegram) sees it waiting.
+ */
+function emitWithParent(emit: NonNullable<RunOptions["emit"]>, id: string, event: SessionEvent, child?: ChildOptions): void {
+  emit(id, event);
+  if (child && (event.type === "approval_requested" || event.type === "approval_answered")) emit(id.split(".")[0]!, event);
 }
 
 /**

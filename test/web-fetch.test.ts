@@ -46,7 +46,7 @@ const allowAll: WebFetchOptions["checkHost"] = async () => ({ allow: true, reaso
 
 function fetcher(options: Partial<WebFetchOptions> = {}) {
   const tool = createWebFetchTool({ checkHost: allowAll, allowPrivateAddresses: true, ...options });
-  return (input: { url: string; max_chars?: number }, ctx = context()) => tool.execute(input, ctx);
+  return (input: { url: string; max_chars?: number }, ctx = context()) => tool.execute(input, ctx) as Promise<string>; // web_fetch returns text
 }
 
 function toolError(pattern: RegExp) {

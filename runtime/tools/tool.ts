@@ -1,5 +1,6 @@
 import type { Tool as ApiTool } from "@anthropic-ai/sdk/resources/messages";
 import { z } from "zod";
+import type { SpecialistReport } from "../events.ts";
 import type { PermissionRequest } from "../policy/policy.ts";
 import type { PathRules } from "./paths.ts";
 
@@ -16,6 +17,15 @@ export interface ToolContext {
   readOnly: string[];
   /** Checks what a tool finds it needs while running (a redirect's host, a command's connection); asks a human when the policy says so. */
   permissions: PermissionChecker;
+  /** Runs specialists for this call (the main agent's sessions only: specialists cannot consult). */
+  consult?(names: string[], question: string, mode: "parallel" | "chain"): Promise<SpecialistReport[]>;
+}
+
+/** A result with more than text: what the call spent on model calls of its own, and the specialists it ran. */
+export interface ToolOutput {
+  output: string;
+  cost_usd?: number;
+  specialists?: SpecialistReport[];
 }
 
 export interface PermissionChecker {
@@ -28,7 +38,12 @@ export interface Tool<Input = unknown> {
   name: string;
   description: string;
   schema: z.ZodType<Input>;
-  execute(input: Input, context: ToolContext): Promise<string>;
+  execute(input: Input, context: ToolContext): Promise<string | ToolOutput>;
+  /**
+   * Safe to run again after a restart that interrupted it (a consult: its specialists resume from
+   * their own logs). Other tools are reported as interrupted and never re-run.
+   */
+  resumable?: boolean;
   /** What the call will touch, checked against the policy before it starts (real paths, the command line, the host). */
   access?(input: Input, context: Pick<ToolContext, "workdir" | "paths">): PermissionRequest[];
 }
@@ -37,7 +52,8 @@ export function defineTool<Schema extends z.ZodType>(tool: {
   name: string;
   description: string;
   schema: Schema;
-  execute(input: z.output<Schema>, context: ToolContext): Promise<string>;
+  execute(input: z.output<Schema>, context: ToolContext): Promise<string | ToolOutput>;
+  resumable?: boolean;
   access?(input: z.output<Schema>, context: Pick<ToolContext, "workdir" | "paths">): PermissionRequest[];
 }): Tool {
   return tool as unknown as Tool;
