@@ -61,7 +61,13 @@ export function createTelegramApprover(options: ApproverOptions): TelegramApprov
     notify(record) {
       // After a restart the resumed session asks again: the messages already sent still work.
       if (bot.data.approvals[record.id]) return;
-      const places = options.chatsFor(record).map((chat) => ask(record, chat));
+      const chats = options.chatsFor(record);
+      if (chats.length === 0) {
+        // Nobody here would see it: better a clear "no" now than a silent wait until it expires.
+        store.answer(record.id, { decision: "deny", by: "nightshift", reason: "nobody is asked on Telegram about this task (telegram.notify leaves out approval)" });
+        return;
+      }
+      const places = chats.map((chat) => ask(record, chat));
       bot.update((data) => void (data.approvals[record.id] = { places, settled: false }));
     },
     settled: settle,

@@ -62,6 +62,7 @@ export interface TelegramBot {
 }
 
 const STRANGER_LOG_INTERVAL = 10 * 60_000;
+const DOWNLOAD_TIMEOUT = 60_000;
 
 export function createTelegramBot(options: TelegramBotOptions): TelegramBot {
   const { clock, daemon, settings, trace } = options;
@@ -183,11 +184,23 @@ export function createTelegramBot(options: TelegramBotOptions): TelegramBot {
   bot.command("tasks", (ctx) => void reply(chatOf(ctx), tasksText(daemon.list(), clock.now())));
   bot.command("status", withTask(async (_ctx, task) => statusText(task, task.id, await options.readEvents(task.id).catch(() => []), clock.now())));
   bot.command("trace", withTask(async (_ctx, task) => traceText(task, task.id, await options.readEvents(task.id).catch(() => []))));
-  bot.command("cancel", withTask(async (ctx, task) => {
+  bot.command("cancel", async (ctx) => {
+    const arg = String(ctx.match ?? "").trim();
+    const replied = ctx.message?.reply_to_message;
+    if (!arg && !(replied && store.taskOfMessage(chatOf(ctx), replied.message_id))) {
+      // No id and no reply: the one task that is active, or a question.
+      const active = daemon.list().filter((task) => task.state === "running" || task.state === "waiting_approval" || task.state === "queued");
+      if (active.length === 0) return void reply(chatOf(ctx), "Nothing is running or queued.", messageOf(ctx));
+      if (active.length > 1) return void reply(chatOf(ctx), `${active.length} tasks are active; say which:\n${active.map((task) => `/cancel ${escapeHtml(task.id.slice(-8))} · ${escapeHtml(task.title)}`).join("\n")}`, messageOf(ctx));
+      return void reply(chatOf(ctx), await cancelText(ctx, active[0]!), messageOf(ctx));
+    }
+    await withTask(cancelText)(ctx);
+  });
+  const cancelText = async (ctx: Context, task: TaskRecord) => {
     const outcome = await daemon.cancel(task.id, `cancelled from Telegram by ${byOf(ctx).slice(9)}`);
     const id = `<code>${escapeHtml(task.id)}</code>`;
     return { cancelling: `Stopping ${id}: its running command is killed.`, cancelled: `Cancelled ${id} before it started.`, finished: `${id} has already ${task.state === "done" ? "finished" : task.state}.`, unknown: `There is no task ${id}.` }[outcome];
-  }));
+  };
   bot.command("approvals", (ctx) => {
     const shown = approver.showPending(chatOf(ctx));
     if (!shown) reply(chatOf(ctx), "No approvals are waiting.");
@@ -213,14 +226,23 @@ export function createTelegramBot(options: TelegramBotOptions): TelegramBot {
     const document = ctx.message!.document!;
     const name = safeName(document.file_name ?? `file-${document.file_unique_id}`);
     if ((document.file_size ?? 0) > settings.max_file_bytes) return `${escapeHtml(name)} is larger than telegram.max_file_bytes (${settings.max_file_bytes.toLocaleString("en")} bytes); share it another way or raise the setting.`;
+    // Updates are handled one at a time: a download that hangs must not stop the bot from hearing the next one.
+    const download = new AbortController();
+    const cancelTimeout = clock.setTimer(() => download.abort(new Error("it took longer than a minute")), DOWNLOAD_TIMEOUT);
+    const onStop = () => download.abort(new Error("Nightshift is stopping"));
+    stopSignal.addEventListener("abort", onStop);
     try {
-      const file = await ctx.api.getFile(document.file_id);
+      const file = await ctx.api.getFile(document.file_id, download.signal as Parameters<typeof ctx.api.getFile>[1]);
       if (!file.file_path) return `Telegram did not give me ${escapeHtml(name)}; send it again.`;
-      const response = await fetch(`${options.apiRoot ?? "https://api.telegram.org"}/file/bot${options.token}/${file.file_path}`);
+      const response = await fetch(`${options.apiRoot ?? "https://api.telegram.org"}/file/bot${options.token}/${file.file_path}`, { signal: download.signal });
       if (!response.ok) return `Could not download ${escapeHtml(name)} (HTTP ${response.status}); send it again.`;
       return { name, content: Buffer.from(await response.arrayBuffer()) };
     } catch (error) {
-      return `Could not download ${escapeHtml(name)} (${escapeHtml(redact((error as Error).message))}); send it again.`;
+      const why = download.signal.aborted ? (download.signal.reason as Error).message : (error as Error).message;
+      return `Could not download ${escapeHtml(name)} (${escapeHtml(redact(why))}); send it again.`;
+    } finally {
+      cancelTimeout();
+      stopSignal.removeEventListener("abort", onStop);
     }
   };
 
@@ -230,6 +252,8 @@ export function createTelegramBot(options: TelegramBotOptions): TelegramBot {
     const replied = ctx.message?.reply_to_message;
     const id = replied ? store.taskOfMessage(chat, replied.message_id) : undefined;
     const source = `telegram:${chat}:${messageOf(ctx)}`;
+    // Telegram hands an update out again when the offset was not saved (a crash): this message was taken in already.
+    if (store.taskOfMessage(chat, messageOf(ctx)) !== undefined) return;
     if (id) {
       const task = daemon.get(id);
       if (task) {
@@ -242,7 +266,7 @@ export function createTelegramBot(options: TelegramBotOptions): TelegramBot {
     }
     // A crash after the task was queued but before the offset was saved brings the update back.
     const existing = daemon.list().find((task) => task.spec.source === source);
-    if (existing) return;
+    if (existing) return void (store.data.tasks[existing.id] ? undefined : follower.started(existing, chat, messageOf(ctx)));
     const prompt = text || `I sent you ${files.map((file) => file.name).join(", ")}; it is in your working folder. Tell me briefly what it is.`;
     const task = await options.submit({ prompt, source, files });
     follower.started(task, chat, messageOf(ctx));
@@ -256,7 +280,7 @@ export function createTelegramBot(options: TelegramBotOptions): TelegramBot {
   bot.on("message:text", async (ctx) => {
     const text = ctx.message.text;
     if (approver.takeReason(chatOf(ctx), text, byOf(ctx))) return;
-    if (/^\/\w/.test(text)) return void reply(chatOf(ctx), `I do not know ${escapeHtml(text.split(/\s/)[0]!)}. /help lists what I understand.`, messageOf(ctx));
+    if (/^\/[A-Za-z0-9_]{1,32}(?:@\w+)?(?:\s|$)/.test(text)) return void reply(chatOf(ctx), `I do not know ${escapeHtml(text.split(/\s/)[0]!)}. /help lists what I understand.`, messageOf(ctx));
     await intake(ctx, text, []);
   });
   bot.on("message", (ctx) => void reply(chatOf(ctx), "I read text messages and documents. /help says more.", messageOf(ctx)));
@@ -265,6 +289,8 @@ export function createTelegramBot(options: TelegramBotOptions): TelegramBot {
   // Polling, with a watchdog judged by completed polls
   // ------------------------------------------------------------------------------------------
   let stopping = false;
+  const stopper = new AbortController();
+  const stopSignal = stopper.signal;
   let poll: AbortController | undefined;
   let loop: Promise<void> | undefined;
   let lastCompleted = clock.now();
@@ -304,7 +330,13 @@ export function createTelegramBot(options: TelegramBotOptions): TelegramBot {
     try {
       await bot.handleUpdate(update);
     } catch (error) {
-      log("error", `update ${update.update_id} failed: ${(error as Error).message}`, { update: update.update_id });
+      const cause = (error as { error?: unknown }).error ?? error; // grammy wraps it in a BotError
+      const message = redact((cause as Error)?.message ?? String(cause));
+      log("error", `update ${update.update_id} failed: ${message}`, { update: update.update_id });
+      const from = update.message?.from ?? update.callback_query?.from;
+      const chat = update.message?.chat ?? update.callback_query?.message?.chat;
+      // Only someone allowed hears why; to anyone else the bot stays silent.
+      if (from && chat?.type === "private" && allowed(from.id)) reply(chat.id, `That did not work: ${escapeHtml(message)}`, update.message?.message_id);
     }
     store.update((data) => void (data.offset = update.update_id + 1));
   };
@@ -316,11 +348,12 @@ export function createTelegramBot(options: TelegramBotOptions): TelegramBot {
       await pause(delay);
       delay = Math.min(delay * 2, 60_000);
     };
-    while (!stopping && !bot.isInited()) {
+    for (let ready = false; !stopping && !ready; ) {
       try {
-        await bot.init();
+        if (!bot.isInited()) await bot.init();
         await bot.api.deleteWebhook();
         await bot.api.setMyCommands(BOT_COMMANDS);
+        ready = true;
         log("info", `polling Telegram as @${bot.botInfo.username}`);
       } catch (error) {
         if (!stopping) await wait("cannot reach Telegram", error);
@@ -358,6 +391,7 @@ export function createTelegramBot(options: TelegramBotOptions): TelegramBot {
     },
     async stop() {
       stopping = true;
+      stopper.abort();
       cancelWatchdog();
       cancelPause();
       unwatch();

@@ -119,6 +119,8 @@ export function createFollower(options: FollowOptions): Follower {
       }
       if (!followed) return;
       const status = progress.get(id) ?? statusOf(id, options.titleOf(id));
+      const working = status.state;
+      status.state = STATE_LABEL.running!; // any of these means it runs (a task that waited in the queue said "queued")
       switch (event.type) {
         case "session_start":
           status.title = event.task.title;
@@ -137,9 +139,9 @@ export function createFollower(options: FollowOptions): Follower {
         case "approval_answered":
         case "resumed":
         case "user":
-          status.state = STATE_LABEL.running!;
           break;
         default:
+          status.state = working;
           return;
       }
       show(id, status);

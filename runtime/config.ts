@@ -122,7 +122,7 @@ export const configSchema = z.strictObject({
     notify: z.array(z.enum(["finished", "failed", "approval", "budget"])).default(["finished", "failed", "approval", "budget"])
       .describe("What paired users hear about for tasks not sent from Telegram"),
     max_file_bytes: z.number().int().positive().default(20 * 1024 * 1024).describe("Larger documents sent to the bot are refused"),
-  }).default({ allowed_users: [], edit_interval: 3000, poll_timeout: 30_000, watchdog: 90_000, notify: ["finished", "failed", "approval", "budget"], max_file_bytes: 20 * 1024 * 1024 }),
+  }).refine((telegram) => telegram.watchdog > telegram.poll_timeout + 5000, { message: "must be longer than poll_timeout plus a few seconds, or every quiet poll is restarted", path: ["watchdog"] }).default({ allowed_users: [], edit_interval: 3000, poll_timeout: 30_000, watchdog: 90_000, notify: ["finished", "failed", "approval", "budget"], max_file_bytes: 20 * 1024 * 1024 }),
   log_level: z.enum(["trace", "debug", "info", "warn", "error", "silent"]).default("info"),
 });
 

@@ -62,7 +62,7 @@ export interface Runtime {
   start(id: string, task: TaskSpec, options?: RunOptions): Promise<SessionResult>;
   resume(id: string, options?: RunOptions): Promise<SessionResult>;
   /** A follow-up message for a finished session. Idempotent: a follow-up already in the log (a crash after it was written) is not added twice. */
-  continue(id: string, text: string, options?: RunOptions): Promise<SessionResult>;
+  continue(id: string, text: string, options?: RunOptions, since?: number): Promise<SessionResult>;
   /** The model client for a role name or a model id (an id runs on the main role's endpoint). */
   modelFor(model: string): ModelClient;
   /** Stops the network proxy. Sessions must have ended. */
@@ -199,12 +199,13 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
         await deps.release();
       }
     },
-    async continue(id, text, runOptions = {}) {
+    async continue(id, text, runOptions = {}, since) {
       const events = await readSessionLog(join(sessionsDir, `${id}.jsonl`));
       const first = events[0];
       if (first?.type !== "session_start") throw new Error(`session ${id} has no start in its log, so there is nothing to continue`);
+      // Taken in already (a crash after it was written, or after the session it started ended): resume, never add it twice.
       const lastEnd = events.findLastIndex((event) => event.type === "session_end");
-      const taken = events.slice(lastEnd + 1).some((event) => event.type === "user" && event.text === text);
+      const taken = events.some((event, index) => event.type === "user" && event.text === text && (since !== undefined ? event.at >= since : index > lastEnd));
       const deps = await depsFor(id, first.task.model, runOptions.emit);
       try {
         return taken ? await resumeSession(deps, runOptions.signal) : await continueSession(text, deps, runOptions.signal);

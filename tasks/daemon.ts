@@ -112,7 +112,7 @@ export function createDaemon(options: DaemonOptions): Daemon {
     let result: SessionResult;
     try {
       result = task.follow_up !== undefined
-        ? await runtime.continue(task.id, task.follow_up, { signal, emit })
+        ? await runtime.continue(task.id, task.follow_up, { signal, emit }, task.follow_up_at)
         : resume
           ? await runtime.resume(task.id, { signal, emit })
           : await runtime.start(task.id, task.spec, { signal, emit });
@@ -140,7 +140,7 @@ export function createDaemon(options: DaemonOptions): Daemon {
         trace.error({ session: task.id, event: "outbox_failed", error: (error as Error).message }, "could not write the result file");
       }
     }
-    await change(task.id, { follow_up: undefined, state: finished.state, finished: finished.finished, turns: result.turns, cost_usd: result.costUsd, answer_chars: result.answer.length, ...(result.reason ? { reason: result.reason } : {}) });
+    await change(task.id, { follow_up: undefined, follow_up_at: undefined, state: finished.state, finished: finished.finished, turns: result.turns, cost_usd: result.costUsd, answer_chars: result.answer.length, ...(result.reason ? { reason: result.reason } : {}) });
     trace.info({ session: task.id, event: "task_finished", state: result.status, reason: result.reason, cost_usd: result.costUsd }, `task ${result.status}`);
     broadcast(task.id, { type: "finished", record: find(task.id) ?? finished, result });
   };
@@ -205,7 +205,7 @@ export function createDaemon(options: DaemonOptions): Daemon {
       if (!task) return "unknown";
       if (running.has(id) || task.state === "queued" || task.state === "running" || task.state === "waiting_approval") return "busy";
       // Stored with the task, so a crash before it runs loses nothing; the runtime appends it to the log once.
-      await change(id, { state: "queued", follow_up: text, finished: undefined, reason: undefined });
+      await change(id, { state: "queued", follow_up: text, follow_up_at: clock.now(), finished: undefined, reason: undefined });
       trace.info({ session: id, event: "task_follow_up", chars: text.length }, "task continued with a follow-up");
       queueMicrotask(pump);
       return "queued";

@@ -52,6 +52,8 @@ const taskRecordSchema = z.object({
   answer_chars: z.number().optional(),
   /** A follow-up the user sent after the task finished, until its session has taken it in. */
   follow_up: z.string().optional(),
+  /** When it was queued: a follow-up in the session log from then on was already taken in. */
+  follow_up_at: z.number().optional(),
 });
 
 const stateSchema = z.object({

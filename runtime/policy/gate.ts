@@ -98,7 +98,18 @@ async function askHuman(
     await record({ type: "approval_requested", at: clock.now(), approval: approval.id, id: call.toolUseId, tool: call.tool, summary: approval.summary, reason: approval.reason, expires_at: approval.expires_at });
   }
   if (!store.answerOf(approval.id)) for (const approver of approvers) approver.notify(approval);
-  const answer = await store.wait(approval, signal);
+  let answer;
+  try {
+    answer = await store.wait(approval, signal);
+  } catch (error) {
+    // Cancelled or out of time (not a shutdown, which resumes and asks again): nobody should still be asked.
+    if ((signal.reason as Error | undefined)?.name !== "Shutdown") {
+      const closed = store.answer(approval.id, { decision: "deny", by: "nightshift", reason: "the task stopped before anyone answered" });
+      const final = closed.ok ? store.answerOf(approval.id) : undefined;
+      if (final) for (const approver of approvers) approver.settled?.(approval, final);
+    }
+    throw error;
+  }
   options.used?.add(approval.id);
   for (const approver of approvers) approver.settled?.(approval, answer);
   await record({ type: "approval_answered", at: clock.now(), approval: approval.id, id: call.toolUseId, decision: answer.decision, by: answer.by, ...(answer.reason ? { reason: answer.reason } : {}) });
