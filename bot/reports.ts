@@ -5,7 +5,7 @@
 
 import { stat } from "node:fs/promises";
 import { basename } from "node:path";
-import { formatDuration, readSessionLog, sessionLogs, type EventOf, type SessionEvent } from "../runtime/index.ts";
+import { formatDuration, readSessionLog, sessionLogs, type EventOf, type SessionEvent, type SpecialistReport } from "../runtime/index.ts";
 import type { TaskRecord, TaskState } from "../tasks/state.ts";
 import { escapeHtml, formatCost, formatTokens } from "./format.ts";
 
@@ -237,6 +237,12 @@ function eventLine(event: SessionEvent, showModel: boolean): string | undefined 
       return `⚠ ${clip(event.message, 160)}`;
     case "session_end":
       return `■ ${event.status}${event.reason ? `: ${clip(event.reason, 200)}` : ""} · ${event.turns} turns · ${formatCost(event.cost_usd)}`;
+    case "plan":
+      return `🗺 plan by ${specialistsText([event.report])}`;
+    case "review_start":
+      return `🔍 review round ${event.round}: ${clip(event.specialists.join(", "), 100)}`;
+    case "review":
+      return `🔍 critiques, round ${event.round}: ${specialistsText(event.critiques)}`;
     case "permission":
     case "tool_start":
     case "tool_end":
@@ -258,7 +264,13 @@ function toolLine(call: ToolCall): string {
   else if (end.interrupted) parts.push("interrupted");
   else if (!call.started) parts.push(`not run: ${clip(firstLine(end.output), 100)}`);
   else parts.push(end.is_error ? `✗ error after ${formatDuration(end.duration_ms)}: ${clip(firstLine(end.output), 100)}` : `ok ${formatDuration(end.duration_ms)}`);
+  if (end?.specialists?.length) parts.push(specialistsText(end.specialists));
   return parts.join(" · ");
+}
+
+/** `reviewer ✓ 3 turns $0.0123, challenger ✗ failed` */
+function specialistsText(reports: SpecialistReport[]): string {
+  return reports.map((report) => `${clip(report.name, 30)} ${report.status === "done" ? "✓" : `✗ ${report.status}`} ${report.turns} turns ${formatCost(report.cost_usd)}`).join(", ");
 }
 
 const ANSWERS: Record<EventOf<"approval_answered">["decision"], string> = {
@@ -296,8 +308,11 @@ function totalsOf(events: SessionEvent[]) {
       totals.output += usage.output_tokens;
       totals.usd += event.cost_usd;
     } else if (event.type === "checkpoint") totals.usd += event.cost_usd;
+    else if (event.type === "plan") totals.usd += event.report.cost_usd;
+    else if (event.type === "review") totals.usd += event.critiques.reduce((sum, critique) => sum + critique.cost_usd, 0);
     else if (event.type === "tool_end") {
       totals.tools++;
+      totals.usd += event.cost_usd ?? 0;
       if (event.is_error) totals.toolErrors++;
     }
   }

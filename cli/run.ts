@@ -138,7 +138,6 @@ async function taskFileOrPrompt(target: string): Promise<TaskFile> {
 /** Keys a task file may carry that `run` cannot honour yet. */
 function unsupportedKeys(file: TaskFile): string[] {
   const warnings: string[] = [];
-  if (file.specialists?.length || file.plan) warnings.push("`specialists` and `plan` are not supported yet; the task runs without them");
   if (file.schedule) warnings.push("`schedule` only applies to files in schedules/; running once now");
   if (file.notify) warnings.push("`notify` applies to tasks the daemon runs (nightshift start, with Telegram set up); this foreground run prints its answer here");
   return warnings;

@@ -2,7 +2,7 @@ import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { createTelegramBot, escapeHtml, saveFiles, type TelegramBot } from "../bot/index.ts";
 import { readPrefix } from "../memory/index.ts";
-import { createRuntime, createTraceLogger, lockSession, readSessionLog, requireApiKey, type Clock, type LoadedConfig } from "../runtime/index.ts";
+import { BUILTIN_TOOL_NAMES, createRuntime, createTraceLogger, loadAgents, lockSession, readSessionLog, requireApiKey, type Clock, type LoadedConfig } from "../runtime/index.ts";
 import { createDaemon } from "../tasks/daemon.ts";
 import { startControlServer } from "../tasks/control.ts";
 import { createInbox } from "../tasks/inbox.ts";
@@ -135,6 +135,10 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
     requireApiKey(loaded.roles.main);
   } catch (error) {
     stderr.write(`! ${(error as Error).message} Until then every task fails with this reason.\n`);
+  }
+  for (const problem of loadAgents(join(home, "agents"), BUILTIN_TOOL_NAMES).problems) {
+    stderr.write(`! ${problem.message} (this specialist is left out until the file is fixed)\n`);
+    trace.warn({ event: "agent_file_problem", file: problem.file, message: problem.message }, problem.message);
   }
   if (bot && !bot.hasUsers()) stderr.write("Telegram: no one is paired yet; run `nightshift pair` and send the bot the code.\n");
   if (!bot) stderr.write("Telegram is off (set TELEGRAM_BOT_TOKEN in the environment or in .env to steer Nightshift from your phone).\n");

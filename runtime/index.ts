@@ -16,7 +16,7 @@ export {
 export { rebuild, type SessionState } from "./conversation.ts";
 export { formatDuration, parseDuration } from "./duration.ts";
 export { ConfigError, isUserError, ModelError, PermissionDenied, SandboxUnavailable, SessionBusy, TaskFileError } from "./errors.ts";
-export type { EventOf, SessionEvent, SessionStatus, TaskSpec, Usage } from "./events.ts";
+export type { EventOf, SessionEvent, SessionStatus, SpecialistReport, TaskSpec, Usage } from "./events.ts";
 export { continueSession, resumeSession, Shutdown, startSession, type SessionDeps, type SessionResult } from "./loop.ts";
 export { createModelClient, type ModelClient } from "./model.ts";
 export { costOf } from "./pricing.ts";

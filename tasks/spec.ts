@@ -1,6 +1,6 @@
 import { existsSync, realpathSync, statSync } from "node:fs";
-import { resolve } from "node:path";
-import { createWorkdir, expandHome, TaskFileError, type LoadedConfig, type TaskSpec } from "../runtime/index.ts";
+import { join, resolve } from "node:path";
+import { BUILTIN_TOOL_NAMES, createWorkdir, expandHome, loadAgents, TaskFileError, type LoadedConfig, type TaskSpec } from "../runtime/index.ts";
 import type { TaskFile } from "./task-file.ts";
 
 /**
@@ -22,6 +22,7 @@ export function toTaskSpec(file: TaskFile, options: { loaded: LoadedConfig; id: 
   } else {
     workdir = createWorkdir(loaded.home, options.id);
   }
+  checkSpecialists(file, options.fileName, join(loaded.home, "agents"));
   return {
     title: file.title,
     prompt: file.body.trim() || file.title,
@@ -35,5 +36,20 @@ export function toTaskSpec(file: TaskFile, options: { loaded: LoadedConfig; id: 
     source: options.source,
     ...(file.permissions ? { permissions: file.permissions } : {}),
     ...(file.notify !== undefined ? { notify: file.notify } : {}),
+    ...(file.plan ? { plan: true } : {}),
+    ...(file.specialists?.length ? { specialists: file.specialists } : {}),
+    ...(file.review_rounds !== undefined ? { review_rounds: file.review_rounds } : {}),
   };
+}
+
+/** A task that names a specialist agents/ lacks is refused now, not half-run later. */
+function checkSpecialists(file: TaskFile, fileName: string, agentsDir: string): void {
+  const wanted = [...(file.specialists ?? []), ...(file.plan ? ["planner"] : [])];
+  if (wanted.length === 0) return;
+  const { agents } = loadAgents(agentsDir, BUILTIN_TOOL_NAMES);
+  const missing = wanted.find((name) => !agents.has(name));
+  if (!missing) return;
+  const field = file.specialists?.includes(missing) ? "specialists" : "plan";
+  const known = [...agents.keys()].join(", ") || "none";
+  throw new TaskFileError(fileName, `${fileName}: ${field}: there is no specialist "${missing}" (agents/ has ${known}); fix the name or add agents/${missing}.md (nightshift doctor checks agent files)`, { field });
 }

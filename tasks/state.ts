@@ -27,6 +27,9 @@ export const taskSpecSchema = z.object({
   source: z.string().optional(),
   permissions: z.object({ read: z.array(z.string()).optional(), write: z.array(z.string()).optional(), commands: z.array(z.string()).optional(), network: z.array(z.string()).optional() }).optional(),
   notify: z.boolean().optional(),
+  plan: z.boolean().optional(),
+  specialists: z.array(z.string()).optional(),
+  review_rounds: z.number().optional(),
 });
 
 const taskRecordSchema = z.object({

@@ -12,6 +12,8 @@ export interface TaskFile {
   model?: string;
   workdir?: string;
   specialists?: string[];
+  /** Review rounds after the first draft (default config `specialists.review_rounds`). */
+  review_rounds?: number;
   plan?: boolean;
   permissions?: { write?: string[]; read?: string[]; commands?: string[]; network?: string[] };
   budget?: { max_turns?: number; max_usd?: number; /** milliseconds */ timeout?: number };
@@ -49,6 +51,7 @@ const frontMatterSchema = z.strictObject({
   model: text.optional(),
   workdir: text.optional(),
   specialists: textList.optional(),
+  review_rounds: z.number().int().min(0).max(5).optional(),
   plan: z.boolean().optional(),
   permissions: permissionsSchema.optional(),
   budget: budgetSchema.optional(),

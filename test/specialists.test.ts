@@ -3,7 +3,9 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 
 import { join } from "node:path";
 import { afterEach, describe, it } from "node:test";
 import type { EventOf, SessionEvent, SpecialistReport } from "../runtime/events.ts";
+import { loadConfig } from "../runtime/config.ts";
 import { Shutdown } from "../runtime/loop.ts";
+import { parseTaskFile, toTaskSpec } from "../tasks/index.ts";
 import { readSessionLog } from "../runtime/session-log.ts";
 import type { RecordedRequest, Reply } from "./support/messages-api.ts";
 import { createRuntimeHarness, type RuntimeHarness } from "./support/runtime-harness.ts";
@@ -169,6 +171,17 @@ describe("consult", () => {
     assert.equal(result.answer, "final: both");
     assert.equal(h.api.requests.filter((request) => who(request) === "alpha").length, 1, `alpha's finished report was not recomputed: ${h.api.requests.map(who).join(",")}`);
     assert.equal(h.api.requests.filter((request) => who(request) === "beta").length, 2);
+  });
+});
+
+describe("task files that name specialists", () => {
+  it("refuses a task naming a specialist agents/ does not have, saying which exist", async () => {
+    h = await createRuntimeHarness();
+    const loaded = loadConfig({ NIGHTSHIFT_HOME: h.home, HOME: h.userHome }, h.home);
+    const file = parseTaskFile("inbox/audit.md", "---\ntitle: Audit\nspecialists: [reviwer]\n---\nGo.\n");
+    assert.throws(() => toTaskSpec(file, { loaded, id: "x", fileName: "inbox/audit.md", source: "inbox" }), /inbox\/audit\.md: specialists: there is no specialist "reviwer" \(agents\/ has challenger, planner, reviewer\)/);
+    const good = toTaskSpec(parseTaskFile("inbox/audit.md", "---\ntitle: Audit\nspecialists: [reviewer]\nplan: true\nreview_rounds: 2\n---\nGo.\n"), { loaded, id: "y", fileName: "inbox/audit.md", source: "inbox" });
+    assert.deepEqual([good.specialists, good.plan, good.review_rounds], [["reviewer"], true, 2]);
   });
 });
 
