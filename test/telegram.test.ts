@@ -199,6 +199,29 @@ describe("Telegram: approvals", () => {
   });
 });
 
+describe("Telegram: specialists", () => {
+  it("brings a specialist's approval to the task's chat, labelled with its name", async () => {
+    h = await startTelegramHarness();
+    writeFileSync(join(h.home, "agents", "scribe.md"), "---\nname: scribe\ndescription: writes notes\ntools: [write_file]\n---\nYou are SCRIBE.\n");
+    await h.restart(); // the consult tool lists the specialists there are at start
+    const outside = join(h.home, "..", "outside", "notes.txt");
+    h.model.respondWith((request) => {
+      const scribe = JSON.stringify(request.body.system).includes("You are SCRIBE");
+      const last = JSON.stringify(request.body.messages.at(-1));
+      if (scribe) return last.includes("tool_result") ? text("notes written") : writeTo(outside);
+      return last.includes("tool_result") ? text("the scribe is done") : { content: [{ type: "tool_use", name: "consult", input: { specialists: ["scribe"], question: "Write the notes." } }] };
+    });
+    h.telegram.sendText(ALICE, "Have the scribe write notes");
+    await h.until(() => approvalMessages(h!).length === 1, "the scribe's approval");
+    const question = approvalMessages(h)[0]!;
+    assert.match(question.text!, /Approval needed \(scribe\)/);
+    assert.match(question.text!, /notes\.txt/);
+    h.telegram.pressButton(ALICE, question.message_id, button(question, "Allow once"));
+    await h.until(() => texts(h!, ALICE.id).some((line) => line.includes("the scribe is done")), "the result");
+    assert.equal(readFileSync(outside, "utf8"), "x");
+  });
+});
+
 describe("Telegram: notifications about tasks from elsewhere", () => {
   it("tells paired users when an inbox task waits for approval, passes 80% of its budget and finishes", async () => {
     h = await startTelegramHarness();
