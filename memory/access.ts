@@ -1,0 +1,63 @@
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import type { Clock, MemoryAccess, SessionEvent } from "../runtime/index.ts";
+import { DEFAULT_IDENTITY } from "./identity.ts";
+import { openJournal, type Journal } from "./journal.ts";
+import { openMemoryStore, type MemoryStore } from "./memory-file.ts";
+import { recall } from "./recall.ts";
+
+/**
+ * Memory as one process uses it: the journal it appends to, MEMORY.md, what the agent's `remember`
+ * and `recall` tools reach, and the prefix every session starts with (identity, then memory within
+ * its cap, saying so when something was left out).
+ */
+export interface Memory {
+  journal: Journal;
+  store: MemoryStore;
+  /** For createRuntime's `memory` option. */
+  access: MemoryAccess;
+  /** Identity and memory for a session (createRuntime's `loadPrefix`). */
+  loadPrefix(): Promise<{ identity: string; memory: string }>;
+  /** A warning while MEMORY.md is over its cap (sessions, doctor and the digest repeat it). */
+  overCap(): string | undefined;
+  /** Journals a task's request and outcome from its events (top-level sessions only). */
+  record(session: string, event: SessionEvent): void;
+}
+
+export function openMemory(home: string, clock: Clock, capBytes: number): Memory {
+  const journal = openJournal(join(home, "journal"), clock);
+  const store = openMemoryStore(home, clock);
+  const overCap = () => {
+    const { over } = store.forSession(capBytes);
+    if (!over) return undefined;
+    return `MEMORY.md is ${kb(over.bytes)}, over its ${kb(over.capBytes)} cap (config memory.cap): sessions see ${over.shown} of its ${over.total} entries (the newest and most cited); the nightly consolidator retires entries, or raise the cap`;
+  };
+  return {
+    journal,
+    store,
+    overCap,
+    access: {
+      remember: ({ session, text, source }) => journal.append({ at: clock.now(), kind: "note", session, source, text }).id,
+      recall: (query) => recall(query, store.read().entries, journal.all()).map((hit) => ({ id: hit.id, date: hit.date, text: hit.text, sources: hit.sources, trusted: hit.trusted })),
+    },
+    async loadPrefix() {
+      const identity = await readFile(join(home, "IDENTITY.md"), "utf8").catch((error: NodeJS.ErrnoException) => {
+        if (error.code === "ENOENT") return DEFAULT_IDENTITY;
+        throw error;
+      });
+      return { identity, memory: store.forSession(capBytes).text };
+    },
+    record(session, event) {
+      if (session.includes(".")) return; // a specialist's session: its task's entries say it all
+      if (event.type === "session_start") journal.append({ at: event.at, kind: "request", session, source: "user", text: `${event.task.title}\n${event.task.prompt}` });
+      if (event.type === "user") journal.append({ at: event.at, kind: "request", session, source: "user", text: event.text });
+      if (event.type === "session_end") {
+        journal.append({ at: event.at, kind: "outcome", session, source: "agent", text: event.answer || event.reason || "(no answer)", status: event.status, cost_usd: event.cost_usd });
+      }
+    },
+  };
+}
+
+function kb(bytes: number): string {
+  return `${(bytes / 1024).toFixed(1)} KB`;
+}

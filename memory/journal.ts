@@ -1,0 +1,215 @@
+import { closeSync, existsSync, fstatSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, writeSync } from "node:fs";
+import { join } from "node:path";
+import { z } from "zod";
+import type { Clock } from "../runtime/clock.ts";
+
+export type JournalSource = "user" | "agent" | "web" | "file" | "tool";
+
+export interface JournalEntry {
+  /** `${day}#${line}`: the local day of its file and its 1-based line there, so a citation can be looked up by hand. */
+  id: string;
+  at: number;
+  /** A task's request, its outcome, or a note from the `remember` tool. */
+  kind: "request" | "outcome" | "note";
+  session: string;
+  /** Who wrote the text. */
+  source: JournalSource;
+  /** True for `user` and `agent` only. Text from the web, files or tools is never promoted to an instruction. */
+  trusted: boolean;
+  /** At most {@link JOURNAL_TEXT_LIMIT} characters. */
+  text: string;
+  status?: string;
+  cost_usd?: number;
+}
+
+export interface Journal {
+  /** `trusted` is derived from `source`. The line is written and fsynced before this returns. */
+  append(entry: Omit<JournalEntry, "id" | "trusted">): JournalEntry;
+  /** Entries after `afterId` (exclusive; undefined = all), oldest first, across days. */
+  since(afterId?: string): JournalEntry[];
+  /** Newest first, across days (for recall); a damaged line is skipped, never fatal. */
+  all(): JournalEntry[];
+}
+
+export const JOURNAL_TEXT_LIMIT = 2000;
+const SOURCES = ["user", "agent", "web", "file", "tool"] as const satisfies readonly JournalSource[];
+const TRUSTED: ReadonlySet<JournalSource> = new Set(["user", "agent"]);
+const DAY_FILE = /^(\d{4}-\d{2}-\d{2})\.jsonl$/;
+const ID = /^(\d{4}-\d{2}-\d{2})#([1-9]\d*)$/;
+
+/** A journal line as read back. `trusted` on disk is ignored: it is always derived from `source` again. */
+const Line = z.object({
+  at: z.number(),
+  kind: z.enum(["request", "outcome", "note"]),
+  session: z.string(),
+  source: z.enum(SOURCES),
+  text: z.string(),
+  status: z.string().optional(),
+  cost_usd: z.number().optional(),
+});
+
+/** The local calendar day of `at`, `YYYY-MM-DD`: the journal's file names and the first half of its ids. */
+export function localDay(at: number): string {
+  const date = new Date(at);
+  const pad = (n: number) => String(n).padStart(2, "0");
+  return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}`;
+}
+
+export function isTrustedSource(source: JournalSource): boolean {
+  return TRUSTED.has(source);
+}
+
+/** Cuts `text` to `limit` characters, the last being "…"; never splits a surrogate pair. */
+export function capText(text: string, limit = JOURNAL_TEXT_LIMIT): string {
+  if (text.length <= limit) return text;
+  let end = limit - 1;
+  const last = text.charCodeAt(end - 1);
+  if (last >= 0xd800 && last <= 0xdbff) end -= 1;
+  return text.slice(0, end) + "…";
+}
+
+/**
+ * The journal under `dir` (NIGHTSHIFT_HOME/journal). One process appends (the daemon or a foreground
+ * run); any number may read. An entry goes into the file of the day it is written (by `clock`), not
+ * of its `at`, so ids grow in the order entries were appended and a `since` cursor never misses one.
+ */
+export function openJournal(dir: string, clock: Clock): Journal {
+  // Lines in today's file, counted on the first append of the day and again whenever its size is
+  // not what this process left (someone edited it by hand), so an id is always its line number.
+  let cursor: { day: string; lines: number; size: number } | undefined;
+
+  const since = (afterId?: string): JournalEntry[] => {
+    const after = afterId === undefined ? undefined : parseId(afterId);
+    if (!existsSync(dir)) return [];
+    const days = readdirSync(dir).flatMap((name) => DAY_FILE.exec(name)?.[1] ?? []).sort();
+    return days.flatMap((day) => {
+      if (after && day < after.day) return [];
+      const entries = readDay(join(dir, `${day}.jsonl`), day);
+      return after && day === after.day ? entries.filter((entry) => lineOf(entry.id) > after.line) : entries;
+    });
+  };
+
+  return {
+    append(input) {
+      const day = localDay(clock.now());
+      const path = join(dir, `${day}.jsonl`);
+      mkdirSync(dir, { recursive: true });
+      const created = !existsSync(path);
+      const fd = openSync(path, "a+");
+      try {
+        if (cursor?.day !== day || cursor.size !== fstatSync(fd).size) cursor = { day, ...countLinesDroppingTornTail(fd) };
+        const entry: JournalEntry = {
+          id: `${day}#${cursor.lines + 1}`,
+          at: input.at,
+          kind: input.kind,
+          session: input.session,
+          source: input.source,
+          trusted: isTrustedSource(input.source),
+          text: capText(input.text),
+          ...(input.status === undefined ? {} : { status: input.status }),
+          ...(input.cost_usd === undefined ? {} : { cost_usd: input.cost_usd }),
+        };
+        const { id: _id, ...stored } = entry;
+        const line = Buffer.from(JSON.stringify(stored) + "\n");
+        writeAll(fd, line);
+        fsyncSync(fd);
+        if (created) syncDir(dir);
+        cursor.lines += 1;
+        cursor.size += line.length;
+        return entry;
+      } catch (error) {
+        // A failed write may have left part of a line: the next append counts again and cuts it.
+        cursor = undefined;
+        throw error;
+      } finally {
+        closeSync(fd);
+      }
+    },
+    since,
+    all: () => since().reverse(),
+  };
+}
+
+function parseId(id: string): { day: string; line: number } {
+  const match = ID.exec(id);
+  if (!match) throw new RangeError(`not a journal entry id: ${JSON.stringify(id)} (expected YYYY-MM-DD#line)`);
+  return { day: match[1]!, line: Number(match[2]) };
+}
+
+function lineOf(id: string): number {
+  return Number(id.slice(id.indexOf("#") + 1));
+}
+
+/**
+ * A day's entries, oldest first. Line numbers are physical, so a damaged or blank line is skipped but
+ * still counted. An unterminated last line is an append in progress or one a crash cut short: it was
+ * never acknowledged, so it gets no id (the next append removes it).
+ */
+function readDay(path: string, day: string): JournalEntry[] {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch {
+    return []; // removed or unreadable since listed: nothing to read, never fatal
+  }
+  const lines = text.split("\n");
+  lines.pop(); // "" after the final newline, or the unterminated tail
+  return lines.flatMap((line, index) => {
+    const entry = parseLine(line);
+    if (!entry) return [];
+    return [{ id: `${day}#${index + 1}`, ...entry, trusted: isTrustedSource(entry.source) }];
+  });
+}
+
+function parseLine(line: string): z.infer<typeof Line> | undefined {
+  if (!line.trim()) return undefined;
+  try {
+    const parsed = Line.safeParse(JSON.parse(line));
+    return parsed.success ? parsed.data : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Counts the complete lines of an open day file. A last line without its newline was torn by a crash
+ * mid-append; it never got an id (readers skip it), so it is cut off here and its number reused,
+ * keeping ids equal to physical line numbers.
+ */
+function countLinesDroppingTornTail(fd: number): { lines: number; size: number } {
+  const { size } = fstatSync(fd);
+  if (size === 0) return { lines: 0, size: 0 };
+  const buffer = Buffer.alloc(size);
+  let read = 0;
+  while (read < size) {
+    const n = readSync(fd, buffer, read, size - read, read);
+    if (n === 0) break;
+    read += n;
+  }
+  const keep = buffer.lastIndexOf(0x0a, read - 1) + 1;
+  if (keep < size) {
+    ftruncateSync(fd, keep);
+    fsyncSync(fd);
+  }
+  let lines = 0;
+  for (let i = 0; i < keep; i++) if (buffer[i] === 0x0a) lines++;
+  return { lines, size: keep };
+}
+
+function writeAll(fd: number, data: Buffer): void {
+  for (let offset = 0; offset < data.length; ) offset += writeSync(fd, data, offset);
+}
+
+/** Makes a new file's name durable. Some platforms cannot fsync a folder; the data itself is synced. */
+function syncDir(dir: string): void {
+  try {
+    const fd = openSync(dir, "r");
+    try {
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    // best effort
+  }
+}

@@ -1,0 +1,53 @@
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from "node:fs";
+import { join } from "node:path";
+
+/**
+ * What the consolidator did, in `state/memory.json` (the daemon writes it; a run without a daemon
+ * too): the journal cursor it reached and its last runs, for /memory, the digest and doctor.
+ */
+export interface ConsolidationRun {
+  at: number;
+  status: "nothing-new" | "applied" | "rejected" | "failed";
+  entries: number;
+  /** One line per edit: "added: …", "updated k3p9: …", "retired k3p9". */
+  changes: string[];
+  problem?: string;
+  cost_usd?: number;
+}
+
+export interface MemoryRuns {
+  cursor?: string;
+  runs: ConsolidationRun[];
+}
+
+const KEEP = 30;
+
+export function openMemoryRuns(stateDir: string): { read(): MemoryRuns; record(run: ConsolidationRun, cursor?: string): void } {
+  const file = join(stateDir, "memory.json");
+  const read = (): MemoryRuns => {
+    if (!existsSync(file)) return { runs: [] };
+    try {
+      const data = JSON.parse(readFileSync(file, "utf8")) as MemoryRuns;
+      return { ...(typeof data.cursor === "string" ? { cursor: data.cursor } : {}), runs: Array.isArray(data.runs) ? data.runs : [] };
+    } catch {
+      return { runs: [] }; // damaged: the next run starts from the whole journal, which is safe (edits are validated)
+    }
+  };
+  return {
+    read,
+    record(run, cursor) {
+      const current = read();
+      const next: MemoryRuns = { ...(cursor ?? current.cursor ? { cursor: cursor ?? current.cursor } : {}), runs: [...current.runs, run].slice(-KEEP) };
+      mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+      const temp = `${file}.tmp`;
+      const fd = openSync(temp, "w", 0o600);
+      try {
+        writeSync(fd, JSON.stringify(next, null, 2));
+        fsyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
+      renameSync(temp, file);
+    },
+  };
+}
