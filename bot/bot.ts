@@ -37,8 +37,10 @@ export interface TelegramBotOptions {
   submit(request: { prompt: string; source: string; files: TelegramFile[] }): Promise<TaskRecord>;
   /** Writes files into an existing task's workdir (a document sent as a reply). */
   attach(task: TaskRecord, files: TelegramFile[]): string[];
-  /** The current memory, for /memory. */
-  memory(): Promise<string>;
+  /** /memory: the memory and its last changes, as Telegram HTML; `undo` restores the previous MEMORY.md. */
+  memory: { show(): Promise<string>; undo(): string };
+  /** /digest: the digest now (Telegram HTML). */
+  digest(): Promise<string>;
   readEvents(id: string): Promise<import("../runtime/index.ts").SessionEvent[]>;
 }
 
@@ -207,11 +209,10 @@ export function createTelegramBot(options: TelegramBotOptions): TelegramBot {
   });
   bot.command("budget", async (ctx) => void reply(chatOf(ctx), budgetText(await spendSummary(options.sessionsDir, clock.now()), options.limits)));
   bot.command("memory", async (ctx) => {
-    const memory = (await options.memory()).trim();
-    const shown = memory.length > 3500 ? `${memory.slice(0, 3500)}…` : memory;
-    reply(chatOf(ctx), memory ? `🧠 <b>Memory</b> (${memory.length.toLocaleString("en")} characters)\n<pre>${escapeHtml(shown)}</pre>` : "🧠 Memory is empty so far.");
+    const undo = String(ctx.match ?? "").trim() === "undo";
+    reply(chatOf(ctx), undo ? options.memory.undo() : await options.memory.show(), messageOf(ctx));
   });
-  bot.command("digest", (ctx) => void reply(chatOf(ctx), todayText(daemon.list(), clock.now())));
+  bot.command("digest", async (ctx) => void reply(chatOf(ctx), await options.digest()));
 
   // ------------------------------------------------------------------------------------------
   // Buttons, documents, messages
@@ -431,16 +432,4 @@ export function saveFiles(dir: string, files: TelegramFile[]): string[] {
     writeFileSync(join(dir, name), file.content, { flag: "wx" });
     return name;
   });
-}
-
-/** /digest until the nightly digest exists: what happened since midnight. */
-function todayText(tasks: TaskRecord[], now: number): string {
-  const midnight = new Date(now);
-  midnight.setHours(0, 0, 0, 0);
-  const today = tasks.filter((task) => (task.finished ?? task.created) >= midnight.getTime());
-  if (today.length === 0) return "📋 Nothing ran today yet.";
-  const count = (state: string) => today.filter((task) => task.state === state).length;
-  const spent = today.reduce((sum, task) => sum + task.cost_usd, 0);
-  const lines = today.slice(-10).map((task) => `• ${task.state === "done" ? "✅" : task.state === "failed" ? "❌" : task.state === "cancelled" ? "⏹" : "⚙️"} ${escapeHtml(task.title)}`);
-  return [`📋 <b>Today so far</b>: ${count("done")} done, ${count("failed")} failed, ${today.length - count("done") - count("failed")} other · $${spent.toFixed(2)}`, ...lines].join("\n");
 }

@@ -375,3 +375,117 @@ function percent(used: number, limit: number): string {
 function amount(kind: EventOf<"budget_warning">["kind"], value: number): string {
   return kind === "usd" || kind === "daily_usd" ? formatCost(value) : kind === "time" ? formatDuration(value) : String(value);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Memory and the digest
+// ---------------------------------------------------------------------------------------------
+
+/** A consolidator run as /memory and the digest show it. */
+export interface MemoryRunView {
+  at: number;
+  status: string;
+  entries: number;
+  changes: string[];
+  problem?: string;
+}
+
+export interface MemoryView {
+  /** MEMORY.md as it is on disk. */
+  text: string;
+  bytes: number;
+  capBytes: number;
+  entries: number;
+  overCap?: string;
+  runs: MemoryRunView[];
+}
+
+/** /memory: the file (cut for Telegram, saying so), its size against the cap, the last changes. */
+export function memoryText(view: MemoryView, now: number): string {
+  const lines = [`🧠 <b>Memory</b>: ${view.entries} entries, ${(view.bytes / 1024).toFixed(1)} of ${(view.capBytes / 1024).toFixed(0)} KB`];
+  if (view.overCap) lines.push(`⚠️ ${escapeHtml(view.overCap)}`);
+  const body = view.text.trim();
+  const shown = body.length > 2500 ? `${body.slice(0, 2500)}\n… (${(body.length - 2500).toLocaleString("en")} more characters in MEMORY.md)` : body;
+  lines.push(body ? `<pre>${escapeHtml(shown)}</pre>` : "(empty so far: notes from tasks are consolidated into it each night)");
+  const last = view.runs.filter((run) => run.status !== "nothing-new").at(-1);
+  if (last) {
+    lines.push(`<b>Last change</b> ${span(now - last.at)} ago: ${escapeHtml(runSummary(last))}`);
+    for (const change of last.changes.slice(0, 8)) lines.push(`• ${escapeHtml(clipPlain(change, 200))}`);
+    if (last.status === "applied") lines.push("/memory undo restores the version before it.");
+  }
+  return clipMessage(lines.join("\n"));
+}
+
+export function undoText(result: { restored: string } | { nothing: true }): string {
+  if ("nothing" in result) return "There is no earlier version of MEMORY.md to go back to.";
+  return `↩️ MEMORY.md is back to its previous version (the one it replaced is kept in memory-history/, so this can be undone too).`;
+}
+
+function runSummary(run: MemoryRunView): string {
+  switch (run.status) {
+    case "applied":
+      return `${run.changes.length} change${run.changes.length === 1 ? "" : "s"} from ${run.entries} journal entries`;
+    case "rejected":
+      return `the consolidator's edits were rejected, memory unchanged: ${run.problem ?? "no reason"}`;
+    case "failed":
+      return `the consolidator failed, memory unchanged: ${run.problem ?? "no reason"}`;
+    default:
+      return "nothing new";
+  }
+}
+
+export interface DigestView {
+  now: number;
+  /** Tasks that finished since the last digest (or the last day). */
+  finished: TaskRecord[];
+  /** Tasks queued, running or waiting for an approval now. */
+  active: TaskRecord[];
+  pendingApprovals: Array<{ id: string; summary: string; session: string }>;
+  spend: SpendSummary;
+  limits: { dailyUsd: number; perTaskUsd: number };
+  /** Consolidator runs since the last digest. */
+  runs: MemoryRunView[];
+  overCap?: string;
+}
+
+/** The daily digest (Telegram HTML): what finished and failed, spend, what memory learned, what waits. */
+export function digestText(view: DigestView): string {
+  const done = view.finished.filter((task) => task.state === "done");
+  const failed = view.finished.filter((task) => task.state !== "done");
+  const cost = view.finished.reduce((sum, task) => sum + task.cost_usd, 0);
+  const lines = [`📋 <b>Digest</b> · ${escapeHtml(new Date(view.now).toLocaleDateString("en-GB", { weekday: "long", day: "numeric", month: "long" }))}`];
+  lines.push(`<b>Tasks</b>: ${done.length} done, ${failed.length} failed or cancelled · ${formatCost(cost)}`);
+  for (const task of [...failed, ...done].slice(0, 8)) lines.push(`${task.state === "done" ? "✅" : task.state === "cancelled" ? "⏹" : "❌"} ${escapeHtml(clipPlain(task.title, 80))}${task.state !== "done" && task.reason ? ` — ${escapeHtml(clipPlain(task.reason, 100))}` : ""}`);
+  if (view.finished.length > 8) lines.push(`… and ${view.finished.length - 8} more (/tasks)`);
+  const daily = Number.isFinite(view.limits.dailyUsd) && view.limits.dailyUsd > 0 ? ` of ${formatCost(view.limits.dailyUsd)} a day` : "";
+  lines.push(`<b>Spend</b>: today ${formatCost(view.spend.todayUsd)}${daily}; this month ${formatCost(view.spend.monthUsd)}`);
+  const learned = view.runs.filter((run) => run.status !== "nothing-new");
+  if (learned.length === 0) lines.push("<b>Memory</b>: nothing new");
+  for (const run of learned) {
+    lines.push(`<b>Memory</b>: ${escapeHtml(runSummary(run))}`);
+    for (const change of run.changes.slice(0, 6)) lines.push(`• ${escapeHtml(clipPlain(change, 160))}`);
+  }
+  if (view.overCap) lines.push(`⚠️ ${escapeHtml(view.overCap)}`);
+  if (view.pendingApprovals.length) {
+    lines.push(`<b>Waiting for you</b>: ${view.pendingApprovals.length} approval${view.pendingApprovals.length === 1 ? "" : "s"} (/approvals)`);
+    for (const approval of view.pendingApprovals.slice(0, 5)) lines.push(`🔐 ${escapeHtml(clipPlain(approval.summary, 120))}`);
+  }
+  if (view.active.length) lines.push(`<b>Running or queued</b>: ${view.active.map((task) => escapeHtml(clipPlain(task.title, 40))).join(", ")}`);
+  return clipMessage(lines.join("\n"));
+}
+
+/** Telegram HTML as plain text, for the terminal. */
+export function htmlToPlain(html: string): string {
+  return html.replace(/<[^>]+>/g, "").replace(/&lt;/g, "<").replace(/&gt;/g, ">").replace(/&quot;/g, '"').replace(/&amp;/g, "&");
+}
+
+function clipPlain(text: string, limit: number): string {
+  const line = text.replace(/\s+/g, " ").trim();
+  return line.length > limit ? `${line.slice(0, limit - 1)}…` : line;
+}
+
+/** Under Telegram's 4,096 characters, cut at a line. */
+function clipMessage(html: string): string {
+  if (html.length <= 4000) return html;
+  const cut = html.lastIndexOf("\n", 3900);
+  return `${html.slice(0, cut)}\n…`;
+}

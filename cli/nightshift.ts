@@ -18,6 +18,7 @@ import { connectDaemon } from "../tasks/control.ts";
 import { formatChecks, runDoctor } from "./doctor.ts";
 import { installService } from "./service.ts";
 import { pairCommand } from "./pair.ts";
+import { memoryCommand } from "./memory.ts";
 import { startDaemon } from "./start.ts";
 import { statusCommand } from "./status.ts";
 import { initHome } from "./init.ts";
@@ -39,6 +40,9 @@ const HELP = `nightshift: a personal agent runtime
   nightshift deny ID [--reason T]  deny it; the agent sees the reason
   nightshift pair [--no-wait]      a one-time code: send /start CODE to the bot on Telegram to pair with it
       --list | --remove ID           the paired Telegram users (and telegram.allowed_users); unpair one
+  nightshift memory consolidate    run the memory consolidator now (it runs nightly at memory.consolidate)
+  nightshift memory undo|show      restore the previous MEMORY.md; show the memory and its last changes
+  nightshift digest                the digest now: printed here, and sent on Telegram when the daemon runs
   nightshift doctor                check Node, folders, sandbox, model endpoints; each problem with its fix
   nightshift config schema         print the JSON Schema of config.yaml
 
@@ -128,6 +132,13 @@ async function main(argv: string[]): Promise<number> {
       const outcome = await client.cancel(rest[0]);
       const text = { cancelling: `cancelling ${rest[0]}: it stops at the next safe point; a running command is killed`, cancelled: `cancelled ${rest[0]} before it started`, unknown: `no task ${rest[0]}; nightshift status lists them`, finished: `${rest[0]} has already finished` }[outcome] ?? outcome;
       return print(text, outcome === "unknown" ? 1 : 0);
+    }
+    case "memory":
+    case "digest": {
+      const action = command === "digest" ? "digest" : rest[0];
+      if (command === "memory" && (rest.length !== 1 || (action !== "consolidate" && action !== "undo" && action !== "show"))) throw new UsageError("usage: nightshift memory consolidate|undo|show");
+      if (command === "digest" && rest.length) throw new UsageError("nightshift digest takes no arguments");
+      return print(await memoryCommand(loadConfig(env), action as "consolidate" | "undo" | "show" | "digest", systemClock), 0);
     }
     case "service": {
       if (rest[0] !== "install") throw new UsageError("usage: nightshift service install");

@@ -1,6 +1,6 @@
 import { existsSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { readPrefix } from "../memory/index.ts";
+import { openMemory } from "../memory/index.ts";
 import {
   createRuntime,
   createTraceLogger,
@@ -52,10 +52,20 @@ export async function runCommand(args: RunArgs, io: RunIO): Promise<number> {
 
   const trace = createTraceLogger(join(loaded.home, "logs", "trace.jsonl"), loaded.config.log_level);
   let approvers: Approver[] = [];
-  const runtime = await createRuntime({ loaded, clock, loadPrefix: () => readPrefix(loaded.home), approvers: () => approvers, ...(io.sandbox ? { sandbox: io.sandbox } : {}) });
+  const memory = openMemory(loaded.home, clock, loaded.config.memory.cap);
+  const runtime = await createRuntime({
+    loaded,
+    clock,
+    loadPrefix: memory.loadPrefix,
+    memory: memory.access,
+    notices: () => [memory.overCap()].filter((notice): notice is string => notice !== undefined),
+    approvers: () => approvers,
+    ...(io.sandbox ? { sandbox: io.sandbox } : {}),
+  });
   if (io.stdin) approvers = [createTerminalApprover(runtime.approvals, io.stdin, io.stderr)];
   const emit = (session: string, event: SessionEvent) => {
     traceEvent(trace, session, event);
+    memory.record(session, event);
     progress(session, event);
   };
 

@@ -1,10 +1,13 @@
 import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { createTelegramBot, escapeHtml, saveFiles, type TelegramBot } from "../bot/index.ts";
-import { readPrefix } from "../memory/index.ts";
+import { openMemory } from "../memory/index.ts";
 import { BUILTIN_TOOL_NAMES, createRuntime, createTraceLogger, loadAgents, lockSession, readSessionLog, requireApiKey, type Clock, type LoadedConfig } from "../runtime/index.ts";
 import { createDaemon } from "../tasks/daemon.ts";
 import { startControlServer } from "../tasks/control.ts";
+import { htmlToPlain } from "../bot/reports.ts";
+import { startJobs } from "./jobs.ts";
+import { createMemoryService } from "./memory-service.ts";
 import { createInbox } from "../tasks/inbox.ts";
 import { createScheduler } from "../tasks/schedules.ts";
 import { openState } from "../tasks/state.ts";
@@ -43,10 +46,27 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
     stderr.write(`! ${message}\n`);
     trace.error({ event: "state_recovered", moved_to: recovered.movedTo, problem: recovered.problem, tasks: recovered.tasks }, message);
   }
+  const memory = openMemory(home, clock, config.memory.cap);
   let bot: TelegramBot | undefined;
   // Approvals go to Telegram once someone is paired there; with no one to ask, an ask is denied at once.
-  const runtime = await createRuntime({ loaded, clock, loadPrefix: () => readPrefix(home), approvers: () => (bot?.hasUsers() ? [bot.approver] : []) });
+  const runtime = await createRuntime({
+    loaded,
+    clock,
+    loadPrefix: memory.loadPrefix,
+    memory: memory.access,
+    notices: () => [memory.overCap()].filter((notice): notice is string => notice !== undefined),
+    approvers: () => (bot?.hasUsers() ? [bot.approver] : []),
+  });
   const daemon = createDaemon({ home, clock, runtime, state: store, trace, concurrency: config.daemon.concurrency, maxCrashes: config.daemon.max_crashes });
+  const memoryService = createMemoryService({ loaded, clock, memory, small: () => runtime.modelFor("small"), tasks: () => daemon.list(), approvals: runtime.approvals });
+  const unjournal = daemon.watch((id, message) => {
+    if (message.type !== "event") return;
+    try {
+      memory.record(id, message.event);
+    } catch (error) {
+      trace.error({ session: id, event: "journal_failed", error: (error as Error).message }, `could not write the journal: ${(error as Error).message}`);
+    }
+  });
   const token = loaded.env.TELEGRAM_BOT_TOKEN?.trim();
   if (token) {
     bot = createTelegramBot({
@@ -67,7 +87,8 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
         return daemon.submit(id, spec, { origin: "telegram" });
       },
       attach: (task, files) => saveFiles(task.spec.workdir, files),
-      memory: async () => (await readPrefix(home)).memory,
+      memory: { show: async () => memoryService.memoryText(), undo: () => memoryService.undo() },
+      digest: () => memoryService.digest(),
       readEvents: (id) => readSessionLog(join(runtime.sessionsDir, `${id}.jsonl`)),
     });
   }
@@ -122,7 +143,42 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
     const spec = await specOf(name, id).catch((error: unknown) => void stderr.write(`! inbox/.done/${name}: ${(error as Error).message}\n`));
     if (spec) await daemon.submit(id, spec, { origin: "inbox", name });
   }
-  const control = await startControlServer(home, daemon, runtime.approvals);
+  const control = await startControlServer(home, daemon, runtime.approvals, {
+    consolidate: () => memoryService.consolidate(),
+    undo: async () => memoryService.undo(),
+    memory: async () => memoryService.memoryText(),
+    digest: async () => {
+      const text = await memoryService.digest();
+      bot?.notice(text);
+      return text;
+    },
+  });
+  const jobs = startJobs({
+    timezone,
+    clock,
+    lastRun: (name) => store.data.schedules[name]?.last_run,
+    setLastRun: (name, at) => store.update((data) => void (data.schedules[name] = { last_run: at })),
+    report: (name, error) => trace.error({ event: "job_failed", job: name, error: (error as Error).message }, `${name} failed: ${(error as Error).message}`),
+    jobs: [
+      {
+        name: "@consolidate",
+        cron: config.memory.consolidate,
+        run: async () => {
+          const text = await memoryService.consolidate();
+          trace.info({ event: "memory_consolidated" }, htmlToPlain(text).split("\n")[0] ?? "consolidated");
+        },
+      },
+      {
+        name: "@digest",
+        cron: config.memory.digest,
+        run: async () => {
+          const since = store.data.schedules["@digest-sent"]?.last_run;
+          bot?.notice(await memoryService.digest(since));
+          await store.update((data) => void (data.schedules["@digest-sent"] = { last_run: clock.now() }));
+        },
+      },
+    ],
+  });
   await inbox.start();
   await scheduler.start();
   bot?.start();
@@ -153,7 +209,9 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
     (stopping ??= (async () => {
       await inbox.close();
       scheduler.close();
+      jobs.close();
       await daemon.stop();
+      unjournal();
       await bot?.stop();
       await control.close();
       await runtime.close();

@@ -35,7 +35,7 @@ export async function statusCommand(loaded: LoadedConfig, id: string | undefined
 }
 
 /** The state file read without taking ownership: the daemon is its only writer. */
-function readStateQuietly(home: string): TaskRecord[] {
+export function readStateQuietly(home: string): TaskRecord[] {
   const file = join(home, "state", "nightshift.json");
   if (!existsSync(file)) return [];
   try {

@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseEnv } from "node:util";
+import { validate as validCron } from "node-cron";
 import { z } from "zod";
 import { ConfigError } from "./errors.ts";
 import { durationMs } from "./duration.ts";
@@ -50,6 +51,9 @@ const ruleEntry = z
       if (problem) ctx.addIssue({ code: "custom", path: [kind], message: problem });
     }
   });
+
+/** A 5-field cron expression in local time. */
+const cron = z.string().refine((value) => value.trim().split(/\s+/).length === 5 && validCron(value), "must be a cron expression with 5 fields, like \"0 3 * * *\" (03:00 every day)");
 
 export const configSchema = z.strictObject({
   models: z.strictObject({
@@ -109,6 +113,11 @@ export const configSchema = z.strictObject({
   inbox: z.strictObject({
     max_bytes: z.number().int().positive().default(256 * 1024).describe("Larger task files are rejected"),
   }).default({ max_bytes: 256 * 1024 }),
+  memory: z.strictObject({
+    cap: z.number().int().min(1024).max(1024 * 1024).default(12 * 1024).describe("MEMORY.md size sessions see, in bytes; over it they see the newest and most cited entries, and you are told"),
+    consolidate: cron.default("0 3 * * *").describe("When the consolidator runs (cron, local time); a run missed while asleep runs once on wake"),
+    digest: cron.default("0 7 * * *").describe("When the daily digest goes to Telegram (cron, local time)"),
+  }).default({ cap: 12 * 1024, consolidate: "0 3 * * *", digest: "0 7 * * *" }),
   specialists: z.strictObject({
     concurrency: z.number().int().min(1).max(16).default(4).describe("Specialists running at once across all tasks"),
     review_rounds: z.number().int().min(0).max(5).default(1).describe("Review rounds for a task that names specialists"),

@@ -28,5 +28,6 @@ export { openSessionLog, readSessionLog, SessionLogError, type SessionLog } from
 export { lockSession } from "./session-lock.ts";
 export { createTraceLogger, traceEvent } from "./trace.ts";
 export { parseYaml, YamlSyntaxError } from "./yaml.ts";
+export { createMemoryTools, type MemoryAccess } from "./tools/memory.ts";
 export { createDailySpend, sessionLogs, type DailySpend } from "./daily-spend.ts";
 export { BUILTIN_TOOL_NAMES, DEFAULT_AGENTS, loadAgents, type AgentProblem, type AgentSpec } from "./specialists/agents.ts";

@@ -167,7 +167,7 @@ async function drive(events: SessionEvent[], deps: SessionDeps, signal?: AbortSi
   const cancelTimer = clock.setTimer(() => timeUp.abort(new BudgetExceeded("time", `ran out of time (budget.timeout ${formatMs(task.budget.timeout_ms)})`)), timeLeft);
   const run = signal ? AbortSignal.any([signal, timeUp.signal]) : timeUp.signal;
   const parent = (): ParentSession => ({ id: deps.log.id, task, spentUsd: state.costUsd, remainingMs: Math.max(0, task.budget.timeout_ms - state.activeMs - (clock.now() - state.lastEventAt)), signal: run });
-  const tooling = (): ToolRun => ({ deps, toolsByName, record, run, workdir: task.workdir, paths, gate, grants: state.grants, parent });
+  const tooling = (): ToolRun => ({ deps, toolsByName, record, run, workdir: task.workdir, paths, gate, grants: state.grants, parent, events });
   /** The planner before the first step (`plan: true`); its plan joins the task message. */
   const plan = async () => {
     const [report] = await deps.specialists!({ names: ["planner"], question: taskMessage(task), mode: "parallel", key: "plan" }, parent());
@@ -282,6 +282,8 @@ interface ToolRun {
   gate: GateOptions;
   grants: Grant[];
   parent(): ParentSession;
+  /** The session's events so far (read-only). */
+  events: readonly SessionEvent[];
 }
 
 /**
@@ -369,7 +371,8 @@ async function execute(use: ToolUse, { tool, input }: { tool: Tool; input: unkno
     const readOnly = writeProtected(context.gate.rules, context.gate.places, [workdir, ...writable]).filter((path) => existsSync(path));
     const specialists = context.deps.specialists;
     const consult = specialists && ((names: string[], question: string, mode: "parallel" | "chain") => specialists({ names, question, mode, key: use.id }, context.parent()));
-    const result = await raceAbort(tool.execute(input, { workdir, signal: run, paths, permissions, writable, readOnly, ...(consult ? { consult } : {}) }), run);
+    const webSeen = () => context.events.some((event) => event.type === "tool_end" && event.name === "web_fetch" && !event.is_error);
+    const result = await raceAbort(tool.execute(input, { workdir, signal: run, paths, permissions, writable, readOnly, session: context.deps.log.id, webSeen, ...(consult ? { consult } : {}) }), run);
     if (typeof result === "string") return { output: result, isError: false, extra: {} };
     return { output: result.output, isError: false, extra: { ...(result.cost_usd ? { cost_usd: result.cost_usd } : {}), ...(result.specialists ? { specialists: result.specialists } : {}) } };
   } catch (error) {

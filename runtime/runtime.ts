@@ -11,6 +11,7 @@ import { createDailySpend, type DailySpend } from "./daily-spend.ts";
 import { BUILTIN_TOOL_NAMES, loadAgents } from "./specialists/agents.ts";
 import { createSpecialistRunner } from "./specialists/run.ts";
 import { createConsultTool } from "./tools/consult.ts";
+import { createMemoryTools, type MemoryAccess } from "./tools/memory.ts";
 import { createApprovalStore, type ApprovalStore, type Approver } from "./approvals.ts";
 import { continueSession, resumeSession, startSession, type SessionDeps, type SessionPermissions, type SessionResult } from "./loop.ts";
 import { rulesFromConfig } from "./policy/policy.ts";
@@ -44,6 +45,10 @@ export interface RuntimeOptions {
   sandbox?: Sandbox;
   /** Model idle timeout override (tests). */
   idleTimeoutMs?: number;
+  /** Long-term memory for `remember` and `recall` (memory/ provides it). Without it, the tools are left out. */
+  memory?: MemoryAccess;
+  /** Warnings for every session's log and trace (memory over its cap). */
+  notices?(): string[];
   /** Who can answer approvals right now (the terminal, Telegram). None: every ask is denied at once. */
   approvers?(): Approver[];
 }
@@ -109,13 +114,14 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
   });
   const agents = () => loadAgents(agentsDir, BUILTIN_TOOL_NAMES).agents;
   // The main agent's tools: the built-ins and consult, listing the specialists there are now.
-  const tools = [...builtins, createConsultTool([...agents().values()])];
+  const tools = [...builtins, ...(options.memory ? createMemoryTools(options.memory) : []), createConsultTool([...agents().values()])];
 
   /** Every session's trace says loudly when commands are not confined. */
   const sandboxNotices = async (): Promise<string[]> => {
-    if (config.sandbox.mode === "off") return ["SANDBOX IS OFF (config sandbox.mode): commands run unconfined on this machine, with its network and files"];
+    const extra = options.notices?.() ?? [];
+    if (config.sandbox.mode === "off") return ["SANDBOX IS OFF (config sandbox.mode): commands run unconfined on this machine, with its network and files", ...extra];
     const probe = await sandbox.probe();
-    return probe.ok ? [] : [`sandbox unavailable, so bash is refused: ${probe.problem}`];
+    return probe.ok ? extra : [`sandbox unavailable, so bash is refused: ${probe.problem}`, ...extra];
   };
 
   const runner = createSpecialistRunner({

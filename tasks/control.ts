@@ -29,12 +29,15 @@ const submitSchema = z.object({
   follow: z.boolean().optional(),
 });
 
-export async function startControlServer(home: string, daemon: Daemon, approvals: ApprovalStore): Promise<{ path: string; close(): Promise<void> }> {
+/** More things the daemon does on request (`POST /actions/<name>`): the memory consolidator, undo, the digest. Each returns text for the user. */
+export type DaemonActions = Record<string, () => Promise<string>>;
+
+export async function startControlServer(home: string, daemon: Daemon, approvals: ApprovalStore, actions: DaemonActions = {}): Promise<{ path: string; close(): Promise<void> }> {
   const path = controlSocketPath(home);
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
   rmSync(path, { force: true }); // left by a daemon that died; the daemon lock says no other is alive
   const server: Server = createServer((req, res) => {
-    handle(req, res, daemon, approvals).catch((error: unknown) => reply(res, 500, { error: (error as Error).message }));
+    handle(req, res, daemon, approvals, actions).catch((error: unknown) => reply(res, 500, { error: (error as Error).message }));
   });
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
@@ -53,9 +56,13 @@ export async function startControlServer(home: string, daemon: Daemon, approvals
 
 const answerSchema = z.object({ decision: z.enum(["once", "task", "deny"]), reason: z.string().max(2000).optional(), by: z.string().max(100).default("cli") });
 
-async function handle(req: IncomingMessage, res: ServerResponse, daemon: Daemon, approvals: ApprovalStore): Promise<void> {
+async function handle(req: IncomingMessage, res: ServerResponse, daemon: Daemon, approvals: ApprovalStore, actions: DaemonActions): Promise<void> {
   const url = new URL(req.url ?? "/", "http://daemon");
   const parts = url.pathname.split("/").filter(Boolean);
+  if (req.method === "POST" && parts[0] === "actions" && parts.length === 2) {
+    const action = actions[parts[1]!];
+    return action ? reply(res, 200, { text: await action() }) : reply(res, 404, { error: `no action ${parts[1]}` });
+  }
   if (req.method === "GET" && url.pathname === "/health") return reply(res, 200, { pid: process.pid });
   if (req.method === "GET" && url.pathname === "/tasks") return reply(res, 200, { tasks: daemon.list() });
   if (req.method === "GET" && url.pathname === "/approvals") return reply(res, 200, { approvals: approvals.pending() });
@@ -129,6 +136,8 @@ export interface DaemonClient {
   answer(id: string, decision: "once" | "task" | "deny", reason?: string): Promise<AnswerResult>;
   get(id: string): Promise<TaskRecord | undefined>;
   cancel(id: string): Promise<string>;
+  /** Runs one of the daemon's actions (`consolidate`, `undo`, `digest`) and returns its text. */
+  action(name: string): Promise<string>;
   /** Submits and follows: calls `onEvent` for each event, resolves with the result. */
   run(id: string, spec: TaskSpec, onEvent: (event: SessionEvent) => void, signal?: AbortSignal): Promise<{ result: SessionResult; task: TaskRecord }>;
 }
@@ -156,6 +165,11 @@ export async function connectDaemon(home: string): Promise<DaemonClient | undefi
     pendingApprovals: async () => (await call("GET", "/approvals")).json.approvals,
     answer: async (id, decision, reason) => (await call("POST", `/approvals/${encodeURIComponent(id)}`, { decision, ...(reason ? { reason } : {}) })).json,
     get: async (id) => (await call("GET", `/tasks/${encodeURIComponent(id)}`)).json.task,
+    action: async (name) => {
+      const { status, json } = await call("POST", `/actions/${encodeURIComponent(name)}`);
+      if (status !== 200) throw new Error(json.error ?? `the daemon answered ${status}`);
+      return json.text as string;
+    },
     cancel: async (id) => {
       const { status, json } = await call("POST", `/tasks/${encodeURIComponent(id)}/cancel`);
       return status === 404 ? "unknown" : json.outcome;

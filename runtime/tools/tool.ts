@@ -17,6 +17,10 @@ export interface ToolContext {
   readOnly: string[];
   /** Checks what a tool finds it needs while running (a redirect's host, a command's connection); asks a human when the policy says so. */
   permissions: PermissionChecker;
+  /** The session this call belongs to. */
+  session?: string;
+  /** True once this session has read a web page: what it notes from then on is kept as untrusted. */
+  webSeen?(): boolean;
   /** Runs specialists for this call (the main agent's sessions only: specialists cannot consult). */
   consult?(names: string[], question: string, mode: "parallel" | "chain"): Promise<SpecialistReport[]>;
 }

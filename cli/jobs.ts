@@ -1,0 +1,65 @@
+import type { Clock } from "../runtime/index.ts";
+import { cronSlots } from "../tasks/schedules.ts";
+
+/**
+ * The daemon's own recurring work (the memory consolidator, the digest), on the same slot maths
+ * as schedules/: at each slot, or at the first check after it (a laptop that slept through 03:00
+ * runs the job once on wake, never once per missed night).
+ */
+
+export interface Job {
+  name: string;
+  /** 5-field cron, local time. */
+  cron: string;
+  run(slot: number): Promise<void>;
+}
+
+export interface JobsOptions {
+  jobs: Job[];
+  timezone: string;
+  clock: Clock;
+  lastRun(name: string): number | undefined;
+  /** Persisted before the job runs: a crash while it runs does not run it again at start. */
+  setLastRun(name: string, at: number): Promise<void>;
+  report(name: string, error: unknown): void;
+}
+
+/** Checks at least this often, so a wake from sleep is noticed within a minute. */
+const CHECK_MS = 60_000;
+
+export function startJobs(options: JobsOptions): { close(): void } {
+  const { clock } = options;
+  const slots = new Map(options.jobs.map((job) => [job.name, cronSlots(job.cron, options.timezone)]));
+  const running = new Set<string>();
+  let cancel = () => {};
+  let closed = false;
+
+  const check = () => {
+    for (const job of options.jobs) {
+      const due = slots.get(job.name)!.previous(clock.now());
+      const last = options.lastRun(job.name);
+      // A first start sets the cursor without running: the job's first run is its next slot.
+      if (last === undefined && due !== undefined) {
+        void options.setLastRun(job.name, due).catch((error: unknown) => options.report(job.name, error));
+        continue;
+      }
+      if (due === undefined || last === undefined || due <= last || running.has(job.name)) continue;
+      running.add(job.name);
+      options
+        .setLastRun(job.name, due)
+        .then(() => job.run(due))
+        .catch((error: unknown) => options.report(job.name, error))
+        .finally(() => running.delete(job.name));
+    }
+    const next = Math.min(...options.jobs.map((job) => slots.get(job.name)!.next(clock.now()) ?? Infinity));
+    if (!closed) cancel = clock.setTimer(check, Math.max(1000, Math.min(CHECK_MS, next - clock.now())));
+  };
+  check();
+  return {
+    close() {
+      closed = true;
+      cancel();
+      for (const slot of slots.values()) slot.dispose();
+    },
+  };
+}

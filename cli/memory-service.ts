@@ -1,0 +1,75 @@
+import { join } from "node:path";
+import { digestText, memoryText, spendSummary, undoText } from "../bot/reports.ts";
+import { consolidate, type Edit } from "../memory/consolidate.ts";
+import { openMemoryRuns, type Memory } from "../memory/index.ts";
+import type { ApprovalStore, Clock, LoadedConfig, ModelClient } from "../runtime/index.ts";
+import type { TaskRecord } from "../tasks/index.ts";
+
+/**
+ * The daemon's memory work, shared by its nightly jobs, the control socket (`nightshift memory`,
+ * `nightshift digest`) and Telegram (/memory, /digest): consolidate, undo, and the digest. Each
+ * returns text for a person (Telegram HTML).
+ */
+export interface MemoryService {
+  consolidate(signal?: AbortSignal): Promise<string>;
+  undo(): string;
+  memoryText(): string;
+  /** Since `since` (default: the last 24 hours). */
+  digest(since?: number): Promise<string>;
+}
+
+export function createMemoryService(options: {
+  loaded: LoadedConfig;
+  clock: Clock;
+  memory: Memory;
+  small(): ModelClient;
+  tasks(): TaskRecord[];
+  approvals: ApprovalStore;
+}): MemoryService {
+  const { loaded, clock, memory } = options;
+  const { config, home } = loaded;
+  const runs = openMemoryRuns(join(home, "state"));
+
+  return {
+    async consolidate(signal) {
+      // A busy day is several batches; each applied batch moves the cursor, anything else stops.
+      for (let batch = 0; batch < 20; batch++) {
+        const cursor = runs.read().cursor;
+        const result = await consolidate({ journal: memory.journal, memory: memory.store, model: options.small(), prices: config.prices, capBytes: config.memory.cap, ...(cursor ? { cursor } : {}), clock, ...(signal ? { signal } : {}) });
+        const changes = (result.edits ?? []).map((edit: Edit) => (edit.op === "add" ? `added: ${edit.text}` : edit.op === "update" ? `updated ${edit.id}: ${edit.text}` : `retired ${edit.id}`));
+        const run = { at: clock.now(), status: result.status, entries: result.entries, changes, ...(result.problem ? { problem: result.problem } : {}), ...(result.cost_usd !== undefined ? { cost_usd: result.cost_usd } : {}) };
+        // Only a run that used what it read moves the cursor: a rejected or failed one reads the same entries next time.
+        if (result.status !== "nothing-new" || batch === 0) runs.record(run, result.status === "applied" ? result.cursor : undefined);
+        if (result.status !== "applied" || !result.remaining) break;
+      }
+      return memoryText({ ...snapshot(), runs: runs.read().runs }, clock.now());
+    },
+    undo: () => undoText(memory.store.undo()),
+    memoryText: () => memoryText({ ...snapshot(), runs: runs.read().runs }, clock.now()),
+    async digest(since = clock.now() - 86_400_000) {
+      const tasks = options.tasks();
+      return digestText({
+        now: clock.now(),
+        finished: tasks.filter((task) => (task.finished ?? 0) >= since && ["done", "failed", "cancelled"].includes(task.state)),
+        active: tasks.filter((task) => ["queued", "running", "waiting_approval"].includes(task.state)),
+        pendingApprovals: options.approvals.pending().map((record) => ({ id: record.id, summary: record.summary, session: record.session })),
+        spend: await spendSummary(join(home, "sessions"), clock.now()),
+        limits: { dailyUsd: config.budget.daily_usd, perTaskUsd: config.budget.max_usd },
+        runs: runs.read().runs.filter((run) => run.at >= since),
+        ...(memory.overCap() ? { overCap: memory.overCap()! } : {}),
+      });
+    },
+  };
+
+  function snapshot() {
+    const file = memory.store.read();
+    const overCap = memory.overCap();
+    return { text: memory.store.read().bytes ? formatFile(file) : "", bytes: file.bytes, capBytes: config.memory.cap, entries: file.entries.length, ...(overCap ? { overCap } : {}) };
+  }
+}
+
+/** The entries as a person reads them: text only, without the markers. */
+function formatFile(file: { entries: Array<{ text: string }>; other: string }): string {
+  const other = file.other.replace(/^# Memory\s*$/m, "").trim();
+  return [...file.entries.map((entry) => `• ${entry.text}`), ...(other ? ["", other] : [])].join("\n");
+}

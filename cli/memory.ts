@@ -1,0 +1,32 @@
+import { htmlToPlain } from "../bot/reports.ts";
+import { openMemory } from "../memory/index.ts";
+import { join } from "node:path";
+import { createApprovalStore, createModelClient, requireApiKey, type Clock, type LoadedConfig } from "../runtime/index.ts";
+import { connectDaemon } from "../tasks/control.ts";
+import { createMemoryService } from "./memory-service.ts";
+import { readStateQuietly } from "./status.ts";
+
+/**
+ * `nightshift memory consolidate|undo|show` and `nightshift digest`. With a daemon running, it does
+ * the work (it owns the journal cursor, and sends the digest on Telegram); without one, it is done
+ * here, which is safe because nothing else writes.
+ */
+export async function memoryCommand(loaded: LoadedConfig, action: "consolidate" | "undo" | "show" | "digest", clock: Clock): Promise<string> {
+  const daemon = await connectDaemon(loaded.home);
+  if (daemon) return htmlToPlain(await daemon.action(action === "show" ? "memory" : action));
+  const memory = openMemory(loaded.home, clock, loaded.config.memory.cap);
+  const role = loaded.roles.small;
+  const approvals = createApprovalStore(join(loaded.home, "state", "approvals"), { clock, expireMs: loaded.config.approvals.expire });
+  const small = () => createModelClient(role, requireApiKey(role), { clock, retry: loaded.config.model_retries });
+  const service = createMemoryService({ loaded, clock, memory, small, tasks: () => readStateQuietly(loaded.home), approvals });
+  switch (action) {
+    case "consolidate":
+      return htmlToPlain(await service.consolidate());
+    case "undo":
+      return htmlToPlain(service.undo());
+    case "show":
+      return htmlToPlain(service.memoryText());
+    case "digest":
+      return htmlToPlain(await service.digest());
+  }
+}
