@@ -8,6 +8,7 @@ import { benchDurableAppend, benchHarnessOverhead, benchResume, formatFigures, t
 import { benchSandbox, formatTable } from "./sandbox.ts";
 import { benchConcurrency, benchIdle, benchPickup, benchStartup, formatRows, type Row } from "./daemon.ts";
 import { benchFanOut } from "./specialists.ts";
+import { benchConsolidation } from "./memory.ts";
 import { benchBacklog, benchFirstReply } from "./telegram.ts";
 
 interface Bench {
@@ -28,6 +29,7 @@ const benches: Bench[] = [
   { title: "Idle daemon", what: "`nightshift start` as a child process with nothing queued, watched for 10 s from its ready line: RSS, CPU time, model requests", run: rows(() => benchIdle()) },
   { title: "Start → ready", what: "spawn of `nightshift start` → its \"Nightshift is running\" line, median of 5: empty home, 20 finished tasks, 20 interrupted sessions to resume", run: rows(() => benchStartup()) },
   { title: "Fan-out of 4 specialists", what: "the main agent consults 4 specialists in parallel, each answering after 1 s at the Messages API stand-in; wall time from its consult reply to its next request (the reports), median of 5", run: rows(() => benchFanOut()) },
+  { title: "Tokens per consolidation as the journal grows", what: "the consolidator against the Messages API stand-in with 50 new journal entries per run, the journal holding 100, 1,000 and 10,000 entries in all", run: rows(() => benchConsolidation()) },
   { title: "Telegram: update → first reply", what: "the daemon and its grammy bot in this process, the Bot API stand-in, system clock; 40 `/help` commands and 40 new-task messages, each from its own user (no per-chat limit in the way): update pushed → the reply's sendMessage received", run: rows(() => benchFirstReply()) },
   { title: "Telegram: 200 notifications after an outage", what: "the outbox alone against the Bot API stand-in: 20 chats × 10 messages stored while Telegram is down, then it comes back", run: rows(() => benchBacklog()) },
   { title: "Sandbox cost per command", what: "`true` and a curl GET, bare, unsandboxed, under bubblewrap and under bubblewrap with the network proxy, 20 runs each (target: ≤ 50 ms added)", run: async () => formatTable(await benchSandbox()) },

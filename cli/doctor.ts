@@ -3,6 +3,7 @@ import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { createPairingStore } from "../bot/pairing.ts";
+import { openMemory, openMemoryRuns } from "../memory/index.ts";
 import { systemClock, type LoadedConfig, type Sandbox } from "../runtime/index.ts";
 import { BUILTIN_TOOL_NAMES, loadAgents } from "../runtime/specialists/agents.ts";
 import { FOLDERS } from "./init.ts";
@@ -36,6 +37,19 @@ export async function runDoctor({ loaded, sandbox, nodeVersion, timeoutMs = 5000
   checks.push(checkRipgrep());
   checks.push(...(await checkEndpoints(loaded, timeoutMs)));
   checks.push(...(await checkTelegram(loaded, timeoutMs)));
+  checks.push(...checkMemory(loaded));
+  return checks;
+}
+
+/** MEMORY.md against its cap, and how the last consolidation went: nothing about memory is silent. */
+function checkMemory(loaded: LoadedConfig): Check[] {
+  const checks: Check[] = [];
+  const memory = openMemory(loaded.home, systemClock, loaded.config.memory.cap);
+  const over = memory.overCap();
+  const { entries, bytes } = memory.store.read();
+  checks.push(over ? { ok: false, level: "warn", label: over, fix: "let tonight's consolidation retire entries, edit MEMORY.md, or raise memory.cap" } : { ok: true, label: `memory: ${entries.length} entries, ${(bytes / 1024).toFixed(1)} of ${(loaded.config.memory.cap / 1024).toFixed(0)} KB` });
+  const last = openMemoryRuns(join(loaded.home, "state")).read().runs.filter((run) => run.status !== "nothing-new").at(-1);
+  if (last && last.status !== "applied") checks.push({ ok: false, level: "warn", label: `the last memory consolidation was ${last.status}: ${last.problem ?? "no reason recorded"}`, fix: "memory is unchanged; it tries again tonight, or run `nightshift memory consolidate`" });
   return checks;
 }
 
