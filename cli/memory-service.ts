@@ -29,20 +29,30 @@ export function createMemoryService(options: {
   const { loaded, clock, memory } = options;
   const { config, home } = loaded;
   const runs = openMemoryRuns(join(home, "state"));
+  // Made only when there is something to send: a missing key must not matter on a quiet night.
+  const lazyModel: ModelClient = {
+    get model() {
+      return config.models.small.model;
+    },
+    role: "small",
+    complete: (request, callOptions) => options.small().complete(request, callOptions),
+  };
 
   return {
     async consolidate(signal) {
       // A busy day is several batches; each applied batch moves the cursor, anything else stops.
+      let first: string | undefined;
       for (let batch = 0; batch < 20; batch++) {
         const cursor = runs.read().cursor;
-        const result = await consolidate({ journal: memory.journal, memory: memory.store, model: options.small(), prices: config.prices, capBytes: config.memory.cap, ...(cursor ? { cursor } : {}), clock, ...(signal ? { signal } : {}) });
+        const result = await consolidate({ journal: memory.journal, memory: memory.store, model: lazyModel, prices: config.prices, capBytes: config.memory.cap, ...(cursor ? { cursor } : {}), clock, ...(signal ? { signal } : {}) });
         const changes = (result.edits ?? []).map((edit: Edit) => (edit.op === "add" ? `added: ${edit.text}` : edit.op === "update" ? `updated ${edit.id}: ${edit.text}` : `retired ${edit.id}`));
         const run = { at: clock.now(), status: result.status, entries: result.entries, changes, ...(result.problem ? { problem: result.problem } : {}), ...(result.cost_usd !== undefined ? { cost_usd: result.cost_usd } : {}) };
         // Only a run that used what it read moves the cursor: a rejected or failed one reads the same entries next time.
         if (result.status !== "nothing-new" || batch === 0) runs.record(run, result.status === "applied" ? result.cursor : undefined);
+        first ??= result.status === "nothing-new" ? "Nothing new in the journal since the last run, so no model call.\n\n" : "";
         if (result.status !== "applied" || !result.remaining) break;
       }
-      return memoryText({ ...snapshot(), runs: runs.read().runs }, clock.now());
+      return `${first ?? ""}${memoryText({ ...snapshot(), runs: runs.read().runs }, clock.now())}`;
     },
     undo: () => undoText(memory.store.undo()),
     memoryText: () => memoryText({ ...snapshot(), runs: runs.read().runs }, clock.now()),
