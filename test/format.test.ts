@@ -221,6 +221,75 @@ describe("splitForTelegram", () => {
   });
 });
 
+// A line can be as long as the whole answer, and formatting runs on the daemon's only thread, so the
+// cost must grow with the length, not with its square (a 60 KB line of `*a ` used to take seconds:
+// every would-be opener scanned to the end of the line for its closer). These cases pin the output on
+// lines shaped to make such scans expensive; they assert no time. The only clock is each test's
+// `timeout`, a backstop so a quadratic regression fails instead of hanging (linear code takes well
+// under 100 ms here, the quadratic one took seconds to minutes).
+describe("long lines", () => {
+  const backstop = { timeout: 20_000 };
+  const N = 20_000;
+
+  it("formats a 60 KB one-line answer without stalling", backstop, () => {
+    const answer = "*a ".repeat(N); // e.g. a long generated line with stray asterisks
+    const html = md(answer);
+    assert.equal(html, answer.trimEnd()); // no `*` can close: each follows a space
+    assert.deepEqual(splitForTelegram(html), { document: true });
+    const parts = partsOf(splitForTelegram(html, { maxParts: 100 }));
+    for (const part of parts) assert.ok(part.length <= 4096);
+    assert.equal(parts.join(" "), html);
+  });
+
+  it("leaves many unclosed openers of every kind as text", backstop, () => {
+    for (const unit of ["*a ", "**a ", "***a ", "_a ", "__a ", "~~a ", "[", "[a ", "[a](", "[a](b ", "![a](", "[[]", "(", "<a "]) {
+      const line = `x ${unit.repeat(N)}`;
+      assert.equal(md(line), escapeHtml(line.trimEnd()), JSON.stringify(unit));
+    }
+    assert.equal(md("[a](<".repeat(N)), "[a](&lt;".repeat(N));
+    assert.equal(md("<http://a ".repeat(N)), "&lt;http://a ".repeat(N).trimEnd());
+    assert.equal(md(`x ${"\\*a ".repeat(N)}`), `x ${"*a ".repeat(N)}`.trimEnd());
+    assert.equal(md(`\`\`${"a `b ` ".repeat(N)}`), `\`\`${"a <code>b </code> ".repeat(N)}`.trimEnd());
+    assert.equal(md(`x ${"[a `b` ".repeat(N)}`), `x ${"[a <code>b</code> ".repeat(N)}`.trimEnd());
+  });
+
+  it("still finds a closer or a link end however far away it is", backstop, () => {
+    const filler = "a *b _c ~~d [e ".repeat(N / 4);
+    assert.equal(md(`**${filler}f**`), `<b>${filler}f</b>`);
+    assert.equal(md(`_${filler}f_ g`), `<i>${filler}f</i> g`);
+    assert.equal(md(`~~${filler}f~~`), `<s>${filler}f</s>`);
+    assert.equal(md(`\`\`${filler}\`\``), `<code>${filler}</code>`);
+    const text = "a [b] `c]` ".repeat(N);
+    assert.equal(md(`[${text}](https://x.io/y) z`), `<a href="https://x.io/y">${text.replace(/`c\]`/g, "<code>c]</code>")}</a> z`);
+    const url = `https://x.io/${"(a)".repeat(N)}`;
+    assert.equal(md(`[a](${url}) b`), `<a href="${url}">a</a> b`);
+  });
+
+  it("reads long heading, rule, list and fence lines", backstop, () => {
+    const spaces = " ".repeat(3 * N);
+    assert.equal(md(`# a${spaces}b ##`), `<b>a${spaces}b</b>`);
+    assert.equal(md(`- a${spaces}*b*`), `• a${spaces}<i>b</i>`);
+    assert.equal(md(`${"- ".repeat(N)}-`), "──────────");
+    assert.equal(md(`\`\`\`ts${spaces}x\n<y>`), `<pre><code class="language-ts">&lt;y&gt;</code></pre>`);
+    // A U+2028 in the line: not a heading or a fence (as before), and still no blow-up.
+    for (const line of [`#${spaces}a\u2028 #`, `${"`".repeat(3 * N)}x\u2028`]) assert.equal(textOf(md(line)), line.trimEnd());
+  });
+
+  it("splits 200 KB without a paragraph break, and gives up on 200 KB of unclosed tags", backstop, () => {
+    const html = md("**Bold** words, *italic* ones, `code <x>` & [a link](https://x.io) ".repeat(3_000));
+    assert.ok(html.length > 200_000 && !html.includes("\n"));
+    const parts = partsOf(splitForTelegram(html, { maxParts: 1_000 }));
+    for (const part of parts) {
+      assert.ok(part.length <= 4096);
+      assertValidHtml(part);
+    }
+    assert.equal(parts.map(textOf).join(" "), textOf(html));
+    assert.deepEqual(splitForTelegram(html), { document: true });
+    // Not what markdownToTelegramHtml makes, but valid input: 50,000 nested open tags.
+    assert.deepEqual(splitForTelegram("<i>a".repeat(50_000)), { document: true });
+  });
+});
+
 describe("fuzz", () => {
   it("random markup always gives valid HTML, and valid parts when split", () => {
     let seed = 42;
