@@ -139,8 +139,8 @@ export const BOT_COMMANDS: Array<{ command: string; description: string }> = [
   { command: "cancel", description: "Stop a task at its next safe point (/cancel ID)" },
   { command: "trace", description: "A task's timeline: model calls, tools, permissions, approvals (/trace ID)" },
   { command: "approvals", description: "Approvals waiting for your answer" },
-  { command: "memory", description: "What Nightshift remembers (MEMORY.md)" },
-  { command: "digest", description: "Today so far: tasks finished and failed, and their cost" },
+  { command: "memory", description: "What Nightshift remembers and its last changes; /memory undo restores the previous version" },
+  { command: "digest", description: "The digest now: tasks finished and failed, spend, what memory learned, what waits for you" },
   { command: "budget", description: "Spending today and this month against the budget" },
   { command: "help", description: "What you can send and what each command does" },
 ];
