@@ -158,6 +158,29 @@ describe("nightshift doctor", () => {
   });
 });
 
+describe("nightshift memory and digest", () => {
+  const outerEnv = () => env;
+  it("shows the memory, says when there is nothing to undo or consolidate, and prints the digest without a daemon", async () => {
+    const fresh = join(dir.path, "memory-home");
+    mkdirSync(fresh);
+    const env = { ...outerEnv(), NIGHTSHIFT_HOME: fresh };
+    const show = await nightshift(["memory", "show"], env);
+    assert.equal(show.code, 0, show.stderr);
+    assert.match(show.stdout, /Memory: 0 entries, 0\.0 of 12 KB/);
+    const undo = await nightshift(["memory", "undo"], env);
+    assert.match(undo.stdout, /There is no earlier version of MEMORY\.md/);
+    const consolidate = await nightshift(["memory", "consolidate"], env);
+    assert.match(consolidate.stdout, /Nothing new in the journal since the last run, so no model call/);
+    const digest = await nightshift(["digest"], env);
+    assert.equal(digest.code, 0, digest.stderr);
+    assert.match(digest.stdout, /Digest/);
+    assert.match(digest.stdout, /Spend: today/);
+    const bad = await nightshift(["memory", "forget"], env);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /usage: nightshift memory consolidate\|undo\|show/);
+  });
+});
+
 describe("nightshift config schema", () => {
   it("prints the JSON Schema generated from the config schema", async () => {
     const result = await nightshift(["config", "schema"], env);
