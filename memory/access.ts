@@ -1,3 +1,4 @@
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Clock, MemoryAccess, SessionEvent } from "../runtime/index.ts";
@@ -25,6 +26,17 @@ export interface Memory {
 }
 
 export function openMemory(home: string, clock: Clock, capBytes: number): Memory {
+  /**
+   * A session that read a web page (itself or through a specialist) may repeat what the page said:
+   * its answer is journaled as untrusted. Read from its logs, so a restart in between changes nothing.
+   */
+  const sawTheWeb = new Set<string>();
+  const readTheWeb = (session: string): boolean => {
+    if (sawTheWeb.delete(session)) return true;
+    const folder = join(home, "sessions", session);
+    const logs = [`${folder}.jsonl`, ...(existsSync(folder) ? readdirSync(folder).map((name) => join(folder, name)) : [])];
+    return logs.some((path) => existsSync(path) && readFileSync(path, "utf8").split("\n").some((line) => line.includes('"type":"tool_end"') && line.includes('"name":"web_fetch"') && line.includes('"is_error":false')));
+  };
   const journal = openJournal(join(home, "journal"), clock);
   const store = openMemoryStore(home, clock);
   const overCap = () => {
@@ -48,11 +60,12 @@ export function openMemory(home: string, clock: Clock, capBytes: number): Memory
       return { identity, memory: store.forSession(capBytes).text };
     },
     record(session, event) {
+      if (event.type === "tool_end" && event.name === "web_fetch" && !event.is_error) sawTheWeb.add(session.split(".")[0]!);
       if (session.includes(".")) return; // a specialist's session: its task's entries say it all
       if (event.type === "session_start") journal.append({ at: event.at, kind: "request", session, source: "user", text: `${event.task.title}\n${event.task.prompt}` });
       if (event.type === "user") journal.append({ at: event.at, kind: "request", session, source: "user", text: event.text });
       if (event.type === "session_end") {
-        journal.append({ at: event.at, kind: "outcome", session, source: "agent", text: event.answer || event.reason || "(no answer)", status: event.status, cost_usd: event.cost_usd });
+        journal.append({ at: event.at, kind: "outcome", session, source: readTheWeb(session) ? "web" : "agent", text: event.answer || event.reason || "(no answer)", status: event.status, cost_usd: event.cost_usd });
       }
     },
   };

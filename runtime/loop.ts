@@ -171,6 +171,7 @@ async function drive(events: SessionEvent[], deps: SessionDeps, signal?: AbortSi
   /** The planner before the first step (`plan: true`); its plan joins the task message. */
   const plan = async () => {
     const [report] = await deps.specialists!({ names: ["planner"], question: taskMessage(task), mode: "parallel", key: "plan" }, parent());
+    if (run.aborted) throw run.reason; // stopped mid-plan: the planner resumes next start, its report is not "interrupted"
     await record({ type: "plan", at: clock.now(), report: report! });
     state = rebuild(events);
   };

@@ -31,7 +31,8 @@ export interface RunnerOptions {
 
 export function createSpecialistRunner(options: RunnerOptions): SpecialistRunner {
   const gate = semaphore(options.concurrency);
-  return async ({ names, question, mode, key }, parent) => {
+  return async ({ names: asked, question, mode, key }, parent) => {
+    const names = [...new Set(asked)]; // one session per name: the same name twice would share a log
     const agents = options.agents();
     const pool = sharedBudget(parent.task.budget.max_usd - parent.spentUsd);
     const one = async (name: string, prompt: string): Promise<SpecialistReport> => {
