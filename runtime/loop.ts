@@ -219,6 +219,9 @@ async function drive(events: SessionEvent[], deps: SessionDeps, signal?: AbortSi
       if (state.lastInputTokens > deps.compaction.threshold * deps.compaction.contextWindow) {
         const checkpoint = await compact(state, events, { deps, system, apiTools, signal: run, record });
         if (checkpoint) {
+          // A compaction is spending like any other: today's total and a specialist's shared pool count it.
+          deps.daily?.add(checkpoint.cost_usd);
+          deps.pool?.add(checkpoint.cost_usd);
           system = buildSystem(await deps.loadPrefix()); // identity and memory are read again after a compaction
           state = rebuild(events);
         }

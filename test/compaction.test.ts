@@ -35,6 +35,8 @@ describe("compaction", () => {
     harness.deps.emit = (event) => {
       if (event.type === "model_response" && event.turn === 4) prefix.identity = "# Identity\nRe-read after compaction.";
     };
+    let spentToday = 0;
+    harness.deps.daily = { limitUsd: 100, spent: () => spentToday, add: (usd) => void (spentToday += usd) };
     const result = await startSession(harness.task, harness.deps);
     assert.equal(result.status, "done");
     assert.equal(result.answer, "finished");
@@ -42,6 +44,7 @@ describe("compaction", () => {
     const events = await harness.events();
     const checkpoint = events.find((event): event is EventOf<"checkpoint"> => event.type === "checkpoint")!;
     assert.ok(checkpoint, "a checkpoint is in the log");
+    assert.ok(checkpoint.cost_usd > 0 && Math.abs(spentToday - result.costUsd) < 1e-9, "the compaction's cost counts in today's spending, like every model call");
     assert.equal(checkpoint.method, "small");
     assert.equal(checkpoint.dropped_turns, 2);
     assert.equal(checkpoint.input_tokens_before, 7500);
