@@ -10,6 +10,8 @@ import type { TaskRecord } from "../tasks/index.ts";
  * `nightshift digest`) and Telegram (/memory, /digest): consolidate, undo, and the digest. Each
  * returns text for a person (Telegram HTML).
  */
+const STUCK_AFTER = 3;
+
 export interface MemoryService {
   consolidate(signal?: AbortSignal): Promise<string>;
   undo(): string;
@@ -38,15 +40,27 @@ export function createMemoryService(options: {
     complete: (request, callOptions) => options.small().complete(request, callOptions),
   };
 
+  /**
+   * A batch the small model's edits were rejected for three runs in a row is passed over, and the
+   * digest says so: one bad stretch of journal must not stop memory from learning for good.
+   */
+  const skipStuckBatch = (): string | undefined => {
+    const tried = runs.read().runs.filter((run) => run.status !== "nothing-new").slice(-STUCK_AFTER);
+    const through = tried[0]?.through;
+    if (tried.length < STUCK_AFTER || !through || !tried.every((run) => run.status === "rejected" && run.through === through)) return undefined;
+    runs.record({ at: clock.now(), status: "rejected", entries: 0, changes: [], problem: `journal entries up to ${through} were passed over after ${STUCK_AFTER} rejected attempts; memory learned nothing from them` }, through);
+    return through;
+  };
+
   return {
     async consolidate(signal) {
       // A busy day is several batches; each applied batch moves the cursor, anything else stops.
       let first: string | undefined;
       for (let batch = 0; batch < 20; batch++) {
-        const cursor = runs.read().cursor;
+        const cursor = skipStuckBatch() ?? runs.read().cursor;
         const result = await consolidate({ journal: memory.journal, memory: memory.store, model: lazyModel, prices: config.prices, capBytes: config.memory.cap, ...(cursor ? { cursor } : {}), clock, ...(signal ? { signal } : {}) });
         const changes = (result.edits ?? []).map((edit: Edit) => (edit.op === "add" ? `added: ${edit.text}` : edit.op === "update" ? `updated ${edit.id}: ${edit.text}` : `retired ${edit.id}`));
-        const run = { at: clock.now(), status: result.status, entries: result.entries, changes, ...(result.problem ? { problem: result.problem } : {}), ...(result.cost_usd !== undefined ? { cost_usd: result.cost_usd } : {}) };
+        const run = { at: clock.now(), status: result.status, entries: result.entries, changes, ...(result.problem ? { problem: result.problem } : {}), ...(result.cost_usd !== undefined ? { cost_usd: result.cost_usd } : {}), ...(result.through ? { through: result.through } : {}) };
         // Only a run that used what it read moves the cursor: a rejected or failed one reads the same entries next time.
         if (result.status !== "nothing-new" || batch === 0) runs.record(run, result.status === "applied" ? result.cursor : undefined);
         first ??= result.status === "nothing-new" ? "Nothing new in the journal since the last run, so no model call.\n\n" : "";

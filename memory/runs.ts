@@ -13,6 +13,8 @@ export interface ConsolidationRun {
   changes: string[];
   problem?: string;
   cost_usd?: number;
+  /** The last journal entry of the batch it read. */
+  through?: string;
 }
 
 export interface MemoryRuns {

@@ -1,0 +1,44 @@
+import assert from "node:assert/strict";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { it } from "node:test";
+import { createMemoryService } from "../cli/memory-service.ts";
+import { openMemory } from "../memory/index.ts";
+import { createApprovalStore, createModelClient, loadConfig, requireApiKey } from "../runtime/index.ts";
+import { FakeClock } from "./support/fake-clock.ts";
+import { tempDir } from "./support/home.ts";
+import { startMessagesApi } from "./support/messages-api.ts";
+
+it("passes over a batch of journal entries whose edits were rejected three nights running, and says so", async () => {
+  const api = await startMessagesApi();
+  const dir = tempDir("nightshift-memory-stuck-", "/var/tmp");
+  try {
+    const home = join(dir.path, "home");
+    mkdirSync(home);
+    const loaded = loadConfig({ NIGHTSHIFT_HOME: home, ANTHROPIC_BASE_URL: api.url, ANTHROPIC_API_KEY: "sk-ant-stuck-test" }, home);
+    const clock = new FakeClock();
+    const memory = openMemory(home, clock, loaded.config.memory.cap);
+    memory.journal.append({ at: clock.now(), kind: "note", session: "s1", source: "user", text: "The user's printer is in the hallway." });
+    api.respondWith(() => ({ content: [{ type: "text", text: "I would rather chat than write JSON." }] }));
+    const role = loaded.roles.small;
+    const service = createMemoryService({
+      loaded,
+      clock,
+      memory,
+      small: () => createModelClient(role, requireApiKey(role), { clock, retry: { ...loaded.config.model_retries, attempts: 0 } }),
+      tasks: () => [],
+      approvals: createApprovalStore(join(home, "state", "approvals"), { clock, expireMs: 60_000 }),
+    });
+    for (let night = 1; night <= 3; night++) {
+      assert.match(await service.consolidate(), /edits were rejected, memory unchanged/);
+      assert.equal(api.requests.length, night, "each night reads the same entries again");
+    }
+    assert.match(await service.consolidate(), /passed over after 3 rejected attempts/);
+    assert.equal(api.requests.length, 3, "the stuck batch is not sent a fourth time");
+    assert.match(await service.consolidate(), /Nothing new in the journal/);
+    assert.match(await service.digest(), /passed over after 3 rejected attempts/, "the digest tells the user");
+  } finally {
+    await api.close();
+    dir.cleanup();
+  }
+});
