@@ -226,13 +226,13 @@ const CLOSE_PAREN = ")".charCodeAt(0);
 class InlineIndex {
   readonly #s: string;
   readonly #n: number;
-  #runEnd: number[] | undefined;
+  #runEnd: Positions | undefined;
   #tickRuns: Map<number, number[]> | undefined;
-  #emStep: number[] | undefined;
-  readonly #closers = new Map<number, number[]>();
-  #linkEnd: number[] | undefined;
-  #urlStop: number[] | undefined;
-  readonly #next = new Map<number, number[]>();
+  #emStep: Positions | undefined;
+  readonly #closers = new Map<number, Positions>();
+  #linkEnd: Positions | undefined;
+  #urlStop: Positions | undefined;
+  readonly #next = new Map<number, Positions>();
 
   constructor(s: string) {
     this.#s = s;
@@ -244,7 +244,7 @@ class InlineIndex {
     return this.#runEnds()[i]!;
   }
 
-  #runEnds(): number[] {
+  #runEnds(): Positions {
     if (!this.#runEnd) {
       const s = this.#s;
       const n = this.#n;
@@ -317,7 +317,7 @@ class InlineIndex {
   }
 
   /** Where the emphasis walk goes from each position. */
-  #emSteps(): number[] {
+  #emSteps(): Positions {
     if (!this.#emStep) {
       const s = this.#s;
       const runEnd = this.#runEnds();
@@ -409,9 +409,11 @@ class InlineIndex {
   }
 }
 
-/** A table with one slot per position; plain arrays, because a typed array costs a microsecond to allocate. */
-function positions(n: number): number[] {
-  return new Array<number>(n).fill(0);
+type Positions = number[] | Int32Array;
+
+/** A table with one slot per position: a typed array costs a microsecond to allocate, a long plain array far more to fill. */
+function positions(n: number): Positions {
+  return n > 256 ? new Int32Array(n) : new Array<number>(n).fill(0);
 }
 
 function parseLink(s: string, i: number, ix: InlineIndex): { text: string; url: string; end: number } | null {
