@@ -80,15 +80,19 @@ export function createMemoryService(options: {
         spend: await spendSummary(join(home, "sessions"), clock.now()),
         limits: { dailyUsd: config.budget.daily_usd, perTaskUsd: config.budget.max_usd },
         runs: runs.read().runs.filter((run) => run.at >= since),
-        ...(memory.overCap() ? { overCap: memory.overCap()! } : {}),
+        ...overCapField(),
       });
     },
   };
 
+  function overCapField(): { overCap?: string } {
+    const overCap = memory.overCap();
+    return overCap ? { overCap } : {};
+  }
+
   function snapshot() {
     const file = memory.store.read();
-    const overCap = memory.overCap();
-    return { text: memory.store.read().bytes ? formatFile(file) : "", bytes: file.bytes, capBytes: config.memory.cap, entries: file.entries.length, ...(overCap ? { overCap } : {}) };
+    return { ...overCapField(), text: file.bytes ? formatFile(file) : "", bytes: file.bytes, capBytes: config.memory.cap, entries: file.entries.length };
   }
 }
 

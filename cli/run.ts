@@ -56,9 +56,7 @@ export async function runCommand(args: RunArgs, io: RunIO): Promise<number> {
   const runtime = await createRuntime({
     loaded,
     clock,
-    loadPrefix: memory.loadPrefix,
-    memory: memory.access,
-    notices: () => [memory.overCap()].filter((notice): notice is string => notice !== undefined),
+    ...memory.forRuntime(),
     approvers: () => approvers,
     ...(io.sandbox ? { sandbox: io.sandbox } : {}),
   });

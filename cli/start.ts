@@ -52,9 +52,7 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
   const runtime = await createRuntime({
     loaded,
     clock,
-    loadPrefix: memory.loadPrefix,
-    memory: memory.access,
-    notices: () => [memory.overCap()].filter((notice): notice is string => notice !== undefined),
+    ...memory.forRuntime(),
     approvers: () => (bot?.hasUsers() ? [bot.approver] : []),
   });
   const daemon = createDaemon({ home, clock, runtime, state: store, trace, concurrency: config.daemon.concurrency, maxCrashes: config.daemon.max_crashes });

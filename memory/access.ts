@@ -21,6 +21,8 @@ export interface Memory {
   loadPrefix(): Promise<{ identity: string; memory: string }>;
   /** A warning while MEMORY.md is over its cap (sessions, doctor and the digest repeat it). */
   overCap(): string | undefined;
+  /** What createRuntime takes from memory: the prefix, the tools' access, the over-cap notice. */
+  forRuntime(): { loadPrefix(): Promise<{ identity: string; memory: string }>; memory: MemoryAccess; notices(): string[] };
   /** Journals a task's request and outcome from its events (top-level sessions only). */
   record(session: string, event: SessionEvent): void;
 }
@@ -44,10 +46,11 @@ export function openMemory(home: string, clock: Clock, capBytes: number): Memory
     if (!over) return undefined;
     return `MEMORY.md is ${kb(over.bytes)}, over its ${kb(over.capBytes)} cap (config memory.cap): sessions see ${over.shown} of its ${over.total} entries (the newest and most cited); the nightly consolidator retires entries, or raise the cap`;
   };
-  return {
+  const memory: Memory = {
     journal,
     store,
     overCap,
+    forRuntime: () => ({ loadPrefix: memory.loadPrefix, memory: memory.access, notices: () => [overCap()].filter((notice): notice is string => notice !== undefined) }),
     access: {
       remember: ({ session, text, source }) => journal.append({ at: clock.now(), kind: "note", session, source, text }).id,
       recall: (query) => recall(query, store.read().entries, journal.all()).map((hit) => ({ id: hit.id, date: hit.date, text: hit.text, sources: hit.sources, trusted: hit.trusted })),
@@ -69,6 +72,7 @@ export function openMemory(home: string, clock: Clock, capBytes: number): Memory
       }
     },
   };
+  return memory;
 }
 
 function kb(bytes: number): string {

@@ -1,4 +1,3 @@
-import { createTask, parse, validate } from "node-cron";
 import { z } from "zod";
 import type { Clock } from "../runtime/clock.ts";
 import type { PriceTable } from "../runtime/config.ts";
@@ -355,82 +354,4 @@ function applyEdits(memory: ParsedMemory, edits: Edit[], today: string): ParsedM
 
 function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
-}
-
-// ---------------------------------------------------------------------------------------------
-// Scheduling
-
-const MINUTE = 60_000;
-const HOUR = 60 * MINUTE;
-const DAY = 24 * HOUR;
-/** How far back a slot is looked for; a yearly expression after a year off is not worth the walk. */
-const LOOKBACK_DAYS = 366;
-
-/**
- * The latest slot of a 5-field cron expression (wall time in `timeZone`) at or before `now`, if it is
- * newer than `lastRun`; else undefined. However many slots were missed, the answer is one slot: a
- * laptop that slept through two nights consolidates once on wake. Without `lastRun`, the latest slot.
- *
- * DST: a wall time that does not exist that day (02:30 on a spring-forward night) is due at the end
- * of the gap; one that happens twice (a fall-back night) is due at its first occurrence only.
- * Throws RangeError for an expression that is not 5 valid fields or an unknown time zone.
- */
-export function dueSlot(cron: string, now: number, timeZone: string, lastRun: number | undefined): number | undefined {
-  if (cron.trim().split(/\s+/).length !== 5 || !validate(cron)) {
-    throw new RangeError(`"${cron}" is not a 5-field cron expression (minute hour day-of-month month day-of-week), like "0 3 * * *"`);
-  }
-  const zone = zoneOf(timeZone);
-  const fields = parse(cron);
-  const numbers = (values: readonly (number | string)[]) => values.filter((value): value is number => typeof value === "number");
-  const times = numbers(fields.hour).flatMap((hour) => numbers(fields.minute).map((minute) => hour * 60 + minute)).sort((a, b) => a - b);
-  // node-cron's matcher, in UTC over wall values, decides the day fields (L, names, 1#2) at the
-  // day's first matching time, where the time fields match by construction.
-  const matcher = createTask(cron, () => {}, { timezone: "UTC" });
-  try {
-    // A few hours of margin: near an offset change a slot's wall time and its instant disagree.
-    const start = Math.floor((zone.wall(now) + 3 * HOUR) / DAY);
-    const stop = lastRun === undefined ? start - LOOKBACK_DAYS : Math.max(start - LOOKBACK_DAYS, Math.floor((zone.wall(lastRun) - 3 * HOUR) / DAY));
-    for (let day = start; day >= stop; day--) {
-      if (times.length === 0 || !matcher.match(new Date(day * DAY + times[0]! * MINUTE))) continue;
-      for (let i = times.length - 1; i >= 0; i--) {
-        const slot = zone.instant(day * DAY + times[i]! * MINUTE);
-        if (slot > now) continue;
-        return lastRun === undefined || slot > lastRun ? slot : undefined;
-      }
-    }
-    return undefined;
-  } finally {
-    void matcher.destroy();
-  }
-}
-
-/**
- * Offsets of an IANA zone from Intl. A "wall" value is a wall time written as if it were UTC.
- * (tasks/schedules.ts has the same maths; memory/ may not import tasks/.)
- */
-function zoneOf(timeZone: string) {
-  const format = new Intl.DateTimeFormat("en-US", { timeZone, hourCycle: "h23", year: "numeric", month: "numeric", day: "numeric", hour: "numeric", minute: "numeric" });
-  const offset = (at: number): number => {
-    const whole = Math.floor(at / MINUTE) * MINUTE;
-    const part: Record<string, number> = {};
-    for (const { type, value } of format.formatToParts(whole)) part[type] = Number(value);
-    return Date.UTC(part.year!, part.month! - 1, part.day, part.hour, part.minute) - whole;
-  };
-  return {
-    wall: (at: number): number => at + offset(at),
-    /** The earlier instant of a wall time that happens twice; the end of the gap for one that does not exist. */
-    instant(wall: number): number {
-      const before = offset(wall - DAY);
-      const after = offset(wall + DAY);
-      const fits = [before, after].filter((candidate) => offset(wall - candidate) === candidate).map((candidate) => wall - candidate);
-      if (fits.length > 0) return Math.min(...fits);
-      let [old, changed] = [wall - after, wall - before];
-      while (changed - old > MINUTE) {
-        const middle = old + Math.floor((changed - old) / 2 / MINUTE) * MINUTE;
-        if (offset(middle) === before) old = middle;
-        else changed = middle;
-      }
-      return changed;
-    },
-  };
 }

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, test } from "node:test";
-import { consolidate, dueSlot, validateEdits, type ConsolidateOptions } from "../memory/consolidate.ts";
+import { consolidate, validateEdits, type ConsolidateOptions } from "../memory/consolidate.ts";
 import { openJournal, type Journal, type JournalEntry } from "../memory/journal.ts";
 import { openMemoryStore, parseMemory, type MemoryStore } from "../memory/memory-file.ts";
 import { configSchema, type ResolvedRole } from "../runtime/config.ts";
@@ -365,46 +365,5 @@ describe("validateEdits", () => {
     assert.equal(validateEdits({ edits: [] }, context).ok, true);
     const grow = validateEdits({ edits: [{ op: "add", text: "The user deploys from staging.", sources: ["2026-11-24#1"] }] }, context);
     assert.equal(grow.ok, false);
-  });
-});
-
-describe("dueSlot", () => {
-  const at = (iso: string) => Date.parse(iso);
-  const berlin = "Europe/Berlin";
-
-  test("a missed night runs once on wake, and not again", () => {
-    const slot = at("2026-11-24T02:00:00Z"); // 03:00 in Berlin
-    assert.equal(dueSlot("0 3 * * *", at("2026-11-24T08:00:00Z"), berlin, at("2026-11-23T02:00:00Z")), slot);
-    assert.equal(dueSlot("0 3 * * *", at("2026-11-24T08:00:00Z"), berlin, slot), undefined);
-    assert.equal(dueSlot("0 3 * * *", slot, berlin, at("2026-11-23T02:00:00Z")), slot, "due at the slot itself");
-    assert.equal(dueSlot("0 3 * * *", slot - 1, berlin, at("2026-11-23T02:00:00Z")), undefined, "not before it");
-  });
-
-  test("two missed nights still run once, at the latest slot", () => {
-    const now = at("2026-11-24T08:00:00Z");
-    const due = dueSlot("0 3 * * *", now, berlin, at("2026-11-21T02:00:00Z"));
-    assert.equal(due, at("2026-11-24T02:00:00Z"));
-    assert.equal(dueSlot("0 3 * * *", now + HOUR, berlin, due), undefined);
-    assert.equal(dueSlot("0 3 * * *", now, berlin, undefined), due, "never run: the latest slot");
-  });
-
-  test("follows the local clock across daylight saving time", () => {
-    // Spring forward (02:00 → 03:00 on 29 March): 03:00 exists, 02:30 does not and runs at the end of the gap.
-    assert.equal(dueSlot("0 3 * * *", at("2026-03-29T06:00:00Z"), berlin, at("2026-03-28T02:00:00Z")), at("2026-03-29T01:00:00Z"));
-    assert.equal(dueSlot("30 2 * * *", at("2026-03-29T06:00:00Z"), berlin, at("2026-03-28T01:30:00Z")), at("2026-03-29T01:00:00Z"));
-    // Fall back (03:00 → 02:00 on 25 October): 02:30 happens twice and is due once, at the first.
-    assert.equal(dueSlot("30 2 * * *", at("2026-10-25T01:45:00Z"), berlin, at("2026-10-24T00:30:00Z")), at("2026-10-25T00:30:00Z"));
-    assert.equal(dueSlot("30 2 * * *", at("2026-10-25T01:45:00Z"), berlin, at("2026-10-25T00:30:00Z")), undefined);
-    assert.equal(dueSlot("0 3 * * *", at("2026-10-25T05:00:00Z"), berlin, at("2026-10-24T01:00:00Z")), at("2026-10-25T02:00:00Z"));
-    // New York springs forward on 8 March.
-    assert.equal(dueSlot("0 3 * * *", at("2026-03-08T12:00:00Z"), "America/New_York", at("2026-03-07T08:00:00Z")), at("2026-03-08T07:00:00Z"));
-  });
-
-  test("handles day fields and refuses what is not a 5-field expression in a known zone", () => {
-    // Mondays at 07:00: on Thursday 26 November, the latest is Monday the 23rd.
-    assert.equal(dueSlot("0 7 * * 1", at("2026-11-26T12:00:00Z"), "UTC", at("2026-11-16T07:00:00Z")), at("2026-11-23T07:00:00Z"));
-    assert.throws(() => dueSlot("0 3 * *", 0, "UTC", undefined), RangeError);
-    assert.throws(() => dueSlot("0 0 3 * * *", 0, "UTC", undefined), RangeError);
-    assert.throws(() => dueSlot("0 3 * * *", 0, "Mars/Olympus", undefined), RangeError);
   });
 });

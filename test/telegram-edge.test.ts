@@ -4,7 +4,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, it } from "node:test";
 import { agent } from "./support/cli.ts";
-import { ALICE, startTelegramHarness, type TelegramHarness } from "./support/telegram-harness.ts";
+import { ALICE, approvalMessages, button, startTelegramHarness, text, texts, writeTo, type TelegramHarness } from "./support/telegram-harness.ts";
 
 let h: TelegramHarness | undefined;
 afterEach(async () => {
@@ -12,12 +12,6 @@ afterEach(async () => {
   h = undefined;
 });
 
-const text = (reply: string) => ({ content: [{ type: "text" as const, text: reply }] });
-const texts = (h: TelegramHarness, chat: number) => h.telegram.messages(chat).map((message) => message.text ?? "");
-const writeTo = (path: string) => ({ content: [{ type: "tool_use" as const, name: "write_file", input: { path, content: "x" } }] });
-const approvalMessages = (h: TelegramHarness) => h.telegram.messages(ALICE.id).filter((message) => message.text?.includes("Approval needed"));
-const button = (message: { reply_markup?: { inline_keyboard: Array<Array<{ text: string; callback_data?: string }>> } }, label: string) =>
-  message.reply_markup!.inline_keyboard.flat().find((candidate) => candidate.text === label)!.callback_data!;
 
 describe("Telegram: progress message", () => {
   it("says the task is working once it runs, also when it had to wait in the queue", async () => {

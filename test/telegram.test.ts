@@ -5,7 +5,7 @@ import { afterEach, describe, it } from "node:test";
 import { createPairingStore } from "../bot/pairing.ts";
 import { parseHtml, type RecordedCall } from "./support/bot-api.ts";
 import { agent } from "./support/cli.ts";
-import { ALICE, MALLORY, startTelegramHarness, type TelegramHarness } from "./support/telegram-harness.ts";
+import { ALICE, MALLORY, approvalMessages, button, startTelegramHarness, text, texts, writeTo, type TelegramHarness } from "./support/telegram-harness.ts";
 
 let h: TelegramHarness | undefined;
 afterEach(async () => {
@@ -13,8 +13,6 @@ afterEach(async () => {
   h = undefined;
 });
 
-const text = (reply: string) => ({ content: [{ type: "text" as const, text: reply }] });
-const texts = (h: TelegramHarness, chat: number) => h.telegram.messages(chat).map((message) => message.text ?? "");
 
 describe("Telegram: tasks from the phone", () => {
   it("turns a message into a task: one status message edited in place (throttled, never identical), then the result as a new message", async () => {
@@ -137,10 +135,6 @@ describe("Telegram: who may talk to the bot", () => {
   });
 });
 
-const writeTo = (path: string) => ({ content: [{ type: "tool_use" as const, name: "write_file", input: { path, content: "x" } }] });
-const approvalMessages = (h: TelegramHarness) => h.telegram.messages(ALICE.id).filter((message) => message.text?.includes("Approval needed"));
-const button = (message: { reply_markup?: { inline_keyboard: Array<Array<{ text: string; callback_data?: string }>> } }, label: string) =>
-  message.reply_markup!.inline_keyboard.flat().find((candidate) => candidate.text === label)!.callback_data!;
 
 describe("Telegram: approvals", () => {
   it("asks with the summary, exact target and rule; each button answers; a stale or unknown button says so", async () => {

@@ -86,3 +86,16 @@ export async function startTelegramHarness(options: { config?: string; env?: Rec
   };
   return harness;
 }
+
+// What the Telegram tests script and read, in one place.
+
+/** A model reply with only text. */
+export const text = (reply: string) => ({ content: [{ type: "text" as const, text: reply }] });
+/** A model reply that writes "x" to `path` (outside the workdir, this asks for approval). */
+export const writeTo = (path: string) => ({ content: [{ type: "tool_use" as const, name: "write_file", input: { path, content: "x" } }] });
+/** The chat's messages as the user sees them now. */
+export const texts = (harness: TelegramHarness, chat: number) => harness.telegram.messages(chat).map((message) => message.text ?? "");
+export const approvalMessages = (harness: TelegramHarness) => harness.telegram.messages(ALICE.id).filter((message) => message.text?.includes("Approval needed"));
+/** The callback data of the button labelled `label`. */
+export const button = (message: { reply_markup?: { inline_keyboard: Array<Array<{ text: string; callback_data?: string }>> } }, label: string) =>
+  message.reply_markup!.inline_keyboard.flat().find((candidate) => candidate.text === label)!.callback_data!;
