@@ -2,7 +2,8 @@ import { createHash, randomBytes, randomInt, timingSafeEqual } from "node:crypto
 import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { z } from "zod";
-import { ConfigError, type Clock } from "../runtime/index.ts";
+import type { Clock } from "../runtime/clock.ts";
+import { ConfigError } from "../runtime/errors.ts";
 
 /**
  * Who may steer Nightshift from Telegram. `nightshift pair` makes a one-time code; the daemon's bot

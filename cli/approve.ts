@@ -1,6 +1,7 @@
 import { join } from "node:path";
-import { createApprovalStore, systemClock, type AnswerResult, type ApprovalRecord, type LoadedConfig } from "../runtime/index.ts";
-import { connectDaemon } from "../tasks/control.ts";
+import { createApprovalStore, type AnswerResult, type ApprovalRecord } from "../runtime/approvals.ts";
+import { systemClock } from "../runtime/clock.ts";
+import { connectDaemon } from "../tasks/control-client.ts";
 import { UsageError } from "./usage.ts";
 
 /**
@@ -8,11 +9,12 @@ import { UsageError } from "./usage.ts";
  * what waits. With a daemon running, the answer goes through it (one process writes state);
  * otherwise straight to the approval's answer file, which any process may create once.
  */
-export async function answerCommand(kind: "approve" | "deny", id: string | undefined, options: { task?: boolean; reason?: string }, loaded: LoadedConfig): Promise<{ text: string; code: number }> {
+export async function answerCommand(kind: "approve" | "deny", id: string | undefined, options: { task?: boolean; reason?: string }, home: string): Promise<{ text: string; code: number }> {
   if (kind === "approve" && options.reason) throw new UsageError("--reason goes with deny");
   if (kind === "deny" && options.task) throw new UsageError("--task goes with approve (allow for the rest of the task)");
-  const daemon = await connectDaemon(loaded.home);
-  const store = createApprovalStore(join(loaded.home, "state", "approvals"), { clock: systemClock, expireMs: loaded.config.approvals.expire });
+  const daemon = await connectDaemon(home);
+  // expireMs only dates new records; this store lists and answers, it never creates one.
+  const store = createApprovalStore(join(home, "state", "approvals"), { clock: systemClock, expireMs: 0 });
   if (!id) {
     const pending: ApprovalRecord[] = daemon ? await daemon.pendingApprovals() : store.pending();
     if (pending.length === 0) return { text: "No approvals are waiting.", code: 0 };

@@ -1,28 +1,14 @@
 #!/usr/bin/env node
 // The composition root: parses the command line, wires config, runtime and memory together, and is
 // the only place that exits. User mistakes print one message and no stack.
-import { existsSync } from "node:fs";
-import { fileURLToPath } from "node:url";
+//
+// Each command imports what it needs when it runs (the SDK, grammy, zod and pino are most of a
+// start-up): `status`, `approve`, `cancel` and `--help` load only Node's own modules and a few small
+// files of ours, so they answer about as fast as Node starts. Keep new imports here lazy.
 import { parseArgs } from "node:util";
-import {
-  configJsonSchema,
-  createSandbox,
-  isUserError,
-  loadConfig,
-  resolveHome,
-  Shutdown,
-  systemClock,
-} from "../runtime/index.ts";
-import { answerCommand } from "./approve.ts";
-import { connectDaemon } from "../tasks/control.ts";
-import { formatChecks, runDoctor } from "./doctor.ts";
-import { installService } from "./service.ts";
-import { pairCommand } from "./pair.ts";
-import { memoryCommand } from "./memory.ts";
-import { startDaemon } from "./start.ts";
-import { statusCommand } from "./status.ts";
-import { initHome } from "./init.ts";
-import { runCommand } from "./run.ts";
+import { systemClock } from "../runtime/clock.ts";
+import { isUserError } from "../runtime/errors.ts";
+import { resolveHome } from "../runtime/home.ts";
 import { UsageError } from "./usage.ts";
 
 const HELP = `nightshift: a personal agent runtime
@@ -74,6 +60,7 @@ async function main(argv: string[]): Promise<number> {
   switch (command) {
     case "init": {
       const home = resolveHome(env);
+      const { initHome } = await import("./init.ts");
       const { created, kept } = initHome(home);
       const lines = [`Nightshift home: ${home}`];
       if (created.length) lines.push(`created: ${created.join(", ")}`);
@@ -82,6 +69,7 @@ async function main(argv: string[]): Promise<number> {
       return print(lines.join("\n"), 0);
     }
     case "doctor": {
+      const [{ loadConfig }, { createSandbox }, { formatChecks, runDoctor }] = await Promise.all([import("../runtime/config.ts"), import("../runtime/runtime.ts"), import("./doctor.ts")]);
       const loaded = loadConfig(env);
       const checks = await runDoctor({ loaded, sandbox: createSandbox(loaded), nodeVersion: process.version });
       const failed = checks.filter((check) => !check.ok && check.level !== "warn").length;
@@ -90,10 +78,12 @@ async function main(argv: string[]): Promise<number> {
     }
     case "config": {
       if (rest[0] !== "schema") throw new UsageError("usage: nightshift config schema");
+      const { configJsonSchema } = await import("../runtime/config.ts");
       return print(JSON.stringify(configJsonSchema(), null, 2), 0);
     }
     case "run": {
       if (rest.length > 1) throw new UsageError(`nightshift run takes one task file or one quoted prompt; got ${rest.length} arguments (quote the prompt)`);
+      const [{ loadConfig }, { Shutdown }, { runCommand }] = await Promise.all([import("../runtime/config.ts"), import("../runtime/loop.ts"), import("./run.ts")]);
       const loaded = loadConfig(env);
       const controller = new AbortController();
       let interrupts = 0;
@@ -109,25 +99,28 @@ async function main(argv: string[]): Promise<number> {
       );
     }
     case "start": {
+      const [{ loadConfig }, { startDaemon }] = await Promise.all([import("../runtime/config.ts"), import("./start.ts")]);
       const loaded = loadConfig(env);
-      const daemon = await startDaemon({ loaded, clock: systemClock, stderr: process.stderr });
+      // Handlers before the start: a SIGTERM that arrives while it starts still stops it cleanly.
+      const starting = startDaemon({ loaded, clock: systemClock, stderr: process.stderr });
       const stop = (signal: string) => {
         process.stderr.write(`\n${signal}: stopping; running tasks stop at a safe point and resume at the next start…\n`);
-        void daemon.stop();
+        void starting.then((daemon) => daemon.stop(), () => undefined);
       };
       process.once("SIGTERM", () => stop("SIGTERM"));
       process.once("SIGINT", () => stop("SIGINT"));
-      await daemon.stopped;
+      await (await starting).stopped;
       return 0;
     }
     case "status": {
       if (rest.length > 1) throw new UsageError("nightshift status takes at most one task id");
-      return print(await statusCommand(loadConfig(env), rest[0], Date.now()), 0);
+      const { statusCommand } = await import("./status.ts");
+      return print(await statusCommand(resolveHome(env), rest[0], Date.now()), 0);
     }
     case "cancel": {
       if (!rest[0]) throw new UsageError("nightshift cancel needs a task id (nightshift status lists them)");
-      const loaded = loadConfig(env);
-      const client = await connectDaemon(loaded.home);
+      const { connectDaemon } = await import("../tasks/control-client.ts");
+      const client = await connectDaemon(resolveHome(env));
       if (!client) throw new UsageError("no daemon is running; a task in `nightshift run` is cancelled with Ctrl-C");
       const outcome = await client.cancel(rest[0]);
       const text = { cancelling: `cancelling ${rest[0]}: it stops at the next safe point; a running command is killed`, cancelled: `cancelled ${rest[0]} before it started`, unknown: `no task ${rest[0]}; nightshift status lists them`, finished: `${rest[0]} has already finished` }[outcome] ?? outcome;
@@ -138,10 +131,12 @@ async function main(argv: string[]): Promise<number> {
       const action = command === "digest" ? "digest" : rest[0];
       if (command === "memory" && (rest.length !== 1 || (action !== "consolidate" && action !== "undo" && action !== "show"))) throw new UsageError("usage: nightshift memory consolidate|undo|show");
       if (command === "digest" && rest.length) throw new UsageError("nightshift digest takes no arguments");
+      const [{ loadConfig }, { memoryCommand }] = await Promise.all([import("../runtime/config.ts"), import("./memory.ts")]);
       return print(await memoryCommand(loadConfig(env), action as "consolidate" | "undo" | "show" | "digest", systemClock), 0);
     }
     case "service": {
       if (rest[0] !== "install") throw new UsageError("usage: nightshift service install");
+      const [{ loadConfig }, { installService }, { existsSync }, { fileURLToPath }] = await Promise.all([import("../runtime/config.ts"), import("./service.ts"), import("node:fs"), import("node:url")]);
       const loaded = loadConfig(env);
       // The service runs the emitted JavaScript (`npm run build`): less memory and a faster start than .ts.
       const here = fileURLToPath(import.meta.url);
@@ -152,6 +147,7 @@ async function main(argv: string[]): Promise<number> {
     }
     case "pair": {
       if (rest.length) throw new UsageError("nightshift pair takes no arguments; to unpair a user: nightshift pair --remove ID");
+      const [{ loadConfig }, { pairCommand }] = await Promise.all([import("../runtime/config.ts"), import("./pair.ts")]);
       const loaded = loadConfig(env);
       const controller = new AbortController();
       process.once("SIGINT", () => controller.abort(new Error("stopped with Ctrl-C")));
@@ -164,7 +160,8 @@ async function main(argv: string[]): Promise<number> {
     case "deny": {
       if (rest.length > 1) throw new UsageError(`nightshift ${command} takes one approval id; put a reason in --reason "…"`);
       if (command === "deny" && !rest[0]) throw new UsageError("nightshift deny needs the approval id (nightshift approve lists them)");
-      const { text, code } = await answerCommand(command, rest[0], { ...(values.task ? { task: true } : {}), ...(values.reason ? { reason: values.reason } : {}) }, loadConfig(env));
+      const { answerCommand } = await import("./approve.ts");
+      const { text, code } = await answerCommand(command, rest[0], { ...(values.task ? { task: true } : {}), ...(values.reason ? { reason: values.reason } : {}) }, resolveHome(env));
       return print(text, code);
     }
     case undefined:

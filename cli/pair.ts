@@ -1,7 +1,7 @@
 import { join } from "node:path";
 import { createPairingStore, type PairedUser, type PairingStore, type TelegramUser } from "../bot/pairing.ts";
 import type { Clock, LoadedConfig } from "../runtime/index.ts";
-import { connectDaemon } from "../tasks/control.ts";
+import { connectDaemon } from "../tasks/control-client.ts";
 import { UsageError } from "./usage.ts";
 
 export interface PairArgs {

@@ -1,6 +1,7 @@
 import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
-import { createTelegramBot, escapeHtml, saveFiles, type TelegramBot } from "../bot/index.ts";
+import type { TelegramBot } from "../bot/index.ts";
+import { escapeHtml } from "../bot/format.ts";
 import { openMemory } from "../memory/index.ts";
 import { BUILTIN_TOOL_NAMES, createRuntime, createTraceLogger, loadAgents, lockSession, readSessionLog, requireApiKey, type Clock, type LoadedConfig } from "../runtime/index.ts";
 import { createDaemon } from "../tasks/daemon.ts";
@@ -67,6 +68,8 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
   });
   const token = loaded.env.TELEGRAM_BOT_TOKEN?.trim();
   if (token) {
+    // grammy and the bot load only when there is a bot to run: they are a fifth of the start-up.
+    const { createTelegramBot, saveFiles } = await import("../bot/bot.ts");
     bot = createTelegramBot({
       token,
       ...(loaded.env.TELEGRAM_API_ROOT ? { apiRoot: loaded.env.TELEGRAM_API_ROOT.replace(/\/+$/, "") } : {}),

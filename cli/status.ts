@@ -1,18 +1,18 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { readSessionLog, type LoadedConfig } from "../runtime/index.ts";
-import { connectDaemon } from "../tasks/control.ts";
+import { readSessionLog } from "../runtime/session-log.ts";
+import { connectDaemon } from "../tasks/control-client.ts";
 import type { TaskRecord } from "../tasks/state.ts";
 import { progressLine } from "./progress.ts";
 import { UsageError } from "./usage.ts";
 
 /** `nightshift status [TASK]`: the queue, or one task's timeline from its session log. */
-export async function statusCommand(loaded: LoadedConfig, id: string | undefined, now: number): Promise<string> {
-  const client = await connectDaemon(loaded.home);
-  const tasks = client ? await client.list() : readStateQuietly(loaded.home);
+export async function statusCommand(home: string, id: string | undefined, now: number): Promise<string> {
+  const client = await connectDaemon(home);
+  const tasks = client ? await client.list() : readStateQuietly(home);
   const header = client ? "daemon running" : "no daemon running (nightshift start)";
   if (!id) {
-    if (tasks.length === 0) return `${header}; no tasks yet. Drop a task file in ${join(loaded.home, "inbox")} or run: nightshift run "…"`;
+    if (tasks.length === 0) return `${header}; no tasks yet. Drop a task file in ${join(home, "inbox")} or run: nightshift run "…"`;
     const rows = [...tasks]
       .sort((a, b) => b.created - a.created)
       .slice(0, 30)
@@ -20,7 +20,7 @@ export async function statusCommand(loaded: LoadedConfig, id: string | undefined
     return [header, `${"TASK".padEnd(24)} ${"STATE".padEnd(16)} ${"AGE".padStart(5)} ${"COST".padStart(7)}  TITLE`, ...rows].join("\n");
   }
   const task = tasks.find((candidate) => candidate.id === id || candidate.name === id);
-  const logPath = join(loaded.home, "sessions", `${task?.id ?? id}.jsonl`);
+  const logPath = join(home, "sessions", `${task?.id ?? id}.jsonl`);
   if (!task && !existsSync(logPath)) throw new UsageError(`no task ${id}; \`nightshift status\` lists them`);
   const lines = [task ? `${task.id}  ${task.state}  "${task.title}"  ${task.turns} turns  $${task.cost_usd.toFixed(4)}${task.reason ? `\n  ${task.reason}` : ""}` : id];
   if (existsSync(logPath)) {

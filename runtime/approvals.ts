@@ -1,7 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, watch, writeFileSync, linkSync } from "node:fs";
 import { join } from "node:path";
-import { z } from "zod";
 import type { Clock } from "./clock.ts";
 import type { RuleKind } from "./policy/policy.ts";
 
@@ -41,12 +40,18 @@ export interface ApprovalAnswer {
   at: number;
 }
 
-const answerSchema = z.object({
-  decision: z.enum(["once", "task", "deny", "expired"]),
-  by: z.string(),
-  reason: z.string().optional(),
-  at: z.number(),
-});
+const DECISIONS: readonly string[] = ["once", "task", "deny", "expired"] satisfies Decision[];
+
+/**
+ * An answer file as written by `writeAnswer`; anything else counts as no answer. Checked by hand,
+ * not with zod: `nightshift approve` and `deny` load this module and must start fast.
+ */
+function parseAnswer(value: unknown): ApprovalAnswer | undefined {
+  const { decision, by, reason, at } = (value ?? {}) as Record<string, unknown>;
+  if (typeof decision !== "string" || !DECISIONS.includes(decision) || typeof by !== "string" || typeof at !== "number") return undefined;
+  if (reason !== undefined && typeof reason !== "string") return undefined;
+  return { decision: decision as Decision, by, at, ...(reason !== undefined ? { reason } : {}) };
+}
 
 /** Whoever can tell a human about a pending approval (the terminal now, Telegram later). */
 export interface Approver {
@@ -94,7 +99,7 @@ export function createApprovalStore(dir: string, options: { clock: Clock; expire
   };
   const answerOf = (id: string): ApprovalAnswer | undefined => {
     try {
-      return answerSchema.parse(JSON.parse(readFileSync(answerPath(id), "utf8")));
+      return parseAnswer(JSON.parse(readFileSync(answerPath(id), "utf8")));
     } catch {
       return undefined;
     }

@@ -1,13 +1,15 @@
 import { readFileSync } from "node:fs";
-import { homedir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { parseEnv } from "node:util";
 import { validate as validCron } from "node-cron";
 import { z } from "zod";
 import { ConfigError } from "./errors.ts";
+import { expandHome, resolveHome } from "./home.ts";
 import { durationMs } from "./duration.ts";
 import { validatePattern } from "./policy/policy.ts";
 import { describeIssue, firstIssue, parseYaml, YamlSyntaxError } from "./yaml.ts";
+
+export { expandHome, resolveHome };
 
 const modelRole = z.strictObject({
   model: z.string().min(1).describe("Model id, e.g. claude-sonnet-5-5"),
@@ -157,16 +159,6 @@ export interface LoadedConfig {
   /** The process environment alone: what commands may inherit (after scrubbing); .env is for Nightshift only. */
   processEnv: Record<string, string | undefined>;
   roles: Record<RoleName, ResolvedRole>;
-}
-
-export function resolveHome(env: Record<string, string | undefined>): string {
-  const raw = env.NIGHTSHIFT_HOME || join(homedir(), ".nightshift");
-  return resolve(expandHome(raw, env));
-}
-
-export function expandHome(path: string, env: Record<string, string | undefined> = {}): string {
-  if (path === "~" || path.startsWith("~/")) return join(env.HOME || homedir(), path.slice(1));
-  return path;
 }
 
 /**

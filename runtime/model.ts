@@ -1,4 +1,4 @@
-import Anthropic, { APIConnectionError, APIError, APIUserAbortError } from "@anthropic-ai/sdk";
+import type Anthropic from "@anthropic-ai/sdk";
 import type { MessageParam, TextBlockParam, Tool as ApiTool } from "@anthropic-ai/sdk/resources/messages";
 import type { Clock } from "./clock.ts";
 import type { ResolvedRole } from "./config.ts";
@@ -74,13 +74,27 @@ function redactUrl(url: string): string {
   }
 }
 
+type Sdk = typeof import("@anthropic-ai/sdk");
+/** Set once the SDK is loaded: an SDK error can only exist after that. */
+let sdk: Sdk | undefined;
+
+/**
+ * The SDK is the largest module the daemon loads (about a quarter of its start-up), so it is
+ * loaded on the first request, not at start: a daemon with nothing to do never needs it.
+ */
+async function loadSdk(): Promise<Sdk> {
+  return (sdk ??= await import("@anthropic-ai/sdk"));
+}
+
 export function createModelClient(role: ResolvedRole, apiKey: string, options: ModelClientOptions): ModelClient {
-  const client = new Anthropic({
-    apiKey,
-    baseURL: role.baseURL ?? null,
-    maxRetries: 0, // retries are ours: they are traced, use the injected clock and honour retry-after
-    timeout: options.retry.request_timeout,
-  });
+  let client: Anthropic | undefined;
+  const connect = async () =>
+    (client ??= new (await loadSdk()).default({
+      apiKey,
+      baseURL: role.baseURL ?? null,
+      maxRetries: 0, // retries are ours: they are traced, use the injected clock and honour retry-after
+      timeout: options.retry.request_timeout,
+    }));
   const idleTimeoutMs = options.idleTimeoutMs ?? 120_000;
   const endpoint = redactUrl(role.baseURL ?? "https://api.anthropic.com");
 
@@ -100,7 +114,7 @@ export function createModelClient(role: ResolvedRole, apiKey: string, options: M
       signal.addEventListener("abort", onAbort, { once: true });
       let cancelIdle = options.clock.setTimer(() => attempt.abort(new IdleTimeout(idleTimeoutMs)), idleTimeoutMs);
       try {
-        const stream = client.messages.stream(body, { signal: attempt.signal });
+        const stream = (await connect()).messages.stream(body, { signal: attempt.signal });
         for await (const _event of stream) {
           cancelIdle();
           cancelIdle = options.clock.setTimer(() => attempt.abort(new IdleTimeout(idleTimeoutMs)), idleTimeoutMs);
@@ -126,7 +140,7 @@ export function createModelClient(role: ResolvedRole, apiKey: string, options: M
   const serverCompaction = role.server_compaction === "on" || (role.server_compaction === "auto" && /^https:\/\/api\.anthropic\.com\/?$/.test(endpoint));
   const compact = (request: ModelRequest & { instructions: string }, call: CallOptions = {}) =>
     withRetries(options, endpoint, call, async (signal) => {
-      const message = await client.beta.messages.create(
+      const message = await (await connect()).beta.messages.create(
         {
           model: role.model,
           max_tokens: request.maxTokens ?? role.max_tokens,
@@ -190,22 +204,26 @@ interface Failure {
 /** Turns an SDK or network error into what the user and the retry loop need to know. */
 export function classify(error: unknown, endpoint: string): Failure {
   if (error instanceof IdleTimeout) return { retryable: true, reason: `${endpoint}: ${error.message}` };
-  if (error instanceof APIUserAbortError) return { retryable: false, reason: "request cancelled" };
-  if (error instanceof APIConnectionError) {
-    const timeout = error.name === "APIConnectionTimeoutError";
-    return { retryable: true, reason: timeout ? `${endpoint} did not answer in time` : `cannot reach ${endpoint} (${causeText(error)})` };
-  }
-  if (error instanceof APIError && typeof error.status === "number") {
-    const status = error.status;
-    const said = error.apiMessage ?? error.message;
-    const retryAfterMs = parseRetryAfter(error.headers?.get("retry-after") ?? null);
-    if (status === 429) return { retryable: true, status, retryAfterMs, reason: `${endpoint} is rate limiting requests (429: ${said})` };
-    if (status === 529) return { retryable: true, status, retryAfterMs, reason: `${endpoint} is overloaded (529: ${said})` };
-    if (status >= 500 || status === 408 || status === 409) return { retryable: true, status, retryAfterMs, reason: `${endpoint} failed (${status}: ${said})` };
-    if (status === 401) return { retryable: false, status, reason: `${endpoint} rejected the API key (401: ${said}); check the key in ANTHROPIC_API_KEY or the role's api_key_env` };
-    if (status === 403) return { retryable: false, status, reason: `${endpoint} refused the request (403: ${said}); check the key's permissions` };
-    if (status === 404) return { retryable: false, status, reason: `${endpoint} does not know this model or path (404: ${said}); check models.*.model and base_url in config.yaml` };
-    return { retryable: false, status, reason: `${endpoint} rejected the request (${status}: ${said})` };
+  if (sdk) {
+    // Only an SDK that was loaded can have thrown its own errors.
+    const { APIConnectionError, APIError, APIUserAbortError } = sdk;
+    if (error instanceof APIUserAbortError) return { retryable: false, reason: "request cancelled" };
+    if (error instanceof APIConnectionError) {
+      const timeout = error.name === "APIConnectionTimeoutError";
+      return { retryable: true, reason: timeout ? `${endpoint} did not answer in time` : `cannot reach ${endpoint} (${causeText(error)})` };
+    }
+    if (error instanceof APIError && typeof error.status === "number") {
+      const status = error.status;
+      const said = error.apiMessage ?? error.message;
+      const retryAfterMs = parseRetryAfter(error.headers?.get("retry-after") ?? null);
+      if (status === 429) return { retryable: true, status, retryAfterMs, reason: `${endpoint} is rate limiting requests (429: ${said})` };
+      if (status === 529) return { retryable: true, status, retryAfterMs, reason: `${endpoint} is overloaded (529: ${said})` };
+      if (status >= 500 || status === 408 || status === 409) return { retryable: true, status, retryAfterMs, reason: `${endpoint} failed (${status}: ${said})` };
+      if (status === 401) return { retryable: false, status, reason: `${endpoint} rejected the API key (401: ${said}); check the key in ANTHROPIC_API_KEY or the role's api_key_env` };
+      if (status === 403) return { retryable: false, status, reason: `${endpoint} refused the request (403: ${said}); check the key's permissions` };
+      if (status === 404) return { retryable: false, status, reason: `${endpoint} does not know this model or path (404: ${said}); check models.*.model and base_url in config.yaml` };
+      return { retryable: false, status, reason: `${endpoint} rejected the request (${status}: ${said})` };
+    }
   }
   if (error instanceof ModelError) return { retryable: false, reason: error.message };
   // Anything else thrown while reading the stream is a broken stream.

@@ -1,25 +1,18 @@
-import { existsSync, mkdirSync, rmSync } from "node:fs";
-import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import { createHash } from "node:crypto";
-import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { mkdirSync, rmSync } from "node:fs";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { dirname } from "node:path";
 import { z } from "zod";
-import type { AnswerResult, ApprovalRecord, ApprovalStore, SessionEvent, SessionResult, TaskSpec } from "../runtime/index.ts";
+import type { ApprovalStore, TaskSpec } from "../runtime/index.ts";
 import type { Daemon } from "./daemon.ts";
-import { PRIORITIES, taskSpecSchema, type TaskRecord } from "./state.ts";
+import { PRIORITIES, taskSpecSchema } from "./state.ts";
+import { controlSocketPath } from "./control-client.ts";
+
+export { connectDaemon, controlSocketPath, type DaemonClient } from "./control-client.ts";
 
 /**
  * The daemon's local door: HTTP on a Unix socket only this user can open. `nightshift run`,
  * `status` and `cancel` talk to it instead of touching the state file, which has one writer.
  */
-
-/** state/daemon.sock, or a short path under the temp folder when NIGHTSHIFT_HOME is too deep for a socket name. */
-export function controlSocketPath(home: string): string {
-  const preferred = join(home, "state", "daemon.sock");
-  if (Buffer.byteLength(preferred) < 100) return preferred;
-  const digest = createHash("sha256").update(home).digest("hex").slice(0, 12);
-  return join(tmpdir(), `nightshift-${process.getuid?.() ?? "user"}`, `daemon-${digest}.sock`);
-}
 
 const submitSchema = z.object({
   id: z.string().regex(/^[\w.-]+$/),
@@ -127,81 +120,4 @@ async function readJson(req: IncomingMessage): Promise<unknown> {
   } catch {
     return undefined;
   }
-}
-
-/** The CLI's side. `undefined` from `connect` means no daemon is running. */
-export interface DaemonClient {
-  list(): Promise<TaskRecord[]>;
-  pendingApprovals(): Promise<ApprovalRecord[]>;
-  answer(id: string, decision: "once" | "task" | "deny", reason?: string): Promise<AnswerResult>;
-  get(id: string): Promise<TaskRecord | undefined>;
-  cancel(id: string): Promise<string>;
-  /** Runs one of the daemon's actions (`consolidate`, `undo`, `digest`) and returns its text. */
-  action(name: string): Promise<string>;
-  /** Submits and follows: calls `onEvent` for each event, resolves with the result. */
-  run(id: string, spec: TaskSpec, onEvent: (event: SessionEvent) => void, signal?: AbortSignal): Promise<{ result: SessionResult; task: TaskRecord }>;
-}
-
-export async function connectDaemon(home: string): Promise<DaemonClient | undefined> {
-  const socketPath = controlSocketPath(home);
-  if (!existsSync(socketPath)) return undefined;
-  const call = (method: string, path: string, body?: unknown) =>
-    new Promise<{ status: number; json: any }>((resolve, reject) => {
-      const req = request({ socketPath, method, path, headers: { "content-type": "application/json" } }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on("data", (chunk: Buffer) => chunks.push(chunk));
-        res.on("end", () => resolve({ status: res.statusCode ?? 0, json: JSON.parse(Buffer.concat(chunks).toString("utf8") || "{}") }));
-      });
-      req.on("error", reject);
-      req.end(body === undefined ? undefined : JSON.stringify(body));
-    });
-  try {
-    await call("GET", "/health");
-  } catch {
-    return undefined; // a socket file left behind by a daemon that is gone
-  }
-  return {
-    list: async () => (await call("GET", "/tasks")).json.tasks,
-    pendingApprovals: async () => (await call("GET", "/approvals")).json.approvals,
-    answer: async (id, decision, reason) => (await call("POST", `/approvals/${encodeURIComponent(id)}`, { decision, ...(reason ? { reason } : {}) })).json,
-    get: async (id) => (await call("GET", `/tasks/${encodeURIComponent(id)}`)).json.task,
-    action: async (name) => {
-      const { status, json } = await call("POST", `/actions/${encodeURIComponent(name)}`);
-      if (status !== 200) throw new Error(json.error ?? `the daemon answered ${status}`);
-      return json.text as string;
-    },
-    cancel: async (id) => {
-      const { status, json } = await call("POST", `/tasks/${encodeURIComponent(id)}/cancel`);
-      return status === 404 ? "unknown" : json.outcome;
-    },
-    run: (id, spec, onEvent, signal) =>
-      new Promise((resolve, reject) => {
-        const req = request({ socketPath, method: "POST", path: "/tasks", headers: { "content-type": "application/json" }, ...(signal ? { signal } : {}) }, (res) => {
-          if (res.statusCode !== 200) {
-            const chunks: Buffer[] = [];
-            res.on("data", (chunk: Buffer) => chunks.push(chunk));
-            res.on("end", () => reject(new Error(JSON.parse(Buffer.concat(chunks).toString("utf8") || "{}").error ?? `daemon answered ${res.statusCode}`)));
-            return;
-          }
-          let buffer = "";
-          let finished: { result: SessionResult; task: TaskRecord } | undefined;
-          res.on("data", (chunk: Buffer) => {
-            buffer += chunk.toString("utf8");
-            let newline;
-            while ((newline = buffer.indexOf("\n")) >= 0) {
-              const line = JSON.parse(buffer.slice(0, newline));
-              buffer = buffer.slice(newline + 1);
-              if (line.event) onEvent(line.event);
-              if (line.result) finished = { result: line.result, task: line.task };
-            }
-          });
-          const settle = () => (finished ? resolve(finished) : reject(new Error("the daemon stopped before the task finished; it resumes when the daemon starts again")));
-          res.on("end", settle);
-          res.on("close", settle); // a socket closed without an end (the daemon died) still settles
-          res.on("error", settle);
-        });
-        req.on("error", reject);
-        req.end(JSON.stringify({ id, spec, follow: true }));
-      }),
-  };
 }

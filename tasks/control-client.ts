@@ -1,0 +1,100 @@
+import { existsSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { AnswerResult, ApprovalRecord } from "../runtime/approvals.ts";
+import type { SessionEvent } from "../runtime/events.ts";
+import type { SessionResult, TaskSpec } from "../runtime/index.ts";
+import type { TaskRecord } from "./state.ts";
+
+/**
+ * The CLI's side of the daemon's control socket (tasks/control.ts serves it). It loads nothing but
+ * Node's own modules, so `nightshift status`, `cancel`, `approve` and `deny` start fast; the daemon
+ * is the same program, so its answers are trusted as they come.
+ */
+
+/** state/daemon.sock, or a short path under the temp folder when NIGHTSHIFT_HOME is too deep for a socket name. */
+export function controlSocketPath(home: string): string {
+  const preferred = join(home, "state", "daemon.sock");
+  if (Buffer.byteLength(preferred) < 100) return preferred;
+  const digest = createHash("sha256").update(home).digest("hex").slice(0, 12);
+  return join(tmpdir(), `nightshift-${process.getuid?.() ?? "user"}`, `daemon-${digest}.sock`);
+}
+
+/** The CLI's side. `undefined` from `connect` means no daemon is running. */
+export interface DaemonClient {
+  list(): Promise<TaskRecord[]>;
+  pendingApprovals(): Promise<ApprovalRecord[]>;
+  answer(id: string, decision: "once" | "task" | "deny", reason?: string): Promise<AnswerResult>;
+  get(id: string): Promise<TaskRecord | undefined>;
+  cancel(id: string): Promise<string>;
+  /** Runs one of the daemon's actions (`consolidate`, `undo`, `digest`) and returns its text. */
+  action(name: string): Promise<string>;
+  /** Submits and follows: calls `onEvent` for each event, resolves with the result. */
+  run(id: string, spec: TaskSpec, onEvent: (event: SessionEvent) => void, signal?: AbortSignal): Promise<{ result: SessionResult; task: TaskRecord }>;
+}
+
+export async function connectDaemon(home: string): Promise<DaemonClient | undefined> {
+  const socketPath = controlSocketPath(home);
+  if (!existsSync(socketPath)) return undefined;
+  const http = await import("node:http"); // only when a daemon may be there: most of a CLI command's start-up otherwise
+  const call = (method: string, path: string, body?: unknown) =>
+    new Promise<{ status: number; json: any }>((resolve, reject) => {
+      const req = http.request({ socketPath, method, path, headers: { "content-type": "application/json" } }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (chunk: Buffer) => chunks.push(chunk));
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, json: JSON.parse(Buffer.concat(chunks).toString("utf8") || "{}") }));
+      });
+      req.on("error", reject);
+      req.end(body === undefined ? undefined : JSON.stringify(body));
+    });
+  try {
+    await call("GET", "/health");
+  } catch {
+    return undefined; // a socket file left behind by a daemon that is gone
+  }
+  return {
+    list: async () => (await call("GET", "/tasks")).json.tasks,
+    pendingApprovals: async () => (await call("GET", "/approvals")).json.approvals,
+    answer: async (id, decision, reason) => (await call("POST", `/approvals/${encodeURIComponent(id)}`, { decision, ...(reason ? { reason } : {}) })).json,
+    get: async (id) => (await call("GET", `/tasks/${encodeURIComponent(id)}`)).json.task,
+    action: async (name) => {
+      const { status, json } = await call("POST", `/actions/${encodeURIComponent(name)}`);
+      if (status !== 200) throw new Error(json.error ?? `the daemon answered ${status}`);
+      return json.text as string;
+    },
+    cancel: async (id) => {
+      const { status, json } = await call("POST", `/tasks/${encodeURIComponent(id)}/cancel`);
+      return status === 404 ? "unknown" : json.outcome;
+    },
+    run: (id, spec, onEvent, signal) =>
+      new Promise((resolve, reject) => {
+        const req = http.request({ socketPath, method: "POST", path: "/tasks", headers: { "content-type": "application/json" }, ...(signal ? { signal } : {}) }, (res) => {
+          if (res.statusCode !== 200) {
+            const chunks: Buffer[] = [];
+            res.on("data", (chunk: Buffer) => chunks.push(chunk));
+            res.on("end", () => reject(new Error(JSON.parse(Buffer.concat(chunks).toString("utf8") || "{}").error ?? `daemon answered ${res.statusCode}`)));
+            return;
+          }
+          let buffer = "";
+          let finished: { result: SessionResult; task: TaskRecord } | undefined;
+          res.on("data", (chunk: Buffer) => {
+            buffer += chunk.toString("utf8");
+            let newline;
+            while ((newline = buffer.indexOf("\n")) >= 0) {
+              const line = JSON.parse(buffer.slice(0, newline));
+              buffer = buffer.slice(newline + 1);
+              if (line.event) onEvent(line.event);
+              if (line.result) finished = { result: line.result, task: line.task };
+            }
+          });
+          const settle = () => (finished ? resolve(finished) : reject(new Error("the daemon stopped before the task finished; it resumes when the daemon starts again")));
+          res.on("end", settle);
+          res.on("close", settle); // a socket closed without an end (the daemon died) still settles
+          res.on("error", settle);
+        });
+        req.on("error", reject);
+        req.end(JSON.stringify({ id, spec, follow: true }));
+      }),
+  };
+}
