@@ -6,6 +6,7 @@ import { nightshift } from "./support/cli.ts";
 import { tempDir } from "./support/home.ts";
 import { startBotApi } from "./support/bot-api.ts";
 import { startMessagesApi, type MessagesApi } from "./support/messages-api.ts";
+import { needs } from "./support/prerequisites.ts";
 
 const KEY = "sk-ant-cli-test-secret-0123456789";
 
@@ -114,7 +115,7 @@ describe("nightshift run", () => {
 });
 
 describe("nightshift doctor", () => {
-  it("reports each check, with reachable endpoints and a working sandbox", async () => {
+  it("reports each check, with reachable endpoints and a working sandbox", needs("bwrap", "socat"), async () => {
     const result = await nightshift(["doctor"], env);
     assert.match(result.stdout, /✓ Node v2\d/);
     assert.match(result.stdout, /✓ sandbox works \(bwrap\)/);

@@ -8,6 +8,7 @@ import { INTERRUPTED_NOTE } from "../runtime/conversation.ts";
 import { tempDir } from "./support/home.ts";
 import { agent, CLI, until } from "./support/cli.ts";
 import { startMessagesApi, type MessagesApi } from "./support/messages-api.ts";
+import { needs } from "./support/prerequisites.ts";
 
 
 const CHILD = join(import.meta.dirname, "support", "kill-child.ts");
@@ -56,7 +57,7 @@ afterEach(async () => {
 });
 
 describe("a session killed with SIGKILL and resumed", () => {
-  it("resumes after a kill during a model request, without running the finished tool call again", async () => {
+  it("resumes after a kill during a model request, without running the finished tool call again", needs("bwrap", "socat"), async () => {
     const s = (current = await setup());
     let stalled = false;
     s.api.respondWith(
@@ -81,7 +82,7 @@ describe("a session killed with SIGKILL and resumed", () => {
     assert.equal(events.filter((event) => event.type === "resumed").length, 1);
   });
 
-  it("reports a tool call killed mid-run as interrupted and never runs it again", async () => {
+  it("reports a tool call killed mid-run as interrupted and never runs it again", needs("bwrap", "socat"), async () => {
     const s = (current = await setup());
     s.api.respondWith(agent("echo started >> counter.txt; sleep 30; echo finished >> counter.txt"));
     const first = run(["run", "--workdir", s.workdir, "slow command"], s.env);
@@ -103,7 +104,7 @@ describe("a session killed with SIGKILL and resumed", () => {
     assert.equal(end?.type === "tool_end" && end.interrupted, true);
   });
 
-  it("resumes after a kill between steps with the recorded tool result", async () => {
+  it("resumes after a kill between steps with the recorded tool result", needs("bwrap", "socat"), async () => {
     const s = (current = await setup());
     s.api.respondWith(agent("echo ran >> counter.txt; echo counted"));
     const first = await run(["s-between", s.workdir, "count once", "tool_end", "1"], s.env, CHILD).done;

@@ -7,6 +7,7 @@ import { readSessionLog } from "../runtime/session-log.ts";
 import { tempDir } from "./support/home.ts";
 import { agent, CLI, nightshift, until } from "./support/cli.ts";
 import { startMessagesApi, type MessagesApi } from "./support/messages-api.ts";
+import { needs } from "./support/prerequisites.ts";
 
 
 
@@ -63,7 +64,7 @@ afterEach(async () => {
 });
 
 describe("nightshift start", () => {
-  it("turns a dropped file into a result in outbox/ and moves the file to inbox/.done/", async () => {
+  it("turns a dropped file into a result in outbox/ and moves the file to inbox/.done/", needs("bwrap", "socat"), async () => {
     const s = (current = await setup());
     s.api.respondWith(agent("echo hello from the sandbox"));
     await startDaemon(s);
@@ -96,7 +97,7 @@ describe("nightshift start", () => {
     assert.match(second.stderr, /a Nightshift daemon for .* is already running in process \d+; stop it first/);
   });
 
-  it("resumes after kill -9 during a model request: the task finishes once, its finished tool call is not run again", async () => {
+  it("resumes after kill -9 during a model request: the task finishes once, its finished tool call is not run again", needs("bwrap", "socat"), async () => {
     const s = (current = await setup());
     let stalled = false;
     s.api.respondWith(agent("echo ran >> counter.txt; echo counted", () => (stalled ? undefined : ((stalled = true), { stall: true }))));
@@ -117,7 +118,7 @@ describe("nightshift start", () => {
     assert.match(readFileSync(join(s.home, "outbox", "count.md"), "utf8"), /status: done[\s\S]*finished after: counted/);
   });
 
-  it("resumes after kill -9 during a tool call: the call is reported as interrupted, never re-run", async () => {
+  it("resumes after kill -9 during a tool call: the call is reported as interrupted, never re-run", needs("bwrap", "socat"), async () => {
     const s = (current = await setup());
     s.api.respondWith(agent("echo started >> counter.txt; sleep 30; echo finished >> counter.txt"));
     const first = await startDaemon(s);
@@ -134,7 +135,7 @@ describe("nightshift start", () => {
     assert.match(lastRequest.messages.at(-1).content[0].content, /interrupted/);
   });
 
-  it("stops on SIGTERM at a safe point and resumes the task at the next start", async () => {
+  it("stops on SIGTERM at a safe point and resumes the task at the next start", needs("bwrap", "socat"), async () => {
     const s = (current = await setup());
     s.api.respondWith(agent("sleep 30"));
     const first = await startDaemon(s);
@@ -154,7 +155,7 @@ describe("nightshift start", () => {
     assert.match(readFileSync(join(s.home, "outbox", "long.md"), "utf8"), /status: done/);
   });
 
-  it("moves a damaged state file aside, says so, and rebuilds it from the sessions", async () => {
+  it("moves a damaged state file aside, says so, and rebuilds it from the sessions", needs("bwrap", "socat"), async () => {
     const s = (current = await setup());
     s.api.respondWith(agent("true"));
     const first = await startDaemon(s);
@@ -172,7 +173,7 @@ describe("nightshift start", () => {
     assert.match(status.stdout, /done .* One/);
   });
 
-  it("cancels a running task, killing its command", async () => {
+  it("cancels a running task, killing its command", needs("bwrap", "socat"), async () => {
     const s = (current = await setup());
     s.api.respondWith(agent("sleep 30; echo late > late.txt"));
     await startDaemon(s);
@@ -187,7 +188,7 @@ describe("nightshift start", () => {
     assert.equal(existsSync(join(s.home, "workspace", id!, "late.txt")), false);
   });
 
-  it("queues a file that reached inbox/.done/ without a task (a crash between the move and the queue)", async () => {
+  it("queues a file that reached inbox/.done/ without a task (a crash between the move and the queue)", needs("bwrap", "socat"), async () => {
     const s = (current = await setup());
     s.api.respondWith(agent("echo recovered"));
     mkdirSync(join(s.home, "inbox", ".done"), { recursive: true });
@@ -198,7 +199,7 @@ describe("nightshift start", () => {
     assert.equal(sessionIds(s.home).length, 1, "run once");
   });
 
-  it("writes a cancelled result for a task cancelled while still queued", async () => {
+  it("writes a cancelled result for a task cancelled while still queued", needs("bwrap", "socat"), async () => {
     const s = (current = await setup("daemon:\n  concurrency: 1\n"));
     s.api.respondWith(agent("sleep 30"));
     await startDaemon(s);
@@ -214,7 +215,7 @@ describe("nightshift start", () => {
     assert.match(readFileSync(join(s.home, "outbox", "second.md"), "utf8"), /status: cancelled/);
   });
 
-  it("answers approvals through the running daemon", async () => {
+  it("answers approvals through the running daemon", needs("bwrap", "socat"), async () => {
     const s = (current = await setup());
     await startDaemon(s);
     const { createApprovalStore } = await import("../runtime/approvals.ts");
@@ -228,7 +229,7 @@ describe("nightshift start", () => {
     assert.equal(store.answerOf(record.id)?.decision, "task");
   });
 
-  it("runs a task from nightshift run in the daemon and prints its answer", async () => {
+  it("runs a task from nightshift run in the daemon and prints its answer", needs("bwrap", "socat"), async () => {
     const s = (current = await setup());
     s.api.respondWith(agent("echo via daemon"));
     await startDaemon(s);

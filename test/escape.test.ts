@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { afterEach, describe, it } from "node:test";
 import { BOT_TOKEN, SECRET_KEY } from "./support/session.ts";
 import { createRuntimeHarness, resultsIn, type RuntimeHarness } from "./support/runtime-harness.ts";
+import { needs } from "./support/prerequisites.ts";
 
 // A scripted model tries to get out through the real tools, the real policy and the real sandbox.
 // Every attempt must be blocked, and the tool result must tell the model why.
@@ -59,7 +60,7 @@ describe("escape attempts", () => {
     assert.match(results[3]!.content, /holds secrets/);
   });
 
-  it("finds the key hidden even when the policy cannot see the path (cd, then a relative path)", async () => {
+  it("finds the key hidden even when the policy cannot see the path (cd, then a relative path)", needs("bwrap", "socat"), async () => {
     h = await createRuntimeHarness();
     const { results } = await attempt(h, [bash("cd ~ && cat .ssh/id_rsa"), bash("cd ~/.aws && cat credentials")]);
     for (const result of results) {
@@ -69,7 +70,7 @@ describe("escape attempts", () => {
     assert.match(results[0]!.content, /No such file or directory/);
   });
 
-  it("cannot write outside the workdir by bash, write_file, .. or a symlink", async () => {
+  it("cannot write outside the workdir by bash, write_file, .. or a symlink", needs("bwrap", "socat"), async () => {
     h = await createRuntimeHarness();
     symlinkSync(join(h.userHome, "evil-link.txt"), join(h.workdir, "out"));
     const { results } = await attempt(h, [
@@ -90,7 +91,7 @@ describe("escape attempts", () => {
     assert.equal(existsSync(join(h.root, "evil.txt")), false);
   });
 
-  it("sees no key or token in its environment", async () => {
+  it("sees no key or token in its environment", needs("bwrap", "socat"), async () => {
     h = await createRuntimeHarness();
     const { results } = await attempt(h, [bash("env; cat /proc/self/environ | tr '\\0' '\\n'")]);
     const output = results[0]!.content;
@@ -151,7 +152,7 @@ describe("escape attempts", () => {
     }
   });
 
-  it("cannot write where a deny rule says no, even inside the workdir, nor plant git hooks", async () => {
+  it("cannot write where a deny rule says no, even inside the workdir, nor plant git hooks", needs("bwrap", "socat"), async () => {
     h = await createRuntimeHarness({ config: "permissions:\n  deny:\n    - write: \"{workdir}/prod/**\"\n" });
     const { mkdirSync } = await import("node:fs");
     mkdirSync(join(h.workdir, "prod"));
@@ -195,7 +196,7 @@ describe("escape attempts", () => {
     assert.match(results[2]!.content, /^Denied: read .*secrets/);
   });
 
-  it("narrows the policy from task front matter: what is outside its lists asks", async () => {
+  it("narrows the policy from task front matter: what is outside its lists asks", needs("bwrap", "socat"), async () => {
     h = await createRuntimeHarness();
     const task = h.task({ permissions: { commands: ["ls", "git status"] } });
     const { results } = await attempt(h, [bash("ls"), bash("rm -f notes.txt")], task);

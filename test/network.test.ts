@@ -3,6 +3,7 @@ import { createServer, type Server } from "node:http";
 import { after, afterEach, before, describe, it } from "node:test";
 import type { EventOf } from "../runtime/events.ts";
 import { createRuntimeHarness, resultsIn, scriptedApprover, type RuntimeHarness } from "./support/runtime-harness.ts";
+import { needs } from "./support/prerequisites.ts";
 
 // The "internet" is a server on the host's loopback, at 127.0.0.2: commands reach it only through the
 // proxy (127.0.0.1 and localhost are NO_PROXY: inside the sandbox they mean its own loopback).
@@ -32,7 +33,7 @@ const done = { content: [{ type: "text" as const, text: "done" }] };
 const PRIVATE = "sandbox:\n  allow_private_network: true\n";
 
 describe("network from sandboxed commands", () => {
-  it("never reaches this machine's loopback or private addresses, even for an allowed host", async () => {
+  it("never reaches this machine's loopback or private addresses, even for an allowed host", needs("bwrap", "socat"), async () => {
     h = await createRuntimeHarness({ config: "permissions:\n  allow:\n    - network: \"*\"\n" });
     h.api.script({ content: [curl("/metadata")] }, done);
     await h.runtime.start(h.runtime.newSessionId(), h.task());
@@ -41,7 +42,7 @@ describe("network from sandboxed commands", () => {
     assert.deepEqual(seen, []);
   });
 
-  it("reaches a host on the allow list through the proxy", async () => {
+  it("reaches a host on the allow list through the proxy", needs("bwrap", "socat"), async () => {
     h = await createRuntimeHarness({ config: PRIVATE + "permissions:\n  allow:\n    - network: 127.0.0.2\n" });
     h.api.script({ content: [curl("/allowed")] }, done);
     await h.runtime.start(h.runtime.newSessionId(), h.task());
@@ -50,7 +51,7 @@ describe("network from sandboxed commands", () => {
     assert.match(result!.content, /hello from the host: \/allowed/);
   });
 
-  it("blocks a host not on the list when nobody can approve, tells the model why, and never contacts it", async () => {
+  it("blocks a host not on the list when nobody can approve, tells the model why, and never contacts it", needs("bwrap", "socat"), async () => {
     h = await createRuntimeHarness({ config: PRIVATE });
     h.api.script({ content: [curl("/secret-exfil")] }, done);
     const id = h.runtime.newSessionId();
@@ -63,7 +64,7 @@ describe("network from sandboxed commands", () => {
     assert.equal(decision?.action, "ask");
   });
 
-  it("adds a domain allowed for this task to this task only", async () => {
+  it("adds a domain allowed for this task to this task only", needs("bwrap", "socat"), async () => {
     const approver = scriptedApprover([{ decision: "task" }, { decision: "deny", reason: "not for this one" }], () => h!.runtime.approvals);
     h = await createRuntimeHarness({ approvers: [approver], config: PRIVATE });
     h.api.script({ content: [curl("/one")] }, { content: [curl("/two")] }, done);

@@ -12,6 +12,7 @@ import { createSandbox, pathRules } from "../runtime/runtime.ts";
 import { lockSession } from "../runtime/session-lock.ts";
 import { createHarness, types, type Harness } from "./support/session.ts";
 import { tempDir } from "./support/home.ts";
+import { needs } from "./support/prerequisites.ts";
 
 let harness: Harness | undefined;
 afterEach(async () => {
@@ -157,7 +158,7 @@ describe("file tools and the sandbox protect secrets and Nightshift itself", () 
     assert.match(results[0].content, /not a regular file/);
   });
 
-  it("keep role keys and .env-only variables out of commands", async () => {
+  it("keep role keys and .env-only variables out of commands", needs("bwrap", "socat"), async () => {
     const dir = tempDir();
     try {
       const home = join(dir.path, "home");

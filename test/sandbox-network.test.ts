@@ -12,6 +12,7 @@ import { createBwrapSandbox } from "../runtime/sandbox/bwrap.ts";
 import { startNetworkProxy } from "../runtime/sandbox/proxy.ts";
 import type { NetworkDecision, NetworkProxy, NetworkRequest } from "../runtime/sandbox/proxy.ts";
 import type { RunOptions, Sandbox } from "../runtime/sandbox/sandbox.ts";
+import { needs } from "./support/prerequisites.ts";
 
 const baseEnv = { PATH: process.env.PATH, LANG: "C.UTF-8", HOME: homedir() };
 const hasCurl = (() => {
@@ -83,7 +84,7 @@ function rawProxyRequest(lines: string[], auth: "token" | "none" | "wrong" = "to
   return `t=\${HTTP_PROXY#http://nightshift:}; t=\${t%@*}; exec 3<>/dev/tcp/127.0.0.1/3128 || exit 9; printf '%s\\r\\n' ${quoted} ${credentials} '' >&3`;
 }
 
-describe("sandbox network through the filtering proxy", () => {
+describe("sandbox network through the filtering proxy", needs("bwrap", "socat"), () => {
   let proxy: NetworkProxy;
   let sandbox: Sandbox;
   let cwd: string;
@@ -330,7 +331,7 @@ describe("network proxy on its own", () => {
 });
 
 describe("sandbox probe with a network proxy", () => {
-  test("reports a missing socat with an install hint", async () => {
+  test("reports a missing socat with an install hint", needs("bwrap", "socat"), async () => {
     // /var/tmp stays visible inside the sandbox (/tmp does not): a PATH with bash and true, no socat.
     const bin = tempDir(existsSync("/var/tmp") ? "/var/tmp" : homedir());
     symlinkSync(execFileSync("bash", ["-c", "type -P bash"], { encoding: "utf8" }).trim(), join(bin, "bash"));

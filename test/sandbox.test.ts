@@ -9,6 +9,7 @@ import { after, before, describe, test } from "node:test";
 import { SandboxUnavailable } from "../runtime/errors.ts";
 import { createBwrapSandbox, createUnsandboxed, scrubEnv } from "../runtime/sandbox/index.ts";
 import type { RunOptions, Sandbox } from "../runtime/sandbox/index.ts";
+import { needs } from "./support/prerequisites.ts";
 
 const tempDirs: string[] = [];
 function tempDir(prefix = "nightshift-sandbox-"): string {
@@ -39,7 +40,7 @@ function processesMentioning(needle: string): string[] {
   return found;
 }
 
-describe("bwrap sandbox", () => {
+describe("bwrap sandbox", needs("bwrap", "socat"), () => {
   const sandbox = createBwrapSandbox({ env: baseEnv });
   let cwd: string;
   before(async () => {
@@ -180,7 +181,7 @@ describe("bwrap sandbox", () => {
 
 // The behaviour both implementations share through one spawn helper. Concurrent, so the two
 // real waits of the timeout tests overlap.
-describe("bwrap sandbox: host sockets and protected folders", () => {
+describe("bwrap sandbox: host sockets and protected folders", needs("bwrap", "socat"), () => {
   test("cannot reach host sockets under /run (D-Bus, docker, agents)", async () => {
     const { createServer: createNetServer } = await import("node:net");
     const dir = `/run/nightshift-test-${process.pid}`;
@@ -222,7 +223,7 @@ describe("limits, abort and environment", { concurrency: true }, () => {
     ["bwrap", createBwrapSandbox],
     ["unsandboxed", createUnsandboxed],
   ] as const) {
-    describe(kind, { concurrency: true }, () => {
+    describe(kind, { concurrency: true, ...(kind === "bwrap" ? needs("bwrap") : {}) }, () => {
       let cwd: string;
       before(() => {
         cwd = tempDir();

@@ -7,6 +7,7 @@ import type { EventOf } from "../runtime/events.ts";
 import { resumeSession, startSession } from "../runtime/loop.ts";
 import { defineTool } from "../runtime/tools/tool.ts";
 import { BOT_TOKEN, createHarness, SECRET_KEY, types, type Harness } from "./support/session.ts";
+import { needs } from "./support/prerequisites.ts";
 
 let harness: Harness | undefined;
 afterEach(async () => {
@@ -18,7 +19,7 @@ const text = (value: string) => ({ type: "text" as const, text: value });
 const call = (name: string, input: unknown, id?: string) => ({ type: "tool_use" as const, name, input, ...(id ? { id } : {}) });
 
 describe("a session", () => {
-  it("runs a multi-tool task end to end and rebuilds the conversation for every request", async () => {
+  it("runs a multi-tool task end to end and rebuilds the conversation for every request", needs("bwrap", "socat"), async () => {
     harness = await createHarness();
     const { api, deps, task, workdir } = harness;
     api.script(
@@ -147,7 +148,7 @@ describe("file tools", () => {
 });
 
 describe("bash through the session", () => {
-  it("is confined: no keys in env, no writes outside the workdir, no network", async () => {
+  it("is confined: no keys in env, no writes outside the workdir, no network", needs("bwrap", "socat"), async () => {
     harness = await createHarness();
     const { createServer } = await import("node:http");
     const server = createServer((_req, res) => res.end("reached")).listen(0, "127.0.0.1");
@@ -181,7 +182,7 @@ describe("bash through the session", () => {
     assert.doesNotMatch(network.content, /connected/);
   });
 
-  it("is killed when the session is cancelled", async () => {
+  it("is killed when the session is cancelled", needs("bwrap", "socat"), async () => {
     harness = await createHarness();
     const controller = new AbortController();
     harness.api.script({ content: [call("bash", { command: "sleep 30; echo finished > late.txt" })] });

@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { afterEach, describe, it } from "node:test";
 import { agent } from "./support/cli.ts";
 import { ALICE, approvalMessages, button, startTelegramHarness, text, texts, writeTo, type TelegramHarness } from "./support/telegram-harness.ts";
+import { needs } from "./support/prerequisites.ts";
 
 let h: TelegramHarness | undefined;
 afterEach(async () => {
@@ -14,7 +15,7 @@ afterEach(async () => {
 
 
 describe("Telegram: progress message", () => {
-  it("says the task is working once it runs, also when it had to wait in the queue", async () => {
+  it("says the task is working once it runs, also when it had to wait in the queue", needs("bwrap", "socat"), async () => {
     h = await startTelegramHarness({ config: `telegram:\n  allowed_users: [${ALICE.id}]\n  poll_timeout: 2s\ndaemon:\n  concurrency: 1\n` });
     h.model.respondWith((request) => (/First/.test(JSON.stringify(request.body.messages[0])) ? agent("sleep 1")(request) : agent("echo one; echo two")(request)));
     h.telegram.sendText(ALICE, "First: wait a second");
@@ -158,7 +159,7 @@ describe("Telegram: an update seen again after a crash", () => {
 });
 
 describe("Telegram: /cancel without an ID", () => {
-  it("stops the task that is running, not merely the latest one created", async () => {
+  it("stops the task that is running, not merely the latest one created", needs("bwrap", "socat"), async () => {
     h = await startTelegramHarness();
     h.model.respondWith((request) => (/Sleep/.test(JSON.stringify(request.body.messages[0])) ? agent("sleep 60")(request) : text("inbox chore done")));
     h.telegram.sendText(ALICE, "Sleep a minute");

@@ -6,6 +6,7 @@ import { createPairingStore } from "../bot/pairing.ts";
 import { parseHtml, type RecordedCall } from "./support/bot-api.ts";
 import { agent } from "./support/cli.ts";
 import { ALICE, MALLORY, approvalMessages, button, startTelegramHarness, text, texts, writeTo, type TelegramHarness } from "./support/telegram-harness.ts";
+import { needs } from "./support/prerequisites.ts";
 
 let h: TelegramHarness | undefined;
 afterEach(async () => {
@@ -15,7 +16,7 @@ afterEach(async () => {
 
 
 describe("Telegram: tasks from the phone", () => {
-  it("turns a message into a task: one status message edited in place (throttled, never identical), then the result as a new message", async () => {
+  it("turns a message into a task: one status message edited in place (throttled, never identical), then the result as a new message", needs("bwrap", "socat"), async () => {
     h = await startTelegramHarness();
     h.model.respondWith(agent("echo one; echo two"));
     const update = h.telegram.sendText(ALICE, "Count to two please");
@@ -91,7 +92,7 @@ describe("Telegram: tasks from the phone", () => {
     assert.equal(readFileSync(join(workdir!, "notes.txt"), "utf8"), "remember the milk");
   });
 
-  it("registers its commands and answers /tasks, /status, /trace and /budget", async () => {
+  it("registers its commands and answers /tasks, /status, /trace and /budget", needs("bwrap", "socat"), async () => {
     h = await startTelegramHarness();
     h.model.respondWith(agent("echo traced"));
     await h.until(() => h!.telegram.commands.length > 0, "setMyCommands");
@@ -305,7 +306,7 @@ describe("Telegram: delivery and polling", () => {
     assert.equal(h.model.requests.length, 2, "each message became one task");
   });
 
-  it("/cancel stops a running command", async () => {
+  it("/cancel stops a running command", needs("bwrap", "socat"), async () => {
     h = await startTelegramHarness();
     h.model.respondWith(agent("sleep 60"));
     h.telegram.sendText(ALICE, "Sleep a minute");

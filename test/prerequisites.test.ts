@@ -1,0 +1,50 @@
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, describe, test } from "node:test";
+import { describeMissing, missingPrerequisites } from "./support/prerequisites.ts";
+
+const scratch = mkdtempSync(join(tmpdir(), "nightshift-prereq-"));
+after(() => rmSync(scratch, { recursive: true, force: true }));
+const SETUP = join(import.meta.dirname, "support", "global-setup.ts");
+const NEEDS = join(import.meta.dirname, "support", "prerequisites.ts");
+
+describe("test prerequisites", () => {
+  test("finds what PATH lacks and names the package that installs it", () => {
+    const bin = mkdtempSync(join(scratch, "bin-"));
+    writeFileSync(join(bin, "bwrap"), "#!/bin/sh\n");
+    chmodSync(join(bin, "bwrap"), 0o755);
+    writeFileSync(join(bin, "rg"), "not executable");
+    const missing = missingPrerequisites(bin);
+    assert.deepEqual(missing.map((item) => item.tool), ["socat", "rg"]);
+    assert.match(describeMissing(missing), /missing: socat \(.+\), rg \(search_files\)\. Install with: sudo apt-get install socat ripgrep/);
+  });
+
+  /** A test run of one file with one test that needs bwrap, on a PATH with none of the tools. */
+  const run = (ci: boolean) => {
+    const dir = mkdtempSync(join(scratch, "run-"));
+    const file = join(dir, "one.test.ts");
+    writeFileSync(file, `import { test } from "node:test";\nimport { needs } from ${JSON.stringify(NEEDS)};\ntest("runs a command in the sandbox", needs("bwrap"), () => {});\ntest("needs nothing", () => {});\n`);
+    const env: NodeJS.ProcessEnv = { PATH: dir, HOME: dir, ...(ci ? { CI: "true" } : {}) };
+    return spawnSync(process.execPath, ["--test", `--test-global-setup=${SETUP}`, file], { env, encoding: "utf8", cwd: dir });
+  };
+
+  test("on a developer's machine the tests that need a missing tool are skipped with the reason and the install command", () => {
+    const result = run(false);
+    const output = result.stdout + result.stderr;
+    assert.equal(result.status, 0, output);
+    assert.match(output, /missing: bwrap .*Install with: sudo apt-get install bubblewrap socat ripgrep/);
+    assert.match(output, /ℹ skipped 1/);
+    assert.match(output, /ℹ pass 1/);
+  });
+
+  test("under CI=true the run fails at once, naming what is missing", () => {
+    const result = run(true);
+    const output = result.stdout + result.stderr;
+    assert.notEqual(result.status, 0, output);
+    assert.match(output, /Test prerequisites missing: bwrap.*\n.*CI=true: the run stops here/);
+    assert.doesNotMatch(output, /ℹ pass 1/);
+  });
+});
