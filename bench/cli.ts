@@ -16,7 +16,6 @@ import { join } from "node:path";
 import type { Row } from "./daemon.ts";
 
 const ROOT = join(import.meta.dirname, "..");
-const DIST = join(ROOT, "dist", "cli", "nightshift.js");
 const GNU_TIME = "/usr/bin/time";
 
 /** The commands the issue names; each runs against an empty home with no daemon. */
@@ -50,15 +49,23 @@ const median = (values: number[]) => {
   return sorted[Math.floor(sorted.length / 2)] ?? NaN;
 };
 
-export async function benchCli(runs = 15): Promise<Row[]> {
+/**
+ * `root` is the checkout to measure; `before`, another checkout (an older commit with its dist/
+ * built), is measured in the same interleaved runs so the two can be compared under the same load.
+ */
+export async function benchCli(runs = 15, root = ROOT, before?: string): Promise<Row[]> {
   const home = mkdtempSync(join(tmpdir(), "nightshift-bench-cli-"));
   const env: NodeJS.ProcessEnv = { ...process.env, NIGHTSHIFT_HOME: home, ANTHROPIC_API_KEY: "sk-ant-bench-0123456789abcdef" };
   delete env.TELEGRAM_BOT_TOKEN;
-  const bin = join(ROOT, (JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { bin: { nightshift: string } }).bin.nightshift);
-  const entries = [
-    { label: "dist", file: DIST },
-    ...(bin !== DIST ? [{ label: "bin", file: bin }] : []),
-  ].filter((entry) => existsSync(entry.file));
+  const entriesOf = (dir: string, prefix: string) => {
+    const dist = join(dir, "dist", "cli", "nightshift.js");
+    const bin = join(dir, (JSON.parse(readFileSync(join(dir, "package.json"), "utf8")) as { bin: { nightshift: string } }).bin.nightshift);
+    return [
+      { label: `${prefix}dist`, file: dist },
+      { label: `${prefix}bin`, file: bin },
+    ].filter((entry) => existsSync(entry.file));
+  };
+  const entries = [...entriesOf(root, ""), ...(before ? entriesOf(before, "before: ") : [])];
   try {
     spawnSync(process.execPath, [entries[0]!.file, "init"], { env }); // a home as `nightshift init` leaves it
     const bare: Sample[] = [];
@@ -78,7 +85,7 @@ export async function benchCli(runs = 15): Promise<Row[]> {
     for (const [key, list] of samples) {
       const ms = median(list.map((sample) => sample.ms));
       rows.push({ name: `${key}: wall, median`, value: ms, unit: "ms" });
-      rows.push({ name: `${key}: over node -e 0`, value: ms - base, unit: "ms", ...(key.startsWith("dist") || key.startsWith("bin") ? { target: 60 } : {}) });
+      rows.push({ name: `${key}: over node -e 0`, value: ms - base, unit: "ms", ...(!key.startsWith("before") ? { target: 60 } : {}) });
       if (list[0]?.kb !== undefined) rows.push({ name: `${key}: peak RSS`, value: median(list.map((sample) => sample.kb!)) * 1024, unit: "bytes" });
     }
     return rows;
@@ -89,5 +96,6 @@ export async function benchCli(runs = 15): Promise<Row[]> {
 
 if (import.meta.main) {
   const { formatRows } = await import("./daemon.ts");
-  console.log(`## CLI commands, whole process\n\n${formatRows(await benchCli())}\n`);
+  const before = process.argv.indexOf("--before");
+  console.log(`## CLI commands, whole process\n\n${formatRows(await benchCli(15, ROOT, before > 0 ? process.argv[before + 1] : undefined))}\n`);
 }

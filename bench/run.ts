@@ -10,6 +10,7 @@ import { benchConcurrency, benchIdle, benchPickup, benchStartup, formatRows, typ
 import { benchFanOut } from "./specialists.ts";
 import { benchConsolidation } from "./memory.ts";
 import { benchBacklog, benchFirstReply } from "./telegram.ts";
+import { benchCli } from "./cli.ts";
 
 interface Bench {
   title: string;
@@ -27,6 +28,7 @@ const benches: Bench[] = [
   { title: "Pickup latency, file closed → session started", what: "`nightshift start` as a child process; 20 task files dropped one at a time into inbox/; close → the session's session_start in its log", run: rows(() => benchPickup()) },
   { title: "50 tasks at concurrency 50", what: "the daemon in this process (event loop watched), the stand-in in a child answering in 200 ms; 10 model calls per task (9 list_files calls, then an answer); 50 at once against one alone", run: rows(() => benchConcurrency()) },
   { title: "Idle daemon", what: "`nightshift start` as a child process with nothing queued, watched for 10 s from its ready line: RSS, CPU time, model requests", run: rows(() => benchIdle()) },
+  { title: "CLI commands, whole process", what: "`nightshift status`, `approve`, `deny`, `cancel`, `pair --list`, `--help` and `--version` with no daemon, through dist/ and through package.json's bin, interleaved with `node -e 0`, median of 15; peak RSS from GNU time", run: rows(() => benchCli()) },
   { title: "Start → ready", what: "spawn of `nightshift start` → its \"Nightshift is running\" line, median of 5: empty home, 20 finished tasks, 20 interrupted sessions to resume", run: rows(() => benchStartup()) },
   { title: "Fan-out of 4 specialists", what: "the main agent consults 4 specialists in parallel, each answering after 1 s at the Messages API stand-in; wall time from its consult reply to its next request (the reports), median of 5", run: rows(() => benchFanOut()) },
   { title: "Tokens per consolidation as the journal grows", what: "the consolidator against the Messages API stand-in with 50 new journal entries per run, the journal holding 100, 1,000 and 10,000 entries in all", run: rows(() => benchConsolidation()) },
