@@ -54,8 +54,9 @@ export function checkTimezone(timezone: string): void {
 function toCron(expression: string, timezone: string): Cron {
   const fields = expression.trim().split(/\s+/);
   const star = (field: string | undefined) => field === undefined || /^[*?]/.test(field);
-  // The last two fields are day of month and day of week in 5- and 6-field forms alike.
-  const [dayOfMonth, dayOfWeek] = fields.length >= 5 ? fields.slice(-3, -2).concat(fields.slice(-1)) : [];
+  // Day of month is third from last and day of week last, in 5- and 6-field forms alike; a
+  // nickname (`@daily`) has neither.
+  const [dayOfMonth, dayOfWeek] = fields.length >= 5 ? [fields.at(-3), fields.at(-1)] : [];
   const timeFields = fields.length - 3; // seconds (if given), minute, hour
   const pattern = fields.map((field, index) => (index < timeFields ? writeOutSteppedRanges(field, index === timeFields - 1 ? 23 : 59) : field)).join(" ");
   return new Cron(pattern, {
