@@ -5,7 +5,9 @@ import { join } from "node:path";
 import { createPairingStore } from "../bot/pairing.ts";
 import { openMemory, openMemoryRuns } from "../memory/index.ts";
 import { systemClock, type LoadedConfig, type Sandbox } from "../runtime/index.ts";
+import { checkTimezone, cronRarity, cronSlots } from "../runtime/cron.ts";
 import { BUILTIN_TOOL_NAMES, loadAgents } from "../runtime/specialists/agents.ts";
+import { readSchedules } from "../tasks/schedules.ts";
 import { FOLDERS } from "./init.ts";
 
 export interface Check {
@@ -38,6 +40,47 @@ export async function runDoctor({ loaded, sandbox, nodeVersion, timeoutMs = 5000
   checks.push(...(await checkEndpoints(loaded, timeoutMs)));
   checks.push(...(await checkTelegram(loaded, timeoutMs)));
   checks.push(...checkMemory(loaded));
+  if (existsSync(loaded.home)) {
+    const timezone = loaded.config.daemon.timezone ?? Intl.DateTimeFormat().resolvedOptions().timeZone;
+    const jobs = { "memory.consolidate": loaded.config.memory.consolidate, "memory.digest": loaded.config.memory.digest };
+    checks.push(...(await checkSchedules({ home: loaded.home, timezone, jobs, now: Date.now() })));
+  }
+  return checks;
+}
+
+/**
+ * schedules/ as the daemon would load it: a bad file fails, a schedule (or a memory job in config)
+ * whose next run is more than a year away or never comes is a warning; the rest, with their next run.
+ */
+export async function checkSchedules({ home, timezone, jobs, now }: { home: string; timezone: string; jobs: Record<string, string>; now: number }): Promise<Check[]> {
+  try {
+    checkTimezone(timezone);
+  } catch (error) {
+    return [{ ok: false, label: `daemon.${(error as Error).message}`, fix: "set daemon.timezone in config.yaml to an IANA zone, or remove it to use the system's" }];
+  }
+  const checks: Check[] = [];
+  const fine: string[] = [];
+  const when = new Intl.DateTimeFormat("sv-SE", { timeZone: timezone, year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit" });
+  for (const item of await readSchedules(join(home, "schedules"))) {
+    if (!("file" in item)) {
+      checks.push({ ok: false, label: item.message, fix: `edit schedules/${item.name}.md as the message says; until then it does not run` });
+      continue;
+    }
+    const rarity = cronRarity(item.schedule, timezone, now);
+    if (rarity) {
+      checks.push({ ok: false, level: "warn", label: `${item.path}: schedule ${rarity}`, fix: `edit schedule: in schedules/${item.name}.md` });
+      continue;
+    }
+    const slots = cronSlots(item.schedule, timezone);
+    const next = slots.next(now);
+    slots.dispose();
+    fine.push(`${item.name} (next ${next === undefined ? "never" : when.format(next)} ${timezone})`);
+  }
+  for (const [setting, cron] of Object.entries(jobs)) {
+    const rarity = cronRarity(cron, timezone, now);
+    if (rarity) checks.push({ ok: false, level: "warn", label: `${setting}: ${rarity}`, fix: `set ${setting} in config.yaml` });
+  }
+  if (fine.length > 0) checks.unshift({ ok: true, label: `schedules: ${fine.join(", ")}` });
   return checks;
 }
 

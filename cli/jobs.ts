@@ -1,5 +1,5 @@
 import type { Clock } from "../runtime/index.ts";
-import { cronSlots } from "../tasks/schedules.ts";
+import { cronRarity, cronSlots } from "../runtime/cron.ts";
 
 /**
  * The daemon's own recurring work (the memory consolidator, the digest), on the same slot maths
@@ -9,8 +9,10 @@ import { cronSlots } from "../tasks/schedules.ts";
 
 export interface Job {
   name: string;
-  /** 5-field cron, local time. */
+  /** 5-field cron, local time (crontab(5) rules and cronie's DST rules, see runtime/cron.ts). */
   cron: string;
+  /** The config setting it comes from, for messages: `memory.digest`. */
+  setting?: string;
   run(slot: number): Promise<void>;
 }
 
@@ -22,6 +24,8 @@ export interface JobsOptions {
   /** Persisted before the job runs: a crash while it runs does not run it again at start. */
   setLastRun(name: string, at: number): Promise<void>;
   report(name: string, error: unknown): void;
+  /** Told at start about a job whose next run is more than a year away (config refuses one that never runs). */
+  warn?(name: string, message: string): void;
 }
 
 /** Checks at least this often, so a wake from sleep is noticed within a minute. */
@@ -30,6 +34,10 @@ const CHECK_MS = 60_000;
 export function startJobs(options: JobsOptions): { close(): void } {
   const { clock } = options;
   const slots = new Map(options.jobs.map((job) => [job.name, cronSlots(job.cron, options.timezone)]));
+  for (const job of options.jobs) {
+    const rarity = cronRarity(job.cron, options.timezone, clock.now());
+    if (rarity) options.warn?.(job.name, `${job.setting ?? job.name}: ${rarity}`);
+  }
   const running = new Set<string>();
   let cancel = () => {};
   let closed = false;

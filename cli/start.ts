@@ -160,9 +160,11 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
     lastRun: (name) => store.data.schedules[name]?.last_run,
     setLastRun: (name, at) => store.update((data) => void (data.schedules[name] = { last_run: at })),
     report: (name, error) => trace.error({ event: "job_failed", job: name, error: (error as Error).message }, `${name} failed: ${(error as Error).message}`),
+    warn: (name, message) => void (trace.warn({ event: "job_rare", job: name, message }, message), stderr.write(`! ${message}\n`)),
     jobs: [
       {
         name: "@consolidate",
+        setting: "memory.consolidate",
         cron: config.memory.consolidate,
         run: async () => {
           const text = await memoryService.consolidate();
@@ -171,6 +173,7 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
       },
       {
         name: "@digest",
+        setting: "memory.digest",
         cron: config.memory.digest,
         run: async () => {
           const since = store.data.schedules["@digest-sent"]?.last_run;

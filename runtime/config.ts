@@ -1,8 +1,8 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseEnv } from "node:util";
-import { validate as validCron } from "node-cron";
 import { z } from "zod";
+import { cronNever, cronProblem } from "./cron.ts";
 import { ConfigError } from "./errors.ts";
 import { expandHome, resolveHome } from "./home.ts";
 import { durationMs } from "./duration.ts";
@@ -54,8 +54,14 @@ const ruleEntry = z
     }
   });
 
-/** A 5-field cron expression in local time. */
-const cron = z.string().refine((value) => value.trim().split(/\s+/).length === 5 && validCron(value), "must be a cron expression with 5 fields, like \"0 3 * * *\" (03:00 every day)");
+/** A 5-field cron expression in local time (crontab(5) rules, see runtime/cron.ts) that runs at some point. */
+const cron = z
+  .string()
+  .refine((value) => value.trim().split(/\s+/).length === 5 && cronProblem(value) === undefined, "must be a cron expression with 5 fields, like \"0 3 * * *\" (03:00 every day)")
+  .superRefine((value, ctx) => {
+    const never = cronProblem(value) === undefined ? cronNever(value) : undefined;
+    if (never) ctx.addIssue({ code: "custom", message: never });
+  });
 
 export const configSchema = z.strictObject({
   models: z.strictObject({

@@ -2,20 +2,21 @@ import { watch } from "node:fs";
 import type { FSWatcher } from "node:fs";
 import { readdir, readFile } from "node:fs/promises";
 import { basename, join } from "node:path";
-import { createTask, validate, validateDetailed, parse } from "node-cron";
 import type { Clock } from "../runtime/clock.ts";
+import { checkTimezone, cronProblem, cronRarity, cronSlots } from "../runtime/cron.ts";
+import type { CronSlots } from "../runtime/cron.ts";
 import { formatDuration } from "../runtime/duration.ts";
-import { ConfigError, TaskFileError } from "../runtime/errors.ts";
+import { TaskFileError } from "../runtime/errors.ts";
 import { readTaskFile } from "./task-file.ts";
 import type { TaskFile } from "./task-file.ts";
 
 /**
  * Recurring tasks from `schedules/*.md`.
  *
- * Why our own timers and not node-cron's: node-cron arms real `setTimeout`s against `Date`, skips
- * what it missed, and knows nothing of the persisted cursor. Here node-cron validates and parses
- * the expression and matches days; slots are computed below and waited for through the injected
- * Clock, and the cursor (`ScheduleStore`) decides what is due: a slot runs when it is after the
+ * Why our own timers and not a cron library's: those arm real `setTimeout`s against `Date`, skip
+ * what they missed, and know nothing of the persisted cursor. Here croner (runtime/cron.ts) says
+ * which instants an expression names; they are waited for through the injected Clock, and the
+ * cursor (`ScheduleStore`) decides what is due: a slot runs when it is after the
  * last run, so the daemon being down, the machine sleeping or a timer firing late all reduce to
  * "the latest slot at or before now is newer than the cursor": one run, never a burst.
  */
@@ -27,7 +28,8 @@ export interface ScheduleStore {
 }
 
 export interface ScheduleEvent {
-  kind: "invalid" | "sleep" | "missed";
+  /** "rare": valid, but its next run is more than a year away, or never comes. */
+  kind: "invalid" | "rare" | "sleep" | "missed";
   name?: string;
   message: string;
 }
@@ -55,6 +57,8 @@ export interface ScheduleStatus {
   next?: number;
   last?: number;
   error?: string;
+  /** Runs more than a year from now, or never (see `cronRarity`). */
+  warning?: string;
 }
 
 export interface Scheduler {
@@ -74,162 +78,29 @@ const RETRY_MS = 60_000;
 const MAX_TIMER_MS = 6 * 3_600_000;
 const RELOAD_DEBOUNCE_MS = 250;
 
-const SECOND = 1000;
-const HOUR = 3_600_000;
-const DAY = 24 * HOUR;
-/** How far `next`/`previous` look before giving up (an expression like `0 0 29 2 1` is rare but legal). */
-const SEARCH_DAYS = 366 * 5;
-
 // ---------------------------------------------------------------------------------------------
-// Slots
+// Slots: what an expression means (crontab(5), cronie's DST rules) is in runtime/cron.ts.
 
-/** The instants one cron expression names in one timezone. */
-export interface CronSlots {
-  /** The first slot strictly after `at`; undefined if none within five years. */
-  next(at: number): number | undefined;
-  /** The last slot at or before `at`; undefined if none within five years. */
-  previous(at: number): number | undefined;
-  dispose(): void;
-}
-
-/**
- * Slots are wall-clock times in `timezone` (a "wall" value below is that wall time written as if
- * it were UTC), enumerated day by day from node-cron's parsed fields, then mapped to instants.
- *
- * DST: a wall time that does not exist (02:30 on a spring-forward day) runs at the first instant
- * after the gap (03:00), so a daily job still runs that day; several slots in the gap collapse
- * into that one run. A wall time that happens twice (01:30 on a fall-back day) runs once, at its
- * first occurrence. Both keep slots in order, which `next` and `previous` rely on.
- *
- * Throws ConfigError for an unknown timezone; the expression must already pass `validate`.
- */
-export function cronSlots(expression: string, timezone: string): CronSlots {
-  const zone = zoneOffsets(timezone);
-  const fields = parse(expression);
-  // Seconds of the day that match, ascending: the cartesian product of sorted lists is sorted.
-  const times: number[] = [];
-  for (const hour of ascending(fields.hour)) {
-    for (const minute of ascending(fields.minute)) {
-      for (const second of ascending(fields.second)) times.push(hour * 3600 + minute * 60 + second);
-    }
-  }
-  const months = new Set(fields.month);
-  const plainDays = fields.dayOfMonth.every((day) => typeof day === "number") ? new Set(fields.dayOfMonth) : undefined;
-  // node-cron's own matcher, in UTC over wall values, decides the day fields (L, W, 1#2, 5L, names):
-  // at the day's first matching time every other field matches by construction. Never started.
-  const matcher = createTask(expression, () => {}, { timezone: "UTC", name: `nightshift-slots-${expression}` });
-
-  const dayMatches = (day: number): boolean => {
-    const date = new Date(day * DAY);
-    if (!months.has(date.getUTCMonth() + 1)) return false;
-    if (plainDays && !plainDays.has(date.getUTCDate())) return false;
-    return matcher.match(new Date(day * DAY + times[0]! * SECOND));
-  };
-
-  /** Matching wall times from `from` on (inclusive), forwards (1) or backwards (-1). */
-  function* walls(from: number, direction: 1 | -1): Generator<number> {
-    const firstDay = Math.floor(from / DAY);
-    for (let index = 0; index < SEARCH_DAYS; index++) {
-      const day = firstDay + direction * index;
-      if (!dayMatches(day)) continue;
-      for (let i = 0; i < times.length; i++) {
-        const wall = day * DAY + times[direction === 1 ? i : times.length - 1 - i]! * SECOND;
-        if (direction === 1 ? wall >= from : wall <= from) yield wall;
-      }
-    }
-  }
-
-  // Near an offset change a slot's wall time and instant disagree by up to the change; starting the
-  // walk a few hours early (or late) and filtering on instants covers it. Elsewhere no margin is needed.
-  const margin = (at: number) => (zone.offset(at - DAY) === zone.offset(at + DAY) ? 0 : 3 * HOUR);
-
-  return {
-    next(at) {
-      for (const wall of walls(zone.wall(at) - margin(at), 1)) {
-        const instant = zone.instant(wall);
-        if (instant > at) return instant;
-      }
-      return undefined;
-    },
-    previous(at) {
-      for (const wall of walls(zone.wall(at) + margin(at), -1)) {
-        const instant = zone.instant(wall);
-        if (instant <= at) return instant;
-      }
-      return undefined;
-    },
-    dispose: () => void matcher.destroy(),
-  };
-}
-
-function ascending(values: readonly (number | string)[]): number[] {
-  return values.filter((value): value is number => typeof value === "number").sort((a, b) => a - b);
-}
-
-/** Offsets of an IANA zone, from Intl (the only timezone data Node has). */
-function zoneOffsets(timezone: string) {
-  let format: Intl.DateTimeFormat;
-  try {
-    format = new Intl.DateTimeFormat("en-US", {
-      timeZone: timezone,
-      hourCycle: "h23",
-      year: "numeric",
-      month: "numeric",
-      day: "numeric",
-      hour: "numeric",
-      minute: "numeric",
-      second: "numeric",
-    });
-  } catch {
-    throw new ConfigError("timezone", `timezone: unknown time zone "${timezone}"; use an IANA name like Europe/Berlin or America/New_York`);
-  }
-  /** Milliseconds to add to an instant to get its wall time. */
-  const offset = (at: number): number => {
-    const whole = Math.floor(at / SECOND) * SECOND;
-    const part: Record<string, number> = {};
-    for (const { type, value } of format.formatToParts(whole)) part[type] = Number(value);
-    return Date.UTC(part.year!, part.month! - 1, part.day, part.hour, part.minute, part.second) - whole;
-  };
-  return {
-    offset,
-    wall: (at: number): number => at + offset(at),
-    /** The instant of a wall time: the earlier of two in a fold, the end of the gap in a gap. */
-    instant(wall: number): number {
-      const before = offset(wall - DAY);
-      const after = offset(wall + DAY);
-      const fits = [before, after].filter((candidate) => offset(wall - candidate) === candidate).map((candidate) => wall - candidate);
-      if (fits.length > 0) return Math.min(...fits);
-      // In a gap: `wall - after` is still on the old offset and `wall - before` already on the new
-      // one; the change lies between them, on a whole second.
-      let [old, changed] = [wall - after, wall - before];
-      while (changed - old > SECOND) {
-        const middle = old + Math.floor((changed - old) / 2 / SECOND) * SECOND;
-        if (offset(middle) === before) old = middle;
-        else changed = middle;
-      }
-      return changed;
-    },
-  };
-}
+export { cronSlots, type CronSlots } from "../runtime/cron.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Reading schedules/
 
-interface Loaded {
+export interface Loaded {
   name: string;
   path: string;
   schedule: string;
   file: TaskFile;
 }
 
-interface Rejected {
+export interface Rejected {
   name: string;
   schedule?: string;
   message: string;
 }
 
-/** Every `*.md` in `dir`, valid or not; a missing folder has none. */
-async function readSchedules(dir: string): Promise<Array<Loaded | Rejected>> {
+/** Every `*.md` in `dir`, valid or not; a missing folder has none. Also for `nightshift doctor`. */
+export async function readSchedules(dir: string): Promise<Array<Loaded | Rejected>> {
   let names: string[];
   try {
     names = (await readdir(dir, { withFileTypes: true })).filter((entry) => !entry.isDirectory()).map((entry) => entry.name);
@@ -255,29 +126,13 @@ async function readSchedule(path: string): Promise<Loaded | Rejected> {
     const fix = `add a cron expression to the front matter, like schedule: "0 7 * * 1" (07:00 every Monday), or move the file to inbox/ to run it once`;
     return { name, message: `${path}: schedule: is missing; ${fix}` };
   }
-  if (!validate(schedule)) {
+  const problem = cronProblem(schedule);
+  if (problem !== undefined) {
     const line = await lineOf(path, "schedule");
     const where = line === undefined ? path : `${path}:${line}`;
-    return { name, schedule, message: `${where}: schedule: ${cronProblem(schedule)}` };
+    return { name, schedule, message: `${where}: schedule: ${problem}` };
   }
   return { name, path, schedule, file };
-}
-
-const FIELD_NAMES: Record<string, string> = {
-  second: "second (0-59)",
-  minute: "minute (0-59)",
-  hour: "hour (0-23)",
-  dayOfMonth: "day of month (1-31, L)",
-  month: "month (1-12 or JAN-DEC)",
-  dayOfWeek: "day of week (0-7 or SUN-SAT)",
-};
-
-function cronProblem(schedule: string): string {
-  const error = validateDetailed(schedule).errors[0];
-  const fix = `write five fields, minute hour day-of-month month day-of-week (a sixth, seconds, may come first), like "0 7 * * 1"`;
-  const field = error && FIELD_NAMES[error.field];
-  if (!error || !field) return `"${schedule}" is not a cron expression${error ? ` (${error.message})` : ""}; ${fix}`;
-  return `"${schedule}" is not a valid cron expression: the ${field} field is wrong (${error.message}); ${fix}`;
 }
 
 /** The 1-based line of `key:` in the front matter, for messages; undefined if not found. */
@@ -299,6 +154,7 @@ interface Entry extends Loaded {
   next?: number;
   cancelTimer?: () => void;
   error?: string;
+  warning?: string;
 }
 
 /** Per schedule name, across reloads: the newest slot handed to `fire` and the chain of runs. */
@@ -312,7 +168,7 @@ type Trigger = "start" | "reload" | "timer" | "wake";
 export function createScheduler(options: SchedulerOptions): Scheduler {
   const { dir, timezone, clock, store } = options;
   const driftMs = options.driftMs ?? DEFAULT_DRIFT_MS;
-  zoneOffsets(timezone); // fail now on a bad zone, not at the first file
+  checkTimezone(timezone); // fail now on a bad zone, not at the first file
   const report = (event: ScheduleEvent): void => {
     try {
       options.report?.(event);
@@ -439,6 +295,11 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
         }
         if (existing) drop(existing);
         const entry: Entry = { ...item, slots: cronSlots(item.schedule, timezone) };
+        const rarity = cronRarity(item.schedule, timezone, clock.now());
+        if (rarity) {
+          entry.warning = `${item.path}: schedule ${rarity}`;
+          report({ kind: "rare", name: item.name, message: entry.warning });
+        }
         entries.set(item.name, entry);
         added.push({ entry, changed: existing !== undefined });
       }
@@ -531,7 +392,7 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
     list() {
       const rows: ScheduleStatus[] = [];
       for (const entry of entries.values()) {
-        rows.push({ name: entry.name, schedule: entry.schedule, next: entry.next, last: store.lastRun(entry.name), error: entry.error });
+        rows.push({ name: entry.name, schedule: entry.schedule, next: entry.next, last: store.lastRun(entry.name), error: entry.error, ...(entry.warning ? { warning: entry.warning } : {}) });
       }
       for (const item of rejected.values()) {
         rows.push({ name: item.name, schedule: item.schedule ?? "", last: store.lastRun(item.name), error: item.message });

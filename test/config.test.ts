@@ -20,6 +20,7 @@ describe("config.yaml", () => {
   it("refuses a Telegram watchdog shorter than a poll, a bad cron for memory jobs, and a username as an allowed user", () => {
     assert.match(configError("telegram:\n  poll_timeout: 60s\n  watchdog: 30s\n").message, /config\.yaml:3: setting `telegram\.watchdog`: must be longer than poll_timeout/);
     assert.match(configError("memory:\n  digest: every morning\n").message, /setting `memory\.digest`: must be a cron expression with 5 fields/);
+    assert.match(configError('memory:\n  consolidate: "0 3 30 2 *"\n').message, /setting `memory\.consolidate`: "0 3 30 2 \*" never runs \(February has no 30th\); fix the day/);
     assert.match(configError("telegram:\n  allowed_users: [\"@alice\"]\n").message, /telegram\.allowed_users\.0`: must be a numeric Telegram user id/);
   });
 

@@ -47,4 +47,44 @@ describe("nightly jobs", () => {
     assert.equal(runs.length, 1, "and not again until the next slot");
     jobs.close();
   });
+
+  it("says at start when a job's next run is more than a year away", async () => {
+    const clock = new FakeClock(Date.parse("2026-12-02T00:00:00Z"));
+    const warnings: string[] = [];
+    const jobs = startJobs({
+      timezone: "Europe/Berlin",
+      clock,
+      lastRun: () => undefined,
+      setLastRun: async () => {},
+      report: (_name, error) => assert.fail(String(error)),
+      warn: (_name, message) => void warnings.push(message),
+      jobs: [
+        { name: "@digest", setting: "memory.digest", cron: "0 7 29 2 *", run: async () => {} },
+        { name: "@consolidate", setting: "memory.consolidate", cron: "0 3 * * *", run: async () => {} },
+      ],
+    });
+    jobs.close();
+    assert.deepEqual(warnings, ['memory.digest: "0 7 29 2 *" next runs on 2028-02-29, more than a year away; check its day and month if that is not meant']);
+  });
+
+  it("runs a wild-hour job in both copies of the repeated hour, as cron does", async () => {
+    // 02:00 CEST → 02:00 CET on 25 October 2026 in Berlin: 02:00-02:59 twice.
+    const clock = new FakeClock(Date.parse("2026-10-24T23:30:00Z"));
+    const cursor = new Map<string, number>();
+    const runs: number[] = [];
+    const jobs = startJobs({
+      timezone: "Europe/Berlin",
+      clock,
+      lastRun: (name) => cursor.get(name),
+      setLastRun: async (name, at) => void cursor.set(name, at),
+      report: (_name, error) => assert.fail(String(error)),
+      jobs: [{ name: "@half-hourly", cron: "*/30 2 * * *", run: async (slot) => void runs.push(slot) }],
+    });
+    for (let minute = 0; minute < 4 * 60; minute++) {
+      clock.advance(60_000);
+      await settle();
+    }
+    jobs.close();
+    assert.deepEqual(runs.map((slot) => new Date(slot).toISOString()), ["2026-10-25T00:00:00.000Z", "2026-10-25T00:30:00.000Z", "2026-10-25T01:00:00.000Z", "2026-10-25T01:30:00.000Z"]);
+  });
 });

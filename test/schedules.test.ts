@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, test } from "node:test";
+import { checkSchedules, formatChecks } from "../cli/doctor.ts";
 import { createScheduler, cronSlots } from "../tasks/schedules.ts";
 import type { ScheduleEvent, Scheduler, SchedulerOptions, ScheduleStore } from "../tasks/schedules.ts";
 import { FakeClock } from "./support/fake-clock.ts";
@@ -365,7 +366,7 @@ describe("time zones", () => {
     assert.equal(iso(slots.next(at("2026-03-08T07:00:00Z"))), "2026-03-09T06:30:00.000Z"); // 02:30 EDT
     assert.equal(iso(slots.previous(at("2026-03-08T07:10:00Z"))), "2026-03-08T07:00:00.000Z");
 
-    // Every slot in the missing hour collapses into the one at 03:00.
+    // A wild job (minute or hour starts with `*`) runs only at times the clock shows: 03:00 is one.
     const halfHourly = cronSlots("*/30 * * * *", "America/New_York");
     const runs: Array<string | undefined> = [];
     for (let time = at("2026-03-08T06:00:00Z"); runs.length < 4; ) runs.push(iso((time = halfHourly.next(time)!)));
@@ -390,12 +391,129 @@ describe("time zones", () => {
     assert.equal(iso(slots.previous(at("2026-11-01T06:45:00Z"))), "2026-11-01T05:30:00.000Z");
   });
 
-  test("node-cron's day tokens and six-field expressions are honoured", () => {
+  test("day tokens (L, 1#2, names) and six-field expressions are honoured", () => {
     const from = at("2026-02-10T00:00:00Z");
     assert.equal(iso(cronSlots("0 9 L * *", "UTC").next(from)), "2026-02-28T09:00:00.000Z");
     assert.equal(iso(cronSlots("0 9 * * 1#2", "UTC").next(from)), "2026-03-09T09:00:00.000Z");
     assert.equal(iso(cronSlots("0 9 * * MON-FRI", "UTC").next(at("2026-02-14T00:00:00Z"))), "2026-02-16T09:00:00.000Z");
     assert.equal(iso(cronSlots("*/15 * * * * *", "UTC").next(from)), "2026-02-10T00:00:15.000Z");
     assert.equal(iso(cronSlots("0 0 1 1 *", "UTC").previous(from)), "2026-01-01T00:00:00.000Z");
+  });
+});
+
+/** The runs of `expression` in `timezone` in (from, to]. */
+function runs(expression: string, timezone: string, from: string, to: string): string[] {
+  const slots = cronSlots(expression, timezone);
+  const found: string[] = [];
+  for (let time = slots.next(at(from)); time !== undefined && time <= at(to); time = slots.next(time)) found.push(iso(time)!);
+  slots.dispose();
+  return found;
+}
+
+describe("what a crontab means", () => {
+  test("when day of month and day of week are both restricted, either one matching runs the job", async () => {
+    assert.deepEqual(runs("0 9 1 * MON", "UTC", "2026-06-01T10:00:00Z", "2026-07-06T09:00:00Z"), [
+      "2026-06-08T09:00:00.000Z", "2026-06-15T09:00:00.000Z", "2026-06-22T09:00:00.000Z", "2026-06-29T09:00:00.000Z", // Mondays
+      "2026-07-01T09:00:00.000Z", // the 1st, a Wednesday
+      "2026-07-06T09:00:00.000Z",
+    ]);
+    assert.deepEqual(runs("0 9 1,15 * 5", "Europe/Berlin", "2026-05-01T10:00:00Z", "2026-06-15T09:00:00Z"), [
+      "2026-05-08T07:00:00.000Z", "2026-05-15T07:00:00.000Z", "2026-05-22T07:00:00.000Z", "2026-05-29T07:00:00.000Z",
+      "2026-06-01T07:00:00.000Z", "2026-06-05T07:00:00.000Z", "2026-06-12T07:00:00.000Z", "2026-06-15T07:00:00.000Z",
+    ]);
+    // A field starting with `*` (even `*/2`) is a star: then both must match, as cronie does.
+    assert.deepEqual(runs("0 9 */2 * 1", "UTC", "2026-05-01T10:00:00Z", "2026-06-15T09:00:00Z"), ["2026-05-11T09:00:00.000Z", "2026-05-25T09:00:00.000Z", "2026-06-01T09:00:00.000Z", "2026-06-15T09:00:00.000Z"]);
+    assert.deepEqual(runs("0 9 * * MON", "UTC", "2026-06-01T10:00:00Z", "2026-06-16T00:00:00Z"), ["2026-06-08T09:00:00.000Z", "2026-06-15T09:00:00.000Z"]);
+
+    // Through the scheduler: the 1st of July, a Wednesday, runs `0 9 1 * MON`.
+    const h = harness({ files: { "monthly.md": scheduleFile("0 9 1 * MON") }, now: "2026-06-30T12:00:00Z", lastRun: { monthly: "2026-06-29T09:00:00Z" } });
+    await h.scheduler.start();
+    await advance(h.clock, DAY);
+    assert.deepEqual(h.fired.map((run) => run.due), ["2026-07-01T09:00:00.000Z"]);
+  });
+
+  for (const [zone, night, from, to, expected] of [
+    // 02:00 EST → 03:00 EDT on 8 March 2026
+    ["America/New_York", "spring forward", "2026-03-08T05:00:00Z", "2026-03-08T09:00:00Z", ["05:30", "06:30", "07:30", "08:30"]],
+    // 02:00 AEST → 03:00 AEDT on 4 October 2026
+    ["Australia/Sydney", "spring forward", "2026-10-03T14:00:00Z", "2026-10-03T18:00:00Z", ["14:30", "15:30", "16:30", "17:30"]],
+  ] as const) {
+    test(`a job with a wild hour does not run at the end of the skipped hour (${zone}, ${night})`, async () => {
+      // `30 * * * *`: 00:30, 01:30, then 03:30; the clock never shows 02:30, and 03:00 is not :30.
+      assert.deepEqual(runs("30 * * * *", zone, from, to).map((time) => time.slice(11, 16)), expected);
+      const h = harness({ files: { "hourly.md": scheduleFile("30 * * * *") }, now: from, timezone: zone, lastRun: { hourly: from } });
+      await h.scheduler.start();
+      for (let minute = 0; minute < 4 * 60; minute++) await advance(h.clock, MINUTE);
+      assert.deepEqual(h.fired.map((run) => run.due.slice(11, 16)), expected);
+      assert.ok(h.fired.every((run) => !run.catchUp));
+    });
+  }
+
+  for (const [zone, from, to] of [
+    // 02:00 EDT → 01:00 EST on 1 November 2026: 01:00-01:59 twice
+    ["America/New_York", "2026-11-01T04:59:00Z", "2026-11-01T07:00:00Z"],
+    // 03:00 AEDT → 02:00 AEST on 5 April 2026: 02:00-02:59 twice
+    ["Australia/Sydney", "2026-04-04T14:59:00Z", "2026-04-04T17:00:00Z"],
+  ] as const) {
+    test(`*/15 runs four times in each copy of the repeated hour (${zone}, fall back)`, async () => {
+      const quarters = Array.from({ length: 9 }, (_, i) => iso(at(from) + MINUTE + i * 15 * MINUTE));
+      assert.deepEqual(runs("*/15 * * * *", zone, from, to), quarters, "4 in the first copy, 4 in the second, then the hour after");
+      const h = harness({ files: { "quarterly.md": scheduleFile("*/15 * * * *") }, now: from, timezone: zone, lastRun: { quarterly: from } });
+      await h.scheduler.start();
+      for (let minute = 0; minute < 121; minute++) await advance(h.clock, MINUTE);
+      assert.deepEqual(h.fired.map((run) => run.due), quarters);
+    });
+  }
+});
+
+describe("cronie's daylight-saving rules for fixed-time jobs", () => {
+  test("a time skipped by spring forward runs right after the jump, in the southern hemisphere and at +12:45 too", () => {
+    // 02:30 does not exist in Sydney on 4 October 2026: it runs at 03:00 AEDT (16:00Z).
+    assert.deepEqual(runs("30 2 * * *", "Australia/Sydney", "2026-10-02T00:00:00Z", "2026-10-05T00:00:00Z"), ["2026-10-02T16:30:00.000Z", "2026-10-03T16:00:00.000Z", "2026-10-04T15:30:00.000Z"]);
+    // Chatham skips 02:45-03:45 on 27 September 2026: 03:00 runs at 03:45 (14:00Z).
+    assert.deepEqual(runs("0 3 * * *", "Pacific/Chatham", "2026-09-25T00:00:00Z", "2026-09-28T00:00:00Z"), ["2026-09-25T14:15:00.000Z", "2026-09-26T14:00:00.000Z", "2026-09-27T13:15:00.000Z"]);
+  });
+
+  test("a time in the repeated hour runs once, at its first occurrence", () => {
+    assert.deepEqual(runs("30 2 * * *", "Australia/Sydney", "2026-04-03T00:00:00Z", "2026-04-06T00:00:00Z"), ["2026-04-03T15:30:00.000Z", "2026-04-04T15:30:00.000Z", "2026-04-05T16:30:00.000Z"]);
+    // A stepped range is fixed-time in cronie (its hour field does not start with `*`): 01:00 once.
+    assert.deepEqual(runs("0 1-3/2 * * *", "America/New_York", "2026-11-01T04:00:00Z", "2026-11-01T09:00:00Z"), ["2026-11-01T05:00:00.000Z", "2026-11-01T08:00:00.000Z"]);
+  });
+});
+
+describe("schedules that run rarely or never", () => {
+  test("are reported at load with their next run, or why they never run, and keep their warning in the list", async () => {
+    const h = harness({
+      files: { "never.md": scheduleFile("0 0 30 2 *"), "leap.md": scheduleFile("0 0 29 2 *"), "daily.md": scheduleFile("0 7 * * *") },
+      now: "2026-12-02T00:00:00Z",
+    });
+    await h.scheduler.start();
+    const rare = Object.fromEntries(h.events.filter((event) => event.kind === "rare").map((event) => [event.name, event.message]));
+    assert.deepEqual(Object.keys(rare).sort(), ["leap", "never"]);
+    assert.match(rare.never!, /schedules\/never\.md: schedule "0 0 30 2 \*" never runs \(February has no 30th\); fix the day$/);
+    assert.match(rare.leap!, /schedules\/leap\.md: schedule "0 0 29 2 \*" next runs on 2028-02-29, more than a year away/);
+    const list = Object.fromEntries(h.scheduler.list().map((row) => [row.name, row]));
+    assert.equal(list.never!.next, undefined);
+    assert.equal(list.never!.error, undefined, "valid, so not an error");
+    assert.match(list.never!.warning!, /never runs/);
+    assert.equal(list.daily!.warning, undefined);
+
+    // Not said again on a reload of the same files.
+    const before = h.events.length;
+    await h.scheduler.reload();
+    assert.equal(h.events.length, before);
+  });
+
+  test("doctor warns about them, and about a memory job more than a year away", async () => {
+    const home = tempDir();
+    cleanups.push(() => home.cleanup());
+    writeTree(join(home.path, "schedules"), { "never.md": scheduleFile("0 0 30 2 *"), "daily.md": scheduleFile("0 7 * * *"), "bad.md": scheduleFile("61 7 * * *") });
+    const checks = checkSchedules({ home: home.path, timezone: "Europe/Berlin", jobs: { "memory.consolidate": "0 3 * * *", "memory.digest": "0 7 29 2 *" }, now: at("2026-12-02T00:00:00Z") });
+    const text = formatChecks(await checks);
+    assert.match(text, /! .*schedules\/never\.md: schedule "0 0 30 2 \*" never runs \(February has no 30th\); fix the day/);
+    assert.match(text, /! memory\.digest: "0 7 29 2 \*" next runs on 2028-02-29, more than a year away/);
+    assert.match(text, /✗ .*bad\.md:3: schedule: "61 7 \* \* \*" is not a valid cron expression/);
+    assert.match(text, /✓ schedules: daily \(next 2026-12-02 07:00 Europe\/Berlin\)/);
+    assert.doesNotMatch(text, /consolidate/);
   });
 });
