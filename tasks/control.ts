@@ -64,7 +64,10 @@ async function handle(req: IncomingMessage, res: ServerResponse, daemon: Daemon,
     return action ? reply(res, 200, { text: await action() }) : reply(res, 404, { error: `no action ${parts[1]}` });
   }
   if (req.method === "GET" && url.pathname === "/health") return reply(res, 200, { pid: process.pid });
-  if (req.method === "GET" && url.pathname === "/tasks") return reply(res, 200, { tasks: daemon.list() });
+  if (req.method === "GET" && url.pathname === "/tasks") {
+    const limit = Math.min(1000, Math.max(1, Number(url.searchParams.get("limit")) || 30));
+    return reply(res, 200, { tasks: daemon.tasks.overview(limit), total: daemon.tasks.count() });
+  }
   if (req.method === "GET" && url.pathname === "/approvals") return reply(res, 200, { approvals: approvals.pending() });
   if (req.method === "POST" && parts[0] === "approvals" && parts[1]) {
     const parsed = answerSchema.safeParse(await readJson(req));
@@ -73,7 +76,7 @@ async function handle(req: IncomingMessage, res: ServerResponse, daemon: Daemon,
     return reply(res, 200, approvals.answer(parts[1], { decision, by, ...(reason ? { reason } : {}) }));
   }
   if (req.method === "GET" && parts[0] === "tasks" && parts[1]) {
-    const task = daemon.get(parts[1]);
+    const task = daemon.tasks.find(parts[1]);
     return task ? reply(res, 200, { task }) : reply(res, 404, { error: `no task ${parts[1]}` });
   }
   if (req.method === "POST" && parts[0] === "tasks" && parts[1] && parts[2] === "cancel") {
@@ -131,9 +134,11 @@ async function readJson(req: IncomingMessage): Promise<unknown> {
 
 /** The CLI's side. `undefined` from `connect` means no daemon is running. */
 export interface DaemonClient {
-  list(): Promise<TaskRecord[]>;
+  /** The active tasks and the newest `limit` (default 30), newest first, and how many there are in all. */
+  list(limit?: number): Promise<{ tasks: TaskRecord[]; total: number }>;
   pendingApprovals(): Promise<ApprovalRecord[]>;
   answer(id: string, decision: "once" | "task" | "deny", reason?: string): Promise<AnswerResult>;
+  /** By id, or an inbox task by its file name. */
   get(id: string): Promise<TaskRecord | undefined>;
   cancel(id: string): Promise<string>;
   /** Runs one of the daemon's actions (`consolidate`, `undo`, `digest`) and returns its text. */
@@ -161,7 +166,10 @@ export async function connectDaemon(home: string): Promise<DaemonClient | undefi
     return undefined; // a socket file left behind by a daemon that is gone
   }
   return {
-    list: async () => (await call("GET", "/tasks")).json.tasks,
+    list: async (limit = 30) => {
+      const { json } = await call("GET", `/tasks?limit=${limit}`);
+      return { tasks: json.tasks ?? [], total: json.total ?? 0 };
+    },
     pendingApprovals: async () => (await call("GET", "/approvals")).json.approvals,
     answer: async (id, decision, reason) => (await call("POST", `/approvals/${encodeURIComponent(id)}`, { decision, ...(reason ? { reason } : {}) })).json,
     get: async (id) => (await call("GET", `/tasks/${encodeURIComponent(id)}`)).json.task,

@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { afterEach, describe, it } from "node:test";
 import { readSessionLog } from "../runtime/session-log.ts";
 import { tempDir } from "./support/home.ts";
+import { readTasks } from "./support/state-history.ts";
 import { agent, CLI, nightshift, until } from "./support/cli.ts";
 import { startMessagesApi, type MessagesApi } from "./support/messages-api.ts";
 
@@ -144,9 +145,9 @@ describe("nightshift start", () => {
     first.child.kill("SIGTERM");
     assert.equal(await first.exited, 0);
     assert.match(first.output(), /SIGTERM: stopping/);
-    const state = JSON.parse(readFileSync(join(s.home, "state", "nightshift.json"), "utf8"));
-    assert.equal(state.tasks[0].state, "queued");
-    assert.equal(state.tasks[0].crashes, 0);
+    const [stopped] = readTasks(s.home);
+    assert.equal(stopped?.state, "queued");
+    assert.equal(stopped?.crashes, 0);
 
     s.api.respondWith(agent("true"));
     await startDaemon(s);
@@ -162,12 +163,12 @@ describe("nightshift start", () => {
     await until(() => existsSync(join(s.home, "outbox", "one.md")), "the first result");
     first.child.kill("SIGTERM");
     await first.exited;
-    writeFileSync(join(s.home, "state", "nightshift.json"), "{ this is not json");
+    writeFileSync(join(s.home, "state", "nightshift.db"), "{ this is not a database");
 
     const second = await startDaemon(s);
-    assert.match(second.output(), /! STATE FILE DAMAGED .*moved to .*nightshift\.json\.damaged-.* and rebuilt from the session logs and inbox\/\.done \(1 tasks\)/);
-    const aside = readdirSync(join(s.home, "state")).find((name) => name.startsWith("nightshift.json.damaged-"));
-    assert.equal(readFileSync(join(s.home, "state", aside!), "utf8"), "{ this is not json");
+    assert.match(second.output(), /! STATE FILE DAMAGED .*moved to .*nightshift\.db\.damaged-.* and rebuilt from the session logs and inbox\/\.done \(1 tasks\)/);
+    const aside = readdirSync(join(s.home, "state")).find((name) => name.startsWith("nightshift.db.damaged-") && !name.endsWith("-wal") && !name.endsWith("-shm"));
+    assert.equal(readFileSync(join(s.home, "state", aside!), "utf8"), "{ this is not a database");
     const status = await nightshift(["status"], s.env);
     assert.match(status.stdout, /done .* One/);
   });
@@ -206,9 +207,8 @@ describe("nightshift start", () => {
     await until(() => sessionIds(s.home).length === 1, "the first task to start");
     writeFileSync(join(s.home, "inbox", "second.md"), task("Second"));
     await until(() => existsSync(join(s.home, "inbox", ".done", "second.md")), "the second task to be queued");
-    const state = async () => JSON.parse(readFileSync(join(s.home, "state", "nightshift.json"), "utf8"));
-    await until(() => { try { return JSON.parse(readFileSync(join(s.home, "state", "nightshift.json"), "utf8")).tasks.length === 2; } catch { return false; } }, "the queue");
-    const second = (await state()).tasks.find((t: { name: string }) => t.name === "second.md");
+    await until(() => readTasks(s.home).length === 2, "the queue");
+    const second = readTasks(s.home).find((t) => t.name === "second.md")!;
     const cancelled = await nightshift(["cancel", second.id], s.env);
     assert.match(cancelled.stdout, /cancelled .* before it started/);
     assert.match(readFileSync(join(s.home, "outbox", "second.md"), "utf8"), /status: cancelled/);
