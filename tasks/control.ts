@@ -76,7 +76,7 @@ async function handle(req: IncomingMessage, res: ServerResponse, daemon: Daemon,
     return reply(res, 200, approvals.answer(parts[1], { decision, by, ...(reason ? { reason } : {}) }));
   }
   if (req.method === "GET" && parts[0] === "tasks" && parts[1]) {
-    const task = daemon.tasks.find(parts[1]);
+    const task = daemon.tasks.find(decodeURIComponent(parts[1])); // an inbox file name may hold spaces
     return task ? reply(res, 200, { task }) : reply(res, 404, { error: `no task ${parts[1]}` });
   }
   if (req.method === "POST" && parts[0] === "tasks" && parts[1] && parts[2] === "cancel") {

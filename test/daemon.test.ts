@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { afterEach, describe, it } from "node:test";
 import { readSessionLog } from "../runtime/session-log.ts";
 import { tempDir } from "./support/home.ts";
-import { readTasks } from "./support/state-history.ts";
+import { readTasks, syntheticId, writeV1State } from "./support/state-history.ts";
 import { agent, CLI, nightshift, until } from "./support/cli.ts";
 import { startMessagesApi, type MessagesApi } from "./support/messages-api.ts";
 
@@ -171,6 +171,30 @@ describe("nightshift start", () => {
     assert.equal(readFileSync(join(s.home, "state", aside!), "utf8"), "{ this is not a database");
     const status = await nightshift(["status"], s.env);
     assert.match(status.stdout, /done .* One/);
+  });
+
+  it("moves a state file of 1,000 tasks from an earlier version into SQLite and still shows the old tasks", async () => {
+    const s = (current = await setup());
+    writeV1State(s.home, 1_000, Date.now(), { queued: false });
+    const before = await nightshift(["status"], s.env);
+    assert.match(before.stdout, /no daemon running[\s\S]*Synthetic task 999\n[\s\S]*\(970 older not shown/);
+
+    const daemon = await startDaemon(s);
+    assert.match(daemon.output(), /! STATE MOVED TO SQLITE: 1000 tasks from .*nightshift\.json are now in .*nightshift\.db \(1000 added\); the old file is kept as .*nightshift\.json\.migrated-/);
+    const oldest = await nightshift(["status", syntheticId(0)], s.env);
+    assert.equal(oldest.code, 0, oldest.stderr);
+    assert.match(oldest.stdout, new RegExp(`^${syntheticId(0)} {2}done {2}"Synthetic task 0" {2}7 turns`));
+    assert.match((await nightshift(["status", "task 1.md"], s.env)).stdout, /"Synthetic task 1"/);
+    const list = await nightshift(["status"], s.env);
+    assert.match(list.stdout, /daemon running[\s\S]*Synthetic task 999\n[\s\S]*\(970 older not shown/);
+    assert.doesNotMatch(list.stdout, /Synthetic task 969\n/);
+    const digest = await nightshift(["digest"], s.env);
+    assert.match(digest.stdout, /Tasks: 900 done, 100 failed or cancelled/, "the last 24 hours' tasks, all from before the move");
+
+    daemon.child.kill("SIGTERM");
+    await daemon.exited;
+    const stopped = await nightshift(["status", syntheticId(9)], s.env);
+    assert.match(stopped.stdout, /failed {2}"Synthetic task 9"[\s\S]*the budget ran out/, "read from the SQLite file without a daemon");
   });
 
   it("cancels a running task, killing its command", async () => {

@@ -7,9 +7,9 @@ import { readStateQuietly, type TaskRecord } from "../../tasks/state.ts";
  * Nightshift wrote it before the task history moved to SQLite: `n` finished tasks (every tenth
  * failed, every third from Telegram, the rest from the inbox), each record about 1.2 KB as real
  * ones are, a minute apart and ending at `now`, plus one queued task, `hot-task`, and one schedule
- * cursor. Returns the ids, oldest first (`hot-task` last).
+ * cursor (`queued: false` leaves the queued task out). Returns the ids (`hot-task` last).
  */
-export function writeV1State(home: string, n: number, now: number): string[] {
+export function writeV1State(home: string, n: number, now: number, options: { queued?: boolean } = {}): string[] {
   const prompt = "Look through the project's open issues, pick the three oldest, and write a short summary of each with what blocks it. ".repeat(6);
   const record = (index: number, state: string) => ({
     id: index < 0 ? "hot-task" : syntheticId(index),
@@ -35,7 +35,7 @@ export function writeV1State(home: string, n: number, now: number): string[] {
     cost_usd: state === "queued" ? 0 : 0.0421,
   });
   const tasks = Array.from({ length: n }, (_, index) => record(index, index % 10 === 9 ? "failed" : "done"));
-  tasks.push(record(-1, "queued"));
+  if (options.queued !== false) tasks.push(record(-1, "queued"));
   mkdirSync(join(home, "state"), { recursive: true });
   writeFileSync(join(home, "state", "nightshift.json"), JSON.stringify({ version: 1, tasks, schedules: { "daily.md": { last_run: now } } }));
   return tasks.map((task) => task.id);
