@@ -10,7 +10,8 @@ import { startJobs } from "./jobs.ts";
 import { createMemoryService } from "./memory-service.ts";
 import { createInbox } from "../tasks/inbox.ts";
 import { createScheduler } from "../tasks/schedules.ts";
-import { openState } from "../tasks/state.ts";
+import { openState, StateRefused } from "../tasks/state.ts";
+import { UsageError } from "./usage.ts";
 import { readTaskFile, taskFromPrompt, toTaskSpec } from "../tasks/index.ts";
 import { initHome } from "./init.ts";
 
@@ -40,7 +41,9 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
   const trace = createTraceLogger(join(home, "logs", "trace.jsonl"), config.log_level);
   const newId = () => runtime.newSessionId();
   const specOf = async (name: string, id: string) => toTaskSpec(await readTaskFile(join(home, "inbox", ".done", name)), { loaded, id, fileName: name, source: `inbox:${name}` });
-  const { store, recovered, migrated } = await openState(home, clock.now, specOf);
+  const { store, recovered, migrated } = await openState(home, clock.now, specOf).catch((error: unknown) => {
+    throw error instanceof StateRefused ? new UsageError(error.message) : error; // said plainly, without a stack
+  });
   if (recovered) {
     const message = `STATE FILE DAMAGED (${recovered.problem}): moved to ${recovered.movedTo} and rebuilt from the session logs and inbox/.done (${recovered.tasks} tasks)`;
     stderr.write(`! ${message}\n`);

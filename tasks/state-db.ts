@@ -1,4 +1,5 @@
-import { DatabaseSync, type StatementSync } from "node:sqlite";
+import { createRequire } from "node:module";
+import type { DatabaseSync, StatementSync } from "node:sqlite";
 
 /**
  * The task state's SQLite file (state/nightshift.db) through Node's built-in `node:sqlite`: one
@@ -8,11 +9,29 @@ import { DatabaseSync, type StatementSync } from "node:sqlite";
  * Rows hold the task record as JSON; the columns beside it exist to be indexed.
  */
 
+/** Loaded when first used, so that an older Node says what it lacks instead of failing to load the CLI at all. */
+function sqlite(): typeof import("node:sqlite") {
+  try {
+    return createRequire(import.meta.url)("node:sqlite") as typeof import("node:sqlite");
+  } catch {
+    throw new StateRefused(`Nightshift keeps its state with node:sqlite, which needs Node 22.13 or newer (this is ${process.version}); run it through npm (npx nightshift …) or install Node 24`);
+  }
+}
+
 /** Bumped when the tables change; a file from a newer Nightshift is refused, not rebuilt. */
 export const SCHEMA_VERSION = 2;
 
-export class NewerStateError extends Error {
-  override name = "NewerStateError";
+/** The file may be fine, but this Nightshift cannot open it (a newer schema, no node:sqlite): never moved aside. */
+export class StateRefused extends Error {
+  override name = "StateRefused";
+}
+
+/** True for what SQLite says of a damaged file: not a database, corrupt, or tables missing. */
+export function isDamage(error: unknown): boolean {
+  const { errcode, message } = error as { errcode?: number; message?: string };
+  if (typeof errcode !== "number") return false;
+  const primary = errcode & 0xff;
+  return primary === 26 || primary === 11 || (primary === 1 && /no such (table|column)/.test(message ?? ""));
 }
 
 /** Written out, not bound: SQLite uses a partial index only for a query whose WHERE visibly implies the index's. */
@@ -82,15 +101,15 @@ export interface TaskDb {
 
 /**
  * Opens (creating if need be) the file. Throws what SQLite throws for a file that is not a
- * database, and NewerStateError for one a newer Nightshift wrote. `readOnly` never writes, for the
+ * database (see `isDamage`), and StateRefused for one a newer Nightshift wrote. `readOnly` never writes, for the
  * CLI while no daemon runs (the daemon is the only writer).
  */
 export function openTaskDb(file: string, readOnly = false): TaskDb {
-  const db = new DatabaseSync(file, readOnly ? { readOnly: true } : {});
+  const db = new (sqlite().DatabaseSync)(file, readOnly ? { readOnly: true } : {});
   try {
     db.exec("PRAGMA busy_timeout = 2000");
     const version = (db.prepare("PRAGMA user_version").get() as { user_version: number }).user_version;
-    if (version > SCHEMA_VERSION) throw new NewerStateError(`${file} was written by a newer Nightshift (schema ${version}, this one knows ${SCHEMA_VERSION}); update Nightshift`);
+    if (version > SCHEMA_VERSION) throw new StateRefused(`${file} was written by a newer Nightshift (schema ${version}, this one knows ${SCHEMA_VERSION}); update Nightshift`);
     if (!readOnly) {
       makeDurable(db);
       if (version < SCHEMA_VERSION) db.exec(`BEGIN; ${SCHEMA} PRAGMA user_version = ${SCHEMA_VERSION}; COMMIT;`);

@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync } from "no
 import { join } from "node:path";
 import { z } from "zod";
 import { readSessionLog, type TaskSpec } from "../runtime/index.ts";
-import { NewerStateError, openTaskDb, type TaskDb, type TaskRow } from "./state-db.ts";
+import { isDamage, openTaskDb, StateRefused, type TaskDb, type TaskRow } from "./state-db.ts";
 
 /**
  * The daemon's state: every task (the queue and the history) and the schedules' and jobs' last
@@ -132,7 +132,7 @@ export async function openState(home: string, now: () => number, specOf?: SpecOf
   try {
     loaded = load(file);
   } catch (error) {
-    if (error instanceof NewerStateError) throw error;
+    if (!(isDamage(error) || error instanceof z.ZodError || error instanceof SyntaxError)) throw openProblem(file, error);
     const movedTo = `${file}.damaged-${stamp(now())}`;
     for (const suffix of ["", "-wal", "-shm"]) if (existsSync(file + suffix)) renameSync(file + suffix, movedTo + suffix);
     loaded = load(file);
@@ -190,7 +190,7 @@ export function readStateQuietly(home: string): TaskReader & { close(): void } {
   try {
     db = openTaskDb(file, true);
   } catch (error) {
-    if (error instanceof NewerStateError) throw new StateUnreadable(error.message);
+    if (!isDamage(error)) throw new StateUnreadable(openProblem(file, error).message);
     throw new StateUnreadable(`${file} is damaged (${problemOf(error)}); \`nightshift start\` moves it aside and rebuilds it from the session logs`);
   }
   const hot = new Map(db.active().map((json) => parseRecord(json)).map((task) => [task.id, task]));
@@ -224,6 +224,11 @@ function load(file: string): Loaded {
 function insertAll(db: TaskDb, tasks: TaskRecord[], mode: "replace" | "ignore" = "replace"): number {
   db.transaction(() => tasks.forEach((task) => db.put(rowOf(task), JSON.stringify(task), mode)));
   return tasks.length;
+}
+
+/** A failure that is not damage (permissions, a full disk, an old Node): said as it is, the file left alone. */
+function openProblem(file: string, error: unknown): Error {
+  return error instanceof StateRefused ? error : new StateRefused(`could not open ${file}: ${(error as Error).message}`, { cause: error });
 }
 
 function problemOf(error: unknown): string {
@@ -368,3 +373,4 @@ async function rebuildTasks(home: string, now: () => number, specOf?: SpecOf): P
 }
 
 export type { TaskSpec };
+export { StateRefused } from "./state-db.ts";

@@ -3,6 +3,7 @@ import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { copyFileSync, existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { DatabaseSync } from "node:sqlite";
 import { afterEach, describe, it } from "node:test";
 import { openState } from "../tasks/state.ts";
 import { tempDir } from "./support/home.ts";
@@ -93,6 +94,22 @@ describe("moving a version-1 state file into SQLite", () => {
     assert.match(recovered!.movedTo, /nightshift\.json\.damaged-/);
     assert.equal(readFileSync(recovered!.movedTo, "utf8"), damaged);
     store.close();
+  });
+});
+
+describe("a state file this Nightshift cannot open", () => {
+  it("refuses a file from a newer version and leaves it where it is", async () => {
+    const h = home();
+    const { store } = await openState(h, () => NOW);
+    store.close();
+    const file = join(h, "state", "nightshift.db");
+    const db = new DatabaseSync(file);
+    db.exec("PRAGMA user_version = 99");
+    db.close();
+    const before = readFileSync(file);
+    await assert.rejects(openState(h, () => NOW), (error: Error) => error.name === "StateRefused" && /newer Nightshift \(schema 99.*update Nightshift/.test(error.message));
+    assert.deepEqual(readFileSync(file), before);
+    assert.deepEqual(readdirSync(join(h, "state")).filter((name) => name.includes("damaged")), []);
   });
 });
 
