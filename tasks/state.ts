@@ -114,6 +114,10 @@ export interface OpenedState {
 export type SpecOf = (name: string, id: string) => Promise<TaskSpec | undefined>;
 
 const stamp = (at: number) => new Date(at).toISOString().replace(/[:.]/g, "-");
+/** `path`, or `path-2`, `path-3`…: a file moved aside never replaces one moved aside before. */
+const freePath = (path: string) => {
+  for (let n = 1; ; n++) if (!existsSync(n === 1 ? path : `${path}-${n}`)) return n === 1 ? path : `${path}-${n}`;
+};
 const rowOf = (task: TaskRecord): TaskRow => ({ id: task.id, state: task.state, created: task.created, finished: task.finished, name: task.name, source: task.spec.source });
 const parseRecord = (json: string) => taskRecordSchema.parse(JSON.parse(json));
 
@@ -133,7 +137,7 @@ export async function openState(home: string, now: () => number, specOf?: SpecOf
     loaded = load(file);
   } catch (error) {
     if (!(isDamage(error) || error instanceof z.ZodError || error instanceof SyntaxError)) throw openProblem(file, error);
-    const movedTo = `${file}.damaged-${stamp(now())}`;
+    const movedTo = freePath(`${file}.damaged-${stamp(now())}`);
     for (const suffix of ["", "-wal", "-shm"]) if (existsSync(file + suffix)) renameSync(file + suffix, movedTo + suffix);
     loaded = load(file);
     recovered = { movedTo, problem: problemOf(error), tasks: insertAll(loaded.db, await rebuildTasks(home, now, specOf)) };
@@ -155,11 +159,11 @@ export async function openState(home: string, now: () => number, specOf?: SpecOf
         for (const [name, { last_run }] of Object.entries(old.schedules)) loaded.db.setCursor(name, last_run, "ignore");
         return count;
       });
-      const movedTo = `${v1}.migrated-${stamp(now())}`;
+      const movedTo = freePath(`${v1}.migrated-${stamp(now())}`);
       renameSync(v1, movedTo);
       migrated = { from: v1, movedTo, tasks: tasks.length, added };
     } else {
-      const movedTo = `${v1}.damaged-${stamp(now())}`;
+      const movedTo = freePath(`${v1}.damaged-${stamp(now())}`);
       renameSync(v1, movedTo);
       recovered = { movedTo, problem: problem!, tasks: insertAll(loaded.db, await rebuildTasks(home, now, specOf), "ignore") };
     }
@@ -193,8 +197,13 @@ export function readStateQuietly(home: string): TaskReader & { close(): void } {
     if (!isDamage(error)) throw new StateUnreadable(openProblem(file, error).message);
     throw new StateUnreadable(`${file} is damaged (${problemOf(error)}); \`nightshift start\` moves it aside and rebuilds it from the session logs`);
   }
-  const hot = new Map(db.active().map((json) => parseRecord(json)).map((task) => [task.id, task]));
-  return { ...dbReader(db, hot), close: () => db.close() };
+  try {
+    const hot = new Map(db.active().map((json) => parseRecord(json)).map((task) => [task.id, task]));
+    return { ...dbReader(db, hot), close: () => db.close() };
+  } catch (error) {
+    db.close();
+    throw new StateUnreadable(`${file} is damaged (${problemOf(error)}); \`nightshift start\` moves it aside and rebuilds it from the session logs`);
+  }
 }
 
 /** The state cannot be read (damaged, or from a newer version); the message says what to do. */
@@ -240,8 +249,11 @@ function problemOf(error: unknown): string {
 function dbReader(db: TaskDb, hot: Map<string, TaskRecord>): TaskReader {
   const parsed = (json: string | undefined) => {
     if (json === undefined) return undefined;
-    const result = taskRecordSchema.safeParse(JSON.parse(json));
-    return result.success ? result.data : undefined;
+    try {
+      return taskRecordSchema.parse(JSON.parse(json));
+    } catch {
+      return undefined;
+    }
   };
   const all = (jsons: string[]) => jsons.map(parsed).filter((task): task is TaskRecord => task !== undefined);
   const get = (id: string) => hot.get(id) ?? parsed(db.get(id));

@@ -75,8 +75,10 @@ describe("moving a version-1 state file into SQLite", () => {
 
     // A crash after the import's commit but before the rename leaves both files: the next open imports again.
     copyFileSync(first.migrated!.movedTo, v1);
-    const second = await openState(h, () => NOW + 1);
+    const second = await openState(h, () => NOW);
     assert.equal(second.migrated?.added, 0);
+    assert.notEqual(second.migrated?.movedTo, first.migrated!.movedTo, "a kept file is never replaced");
+    assert.equal(readFileSync(first.migrated!.movedTo, "utf8"), original);
     assert.equal(second.store.count(), 1_001);
     assert.equal(second.store.get("hot-task")?.state, "running", "a change made after the first import is not undone");
     assert.equal(second.store.find("task 1.md")?.id, syntheticId(1));
