@@ -163,7 +163,11 @@ export function openTaskDb(file: string, readOnly = false): TaskDb {
         db.exec("COMMIT");
         return result;
       } catch (error) {
-        if (db.isTransaction) db.exec("ROLLBACK");
+        try {
+          db.exec("ROLLBACK");
+        } catch {
+          // SQLite already rolled it back (a full disk, an I/O error): nothing is left to undo.
+        }
         throw error;
       } finally {
         depth--;
