@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { afterEach, describe, it } from "node:test";
 import { readSessionLog } from "../runtime/session-log.ts";
 import { tempDir } from "./support/home.ts";
+import { openState } from "../tasks/state.ts";
 import { readTasks, syntheticId, writeV1State } from "./support/state-history.ts";
 import { agent, CLI, nightshift, until } from "./support/cli.ts";
 import { startMessagesApi, type MessagesApi } from "./support/messages-api.ts";
@@ -195,6 +196,32 @@ describe("nightshift start", () => {
     await daemon.exited;
     const stopped = await nightshift(["status", syntheticId(9)], s.env);
     assert.match(stopped.stdout, /failed {2}"Synthetic task 9"[\s\S]*the budget ran out/, "read from the SQLite file without a daemon");
+  });
+
+  it("finishes a task once when the daemon died between its result file and its state write", async () => {
+    const s = (current = await setup());
+    s.api.respondWith(agent("echo once"));
+    const first = await startDaemon(s);
+    writeFileSync(join(s.home, "inbox", "once.md"), task("Once"));
+    await until(() => existsSync(join(s.home, "outbox", "once.md")) && readTasks(s.home)[0]?.state === "done", "the result");
+    first.child.kill("SIGTERM");
+    await first.exited;
+    // What a kill right after writeResult leaves: the result file is there, the state still says running.
+    const [done] = readTasks(s.home);
+    const { store } = await openState(s.home, Date.now);
+    await store.change(done!.id, { state: "running", finished: undefined, turns: 0, cost_usd: 0 });
+    store.close();
+    const requests = s.api.requests.length;
+
+    const second = await startDaemon(s);
+    assert.match(second.output(), /resuming 1 task/);
+    await until(() => readTasks(s.home)[0]?.state === "done", "the task to settle again");
+    assert.equal(s.api.requests.length, requests, "not run again");
+    assert.deepEqual(readdirSync(join(s.home, "outbox")).filter((name) => name.startsWith("once")), ["once.md"]);
+    assert.match(readFileSync(join(s.home, "outbox", "once.md"), "utf8"), /status: done[\s\S]*finished after: once/);
+    const tasks = readTasks(s.home);
+    assert.equal(tasks.length, 1);
+    assert.equal(tasks[0]!.turns, done!.turns);
   });
 
   it("cancels a running task, killing its command", async () => {
