@@ -9,7 +9,7 @@
  */
 
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync, writeSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { monitorEventLoopDelay, performance } from "node:perf_hooks";
 import { createInterface } from "node:readline";
@@ -17,7 +17,9 @@ import { Writable } from "node:stream";
 import { startDaemon } from "../cli/start.ts";
 import { loadConfig, systemClock, type EventOf, type SessionEvent } from "../runtime/index.ts";
 import { readSessionLog } from "../runtime/session-log.ts";
+import { openState } from "../tasks/state.ts";
 import { startMessagesApi, type MessagesApi, type RecordedRequest, type Reply } from "../test/support/messages-api.ts";
+import { writeV1State } from "../test/support/state-history.ts";
 
 /** One measured row. `target` is an upper bound in the row's unit. */
 export interface Row {
@@ -290,6 +292,68 @@ export async function benchStartup(runs = 5, tasks = 20): Promise<Row[]> {
   }
 }
 
+// ---------------------------------------------------------------- 5. state changes as history grows
+
+/**
+ * The issue's method: `openState` on a home whose state holds `n` finished tasks and one queued
+ * one (`test/support/state-history.ts`: a version-1 state file as earlier versions wrote it, each
+ * record about 1.2 KB as real ones are; the first open moves it into state/nightshift.db, timed
+ * once), then one state change of the queued task (queued ↔ running), `changes` times; the median
+ * is one change, durable on disk. Open time is the median of `opens` later opens (open, read the
+ * active tasks and cursors, close). State on disk counts every file in state/ but the kept
+ * version-1 file, measured between opens (no WAL). Each home is under /var/tmp (a real disk, as a home is).
+ */
+export async function benchStateHistory(sizes: readonly number[] = [100, 1_000, 10_000], changes = 21, opens = 5): Promise<Row[]> {
+  const rows: Row[] = [];
+  const perSize: Array<{ n: number; change: number }> = [];
+  for (const n of sizes) {
+    const home = tempHome();
+    try {
+      writeV1State(home.path, n, Date.now());
+      const label = `${n.toLocaleString("en")} finished tasks`;
+      const migrationBegan = performance.now();
+      (await openState(home.path, Date.now)).store.close();
+      rows.push({ name: `${label}: first open (moves the version-1 file into SQLite), once`, value: performance.now() - migrationBegan, unit: "ms" });
+      const openMs: number[] = [];
+      for (let run = 0; run < opens; run++) {
+        const began = performance.now();
+        const { store } = await openState(home.path, Date.now);
+        openMs.push(performance.now() - began);
+        store.close();
+      }
+      const stateDir = join(home.path, "state");
+      const stateBytes = readdirSync(stateDir).filter((name) => !name.includes(".migrated-")).reduce((sum, name) => sum + statSync(join(stateDir, name)).size, 0);
+      const { store } = await openState(home.path, Date.now);
+      const changeMs: number[] = [];
+      const cpuMs: number[] = [];
+      for (let run = 0; run < changes; run++) {
+        const cpu = process.cpuUsage();
+        const began = performance.now();
+        await store.change("hot-task", { state: store.get("hot-task")!.state === "queued" ? "running" : "queued" });
+        changeMs.push(performance.now() - began);
+        const used = process.cpuUsage(cpu);
+        cpuMs.push((used.user + used.system) / 1000);
+      }
+      store.close();
+      perSize.push({ n, change: median(changeMs) });
+      rows.push(
+        { name: `${label}: state on disk`, value: stateBytes, unit: "bytes" },
+        { name: `${label}: open, median of ${opens}`, value: median(openMs), unit: "ms", ...(n === 10_000 ? { target: 100 } : {}) },
+        { name: `${label}: one state change, median of ${changes}`, value: median(changeMs), unit: "ms" },
+        { name: `${label}:   its CPU time (user + system; the rest is waiting for fsync), median`, value: median(cpuMs), unit: "ms" },
+      );
+    } finally {
+      home.cleanup();
+    }
+  }
+  const smallest = perSize[0];
+  const largest = perSize.at(-1);
+  if (smallest && largest && largest !== smallest) {
+    rows.push({ name: `one state change at ${largest.n.toLocaleString("en")} vs ${smallest.n.toLocaleString("en")} finished tasks`, value: largest.change / smallest.change, unit: "x", target: 1.5 });
+  }
+  return rows;
+}
+
 // ---------------------------------------------------------------- the daemon as a child process
 
 interface ChildDaemon {
@@ -520,6 +584,7 @@ if (import.meta.main) {
       ["50 tasks at concurrency 50", () => benchConcurrency()],
       ["Idle daemon", () => benchIdle()],
       ["Start → ready", () => benchStartup()],
+      ["State changes as history grows", () => benchStateHistory()],
     ] as const) {
       console.log(`## ${title}\n\n${formatRows(await bench())}\n`);
     }

@@ -6,7 +6,7 @@
 import { cpus, freemem, platform, release, totalmem } from "node:os";
 import { benchDurableAppend, benchHarnessOverhead, benchResume, formatFigures, type Figure } from "./runtime.ts";
 import { benchSandbox, formatTable } from "./sandbox.ts";
-import { benchConcurrency, benchIdle, benchPickup, benchStartup, formatRows, type Row } from "./daemon.ts";
+import { benchConcurrency, benchIdle, benchPickup, benchStartup, benchStateHistory, formatRows, type Row } from "./daemon.ts";
 import { benchFanOut } from "./specialists.ts";
 import { benchConsolidation } from "./memory.ts";
 import { benchBacklog, benchFirstReply } from "./telegram.ts";
@@ -31,6 +31,7 @@ const benches: Bench[] = [
   { title: "Idle daemon", what: "`nightshift start` as a child process with nothing queued, watched for 10 s from its ready line: RSS, CPU time, model requests", run: rows(() => benchIdle()) },
   { title: "CLI commands, whole process", what: "`nightshift status`, `approve`, `deny`, `cancel`, `pair --list`, `--help` and `--version` with no daemon, through dist/ and through package.json's bin, interleaved with `node -e 0`, median of 15; peak RSS from GNU time", run: rows(() => benchCli()) },
   { title: "Start → ready", what: "spawn of `nightshift start` → its \"Nightshift is running\" line, median of 5: empty home, 20 finished tasks, 20 interrupted sessions to resume", run: rows(() => benchStartup()) },
+  { title: "State changes as history grows", what: "`openState` + one task's state change (queued ↔ running) with 100, 1,000 and 10,000 finished tasks in the state, a home under /var/tmp; open median of 5, change median of 21", run: rows(() => benchStateHistory()) },
   { title: "Fan-out of 4 specialists", what: "the main agent consults 4 specialists in parallel, each answering after 1 s at the Messages API stand-in; wall time from its consult reply to its next request (the reports), median of 5", run: rows(() => benchFanOut()) },
   { title: "Tokens per consolidation as the journal grows", what: "the consolidator against the Messages API stand-in with 50 new journal entries per run, the journal holding 100, 1,000 and 10,000 entries in all", run: rows(() => benchConsolidation()) },
   { title: "Telegram: update → first reply", what: "the daemon and its grammy bot in this process, the Bot API stand-in, system clock; 40 `/help` commands and 40 new-task messages, each from its own user (no per-chat limit in the way): update pushed → the reply's sendMessage received", run: rows(() => benchFirstReply()) },

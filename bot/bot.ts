@@ -10,7 +10,7 @@ import { createFollower } from "./follow.ts";
 import { escapeHtml } from "./format.ts";
 import { createTelegramOutbox, type TelegramOutbox } from "./outbox.ts";
 import { createPairingStore, type PairingStore } from "./pairing.ts";
-import { BOT_COMMANDS, budgetText, helpText, spendSummary, statusText, tasksText, traceText } from "./reports.ts";
+import { BOT_COMMANDS, budgetText, helpText, spendSummary, statusText, TASKS_SHOWN, tasksText, traceText } from "./reports.ts";
 import { openBotStore, type BotStore } from "./store.ts";
 
 /**
@@ -163,17 +163,16 @@ export function createTelegramBot(options: TelegramBotOptions): TelegramBot {
   const messageOf = (ctx: Context) => ctx.message!.message_id;
   /** An id, a unique end or start of one, or (none given) the task replied to or the latest. */
   const resolveTask = (ctx: Context, arg: string): TaskRecord | string => {
-    const tasks = daemon.list();
     if (!arg) {
       const replied = ctx.message?.reply_to_message;
       const id = replied ? store.taskOfMessage(chatOf(ctx), replied.message_id) : undefined;
-      const task = id ? daemon.get(id) : [...tasks].sort((a, b) => b.created - a.created)[0];
+      const task = id ? daemon.get(id) : daemon.tasks.overview(1)[0];
       return task ?? "There are no tasks yet. Send me a message to start one.";
     }
     const exact = daemon.get(arg);
     if (exact) return exact;
-    const matches = tasks.filter((task) => task.id.endsWith(arg) || task.id.startsWith(arg));
-    if (matches.length === 1) return matches[0]!;
+    const matches = daemon.tasks.idsMatching(arg);
+    if (matches.length === 1) return daemon.get(matches[0]!) ?? `There is no task <code>${escapeHtml(arg)}</code>; /tasks lists them.`;
     return matches.length ? `<code>${escapeHtml(arg)}</code> matches ${matches.length} tasks; give more of the id (/tasks lists them).` : `There is no task <code>${escapeHtml(arg)}</code>; /tasks lists them.`;
   };
   const withTask = (handler: (ctx: Context, task: TaskRecord) => Promise<string> | string) => async (ctx: Context) => {
@@ -183,7 +182,7 @@ export function createTelegramBot(options: TelegramBotOptions): TelegramBot {
 
   bot.command("start", (ctx) => void reply(chatOf(ctx), helpText()));
   bot.command("help", (ctx) => void reply(chatOf(ctx), helpText()));
-  bot.command("tasks", (ctx) => void reply(chatOf(ctx), tasksText(daemon.list(), clock.now())));
+  bot.command("tasks", (ctx) => void reply(chatOf(ctx), tasksText(daemon.tasks.overview(TASKS_SHOWN), clock.now(), daemon.tasks.count())));
   bot.command("status", withTask(async (_ctx, task) => statusText(task, task.id, await options.readEvents(task.id).catch(() => []), clock.now())));
   bot.command("trace", withTask(async (_ctx, task) => traceText(task, task.id, await options.readEvents(task.id).catch(() => []))));
   bot.command("cancel", async (ctx) => {
@@ -191,7 +190,7 @@ export function createTelegramBot(options: TelegramBotOptions): TelegramBot {
     const replied = ctx.message?.reply_to_message;
     if (!arg && !(replied && store.taskOfMessage(chatOf(ctx), replied.message_id))) {
       // No id and no reply: the one task that is active, or a question.
-      const active = daemon.list().filter((task) => task.state === "running" || task.state === "waiting_approval" || task.state === "queued");
+      const active = daemon.tasks.active();
       if (active.length === 0) return void reply(chatOf(ctx), "Nothing is running or queued.", messageOf(ctx));
       if (active.length > 1) return void reply(chatOf(ctx), `${active.length} tasks are active; say which:\n${active.map((task) => `/cancel ${escapeHtml(task.id.slice(-8))} · ${escapeHtml(task.title)}`).join("\n")}`, messageOf(ctx));
       return void reply(chatOf(ctx), await cancelText(ctx, active[0]!), messageOf(ctx));
@@ -266,7 +265,7 @@ export function createTelegramBot(options: TelegramBotOptions): TelegramBot {
       }
     }
     // A crash after the task was queued but before the offset was saved brings the update back.
-    const existing = daemon.list().find((task) => task.spec.source === source);
+    const existing = daemon.tasks.bySource(source);
     if (existing) return void (store.data.tasks[existing.id] ? undefined : follower.started(existing, chat, messageOf(ctx)));
     const prompt = text || `I sent you ${files.map((file) => file.name).join(", ")}; it is in your working folder. Tell me briefly what it is.`;
     const task = await options.submit({ prompt, source, files });

@@ -11,18 +11,20 @@ import { escapeHtml, formatCost, formatTokens } from "./format.ts";
 
 /** Below Telegram's 4,096, leaving room for a caller's extra line. */
 const MAX_CHARS = 4000;
-const TASKS_SHOWN = 10;
+/** How many tasks /tasks lists (the active ones always). */
+export const TASKS_SHOWN = 10;
 const RECENT_LINES = 5;
 
 const ICONS: Record<TaskState, string> = { queued: "🕒", running: "⏳", waiting_approval: "✋", done: "✅", failed: "❌", cancelled: "🚫" };
 const STATE_WORDS: Record<TaskState, string> = { queued: "queued", running: "running", waiting_approval: "waiting for approval", done: "done", failed: "failed", cancelled: "cancelled" };
 
-export function tasksText(tasks: TaskRecord[], now: number): string {
+/** `tasks`: at least the active ones and the newest TASKS_SHOWN; `total`: how many there are in all. */
+export function tasksText(tasks: TaskRecord[], now: number, total = tasks.length): string {
   if (tasks.length === 0) return "No tasks yet. Just type a message and it becomes one.";
   const active = (task: TaskRecord) => (task.state === "running" || task.state === "waiting_approval" ? 0 : 1);
   const shown = [...tasks].sort((a, b) => active(a) - active(b) || b.created - a.created).slice(0, TASKS_SHOWN);
   const lines = shown.map((task) => `${ICONS[task.state]} <b>${clip(task.title, 80) || "Task"}</b>\n    <code>${clip(task.id, 60)}</code> · ${STATE_WORDS[task.state]} · ${span(now - task.created)} ago · ${formatCost(task.cost_usd)}`);
-  const older = tasks.length - shown.length;
+  const older = total - shown.length;
   const footer = `${older > 0 ? `${older} older not shown. ` : ""}/status ID for details, /trace ID for the timeline.`;
   return fit(["<b>Tasks</b>"], lines, ["", footer]);
 }

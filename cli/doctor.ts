@@ -124,8 +124,8 @@ async function checkTelegram(loaded: LoadedConfig, timeoutMs: number): Promise<C
 
 function checkNode(version: string): Check {
   const [major = 0, minor = 0] = version.replace(/^v/, "").split(".").map(Number);
-  if (major > 22 || (major === 22 && minor >= 12)) return { ok: true, label: `Node ${version}` };
-  return { ok: false, label: `Node ${version} is too old (Nightshift needs 22.12 or newer, 24 LTS recommended)`, fix: "run through npm (`npx nightshift …`), which uses the Node 24 installed with Nightshift, or install Node 24" };
+  if (major > 22 || (major === 22 && minor >= 13)) return { ok: true, label: `Node ${version}` };
+  return { ok: false, label: `Node ${version} is too old (Nightshift needs 22.13 or newer: node:sqlite, 24 LTS recommended)`, fix: "run through npm (`npx nightshift …`), which uses the Node 24 installed with Nightshift, or install Node 24" };
 }
 
 function checkFolders(home: string): Check[] {

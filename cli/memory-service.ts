@@ -3,7 +3,7 @@ import { digestText, memoryText, spendSummary, undoText } from "../bot/reports.t
 import { consolidate, type Edit } from "../memory/consolidate.ts";
 import { openMemoryRuns, type Memory } from "../memory/index.ts";
 import type { ApprovalStore, Clock, LoadedConfig, ModelClient } from "../runtime/index.ts";
-import type { TaskRecord } from "../tasks/index.ts";
+import type { TaskReader } from "../tasks/index.ts";
 
 /**
  * The daemon's memory work, shared by its nightly jobs, the control socket (`nightshift memory`,
@@ -25,7 +25,7 @@ export function createMemoryService(options: {
   clock: Clock;
   memory: Memory;
   small(): ModelClient;
-  tasks(): TaskRecord[];
+  tasks: Pick<TaskReader, "active" | "finishedSince">;
   approvals: ApprovalStore;
 }): MemoryService {
   const { loaded, clock, memory } = options;
@@ -71,11 +71,10 @@ export function createMemoryService(options: {
     undo: () => undoText(memory.store.undo()),
     memoryText: () => memoryText({ ...snapshot(), runs: runs.read().runs }, clock.now()),
     async digest(since = clock.now() - 86_400_000) {
-      const tasks = options.tasks();
       return digestText({
         now: clock.now(),
-        finished: tasks.filter((task) => (task.finished ?? 0) >= since && ["done", "failed", "cancelled"].includes(task.state)),
-        active: tasks.filter((task) => ["queued", "running", "waiting_approval"].includes(task.state)),
+        finished: options.tasks.finishedSince(since),
+        active: options.tasks.active(),
         pendingApprovals: options.approvals.pending().map((record) => ({ id: record.id, summary: record.summary, session: record.session })),
         spend: await spendSummary(join(home, "sessions"), clock.now()),
         limits: { dailyUsd: config.budget.daily_usd, perTaskUsd: config.budget.max_usd },

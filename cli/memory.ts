@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { createApprovalStore, createModelClient, requireApiKey, type Clock, type LoadedConfig } from "../runtime/index.ts";
 import { connectDaemon } from "../tasks/control.ts";
 import { createMemoryService } from "./memory-service.ts";
-import { readStateQuietly } from "./status.ts";
+import { openTasksQuietly } from "./status.ts";
 
 /**
  * `nightshift memory consolidate|undo|show` and `nightshift digest`. With a daemon running, it does
@@ -18,15 +18,20 @@ export async function memoryCommand(loaded: LoadedConfig, action: "consolidate" 
   const role = loaded.roles.small;
   const approvals = createApprovalStore(join(loaded.home, "state", "approvals"), { clock, expireMs: loaded.config.approvals.expire });
   const small = () => createModelClient(role, requireApiKey(role), { clock, retry: loaded.config.model_retries });
-  const service = createMemoryService({ loaded, clock, memory, small, tasks: () => readStateQuietly(loaded.home), approvals });
-  switch (action) {
-    case "consolidate":
-      return htmlToPlain(await service.consolidate());
-    case "undo":
-      return htmlToPlain(service.undo());
-    case "show":
-      return htmlToPlain(service.memoryText());
-    case "digest":
-      return htmlToPlain(await service.digest());
+  const tasks = openTasksQuietly(loaded.home);
+  try {
+    const service = createMemoryService({ loaded, clock, memory, small, tasks, approvals });
+    switch (action) {
+      case "consolidate":
+        return htmlToPlain(await service.consolidate());
+      case "undo":
+        return htmlToPlain(service.undo());
+      case "show":
+        return htmlToPlain(service.memoryText());
+      case "digest":
+        return htmlToPlain(await service.digest());
+    }
+  } finally {
+    tasks.close();
   }
 }

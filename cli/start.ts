@@ -11,7 +11,8 @@ import { startJobs } from "./jobs.ts";
 import { createMemoryService } from "./memory-service.ts";
 import { createInbox } from "../tasks/inbox.ts";
 import { createScheduler } from "../tasks/schedules.ts";
-import { openState } from "../tasks/state.ts";
+import { openState, StateRefused } from "../tasks/state.ts";
+import { UsageError } from "./usage.ts";
 import { readTaskFile, taskFromPrompt, toTaskSpec } from "../tasks/index.ts";
 import { initHome } from "./init.ts";
 
@@ -41,11 +42,18 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
   const trace = createTraceLogger(join(home, "logs", "trace.jsonl"), config.log_level);
   const newId = () => runtime.newSessionId();
   const specOf = async (name: string, id: string) => toTaskSpec(await readTaskFile(join(home, "inbox", ".done", name)), { loaded, id, fileName: name, source: `inbox:${name}` });
-  const { store, recovered } = await openState(home, clock.now, specOf);
+  const { store, recovered, migrated } = await openState(home, clock.now, specOf).catch((error: unknown) => {
+    throw error instanceof StateRefused ? new UsageError(error.message) : error; // said plainly, without a stack
+  });
   if (recovered) {
     const message = `STATE FILE DAMAGED (${recovered.problem}): moved to ${recovered.movedTo} and rebuilt from the session logs and inbox/.done (${recovered.tasks} tasks)`;
     stderr.write(`! ${message}\n`);
     trace.error({ event: "state_recovered", moved_to: recovered.movedTo, problem: recovered.problem, tasks: recovered.tasks }, message);
+  }
+  if (migrated) {
+    const message = `STATE MOVED TO SQLITE: ${migrated.tasks} tasks from ${migrated.from} are now in ${join(home, "state", "nightshift.db")} (${migrated.added} added); the old file is kept as ${migrated.movedTo}`;
+    stderr.write(`! ${message}\n`);
+    trace.warn({ event: "state_migrated", from: migrated.from, moved_to: migrated.movedTo, tasks: migrated.tasks, added: migrated.added }, message);
   }
   const memory = openMemory(home, clock, config.memory.cap);
   let bot: TelegramBot | undefined;
@@ -57,7 +65,7 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
     approvers: () => (bot?.hasUsers() ? [bot.approver] : []),
   });
   const daemon = createDaemon({ home, clock, runtime, state: store, trace, concurrency: config.daemon.concurrency, maxCrashes: config.daemon.max_crashes });
-  const memoryService = createMemoryService({ loaded, clock, memory, small: () => runtime.modelFor("small"), tasks: () => daemon.list(), approvals: runtime.approvals });
+  const memoryService = createMemoryService({ loaded, clock, memory, small: () => runtime.modelFor("small"), tasks: daemon.tasks, approvals: runtime.approvals });
   const unjournal = daemon.watch((id, message) => {
     if (message.type !== "event") return;
     try {
@@ -117,17 +125,15 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
     timezone,
     clock,
     store: {
-      lastRun: (name) => store.data.schedules[name]?.last_run,
-      setLastRun: (name, at) => store.update((data) => void (data.schedules[name] = { last_run: at })),
+      lastRun: (name) => store.lastRun(name),
+      setLastRun: (name, at) => store.setLastRun(name, at),
     },
     async fire({ name, file, due, catchUp }) {
       const id = newId();
       const spec = toTaskSpec(file, { loaded, id, fileName: `schedules/${name}`, source: `schedule:${name}` });
       const result = freeName(join(home, "outbox"), `${name.replace(/\.md$/i, "")}-${slotLabel(due, timezone)}.md`);
       // The run and the schedule's cursor in one write: a crash cannot queue a slot twice.
-      await daemon.submit(id, spec, { origin: "schedule", name: result, ...(file.priority ? { priority: file.priority } : {}) }, (data) => {
-        data.schedules[name] = { last_run: due };
-      });
+      await daemon.submit(id, spec, { origin: "schedule", name: result, ...(file.priority ? { priority: file.priority } : {}) }, { name, at: due });
       trace.info({ session: id, event: "schedule_fired", schedule: name, due, catch_up: catchUp }, `schedule ${name} fired${catchUp ? " (catching up)" : ""}`);
     },
     report(event) {
@@ -139,7 +145,7 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
   const { resumed, failed } = await daemon.recover();
   // A file moved to inbox/.done/ whose task was never recorded (a crash in between): queue it now.
   for (const name of existsSync(join(home, "inbox", ".done")) ? readdirSync(join(home, "inbox", ".done")) : []) {
-    if (store.data.tasks.some((task) => task.name === name) || existsSync(join(home, "outbox", name))) continue;
+    if (store.find(name) || existsSync(join(home, "outbox", name))) continue;
     const id = newId();
     const spec = await specOf(name, id).catch((error: unknown) => void stderr.write(`! inbox/.done/${name}: ${(error as Error).message}\n`));
     if (spec) await daemon.submit(id, spec, { origin: "inbox", name });
@@ -157,8 +163,8 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
   const jobs = startJobs({
     timezone,
     clock,
-    lastRun: (name) => store.data.schedules[name]?.last_run,
-    setLastRun: (name, at) => store.update((data) => void (data.schedules[name] = { last_run: at })),
+    lastRun: (name) => store.lastRun(name),
+    setLastRun: (name, at) => store.setLastRun(name, at),
     report: (name, error) => trace.error({ event: "job_failed", job: name, error: (error as Error).message }, `${name} failed: ${(error as Error).message}`),
     warn: (name, message) => void (trace.warn({ event: "job_rare", job: name, message }, message), stderr.write(`! ${message}\n`)),
     jobs: [
@@ -176,9 +182,9 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
         setting: "memory.digest",
         cron: config.memory.digest,
         run: async () => {
-          const since = store.data.schedules["@digest-sent"]?.last_run;
+          const since = store.lastRun("@digest-sent");
           bot?.notice(await memoryService.digest(since));
-          await store.update((data) => void (data.schedules["@digest-sent"] = { last_run: clock.now() }));
+          await store.setLastRun("@digest-sent", clock.now());
         },
       },
     ],
@@ -219,6 +225,7 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
       await bot?.stop();
       await control.close();
       await runtime.close();
+      store.close();
       trace.info({ event: "daemon_stopped" }, "daemon stopped");
       trace.flush();
       unlock();

@@ -1,25 +1,37 @@
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { readSessionLog } from "../runtime/session-log.ts";
 import { connectDaemon } from "../tasks/control-client.ts";
 import type { TaskRecord } from "../tasks/state.ts";
+import { readStateQuietly, StateUnreadable, type TaskReader } from "../tasks/task-reader.ts";
 import { progressLine } from "./progress.ts";
 import { UsageError } from "./usage.ts";
 
-/** `nightshift status [TASK]`: the queue, or one task's timeline from its session log. */
+const SHOWN = 30;
+
+/** `nightshift status [TASK]`: the queue and the newest tasks, or one task's timeline from its session log. */
 export async function statusCommand(home: string, id: string | undefined, now: number): Promise<string> {
   const client = await connectDaemon(home);
-  const tasks = client ? await client.list() : readStateQuietly(home);
   const header = client ? "daemon running" : "no daemon running (nightshift start)";
-  if (!id) {
-    if (tasks.length === 0) return `${header}; no tasks yet. Drop a task file in ${join(home, "inbox")} or run: nightshift run "…"`;
-    const rows = [...tasks]
-      .sort((a, b) => b.created - a.created)
-      .slice(0, 30)
-      .map((task) => `${task.id.padEnd(24)} ${task.state.padEnd(16)} ${age(now - task.created).padStart(5)} ${`$${task.cost_usd.toFixed(2)}`.padStart(7)}  ${task.title}${task.reason && task.state !== "done" ? `\n${" ".repeat(26)}${task.reason}` : ""}`);
-    return [header, `${"TASK".padEnd(24)} ${"STATE".padEnd(16)} ${"AGE".padStart(5)} ${"COST".padStart(7)}  TITLE`, ...rows].join("\n");
+  const reader = client ? undefined : openTasksQuietly(home);
+  try {
+    if (!id) {
+      const { tasks, total } = client ? await client.list(SHOWN) : { tasks: reader!.overview(SHOWN), total: reader!.count() };
+      if (tasks.length === 0) return `${header}; no tasks yet. Drop a task file in ${join(home, "inbox")} or run: nightshift run "…"`;
+      const rows = [...tasks]
+        .sort((a, b) => b.created - a.created)
+        .map((task) => `${task.id.padEnd(24)} ${task.state.padEnd(16)} ${age(now - task.created).padStart(5)} ${`$${task.cost_usd.toFixed(2)}`.padStart(7)}  ${task.title}${task.reason && task.state !== "done" ? `\n${" ".repeat(26)}${task.reason}` : ""}`);
+      const older = total - tasks.length;
+      return [header, `${"TASK".padEnd(24)} ${"STATE".padEnd(16)} ${"AGE".padStart(5)} ${"COST".padStart(7)}  TITLE`, ...rows, ...(older > 0 ? [`(${older} older not shown; nightshift status TASK shows any of them)`] : [])].join("\n");
+    }
+    const task = client ? await client.get(id) : reader!.find(id);
+    return await timeline(home, id, task);
+  } finally {
+    reader?.close();
   }
-  const task = tasks.find((candidate) => candidate.id === id || candidate.name === id);
+}
+
+async function timeline(home: string, id: string, task: TaskRecord | undefined): Promise<string> {
   const logPath = join(home, "sessions", `${task?.id ?? id}.jsonl`);
   if (!task && !existsSync(logPath)) throw new UsageError(`no task ${id}; \`nightshift status\` lists them`);
   const lines = [task ? `${task.id}  ${task.state}  "${task.title}"  ${task.turns} turns  $${task.cost_usd.toFixed(4)}${task.reason ? `\n  ${task.reason}` : ""}` : id];
@@ -34,14 +46,13 @@ export async function statusCommand(home: string, id: string | undefined, now: n
   return lines.join("\n");
 }
 
-/** The state file read without taking ownership: the daemon is its only writer. */
-export function readStateQuietly(home: string): TaskRecord[] {
-  const file = join(home, "state", "nightshift.json");
-  if (!existsSync(file)) return [];
+/** The state read without taking ownership (the daemon is its only writer); a damaged file is a usage error saying what to do. */
+export function openTasksQuietly(home: string): TaskReader & { close(): void } {
   try {
-    return (JSON.parse(readFileSync(file, "utf8")) as { tasks?: TaskRecord[] }).tasks ?? [];
-  } catch {
-    throw new UsageError(`${file} is damaged; \`nightshift start\` moves it aside and rebuilds it from the session logs`);
+    return readStateQuietly(home);
+  } catch (error) {
+    if (error instanceof StateUnreadable) throw new UsageError(error.message);
+    throw error;
   }
 }
 

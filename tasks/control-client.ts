@@ -23,9 +23,11 @@ export function controlSocketPath(home: string): string {
 
 /** The CLI's side. `undefined` from `connect` means no daemon is running. */
 export interface DaemonClient {
-  list(): Promise<TaskRecord[]>;
+  /** The active tasks and the newest `limit` (default 30), newest first, and how many there are in all. */
+  list(limit?: number): Promise<{ tasks: TaskRecord[]; total: number }>;
   pendingApprovals(): Promise<ApprovalRecord[]>;
   answer(id: string, decision: "once" | "task" | "deny", reason?: string): Promise<AnswerResult>;
+  /** By id, or an inbox task by its file name. */
   get(id: string): Promise<TaskRecord | undefined>;
   cancel(id: string): Promise<string>;
   /** Runs one of the daemon's actions (`consolidate`, `undo`, `digest`) and returns its text. */
@@ -54,7 +56,10 @@ export async function connectDaemon(home: string): Promise<DaemonClient | undefi
     return undefined; // a socket file left behind by a daemon that is gone
   }
   return {
-    list: async () => (await call("GET", "/tasks")).json.tasks,
+    list: async (limit = 30) => {
+      const { json } = await call("GET", `/tasks?limit=${limit}`);
+      return { tasks: json.tasks ?? [], total: json.total ?? 0 };
+    },
     pendingApprovals: async () => (await call("GET", "/approvals")).json.approvals,
     answer: async (id, decision, reason) => (await call("POST", `/approvals/${encodeURIComponent(id)}`, { decision, ...(reason ? { reason } : {}) })).json,
     get: async (id) => (await call("GET", `/tasks/${encodeURIComponent(id)}`)).json.task,

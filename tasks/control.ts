@@ -57,7 +57,10 @@ async function handle(req: IncomingMessage, res: ServerResponse, daemon: Daemon,
     return action ? reply(res, 200, { text: await action() }) : reply(res, 404, { error: `no action ${parts[1]}` });
   }
   if (req.method === "GET" && url.pathname === "/health") return reply(res, 200, { pid: process.pid });
-  if (req.method === "GET" && url.pathname === "/tasks") return reply(res, 200, { tasks: daemon.list() });
+  if (req.method === "GET" && url.pathname === "/tasks") {
+    const limit = Math.min(1000, Math.max(1, Number(url.searchParams.get("limit")) || 30));
+    return reply(res, 200, { tasks: daemon.tasks.overview(limit), total: daemon.tasks.count() });
+  }
   if (req.method === "GET" && url.pathname === "/approvals") return reply(res, 200, { approvals: approvals.pending() });
   if (req.method === "POST" && parts[0] === "approvals" && parts[1]) {
     const parsed = answerSchema.safeParse(await readJson(req));
@@ -66,7 +69,7 @@ async function handle(req: IncomingMessage, res: ServerResponse, daemon: Daemon,
     return reply(res, 200, approvals.answer(parts[1], { decision, by, ...(reason ? { reason } : {}) }));
   }
   if (req.method === "GET" && parts[0] === "tasks" && parts[1]) {
-    const task = daemon.get(parts[1]);
+    const task = daemon.tasks.find(decodeURIComponent(parts[1])); // an inbox file name may hold spaces
     return task ? reply(res, 200, { task }) : reply(res, 404, { error: `no task ${parts[1]}` });
   }
   if (req.method === "POST" && parts[0] === "tasks" && parts[1] && parts[2] === "cancel") {

@@ -3,7 +3,7 @@ import { join } from "node:path";
 import type { Logger } from "pino";
 import { readSessionLog, Shutdown, traceEvent, type Clock, type Runtime, type SessionEvent, type SessionResult, type TaskSpec } from "../runtime/index.ts";
 import { writeResult } from "./outbox.ts";
-import { PRIORITIES, type Priority, type StateData, type StateStore, type TaskRecord } from "./state.ts";
+import { PRIORITIES, readerOf, type Priority, type StateStore, type TaskReader, type TaskRecord } from "./state.ts";
 
 export interface DaemonOptions {
   home: string;
@@ -27,13 +27,14 @@ export interface Submission {
 export type TaskListener = (event: { type: "event"; event: SessionEvent } | { type: "finished"; record: TaskRecord; result: SessionResult }) => void;
 
 export interface Daemon {
-  /** Queues a task; durable when it resolves. `id` must be fresh (it names the session). `alsoRecord` changes the state in the same write (a schedule's cursor). */
-  submit(id: string, spec: TaskSpec, submission: Submission, alsoRecord?: (data: StateData) => void): Promise<TaskRecord>;
+  /** Queues a task; durable when it resolves. `id` must be fresh (it names the session). `cursor` (a schedule's last run) is written in the same transaction. */
+  submit(id: string, spec: TaskSpec, submission: Submission, cursor?: { name: string; at: number }): Promise<TaskRecord>;
   /** At start: sessions that were running when the last process died are queued to resume, or failed after too many crashes. */
   recover(): Promise<{ resumed: number; failed: number }>;
   cancel(id: string, reason?: string): Promise<"cancelling" | "cancelled" | "unknown" | "finished">;
   get(id: string): TaskRecord | undefined;
-  list(): TaskRecord[];
+  /** Every task, active and finished, read through the state's indexes. */
+  readonly tasks: TaskReader;
   subscribe(id: string, listener: TaskListener): () => void;
   /** Every task's events and ends (Telegram's progress and notifications). */
   watch(listener: (id: string, message: Parameters<TaskListener>[0]) => void): () => void;
@@ -60,16 +61,12 @@ export function createDaemon(options: DaemonOptions): Daemon {
   const idleWaiters: Array<() => void> = [];
   let stopping = false;
 
-  const find = (id: string) => state.data.tasks.find((task) => task.id === id);
+  const find = (id: string) => state.get(id);
   /** A state write that failed is traced; the daemon keeps going (the next write carries the state). */
   const failedWrite = (id: string) => (error: unknown) => {
     trace.error({ session: id, event: "state_write_failed", error: (error as Error).message }, `could not write the state file: ${(error as Error).message}`);
   };
-  const change = (id: string, fields: Partial<TaskRecord>) =>
-    state.update((data) => {
-      const task = data.tasks.find((candidate) => candidate.id === id);
-      if (task) Object.assign(task, fields);
-    });
+  const change = (id: string, fields: Partial<TaskRecord>) => state.change(id, fields);
   const broadcast = (id: string, message: Parameters<TaskListener>[0]) => {
     const all: TaskListener[] = [...(listeners.get(id) ?? []), ...[...watchers].map((watcher) => (m: Parameters<TaskListener>[0]) => watcher(id, m))];
     for (const listener of all) {
@@ -82,7 +79,8 @@ export function createDaemon(options: DaemonOptions): Daemon {
   };
 
   const next = (): TaskRecord | undefined =>
-    state.data.tasks
+    state
+      .active()
       .filter((task) => task.state === "queued" && !running.has(task.id))
       .sort((a, b) => PRIORITIES.indexOf(a.priority) - PRIORITIES.indexOf(b.priority) || a.created - b.created)[0];
 
@@ -146,7 +144,7 @@ export function createDaemon(options: DaemonOptions): Daemon {
   };
 
   return {
-    async submit(id, spec, submission, alsoRecord) {
+    async submit(id, spec, submission, cursor) {
       if (find(id) || existsSync(join(runtime.sessionsDir, `${id}.jsonl`))) throw new Error(`task id ${id} is already taken`);
       const record: TaskRecord = {
         id,
@@ -162,10 +160,7 @@ export function createDaemon(options: DaemonOptions): Daemon {
         turns: 0,
         cost_usd: 0,
       };
-      await state.update((data) => {
-        data.tasks.push(record);
-        alsoRecord?.(data);
-      });
+      await state.add(record, cursor);
       trace.info({ session: id, event: "task_queued", origin: submission.origin, name: submission.name, priority: record.priority }, "task queued");
       queueMicrotask(pump);
       return record;
@@ -173,7 +168,7 @@ export function createDaemon(options: DaemonOptions): Daemon {
     async recover() {
       let resumed = 0;
       let failed = 0;
-      for (const task of state.data.tasks.filter((candidate) => candidate.state === "running" || candidate.state === "waiting_approval")) {
+      for (const task of state.active().filter((candidate) => candidate.state === "running" || candidate.state === "waiting_approval")) {
         const crashes = task.crashes + 1;
         if (crashes > options.maxCrashes) {
           failed++;
@@ -211,7 +206,7 @@ export function createDaemon(options: DaemonOptions): Daemon {
       return "queued";
     },
     get: find,
-    list: () => [...state.data.tasks],
+    tasks: readerOf(state),
     subscribe(id, listener) {
       const set = listeners.get(id) ?? new Set();
       set.add(listener);
@@ -232,7 +227,6 @@ export function createDaemon(options: DaemonOptions): Daemon {
       stopping = true;
       for (const { controller } of running.values()) controller.abort(new Shutdown("Nightshift is stopping"));
       await Promise.allSettled([...running.values()].map((entry) => entry.done));
-      await state.update(() => {});
     },
   };
 }

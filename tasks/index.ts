@@ -5,5 +5,5 @@ export { createDaemon, type Daemon } from "./daemon.ts";
 export { connectDaemon, controlSocketPath, startControlServer, type DaemonClient } from "./control.ts";
 export { createInbox, type Inbox } from "./inbox.ts";
 export { createScheduler, type Scheduler } from "./schedules.ts";
-export { openState, type StateStore, type TaskRecord } from "./state.ts";
+export { openState, readStateQuietly, type StateStore, type TaskReader, type TaskRecord } from "./state.ts";
 export { writeResult } from "./outbox.ts";

@@ -1,15 +1,16 @@
-import { existsSync, readdirSync, renameSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync } from "node:fs";
 import { join } from "node:path";
-import { Low } from "lowdb";
-import { JSONFile } from "lowdb/node";
 import { z } from "zod";
-import { readSessionLog, type TaskSpec } from "../runtime/index.ts";
+import { readSessionLog } from "../runtime/session-log.ts";
+import type { TaskSpec } from "../runtime/events.ts";
+import { isDamage, openTaskDb, StateRefused, type TaskDb, type TaskRow } from "./state-db.ts";
+import { dbReader, isActive, type TaskReader } from "./task-reader.ts";
 
 /**
- * The daemon's small state: the task queue and the schedules' last runs, in one lowdb file with
- * one owner (the daemon, behind its lock). lowdb writes a temp file and renames it, so a crash
- * leaves the old or the new file, never half of one. Sessions keep their own logs; this file can
- * be rebuilt from them and from the inbox if it is ever damaged.
+ * The daemon's state: every task (the queue and the history) and the schedules' and jobs' last
+ * runs, in one SQLite file with one writer (the daemon, behind its lock). The active tasks are
+ * also held in memory; finished ones are read by index when asked. Sessions keep their own logs;
+ * the tasks can be rebuilt from them and from the inbox if the file is ever damaged.
  */
 
 export const TASK_STATES = ["queued", "running", "waiting_approval", "done", "failed", "cancelled"] as const;
@@ -59,64 +60,171 @@ const taskRecordSchema = z.object({
   follow_up_at: z.number().optional(),
 });
 
-const stateSchema = z.object({
+/** The state file before version 2: one JSON document with every task ever run (lowdb). Read once, to migrate. */
+const v1Schema = z.object({
   version: z.literal(1),
   tasks: z.array(taskRecordSchema),
   schedules: z.record(z.string(), z.object({ last_run: z.number() })),
 });
 
 export type TaskRecord = z.infer<typeof taskRecordSchema>;
-export type StateData = z.infer<typeof stateSchema>;
 
-export interface StateStore {
-  readonly data: StateData;
-  /** Applies `change` and writes the file; resolves when it is on disk. Writes are serialized. */
-  update(change: (data: StateData) => void): Promise<void>;
+
+/** The daemon's state: its only writer (behind the daemon lock). Each method resolves once its change is durable. */
+export interface StateStore extends TaskReader {
+  /** Records a new task, and a schedule's cursor in the same transaction (a crash cannot queue a slot twice). Throws if the id is taken. */
+  add(record: TaskRecord, cursor?: { name: string; at: number }): Promise<void>;
+  /** Changes a task's fields (undefined removes one). A failed write leaves the task as it was. */
+  change(id: string, fields: Partial<TaskRecord>): Promise<void>;
+  lastRun(name: string): number | undefined;
+  setLastRun(name: string, at: number): Promise<void>;
+  close(): void;
 }
 
 export interface OpenedState {
   store: StateStore;
-  /** Set when the file was damaged and rebuilt: say so loudly. */
+  /** Set when the state was damaged and rebuilt: say so loudly. */
   recovered?: { movedTo: string; problem: string; tasks: number };
+  /** Set when a version-1 state file was moved into the database (once): say so. */
+  migrated?: { from: string; movedTo: string; tasks: number; added: number };
 }
 
 /** Rebuilds a queued task from an inbox file that has no result yet (the daemon re-reads it). */
 export type SpecOf = (name: string, id: string) => Promise<TaskSpec | undefined>;
 
+const stamp = (at: number) => new Date(at).toISOString().replace(/[:.]/g, "-");
+/** `path`, or `path-2`, `path-3`…: a file moved aside never replaces one moved aside before. */
+const freePath = (path: string) => {
+  for (let n = 1; ; n++) if (!existsSync(n === 1 ? path : `${path}-${n}`)) return n === 1 ? path : `${path}-${n}`;
+};
+const rowOf = (task: TaskRecord): TaskRow => ({ id: task.id, state: task.state, created: task.created, finished: task.finished, name: task.name, source: task.spec.source });
+const parseRecord = (json: string) => taskRecordSchema.parse(JSON.parse(json));
+
+/**
+ * Opens state/nightshift.db, the daemon's state (see tasks/state-db.ts). A version-1
+ * state/nightshift.json is imported on first open and kept, renamed; a damaged file is moved aside
+ * and the tasks rebuilt from the session logs and inbox/.done/.
+ */
 export async function openState(home: string, now: () => number, specOf?: SpecOf): Promise<OpenedState> {
-  const file = join(home, "state", "nightshift.json");
-  const db = new Low<StateData>(new JSONFile<StateData>(file), { version: 1, tasks: [], schedules: {} });
+  const dir = join(home, "state");
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, "nightshift.db");
   let recovered: OpenedState["recovered"];
+  let migrated: OpenedState["migrated"];
+  let loaded: Loaded;
   try {
-    await db.read();
-    db.data = stateSchema.parse(db.data);
+    loaded = load(file);
   } catch (error) {
-    const problem = error instanceof z.ZodError ? `unexpected content (${error.issues[0]?.path.join(".")}: ${error.issues[0]?.message})` : (error as Error).message;
-    const movedTo = `${file}.damaged-${new Date(now()).toISOString().replace(/[:.]/g, "-")}`;
-    renameSync(file, movedTo);
-    db.data = { version: 1, tasks: await rebuildTasks(home, now, specOf), schedules: {} };
-    await db.write();
-    recovered = { movedTo, problem, tasks: db.data.tasks.length };
+    if (!(isDamage(error) || error instanceof z.ZodError || error instanceof SyntaxError)) throw openProblem(file, error);
+    const movedTo = freePath(`${file}.damaged-${stamp(now())}`);
+    for (const suffix of ["", "-wal", "-shm"]) if (existsSync(file + suffix)) renameSync(file + suffix, movedTo + suffix);
+    loaded = load(file);
+    recovered = { movedTo, problem: problemOf(error), tasks: insertAll(loaded.db, await rebuildTasks(home, now, specOf)) };
   }
-  const store: StateStore = {
-    get data() {
-      return db.data;
-    },
-    // The change applies at once; lowdb's writer merges writes that overlap, and each caller resolves
-    // once a write that includes its change is on disk. A failed write puts the data back as it was,
-    // so a caller that saw the failure (and will retry) never finds its change applied anyway.
-    async update(change) {
-      const before = structuredClone(db.data);
-      change(db.data);
-      try {
-        await db.write();
-      } catch (error) {
-        db.data = before;
-        throw error;
-      }
-    },
+  const v1 = join(dir, "nightshift.json");
+  if (existsSync(v1)) {
+    let old: z.infer<typeof v1Schema> | undefined;
+    let problem: string | undefined;
+    try {
+      old = v1Schema.parse(JSON.parse(readFileSync(v1, "utf8")));
+    } catch (error) {
+      problem = problemOf(error);
+    }
+    if (old) {
+      // Idempotent by id: a crash before the rename below imports the same tasks again, adding none.
+      const tasks = old.tasks;
+      const added = loaded.db.transaction(() => {
+        const count = tasks.filter((task) => loaded.db.put(rowOf(task), JSON.stringify(task), "ignore")).length;
+        for (const [name, { last_run }] of Object.entries(old.schedules)) loaded.db.setCursor(name, last_run, "ignore");
+        return count;
+      });
+      const movedTo = freePath(`${v1}.migrated-${stamp(now())}`);
+      renameSync(v1, movedTo);
+      migrated = { from: v1, movedTo, tasks: tasks.length, added };
+    } else {
+      const movedTo = freePath(`${v1}.damaged-${stamp(now())}`);
+      renameSync(v1, movedTo);
+      recovered = { movedTo, problem: problem!, tasks: insertAll(loaded.db, await rebuildTasks(home, now, specOf), "ignore") };
+    }
+    loaded.db.close();
+    loaded = load(file);
+  }
+  return { store: createStore(loaded), ...(recovered ? { recovered } : {}), ...(migrated ? { migrated } : {}) };
+}
+
+interface Loaded {
+  db: TaskDb;
+  hot: Map<string, TaskRecord>;
+  cursors: Map<string, number>;
+}
+
+/** Opens the file and reads the hot set and the cursors; throws if any of it is damaged. */
+function load(file: string): Loaded {
+  const db = openTaskDb(file);
+  try {
+    const hot = new Map(db.active().map((json) => parseRecord(json)).map((task) => [task.id, task]));
+    const cursors = new Map(db.cursors().map((row) => [row.name, row.last_run]));
+    return { db, hot, cursors };
+  } catch (error) {
+    db.close();
+    throw error;
+  }
+}
+
+function insertAll(db: TaskDb, tasks: TaskRecord[], mode: "replace" | "ignore" = "replace"): number {
+  db.transaction(() => tasks.forEach((task) => db.put(rowOf(task), JSON.stringify(task), mode)));
+  return tasks.length;
+}
+
+/** A failure that is not damage (permissions, a full disk, an old Node): said as it is, the file left alone. */
+function openProblem(file: string, error: unknown): Error {
+  return error instanceof StateRefused ? error : new StateRefused(`could not open ${file}: ${(error as Error).message}`, { cause: error });
+}
+
+function problemOf(error: unknown): string {
+  if (error instanceof z.ZodError) return `unexpected content (${error.issues[0]?.path.join(".")}: ${error.issues[0]?.message})`;
+  return (error as Error).message;
+}
+
+/**
+ * The daemon's store. Writes are synchronous SQLite transactions (serialized by construction);
+ * the hot set in memory changes only after its write committed, so a failed write leaves it as it
+ * was. Hot records are changed in place, as callers holding one expect.
+ */
+function createStore({ db, hot, cursors }: Loaded): StateStore {
+  const reader = dbReader(db, hot, (json) => taskRecordSchema.parse(JSON.parse(json)));
+  const write = (task: TaskRecord) => {
+    if (!db.update(rowOf(task), JSON.stringify(task))) throw new Error(`no task ${task.id} in the state`);
   };
-  return { store, ...(recovered ? { recovered } : {}) };
+  return {
+    ...reader,
+    async add(record, cursor) {
+      db.transaction(() => {
+        if (!db.put(rowOf(record), JSON.stringify(record), "ignore")) throw new Error(`task id ${record.id} is already taken`);
+        if (cursor) db.setCursor(cursor.name, cursor.at, "replace");
+      });
+      if (cursor) cursors.set(cursor.name, cursor.at);
+      if (isActive(record)) hot.set(record.id, record);
+    },
+    async change(id, fields) {
+      const current = reader.get(id);
+      if (!current) return;
+      const next: TaskRecord = { ...current, ...fields };
+      for (const key of Object.keys(next) as Array<keyof TaskRecord>) if (next[key] === undefined) delete next[key];
+      write(next);
+      // In place, so a caller holding the record sees the change (as before); the removed fields go too.
+      for (const key of Object.keys(current) as Array<keyof TaskRecord>) if (!(key in next)) delete current[key];
+      Object.assign(current, next);
+      if (isActive(current)) hot.set(id, current);
+      else hot.delete(id);
+    },
+    lastRun: (name) => cursors.get(name),
+    async setLastRun(name, at) {
+      db.setCursor(name, at, "replace");
+      cursors.set(name, at);
+    },
+    close: () => db.close(),
+  };
 }
 
 /**
@@ -169,3 +277,5 @@ async function rebuildTasks(home: string, now: () => number, specOf?: SpecOf): P
 }
 
 export type { TaskSpec };
+export { ACTIVE_STATES, readerOf, readStateQuietly, StateUnreadable, type TaskReader } from "./task-reader.ts";
+export { StateRefused } from "./state-db.ts";

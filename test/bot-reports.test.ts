@@ -82,6 +82,11 @@ describe("tasksText", () => {
     assert.match(text, /4 older not shown/);
     assert.ok(!text.includes("<script>"));
   });
+
+  it("counts the older tasks from the whole history, not from the newest it was given", () => {
+    const tasks = Array.from({ length: 12 }, (_, i) => task(`t${i}`, { created: T0 - (12 - i) * 60_000 }));
+    assert.match(sendable(tasksText(tasks, T0, 10_012)), /10002 older not shown/);
+  });
 });
 
 describe("statusText", () => {

@@ -5,6 +5,8 @@ import { join } from "node:path";
 import { afterEach, describe, it } from "node:test";
 import { readSessionLog } from "../runtime/session-log.ts";
 import { tempDir } from "./support/home.ts";
+import { openState } from "../tasks/state.ts";
+import { readTasks, syntheticId, writeV1State } from "./support/state-history.ts";
 import { agent, CLI, nightshift, until } from "./support/cli.ts";
 import { startMessagesApi, type MessagesApi } from "./support/messages-api.ts";
 import { needs } from "./support/prerequisites.ts";
@@ -145,9 +147,9 @@ describe("nightshift start", () => {
     first.child.kill("SIGTERM");
     assert.equal(await first.exited, 0);
     assert.match(first.output(), /SIGTERM: stopping/);
-    const state = JSON.parse(readFileSync(join(s.home, "state", "nightshift.json"), "utf8"));
-    assert.equal(state.tasks[0].state, "queued");
-    assert.equal(state.tasks[0].crashes, 0);
+    const [stopped] = readTasks(s.home);
+    assert.equal(stopped?.state, "queued");
+    assert.equal(stopped?.crashes, 0);
 
     s.api.respondWith(agent("true"));
     await startDaemon(s);
@@ -163,14 +165,64 @@ describe("nightshift start", () => {
     await until(() => existsSync(join(s.home, "outbox", "one.md")), "the first result");
     first.child.kill("SIGTERM");
     await first.exited;
-    writeFileSync(join(s.home, "state", "nightshift.json"), "{ this is not json");
+    writeFileSync(join(s.home, "state", "nightshift.db"), "{ this is not a database");
 
     const second = await startDaemon(s);
-    assert.match(second.output(), /! STATE FILE DAMAGED .*moved to .*nightshift\.json\.damaged-.* and rebuilt from the session logs and inbox\/\.done \(1 tasks\)/);
-    const aside = readdirSync(join(s.home, "state")).find((name) => name.startsWith("nightshift.json.damaged-"));
-    assert.equal(readFileSync(join(s.home, "state", aside!), "utf8"), "{ this is not json");
+    assert.match(second.output(), /! STATE FILE DAMAGED .*moved to .*nightshift\.db\.damaged-.* and rebuilt from the session logs and inbox\/\.done \(1 tasks\)/);
+    const aside = readdirSync(join(s.home, "state")).find((name) => name.startsWith("nightshift.db.damaged-") && !name.endsWith("-wal") && !name.endsWith("-shm"));
+    assert.equal(readFileSync(join(s.home, "state", aside!), "utf8"), "{ this is not a database");
     const status = await nightshift(["status"], s.env);
     assert.match(status.stdout, /done .* One/);
+  });
+
+  it("moves a state file of 1,000 tasks from an earlier version into SQLite and still shows the old tasks", async () => {
+    const s = (current = await setup());
+    writeV1State(s.home, 1_000, Date.now(), { queued: false });
+    const before = await nightshift(["status"], s.env);
+    assert.match(before.stdout, /no daemon running[\s\S]*Synthetic task 999\n[\s\S]*\(970 older not shown/);
+
+    const daemon = await startDaemon(s);
+    assert.match(daemon.output(), /! STATE MOVED TO SQLITE: 1000 tasks from .*nightshift\.json are now in .*nightshift\.db \(1000 added\); the old file is kept as .*nightshift\.json\.migrated-/);
+    const oldest = await nightshift(["status", syntheticId(0)], s.env);
+    assert.equal(oldest.code, 0, oldest.stderr);
+    assert.match(oldest.stdout, new RegExp(`^${syntheticId(0)} {2}done {2}"Synthetic task 0" {2}7 turns`));
+    assert.match((await nightshift(["status", "task 1.md"], s.env)).stdout, /"Synthetic task 1"/);
+    const list = await nightshift(["status"], s.env);
+    assert.match(list.stdout, /daemon running[\s\S]*Synthetic task 999\n[\s\S]*\(970 older not shown/);
+    assert.doesNotMatch(list.stdout, /Synthetic task 969\n/);
+    const digest = await nightshift(["digest"], s.env);
+    assert.match(digest.stdout, /Tasks: 900 done, 100 failed or cancelled/, "the last 24 hours' tasks, all from before the move");
+
+    daemon.child.kill("SIGTERM");
+    await daemon.exited;
+    const stopped = await nightshift(["status", syntheticId(9)], s.env);
+    assert.match(stopped.stdout, /failed {2}"Synthetic task 9"[\s\S]*the budget ran out/, "read from the SQLite file without a daemon");
+  });
+
+  it("finishes a task once when the daemon died between its result file and its state write", needs("bwrap", "socat"), async () => {
+    const s = (current = await setup());
+    s.api.respondWith(agent("echo once"));
+    const first = await startDaemon(s);
+    writeFileSync(join(s.home, "inbox", "once.md"), task("Once"));
+    await until(() => existsSync(join(s.home, "outbox", "once.md")) && readTasks(s.home)[0]?.state === "done", "the result");
+    first.child.kill("SIGTERM");
+    await first.exited;
+    // What a kill right after writeResult leaves: the result file is there, the state still says running.
+    const [done] = readTasks(s.home);
+    const { store } = await openState(s.home, Date.now);
+    await store.change(done!.id, { state: "running", finished: undefined, turns: 0, cost_usd: 0 });
+    store.close();
+    const requests = s.api.requests.length;
+
+    const second = await startDaemon(s);
+    assert.match(second.output(), /resuming 1 task/);
+    await until(() => readTasks(s.home)[0]?.state === "done", "the task to settle again");
+    assert.equal(s.api.requests.length, requests, "not run again");
+    assert.deepEqual(readdirSync(join(s.home, "outbox")).filter((name) => name.startsWith("once")), ["once.md"]);
+    assert.match(readFileSync(join(s.home, "outbox", "once.md"), "utf8"), /status: done[\s\S]*finished after: once/);
+    const tasks = readTasks(s.home);
+    assert.equal(tasks.length, 1);
+    assert.equal(tasks[0]!.turns, done!.turns);
   });
 
   it("cancels a running task, killing its command", needs("bwrap", "socat"), async () => {
@@ -207,9 +259,8 @@ describe("nightshift start", () => {
     await until(() => sessionIds(s.home).length === 1, "the first task to start");
     writeFileSync(join(s.home, "inbox", "second.md"), task("Second"));
     await until(() => existsSync(join(s.home, "inbox", ".done", "second.md")), "the second task to be queued");
-    const state = async () => JSON.parse(readFileSync(join(s.home, "state", "nightshift.json"), "utf8"));
-    await until(() => { try { return JSON.parse(readFileSync(join(s.home, "state", "nightshift.json"), "utf8")).tasks.length === 2; } catch { return false; } }, "the queue");
-    const second = (await state()).tasks.find((t: { name: string }) => t.name === "second.md");
+    await until(() => readTasks(s.home).length === 2, "the queue");
+    const second = readTasks(s.home).find((t) => t.name === "second.md")!;
     const cancelled = await nightshift(["cancel", second.id], s.env);
     assert.match(cancelled.stdout, /cancelled .* before it started/);
     assert.match(readFileSync(join(s.home, "outbox", "second.md"), "utf8"), /status: cancelled/);

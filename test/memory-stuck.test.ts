@@ -26,7 +26,7 @@ it("passes over a batch of journal entries whose edits were rejected three night
       clock,
       memory,
       small: () => createModelClient(role, requireApiKey(role), { clock, retry: { ...loaded.config.model_retries, attempts: 0 } }),
-      tasks: () => [],
+      tasks: { active: () => [], finishedSince: () => [] },
       approvals: createApprovalStore(join(home, "state", "approvals"), { clock, expireMs: 60_000 }),
     });
     for (let night = 1; night <= 3; night++) {

@@ -3,7 +3,9 @@ import assert from "node:assert/strict";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, it } from "node:test";
+import { openState } from "../tasks/state.ts";
 import { agent } from "./support/cli.ts";
+import { readTasks } from "./support/state-history.ts";
 import { ALICE, approvalMessages, button, startTelegramHarness, text, texts, writeTo, type TelegramHarness } from "./support/telegram-harness.ts";
 import { needs } from "./support/prerequisites.ts";
 
@@ -43,14 +45,12 @@ describe("Telegram: follow-ups across a crash", () => {
     // The crash window in tasks/daemon.ts finish(): the session log already holds the follow-up's
     // session_end, but the state write that clears follow_up (and marks the task done) never happened.
     // (follow_up_at is when it was queued; any time before the follow-up's entry in the log will do.)
-    const path = join(h.home, "state", "nightshift.json");
-    const state = JSON.parse(readFileSync(path, "utf8"));
-    const task = state.tasks.find((candidate: { title: string }) => candidate.title === "Start something");
-    Object.assign(task, { state: "running", follow_up: "And now the rest", follow_up_at: task.created });
-    delete task.finished;
-    writeFileSync(path, JSON.stringify(state));
+    const { store } = await openState(h.home, Date.now);
+    const task = store.overview(100).find((candidate) => candidate.title === "Start something")!;
+    await store.change(task.id, { state: "running", follow_up: "And now the rest", follow_up_at: task.created, finished: undefined });
+    store.close();
     await h.restart();
-    await h.until(() => h!.model.requests.length >= 3 || JSON.parse(readFileSync(path, "utf8")).tasks.some((candidate: { id: string; state: string }) => candidate.id === task.id && candidate.state === "done"), "the task to settle", { ms: 5000 });
+    await h.until(() => h!.model.requests.length >= 3 || readTasks(h!.home).some((candidate) => candidate.id === task.id && candidate.state === "done"), "the task to settle", { ms: 5000 });
     await new Promise((resolve) => setTimeout(resolve, 300));
     const sessions = readFileSync(join(h.home, "sessions", `${task.id}.jsonl`), "utf8").split("\n").filter(Boolean).map((line) => JSON.parse(line));
     const followUps = sessions.filter((event: { type: string; text?: string }) => event.type === "user" && event.text === "And now the rest");

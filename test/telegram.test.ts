@@ -5,6 +5,7 @@ import { afterEach, describe, it } from "node:test";
 import { createPairingStore } from "../bot/pairing.ts";
 import { parseHtml, type RecordedCall } from "./support/bot-api.ts";
 import { agent } from "./support/cli.ts";
+import { readTasks } from "./support/state-history.ts";
 import { ALICE, MALLORY, approvalMessages, button, startTelegramHarness, text, texts, writeTo, type TelegramHarness } from "./support/telegram-harness.ts";
 import { needs } from "./support/prerequisites.ts";
 
@@ -86,7 +87,7 @@ describe("Telegram: tasks from the phone", () => {
     await h.until(() => texts(h!, ALICE.id).some((line) => line.includes("Read it.")), "the document task's result");
     const prompt = JSON.stringify(h.model.requests[2]!.body.messages[0]);
     assert.match(prompt, /What does this say\?/);
-    const tasks = JSON.parse(readFileSync(join(h.home, "state", "nightshift.json"), "utf8")).tasks as Array<{ spec: { prompt: string; workdir: string } }>;
+    const tasks = readTasks(h.home);
     const workdir = tasks.find((task) => task.spec.prompt.includes("What does this say"))?.spec.workdir;
     assert.ok(workdir && existsSync(join(workdir, "notes.txt")), "the document is in the task's workdir");
     assert.equal(readFileSync(join(workdir!, "notes.txt"), "utf8"), "remember the milk");
