@@ -1,7 +1,6 @@
 import { createHash, randomBytes, randomInt, timingSafeEqual } from "node:crypto";
 import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { z } from "zod";
 import type { Clock } from "../runtime/clock.ts";
 import { ConfigError } from "../runtime/errors.ts";
 
@@ -60,17 +59,48 @@ export const MAX_WRONG_ATTEMPTS = 5;
 /** No 0/O, 1/I/L: a code read off a screen is typed right. */
 const ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ";
 
-const telegramUser = z.object({ id: z.number().int(), username: z.string().optional(), first_name: z.string().optional() });
-const pairedUser = telegramUser.extend({ paired_at: z.number() });
-const usersFile = z.object({ users: z.array(pairedUser) });
-const pairingFile = z.object({
-  code_sha256: z.string().regex(/^[0-9a-f]{64}$/),
-  expires_at: z.number(),
+interface Pairing {
+  code_sha256: string;
+  expires_at: number;
   /** Wrong attempts against this code. */
-  attempts: z.array(z.object({ user: telegramUser, at: z.number() })),
-  used_by: pairedUser.optional(),
-});
-type Pairing = z.infer<typeof pairingFile>;
+  attempts: { user: TelegramUser; at: number }[];
+  used_by?: PairedUser;
+}
+
+/*
+ * The two files are checked by hand rather than with zod: `nightshift pair --list` loads this
+ * module and should start as fast as Node does. Each check returns a copy with only the known
+ * fields, or throws a ShapeError naming the first field that is wrong.
+ */
+class ShapeError extends Error {}
+const wrong = (path: string, expected: string): never => {
+  throw new ShapeError(`${path || "top level"}: expected ${expected}`);
+};
+const objectAt = (value: unknown, path: string) => (typeof value === "object" && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : wrong(path, "an object"));
+const listAt = (value: unknown, path: string) => (Array.isArray(value) ? (value as unknown[]) : wrong(path, "a list"));
+const numberAt = (value: unknown, path: string) => (typeof value === "number" && Number.isFinite(value) ? value : wrong(path, "a number"));
+const optionalText = (value: unknown, path: string) => (value === undefined || typeof value === "string" ? value : wrong(path, "text"));
+
+function telegramUserOf(value: unknown, path: string): TelegramUser {
+  const fields = objectAt(value, path);
+  const id = Number.isSafeInteger(fields.id) ? (fields.id as number) : wrong(`${path}.id`, "a whole number");
+  const username = optionalText(fields.username, `${path}.username`);
+  const firstName = optionalText(fields.first_name, `${path}.first_name`);
+  return { id, ...(username !== undefined ? { username } : {}), ...(firstName !== undefined ? { first_name: firstName } : {}) };
+}
+
+const pairedUserOf = (value: unknown, path: string): PairedUser => ({ ...telegramUserOf(value, path), paired_at: numberAt(objectAt(value, path).paired_at, `${path}.paired_at`) });
+
+function usersFileOf(value: unknown): { users: PairedUser[] } {
+  return { users: listAt(objectAt(value, "").users, "users").map((user, index) => pairedUserOf(user, `users.${index}`)) };
+}
+
+function pairingOf(value: unknown): Pairing {
+  const fields = objectAt(value, "");
+  const sha = typeof fields.code_sha256 === "string" && /^[0-9a-f]{64}$/.test(fields.code_sha256) ? fields.code_sha256 : wrong("code_sha256", "a SHA-256 in hex");
+  const attempts = listAt(fields.attempts, "attempts").map((attempt, index) => ({ user: telegramUserOf(objectAt(attempt, `attempts.${index}`).user, `attempts.${index}.user`), at: numberAt((attempt as { at?: unknown }).at, `attempts.${index}.at`) }));
+  return { code_sha256: sha, expires_at: numberAt(fields.expires_at, "expires_at"), attempts, ...(fields.used_by !== undefined ? { used_by: pairedUserOf(fields.used_by, "used_by") } : {}) };
+}
 
 /** `dir` is <home>/state/telegram. */
 export function createPairingStore(dir: string, clock: Clock): PairingStore {
@@ -80,7 +110,7 @@ export function createPairingStore(dir: string, clock: Clock): PairingStore {
   /** A missing or damaged pairing.json means no code: `nightshift pair` makes a new one. */
   const readPairing = (): Pairing | undefined => {
     try {
-      return pairingFile.parse(JSON.parse(readFileSync(pairingPath, "utf8")));
+      return pairingOf(JSON.parse(readFileSync(pairingPath, "utf8")));
     } catch {
       return undefined;
     }
@@ -96,9 +126,7 @@ export function createPairingStore(dir: string, clock: Clock): PairingStore {
     }
     let reason: string;
     try {
-      const parsed = usersFile.safeParse(JSON.parse(text));
-      if (parsed.success) return parsed.data.users;
-      reason = `${parsed.error.issues[0]?.path.join(".") || "top level"}: ${parsed.error.issues[0]?.message}`;
+      return usersFileOf(JSON.parse(text)).users;
     } catch (error) {
       reason = (error as Error).message;
     }

@@ -147,14 +147,28 @@ async function main(argv: string[]): Promise<number> {
     }
     case "pair": {
       if (rest.length) throw new UsageError("nightshift pair takes no arguments; to unpair a user: nightshift pair --remove ID");
-      const [{ loadConfig }, { pairCommand }] = await Promise.all([import("../runtime/config.ts"), import("./pair.ts")]);
-      const loaded = loadConfig(env);
+      const { pairCommand } = await import("./pair.ts");
       const controller = new AbortController();
       process.once("SIGINT", () => controller.abort(new Error("stopped with Ctrl-C")));
-      return pairCommand(
-        { list: values.list ?? false, ...(values.remove !== undefined ? { remove: values.remove } : {}), wait: !values["no-wait"] },
-        { loaded, clock: systemClock, stdout: process.stdout, signal: controller.signal, allowedUsers: loaded.config.telegram.allowed_users },
-      );
+      const io = { clock: systemClock, stdout: process.stdout, signal: controller.signal };
+      const args = { list: values.list ?? false, ...(values.remove !== undefined ? { remove: values.remove } : {}), wait: !values["no-wait"] };
+      if (args.list || args.remove !== undefined) {
+        // Listing and unpairing need only telegram.allowed_users: read it alone, and the whole config
+        // (which names any mistake) only when that value is not a plain list of ids.
+        const home = resolveHome(env);
+        const { peekSetting } = await import("../runtime/config-peek.ts");
+        let peeked: unknown;
+        try {
+          peeked = peekSetting(home, ["telegram", "allowed_users"]) ?? [];
+        } catch {
+          peeked = undefined; // not YAML: loadConfig names the line
+        }
+        const allowedUsers = Array.isArray(peeked) && peeked.every((id) => Number.isSafeInteger(id) && id > 0) ? (peeked as number[]) : (await import("../runtime/config.ts")).loadConfig(env).config.telegram.allowed_users;
+        return pairCommand(args, { ...io, home, env, allowedUsers });
+      }
+      const { loadConfig } = await import("../runtime/config.ts");
+      const loaded = loadConfig(env);
+      return pairCommand(args, { ...io, home: loaded.home, env: loaded.env, allowedUsers: loaded.config.telegram.allowed_users });
     }
     case "approve":
     case "deny": {

@@ -1,6 +1,6 @@
 import { join } from "node:path";
 import { createPairingStore, type PairedUser, type PairingStore, type TelegramUser } from "../bot/pairing.ts";
-import type { Clock, LoadedConfig } from "../runtime/index.ts";
+import type { Clock } from "../runtime/clock.ts";
 import { connectDaemon } from "../tasks/control-client.ts";
 import { UsageError } from "./usage.ts";
 
@@ -13,7 +13,9 @@ export interface PairArgs {
 }
 
 export interface PairIO {
-  loaded: LoadedConfig;
+  home: string;
+  /** The environment with NIGHTSHIFT_HOME/.env read in (the bot token). */
+  env: Record<string, string | undefined>;
   clock: Clock;
   stdout: NodeJS.WritableStream;
   /** Aborting stops the wait (Ctrl-C); the code stays valid. */
@@ -29,18 +31,18 @@ export interface PairIO {
  * listed, removed, stopped waiting), 1 the code expired, was burned or replaced.
  */
 export async function pairCommand(args: PairArgs, io: PairIO): Promise<number> {
-  const { loaded, clock } = io;
+  const { home, env, clock } = io;
   const say = (text: string) => void io.stdout.write(text + "\n");
   const finish = (text: string, code: number) => (say(text), code);
-  const store = createPairingStore(join(loaded.home, "state", "telegram"), clock);
+  const store = createPairingStore(join(home, "state", "telegram"), clock);
   if (args.list && args.remove !== undefined) throw new UsageError("use either --list or --remove ID");
   if (args.list) return finish(listing(store.users(), io.allowedUsers), 0);
   if (args.remove !== undefined) return finish(remove(store, args.remove, io.allowedUsers), 0);
 
-  const token = loaded.env.TELEGRAM_BOT_TOKEN?.trim();
-  if (!token) throw new UsageError(noTokenAdvice(loaded.home));
-  const apiRoot = (loaded.env.TELEGRAM_API_ROOT || "https://api.telegram.org").replace(/\/+$/, "");
-  const [botName, daemon] = await Promise.all([fetchBotName(apiRoot, token), connectDaemon(loaded.home)]);
+  const token = env.TELEGRAM_BOT_TOKEN?.trim();
+  if (!token) throw new UsageError(noTokenAdvice(home));
+  const apiRoot = (env.TELEGRAM_API_ROOT || "https://api.telegram.org").replace(/\/+$/, "");
+  const [botName, daemon] = await Promise.all([fetchBotName(apiRoot, token), connectDaemon(home)]);
 
   const { code, expiresAt } = store.newCode();
   const until = clockTime(expiresAt);

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
@@ -81,10 +81,20 @@ describe("what a command loads", () => {
     });
   }
 
-  test("nightshift pair --list reads the config but loads neither the SDK, grammy nor the trace logger", async () => {
-    const run = await runRecorded(CLI, ["pair", "--list"], { home });
-    assert.match(run.output, /No paired Telegram users/);
-    for (const name of ["@anthropic-ai/sdk", "grammy", "pino", "lowdb"]) assert.ok(!run.packages.includes(name), `loaded ${name}`);
+  test("nightshift pair --list reads telegram.allowed_users alone: YAML, not the whole schema", async () => {
+    const listHome = mkdtempSync(join(scratch, "pair-"));
+    writeFileSync(join(listHome, "config.yaml"), "telegram:\n  allowed_users: [4242]\n");
+    const run = await runRecorded(CLI, ["pair", "--list"], { home: listHome });
+    assert.match(run.output, /4242/);
+    assert.deepEqual(run.packages, ["yaml"]);
+  });
+
+  test("nightshift pair --list still names a bad allowed_users with its line, through the whole config", async () => {
+    const listHome = mkdtempSync(join(scratch, "pair-"));
+    writeFileSync(join(listHome, "config.yaml"), "telegram:\n  allowed_users: [\"@alice\"]\n");
+    const run = await runRecorded(CLI, ["pair", "--list"], { home: listHome });
+    assert.equal(run.code, 2, run.output);
+    assert.match(run.output, /config\.yaml:2.*allowed_users.*numeric Telegram user id/);
   });
 
   test("the daemon starts without grammy when Telegram is off, and without the SDK until a task needs a model", async () => {

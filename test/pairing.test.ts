@@ -180,7 +180,7 @@ describe("nightshift pair, waiting (in process)", () => {
     };
     const stdout = new Writable({ write: (chunk, _encoding, done) => ((out += chunk), done()) });
     const loaded = loadConfig({ NIGHTSHIFT_HOME: home, TELEGRAM_BOT_TOKEN: TOKEN, TELEGRAM_API_ROOT: api.url });
-    const code = await pairCommand({ wait: true }, { loaded, clock, stdout, signal, allowedUsers: [] });
+    const code = await pairCommand({ wait: true }, { home: loaded.home, env: loaded.env, clock, stdout, signal, allowedUsers: [] });
     return { code, out, sleeps: n };
   }
 
