@@ -159,7 +159,7 @@ async function main(argv: string[]): Promise<number> {
         const { peekSetting } = await import("../runtime/config-peek.ts");
         let peeked: unknown;
         try {
-          peeked = peekSetting(home, ["telegram", "allowed_users"]) ?? [];
+          peeked = (await peekSetting(home, ["telegram", "allowed_users"])) ?? [];
         } catch {
           peeked = undefined; // not YAML: loadConfig names the line
         }

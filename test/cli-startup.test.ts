@@ -81,6 +81,12 @@ describe("what a command loads", () => {
     });
   }
 
+  test("nightshift pair --list with no allowed_users in config.yaml loads no npm package", async () => {
+    const run = await runRecorded(CLI, ["pair", "--list"], { home });
+    assert.match(run.output, /No paired Telegram users/);
+    assert.deepEqual(run.packages, []);
+  });
+
   test("nightshift pair --list reads telegram.allowed_users alone: YAML, not the whole schema", async () => {
     const listHome = mkdtempSync(join(scratch, "pair-"));
     writeFileSync(join(listHome, "config.yaml"), "telegram:\n  allowed_users: [4242]\n");
