@@ -10,6 +10,7 @@ import { benchConcurrency, benchIdle, benchPickup, benchStartup, formatRows, typ
 import { benchFanOut } from "./specialists.ts";
 import { benchConsolidation } from "./memory.ts";
 import { benchBacklog, benchFirstReply } from "./telegram.ts";
+import { benchFormat } from "./format.ts";
 
 interface Bench {
   title: string;
@@ -32,6 +33,7 @@ const benches: Bench[] = [
   { title: "Tokens per consolidation as the journal grows", what: "the consolidator against the Messages API stand-in with 50 new journal entries per run, the journal holding 100, 1,000 and 10,000 entries in all", run: rows(() => benchConsolidation()) },
   { title: "Telegram: update → first reply", what: "the daemon and its grammy bot in this process, the Bot API stand-in, system clock; 40 `/help` commands and 40 new-task messages, each from its own user (no per-chat limit in the way): update pushed → the reply's sendMessage received", run: rows(() => benchFirstReply()) },
   { title: "Telegram: 200 notifications after an outage", what: "the outbox alone against the Bot API stand-in: 20 chats × 10 messages stored while Telegram is down, then it comes back", run: rows(() => benchBacklog()) },
+  { title: "Formatting answers for Telegram", what: "`markdownToTelegramHtml` then `splitForTelegram`, as the bot sends a result: a 60 KB answer (median of 20), pathological input (one run each), and the parts a link-heavy answer becomes", run: rows(() => benchFormat()) },
   { title: "Sandbox cost per command", what: "`true` and a curl GET, bare, unsandboxed, under bubblewrap and under bubblewrap with the network proxy, 20 runs each (target: ≤ 50 ms added)", run: async () => formatTable(await benchSandbox()) },
 ];
 

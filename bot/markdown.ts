@@ -20,12 +20,13 @@ import { escapeAttr, escapeHtml } from "./escape.ts";
 export const MAX_NESTING = 50;
 
 /**
- * Longer answers are shown as escaped text, unparsed. markdown-it is linear but costs 1–2 µs per
- * character on pathological input (4 MB of `[` took 7 s), and such an answer cannot fit the
- * 4 × 4,096 visible characters that are sent as messages anyway unless over 80% of it is link
- * targets and markup: the bot attaches it as a `.md` document instead.
+ * Longer answers are shown as escaped text, unparsed, so that no input stalls the daemon's thread:
+ * markdown-it is linear but costs 1–2 µs per character on pathological input (4 MB of `[` took
+ * 7 s, 100 KB a few hundred ms on a busy machine). Such an answer is sent as a `.md` document
+ * anyway: it cannot fit the 4 × 4,096 visible characters sent as messages unless three quarters
+ * of it are link targets and markup.
  */
-export const MAX_MARKDOWN = 100_000;
+export const MAX_MARKDOWN = 64 * 1024;
 
 /** Indentation of nested list items stops growing here: a phone shows no more, and lazy continuation lines must not multiply the output. */
 const MAX_INDENT = 12;

@@ -41,6 +41,8 @@ function suffixOf(at: OpenTags): string {
 }
 
 const VOID_TAGS = new Set(["br", "hr", "img"]);
+const TAG_START = /<(\/?)([a-zA-Z][\w-]*)/y; // a tag, if a `>` follows
+const ENTITY = /^&(?:#\d+|#x[0-9a-f]+|[a-z]+);/i;
 
 /**
  * Split Telegram HTML into parts of at most `limit` visible characters, preferring paragraph (blank line)
@@ -53,6 +55,7 @@ export function splitForTelegram(html: string, options: SplitOptions = {}): { pa
   const limit = options.limit ?? 4096;
   const maxParts = options.maxParts ?? 4;
   const n = html.length;
+  if (visibleExceeds(html, maxParts * limit)) return { document: true }; // in time linear in what fits, however long the rest
 
   // One pass: which cut positions are legal, and which tags are open at each position.
   const legal = new Uint8Array(n + 1);
@@ -63,7 +66,6 @@ export function splitForTelegram(html: string, options: SplitOptions = {}): { pa
   const openCount = new Map<string, number>(); // how many of each tag the current stack holds
   let stack = root;
   let gt = html.indexOf(">"); // the first `>` at or after i (-1: none)
-  const tagStart = /<(\/?)([a-zA-Z][\w-]*)/y;
   let i = 0;
   let afterOpenTag = false;
   let units = 0;
@@ -76,8 +78,8 @@ export function splitForTelegram(html: string, options: SplitOptions = {}): { pa
     if (c === "<") {
       if (gt >= 0 && gt < i) gt = html.indexOf(">", i);
       const end = gt;
-      tagStart.lastIndex = i;
-      const tag = end < 0 ? null : tagStart.exec(html);
+      TAG_START.lastIndex = i;
+      const tag = end < 0 ? null : TAG_START.exec(html);
       if (end >= 0 && tag) {
         const closing = tag[1] === "/";
         const name = tag[2]!.toLowerCase();
@@ -115,7 +117,7 @@ export function splitForTelegram(html: string, options: SplitOptions = {}): { pa
       }
     }
     if (c === "&") {
-      const entity = /^&(?:#\d+|#x[0-9a-f]+|[a-z]+);/i.exec(html.slice(i, i + 12));
+      const entity = ENTITY.exec(html.slice(i, i + 12));
       if (entity) {
         for (let k = i + 1; k < i + entity[0].length; k++) {
           stackAt[k] = stack.index;
@@ -214,6 +216,35 @@ function skipNewlines(html: string, p: number, at: OpenTags): number {
   return at.depth === 0 ? q : Math.min(q, p + 1);
 }
 
+
+/** Whether the visible text is longer than `max` units, reading tags and entities as the main pass does; stops as soon as it is. */
+function visibleExceeds(html: string, max: number): boolean {
+  let units = 0;
+  let gt = html.indexOf(">");
+  for (let i = 0; i < html.length; ) {
+    const c = html[i];
+    if (c === "<") {
+      if (gt >= 0 && gt < i) gt = html.indexOf(">", i);
+      TAG_START.lastIndex = i;
+      if (gt >= 0 && TAG_START.test(html)) {
+        i = gt + 1;
+        continue;
+      }
+    } else if (c === "&") {
+      const entity = ENTITY.exec(html.slice(i, i + 12));
+      if (entity) {
+        units += entityUnits(entity[0]);
+        i += entity[0].length;
+        if (units > max) return true;
+        continue;
+      }
+    }
+    units++; // each half of a surrogate pair counts one
+    i++;
+    if (units > max) return true;
+  }
+  return false;
+}
 
 /** What an entity counts for Telegram: one UTF-16 unit, or two for a numeric one past U+FFFF. */
 function entityUnits(entity: string): number {
