@@ -8,8 +8,8 @@
 // inside a link is shown as the link's plain text. Every tag is opened and closed by one construct,
 // so the output is balanced by construction; all text is escaped.
 
-import MarkdownIt from "markdown-it";
-import type { Env, StateBlock, Token } from "markdown-it";
+import type { Env, MarkdownIt, StateBlock, Token } from "markdown-it";
+import { createRequire } from "node:module";
 import { escapeAttr, escapeHtml } from "./escape.ts";
 
 /**
@@ -34,20 +34,31 @@ const MAX_INDENT = 12;
 const ALLOWED_LINK = /^(?:https?:\/\/|tg:\/\/)/i;
 const RULE = "──────────";
 
-const parser = new MarkdownIt("default", { html: false, linkify: false, typographer: false, maxNesting: MAX_NESTING });
-const tokenize = parser.block.tokenize.bind(parser.block);
-// markdown-it ends a block it cannot nest deeper into without a word; note it so the caller falls back.
-parser.block.tokenize = (state: StateBlock, startLine: number, endLine: number): void => {
-  if (state.level >= MAX_NESTING && startLine < endLine) state.env.tooDeep = true;
-  tokenize(state, startLine, endLine);
-};
+let parser: MarkdownIt | undefined;
+
+/**
+ * markdown-it, loaded on the first answer rather than at start: loading it costs about 12 MB of RSS
+ * and 50 ms, which an idle daemon or a CLI command should not pay. `require` keeps this synchronous.
+ */
+function markdownIt(): MarkdownIt {
+  if (parser) return parser;
+  const MarkdownItClass = createRequire(import.meta.url)("markdown-it") as typeof import("markdown-it").default;
+  const md = new MarkdownItClass("default", { html: false, linkify: false, typographer: false, maxNesting: MAX_NESTING });
+  const tokenize = md.block.tokenize.bind(md.block);
+  // markdown-it ends a block it cannot nest deeper into without a word; note it so the caller falls back.
+  md.block.tokenize = (state: StateBlock, startLine: number, endLine: number): void => {
+    if (state.level >= MAX_NESTING && startLine < endLine) state.env.tooDeep = true;
+    tokenize(state, startLine, endLine);
+  };
+  return (parser = md);
+}
 
 /** Convert the model's Markdown answer into HTML that Telegram's HTML parse mode accepts. */
 export function markdownToTelegramHtml(markdown: string): string {
   const source = markdown.replace(/\r\n?/g, "\n");
   if (source.length > MAX_MARKDOWN) return plain(source);
   const env: Env = {};
-  const tokens = parser.parse(source, env);
+  const tokens = markdownIt().parse(source, env);
   if (env.tooDeep) return plain(source);
   return new Renderer().render(tokens);
 }

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { describe, it } from "node:test";
 import { markdownToTelegramHtml, splitForTelegram } from "../bot/format.ts";
 import { preBlocks, telegramHtmlProblem, visibleText } from "./support/telegram-html.ts";
@@ -86,6 +87,21 @@ describe("Markdown guards", () => {
     const source = "- **item** <b>\n  - nested `x` & y\n".repeat(5_000);
     const html = md(source);
     assert.equal(visibleText(html), source.trimEnd());
+  });
+});
+
+describe("loading the parser", () => {
+  it("loads markdown-it with the first answer, not with the bot (an idle daemon does not pay for it)", () => {
+    const format = new URL("../bot/format.ts", import.meta.url).href;
+    const script = `
+      import { createRequire } from "node:module";
+      const { markdownToTelegramHtml } = await import(${JSON.stringify(format)});
+      const loaded = () => Object.keys(createRequire(${JSON.stringify(format)}).cache).some((path) => path.includes("markdown-it"));
+      const before = loaded();
+      const html = markdownToTelegramHtml("*a*");
+      console.log(JSON.stringify([before, loaded(), html]));`;
+    const out = execFileSync(process.execPath, ["--input-type=module", "-e", script], { encoding: "utf8" });
+    assert.deepEqual(JSON.parse(out), [false, true, "<i>a</i>"]);
   });
 });
 
