@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { markdownToTelegramHtml, splitForTelegram } from "../bot/format.ts";
+import { parseHtml } from "./support/bot-api.ts";
 import { preBlocks, telegramHtmlProblem, visibleText } from "./support/telegram-html.ts";
 
 // Properties of the formatter over a generated corpus of answers shaped like a model's: paragraphs
@@ -166,6 +167,7 @@ describe("formatting a generated corpus", () => {
       for (const part of result.parts) {
         const problem = telegramHtmlProblem(part);
         assert.equal(problem, null, `seed ${seed}, limit ${limit}: ${problem}`);
+        assert.equal(parseHtml(part).text, visibleText(part), `seed ${seed}: the Bot API stand-in (TDLib's parser) reads it the same`);
         assert.ok(visibleText(part).length <= limit, `seed ${seed}: ${visibleText(part).length} > ${limit}`);
       }
       const text = result.parts.map(visibleText).join("\n");
