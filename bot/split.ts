@@ -4,7 +4,6 @@
 // parsed and the entities decoded, in UTF-16 code units. Tags and link targets cost nothing, so a
 // link-heavy answer whose HTML is four times its text still fits in one message.
 
-
 export interface SplitOptions {
   /** Maximum visible characters per part: text after tags and entities, in UTF-16 code units, as Telegram counts. Default 4096. */
   limit?: number;
@@ -47,7 +46,7 @@ const ENTITY = /^&(?:#\d+|#x[0-9a-f]+|[a-z]+);/i;
 /**
  * Split Telegram HTML into parts of at most `limit` visible characters, preferring paragraph (blank line)
  * and code-block boundaries, then line breaks, then spaces, then a hard cut. Never cuts inside a
- * tag or an entity; tags open at a cut are closed at the end of the part and reopened in the next
+ * tag, an entity or a surrogate pair; tags open at a cut are closed at the end of the part and reopened in the next
  * (so a long code block becomes several proper `<pre><code …>` blocks). Whitespace dropped at a cut
  * is only the separator itself (never inside code). More than `maxParts` parts → `{ document: true }`.
  */
@@ -57,7 +56,7 @@ export function splitForTelegram(html: string, options: SplitOptions = {}): { pa
   const n = html.length;
   if (visibleExceeds(html, maxParts * limit)) return { document: true }; // in time linear in what fits, however long the rest
 
-  // One pass: which cut positions are legal, and which tags are open at each position.
+  // One pass: which cut positions are legal, which tags are open and how much text is visible at each position.
   const legal = new Uint8Array(n + 1);
   const visible = new Int32Array(n + 1); // visible UTF-16 units before each position
   const stackAt = new Int32Array(n + 1);
