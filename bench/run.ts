@@ -12,6 +12,7 @@ import { benchConsolidation } from "./memory.ts";
 import { benchBacklog, benchFirstReply } from "./telegram.ts";
 import { benchCli } from "./cli.ts";
 import { benchCron, formatCron } from "./cron.ts";
+import { benchFormat } from "./format.ts";
 
 interface Bench {
   title: string;
@@ -37,6 +38,7 @@ const benches: Bench[] = [
   { title: "Telegram: update → first reply", what: "the daemon and its grammy bot in this process, the Bot API stand-in, system clock; 40 `/help` commands and 40 new-task messages, each from its own user (no per-chat limit in the way): update pushed → the reply's sendMessage received", run: rows(() => benchFirstReply()) },
   { title: "Telegram: 200 notifications after an outage", what: "the outbox alone against the Bot API stand-in: 20 chats × 10 messages stored while Telegram is down, then it comes back", run: rows(() => benchBacklog()) },
   { title: "Schedules against crontab(5) and cronie", what: "Nightshift's slots, croner as it comes and croner with `fixedTimeRule: \"no-wildcard\"`, each against a model of cronie's rules (bench/cron.ts): the first 10 runs after 2026-01-01 and every run within 2 h of each 2026 DST change, per expression and zone", run: async () => formatCron(benchCron()) },
+  { title: "Formatting answers for Telegram", what: "`markdownToTelegramHtml` then `splitForTelegram`, as the bot sends a result: a 60 KB answer (median of 20), pathological input (one run each), and the parts a link-heavy answer becomes", run: rows(() => benchFormat()) },
   { title: "Sandbox cost per command", what: "`true` and a curl GET, bare, unsandboxed, under bubblewrap and under bubblewrap with the network proxy, 20 runs each (target: ≤ 50 ms added)", run: async () => formatTable(await benchSandbox()) },
 ];
 
