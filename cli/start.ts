@@ -64,6 +64,9 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
     ...memory.forRuntime(),
     approvers: () => (bot?.hasUsers() ? [bot.approver] : []),
   });
+  // The probe spawns bubblewrap and socat (tens of ms): it runs while the rest starts, and is
+  // awaited only to say how it went in the ready line.
+  const probing = runtime.sandbox.probe();
   const daemon = createDaemon({ home, clock, runtime, state: store, trace, concurrency: config.daemon.concurrency, maxCrashes: config.daemon.max_crashes });
   const memoryService = createMemoryService({ loaded, clock, memory, small: () => runtime.modelFor("small"), tasks: daemon.tasks, approvals: runtime.approvals });
   const unjournal = daemon.watch((id, message) => {
@@ -192,7 +195,7 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
   await inbox.start();
   await scheduler.start();
   bot?.start();
-  const probe = await runtime.sandbox.probe();
+  const probe = await probing;
   stderr.write(
     `Nightshift is running (pid ${process.pid}): watching ${join(home, "inbox")}` +
       `${resumed ? `, resuming ${resumed} task${resumed > 1 ? "s" : ""}` : ""}${failed ? `, ${failed} failed after repeated crashes` : ""}.\n`,
