@@ -59,6 +59,52 @@ export async function benchFirstReply(samples = 40): Promise<Row[]> {
 }
 
 /**
+ * The model's answer → the sendMessage carrying it: ten plain messages from one user (one chat),
+ * each its own task, one at a time (the next once the previous result has arrived), with both
+ * stand-ins answering at once. Measured from the moment the Messages API stand-in's responder
+ * returned the task's final answer (it is written to the socket right after) to the Bot API
+ * stand-in's receipt of the result's sendMessage. Everything in between is the daemon: the
+ * session's end, the outbox file, and whatever per-chat pacing makes the result wait for.
+ */
+export async function benchAnswerToResult(samples = 10): Promise<Row[]> {
+  const user = 20_000;
+  const h = await startTelegramHarness({ realClock: true, config: `telegram:\n  allowed_users: [${user}]\n  poll_timeout: 30s\n` });
+  try {
+    const answered = new Map<string, number>();
+    h.model.respondWith((request) => {
+      const marker = /answer-(\d+)/.exec(JSON.stringify(request.body.messages))?.[1] ?? "?";
+      answered.set(marker, Date.now());
+      return { content: [{ type: "text", text: `Here is answer-${marker}, done.` }] };
+    });
+    await h.until(() => h.telegram.commands.length > 0 && h.telegram.openPolls() === 1, "polling", { ms: 10_000 });
+    const waits: number[] = [];
+    const calls: string[] = [];
+    for (let i = 0; i < samples; i++) {
+      await h.until(() => h.telegram.openPolls() === 1, "the next poll");
+      const first = h.telegram.calls.length;
+      h.telegram.sendText({ id: user, username: "bench" }, `Please write answer-${i}`);
+      let result: RecordedCall | undefined;
+      const carries = (call: RecordedCall) => call.method === "sendMessage" && String(call.params.text).includes(`Here is answer-${i}`);
+      await h.until(() => (result = h.telegram.calls.find(carries)) !== undefined, "the result", { ms: 20_000 });
+      waits.push(result!.at - answered.get(String(i))!);
+      // What went to the chat for this task, and when, relative to the update (shown for the first sample).
+      if (i === 1) {
+        const base = h.telegram.calls[first]?.at ?? 0;
+        for (const call of h.telegram.calls.slice(first)) if (call.method !== "getUpdates") calls.push(`${call.method} +${call.at - base} ms`);
+      }
+    }
+    return [
+      { name: "model's answer → the sendMessage carrying it, median", value: median(waits), unit: "ms", target: 50 },
+      { name: "model's answer → the sendMessage carrying it, p90", value: p90(waits), unit: "ms" },
+      { name: "model's answer → the sendMessage carrying it, max", value: Math.max(...waits), unit: "ms" },
+      { name: `calls to the chat for the second task: ${calls.join(", ")}`, value: calls.length, unit: "count" },
+    ];
+  } finally {
+    await h.close();
+  }
+}
+
+/**
  * 200 notifications stored while Telegram is down (20 chats × 10), then Telegram comes back: how long
  * until all arrive, the most requests the stand-in saw in any one second (Telegram allows about 30)
  * and in any one second for one chat (about 1, with short bursts), and whether any came twice or out
@@ -102,6 +148,9 @@ export async function benchBacklog(chats = 20, perChat = 10): Promise<Row[]> {
 }
 
 if (import.meta.main) {
-  console.log(`## Update → first reply\n\n${formatRows(await benchFirstReply())}\n`);
-  console.log(`## 200 notifications after an outage\n\n${formatRows(await benchBacklog())}\n`);
+  // `node bench/telegram.ts [first|answer|backlog]` runs one of them.
+  const only = process.argv[2];
+  if (!only || only === "first") console.log(`## Update → first reply\n\n${formatRows(await benchFirstReply())}\n`);
+  if (!only || only === "answer") console.log(`## Answer → the sendMessage carrying it\n\n${formatRows(await benchAnswerToResult())}\n`);
+  if (!only || only === "backlog") console.log(`## 200 notifications after an outage\n\n${formatRows(await benchBacklog())}\n`);
 }
