@@ -206,8 +206,8 @@ export function createTelegramOutbox(options: TelegramOutboxOptions): TelegramOu
     const { call } = item;
     const chat = chatOf(call.chat_id);
     (call.lane === "status" ? chat.edits : chat.queue).push(item);
-    if (call.method.startsWith("send")) return;
-    const target = targetOf(call);
+    const target = call.method.startsWith("send") ? undefined : targetOf(call);
+    if (target === undefined) return;
     for (const [key, pending] of chat.volatile) if (targetOf(pending) === target) chat.volatile.delete(key);
     for (const flight of flying.values()) if (flight.call.chat_id === call.chat_id && targetOf(flight.call) === target) flight.superseded = true;
     // A whole new text, or no message at all: an older status edit of it would only be overwritten.
