@@ -5,12 +5,13 @@
 // twice; status edits come after it (a newer edit of the same message replaces an older one, on
 // disk too), and progress edits last. All waiting (rate limits, backoff, 429s) goes through the
 // injected Clock; the limits and where they come from are in pacing.ts.
-import { chmodSync, closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, unlinkSync, writeSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, unlinkSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { GrammyError, InputFile } from "grammy";
 import type { Api } from "grammy";
 import type { Clock } from "../runtime/index.ts";
+import { openSentRecord, SENT_FILE, syncWrite, writeDurably } from "./outbox-files.ts";
 import { chatBucket, createGlobalWindow, DEFAULT_PACING, type Bucket, type PacingLimits } from "./pacing.ts";
 
 export interface OutgoingCall {
@@ -82,10 +83,6 @@ export interface TelegramOutbox {
 const BACKOFF_FIRST_MS = 1_000;
 const BACKOFF_MAX_MS = 60_000;
 const STOP_GRACE_MS = 5_000;
-/** How many confirmed sends `edit_of` can still refer to. */
-const SENT_MEMORY = 500;
-/** `[id, message_id]` lines of confirmed sends. Not `*.json`: the folder's `*.json` files are exactly the pending items. */
-const SENT_FILE = "sent.jsonl";
 const ITEM_FILE = /^(\d{12})-[0-9a-f]{6}\.json$/;
 const seqOf = (name: string): number => Number(/^(\d{12})-/.exec(name)?.[1] ?? 0);
 const HTML_ENTITIES: Record<string, string> = { lt: "<", gt: ">", amp: "&", quot: '"' };
@@ -141,11 +138,10 @@ export function createTelegramOutbox(options: TelegramOutboxOptions): TelegramOu
 
   mkdirSync(failedDir, { recursive: true, mode: 0o700 });
   chmodSync(dir, 0o700);
-  let sentLines = 0;
-  const sent = loadSent();
+  const sent = openSentRecord(dir, (error) => say("error", `telegram outbox: ${SENT_FILE} unreadable; earlier sends cannot be edited`, { error: String(error) }));
   let seq = 0;
   // The sequence continues past every id still referred to, so ids stay unique and ordered.
-  for (const name of [...readdirSync(dir), ...readdirSync(failedDir), ...sent.keys()]) seq = Math.max(seq, seqOf(name));
+  for (const name of [...readdirSync(dir), ...readdirSync(failedDir), ...sent.ids()]) seq = Math.max(seq, seqOf(name));
   for (const name of readdirSync(dir).sort()) {
     if (name.endsWith(".tmp")) unlinkSync(join(dir, name)); // its write never completed
     if (!ITEM_FILE.test(name)) continue;
@@ -229,40 +225,6 @@ export function createTelegramOutbox(options: TelegramOutboxOptions): TelegramOu
     syncWrite(dir, "r");
   }
 
-  function loadSent(): Map<string, number> {
-    const map = new Map<string, number>();
-    let text = "";
-    try {
-      text = readFileSync(join(dir, SENT_FILE), "utf8");
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== "ENOENT") say("error", `telegram outbox: ${SENT_FILE} unreadable; earlier sends cannot be edited`, { error: String(error) });
-    }
-    for (const line of text.split("\n")) {
-      try {
-        const [id, messageId] = JSON.parse(line) as unknown[];
-        if (typeof id === "string" && typeof messageId === "number") map.set(id, messageId);
-      } catch {
-        // an empty line, or one cut short by a crash
-      }
-    }
-    while (map.size > SENT_MEMORY) map.delete(map.keys().next().value!);
-    if (text) writeSent(map); // compacted, and no cut line left for the next append to join
-    return map;
-  }
-
-  function writeSent(map: Map<string, number>): void {
-    writeDurably(dir, SENT_FILE, [...map].map((entry) => `${JSON.stringify(entry)}\n`).join(""));
-    sentLines = map.size;
-  }
-
-  /** Appended and fsynced; rewritten with the latest entries once the file holds twice as many. */
-  function rememberSent(id: string, messageId: number): void {
-    sent.set(id, messageId);
-    while (sent.size > SENT_MEMORY) sent.delete(sent.keys().next().value!);
-    if (++sentLines > 2 * SENT_MEMORY) writeSent(sent);
-    else syncWrite(join(dir, SENT_FILE), "a", `${JSON.stringify([id, messageId])}\n`);
-  }
-
   /** The message an edit or delete aims at, comparable across `edit_of` and `message_id`. */
   function targetOf(call: OutgoingCall): unknown {
     return call.edit_of !== undefined ? (sent.get(call.edit_of) ?? call.edit_of) : call.params["message_id"];
@@ -284,7 +246,7 @@ export function createTelegramOutbox(options: TelegramOutboxOptions): TelegramOu
     const messageId = (result as { message_id?: unknown } | null)?.message_id;
     if (item.call.method.startsWith("send") && typeof messageId === "number") {
       // Written before the item is removed: an item found in the sent file at start was delivered.
-      guard(`writing ${SENT_FILE}`, () => rememberSent(item.id, messageId));
+      guard(`writing ${SENT_FILE}`, () => sent.remember(item.id, messageId));
     }
     guard("removing a delivered item", () => finish(chat, item));
     guard("onSent", () => options.onSent?.(item, result));
@@ -531,23 +493,4 @@ function plainText(call: OutgoingCall): OutgoingCall {
     if (typeof value === "string") params[field] = value.replace(/<[^>]*>/g, "").replace(/&(lt|gt|amp|quot);/g, (_, name: string) => HTML_ENTITIES[name]!);
   }
   return { ...call, params };
-}
-
-/** Temp file, fsync, rename, fsync the folder: after return the file survives a crash whole or not at all. */
-function writeDurably(dir: string, name: string, text: string): void {
-  const temp = join(dir, `.${name}.tmp`);
-  syncWrite(temp, "w", text);
-  renameSync(temp, join(dir, name));
-  syncWrite(dir, "r"); // the rename itself
-}
-
-/** Opens `path` (a folder with "r"), writes `text` if given, and fsyncs before closing. */
-function syncWrite(path: string, flags: "w" | "a" | "r", text?: string): void {
-  const fd = openSync(path, flags, 0o600);
-  try {
-    if (text !== undefined) writeSync(fd, text);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
 }
