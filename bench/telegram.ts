@@ -45,8 +45,10 @@ export async function benchFirstReply(samples = 40): Promise<Row[]> {
     for (let i = 0; i < samples; i++) {
       const user = users[samples + i]!;
       task.push(await measure(user, `Task number ${i}`));
-      // One at a time: the task's own work (session, sandbox probe, result) is not this figure.
+      // One at a time: the task's own work (session, sandbox probe, result, the status message's
+      // final state, which follows the result by a second or two) is not this figure.
       await h.until(() => h.telegram.messages(user).some((message) => /\bok\b/.test(message.text ?? "")), "the task's result");
+      await h.until(() => /done/.test(h.telegram.messages(user)[0]?.text ?? ""), "the status message's final state", { ms: 10_000 });
     }
     return [
       { name: "/help → its answer, median", value: median(help), unit: "ms", target: 50 },
