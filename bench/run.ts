@@ -9,7 +9,7 @@ import { benchSandbox, formatTable } from "./sandbox.ts";
 import { benchConcurrency, benchIdle, benchPickup, benchStartup, benchStateHistory, formatRows, type Row } from "./daemon.ts";
 import { benchFanOut } from "./specialists.ts";
 import { benchConsolidation } from "./memory.ts";
-import { benchBacklog, benchFirstReply } from "./telegram.ts";
+import { benchAnswerToResult, benchBacklog, benchFirstReply } from "./telegram.ts";
 import { benchCli } from "./cli.ts";
 import { benchCron, formatCron } from "./cron.ts";
 import { benchFormat } from "./format.ts";
@@ -36,6 +36,7 @@ const benches: Bench[] = [
   { title: "Fan-out of 4 specialists", what: "the main agent consults 4 specialists in parallel, each answering after 1 s at the Messages API stand-in; wall time from its consult reply to its next request (the reports), median of 5", run: rows(() => benchFanOut()) },
   { title: "Tokens per consolidation as the journal grows", what: "the consolidator against the Messages API stand-in with 50 new journal entries per run, the journal holding 100, 1,000 and 10,000 entries in all", run: rows(() => benchConsolidation()) },
   { title: "Telegram: update → first reply", what: "the daemon and its grammy bot in this process, the Bot API stand-in, system clock; 40 `/help` commands and 40 new-task messages, each from its own user (no per-chat limit in the way): update pushed → the reply's sendMessage received", run: rows(() => benchFirstReply()) },
+  { title: "Telegram: answer → the sendMessage carrying it", what: "the daemon and its grammy bot in this process, both stand-ins answering at once, system clock; ten plain messages from one user, each its own task, one at a time: 3 s after each result (a chat under its limit), then back to back (over it): the Messages API stand-in's final answer → the result's sendMessage received", run: rows(async () => [...(await benchAnswerToResult(3_000)), ...(await benchAnswerToResult(0))]) },
   { title: "Telegram: 200 notifications after an outage", what: "the outbox alone against the Bot API stand-in: 20 chats × 10 messages stored while Telegram is down, then it comes back", run: rows(() => benchBacklog()) },
   { title: "Schedules against crontab(5) and cronie", what: "Nightshift's slots, croner as it comes and croner with `fixedTimeRule: \"no-wildcard\"`, each against a model of cronie's rules (bench/cron.ts): the first 10 runs after 2026-01-01 and every run within 2 h of each 2026 DST change, per expression and zone", run: async () => formatCron(benchCron()) },
   { title: "Formatting answers for Telegram", what: "`markdownToTelegramHtml` then `splitForTelegram`, as the bot sends a result: a 60 KB answer (median of 20), pathological input (one run each), and the parts a link-heavy answer becomes", run: rows(() => benchFormat()) },

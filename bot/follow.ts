@@ -6,7 +6,8 @@ import type { BotStore } from "./store.ts";
 
 /**
  * Turns task events into what the phone shows: for a task sent from Telegram, one status message
- * edited in place (the outbox throttles edits per chat) and the result as a new message; for other
+ * edited in place (the outbox throttles edits per chat, behind every message the person waits for)
+ * and the result as a new message, then the status message's final state; for other
  * tasks, notifications to every user (as `telegram.notify` chooses). Everything here is a reaction
  * to events; nothing is asked of the daemon.
  */
@@ -78,13 +79,7 @@ export function createFollower(options: FollowOptions): Follower {
     const status = progress.get(id);
     progress.delete(id);
     const entry = store.data.tasks[id];
-    if (entry?.status) {
-      // The final state replaces the throttled progress: a durable edit, in order before the result.
-      const final = progressText({ ...(status ?? { title: record.title, step: record.turns, tools: [], tokens: 0 }), costUsd: result.costUsd, state: STATE_LABEL[result.status] ?? result.status });
-      outbox.replace(`progress:${id}`, undefined);
-      const call = statusEdit(id, final);
-      if (call && final !== status?.last) outbox.enqueue(call);
-    }
+    outbox.replace(`progress:${id}`, undefined); // the result makes any progress text moot
     const kind: NotifyKind = result.status === "done" ? "finished" : "failed";
     for (const chat of audience(id, kind)) {
       const replyTo = chat === entry?.chat ? entry.request : undefined;
@@ -93,6 +88,13 @@ export function createFollower(options: FollowOptions): Follower {
           outbox.enqueue({ method: "sendDocument", chat_id: chat, params: { caption: message.caption, parse_mode: "HTML" }, document: message.document, tag: `result:${id}` });
         } else send(chat, message.text, `result:${id}`, replyTo);
       }
+    }
+    if (entry?.status) {
+      // The status message's final state: stored after the result and in the status lane, so it
+      // never holds the result up and goes when the chat has a slot to spare.
+      const final = progressText({ ...(status ?? { title: record.title, step: record.turns, tools: [], tokens: 0 }), costUsd: result.costUsd, state: STATE_LABEL[result.status] ?? result.status });
+      const call = statusEdit(id, final);
+      if (call && final !== status?.last) outbox.enqueue({ ...call, lane: "status" });
     }
   };
 

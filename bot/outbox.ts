@@ -1,15 +1,18 @@
 // The durable outbox for everything the bot sends to Telegram. Each call is a file written and
 // fsynced before `enqueue` returns and removed only when Telegram answers ok, so an outage or a
-// restart loses nothing; per chat, calls leave strictly in enqueue order, one request in flight at a
-// time, so nothing arrives out of order or twice. All waiting (rate limits, backoff, 429 pauses) goes
-// through the injected Clock: a token bucket per chat (one a second after a burst of three) and a
-// sliding one-second window for all chats together (30) keep within Telegram's limits.
-import { chmodSync, closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, unlinkSync, writeSync } from "node:fs";
+// restart loses nothing. Per chat, what the person waits for (messages, approvals, deletes) leaves
+// strictly in enqueue order, one request in flight at a time, so nothing arrives out of order or
+// twice; status edits come after it (a newer edit of the same message replaces an older one, on
+// disk too), and progress edits last. All waiting (rate limits, backoff, 429s) goes through the
+// injected Clock; the limits and where they come from are in pacing.ts.
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, unlinkSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { GrammyError, InputFile } from "grammy";
 import type { Api } from "grammy";
 import type { Clock } from "../runtime/index.ts";
+import { openSentRecord, SENT_FILE, syncWrite, writeDurably } from "./outbox-files.ts";
+import { chatBucket, createGlobalWindow, DEFAULT_PACING, type Bucket, type PacingLimits } from "./pacing.ts";
 
 export interface OutgoingCall {
   method: "sendMessage" | "sendDocument" | "editMessageText" | "editMessageReplyMarkup" | "deleteMessage";
@@ -22,6 +25,13 @@ export interface OutgoingCall {
   edit_of?: string;
   /** Opaque to the outbox; handed back in onSent and onDropped (e.g. "status:TASKID"). */
   tag?: string;
+  /**
+   * "status": an edit of a status message (editMessageText). It waits until nothing else of its chat
+   * is waiting and a slot is to spare, and a newer editMessageText or deleteMessage of the same
+   * message replaces it unsent. Without a lane a call is one the person waits for: never dropped
+   * for pacing, in enqueue order.
+   */
+  lane?: "status";
 }
 
 export interface OutboxItem {
@@ -29,13 +39,8 @@ export interface OutboxItem {
   call: OutgoingCall;
 }
 
-export interface OutboxLimits {
-  /** A token bucket per chat: `perChatBurst` at once, then `perChatPerSecond` (defaults 3 and 1). */
-  perChatPerSecond?: number;
-  perChatBurst?: number;
-  /** All chats together: at most this many requests reach Telegram in any 1,000 ms (default 30), a burst included. */
-  globalPerSecond?: number;
-  /** Volatile edits (`replace`) in one chat are at least this far apart. */
+export interface OutboxLimits extends PacingLimits {
+  /** Volatile edits (`replace`) in one chat are at least this far apart, counted from the chat's last edit. */
   editIntervalMs?: number;
 }
 
@@ -55,12 +60,13 @@ export interface TelegramOutboxOptions {
 export interface TelegramOutbox {
   /**
    * Stores the call (written and fsynced before it returns; throws if it cannot be), wakes the sender
-   * and returns the item id. Per chat, items leave in enqueue order.
+   * and returns the item id. Per chat, items without a lane leave in enqueue order; a status edit
+   * leaves after them, unless a newer one of the same message replaced it first (its file removed).
    */
   enqueue(call: OutgoingCall): string;
   /**
    * A volatile, coalescing call (progress edits): only the latest call per key is kept, in memory, and
-   * sent once the chat has no stored items waiting and its rate allows; edits at most once per
+   * sent once the chat has no stored items waiting and a slot to spare; edits at most once per
    * `editIntervalMs` per chat. `undefined` forgets the key. A stored call that edits or deletes the same
    * message supersedes it, so a stale progress text never overwrites a final one.
    */
@@ -77,36 +83,49 @@ export interface TelegramOutbox {
 const BACKOFF_FIRST_MS = 1_000;
 const BACKOFF_MAX_MS = 60_000;
 const STOP_GRACE_MS = 5_000;
-/** How many confirmed sends `edit_of` can still refer to. */
-const SENT_MEMORY = 500;
-/** `[id, message_id]` lines of confirmed sends. Not `*.json`: the folder's `*.json` files are exactly the pending items. */
-const SENT_FILE = "sent.jsonl";
 const ITEM_FILE = /^(\d{12})-[0-9a-f]{6}\.json$/;
 const seqOf = (name: string): number => Number(/^(\d{12})-/.exec(name)?.[1] ?? 0);
 const HTML_ENTITIES: Record<string, string> = { lt: "<", gt: ">", amp: "&", quot: '"' };
 
-interface Bucket { tokens: number; at: number; readonly perSecond: number; readonly burst: number }
-/** What a chat sends next: a stored item, or the volatile call under `key`. */
-interface Next { item?: OutboxItem; key?: string; call: OutgoingCall }
-interface Chat { queue: OutboxItem[]; volatile: Map<string, OutgoingCall>; busy: boolean; bucket: Bucket; retryAt: number; failures: number; lastEditAt: number }
+/** What a chat sends next: a stored item, or the volatile call under `key`; `edit`: from the edit lanes. */
+interface Next { item?: OutboxItem; key?: string; call: OutgoingCall; edit: boolean }
+interface Chat {
+  /** Stored calls without a lane, in enqueue order; the head stays here until it is settled. */
+  queue: OutboxItem[];
+  /** Stored status edits, in enqueue order, at most one per message (but the one in flight). */
+  edits: OutboxItem[];
+  volatile: Map<string, OutgoingCall>;
+  /** A queue item is in flight. */
+  sending: boolean;
+  /** An edit (stored status or volatile) is in flight: at most one, and only while no queue item is. */
+  editing?: Next;
+  bucket: Bucket;
+  /** Nothing goes to this chat before (a 429's retry_after, or the backoff after a failure). */
+  retryAt: number;
+  failures: number;
+  lastEditAt: number;
+}
 type Outcome =
   | { kind: "done"; result: unknown }
   | { kind: "retry"; reason: string } // network or 5xx: back off this chat
-  | { kind: "pause"; ms: number } // 429: everything waits, not a failure
+  | { kind: "pause"; ms: number } // 429: this chat waits retry_after, not a failure
   | { kind: "auth"; reason: string } // 401/404: the token is wrong; never drop, back off everything
   | { kind: "plain" } // HTML Telegram could not parse: once more as plain text
   | { kind: "drop"; reason: string };
 
 export function createTelegramOutbox(options: TelegramOutboxOptions): TelegramOutbox {
   const { dir, api, clock } = options;
-  const limits = { perChatPerSecond: 1, perChatBurst: 3, globalPerSecond: 30, editIntervalMs: 3_000, ...options.limits };
+  const limits = { ...DEFAULT_PACING, editIntervalMs: 3_000, ...options.limits };
+  /** Edits never take a chat's last token: it stays for the next message the person waits for. */
+  const editNeeds = Math.min(2, limits.perChatBurst);
   const failedDir = join(dir, "failed");
   const raw = api.raw as unknown as Record<OutgoingCall["method"], (payload: Record<string, unknown>, signal?: AbortSignal) => Promise<unknown>>;
   const chats = new Map<number, Chat>();
-  /** When the requests of the last second ended, oldest first (see globalWait). */
-  const ended: number[] = [];
+  const global = createGlobalWindow(clock, limits.globalPerSecond);
   /** Volatile calls in flight by key; `superseded` once a newer call or a stored edit replaced them. */
   const flying = new Map<string, { call: OutgoingCall; superseded: boolean }>();
+  /** Stored status edits that a newer one superseded while they were in flight. */
+  const staleEdits = new Set<OutboxItem>();
   const inflight = new Set<Promise<void>>();
   const idleWaiters: (() => void)[] = [];
   let running = false;
@@ -119,11 +138,10 @@ export function createTelegramOutbox(options: TelegramOutboxOptions): TelegramOu
 
   mkdirSync(failedDir, { recursive: true, mode: 0o700 });
   chmodSync(dir, 0o700);
-  let sentLines = 0;
-  const sent = loadSent();
+  const sent = openSentRecord(dir, (error) => say("error", `telegram outbox: ${SENT_FILE} unreadable; earlier sends cannot be edited`, { error: String(error) }));
   let seq = 0;
   // The sequence continues past every id still referred to, so ids stay unique and ordered.
-  for (const name of [...readdirSync(dir), ...readdirSync(failedDir), ...sent.keys()]) seq = Math.max(seq, seqOf(name));
+  for (const name of [...readdirSync(dir), ...readdirSync(failedDir), ...sent.ids()]) seq = Math.max(seq, seqOf(name));
   for (const name of readdirSync(dir).sort()) {
     if (name.endsWith(".tmp")) unlinkSync(join(dir, name)); // its write never completed
     if (!ITEM_FILE.test(name)) continue;
@@ -132,14 +150,19 @@ export function createTelegramOutbox(options: TelegramOutboxOptions): TelegramOu
       unlinkSync(join(dir, name)); // confirmed or dropped just before a crash
       continue;
     }
+    let item: OutboxItem;
     try {
       const { call } = JSON.parse(readFileSync(join(dir, name), "utf8")) as Partial<OutboxItem>;
       if (typeof call?.chat_id !== "number" || typeof call.method !== "string" || typeof call.params !== "object") throw new Error("not an outbox item");
-      chatOf(call.chat_id).queue.push({ id, call });
+      item = { id, call };
     } catch (error) {
       renameSync(join(dir, name), join(failedDir, name));
       say("error", `telegram outbox: unreadable item ${name} moved to failed/`, { error: String(error) });
+      continue;
     }
+    // In enqueue order, as before the restart: a status edit a newer one replaced (a crash came
+    // between storing the newer and removing the older) is removed now.
+    store(item);
   }
 
   /** grammy's errors may carry the URL, and with it the token. */
@@ -168,66 +191,38 @@ export function createTelegramOutbox(options: TelegramOutboxOptions): TelegramOu
   function chatOf(chatId: number): Chat {
     let chat = chats.get(chatId);
     if (!chat) {
-      chat = { queue: [], volatile: new Map(), busy: false, bucket: bucket(limits.perChatPerSecond, limits.perChatBurst), retryAt: 0, failures: 0, lastEditAt: -Infinity };
+      chat = { queue: [], edits: [], volatile: new Map(), sending: false, bucket: chatBucket(clock, chatId, limits), retryAt: 0, failures: 0, lastEditAt: -Infinity };
       chats.set(chatId, chat);
     }
     return chat;
   }
 
-  function bucket(perSecond: number, burst: number): Bucket {
-    return { tokens: burst, at: clock.now(), perSecond, burst };
+  /** Puts a stored item in its chat's lane, and removes what it supersedes. */
+  function store(item: OutboxItem): void {
+    const { call } = item;
+    const chat = chatOf(call.chat_id);
+    (call.lane === "status" ? chat.edits : chat.queue).push(item);
+    const target = call.method.startsWith("send") ? undefined : targetOf(call);
+    if (target === undefined) return;
+    for (const [key, pending] of chat.volatile) if (targetOf(pending) === target) chat.volatile.delete(key);
+    for (const flight of flying.values()) if (flight.call.chat_id === call.chat_id && targetOf(flight.call) === target) flight.superseded = true;
+    // A whole new text, or no message at all: an older status edit of it would only be overwritten.
+    if (call.method !== "editMessageText" && call.method !== "deleteMessage") return;
+    for (const older of chat.edits.filter((edit) => edit !== item && targetOf(edit.call) === target)) {
+      if (older === chat.editing?.item) staleEdits.add(older); // in flight: removed when it answers, unless it went through
+      else guard("removing a superseded status edit", () => discard(chat, older));
+    }
   }
 
   /**
-   * A request counts against the global limit from its start until 1 s after its answer: it reached
-   * Telegram somewhere in between, so however long requests take, no second there sees more than the
-   * limit. Infinity: wait for an answer (which pumps).
+   * Removes a superseded status edit, durably: its file is unlinked and the folder fsynced before
+   * anything else happens, so a restart neither sends it nor puts it back in front of the newer one.
    */
-  function globalWait(now: number): number {
-    while (ended.length > 0 && ended[0]! <= now - 1000) ended.shift();
-    if (inflight.size + ended.length < limits.globalPerSecond) return 0;
-    return ended.length > 0 ? ended[0]! + 1000 - now : Infinity;
-  }
-
-  /** Milliseconds until the bucket holds a token (0: now). */
-  function waitMs(b: Bucket, now: number): number {
-    b.tokens = Math.min(b.burst, b.tokens + ((now - b.at) * b.perSecond) / 1000);
-    b.at = now;
-    return b.tokens >= 1 ? 0 : Math.ceil(((1 - b.tokens) * 1000) / b.perSecond);
-  }
-
-  function loadSent(): Map<string, number> {
-    const map = new Map<string, number>();
-    let text = "";
-    try {
-      text = readFileSync(join(dir, SENT_FILE), "utf8");
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== "ENOENT") say("error", `telegram outbox: ${SENT_FILE} unreadable; earlier sends cannot be edited`, { error: String(error) });
-    }
-    for (const line of text.split("\n")) {
-      try {
-        const [id, messageId] = JSON.parse(line) as unknown[];
-        if (typeof id === "string" && typeof messageId === "number") map.set(id, messageId);
-      } catch {
-        // an empty line, or one cut short by a crash
-      }
-    }
-    while (map.size > SENT_MEMORY) map.delete(map.keys().next().value!);
-    if (text) writeSent(map); // compacted, and no cut line left for the next append to join
-    return map;
-  }
-
-  function writeSent(map: Map<string, number>): void {
-    writeDurably(dir, SENT_FILE, [...map].map((entry) => `${JSON.stringify(entry)}\n`).join(""));
-    sentLines = map.size;
-  }
-
-  /** Appended and fsynced; rewritten with the latest entries once the file holds twice as many. */
-  function rememberSent(id: string, messageId: number): void {
-    sent.set(id, messageId);
-    while (sent.size > SENT_MEMORY) sent.delete(sent.keys().next().value!);
-    if (++sentLines > 2 * SENT_MEMORY) writeSent(sent);
-    else syncWrite(join(dir, SENT_FILE), "a", `${JSON.stringify([id, messageId])}\n`);
+  function discard(chat: Chat, item: OutboxItem): void {
+    const at = chat.edits.indexOf(item);
+    if (at >= 0) chat.edits.splice(at, 1);
+    unlinkSync(join(dir, `${item.id}.json`));
+    syncWrite(dir, "r");
   }
 
   /** The message an edit or delete aims at, comparable across `edit_of` and `message_id`. */
@@ -235,8 +230,15 @@ export function createTelegramOutbox(options: TelegramOutboxOptions): TelegramOu
     return call.edit_of !== undefined ? (sent.get(call.edit_of) ?? call.edit_of) : call.params["message_id"];
   }
 
-  function finish(chat: Chat, item: OutboxItem): void {
+  /** Takes a settled item out of its lane (it is the head of the queue, or one of the edits). */
+  function unqueue(chat: Chat, item: OutboxItem): void {
     if (chat.queue[0] === item) chat.queue.shift();
+    const at = chat.edits.indexOf(item);
+    if (at >= 0) chat.edits.splice(at, 1);
+  }
+
+  function finish(chat: Chat, item: OutboxItem): void {
+    unqueue(chat, item);
     unlinkSync(join(dir, `${item.id}.json`));
   }
 
@@ -244,7 +246,7 @@ export function createTelegramOutbox(options: TelegramOutboxOptions): TelegramOu
     const messageId = (result as { message_id?: unknown } | null)?.message_id;
     if (item.call.method.startsWith("send") && typeof messageId === "number") {
       // Written before the item is removed: an item found in the sent file at start was delivered.
-      guard(`writing ${SENT_FILE}`, () => rememberSent(item.id, messageId));
+      guard(`writing ${SENT_FILE}`, () => sent.remember(item.id, messageId));
     }
     guard("removing a delivered item", () => finish(chat, item));
     guard("onSent", () => options.onSent?.(item, result));
@@ -258,23 +260,39 @@ export function createTelegramOutbox(options: TelegramOutboxOptions): TelegramOu
       writeDurably(failedDir, `${item.id}.json`, JSON.stringify(record, null, 2));
       finish(chat, item);
     });
-    if (chat.queue[0] === item) chat.queue.shift(); // even when the files could not be moved
+    unqueue(chat, item); // even when the files could not be moved
     guard("onDropped", () => options.onDropped?.(item, reason));
   }
 
+  const unresolved = (call: OutgoingCall): boolean => call.edit_of !== undefined && !sent.has(call.edit_of);
+  const dropUnresolved = (chat: Chat, item: OutboxItem): void => {
+    const dropped = existsSync(join(failedDir, `${item.call.edit_of}.json`));
+    drop(chat, item, `the message it refers to (${item.call.edit_of}) ${dropped ? "was dropped" : "is unknown or forgotten"}`);
+  };
+
   /**
-   * The next call of a chat: stored items first, a volatile call only once none is waiting. Per-chat
-   * order means the send an `edit_of` names has settled by now: unknown means dropped or not ours.
+   * The chat's next queue item. Per-chat order means the send an `edit_of` names has settled by
+   * now: unknown means dropped or not ours.
    */
-  function nextOf(chat: Chat): Next | undefined {
-    const unresolved = (call: OutgoingCall): boolean => call.edit_of !== undefined && !sent.has(call.edit_of);
+  function nextMessage(chat: Chat): Next | undefined {
     for (let item = chat.queue[0]; item; item = chat.queue[0]) {
-      if (!unresolved(item.call)) return { item, call: item.call };
-      const dropped = existsSync(join(failedDir, `${item.call.edit_of}.json`));
-      drop(chat, item, `the message it refers to (${item.call.edit_of}) ${dropped ? "was dropped" : "is unknown or forgotten"}`);
+      if (!unresolved(item.call)) return { item, call: item.call, edit: false };
+      dropUnresolved(chat, item);
+    }
+    return undefined;
+  }
+
+  /**
+   * The chat's next edit: stored status edits first, then volatile ones. Asked only while the queue
+   * is empty and nothing of it is in flight, so every send an edit names has settled.
+   */
+  function nextEdit(chat: Chat): Next | undefined {
+    for (let item = chat.edits[0]; item; item = chat.edits[0]) {
+      if (!unresolved(item.call)) return { item, call: item.call, edit: true };
+      dropUnresolved(chat, item);
     }
     for (const [key, call] of chat.volatile) {
-      if (!unresolved(call)) return { key, call };
+      if (!unresolved(call)) return { key, call, edit: true };
       chat.volatile.delete(key);
       say("warn", `telegram outbox: volatile ${key} refers to unknown message ${call.edit_of}; forgotten`);
     }
@@ -302,16 +320,20 @@ export function createTelegramOutbox(options: TelegramOutboxOptions): TelegramOu
     if (!running) return;
     const now = clock.now();
     let wakeAt = Infinity;
+    /** Starts `next` now, or notes when it may start (Infinity: when a request in flight answers). */
+    const tryLaunch = (chat: Chat, next: Next, tokens: number, notBefore: number): void => {
+      const readyAt = Math.max(chat.retryAt, notBefore, now + chat.bucket.waitMs(tokens), now + global.waitMs(inflight.size));
+      if (readyAt > now) wakeAt = Math.min(wakeAt, readyAt);
+      else launch(chat, next);
+    };
     if (now < pausedUntil) wakeAt = pausedUntil;
     else {
       for (const chat of chats.values()) {
-        if (chat.busy) continue;
-        const next = nextOf(chat);
-        if (!next) continue;
-        const editWait = next.key !== undefined && next.call.method.startsWith("edit") ? chat.lastEditAt + limits.editIntervalMs : 0;
-        const readyAt = Math.max(chat.retryAt, editWait, now + waitMs(chat.bucket, now), now + globalWait(now));
-        if (readyAt > now) wakeAt = Math.min(wakeAt, readyAt);
-        else launch(chat, next);
+        const message = chat.sending ? undefined : nextMessage(chat);
+        if (message) tryLaunch(chat, message, 1, 0);
+        if (chat.sending || chat.editing || chat.queue.length > 0) continue;
+        const edit = nextEdit(chat);
+        if (edit) tryLaunch(chat, edit, editNeeds, edit.key !== undefined ? chat.lastEditAt + limits.editIntervalMs : 0);
       }
     }
     if (wakeAt !== Infinity) {
@@ -323,8 +345,9 @@ export function createTelegramOutbox(options: TelegramOutboxOptions): TelegramOu
   }
 
   function launch(chat: Chat, next: Next): void {
-    chat.busy = true;
-    chat.bucket.tokens--;
+    if (next.edit) chat.editing = next;
+    else chat.sending = true;
+    chat.bucket.take();
     if (next.key !== undefined) {
       chat.volatile.delete(next.key);
       flying.set(next.key, { call: next.call, superseded: false });
@@ -335,8 +358,9 @@ export function createTelegramOutbox(options: TelegramOutboxOptions): TelegramOu
       (error: unknown) => outcomeOf(error, next.call),
     ).then((outcome) => {
       inflight.delete(run);
-      ended.push(clock.now());
-      chat.busy = false;
+      global.ended();
+      if (next.edit) chat.editing = undefined;
+      else chat.sending = false;
       // Counted from the answer: whenever Telegram saw this edit, the next one comes an interval later.
       if (next.call.method.startsWith("edit")) chat.lastEditAt = clock.now();
       guard("settling a request", () => settle(chat, next, outcome));
@@ -356,6 +380,9 @@ export function createTelegramOutbox(options: TelegramOutboxOptions): TelegramOu
     const now = clock.now();
     const superseded = next.key !== undefined && flying.get(next.key)?.superseded === true;
     if (next.key !== undefined) flying.delete(next.key);
+    // A superseded status edit that did not go through is not tried again: the newer one follows.
+    const stale = next.item !== undefined && staleEdits.delete(next.item) && outcome.kind !== "done";
+    if (stale) guard("removing a superseded status edit", () => discard(chat, next.item!));
     /** Puts a volatile call back unless something newer took its place. */
     const keep = (call: OutgoingCall): void => {
       if (next.key !== undefined && !superseded && !chat.volatile.has(next.key)) chat.volatile.set(next.key, call);
@@ -364,6 +391,8 @@ export function createTelegramOutbox(options: TelegramOutboxOptions): TelegramOu
       chat.failures = 0;
       authFailures = 0;
       if (next.item) confirm(chat, next.item, outcome.result);
+    } else if (stale) {
+      if (outcome.kind !== "plain" && outcome.kind !== "drop") backOff(chat, next, outcome, now);
     } else if (outcome.kind === "plain") {
       if (next.item) next.item.call = plainText(next.item.call);
       else keep(plainText(next.call));
@@ -372,24 +401,31 @@ export function createTelegramOutbox(options: TelegramOutboxOptions): TelegramOu
       else say("warn", `telegram outbox: volatile ${next.key} dropped: ${outcome.reason}`);
     } else {
       keep(next.call);
-      if (!running) return; // aborted by stop(): the item waits for the next start
-      if (outcome.kind === "pause") {
-        pausedUntil = Math.max(pausedUntil, now + outcome.ms);
-        say("info", `telegram outbox: rate limited, pausing ${outcome.ms / 1000} s`);
-      } else if (outcome.kind === "retry") {
-        const delay = backoff(++chat.failures);
-        chat.retryAt = now + delay;
-        say("warn", `telegram outbox: ${next.call.method} to chat ${next.call.chat_id} failed, retrying in ${delay / 1000} s`, { reason: outcome.reason, attempt: chat.failures });
-      } else {
-        const delay = backoff(++authFailures);
-        pausedUntil = Math.max(pausedUntil, now + delay);
-        say("error", `telegram outbox: Telegram rejects the bot token; check it. Retrying in ${delay / 1000} s`, { reason: outcome.reason });
-      }
+      backOff(chat, next, outcome, now);
     }
   }
 
+  /** After a request that may be tried again: how long its chat, or everything, waits. */
+  function backOff(chat: Chat, next: Next, outcome: Extract<Outcome, { kind: "retry" | "pause" | "auth" }>, now: number): void {
+    if (!running) return; // aborted by stop(): the item waits for the next start
+    if (outcome.kind === "pause") {
+      // Exactly retry_after, for this chat only: Telegram answered about this chat.
+      chat.retryAt = Math.max(chat.retryAt, now + outcome.ms);
+      say("info", `telegram outbox: chat ${next.call.chat_id} rate limited, pausing it ${outcome.ms / 1000} s`);
+    } else if (outcome.kind === "retry") {
+      const delay = backoff(++chat.failures);
+      chat.retryAt = now + delay;
+      say("warn", `telegram outbox: ${next.call.method} to chat ${next.call.chat_id} failed, retrying in ${delay / 1000} s`, { reason: outcome.reason, attempt: chat.failures });
+    } else {
+      const delay = backoff(++authFailures);
+      pausedUntil = Math.max(pausedUntil, now + delay);
+      say("error", `telegram outbox: Telegram rejects the bot token; check it. Retrying in ${delay / 1000} s`, { reason: outcome.reason });
+    }
+  }
+
+
   function checkIdle(): void {
-    if (inflight.size > 0 || [...chats.values()].some((chat) => chat.queue.length > 0 || chat.volatile.size > 0)) return;
+    if (inflight.size > 0 || [...chats.values()].some((chat) => chat.queue.length > 0 || chat.edits.length > 0 || chat.volatile.size > 0)) return;
     for (const resolve of idleWaiters.splice(0)) resolve();
   }
 
@@ -397,13 +433,7 @@ export function createTelegramOutbox(options: TelegramOutboxOptions): TelegramOu
     enqueue(call) {
       const id = `${String(++seq).padStart(12, "0")}-${randomBytes(3).toString("hex")}`;
       writeDurably(dir, `${id}.json`, JSON.stringify({ id, call, enqueued_at: new Date(clock.now()).toISOString() }));
-      const chat = chatOf(call.chat_id);
-      chat.queue.push({ id, call });
-      const target = call.method.startsWith("send") ? undefined : targetOf(call);
-      if (target !== undefined) {
-        for (const [key, pending] of chat.volatile) if (targetOf(pending) === target) chat.volatile.delete(key);
-        for (const flight of flying.values()) if (flight.call.chat_id === call.chat_id && targetOf(flight.call) === target) flight.superseded = true;
-      }
+      store({ id, call }); // after the new file is durable: a crash in between leaves both, and the load keeps the newer
       pump();
       return id;
     },
@@ -428,7 +458,7 @@ export function createTelegramOutbox(options: TelegramOutboxOptions): TelegramOu
       await Promise.all(inflight);
       abort();
     },
-    pending: () => [...chats.values()].reduce((sum, chat) => sum + chat.queue.length, 0),
+    pending: () => [...chats.values()].reduce((sum, chat) => sum + chat.queue.length + chat.edits.length, 0),
     idle() {
       return new Promise((resolve) => {
         idleWaiters.push(resolve);
@@ -463,23 +493,4 @@ function plainText(call: OutgoingCall): OutgoingCall {
     if (typeof value === "string") params[field] = value.replace(/<[^>]*>/g, "").replace(/&(lt|gt|amp|quot);/g, (_, name: string) => HTML_ENTITIES[name]!);
   }
   return { ...call, params };
-}
-
-/** Temp file, fsync, rename, fsync the folder: after return the file survives a crash whole or not at all. */
-function writeDurably(dir: string, name: string, text: string): void {
-  const temp = join(dir, `.${name}.tmp`);
-  syncWrite(temp, "w", text);
-  renameSync(temp, join(dir, name));
-  syncWrite(dir, "r"); // the rename itself
-}
-
-/** Opens `path` (a folder with "r"), writes `text` if given, and fsyncs before closing. */
-function syncWrite(path: string, flags: "w" | "a" | "r", text?: string): void {
-  const fd = openSync(path, flags, 0o600);
-  try {
-    if (text !== undefined) writeSync(fd, text);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
 }

@@ -25,6 +25,8 @@ describe("Telegram: progress message", () => {
     h.telegram.sendText(ALICE, "Second: count to two");
     await h.until(() => texts(h!, ALICE.id).some((line) => line.includes("finished after: one")), "the second result");
     const second = h.sent("sendMessage", ALICE.id).find((call) => /Second: count to two/.test(call.params.text) && !/finished/.test(call.params.text))!;
+    const shown = () => h!.telegram.messages(ALICE.id).find((message) => message.message_id === second.response.result.message_id)?.text ?? "";
+    await h.until(() => /done/.test(shown()), "the second status message's final state (it follows the result)");
     const progress = h.sent("editMessageText", ALICE.id).filter((edit) => edit.params.message_id === second.response.result.message_id).slice(0, -1).map((edit) => edit.params.text as string);
     assert.match(second.params.text, /queued/);
     assert.ok(progress.length > 0, "the second task's status was edited while it ran");

@@ -177,7 +177,7 @@ test("after an outage every message arrives once, in order per chat", async () =
   assert.deepEqual(items(r.dir), []);
 });
 
-test("a 429 pauses all sending for retry_after seconds, then the same message goes", async () => {
+test("a 429 holds its chat for exactly retry_after seconds and no other chat", async () => {
   const r = rig();
   const outbox = r.open();
   const [a, b] = [chat(), chat()];
@@ -186,19 +186,22 @@ test("a 429 pauses all sending for retry_after seconds, then the same message go
   outbox.enqueue(text(a, "limited"));
   await quiet(r);
   assert.equal(r.requests.length, 1);
-  outbox.enqueue(text(b, "other chat waits too"));
+  outbox.enqueue(text(b, "other chat goes at once"));
+  outbox.enqueue(text(a, "behind the limited one"));
+  await quiet(r);
   r.clock.advance(4_999);
   await quiet(r);
-  assert.equal(r.requests.length, 1, "nothing sent before 5 s");
+  assert.deepEqual(r.requests.map((q) => q.payload["text"]), ["limited", "other chat goes at once"], "chat a waits, chat b does not");
   r.clock.advance(1);
-  await drive(r, () => outbox.pending() === 0);
+  await drive(r, () => outbox.pending() === 0, 1);
   assert.deepEqual(r.requests.map((q) => [q.payload["text"], q.at - r.requests[0]!.at]), [
     ["limited", 0],
+    ["other chat goes at once", 0],
     ["limited", 5_000],
-    ["other chat waits too", 5_000],
+    ["behind the limited one", 5_000],
   ]);
-  assert.deepEqual(shown(a), ["limited"]);
-  assert.deepEqual(shown(b), ["other chat waits too"]);
+  assert.deepEqual(shown(a), ["limited", "behind the limited one"]);
+  assert.deepEqual(shown(b), ["other chat goes at once"]);
   assert.ok(!r.logs.some((l) => l.level !== "info"), "a 429 is not a failure");
 });
 
@@ -293,6 +296,138 @@ test("progress edits coalesce to the latest text, at most one per edit interval,
   assert.deepEqual(r.requests.filter((q) => q.method === "editMessageText").map((q) => q.payload["text"]), ["step 3", "step 5", "Done in 4 s"]);
   assert.equal(server.messages(a)[0]!.text, "Done in 4 s");
   assert.deepEqual(items(r.dir), []);
+});
+
+test("a chat under its limit gets its result at once, ahead of a status edit that waits for a spare slot", async () => {
+  const r = rig();
+  const outbox = r.open();
+  const a = chat();
+  outbox.start();
+  const status = outbox.enqueue(text(a, "Working…", { tag: "status:T3" }));
+  outbox.replace("progress:T3", { method: "editMessageText", chat_id: a, edit_of: status, params: { text: "step 1" } });
+  await quiet(r);
+  // The task ends: its final status edit and its result are stored together.
+  outbox.enqueue({ method: "editMessageText", chat_id: a, edit_of: status, params: { text: "Done" }, lane: "status" });
+  outbox.enqueue(text(a, "The answer", { tag: "result:T3" }));
+  await quiet(r);
+  assert.deepEqual(r.requests.map((q) => [q.payload["text"], q.at - r.requests[0]!.at]), [
+    ["Working…", 0],
+    ["step 1", 0],
+    ["The answer", 0],
+  ], "the result did not wait for a slot");
+  await drive(r, () => outbox.pending() === 0);
+  assert.deepEqual(r.requests.map((q) => [q.payload["text"], q.at - r.requests[0]!.at]).slice(3), [["Done", 2_000]], "the status edit waits until the chat has a slot to spare");
+  assert.deepEqual(shown(a), ["Done", "The answer"]);
+});
+
+test("a result or an approval overtakes status and progress edits waiting in its chat, and the status edit goes after the result", async () => {
+  const r = rig();
+  const outbox = r.open();
+  const a = chat();
+  outbox.start();
+  const [one, two] = [outbox.enqueue(text(a, "Task one…")), outbox.enqueue(text(a, "Task two…"))];
+  await quiet(r);
+  // The bucket is down to one: edits wait for a spare slot, messages the person waits for do not.
+  outbox.enqueue({ method: "editMessageText", chat_id: a, edit_of: one, params: { text: "one: done" }, lane: "status" });
+  outbox.replace("progress:two", { method: "editMessageText", chat_id: a, edit_of: two, params: { text: "two: step 4" } });
+  outbox.enqueue(text(a, "Approve this?", { tag: "approval:9" }));
+  r.clock.advance(1_000);
+  outbox.enqueue(text(a, "Result of one", { tag: "result:one" }));
+  await drive(r, () => outbox.pending() === 0 && r.requests.length === 6);
+  assert.deepEqual(r.requests.map((q) => [q.payload["text"], q.at - r.requests[0]!.at]), [
+    ["Task one…", 0],
+    ["Task two…", 0],
+    ["Approve this?", 0],
+    ["Result of one", 1_000],
+    ["one: done", 3_000],
+    ["two: step 4", 6_000],
+  ]);
+});
+
+test("a burst of status edits of one message collapses to the newest, on disk too", async () => {
+  const r = rig();
+  const outbox = r.open();
+  const a = chat();
+  outbox.start();
+  const status = outbox.enqueue(text(a, "Working…"));
+  await outbox.idle();
+  server.failNext("sendMessage", 1, { status: 429, description: "Too Many Requests: retry after 2", retry_after: 2 });
+  outbox.enqueue(text(a, "held by a 429"));
+  await quiet(r);
+  const edit = (body: string): OutgoingCall => ({ method: "editMessageText", chat_id: a, edit_of: status, params: { text: body }, lane: "status" });
+  const ids = ["v1", "v2", "v3", "v4"].map((body) => outbox.enqueue(edit(body)));
+  assert.ok(!items(r.dir).some((name) => ids.slice(0, 3).some((id) => name.startsWith(id))), "superseded edits are removed from disk");
+  assert.equal(outbox.pending(), 2, "the held message and the newest edit");
+  await drive(r, () => outbox.pending() === 0);
+  assert.deepEqual(r.requests.filter((q) => q.method === "editMessageText").map((q) => q.payload["text"]), ["v4"]);
+  assert.deepEqual(shown(a), ["v4", "held by a 429"]);
+  assert.deepEqual(r.dropped, [], "a superseded edit is not a failure");
+});
+
+test("a restart keeps what was decided before it: superseded edits stay gone, the result still goes before the status edit, nothing twice", async () => {
+  const r = rig();
+  const first = r.open();
+  const a = chat();
+  first.start();
+  const status = first.enqueue(text(a, "Working…"));
+  await first.idle();
+  server.down();
+  const edit = (body: string): OutgoingCall => ({ method: "editMessageText", chat_id: a, edit_of: status, params: { text: body }, lane: "status" });
+  first.enqueue(edit("step 2"));
+  first.enqueue(edit("step 3"));
+  const result = first.enqueue(text(a, "The answer"));
+  const final = first.enqueue(edit("Done"));
+  await runFor(r, 3_000);
+  await first.stop();
+  assert.deepEqual(items(r.dir), [`${result}.json`, `${final}.json`]);
+
+  server.up();
+  const before = server.calls.length;
+  const second = r.open();
+  assert.equal(second.pending(), 2);
+  second.start();
+  await drive(r, () => second.pending() === 0);
+  assert.deepEqual(server.calls.slice(before).map((c) => [c.method, c.params["text"], c.status]), [
+    ["sendMessage", "The answer", 200],
+    ["editMessageText", "Done", 200],
+  ]);
+  assert.deepEqual(shown(a), ["Done", "The answer"]);
+  assert.deepEqual(items(r.dir), []);
+});
+
+test("a status edit stored twice for one message (a crash between storing the newer and removing the older) is sent once, the newer", async () => {
+  const r = rig();
+  const first = r.open();
+  const a = chat();
+  first.start();
+  const status = first.enqueue(text(a, "Working…"));
+  await first.idle();
+  server.down();
+  const older = first.enqueue({ method: "editMessageText", chat_id: a, edit_of: status, params: { text: "older" }, lane: "status" });
+  const stored = readFileSync(join(r.dir, `${older}.json`), "utf8");
+  first.enqueue({ method: "editMessageText", chat_id: a, edit_of: status, params: { text: "newer" }, lane: "status" });
+  await first.stop();
+  writeFileSync(join(r.dir, `${older}.json`), stored);
+  server.up();
+  const second = r.open();
+  assert.equal(second.pending(), 1);
+  assert.ok(!existsSync(join(r.dir, `${older}.json`)));
+  second.start();
+  await drive(r, () => second.pending() === 0);
+  assert.deepEqual(server.callsOf("editMessageText").filter((c) => c.status === 200).map((c) => c.params["text"]), ["newer"]);
+});
+
+test("a group gets at most 20 messages in any minute", async () => {
+  const r = rig();
+  const outbox = r.open();
+  const group = -1_000_000 - chat();
+  for (let i = 1; i <= 30; i++) outbox.enqueue(text(group, `g${i}`));
+  outbox.start();
+  await drive(r, () => outbox.pending() === 0, 250, 600_000);
+  const times = r.requests.map((q) => q.at - r.requests[0]!.at);
+  for (const t of times) assert.ok(times.filter((u) => u >= t && u < t + 60_000).length <= 20, `at most 20 in the minute from ${t} ms`);
+  assert.equal(times.filter((u) => u === 0).length, 3, "a burst of three");
+  assert.equal(shown(group).length, 30);
 });
 
 test('"message is not modified" counts as delivered', async () => {

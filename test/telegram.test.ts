@@ -22,6 +22,7 @@ describe("Telegram: tasks from the phone", () => {
     h.model.respondWith(agent("echo one; echo two"));
     const update = h.telegram.sendText(ALICE, "Count to two please");
     await h.until(() => texts(h!, ALICE.id).some((line) => line.includes("finished after: one")), "the result");
+    await h.until(() => /done/.test(h!.telegram.messages(ALICE.id)[0]!.text ?? ""), "the status message's final state, after the result");
     const status = h.sent("sendMessage", ALICE.id)[0]!;
     assert.equal(status.params.reply_parameters?.message_id !== undefined, true, "the status message answers the user's message");
     assert.match(status.params.text, /Count to two please/);
@@ -33,11 +34,30 @@ describe("Telegram: tasks from the phone", () => {
     const throttled = edits.slice(0, -1); // the final state is sent when the task ends
     for (let i = 1; i < throttled.length; i++) assert.ok(throttled[i]!.at - throttled[i - 1]!.at >= 3000, `progress edits ${i - 1} and ${i} are ${throttled[i]!.at - throttled[i - 1]!.at} ms apart`);
     const shown = h.telegram.messages(ALICE.id);
-    assert.match(shown[0]!.text!, /done/, "the status message ends showing the result state");
     assert.match(shown.at(-1)!.text!, /finished after: one/);
     assert.ok(update > 0);
     const task = h.model.requests[0]!.body.messages[0].content;
     assert.match(JSON.stringify(task), /Count to two please/);
+  });
+
+  it("sends the result the moment the answer is ready when the chat is under its limit, and the status message's final state after it", async () => {
+    h = await startTelegramHarness();
+    await h.until(() => h!.telegram.commands.length > 0 && h!.telegram.openPolls() === 1, "polling");
+    let answeredAt = NaN;
+    h.model.respondWith(() => {
+      answeredAt = h!.clock.now();
+      return text("Quick answer.");
+    });
+    h.telegram.sendText(ALICE, "Answer quickly");
+    // The fake clock stands still: anything that waits for a rate-limit slot never comes.
+    await h.until(() => texts(h!, ALICE.id).some((line) => line.includes("Quick answer.")), "the result without any time passing", { stepMs: 0 });
+    const result = h.sent("sendMessage", ALICE.id).find((call) => /Quick answer\./.test(call.params.text))!;
+    assert.equal(result.at - answeredAt, 0);
+    await h.until(() => /done/.test(h!.telegram.messages(ALICE.id)[0]!.text ?? ""), "the status message's final state");
+    const calls = h.telegram.calls.filter((call) => Number(call.params.chat_id) === ALICE.id && call.method !== "getUpdates");
+    const final = calls.findLastIndex((call) => call.method === "editMessageText");
+    assert.ok(calls.indexOf(result) < final, `the final status edit comes after the result: ${calls.map((call) => call.method).join(", ")}`);
+    assert.equal(calls[final]!.status, 200);
   });
 
   it("splits a long answer with code fences under 4,096 characters, each part valid with its code block closed", async () => {
@@ -279,6 +299,7 @@ describe("Telegram: delivery and polling", () => {
     await h.until(() => texts(h!, ALICE.id).some((line) => line.includes("patience")), "the result");
     const sends = h.sent("sendMessage", ALICE.id);
     assert.equal(sends[0]!.status, 429);
+    // At least retry_after (the clock moves while the 429 travels; exactness is pinned in telegram-outbox.test.ts).
     assert.ok(sends[1]!.at - sends[0]!.at >= 7000, `retried after ${sends[1]!.at - sends[0]!.at} ms`);
   });
 
