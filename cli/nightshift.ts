@@ -5,6 +5,9 @@
 // Each command imports what it needs when it runs (the SDK, grammy, zod and pino are most of a
 // start-up): `status`, `approve`, `cancel` and `--help` load only Node's own modules and a few small
 // files of ours, so they answer about as fast as Node starts. Keep new imports here lazy.
+import { existsSync } from "node:fs";
+import module from "node:module";
+import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { systemClock } from "../runtime/clock.ts";
 import { isUserError } from "../runtime/errors.ts";
@@ -69,6 +72,7 @@ async function main(argv: string[]): Promise<number> {
       return print(lines.join("\n"), 0);
     }
     case "doctor": {
+      useCompileCache(env);
       const [{ loadConfig }, { createSandbox }, { formatChecks, runDoctor }] = await Promise.all([import("../runtime/config.ts"), import("../runtime/runtime.ts"), import("./doctor.ts")]);
       const loaded = loadConfig(env);
       const checks = await runDoctor({ loaded, sandbox: createSandbox(loaded), nodeVersion: process.version });
@@ -83,6 +87,7 @@ async function main(argv: string[]): Promise<number> {
     }
     case "run": {
       if (rest.length > 1) throw new UsageError(`nightshift run takes one task file or one quoted prompt; got ${rest.length} arguments (quote the prompt)`);
+      useCompileCache(env);
       const [{ loadConfig }, { Shutdown }, { runCommand }] = await Promise.all([import("../runtime/config.ts"), import("../runtime/loop.ts"), import("./run.ts")]);
       const loaded = loadConfig(env);
       const controller = new AbortController();
@@ -99,6 +104,7 @@ async function main(argv: string[]): Promise<number> {
       );
     }
     case "start": {
+      useCompileCache(env);
       const [{ loadConfig }, { startDaemon }] = await Promise.all([import("../runtime/config.ts"), import("./start.ts")]);
       const loaded = loadConfig(env);
       // Handlers before the start: a SIGTERM that arrives while it starts still stops it cleanly.
@@ -128,6 +134,7 @@ async function main(argv: string[]): Promise<number> {
     }
     case "memory":
     case "digest": {
+      useCompileCache(env);
       const action = command === "digest" ? "digest" : rest[0];
       if (command === "memory" && (rest.length !== 1 || (action !== "consolidate" && action !== "undo" && action !== "show"))) throw new UsageError("usage: nightshift memory consolidate|undo|show");
       if (command === "digest" && rest.length) throw new UsageError("nightshift digest takes no arguments");
@@ -183,6 +190,17 @@ async function main(argv: string[]): Promise<number> {
     default:
       throw new UsageError(`unknown command "${command}"; \`nightshift help\` lists the commands`);
   }
+}
+
+/**
+ * V8's compile cache for the commands that load most of the program (the daemon, `run`, `doctor`,
+ * `memory`): about a tenth off their module loading, measured. It lives in the user's own state
+ * folder, never a shared temp folder (another user could plant code there), and only once that
+ * folder exists, so the cache never creates NIGHTSHIFT_HOME with the wrong permissions.
+ */
+function useCompileCache(env: NodeJS.ProcessEnv): void {
+  const state = join(resolveHome(env), "state");
+  if (existsSync(state)) module.enableCompileCache?.(join(state, "compile-cache"));
 }
 
 function print(text: string, code: number): number {

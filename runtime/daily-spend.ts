@@ -27,7 +27,11 @@ export interface DailySpend {
  */
 export async function createDailySpend(options: { sessionsDir: string; clock: Clock; limitUsd: number }): Promise<DailySpend> {
   const { clock, sessionsDir } = options;
-  const dayOf = (at: number) => new Date(at).toLocaleDateString("en-CA");
+  /** The local date as YYYY-MM-DD, by hand: the first toLocaleDateString loads locale data (about 25 ms of a start-up). */
+  const dayOf = (at: number) => {
+    const date = new Date(at);
+    return `${date.getFullYear()}-${String(date.getMonth() + 1).padStart(2, "0")}-${String(date.getDate()).padStart(2, "0")}`;
+  };
   let day = dayOf(clock.now());
   let total = 0;
   const midnight = new Date(clock.now());

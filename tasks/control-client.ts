@@ -39,7 +39,7 @@ export interface DaemonClient {
 export async function connectDaemon(home: string): Promise<DaemonClient | undefined> {
   const socketPath = controlSocketPath(home);
   if (!existsSync(socketPath)) return undefined;
-  const http = await import("node:http"); // only when a daemon may be there: most of a CLI command's start-up otherwise
+  const { http } = await import("../runtime/node-http.ts"); // only when a daemon may be there: most of a CLI command's start-up otherwise
   const call = (method: string, path: string, body?: unknown) =>
     new Promise<{ status: number; json: any }>((resolve, reject) => {
       const req = http.request({ socketPath, method, path, headers: { "content-type": "application/json" } }, (res) => {

@@ -1,5 +1,6 @@
 import { mkdirSync, rmSync } from "node:fs";
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { IncomingMessage, Server, ServerResponse } from "node:http";
+import { http } from "../runtime/node-http.ts";
 import { dirname } from "node:path";
 import { z } from "zod";
 import type { ApprovalStore, TaskSpec } from "../runtime/index.ts";
@@ -29,7 +30,7 @@ export async function startControlServer(home: string, daemon: Daemon, approvals
   const path = controlSocketPath(home);
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
   rmSync(path, { force: true }); // left by a daemon that died; the daemon lock says no other is alive
-  const server: Server = createServer((req, res) => {
+  const server: Server = http.createServer((req, res) => {
     handle(req, res, daemon, approvals, actions).catch((error: unknown) => reply(res, 500, { error: (error as Error).message }));
   });
   await new Promise<void>((resolve, reject) => {

@@ -24,8 +24,10 @@
 
 import { randomBytes } from "node:crypto";
 import { chmodSync, lstatSync, mkdirSync, unlinkSync } from "node:fs";
-import { Agent, createServer, request as httpRequest } from "node:http";
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { http } from "../node-http.ts";
+
+const { Agent, createServer, request: httpRequest } = http;
 import { connect } from "node:net";
 import type { Socket } from "node:net";
 import { dirname } from "node:path";

@@ -1,7 +1,9 @@
 import { lookup as dnsLookup } from "node:dns/promises";
 import type { ClientRequest, IncomingMessage } from "node:http";
-import { request as httpRequest } from "node:http";
-import { request as httpsRequest } from "node:https";
+import { http, https } from "../node-http.ts";
+
+const httpRequest = http.request;
+const httpsRequest = https.request;
 import { isIP, isIPv4, isIPv6 } from "node:net";
 import type { LookupFunction } from "node:net";
 import { pipeline } from "node:stream";
