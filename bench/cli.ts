@@ -9,7 +9,7 @@
  * Run alone with `node bench/cli.ts`, or with the other benches through `node bench/run.ts`.
  */
 
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -57,15 +57,7 @@ export async function benchCli(runs = 15, root = ROOT, before?: string): Promise
   const home = mkdtempSync(join(tmpdir(), "nightshift-bench-cli-"));
   const env: NodeJS.ProcessEnv = { ...process.env, NIGHTSHIFT_HOME: home, ANTHROPIC_API_KEY: "sk-ant-bench-0123456789abcdef" };
   delete env.TELEGRAM_BOT_TOKEN;
-  const entriesOf = (dir: string, prefix: string) => {
-    const dist = join(dir, "dist", "cli", "nightshift.js");
-    const bin = join(dir, (JSON.parse(readFileSync(join(dir, "package.json"), "utf8")) as { bin: { nightshift: string } }).bin.nightshift);
-    return [
-      { label: `${prefix}dist`, file: dist },
-      { label: `${prefix}bin`, file: bin },
-    ].filter((entry) => existsSync(entry.file));
-  };
-  const entries = [...entriesOf(root, ""), ...(before ? entriesOf(before, "before: ") : [])];
+  const entries = [...entryFiles(root, ""), ...(before ? entryFiles(before, "before: ") : [])];
   try {
     spawnSync(process.execPath, [entries[0]!.file, "init"], { env }); // a home as `nightshift init` leaves it
     const bare: Sample[] = [];
@@ -94,8 +86,53 @@ export async function benchCli(runs = 15, root = ROOT, before?: string): Promise
   }
 }
 
+/**
+ * Idle RSS of `nightshift start` through each entry point a person uses: dist/ (`npm start`, the
+ * service) and package.json's bin (`npx nightshift start`), and `before`'s where given. VmRSS from
+ * /proc after the ready line and `idleMs` of nothing to do (Linux only).
+ */
+export async function benchEntryIdle(root = ROOT, before?: string, idleMs = 5_000): Promise<Row[]> {
+  const rows: Row[] = [];
+  const entries = [...entryFiles(root, ""), ...(before ? entryFiles(before, "before: ") : [])];
+  for (const entry of entries) {
+    const home = mkdtempSync(join(tmpdir(), "nightshift-bench-idle-"));
+    const env: NodeJS.ProcessEnv = { ...process.env, NIGHTSHIFT_HOME: home, ANTHROPIC_API_KEY: "sk-ant-bench-0123456789abcdef" };
+    delete env.TELEGRAM_BOT_TOKEN;
+    const child = spawn(process.execPath, [entry.file, "start"], { env, stdio: ["ignore", "ignore", "pipe"] });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        let output = "";
+        child.stderr.on("data", (chunk) => {
+          output += chunk;
+          if (output.includes("Nightshift is running")) resolve();
+        });
+        child.once("close", () => reject(new Error(`${entry.file} start exited: ${output}`)));
+      });
+      await new Promise((resolve) => setTimeout(resolve, idleMs));
+      const kb = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${child.pid}/status`, "utf8"))?.[1]);
+      rows.push({ name: `${entry.label} start: RSS after ${idleMs / 1000} s idle`, value: kb * 1024, unit: "bytes", ...(entry.label.startsWith("before") ? {} : { target: 120 * 1024 * 1024 }) });
+    } finally {
+      child.kill("SIGTERM");
+      await new Promise((resolve) => child.once("close", resolve));
+      rmSync(home, { recursive: true, force: true });
+    }
+  }
+  return rows;
+}
+
+function entryFiles(dir: string, prefix: string) {
+  const dist = join(dir, "dist", "cli", "nightshift.js");
+  const bin = join(dir, (JSON.parse(readFileSync(join(dir, "package.json"), "utf8")) as { bin: { nightshift: string } }).bin.nightshift);
+  return [
+    { label: `${prefix}dist`, file: dist },
+    { label: `${prefix}bin`, file: bin },
+  ].filter((entry) => existsSync(entry.file));
+}
+
 if (import.meta.main) {
   const { formatRows } = await import("./daemon.ts");
   const before = process.argv.indexOf("--before");
-  console.log(`## CLI commands, whole process\n\n${formatRows(await benchCli(15, ROOT, before > 0 ? process.argv[before + 1] : undefined))}\n`);
+  const other = before > 0 ? process.argv[before + 1] : undefined;
+  console.log(`## CLI commands, whole process\n\n${formatRows(await benchCli(15, ROOT, other))}\n`);
+  console.log(`## The daemon idle, by entry point\n\n${formatRows(await benchEntryIdle(ROOT, other))}\n`);
 }

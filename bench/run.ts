@@ -10,7 +10,7 @@ import { benchConcurrency, benchIdle, benchPickup, benchStartup, benchStateHisto
 import { benchFanOut } from "./specialists.ts";
 import { benchConsolidation } from "./memory.ts";
 import { benchAnswerToResult, benchBacklog, benchFirstReply } from "./telegram.ts";
-import { benchCli } from "./cli.ts";
+import { benchCli, benchEntryIdle } from "./cli.ts";
 import { benchCron, formatCron } from "./cron.ts";
 import { benchFormat } from "./format.ts";
 
@@ -31,6 +31,7 @@ const benches: Bench[] = [
   { title: "50 tasks at concurrency 50", what: "the daemon in this process (event loop watched), the stand-in in a child answering in 200 ms; 10 model calls per task (9 list_files calls, then an answer); 50 at once against one alone", run: rows(() => benchConcurrency()) },
   { title: "Idle daemon", what: "`nightshift start` as a child process with nothing queued, watched for 10 s from its ready line: RSS, CPU time, model requests", run: rows(() => benchIdle()) },
   { title: "CLI commands, whole process", what: "`nightshift status`, `approve`, `deny`, `cancel`, `pair --list`, `--help` and `--version` with no daemon, through dist/ and through package.json's bin, interleaved with `node -e 0`, median of 15; peak RSS from GNU time", run: rows(() => benchCli()) },
+  { title: "The daemon idle, by entry point", what: "`nightshift start` through dist/ (`npm start`, the service) and through package.json's bin (`npx nightshift start`): VmRSS after the ready line and 5 s of nothing to do", run: rows(() => benchEntryIdle()) },
   { title: "Start → ready", what: "spawn of `nightshift start` → its \"Nightshift is running\" line, median of 5: empty home, 20 finished tasks, 20 interrupted sessions to resume", run: rows(() => benchStartup()) },
   { title: "State changes as history grows", what: "`openState` + one task's state change (queued ↔ running) with 100, 1,000 and 10,000 finished tasks in the state, a home under /var/tmp; open median of 5, change median of 21", run: rows(() => benchStateHistory()) },
   { title: "Fan-out of 4 specialists", what: "the main agent consults 4 specialists in parallel, each answering after 1 s at the Messages API stand-in; wall time from its consult reply to its next request (the reports), median of 5", run: rows(() => benchFanOut()) },
