@@ -18,7 +18,10 @@ export async function memoryCommand(loaded: LoadedConfig, action: "consolidate" 
   const role = loaded.roles.small;
   const approvals = createApprovalStore(join(loaded.home, "state", "approvals"), { clock, expireMs: loaded.config.approvals.expire });
   const small = () => createModelClient(role, requireApiKey(role), { clock, retry: loaded.config.model_retries });
-  const tasks = openTasksQuietly(loaded.home);
+  // Only the digest reads the tasks: a damaged state file must not stop `memory undo` or `show`.
+  let opened: ReturnType<typeof openTasksQuietly> | undefined;
+  const reader = () => (opened ??= openTasksQuietly(loaded.home));
+  const tasks = { active: () => reader().active(), finishedSince: (at: number) => reader().finishedSince(at) };
   try {
     const service = createMemoryService({ loaded, clock, memory, small, tasks, approvals });
     switch (action) {
@@ -30,8 +33,10 @@ export async function memoryCommand(loaded: LoadedConfig, action: "consolidate" 
         return htmlToPlain(service.memoryText());
       case "digest":
         return htmlToPlain(await service.digest());
+      default:
+        throw new Error(`unknown memory action ${action satisfies never}`);
     }
   } finally {
-    tasks.close();
+    opened?.close();
   }
 }

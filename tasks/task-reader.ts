@@ -57,7 +57,9 @@ const damaged = (file: string, error: unknown) =>
 export function readStateQuietly(home: string): TaskReader & { close(): void } {
   const file = join(home, "state", "nightshift.db");
   const v1 = join(home, "state", "nightshift.json");
-  if (!existsSync(file) && existsSync(v1)) {
+  // While the version-1 file is there, the daemon has not finished moving it into the database
+  // (the move renames it last), so it is the whole truth even if the database exists.
+  if (existsSync(v1)) {
     let tasks: TaskRecord[];
     try {
       const old = JSON.parse(readFileSync(v1, "utf8")) as { tasks?: unknown };

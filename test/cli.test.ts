@@ -176,6 +176,13 @@ describe("nightshift memory and digest", () => {
     assert.equal(digest.code, 0, digest.stderr);
     assert.match(digest.stdout, /Digest/);
     assert.match(digest.stdout, /Spend: today/);
+    // A damaged task state concerns the digest, not the memory: undo and show still work.
+    mkdirSync(join(fresh, "state"), { recursive: true });
+    writeFileSync(join(fresh, "state", "nightshift.db"), "not a database at all, just some bytes that are long enough");
+    const showDamaged = await nightshift(["memory", "show"], env);
+    assert.equal(showDamaged.code, 0, showDamaged.stderr);
+    const undoDamaged = await nightshift(["memory", "undo"], env);
+    assert.equal(undoDamaged.code, 0, undoDamaged.stderr);
     const bad = await nightshift(["memory", "forget"], env);
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /usage: nightshift memory consolidate\|undo\|show/);

@@ -4,7 +4,7 @@ import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
-import { describeMissing, missingPrerequisites } from "./support/prerequisites.ts";
+import { describeMissing, isCi, missingPrerequisites } from "./support/prerequisites.ts";
 
 const scratch = mkdtempSync(join(tmpdir(), "nightshift-prereq-"));
 after(() => rmSync(scratch, { recursive: true, force: true }));
@@ -20,6 +20,12 @@ describe("test prerequisites", () => {
     const missing = missingPrerequisites(bin);
     assert.deepEqual(missing.map((item) => item.tool), ["socat", "rg"]);
     assert.match(describeMissing(missing), /missing: socat \(.+\), rg \(search_files\)\. Install with: sudo apt-get install socat ripgrep/);
+  });
+
+  test("counts CI=true and CI=1 as CI, and CI=false, CI=0 or no CI as a developer's machine", () => {
+    assert.equal(isCi({ CI: "true" }), true);
+    assert.equal(isCi({ CI: "1" }), true);
+    for (const value of ["false", "0", "", undefined]) assert.equal(isCi(value === undefined ? {} : { CI: value }), false, String(value));
   });
 
   /** A test run of one file with one test that needs bwrap, on a PATH with none of the tools. */

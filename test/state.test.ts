@@ -5,7 +5,7 @@ import { copyFileSync, existsSync, readdirSync, readFileSync, statSync, writeFil
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { afterEach, describe, it } from "node:test";
-import { openState } from "../tasks/state.ts";
+import { openState, readStateQuietly } from "../tasks/state.ts";
 import { tempDir } from "./support/home.ts";
 import { syntheticId, writeV1State } from "./support/state-history.ts";
 
@@ -96,6 +96,22 @@ describe("moving a version-1 state file into SQLite", () => {
     assert.match(recovered!.movedTo, /nightshift\.json\.damaged-/);
     assert.equal(readFileSync(recovered!.movedTo, "utf8"), damaged);
     store.close();
+  });
+});
+
+describe("reading the state while the daemon is not running", () => {
+  it("reads a version-1 file not yet moved into the database, even when an empty database is already there", async () => {
+    const h = home();
+    const ids = writeV1State(h, 20, NOW);
+    // What a daemon killed after creating the database and before the import committed leaves.
+    new DatabaseSync(join(h, "state", "nightshift.db")).close();
+    const reader = readStateQuietly(h);
+    try {
+      assert.equal(reader.count(), ids.length);
+      assert.equal(reader.find(ids[0]!)?.title, "Synthetic task 0");
+    } finally {
+      reader.close();
+    }
   });
 });
 

@@ -1,4 +1,4 @@
-import { describeMissing, missingPrerequisites } from "./prerequisites.ts";
+import { describeMissing, isCi, missingPrerequisites } from "./prerequisites.ts";
 
 /**
  * Runs once before any test file (`node --test --test-global-setup=…`, see package.json). Missing
@@ -9,7 +9,7 @@ export async function globalSetup(): Promise<void> {
   const missing = missingPrerequisites();
   if (missing.length === 0) return;
   const message = describeMissing(missing);
-  if (process.env.CI === "true") {
+  if (isCi()) {
     process.stderr.write(`\nTest prerequisites ${message}\nCI=true: the run stops here (on a developer's machine those tests would be skipped).\n`);
     process.exit(1); // at once, before any test file starts, and without a stack trace
   }

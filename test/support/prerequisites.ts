@@ -44,6 +44,11 @@ export function describeMissing(missing: readonly Prerequisite[]): string {
   return `missing: ${names}. Install with: sudo apt-get install ${missing.map((item) => item.pkg).join(" ")}`;
 }
 
+/** CI=true as CI services set it; CI=1 and other values count too, but not "false" or "0". */
+export function isCi(env: NodeJS.ProcessEnv = process.env): boolean {
+  return !!env.CI && env.CI !== "false" && env.CI !== "0";
+}
+
 let cached: Prerequisite[] | undefined;
 
 /**
@@ -52,7 +57,7 @@ let cached: Prerequisite[] | undefined;
  * the global setup has already failed the run.
  */
 export function needs(...tools: Tool[]): { skip?: string } {
-  if (process.env.CI === "true") return {};
+  if (isCi()) return {};
   cached ??= missingPrerequisites();
   const missing = cached.filter((item) => (tools as string[]).includes(item.tool));
   return missing.length ? { skip: describeMissing(missing) } : {};
