@@ -31,14 +31,15 @@ export interface JobsOptions {
 /** Checks at least this often, so a wake from sleep is noticed within a minute. */
 const CHECK_MS = 60_000;
 
-export function startJobs(options: JobsOptions): { close(): void } {
+export function startJobs(options: JobsOptions): { close(): Promise<void> } {
   const { clock } = options;
   const slots = new Map(options.jobs.map((job) => [job.name, cronSlots(job.cron, options.timezone)]));
   for (const job of options.jobs) {
     const rarity = cronRarity(job.cron, options.timezone, clock.now());
     if (rarity) options.warn?.(job.name, `${job.setting ?? job.name}: ${rarity}`);
   }
-  const running = new Set<string>();
+  /** Each running job's promise: closing waits for them, so a job's last write lands before the state closes. */
+  const running = new Map<string, Promise<void>>();
   let cancel = () => {};
   let closed = false;
 
@@ -52,22 +53,24 @@ export function startJobs(options: JobsOptions): { close(): void } {
         continue;
       }
       if (due === undefined || last === undefined || due <= last || running.has(job.name)) continue;
-      running.add(job.name);
-      options
+      const run = options
         .setLastRun(job.name, due)
         .then(() => job.run(due))
         .catch((error: unknown) => options.report(job.name, error))
         .finally(() => running.delete(job.name));
+      running.set(job.name, run);
     }
     const next = Math.min(...options.jobs.map((job) => slots.get(job.name)!.next(clock.now()) ?? Infinity));
     if (!closed) cancel = clock.setTimer(check, Math.max(1000, Math.min(CHECK_MS, next - clock.now())));
   };
   check();
   return {
-    close() {
+    /** Stops checking; resolves once the jobs already running have finished (their errors are reported, not thrown). */
+    async close() {
       closed = true;
       cancel();
       for (const slot of slots.values()) slot.dispose();
+      await Promise.all(running.values());
     },
   };
 }

@@ -222,11 +222,12 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
     (stopping ??= (async () => {
       await inbox.close();
       scheduler.close();
-      jobs.close();
+      const jobsDone = jobs.close(); // a nightly job finishing now still writes its cursor before the state closes
       await daemon.stop();
       unjournal();
       await bot?.stop();
       await control.close();
+      await jobsDone;
       await runtime.close();
       store.close();
       trace.info({ event: "daemon_stopped" }, "daemon stopped");

@@ -34,6 +34,30 @@ describe("nightly jobs", () => {
     jobs.close();
   });
 
+  it("closing waits for a job that is running, so its last write lands before the state closes", async () => {
+    const clock = new FakeClock(Date.parse("2026-11-24T09:00:00Z"));
+    const cursor = new Map<string, number>();
+    let finish!: () => void;
+    const steps: string[] = [];
+    const jobs = startJobs({
+      timezone: "UTC",
+      clock,
+      lastRun: (name) => cursor.get(name),
+      setLastRun: async (name, at) => void cursor.set(name, at),
+      report: (_name, error) => assert.fail(String(error)),
+      jobs: [{ name: "@digest", cron: "0 7 * * *", run: () => new Promise<void>((resolve) => (finish = () => (steps.push("digest sent, cursor written"), resolve()))) }],
+    });
+    await settle();
+    clock.advance(22 * HOUR); // 07:00 the next day: the digest starts and waits on Telegram
+    await settle();
+    const closed = jobs.close().then(() => steps.push("closed"));
+    await settle();
+    assert.deepEqual(steps, [], "close waits while the job runs");
+    finish();
+    await closed;
+    assert.deepEqual(steps, ["digest sent, cursor written", "closed"]);
+  });
+
   it("runs once on wake after nights missed while the machine slept, never once per night", async () => {
     const clock = new FakeClock(Date.parse("2026-11-24T09:00:00Z"));
     const { runs, jobs } = jobsAt(clock);
