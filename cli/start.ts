@@ -42,13 +42,18 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
   const trace = createTraceLogger(join(home, "logs", "trace.jsonl"), config.log_level);
   const newId = () => runtime.newSessionId();
   const specOf = async (name: string, id: string) => toTaskSpec(await readTaskFile(join(home, "inbox", ".done", name)), { loaded, id, fileName: name, source: `inbox:${name}` });
-  const { store, recovered, migrated } = await openState(home, clock.now, specOf).catch((error: unknown) => {
+  const { store, recovered, migrated, unreadable } = await openState(home, clock.now, specOf).catch((error: unknown) => {
     throw error instanceof StateRefused ? new UsageError(error.message) : error; // said plainly, without a stack
   });
   if (recovered) {
     const message = `STATE FILE DAMAGED (${recovered.problem}): moved to ${recovered.movedTo} and rebuilt from the session logs and inbox/.done (${recovered.tasks} tasks)`;
     stderr.write(`! ${message}\n`);
     trace.error({ event: "state_recovered", moved_to: recovered.movedTo, problem: recovered.problem, tasks: recovered.tasks }, message);
+  }
+  for (const problem of unreadable ?? []) {
+    const message = `A QUEUED OR RUNNING TASK IN ${join(home, "state", "nightshift.db")} DOES NOT READ and is not run: ${problem}. The rest of the state is fine; fix or delete that row with the sqlite3 tool.`;
+    stderr.write(`! ${message}\n`);
+    trace.error({ event: "state_record_unreadable", problem }, message);
   }
   if (migrated) {
     const message = `STATE MOVED TO SQLITE: ${migrated.tasks} tasks from ${migrated.from} are now in ${join(home, "state", "nightshift.db")} (${migrated.added} added); the old file is kept as ${migrated.movedTo}`;

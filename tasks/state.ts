@@ -85,6 +85,8 @@ export interface OpenedState {
   store: StateStore;
   /** Set when the state was damaged and rebuilt: say so loudly. */
   recovered?: { movedTo: string; problem: string; tasks: number };
+  /** Queued or running tasks whose record does not read (`id: problem`): left in the file, not run. Say so. */
+  unreadable?: string[];
   /** Set when a version-1 state file was moved into the database (once): say so. */
   migrated?: { from: string; movedTo: string; tasks: number; added: number };
 }
@@ -149,22 +151,37 @@ export async function openState(home: string, now: () => number, specOf?: SpecOf
     loaded.db.close();
     loaded = load(file);
   }
-  return { store: createStore(loaded), ...(recovered ? { recovered } : {}), ...(migrated ? { migrated } : {}) };
+  return { store: createStore(loaded), ...(recovered ? { recovered } : {}), ...(migrated ? { migrated } : {}), ...(loaded.unreadable.length ? { unreadable: loaded.unreadable } : {}) };
 }
 
 interface Loaded {
   db: TaskDb;
   hot: Map<string, TaskRecord>;
   cursors: Map<string, number>;
+  /** Active rows whose record does not read: `id: problem`. They stay in the file, not run. */
+  unreadable: string[];
 }
 
 /** Opens the file and reads the hot set and the cursors; throws if any of it is damaged. */
 function load(file: string): Loaded {
   const db = openTaskDb(file);
   try {
-    const hot = new Map(db.active().map((json) => parseRecord(json)).map((task) => [task.id, task]));
+    const hot = new Map<string, TaskRecord>();
+    const unreadable: string[] = [];
+    // One record that does not read (edited by hand, written by a newer version) is left in the
+    // file and said, not taken for damage: moving the file aside would drop every other task's
+    // history with it.
+    for (const json of db.active()) {
+      try {
+        const task = parseRecord(json);
+        hot.set(task.id, task);
+      } catch (error) {
+        const id = /"id"\s*:\s*"([^"]{1,100})"/.exec(json)?.[1] ?? "(no id)";
+        unreadable.push(`${id}: ${problemOf(error)}`);
+      }
+    }
     const cursors = new Map(db.cursors().map((row) => [row.name, row.last_run]));
-    return { db, hot, cursors };
+    return { db, hot, cursors, unreadable };
   } catch (error) {
     db.close();
     throw error;

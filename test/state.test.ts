@@ -115,6 +115,28 @@ describe("reading the state while the daemon is not running", () => {
   });
 });
 
+describe("a task record that does not read", () => {
+  it("is left in the file and named, and the rest of the state is kept, not moved aside", async () => {
+    const h = home();
+    writeV1State(h, 20, NOW); // 20 finished tasks and one queued, hot-task
+    (await openState(h, () => NOW)).store.close();
+    const db = new DatabaseSync(join(h, "state", "nightshift.db"));
+    db.prepare("UPDATE tasks SET record = ? WHERE id = ?").run(JSON.stringify({ id: "hot-task", state: "queued", priority: "urgent" }), "hot-task");
+    db.close();
+    const opened = await openState(h, () => NOW);
+    try {
+      assert.equal(opened.recovered, undefined, "not taken for damage");
+      assert.equal(opened.unreadable?.length, 1);
+      assert.match(opened.unreadable![0]!, /^hot-task: /);
+      assert.equal(opened.store.count(), 21, "every task is still in the file");
+      assert.equal(opened.store.active().length, 0, "the unreadable one is not run");
+      assert.equal(opened.store.find(syntheticId(3))?.title, "Synthetic task 3");
+    } finally {
+      opened.store.close();
+    }
+  });
+});
+
 describe("a state file this Nightshift cannot open", () => {
   it("refuses a file from a newer version and leaves it where it is", async () => {
     const h = home();
