@@ -1,4 +1,5 @@
-import { describeMissing, isCi, missingPrerequisites } from "./prerequisites.ts";
+import { createBwrapSandbox } from "../../runtime/sandbox/index.ts";
+import { describeMissing, isCi, missingPrerequisites, SANDBOX_PROBLEM_ENV } from "./prerequisites.ts";
 
 /**
  * Runs once before any test file (`node --test --test-global-setup=…`, see package.json). Missing
@@ -7,11 +8,21 @@ import { describeMissing, isCi, missingPrerequisites } from "./prerequisites.ts"
  */
 export async function globalSetup(): Promise<void> {
   const missing = missingPrerequisites();
-  if (missing.length === 0) return;
-  const message = describeMissing(missing);
+  const problems = missing.length ? [describeMissing(missing)] : [];
+  if (!missing.some((item) => item.tool === "bwrap")) {
+    // Installed is not enough: without user namespaces (a container, Ubuntu 24.04's AppArmor rule)
+    // bwrap cannot make a sandbox, and the tests that need one would time out instead of skipping.
+    const probe = await createBwrapSandbox({ env: { PATH: process.env.PATH ?? "" } }).probe();
+    if (!probe.ok) {
+      process.env[SANDBOX_PROBLEM_ENV] = probe.problem; // the test files are started with this environment
+      problems.push(probe.problem ?? "bwrap cannot make a sandbox here");
+    }
+  }
+  if (problems.length === 0) return;
+  const message = problems.join("; ");
   if (isCi()) {
-    process.stderr.write(`\nTest prerequisites ${message}\nCI=true: the run stops here (on a developer's machine those tests would be skipped).\n`);
+    process.stderr.write(`\nTest prerequisites: ${message}\nCI=true: the run stops here (on a developer's machine those tests would be skipped).\n`);
     process.exit(1); // at once, before any test file starts, and without a stack trace
   }
-  process.stderr.write(`\n! Test prerequisites ${message}\n  The tests that need them are skipped.\n\n`);
+  process.stderr.write(`\n! Test prerequisites: ${message}\n  The tests that need them are skipped.\n\n`);
 }

@@ -49,6 +49,9 @@ export function isCi(env: NodeJS.ProcessEnv = process.env): boolean {
   return !!env.CI && env.CI !== "false" && env.CI !== "0";
 }
 
+/** Set by the global setup when bwrap is installed but cannot make a sandbox here (no user namespaces). */
+export const SANDBOX_PROBLEM_ENV = "NIGHTSHIFT_TEST_SANDBOX_PROBLEM";
+
 let cached: Prerequisite[] | undefined;
 
 /**
@@ -60,5 +63,7 @@ export function needs(...tools: Tool[]): { skip?: string } {
   if (isCi()) return {};
   cached ??= missingPrerequisites();
   const missing = cached.filter((item) => (tools as string[]).includes(item.tool));
-  return missing.length ? { skip: describeMissing(missing) } : {};
+  if (missing.length) return { skip: describeMissing(missing) };
+  const unusable = (tools as string[]).includes("bwrap") ? process.env[SANDBOX_PROBLEM_ENV] : undefined;
+  return unusable ? { skip: unusable } : {};
 }
