@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
@@ -133,5 +134,24 @@ describe("npx nightshift", () => {
     assert.equal(run.code, 0, run.output);
     assert.ok(run.files.includes("dist/cli/nightshift.js"), `loaded: ${run.files.join(", ")}`);
     assert.deepEqual(run.files.filter((file) => file.endsWith(".ts")), []);
+  });
+
+  test("the bin says so when the sources changed after the build, and runs the build it has", () => {
+    const checkout = mkdtempSync(join(scratch, "checkout-"));
+    for (const dir of ["bin", "dist/cli", "cli"]) mkdirSync(join(checkout, dir), { recursive: true });
+    copyFileSync(join(ROOT, bin), join(checkout, "bin", "nightshift.js"));
+    writeFileSync(join(checkout, "dist", "cli", "nightshift.js"), 'process.stdout.write("the build ran\\n");\n');
+    writeFileSync(join(checkout, "cli", "nightshift.ts"), "// a source\n");
+    const run = () => spawnSync(process.execPath, [join(checkout, "bin", "nightshift.js")], { encoding: "utf8" });
+    const past = new Date(Date.now() - 60_000);
+    utimesSync(join(checkout, "cli", "nightshift.ts"), past, past);
+    const fresh = run();
+    assert.equal(fresh.stdout, "the build ran\n");
+    assert.equal(fresh.stderr, "");
+    const future = new Date(Date.now() + 60_000);
+    utimesSync(join(checkout, "cli", "nightshift.ts"), future, future); // edited (or pulled) after the build
+    const stale = run();
+    assert.equal(stale.stdout, "the build ran\n");
+    assert.match(stale.stderr, /the sources in .* changed after dist\/ was built; this runs the older build\. Run `npm run build` there/);
   });
 });
