@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { basename, extname, join } from "node:path";
 import { Bot, GrammyError, HttpError, type Context } from "grammy";
 import type { Update } from "grammy/types";
-import type { Logger } from "pino";
+import type { TraceLogger as Logger } from "../runtime/trace.ts";
 import type { ApprovalRecord, ApprovalStore, Clock, Config } from "../runtime/index.ts";
 import type { Daemon, TaskRecord } from "../tasks/index.ts";
 import { createTelegramApprover, type TelegramApprover } from "./approvals.ts";

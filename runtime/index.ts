@@ -26,7 +26,7 @@ export { decide, DEFAULT_RULES, rulesFromConfig, type Decision, type PermissionR
 export { createBwrapSandbox, createUnsandboxed, scrubEnv, type Sandbox, type SandboxProbe } from "./sandbox/index.ts";
 export { openSessionLog, readSessionLog, SessionLogError, type SessionLog } from "./session-log.ts";
 export { lockSession } from "./session-lock.ts";
-export { createTraceLogger, traceEvent } from "./trace.ts";
+export { createTraceLogger, traceEvent, type TraceLogger } from "./trace.ts";
 export { parseYaml, YamlSyntaxError } from "./yaml.ts";
 export { createMemoryTools, type MemoryAccess } from "./tools/memory.ts";
 export { createDailySpend, sessionLogs, type DailySpend } from "./daily-spend.ts";
