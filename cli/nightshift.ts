@@ -32,6 +32,8 @@ const HELP = `nightshift: a personal agent runtime
   nightshift memory consolidate    run the memory consolidator now (it runs nightly at memory.consolidate)
   nightshift memory undo|show      restore the previous MEMORY.md; show the memory and its last changes
   nightshift digest                the digest now: printed here, and sent on Telegram when the daemon runs
+  nightshift dashboard             a one-time login link for the dashboard (http://127.0.0.1:7420 by default)
+      --logout-all                   end every dashboard session instead
   nightshift doctor                check Node, folders, sandbox, model endpoints; each problem with its fix
   nightshift config schema         print the JSON Schema of config.yaml
 
@@ -51,6 +53,7 @@ async function main(argv: string[]): Promise<number> {
       list: { type: "boolean" },
       remove: { type: "string" },
       "no-wait": { type: "boolean" },
+      "logout-all": { type: "boolean" },
       help: { type: "boolean", short: "h" },
       version: { type: "boolean" },
     },
@@ -176,6 +179,14 @@ async function main(argv: string[]): Promise<number> {
       const { loadConfig } = await import("../runtime/config.ts");
       const loaded = loadConfig(env);
       return pairCommand(args, { ...io, home: loaded.home, env: loaded.env, allowedUsers: loaded.config.telegram.allowed_users });
+    }
+    case "dashboard": {
+      if (rest.length) throw new UsageError("nightshift dashboard takes no arguments (--logout-all ends every session)");
+      const [{ loadConfig }, { dashboardCommand }, { connectDaemon }] = await Promise.all([import("../runtime/config.ts"), import("./dashboard.ts"), import("../tasks/control-client.ts")]);
+      const loaded = loadConfig(env);
+      const daemon = values["logout-all"] ? undefined : await connectDaemon(loaded.home);
+      const { port, public_url } = loaded.config.dashboard;
+      return print(dashboardCommand({ logoutAll: values["logout-all"] ?? false }, { home: loaded.home, clock: systemClock, port, ...(public_url ? { publicUrl: public_url } : {}), daemonRunning: daemon !== undefined }), 0);
     }
     case "approve":
     case "deny": {

@@ -140,6 +140,13 @@ export const configSchema = z.strictObject({
       .describe("What paired users hear about for tasks not sent from Telegram"),
     max_file_bytes: z.number().int().positive().default(20 * 1024 * 1024).describe("Larger documents sent to the bot are refused"),
   }).refine((telegram) => telegram.watchdog > telegram.poll_timeout + 5000, { message: "must be longer than poll_timeout plus a few seconds, or every quiet poll is restarted", path: ["watchdog"] }).default({ allowed_users: [], edit_interval: 3000, poll_timeout: 30_000, watchdog: 90_000, notify: ["finished", "failed", "approval", "budget"], max_file_bytes: 20 * 1024 * 1024 }),
+  dashboard: z.strictObject({
+    port: z.number({ error: "must be a port number like 7420" }).int().min(1).max(65535).default(7420)
+      .describe("Port of the dashboard on 127.0.0.1 (it never listens on other addresses)"),
+    public_url: z.url({ protocol: /^https$/, error: "must be an https URL like https://nightshift.example.com (your tunnel's address)" })
+      .refine((value) => { const url = URL.parse(value); return !url || (url.pathname === "/" && !url.search && !url.hash && !url.username); }, "must be the tunnel's origin alone, like https://nightshift.example.com (no path, query or credentials)")
+      .optional().describe("The https address of a tunnel to the dashboard (cloudflared, tailscale serve); login links use it"),
+  }).default({ port: 7420 }),
   log_level: z.enum(["trace", "debug", "info", "warn", "error", "silent"]).default("info"),
 });
 
