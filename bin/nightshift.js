@@ -11,7 +11,7 @@ const entry = join(root, "dist", "cli", "nightshift.js");
 
 /** True when a source file changed after the build (a `git pull` without `npm install`): about 1 ms. */
 function sourcesNewerThan(time) {
-  for (const folder of ["cli", "runtime", "tasks", "memory", "bot"]) {
+  for (const folder of ["cli", "runtime", "tasks", "memory", "bot", "dashboard"]) {
     const dir = join(root, folder);
     if (!existsSync(dir)) continue;
     for (const item of readdirSync(dir, { withFileTypes: true, recursive: true })) {
