@@ -197,14 +197,6 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
       },
     ],
   });
-  // The dashboard is a convenience: a port in use is said in one line and the daemon runs on without it.
-  const { createDashboard, serveDashboard } = await import("../dashboard/index.ts");
-  const dashboardApp = createDashboard({ dir: join(home, "state", "dashboard"), clock, trace, port: config.dashboard.port, ...(config.dashboard.public_url ? { publicUrl: config.dashboard.public_url } : {}) });
-  const dashboard = await serveDashboard(dashboardApp.fetch, config.dashboard.port).catch((error: unknown) => {
-    stderr.write(`! ${(error as Error).message}\n`);
-    trace.warn({ event: "dashboard_unavailable", port: config.dashboard.port, message: (error as Error).message }, (error as Error).message);
-    return undefined;
-  });
   await inbox.start();
   await scheduler.start();
   bot?.start();
@@ -222,12 +214,24 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
     stderr.write(`! ${problem.message} (this specialist is left out until the file is fixed)\n`);
     trace.warn({ event: "agent_file_problem", file: problem.file, message: problem.message }, problem.message);
   }
-  if (dashboard) stderr.write(`Dashboard: http://127.0.0.1:${dashboard.port} (\`nightshift dashboard\` prints a login link).\n`);
   if (bot && !bot.hasUsers()) stderr.write("Telegram: no one is paired yet; run `nightshift pair` and send the bot the code.\n");
   if (!bot) stderr.write("Telegram is off (set TELEGRAM_BOT_TOKEN in the environment or in .env to steer Nightshift from your phone).\n");
   if (config.sandbox.mode === "off") stderr.write("! SANDBOX IS OFF (config sandbox.mode): commands run unconfined on this machine\n");
   else if (!probe.ok) stderr.write(`! sandbox unavailable, bash will be refused: ${probe.problem}\n`);
   trace.info({ event: "daemon_started", pid: process.pid, resumed, failed }, "daemon started");
+  // After the ready line: Hono and its Node adapter take 50-100 ms to load, which start → ready
+  // does not wait for. A port in use is said in one line and the daemon runs on without a dashboard.
+  const dashboardStarting = (async () => {
+    const { createDashboard, serveDashboard } = await import("../dashboard/index.ts");
+    const app = createDashboard({ dir: join(home, "state", "dashboard"), clock, trace, port: config.dashboard.port, ...(config.dashboard.public_url ? { publicUrl: config.dashboard.public_url } : {}) });
+    const server = await serveDashboard(app.fetch, config.dashboard.port);
+    stderr.write(`Dashboard: http://127.0.0.1:${server.port} (\`nightshift dashboard\` prints a login link).\n`);
+    return server;
+  })().catch((error: unknown) => {
+    stderr.write(`! ${(error as Error).message}\n`);
+    trace.warn({ event: "dashboard_unavailable", port: config.dashboard.port, message: (error as Error).message }, (error as Error).message);
+    return undefined;
+  });
 
   let resolveStopped!: () => void;
   const stopped = new Promise<void>((resolve) => (resolveStopped = resolve));
@@ -241,7 +245,7 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
       unjournal();
       await bot?.stop();
       await control.close();
-      await dashboard?.close();
+      await (await dashboardStarting)?.close();
       await jobsDone;
       await runtime.close();
       store.close();

@@ -101,6 +101,7 @@ describe("the daemon's dashboard", () => {
     cleanups.push(() => new Promise<void>((resolve) => blocker.close(() => resolve())));
     const port = (blocker.address() as { port: number }).port;
     const daemon = await startDaemon(port);
+    await until(() => daemon.output().includes("dashboard not started"), "the dashboard's complaint");
     const lines = daemon.output().split("\n").filter((line) => line.includes("dashboard not started"));
     assert.deepEqual(lines, [`! dashboard not started: port ${port} on 127.0.0.1 is in use; set dashboard.port in config.yaml to a free port`]);
     assert.equal(daemon.child.exitCode, null, "still running");
