@@ -34,7 +34,7 @@ import {
   type ToolContext,
 } from "./tools/index.ts";
 import type { PathRules } from "./tools/paths.ts";
-import { blockedAddressReason } from "./tools/web-fetch.ts";
+import { blockedAddressReason, reachesThisMachine } from "./tools/web-fetch.ts";
 
 export interface RuntimeOptions {
   loaded: LoadedConfig;
@@ -82,7 +82,7 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
   const { loaded, clock } = options;
   const { config, home } = loaded;
   const sessionsDir = join(home, "sessions");
-  const network = createNetworkRegistry({ allowPrivate: config.sandbox.allow_private_network });
+  const network = createNetworkRegistry({ allowPrivate: config.sandbox.allow_private_network, dashboardPort: config.dashboard.port });
   const proxy = options.sandbox || config.sandbox.mode === "off" ? undefined : await startNetworkProxy({ socketPath: proxySocketPath(), decide: network.decide });
   const sandbox = options.sandbox ?? createSandbox(loaded, proxy);
   const paths = pathRules(loaded);
@@ -246,9 +246,10 @@ function emitWithParent(emit: NonNullable<RunOptions["emit"]>, id: string, event
  * asked, a host that resolves to a loopback, private or link-local address is refused: the proxy
  * connects from the host, where such addresses reach this machine's own services and the cloud
  * metadata endpoint. (The proxy resolves the name again when it connects; a name that changes its
- * answer in between is a remaining gap.)
+ * answer in between is a remaining gap.) The dashboard's port on this machine is refused even with
+ * `allowPrivate`: a command must not reach the page that answers its approvals.
  */
-function createNetworkRegistry(options: { allowPrivate: boolean }) {
+function createNetworkRegistry(options: { allowPrivate: boolean; dashboardPort: number }) {
   const checks = new Map<string, { check: (host: string) => Promise<NetworkDecision>; blocked: (host: string, reason: string) => void }>();
   const registry: NetworkRegistry = {
     register(check, blocked) {
@@ -265,10 +266,13 @@ function createNetworkRegistry(options: { allowPrivate: boolean }) {
     const entry = checks.get(request.sessionKey);
     if (!entry) return { allow: false, reason: "the command that asked has ended" };
     if (!/^[a-z0-9.-]+$|^\[?[0-9a-f:.]+\]?$/i.test(request.host)) return refuse(entry, request.host, `"${request.host}" is not a host name`);
-    if (!options.allowPrivate) {
+    if (!options.allowPrivate || request.port === options.dashboardPort) {
       const addresses = await lookup(request.host, { all: true }).catch(() => []);
       if (addresses.length === 0) return refuse(entry, request.host, `${request.host} does not resolve`);
-      const blocked = addresses.map(({ address }) => [address, blockedAddressReason(address)] as const).find(([, reason]) => reason);
+      if (request.port === options.dashboardPort && addresses.some(({ address }) => reachesThisMachine(address))) {
+        return refuse(entry, request.host, `port ${request.port} on this machine is Nightshift's dashboard (dashboard.port); commands never reach it, whatever sandbox.allow_private_network says`);
+      }
+      const blocked = options.allowPrivate ? undefined : addresses.map(({ address }) => [address, blockedAddressReason(address)] as const).find(([, reason]) => reason);
       if (blocked) return refuse(entry, request.host, `${request.host} resolves to ${blocked[0]} (${blocked[1]}); commands never reach this machine's or its network's private addresses unless sandbox.allow_private_network is on`);
     }
     return entry.check(request.host);

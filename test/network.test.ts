@@ -79,4 +79,14 @@ describe("network from sandboxed commands", () => {
     assert.deepEqual(seen, ["/one", "/two"]);
     assert.match(resultsIn(h.api, h.api.requests.length - 1)[0]!.content, /the user said: not for this one/);
   });
+
+  it("never reaches the dashboard's port on this machine, even with allow_private_network on and the host allowed", needs("bwrap", "socat"), async () => {
+    // The test server's port stands in for dashboard.port: what is refused is the port on loopback.
+    h = await createRuntimeHarness({ config: `${PRIVATE}dashboard:\n  port: ${port}\npermissions:\n  allow:\n    - network: "*"\n` });
+    h.api.script({ content: [curl("/login")] }, done);
+    await h.runtime.start(h.runtime.newSessionId(), h.task());
+    const [result] = resultsIn(h.api, 1);
+    assert.match(result!.content, new RegExp(`\\[network: 127\\.0\\.0\\.2 blocked: port ${port} on this machine is Nightshift's dashboard \\(dashboard\\.port\\); commands never reach it`));
+    assert.deepEqual(seen, []);
+  });
 });

@@ -297,11 +297,15 @@ function formatSeconds(ms: number): string {
   return ms % 1000 === 0 ? `${ms / 1000} s` : `${(ms / 1000).toFixed(1)} s`;
 }
 
+const LOOPBACK = "a loopback address (this machine)";
+const THIS_NETWORK = "a 'this network' address";
+const UNSPECIFIED = "the unspecified address";
+
 const V4_BLOCKED: ReadonlyArray<readonly [string, number, string]> = [
-  ["0.0.0.0", 8, "a 'this network' address"],
+  ["0.0.0.0", 8, THIS_NETWORK],
   ["10.0.0.0", 8, "a private address"],
   ["100.64.0.0", 10, "a carrier-grade NAT (shared) address"],
-  ["127.0.0.0", 8, "a loopback address (this machine)"],
+  ["127.0.0.0", 8, LOOPBACK],
   ["169.254.0.0", 16, "a link-local address (where cloud metadata services live)"],
   ["172.16.0.0", 12, "a private address"],
   ["192.0.0.0", 24, "an IETF protocol address"],
@@ -322,8 +326,8 @@ export function blockedAddressReason(address: string): string | undefined {
   const h = ipv6Hextets(bare);
   const embedded = ((h[6]! << 16) | h[7]!) >>> 0;
   const zeros = (count: number) => h.slice(0, count).every((group) => group === 0);
-  if (h.every((group) => group === 0)) return "the unspecified address";
-  if (zeros(7) && h[7] === 1) return "a loopback address (this machine)";
+  if (h.every((group) => group === 0)) return UNSPECIFIED;
+  if (zeros(7) && h[7] === 1) return LOOPBACK;
   if (zeros(5) && h[5] === 0xffff) return v4Reason(embedded); // ::ffff:a.b.c.d
   if (zeros(6)) return v4Reason(embedded); // ::a.b.c.d (deprecated IPv4-compatible)
   if (h[0] === 0x64 && h[1] === 0xff9b && h.slice(2, 6).every((group) => group === 0)) return v4Reason(embedded); // NAT64
@@ -333,6 +337,12 @@ export function blockedAddressReason(address: string): string | undefined {
   if ((h[0]! & 0xffc0) === 0xfec0) return "a site-local IPv6 address";
   if ((h[0]! & 0xff00) === 0xff00) return "a multicast IPv6 address";
   return undefined;
+}
+
+/** True for an address a connection from this machine lands on this machine with: loopback, or 0.0.0.0 / :: (which Linux dials as loopback), also inside IPv6 forms. */
+export function reachesThisMachine(address: string): boolean {
+  const reason = blockedAddressReason(address);
+  return reason === LOOPBACK || reason === THIS_NETWORK || reason === UNSPECIFIED;
 }
 
 function v4Reason(value: number): string | undefined {
