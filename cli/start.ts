@@ -6,7 +6,7 @@ import { openMemory } from "../memory/index.ts";
 import { BUILTIN_TOOL_NAMES, createRuntime, createTraceLogger, loadAgents, lockSession, readSessionLog, requireApiKey, type Clock, type LoadedConfig } from "../runtime/index.ts";
 import { createDaemon } from "../tasks/daemon.ts";
 import { startControlServer } from "../tasks/control.ts";
-import { htmlToPlain } from "../bot/reports.ts";
+import { htmlToPlain, spendSummary } from "../bot/reports.ts";
 import { startJobs } from "./jobs.ts";
 import { createMemoryService } from "./memory-service.ts";
 import { createInbox } from "../tasks/inbox.ts";
@@ -223,7 +223,19 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
   // does not wait for. A port in use is said in one line and the daemon runs on without a dashboard.
   const dashboardStarting = (async () => {
     const { createDashboard, serveDashboard } = await import("../dashboard/index.ts");
-    const app = createDashboard({ dir: join(home, "state", "dashboard"), clock, trace, port: config.dashboard.port, ...(config.dashboard.public_url ? { publicUrl: config.dashboard.public_url } : {}) });
+    const app = createDashboard({
+      dir: join(home, "state", "dashboard"),
+      clock,
+      trace,
+      port: config.dashboard.port,
+      ...(config.dashboard.public_url ? { publicUrl: config.dashboard.public_url } : {}),
+      // What the bot reads: the daemon's tasks, the runtime's approvals, the session logs, /budget's spend.
+      tasks: daemon.tasks,
+      approvals: runtime.approvals,
+      readEvents: (id) => readSessionLog(join(runtime.sessionsDir, `${id}.jsonl`)),
+      spentToday: async () => (await spendSummary(runtime.sessionsDir, clock.now())).todayUsd,
+      dailyUsd: config.budget.daily_usd,
+    });
     const server = await serveDashboard(app.fetch, config.dashboard.port);
     stderr.write(`Dashboard: http://127.0.0.1:${server.port} (\`nightshift dashboard\` prints a login link).\n`);
     return server;

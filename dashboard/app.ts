@@ -1,12 +1,14 @@
 import { Hono } from "hono";
 import { deleteCookie, setCookie } from "hono/cookie";
 import { html } from "hono/html";
-import type { Clock, TraceLogger } from "../runtime/index.ts";
+import type { ApprovalStore, Clock, TraceLogger } from "../runtime/index.ts";
 import { createAuthStore, csrfTokenOf, SESSION_TTL_MS, type AuthStore } from "./auth-store.ts";
 import { guard, hostOf, originsFor, securityHeaders, SESSION_COOKIE } from "./guard.ts";
 import { LOGIN_SCRIPT } from "./login-script.ts";
+import { nowBody, readNow, type NowSources } from "./now.ts";
+import { APP_CSS } from "./style.ts";
 
-export interface DashboardDeps {
+export interface DashboardDeps extends NowSources {
   /** `state/dashboard/`: login links and sessions (hashes only). */
   dir: string;
   clock: Clock;
@@ -16,11 +18,15 @@ export interface DashboardDeps {
   port: number;
   /** `dashboard.public_url`: the tunnel's https origin, also answered to. */
   publicUrl?: string;
+  /** Where answers given on the page go; `by` is "dashboard". First answer wins, whoever gives it. */
+  approvals: NowSources["approvals"] & Pick<ApprovalStore, "answer">;
 }
 
+const DECISIONS = new Set(["once", "task", "deny"]);
+
 /**
- * The dashboard as a Hono app: security layer, one-time-link login, and (for now) a page that
- * says you are signed in. Serve it with `serveDashboard`; tests call `app.request()`.
+ * The dashboard as a Hono app: security layer, one-time-link login, the Now page and the answers
+ * to approvals. Serve it with `serveDashboard`; tests call `app.request()`.
  */
 export function createDashboard(deps: DashboardDeps): Hono<{ Variables: { session: string } }> {
   const auth: AuthStore = createAuthStore(deps.dir, deps.clock);
@@ -57,9 +63,18 @@ export function createDashboard(deps: DashboardDeps): Hono<{ Variables: { sessio
     return c.json({ ok: true });
   });
 
-  app.get("/", (c) => c.html(page("Nightshift", html`<h1>Nightshift</h1>
-<p>Signed in. The dashboard's pages come next: see issue 12.</p>
-<form method="post" action="/logout"><input type="hidden" name="_csrf" value="${csrfTokenOf(c.get("session"))}"><button type="submit">Sign out</button></form>`)));
+  app.get("/assets/app.css", (c) => c.body(APP_CSS, 200, { "Content-Type": "text/css; charset=utf-8" }));
+  app.get("/", async (c) => c.html(page("Nightshift · Now", nowBody(await readNow(deps, deps.clock.now()), csrfTokenOf(c.get("session"))), true)));
+
+  // A form post from the Now page; the guard has checked Origin and the CSRF token.
+  app.post("/approvals/:id", async (c) => {
+    const decision = (await c.req.parseBody())["decision"];
+    if (typeof decision !== "string" || !DECISIONS.has(decision)) return c.html(page("Not answered", html`<h1>Not answered</h1><p>The answer must be once, task or deny.</p>${back}`, true), 400);
+    const result = deps.approvals.answer(c.req.param("id"), { decision: decision as "once" | "task" | "deny", by: "dashboard" });
+    if (!result.ok) return c.html(page("Not answered", html`<h1>Not answered</h1><p>${capital(result.message)}.</p>${back}`, true), result.problem === "unknown" ? 404 : 409);
+    deps.trace.info({ event: "dashboard_approval_answered", approval: result.record.id, session: result.record.session, decision }, `approval ${result.record.id} answered on the dashboard (${decision})`);
+    return c.redirect("/", 303);
+  });
 
   app.post("/logout", (c) => {
     auth.endSession(c.get("session"));
@@ -72,8 +87,12 @@ export function createDashboard(deps: DashboardDeps): Hono<{ Variables: { sessio
   return app;
 }
 
-function page(title: string, body: ReturnType<typeof html>) {
+const back = html`<p><a href="/">Back to Now</a></p>`;
+const capital = (text: string) => text.charAt(0).toUpperCase() + text.slice(1);
+
+/** `styled`: pages behind the session link the stylesheet (itself behind the session). */
+function page(title: string, body: ReturnType<typeof html>, styled = false) {
   return html`<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>${title}</title></head>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>${title}</title>${styled ? html`<link rel="stylesheet" href="/assets/app.css">` : ""}</head>
 <body>${body}</body></html>`;
 }

@@ -83,7 +83,8 @@ describe("the daemon's dashboard", () => {
     const cookie = String(login.headers["set-cookie"]).split(";")[0]!;
     const home = await call("127.0.0.1", port, "/", { headers: { host, cookie } });
     assert.equal(home.status, 200);
-    assert.match(home.body, /Signed in/);
+    // The Now page over the daemon's own tasks, approvals and spend (budget.daily_usd defaults to $10).
+    assert.match(home.body, /<h1>Now<\/h1>[^]*No approval is waiting[^]*\$0\.00 of \$10\.00 \(budget\.daily_usd\)[^]*queued: 0/);
     assert.equal((await call("127.0.0.1", port, "/", { headers: { host: `evil.example:${port}`, cookie } })).status, 421);
 
     const logout = await nightshift(["dashboard", "--logout-all"], daemon.env);

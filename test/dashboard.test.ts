@@ -2,26 +2,10 @@ import assert from "node:assert/strict";
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, it } from "node:test";
-import { createDashboard } from "../dashboard/app.ts";
-import { createAuthStore, hashOf, LINK_TTL_MS, SESSION_TTL_MS } from "../dashboard/auth-store.ts";
+import { hashOf, LINK_TTL_MS, SESSION_TTL_MS } from "../dashboard/auth-store.ts";
 import { dashboardCommand } from "../cli/dashboard.ts";
-import { createTraceLogger } from "../runtime/trace.ts";
 import { parseConfigText } from "../runtime/config.ts";
-import { FakeClock } from "./support/fake-clock.ts";
-import { tempDir } from "./support/home.ts";
-
-const PORT = 7420;
-const ORIGIN = `http://127.0.0.1:${PORT}`;
-
-interface Setup {
-  home: string;
-  clock: FakeClock;
-  app: ReturnType<typeof createDashboard>;
-  traceFile: string;
-  /** A login link as `nightshift dashboard` makes it (another store over the same folder, as another process would). */
-  link(): string;
-  cleanup(): void;
-}
+import { login, ORIGIN, PORT, send, setupDashboard, spend, tokenOf, type Setup } from "./support/dashboard.ts";
 
 let current: Setup | undefined;
 afterEach(() => {
@@ -29,64 +13,7 @@ afterEach(() => {
   current = undefined;
 });
 
-function setup(publicUrl?: string): Setup {
-  const dir = tempDir("nightshift-dashboard-");
-  const home = dir.path;
-  const clock = new FakeClock();
-  const traceFile = join(home, "logs", "trace.jsonl");
-  const trace = createTraceLogger(traceFile, "info");
-  const stateDir = join(home, "state", "dashboard");
-  const app = createDashboard({ dir: stateDir, clock, trace, port: PORT, ...(publicUrl ? { publicUrl } : {}) });
-  return (current = {
-    home,
-    clock,
-    app,
-    traceFile,
-    link: () => createAuthStore(stateDir, clock).createLink().secret,
-    cleanup: () => (trace.close(), dir.cleanup()),
-  });
-}
-
-interface Send {
-  method?: string;
-  origin?: string;
-  host?: string;
-  cookie?: string;
-  headers?: Record<string, string>;
-  body?: string;
-  type?: string;
-}
-
-function send(s: Setup, path: string, options: Send = {}): Promise<Response> {
-  const method = options.method ?? "GET";
-  const headers: Record<string, string> = { host: options.host ?? `127.0.0.1:${PORT}`, ...options.headers };
-  if (options.cookie) headers.cookie = `ns_session=${options.cookie}`;
-  if (method !== "GET" && method !== "HEAD") {
-    headers.origin = options.origin ?? ORIGIN;
-    if (options.type) headers["content-type"] = options.type;
-  }
-  return Promise.resolve(s.app.request(`${options.host?.startsWith("ns.") ? "https" : "http"}://${options.host ?? `127.0.0.1:${PORT}`}${path}`, { method, headers, ...(options.body !== undefined ? { body: options.body } : {}) }));
-}
-
-const spend = (s: Setup, secret: string, options: Send = {}) => send(s, "/login", { method: "POST", type: "application/json", body: JSON.stringify({ secret }), ...options });
-
-/** Logs in with a fresh link; returns the session cookie's value and its Set-Cookie header. */
-async function login(s: Setup, options: Send = {}): Promise<{ session: string; setCookie: string }> {
-  const response = await spend(s, s.link(), options);
-  assert.equal(response.status, 200, await response.clone().text());
-  const setCookie = response.headers.get("set-cookie") ?? "";
-  const session = /ns_session=([^;]+)/.exec(setCookie)?.[1];
-  assert.ok(session, setCookie);
-  return { session, setCookie };
-}
-
-/** The CSRF token the signed-in page carries in its sign-out form. */
-async function tokenOf(s: Setup, session: string): Promise<string> {
-  const page = await (await send(s, "/", { cookie: session })).text();
-  const token = /name="_csrf" value="([^"]+)"/.exec(page)?.[1];
-  assert.ok(token, page);
-  return token;
-}
+const setup = (publicUrl?: string): Setup => (current = setupDashboard(publicUrl ? { publicUrl } : {}));
 
 const traceLines = (s: Setup) => readFileSync(s.traceFile, "utf8").trim().split("\n").map((line) => JSON.parse(line) as Record<string, unknown>);
 

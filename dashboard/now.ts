@@ -1,0 +1,119 @@
+import { html } from "hono/html";
+import type { ApprovalRecord, ApprovalStore, SessionEvent } from "../runtime/index.ts";
+import type { TaskReader, TaskRecord } from "../tasks/index.ts";
+
+/**
+ * The Now page: what needs the person (pending approvals, failures of the last day, today's spend),
+ * then what runs and how much waits. Read through the interfaces the Telegram bot uses; every text
+ * an agent, a tool or a task file wrote goes through `html`'s escaping, never concatenated.
+ */
+
+export interface NowSources {
+  tasks: Pick<TaskReader, "active" | "finishedSince" | "get">;
+  approvals: Pick<ApprovalStore, "pending">;
+  /** A task's session log (as `/status` reads it): a running task's cost is only there. Must not throw for a missing log. */
+  readEvents(id: string): Promise<SessionEvent[]>;
+  /** Today's spend in USD, counted as the daily budget counts it. */
+  spentToday(): Promise<number>;
+  /** `budget.daily_usd`. */
+  dailyUsd: number;
+}
+
+export const FAILED_WINDOW_MS = 24 * 3_600_000;
+
+export interface NowView {
+  now: number;
+  approvals: Array<{ record: ApprovalRecord; taskTitle?: string }>;
+  failed: TaskRecord[];
+  running: Array<{ task: TaskRecord; costUsd: number }>;
+  queued: number;
+  spentUsd: number;
+  dailyUsd: number;
+}
+
+export async function readNow(sources: NowSources, now: number): Promise<NowView> {
+  const active = sources.tasks.active();
+  const running = await Promise.all(
+    active
+      .filter((task) => task.state !== "queued")
+      .map(async (task) => {
+        const events = await sources.readEvents(task.id).catch(() => []);
+        // The record's cost is written when a task finishes; while it runs, the log knows more.
+        return { task, costUsd: Math.max(task.cost_usd, costOf(events)) };
+      }),
+  );
+  return {
+    now,
+    approvals: sources.approvals.pending().map((record) => {
+      const title = sources.tasks.get(record.session.split(".")[0]!)?.title; // a specialist's session is <task>.<call>.<name>
+      return { record, ...(title !== undefined ? { taskTitle: title } : {}) };
+    }),
+    failed: sources.tasks.finishedSince(now - FAILED_WINDOW_MS).filter((task) => task.state === "failed"),
+    running,
+    queued: active.filter((task) => task.state === "queued").length,
+    spentUsd: await sources.spentToday().catch(() => 0),
+    dailyUsd: sources.dailyUsd,
+  };
+}
+
+/** What a session has spent, counted as `/status` counts it (model calls, checkpoints, plans, reviews, paid tools). */
+function costOf(events: SessionEvent[]): number {
+  let usd = 0;
+  for (const event of events) {
+    if (event.type === "model_response" || event.type === "checkpoint") usd += event.cost_usd;
+    else if (event.type === "plan") usd += event.report.cost_usd;
+    else if (event.type === "review") usd += event.critiques.reduce((sum, critique) => sum + critique.cost_usd, 0);
+    else if (event.type === "tool_end") usd += event.cost_usd ?? 0;
+  }
+  return usd;
+}
+
+const STATE_WORDS: Record<TaskRecord["state"], string> = { queued: "queued", running: "running", waiting_approval: "waiting for approval", done: "done", failed: "failed", cancelled: "cancelled" };
+const ANSWERS = [
+  ["once", "Allow once"],
+  ["task", "Allow for this task"],
+  ["deny", "Deny"],
+] as const;
+
+export function nowBody(view: NowView, csrf: string) {
+  const over = view.dailyUsd > 0 && view.spentUsd >= view.dailyUsd;
+  return html`<h1>Now</h1>
+<section aria-labelledby="approvals"><h2 id="approvals">Waiting for you (${view.approvals.length})</h2>
+${view.approvals.length === 0 ? html`<p class="quiet">No approval is waiting.</p>` : view.approvals.map(({ record, taskTitle }) => approvalCard(record, taskTitle, view.now, csrf))}
+</section>
+<section aria-labelledby="spend"><h2 id="spend">Today's spend</h2>
+<p class="${over ? "warn" : ""}">${formatCost(view.spentUsd)} of ${formatCost(view.dailyUsd)} (budget.daily_usd)${over ? " — the daily budget is used up" : ""}</p>
+</section>
+<section aria-labelledby="failed"><h2 id="failed">Failed in the last 24 hours (${view.failed.length})</h2>
+${view.failed.length === 0 ? html`<p class="quiet">Nothing failed.</p>` : html`<ul class="cards">${view.failed.map((task) => html`<li class="card"><strong>${task.title || "Task"}</strong> <code>${task.id}</code>
+<p>${task.reason ?? "no reason recorded"}</p><p class="quiet">failed ${ago(view.now - (task.finished ?? task.created))} ago</p></li>`)}</ul>`}
+</section>
+<section aria-labelledby="running"><h2 id="running">Running (${view.running.length}) · queued: ${view.queued}</h2>
+${view.running.length === 0 ? html`<p class="quiet">Nothing runs.</p>` : html`<ul class="cards">${view.running.map(({ task, costUsd }) => html`<li class="card"><strong>${task.title || "Task"}</strong> <code>${task.id}</code>
+<p>${STATE_WORDS[task.state]} · ${formatCost(costUsd)} of ${formatCost(task.spec.budget.max_usd)}</p></li>`)}</ul>`}
+</section>
+<form method="post" action="/logout"><input type="hidden" name="_csrf" value="${csrf}"><button type="submit">Sign out</button></form>`;
+}
+
+function approvalCard(record: ApprovalRecord, taskTitle: string | undefined, now: number, csrf: string) {
+  return html`<article class="card">
+<p><strong>${record.summary}</strong>${record.label ? html` <span class="quiet">(${record.label})</span>` : ""}</p>
+<p>${record.kind}: <code class="exact">${record.target}</code></p>
+<p class="quiet">Why it asks: ${record.reason}${taskTitle !== undefined ? html` · task: ${taskTitle}` : ""} · ${ago(Math.max(0, record.expires_at - now))} left</p>
+<div class="answers">${ANSWERS.map(([decision, label]) => html`<form method="post" action="/approvals/${record.id}"><input type="hidden" name="_csrf" value="${csrf}"><input type="hidden" name="decision" value="${decision}"><button type="submit" class="${decision}">${label}</button></form>`)}</div>
+</article>`;
+}
+
+function formatCost(usd: number): string {
+  if (!Number.isFinite(usd) || usd <= 0) return "$0.00";
+  return usd < 1 ? `$${usd.toFixed(4)}` : `$${usd.toFixed(2)}`;
+}
+
+/** 90_000 → "1 min"; rounded down, never negative. */
+function ago(ms: number): string {
+  const seconds = Math.max(0, Math.floor(ms / 1000));
+  if (seconds < 60) return `${seconds} s`;
+  if (seconds < 3600) return `${Math.floor(seconds / 60)} min`;
+  if (seconds < 86_400) return `${Math.floor(seconds / 3600)} h ${Math.floor((seconds % 3600) / 60)} min`;
+  return `${Math.floor(seconds / 86_400)} d`;
+}

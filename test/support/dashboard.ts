@@ -1,0 +1,119 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { createDashboard } from "../../dashboard/app.ts";
+import { createAuthStore } from "../../dashboard/auth-store.ts";
+import { createApprovalStore, type ApprovalStore, type SessionEvent } from "../../runtime/index.ts";
+import { createTraceLogger } from "../../runtime/trace.ts";
+import type { TaskRecord } from "../../tasks/index.ts";
+import { FakeClock } from "./fake-clock.ts";
+import { tempDir } from "./home.ts";
+
+/**
+ * The dashboard app over a temporary home: real auth and approval stores on the fake clock, the
+ * tasks a test gives (the TaskReader questions the Now page asks, answered from a list), and
+ * helpers that send requests as the page's own forms and scripts would.
+ */
+
+export const PORT = 7420;
+export const ORIGIN = `http://127.0.0.1:${PORT}`;
+
+export interface Setup {
+  home: string;
+  clock: FakeClock;
+  app: ReturnType<typeof createDashboard>;
+  approvals: ApprovalStore;
+  traceFile: string;
+  /** A login link as `nightshift dashboard` makes it (another store over the same folder, as another process would). */
+  link(): string;
+  cleanup(): void;
+}
+
+export interface SetupOptions {
+  publicUrl?: string;
+  tasks?: TaskRecord[];
+  /** Session logs by task id. */
+  events?: Record<string, SessionEvent[]>;
+  spentToday?: number;
+  dailyUsd?: number;
+}
+
+export function setupDashboard(options: SetupOptions = {}): Setup {
+  const dir = tempDir("nightshift-dashboard-");
+  const home = dir.path;
+  const clock = new FakeClock();
+  const traceFile = join(home, "logs", "trace.jsonl");
+  const trace = createTraceLogger(traceFile, "info");
+  const stateDir = join(home, "state", "dashboard");
+  const approvals = createApprovalStore(join(home, "state", "approvals"), { clock, expireMs: 30 * 60_000 });
+  const tasks = options.tasks ?? [];
+  const app = createDashboard({
+    dir: stateDir,
+    clock,
+    trace,
+    port: PORT,
+    ...(options.publicUrl ? { publicUrl: options.publicUrl } : {}),
+    tasks: {
+      get: (id) => tasks.find((task) => task.id === id),
+      active: () => tasks.filter((task) => ["queued", "running", "waiting_approval"].includes(task.state)),
+      finishedSince: (at) => tasks.filter((task) => task.finished !== undefined && task.finished >= at).sort((a, b) => b.finished! - a.finished!),
+    },
+    approvals,
+    readEvents: async (id) => {
+      const events = options.events?.[id];
+      if (!events) throw new Error(`no session log for ${id}`);
+      return events;
+    },
+    spentToday: async () => options.spentToday ?? 0,
+    dailyUsd: options.dailyUsd ?? 10,
+  });
+  return {
+    home,
+    clock,
+    app,
+    approvals,
+    traceFile,
+    link: () => createAuthStore(stateDir, clock).createLink().secret,
+    cleanup: () => (trace.close(), dir.cleanup()),
+  };
+}
+
+export interface Send {
+  method?: string;
+  origin?: string;
+  host?: string;
+  cookie?: string;
+  headers?: Record<string, string>;
+  body?: string;
+  type?: string;
+}
+
+export function send(s: Setup, path: string, options: Send = {}): Promise<Response> {
+  const method = options.method ?? "GET";
+  const headers: Record<string, string> = { host: options.host ?? `127.0.0.1:${PORT}`, ...options.headers };
+  if (options.cookie) headers.cookie = `ns_session=${options.cookie}`;
+  if (method !== "GET" && method !== "HEAD") {
+    headers.origin = options.origin ?? ORIGIN;
+    if (options.type) headers["content-type"] = options.type;
+  }
+  return Promise.resolve(s.app.request(`${options.host?.startsWith("ns.") ? "https" : "http"}://${options.host ?? `127.0.0.1:${PORT}`}${path}`, { method, headers, ...(options.body !== undefined ? { body: options.body } : {}) }));
+}
+
+export const spend = (s: Setup, secret: string, options: Send = {}) => send(s, "/login", { method: "POST", type: "application/json", body: JSON.stringify({ secret }), ...options });
+
+/** Logs in with a fresh link; returns the session cookie's value and its Set-Cookie header. */
+export async function login(s: Setup, options: Send = {}): Promise<{ session: string; setCookie: string }> {
+  const response = await spend(s, s.link(), options);
+  assert.equal(response.status, 200, await response.clone().text());
+  const setCookie = response.headers.get("set-cookie") ?? "";
+  const session = /ns_session=([^;]+)/.exec(setCookie)?.[1];
+  assert.ok(session, setCookie);
+  return { session, setCookie };
+}
+
+/** The CSRF token the signed-in page carries in its forms. */
+export async function tokenOf(s: Setup, session: string): Promise<string> {
+  const page = await (await send(s, "/", { cookie: session })).text();
+  const token = /name="_csrf" value="([^"]+)"/.exec(page)?.[1];
+  assert.ok(token, page);
+  return token;
+}
