@@ -7,7 +7,7 @@ import { gzipSync } from "node:zlib";
 import { htmlToText } from "../runtime/tools/html-text.ts";
 import type { ToolContext } from "../runtime/tools/tool.ts";
 import { ToolError } from "../runtime/tools/tool.ts";
-import { blockedAddressReason, createWebFetchTool } from "../runtime/tools/web-fetch.ts";
+import { blockedAddressReason, createWebFetchTool, reachesThisMachine } from "../runtime/tools/web-fetch.ts";
 import type { WebFetchOptions } from "../runtime/tools/web-fetch.ts";
 
 interface TestServer {
@@ -185,6 +185,11 @@ describe("web_fetch", () => {
     for (const address of ["8.8.8.8", "172.32.0.1", "100.128.0.1", "93.184.216.34", "2606:4700:4700::1111", "::ffff:8.8.8.8"]) {
       assert.equal(blockedAddressReason(address), undefined, `${address} should be allowed`);
     }
+  });
+
+  test("tells the addresses that land on this machine (where the dashboard listens) from other private ones", () => {
+    for (const address of ["127.0.0.1", "127.8.9.1", "0.0.0.0", "::1", "::", "[::1]", "::ffff:127.0.0.1", "::ffff:0.0.0.0"]) assert.ok(reachesThisMachine(address), address);
+    for (const address of ["10.1.2.3", "192.168.1.1", "169.254.169.254", "fc00::1", "8.8.8.8", "not-an-address"]) assert.equal(reachesThisMachine(address), false, address);
   });
 
   test("refuses other schemes and credentials in the URL", async () => {
