@@ -56,6 +56,23 @@ CREATE TABLE IF NOT EXISTS cursors (name TEXT PRIMARY KEY, last_run REAL NOT NUL
 `;
 
 /**
+ * Indexes added after schema 2 for the dashboard's task list (filters by state or by origin, newest
+ * first, with 10,000 tasks). `IF NOT EXISTS`, so the daemon creates them on every open without a new
+ * schema version; a read-only reader of a file that lacks them gets the same answers by a scan.
+ */
+const LATER_INDEXES = `
+CREATE INDEX IF NOT EXISTS tasks_state_created ON tasks (state, created);
+CREATE INDEX IF NOT EXISTS tasks_origin_created ON tasks (json_extract(record, '$.origin'), created);
+`;
+
+/** Which tasks `list` returns: by state and/or origin, older than a (created, id) cursor. */
+export interface TaskFilter {
+  state?: string | undefined;
+  origin?: string | undefined;
+  before?: { created: number; id: string } | undefined;
+}
+
+/**
  * Durability, in one place. WAL with synchronous=FULL: a commit returns once its WAL frames are
  * fsynced (one fsync per state change; a crash or power loss keeps every committed change and
  * none that was not). On macOS fsync does not flush the drive's cache; fullfsync (F_FULLFSYNC) does.
@@ -83,6 +100,8 @@ export interface TaskDb {
   byName(name: string): string | undefined;
   bySource(source: string): string | undefined;
   recent(limit: number): string[];
+  /** Tasks matching `filter`, newest first (created, then id, descending), at most `limit`. */
+  list(filter: TaskFilter, limit: number): string[];
   /** Tasks in a final state (done, failed, cancelled) that finished at or after `at`, newest first. */
   finishedSince(at: number): string[];
   /** Ids that start or end with `part` (case-sensitive). */
@@ -113,6 +132,7 @@ export function openTaskDb(file: string, readOnly = false): TaskDb {
     if (!readOnly) {
       makeDurable(db);
       if (version < SCHEMA_VERSION) db.exec(`BEGIN; ${SCHEMA} PRAGMA user_version = ${SCHEMA_VERSION}; COMMIT;`);
+      db.exec(LATER_INDEXES);
     } else if (version === 0) {
       db.close();
       return emptyDb();
@@ -139,6 +159,16 @@ export function openTaskDb(file: string, readOnly = false): TaskDb {
     byName: (name) => one(sql("SELECT record FROM tasks WHERE name = ? ORDER BY created DESC LIMIT 1").get(name)),
     bySource: (source) => one(sql("SELECT record FROM tasks WHERE source = ? ORDER BY created DESC LIMIT 1").get(source)),
     recent: (limit) => records(sql("SELECT record FROM tasks ORDER BY created DESC, id DESC LIMIT ?").all(limit)),
+    list(filter, limit) {
+      // The SQL text names only the conditions given, so SQLite picks the index that fits each.
+      const where: string[] = [];
+      const args: Array<string | number> = [];
+      if (filter.state !== undefined) (where.push("state = ?"), args.push(filter.state));
+      if (filter.origin !== undefined) (where.push("json_extract(record, '$.origin') = ?"), args.push(filter.origin));
+      if (filter.before) (where.push("(created < ? OR (created = ? AND id < ?))"), args.push(filter.before.created, filter.before.created, filter.before.id));
+      const text = `SELECT record FROM tasks ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY created DESC, id DESC LIMIT ?`;
+      return records(sql(text).all(...args, limit));
+    },
     finishedSince: (at) => records(sql("SELECT record FROM tasks WHERE finished >= ? AND state IN ('done', 'failed', 'cancelled') ORDER BY finished DESC").all(at)),
     idsMatching: (part) => (sql("SELECT id FROM tasks WHERE substr(id, 1, length(?1)) = ?1 OR substr(id, -length(?1)) = ?1 ORDER BY created DESC").all(part) as Array<{ id: string }>).map((row) => row.id),
     count: () => (sql("SELECT count(*) AS n FROM tasks").get() as { n: number }).n,
@@ -185,6 +215,7 @@ function emptyDb(): TaskDb {
     byName: () => undefined,
     bySource: () => undefined,
     recent: () => [],
+    list: () => [],
     finishedSince: () => [],
     idsMatching: () => [],
     count: () => 0,

@@ -1,6 +1,8 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { isDamage, openTaskDb, StateRefused, type TaskDb } from "./state-db.ts";
+import { isDamage, openTaskDb, StateRefused, type TaskDb, type TaskFilter } from "./state-db.ts";
+
+export type { TaskFilter };
 import type { TaskRecord, TaskState } from "./state.ts";
 
 /**
@@ -25,6 +27,8 @@ export interface TaskReader {
   active(): TaskRecord[];
   /** The active tasks, then the newest `limit` tasks of any state (no task twice). */
   overview(limit: number): TaskRecord[];
+  /** Tasks matching `filter` (state, origin, older than a cursor), newest first, at most `limit`: by index. */
+  list(filter: TaskFilter, limit: number): TaskRecord[];
   /** Tasks that finished (done, failed, cancelled) at or after `at`, newest first. */
   finishedSince(at: number): TaskRecord[];
   /** Ids that start or end with `part`, newest first. */
@@ -111,6 +115,8 @@ export function dbReader(db: TaskDb, hot: Map<string, TaskRecord>, parse: (json:
       const recent = all(db.recent(limit)).filter((task) => !hot.has(task.id));
       return [...hot.values(), ...recent].sort((a, b) => b.created - a.created);
     },
+    // A hot task's record in memory may be newer than its row; the row decides only which tasks match.
+    list: (filter, limit) => all(db.list(filter, limit)).map((task) => hot.get(task.id) ?? task),
     finishedSince: (at) => all(db.finishedSince(at)),
     idsMatching: (part) => db.idsMatching(part),
     count: () => db.count(),
@@ -119,13 +125,13 @@ export function dbReader(db: TaskDb, hot: Map<string, TaskRecord>, parse: (json:
 
 /** Only the reading half of a store (what the daemon hands to the surfaces). */
 export function readerOf(reader: TaskReader): TaskReader {
-  const { get, find, bySource, active, overview, finishedSince, idsMatching, count } = reader;
-  return { get, find, bySource, active, overview, finishedSince, idsMatching, count };
+  const { get, find, bySource, active, overview, list, finishedSince, idsMatching, count } = reader;
+  return { get, find, bySource, active, overview, list, finishedSince, idsMatching, count };
 }
 
 /** The same questions over a list in memory (a version-1 file read by the CLI). */
 function listReader(tasks: TaskRecord[]): TaskReader {
-  const byNewest = [...tasks].sort((a, b) => b.created - a.created);
+  const byNewest = [...tasks].sort((a, b) => b.created - a.created || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0));
   const get = (id: string) => tasks.find((task) => task.id === id);
   return {
     get,
@@ -133,8 +139,17 @@ function listReader(tasks: TaskRecord[]): TaskReader {
     bySource: (source) => byNewest.find((task) => task.spec.source === source),
     active: () => tasks.filter(isActive).sort((a, b) => a.created - b.created),
     overview: (limit) => byNewest.filter((task, index) => index < limit || isActive(task)),
+    list: (filter, limit) => byNewest.filter((task) => matches(task, filter)).slice(0, limit),
     finishedSince: (at) => byNewest.filter((task) => FINAL_STATES.includes(task.state) && (task.finished ?? -Infinity) >= at).sort((a, b) => b.finished! - a.finished!),
     idsMatching: (part) => byNewest.filter((task) => task.id.startsWith(part) || task.id.endsWith(part)).map((task) => task.id),
     count: () => tasks.length,
   };
+}
+
+/** `list`'s filter over one record, as the database's query applies it. */
+export function matches(task: TaskRecord, filter: TaskFilter): boolean {
+  if (filter.state !== undefined && task.state !== filter.state) return false;
+  if (filter.origin !== undefined && task.origin !== filter.origin) return false;
+  const before = filter.before;
+  return !before || task.created < before.created || (task.created === before.created && task.id < before.id);
 }
