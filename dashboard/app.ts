@@ -2,13 +2,18 @@ import { Hono } from "hono";
 import { deleteCookie, setCookie } from "hono/cookie";
 import { html } from "hono/html";
 import type { ApprovalStore, Clock, TraceLogger } from "../runtime/index.ts";
+import type { TaskReader } from "../tasks/index.ts";
 import { createAuthStore, csrfTokenOf, SESSION_TTL_MS, type AuthStore } from "./auth-store.ts";
 import { guard, hostOf, originsFor, securityHeaders, SESSION_COOKIE } from "./guard.ts";
 import { LOGIN_SCRIPT } from "./login-script.ts";
 import { nowBody, readNow, type NowSources } from "./now.ts";
 import { APP_CSS } from "./style.ts";
+import { fullOutput, readTask, taskBody } from "./task-page.ts";
+import { tasksBody } from "./tasks-list.ts";
 
-export interface DashboardDeps extends NowSources {
+export interface DashboardDeps extends Omit<NowSources, "tasks"> {
+  /** What the bot reads too (`daemon.tasks`): Now's questions, the Tasks page's indexed `list`, a task by id. */
+  tasks: NowSources["tasks"] & Pick<TaskReader, "list" | "find">;
   /** `state/dashboard/`: login links and sessions (hashes only). */
   dir: string;
   clock: Clock;
@@ -66,6 +71,19 @@ export function createDashboard(deps: DashboardDeps): Hono<{ Variables: { sessio
   app.get("/assets/app.css", (c) => c.body(APP_CSS, 200, { "Content-Type": "text/css; charset=utf-8" }));
   app.get("/", async (c) => c.html(page("Nightshift · Now", nowBody(await readNow(deps, deps.clock.now()), csrfTokenOf(c.get("session"))), true)));
 
+  app.get("/tasks", (c) => c.html(page("Nightshift · Tasks", tasksBody(deps.tasks, c.req.query(), deps.clock.now()), true)));
+  app.get("/tasks/:id", async (c) => {
+    const view = await readTask(deps, c.req.param("id"), c.req.query("before"));
+    if (!view) return c.html(page("No such task", html`<h1>No such task</h1><p>No task has the id <code>${c.req.param("id")}</code>.</p><p><a href="/tasks">All tasks</a></p>`, true), 404);
+    return c.html(page(`Nightshift · ${view.task.title || "Task"}`, taskBody(view, deps.clock.now()), true));
+  });
+  // "Show all" of a cut output: plain text (with nosniff), so nothing in it can run.
+  app.get("/tasks/:id/output/:tool", async (c) => {
+    const view = await readTask(deps, c.req.param("id"), undefined);
+    const text = view && fullOutput(view.events, c.req.param("tool"));
+    return text === undefined ? c.text("No such tool call.\n", 404) : c.text(text);
+  });
+
   // A form post from the Now page; the guard has checked Origin and the CSRF token.
   app.post("/approvals/:id", async (c) => {
     const decision = (await c.req.parseBody())["decision"];
@@ -87,6 +105,7 @@ export function createDashboard(deps: DashboardDeps): Hono<{ Variables: { sessio
   return app;
 }
 
+const nav = html`<nav class="top"><a href="/">Now</a><a href="/tasks">Tasks</a></nav>`;
 const back = html`<p><a href="/">Back to Now</a></p>`;
 const capital = (text: string) => text.charAt(0).toUpperCase() + text.slice(1);
 
@@ -94,5 +113,5 @@ const capital = (text: string) => text.charAt(0).toUpperCase() + text.slice(1);
 function page(title: string, body: ReturnType<typeof html>, styled = false) {
   return html`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>${title}</title>${styled ? html`<link rel="stylesheet" href="/assets/app.css">` : ""}</head>
-<body>${body}</body></html>`;
+<body>${styled ? nav : ""}${body}</body></html>`;
 }

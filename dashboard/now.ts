@@ -1,6 +1,7 @@
 import { html } from "hono/html";
 import type { ApprovalRecord, ApprovalStore, SessionEvent } from "../runtime/index.ts";
 import type { TaskReader, TaskRecord } from "../tasks/index.ts";
+import { ago, formatCost } from "./format.ts";
 
 /**
  * The Now page: what needs the person (pending approvals, failures of the last day, today's spend),
@@ -57,7 +58,7 @@ export async function readNow(sources: NowSources, now: number): Promise<NowView
 }
 
 /** What a session has spent, counted as `/status` counts it (model calls, checkpoints, plans, reviews, paid tools). */
-function costOf(events: SessionEvent[]): number {
+export function costOf(events: SessionEvent[]): number {
   let usd = 0;
   for (const event of events) {
     if (event.type === "model_response" || event.type === "checkpoint") usd += event.cost_usd;
@@ -68,7 +69,7 @@ function costOf(events: SessionEvent[]): number {
   return usd;
 }
 
-const STATE_WORDS: Record<TaskRecord["state"], string> = { queued: "queued", running: "running", waiting_approval: "waiting for approval", done: "done", failed: "failed", cancelled: "cancelled" };
+export const STATE_WORDS: Record<TaskRecord["state"], string> = { queued: "queued", running: "running", waiting_approval: "waiting for approval", done: "done", failed: "failed", cancelled: "cancelled" };
 const ANSWERS = [
   ["once", "Allow once"],
   ["task", "Allow for this task"],
@@ -102,18 +103,4 @@ function approvalCard(record: ApprovalRecord, taskTitle: string | undefined, now
 <p class="quiet">Why it asks: ${record.reason}${taskTitle !== undefined ? html` · task: ${taskTitle}` : ""} · ${ago(Math.max(0, record.expires_at - now))} left</p>
 <div class="answers">${ANSWERS.map(([decision, label]) => html`<form method="post" action="/approvals/${record.id}"><input type="hidden" name="_csrf" value="${csrf}"><input type="hidden" name="decision" value="${decision}"><button type="submit" class="${decision}">${label}</button></form>`)}</div>
 </article>`;
-}
-
-function formatCost(usd: number): string {
-  if (!Number.isFinite(usd) || usd <= 0) return "$0.00";
-  return usd < 1 ? `$${usd.toFixed(4)}` : `$${usd.toFixed(2)}`;
-}
-
-/** 90_000 → "1 min"; rounded down, never negative. */
-function ago(ms: number): string {
-  const seconds = Math.max(0, Math.floor(ms / 1000));
-  if (seconds < 60) return `${seconds} s`;
-  if (seconds < 3600) return `${Math.floor(seconds / 60)} min`;
-  if (seconds < 86_400) return `${Math.floor(seconds / 3600)} h ${Math.floor((seconds % 3600) / 60)} min`;
-  return `${Math.floor(seconds / 86_400)} d`;
 }

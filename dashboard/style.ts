@@ -20,4 +20,26 @@ code.exact { display: block; white-space: pre-wrap; padding: 0.4rem; border: 1px
 button { min-height: 44px; min-width: 44px; width: 100%; padding: 0.5rem 0.75rem; font: inherit; border-radius: 6px; border: 1px solid #8888; cursor: pointer; }
 form[action="/logout"] button { width: auto; }
 button.deny { border-color: #c0392b; }
+nav.top { display: flex; gap: 0.5rem; border-bottom: 1px solid #8886; margin-bottom: 0.5rem; }
+nav.top a, a.more, a.task { display: inline-flex; align-items: center; min-height: 44px; min-width: 44px; padding: 0 0.5rem; }
+.filters { display: flex; flex-wrap: wrap; gap: 0.5rem; align-items: end; }
+.filters label { flex: 1 1 8rem; }
+.filters select { display: block; width: 100%; min-height: 44px; font: inherit; }
+.filters button { flex: 1 1 6rem; }
+.facts { display: flex; flex-wrap: wrap; gap: 0.25rem 1rem; margin: 0.5rem 0; }
+.facts dt { font-size: 0.8rem; opacity: 0.75; }
+.facts dd { margin: 0; }
+.turn { border: 1px solid #8886; border-radius: 6px; padding: 0.6rem; margin: 0 0 0.6rem; }
+.turn h3 { font-size: 1rem; margin: 0 0 0.35rem; }
+.text { white-space: pre-wrap; }
+.tool { border-top: 1px dashed #8886; margin-top: 0.5rem; padding-top: 0.35rem; }
+.line { white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
+.line code { word-break: normal; }
+.chip { display: inline-block; padding: 0 0.4rem; border-radius: 999px; border: 1px solid currentColor; font-size: 0.85rem; }
+.chip.allow { color: #1e8449; }
+.chip.ask { color: #b9770e; }
+.chip.deny, .outcome.error { color: #c0392b; }
+details summary { min-height: 44px; display: flex; align-items: center; cursor: pointer; }
+pre { white-space: pre-wrap; overflow-wrap: anywhere; margin: 0.25rem 0; font-size: 0.85rem; }
+.event { margin: 0.35rem 0 0.6rem; }
 `;

@@ -4,7 +4,8 @@ import { createDashboard } from "../../dashboard/app.ts";
 import { createAuthStore } from "../../dashboard/auth-store.ts";
 import { createApprovalStore, type ApprovalStore, type SessionEvent } from "../../runtime/index.ts";
 import { createTraceLogger } from "../../runtime/trace.ts";
-import type { TaskRecord } from "../../tasks/index.ts";
+import type { TaskReader, TaskRecord } from "../../tasks/index.ts";
+import { matches } from "../../tasks/task-reader.ts";
 import { FakeClock } from "./fake-clock.ts";
 import { tempDir } from "./home.ts";
 
@@ -31,6 +32,8 @@ export interface Setup {
 export interface SetupOptions {
   publicUrl?: string;
   tasks?: TaskRecord[];
+  /** Answers the Tasks page's `list` and the Task page's `find` instead of the list (a real database). */
+  reader?: Pick<TaskReader, "list" | "find">;
   /** Session logs by task id. */
   events?: Record<string, SessionEvent[]>;
   spentToday?: number;
@@ -56,6 +59,8 @@ export function setupDashboard(options: SetupOptions = {}): Setup {
       get: (id) => tasks.find((task) => task.id === id),
       active: () => tasks.filter((task) => ["queued", "running", "waiting_approval"].includes(task.state)),
       finishedSince: (at) => tasks.filter((task) => task.finished !== undefined && task.finished >= at).sort((a, b) => b.finished! - a.finished!),
+      find: options.reader?.find ?? ((id) => tasks.find((task) => task.id === id)),
+      list: options.reader?.list ?? ((filter, limit) => [...tasks].sort((a, b) => b.created - a.created).filter((task) => matches(task, filter)).slice(0, limit)),
     },
     approvals,
     readEvents: async (id) => {

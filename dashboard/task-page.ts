@@ -1,0 +1,181 @@
+import { html } from "hono/html";
+import type { ContentBlock, EventOf, SessionEvent, SpecialistReport } from "../runtime/events.ts";
+import type { TaskReader, TaskRecord } from "../tasks/index.ts";
+import { ago, formatCost, size } from "./format.ts";
+import { costOf, STATE_WORDS } from "./now.ts";
+
+/**
+ * The Task page: a header (state, model, turns, cost against budget, elapsed), then the session
+ * log as one block per model turn: its text, each tool call's input on one line with its
+ * permission decisions (allow/ask/deny and the rule), approvals asked and answered (by whom), its
+ * duration, outcome and output (collapsed, cut to 4 KB); retries, budget warnings, checkpoints,
+ * plans, reviews and specialist reports between them. Only the last 200 events are drawn; "load
+ * earlier" (`?before=N`) draws the 200 before event N. Every text from the log goes through
+ * `html`'s escaping.
+ */
+
+export const WINDOW = 200;
+export const OUTPUT_CUT = 4096;
+
+export interface TaskPageSources {
+  tasks: Pick<TaskReader, "find">;
+  /** A task's session log; may throw for a task that has none yet. */
+  readEvents(id: string): Promise<SessionEvent[]>;
+}
+
+export interface TaskView {
+  task: TaskRecord;
+  events: SessionEvent[];
+  /** The drawn events are events[start, end). */
+  start: number;
+  end: number;
+}
+
+export async function readTask(sources: TaskPageSources, id: string, before: string | undefined): Promise<TaskView | undefined> {
+  const task = sources.tasks.find(id);
+  if (!task) return undefined;
+  const events = await sources.readEvents(task.id).catch(() => [] as SessionEvent[]);
+  const asked = Number(before);
+  const end = before !== undefined && Number.isInteger(asked) && asked >= 0 ? Math.min(asked, events.length) : events.length;
+  return { task, events, start: Math.max(0, end - WINDOW), end };
+}
+
+/** One tool call's events, gathered from the whole log by its tool_use id. */
+interface ToolEvents {
+  start?: EventOf<"tool_start">;
+  end?: EventOf<"tool_end">;
+  rest: SessionEvent[];
+}
+
+export function taskBody(view: TaskView, now: number) {
+  const { task, events } = view;
+  const responses = events.filter((event): event is EventOf<"model_response"> => event.type === "model_response");
+  const spent = Math.max(task.cost_usd, costOf(events));
+  const elapsed = task.started !== undefined ? ago((task.finished ?? now) - task.started) : "not started";
+  const tools = new Map<string, ToolEvents>();
+  const of = (id: string) => tools.get(id) ?? (tools.set(id, { rest: [] }), tools.get(id)!);
+  for (const event of events) {
+    if (event.type === "tool_start") of(event.id).start = event;
+    else if (event.type === "tool_end") of(event.id).end = event;
+    else if (event.type === "permission" || event.type === "approval_requested" || event.type === "approval_answered") of(event.id).rest.push(event);
+  }
+  const base = `/tasks/${encodeURIComponent(task.id)}`;
+  const drawn = new Set<string>();
+  const parts = events.slice(view.start, view.end).map((event) => {
+    if (event.type === "model_response") return turn(base, event, tools, drawn);
+    if ("id" in event && (event.type === "tool_start" || event.type === "tool_end" || event.type === "permission" || event.type === "approval_requested" || event.type === "approval_answered")) {
+      // Drawn with its turn; a call whose turn is further up the log is drawn where it first shows.
+      if (drawn.has(event.id)) return "";
+      drawn.add(event.id);
+      const name = event.type === "permission" || event.type === "approval_requested" ? event.tool : "name" in event ? event.name : "tool";
+      return html`<article class="turn">${toolCall(base, event.id, name, tools.get(event.id)?.start?.input, tools.get(event.id)!)}</article>`;
+    }
+    return other(event);
+  });
+  return html`<h1>${task.title || "Task"}</h1>
+<p class="quiet"><code>${task.id}</code> · from ${task.origin}</p>
+<dl class="facts">
+<div><dt>State</dt><dd><span class="state ${task.state}">${STATE_WORDS[task.state]}</span>${task.reason ? html` · ${task.reason}` : ""}</dd></div>
+<div><dt>Model</dt><dd>${responses.at(-1)?.model ?? task.spec.model}</dd></div>
+<div><dt>Turns</dt><dd>${Math.max(task.turns, responses.length)} of ${task.spec.budget.max_turns}</dd></div>
+<div><dt>Cost</dt><dd class="${spent >= task.spec.budget.max_usd ? "warn" : ""}">${formatCost(spent)} of ${formatCost(task.spec.budget.max_usd)}</dd></div>
+<div><dt>Elapsed</dt><dd>${elapsed}</dd></div>
+</dl>
+<h2>Session log</h2>
+${events.length === 0 ? html`<p class="quiet">No session log yet.</p>` : html`<p class="quiet">Events ${view.start + 1}–${view.end} of ${events.length}.</p>`}
+${view.start > 0 ? html`<p><a class="more" href="${base}?before=${view.start}">Load earlier (${view.start} more)</a></p>` : ""}
+${parts}
+${view.end < events.length ? html`<p><a class="more" href="${base}">Latest events</a></p>` : ""}`;
+}
+
+function turn(base: string, event: EventOf<"model_response">, tools: Map<string, ToolEvents>, drawn: Set<string>) {
+  const uses = event.content.filter((block): block is Extract<ContentBlock, { type: "tool_use" }> => block.type === "tool_use");
+  for (const use of uses) drawn.add(use.id);
+  return html`<article class="turn"><h3>Turn ${event.turn} <span class="quiet">· ${event.model} · ${formatCost(event.cost_usd)} · ${(event.latency_ms / 1000).toFixed(1)} s</span></h3>
+${event.content.map((block) => (block.type === "text" ? html`<p class="text">${block.text}</p>` : ""))}
+${uses.map((use) => toolCall(base, use.id, use.name, use.input, tools.get(use.id) ?? { rest: [] }))}
+</article>`;
+}
+
+function toolCall(base: string, id: string, name: string, input: unknown, events: ToolEvents) {
+  const href = `${base}/output/${encodeURIComponent(id)}`;
+  const end = events.end;
+  const outcome = !end ? "running or not run" : end.interrupted ? "interrupted" : end.is_error ? "error" : "ok";
+  return html`<section class="tool" id="tool-${id}"><p class="line"><strong>${name}</strong> <code>${oneLine(input)}</code></p>
+${events.rest.map((event) => {
+  if (event.type === "permission") return html`<p><span class="chip ${event.action}">${event.action}</span> ${event.kind} <code>${event.target}</code> · ${event.reason}</p>`;
+  if (event.type === "approval_requested") return html`<p class="approval">Asked: ${event.summary} · ${event.reason}</p>`;
+  if (event.type === "approval_answered") return html`<p class="approval">Answered: ${event.decision} by ${event.by}${event.reason ? html` · ${event.reason}` : ""}</p>`;
+  return "";
+})}
+${end ? html`<p class="quiet"><span class="outcome ${outcome}">${outcome}</span> · ${(end.duration_ms / 1000).toFixed(1)} s${end.cost_usd ? html` · ${formatCost(end.cost_usd)}` : ""}</p>
+${output(end.output, href)}
+${(end.specialists ?? []).map(report)}` : ""}
+</section>`;
+}
+
+/** Output collapsed, cut to 4 KB (on a character boundary), with its full size. */
+function output(text: string, link: string) {
+  const bytes = Buffer.byteLength(text);
+  const cut = bytes > OUTPUT_CUT ? cutTo(text, OUTPUT_CUT) : text;
+  return html`<details><summary>Output · ${size(bytes)}${bytes > OUTPUT_CUT ? html` (first ${size(OUTPUT_CUT)} shown)` : ""}</summary><pre>${cut}</pre>${bytes > OUTPUT_CUT ? html`<p><a class="more" href="${link}">Show all ${size(bytes)}</a></p>` : ""}</details>`;
+}
+
+function cutTo(text: string, bytes: number): string {
+  let used = 0;
+  let index = 0;
+  for (const char of text) {
+    used += Buffer.byteLength(char);
+    if (used > bytes) break;
+    index += char.length;
+  }
+  return text.slice(0, index);
+}
+
+function report(r: SpecialistReport) {
+  return html`<details class="report"><summary>${r.name} · ${r.status} · ${r.turns} turns · ${formatCost(r.cost_usd)}</summary><pre>${cutTo(r.report, OUTPUT_CUT)}</pre></details>`;
+}
+
+/** A tool's input on one line: a lone string field as it is (a command, a path), else JSON; newlines as ⏎. */
+function oneLine(input: unknown): string {
+  const values = input && typeof input === "object" ? Object.values(input) : [];
+  const text = values.length === 1 && typeof values[0] === "string" ? values[0] : JSON.stringify(input) ?? "";
+  const line = text.replace(/\r?\n/g, " ⏎ ");
+  return line.length > 300 ? `${line.slice(0, 300)}…` : line;
+}
+
+function other(event: SessionEvent) {
+  switch (event.type) {
+    case "session_start":
+      return html`<p class="event">Started: ${event.task.title}</p>`;
+    case "resumed":
+      return html`<p class="event">Resumed (attempt ${event.attempt})</p>`;
+    case "user":
+      return html`<article class="turn user"><h3>Message</h3><p class="text">${event.text}</p></article>`;
+    case "model_retry":
+      return html`<p class="event">Model call retried (attempt ${event.attempt}, after ${(event.delay_ms / 1000).toFixed(1)} s): ${event.reason}</p>`;
+    case "budget_warning":
+      return html`<p class="event warn">Budget warning: ${event.kind} ${event.kind.endsWith("usd") ? formatCost(event.used) : event.used} of ${event.kind.endsWith("usd") ? formatCost(event.limit) : event.limit}</p>`;
+    case "checkpoint":
+      return html`<details class="event"><summary>Compacted: ${event.dropped_turns} turns dropped (${event.input_tokens_before} input tokens before, ${event.method}, ${formatCost(event.cost_usd)})</summary><pre>${event.summary}</pre></details>`;
+    case "plan":
+      return html`<div class="event">Plan${report(event.report)}</div>`;
+    case "review_start":
+      return html`<p class="event">Review round ${event.round}: ${event.specialists.join(", ")}</p>`;
+    case "review":
+      return html`<div class="event">Review round ${event.round} critiques${event.critiques.map(report)}</div>`;
+    case "warning":
+      return html`<p class="event warn">${event.message}</p>`;
+    case "grant":
+      return html`<p class="event">Allowed for this task: ${event.kind} <code>${event.target}</code></p>`;
+    case "session_end":
+      return html`<details class="event"><summary>Ended: ${event.status}${event.reason ? html` · ${event.reason}` : ""} · ${event.turns} turns · ${formatCost(event.cost_usd)}</summary><pre>${cutTo(event.answer, OUTPUT_CUT)}</pre></details>`;
+    default:
+      return "";
+  }
+}
+
+/** The whole output of one tool call, for "show all"; undefined when the log has no such call. */
+export function fullOutput(events: SessionEvent[], toolId: string): string | undefined {
+  return events.find((event): event is EventOf<"tool_end"> => event.type === "tool_end" && event.id === toolId)?.output;
+}
