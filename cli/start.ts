@@ -235,6 +235,8 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
       readEvents: (id) => readSessionLog(join(runtime.sessionsDir, `${id}.jsonl`)),
       spentToday: async () => (await spendSummary(runtime.sessionsDir, clock.now())).todayUsd,
       dailyUsd: config.budget.daily_usd,
+      // What `nightshift memory show` and /memory read, and /memory undo's undo.
+      memory: { store: memory.store, journal: memory.journal, capBytes: config.memory.cap, undo: () => memoryService.undo() },
     });
     const server = await serveDashboard(app.fetch, config.dashboard.port);
     stderr.write(`Dashboard: http://127.0.0.1:${server.port} (\`nightshift dashboard\` prints a login link).\n`);

@@ -6,6 +6,7 @@ import type { TaskReader } from "../tasks/index.ts";
 import { createAuthStore, csrfTokenOf, SESSION_TTL_MS, type AuthStore } from "./auth-store.ts";
 import { guard, hostOf, originsFor, securityHeaders, SESSION_COOKIE } from "./guard.ts";
 import { LOGIN_SCRIPT } from "./login-script.ts";
+import { memoryBody, readMemory, type MemorySources } from "./memory-page.ts";
 import { nowBody, readNow, type NowSources } from "./now.ts";
 import { APP_CSS } from "./style.ts";
 import { fullOutput, readTask, taskBody } from "./task-page.ts";
@@ -25,6 +26,8 @@ export interface DashboardDeps extends Omit<NowSources, "tasks"> {
   publicUrl?: string;
   /** Where answers given on the page go; `by` is "dashboard". First answer wins, whoever gives it. */
   approvals: NowSources["approvals"] & Pick<ApprovalStore, "answer">;
+  /** MEMORY.md, its history and the journal its sources cite, and the memory service's undo. */
+  memory: MemorySources;
 }
 
 const DECISIONS = new Set(["once", "task", "deny"]);
@@ -94,6 +97,14 @@ export function createDashboard(deps: DashboardDeps): Hono<{ Variables: { sessio
     return c.redirect("/", 303);
   });
 
+  app.get("/memory", (c) => c.html(page("Nightshift · Memory", memoryBody(readMemory(deps.memory), csrfTokenOf(c.get("session"))), true)));
+  // The same undo as `/memory undo` on Telegram; the guard has checked Origin and the CSRF token.
+  app.post("/memory/undo", (c) => {
+    const said = deps.memory.undo();
+    deps.trace.info({ event: "dashboard_memory_undo" }, `memory undo on the dashboard: ${said}`);
+    return c.redirect("/memory", 303);
+  });
+
   app.post("/logout", (c) => {
     auth.endSession(c.get("session"));
     deleteCookie(c, SESSION_COOKIE, { path: "/" });
@@ -105,7 +116,7 @@ export function createDashboard(deps: DashboardDeps): Hono<{ Variables: { sessio
   return app;
 }
 
-const nav = html`<nav class="top"><a href="/">Now</a><a href="/tasks">Tasks</a></nav>`;
+const nav = html`<nav class="top"><a href="/">Now</a><a href="/tasks">Tasks</a><a href="/memory">Memory</a></nav>`;
 const back = html`<p><a href="/">Back to Now</a></p>`;
 const capital = (text: string) => text.charAt(0).toUpperCase() + text.slice(1);
 

@@ -42,4 +42,10 @@ nav.top a, a.more, a.task { display: inline-flex; align-items: center; min-heigh
 details summary { min-height: 44px; display: flex; align-items: center; cursor: pointer; }
 pre { white-space: pre-wrap; overflow-wrap: anywhere; margin: 0.25rem 0; font-size: 0.85rem; }
 .event { margin: 0.35rem 0 0.6rem; }
+.sources { list-style: none; margin: 0.35rem 0 0; padding: 0; }
+.chip.trusted { color: #1e8449; }
+.chip.untrusted { color: #c0392b; }
+.diff span { display: block; }
+.diff .add { color: #1e8449; }
+.diff .remove { color: #c0392b; }
 `;

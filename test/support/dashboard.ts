@@ -2,6 +2,8 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { createDashboard } from "../../dashboard/app.ts";
 import { createAuthStore } from "../../dashboard/auth-store.ts";
+import { openMemory, type Memory } from "../../memory/index.ts";
+import { undoText } from "../../bot/reports.ts";
 import { createApprovalStore, type ApprovalStore, type SessionEvent } from "../../runtime/index.ts";
 import { createTraceLogger } from "../../runtime/trace.ts";
 import type { TaskReader, TaskRecord } from "../../tasks/index.ts";
@@ -23,6 +25,8 @@ export interface Setup {
   clock: FakeClock;
   app: ReturnType<typeof createDashboard>;
   approvals: ApprovalStore;
+  /** The real memory over the temp home (MEMORY.md, memory-history/, journal/), as the daemon opens it. */
+  memory: Memory;
   traceFile: string;
   /** A login link as `nightshift dashboard` makes it (another store over the same folder, as another process would). */
   link(): string;
@@ -38,6 +42,8 @@ export interface SetupOptions {
   events?: Record<string, SessionEvent[]>;
   spentToday?: number;
   dailyUsd?: number;
+  /** `memory.cap` in bytes (default 4096). */
+  memoryCap?: number;
 }
 
 export function setupDashboard(options: SetupOptions = {}): Setup {
@@ -49,6 +55,8 @@ export function setupDashboard(options: SetupOptions = {}): Setup {
   const stateDir = join(home, "state", "dashboard");
   const approvals = createApprovalStore(join(home, "state", "approvals"), { clock, expireMs: 30 * 60_000 });
   const tasks = options.tasks ?? [];
+  const memoryCap = options.memoryCap ?? 4096;
+  const memory = openMemory(home, clock, memoryCap);
   const app = createDashboard({
     dir: stateDir,
     clock,
@@ -70,12 +78,15 @@ export function setupDashboard(options: SetupOptions = {}): Setup {
     },
     spentToday: async () => options.spentToday ?? 0,
     dailyUsd: options.dailyUsd ?? 10,
+    // The memory service's undo is the store's undo told as text (cli/memory-service.ts).
+    memory: { store: memory.store, journal: memory.journal, capBytes: memoryCap, undo: () => undoText(memory.store.undo()) },
   });
   return {
     home,
     clock,
     app,
     approvals,
+    memory,
     traceFile,
     link: () => createAuthStore(stateDir, clock).createLink().secret,
     cleanup: () => (trace.close(), dir.cleanup()),
