@@ -222,7 +222,7 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
   // After the ready line: Hono and its Node adapter take 50-100 ms to load, which start → ready
   // does not wait for. A port in use is said in one line and the daemon runs on without a dashboard.
   const dashboardStarting = (async () => {
-    const { createDashboard, serveDashboard } = await import("../dashboard/index.ts");
+    const { createDashboard, serveDashboard, sessionCharges } = await import("../dashboard/index.ts");
     const app = createDashboard({
       dir: join(home, "state", "dashboard"),
       clock,
@@ -237,6 +237,8 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
       dailyUsd: config.budget.daily_usd,
       // What `nightshift memory show` and /memory read, and /memory undo's undo.
       memory: { store: memory.store, journal: memory.journal, capBytes: config.memory.cap, undo: () => memoryService.undo() },
+      // The Cost page opens every session log written in its window (30 days or the month).
+      charges: (since) => sessionCharges(runtime.sessionsDir, since),
     });
     const server = await serveDashboard(app.fetch, config.dashboard.port);
     stderr.write(`Dashboard: http://127.0.0.1:${server.port} (\`nightshift dashboard\` prints a login link).\n`);

@@ -6,6 +6,7 @@ import type { TaskReader } from "../tasks/index.ts";
 import { createAuthStore, csrfTokenOf, SESSION_TTL_MS, type AuthStore } from "./auth-store.ts";
 import { guard, hostOf, originsFor, securityHeaders, SESSION_COOKIE } from "./guard.ts";
 import { LOGIN_SCRIPT } from "./login-script.ts";
+import { costBody, readCost, type CostSources } from "./cost-page.ts";
 import { memoryBody, readMemory, type MemorySources } from "./memory-page.ts";
 import { nowBody, readNow, type NowSources } from "./now.ts";
 import { APP_CSS } from "./style.ts";
@@ -28,6 +29,8 @@ export interface DashboardDeps extends Omit<NowSources, "tasks"> {
   approvals: NowSources["approvals"] & Pick<ApprovalStore, "answer">;
   /** MEMORY.md, its history and the journal its sources cite, and the memory service's undo. */
   memory: MemorySources;
+  /** Priced charges since a time, counted as the daily budget counts them (the daemon: `sessionCharges`). */
+  charges: CostSources["charges"];
 }
 
 const DECISIONS = new Set(["once", "task", "deny"]);
@@ -105,6 +108,8 @@ export function createDashboard(deps: DashboardDeps): Hono<{ Variables: { sessio
     return c.redirect("/memory", 303);
   });
 
+  app.get("/cost", async (c) => c.html(page("Nightshift · Cost", costBody(await readCost(deps, deps.clock.now())), true)));
+
   app.post("/logout", (c) => {
     auth.endSession(c.get("session"));
     deleteCookie(c, SESSION_COOKIE, { path: "/" });
@@ -116,7 +121,7 @@ export function createDashboard(deps: DashboardDeps): Hono<{ Variables: { sessio
   return app;
 }
 
-const nav = html`<nav class="top"><a href="/">Now</a><a href="/tasks">Tasks</a><a href="/memory">Memory</a></nav>`;
+const nav = html`<nav class="top"><a href="/">Now</a><a href="/tasks">Tasks</a><a href="/memory">Memory</a><a href="/cost">Cost</a></nav>`;
 const back = html`<p><a href="/">Back to Now</a></p>`;
 const capital = (text: string) => text.charAt(0).toUpperCase() + text.slice(1);
 

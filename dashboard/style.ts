@@ -48,4 +48,10 @@ pre { white-space: pre-wrap; overflow-wrap: anywhere; margin: 0.25rem 0; font-si
 .diff span { display: block; }
 .diff .add { color: #1e8449; }
 .diff .remove { color: #c0392b; }
+svg.chart { display: block; width: 100%; height: auto; border-bottom: 1px solid #8886; }
+svg.chart .bar { fill: #2e86c1; }
+svg.chart .bar.over { fill: #c0392b; }
+svg.chart .budget { stroke: #b9770e; stroke-width: 1.5; stroke-dasharray: 4 3; }
+table.spend { width: 100%; border-collapse: collapse; margin-top: 0.5rem; }
+table.spend th, table.spend td { text-align: left; padding: 0.25rem 0.4rem; border-bottom: 1px solid #8884; }
 `;

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { createDashboard } from "../../dashboard/app.ts";
 import { createAuthStore } from "../../dashboard/auth-store.ts";
+import { sessionCharges } from "../../dashboard/spend.ts";
 import { openMemory, type Memory } from "../../memory/index.ts";
 import { undoText } from "../../bot/reports.ts";
 import { createApprovalStore, type ApprovalStore, type SessionEvent } from "../../runtime/index.ts";
@@ -80,6 +81,8 @@ export function setupDashboard(options: SetupOptions = {}): Setup {
     dailyUsd: options.dailyUsd ?? 10,
     // The memory service's undo is the store's undo told as text (cli/memory-service.ts).
     memory: { store: memory.store, journal: memory.journal, capBytes: memoryCap, undo: () => undoText(memory.store.undo()) },
+    // The Cost page reads the session logs a test writes under home/sessions, as the daemon does.
+    charges: (since) => sessionCharges(join(home, "sessions"), since),
   });
   return {
     home,
