@@ -9,6 +9,7 @@ import { startControlServer } from "../tasks/control.ts";
 import { htmlToPlain, spendSummary } from "../bot/reports.ts";
 import { startJobs } from "./jobs.ts";
 import { createMemoryService } from "./memory-service.ts";
+import { loginLink } from "./dashboard.ts";
 import { createInbox } from "../tasks/inbox.ts";
 import { createScheduler } from "../tasks/schedules.ts";
 import { openState, StateRefused } from "../tasks/state.ts";
@@ -107,6 +108,7 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
       memory: { show: async () => memoryService.memoryText(), undo: () => memoryService.undo() },
       digest: () => memoryService.digest(),
       readEvents: (id) => readSessionLog(join(runtime.sessionsDir, `${id}.jsonl`)),
+      dashboardLink: () => loginLink({ home, clock, port: config.dashboard.port, ...(config.dashboard.public_url ? { publicUrl: config.dashboard.public_url } : {}) }),
     });
   }
 

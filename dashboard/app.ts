@@ -60,7 +60,7 @@ export function createDashboard(deps: DashboardDeps): Hono<{ Variables: { sessio
     const result = auth.spendLink(secret);
     if (result !== "ok") {
       deps.trace.warn({ event: "dashboard_login_failed", reason: result, host }, `dashboard login refused (${result} link)`);
-      return c.text("This login link was already used, has expired or is not one: run `nightshift dashboard` for a new one.\n", 403);
+      return c.text("This login link was already used, has expired or is not one: run `nightshift dashboard` or send /dashboard to the bot for a new one.\n", 403);
     }
     const session = auth.createSession();
     setCookie(c, SESSION_COOKIE, session.id, {
