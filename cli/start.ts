@@ -241,6 +241,8 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
       memory: { store: memory.store, journal: memory.journal, capBytes: config.memory.cap, undo: () => memoryService.undo() },
       // The Cost page opens every session log written in its window (30 days or the month).
       charges: (since) => sessionCharges(runtime.sessionsDir, since),
+      // The Health page: `nightshift doctor`'s checks over the daemon's config and sandbox, each time it is loaded.
+      checks: async () => (await import("./doctor.ts")).runDoctor({ loaded, sandbox: runtime.sandbox, nodeVersion: process.version }),
     });
     const server = await serveDashboard(app.fetch, config.dashboard.port);
     stderr.write(`Dashboard: http://127.0.0.1:${server.port} (\`nightshift dashboard\` prints a login link).\n`);
