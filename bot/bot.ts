@@ -42,6 +42,8 @@ export interface TelegramBotOptions {
   /** /digest: the digest now (Telegram HTML). */
   digest(): Promise<string>;
   readEvents(id: string): Promise<import("../runtime/index.ts").SessionEvent[]>;
+  /** /dashboard: a new one-time login link (cli/dashboard.ts loginLink); `local` when it is on loopback. */
+  dashboardLink(): { url: string; until: string; local: boolean };
 }
 
 export interface TelegramFile {
@@ -212,6 +214,18 @@ export function createTelegramBot(options: TelegramBotOptions): TelegramBot {
     reply(chatOf(ctx), undo ? options.memory.undo() : await options.memory.show(), messageOf(ctx));
   });
   bot.command("digest", async (ctx) => void reply(chatOf(ctx), await options.digest()));
+  bot.command("dashboard", async (ctx) => {
+    const { url, until, local } = options.dashboardLink();
+    const text = [
+      `<b>Dashboard</b>: ${escapeHtml(url)}`,
+      "",
+      `Open it and press the button. The link works once and expires in 10 minutes, at ${escapeHtml(until)}.`,
+      ...(local ? ["It is on this machine's loopback: it opens there, or through a tunnel (set dashboard.public_url to the tunnel's address and links use it)."] : []),
+    ].join("\n");
+    // Not through the outbox, which stores every call under state/ until it is sent: a copy of the
+    // secret there would sign someone in. Previews off: a preview fetches the link and would spend it.
+    await ctx.api.sendMessage(chatOf(ctx), text, { parse_mode: "HTML", link_preview_options: { is_disabled: true } });
+  });
 
   // ------------------------------------------------------------------------------------------
   // Buttons, documents, messages

@@ -144,6 +144,7 @@ export const BOT_COMMANDS: Array<{ command: string; description: string }> = [
   { command: "memory", description: "What Nightshift remembers and its last changes; /memory undo restores the previous version" },
   { command: "digest", description: "The digest now: tasks finished and failed, spend, what memory learned, what waits for you" },
   { command: "budget", description: "Spending today and this month against the budget" },
+  { command: "dashboard", description: "A one-time login link for the dashboard (it works once, for 10 minutes)" },
   { command: "help", description: "What you can send and what each command does" },
 ];
 

@@ -9,6 +9,7 @@ import { startControlServer } from "../tasks/control.ts";
 import { htmlToPlain, spendSummary } from "../bot/reports.ts";
 import { startJobs } from "./jobs.ts";
 import { createMemoryService } from "./memory-service.ts";
+import { loginLink } from "./dashboard.ts";
 import { createInbox } from "../tasks/inbox.ts";
 import { createScheduler } from "../tasks/schedules.ts";
 import { openState, StateRefused } from "../tasks/state.ts";
@@ -107,6 +108,7 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
       memory: { show: async () => memoryService.memoryText(), undo: () => memoryService.undo() },
       digest: () => memoryService.digest(),
       readEvents: (id) => readSessionLog(join(runtime.sessionsDir, `${id}.jsonl`)),
+      dashboardLink: () => loginLink({ home, clock, port: config.dashboard.port, ...(config.dashboard.public_url ? { publicUrl: config.dashboard.public_url } : {}) }),
     });
   }
 
@@ -239,6 +241,8 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
       memory: { store: memory.store, journal: memory.journal, capBytes: config.memory.cap, undo: () => memoryService.undo() },
       // The Cost page opens every session log written in its window (30 days or the month).
       charges: (since) => sessionCharges(runtime.sessionsDir, since),
+      // The Health page: `nightshift doctor`'s checks over the daemon's config and sandbox, each time it is loaded.
+      checks: async () => (await import("./doctor.ts")).runDoctor({ loaded, sandbox: runtime.sandbox, nodeVersion: process.version }),
     });
     const server = await serveDashboard(app.fetch, config.dashboard.port);
     stderr.write(`Dashboard: http://127.0.0.1:${server.port} (\`nightshift dashboard\` prints a login link).\n`);

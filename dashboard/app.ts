@@ -7,6 +7,7 @@ import { createAuthStore, csrfTokenOf, SESSION_TTL_MS, type AuthStore } from "./
 import { guard, hostOf, originsFor, securityHeaders, SESSION_COOKIE } from "./guard.ts";
 import { LOGIN_SCRIPT } from "./login-script.ts";
 import { costBody, readCost, type CostSources } from "./cost-page.ts";
+import { healthBody, type HealthSources } from "./health-page.ts";
 import { memoryBody, readMemory, type MemorySources } from "./memory-page.ts";
 import { nowBody, readNow, type NowSources } from "./now.ts";
 import { APP_CSS } from "./style.ts";
@@ -31,6 +32,8 @@ export interface DashboardDeps extends Omit<NowSources, "tasks"> {
   memory: MemorySources;
   /** Priced charges since a time, counted as the daily budget counts them (the daemon: `sessionCharges`). */
   charges: CostSources["charges"];
+  /** What `nightshift doctor` checks, run when the Health page is loaded. */
+  checks: HealthSources["checks"];
 }
 
 const DECISIONS = new Set(["once", "task", "deny"]);
@@ -60,7 +63,7 @@ export function createDashboard(deps: DashboardDeps): Hono<{ Variables: { sessio
     const result = auth.spendLink(secret);
     if (result !== "ok") {
       deps.trace.warn({ event: "dashboard_login_failed", reason: result, host }, `dashboard login refused (${result} link)`);
-      return c.text("This login link was already used, has expired or is not one: run `nightshift dashboard` for a new one.\n", 403);
+      return c.text("This login link was already used, has expired or is not one: run `nightshift dashboard` or send /dashboard to the bot for a new one.\n", 403);
     }
     const session = auth.createSession();
     setCookie(c, SESSION_COOKIE, session.id, {
@@ -110,6 +113,8 @@ export function createDashboard(deps: DashboardDeps): Hono<{ Variables: { sessio
 
   app.get("/cost", async (c) => c.html(page("Nightshift · Cost", costBody(await readCost(deps, deps.clock.now())), true)));
 
+  app.get("/health", async (c) => c.html(page("Nightshift · Health", await healthBody(deps, deps.clock.now()), true)));
+
   app.post("/logout", (c) => {
     auth.endSession(c.get("session"));
     deleteCookie(c, SESSION_COOKIE, { path: "/" });
@@ -121,7 +126,7 @@ export function createDashboard(deps: DashboardDeps): Hono<{ Variables: { sessio
   return app;
 }
 
-const nav = html`<nav class="top"><a href="/">Now</a><a href="/tasks">Tasks</a><a href="/memory">Memory</a><a href="/cost">Cost</a></nav>`;
+const nav = html`<nav class="top"><a href="/">Now</a><a href="/tasks">Tasks</a><a href="/memory">Memory</a><a href="/cost">Cost</a><a href="/health">Health</a></nav>`;
 const back = html`<p><a href="/">Back to Now</a></p>`;
 const capital = (text: string) => text.charAt(0).toUpperCase() + text.slice(1);
 

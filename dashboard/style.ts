@@ -53,5 +53,9 @@ svg.chart .bar { fill: #2e86c1; }
 svg.chart .bar.over { fill: #c0392b; }
 svg.chart .budget { stroke: #b9770e; stroke-width: 1.5; stroke-dasharray: 4 3; }
 table.spend { width: 100%; border-collapse: collapse; margin-top: 0.5rem; }
+.checks .mark { display: inline-block; min-width: 1.2rem; font-weight: bold; }
+.checks .ok .mark { color: #1e8449; }
+.checks .warning .mark { color: #b9770e; }
+.checks .problem .mark { color: #c0392b; }
 table.spend th, table.spend td { text-align: left; padding: 0.25rem 0.4rem; border-bottom: 1px solid #8884; }
 `;

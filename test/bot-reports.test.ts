@@ -256,7 +256,7 @@ describe("budgetText", () => {
 describe("help and commands", () => {
   it("lists every command once, lowercase, with short descriptions", () => {
     const names = BOT_COMMANDS.map((entry) => entry.command);
-    assert.deepEqual(names, ["tasks", "status", "cancel", "trace", "approvals", "memory", "digest", "budget", "help"]);
+    assert.deepEqual(names, ["tasks", "status", "cancel", "trace", "approvals", "memory", "digest", "budget", "dashboard", "help"]);
     for (const { command, description } of BOT_COMMANDS) {
       assert.match(command, /^[a-z0-9_]{1,32}$/);
       assert.ok(description.length >= 3 && description.length <= 256);

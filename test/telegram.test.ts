@@ -117,7 +117,7 @@ describe("Telegram: tasks from the phone", () => {
     h = await startTelegramHarness();
     h.model.respondWith(agent("echo traced"));
     await h.until(() => h!.telegram.commands.length > 0, "setMyCommands");
-    assert.deepEqual(h.telegram.commands.map((command) => command.command).sort(), ["approvals", "budget", "cancel", "digest", "help", "memory", "status", "tasks", "trace"]);
+    assert.deepEqual(h.telegram.commands.map((command) => command.command).sort(), ["approvals", "budget", "cancel", "dashboard", "digest", "help", "memory", "status", "tasks", "trace"]);
     h.telegram.sendText(ALICE, "Trace me");
     await h.until(() => texts(h!, ALICE.id).some((line) => line.includes("finished after: traced")), "the result");
     for (const command of ["/tasks", "/status", "/trace", "/budget", "/help", "/digest", "/memory"]) {

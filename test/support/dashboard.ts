@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import type { Check } from "../../cli/doctor.ts";
 import { createDashboard } from "../../dashboard/app.ts";
 import { createAuthStore } from "../../dashboard/auth-store.ts";
 import { sessionCharges } from "../../dashboard/spend.ts";
@@ -45,6 +46,8 @@ export interface SetupOptions {
   dailyUsd?: number;
   /** `memory.cap` in bytes (default 4096). */
   memoryCap?: number;
+  /** The Health page's checks (default: none). */
+  checks?: () => Promise<Check[]>;
 }
 
 export function setupDashboard(options: SetupOptions = {}): Setup {
@@ -83,6 +86,7 @@ export function setupDashboard(options: SetupOptions = {}): Setup {
     memory: { store: memory.store, journal: memory.journal, capBytes: memoryCap, undo: () => undoText(memory.store.undo()) },
     // The Cost page reads the session logs a test writes under home/sessions, as the daemon does.
     charges: (since) => sessionCharges(join(home, "sessions"), since),
+    checks: options.checks ?? (async () => []),
   });
   return {
     home,
