@@ -5,7 +5,7 @@
 
 import { stat } from "node:fs/promises";
 import { basename } from "node:path";
-import { formatDuration, readSessionLog, sessionLogs, type EventOf, type SessionEvent, type SpecialistReport } from "../runtime/index.ts";
+import { formatDuration, readSessionLog, sessionLogs, spentIn, type EventOf, type SessionEvent, type SpecialistReport } from "../runtime/index.ts";
 import type { TaskRecord, TaskState } from "../tasks/state.ts";
 import { escapeHtml, formatCost, formatTokens } from "./format.ts";
 
@@ -302,24 +302,19 @@ function summarizeInput(input: unknown): string {
 }
 
 function totalsOf(events: SessionEvent[]) {
-  const totals = { calls: 0, input: 0, output: 0, usd: 0, tools: 0, toolErrors: 0 };
+  const totals = { calls: 0, input: 0, output: 0, tools: 0, toolErrors: 0 };
   for (const event of events) {
     if (event.type === "model_response") {
       const usage = event.usage;
       totals.calls++;
       totals.input += usage.input_tokens + usage.cache_read_input_tokens + usage.cache_creation_input_tokens;
       totals.output += usage.output_tokens;
-      totals.usd += event.cost_usd;
-    } else if (event.type === "checkpoint") totals.usd += event.cost_usd;
-    else if (event.type === "plan") totals.usd += event.report.cost_usd;
-    else if (event.type === "review") totals.usd += event.critiques.reduce((sum, critique) => sum + critique.cost_usd, 0);
-    else if (event.type === "tool_end") {
+    } else if (event.type === "tool_end") {
       totals.tools++;
-      totals.usd += event.cost_usd ?? 0;
       if (event.is_error) totals.toolErrors++;
     }
   }
-  return totals;
+  return { ...totals, usd: spentIn(events) };
 }
 
 function pendingApproval(events: SessionEvent[]): EventOf<"approval_requested"> | undefined {

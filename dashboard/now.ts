@@ -2,6 +2,7 @@ import { html } from "hono/html";
 import type { ApprovalRecord, ApprovalStore, SessionEvent } from "../runtime/index.ts";
 import type { TaskReader, TaskRecord } from "../tasks/index.ts";
 import { ago, formatCost } from "./format.ts";
+import { spentIn } from "../runtime/pricing.ts";
 
 /**
  * The Now page: what needs the person (pending approvals, failures of the last day, today's spend),
@@ -40,7 +41,7 @@ export async function readNow(sources: NowSources, now: number): Promise<NowView
       .map(async (task) => {
         const events = await sources.readEvents(task.id).catch(() => []);
         // The record's cost is written when a task finishes; while it runs, the log knows more.
-        return { task, costUsd: Math.max(task.cost_usd, costOf(events)) };
+        return { task, costUsd: Math.max(task.cost_usd, spentIn(events)) };
       }),
   );
   return {
@@ -55,18 +56,6 @@ export async function readNow(sources: NowSources, now: number): Promise<NowView
     spentUsd: await sources.spentToday().catch(() => 0),
     dailyUsd: sources.dailyUsd,
   };
-}
-
-/** What a session has spent, counted as `/status` counts it (model calls, checkpoints, plans, reviews, paid tools). */
-export function costOf(events: SessionEvent[]): number {
-  let usd = 0;
-  for (const event of events) {
-    if (event.type === "model_response" || event.type === "checkpoint") usd += event.cost_usd;
-    else if (event.type === "plan") usd += event.report.cost_usd;
-    else if (event.type === "review") usd += event.critiques.reduce((sum, critique) => sum + critique.cost_usd, 0);
-    else if (event.type === "tool_end") usd += event.cost_usd ?? 0;
-  }
-  return usd;
 }
 
 export const STATE_WORDS: Record<TaskRecord["state"], string> = { queued: "queued", running: "running", waiting_approval: "waiting for approval", done: "done", failed: "failed", cancelled: "cancelled" };

@@ -2,7 +2,8 @@ import { html } from "hono/html";
 import type { ContentBlock, EventOf, SessionEvent, SpecialistReport } from "../runtime/events.ts";
 import type { TaskReader, TaskRecord } from "../tasks/index.ts";
 import { ago, formatCost, size } from "./format.ts";
-import { costOf, STATE_WORDS } from "./now.ts";
+import { spentIn } from "../runtime/pricing.ts";
+import { STATE_WORDS } from "./now.ts";
 
 /**
  * The Task page: a header (state, model, turns, cost against budget, elapsed), then the session
@@ -50,7 +51,7 @@ interface ToolEvents {
 export function taskBody(view: TaskView, now: number) {
   const { task, events } = view;
   const responses = events.filter((event): event is EventOf<"model_response"> => event.type === "model_response");
-  const spent = Math.max(task.cost_usd, costOf(events));
+  const spent = Math.max(task.cost_usd, spentIn(events));
   const elapsed = task.started !== undefined ? ago((task.finished ?? now) - task.started) : "not started";
   const tools = new Map<string, ToolEvents>();
   const of = (id: string) => tools.get(id) ?? (tools.set(id, { rest: [] }), tools.get(id)!);

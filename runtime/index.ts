@@ -19,7 +19,7 @@ export { ConfigError, isUserError, ModelError, PermissionDenied, SandboxUnavaila
 export type { EventOf, SessionEvent, SessionStatus, SpecialistReport, TaskSpec, Usage } from "./events.ts";
 export { continueSession, resumeSession, Shutdown, startSession, type SessionDeps, type SessionResult } from "./loop.ts";
 export { createModelClient, type ModelClient } from "./model.ts";
-export { costOf } from "./pricing.ts";
+export { costOf, spentIn } from "./pricing.ts";
 export { buildSystem, taskMessage, type Prefix } from "./prompt.ts";
 export { createRuntime, createSandbox, createWorkdir, newSessionId, pathRules, type Runtime } from "./runtime.ts";
 export { decide, DEFAULT_RULES, rulesFromConfig, type Decision, type PermissionRequest, type Rule } from "./policy/policy.ts";

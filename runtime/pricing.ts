@@ -1,5 +1,5 @@
 import type { PriceTable } from "./config.ts";
-import type { Usage } from "./events.ts";
+import type { SessionEvent, Usage } from "./events.ts";
 
 export interface Cost {
   usd: number;
@@ -26,4 +26,19 @@ function longestPrefixMatch(prices: PriceTable, model: string) {
     .filter((name) => model.startsWith(name))
     .sort((a, b) => b.length - a.length)[0];
   return key === undefined ? undefined : prices[key];
+}
+
+/**
+ * What a session's events say it spent: model calls, checkpoints, plans, review rounds and paid
+ * tools. One count for every surface (`/status`, the dashboard), so they never disagree.
+ */
+export function spentIn(events: readonly SessionEvent[]): number {
+  let usd = 0;
+  for (const event of events) {
+    if (event.type === "model_response" || event.type === "checkpoint") usd += event.cost_usd;
+    else if (event.type === "plan") usd += event.report.cost_usd;
+    else if (event.type === "review") usd += event.critiques.reduce((sum, critique) => sum + critique.cost_usd, 0);
+    else if (event.type === "tool_end") usd += event.cost_usd ?? 0;
+  }
+  return usd;
 }

@@ -1,22 +1,13 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { afterEach, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import { openSessionLog, type EventOf, type SessionEvent } from "../runtime/index.ts";
 import type { TaskRecord } from "../tasks/index.ts";
-import { login, send, setupDashboard, type Setup, type SetupOptions } from "./support/dashboard.ts";
+import { send, type Setup, signedInDashboards } from "./support/dashboard.ts";
 
 const DAY = 86_400_000;
 
-let current: Setup | undefined;
-afterEach(() => {
-  current?.cleanup();
-  current = undefined;
-});
-
-async function signedIn(options: SetupOptions = {}): Promise<{ s: Setup; session: string }> {
-  const s = (current = setupDashboard(options));
-  return { s, session: (await login(s)).session };
-}
+const signedIn = signedInDashboards();
 
 function task(id: string, title: string): TaskRecord {
   return {

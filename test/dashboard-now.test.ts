@@ -1,23 +1,14 @@
 import assert from "node:assert/strict";
-import { afterEach, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import type { SessionEvent } from "../runtime/index.ts";
 import type { TaskRecord } from "../tasks/index.ts";
-import { login, send, setupDashboard, tokenOf, type Setup, type SetupOptions } from "./support/dashboard.ts";
+import { send, tokenOf, type Setup, signedInDashboards } from "./support/dashboard.ts";
 
 const XSS = "<img src=x onerror=alert(1)>";
 const ESCAPED = "&lt;img src=x onerror=alert(1)&gt;";
 const HOUR = 3_600_000;
 
-let current: Setup | undefined;
-afterEach(() => {
-  current?.cleanup();
-  current = undefined;
-});
-
-async function signedIn(options: SetupOptions = {}): Promise<{ s: Setup; session: string }> {
-  const s = (current = setupDashboard(options));
-  return { s, session: (await login(s)).session };
-}
+const signedIn = signedInDashboards();
 
 function task(id: string, fields: Partial<TaskRecord> = {}): TaskRecord {
   const now = Date.parse("2026-11-24T09:00:00Z"); // the fake clock's start

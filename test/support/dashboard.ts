@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { afterEach } from "node:test";
 import { join } from "node:path";
 import type { Check } from "../../cli/doctor.ts";
 import { createDashboard } from "../../dashboard/app.ts";
@@ -139,4 +140,20 @@ export async function tokenOf(s: Setup, session: string): Promise<string> {
   const token = /name="_csrf" value="([^"]+)"/.exec(page)?.[1];
   assert.ok(token, page);
   return token;
+}
+
+/**
+ * For a test file: a function that sets up a dashboard and signs in, each test's setup cleaned up
+ * after it. Call once at the top level of the file.
+ */
+export function signedInDashboards(): (options?: SetupOptions) => Promise<{ s: Setup; session: string }> {
+  let current: Setup | undefined;
+  afterEach(() => {
+    current?.cleanup();
+    current = undefined;
+  });
+  return async (options = {}) => {
+    const s = (current = setupDashboard(options));
+    return { s, session: (await login(s)).session };
+  };
 }
