@@ -44,7 +44,11 @@ export class StateUnreadable extends Error {
 
 /** A row's record as the daemon wrote it; anything without the fields every surface reads throws. */
 function parseShape(json: string): TaskRecord {
-  const record = JSON.parse(json) as Partial<TaskRecord> | null;
+  return checkShape(JSON.parse(json));
+}
+
+function checkShape(value: unknown): TaskRecord {
+  const record = value as Partial<TaskRecord> | null;
   if (typeof record?.id !== "string" || typeof record.state !== "string" || typeof record.created !== "number" || typeof record.title !== "string" || typeof record.spec !== "object") {
     throw new Error(`a task record without id, state, created, title or spec`);
   }
@@ -68,7 +72,7 @@ export function readStateQuietly(home: string): TaskReader & { close(): void } {
     try {
       const old = JSON.parse(readFileSync(v1, "utf8")) as { tasks?: unknown };
       if (!Array.isArray(old?.tasks)) throw new Error("no task list");
-      tasks = old.tasks.map((task) => parseShape(JSON.stringify(task)));
+      tasks = old.tasks.map(checkShape);
     } catch (error) {
       throw damaged(v1, error);
     }

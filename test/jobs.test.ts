@@ -6,7 +6,7 @@ import { FakeClock } from "./support/fake-clock.ts";
 const HOUR = 3_600_000;
 
 /** The daemon's nightly jobs on a fake clock, their cursor in memory as the state file would hold it. */
-function jobsAt(clock: FakeClock, cron = "0 3 * * *") {
+function jobsAt(clock: FakeClock, cron = "0 3 * * *", run?: (slot: number) => Promise<void>) {
   const cursor = new Map<string, number>();
   const runs: number[] = [];
   const jobs = startJobs({
@@ -15,7 +15,7 @@ function jobsAt(clock: FakeClock, cron = "0 3 * * *") {
     lastRun: (name) => cursor.get(name),
     setLastRun: async (name, at) => void cursor.set(name, at),
     report: (_name, error) => assert.fail(String(error)),
-    jobs: [{ name: "@consolidate", cron, run: async (slot) => void runs.push(slot) }],
+    jobs: [{ name: "@consolidate", cron, run: run ?? (async (slot) => void runs.push(slot)) }],
   });
   return { runs, cursor, jobs };
 }
@@ -36,17 +36,10 @@ describe("nightly jobs", () => {
 
   it("closing waits for a job that is running, so its last write lands before the state closes", async () => {
     const clock = new FakeClock(Date.parse("2026-11-24T09:00:00Z"));
-    const cursor = new Map<string, number>();
     let finish!: () => void;
     const steps: string[] = [];
-    const jobs = startJobs({
-      timezone: "UTC",
-      clock,
-      lastRun: (name) => cursor.get(name),
-      setLastRun: async (name, at) => void cursor.set(name, at),
-      report: (_name, error) => assert.fail(String(error)),
-      jobs: [{ name: "@digest", cron: "0 7 * * *", run: () => new Promise<void>((resolve) => (finish = () => (steps.push("digest sent, cursor written"), resolve()))) }],
-    });
+    const digest = () => new Promise<void>((resolve) => (finish = () => (steps.push("digest sent, cursor written"), resolve())));
+    const { jobs } = jobsAt(clock, "0 7 * * *", digest);
     await settle();
     clock.advance(22 * HOUR); // 07:00 the next day: the digest starts and waits on Telegram
     await settle();
