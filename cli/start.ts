@@ -3,7 +3,7 @@ import { join } from "node:path";
 import type { TelegramBot } from "../bot/index.ts";
 import { escapeHtml } from "../bot/format.ts";
 import { openMemory } from "../memory/index.ts";
-import { BUILTIN_TOOL_NAMES, createRuntime, createTraceLogger, loadAgents, lockSession, readSessionLog, requireApiKey, type Clock, type LoadedConfig } from "../runtime/index.ts";
+import { BUILTIN_TOOL_NAMES, createRuntime, createTraceLogger, loadAgents, lockSession, readSessionLog, readSessionLogFrom, requireApiKey, type Clock, type LoadedConfig } from "../runtime/index.ts";
 import { createDaemon } from "../tasks/daemon.ts";
 import { startControlServer } from "../tasks/control.ts";
 import { htmlToPlain, spendSummary } from "../bot/reports.ts";
@@ -243,6 +243,10 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
       charges: (since) => sessionCharges(runtime.sessionsDir, since),
       // The Health page: `nightshift doctor`'s checks over the daemon's config and sandbox, each time it is loaded.
       checks: async () => (await import("./doctor.ts")).runDoctor({ loaded, sandbox: runtime.sandbox, nodeVersion: process.version }),
+      // Live pages wake on the daemon's events and read only what a log grew by.
+      watch: (listener) => daemon.watch((session) => listener(session)),
+      readLogFrom: (id, offset) => readSessionLogFrom(join(runtime.sessionsDir, `${id}.jsonl`), offset),
+      cancel: (id, reason) => daemon.cancel(id, reason),
     });
     const server = await serveDashboard(app.fetch, config.dashboard.port);
     stderr.write(`Dashboard: http://127.0.0.1:${server.port} (\`nightshift dashboard\` prints a login link).\n`);

@@ -11,7 +11,9 @@ import { healthBody, type HealthSources } from "./health-page.ts";
 import { memoryBody, readMemory, type MemorySources } from "./memory-page.ts";
 import { nowBody, readNow, type NowSources } from "./now.ts";
 import { APP_CSS } from "./style.ts";
-import { fullOutput, readTask, taskBody } from "./task-page.ts";
+import { liveStream, type LiveSources } from "./live.ts";
+import { LIVE_SCRIPT } from "./live-script.ts";
+import { approvalsOf, fullOutput, readTask, taskBody, taskHead, taskPath } from "./task-page.ts";
 import { tasksBody } from "./tasks-list.ts";
 
 export interface DashboardDeps extends Omit<NowSources, "tasks"> {
@@ -34,6 +36,11 @@ export interface DashboardDeps extends Omit<NowSources, "tasks"> {
   charges: CostSources["charges"];
   /** What `nightshift doctor` checks, run when the Health page is loaded. */
   checks: HealthSources["checks"];
+  /** Live updates: the daemon's events as they are emitted, and a task's log read from where a stream left off. */
+  watch: LiveSources["watch"];
+  readLogFrom: LiveSources["readLogFrom"];
+  /** The daemon's cancel, as `nightshift cancel` and /cancel use it. */
+  cancel(id: string, reason: string): Promise<"cancelling" | "cancelled" | "unknown" | "finished">;
 }
 
 const DECISIONS = new Set(["once", "task", "deny"]);
@@ -78,13 +85,33 @@ export function createDashboard(deps: DashboardDeps): Hono<{ Variables: { sessio
   });
 
   app.get("/assets/app.css", (c) => c.body(APP_CSS, 200, { "Content-Type": "text/css; charset=utf-8" }));
+  app.get("/assets/live.js", (c) => c.body(LIVE_SCRIPT, 200, { "Content-Type": "text/javascript; charset=utf-8" }));
+  app.get("/live", (c) => {
+    const csrf = csrfTokenOf(c.get("session"));
+    return liveStream(c, {
+      clock: deps.clock,
+      watch: deps.watch,
+      readLogFrom: deps.readLogFrom,
+      find: (id) => deps.tasks.find(id),
+      head: (task, events) => String(taskHead(task, events, approvalsOf(deps.approvals.pending(), task.id), deps.clock.now(), csrf)),
+    });
+  });
   app.get("/", async (c) => c.html(page("Nightshift · Now", nowBody(await readNow(deps, deps.clock.now()), csrfTokenOf(c.get("session"))), true)));
 
   app.get("/tasks", (c) => c.html(page("Nightshift · Tasks", tasksBody(deps.tasks, c.req.query(), deps.clock.now()), true)));
   app.get("/tasks/:id", async (c) => {
     const view = await readTask(deps, c.req.param("id"), c.req.query("before"));
     if (!view) return c.html(page("No such task", html`<h1>No such task</h1><p>No task has the id <code>${c.req.param("id")}</code>.</p><p><a href="/tasks">All tasks</a></p>`, true), 404);
-    return c.html(page(`Nightshift · ${view.task.title || "Task"}`, taskBody(view, deps.clock.now()), true));
+    return c.html(page(`Nightshift · ${view.task.title || "Task"}`, taskBody(view, deps.clock.now(), csrfTokenOf(c.get("session"))), true));
+  });
+  // The same cancel as `nightshift cancel` and /cancel; the guard has checked Origin and the CSRF token.
+  app.post("/tasks/:id/cancel", async (c) => {
+    const task = deps.tasks.find(c.req.param("id"));
+    if (!task) return c.html(page("Not cancelled", html`<h1>Not cancelled</h1><p>No task has the id <code>${c.req.param("id")}</code>.</p>${back}`, true), 404);
+    const result = await deps.cancel(task.id, "cancelled on the dashboard");
+    deps.trace.info({ event: "dashboard_cancel", session: task.id, result }, `task ${task.id} cancel on the dashboard: ${result}`);
+    if (result === "finished") return c.html(page("Not cancelled", html`<h1>Not cancelled</h1><p>The task had already ended.</p><p><a href="${taskPath(task.id)}">Back to the task</a></p>`, true), 409);
+    return c.redirect(taskPath(task.id), 303);
   });
   // "Show all" of a cut output: plain text (with nosniff), so nothing in it can run.
   app.get("/tasks/:id/output/:tool", async (c) => {
@@ -95,12 +122,15 @@ export function createDashboard(deps: DashboardDeps): Hono<{ Variables: { sessio
 
   // A form post from the Now page; the guard has checked Origin and the CSRF token.
   app.post("/approvals/:id", async (c) => {
-    const decision = (await c.req.parseBody())["decision"];
+    const form = await c.req.parseBody();
+    const decision = form["decision"];
+    // Answered from a Task page, the answer returns there; anything else returns to Now.
+    const to = typeof form["back"] === "string" && /^\/tasks\/[^/?#]+$/.test(form["back"]) ? form["back"] : "/";
     if (typeof decision !== "string" || !DECISIONS.has(decision)) return c.html(page("Not answered", html`<h1>Not answered</h1><p>The answer must be once, task or deny.</p>${back}`, true), 400);
     const result = deps.approvals.answer(c.req.param("id"), { decision: decision as "once" | "task" | "deny", by: "dashboard" });
     if (!result.ok) return c.html(page("Not answered", html`<h1>Not answered</h1><p>${capital(result.message)}.</p>${back}`, true), result.problem === "unknown" ? 404 : 409);
     deps.trace.info({ event: "dashboard_approval_answered", approval: result.record.id, session: result.record.session, decision }, `approval ${result.record.id} answered on the dashboard (${decision})`);
-    return c.redirect("/", 303);
+    return c.redirect(to, 303);
   });
 
   app.get("/memory", (c) => c.html(page("Nightshift · Memory", memoryBody(readMemory(deps.memory), csrfTokenOf(c.get("session"))), true)));
@@ -134,5 +164,5 @@ const capital = (text: string) => text.charAt(0).toUpperCase() + text.slice(1);
 function page(title: string, body: ReturnType<typeof html>, styled = false) {
   return html`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>${title}</title>${styled ? html`<link rel="stylesheet" href="/assets/app.css">` : ""}</head>
-<body>${styled ? nav : ""}${body}</body></html>`;
+<body>${styled ? nav : ""}${body}${styled ? html`<script src="/assets/live.js" defer></script>` : ""}</body></html>`;
 }

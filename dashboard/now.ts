@@ -67,7 +67,7 @@ const ANSWERS = [
 
 export function nowBody(view: NowView, csrf: string) {
   const over = view.dailyUsd > 0 && view.spentUsd >= view.dailyUsd;
-  return html`<h1>Now</h1>
+  return html`<div id="live" data-live="now"><h1>Now</h1>
 <section aria-labelledby="approvals"><h2 id="approvals">Waiting for you (${view.approvals.length})</h2>
 ${view.approvals.length === 0 ? html`<p class="quiet">No approval is waiting.</p>` : view.approvals.map(({ record, taskTitle }) => approvalCard(record, taskTitle, view.now, csrf))}
 </section>
@@ -82,14 +82,15 @@ ${view.failed.length === 0 ? html`<p class="quiet">Nothing failed.</p>` : html`<
 ${view.running.length === 0 ? html`<p class="quiet">Nothing runs.</p>` : html`<ul class="cards">${view.running.map(({ task, costUsd }) => html`<li class="card"><strong>${task.title || "Task"}</strong> <code>${task.id}</code>
 <p>${STATE_WORDS[task.state]} · ${formatCost(costUsd)} of ${formatCost(task.spec.budget.max_usd)}</p></li>`)}</ul>`}
 </section>
-<form method="post" action="/logout"><input type="hidden" name="_csrf" value="${csrf}"><button type="submit">Sign out</button></form>`;
+<form method="post" action="/logout"><input type="hidden" name="_csrf" value="${csrf}"><button type="submit">Sign out</button></form></div>`;
 }
 
-function approvalCard(record: ApprovalRecord, taskTitle: string | undefined, now: number, csrf: string) {
+/** An approval with its three answers; `back` is the page the answer returns to (the Now page by default). */
+export function approvalCard(record: ApprovalRecord, taskTitle: string | undefined, now: number, csrf: string, back?: string) {
   return html`<article class="card">
 <p><strong>${record.summary}</strong>${record.label ? html` <span class="quiet">(${record.label})</span>` : ""}</p>
 <p>${record.kind}: <code class="exact">${record.target}</code></p>
 <p class="quiet">Why it asks: ${record.reason}${taskTitle !== undefined ? html` · task: ${taskTitle}` : ""} · ${ago(Math.max(0, record.expires_at - now))} left</p>
-<div class="answers">${ANSWERS.map(([decision, label]) => html`<form method="post" action="/approvals/${record.id}"><input type="hidden" name="_csrf" value="${csrf}"><input type="hidden" name="decision" value="${decision}"><button type="submit" class="${decision}">${label}</button></form>`)}</div>
+<div class="answers">${ANSWERS.map(([decision, label]) => html`<form method="post" action="/approvals/${record.id}"><input type="hidden" name="_csrf" value="${csrf}"><input type="hidden" name="decision" value="${decision}">${back ? html`<input type="hidden" name="back" value="${back}">` : ""}<button type="submit" class="${decision}">${label}</button></form>`)}</div>
 </article>`;
 }

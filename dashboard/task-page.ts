@@ -1,9 +1,10 @@
 import { html } from "hono/html";
 import type { ContentBlock, EventOf, SessionEvent, SpecialistReport } from "../runtime/events.ts";
+import type { ApprovalRecord, ApprovalStore } from "../runtime/index.ts";
 import type { TaskReader, TaskRecord } from "../tasks/index.ts";
 import { ago, formatCost, size } from "./format.ts";
 import { spentIn } from "../runtime/pricing.ts";
-import { STATE_WORDS } from "./now.ts";
+import { approvalCard, STATE_WORDS } from "./now.ts";
 
 /**
  * The Task page: a header (state, model, turns, cost against budget, elapsed), then the session
@@ -22,6 +23,8 @@ export interface TaskPageSources {
   tasks: Pick<TaskReader, "find">;
   /** A task's session log; may throw for a task that has none yet. */
   readEvents(id: string): Promise<SessionEvent[]>;
+  /** Pending approvals: the task's own (and its specialists') are pinned on top of its page. */
+  approvals: Pick<ApprovalStore, "pending">;
 }
 
 export interface TaskView {
@@ -30,6 +33,8 @@ export interface TaskView {
   /** The drawn events are events[start, end). */
   start: number;
   end: number;
+  /** Approvals waiting for the person, asked by this task or one of its specialists. */
+  approvals: ApprovalRecord[];
 }
 
 export async function readTask(sources: TaskPageSources, id: string, before: string | undefined): Promise<TaskView | undefined> {
@@ -38,43 +43,76 @@ export async function readTask(sources: TaskPageSources, id: string, before: str
   const events = await sources.readEvents(task.id).catch(() => [] as SessionEvent[]);
   const asked = Number(before);
   const end = before !== undefined && Number.isInteger(asked) && asked >= 0 ? Math.min(asked, events.length) : events.length;
-  return { task, events, start: Math.max(0, end - WINDOW), end };
+  return { task, events, start: Math.max(0, end - WINDOW), end, approvals: approvalsOf(sources.approvals.pending(), task.id) };
 }
 
+/** A specialist's session is <task>.<call>.<name>: its approvals belong on its task's page. */
+export const approvalsOf = (pending: ApprovalRecord[], task: string) => pending.filter((record) => record.session === task || record.session.startsWith(`${task}.`));
+
 /** One tool call's events, gathered from the whole log by its tool_use id. */
-interface ToolEvents {
+export interface ToolEvents {
   start?: EventOf<"tool_start">;
   end?: EventOf<"tool_end">;
   rest: SessionEvent[];
 }
 
-export function taskBody(view: TaskView, now: number) {
+export type ToolIndex = Map<string, ToolEvents>;
+
+/** Adds a tool call's event to the index; returns its tool_use id, or undefined for other events. */
+export function indexTool(tools: ToolIndex, event: SessionEvent): string | undefined {
+  if (event.type !== "tool_start" && event.type !== "tool_end" && event.type !== "permission" && event.type !== "approval_requested" && event.type !== "approval_answered") return undefined;
+  const entry = tools.get(event.id) ?? (tools.set(event.id, { rest: [] }), tools.get(event.id)!);
+  if (event.type === "tool_start") entry.start = event;
+  else if (event.type === "tool_end") entry.end = event;
+  else entry.rest.push(event);
+  return event.id;
+}
+
+const ACTIVE = new Set<TaskRecord["state"]>(["queued", "running", "waiting_approval"]);
+
+/**
+ * The page. Drawn at the log's tail, it is live (`data-live`): /assets/live.js follows
+ * `/live?task=ID&after=N` and adds each new event where the page would have drawn it.
+ */
+export function taskBody(view: TaskView, now: number, csrf: string) {
   const { task, events } = view;
-  const responses = events.filter((event): event is EventOf<"model_response"> => event.type === "model_response");
-  const spent = Math.max(task.cost_usd, spentIn(events));
-  const elapsed = task.started !== undefined ? ago((task.finished ?? now) - task.started) : "not started";
-  const tools = new Map<string, ToolEvents>();
-  const of = (id: string) => tools.get(id) ?? (tools.set(id, { rest: [] }), tools.get(id)!);
-  for (const event of events) {
-    if (event.type === "tool_start") of(event.id).start = event;
-    else if (event.type === "tool_end") of(event.id).end = event;
-    else if (event.type === "permission" || event.type === "approval_requested" || event.type === "approval_answered") of(event.id).rest.push(event);
-  }
-  const base = `/tasks/${encodeURIComponent(task.id)}`;
+  const tools: ToolIndex = new Map();
+  for (const event of events) indexTool(tools, event);
+  const base = taskPath(task.id);
   const drawn = new Set<string>();
   const parts = events.slice(view.start, view.end).map((event) => {
     if (event.type === "model_response") return turn(base, event, tools, drawn);
-    if ("id" in event && (event.type === "tool_start" || event.type === "tool_end" || event.type === "permission" || event.type === "approval_requested" || event.type === "approval_answered")) {
+    const id = toolIdOf(event);
+    if (id !== undefined) {
       // Drawn with its turn; a call whose turn is further up the log is drawn where it first shows.
-      if (drawn.has(event.id)) return "";
-      drawn.add(event.id);
-      const name = event.type === "permission" || event.type === "approval_requested" ? event.tool : "name" in event ? event.name : "tool";
-      return html`<article class="turn">${toolCall(base, event.id, name, tools.get(event.id)?.start?.input, tools.get(event.id)!)}</article>`;
+      if (drawn.has(id)) return "";
+      drawn.add(id);
+      return html`<article class="turn">${toolBlock(base, id, tools.get(id)!)}</article>`;
     }
     return other(event);
   });
+  const live = view.end === events.length;
+  return html`<div id="live"${live ? html` data-live="task" data-task="${task.id}" data-after="${events.length}"` : ""}>
+<div id="head">${taskHead(task, events, view.approvals, now, csrf)}</div>
+<h2>Session log</h2>
+${events.length === 0 ? html`<p class="quiet">No session log yet.</p>` : html`<p class="quiet">Events ${view.start + 1}–${view.end} of ${events.length}${live ? " · new events appear as they happen" : ""}.</p>`}
+${view.start > 0 ? html`<p><a class="more" href="${base}?before=${view.start}">Load earlier (${view.start} more)</a></p>` : ""}
+<div id="log">${parts}</div>
+${view.end < events.length ? html`<p><a class="more" href="${base}">Latest events</a></p>` : ""}
+</div>`;
+}
+
+export const taskPath = (id: string) => `/tasks/${encodeURIComponent(id)}`;
+
+/** The header: state, model, turns, cost against budget, elapsed, Cancel, and the approvals waiting, pinned. */
+export function taskHead(task: TaskRecord, events: SessionEvent[], approvals: ApprovalRecord[], now: number, csrf: string) {
+  const responses = events.filter((event): event is EventOf<"model_response"> => event.type === "model_response");
+  const spent = Math.max(task.cost_usd, spentIn(events));
+  const elapsed = task.started !== undefined ? ago((task.finished ?? now) - task.started) : "not started";
+  const base = taskPath(task.id);
   return html`<h1>${task.title || "Task"}</h1>
 <p class="quiet"><code>${task.id}</code> · from ${task.origin}</p>
+${approvals.map((record) => approvalCard(record, undefined, now, csrf, base))}
 <dl class="facts">
 <div><dt>State</dt><dd><span class="state ${task.state}">${STATE_WORDS[task.state]}</span>${task.reason ? html` · ${task.reason}` : ""}</dd></div>
 <div><dt>Model</dt><dd>${responses.at(-1)?.model ?? task.spec.model}</dd></div>
@@ -82,14 +120,33 @@ export function taskBody(view: TaskView, now: number) {
 <div><dt>Cost</dt><dd class="${spent >= task.spec.budget.max_usd ? "warn" : ""}">${formatCost(spent)} of ${formatCost(task.spec.budget.max_usd)}</dd></div>
 <div><dt>Elapsed</dt><dd>${elapsed}</dd></div>
 </dl>
-<h2>Session log</h2>
-${events.length === 0 ? html`<p class="quiet">No session log yet.</p>` : html`<p class="quiet">Events ${view.start + 1}–${view.end} of ${events.length}.</p>`}
-${view.start > 0 ? html`<p><a class="more" href="${base}?before=${view.start}">Load earlier (${view.start} more)</a></p>` : ""}
-${parts}
-${view.end < events.length ? html`<p><a class="more" href="${base}">Latest events</a></p>` : ""}`;
+${ACTIVE.has(task.state) ? html`<form method="post" action="${base}/cancel" class="cancel"><input type="hidden" name="_csrf" value="${csrf}"><button type="submit" class="deny">Cancel this task</button></form>` : ""}`;
 }
 
-function turn(base: string, event: EventOf<"model_response">, tools: Map<string, ToolEvents>, drawn: Set<string>) {
+/** What the live stream sends for events[index]: a block to add at the end, or a tool call's block redrawn. */
+export type LiveFragment = { append: string } | { tool: string; html: string };
+
+export function liveFragment(taskId: string, events: SessionEvent[], tools: ToolIndex, index: number): LiveFragment | undefined {
+  const event = events[index]!;
+  const id = indexTool(tools, event);
+  const base = taskPath(taskId);
+  if (id !== undefined) return { tool: `tool-${id}`, html: String(toolBlock(base, id, tools.get(id)!)) };
+  const block = event.type === "model_response" ? turn(base, event, tools, new Set()) : other(event);
+  const text = String(block);
+  return text ? { append: text } : undefined;
+}
+
+const toolIdOf = (event: SessionEvent) =>
+  event.type === "tool_start" || event.type === "tool_end" || event.type === "permission" || event.type === "approval_requested" || event.type === "approval_answered" ? event.id : undefined;
+
+/** A tool call drawn outside its turn: its name and input from whichever of its events says them. */
+function toolBlock(base: string, id: string, events: ToolEvents) {
+  const first = events.start ?? events.end ?? events.rest[0];
+  const name = first && "name" in first ? first.name : first && "tool" in first ? first.tool : "tool";
+  return toolCall(base, id, name, events.start?.input, events);
+}
+
+function turn(base: string, event: EventOf<"model_response">, tools: ToolIndex, drawn: Set<string>) {
   const uses = event.content.filter((block): block is Extract<ContentBlock, { type: "tool_use" }> => block.type === "tool_use");
   for (const use of uses) drawn.add(use.id);
   return html`<article class="turn"><h3>Turn ${event.turn} <span class="quiet">· ${event.model} · ${formatCost(event.cost_usd)} · ${(event.latency_ms / 1000).toFixed(1)} s</span></h3>

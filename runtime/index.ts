@@ -24,7 +24,7 @@ export { buildSystem, taskMessage, type Prefix } from "./prompt.ts";
 export { createRuntime, createSandbox, createWorkdir, newSessionId, pathRules, type Runtime } from "./runtime.ts";
 export { decide, DEFAULT_RULES, rulesFromConfig, type Decision, type PermissionRequest, type Rule } from "./policy/policy.ts";
 export { createBwrapSandbox, createUnsandboxed, scrubEnv, type Sandbox, type SandboxProbe } from "./sandbox/index.ts";
-export { openSessionLog, readSessionLog, SessionLogError, type SessionLog } from "./session-log.ts";
+export { openSessionLog, readSessionLog, readSessionLogFrom, SessionLogError, type SessionLog } from "./session-log.ts";
 export { lockSession } from "./session-lock.ts";
 export { createTraceLogger, traceEvent, type TraceLogger } from "./trace.ts";
 export { parseYaml, YamlSyntaxError } from "./yaml.ts";

@@ -102,3 +102,29 @@ function parseLine(path: string, line: string, number: number): unknown {
     throw new SessionLogError(`${path}:${number}: damaged line in session log; move the file aside to start over`);
   }
 }
+
+/**
+ * The complete events written after byte `offset` (0: the whole log, its header checked), and the
+ * offset after the last complete line: a reader that follows a growing log (the dashboard's live
+ * stream) reads each byte once. A line still being written is left for the next read.
+ */
+export async function readSessionLogFrom(path: string, offset: number): Promise<{ events: SessionEvent[]; offset: number }> {
+  const handle = await open(path, "r");
+  try {
+    const { size } = await handle.stat();
+    if (size <= offset) return { events: [], offset };
+    const buffer = Buffer.alloc(size - offset);
+    const { bytesRead } = await handle.read(buffer, 0, buffer.length, offset);
+    const end = buffer.subarray(0, bytesRead).lastIndexOf(0x0a) + 1;
+    if (end === 0) return { events: [], offset };
+    const lines = buffer.toString("utf8", 0, end).split("\n");
+    lines.pop();
+    if (offset === 0) {
+      const header = parseLine(path, lines.shift()!, 1) as Partial<Header>;
+      if (header.format !== LOG_FORMAT || header.version !== LOG_VERSION) throw new SessionLogError(`${path}: not a Nightshift session log of version ${LOG_VERSION}`);
+    }
+    return { events: lines.map((line, index) => parseLine(path, line, index + 1) as SessionEvent), offset: offset + end };
+  } finally {
+    await handle.close();
+  }
+}

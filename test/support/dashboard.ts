@@ -7,7 +7,7 @@ import { createAuthStore } from "../../dashboard/auth-store.ts";
 import { sessionCharges } from "../../dashboard/spend.ts";
 import { openMemory, type Memory } from "../../memory/index.ts";
 import { undoText } from "../../bot/reports.ts";
-import { createApprovalStore, type ApprovalStore, type SessionEvent } from "../../runtime/index.ts";
+import { createApprovalStore, readSessionLog, readSessionLogFrom, type ApprovalStore, type SessionEvent } from "../../runtime/index.ts";
 import { createTraceLogger } from "../../runtime/trace.ts";
 import type { TaskReader, TaskRecord } from "../../tasks/index.ts";
 import { matches } from "../../tasks/task-reader.ts";
@@ -33,6 +33,10 @@ export interface Setup {
   traceFile: string;
   /** A login link as `nightshift dashboard` makes it (another store over the same folder, as another process would). */
   link(): string;
+  /** Tells live streams that `session` emitted, as the daemon's `watch` does. */
+  emit(session: string): void;
+  /** Task ids the page asked to cancel. */
+  cancelled: string[];
   cleanup(): void;
 }
 
@@ -62,6 +66,8 @@ export function setupDashboard(options: SetupOptions = {}): Setup {
   const tasks = options.tasks ?? [];
   const memoryCap = options.memoryCap ?? 4096;
   const memory = openMemory(home, clock, memoryCap);
+  const watchers = new Set<(session: string) => void>();
+  const cancelled: string[] = [];
   const app = createDashboard({
     dir: stateDir,
     clock,
@@ -76,10 +82,14 @@ export function setupDashboard(options: SetupOptions = {}): Setup {
       list: options.reader?.list ?? ((filter, limit) => [...tasks].sort((a, b) => b.created - a.created).filter((task) => matches(task, filter)).slice(0, limit)),
     },
     approvals,
-    readEvents: async (id) => {
-      const events = options.events?.[id];
-      if (!events) throw new Error(`no session log for ${id}`);
-      return events;
+    // A test's events, else a real log under home/sessions (what live tests write, as a session does).
+    readEvents: async (id) => options.events?.[id] ?? readSessionLog(join(home, "sessions", `${id}.jsonl`)),
+    readLogFrom: (id, offset) => readSessionLogFrom(join(home, "sessions", `${id}.jsonl`), offset),
+    watch: (listener) => (watchers.add(listener), () => watchers.delete(listener)),
+    cancel: async (id) => {
+      cancelled.push(id);
+      const task = tasks.find((entry) => entry.id === id);
+      return !task ? "unknown" : ["done", "failed", "cancelled"].includes(task.state) ? "finished" : "cancelling";
     },
     spentToday: async () => options.spentToday ?? 0,
     dailyUsd: options.dailyUsd ?? 10,
@@ -97,6 +107,8 @@ export function setupDashboard(options: SetupOptions = {}): Setup {
     memory,
     traceFile,
     link: () => createAuthStore(stateDir, clock).createLink().secret,
+    emit: (session) => watchers.forEach((watcher) => watcher(session)),
+    cancelled,
     cleanup: () => (trace.close(), dir.cleanup()),
   };
 }
@@ -155,5 +167,69 @@ export function signedInDashboards(): (options?: SetupOptions) => Promise<{ s: S
   return async (options = {}) => {
     const s = (current = setupDashboard(options));
     return { s, session: (await login(s)).session };
+  };
+}
+
+/** A task record as the daemon keeps it, done unless `fields` say otherwise; created an hour before the fake clock's start. */
+export function taskRecord(id: string, fields: Partial<TaskRecord> = {}): TaskRecord {
+  const start = new FakeClock().now();
+  return {
+    id,
+    title: `Task ${id}`,
+    origin: "telegram",
+    priority: "normal",
+    state: "done",
+    spec: { title: `Task ${id}`, prompt: "Do it.", workdir: "/tmp/work", model: "main", budget: { max_turns: 10, max_usd: 5, timeout_ms: 3_600_000 } },
+    created: start - 3_600_000,
+    attempts: 1,
+    crashes: 0,
+    turns: 0,
+    cost_usd: 0,
+    ...fields,
+  };
+}
+
+/**
+ * Reads a Server-Sent Events response as the browser's EventSource parses it: `next(n)` resolves
+ * with the next n events (name, id, data), `close()` cancels the stream as a closed tab does.
+ */
+export function sseReader(response: Response) {
+  const reader = response.body!.getReader();
+  const decoder = new TextDecoder();
+  let buffer = "";
+  const parse = (block: string) => {
+    const event: { event: string; id?: string; data: string; retry?: string } = { event: "message", data: "" };
+    const data: string[] = [];
+    for (const line of block.split("\n")) {
+      const colon = line.indexOf(":");
+      const field = colon < 0 ? line : line.slice(0, colon);
+      const value = colon < 0 ? "" : line.slice(colon + 1).replace(/^ /, "");
+      if (field === "event") event.event = value;
+      else if (field === "data") data.push(value);
+      else if (field === "id") event.id = value;
+      else if (field === "retry") event.retry = value;
+    }
+    event.data = data.join("\n");
+    return event;
+  };
+  return {
+    async next(count = 1) {
+      const events: Array<ReturnType<typeof parse>> = [];
+      while (events.length < count) {
+        const end = buffer.indexOf("\n\n");
+        if (end >= 0) {
+          events.push(parse(buffer.slice(0, end)));
+          buffer = buffer.slice(end + 2);
+          continue;
+        }
+        const { value, done } = await reader.read();
+        if (done) throw new Error(`the stream ended after ${events.length} of ${count} events`);
+        buffer += decoder.decode(value, { stream: true });
+      }
+      return events;
+    },
+    /** What arrived but was not read yet (to check that nothing more was sent). */
+    pending: () => buffer,
+    close: () => reader.cancel(),
   };
 }

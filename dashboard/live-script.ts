@@ -1,0 +1,100 @@
+/**
+ * The pages' one script, served as /assets/live.js (the CSP allows no inline script). Without it
+ * every page still works (forms post, links load); with it, a page marked `data-live` follows
+ * `/live`:
+ *
+ * - a Task page adds each event where the server would have drawn it (`log`), redraws a tool call
+ *   as its decision, approval and output arrive (`tool`), and its header (`head`). A dropped stream
+ *   reconnects by itself and resumes after the last event id it had (EventSource's Last-Event-ID).
+ * - the Now page fetches itself again on `changed`, at most once a second.
+ * - after 40 s without a word (pings come every 15 s), or when the tab is shown again, the page
+ *   fetches itself whole (a snapshot) and opens a fresh stream from there. A hidden tab closes its
+ *   stream: nobody watches, so nothing is sent.
+ */
+export const LIVE_SCRIPT = `"use strict";
+(() => {
+  const SILENCE_MS = 40000;
+  let root = document.getElementById("live");
+  if (!root || !root.dataset.live) return;
+  let source = null;
+  let heard = Date.now();
+  let fetching = null;
+  let lastFetch = 0;
+  let trailing = null;
+
+  const streamUrl = () => root.dataset.live === "task"
+    ? "/live?task=" + encodeURIComponent(root.dataset.task) + "&after=" + encodeURIComponent(root.dataset.after || "0")
+    : "/live";
+
+  const open = () => {
+    close();
+    heard = Date.now();
+    source = new EventSource(streamUrl());
+    const hear = () => { heard = Date.now(); };
+    source.addEventListener("ping", hear);
+    source.addEventListener("ready", hear);
+    source.addEventListener("log", (message) => {
+      hear();
+      root.dataset.after = message.lastEventId;
+      apply(JSON.parse(message.data));
+    });
+    source.addEventListener("head", (message) => {
+      hear();
+      const head = document.getElementById("head");
+      if (head) head.innerHTML = JSON.parse(message.data).html;
+    });
+    source.addEventListener("changed", () => { hear(); snapshot(); });
+    source.addEventListener("gone", () => close());
+  };
+  const close = () => {
+    if (source) source.close();
+    source = null;
+  };
+
+  // The server's fragments are drawn by the same escaping templates as the page itself.
+  const apply = (fragment) => {
+    const log = document.getElementById("log");
+    if (!log) return;
+    if (fragment.append) log.insertAdjacentHTML("beforeend", fragment.append);
+    if (fragment.tool) {
+      const existing = document.getElementById(fragment.tool);
+      if (existing) existing.outerHTML = fragment.html;
+      else log.insertAdjacentHTML("beforeend", '<article class="turn">' + fragment.html + "</article>");
+    }
+  };
+
+  // The page fetched again, its live part swapped in; open <details> stay open.
+  const snapshot = () => {
+    const wait = 1000 - (Date.now() - lastFetch);
+    if (fetching || wait > 0) {
+      if (!trailing) trailing = setTimeout(() => { trailing = null; snapshot(); }, Math.max(wait, 100));
+      return;
+    }
+    lastFetch = Date.now();
+    fetching = fetch(location.href, { credentials: "same-origin" })
+      .then((response) => response.ok ? response.text() : Promise.reject(new Error("status " + response.status)))
+      .then((text) => {
+        const next = new DOMParser().parseFromString(text, "text/html").getElementById("live");
+        if (!next) return;
+        const openIds = [...root.querySelectorAll("details[open][id]")].map((element) => element.id);
+        const wasTask = root.dataset.live === "task";
+        const moved = wasTask && next.dataset.after !== root.dataset.after;
+        root.replaceWith(next);
+        root = next;
+        for (const id of openIds) document.getElementById(id)?.setAttribute("open", "");
+        if (moved || !source) open();
+      })
+      .catch(() => {})
+      .finally(() => { fetching = null; });
+  };
+
+  setInterval(() => {
+    if (source && Date.now() - heard > SILENCE_MS) { close(); snapshot(); }
+  }, 5000);
+  document.addEventListener("visibilitychange", () => {
+    if (document.hidden) close();
+    else snapshot();
+  });
+  open();
+})();
+`;
