@@ -11,7 +11,7 @@ import { healthBody, type HealthSources } from "./health-page.ts";
 import { memoryBody, readMemory, type MemorySources } from "./memory-page.ts";
 import { nowBody, readNow, type NowSources } from "./now.ts";
 import { APP_CSS } from "./style.ts";
-import { fullOutput, readTask, taskBody } from "./task-page.ts";
+import { fullOutput, readTask, taskBody, type TaskPageSources } from "./task-page.ts";
 import { tasksBody } from "./tasks-list.ts";
 
 export interface DashboardDeps extends Omit<NowSources, "tasks"> {
@@ -32,6 +32,8 @@ export interface DashboardDeps extends Omit<NowSources, "tasks"> {
   memory: MemorySources;
   /** Priced charges since a time, counted as the daily budget counts them (the daemon: `sessionCharges`). */
   charges: CostSources["charges"];
+  /** A task's specialists' own logs, for their lanes on the Task page (the daemon: `specialistLogs`). */
+  readSpecialists: TaskPageSources["readSpecialists"];
   /** What `nightshift doctor` checks, run when the Health page is loaded. */
   checks: HealthSources["checks"];
 }

@@ -4,9 +4,10 @@ import type { TaskReader, TaskRecord } from "../tasks/index.ts";
 import { ago, formatCost, size } from "./format.ts";
 import { spentIn } from "../runtime/pricing.ts";
 import { STATE_WORDS } from "./now.ts";
+import { lanesOf, type Lane, type SpecialistLog } from "./lanes.ts";
 
 /**
- * The Task page: a header (state, model, turns, cost against budget, elapsed), then the session
+ * The Task page: a header (state, model, turns, cost against budget, elapsed), its specialists as lanes (state, turns, cost, report collapsed), then the session
  * log as one block per model turn: its text, each tool call's input on one line with its
  * permission decisions (allow/ask/deny and the rule), approvals asked and answered (by whom), its
  * duration, outcome and output (collapsed, cut to 4 KB); retries, budget warnings, checkpoints,
@@ -22,6 +23,8 @@ export interface TaskPageSources {
   tasks: Pick<TaskReader, "find">;
   /** A task's session log; may throw for a task that has none yet. */
   readEvents(id: string): Promise<SessionEvent[]>;
+  /** The task's specialists' own logs (sessions/<task>/: `specialistLogs`); none when it had none. */
+  readSpecialists(id: string): Promise<SpecialistLog[]>;
 }
 
 export interface TaskView {
@@ -30,6 +33,8 @@ export interface TaskView {
   /** The drawn events are events[start, end). */
   start: number;
   end: number;
+  /** One per specialist session of this task, in the order they started. */
+  lanes: Lane[];
 }
 
 export async function readTask(sources: TaskPageSources, id: string, before: string | undefined): Promise<TaskView | undefined> {
@@ -38,7 +43,8 @@ export async function readTask(sources: TaskPageSources, id: string, before: str
   const events = await sources.readEvents(task.id).catch(() => [] as SessionEvent[]);
   const asked = Number(before);
   const end = before !== undefined && Number.isInteger(asked) && asked >= 0 ? Math.min(asked, events.length) : events.length;
-  return { task, events, start: Math.max(0, end - WINDOW), end };
+  const lanes = lanesOf(task, events, await sources.readSpecialists(task.id).catch(() => []));
+  return { task, events, start: Math.max(0, end - WINDOW), end, lanes };
 }
 
 /** One tool call's events, gathered from the whole log by its tool_use id. */
@@ -82,6 +88,7 @@ export function taskBody(view: TaskView, now: number) {
 <div><dt>Cost</dt><dd class="${spent >= task.spec.budget.max_usd ? "warn" : ""}">${formatCost(spent)} of ${formatCost(task.spec.budget.max_usd)}</dd></div>
 <div><dt>Elapsed</dt><dd>${elapsed}</dd></div>
 </dl>
+${lanesSection(view.lanes)}
 <h2>Session log</h2>
 ${events.length === 0 ? html`<p class="quiet">No session log yet.</p>` : html`<p class="quiet">Events ${view.start + 1}–${view.end} of ${events.length}.</p>`}
 ${view.start > 0 ? html`<p><a class="more" href="${base}?before=${view.start}">Load earlier (${view.start} more)</a></p>` : ""}
@@ -131,6 +138,17 @@ function cutTo(text: string, bytes: number): string {
     index += char.length;
   }
   return text.slice(0, index);
+}
+
+/** The specialists as lanes: stacked on a phone, side by side where the page is wider (style.ts). */
+function lanesSection(lanes: Lane[]) {
+  if (lanes.length === 0) return "";
+  return html`<section aria-labelledby="lanes"><h2 id="lanes">Specialists</h2>
+<ol class="lanes">${lanes.map(
+    (lane) => html`<li class="lane"><p><strong>${lane.name}</strong> <span class="chip ${lane.state}">${lane.state}</span></p>
+<p class="quiet">${lane.part} · ${lane.turns} turns · ${formatCost(lane.cost_usd)}</p>
+${lane.report === undefined ? html`<p class="quiet">No report yet.</p>` : html`<details><summary>Report</summary><pre>${cutTo(lane.report, OUTPUT_CUT)}</pre></details>`}</li>`,
+  )}</ol></section>`;
 }
 
 function report(r: SpecialistReport) {
