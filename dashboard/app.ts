@@ -13,6 +13,7 @@ import { nowBody, readNow, type NowSources } from "./now.ts";
 import { APP_CSS } from "./style.ts";
 import { fullOutput, readTask, taskBody, type TaskPageSources } from "./task-page.ts";
 import { tasksBody } from "./tasks-list.ts";
+import { readTrace, traceBody } from "./trace-page.ts";
 
 export interface DashboardDeps extends Omit<NowSources, "tasks"> {
   /** What the bot reads too (`daemon.tasks`): Now's questions, the Tasks page's indexed `list`, a task by id. */
@@ -32,7 +33,7 @@ export interface DashboardDeps extends Omit<NowSources, "tasks"> {
   memory: MemorySources;
   /** Priced charges since a time, counted as the daily budget counts them (the daemon: `sessionCharges`). */
   charges: CostSources["charges"];
-  /** A task's specialists' own logs, for their lanes on the Task page (the daemon: `specialistLogs`). */
+  /** A task's specialists' own logs, for their lanes on the Task page and their calls on the Trace page (the daemon: `specialistLogs`). */
   readSpecialists: TaskPageSources["readSpecialists"];
   /** What `nightshift doctor` checks, run when the Health page is loaded. */
   checks: HealthSources["checks"];
@@ -85,8 +86,13 @@ export function createDashboard(deps: DashboardDeps): Hono<{ Variables: { sessio
   app.get("/tasks", (c) => c.html(page("Nightshift · Tasks", tasksBody(deps.tasks, c.req.query(), deps.clock.now()), true)));
   app.get("/tasks/:id", async (c) => {
     const view = await readTask(deps, c.req.param("id"), c.req.query("before"));
-    if (!view) return c.html(page("No such task", html`<h1>No such task</h1><p>No task has the id <code>${c.req.param("id")}</code>.</p><p><a href="/tasks">All tasks</a></p>`, true), 404);
+    if (!view) return c.html(noSuchTask(c.req.param("id")), 404);
     return c.html(page(`Nightshift · ${view.task.title || "Task"}`, taskBody(view, deps.clock.now()), true));
+  });
+  app.get("/tasks/:id/trace", async (c) => {
+    const view = await readTrace(deps, c.req.param("id"), c.req.query("before"), deps.clock.now());
+    if (!view) return c.html(noSuchTask(c.req.param("id")), 404);
+    return c.html(page(`Nightshift · Trace · ${view.task.title || "Task"}`, traceBody(view), true));
   });
   // "Show all" of a cut output: plain text (with nosniff), so nothing in it can run.
   app.get("/tasks/:id/output/:tool", async (c) => {
@@ -130,6 +136,7 @@ export function createDashboard(deps: DashboardDeps): Hono<{ Variables: { sessio
 
 const nav = html`<nav class="top"><a href="/">Now</a><a href="/tasks">Tasks</a><a href="/memory">Memory</a><a href="/cost">Cost</a><a href="/health">Health</a></nav>`;
 const back = html`<p><a href="/">Back to Now</a></p>`;
+const noSuchTask = (id: string) => page("No such task", html`<h1>No such task</h1><p>No task has the id <code>${id}</code>.</p><p><a href="/tasks">All tasks</a></p>`, true);
 const capital = (text: string) => text.charAt(0).toUpperCase() + text.slice(1);
 
 /** `styled`: pages behind the session link the stylesheet (itself behind the session). */

@@ -7,7 +7,8 @@ import { STATE_WORDS } from "./now.ts";
 import { lanesOf, type Lane, type SpecialistLog } from "./lanes.ts";
 
 /**
- * The Task page: a header (state, model, turns, cost against budget, elapsed), its specialists as lanes (state, turns, cost, report collapsed), then the session
+ * The Task page: a header (state, model, turns, cost against budget, elapsed, a link to its Trace
+ * page), its specialists as lanes (state, turns, cost, report collapsed), then the session
  * log as one block per model turn: its text, each tool call's input on one line with its
  * permission decisions (allow/ask/deny and the rule), approvals asked and answered (by whom), its
  * duration, outcome and output (collapsed, cut to 4 KB); retries, budget warnings, checkpoints,
@@ -80,7 +81,7 @@ export function taskBody(view: TaskView, now: number) {
     return other(event);
   });
   return html`<h1>${task.title || "Task"}</h1>
-<p class="quiet"><code>${task.id}</code> · from ${task.origin}</p>
+<p class="quiet"><code>${task.id}</code> · from ${task.origin} · <a class="more" href="${base}/trace">Trace</a></p>
 <dl class="facts">
 <div><dt>State</dt><dd><span class="state ${task.state}">${STATE_WORDS[task.state]}</span>${task.reason ? html` · ${task.reason}` : ""}</dd></div>
 <div><dt>Model</dt><dd>${responses.at(-1)?.model ?? task.spec.model}</dd></div>
@@ -156,7 +157,7 @@ function report(r: SpecialistReport) {
 }
 
 /** A tool's input on one line: a lone string field as it is (a command, a path), else JSON; newlines as ⏎. */
-function oneLine(input: unknown): string {
+export function oneLine(input: unknown): string {
   const values = input && typeof input === "object" ? Object.values(input) : [];
   const text = values.length === 1 && typeof values[0] === "string" ? values[0] : JSON.stringify(input) ?? "";
   const line = text.replace(/\r?\n/g, " ⏎ ");
