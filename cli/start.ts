@@ -224,7 +224,7 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
   // After the ready line: Hono and its Node adapter take 50-100 ms to load, which start → ready
   // does not wait for. A port in use is said in one line and the daemon runs on without a dashboard.
   const dashboardStarting = (async () => {
-    const { createDashboard, serveDashboard, sessionCharges } = await import("../dashboard/index.ts");
+    const { createDashboard, serveDashboard, sessionCharges, specialistLogs } = await import("../dashboard/index.ts");
     const app = createDashboard({
       dir: join(home, "state", "dashboard"),
       clock,
@@ -235,6 +235,8 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
       tasks: daemon.tasks,
       approvals: runtime.approvals,
       readEvents: (id) => readSessionLog(join(runtime.sessionsDir, `${id}.jsonl`)),
+      // A task's specialists each have a log in sessions/<task>/ (runtime.ts `runChild`).
+      readSpecialists: (id) => specialistLogs(runtime.sessionsDir, id),
       spentToday: async () => (await spendSummary(runtime.sessionsDir, clock.now())).todayUsd,
       dailyUsd: config.budget.daily_usd,
       // What `nightshift memory show` and /memory read, and /memory undo's undo.

@@ -13,8 +13,10 @@ import { nowBody, readNow, type NowSources } from "./now.ts";
 import { APP_CSS } from "./style.ts";
 import { liveStream, type LiveSources } from "./live.ts";
 import { LIVE_SCRIPT } from "./live-script.ts";
-import { approvalsOf, fullOutput, readTask, taskBody, taskHead, taskPath } from "./task-page.ts";
+import { approvalsOf, fullOutput, readTask, taskBody, taskHead, taskPath, type TaskPageSources } from "./task-page.ts";
+import { lanesOf } from "./lanes.ts";
 import { tasksBody } from "./tasks-list.ts";
+import { readTrace, traceBody } from "./trace-page.ts";
 
 export interface DashboardDeps extends Omit<NowSources, "tasks"> {
   /** What the bot reads too (`daemon.tasks`): Now's questions, the Tasks page's indexed `list`, a task by id. */
@@ -34,6 +36,8 @@ export interface DashboardDeps extends Omit<NowSources, "tasks"> {
   memory: MemorySources;
   /** Priced charges since a time, counted as the daily budget counts them (the daemon: `sessionCharges`). */
   charges: CostSources["charges"];
+  /** A task's specialists' own logs, for their lanes on the Task page and their calls on the Trace page (the daemon: `specialistLogs`). */
+  readSpecialists: TaskPageSources["readSpecialists"];
   /** What `nightshift doctor` checks, run when the Health page is loaded. */
   checks: HealthSources["checks"];
   /** Live updates: the daemon's events as they are emitted, and a task's log read from where a stream left off. */
@@ -93,7 +97,10 @@ export function createDashboard(deps: DashboardDeps): Hono<{ Variables: { sessio
       watch: deps.watch,
       readLogFrom: deps.readLogFrom,
       find: (id) => deps.tasks.find(id),
-      head: (task, events) => String(taskHead(task, events, approvalsOf(deps.approvals.pending(), task.id), deps.clock.now(), csrf)),
+      head: async (task, events) => {
+        const lanes = lanesOf(task, events, await deps.readSpecialists(task.id).catch(() => []));
+        return String(taskHead(task, events, approvalsOf(deps.approvals.pending(), task.id), lanes, deps.clock.now(), csrf));
+      },
     });
   });
   app.get("/", async (c) => c.html(page("Nightshift · Now", nowBody(await readNow(deps, deps.clock.now()), csrfTokenOf(c.get("session"))), true)));
@@ -101,7 +108,7 @@ export function createDashboard(deps: DashboardDeps): Hono<{ Variables: { sessio
   app.get("/tasks", (c) => c.html(page("Nightshift · Tasks", tasksBody(deps.tasks, c.req.query(), deps.clock.now()), true)));
   app.get("/tasks/:id", async (c) => {
     const view = await readTask(deps, c.req.param("id"), c.req.query("before"));
-    if (!view) return c.html(page("No such task", html`<h1>No such task</h1><p>No task has the id <code>${c.req.param("id")}</code>.</p><p><a href="/tasks">All tasks</a></p>`, true), 404);
+    if (!view) return c.html(noSuchTask(c.req.param("id")), 404);
     return c.html(page(`Nightshift · ${view.task.title || "Task"}`, taskBody(view, deps.clock.now(), csrfTokenOf(c.get("session"))), true));
   });
   // The same cancel as `nightshift cancel` and /cancel; the guard has checked Origin and the CSRF token.
@@ -112,6 +119,11 @@ export function createDashboard(deps: DashboardDeps): Hono<{ Variables: { sessio
     deps.trace.info({ event: "dashboard_cancel", session: task.id, result }, `task ${task.id} cancel on the dashboard: ${result}`);
     if (result === "finished") return c.html(page("Not cancelled", html`<h1>Not cancelled</h1><p>The task had already ended.</p><p><a href="${taskPath(task.id)}">Back to the task</a></p>`, true), 409);
     return c.redirect(taskPath(task.id), 303);
+  });
+  app.get("/tasks/:id/trace", async (c) => {
+    const view = await readTrace(deps, c.req.param("id"), c.req.query("before"), deps.clock.now());
+    if (!view) return c.html(noSuchTask(c.req.param("id")), 404);
+    return c.html(page(`Nightshift · Trace · ${view.task.title || "Task"}`, traceBody(view), true));
   });
   // "Show all" of a cut output: plain text (with nosniff), so nothing in it can run.
   app.get("/tasks/:id/output/:tool", async (c) => {
@@ -158,6 +170,7 @@ export function createDashboard(deps: DashboardDeps): Hono<{ Variables: { sessio
 
 const nav = html`<nav class="top"><a href="/">Now</a><a href="/tasks">Tasks</a><a href="/memory">Memory</a><a href="/cost">Cost</a><a href="/health">Health</a></nav>`;
 const back = html`<p><a href="/">Back to Now</a></p>`;
+const noSuchTask = (id: string) => page("No such task", html`<h1>No such task</h1><p>No task has the id <code>${id}</code>.</p><p><a href="/tasks">All tasks</a></p>`, true);
 const capital = (text: string) => text.charAt(0).toUpperCase() + text.slice(1);
 
 /** `styled`: pages behind the session link the stylesheet (itself behind the session). */

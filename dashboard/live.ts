@@ -30,7 +30,7 @@ export interface LiveSources {
   /** The complete events after byte `offset` of a task's session log, and the offset after them. */
   readLogFrom(id: string, offset: number): Promise<{ events: SessionEvent[]; offset: number }>;
   /** The header as the Task page draws it, for the task's state now. */
-  head(task: TaskRecord, events: SessionEvent[]): string;
+  head(task: TaskRecord, events: SessionEvent[]): Promise<string>;
   find(id: string): TaskRecord | undefined;
 }
 
@@ -107,7 +107,7 @@ async function taskFollower(stream: SSEStreamingApi, sources: LiveSources, taskI
       await stream.writeSSE({ event: "log", id: String(index + 1), data: JSON.stringify(fragment ?? {}) });
     }
     const task = sources.find(taskId);
-    const next = task ? sources.head(task, events) : "";
+    const next = task ? await sources.head(task, events) : "";
     if (next !== head) {
       // Sent once on connecting too: the task may have moved on since the page was drawn.
       await stream.writeSSE({ event: "head", data: JSON.stringify({ html: next }) });

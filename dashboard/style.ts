@@ -52,6 +52,23 @@ svg.chart { display: block; width: 100%; height: auto; border-bottom: 1px solid 
 svg.chart .bar { fill: #2e86c1; }
 svg.chart .bar.over { fill: #c0392b; }
 svg.chart .budget { stroke: #b9770e; stroke-width: 1.5; stroke-dasharray: 4 3; }
+.lanes { list-style: none; margin: 0; padding: 0; display: grid; gap: 0.6rem; grid-template-columns: repeat(auto-fill, minmax(14rem, 1fr)); }
+.lane { border: 1px solid #8886; border-radius: 6px; padding: 0.6rem; min-width: 0; }
+.chip.done { color: #1e8449; }
+.chip.running { color: #2e86c1; }
+.chip.failed, .chip.unavailable { color: #c0392b; }
+.chip.cancelled, .chip.interrupted { color: #b9770e; }
+.waterfall { list-style: none; margin: 0; padding: 0; }
+.waterfall .call { margin: 0 0 0.5rem; }
+.waterfall .call p { margin: 0 0 0.15rem; font-size: 0.9rem; }
+.waterfall .who { font-style: italic; }
+svg.span { display: block; width: 100%; height: 0.6rem; }
+svg.span .track { fill: #8882; }
+svg.span .bar.model { fill: #2e86c1; }
+svg.span .bar.tool { fill: #1e8449; }
+svg.span .bar.specialist { fill-opacity: 0.6; }
+svg.span .bar.error, svg.span .bar.interrupted { fill: #c0392b; }
+svg.span .bar.running, svg.span .bar.unfinished { fill: #b9770e; }
 table.spend { width: 100%; border-collapse: collapse; margin-top: 0.5rem; }
 .checks .mark { display: inline-block; min-width: 1.2rem; font-weight: bold; }
 .checks .ok .mark { color: #1e8449; }

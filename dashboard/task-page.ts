@@ -5,9 +5,11 @@ import type { TaskReader, TaskRecord } from "../tasks/index.ts";
 import { ago, formatCost, size } from "./format.ts";
 import { spentIn } from "../runtime/pricing.ts";
 import { approvalCard, STATE_WORDS } from "./now.ts";
+import { lanesOf, type Lane, type SpecialistLog } from "./lanes.ts";
 
 /**
- * The Task page: a header (state, model, turns, cost against budget, elapsed), then the session
+ * The Task page: a header (state, model, turns, cost against budget, elapsed, a link to its Trace
+ * page), its specialists as lanes (state, turns, cost, report collapsed), then the session
  * log as one block per model turn: its text, each tool call's input on one line with its
  * permission decisions (allow/ask/deny and the rule), approvals asked and answered (by whom), its
  * duration, outcome and output (collapsed, cut to 4 KB); retries, budget warnings, checkpoints,
@@ -25,6 +27,8 @@ export interface TaskPageSources {
   readEvents(id: string): Promise<SessionEvent[]>;
   /** Pending approvals: the task's own (and its specialists') are pinned on top of its page. */
   approvals: Pick<ApprovalStore, "pending">;
+  /** The task's specialists' own logs (sessions/<task>/: `specialistLogs`); none when it had none. */
+  readSpecialists(id: string): Promise<SpecialistLog[]>;
 }
 
 export interface TaskView {
@@ -35,6 +39,8 @@ export interface TaskView {
   end: number;
   /** Approvals waiting for the person, asked by this task or one of its specialists. */
   approvals: ApprovalRecord[];
+  /** One per specialist session of this task, in the order they started. */
+  lanes: Lane[];
 }
 
 export async function readTask(sources: TaskPageSources, id: string, before: string | undefined): Promise<TaskView | undefined> {
@@ -43,7 +49,8 @@ export async function readTask(sources: TaskPageSources, id: string, before: str
   const events = await sources.readEvents(task.id).catch(() => [] as SessionEvent[]);
   const asked = Number(before);
   const end = before !== undefined && Number.isInteger(asked) && asked >= 0 ? Math.min(asked, events.length) : events.length;
-  return { task, events, start: Math.max(0, end - WINDOW), end, approvals: approvalsOf(sources.approvals.pending(), task.id) };
+  const lanes = lanesOf(task, events, await sources.readSpecialists(task.id).catch(() => []));
+  return { task, events, start: Math.max(0, end - WINDOW), end, approvals: approvalsOf(sources.approvals.pending(), task.id), lanes };
 }
 
 /** A specialist's session is <task>.<call>.<name>: its approvals belong on its task's page. */
@@ -93,7 +100,7 @@ export function taskBody(view: TaskView, now: number, csrf: string) {
   });
   const live = view.end === events.length;
   return html`<div id="live"${live ? html` data-live="task" data-task="${task.id}" data-after="${events.length}"` : ""}>
-<div id="head">${taskHead(task, events, view.approvals, now, csrf)}</div>
+<div id="head">${taskHead(task, events, view.approvals, view.lanes, now, csrf)}</div>
 <h2>Session log</h2>
 ${events.length === 0 ? html`<p class="quiet">No session log yet.</p>` : html`<p class="quiet">Events ${view.start + 1}–${view.end} of ${events.length}${live ? " · new events appear as they happen" : ""}.</p>`}
 ${view.start > 0 ? html`<p><a class="more" href="${base}?before=${view.start}">Load earlier (${view.start} more)</a></p>` : ""}
@@ -104,14 +111,14 @@ ${view.end < events.length ? html`<p><a class="more" href="${base}">Latest event
 
 export const taskPath = (id: string) => `/tasks/${encodeURIComponent(id)}`;
 
-/** The header: state, model, turns, cost against budget, elapsed, Cancel, and the approvals waiting, pinned. */
-export function taskHead(task: TaskRecord, events: SessionEvent[], approvals: ApprovalRecord[], now: number, csrf: string) {
+/** The header: state, model, turns, cost against budget, elapsed, Cancel, the approvals waiting (pinned) and the specialists' lanes. */
+export function taskHead(task: TaskRecord, events: SessionEvent[], approvals: ApprovalRecord[], lanes: Lane[], now: number, csrf: string) {
   const responses = events.filter((event): event is EventOf<"model_response"> => event.type === "model_response");
   const spent = Math.max(task.cost_usd, spentIn(events));
   const elapsed = task.started !== undefined ? ago((task.finished ?? now) - task.started) : "not started";
   const base = taskPath(task.id);
   return html`<h1>${task.title || "Task"}</h1>
-<p class="quiet"><code>${task.id}</code> · from ${task.origin}</p>
+<p class="quiet"><code>${task.id}</code> · from ${task.origin} · <a class="more" href="${base}/trace">Trace</a></p>
 ${approvals.map((record) => approvalCard(record, undefined, now, csrf, base))}
 <dl class="facts">
 <div><dt>State</dt><dd><span class="state ${task.state}">${STATE_WORDS[task.state]}</span>${task.reason ? html` · ${task.reason}` : ""}</dd></div>
@@ -120,7 +127,8 @@ ${approvals.map((record) => approvalCard(record, undefined, now, csrf, base))}
 <div><dt>Cost</dt><dd class="${spent >= task.spec.budget.max_usd ? "warn" : ""}">${formatCost(spent)} of ${formatCost(task.spec.budget.max_usd)}</dd></div>
 <div><dt>Elapsed</dt><dd>${elapsed}</dd></div>
 </dl>
-${ACTIVE.has(task.state) ? html`<form method="post" action="${base}/cancel" class="cancel"><input type="hidden" name="_csrf" value="${csrf}"><button type="submit" class="deny">Cancel this task</button></form>` : ""}`;
+${ACTIVE.has(task.state) ? html`<form method="post" action="${base}/cancel" class="cancel"><input type="hidden" name="_csrf" value="${csrf}"><button type="submit" class="deny">Cancel this task</button></form>` : ""}
+${lanesSection(lanes)}`;
 }
 
 /** What the live stream sends for events[index]: a block to add at the end, or a tool call's block redrawn. */
@@ -190,12 +198,23 @@ function cutTo(text: string, bytes: number): string {
   return text.slice(0, index);
 }
 
+/** The specialists as lanes: stacked on a phone, side by side where the page is wider (style.ts). */
+function lanesSection(lanes: Lane[]) {
+  if (lanes.length === 0) return "";
+  return html`<section aria-labelledby="lanes"><h2 id="lanes">Specialists</h2>
+<ol class="lanes">${lanes.map(
+    (lane) => html`<li class="lane"><p><strong>${lane.name}</strong> <span class="chip ${lane.state}">${lane.state}</span></p>
+<p class="quiet">${lane.part} · ${lane.turns} turns · ${formatCost(lane.cost_usd)}</p>
+${lane.report === undefined ? html`<p class="quiet">No report yet.</p>` : html`<details><summary>Report</summary><pre>${cutTo(lane.report, OUTPUT_CUT)}</pre></details>`}</li>`,
+  )}</ol></section>`;
+}
+
 function report(r: SpecialistReport) {
   return html`<details class="report"><summary>${r.name} · ${r.status} · ${r.turns} turns · ${formatCost(r.cost_usd)}</summary><pre>${cutTo(r.report, OUTPUT_CUT)}</pre></details>`;
 }
 
 /** A tool's input on one line: a lone string field as it is (a command, a path), else JSON; newlines as ⏎. */
-function oneLine(input: unknown): string {
+export function oneLine(input: unknown): string {
   const values = input && typeof input === "object" ? Object.values(input) : [];
   const text = values.length === 1 && typeof values[0] === "string" ? values[0] : JSON.stringify(input) ?? "";
   const line = text.replace(/\r?\n/g, " ⏎ ");

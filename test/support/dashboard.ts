@@ -4,6 +4,7 @@ import { join } from "node:path";
 import type { Check } from "../../cli/doctor.ts";
 import { createDashboard } from "../../dashboard/app.ts";
 import { createAuthStore } from "../../dashboard/auth-store.ts";
+import { specialistLogs } from "../../dashboard/lanes.ts";
 import { sessionCharges } from "../../dashboard/spend.ts";
 import { openMemory, type Memory } from "../../memory/index.ts";
 import { undoText } from "../../bot/reports.ts";
@@ -91,6 +92,8 @@ export function setupDashboard(options: SetupOptions = {}): Setup {
       const task = tasks.find((entry) => entry.id === id);
       return !task ? "unknown" : ["done", "failed", "cancelled"].includes(task.state) ? "finished" : "cancelling";
     },
+    // Specialists' logs are files a test writes under home/sessions/<task>/, read as the daemon reads them.
+    readSpecialists: (id) => specialistLogs(join(home, "sessions"), id),
     spentToday: async () => options.spentToday ?? 0,
     dailyUsd: options.dailyUsd ?? 10,
     // The memory service's undo is the store's undo told as text (cli/memory-service.ts).
