@@ -26,6 +26,8 @@ export interface ApproverOptions {
   clock: Clock;
   /** The chats to ask: the task's chat if it came from Telegram, else every user's. */
   chatsFor(record: ApprovalRecord): number[];
+  /** The link to a task's dashboard page (`taskPageLink`), or "" when there is no public one. */
+  taskLink(id: string): string;
 }
 
 const DECISIONS: Record<string, Exclude<ApprovalAnswer["decision"], "expired">> = { once: "once", task: "task", deny: "deny", nodeny: "deny" };
@@ -34,8 +36,14 @@ export function createTelegramApprover(options: ApproverOptions): TelegramApprov
   const { store, outbox, bot, clock } = options;
 
   const placesOf = (id: string) => bot.data.approvals[id]?.places ?? [];
+  /** The question, with a link to its task's page when the dashboard has a public address. */
+  const question = (record: ApprovalRecord, settled = false) => {
+    const link = options.taskLink(record.session.split(".")[0]!); // a specialist's session is <task>.<call>.<name>
+    return `${requestText(record, clock.now(), settled)}${link ? `\n${link}` : ""}`;
+  };
+  // Previews off: a preview would fetch the task's page, or a URL named in the target.
   const edit = (place: MessagePlace, text: string, buttons?: unknown): void => {
-    const params = { text, parse_mode: "HTML", ...(buttons ? { reply_markup: buttons } : {}) };
+    const params = { text, parse_mode: "HTML", link_preview_options: { is_disabled: true }, ...(buttons ? { reply_markup: buttons } : {}) };
     const call: OutgoingCall | undefined = place.message !== undefined
       ? { method: "editMessageText", chat_id: place.chat, params: { ...params, message_id: place.message } }
       : place.outbox ? { method: "editMessageText", chat_id: place.chat, edit_of: place.outbox, params } : undefined;
@@ -43,7 +51,7 @@ export function createTelegramApprover(options: ApproverOptions): TelegramApprov
   };
   const ask = (record: ApprovalRecord, chat: number): MessagePlace => ({
     chat,
-    outbox: outbox.enqueue({ method: "sendMessage", chat_id: chat, params: { text: requestText(record, clock.now()), parse_mode: "HTML", reply_markup: buttons(record.id) }, tag: `approval:${record.id}` }),
+    outbox: outbox.enqueue({ method: "sendMessage", chat_id: chat, params: { text: question(record), parse_mode: "HTML", link_preview_options: { is_disabled: true }, reply_markup: buttons(record.id) }, tag: `approval:${record.id}` }),
   });
   /** Edits every message showing the approval to its decision, once. */
   const settle = (record: ApprovalRecord, answer: ApprovalAnswer) => {
@@ -53,7 +61,7 @@ export function createTelegramApprover(options: ApproverOptions): TelegramApprov
       data.approvals[record.id]!.settled = true;
       for (const [chat, id] of Object.entries(data.awaiting_reason)) if (id === record.id) delete data.awaiting_reason[chat];
     });
-    for (const place of entry.places) edit(place, `${requestText(record, clock.now(), true)}\n\n${decisionText(answer)}`);
+    for (const place of entry.places) edit(place, `${question(record, true)}\n\n${decisionText(answer)}`);
   };
 
   return {
@@ -86,12 +94,12 @@ export function createTelegramApprover(options: ApproverOptions): TelegramApprov
       const place: MessagePlace = placesOf(id).find((candidate) => candidate.chat === chat) ?? { chat, message };
       if (choice === "deny") {
         bot.update((state) => void (state.awaiting_reason[String(chat)] = id));
-        edit({ ...place, message }, `${requestText(record, clock.now())}\n\n✋ <b>Denying.</b> Send the reason as your next message (the agent reads it), or tap below.`, denyButtons(id));
+        edit({ ...place, message }, `${question(record)}\n\n✋ <b>Denying.</b> Send the reason as your next message (the agent reads it), or tap below.`, denyButtons(id));
         return "Send the reason as your next message.";
       }
       if (choice === "back") {
         bot.update((state) => void delete state.awaiting_reason[String(chat)]);
-        edit({ ...place, message }, requestText(record, clock.now()), buttons(id));
+        edit({ ...place, message }, question(record), buttons(id));
         return "Back to the question.";
       }
       const result = store.answer(id, { decision: DECISIONS[choice]!, by });

@@ -7,7 +7,7 @@ import type { ApprovalRecord, ApprovalStore, Clock, Config } from "../runtime/in
 import type { Daemon, TaskRecord } from "../tasks/index.ts";
 import { createTelegramApprover, type TelegramApprover } from "./approvals.ts";
 import { createFollower } from "./follow.ts";
-import { escapeHtml } from "./format.ts";
+import { escapeHtml, taskPageLink } from "./format.ts";
 import { createTelegramOutbox, type TelegramOutbox } from "./outbox.ts";
 import { createPairingStore, type PairingStore } from "./pairing.ts";
 import { BOT_COMMANDS, budgetText, helpText, spendSummary, statusText, TASKS_SHOWN, tasksText, traceText } from "./reports.ts";
@@ -44,6 +44,8 @@ export interface TelegramBotOptions {
   readEvents(id: string): Promise<import("../runtime/index.ts").SessionEvent[]>;
   /** /dashboard: a new one-time login link (cli/dashboard.ts loginLink); `local` when it is on loopback. */
   dashboardLink(): { url: string; until: string; local: boolean };
+  /** `dashboard.public_url`: task messages link to the task's page there. */
+  dashboardUrl?: string;
 }
 
 export interface TelegramFile {
@@ -114,12 +116,14 @@ export function createTelegramBot(options: TelegramBotOptions): TelegramBot {
   const reply = (chat: number, text: string, replyTo?: number) =>
     outbox.enqueue({ method: "sendMessage", chat_id: chat, params: { text, parse_mode: "HTML", link_preview_options: { is_disabled: true }, ...(replyTo ? { reply_parameters: { message_id: replyTo, allow_sending_without_reply: true } } : {}) } });
 
-  const follower = createFollower({ outbox, store, userChats: users, notify: settings.notify, titleOf: (id) => daemon.get(id)?.title ?? "Task", notifyOf: (id) => daemon.get(id)?.spec.notify });
+  const taskLink = (id: string) => taskPageLink(options.dashboardUrl, id);
+  const follower = createFollower({ outbox, store, userChats: users, notify: settings.notify, titleOf: (id) => daemon.get(id)?.title ?? "Task", notifyOf: (id) => daemon.get(id)?.spec.notify, taskLink });
   const approver = createTelegramApprover({
     store: options.approvals,
     outbox,
     bot: store,
     clock,
+    taskLink,
     chatsFor: (record: ApprovalRecord) => {
       const chat = store.data.tasks[record.session.split(".")[0]!]?.chat; // a specialist's session is <task>.<call>.<name>
       return chat !== undefined ? [chat] : settings.notify.includes("approval") ? users() : [];

@@ -24,6 +24,8 @@ export interface FollowOptions {
   notifyOf(id: string): boolean | undefined;
   /** A task's title (after a restart, events start with `resumed`, not `session_start`). */
   titleOf(id: string): string;
+  /** The link to a task's dashboard page (`taskPageLink`), or "" when there is no public one. */
+  taskLink(id: string): string;
 }
 
 export interface Follower {
@@ -83,7 +85,7 @@ export function createFollower(options: FollowOptions): Follower {
     const kind: NotifyKind = result.status === "done" ? "finished" : "failed";
     for (const chat of audience(id, kind)) {
       const replyTo = chat === entry?.chat ? entry.request : undefined;
-      for (const message of resultMessages(record, result)) {
+      for (const message of resultMessages(record, result, options.taskLink(id))) {
         if (message.document) {
           outbox.enqueue({ method: "sendDocument", chat_id: chat, params: { caption: message.caption, parse_mode: "HTML" }, document: message.document, tag: `result:${id}` });
         } else send(chat, message.text, `result:${id}`, replyTo);
@@ -117,7 +119,8 @@ export function createFollower(options: FollowOptions): Follower {
         const used = event.kind === "usd" || event.kind === "daily_usd" ? formatCost(event.used) : String(Math.round(event.used));
         const limit = event.kind === "usd" || event.kind === "daily_usd" ? formatCost(event.limit) : String(event.limit);
         const what = { turns: "turns", usd: "budget", time: "time", daily_usd: "today's budget" }[event.kind] ?? event.kind;
-        for (const chat of audience(id, "budget")) send(chat, `⚠️ Task <code>${escapeHtml(id)}</code> has used ${Math.round((event.used / event.limit) * 100)}% of its ${what} (${used} of ${limit}).`, `note:${id}`);
+        const link = options.taskLink(id);
+        for (const chat of audience(id, "budget")) send(chat, `⚠️ Task <code>${escapeHtml(id)}</code> has used ${Math.round((event.used / event.limit) * 100)}% of its ${what} (${used} of ${limit}).${link ? `\n${link}` : ""}`, `note:${id}`);
       }
       if (!followed) return;
       const status = progress.get(id) ?? statusOf(id, options.titleOf(id));
@@ -153,15 +156,27 @@ export function createFollower(options: FollowOptions): Follower {
 
 type ResultMessage = { text: string; document?: undefined } | { document: { filename: string; content: string }; caption: string };
 
-/** The answer as Telegram HTML, split under 4,096 characters, or a `.md` document past a few parts. */
-export function resultMessages(record: Pick<TaskRecord, "id" | "title">, result: SessionResult): ResultMessage[] {
+/**
+ * The answer as Telegram HTML, split under 4,096 characters, or a `.md` document past a few parts.
+ * `link` (to the task's dashboard page) goes at the end of the last part, whole: the parts are cut
+ * with room left for it.
+ */
+export function resultMessages(record: Pick<TaskRecord, "id" | "title">, result: SessionResult, link = ""): ResultMessage[] {
   const head = `${result.status === "done" ? "✅" : result.status === "cancelled" ? "⏹" : "❌"} <b>${escapeHtml(record.title)}</b> · <code>${escapeHtml(record.id)}</code>`;
   const why = result.status === "done" ? "" : `\n${result.status}${result.reason ? `: ${escapeHtml(result.reason)}` : ""}`;
   const answer = result.answer.trim();
   const body = answer ? `\n\n${markdownToTelegramHtml(answer)}` : result.status === "done" ? "\n\n(no answer)" : "";
-  const split = splitForTelegram(`${head}${why}${body}`);
-  if ("parts" in split) return split.parts.map((text) => ({ text }));
-  return [{ document: { filename: `${record.id}.md`, content: result.answer }, caption: `${head}\nThe answer is long, so it is attached (${result.answer.length.toLocaleString("en")} characters).` }];
+  const tail = link ? `\n\n${link}` : "";
+  const split = splitForTelegram(`${head}${why}${body}`, { limit: TELEGRAM_LIMIT - visibleLength(tail) });
+  if ("parts" in split) return split.parts.map((text, i, parts) => ({ text: i === parts.length - 1 ? `${text}${tail}` : text }));
+  return [{ document: { filename: `${record.id}.md`, content: result.answer }, caption: `${head}\nThe answer is long, so it is attached (${result.answer.length.toLocaleString("en")} characters).${tail}` }];
+}
+
+const TELEGRAM_LIMIT = 4096;
+
+/** What Telegram counts of a fixed line of ours: its text without tags (it has no entities). */
+function visibleLength(html: string): number {
+  return html.replace(/<[^>]*>/g, "").length;
 }
 
 function toolLine(name: string, input: unknown): string {

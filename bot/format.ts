@@ -2,11 +2,21 @@
 // split into parts that each stay valid (split.ts), and the one progress message edited in place.
 // Pure functions, no I/O.
 
-import { escapeHtml } from "./escape.ts";
+import { escapeAttr, escapeHtml } from "./escape.ts";
 
 export { escapeHtml } from "./escape.ts";
 export { markdownToTelegramHtml } from "./markdown.ts";
 export { splitForTelegram, type SplitOptions } from "./split.ts";
+
+/**
+ * A link to a task's page on the dashboard at `dashboard.public_url`, as Telegram HTML, or "" without
+ * one: a loopback address would not open on the phone. A message carrying it must have link previews
+ * off, or Telegram would fetch the page.
+ */
+export function taskPageLink(publicUrl: string | undefined, id: string): string {
+  if (!publicUrl) return "";
+  return `<a href="${escapeAttr(`${new URL(publicUrl).origin}/tasks/${encodeURIComponent(id)}`)}">Open on the dashboard</a>`;
+}
 
 // ---------------------------------------------------------------------------------------------
 // The progress message

@@ -109,6 +109,7 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
       digest: () => memoryService.digest(),
       readEvents: (id) => readSessionLog(join(runtime.sessionsDir, `${id}.jsonl`)),
       dashboardLink: () => loginLink({ home, clock, port: config.dashboard.port, ...(config.dashboard.public_url ? { publicUrl: config.dashboard.public_url } : {}) }),
+      ...(config.dashboard.public_url ? { dashboardUrl: config.dashboard.public_url } : {}),
     });
   }
 

@@ -5,6 +5,7 @@ import type { ApprovalStore, Clock, TraceLogger } from "../runtime/index.ts";
 import type { TaskReader } from "../tasks/index.ts";
 import { createAuthStore, csrfTokenOf, SESSION_TTL_MS, type AuthStore } from "./auth-store.ts";
 import { guard, hostOf, originsFor, securityHeaders, SESSION_COOKIE } from "./guard.ts";
+import { journalBody, noJournalBody } from "./journal-page.ts";
 import { LOGIN_SCRIPT } from "./login-script.ts";
 import { costBody, readCost, type CostSources } from "./cost-page.ts";
 import { healthBody, type HealthSources } from "./health-page.ts";
@@ -151,6 +152,15 @@ export function createDashboard(deps: DashboardDeps): Hono<{ Variables: { sessio
     const said = deps.memory.undo();
     deps.trace.info({ event: "dashboard_memory_undo" }, `memory undo on the dashboard: ${said}`);
     return c.redirect("/memory", 303);
+  });
+
+  // A day of the journal, where the Memory page's sources link to. The journal reads only a name
+  // of the form YYYY-MM-DD, so nothing else (`..`, a slash) can name a file.
+  app.get("/memory/journal/:day", (c) => {
+    const day = c.req.param("day");
+    const entries = deps.memory.journal.day(day);
+    if (!entries) return c.html(page("No such journal day", noJournalBody(day), true), 404);
+    return c.html(page(`Nightshift · Journal ${day}`, journalBody(day, entries), true));
   });
 
   app.get("/cost", async (c) => c.html(page("Nightshift · Cost", costBody(await readCost(deps, deps.clock.now())), true)));

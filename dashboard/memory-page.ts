@@ -3,19 +3,21 @@ import { basename } from "node:path";
 import { html } from "hono/html";
 import type { Journal, JournalEntry, MemoryStore } from "../memory/index.ts";
 import { size } from "./format.ts";
+import { journalHref } from "./journal-page.ts";
 import { lineDiff, type DiffLine } from "./line-diff.ts";
 
 /**
  * The Memory page: MEMORY.md's entries as the memory service reads them, each with the journal
- * entries it rests on (who wrote them, trusted or not), the file's size against `memory.cap`, its
- * versions in memory-history/ each with a line diff to the version after it, and Undo (the same
- * undo as Telegram's `/memory undo`). Every text goes through `html`'s escaping.
+ * entries it rests on (who wrote them, trusted or not, each linked to its place in the journal's
+ * page of its day), the file's size against `memory.cap`, its versions in memory-history/ each with
+ * a line diff to the version after it, and Undo (the same undo as Telegram's `/memory undo`). Every
+ * text goes through `html`'s escaping.
  */
 
 export interface MemorySources {
   store: Pick<MemoryStore, "path" | "read" | "history">;
-  /** Where an entry's sources are looked up (by journal id). */
-  journal: Pick<Journal, "all">;
+  /** Where an entry's sources are looked up (by journal id), and a day of it shown (the journal page). */
+  journal: Pick<Journal, "all" | "day">;
   /** `memory.cap` in bytes. */
   capBytes: number;
   /** The memory service's undo (what `/memory undo` runs); returns the text the bot would send. */
@@ -98,7 +100,7 @@ ${view.olderVersions > 0 ? html`<p class="quiet">${view.olderVersions} older ver
 function sourceItem(source: { id: string; entry?: JournalEntry }) {
   const entry = source.entry;
   if (!entry) return html`<li><code>${source.id}</code> <span class="quiet">(not in the journal)</span></li>`;
-  return html`<li><details><summary><code>${source.id}</code>&nbsp;<span class="chip ${entry.trusted ? "trusted" : "untrusted"}">${entry.trusted ? "trusted" : "untrusted"}</span>&nbsp;${entry.kind} by ${entry.source}</summary><pre>${entry.text}</pre></details></li>`;
+  return html`<li><details><summary><a href="${journalHref(entry.id)}"><code>${source.id}</code></a>&nbsp;<span class="chip ${entry.trusted ? "trusted" : "untrusted"}">${entry.trusted ? "trusted" : "untrusted"}</span>&nbsp;${entry.kind} by ${entry.source}</summary><pre>${entry.text}</pre></details></li>`;
 }
 
 const MARK = { same: " ", add: "+", remove: "-" } as const;

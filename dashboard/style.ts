@@ -45,6 +45,7 @@ pre { white-space: pre-wrap; overflow-wrap: anywhere; margin: 0.25rem 0; font-si
 .sources { list-style: none; margin: 0.35rem 0 0; padding: 0; }
 .chip.trusted { color: #1e8449; }
 .chip.untrusted { color: #c0392b; }
+.card:target { border: 2px solid #2e86c1; }
 .diff span { display: block; }
 .diff .add { color: #1e8449; }
 .diff .remove { color: #c0392b; }

@@ -29,11 +29,17 @@ export interface Journal {
   since(afterId?: string): JournalEntry[];
   /** Newest first, across days (for recall); a damaged line is skipped, never fatal. */
   all(): JournalEntry[];
+  /**
+   * One day's entries, oldest first; undefined when `day` is not a journal day (`YYYY-MM-DD`) or has
+   * no file. The name is checked before any path is built from it, so no other file can be read.
+   */
+  day(day: string): JournalEntry[] | undefined;
 }
 
 export const JOURNAL_TEXT_LIMIT = 2000;
 const SOURCES = ["user", "agent", "web", "file", "tool"] as const satisfies readonly JournalSource[];
 const TRUSTED: ReadonlySet<JournalSource> = new Set(["user", "agent"]);
+const DAY = /^\d{4}-\d{2}-\d{2}$/;
 const DAY_FILE = /^(\d{4}-\d{2}-\d{2})\.jsonl$/;
 const ID = /^(\d{4}-\d{2}-\d{2})#([1-9]\d*)$/;
 
@@ -127,6 +133,11 @@ export function openJournal(dir: string, clock: Clock): Journal {
     },
     since,
     all: () => since().reverse(),
+    day(day) {
+      if (!DAY.test(day)) return undefined;
+      const path = join(dir, `${day}.jsonl`);
+      return existsSync(path) ? readDay(path, day) : undefined;
+    },
   };
 }
 

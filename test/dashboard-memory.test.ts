@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { afterEach, describe, it } from "node:test";
 import type { MemoryEntry } from "../memory/index.ts";
 import { lineDiff, MAX_DIFF_LINES } from "../dashboard/line-diff.ts";
@@ -35,8 +36,8 @@ describe("dashboard Memory page", () => {
     assert.match(html, /<a href="\/memory">Memory<\/a>/, "the nav");
     assert.match(html, /2 entries, \d+ B of its 2\.0 KB cap \(memory\.cap\)/);
     assert.match(html, /Deploys happen on Fridays/);
-    assert.ok(html.includes(`<code>${asked.id}</code>&nbsp;<span class="chip trusted">trusted</span>&nbsp;request by user`), html);
-    assert.ok(html.includes(`<code>${read.id}</code>&nbsp;<span class="chip untrusted">untrusted</span>&nbsp;outcome by web`), html);
+    assert.ok(html.includes(`<code>${asked.id}</code></a>&nbsp;<span class="chip trusted">trusted</span>&nbsp;request by user`), html);
+    assert.ok(html.includes(`<code>${read.id}</code></a>&nbsp;<span class="chip untrusted">untrusted</span>&nbsp;outcome by web`), html);
     assert.match(html, /A page said Fridays are best/);
     assert.match(html, /<code>2026-01-01#9<\/code> <span class="quiet">\(not in the journal\)<\/span>/);
   });
@@ -56,6 +57,47 @@ describe("dashboard Memory page", () => {
     assert.ok(!html.includes("<img src=x"), "a source's text must come back escaped");
     assert.match(html, /Use &lt;script&gt;alert\(1\)&lt;\/script&gt; nowhere/);
     assert.match(html, /&lt;img src=x onerror=alert\(1\)&gt;/);
+  });
+
+  it("links each source to its entry on the journal page of its day", async () => {
+    const { s, session } = await signedIn();
+    s.memory.journal.append({ at: s.clock.now(), kind: "request", session: "t1", source: "user", text: "Deploy the site" });
+    const cited = s.memory.journal.append({ at: s.clock.now(), kind: "note", session: "t1", source: "agent", text: "Deploys go out on Fridays" });
+    write(s, entry("m1", "Deploys happen on Fridays", [cited.id]));
+    const [day, line] = cited.id.split("#") as [string, string];
+    const href = `/memory/journal/${day}#line-${line}`;
+    assert.ok((await page(s, session)).includes(`<a href="${href}"><code>${cited.id}</code></a>`), "the source links to its entry");
+
+    const response = await send(s, `/memory/journal/${day}`, { cookie: session });
+    assert.equal(response.status, 200);
+    const journal = await response.text();
+    assert.match(journal, /<h1>Journal · \d{4}-\d{2}-\d{2}<\/h1>/);
+    assert.match(journal, new RegExp(`<li class="card" id="line-${line}"><p class="quiet"><code>${cited.id}</code>&nbsp;<span class="chip trusted">trusted</span>&nbsp;note by agent`), "the anchor the link lands on is the cited entry");
+    assert.match(journal, /<li class="card" id="line-1">[^]*Deploy the site/, "the day's other entries are there too");
+  });
+
+  it("escapes what the journal page shows", async () => {
+    const { s, session } = await signedIn();
+    const source = s.memory.journal.append({ at: s.clock.now(), kind: "outcome", session: "<b>t1</b>", source: "web", text: "<img src=x onerror=alert(1)>" });
+    const response = await send(s, `/memory/journal/${source.id.split("#")[0]}`, { cookie: session });
+    const html = await response.text();
+    assert.ok(!html.includes("<img src=x"), "an entry's text must come back escaped");
+    assert.ok(!html.includes("<b>t1"), "a session name must come back escaped");
+    assert.match(html, /<pre>&lt;img src=x onerror=alert\(1\)&gt;<\/pre>/);
+  });
+
+  it("answers 404 for a day the journal has no file for and for any other name, reading nothing outside journal/", async () => {
+    const { s, session } = await signedIn();
+    s.memory.journal.append({ at: s.clock.now(), kind: "note", session: "t1", source: "agent", text: "x" });
+    // A file that would read as a journal day if a name could climb out of journal/.
+    writeFileSync(join(s.home, "leak.jsonl"), `${JSON.stringify({ at: 0, kind: "note", session: "t", source: "agent", text: "SECRET" })}\n`);
+    for (const name of ["2001-01-01", "..%2Fleak", "..%252Fleak", "2026-11-24.jsonl", "..%2F..%2Fconfig.yaml", "2026-11-24%2F..%2F..%2Fleak"]) {
+      const response = await send(s, `/memory/journal/${name}`, { cookie: session });
+      assert.equal(response.status, 404, name);
+      const html = await response.text();
+      assert.match(html, /The journal has no file for <code>[^<]*<\/code>: its files are named by day, <code>YYYY-MM-DD<\/code>/, name);
+      assert.ok(!html.includes("SECRET"), name);
+    }
   });
 
   it("lists each earlier version with the lines the next version added and removed", async () => {
@@ -94,11 +136,13 @@ describe("dashboard Memory page", () => {
     assert.match(readFileSync(s.memory.store.path, "utf8"), /Second version/);
   });
 
-  it("needs a session for the page and for undo", async () => {
+  it("needs a session for the page, the journal and undo", async () => {
     const s = (current = setupDashboard());
     write(s, entry("m1", "First version"));
     write(s, entry("m1", "Second version"));
+    const noted = s.memory.journal.append({ at: s.clock.now(), kind: "note", session: "t1", source: "agent", text: "x" });
     assert.equal((await send(s, "/memory")).status, 401);
+    assert.equal((await send(s, `/memory/journal/${noted.id.split("#")[0]}`)).status, 401);
     assert.equal((await undo(s, "A".repeat(43), "_csrf=x")).status, 401);
     assert.match(readFileSync(s.memory.store.path, "utf8"), /Second version/);
   });

@@ -1,10 +1,14 @@
 import assert from "node:assert/strict";
-import { readdirSync, readFileSync } from "node:fs";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { request } from "node:http";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { afterEach, describe, it } from "node:test";
-import { ALICE, MALLORY, startTelegramHarness, texts, type TelegramHarness } from "./support/telegram-harness.ts";
+import { resultMessages } from "../bot/follow.ts";
+import { taskPageLink } from "../bot/format.ts";
+import type { SessionResult } from "../runtime/index.ts";
+import { parseHtml } from "./support/bot-api.ts";
+import { ALICE, approvalMessages, button, MALLORY, startTelegramHarness, text, texts, writeTo, type TelegramHarness } from "./support/telegram-harness.ts";
 
 let h: TelegramHarness | undefined;
 afterEach(async () => {
@@ -82,5 +86,57 @@ describe("Telegram: /dashboard", () => {
     await h.until(() => texts(h!, ALICE.id).some((line) => line.includes("/dashboard")), "the help");
     assert.deepEqual(h.sent("sendMessage", MALLORY.id), []);
     assert.deepEqual(readdirSync(join(h.home, "state", "dashboard", "links")).filter((name) => name.endsWith(".json")), []);
+  });
+});
+
+describe("Telegram: links to a task's page", () => {
+  /** An inbox task that asks for an approval (answered) and then finishes: its notifications, as sent. */
+  async function inboxTask(publicUrl?: string) {
+    const port = await freePort();
+    h = await startTelegramHarness({ config: config(port, publicUrl ? `  public_url: ${publicUrl}\n` : "") });
+    h.model.script(writeTo(join(h.home, "..", "outside", "x.txt")), text("chores done"));
+    await h.until(() => h!.telegram.commands.length > 0, "the bot to start");
+    writeFileSync(join(h.home, "inbox", "chores.md"), "---\ntitle: Chores\n---\nDo the chores.\n");
+    await h.until(() => approvalMessages(h!).length === 1, "the approval on the phone");
+    const question = approvalMessages(h)[0]!;
+    h.telegram.pressButton(ALICE, question.message_id, button(question, "Allow once"));
+    await h.until(() => texts(h!, ALICE.id).some((line) => line.includes("chores done")), "the result");
+    await h.until(() => /Allowed once/.test(approvalMessages(h!)[0]!.text!), "the approval edited to its decision");
+    const id = /<code>([^<]+)<\/code>/.exec(h.sent("sendMessage", ALICE.id).find((call) => /chores done/.test(call.params.text))!.params.text)![1]!;
+    const approval = h.sent("sendMessage", ALICE.id).find((call) => /Approval needed/.test(call.params.text))!;
+    const result = h.sent("sendMessage", ALICE.id).find((call) => /chores done/.test(call.params.text))!;
+    const decision = h.sent("editMessageText", ALICE.id).find((call) => /Allowed once/.test(call.params.text))!;
+    return { id, approval, result, decision };
+  }
+
+  it("links the approval request and the result of a task to its page at dashboard.public_url, with link previews off", async () => {
+    const { id, approval, result, decision } = await inboxTask("https://ns.example.com");
+    const link = `<a href="https://ns.example.com/tasks/${encodeURIComponent(id)}">Open on the dashboard</a>`;
+    for (const [what, call] of [["the approval request", approval], ["the approval's decision", decision], ["the result", result]] as const) {
+      assert.ok(call.params.text.includes(link), `${what} links to the task's page: ${call.params.text}`);
+      assert.deepEqual(call.params.link_preview_options, { is_disabled: true }, `${what}: a preview would fetch the page`);
+      assert.equal(call.status, 200, `${what} is valid Telegram HTML`);
+    }
+    assert.ok(result.params.text.endsWith(link), "the link closes the result");
+  });
+
+  it("adds no link without dashboard.public_url (a loopback address would not open on the phone)", async () => {
+    const { approval, result, decision } = await inboxTask();
+    for (const call of [approval, result, decision]) assert.doesNotMatch(call.params.text, /<a href|dashboard|127\.0\.0\.1/);
+  });
+
+  it("puts the link whole on the last part of a long answer, each part within Telegram's limit", () => {
+    const link = taskPageLink("https://ns.example.com/", "a/b&c d");
+    assert.equal(link, '<a href="https://ns.example.com/tasks/a%2Fb%26c%20d">Open on the dashboard</a>', "the id is URL-encoded");
+    // The last paragraph alone nearly fills a message: the link would not fit after it.
+    const answer = `A short first paragraph.\n\n${"word ".repeat(818).trim()}`;
+    const result: SessionResult = { status: "done", answer, turns: 1, costUsd: 0 };
+    const parts = resultMessages({ id: "t1", title: "Long" }, result, link);
+    assert.ok(parts.length >= 2, String(parts.length));
+    parts.forEach((part, i) => {
+      assert.ok("text" in part && part.text !== undefined);
+      assert.ok(parseHtml(part.text).text.length <= 4096, `part ${i} fits`);
+      assert.equal(part.text.includes("Open on the dashboard"), i === parts.length - 1, `part ${i}`);
+    });
   });
 });

@@ -1,0 +1,35 @@
+import { html } from "hono/html";
+import type { JournalEntry } from "../memory/index.ts";
+
+/**
+ * One day of the journal (journal/YYYY-MM-DD.jsonl), read-only: the page a source on the Memory page
+ * links to. Each entry carries an anchor named after its line, so a link to a citation lands on the
+ * entry it cites. Every text goes through `html`'s escaping: most of it came from the web, files or
+ * tools.
+ */
+
+/** Where a journal entry id (`YYYY-MM-DD#line`) is shown: its day's page, at its line. */
+export function journalHref(id: string): string {
+  const at = id.indexOf("#");
+  return `/memory/journal/${encodeURIComponent(id.slice(0, at))}#${anchorOf(id)}`;
+}
+
+function anchorOf(id: string): string {
+  return `line-${id.slice(id.indexOf("#") + 1)}`;
+}
+
+export function journalBody(day: string, entries: JournalEntry[]) {
+  return html`<h1>Journal · ${day}</h1>
+<p class="quiet">journal/${day}.jsonl as written, ${entries.length} ${entries.length === 1 ? "entry" : "entries"}. <a href="/memory">Back to Memory</a></p>
+${entries.length === 0 ? html`<p class="quiet">No readable entry in this day's file.</p>` : html`<ul class="cards">${entries.map(entryItem)}</ul>`}`;
+}
+
+function entryItem(entry: JournalEntry) {
+  return html`<li class="card" id="${anchorOf(entry.id)}"><p class="quiet"><code>${entry.id}</code>&nbsp;<span class="chip ${entry.trusted ? "trusted" : "untrusted"}">${entry.trusted ? "trusted" : "untrusted"}</span>&nbsp;${entry.kind} by ${entry.source} · ${new Date(entry.at).toTimeString().slice(0, 8)} · task <code>${entry.session}</code>${entry.status ? ` · ${entry.status}` : ""}</p>
+<pre>${entry.text}</pre></li>`;
+}
+
+/** A day the journal has no file for, or a name that is not a day (`..%2F…` included). */
+export function noJournalBody(day: string) {
+  return html`<h1>No such journal day</h1><p>The journal has no file for <code>${day}</code>: its files are named by day, <code>YYYY-MM-DD</code>, one for each day something was written to it.</p><p><a href="/memory">Back to Memory</a></p>`;
+}
