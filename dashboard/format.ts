@@ -20,3 +20,11 @@ export function size(bytes: number): string {
   if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KB`;
   return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
 }
+
+/** A tool's input on one line: a lone string field as it is (a command, a path), else JSON; newlines as ⏎. */
+export function oneLine(input: unknown): string {
+  const values = input && typeof input === "object" ? Object.values(input) : [];
+  const text = values.length === 1 && typeof values[0] === "string" ? values[0] : JSON.stringify(input) ?? "";
+  const line = text.replace(/\r?\n/g, " ⏎ ");
+  return line.length > 300 ? `${line.slice(0, 300)}…` : line;
+}

@@ -1,7 +1,7 @@
 import { html } from "hono/html";
-import type { ApprovalRecord, ApprovalStore, SessionEvent } from "../runtime/index.ts";
+import type { ApprovalRecord, ApprovalStore, EventOf, SessionEvent } from "../runtime/index.ts";
 import type { TaskReader, TaskRecord } from "../tasks/index.ts";
-import { ago, formatCost } from "./format.ts";
+import { ago, formatCost, oneLine } from "./format.ts";
 import { spentIn } from "../runtime/pricing.ts";
 
 /**
@@ -27,7 +27,8 @@ export interface NowView {
   now: number;
   approvals: Array<{ record: ApprovalRecord; taskTitle?: string }>;
   failed: TaskRecord[];
-  running: Array<{ task: TaskRecord; costUsd: number }>;
+  /** `step`: model turns so far; `lastTool`: the latest tool call, on one line. */
+  running: Array<{ task: TaskRecord; costUsd: number; step: number; lastTool?: string }>;
   queued: number;
   spentUsd: number;
   dailyUsd: number;
@@ -39,9 +40,15 @@ export async function readNow(sources: NowSources, now: number): Promise<NowView
     active
       .filter((task) => task.state !== "queued")
       .map(async (task) => {
-        const events = await sources.readEvents(task.id).catch(() => []);
+        const events = await sources.readEvents(task.id).catch((): SessionEvent[] => []);
         // The record's cost is written when a task finishes; while it runs, the log knows more.
-        return { task, costUsd: Math.max(task.cost_usd, spentIn(events)) };
+        const tool = events.findLast((event): event is EventOf<"tool_start"> => event.type === "tool_start");
+        return {
+          task,
+          costUsd: Math.max(task.cost_usd, spentIn(events)),
+          step: events.filter((event) => event.type === "model_response").length,
+          ...(tool ? { lastTool: `${tool.name}: ${oneLine(tool.input)}` } : {}),
+        };
       }),
   );
   return {
@@ -75,12 +82,13 @@ ${view.approvals.length === 0 ? html`<p class="quiet">No approval is waiting.</p
 <p class="${over ? "warn" : ""}">${formatCost(view.spentUsd)} of ${formatCost(view.dailyUsd)} (budget.daily_usd)${over ? " — the daily budget is used up" : ""}</p>
 </section>
 <section aria-labelledby="failed"><h2 id="failed">Failed in the last 24 hours (${view.failed.length})</h2>
-${view.failed.length === 0 ? html`<p class="quiet">Nothing failed.</p>` : html`<ul class="cards">${view.failed.map((task) => html`<li class="card"><strong>${task.title || "Task"}</strong> <code>${task.id}</code>
+${view.failed.length === 0 ? html`<p class="quiet">Nothing failed.</p>` : html`<ul class="cards">${view.failed.map((task) => html`<li class="card"><a class="task" href="/tasks/${encodeURIComponent(task.id)}"><strong>${task.title || "Task"}</strong></a> <code>${task.id}</code>
 <p>${task.reason ?? "no reason recorded"}</p><p class="quiet">failed ${ago(view.now - (task.finished ?? task.created))} ago</p></li>`)}</ul>`}
 </section>
 <section aria-labelledby="running"><h2 id="running">Running (${view.running.length}) · queued: ${view.queued}</h2>
-${view.running.length === 0 ? html`<p class="quiet">Nothing runs.</p>` : html`<ul class="cards">${view.running.map(({ task, costUsd }) => html`<li class="card"><strong>${task.title || "Task"}</strong> <code>${task.id}</code>
-<p>${STATE_WORDS[task.state]} · ${formatCost(costUsd)} of ${formatCost(task.spec.budget.max_usd)}</p></li>`)}</ul>`}
+${view.running.length === 0 ? html`<p class="quiet">Nothing runs.</p>` : html`<ul class="cards">${view.running.map(({ task, costUsd, step, lastTool }) => html`<li class="card"><a class="task" href="/tasks/${encodeURIComponent(task.id)}"><strong>${task.title || "Task"}</strong></a> <code>${task.id}</code>
+<p>${STATE_WORDS[task.state]} · step ${step} of ${task.spec.budget.max_turns} · ${formatCost(costUsd)} of ${formatCost(task.spec.budget.max_usd)}</p>
+${lastTool ? html`<p class="line"><code>${lastTool}</code></p>` : ""}</li>`)}</ul>`}
 </section>
 <form method="post" action="/logout"><input type="hidden" name="_csrf" value="${csrf}"><button type="submit">Sign out</button></form></div>`;
 }

@@ -2,7 +2,7 @@ import { html } from "hono/html";
 import type { ContentBlock, EventOf, SessionEvent, SpecialistReport } from "../runtime/events.ts";
 import type { ApprovalRecord, ApprovalStore } from "../runtime/index.ts";
 import type { TaskReader, TaskRecord } from "../tasks/index.ts";
-import { ago, formatCost, size } from "./format.ts";
+import { ago, formatCost, oneLine, size } from "./format.ts";
 import { spentIn } from "../runtime/pricing.ts";
 import { approvalCard, STATE_WORDS } from "./now.ts";
 import { lanesOf, type Lane, type SpecialistLog } from "./lanes.ts";
@@ -211,14 +211,6 @@ ${lane.report === undefined ? html`<p class="quiet">No report yet.</p>` : html`<
 
 function report(r: SpecialistReport) {
   return html`<details class="report"><summary>${r.name} · ${r.status} · ${r.turns} turns · ${formatCost(r.cost_usd)}</summary><pre>${cutTo(r.report, OUTPUT_CUT)}</pre></details>`;
-}
-
-/** A tool's input on one line: a lone string field as it is (a command, a path), else JSON; newlines as ⏎. */
-export function oneLine(input: unknown): string {
-  const values = input && typeof input === "object" ? Object.values(input) : [];
-  const text = values.length === 1 && typeof values[0] === "string" ? values[0] : JSON.stringify(input) ?? "";
-  const line = text.replace(/\r?\n/g, " ⏎ ");
-  return line.length > 300 ? `${line.slice(0, 300)}…` : line;
 }
 
 function other(event: SessionEvent) {

@@ -3,7 +3,8 @@ import type { EventOf, SessionEvent, Usage } from "../runtime/index.ts";
 import type { TaskRecord } from "../tasks/index.ts";
 import { formatCost } from "./format.ts";
 import { specialistName, type SpecialistLog } from "./lanes.ts";
-import { oneLine, type TaskPageSources } from "./task-page.ts";
+import { oneLine } from "./format.ts";
+import type { TaskPageSources } from "./task-page.ts";
 
 /**
  * The Trace page: a task's model calls (latency, tokens, cache reads and writes, cost) and tool

@@ -101,7 +101,11 @@ describe("dashboard Now page", () => {
 
   it("shows the last day's failed tasks with their reason, running tasks' cost against budget, the queued count and today's spend", async () => {
     const now = Date.parse("2026-11-24T09:00:00Z");
-    const spent: SessionEvent[] = [{ type: "checkpoint", cost_usd: 0.42 } as SessionEvent];
+    const spent: SessionEvent[] = [
+      { type: "checkpoint", cost_usd: 0.42 } as SessionEvent,
+      { type: "model_response", cost_usd: 0 } as SessionEvent,
+      { type: "tool_start", at: now, id: "toolu_1", name: "bash", input: { command: `make report ${XSS}` } },
+    ];
     const { s, session } = await signedIn({
       spentToday: 3.5,
       dailyUsd: 10,
@@ -119,7 +123,9 @@ describe("dashboard Now page", () => {
     assert.match(page, /Failed in the last 24 hours \(1\)/);
     assert.ok(page.includes(`the model endpoint refused the key ${ESCAPED}`), "the failure's reason");
     assert.doesNotMatch(page, /Old failure|long ago/, "older than a day");
-    assert.match(page, /Write the report<\/strong>[^]*running · \$0\.4200 of \$5\.00/);
+    assert.match(page, /<a class="task" href="\/tasks\/run1"><strong>Write the report<\/strong><\/a>[^]*running · step 1 of 10 · \$0\.4200 of \$5\.00/);
+    assert.ok(page.includes(`<p class="line"><code>bash: make report ${ESCAPED}</code></p>`), "the last tool line, escaped");
+    assert.match(page, /<a class="task" href="\/tasks\/bad1">/, "a failed task links to its page");
     assert.match(page, /queued: 2/);
     assert.match(page, /\$3\.50 of \$10\.00 \(budget\.daily_usd\)/);
     assert.doesNotMatch(page, /Task q1/, "queued tasks are counted, not listed");
