@@ -63,7 +63,9 @@ export const LIVE_SCRIPT = `"use strict";
     }
   };
 
-  // The page fetched again, its live part swapped in; open <details> stay open.
+  // The page fetched again, its live part swapped in; open <details> stay open. A Task page's
+  // stream is closed first and opened after, from the snapshot's place in the log: an event is
+  // then either in the snapshot or sent after it, never both.
   const snapshot = () => {
     const wait = 1000 - (Date.now() - lastFetch);
     if (fetching || wait > 0) {
@@ -71,20 +73,22 @@ export const LIVE_SCRIPT = `"use strict";
       return;
     }
     lastFetch = Date.now();
+    const task = root.dataset.live === "task";
+    if (task) close();
     fetching = fetch(location.href, { credentials: "same-origin" })
       .then((response) => response.ok ? response.text() : Promise.reject(new Error("status " + response.status)))
       .then((text) => {
         const next = new DOMParser().parseFromString(text, "text/html").getElementById("live");
         if (!next) return;
         const openIds = [...root.querySelectorAll("details[open][id]")].map((element) => element.id);
-        const wasTask = root.dataset.live === "task";
-        const moved = wasTask && next.dataset.after !== root.dataset.after;
         root.replaceWith(next);
         root = next;
         for (const id of openIds) document.getElementById(id)?.setAttribute("open", "");
-        if (moved || !source) open();
+        if (!root.dataset.live) close();
+        else if (!source) open();
       })
-      .catch(() => {})
+      // The daemon is away (a restart): try again while someone watches.
+      .catch(() => { if (!source && !document.hidden && !trailing) trailing = setTimeout(() => { trailing = null; snapshot(); }, 5000); })
       .finally(() => { fetching = null; });
   };
 
