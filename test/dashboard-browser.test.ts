@@ -63,10 +63,14 @@ async function reloadUntil(page: Page, selector: string, what: string): Promise<
   }
 }
 
-describe("the dashboard in a real browser", needs("chromium-headless-shell"), () => {
+/** Without Chromium each test is skipped with the reason and the install command (counted as skipped). */
+const chromium = needs("chromium-headless-shell");
+
+describe("the dashboard in a real browser", () => {
   let daemon: DashboardDaemon;
   let browser: Browser;
   before(async () => {
+    if (chromium.skip) return;
     [daemon, browser] = await Promise.all([startDashboardDaemon({ responder: agent(() => daemon), telegram: true, seed: seedMemory }), launchChromium()]);
   });
   after(async () => {
@@ -74,7 +78,7 @@ describe("the dashboard in a real browser", needs("chromium-headless-shell"), ()
     await daemon?.close();
   });
 
-  it("signs in through the printed link by pressing the button, and the same link fails a second time", async () => {
+  it("signs in through the printed link by pressing the button, and the same link fails a second time", chromium, async () => {
     const link = await daemon.loginLink();
     const first = await (await browser.newContext({ viewport: PHONE })).newPage();
     await first.goto(link);
@@ -96,7 +100,7 @@ describe("the dashboard in a real browser", needs("chromium-headless-shell"), ()
     assert.equal(response?.status(), 401);
   });
 
-  it("an approval answered on the Now page lets the session continue", async () => {
+  it("an approval answered on the Now page lets the session continue", chromium, async () => {
     const page = await signIn(browser, daemon);
     daemon.drop("approve me.md", "Approve me", "Write the file. [approve-me]");
     await reloadUntil(page, "article.card", "the approval on the Now page");
@@ -115,7 +119,7 @@ describe("the dashboard in a real browser", needs("chromium-headless-shell"), ()
     assert.equal(await page.locator(".approval").last().textContent(), "Answered: once by dashboard");
   });
 
-  it("nothing is wider than a phone's screen on any page, and links and buttons are 44 px tall", async () => {
+  it("nothing is wider than a phone's screen on any page, and links and buttons are 44 px tall", chromium, async () => {
     const page = await signIn(browser, daemon);
     daemon.drop("long output.md", `Long ${UNBROKEN}`, "Read it. [long-output]");
     daemon.drop("ask long.md", `Asks ${UNBROKEN}`, "Write it. [ask-long]");
