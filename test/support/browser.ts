@@ -58,6 +58,12 @@ export interface DashboardDaemonOptions {
   cli?: string;
   /** `dashboard.port` (default: a free one). */
   port?: number;
+  /**
+   * What `start` waits for: "served" (default) the dashboard's line, failing if it did not start;
+   * "port taken" its one-line complaint (the daemon runs on without it); "none" only the ready
+   * line, with no `dashboard:` in config.yaml (a checkout from before the dashboard refuses it).
+   */
+  dashboard?: "served" | "port taken" | "none";
 }
 
 export interface DashboardDaemon {
@@ -94,7 +100,8 @@ export async function startDashboardDaemon(options: DashboardDaemonOptions = {})
   const port = options.port ?? (await freePort());
   const api = await startMessagesApi({ responder: options.responder ?? (() => ({ content: [{ type: "text", text: "Done." }] })) });
   const telegram = options.telegram ? await startBotApi({ token: "4242:browser-test" }) : undefined;
-  writeFileSync(join(home, "config.yaml"), `dashboard:\n  port: ${port}\n${telegram ? `telegram:\n  allowed_users: [${TELEGRAM_USER}]\n` : ""}`);
+  const dashboard = options.dashboard ?? "served";
+  writeFileSync(join(home, "config.yaml"), `${dashboard === "none" ? "" : `dashboard:\n  port: ${port}\n`}${telegram ? `telegram:\n  allowed_users: [${TELEGRAM_USER}]\n` : ""}`);
   await options.seed?.(home);
   const env: NodeJS.ProcessEnv = {
     ...process.env,
@@ -127,8 +134,10 @@ export async function startDashboardDaemon(options: DashboardDaemonOptions = {})
       started.stderr!.on("data", (chunk) => (output += chunk));
       exited = new Promise((resolve) => started.on("close", (code) => resolve(code)));
       // The dashboard starts after the ready line; its own line says it listens (or why not).
-      await until(() => /Dashboard: http|dashboard not started/.test(output) || started.exitCode !== null, "the daemon's dashboard", 30_000);
-      if (!output.includes("Dashboard: http")) throw new Error(`the dashboard did not start:\n${output}`);
+      const awaited = dashboard === "none" ? /Nightshift is running/ : /Dashboard: http|dashboard not started/;
+      await until(() => awaited.test(output) || started.exitCode !== null, "the daemon's dashboard", 30_000);
+      const expected = { served: "Dashboard: http", "port taken": "dashboard not started", none: "Nightshift is running" }[dashboard];
+      if (!output.includes(expected)) throw new Error(`expected "${expected}" from nightshift start:\n${output}`);
     },
     async stop() {
       if (running()) child!.kill("SIGTERM");
