@@ -494,19 +494,19 @@ function traceTimes(home: string, sessions: readonly string[], event: string): n
 }
 
 /** Clock ticks per second, the unit of /proc/<pid>/stat's times (USER_HZ, 100 on common Linux builds). */
-function clockTicks(): number {
+export function clockTicks(): number {
   const ticks = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim());
   return Number.isFinite(ticks) && ticks > 0 ? ticks : 100;
 }
 
 /** utime + stime of `pid` in ms (the process itself, not its children). */
-function cpuMs(pid: number, ticksPerSecond: number): number {
+export function cpuMs(pid: number, ticksPerSecond: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" "); // fields[0] is field 3 (state)
   return ((Number(fields[11]) + Number(fields[12])) / ticksPerSecond) * 1000;
 }
 
-function procKb(status: string, key: string): number {
+export function procKb(status: string, key: string): number {
   const match = new RegExp(`^${key}:\\s+(\\d+) kB`, "m").exec(status);
   return match ? Number(match[1]) : Number.NaN;
 }
@@ -549,12 +549,12 @@ async function until(condition: () => boolean, what: string, timeoutMs = 15_000)
   }
 }
 
-function percentile(values: readonly number[], p: number): number {
+export function percentile(values: readonly number[], p: number): number {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))] ?? Number.NaN;
 }
 
-function median(values: readonly number[]): number {
+export function median(values: readonly number[]): number {
   return percentile(values, 0.5);
 }
 

@@ -52,7 +52,9 @@ export function securityHeaders(): MiddlewareHandler {
     const headers = c.res.headers;
     headers.set("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'");
     headers.set("X-Frame-Options", "DENY");
-    headers.set("Referrer-Policy", "no-referrer");
+    // Not no-referrer: under it a browser sends `Origin: null` with a form's POST, and the guard
+    // would refuse every form on the page. same-origin sends no Referer to any other site.
+    headers.set("Referrer-Policy", "same-origin");
     headers.set("Cache-Control", "no-store");
     headers.set("X-Content-Type-Options", "nosniff");
   };

@@ -110,7 +110,7 @@ describe("dashboard security", () => {
       assert.match(csp, /default-src 'self'/);
       assert.doesNotMatch(csp, /unsafe-inline|unsafe-eval/);
       assert.equal(response.headers.get("x-frame-options"), "DENY");
-      assert.equal(response.headers.get("referrer-policy"), "no-referrer");
+      assert.equal(response.headers.get("referrer-policy"), "same-origin");
       assert.equal(response.headers.get("cache-control"), "no-store");
     }
     const page = await (await send(s, "/login")).text();

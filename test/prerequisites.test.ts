@@ -18,8 +18,8 @@ describe("test prerequisites", () => {
     chmodSync(join(bin, "bwrap"), 0o755);
     writeFileSync(join(bin, "rg"), "not executable");
     const missing = missingPrerequisites(bin);
-    assert.deepEqual(missing.map((item) => item.tool), ["socat", "rg"]);
-    assert.match(describeMissing(missing), /missing: socat \(.+\), rg \(search_files\)\. Install with: sudo apt-get install socat ripgrep/);
+    assert.deepEqual(missing.map((item) => item.tool), ["socat", "rg", "chromium-headless-shell"]);
+    assert.match(describeMissing(missing), /missing: socat \(.+\), rg \(search_files\), chromium-headless-shell \(the dashboard's browser test\)\. Install with: sudo apt-get install socat ripgrep chromium-headless-shell fonts-liberation$/);
   });
 
   test("counts CI=true and CI=1 as CI, and CI=false, CI=0 or no CI as a developer's machine", () => {
@@ -45,14 +45,14 @@ describe("test prerequisites", () => {
     const result = run(false);
     const output = result.stdout + result.stderr;
     assert.equal(result.status, 0, output);
-    assert.match(output, /missing: bwrap .*Install with: sudo apt-get install bubblewrap socat ripgrep/);
+    assert.match(output, /missing: bwrap .*Install with: sudo apt-get install bubblewrap socat ripgrep chromium-headless-shell fonts-liberation/);
     assert.match(output, /ℹ skipped 1/);
     assert.match(output, /ℹ pass 1/);
   });
 
   test("a bwrap that is installed but cannot make a sandbox here skips those tests with bwrap's own complaint", () => {
     const refuses = "#!/bin/sh\necho 'bwrap: setting up uid map: Permission denied' >&2\nexit 1\n";
-    const result = run(false, { bwrap: refuses, socat: "#!/bin/sh\n", rg: "#!/bin/sh\n" });
+    const result = run(false, { bwrap: refuses, socat: "#!/bin/sh\n", rg: "#!/bin/sh\n", "chromium-headless-shell": "#!/bin/sh\n" });
     const output = result.stdout + result.stderr;
     assert.equal(result.status, 0, output);
     assert.match(output, /bubblewrap cannot create namespaces here: bwrap: setting up uid map: Permission denied; enable unprivileged user namespaces/);

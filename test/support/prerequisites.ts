@@ -16,26 +16,29 @@ export const PREREQUISITES = [
   { tool: "bwrap", pkg: "bubblewrap", what: "the sandbox for bash" },
   { tool: "socat", pkg: "socat", what: "the sandbox's network relay" },
   { tool: "rg", pkg: "ripgrep", what: "search_files" },
+  // The fonts too: without them the pages render with no font that covers their text.
+  { tool: "chromium-headless-shell", pkg: "chromium-headless-shell fonts-liberation", what: "the dashboard's browser test" },
 ] as const satisfies readonly Prerequisite[];
 
 export type Tool = (typeof PREREQUISITES)[number]["tool"];
 
-/** Whether `tool` is an executable file in one of PATH's folders. */
-function onPath(tool: string, path: string): boolean {
-  return path.split(delimiter).some((dir) => {
-    if (!dir) return false;
+/** The first executable file named `tool` in PATH's folders, as the shell would find it. */
+export function findOnPath(tool: string, path = process.env.PATH ?? ""): string | undefined {
+  for (const dir of path.split(delimiter)) {
+    if (!dir) continue;
+    const file = join(dir, tool);
     try {
-      const file = join(dir, tool);
       accessSync(file, constants.X_OK);
-      return statSync(file).isFile();
+      if (statSync(file).isFile()) return file;
     } catch {
-      return false;
+      // not here: the next folder
     }
-  });
+  }
+  return undefined;
 }
 
 export function missingPrerequisites(path = process.env.PATH ?? ""): Prerequisite[] {
-  return PREREQUISITES.filter((item) => !onPath(item.tool, path));
+  return PREREQUISITES.filter((item) => findOnPath(item.tool, path) === undefined);
 }
 
 /** One paragraph: what is missing, what needs it, and the command that installs it. */
