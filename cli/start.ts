@@ -3,7 +3,7 @@ import { join } from "node:path";
 import type { TelegramBot } from "../bot/index.ts";
 import { escapeHtml } from "../bot/format.ts";
 import { openMemory } from "../memory/index.ts";
-import { BUILTIN_TOOL_NAMES, createRuntime, createTraceLogger, loadAgents, lockSession, readSessionLog, readSessionLogFrom, requireApiKey, type Clock, type LoadedConfig } from "../runtime/index.ts";
+import { BUILTIN_TOOL_NAMES, createRuntime, createTraceLogger, loadAgents, lockSession, readSessionLog, readSessionLogFrom, requireApiKey, type Approver, type Clock, type LoadedConfig } from "../runtime/index.ts";
 import { createDaemon } from "../tasks/daemon.ts";
 import { startControlServer } from "../tasks/control.ts";
 import { htmlToPlain, spendSummary } from "../bot/reports.ts";
@@ -63,12 +63,14 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
   }
   const memory = openMemory(home, clock, config.memory.cap);
   let bot: TelegramBot | undefined;
-  // Approvals go to Telegram once someone is paired there; with no one to ask, an ask is denied at once.
+  // Approvals go to Telegram once someone is paired there, and to the dashboard while someone is
+  // signed in to it; with no one to ask, an ask is denied at once.
+  let dashboard: { approver: Approver; signedIn(): boolean } | undefined;
   const runtime = await createRuntime({
     loaded,
     clock,
     ...memory.forRuntime(),
-    approvers: () => (bot?.hasUsers() ? [bot.approver] : []),
+    approvers: () => [...(bot?.hasUsers() ? [bot.approver] : []), ...(dashboard?.signedIn() ? [dashboard.approver] : [])],
   });
   // The probe spawns bubblewrap and socat (tens of ms): it runs while the rest starts, and is
   // awaited only to say how it went in the ready line.
@@ -225,7 +227,7 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
   // After the ready line: Hono and its Node adapter take 50-100 ms to load, which start → ready
   // does not wait for. A port in use is said in one line and the daemon runs on without a dashboard.
   const dashboardStarting = (async () => {
-    const { createDashboard, serveDashboard, sessionCharges, specialistLogs } = await import("../dashboard/index.ts");
+    const { createDashboard, dashboardApprover, serveDashboard, sessionCharges, specialistLogs } = await import("../dashboard/index.ts");
     const app = createDashboard({
       dir: join(home, "state", "dashboard"),
       clock,
@@ -252,6 +254,7 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
       cancel: (id, reason) => daemon.cancel(id, reason),
     });
     const server = await serveDashboard(app.fetch, config.dashboard.port);
+    dashboard = dashboardApprover(join(home, "state", "dashboard"), clock);
     stderr.write(`Dashboard: http://127.0.0.1:${server.port} (\`nightshift dashboard\` prints a login link).\n`);
     return server;
   })().catch((error: unknown) => {

@@ -26,6 +26,8 @@ export interface AuthStore {
   createSession(): { id: string; expiresAt: number };
   /** True for a session id that exists and has not expired. */
   hasSession(id: string): boolean;
+  /** True while any session is live: someone can see the dashboard's approvals. */
+  anySession(): boolean;
   endSession(id: string): void;
   /** Ends every session; returns how many there were. */
   logoutAll(): number;
@@ -93,6 +95,9 @@ export function createAuthStore(dir: string, clock: Clock): AuthStore {
       if (entry && entry.expires_at > clock.now()) return true;
       if (entry) rmSync(file, { force: true });
       return false;
+    },
+    anySession() {
+      return safeList(sessions).some((name) => (read(join(sessions, name))?.expires_at ?? 0) > clock.now());
     },
     endSession(id) {
       if (SECRET.test(id)) rmSync(join(sessions, `${hashOf(id)}.json`), { force: true });

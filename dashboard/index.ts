@@ -4,3 +4,4 @@ export { SESSION_COOKIE } from "./guard.ts";
 export { DashboardUnavailable, serveDashboard, type DashboardServer } from "./server.ts";
 export { specialistLogs, type SpecialistLog } from "./lanes.ts";
 export { sessionCharges, type Charge } from "./spend.ts";
+export { dashboardApprover } from "./approver.ts";

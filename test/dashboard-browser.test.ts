@@ -14,7 +14,8 @@ import { needs } from "./support/prerequisites.ts";
  * The dashboard in a real browser: headless Chromium (Debian's chromium-headless-shell, driven by
  * playwright-core) against a real daemon whose model is the Messages API stand-in. The rest of the
  * dashboard is tested through `app.request()`; this file proves what only a browser can: the login
- * script, forms posted by a real page, and the layout at a phone's width.
+ * script, forms posted by a real page, live updates through EventSource (across a daemon restart),
+ * and the layout at a phone's width.
  */
 
 /** One unbroken run of characters, as a URL, a hash or minified output are: the layout's worst case. */
@@ -23,9 +24,28 @@ const UNBROKEN = "x".repeat(400);
 const LONG_NAME = `${"y".repeat(200)}/${"z".repeat(200)}.txt`;
 const LONG_PATH = `/srv/${"deeply-nested-folder-name-without-spaces/".repeat(8)}missing.txt`;
 
+/** Steps of the "[live]" task the test lets through one at a time: step n answers once gate n opens. */
+const liveGates = new Map<number, { open(): void; opened: Promise<void> }>();
+function gate(step: number) {
+  let entry = liveGates.get(step);
+  if (!entry) {
+    let open!: () => void;
+    const opened = new Promise<void>((resolve) => (open = resolve));
+    liveGates.set(step, (entry = { open, opened }));
+  }
+  return entry;
+}
+
 /** The agent's side, decided from each request alone: each task's prompt carries a marker. */
 function agent(daemon: () => DashboardDaemon) {
-  return (request: RecordedRequest): Reply => {
+  return async (request: RecordedRequest): Promise<Reply> => {
+    if (request.rawBody.includes("[live]")) {
+      // Its step is how many answers the conversation already has; a resumed session asks the same step again.
+      const step = request.body.messages.filter((message: { role: string }) => message.role === "assistant").length + 1;
+      await gate(step).opened;
+      if (step < 3) return { content: [{ type: "text", text: `Step ${step} of the live task.` }, { type: "tool_use", name: "list_files", input: { path: "." } }] };
+      return { content: [{ type: "text", text: "The live task is finished." }] };
+    }
     const last = request.body.messages.at(-1);
     const answered = Array.isArray(last.content) && last.content.some((block: { type: string }) => block.type === "tool_result");
     if (request.rawBody.includes("[approve-me]")) {
@@ -53,7 +73,7 @@ function seedMemory(home: string): void {
   memory.store.write({ entries: [{ id: "a1", text: `The build log lives at ${UNBROKEN}`, sources: [source.id], added: "2026-12-01", updated: "2026-12-02" }], other: "# Memory\n" });
 }
 
-/** Reloads `page` until `selector` is on it: the pages are current when loaded (no live updates here). */
+/** Reloads `page` until `selector` is on it: for pages that are not live (the Tasks list). */
 async function reloadUntil(page: Page, selector: string, what: string): Promise<void> {
   const deadline = Date.now() + 15_000;
   while ((await page.locator(selector).count()) === 0) {
@@ -71,7 +91,7 @@ describe("the dashboard in a real browser", () => {
   let browser: Browser;
   before(async () => {
     if (chromium.skip) return;
-    [daemon, browser] = await Promise.all([startDashboardDaemon({ responder: agent(() => daemon), telegram: true, seed: seedMemory }), launchChromium()]);
+    [daemon, browser] = await Promise.all([startDashboardDaemon({ responder: agent(() => daemon), seed: seedMemory }), launchChromium()]);
   });
   after(async () => {
     await browser?.close();
@@ -103,8 +123,9 @@ describe("the dashboard in a real browser", () => {
   it("an approval answered on the Now page lets the session continue", chromium, async () => {
     const page = await signIn(browser, daemon);
     daemon.drop("approve me.md", "Approve me", "Write the file. [approve-me]");
-    await reloadUntil(page, "article.card", "the approval on the Now page");
+    // No reload: the Now page follows the daemon's events and fetches itself when something changed.
     const card = page.locator("article.card");
+    await card.waitFor({ timeout: 15_000 });
     assert.match((await card.textContent()) ?? "", /write .*outside[/]approved\.txt[^]*a write outside the allowed folders[^]*task: Approve me/);
     await card.getByRole("button", { name: "Allow once" }).click();
     await page.waitForURL(`${daemon.origin}/`);
@@ -117,6 +138,40 @@ describe("the dashboard in a real browser", () => {
     await page.getByRole("link", { name: "Approve me" }).click();
     assert.equal(await page.locator(".facts .state").textContent(), "done");
     assert.equal(await page.locator(".approval").last().textContent(), "Answered: once by dashboard");
+  });
+
+  it("a running task's page shows each step as it happens, and a daemon restart resumes the stream without gaps or doubles", chromium, async () => {
+    const page = await signIn(browser, daemon);
+    daemon.drop("live.md", "Live task", "Work in steps. [live]");
+    await page.goto(`${daemon.origin}/tasks`);
+    await reloadUntil(page, 'a.task:has-text("Live task")', "the live task in the list");
+    await page.locator("a.task", { hasText: "Live task" }).click();
+    await until(() => daemon.api.requests.some((request) => request.rawBody.includes("[live]")), "the live task's first model call");
+    // A mark on the window: a reload or a navigation would lose it.
+    await page.evaluate("window.stillTheSamePage = true");
+    const log = page.locator("#log");
+
+    gate(1).open();
+    await log.locator("p.text", { hasText: "Step 1 of the live task." }).waitFor({ timeout: 15_000 });
+    await log.locator(".outcome", { hasText: "ok" }).first().waitFor({ timeout: 15_000 });
+    assert.equal(await page.evaluate("window.stillTheSamePage"), true, "updated in place, not reloaded");
+
+    // The daemon stops while step 2 waits, and starts again: the tab's stream reconnects by itself.
+    assert.equal(await daemon.stop(), 0);
+    await daemon.start();
+    gate(2).open();
+    await log.locator("p.text", { hasText: "Step 2 of the live task." }).waitFor({ timeout: 20_000 });
+    gate(3).open();
+    await log.locator("p.text", { hasText: "The live task is finished." }).waitFor({ timeout: 15_000 });
+    await page.locator("#head .state", { hasText: "done" }).waitFor({ timeout: 15_000 });
+    assert.equal(await page.evaluate("window.stillTheSamePage"), true);
+
+    // Exactly what a fresh load of the page draws: nothing missed, nothing twice.
+    const live = await log.innerText();
+    await page.reload();
+    assert.equal(await page.locator("#log").innerText(), live);
+    assert.equal(await page.getByText("Step 1 of the live task.").count(), 1);
+    assert.match(live, /Resumed \(attempt 1\)/);
   });
 
   it("nothing is wider than a phone's screen on any page, and links and buttons are 44 px tall", chromium, async () => {

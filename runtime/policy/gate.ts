@@ -76,7 +76,7 @@ async function askHuman(
   const approvers = options.approvals?.approvers() ?? [];
   const target = targetOf(request);
   if (!options.approvals || approvers.length === 0) {
-    const reason = "no one can approve it here (no terminal and no paired Telegram user)";
+    const reason = "no one can approve it here (no terminal, no paired Telegram user and no one signed in to the dashboard)";
     await record({ type: "approval_answered", at: clock.now(), approval: "-", id: call.toolUseId, decision: "unreachable", by: "nightshift", reason });
     return { decision: "unreachable", reason };
   }
