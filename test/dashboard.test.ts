@@ -2,7 +2,8 @@ import assert from "node:assert/strict";
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, it } from "node:test";
-import { hashOf, LINK_TTL_MS, SESSION_TTL_MS } from "../dashboard/auth-store.ts";
+import { dashboardApprover } from "../dashboard/approver.ts";
+import { createAuthStore, hashOf, LINK_TTL_MS, SESSION_TTL_MS } from "../dashboard/auth-store.ts";
 import { dashboardCommand } from "../cli/dashboard.ts";
 import { parseConfigText } from "../runtime/config.ts";
 import { login, ORIGIN, PORT, send, setupDashboard, spend, tokenOf, type Setup } from "./support/dashboard.ts";
@@ -218,6 +219,22 @@ describe("dashboard login", () => {
     for (const folder of ["", "links", "sessions"]) assert.equal(statSync(join(s.home, "state", "dashboard", folder)).mode & 0o777, 0o700, folder);
     assert.ok(traceLines(s).some((line) => line.event === "dashboard_login"));
     assert.ok(traceLines(s).some((line) => line.event === "dashboard_login_failed"));
+  });
+});
+
+describe("the dashboard as an approver", () => {
+  it("counts only while someone holds a live session: none at first, one after a login, none once it expires or all are logged out", async () => {
+    const s = setup();
+    const { approver, signedIn } = dashboardApprover(join(s.home, "state", "dashboard"), s.clock);
+    assert.equal(approver.name, "dashboard");
+    assert.equal(signedIn(), false, "nobody has signed in: an ask is denied at once rather than left unseen");
+    await login(s);
+    assert.equal(signedIn(), true);
+    s.clock.advance(SESSION_TTL_MS);
+    assert.equal(signedIn(), false, "an expired session sees nothing");
+    await login(s);
+    createAuthStore(join(s.home, "state", "dashboard"), s.clock).logoutAll();
+    assert.equal(signedIn(), false);
   });
 });
 
