@@ -129,6 +129,83 @@ export async function benchFirstRender(runs = 7, cli = distCli(ROOT)): Promise<R
   }
 }
 
+// ---------------------------------------------------------------- live updates
+
+/**
+ * Events into one open Task page: the dashboard app served for real on loopback (the test
+ * harness's, over a temporary home), a signed-in phone-sized tab on a running task, and a writer
+ * doing what a session does per event: append it to the log, then emit. Two figures: one event at a
+ * time (append → drawn on the page, what a person watching feels), and a burst of `burst` events
+ * written as fast as the writer can (throughput, the page keeping up). Turns of four events: a
+ * model response with a tool call, its permission, start and end.
+ */
+export async function benchLiveEvents(singles = 30, burst = 2_000): Promise<Row[]> {
+  const { serveDashboard } = await import("../dashboard/server.ts");
+  const { setupDashboard, taskRecord } = await import("../test/support/dashboard.ts");
+  const port = await freePort();
+  const s = setupDashboard({ port, tasks: [taskRecord("live", { state: "running" })] });
+  const server = await serveDashboard(s.app.fetch, port);
+  const log = await openSessionLog(join(s.home, "sessions", "live.jsonl"), "live", { sync: false });
+  const browser = await launchChromium();
+  try {
+    await log.append({ type: "session_start", at: Date.now(), task: taskRecord("live").spec });
+    const page = await (await browser.newContext({ viewport: PHONE })).newPage();
+    await page.goto(`http://127.0.0.1:${port}/login#${s.link()}`);
+    await page.getByRole("button", { name: "Sign in to the dashboard" }).click();
+    await page.waitForURL(`http://127.0.0.1:${port}/`);
+    const streaming = page.waitForResponse((response) => response.url().includes("/live?"));
+    await page.goto(`http://127.0.0.1:${port}/tasks/live`);
+    await streaming;
+    let turn = 0;
+    const write = async () => {
+      turn++;
+      const id = `toolu_live${turn}`;
+      const at = Date.now();
+      const input = { command: `grep -rn "watchConfig" src/ # step ${turn}` };
+      const events: SessionEvent[] = [
+        { type: "model_response", at, turn, model: "claude-sonnet-4-5", content: [{ type: "text", text: `Step ${turn}.` }, { type: "tool_use", id, name: "bash", input }], stop_reason: "tool_use", usage: { input_tokens: 12, output_tokens: 180, cache_read_input_tokens: 21_400, cache_creation_input_tokens: 950 }, cost_usd: 0.0043, latency_ms: 2140, request_bytes: 18_000 },
+        { type: "permission", at, id, tool: "bash", kind: "command", target: input.command, action: "allow", reason: 'rule "allow command grep *" (default)' },
+        { type: "tool_start", at, id, name: "bash", input },
+        { type: "tool_end", at, id, name: "bash", output: `src/config/watch.ts:${turn}: watchConfig(path)`, is_error: false, duration_ms: 58 },
+      ];
+      for (const event of events) {
+        await log.append(event);
+        s.emit("live");
+      }
+      return id;
+    };
+    // A locator, not waitForFunction: the page's CSP forbids the eval that a string predicate needs.
+    const drawn = (id: string) => page.locator(`#tool-${id} .outcome`, { hasText: "ok" }).waitFor({ timeout: 60_000 });
+
+    const single: number[] = [];
+    for (let run = 0; run < singles; run++) {
+      const started = performance.now();
+      await drawn(await write());
+      single.push(performance.now() - started);
+    }
+    const started = performance.now();
+    let last = "";
+    for (let written = 0; written < burst; written += 4) last = await write();
+    const wrote = performance.now() - started;
+    await drawn(last);
+    const elapsed = performance.now() - started;
+    const blocks = await page.evaluate<number>("document.querySelectorAll('#log .turn').length");
+    return [
+      { name: `one turn at a time (4 events): first append → its tool call drawn "ok", median of ${singles}`, value: median(single), unit: "ms" },
+      { name: "  slowest", value: Math.max(...single), unit: "ms" },
+      { name: `a burst of ${burst} events: all drawn on the page`, value: elapsed, unit: "ms" },
+      { name: "  events per second into the page", value: Math.round(burst / (elapsed / 1000)), unit: "count" },
+      { name: "  of which the writer (append + emit, no fsync)", value: wrote, unit: "ms" },
+      { name: "  turns on the page afterwards (each once)", value: blocks, unit: "count" },
+    ];
+  } finally {
+    await browser.close();
+    await log.close();
+    await server.close();
+    s.cleanup();
+  }
+}
+
 // ---------------------------------------------------------------- the idle daemon
 
 /**
@@ -202,5 +279,6 @@ if (import.meta.main) {
   const at = process.argv.indexOf("--before");
   const before = at > 0 ? process.argv[at + 1] : undefined;
   console.log(`## Dashboard: first render at ${PHONE.width}×${PHONE.height}\n\n${formatRows(await benchFirstRender())}\n`);
+  console.log(`## Dashboard: live updates into one Task page\n\n${formatRows(await benchLiveEvents())}\n`);
   console.log(`## Dashboard: the idle daemon\n\n${formatRows(await benchIdleDashboard(10, before))}\n`);
 }

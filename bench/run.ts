@@ -13,7 +13,7 @@ import { benchAnswerToResult, benchBacklog, benchFirstReply } from "./telegram.t
 import { benchCli, benchEntryIdle } from "./cli.ts";
 import { benchCron, formatCron } from "./cron.ts";
 import { benchFormat } from "./format.ts";
-import { benchFirstRender, benchIdleDashboard } from "./dashboard.ts";
+import { benchFirstRender, benchIdleDashboard, benchLiveEvents } from "./dashboard.ts";
 
 interface Bench {
   title: string;
@@ -43,6 +43,7 @@ const benches: Bench[] = [
   { title: "Schedules against crontab(5) and cronie", what: "Nightshift's slots, croner as it comes and croner with `fixedTimeRule: \"no-wildcard\"`, each against a model of cronie's rules (bench/cron.ts): the first 10 runs after 2026-01-01 and every run within 2 h of each 2026 DST change, per expression and zone", run: async () => formatCron(benchCron()) },
   { title: "Formatting answers for Telegram", what: "`markdownToTelegramHtml` then `splitForTelegram`, as the bot sends a result: a 60 KB answer (median of 20), pathological input (one run each), and the parts a link-heavy answer becomes", run: rows(() => benchFormat()) },
   { title: "Dashboard: first render at 390×844", what: "headless Chromium (chromium-headless-shell) signed in to a `nightshift start` child: Now with 1,000 and 10,000 tasks in the state, Tasks with 10,000, a Task whose log has 5,000 events; a new tab per run, median of 7 after one untimed run", run: rows(() => benchFirstRender()) },
+  { title: "Dashboard: live updates into one Task page", what: "the dashboard app served on loopback, a signed-in 390×844 headless Chromium tab on a running task, a writer appending each event to the log and emitting it as a session does: one turn (4 events) at a time, then a burst of 2,000 events", run: rows(() => benchLiveEvents()) },
   { title: "Dashboard: the idle daemon", what: "`nightshift start` with nothing to do, 10 s from its dashboard line: the dashboard served with nobody signed in, with a tab open on Now, and not served (its port taken)", run: rows(() => benchIdleDashboard()) },
   { title: "Sandbox cost per command", what: "`true` and a curl GET, bare, unsandboxed, under bubblewrap and under bubblewrap with the network proxy, 20 runs each (target: ≤ 50 ms added)", run: async () => formatTable(await benchSandbox()) },
 ];

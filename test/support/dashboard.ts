@@ -54,6 +54,8 @@ export interface SetupOptions {
   memoryCap?: number;
   /** The Health page's checks (default: none). */
   checks?: () => Promise<Check[]>;
+  /** `dashboard.port` (default 7420): the Host the app answers to, for a bench that serves it for real. */
+  port?: number;
 }
 
 export function setupDashboard(options: SetupOptions = {}): Setup {
@@ -73,7 +75,7 @@ export function setupDashboard(options: SetupOptions = {}): Setup {
     dir: stateDir,
     clock,
     trace,
-    port: PORT,
+    port: options.port ?? PORT,
     ...(options.publicUrl ? { publicUrl: options.publicUrl } : {}),
     tasks: {
       get: (id) => tasks.find((task) => task.id === id),
