@@ -25,13 +25,15 @@ function filesUnder(root: string): string[] {
 describe("dashboard security", () => {
   it("refuses every route but the login page and its script without a session", async () => {
     const s = setup();
-    for (const path of ["/", "/tasks", "/task/abc", "/assets/app.js", "/nothing-here"]) {
+    for (const path of ["/", "/tasks", "/tasks/abc", "/tasks/abc/trace", "/tasks/abc/output/toolu_1", "/memory", "/memory/journal/2026-12-01", "/cost", "/health", "/live", "/live?task=abc", "/assets/app.css", "/assets/live.js", "/task/abc", "/nothing-here"]) {
       const response = await send(s, path);
       assert.equal(response.status, 401, path);
       assert.match(await response.text(), /nightshift dashboard/);
     }
-    const post = await send(s, "/logout", { method: "POST", type: "application/x-www-form-urlencoded", body: "_csrf=x" });
-    assert.equal(post.status, 401);
+    for (const path of ["/logout", "/approvals/abc", "/tasks/abc/cancel", "/memory/undo"]) {
+      const post = await send(s, path, { method: "POST", type: "application/x-www-form-urlencoded", body: "_csrf=x" });
+      assert.equal(post.status, 401, path);
+    }
     assert.equal((await send(s, "/", { cookie: "A".repeat(43) })).status, 401, "an unknown session id");
     assert.equal((await send(s, "/login")).status, 200);
     assert.equal((await send(s, "/assets/login.js")).status, 200);
