@@ -28,7 +28,7 @@ export interface NowView {
   approvals: Array<{ record: ApprovalRecord; taskTitle?: string }>;
   failed: TaskRecord[];
   /** `step`: model turns so far; `lastTool`: the latest tool call, on one line. */
-  running: Array<{ task: TaskRecord; costUsd: number; step: number; lastTool?: string }>;
+  running: Array<{ task: TaskRecord; costUsd: number; step: number; lastTool?: string; budgetWarning?: EventOf<"budget_warning"> }>;
   queued: number;
   spentUsd: number;
   dailyUsd: number;
@@ -43,11 +43,13 @@ export async function readNow(sources: NowSources, now: number): Promise<NowView
         const events = await sources.readEvents(task.id).catch((): SessionEvent[] => []);
         // The record's cost is written when a task finishes; while it runs, the log knows more.
         const tool = events.findLast((event): event is EventOf<"tool_start"> => event.type === "tool_start");
+        const warning = events.findLast((event): event is EventOf<"budget_warning"> => event.type === "budget_warning");
         return {
           task,
           costUsd: Math.max(task.cost_usd, spentIn(events)),
           step: events.filter((event) => event.type === "model_response").length,
           ...(tool ? { lastTool: `${tool.name}: ${oneLine(tool.input)}` } : {}),
+          ...(warning ? { budgetWarning: warning } : {}),
         };
       }),
   );
@@ -86,11 +88,18 @@ ${view.failed.length === 0 ? html`<p class="quiet">Nothing failed.</p>` : html`<
 <p>${task.reason ?? "no reason recorded"}</p><p class="quiet">failed ${ago(view.now - (task.finished ?? task.created))} ago</p></li>`)}</ul>`}
 </section>
 <section aria-labelledby="running"><h2 id="running">Running (${view.running.length}) · queued: ${view.queued}</h2>
-${view.running.length === 0 ? html`<p class="quiet">Nothing runs.</p>` : html`<ul class="cards">${view.running.map(({ task, costUsd, step, lastTool }) => html`<li class="card"><a class="task" href="/tasks/${encodeURIComponent(task.id)}"><strong>${task.title || "Task"}</strong></a> <code>${task.id}</code>
+${view.running.length === 0 ? html`<p class="quiet">Nothing runs.</p>` : html`<ul class="cards">${view.running.map(({ task, costUsd, step, lastTool, budgetWarning }) => html`<li class="card"><a class="task" href="/tasks/${encodeURIComponent(task.id)}"><strong>${task.title || "Task"}</strong></a> <code>${task.id}</code>
 <p>${STATE_WORDS[task.state]} · step ${step} of ${task.spec.budget.max_turns} · ${formatCost(costUsd)} of ${formatCost(task.spec.budget.max_usd)}</p>
+${budgetWarning ? html`<p class="warn">Budget warning: ${budgetText(budgetWarning)}</p>` : ""}
 ${lastTool ? html`<p class="line"><code>${lastTool}</code></p>` : ""}</li>`)}</ul>`}
 </section>
 <form method="post" action="/logout"><input type="hidden" name="_csrf" value="${csrf}"><button type="submit">Sign out</button></form></div>`;
+}
+
+/** "usd: $1.60 of $2.00", "turns: 32 of 40": what a budget warning says was used of which limit. */
+export function budgetText(event: EventOf<"budget_warning">): string {
+  const amount = (value: number) => (event.kind.endsWith("usd") ? formatCost(value) : event.kind === "time" ? ago(value) : String(value));
+  return `${event.kind} ${amount(event.used)} of ${amount(event.limit)}`;
 }
 
 /** An approval with its three answers; `back` is the page the answer returns to (the Now page by default). */

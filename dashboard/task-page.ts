@@ -4,7 +4,7 @@ import type { ApprovalRecord, ApprovalStore } from "../runtime/index.ts";
 import type { TaskReader, TaskRecord } from "../tasks/index.ts";
 import { ago, formatCost, oneLine, size } from "./format.ts";
 import { spentIn } from "../runtime/pricing.ts";
-import { approvalCard, STATE_WORDS } from "./now.ts";
+import { approvalCard, budgetText, STATE_WORDS } from "./now.ts";
 import { lanesOf, type Lane, type SpecialistLog } from "./lanes.ts";
 
 /**
@@ -224,7 +224,7 @@ function other(event: SessionEvent) {
     case "model_retry":
       return html`<p class="event">Model call retried (attempt ${event.attempt}, after ${(event.delay_ms / 1000).toFixed(1)} s): ${event.reason}</p>`;
     case "budget_warning":
-      return html`<p class="event warn">Budget warning: ${event.kind} ${event.kind.endsWith("usd") ? formatCost(event.used) : event.used} of ${event.kind.endsWith("usd") ? formatCost(event.limit) : event.limit}</p>`;
+      return html`<p class="event warn">Budget warning: ${budgetText(event)}</p>`;
     case "checkpoint":
       return html`<details class="event"><summary>Compacted: ${event.dropped_turns} turns dropped (${event.input_tokens_before} input tokens before, ${event.method}, ${formatCost(event.cost_usd)})</summary><pre>${event.summary}</pre></details>`;
     case "plan":

@@ -105,6 +105,7 @@ describe("dashboard Now page", () => {
       { type: "checkpoint", cost_usd: 0.42 } as SessionEvent,
       { type: "model_response", cost_usd: 0 } as SessionEvent,
       { type: "tool_start", at: now, id: "toolu_1", name: "bash", input: { command: `make report ${XSS}` } },
+      { type: "budget_warning", at: now, kind: "usd", used: 4.1, limit: 5 },
     ];
     const { s, session } = await signedIn({
       spentToday: 3.5,
@@ -125,6 +126,7 @@ describe("dashboard Now page", () => {
     assert.doesNotMatch(page, /Old failure|long ago/, "older than a day");
     assert.match(page, /<a class="task" href="\/tasks\/run1"><strong>Write the report<\/strong><\/a>[^]*running · step 1 of 10 · \$0\.4200 of \$5\.00/);
     assert.ok(page.includes(`<p class="line"><code>bash: make report ${ESCAPED}</code></p>`), "the last tool line, escaped");
+    assert.ok(page.includes(`<p class="warn">Budget warning: usd $4.10 of $5.00</p>`), "a running task's budget warning");
     assert.match(page, /<a class="task" href="\/tasks\/bad1">/, "a failed task links to its page");
     assert.match(page, /queued: 2/);
     assert.match(page, /\$3\.50 of \$10\.00 \(budget\.daily_usd\)/);
