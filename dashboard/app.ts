@@ -92,8 +92,11 @@ export function createDashboard(deps: DashboardDeps): Hono<{ Variables: { sessio
   app.get("/assets/app.css", (c) => c.body(APP_CSS, 200, { "Content-Type": "text/css; charset=utf-8" }));
   app.get("/assets/live.js", (c) => c.body(LIVE_SCRIPT, 200, { "Content-Type": "text/javascript; charset=utf-8" }));
   app.get("/live", (c) => {
-    const csrf = csrfTokenOf(c.get("session"));
+    const session = c.get("session");
+    const csrf = csrfTokenOf(session);
     return liveStream(c, {
+      signedIn: () => auth.hasSession(session),
+      problem: (message) => deps.trace.warn({ event: "dashboard_live_problem", message }, message),
       clock: deps.clock,
       watch: deps.watch,
       readLogFrom: deps.readLogFrom,
@@ -138,7 +141,7 @@ export function createDashboard(deps: DashboardDeps): Hono<{ Variables: { sessio
     const form = await c.req.parseBody();
     const decision = form["decision"];
     // Answered from a Task page, the answer returns there; anything else returns to Now.
-    const to = typeof form["back"] === "string" && /^\/tasks\/[^/?#]+$/.test(form["back"]) ? form["back"] : "/";
+    const to = typeof form["back"] === "string" && /^\/tasks\/[\w.%-]+$/.test(form["back"]) ? form["back"] : "/";
     if (typeof decision !== "string" || !DECISIONS.has(decision)) return c.html(page("Not answered", html`<h1>Not answered</h1><p>The answer must be once, task or deny.</p>${back}`, true), 400);
     const result = deps.approvals.answer(c.req.param("id"), { decision: decision as "once" | "task" | "deny", by: "dashboard" });
     if (!result.ok) return c.html(page("Not answered", html`<h1>Not answered</h1><p>${capital(result.message)}.</p>${back}`, true), result.problem === "unknown" ? 404 : 409);

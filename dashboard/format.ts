@@ -1,4 +1,11 @@
-/** Small text forms the dashboard's pages share. */
+/** Small text forms and facts the dashboard's pages share. */
+
+import type { TaskRecord } from "../tasks/index.ts";
+
+/** A task with a session under way (not queued, not ended): its specialists and tool calls may be running. */
+export const runningNow = (task: Pick<TaskRecord, "state">) => task.state === "running" || task.state === "waiting_approval";
+/** A task that has not ended: it can be cancelled, and its page follows it live. */
+export const notEnded = (task: Pick<TaskRecord, "state">) => task.state === "queued" || runningNow(task);
 
 export function formatCost(usd: number): string {
   if (!Number.isFinite(usd) || usd <= 0) return "$0.00";

@@ -2,6 +2,7 @@ import { readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { readSessionLog, spentIn, type SessionEvent, type SpecialistReport } from "../runtime/index.ts";
 import type { TaskRecord } from "../tasks/index.ts";
+import { runningNow } from "./format.ts";
 
 /**
  * A task's specialists as lanes: one per specialist session (a plan, a review round's critic, a
@@ -72,7 +73,7 @@ export function lanesOf(task: TaskRecord, events: readonly SessionEvent[], logs:
   }
   // Without a report in the parent's log: running now, or ended while its siblings still run, or
   // stopped with its task (a restart resumes it).
-  const active = task.state === "running" || task.state === "waiting_approval";
+  const active = runningNow(task);
   for (const log of logs) {
     if (lanes.has(log.session)) continue;
     const first = log.events[0];

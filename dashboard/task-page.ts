@@ -2,7 +2,7 @@ import { html } from "hono/html";
 import type { ContentBlock, EventOf, SessionEvent, SpecialistReport } from "../runtime/events.ts";
 import type { ApprovalRecord, ApprovalStore } from "../runtime/index.ts";
 import type { TaskReader, TaskRecord } from "../tasks/index.ts";
-import { ago, formatCost, oneLine, size } from "./format.ts";
+import { ago, formatCost, notEnded, oneLine, size } from "./format.ts";
 import { spentIn } from "../runtime/pricing.ts";
 import { approvalCard, budgetText, STATE_WORDS } from "./now.ts";
 import { lanesOf, type Lane, type SpecialistLog } from "./lanes.ts";
@@ -65,17 +65,20 @@ export interface ToolEvents {
 
 export type ToolIndex = Map<string, ToolEvents>;
 
+/** The tool_use id of a tool call's event (start, end, permission, approval asked or answered). */
+const toolIdOf = (event: SessionEvent): string | undefined =>
+  event.type === "tool_start" || event.type === "tool_end" || event.type === "permission" || event.type === "approval_requested" || event.type === "approval_answered" ? event.id : undefined;
+
 /** Adds a tool call's event to the index; returns its tool_use id, or undefined for other events. */
 export function indexTool(tools: ToolIndex, event: SessionEvent): string | undefined {
-  if (event.type !== "tool_start" && event.type !== "tool_end" && event.type !== "permission" && event.type !== "approval_requested" && event.type !== "approval_answered") return undefined;
-  const entry = tools.get(event.id) ?? (tools.set(event.id, { rest: [] }), tools.get(event.id)!);
+  const id = toolIdOf(event);
+  if (id === undefined) return undefined;
+  const entry = tools.get(id) ?? (tools.set(id, { rest: [] }), tools.get(id)!);
   if (event.type === "tool_start") entry.start = event;
   else if (event.type === "tool_end") entry.end = event;
   else entry.rest.push(event);
-  return event.id;
+  return id;
 }
-
-const ACTIVE = new Set<TaskRecord["state"]>(["queued", "running", "waiting_approval"]);
 
 /**
  * The page. Drawn at the log's tail, it is live (`data-live`): /assets/live.js follows
@@ -98,7 +101,8 @@ export function taskBody(view: TaskView, now: number, csrf: string) {
     }
     return other(event);
   });
-  const live = view.end === events.length;
+  // At the log's tail of a task that has not ended: a finished task's page has nothing to follow.
+  const live = view.end === events.length && notEnded(task);
   return html`<div id="live"${live ? html` data-live="task" data-task="${task.id}" data-after="${events.length}"` : ""}>
 <div id="head">${taskHead(task, events, view.approvals, view.lanes, now, csrf)}</div>
 <h2>Session log</h2>
@@ -127,7 +131,7 @@ ${approvals.map((record) => approvalCard(record, undefined, now, csrf, base))}
 <div><dt>Cost</dt><dd class="${spent >= task.spec.budget.max_usd ? "warn" : ""}">${formatCost(spent)} of ${formatCost(task.spec.budget.max_usd)}</dd></div>
 <div><dt>Elapsed</dt><dd>${elapsed}</dd></div>
 </dl>
-${ACTIVE.has(task.state) ? html`<form method="post" action="${base}/cancel" class="cancel"><input type="hidden" name="_csrf" value="${csrf}"><button type="submit" class="deny">Cancel this task</button></form>` : ""}
+${notEnded(task) ? html`<form method="post" action="${base}/cancel" class="cancel"><input type="hidden" name="_csrf" value="${csrf}"><button type="submit" class="deny">Cancel this task</button></form>` : ""}
 ${lanesSection(lanes)}`;
 }
 
@@ -144,8 +148,6 @@ export function liveFragment(taskId: string, events: SessionEvent[], tools: Tool
   return text ? { append: text } : undefined;
 }
 
-const toolIdOf = (event: SessionEvent) =>
-  event.type === "tool_start" || event.type === "tool_end" || event.type === "permission" || event.type === "approval_requested" || event.type === "approval_answered" ? event.id : undefined;
 
 /** A tool call drawn outside its turn: its name and input from whichever of its events says them. */
 function toolBlock(base: string, id: string, events: ToolEvents) {

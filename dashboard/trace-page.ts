@@ -1,10 +1,9 @@
 import { html } from "hono/html";
 import type { EventOf, SessionEvent, Usage } from "../runtime/index.ts";
 import type { TaskRecord } from "../tasks/index.ts";
-import { formatCost } from "./format.ts";
+import { formatCost, oneLine, runningNow } from "./format.ts";
 import { specialistName, type SpecialistLog } from "./lanes.ts";
-import { oneLine } from "./format.ts";
-import type { TaskPageSources } from "./task-page.ts";
+import { taskPath, type TaskPageSources } from "./task-page.ts";
 
 /**
  * The Trace page: a task's model calls (latency, tokens, cache reads and writes, cost) and tool
@@ -57,7 +56,7 @@ export async function readTrace(sources: TaskPageSources, id: string, before: st
   const task = sources.tasks.find(id);
   if (!task) return undefined;
   const [events, logs] = await Promise.all([sources.readEvents(task.id).catch(() => [] as SessionEvent[]), sources.readSpecialists(task.id).catch(() => [] as SpecialistLog[])]);
-  const open = task.state === "running" || task.state === "waiting_approval";
+  const open = runningNow(task);
   const calls = callsOf(events, "main", open, now);
   for (const log of logs) {
     calls.push(...callsOf(log.events, specialistName(log), open && !log.events.some((event) => event.type === "session_end"), now));
@@ -123,7 +122,7 @@ function cacheShare(totals: Totals): string {
 
 export function traceBody(view: TraceView) {
   const { task, totals } = view;
-  const base = `/tasks/${encodeURIComponent(task.id)}`;
+  const base = taskPath(task.id);
   const drawn = view.calls.slice(view.start, view.end);
   const from = Math.min(...drawn.map((call) => call.start));
   const span = Math.max(1, Math.max(...drawn.map((call) => call.end)) - from);

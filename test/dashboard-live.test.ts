@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
+import { createAuthStore } from "../dashboard/auth-store.ts";
 import { openSessionLog, type SessionEvent, type SessionLog } from "../runtime/index.ts";
 import { send, signedInDashboards, sseReader, taskRecord, tokenOf, type Setup } from "./support/dashboard.ts";
 
@@ -126,6 +128,53 @@ describe("dashboard live updates (SSE)", () => {
     s.clock.advance(15_000);
     assert.equal((await sse.next())[0]!.event, "ping", "one `changed` for the burst, then nothing until the ping");
     await sse.close();
+  });
+
+  it("ends a finished task's stream after its last events, and cleans up after a tab that closed at once", async () => {
+    const { s, session } = await signedIn({ tasks: [taskRecord("t1", { state: "done" })] });
+    const log = await logOf(s, "t1", [turn(1, "one"), { type: "session_end", at: START + 5000, status: "done", answer: "All done.", turns: 1, cost_usd: 0.01, tokens: { input: 1, output: 1, cache_read: 0, cache_write: 0 } }]);
+    const sse = sseReader(await stream(s, session, "/live?task=t1&after=1"));
+    const events = await sse.next(4);
+    assert.deepEqual(events.map((event) => event.event), ["ready", "log", "head", "gone"]);
+    assert.equal(events[1]!.id, "2");
+    await assert.rejects(sse.next(), /the stream ended/, "nothing more comes");
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(s.watching(), 0);
+
+    // A tab closed before the stream has read the log.
+    const running = await signedIn({ tasks: [taskRecord("t2", { state: "running" })] });
+    const early = sseReader(await stream(running.s, running.session, "/live?task=t2"));
+    await early.close();
+    for (let i = 0; i < 5 && running.s.watching() > 0; i++) await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(running.s.watching(), 0, "its watcher is gone");
+    await log.close();
+  });
+
+  it("ends a stream whose session was logged out, at the next ping", async () => {
+    const { s, session } = await signedIn({ tasks: [taskRecord("t1")] });
+    const sse = sseReader(await stream(s, session, "/live"));
+    await sse.next();
+    createAuthStore(join(s.home, "state", "dashboard"), s.clock).logoutAll();
+    s.clock.advance(15_000);
+    const [gone] = await sse.next();
+    assert.deepEqual([gone!.event, gone!.data], ["gone", "Signed out."]);
+    await assert.rejects(sse.next(), /the stream ended/);
+  });
+
+  it("goes on past an event it cannot draw, and says so in the trace", async () => {
+    const { s, session } = await signedIn({ tasks: [taskRecord("t1", { state: "running" })] });
+    const log = await logOf(s, "t1", [turn(1, "one", "toolu_1")]);
+    const sse = sseReader(await stream(s, session, "/live?task=t1&after=1"));
+    await sse.next(2);
+    await log.append({ type: "tool_end", at: START, id: "toolu_1", name: "bash" } as SessionEvent, turn(2, "two"));
+    s.emit("t1");
+    const [broken, next] = (await sse.next(3)).filter((event) => event.event === "log");
+    assert.deepEqual([broken!.id, broken!.data], ["2", "{}"]);
+    assert.equal(next!.id, "3");
+    assert.match(JSON.parse(next!.data).append, /two/);
+    assert.match(readFileSync(s.traceFile, "utf8"), /"event":"dashboard_live_problem".*event 2 could not be drawn/);
+    await sse.close();
+    await log.close();
   });
 
   it("says a task is gone instead of following an unknown id", async () => {

@@ -36,6 +36,8 @@ export interface Setup {
   link(): string;
   /** Tells live streams that `session` emitted, as the daemon's `watch` does. */
   emit(session: string): void;
+  /** How many live streams are watching now. */
+  watching(): number;
   /** Task ids the page asked to cancel. */
   cancelled: string[];
   cleanup(): void;
@@ -113,6 +115,7 @@ export function setupDashboard(options: SetupOptions = {}): Setup {
     traceFile,
     link: () => createAuthStore(stateDir, clock).createLink().secret,
     emit: (session) => watchers.forEach((watcher) => watcher(session)),
+    watching: () => watchers.size,
     cancelled,
     cleanup: () => (trace.close(), dir.cleanup()),
   };
