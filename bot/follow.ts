@@ -1,7 +1,8 @@
 import type { SessionEvent, SessionResult } from "../runtime/index.ts";
 import type { TaskRecord } from "../tasks/index.ts";
-import { escapeHtml, formatCost, markdownToTelegramHtml, progressText, splitForTelegram, type ProgressStatus } from "./format.ts";
+import { escapeHtml, markdownToTelegramHtml, progressText, splitForTelegram, type ProgressStatus } from "./format.ts";
 import type { OutgoingCall, TelegramOutbox } from "./outbox.ts";
+import { amount } from "./reports.ts";
 import type { BotStore } from "./store.ts";
 
 /**
@@ -116,10 +117,10 @@ export function createFollower(options: FollowOptions): Follower {
       const event = message.event;
       const followed = chatOf(id) !== undefined;
       if (event.type === "budget_warning") {
-        const used = event.kind === "usd" || event.kind === "daily_usd" ? formatCost(event.used) : String(Math.round(event.used));
-        const limit = event.kind === "usd" || event.kind === "daily_usd" ? formatCost(event.limit) : String(event.limit);
+        const used = amount(event.kind, event.used);
+        const limit = amount(event.kind, event.limit);
         const what = { turns: "turns", usd: "budget", time: "time", daily_usd: "today's budget" }[event.kind] ?? event.kind;
-        const link = options.taskLink(id);
+        const link = options.taskLink(id.split(".")[0]!); // a specialist's session is <task>.<call>.<name>: its task's page
         for (const chat of audience(id, "budget")) send(chat, `⚠️ Task <code>${escapeHtml(id)}</code> has used ${Math.round((event.used / event.limit) * 100)}% of its ${what} (${used} of ${limit}).${link ? `\n${link}` : ""}`, `note:${id}`);
       }
       if (!followed) return;

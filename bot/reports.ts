@@ -370,7 +370,8 @@ function percent(used: number, limit: number): string {
   return limit > 0 && Number.isFinite(limit) ? `${Math.round((used / limit) * 100)}%` : "no limit";
 }
 
-function amount(kind: EventOf<"budget_warning">["kind"], value: number): string {
+/** A budget's use or limit in its unit: dollars, a duration, or a count of turns. */
+export function amount(kind: EventOf<"budget_warning">["kind"], value: number): string {
   return kind === "usd" || kind === "daily_usd" ? formatCost(value) : kind === "time" ? formatDuration(value) : String(value);
 }
 

@@ -7,9 +7,10 @@
  *   as its decision, approval and output arrive (`tool`), and its header (`head`). A dropped stream
  *   reconnects by itself and resumes after the last event id it had (EventSource's Last-Event-ID).
  * - the Now page fetches itself again on `changed`, at most once a second.
- * - after 40 s without a word (pings come every 15 s), or when the tab is shown again, the page
- *   fetches itself whole (a snapshot) and opens a fresh stream from there. A hidden tab closes its
- *   stream: nobody watches, so nothing is sent.
+ * - after 40 s without a word (pings come every 15 s), when the browser gives a stream up, or when
+ *   the tab is shown again, the page fetches itself whole (a snapshot) and opens a fresh stream from
+ *   there. A hidden tab closes its stream: nobody watches, so nothing is sent. `gone` ends a
+ *   stream for good: the task ended, or the session did (the page reloads to say so).
  */
 export const LIVE_SCRIPT = `"use strict";
 (() => {
@@ -31,8 +32,12 @@ export const LIVE_SCRIPT = `"use strict";
     heard = Date.now();
     source = new EventSource(streamUrl());
     const hear = () => { heard = Date.now(); };
+    let readies = 0;
     source.addEventListener("ping", hear);
-    source.addEventListener("ready", hear);
+    // The Now page has no ids to resume from: after a reconnect it fetches itself.
+    source.addEventListener("ready", () => { hear(); if (readies++ > 0 && root.dataset.live === "now") snapshot(); });
+    // A stream the browser gave up on (a tunnel's 502, a 401): fetch the page, which opens a new one.
+    source.addEventListener("error", () => { if (source && source.readyState === EventSource.CLOSED) { close(); snapshot(); } });
     source.addEventListener("log", (message) => {
       hear();
       root.dataset.after = message.lastEventId;
@@ -44,7 +49,8 @@ export const LIVE_SCRIPT = `"use strict";
       if (head) head.innerHTML = JSON.parse(message.data).html;
     });
     source.addEventListener("changed", () => { hear(); snapshot(); });
-    source.addEventListener("gone", () => close());
+    // The task ended, or the session did (then the reload shows why).
+    source.addEventListener("gone", (message) => { close(); if (message.data === "Signed out.") location.reload(); });
   };
   const close = () => {
     if (source) source.close();
@@ -58,8 +64,12 @@ export const LIVE_SCRIPT = `"use strict";
     if (fragment.append) log.insertAdjacentHTML("beforeend", fragment.append);
     if (fragment.tool) {
       const existing = document.getElementById(fragment.tool);
-      if (existing) existing.outerHTML = fragment.html;
-      else log.insertAdjacentHTML("beforeend", '<article class="turn">' + fragment.html + "</article>");
+      if (!existing) return log.insertAdjacentHTML("beforeend", '<article class="turn">' + fragment.html + "</article>");
+      // Redrawn in place; an output the reader opened stays open.
+      const opened = [...existing.querySelectorAll("details")].map((details) => details.open);
+      existing.outerHTML = fragment.html;
+      const redrawn = document.getElementById(fragment.tool);
+      if (redrawn) [...redrawn.querySelectorAll("details")].forEach((details, index) => { if (opened[index]) details.open = true; });
     }
   };
 

@@ -95,7 +95,7 @@ export async function readSessionLog(path: string): Promise<SessionEvent[]> {
   return rest.map((line, index) => parseLine(path, line, index + 2) as SessionEvent);
 }
 
-function parseLine(path: string, line: string, number: number): unknown {
+function parseLine(path: string, line: string, number: number | string): unknown {
   try {
     return JSON.parse(line);
   } catch {
@@ -123,7 +123,9 @@ export async function readSessionLogFrom(path: string, offset: number): Promise<
       const header = parseLine(path, lines.shift()!, 1) as Partial<Header>;
       if (header.format !== LOG_FORMAT || header.version !== LOG_VERSION) throw new SessionLogError(`${path}: not a Nightshift session log of version ${LOG_VERSION}`);
     }
-    return { events: lines.map((line, index) => parseLine(path, line, index + 1) as SessionEvent), offset: offset + end };
+    // Line numbers are known from the start of the file only; later reads name the byte they began at.
+    const where = (index: number) => (offset === 0 ? index + 2 : `${index + 1} after byte ${offset}`);
+    return { events: lines.map((line, index) => parseLine(path, line, where(index)) as SessionEvent), offset: offset + end };
   } finally {
     await handle.close();
   }

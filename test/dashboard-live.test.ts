@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { appendFileSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { createAuthStore } from "../dashboard/auth-store.ts";
-import { openSessionLog, type SessionEvent, type SessionLog } from "../runtime/index.ts";
+import { openSessionLog, readSessionLogFrom, type SessionEvent, type SessionLog } from "../runtime/index.ts";
 import { send, signedInDashboards, sseReader, taskRecord, tokenOf, type Setup } from "./support/dashboard.ts";
 
 const signedIn = signedInDashboards();
@@ -235,5 +235,27 @@ describe("dashboard Task page actions", () => {
     assert.equal(late.status, 409);
     assert.match(await late.text(), /already ended/);
     assert.equal((await send(s, "/tasks/zzz/cancel", { ...form, body: `_csrf=${token}` })).status, 404);
+  });
+});
+
+describe("following a growing session log (readSessionLogFrom)", () => {
+  it("reads each complete line once, leaves a line still being written for the next read, and names a damaged line", async () => {
+    const { s } = await signedIn();
+    const path = join(s.home, "sessions", "t1.jsonl");
+    const log = await logOf(s, "t1", [turn(1, "one")]);
+    const first = await readSessionLogFrom(path, 0);
+    assert.deepEqual(first.events.map((event) => event.type), ["model_response"]);
+    assert.deepEqual(await readSessionLogFrom(path, first.offset), { events: [], offset: first.offset }, "nothing new");
+    await log.append(turn(2, "two"));
+    await log.close();
+    appendFileSync(path, '{"type":"warning","at":1,"mess'); // a write under way
+    const second = await readSessionLogFrom(path, first.offset);
+    assert.deepEqual(second.events.map((event) => (event as { turn?: number }).turn), [2]);
+    appendFileSync(path, 'age":"late"}\n');
+    const third = await readSessionLogFrom(path, second.offset);
+    assert.deepEqual(third.events, [{ type: "warning", at: 1, message: "late" }]);
+    appendFileSync(path, "{broken\n");
+    await assert.rejects(readSessionLogFrom(path, third.offset), /t1\.jsonl:1 after byte \d+: damaged line/);
+    await assert.rejects(readSessionLogFrom(path, 0), /t1\.jsonl:5: damaged line/, "from the start, the file's own line number");
   });
 });
