@@ -6,7 +6,7 @@ import { openMemory } from "../memory/index.ts";
 import { BUILTIN_TOOL_NAMES, createRuntime, createTraceLogger, loadAgents, lockSession, readSessionLog, readSessionLogFrom, requireApiKey, type Approver, type Clock, type LoadedConfig } from "../runtime/index.ts";
 import { createDaemon } from "../tasks/daemon.ts";
 import { startControlServer } from "../tasks/control.ts";
-import { htmlToPlain, spendSummary } from "../bot/reports.ts";
+import { htmlToPlain } from "../bot/reports.ts";
 import { startJobs } from "./jobs.ts";
 import { createMemoryService } from "./memory-service.ts";
 import { loginLink } from "./dashboard.ts";
@@ -227,7 +227,8 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
   // After the ready line: Hono and its Node adapter take 50-100 ms to load, which start → ready
   // does not wait for. A port in use is said in one line and the daemon runs on without a dashboard.
   const dashboardStarting = (async () => {
-    const { createDashboard, dashboardApprover, serveDashboard, sessionCharges, specialistLogs } = await import("../dashboard/index.ts");
+    const { chargeReader, createDashboard, dashboardApprover, serveDashboard, specialistLogs, startOfDay } = await import("../dashboard/index.ts");
+    const charges = chargeReader(runtime.sessionsDir);
     const app = createDashboard({
       dir: join(home, "state", "dashboard"),
       clock,
@@ -240,12 +241,12 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
       readEvents: (id) => readSessionLog(join(runtime.sessionsDir, `${id}.jsonl`)),
       // A task's specialists each have a log in sessions/<task>/ (runtime.ts `runChild`).
       readSpecialists: (id) => specialistLogs(runtime.sessionsDir, id),
-      spentToday: async () => (await spendSummary(runtime.sessionsDir, clock.now())).todayUsd,
+      spentToday: async () => (await charges(startOfDay(clock.now()))).reduce((sum, charge) => sum + charge.usd, 0),
       dailyUsd: config.budget.daily_usd,
       // What `nightshift memory show` and /memory read, and /memory undo's undo.
       memory: { store: memory.store, journal: memory.journal, capBytes: config.memory.cap, undo: () => memoryService.undo() },
-      // The Cost page opens every session log written in its window (30 days or the month).
-      charges: (since) => sessionCharges(runtime.sessionsDir, since),
+      // The Cost and Now pages: each session log written in the window, read only where it grew since the last load.
+      charges,
       // The Health page: `nightshift doctor`'s checks over the daemon's config and sandbox, each time it is loaded.
       checks: async () => (await import("./doctor.ts")).runDoctor({ loaded, sandbox: runtime.sandbox, nodeVersion: process.version }),
       // Live pages wake on the daemon's events and read only what a log grew by.

@@ -35,7 +35,7 @@ export interface DashboardDeps extends Omit<NowSources, "tasks"> {
   approvals: NowSources["approvals"] & Pick<ApprovalStore, "answer">;
   /** MEMORY.md, its history and the journal its sources cite, and the memory service's undo. */
   memory: MemorySources;
-  /** Priced charges since a time, counted as the daily budget counts them (the daemon: `sessionCharges`). */
+  /** Priced charges since a time, counted as the daily budget counts them (the daemon: `chargeReader`). */
   charges: CostSources["charges"];
   /** A task's specialists' own logs, for their lanes on the Task page and their calls on the Trace page (the daemon: `specialistLogs`). */
   readSpecialists: TaskPageSources["readSpecialists"];

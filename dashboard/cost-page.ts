@@ -6,11 +6,11 @@ import type { Charge } from "./spend.ts";
 /**
  * The Cost page: spend per local day for the last 30 days as an SVG bar chart drawn on the server
  * (no script) with the `budget.daily_usd` line, the same days as a table, the month's total and its
- * 10 costliest tasks. Spend is counted as the daily budget counts it (see `sessionCharges`).
+ * 10 costliest tasks. Spend is counted as the daily budget counts it (see `chargeReader`).
  */
 
 export interface CostSources {
-  /** Charges dated at or after `since` (the daemon reads the session logs: `sessionCharges`). */
+  /** Charges dated at or after `since` (the daemon reads the session logs: `chargeReader`). */
   charges(since: number): Promise<Charge[]>;
   tasks: Pick<TaskReader, "get">;
   /** `budget.daily_usd`. */

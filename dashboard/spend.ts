@@ -1,6 +1,6 @@
 import { stat } from "node:fs/promises";
 import { basename } from "node:path";
-import { readSessionLog, sessionLogs } from "../runtime/index.ts";
+import { readSessionLogFrom, sessionLogs } from "../runtime/index.ts";
 
 /** One priced model call or checkpoint, dated, and the task it counts for. */
 export interface Charge {
@@ -9,24 +9,52 @@ export interface Charge {
   usd: number;
 }
 
+interface FileCharges {
+  /** Bytes of the log read so far (it is append-only); its charges up to there. */
+  offset: number;
+  charges: Charge[];
+}
+
 /**
- * Every charge dated at or after `since`, counted as the daily budget and /budget count them (model
- * responses and checkpoints; a specialist's spending counts for its task). Opens every session log
- * written since `since`: the cost of this page grows with the number of sessions in that window.
- * Logs last written before it are not opened; a damaged log counts as nothing.
+ * Charges dated at or after a time, counted as the daily budget and /budget count them (model
+ * responses and checkpoints; a specialist's spending counts for its task). Logs last written
+ * before that time are not opened. Each log's charges are kept from one call to the next, with the
+ * byte it was read to: a log that grew is read from there, one that did not is not read at all, so
+ * the Now page (refetched while tasks run) and the Cost page cost what was written since, not the
+ * month's history. A damaged log counts as nothing.
  */
-export async function sessionCharges(sessionsDir: string, since: number): Promise<Charge[]> {
-  const charges: Charge[] = [];
-  for (const path of sessionLogs(sessionsDir)) {
-    try {
-      if ((await stat(path)).mtimeMs < since) continue;
-      const task = basename(path, ".jsonl").split(".")[0]!;
-      for (const event of await readSessionLog(path)) {
-        if ((event.type === "model_response" || event.type === "checkpoint") && event.at >= since) charges.push({ task, at: event.at, usd: event.cost_usd });
+export function chargeReader(sessionsDir: string): (since: number) => Promise<Charge[]> {
+  const known = new Map<string, FileCharges>();
+  return async (since) => {
+    const charges: Charge[] = [];
+    for (const path of sessionLogs(sessionsDir)) {
+      try {
+        const { mtimeMs, size } = await stat(path);
+        if (mtimeMs < since) continue;
+        let entry = known.get(path);
+        // Smaller than what was read: a torn tail was cut off; read it again whole.
+        if (!entry || size < entry.offset) known.set(path, (entry = { offset: 0, charges: [] }));
+        if (size > entry.offset) {
+          const task = basename(path, ".jsonl").split(".")[0]!;
+          const read = await readSessionLogFrom(path, entry.offset);
+          for (const event of read.events) {
+            if (event.type === "model_response" || event.type === "checkpoint") entry.charges.push({ task, at: event.at, usd: event.cost_usd });
+          }
+          entry.offset = read.offset;
+        }
+        for (const charge of entry.charges) if (charge.at >= since) charges.push(charge);
+      } catch {
+        known.delete(path);
+        continue;
       }
-    } catch {
-      continue;
     }
-  }
-  return charges;
+    return charges;
+  };
+}
+
+/** Midnight of `now`'s local day. */
+export function startOfDay(now: number): number {
+  const day = new Date(now);
+  day.setHours(0, 0, 0, 0);
+  return day.getTime();
 }

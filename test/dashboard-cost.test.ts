@@ -1,8 +1,10 @@
 import assert from "node:assert/strict";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { openSessionLog, type EventOf, type SessionEvent } from "../runtime/index.ts";
 import type { TaskRecord } from "../tasks/index.ts";
+import { chargeReader } from "../dashboard/spend.ts";
 import { send, type Setup, signedInDashboards } from "./support/dashboard.ts";
 
 const DAY = 86_400_000;
@@ -76,5 +78,30 @@ describe("dashboard Cost page", () => {
     assert.match(page, /Total: <strong>\$0\.00<\/strong>/);
     assert.match(page, /Nothing spent this month\./);
     assert.equal((await send(s, "/cost")).status, 401);
+  });
+});
+
+describe("the charges the Cost and Now pages count (chargeReader)", () => {
+  const charge = (at: number, usd: number): SessionEvent => ({ type: "checkpoint", at, summary: "", keep_from: 0, dropped_turns: 1, input_tokens_before: 1, method: "small", cost_usd: usd });
+
+  it("reads a log again only where it grew, and whole when it shrank", async () => {
+    const { s } = await signedIn();
+    const dir = join(s.home, "sessions");
+    const charges = chargeReader(dir);
+    const now = s.clock.now();
+    const log = await openSessionLog(join(dir, "t1.jsonl"), "t1", { sync: false });
+    await log.append(charge(now - 1000, 0.5));
+    const sum = async (since: number) => (await charges(since)).reduce((total, item) => total + item.usd, 0);
+    assert.equal(await sum(0), 0.5);
+    // A byte changed inside what was read is not seen: that part is not read again.
+    const text = readFileSync(join(dir, "t1.jsonl"), "utf8");
+    writeFileSync(join(dir, "t1.jsonl"), text.replace('"cost_usd":0.5', '"cost_usd":0.7'));
+    assert.equal(await sum(0), 0.5);
+    await log.append(charge(now, 0.25));
+    assert.equal(await sum(0), 0.75, "the new line is read");
+    assert.equal(await sum(now), 0.25, "dated from `since` on");
+    await log.close();
+    writeFileSync(join(dir, "t1.jsonl"), text.split("\n")[0] + "\n" + JSON.stringify(charge(now, 2)) + "\n");
+    assert.equal(await sum(0), 2, "a log that shrank is read whole again");
   });
 });

@@ -5,7 +5,7 @@ import type { Check } from "../../cli/doctor.ts";
 import { createDashboard } from "../../dashboard/app.ts";
 import { createAuthStore } from "../../dashboard/auth-store.ts";
 import { specialistLogs } from "../../dashboard/lanes.ts";
-import { sessionCharges } from "../../dashboard/spend.ts";
+import { chargeReader } from "../../dashboard/spend.ts";
 import { openMemory, type Memory } from "../../memory/index.ts";
 import { undoText } from "../../bot/reports.ts";
 import { createApprovalStore, readSessionLog, readSessionLogFrom, type ApprovalStore, type SessionEvent } from "../../runtime/index.ts";
@@ -103,7 +103,7 @@ export function setupDashboard(options: SetupOptions = {}): Setup {
     // The memory service's undo is the store's undo told as text (cli/memory-service.ts).
     memory: { store: memory.store, journal: memory.journal, capBytes: memoryCap, undo: () => undoText(memory.store.undo()) },
     // The Cost page reads the session logs a test writes under home/sessions, as the daemon does.
-    charges: (since) => sessionCharges(join(home, "sessions"), since),
+    charges: chargeReader(join(home, "sessions")),
     checks: options.checks ?? (async () => []),
   });
   return {
