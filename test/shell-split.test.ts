@@ -181,6 +181,12 @@ describe("splitCommands: wrappers", () => {
     ]);
   });
 
+  it("reads a known wrapper or a shell's script that an unknown command runs", () => {
+    assert.deepEqual(texts("flock /tmp/x bash -c 'git push'"), ["flock /tmp/x bash -c git push", "bash -c git push", "git push"]);
+    assert.deepEqual(texts("flock x sudo git push"), ["flock x sudo git push", "sudo git push", "git push"]);
+    assert.deepEqual(texts("docker exec -it web bash"), ["docker exec -it web bash"], "exec is a builtin; a shell without a script reads nothing here");
+  });
+
   it("does not unwrap command -v, which only looks a name up", () => {
     assert.deepEqual(texts("command -v git"), ["command -v git"]);
   });
@@ -260,7 +266,8 @@ describe("splitCommands: arguments computed at run time", () => {
   it("adds the arguments xargs and find -exec supply", () => {
     assert.deepEqual(templates("xargs git"), ["xargs git", "git«*»"]);
     assert.deepEqual(templates("xargs -I R git R x"), ["xargs -I R git R x", "git«*» x"]);
-    assert.deepEqual(templates("find . -exec git {} \\;"), ["find . -exec git {} ;", "git«*»"]);
+    assert.deepEqual(templates("find . -exec git {} \\;"), ["find . -exec git {} ;", "git «w»"], "one file name per run");
+    assert.deepEqual(templates("find . -exec git {} +"), ["find . -exec git {} +", "git«*»"], "as many as fit");
     assert.match(refusal("xargs -I CMD CMD push"), /xargs builds the command name/);
   });
 });

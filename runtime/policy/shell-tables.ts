@@ -35,6 +35,9 @@ export const WRAPPERS = new Map<string, WrapperSpec>([
   ["chroot", { short: "", long: ["groups", "userspec"], operands: 1 }],
 ]);
 
+/** Commands that never run their arguments as a command, so a word such as `git push` after them is text (`echo git push`, `grep -rn git push`). */
+export const NEVER_RUNS = new Set(["echo", "printf", "grep", "egrep", "fgrep", "rg", "ag", "ack", "man", "info", "help", "whatis", "apropos", "which", "whereis", "type", "compgen", "complete", "history"]);
+
 export const SHELLS = new Set(["bash", "sh", "zsh", "dash", "ksh", "mksh"]);
 export const FIND_EXEC = new Set(["-exec", "-execdir", "-ok", "-okdir"]);
 /** Builtins whose NAME=value arguments are assignments. */

@@ -9,7 +9,7 @@
  */
 
 import { ANY_TEXT, ONE_WORD } from "./patterns.ts";
-import { CODE_VARIABLES, DECLARATIONS, decodeAnsiC, descriptorOf, FIND_EXEC, GIT_SAFE_CONFIG, GIT_SCRIPT_CONFIG, GLOBAL_OPTIONS, SCRIPT_VARIABLES, SHELLS, skipOptions, subcommandStarts, WRAPPERS, xargsReplace } from "./shell-tables.ts";
+import { CODE_VARIABLES, DECLARATIONS, NEVER_RUNS, decodeAnsiC, descriptorOf, FIND_EXEC, GIT_SAFE_CONFIG, GIT_SCRIPT_CONFIG, GLOBAL_OPTIONS, SCRIPT_VARIABLES, SHELLS, skipOptions, subcommandStarts, WRAPPERS, xargsReplace } from "./shell-tables.ts";
 
 export interface SimpleCommand {
   /** The command words after removing leading assignments (FOO=1) and wrappers, joined by single spaces, with quotes removed: e.g. "git push origin main". */
@@ -26,6 +26,12 @@ export interface SimpleCommand {
    * none) or ONE_WORD (a quoted expansion: text within one word), for `couldMatchCommand`.
    */
   template?: string;
+  /**
+   * When dynamic: the template's piece for each word (`pieces[0]` is the name, then " word" or
+   * ANY_TEXT), and one more ANY_TEXT when a wrapper (xargs) adds arguments at run time. Lets the
+   * policy build the template of a suffix (`commandSuffixes`).
+   */
+  pieces?: string[];
 }
 
 /** `commands` of a refusal: those read before it, for the policy's deny rules (a deny is final). */
@@ -458,6 +464,7 @@ function append(word: Builder, text: string): void {
 
 /** Emits the command, its basename form, its forms without global options, and whatever it runs in turn. `tail`: more arguments come at run time (xargs). */
 function emitCommand(words: Word[], stdin: Stdin | null, out: SimpleCommand[], depth: number, tail = false): void {
+  if (depth > MAX_DEPTH) throw new Unparseable("commands are nested too deeply");
   const head = words[0]!;
   if (head.dynamic) throw new Unparseable(`the command name ${head.raw} comes from a variable or substitution`);
   if (head.glob && head.value !== "[" && head.value !== "[[") throw new Unparseable(`the command name ${head.raw} uses a glob or brace pattern`);
@@ -479,15 +486,64 @@ function emitCommand(words: Word[], stdin: Stdin | null, out: SimpleCommand[], d
   }
   const script = shellScript(name, words, stdin);
   if (script !== null) collect(script, out, depth + 1);
+  else if (!SHELLS.has(name) && !NEVER_RUNS.has(name)) emitHiddenRunner(words, out, depth);
+}
+
+/**
+ * An unknown command may be a wrapper: if a later word names a known wrapper or a shell given a
+ * script (`flock /tmp/x sudo …`, `taskset 1 bash -c '…'`), that part is read as the command it
+ * would be. Only the first such word: the rest is read from there, so this stays linear.
+ */
+/** Wrappers that only the shell runs (a program cannot run a builtin), or common words (`docker exec`). */
+const BUILTIN_WRAPPERS = new Set(["exec", "command", "builtin", "time"]);
+
+function emitHiddenRunner(words: Word[], out: SimpleCommand[], depth: number): void {
+  const at = words.findIndex((word, index) => {
+    if (index === 0 || word.dynamic || word.glob) return false;
+    const base = word.value.slice(word.value.lastIndexOf("/") + 1);
+    if (WRAPPERS.has(base)) return !BUILTIN_WRAPPERS.has(base);
+    return SHELLS.has(base) && words.slice(index + 1).some((next) => /^-[^-]*c/.test(next.value));
+  });
+  if (at > 0) emitCommand(words.slice(at), null, out, depth + 1);
 }
 
 function simple(name: string, args: readonly Word[], tail: boolean): SimpleCommand {
   const words = [name, ...args.map((word) => word.value)];
   const text = words.join(" ");
   if (!tail && !args.some((word) => word.dynamic || word.loose)) return { text, words, dynamic: false };
-  let template = name;
-  for (const word of args) template += word.loose ? ANY_TEXT : ` ${word.template}`; // a loose word may vanish, with its space
-  return { text, words, dynamic: true, template: tail ? template + ANY_TEXT : template };
+  const pieces = [name, ...args.map((word) => (word.loose ? ANY_TEXT : ` ${word.template}`))]; // a loose word may vanish, with its space
+  if (tail) pieces.push(ANY_TEXT);
+  return { text, words, dynamic: true, template: pieces.join(""), pieces };
+}
+
+/**
+ * The commands a simple command may run with its own words: every suffix that starts at a word
+ * that could be a command name (static, no option, no assignment), also by basename. An unknown
+ * wrapper (`flock /tmp/x git push`, `taskset 1 rm -rf /`) cannot hide the command it runs this
+ * way. Commands known never to run their arguments (`echo`, `grep`, …) have none.
+ */
+export function commandSuffixes(command: SimpleCommand): SimpleCommand[] {
+  const { words, pieces } = command;
+  const name = words[0]!.slice(words[0]!.lastIndexOf("/") + 1);
+  if (NEVER_RUNS.has(name)) return [];
+  const found: SimpleCommand[] = [];
+  for (let at = 1; at < words.length; at++) {
+    const head = words[at]!;
+    const rest = words.slice(at + 1);
+    if (head.startsWith("-") || head.includes("=")) continue;
+    if (pieces !== undefined && pieces[at] !== ` ${head}`) {
+      // A computed name (`flock x $(echo git) push`) followed by a static word: one word, then the words as written.
+      if (rest.length > 0 && pieces[at + 1] === ` ${rest[0]}`) found.push({ text: [head, ...rest].join(" "), words: [head, ...rest], dynamic: true, template: ONE_WORD + pieces.slice(at + 1).join(""), pieces: [ONE_WORD, ...pieces.slice(at + 1)] });
+      continue;
+    }
+    if (head === "" || /\s/.test(head)) continue;
+    for (const form of new Set([head, head.slice(head.lastIndexOf("/") + 1)])) {
+      if (form === "") continue;
+      const text = [form, ...rest].join(" ");
+      found.push(pieces === undefined ? { text, words: [form, ...rest], dynamic: false } : { text, words: [form, ...rest], dynamic: true, template: form + pieces.slice(at + 1).join(""), pieces: [form, ...pieces.slice(at + 1)] });
+    }
+  }
+  return found;
 }
 
 /** Refuses commands that set up code to run later, out of sight: aliases, callbacks, traps, code in variables or git settings. */
@@ -562,14 +618,17 @@ function wrappedCommand(name: string, words: Word[], out: SimpleCommand[], depth
   return { words: inner.map((word) => (word.value.includes(replace) ? { ...word, loose: true } : word)), tail: false };
 }
 
-/** The commands of `find … -exec CMD … ;` (also -execdir, -ok, -okdir; ended by `;` or `{} +`); `{}` becomes file names. */
+/** The commands of `find … -exec CMD … ;` (also -execdir, -ok, -okdir; ended by `;` or `{} +`); `{}` becomes file names. An unended one reads to the end. */
 function findExecs(words: Word[]): Word[][] {
   const found: Word[][] = [];
   for (let i = 0; i < words.length; i++) {
     if (!FIND_EXEC.has(words[i]!.value)) continue;
     let end = i + 1;
     while (end < words.length && words[end]!.value !== ";" && !(words[end]!.value === "+" && words[end - 1]!.value === "{}")) end++;
-    if (end > i + 1) found.push(words.slice(i + 1, end).map((word) => (word.value.includes("{}") ? { ...word, loose: true } : word)));
+    // `… {} ;` gets one file name per run (one word); `… {} +` as many as fit.
+    const many = words[end]?.value !== ";";
+    const fill = (word: Word): Word => (many ? { ...word, loose: true } : { ...word, dynamic: true, template: word.template.replaceAll("{}", ONE_WORD) });
+    if (end > i + 1) found.push(words.slice(i + 1, end).map((word) => (word.value.includes("{}") ? fill(word) : word)));
     i = end;
   }
   return found;
