@@ -165,6 +165,38 @@ describe("splitCommands: wrappers", () => {
     }
   });
 
+  it("unwraps flock, taskset, chrt, setarch, unshare, prlimit, strace, runuser -u, firejail, torsocks and busybox", () => {
+    for (const wrapper of ["flock -w 5 /tmp/x", "taskset -c 0", "chrt -f 10", "setarch x86_64 -R", "unshare -r", "prlimit --nofile=10", "strace -f -o log", "runuser -u me --", "firejail --quiet", "torsocks -i", "busybox"]) {
+      assert.deepEqual(texts(`${wrapper} git push`), [`${wrapper} git push`, "git push"], wrapper);
+    }
+  });
+
+  it("reads a long option by any unique prefix, as getopt does", () => {
+    assert.deepEqual(texts("timeout --sig KILL 5 git push"), ["timeout --sig KILL 5 git push", "git push"]);
+    assert.deepEqual(texts("env --chd /tmp git push"), ["env --chd /tmp git push", "git push"]);
+    assert.match(refusal("env --split 'git push'"), /env -S/);
+  });
+
+  it("reads the scripts of su -c, flock -c, script -c, sg and parallel", () => {
+    assert.deepEqual(texts("su -lc 'git push' me"), ["su -lc git push me", "git push"]);
+    assert.deepEqual(texts("flock /tmp/x -c 'git push'"), ["flock /tmp/x -c git push", "git push"]);
+    assert.deepEqual(texts("script -qc 'git push' /dev/null"), ["script -qc git push /dev/null", "git push"]);
+    assert.deepEqual(texts("sg wheel 'git push'"), ["sg wheel git push", "git push"]);
+    assert.deepEqual(texts("parallel 'gzip -9 {}' ::: a b"), ["parallel gzip -9 {} ::: a b", "gzip -9 $PARALLEL_ARGUMENT"]);
+    assert.match(refusal("parallel < jobs.txt"), /parallel runs the commands it reads from its input/);
+  });
+
+  it("reads a shell's options as bash does: each o in a cluster takes a word", () => {
+    assert.deepEqual(texts("bash -oc pipefail 'git push'"), ["bash -oc pipefail git push", "git push"]);
+    assert.deepEqual(texts("eval -- 'git push'"), ["eval -- git push", "git push"]);
+  });
+
+  it("refuses a wrapper or a shell's -c that xargs completes from its input", () => {
+    assert.match(refusal("xargs sh -c"), /xargs gives sh -c its script/);
+    assert.match(refusal("xargs sudo"), /xargs gives sudo the command it runs/);
+    assert.match(refusal("xargs -I{} bash -c {}"), /runs code built from a variable/);
+  });
+
   it("unwraps wrappers inside wrappers, down to a nested shell", () => {
     assert.deepEqual(texts("sudo FOO=1 nice -n 5 git push"), ["sudo FOO=1 nice -n 5 git push", "nice -n 5 git push", "git push"]);
     assert.deepEqual(texts(`nohup sh -c "git push" >/dev/null 2>&1 &`), ["nohup sh -c git push", "sh -c git push", "git push"]);

@@ -9,7 +9,9 @@
  */
 
 import { ANY_TEXT, ONE_WORD } from "./patterns.ts";
-import { CODE_VARIABLES, DECLARATIONS, NEVER_RUNS, decodeAnsiC, descriptorOf, FIND_EXEC, GIT_SAFE_CONFIG, GIT_SCRIPT_CONFIG, GLOBAL_OPTIONS, SCRIPT_VARIABLES, SHELLS, skipOptions, subcommandStarts, WRAPPERS, xargsReplace } from "./shell-tables.ts";
+import { findExecs, shellScripts, wrappedCommand } from "./shell-runners.ts";
+import { CODE_VARIABLES, DECLARATIONS, decodeAnsiC, descriptorOf, GIT_SAFE_CONFIG, GIT_SCRIPT_CONFIG, GLOBAL_OPTIONS, NEVER_RUNS, SCRIPT_VARIABLES, SHELLS, subcommandStarts, WRAPPERS } from "./shell-tables.ts";
+import { Unparseable, type Stdin, type Word } from "./shell-word.ts";
 
 export interface SimpleCommand {
   /** The command words after removing leading assignments (FOO=1) and wrappers, joined by single spaces, with quotes removed: e.g. "git push origin main". */
@@ -49,26 +51,7 @@ export function splitCommands(line: string): SplitResult {
   }
 }
 
-class Unparseable extends Error {
-  override name = "Unparseable";
-}
-
-/** One word as bash would see it before expansion; `value` keeps `$x` and `$(…)` as written. */
-interface Word {
-  value: string;
-  raw: string;
-  /** Contains an expansion whose result is unknown until run time ($x, $(…), `…`, <(…)). */
-  dynamic: boolean;
-  /** Contains an unquoted glob or brace character. */
-  glob: boolean;
-  /** `value` with each quoted expansion replaced by ONE_WORD. */
-  template: string;
-  /** An unquoted expansion, glob or brace expansion (or a quoted "$@"): at run time any number of words, or none. */
-  loose: boolean;
-}
 type Builder = Omit<Word, "raw">;
-/** What a command reads on standard input: known text (heredoc, here-string) or a file (text null). */
-type Stdin = { text: string | null; dynamic: boolean };
 type Heredoc = { delimiter: string; stripTabs: boolean; quoted: boolean; stdin: Stdin };
 /** A simple command as read; `stdin` null means inherited (a pipe, the terminal, …). */
 type RawCommand = { words: Word[]; stdin: Stdin | null };
@@ -479,14 +462,14 @@ function emitCommand(words: Word[], stdin: Stdin | null, out: SimpleCommand[], d
     for (const inner of findExecs(words)) emitCommand(inner, null, out, depth);
     return;
   }
-  const inner = wrappedCommand(name, words, out, depth);
+  const inner = wrappedCommand(name, words, (word) => checkAssignment(word, out, depth), tail);
   if (inner !== null) {
     if (inner.words.length > 0) emitCommand(inner.words, stdin, out, depth, tail || inner.tail);
     return;
   }
-  const script = shellScript(name, words, stdin);
-  if (script !== null) collect(script, out, depth + 1);
-  else if (!SHELLS.has(name) && !NEVER_RUNS.has(name)) emitHiddenRunner(words, out, depth);
+  const scripts = shellScripts(name, words, stdin, tail);
+  for (const script of scripts) collect(script, out, depth + 1);
+  if (scripts.length === 0 && !SHELLS.has(name) && !NEVER_RUNS.has(name)) emitHiddenRunner(words, out, depth);
 }
 
 /**
@@ -595,94 +578,4 @@ function checkGitSetting(setting: string, dynamic: boolean, fromEnv: boolean, ou
   if (GIT_SAFE_CONFIG.test(key)) return;
   if (!fromEnv && at >= 0 && GIT_SCRIPT_CONFIG.test(key)) return collect(setting.slice(at + 1), out, depth + 1);
   throw new Unparseable(`git -c ${key} may run a command that cannot be checked`);
-}
-
-/** The command a wrapper runs (empty when none), or null when `name` is no wrapper. `tail`: xargs adds arguments. */
-function wrappedCommand(name: string, words: Word[], out: SimpleCommand[], depth: number): { words: Word[]; tail: boolean } | null {
-  const spec = WRAPPERS.get(name);
-  if (spec === undefined) return null;
-  const values = words.map((word) => word.value);
-  let next = skipOptions(values, spec.short, spec.long ?? []);
-  const options = values.slice(1, next);
-  if (name === "command" && options.some((option) => /^-\w*[vV]/.test(option))) return null; // a lookup, not a run
-  if (name === "env" && options.some((option) => /^-\w*S|^--split-string/.test(option))) throw new Unparseable("env -S (split string) is not supported");
-  const skippable = name === "env" ? /^[^=-][^=]*=|^-$/ : /^[^=-][^=]*=/; // `env -` is `env -i`
-  for (; spec.assignments && next < values.length && skippable.test(values[next]!); next++) {
-    if (values[next] !== "-") checkAssignment(words[next]!, out, depth);
-  }
-  const inner = words.slice(next + (spec.operands ?? 0));
-  if (name !== "xargs") return { words: inner, tail: false };
-  const replace = xargsReplace(options);
-  if (replace === undefined) return { words: inner, tail: true };
-  if (inner[0]?.value.includes(replace)) throw new Unparseable("xargs builds the command name from its input");
-  return { words: inner.map((word) => (word.value.includes(replace) ? { ...word, loose: true } : word)), tail: false };
-}
-
-/** The commands of `find … -exec CMD … ;` (also -execdir, -ok, -okdir; ended by `;` or `{} +`); `{}` becomes file names. An unended one reads to the end. */
-function findExecs(words: Word[]): Word[][] {
-  const found: Word[][] = [];
-  for (let i = 0; i < words.length; i++) {
-    if (!FIND_EXEC.has(words[i]!.value)) continue;
-    let end = i + 1;
-    while (end < words.length && words[end]!.value !== ";" && !(words[end]!.value === "+" && words[end - 1]!.value === "{}")) end++;
-    // `… {} ;` gets one file name per run (one word); `… {} +` as many as fit.
-    const many = words[end]?.value !== ";";
-    const fill = (word: Word): Word => (many ? { ...word, loose: true } : { ...word, dynamic: true, template: word.template.replaceAll("{}", ONE_WORD) });
-    if (end > i + 1) found.push(words.slice(i + 1, end).map((word) => (word.value.includes("{}") ? fill(word) : word)));
-    i = end;
-  }
-  return found;
-}
-
-/** The text a command runs as shell code (bash -c, eval, watch, su -c, source /dev/stdin, a shell's stdin), if any. */
-function shellScript(name: string, words: Word[], stdin: Stdin | null): string | null {
-  const values = words.map((word) => word.value);
-  if (name === "eval") return staticScript(words.slice(1), "eval");
-  if (name === "watch") return staticScript(words.slice(skipOptions(values, "nq", ["interval", "equexit"])), "watch");
-  if (name === "su" || name === "runuser") {
-    const at = values.indexOf("-c");
-    return at > 0 ? staticScript(words.slice(at + 1, at + 2), `${name} -c`) : null;
-  }
-  if (name === "source" || name === ".") {
-    if (words[1]?.dynamic) throw new Unparseable(`${name} reads a script from a variable or substitution`);
-    return words[1] && descriptorOf(words[1].value) !== undefined ? stdinScript(words[1].value, stdin, name) : null;
-  }
-  return SHELLS.has(name) ? shellInvocation(words, stdin) : null;
-}
-
-function shellInvocation(words: Word[], stdin: Stdin | null): string | null {
-  let i = 1;
-  let command = false;
-  let fromStdin = false;
-  for (; i < words.length; i++) {
-    const option = words[i]!.value;
-    if (option === "--" || option === "-") {
-      i++;
-      break;
-    }
-    if (option === "--version" || option === "--help") return null;
-    if (!/^[-+]./.test(option)) break;
-    if (/^[-+][oO]$|^--(?:rcfile|init-file)$/.test(option)) i++;
-    else if (/^-[^-]*c/.test(option)) command = true;
-    else if (/^-[^-]*s/.test(option)) fromStdin = true;
-  }
-  const operand = words[i];
-  if (command) return operand ? staticScript([operand], `${words[0]!.value} -c`) : null;
-  if (operand?.dynamic && !fromStdin) throw new Unparseable("a shell runs a script from a variable or substitution");
-  if (operand && !fromStdin && descriptorOf(operand.value) !== undefined) return stdinScript(operand.value, stdin, words[0]!.value);
-  if (operand && !fromStdin) return null; // a script file: its content is not ours to check
-  if (stdin === null || stdin.dynamic) throw new Unparseable("a shell reads its script from standard input (a pipe or an unknown stream)");
-  return stdin.text;
-}
-
-/** The script of `bash /dev/stdin` or `source /dev/fd/0`: the heredoc or here-string, when known. */
-function stdinScript(path: string, stdin: Stdin | null, what: string): string {
-  if (descriptorOf(path) !== 0) throw new Unparseable(`${what} reads its script from file descriptor ${path}`);
-  if (stdin === null || stdin.dynamic || stdin.text === null) throw new Unparseable(`${what} reads its script from standard input (a pipe, a file or an unknown stream)`);
-  return stdin.text;
-}
-
-function staticScript(words: Word[], what: string): string | null {
-  if (words.some((word) => word.dynamic)) throw new Unparseable(`${what} runs code built from a variable or substitution`);
-  return words.length === 0 ? null : words.map((word) => word.value).join(" ");
 }
