@@ -191,6 +191,24 @@ describe("splitCommands: wrappers", () => {
     assert.deepEqual(texts("eval -- 'git push'"), ["eval -- git push", "git push"]);
   });
 
+  it("reads what git and package runners run: submodule foreach, rebase -x, bisect run, npx, npm exec", () => {
+    assert.deepEqual(texts("git submodule foreach 'git push'"), ["git submodule foreach git push", "git push"]);
+    assert.deepEqual(texts("git -C x rebase --exec='make test' main"), ["git -C x rebase --exec=make test main", "git rebase --exec=make test main", "make test"]);
+    assert.deepEqual(texts("git bisect run make test"), ["git bisect run make test", "make test"]);
+    assert.deepEqual(texts("npx -y tsc --noEmit"), ["npx -y tsc --noEmit", "tsc --noEmit"]);
+    assert.deepEqual(texts("npm exec -c 'git push'"), ["npm exec -c git push", "git push"]);
+  });
+
+  it("refuses builtins that evaluate a subscript or a name holding code", () => {
+    assert.match(refusal("test -v 'a[$(git push)]'"), /test evaluates an array subscript/);
+    assert.match(refusal("x='a[`id`]'"), /x holds an array subscript that runs a command/);
+    assert.match(refusal("printf -v PS4 x"), /printf sets PS4/);
+    assert.match(refusal("hash -p /bin/sh ls"), /hash -p/);
+    assert.match(refusal("echo ${x@P}"), /expands a prompt/);
+    assert.match(refusal("echo ${!x}"), /reads a variable named at run time/);
+    assert.deepEqual(texts('echo "${!arr[@]}" ${!pre*} ${a[$i]}'), ['echo ${!arr[@]} ${!pre*} ${a[$i]}']);
+  });
+
   it("refuses a wrapper or a shell's -c that xargs completes from its input", () => {
     assert.match(refusal("xargs sh -c"), /xargs gives sh -c its script/);
     assert.match(refusal("xargs sudo"), /xargs gives sudo the command it runs/);
@@ -313,7 +331,7 @@ describe("splitCommands: global options before a subcommand", () => {
 
   it("reads an unknown option both with and without a value", () => {
     assert.deepEqual(texts("npm --registry x publish"), ["npm --registry x publish", "npm publish"]);
-    assert.deepEqual(texts("npm --foo x publish"), ["npm --foo x publish", "npm x publish", "npm publish"]);
+    assert.deepEqual(texts("npm --foo x publish"), ["npm --foo x publish", "npm x publish", "npm publish", "publish"], "and `npm x` is npm exec");
     assert.deepEqual(texts("cargo +nightly -Z x publish"), ["cargo +nightly -Z x publish", "cargo publish"]);
     assert.deepEqual(texts("docker --context=x push img"), ["docker --context=x push img", "docker push img"]);
   });

@@ -5,7 +5,7 @@
  */
 
 import { ONE_WORD } from "./patterns.ts";
-import { abbreviates, descriptorOf, FIND_EXEC, SCRIPT_OPTIONS, SHELLS, skipOptions, WRAPPERS, xargsReplace } from "./shell-tables.ts";
+import { abbreviates, descriptorOf, FIND_EXEC, GLOBAL_OPTIONS, SCRIPT_OPTIONS, SHELLS, skipOptions, WRAPPERS, xargsReplace } from "./shell-tables.ts";
 import { Unparseable, type Stdin, type Word } from "./shell-word.ts";
 
 /**
@@ -60,6 +60,12 @@ export function shellScripts(name: string, words: Word[], stdin: Stdin | null, t
   if (name === "eval") return staticScript(words.slice(values[1] === "--" ? 2 : 1), "eval");
   if (name === "watch") return staticScript(words.slice(skipOptions(values, "nq", ["interval", "equexit"])), "watch");
   if (name === "parallel") return parallelScripts(words);
+  if (name === "git") return gitScripts(words);
+  const runner = packageRunner(name, words);
+  if (runner !== undefined) {
+    const call = scriptOption("npx", words.slice(0, runner)); // options after the command are the command's
+    return call ? staticScript([call], `${name} --call`) : [];
+  }
   if (name === "sg") return sgScript(words);
   if (SCRIPT_OPTIONS.has(name)) {
     const script = scriptOption(name, words);
@@ -105,6 +111,70 @@ function scriptOption(name: string, words: Word[]): Word | null | undefined {
     }
   }
   return undefined;
+}
+
+/** Where a tool's subcommand is, after its global options (`git -C dir rebase`): its index, or -1. */
+function subcommandAt(name: string, values: readonly string[]): number {
+  const valued = GLOBAL_OPTIONS.get(name)?.valued ?? [];
+  for (let at = 1; at < values.length; at++) {
+    const value = values[at]!;
+    if (!value.startsWith("-")) return at;
+    if (valued.includes(value)) at++;
+  }
+  return -1;
+}
+
+/** Scripts git runs through the shell: `git submodule foreach CMD`, `git rebase -x CMD` / `--exec`. */
+function gitScripts(words: Word[]): string[] {
+  const values = words.map((word) => word.value);
+  const at = subcommandAt("git", values);
+  if (values[at] === "submodule") {
+    const each = values.indexOf("foreach", at);
+    if (each < 0) return [];
+    let start = each + 1;
+    while (values[start]?.startsWith("-")) start++; // --recursive
+    return staticScript(words.slice(start), "git submodule foreach");
+  }
+  if (values[at] !== "rebase") return [];
+  const scripts: string[] = [];
+  for (let i = at + 1; i < words.length; i++) {
+    const value = values[i]!;
+    if (value === "--") break;
+    const long = /^--(\w[\w-]*)(?:=([\s\S]*))?$/.exec(value);
+    if (long && abbreviates(`--${long[1]}`, "exec", 2)) scripts.push(...staticScript(long[2] !== undefined ? [{ ...words[i]!, value: long[2] }] : words.slice(i + 1, i + 2), "git rebase --exec"));
+    const short = /^-[^-]*?x([\s\S]*)$/.exec(value);
+    if (!long && short) scripts.push(...staticScript(short[1] ? [{ ...words[i]!, value: short[1] }] : words.slice(i + 1, i + 2), "git rebase -x"));
+  }
+  return scripts;
+}
+
+/**
+ * The index where a package runner's command starts (`npx CMD`, `npm exec -- CMD`, `pnpm dlx`,
+ * `yarn exec`, `bunx`), or undefined when `name` is none. The command may be a package's or any
+ * program on the PATH, so it is checked as a command.
+ */
+function packageRunner(name: string, words: Word[]): number | undefined {
+  const values = words.map((word) => word.value);
+  let at = 1;
+  if (name === "npm" || name === "pnpm" || name === "yarn" || name === "bun") {
+    at = subcommandAt(name, values);
+    const sub = values[at] ?? "";
+    const runs = name === "npm" ? ["exec", "exe", "x"].includes(sub) : name === "bun" ? sub === "x" : ["exec", "dlx"].includes(sub);
+    if (!runs) return undefined;
+    at++;
+  } else if (name !== "npx" && name !== "bunx" && name !== "pnpx") return undefined;
+  return at - 1 + skipOptions(["", ...values.slice(at)], "pcw", ["package", "call", "workspace", "node-options"]);
+}
+
+/** The command a package runner runs, or null. */
+export function toolCommand(name: string, words: Word[]): Word[] | null {
+  if (name === "git") {
+    const values = words.map((word) => word.value);
+    const at = subcommandAt("git", values);
+    return values[at] === "bisect" && values[at + 1] === "run" ? words.slice(at + 2) : null;
+  }
+  const at = packageRunner(name, words);
+  return at === undefined ? null : words.slice(at);
 }
 
 /** `sg GROUP [-c] COMMAND`: the command is a script for /bin/sh. */

@@ -60,6 +60,7 @@ export const SCRIPT_OPTIONS = new Map<string, { short: string; long: string[]; v
   ["runuser", { short: "c", long: ["command", "session-command"], valued: "ugGsw" }],
   ["flock", { short: "c", long: ["command"], valued: "wE" }],
   ["script", { short: "c", long: ["command"], valued: "EIOBTm" }],
+  ["npx", { short: "c", long: ["call"], valued: "pw" }],
 ]);
 
 /** Commands that never run their arguments as a command, so a word such as `git push` after them is text (`echo git push`, `grep -rn git push`). */

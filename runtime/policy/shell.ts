@@ -9,7 +9,8 @@
  */
 
 import { ANY_TEXT, ONE_WORD } from "./patterns.ts";
-import { findExecs, shellScripts, wrappedCommand } from "./shell-runners.ts";
+import { assignmentEvaluates, evaluatesCode } from "./shell-evaluates.ts";
+import { findExecs, shellScripts, toolCommand, wrappedCommand } from "./shell-runners.ts";
 import { CODE_VARIABLES, DECLARATIONS, decodeAnsiC, descriptorOf, GIT_SAFE_CONFIG, GIT_SCRIPT_CONFIG, GLOBAL_OPTIONS, NEVER_RUNS, SCRIPT_VARIABLES, SHELLS, subcommandStarts, WRAPPERS } from "./shell-tables.ts";
 import { Unparseable, type Stdin, type Word } from "./shell-word.ts";
 
@@ -329,7 +330,7 @@ class Parser {
     if (c === "(") this.nested(() => this.readParenthesised());
     else if (c === "{") {
       this.pos++;
-      this.nested(() => this.readParameter());
+      this.nested(() => this.readParameter(quoted));
     } else if (/[A-Za-z_]/.test(c)) this.pos += this.match(NAME)!.length;
     else if (/[\d@*#?$!-]/.test(c)) this.pos++;
     else if (c !== "(") {
@@ -372,16 +373,17 @@ class Parser {
   }
 
   /** After `${`, up to the matching `}`; nested quotes and substitutions are read too. */
-  private readParameter(): void {
+  private readParameter(quoted: boolean): void {
     const scratch = blank();
-    let depth = 0;
+    const start = this.pos;
     for (;;) {
       const c = this.src[this.pos++];
       if (c === undefined) throw new Unparseable("unbalanced '${'");
-      if (c === "}" && depth-- === 0) return;
-      if (c === "{") depth++;
-      else if (c === "\\") this.pos++;
-      else if (c === "'") this.readSingle(scratch);
+      if (c === "}") return checkParameter(this.src.slice(start, this.pos - 1));
+      // Bash counts no bare `{` here (`${x:-{}` ends at the first `}`), and inside double quotes
+      // a `'` is a character, so `"${x:-'$(cmd)'}"` runs cmd.
+      if (c === "\\") this.pos++;
+      else if (c === "'" && !quoted) this.readSingle(scratch);
       else if (c === '"') this.readDouble(scratch, '"');
       else if (c === "$") this.readDollar(scratch, true);
       else if (c === "`") this.readBacktick(scratch, true);
@@ -436,6 +438,12 @@ class Parser {
   }
 }
 
+/** `${x@P}` expands a prompt (running its substitutions); `${!x}` reads the variable x names, subscript and all. */
+function checkParameter(text: string): void {
+  if (/@P$/.test(text)) throw new Unparseable("${…@P} expands a prompt, which may run commands that cannot be checked");
+  if (text.startsWith("!") && !/^![A-Za-z_]\w*(?:\[[@*]\]|[@*])$/.test(text)) throw new Unparseable("${!…} reads a variable named at run time, which may run commands that cannot be checked");
+}
+
 function blank(): Builder {
   return { value: "", dynamic: false, glob: false, template: "", loose: false };
 }
@@ -469,6 +477,8 @@ function emitCommand(words: Word[], stdin: Stdin | null, out: SimpleCommand[], d
   }
   const scripts = shellScripts(name, words, stdin, tail);
   for (const script of scripts) collect(script, out, depth + 1);
+  const runs = toolCommand(name, words);
+  if (runs !== null && runs.length > 0) emitCommand(runs, null, out, depth + 1);
   if (scripts.length === 0 && !SHELLS.has(name) && !NEVER_RUNS.has(name)) emitHiddenRunner(words, out, depth);
 }
 
@@ -541,6 +551,8 @@ function refuseHidden(name: string, words: Word[], out: SimpleCommand[], depth: 
     const listing = at === 1 && action?.startsWith("-") === true; // -p, -l, or `-` (reset)
     if (values.length - at >= 2 && action !== "" && !listing) throw new Unparseable("trap sets code to run later, which cannot be checked");
   }
+  const evaluated = evaluatesCode(name, values);
+  if (evaluated !== undefined) throw new Unparseable(`${evaluated}, which cannot be checked`);
   if (DECLARATIONS.has(name)) for (const word of words.slice(1)) if (ASSIGNMENT.test(word.value)) checkAssignment(word, out, depth);
   if (name === "git") checkGitSettings(words, out, depth);
 }
@@ -550,6 +562,8 @@ function checkAssignment(word: Word, out: SimpleCommand[], depth: number): void 
   const name = /^[A-Za-z_]\w*/.exec(word.value)?.[0] ?? "";
   const value = word.value.slice(word.value.indexOf("=") + 1);
   if (CODE_VARIABLES.test(name)) throw new Unparseable(`setting ${name} runs code that cannot be checked`);
+  const evaluated = assignmentEvaluates(name, word.value.slice(0, word.value.indexOf("=")), value);
+  if (evaluated !== undefined) throw new Unparseable(`${evaluated}, which cannot be checked`);
   if (name === "PS4" && /\$\(|`/.test(value)) throw new Unparseable("PS4 with a command substitution runs code that cannot be checked");
   if (!SCRIPT_VARIABLES.has(name)) return;
   if (word.dynamic) throw new Unparseable(`${name} is a command built from a variable or substitution`);
