@@ -97,6 +97,15 @@ const TRICKS: Trick[] = [
   { trick: "npx -c", line: "npx -c 'rm -rf /'", expected: "ask" },
   { trick: "npx", line: "npx -y git push", expected: "deny" },
   { trick: "pnpm dlx", line: "pnpm dlx sh -c 'git push'", expected: "deny" },
+  // Grammar the splitter once read differently from bash.
+  { trick: "<< inside (( )) is a shift, not a heredoc", line: "x=0; (( x << EOF ))\ngit push\nEOF", expected: "deny" },
+  { trick: "heredoc delimiter split by a line continuation", line: "cat <<E\\\nOF\n$(git push)\nEOF", expected: "deny" },
+  { trick: "${x:-{} ends at the first }", line: "{ echo ${x:-{}; git push; }", expected: "deny" },
+  { trick: "' inside a double-quoted ${x:-…}", line: "echo \"${x:-'$(git push)'}\"", expected: "deny" },
+  { trick: "' inside (( ))", line: "(( '$(git push)' ))", expected: "deny" },
+  { trick: "' inside $(( ))", line: "echo $(( '$(git push)' ))", expected: "deny" },
+  { trick: "subscript in (( ))", line: "(( a['$(git push)'] ))", expected: "ask" },
+  { trick: "for x do", line: "for x do git push; done", expected: "deny" },
 ];
 
 describe("policy: adversarial lines are never allowed", () => {

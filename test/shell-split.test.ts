@@ -67,6 +67,18 @@ describe("splitCommands: substitutions and groups", () => {
     assert.deepEqual(texts("echo $(( $(git push) + 1 ))"), ["git push", "echo $(( $(git push) + 1 ))"]);
   });
 
+  it("reads (( … )) as arithmetic, without redirections or heredocs, unless it is a subshell in a subshell", () => {
+    assert.deepEqual(texts("(( x << EOF ))\ngit push\nEOF"), ["git push", "EOF"]);
+    assert.deepEqual(texts("((i++)); (( '$(git push)' ))"), ["git push"]);
+    assert.deepEqual(texts("((git push) )"), ["git push"]);
+    assert.deepEqual(texts("for x do git push; done"), ["git push"]);
+  });
+
+  it("ends a parameter expansion at its first }, and reads ' inside a double-quoted one as a character", () => {
+    assert.deepEqual(texts("{ echo ${x:-{}; git push; }"), ["echo ${x:-{}", "git push"]);
+    assert.deepEqual(texts(`echo "\${x:-'$(git push)'}"`), ["git push", "echo ${x:-'$(git push)'}"]);
+  });
+
   it("treats $(( … )) as arithmetic unless bash would read a command substitution", () => {
     assert.deepEqual(texts("echo $((1 + (2 * 3)))"), ["echo $((1 + (2 * 3)))"]);
     assert.deepEqual(texts("echo $((git push) )"), ["git push", "echo $((git push) )"]);

@@ -8,7 +8,7 @@
 import { CODE_VARIABLES, SCRIPT_VARIABLES } from "./shell-tables.ts";
 
 /** A subscript holding a substitution, in text bash may later read as a name or arithmetic. */
-const SUBSCRIPT_CODE = /\[[^\]]*(?:\$\(|`)/;
+export const SUBSCRIPT_CODE = /\[[^\]]*(?:\$\(|`)/;
 /** Builtins that read their arguments as variable names or arithmetic. */
 const EVALUATING = new Set(["test", "[", "[[", "unset", "printf", "read", "declare", "typeset", "local", "export", "readonly", "let", "mapfile", "readarray", "wait", "getopts", "eval"]);
 /** Variables that make bash run code: prompts (PS4 under `set -x`, `${x@P}`) and the command and alias tables. */

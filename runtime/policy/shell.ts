@@ -9,7 +9,7 @@
  */
 
 import { ANY_TEXT, ONE_WORD } from "./patterns.ts";
-import { assignmentEvaluates, evaluatesCode } from "./shell-evaluates.ts";
+import { assignmentEvaluates, evaluatesCode, SUBSCRIPT_CODE } from "./shell-evaluates.ts";
 import { findExecs, shellScripts, toolCommand, wrappedCommand } from "./shell-runners.ts";
 import { CODE_VARIABLES, DECLARATIONS, decodeAnsiC, descriptorOf, GIT_SAFE_CONFIG, GIT_SCRIPT_CONFIG, GLOBAL_OPTIONS, NEVER_RUNS, SCRIPT_VARIABLES, SHELLS, subcommandStarts, WRAPPERS } from "./shell-tables.ts";
 import { Unparseable, type Stdin, type Word } from "./shell-word.ts";
@@ -138,6 +138,7 @@ class Parser {
       if (op !== null) this.pos += op.length;
       if (op === "\n") this.readHeredocBodies();
       else if (op === ")") break;
+      else if (op === "(" && this.arithmeticCommand()) continue;
       else if (op === "(") this.nested(() => this.parseList(")"));
       else if (op === null && this.parseKeyword(close) === "closed") break;
     }
@@ -162,7 +163,10 @@ class Parser {
     if (word === "for" || word === "select") {
       this.skipBlanks();
       if (this.src.startsWith("((", this.pos)) throw new Unparseable("arithmetic for loops are not supported");
-      this.parseSimpleCommand(false); // the loop header: its substitutions still count
+      this.readWord(); // the variable
+      this.skipBlanks();
+      // `for x in …;` has a word list whose substitutions count; `for x do …` has none.
+      if (/^in(?=[\s;&|()<>]|$)/.test(this.src.slice(this.pos, this.pos + 3))) this.parseSimpleCommand(false);
     }
     return "read";
   }
@@ -205,7 +209,7 @@ class Parser {
     if (descriptor !== undefined) stdin = { text: null, dynamic: true };
     if (kind === "<<" || kind === "<<-") {
       stdin = { text: null, dynamic: false }; // filled in when the body is read
-      const quoted = /['"\\]/.test(target.raw);
+      const quoted = /['"\\]/.test(target.raw.replaceAll("\\\n", "")); // a line continuation quotes nothing
       this.heredocs.push({ delimiter: target.value, stripTabs: kind === "<<-", quoted, stdin });
     }
     if (kind.startsWith("<") && (fd === undefined || fd === "0")) command.stdin = stdin;
@@ -346,16 +350,27 @@ class Parser {
     this.parseList(")");
   }
 
+  /** After a `(` at a command start: `(( … ))` is arithmetic (no redirections or heredocs inside), else a subshell follows. */
+  private arithmeticCommand(): boolean {
+    const start = this.pos - 1;
+    if (this.src[this.pos] !== "(") return false;
+    if (this.readArithmetic(start, true)) return true;
+    this.pos = start + 1;
+    return false;
+  }
+
   /** At the `(` after `$`: reads `(( … ))` and returns true, or returns false when bash would
    * read a command substitution instead (no `((`, or `))` does not close it). */
-  private readArithmetic(): boolean {
-    const mark = { pos: this.pos, records: this.records.length };
-    if (!this.src.startsWith("((", this.pos) || this.notArithmetic.has(mark.pos)) return false;
+  private readArithmetic(from = this.pos, command = false): boolean {
+    const mark = { pos: from, records: this.records.length };
+    if (!this.src.startsWith("((", from) || this.notArithmetic.has(mark.pos)) return false;
+    this.pos = from;
     const scratch = blank();
     let depth = 0;
     this.pos += 2;
     for (;;) {
       const c = this.src[this.pos++];
+      if (c === undefined && command) break; // then it was a subshell, or is unbalanced anyway
       if (c === undefined) throw new Unparseable("unbalanced '$(('");
       if (c === ")" && depth === 0) break;
       if (c === "(" || c === ")") depth += c === "(" ? 1 : -1;
@@ -364,6 +379,8 @@ class Parser {
     }
     if (this.src[this.pos] === ")") {
       this.pos++;
+      const expression = this.src.slice(mark.pos + 2, this.pos - 2);
+      if (SUBSCRIPT_CODE.test(expression)) throw new Unparseable("arithmetic with an array subscript holding a substitution runs it, which cannot be checked");
       return true;
     }
     this.notArithmetic.add(mark.pos);
