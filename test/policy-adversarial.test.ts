@@ -1,6 +1,10 @@
 import assert from "node:assert/strict";
-import { describe, it } from "node:test";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, describe, it } from "node:test";
 import { decide, DEFAULT_RULES, type Action, type Rule } from "../runtime/policy/policy.ts";
+import { pathArguments } from "../runtime/tools/bash.ts";
 import { ORDINARY_COMMANDS } from "./support/ordinary-commands.ts";
 
 // Lines that make bash run a denied or asked-for command, named by the trick they use. Checked
@@ -132,5 +136,26 @@ describe("policy: ordinary commands are allowed", () => {
       surprises.map(({ line, decision }) => `${line} → ${decision.action}: ${decision.reason}`),
       [],
     );
+  });
+});
+
+describe("policy: globs in path arguments", () => {
+  const workdir = mkdtempSync(join(tmpdir(), "nightshift-globs-"));
+  writeFileSync(join(workdir, ".env"), "SECRET=1\n");
+  writeFileSync(join(workdir, "notes.txt"), "");
+  mkdirSync(join(workdir, ".git"));
+  after(() => rmSync(workdir, { recursive: true, force: true }));
+  const reads = (line: string) => pathArguments(line, workdir, "/home/u").map((request) => decide(request, RULES, { ...places, workdir }).action);
+
+  it("does not read a quoted '.*' as a glob, nor a broad listing as naming .env", () => {
+    assert.deepEqual(reads("grep -o '.*' notes.txt"), []);
+    assert.deepEqual(reads("du -ah .[^.]* * | sort -h"), []);
+    assert.deepEqual(reads("echo .*"), []);
+  });
+
+  it("denies a glob aimed at a secret's name, and one inside a secret folder", () => {
+    assert.deepEqual(reads("cat .e*"), ["deny"]);
+    assert.deepEqual(reads("cat .en?"), ["deny"]);
+    assert.deepEqual(reads("cat ~/.ssh/*"), ["deny"]);
   });
 });

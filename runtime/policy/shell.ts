@@ -35,6 +35,8 @@ export interface SimpleCommand {
    * policy build the template of a suffix (`commandSuffixes`).
    */
   pieces?: string[];
+  /** Indices into `words` of unquoted glob patterns (`*.ts`, `.[^.]*`), absent when none; a quoted `'.*'` is text. */
+  globs?: number[];
 }
 
 /** `commands` of a refusal: those read before it, for the policy's deny rules (a deny is final). */
@@ -520,10 +522,12 @@ function emitHiddenRunner(words: Word[], out: SimpleCommand[], depth: number): v
 function simple(name: string, args: readonly Word[], tail: boolean): SimpleCommand {
   const words = [name, ...args.map((word) => word.value)];
   const text = words.join(" ");
-  if (!tail && !args.some((word) => word.dynamic || word.loose)) return { text, words, dynamic: false };
+  const globs = args.flatMap((word, index) => (word.glob && word.loose && !word.dynamic ? [index + 1] : []));
+  const extra = globs.length > 0 ? { globs } : {};
+  if (!tail && !args.some((word) => word.dynamic || word.loose)) return { text, words, dynamic: false, ...extra };
   const pieces = [name, ...args.map((word) => (word.loose ? ANY_TEXT : ` ${word.template}`))]; // a loose word may vanish, with its space
   if (tail) pieces.push(ANY_TEXT);
-  return { text, words, dynamic: true, template: pieces.join(""), pieces };
+  return { text, words, dynamic: true, template: pieces.join(""), pieces, ...extra };
 }
 
 /**
