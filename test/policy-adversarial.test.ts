@@ -110,6 +110,11 @@ const TRICKS: Trick[] = [
   { trick: "' inside $(( ))", line: "echo $(( '$(git push)' ))", expected: "deny" },
   { trick: "subscript in (( ))", line: "(( a['$(git push)'] ))", expected: "ask" },
   { trick: "for x do", line: "for x do git push; done", expected: "deny" },
+  // Rule spelling: single-letter flags are a set.
+  { trick: "flags in another order", line: "rm -fr /", expected: "ask" },
+  { trick: "flags apart", line: "rm -r -f /", expected: "ask" },
+  { trick: "more flags", line: "rm -rfv ~", expected: "ask" },
+  { trick: "-R for -r", line: "rm -Rf /", expected: "ask" },
 ];
 
 describe("policy: adversarial lines are never allowed", () => {

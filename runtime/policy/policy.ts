@@ -60,7 +60,7 @@ export interface PolicyPlaces {
 /** Secrets: neither read nor written, whatever other rules say. */
 const SECRET_PATHS = ["~/.ssh/**", "~/.aws/**", "~/.gnupg/**", "~/.config/gh/**", "~/.netrc", "~/.docker/config.json", "**/.env", "**/.env.*", "{home}/state/**", "{home}/sessions/**", "{home}/logs/**", "{home}/.env"];
 /** Commands that publish, push or delete widely: allowed only with a human's yes. */
-const RISKY_COMMANDS = ["git push", "npm publish", "pnpm publish", "yarn publish", "yarn npm publish", "cargo publish", "gem push", "twine upload", "docker push", "gh release create", "rm -rf /", "rm -rf ~", "rm -rf /*", "rm -rf ~/*"];
+const RISKY_COMMANDS = ["git push", "npm publish", "pnpm publish", "yarn publish", "yarn npm publish", "cargo publish", "gem push", "twine upload", "docker push", "gh release create", "rm -rf /", "rm -rf ~", "rm -rf /*", "rm -rf ~/*", "rm -Rf /", "rm -Rf ~"];
 
 export const DEFAULT_RULES: readonly Rule[] = [
   ...SECRET_PATHS.flatMap((pattern): Rule[] => [
