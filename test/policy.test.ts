@@ -53,6 +53,20 @@ describe("policy: arguments computed at run time", () => {
   });
 });
 
+describe("policy: commands an unknown wrapper runs", () => {
+  it("matches deny and ask rules against every suffix of a command's words", () => {
+    assert.equal(run("flock /tmp/x git push").action, "deny");
+    assert.match(run("flock /tmp/x git push").reason, /for `git push` that `flock` may run/);
+    assert.equal(run("taskset 1 rm -rf /").action, "ask");
+  });
+
+  it("does not read the words of commands that never run them, nor text within one word", () => {
+    for (const command of ["echo git push", "printf '%s' git push", "grep -rn git push docs", "git commit -m 'git push'", "man git push", "docker run --rm node:22 node --version"]) {
+      assert.equal(run(command).action, "allow", command);
+    }
+  });
+});
+
 describe("policy: global options before the subcommand", () => {
   it("denies git push behind git's global options", () => {
     for (const command of ["git -C . push", "git -C /tmp/repo push origin main", "git -c x=y push", "git -c user.name=me push", "git --git-dir=. push", "git --git-dir .git push", "git --work-tree=. push", "git --no-pager push", "git -P push", "git --paginate push", "git --bare push", "git --no-replace-objects push", "git --literal-pathspecs push", "git --exec-path=/x push", "git --namespace=n push", "git --some-new-flag push", "/usr/bin/git -C . push", "sudo git -C . push"]) {

@@ -67,6 +67,18 @@ describe("splitCommands: substitutions and groups", () => {
     assert.deepEqual(texts("echo $(( $(git push) + 1 ))"), ["git push", "echo $(( $(git push) + 1 ))"]);
   });
 
+  it("reads (( … )) as arithmetic, without redirections or heredocs, unless it is a subshell in a subshell", () => {
+    assert.deepEqual(texts("(( x << EOF ))\ngit push\nEOF"), ["git push", "EOF"]);
+    assert.deepEqual(texts("((i++)); (( '$(git push)' ))"), ["git push"]);
+    assert.deepEqual(texts("((git push) )"), ["git push"]);
+    assert.deepEqual(texts("for x do git push; done"), ["git push"]);
+  });
+
+  it("ends a parameter expansion at its first }, and reads ' inside a double-quoted one as a character", () => {
+    assert.deepEqual(texts("{ echo ${x:-{}; git push; }"), ["echo ${x:-{}", "git push"]);
+    assert.deepEqual(texts(`echo "\${x:-'$(git push)'}"`), ["git push", "echo ${x:-'$(git push)'}"]);
+  });
+
   it("treats $(( … )) as arithmetic unless bash would read a command substitution", () => {
     assert.deepEqual(texts("echo $((1 + (2 * 3)))"), ["echo $((1 + (2 * 3)))"]);
     assert.deepEqual(texts("echo $((git push) )"), ["git push", "echo $((git push) )"]);
@@ -165,6 +177,56 @@ describe("splitCommands: wrappers", () => {
     }
   });
 
+  it("unwraps flock, taskset, chrt, setarch, unshare, prlimit, strace, runuser -u, firejail, torsocks and busybox", () => {
+    for (const wrapper of ["flock -w 5 /tmp/x", "taskset -c 0", "chrt -f 10", "setarch x86_64 -R", "unshare -r", "prlimit --nofile=10", "strace -f -o log", "runuser -u me --", "firejail --quiet", "torsocks -i", "busybox"]) {
+      assert.deepEqual(texts(`${wrapper} git push`), [`${wrapper} git push`, "git push"], wrapper);
+    }
+  });
+
+  it("reads a long option by any unique prefix, as getopt does", () => {
+    assert.deepEqual(texts("timeout --sig KILL 5 git push"), ["timeout --sig KILL 5 git push", "git push"]);
+    assert.deepEqual(texts("env --chd /tmp git push"), ["env --chd /tmp git push", "git push"]);
+    assert.match(refusal("env --split 'git push'"), /env -S/);
+  });
+
+  it("reads the scripts of su -c, flock -c, script -c, sg and parallel", () => {
+    assert.deepEqual(texts("su -lc 'git push' me"), ["su -lc git push me", "git push"]);
+    assert.deepEqual(texts("flock /tmp/x -c 'git push'"), ["flock /tmp/x -c git push", "git push"]);
+    assert.deepEqual(texts("script -qc 'git push' /dev/null"), ["script -qc git push /dev/null", "git push"]);
+    assert.deepEqual(texts("sg wheel 'git push'"), ["sg wheel git push", "git push"]);
+    assert.deepEqual(texts("parallel 'gzip -9 {}' ::: a b"), ["parallel gzip -9 {} ::: a b", "gzip -9 $PARALLEL_ARGUMENT"]);
+    assert.match(refusal("parallel < jobs.txt"), /parallel runs the commands it reads from its input/);
+  });
+
+  it("reads a shell's options as bash does: each o in a cluster takes a word", () => {
+    assert.deepEqual(texts("bash -oc pipefail 'git push'"), ["bash -oc pipefail git push", "git push"]);
+    assert.deepEqual(texts("eval -- 'git push'"), ["eval -- git push", "git push"]);
+  });
+
+  it("reads what git and package runners run: submodule foreach, rebase -x, bisect run, npx, npm exec", () => {
+    assert.deepEqual(texts("git submodule foreach 'git push'"), ["git submodule foreach git push", "git push"]);
+    assert.deepEqual(texts("git -C x rebase --exec='make test' main"), ["git -C x rebase --exec=make test main", "git rebase --exec=make test main", "make test"]);
+    assert.deepEqual(texts("git bisect run make test"), ["git bisect run make test", "make test"]);
+    assert.deepEqual(texts("npx -y tsc --noEmit"), ["npx -y tsc --noEmit", "tsc --noEmit"]);
+    assert.deepEqual(texts("npm exec -c 'git push'"), ["npm exec -c git push", "git push"]);
+  });
+
+  it("refuses builtins that evaluate a subscript or a name holding code", () => {
+    assert.match(refusal("test -v 'a[$(git push)]'"), /test evaluates an array subscript/);
+    assert.match(refusal("x='a[`id`]'"), /x holds an array subscript that runs a command/);
+    assert.match(refusal("printf -v PS4 x"), /printf sets PS4/);
+    assert.match(refusal("hash -p /bin/sh ls"), /hash -p/);
+    assert.match(refusal("echo ${x@P}"), /expands a prompt/);
+    assert.match(refusal("echo ${!x}"), /reads a variable named at run time/);
+    assert.deepEqual(texts('echo "${!arr[@]}" ${!pre*} ${a[$i]}'), ['echo ${!arr[@]} ${!pre*} ${a[$i]}']);
+  });
+
+  it("refuses a wrapper or a shell's -c that xargs completes from its input", () => {
+    assert.match(refusal("xargs sh -c"), /xargs gives sh -c its script/);
+    assert.match(refusal("xargs sudo"), /xargs gives sudo the command it runs/);
+    assert.match(refusal("xargs -I{} bash -c {}"), /runs code built from a variable/);
+  });
+
   it("unwraps wrappers inside wrappers, down to a nested shell", () => {
     assert.deepEqual(texts("sudo FOO=1 nice -n 5 git push"), ["sudo FOO=1 nice -n 5 git push", "nice -n 5 git push", "git push"]);
     assert.deepEqual(texts(`nohup sh -c "git push" >/dev/null 2>&1 &`), ["nohup sh -c git push", "sh -c git push", "git push"]);
@@ -179,6 +241,12 @@ describe("splitCommands: wrappers", () => {
       "git push",
       "rm {}",
     ]);
+  });
+
+  it("reads a known wrapper or a shell's script that an unknown command runs", () => {
+    assert.deepEqual(texts("flock /tmp/x bash -c 'git push'"), ["flock /tmp/x bash -c git push", "bash -c git push", "git push"]);
+    assert.deepEqual(texts("flock x sudo git push"), ["flock x sudo git push", "sudo git push", "git push"]);
+    assert.deepEqual(texts("docker exec -it web bash"), ["docker exec -it web bash"], "exec is a builtin; a shell without a script reads nothing here");
   });
 
   it("does not unwrap command -v, which only looks a name up", () => {
@@ -260,7 +328,8 @@ describe("splitCommands: arguments computed at run time", () => {
   it("adds the arguments xargs and find -exec supply", () => {
     assert.deepEqual(templates("xargs git"), ["xargs git", "git«*»"]);
     assert.deepEqual(templates("xargs -I R git R x"), ["xargs -I R git R x", "git«*» x"]);
-    assert.deepEqual(templates("find . -exec git {} \\;"), ["find . -exec git {} ;", "git«*»"]);
+    assert.deepEqual(templates("find . -exec git {} \\;"), ["find . -exec git {} ;", "git «w»"], "one file name per run");
+    assert.deepEqual(templates("find . -exec git {} +"), ["find . -exec git {} +", "git«*»"], "as many as fit");
     assert.match(refusal("xargs -I CMD CMD push"), /xargs builds the command name/);
   });
 });
@@ -274,7 +343,7 @@ describe("splitCommands: global options before a subcommand", () => {
 
   it("reads an unknown option both with and without a value", () => {
     assert.deepEqual(texts("npm --registry x publish"), ["npm --registry x publish", "npm publish"]);
-    assert.deepEqual(texts("npm --foo x publish"), ["npm --foo x publish", "npm x publish", "npm publish"]);
+    assert.deepEqual(texts("npm --foo x publish"), ["npm --foo x publish", "npm x publish", "npm publish", "publish"], "and `npm x` is npm exec");
     assert.deepEqual(texts("cargo +nightly -Z x publish"), ["cargo +nightly -Z x publish", "cargo publish"]);
     assert.deepEqual(texts("docker --context=x push img"), ["docker --context=x push img", "docker push img"]);
   });

@@ -136,8 +136,35 @@ export function globBase(glob: string): string {
  */
 export function matchesCommand(command: string, pattern: string): boolean {
   const trimmed = pattern.trim();
-  if (!trimmed.includes("*")) return command === trimmed || command.startsWith(trimmed + " ");
-  return wildcard(command, trimmed);
+  if (!trimmed.includes("*")) return command === trimmed || command.startsWith(trimmed + " ") || flagsMatch(command, trimmed);
+  return wildcard(command, trimmed) || wildcard(flagSets(command.split(" ")).join(" "), flagSets(trimmed.split(" ")).join(" "));
+}
+
+/** Single-letter flags as sets: `-r -f` and `-fr` are `-fr` (sorted, adjacent clusters merged). */
+function flagSets(words: readonly string[]): string[] {
+  const out: string[] = [];
+  for (const word of words) {
+    const previous = out.at(-1);
+    if (/^-[A-Za-z]+$/.test(word) && previous !== undefined && /^-[A-Za-z]+$/.test(previous)) out[out.length - 1] = cluster(previous + word.slice(1));
+    else out.push(/^-[A-Za-z]+$/.test(word) ? cluster(word) : word);
+  }
+  return out;
+}
+
+function cluster(word: string): string {
+  return `-${[...new Set(word.slice(1))].sort().join("")}`;
+}
+
+/** `rm -fr /` and `rm -r -f -v /` match a rule for `rm -rf /`: word by word, a pattern's flag cluster is within the command's. */
+function flagsMatch(command: string, pattern: string): boolean {
+  const given = flagSets(command.split(" "));
+  const wanted = flagSets(pattern.split(" "));
+  if (given.length < wanted.length) return false;
+  return wanted.every((word, index) => {
+    const have = given[index]!;
+    if (word === have) return true;
+    return /^-[A-Za-z]+$/.test(word) && /^-[A-Za-z]+$/.test(have) && [...word.slice(1)].every((letter) => have.includes(letter));
+  });
 }
 
 /**

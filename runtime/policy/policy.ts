@@ -1,5 +1,5 @@
 import { couldMatchCommand, globBase, globProblem, globToRegExp, isValidHost, matchesCommand, matchesDomain, normalizeDomain } from "./patterns.ts";
-import { splitCommands, type SimpleCommand } from "./shell.ts";
+import { commandSuffixes, splitCommands, type SimpleCommand } from "./shell.ts";
 
 export { normalizeDomain };
 
@@ -60,7 +60,7 @@ export interface PolicyPlaces {
 /** Secrets: neither read nor written, whatever other rules say. */
 const SECRET_PATHS = ["~/.ssh/**", "~/.aws/**", "~/.gnupg/**", "~/.config/gh/**", "~/.netrc", "~/.docker/config.json", "**/.env", "**/.env.*", "{home}/state/**", "{home}/sessions/**", "{home}/logs/**", "{home}/.env"];
 /** Commands that publish, push or delete widely: allowed only with a human's yes. */
-const RISKY_COMMANDS = ["git push", "npm publish", "pnpm publish", "yarn publish", "yarn npm publish", "cargo publish", "gem push", "twine upload", "docker push", "gh release create", "rm -rf /", "rm -rf ~", "rm -rf /*", "rm -rf ~/*"];
+const RISKY_COMMANDS = ["git push", "npm publish", "pnpm publish", "yarn publish", "yarn npm publish", "cargo publish", "gem push", "twine upload", "docker push", "gh release create", "rm -rf /", "rm -rf ~", "rm -rf /*", "rm -rf ~/*", "rm -Rf /", "rm -Rf ~"];
 
 export const DEFAULT_RULES: readonly Rule[] = [
   ...SECRET_PATHS.flatMap((pattern): Rule[] => [
@@ -98,8 +98,9 @@ function decideHost(host: string, rules: readonly Rule[], places: PolicyPlaces, 
 
 function decideCommand(line: string, rules: readonly Rule[], places: PolicyPlaces, task: TaskPermissions, grants: readonly Grant[]): Decision {
   const split = splitCommands(line);
-  // Every simple command in the line is checked; the strictest decision wins.
-  const decisions = split.commands.map((command) => decideSimple(command, rules, places, task, grants));
+  // Every simple command in the line is checked, and every command it may run with its own
+  // words (an unknown wrapper's); the strictest decision wins.
+  const decisions = split.commands.flatMap((command) => [decideSimple(command, rules, places, task, grants), ...decideSuffixes(command, rules, places, task, grants)]);
   const strictest = decisions.sort((a, b) => ORDER.indexOf(a.action) - ORDER.indexOf(b.action))[0];
   if (!split.ok) {
     // What could be read still counts: a deny is final even when the rest of the line is unreadable.
@@ -122,6 +123,20 @@ function decideSimple(command: SimpleCommand, rules: readonly Rule[], places: Po
   if (risky === undefined) return decision;
   const reason = `\`${command.text}\` cannot be checked safely (its arguments are computed at run time) and could match ${describe(risky)}`;
   return { action: "ask", rule: undefined, reason, grant: { kind: "command", target: command.text } };
+}
+
+/**
+ * `flock /tmp/x git push` runs `git push`: a deny or ask rule matching a suffix of the words
+ * counts. Allowing is left to the whole command (a task's list names what it runs, wrapper and all).
+ */
+function decideSuffixes(command: SimpleCommand, rules: readonly Rule[], places: PolicyPlaces, task: TaskPermissions, grants: readonly Grant[]): Decision[] {
+  const found: Decision[] = [];
+  for (const suffix of commandSuffixes(command)) {
+    const decision = decideSimple(suffix, rules, places, {}, grants);
+    if (decision.action === "allow" || (decision.rule === undefined && decision.reason.startsWith("no rule"))) continue;
+    found.push({ ...decision, reason: `${decision.reason}, for \`${suffix.text}\` that \`${command.words[0]}\` may run` });
+  }
+  return found;
 }
 
 function decideOne(kind: RuleKind, target: string, rules: readonly Rule[], places: PolicyPlaces, task: TaskPermissions, grants: readonly Grant[]): Decision {

@@ -15,6 +15,8 @@ export interface WrapperSpec {
   operands?: number;
   /** NAME=value words may precede the command. */
   assignments?: boolean;
+  /** Options may follow the operands too (`setarch ARCH -R cmd`). */
+  optionsAfterOperands?: boolean;
 }
 
 export const WRAPPERS = new Map<string, WrapperSpec>([
@@ -33,9 +35,38 @@ export const WRAPPERS = new Map<string, WrapperSpec>([
   ["setsid", { short: "" }],
   ["ionice", { short: "cnp", long: ["class", "classdata", "pid"] }],
   ["chroot", { short: "", long: ["groups", "userspec"], operands: 1 }],
+  ["flock", { short: "wE", long: ["timeout", "wait", "conflict-exit-code"], operands: 1 }],
+  ["taskset", { short: "", operands: 1 }],
+  ["chrt", { short: "TPD", long: ["sched-runtime", "sched-period", "sched-deadline"], operands: 1 }],
+  ["setarch", { short: "", operands: 1, optionsAfterOperands: true }],
+  ["unshare", { short: "SGRw", long: ["setuid", "setgid", "root", "wd", "propagation", "setgroups", "map-user", "map-group", "map-users", "map-groups"] }],
+  ["nsenter", { short: "tSGrw", long: ["target", "setuid", "setgid", "root", "wd"] }],
+  ["prlimit", { short: "p", long: ["pid", "output"] }],
+  ["strace", { short: "abeEIoOpPsSuX", long: ["output", "attach", "user", "env", "trace", "signal", "string-limit", "summary-sort", "trace-path"] }],
+  ["ltrace", { short: "aAeEfnoOsuxXL", long: ["output", "library"] }],
+  ["runuser", { short: "ugGsw", long: ["user", "group", "supp-group", "shell", "whitelist-environment"] }],
+  ["firejail", { short: "" }],
+  ["torsocks", { short: "upaP", long: ["user", "pass", "address", "port"] }],
+  ["proxychains", { short: "f" }],
+  ["proxychains4", { short: "f" }],
+  ["fakeroot", { short: "lsi", long: ["lib", "faked"] }],
+  ["busybox", { short: "" }],
+  ["unbuffer", { short: "" }],
 ]);
 
-export const SHELLS = new Set(["bash", "sh", "zsh", "dash", "ksh", "mksh"]);
+/** Commands whose option gives a script for a shell (`su -c`, `flock FILE -c`, `script -c`): the option letter, long names, and short options that take a value. */
+export const SCRIPT_OPTIONS = new Map<string, { short: string; long: string[]; valued: string }>([
+  ["su", { short: "c", long: ["command", "session-command"], valued: "gGsw" }],
+  ["runuser", { short: "c", long: ["command", "session-command"], valued: "ugGsw" }],
+  ["flock", { short: "c", long: ["command"], valued: "wE" }],
+  ["script", { short: "c", long: ["command"], valued: "EIOBTm" }],
+  ["npx", { short: "c", long: ["call"], valued: "pw" }],
+]);
+
+/** Commands that never run their arguments as a command, so a word such as `git push` after them is text (`echo git push`, `grep -rn git push`). */
+export const NEVER_RUNS = new Set(["echo", "printf", "grep", "egrep", "fgrep", "rg", "ag", "ack", "man", "info", "help", "whatis", "apropos", "which", "whereis", "type", "compgen", "complete", "history"]);
+
+export const SHELLS = new Set(["bash", "sh", "zsh", "dash", "ksh", "ksh93", "mksh", "pdksh", "oksh", "rbash", "ash", "yash", "posh", "fish", "csh", "tcsh"]);
 export const FIND_EXEC = new Set(["-exec", "-execdir", "-ok", "-okdir"]);
 /** Builtins whose NAME=value arguments are assignments. */
 export const DECLARATIONS = new Set(["export", "declare", "typeset", "local", "readonly"]);
@@ -89,7 +120,18 @@ export const CODE_VARIABLES = /^(?:BASH_ENV|ENV|PROMPT_COMMAND|GIT_CONFIG_PARAME
 /** Variables whose value is a command line that a program runs (pagers, editors, ssh for git). */
 export const SCRIPT_VARIABLES = new Set(["PAGER", "MANPAGER", "GIT_PAGER", "EDITOR", "VISUAL", "GIT_EDITOR", "GIT_SEQUENCE_EDITOR", "GIT_SSH", "GIT_SSH_COMMAND", "GIT_ASKPASS", "SSH_ASKPASS", "GIT_EXTERNAL_DIFF", "LESSOPEN", "LESSCLOSE"]);
 
-/** Index of the first operand after the options starting at values[1]. */
+/**
+ * Whether `--opt` or `--opt=value` names the long option `name`: getopt takes any prefix of at
+ * least `min` letters (`env --chd`, `timeout --sig`); when it is not unique getopt refuses the
+ * line, so reading it as this option is safe.
+ */
+export function abbreviates(word: string, name: string, min: number): boolean {
+  if (!word.startsWith("--")) return false;
+  const given = word.slice(2).split("=", 1)[0]!;
+  return given.length >= Math.min(min, name.length) && name.startsWith(given);
+}
+
+/** Index of the first operand after the options starting at values[1]. A long option that abbreviates a valued one takes a value. */
 export function skipOptions(values: string[], short: string, long: string[]): number {
   let i = 1;
   while (i < values.length) {
@@ -97,7 +139,7 @@ export function skipOptions(values: string[], short: string, long: string[]): nu
     if (word === "--") return i + 1;
     if (!word.startsWith("-") || word === "-") return i;
     if (word.startsWith("--")) {
-      i += !word.includes("=") && long.includes(word.slice(2)) ? 2 : 1;
+      i += !word.includes("=") && long.some((option) => abbreviates(word, option, 1)) ? 2 : 1;
       continue;
     }
     const valueAt = [...word.slice(1)].findIndex((flag) => short.includes(flag));
@@ -140,8 +182,7 @@ export function subcommandStarts(name: string, words: readonly string[]): number
 export function xargsReplace(options: string[]): string | undefined {
   let replace: string | undefined;
   options.forEach((option, index) => {
-    if (option === "--replace") replace = "{}";
-    else if (option.startsWith("--replace=")) replace = option.slice(10);
+    if (abbreviates(option, "replace", 3)) replace = option.includes("=") ? option.slice(option.indexOf("=") + 1) : "{}";
     else if (/^-[^-]/.test(option)) {
       for (let at = 1; at < option.length; at++) {
         const rest = option.slice(at + 1);

@@ -9,7 +9,10 @@
  */
 
 import { ANY_TEXT, ONE_WORD } from "./patterns.ts";
-import { CODE_VARIABLES, DECLARATIONS, decodeAnsiC, descriptorOf, FIND_EXEC, GIT_SAFE_CONFIG, GIT_SCRIPT_CONFIG, GLOBAL_OPTIONS, SCRIPT_VARIABLES, SHELLS, skipOptions, subcommandStarts, WRAPPERS, xargsReplace } from "./shell-tables.ts";
+import { assignmentEvaluates, evaluatesCode, SUBSCRIPT_CODE } from "./shell-evaluates.ts";
+import { findExecs, shellScripts, toolCommand, wrappedCommand } from "./shell-runners.ts";
+import { CODE_VARIABLES, DECLARATIONS, decodeAnsiC, descriptorOf, GIT_SAFE_CONFIG, GIT_SCRIPT_CONFIG, GLOBAL_OPTIONS, NEVER_RUNS, SCRIPT_VARIABLES, SHELLS, subcommandStarts, WRAPPERS } from "./shell-tables.ts";
+import { Unparseable, type Stdin, type Word } from "./shell-word.ts";
 
 export interface SimpleCommand {
   /** The command words after removing leading assignments (FOO=1) and wrappers, joined by single spaces, with quotes removed: e.g. "git push origin main". */
@@ -26,6 +29,14 @@ export interface SimpleCommand {
    * none) or ONE_WORD (a quoted expansion: text within one word), for `couldMatchCommand`.
    */
   template?: string;
+  /**
+   * When dynamic: the template's piece for each word (`pieces[0]` is the name, then " word" or
+   * ANY_TEXT), and one more ANY_TEXT when a wrapper (xargs) adds arguments at run time. Lets the
+   * policy build the template of a suffix (`commandSuffixes`).
+   */
+  pieces?: string[];
+  /** Indices into `words` of unquoted glob patterns (`*.ts`, `.[^.]*`), absent when none; a quoted `'.*'` is text. */
+  globs?: number[];
 }
 
 /** `commands` of a refusal: those read before it, for the policy's deny rules (a deny is final). */
@@ -43,26 +54,7 @@ export function splitCommands(line: string): SplitResult {
   }
 }
 
-class Unparseable extends Error {
-  override name = "Unparseable";
-}
-
-/** One word as bash would see it before expansion; `value` keeps `$x` and `$(…)` as written. */
-interface Word {
-  value: string;
-  raw: string;
-  /** Contains an expansion whose result is unknown until run time ($x, $(…), `…`, <(…)). */
-  dynamic: boolean;
-  /** Contains an unquoted glob or brace character. */
-  glob: boolean;
-  /** `value` with each quoted expansion replaced by ONE_WORD. */
-  template: string;
-  /** An unquoted expansion, glob or brace expansion (or a quoted "$@"): at run time any number of words, or none. */
-  loose: boolean;
-}
 type Builder = Omit<Word, "raw">;
-/** What a command reads on standard input: known text (heredoc, here-string) or a file (text null). */
-type Stdin = { text: string | null; dynamic: boolean };
 type Heredoc = { delimiter: string; stripTabs: boolean; quoted: boolean; stdin: Stdin };
 /** A simple command as read; `stdin` null means inherited (a pipe, the terminal, …). */
 type RawCommand = { words: Word[]; stdin: Stdin | null };
@@ -148,6 +140,7 @@ class Parser {
       if (op !== null) this.pos += op.length;
       if (op === "\n") this.readHeredocBodies();
       else if (op === ")") break;
+      else if (op === "(" && this.arithmeticCommand()) continue;
       else if (op === "(") this.nested(() => this.parseList(")"));
       else if (op === null && this.parseKeyword(close) === "closed") break;
     }
@@ -172,7 +165,10 @@ class Parser {
     if (word === "for" || word === "select") {
       this.skipBlanks();
       if (this.src.startsWith("((", this.pos)) throw new Unparseable("arithmetic for loops are not supported");
-      this.parseSimpleCommand(false); // the loop header: its substitutions still count
+      this.readWord(); // the variable
+      this.skipBlanks();
+      // `for x in …;` has a word list whose substitutions count; `for x do …` has none.
+      if (/^in(?=[\s;&|()<>]|$)/.test(this.src.slice(this.pos, this.pos + 3))) this.parseSimpleCommand(false);
     }
     return "read";
   }
@@ -215,7 +211,7 @@ class Parser {
     if (descriptor !== undefined) stdin = { text: null, dynamic: true };
     if (kind === "<<" || kind === "<<-") {
       stdin = { text: null, dynamic: false }; // filled in when the body is read
-      const quoted = /['"\\]/.test(target.raw);
+      const quoted = /['"\\]/.test(target.raw.replaceAll("\\\n", "")); // a line continuation quotes nothing
       this.heredocs.push({ delimiter: target.value, stripTabs: kind === "<<-", quoted, stdin });
     }
     if (kind.startsWith("<") && (fd === undefined || fd === "0")) command.stdin = stdin;
@@ -340,7 +336,7 @@ class Parser {
     if (c === "(") this.nested(() => this.readParenthesised());
     else if (c === "{") {
       this.pos++;
-      this.nested(() => this.readParameter());
+      this.nested(() => this.readParameter(quoted));
     } else if (/[A-Za-z_]/.test(c)) this.pos += this.match(NAME)!.length;
     else if (/[\d@*#?$!-]/.test(c)) this.pos++;
     else if (c !== "(") {
@@ -356,16 +352,27 @@ class Parser {
     this.parseList(")");
   }
 
+  /** After a `(` at a command start: `(( … ))` is arithmetic (no redirections or heredocs inside), else a subshell follows. */
+  private arithmeticCommand(): boolean {
+    const start = this.pos - 1;
+    if (this.src[this.pos] !== "(") return false;
+    if (this.readArithmetic(start, true)) return true;
+    this.pos = start + 1;
+    return false;
+  }
+
   /** At the `(` after `$`: reads `(( … ))` and returns true, or returns false when bash would
    * read a command substitution instead (no `((`, or `))` does not close it). */
-  private readArithmetic(): boolean {
-    const mark = { pos: this.pos, records: this.records.length };
-    if (!this.src.startsWith("((", this.pos) || this.notArithmetic.has(mark.pos)) return false;
+  private readArithmetic(from = this.pos, command = false): boolean {
+    const mark = { pos: from, records: this.records.length };
+    if (!this.src.startsWith("((", from) || this.notArithmetic.has(mark.pos)) return false;
+    this.pos = from;
     const scratch = blank();
     let depth = 0;
     this.pos += 2;
     for (;;) {
       const c = this.src[this.pos++];
+      if (c === undefined && command) break; // then it was a subshell, or is unbalanced anyway
       if (c === undefined) throw new Unparseable("unbalanced '$(('");
       if (c === ")" && depth === 0) break;
       if (c === "(" || c === ")") depth += c === "(" ? 1 : -1;
@@ -374,6 +381,8 @@ class Parser {
     }
     if (this.src[this.pos] === ")") {
       this.pos++;
+      const expression = this.src.slice(mark.pos + 2, this.pos - 2);
+      if (SUBSCRIPT_CODE.test(expression)) throw new Unparseable("arithmetic with an array subscript holding a substitution runs it, which cannot be checked");
       return true;
     }
     this.notArithmetic.add(mark.pos);
@@ -383,16 +392,17 @@ class Parser {
   }
 
   /** After `${`, up to the matching `}`; nested quotes and substitutions are read too. */
-  private readParameter(): void {
+  private readParameter(quoted: boolean): void {
     const scratch = blank();
-    let depth = 0;
+    const start = this.pos;
     for (;;) {
       const c = this.src[this.pos++];
       if (c === undefined) throw new Unparseable("unbalanced '${'");
-      if (c === "}" && depth-- === 0) return;
-      if (c === "{") depth++;
-      else if (c === "\\") this.pos++;
-      else if (c === "'") this.readSingle(scratch);
+      if (c === "}") return checkParameter(this.src.slice(start, this.pos - 1));
+      // Bash counts no bare `{` here (`${x:-{}` ends at the first `}`), and inside double quotes
+      // a `'` is a character, so `"${x:-'$(cmd)'}"` runs cmd.
+      if (c === "\\") this.pos++;
+      else if (c === "'" && !quoted) this.readSingle(scratch);
       else if (c === '"') this.readDouble(scratch, '"');
       else if (c === "$") this.readDollar(scratch, true);
       else if (c === "`") this.readBacktick(scratch, true);
@@ -447,6 +457,12 @@ class Parser {
   }
 }
 
+/** `${x@P}` expands a prompt (running its substitutions); `${!x}` reads the variable x names, subscript and all. */
+function checkParameter(text: string): void {
+  if (/@P$/.test(text)) throw new Unparseable("${…@P} expands a prompt, which may run commands that cannot be checked");
+  if (text.startsWith("!") && !/^![A-Za-z_]\w*(?:\[[@*]\]|[@*])$/.test(text)) throw new Unparseable("${!…} reads a variable named at run time, which may run commands that cannot be checked");
+}
+
 function blank(): Builder {
   return { value: "", dynamic: false, glob: false, template: "", loose: false };
 }
@@ -458,6 +474,7 @@ function append(word: Builder, text: string): void {
 
 /** Emits the command, its basename form, its forms without global options, and whatever it runs in turn. `tail`: more arguments come at run time (xargs). */
 function emitCommand(words: Word[], stdin: Stdin | null, out: SimpleCommand[], depth: number, tail = false): void {
+  if (depth > MAX_DEPTH) throw new Unparseable("commands are nested too deeply");
   const head = words[0]!;
   if (head.dynamic) throw new Unparseable(`the command name ${head.raw} comes from a variable or substitution`);
   if (head.glob && head.value !== "[" && head.value !== "[[") throw new Unparseable(`the command name ${head.raw} uses a glob or brace pattern`);
@@ -472,22 +489,75 @@ function emitCommand(words: Word[], stdin: Stdin | null, out: SimpleCommand[], d
     for (const inner of findExecs(words)) emitCommand(inner, null, out, depth);
     return;
   }
-  const inner = wrappedCommand(name, words, out, depth);
+  const inner = wrappedCommand(name, words, (word) => checkAssignment(word, out, depth), tail);
   if (inner !== null) {
     if (inner.words.length > 0) emitCommand(inner.words, stdin, out, depth, tail || inner.tail);
     return;
   }
-  const script = shellScript(name, words, stdin);
-  if (script !== null) collect(script, out, depth + 1);
+  const scripts = shellScripts(name, words, stdin, tail);
+  for (const script of scripts) collect(script, out, depth + 1);
+  const runs = toolCommand(name, words);
+  if (runs !== null && runs.length > 0) emitCommand(runs, null, out, depth + 1);
+  if (scripts.length === 0 && !SHELLS.has(name) && !NEVER_RUNS.has(name)) emitHiddenRunner(words, out, depth);
+}
+
+/**
+ * An unknown command may be a wrapper: if a later word names a known wrapper or a shell given a
+ * script (`flock /tmp/x sudo …`, `taskset 1 bash -c '…'`), that part is read as the command it
+ * would be. Only the first such word: the rest is read from there, so this stays linear.
+ */
+/** Wrappers that only the shell runs (a program cannot run a builtin), or common words (`docker exec`). */
+const BUILTIN_WRAPPERS = new Set(["exec", "command", "builtin", "time"]);
+
+function emitHiddenRunner(words: Word[], out: SimpleCommand[], depth: number): void {
+  const at = words.findIndex((word, index) => {
+    if (index === 0 || word.dynamic || word.glob) return false;
+    const base = word.value.slice(word.value.lastIndexOf("/") + 1);
+    if (WRAPPERS.has(base)) return !BUILTIN_WRAPPERS.has(base);
+    return SHELLS.has(base) && words.slice(index + 1).some((next) => /^-[^-]*c/.test(next.value));
+  });
+  if (at > 0) emitCommand(words.slice(at), null, out, depth + 1);
 }
 
 function simple(name: string, args: readonly Word[], tail: boolean): SimpleCommand {
   const words = [name, ...args.map((word) => word.value)];
   const text = words.join(" ");
-  if (!tail && !args.some((word) => word.dynamic || word.loose)) return { text, words, dynamic: false };
-  let template = name;
-  for (const word of args) template += word.loose ? ANY_TEXT : ` ${word.template}`; // a loose word may vanish, with its space
-  return { text, words, dynamic: true, template: tail ? template + ANY_TEXT : template };
+  const globs = args.flatMap((word, index) => (word.glob && word.loose && !word.dynamic ? [index + 1] : []));
+  const extra = globs.length > 0 ? { globs } : {};
+  if (!tail && !args.some((word) => word.dynamic || word.loose)) return { text, words, dynamic: false, ...extra };
+  const pieces = [name, ...args.map((word) => (word.loose ? ANY_TEXT : ` ${word.template}`))]; // a loose word may vanish, with its space
+  if (tail) pieces.push(ANY_TEXT);
+  return { text, words, dynamic: true, template: pieces.join(""), pieces, ...extra };
+}
+
+/**
+ * The commands a simple command may run with its own words: every suffix that starts at a word
+ * that could be a command name (static, no option, no assignment), also by basename. An unknown
+ * wrapper (`flock /tmp/x git push`, `taskset 1 rm -rf /`) cannot hide the command it runs this
+ * way. Commands known never to run their arguments (`echo`, `grep`, …) have none.
+ */
+export function commandSuffixes(command: SimpleCommand): SimpleCommand[] {
+  const { words, pieces } = command;
+  const name = words[0]!.slice(words[0]!.lastIndexOf("/") + 1);
+  if (NEVER_RUNS.has(name)) return [];
+  const found: SimpleCommand[] = [];
+  for (let at = 1; at < words.length; at++) {
+    const head = words[at]!;
+    const rest = words.slice(at + 1);
+    if (head.startsWith("-") || head.includes("=")) continue;
+    if (pieces !== undefined && pieces[at] !== ` ${head}`) {
+      // A computed name (`flock x $(echo git) push`) followed by a static word: one word, then the words as written.
+      if (rest.length > 0 && pieces[at + 1] === ` ${rest[0]}`) found.push({ text: [head, ...rest].join(" "), words: [head, ...rest], dynamic: true, template: ONE_WORD + pieces.slice(at + 1).join(""), pieces: [ONE_WORD, ...pieces.slice(at + 1)] });
+      continue;
+    }
+    if (head === "" || /\s/.test(head)) continue;
+    for (const form of new Set([head, head.slice(head.lastIndexOf("/") + 1)])) {
+      if (form === "") continue;
+      const text = [form, ...rest].join(" ");
+      found.push(pieces === undefined ? { text, words: [form, ...rest], dynamic: false } : { text, words: [form, ...rest], dynamic: true, template: form + pieces.slice(at + 1).join(""), pieces: [form, ...pieces.slice(at + 1)] });
+    }
+  }
+  return found;
 }
 
 /** Refuses commands that set up code to run later, out of sight: aliases, callbacks, traps, code in variables or git settings. */
@@ -502,6 +572,8 @@ function refuseHidden(name: string, words: Word[], out: SimpleCommand[], depth: 
     const listing = at === 1 && action?.startsWith("-") === true; // -p, -l, or `-` (reset)
     if (values.length - at >= 2 && action !== "" && !listing) throw new Unparseable("trap sets code to run later, which cannot be checked");
   }
+  const evaluated = evaluatesCode(name, values);
+  if (evaluated !== undefined) throw new Unparseable(`${evaluated}, which cannot be checked`);
   if (DECLARATIONS.has(name)) for (const word of words.slice(1)) if (ASSIGNMENT.test(word.value)) checkAssignment(word, out, depth);
   if (name === "git") checkGitSettings(words, out, depth);
 }
@@ -511,6 +583,8 @@ function checkAssignment(word: Word, out: SimpleCommand[], depth: number): void 
   const name = /^[A-Za-z_]\w*/.exec(word.value)?.[0] ?? "";
   const value = word.value.slice(word.value.indexOf("=") + 1);
   if (CODE_VARIABLES.test(name)) throw new Unparseable(`setting ${name} runs code that cannot be checked`);
+  const evaluated = assignmentEvaluates(name, word.value.slice(0, word.value.indexOf("=")), value);
+  if (evaluated !== undefined) throw new Unparseable(`${evaluated}, which cannot be checked`);
   if (name === "PS4" && /\$\(|`/.test(value)) throw new Unparseable("PS4 with a command substitution runs code that cannot be checked");
   if (!SCRIPT_VARIABLES.has(name)) return;
   if (word.dynamic) throw new Unparseable(`${name} is a command built from a variable or substitution`);
@@ -539,91 +613,4 @@ function checkGitSetting(setting: string, dynamic: boolean, fromEnv: boolean, ou
   if (GIT_SAFE_CONFIG.test(key)) return;
   if (!fromEnv && at >= 0 && GIT_SCRIPT_CONFIG.test(key)) return collect(setting.slice(at + 1), out, depth + 1);
   throw new Unparseable(`git -c ${key} may run a command that cannot be checked`);
-}
-
-/** The command a wrapper runs (empty when none), or null when `name` is no wrapper. `tail`: xargs adds arguments. */
-function wrappedCommand(name: string, words: Word[], out: SimpleCommand[], depth: number): { words: Word[]; tail: boolean } | null {
-  const spec = WRAPPERS.get(name);
-  if (spec === undefined) return null;
-  const values = words.map((word) => word.value);
-  let next = skipOptions(values, spec.short, spec.long ?? []);
-  const options = values.slice(1, next);
-  if (name === "command" && options.some((option) => /^-\w*[vV]/.test(option))) return null; // a lookup, not a run
-  if (name === "env" && options.some((option) => /^-\w*S|^--split-string/.test(option))) throw new Unparseable("env -S (split string) is not supported");
-  const skippable = name === "env" ? /^[^=-][^=]*=|^-$/ : /^[^=-][^=]*=/; // `env -` is `env -i`
-  for (; spec.assignments && next < values.length && skippable.test(values[next]!); next++) {
-    if (values[next] !== "-") checkAssignment(words[next]!, out, depth);
-  }
-  const inner = words.slice(next + (spec.operands ?? 0));
-  if (name !== "xargs") return { words: inner, tail: false };
-  const replace = xargsReplace(options);
-  if (replace === undefined) return { words: inner, tail: true };
-  if (inner[0]?.value.includes(replace)) throw new Unparseable("xargs builds the command name from its input");
-  return { words: inner.map((word) => (word.value.includes(replace) ? { ...word, loose: true } : word)), tail: false };
-}
-
-/** The commands of `find … -exec CMD … ;` (also -execdir, -ok, -okdir; ended by `;` or `{} +`); `{}` becomes file names. */
-function findExecs(words: Word[]): Word[][] {
-  const found: Word[][] = [];
-  for (let i = 0; i < words.length; i++) {
-    if (!FIND_EXEC.has(words[i]!.value)) continue;
-    let end = i + 1;
-    while (end < words.length && words[end]!.value !== ";" && !(words[end]!.value === "+" && words[end - 1]!.value === "{}")) end++;
-    if (end > i + 1) found.push(words.slice(i + 1, end).map((word) => (word.value.includes("{}") ? { ...word, loose: true } : word)));
-    i = end;
-  }
-  return found;
-}
-
-/** The text a command runs as shell code (bash -c, eval, watch, su -c, source /dev/stdin, a shell's stdin), if any. */
-function shellScript(name: string, words: Word[], stdin: Stdin | null): string | null {
-  const values = words.map((word) => word.value);
-  if (name === "eval") return staticScript(words.slice(1), "eval");
-  if (name === "watch") return staticScript(words.slice(skipOptions(values, "nq", ["interval", "equexit"])), "watch");
-  if (name === "su" || name === "runuser") {
-    const at = values.indexOf("-c");
-    return at > 0 ? staticScript(words.slice(at + 1, at + 2), `${name} -c`) : null;
-  }
-  if (name === "source" || name === ".") {
-    if (words[1]?.dynamic) throw new Unparseable(`${name} reads a script from a variable or substitution`);
-    return words[1] && descriptorOf(words[1].value) !== undefined ? stdinScript(words[1].value, stdin, name) : null;
-  }
-  return SHELLS.has(name) ? shellInvocation(words, stdin) : null;
-}
-
-function shellInvocation(words: Word[], stdin: Stdin | null): string | null {
-  let i = 1;
-  let command = false;
-  let fromStdin = false;
-  for (; i < words.length; i++) {
-    const option = words[i]!.value;
-    if (option === "--" || option === "-") {
-      i++;
-      break;
-    }
-    if (option === "--version" || option === "--help") return null;
-    if (!/^[-+]./.test(option)) break;
-    if (/^[-+][oO]$|^--(?:rcfile|init-file)$/.test(option)) i++;
-    else if (/^-[^-]*c/.test(option)) command = true;
-    else if (/^-[^-]*s/.test(option)) fromStdin = true;
-  }
-  const operand = words[i];
-  if (command) return operand ? staticScript([operand], `${words[0]!.value} -c`) : null;
-  if (operand?.dynamic && !fromStdin) throw new Unparseable("a shell runs a script from a variable or substitution");
-  if (operand && !fromStdin && descriptorOf(operand.value) !== undefined) return stdinScript(operand.value, stdin, words[0]!.value);
-  if (operand && !fromStdin) return null; // a script file: its content is not ours to check
-  if (stdin === null || stdin.dynamic) throw new Unparseable("a shell reads its script from standard input (a pipe or an unknown stream)");
-  return stdin.text;
-}
-
-/** The script of `bash /dev/stdin` or `source /dev/fd/0`: the heredoc or here-string, when known. */
-function stdinScript(path: string, stdin: Stdin | null, what: string): string {
-  if (descriptorOf(path) !== 0) throw new Unparseable(`${what} reads its script from file descriptor ${path}`);
-  if (stdin === null || stdin.dynamic || stdin.text === null) throw new Unparseable(`${what} reads its script from standard input (a pipe, a file or an unknown stream)`);
-  return stdin.text;
-}
-
-function staticScript(words: Word[], what: string): string | null {
-  if (words.some((word) => word.dynamic)) throw new Unparseable(`${what} runs code built from a variable or substitution`);
-  return words.length === 0 ? null : words.map((word) => word.value).join(" ");
 }

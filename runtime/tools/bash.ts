@@ -80,23 +80,38 @@ export function createBashTool(sandbox: Sandbox, options: BashToolOptions) {
  * `cat ~/.ssh/id_rsa` or `ln -s ~/.aws/credentials x` with a reason before anything runs (the
  * sandbox hides those files anyway). Symlinks and `..` are resolved like the file tools do.
  */
-function pathArguments(command: string, workdir: string, userHome: string | undefined): PermissionRequest[] {
+export function pathArguments(command: string, workdir: string, userHome: string | undefined): PermissionRequest[] {
   const split = splitCommands(command);
   if (!split.ok) return [];
   const paths = new Set<string>();
-  for (const { words } of split.commands) {
-    for (const word of words.slice(1)) {
+  for (const { words, globs } of split.commands) {
+    words.forEach((word, index) => {
+      if (index === 0) return;
       const value = word.includes("=") && !word.startsWith("/") ? word.slice(word.indexOf("=") + 1) : word;
       const home = userHome ?? "";
       const expanded = value.replace(/^~(?=\/|$)/, home).replace(/\$\{?HOME\}?(?=\/|$)/g, home);
-      if (expanded.includes("://") || expanded.includes("$") || expanded.startsWith("-")) continue;
-      if (!/^(\.{0,2}\/)|\/|^\.env/.test(expanded) && !/[*?[]/.test(expanded) && !isSymlink(join(workdir, expanded))) continue;
-      // A glob names files too: check what it matches now (`cat ~/code/app/.e*`).
-      const matches = /[*?[]/.test(expanded) ? globMatches(expanded, workdir) : [expanded];
-      for (const match of matches) paths.add(realPath(workdir, match));
-    }
+      if (expanded.includes("://") || expanded.includes("$") || expanded.startsWith("-")) return;
+      const glob = globs?.includes(index) === true && /[*?[]/.test(expanded); // a quoted '.*' is text
+      if (!glob && !/^(\.{0,2}\/)|\/|^\.env/.test(expanded) && !isSymlink(join(workdir, expanded))) return;
+      for (const match of glob ? aimedMatches(expanded, workdir) : [expanded]) paths.add(realPath(workdir, match));
+    });
   }
   return [...paths].map((path) => ({ kind: "read", path }));
+}
+
+/**
+ * What a glob names: the folder before its first wildcard (`~/.ssh/*` names ~/.ssh), and the files
+ * it matches now when its last part aims at names (`.e*`, `id_*`: two letters or more besides the
+ * wildcards). A broad listing (`du -ah .[^.]* *`) is not read as naming the `.env` it may match:
+ * the sandbox hides those files from commands anyway.
+ */
+function aimedMatches(pattern: string, workdir: string): string[] {
+  const wildcard = pattern.search(/[*?[]/);
+  const slash = pattern.lastIndexOf("/", wildcard);
+  const base = slash > 0 ? [pattern.slice(0, slash)] : [];
+  const last = pattern.slice(pattern.lastIndexOf("/") + 1);
+  const literal = last.replace(/\[[^\]]*\]|[*?]/g, "");
+  return literal.length >= 2 ? [...base, ...globMatches(pattern, workdir)] : base;
 }
 
 function isSymlink(path: string): boolean {

@@ -1,0 +1,166 @@
+import assert from "node:assert/strict";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, describe, it } from "node:test";
+import { decide, DEFAULT_RULES, type Action, type Rule } from "../runtime/policy/policy.ts";
+import { pathArguments } from "../runtime/tools/bash.ts";
+import { ORDINARY_COMMANDS } from "./support/ordinary-commands.ts";
+
+// Lines that make bash run a denied or asked-for command, named by the trick they use. Checked
+// through decide() with the defaults (publishing and `rm -rf /` ask) and a config deny rule for
+// `git push`: none may be allowed. "deny" where the splitter can read what runs, "ask" where it
+// cannot be sure and a human decides.
+
+const places = { workdir: "/work/app", home: "/home/u/.nightshift", userHome: "/home/u" };
+const RULES: Rule[] = [{ action: "deny", kind: "command", pattern: "git push", origin: "config permissions.deny[0]" }, ...DEFAULT_RULES];
+const run = (command: string) => decide({ kind: "command", command }, RULES, places);
+
+interface Trick {
+  trick: string;
+  line: string;
+  expected: Exclude<Action, "allow">;
+}
+
+const TRICKS: Trick[] = [
+  // Unknown wrappers: the rules match every suffix of a command's words.
+  { trick: "unknown wrapper", line: "flock /tmp/x git push", expected: "deny" },
+  { trick: "unknown wrapper", line: "taskset 1 rm -rf /", expected: "ask" },
+  { trick: "unknown wrapper", line: "ltrace -f git push origin", expected: "deny" },
+  { trick: "unknown wrapper with a path", line: "catchsegv /usr/bin/git push", expected: "deny" },
+  { trick: "unknown wrapper running a wrapper", line: "flock x sudo -u me git push", expected: "deny" },
+  { trick: "unknown wrapper running a shell", line: "flock /tmp/x bash -c 'git push'", expected: "deny" },
+  { trick: "unknown wrapper running a shell", line: "faketime 2020-01-01 sh -ec 'npm publish'", expected: "ask" },
+  { trick: "unknown wrapper, computed name", line: "flock /tmp/x $(echo git) push", expected: "ask" },
+  { trick: "unknown wrapper, computed argument", line: "flock /tmp/x git $(echo push)", expected: "ask" },
+  // Wrappers and script options in the tables.
+  { trick: "flock -c", line: "flock /tmp/x -c 'git push'", expected: "deny" },
+  { trick: "flock's script in a nested shell", line: "flock -w 5 /tmp/x --command 'sh -c \"git push\"'", expected: "deny" },
+  { trick: "taskset running a shell", line: "taskset -c 0 bash -c 'git push'", expected: "deny" },
+  { trick: "chrt", line: "chrt -f 10 sh -c 'git push'", expected: "deny" },
+  { trick: "setarch with options after the arch", line: "setarch x86_64 -R bash -c 'git push'", expected: "deny" },
+  { trick: "unshare", line: "unshare -r --wd /tmp sh -c 'git push'", expected: "deny" },
+  { trick: "prlimit", line: "prlimit --nofile=1024 bash -c 'git push'", expected: "deny" },
+  { trick: "strace", line: "strace -f -o /dev/null bash -c 'git push'", expected: "deny" },
+  { trick: "runuser -u", line: "runuser -u me -- bash -c 'git push'", expected: "deny" },
+  { trick: "su -c in a cluster", line: "su -lc 'git push' me", expected: "deny" },
+  { trick: "su --command=", line: "su --command='git push' me", expected: "deny" },
+  { trick: "su --comm abbreviated", line: "su --comm 'git push' me", expected: "deny" },
+  { trick: "sg", line: "sg wheel 'git push'", expected: "deny" },
+  { trick: "script -c", line: "script -qc 'git push' /dev/null", expected: "deny" },
+  { trick: "firejail", line: "firejail --quiet --noprofile sh -c 'git push'", expected: "deny" },
+  { trick: "torsocks", line: "torsocks -i sh -c 'git push'", expected: "deny" },
+  { trick: "parallel's command", line: "parallel 'git push' ::: origin", expected: "deny" },
+  { trick: "parallel's argument", line: "parallel git ::: push", expected: "ask" },
+  { trick: "parallel's arguments as commands", line: "parallel ::: 'git push' ls", expected: "deny" },
+  { trick: "parallel reading commands", line: "echo 'git push' | parallel", expected: "ask" },
+  { trick: "busybox", line: "busybox sh -c 'git push'", expected: "deny" },
+  { trick: "rbash", line: "rbash -c 'git push'", expected: "deny" },
+  { trick: "other shells", line: "yash -c 'git push'", expected: "deny" },
+  { trick: "fish --command=", line: "fish --command='git push'", expected: "deny" },
+  { trick: "env --chd abbreviated", line: "env --chd /tmp bash -c 'git push'", expected: "deny" },
+  { trick: "timeout --sig abbreviated", line: "timeout --sig KILL 5 sh -c 'git push'", expected: "deny" },
+  { trick: "nice --adj abbreviated", line: "nice --adj 5 bash -c 'git push'", expected: "deny" },
+  { trick: "env --split-string abbreviated", line: "env --sp 'git push'", expected: "ask" },
+  { trick: "shell -o in a cluster", line: "bash -oc pipefail 'git push'", expected: "deny" },
+  { trick: "shell -O in a cluster", line: "bash -Oec extglob 'git push'", expected: "deny" },
+  { trick: "eval --", line: "eval -- 'git push'", expected: "deny" },
+  { trick: "xargs feeding sh -c", line: "echo 'git push' | xargs sh -c", expected: "ask" },
+  { trick: "xargs feeding sh -c its script", line: "echo 'git push' | xargs -I{} sh -c {}", expected: "ask" },
+  { trick: "xargs --repl abbreviated", line: "echo 'git push' | xargs --repl=Q sh -c Q", expected: "ask" },
+  { trick: "xargs feeding a wrapper", line: "echo git push | xargs sudo", expected: "ask" },
+  { trick: "xargs feeding a wrapper the name", line: "echo git | xargs timeout 5", expected: "ask" },
+  // Strings bash evaluates out of the splitter's sight.
+  { trick: "test -v with a subscript", line: "test -v 'a[$(git push)]'", expected: "ask" },
+  { trick: "[[ -v with a subscript", line: "[[ -v 'a[$(git push)]' ]]", expected: "ask" },
+  { trick: "[ -v with a subscript", line: "[ -v 'a[`git push`]' ]", expected: "ask" },
+  { trick: "unset with a subscript", line: "unset 'a[$(git push)]'", expected: "ask" },
+  { trick: "printf -v with a subscript", line: "printf -v 'a[$(git push)]' %s x", expected: "ask" },
+  { trick: "read into a subscript", line: "read 'a[$(git push)]' <<< 1", expected: "ask" },
+  { trick: "declare with a subscript", line: "declare 'a[$(git push)]=1'", expected: "ask" },
+  { trick: "declare -n to a subscript", line: "declare -n r='a[$(git push)]'; echo $r", expected: "ask" },
+  { trick: "arithmetic on a variable holding a subscript", line: "x='a[$(git push)]'; (( x ))", expected: "ask" },
+  { trick: "arithmetic expansion of such a variable", line: "x='a[$(git push)]'; echo $((x))", expected: "ask" },
+  { trick: "let on such a variable", line: "x='a[$(git push)]' && let x", expected: "ask" },
+  { trick: "prompt expansion", line: "x='$(git push)'; echo ${x@P}", expected: "ask" },
+  { trick: "indirection", line: "x='a[$(git push)]'; echo ${!x}", expected: "ask" },
+  { trick: "PS4 through printf -v", line: "printf -v PS4 '$(git push)'; set -x; ls", expected: "ask" },
+  { trick: "PS4 through read", line: "read PS4 <<< '$(git push)'; set -x; ls", expected: "ask" },
+  { trick: "PS4 through declare", line: "declare PS4='$(git push)'; set -x; ls", expected: "ask" },
+  { trick: "hash -p", line: "hash -p /usr/bin/git ls; ls push", expected: "ask" },
+  { trick: "BASH_CMDS", line: "BASH_CMDS[ls]=/usr/bin/git; ls push", expected: "ask" },
+  { trick: "BASH_ALIASES", line: "BASH_ALIASES[ls]='git push'; ls", expected: "ask" },
+  { trick: "git submodule foreach", line: "git submodule foreach 'git push'", expected: "deny" },
+  { trick: "git submodule foreach, computed", line: "git submodule foreach \"$cmd\"", expected: "ask" },
+  { trick: "git rebase -x", line: "git rebase -x 'git push' main", expected: "deny" },
+  { trick: "git rebase -x in a cluster", line: "git rebase -ix 'git push' main", expected: "deny" },
+  { trick: "git rebase --exec abbreviated", line: "git rebase --ex='git push' main", expected: "deny" },
+  { trick: "git bisect run", line: "git bisect run sh -c 'git push'", expected: "deny" },
+  { trick: "npm exec", line: "npm exec -- git push", expected: "deny" },
+  { trick: "npm exec --call", line: "npm exec --call 'git push'", expected: "deny" },
+  { trick: "npx -c", line: "npx -c 'rm -rf /'", expected: "ask" },
+  { trick: "npx", line: "npx -y git push", expected: "deny" },
+  { trick: "pnpm dlx", line: "pnpm dlx sh -c 'git push'", expected: "deny" },
+  // Grammar the splitter once read differently from bash.
+  { trick: "<< inside (( )) is a shift, not a heredoc", line: "x=0; (( x << EOF ))\ngit push\nEOF", expected: "deny" },
+  { trick: "heredoc delimiter split by a line continuation", line: "cat <<E\\\nOF\n$(git push)\nEOF", expected: "deny" },
+  { trick: "${x:-{} ends at the first }", line: "{ echo ${x:-{}; git push; }", expected: "deny" },
+  { trick: "' inside a double-quoted ${x:-…}", line: "echo \"${x:-'$(git push)'}\"", expected: "deny" },
+  { trick: "' inside (( ))", line: "(( '$(git push)' ))", expected: "deny" },
+  { trick: "' inside $(( ))", line: "echo $(( '$(git push)' ))", expected: "deny" },
+  { trick: "subscript in (( ))", line: "(( a['$(git push)'] ))", expected: "ask" },
+  { trick: "for x do", line: "for x do git push; done", expected: "deny" },
+  // Rule spelling: single-letter flags are a set.
+  { trick: "flags in another order", line: "rm -fr /", expected: "ask" },
+  { trick: "flags apart", line: "rm -r -f /", expected: "ask" },
+  { trick: "more flags", line: "rm -rfv ~", expected: "ask" },
+  { trick: "-R for -r", line: "rm -Rf /", expected: "ask" },
+];
+
+describe("policy: adversarial lines are never allowed", () => {
+  for (const { trick, line, expected } of TRICKS) {
+    it(`${trick}: ${JSON.stringify(line)} → ${expected}`, () => {
+      const decision = run(line);
+      assert.equal(decision.action, expected, decision.reason);
+    });
+  }
+});
+
+/** Lines of the ordinary corpus that really push or publish, or that the design always asks about. */
+const EXPECTED_NOT_ALLOWED = new Map<string, Action>([
+  ["npm publish --dry-run", "ask"],
+  ["git push --dry-run", "deny"],
+  ["alias ll='ls -la'", "ask"], // aliases are never read
+  ['eval "$(ssh-agent -s)"', "ask"], // code from a substitution
+]);
+
+describe("policy: ordinary commands are allowed", () => {
+  it("allows every line of the ordinary corpus but the ones that push, publish or define code", () => {
+    const surprises = ORDINARY_COMMANDS.map((line) => ({ line, decision: run(line) })).filter(({ line, decision }) => decision.action !== (EXPECTED_NOT_ALLOWED.get(line) ?? "allow"));
+    assert.deepEqual(
+      surprises.map(({ line, decision }) => `${line} → ${decision.action}: ${decision.reason}`),
+      [],
+    );
+  });
+});
+
+describe("policy: globs in path arguments", () => {
+  const workdir = mkdtempSync(join(tmpdir(), "nightshift-globs-"));
+  writeFileSync(join(workdir, ".env"), "SECRET=1\n");
+  writeFileSync(join(workdir, "notes.txt"), "");
+  mkdirSync(join(workdir, ".git"));
+  after(() => rmSync(workdir, { recursive: true, force: true }));
+  const reads = (line: string) => pathArguments(line, workdir, "/home/u").map((request) => decide(request, RULES, { ...places, workdir }).action);
+
+  it("does not read a quoted '.*' as a glob, nor a broad listing as naming .env", () => {
+    assert.deepEqual(reads("grep -o '.*' notes.txt"), []);
+    assert.deepEqual(reads("du -ah .[^.]* * | sort -h"), []);
+    assert.deepEqual(reads("echo .*"), []);
+  });
+
+  it("denies a glob aimed at a secret's name, and one inside a secret folder", () => {
+    assert.deepEqual(reads("cat .e*"), ["deny"]);
+    assert.deepEqual(reads("cat .en?"), ["deny"]);
+    assert.deepEqual(reads("cat ~/.ssh/*"), ["deny"]);
+  });
+});
