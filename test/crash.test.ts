@@ -86,7 +86,8 @@ describe("a session killed with SIGKILL and resumed", () => {
     const s = (current = await setup());
     s.api.respondWith(agent("echo started >> counter.txt; sleep 30; echo finished >> counter.txt"));
     const first = run(["run", "--workdir", s.workdir, "slow command"], s.env);
-    await until(() => existsSync(join(s.workdir, "counter.txt")), "the command to start");
+    // Its line written, not only the file created by the redirection (a kill between the two leaves it empty).
+    await until(() => existsSync(join(s.workdir, "counter.txt")) && readFileSync(join(s.workdir, "counter.txt"), "utf8") === "started\n", "the command to start");
     first.child.kill("SIGKILL");
     await first.done;
 

@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { describe, it } from "node:test";
 import { createAuthStore } from "../dashboard/auth-store.ts";
 import { openSessionLog, readSessionLogFrom, type SessionEvent, type SessionLog } from "../runtime/index.ts";
+import { until } from "./support/cli.ts";
 import { send, signedInDashboards, sseReader, taskRecord, tokenOf, type Setup } from "./support/dashboard.ts";
 
 const signedIn = signedInDashboards();
@@ -145,7 +146,8 @@ describe("dashboard live updates (SSE)", () => {
     const running = await signedIn({ tasks: [taskRecord("t2", { state: "running" })] });
     const early = sseReader(await stream(running.s, running.session, "/live?task=t2"));
     await early.close();
-    for (let i = 0; i < 5 && running.s.watching() > 0; i++) await new Promise((resolve) => setImmediate(resolve));
+    // The stream's first read of the log is I/O: wait for it to finish, then for the cleanup.
+    await until(() => running.s.watching() === 0, "the closed stream's cleanup");
     assert.equal(running.s.watching(), 0, "its watcher is gone");
     await log.close();
   });
