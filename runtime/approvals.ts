@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, watch, writeFileSync, linkSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, watch, writeFileSync, linkSync, type FSWatcher } from "node:fs";
 import { join } from "node:path";
 import type { Clock } from "./clock.ts";
 import type { RuleKind } from "./policy/policy.ts";
@@ -83,7 +83,8 @@ export interface ApprovalStore {
   all(): ApprovalRecord[];
 }
 
-export function createApprovalStore(dir: string, options: { clock: Clock; expireMs: number }): ApprovalStore {
+/** `watch: false` leaves only the periodic look (tests of what happens where a folder's watch sees nothing). */
+export function createApprovalStore(dir: string, options: { clock: Clock; expireMs: number; watch?: boolean }): ApprovalStore {
   const { clock, expireMs } = options;
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const recordPath = (id: string) => join(dir, `${id}.json`);
@@ -158,7 +159,26 @@ export function createApprovalStore(dir: string, options: { clock: Clock; expire
           resolve(answer);
           return true;
         };
-        const watcher = watch(dir, () => void settle());
+        // An answer from another process (`nightshift approve`) is a new file: the folder's watch
+        // sees it at once. A watch can miss one (macOS coalesces FSEvents, network folders send
+        // none, Linux runs out of inotify watches) or fail to start, so a look every few seconds
+        // backs it up while this one approval waits.
+        let watcher: FSWatcher | undefined;
+        try {
+          if (options.watch !== false) {
+            watcher = watch(dir, () => void settle());
+            watcher.on("error", () => watcher?.close());
+          }
+        } catch {
+          watcher = undefined;
+        }
+        let cancelLook = () => {};
+        const look = () => {
+          cancelLook = clock.setTimer(() => {
+            if (!settle()) look();
+          }, ANSWER_POLL_MS);
+        };
+        look();
         const cancelExpiry = clock.setTimer(() => {
           writeAnswer(record.id, { decision: "expired", by: "expiry", at: record.expires_at });
           settle();
@@ -168,7 +188,8 @@ export function createApprovalStore(dir: string, options: { clock: Clock; expire
           reject(signal!.reason);
         };
         const cleanup = () => {
-          watcher.close();
+          watcher?.close();
+          cancelLook();
           cancelExpiry();
           signal?.removeEventListener("abort", onAbort);
         };
@@ -191,6 +212,9 @@ export function createApprovalStore(dir: string, options: { clock: Clock; expire
   };
   return store;
 }
+
+/** How often a waiting approval looks for its answer besides watching the folder. */
+export const ANSWER_POLL_MS = 5_000;
 
 /** Short, typable, unambiguous: 6 characters of a–z and 2–9. */
 function newId(): string {

@@ -34,6 +34,10 @@ const DEFAULT_HIDDEN = [
   "~/.ssh", "~/.aws", "~/.gnupg", "~/.config/gh", "~/.netrc", "~/.docker/config.json", "~/.git-credentials", "~/.npmrc", "~/.pypirc",
   "~/.kube", "~/.config/gcloud", "~/.azure", "~/.cargo/credentials.toml", "~/.cargo/credentials", "~/.password-store", "~/.local/share/keyrings",
   "~/.config/google-chrome", "~/.config/chromium", "~/.mozilla", "~/.terraform.d/credentials.tfrc.json", "~/.config/op", "~/.vault-token",
+  // macOS keeps keychains, cookies and browser profiles under ~/Library (missing paths are skipped).
+  "~/Library/Keychains", "~/Library/Cookies", "~/Library/Safari", "~/Library/Application Support/Google/Chrome", "~/Library/Application Support/Chromium",
+  "~/Library/Application Support/Firefox", "~/Library/Application Support/BraveSoftware", "~/Library/Application Support/Microsoft Edge",
+  "~/Library/Group Containers/2BUA8C4S2C.com.1password",
 ];
 
 const ruleEntry = z

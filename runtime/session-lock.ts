@@ -1,10 +1,13 @@
-import { closeSync, openSync, readFileSync, rmSync, writeSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { closeSync, openSync, readFileSync, rmSync, statSync, writeSync } from "node:fs";
+import { uptime } from "node:os";
 import { SessionBusy } from "./errors.ts";
 
 /**
- * One writer per file: an exclusive lock file holding the owner's PID and, on Linux, its start
- * time. A lock whose process is gone (killed, crashed) or is another process that reused the PID
- * after a reboot is taken over. Returns the release function.
+ * One writer per file: an exclusive lock file holding the owner's PID and its start time. A lock
+ * whose process is gone (killed, crashed), that was written before the machine last booted, or
+ * whose PID now belongs to another process (a different start time) is taken over. Returns the
+ * release function.
  */
 export function lockSession(logPath: string, pid = process.pid, what = "this session", advice = "wait for it, or stop that process first"): () => void {
   const lockPath = `${logPath}.lock`;
@@ -18,7 +21,7 @@ export function lockSession(logPath: string, pid = process.pid, what = "this ses
       if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
       const [ownerText, started] = readFileSync(lockPath, "utf8").trim().split(/\s+/);
       const owner = Number(ownerText);
-      if (Number.isInteger(owner) && owner > 0 && owner !== pid && isAlive(owner) && (!started || started === startTime(owner))) {
+      if (Number.isInteger(owner) && owner > 0 && owner !== pid && isAlive(owner) && !fromBeforeBoot(lockPath) && (!started || started === startTime(owner))) {
         throw new SessionBusy(`${what} is already running in process ${owner}; ${advice}`);
       }
       rmSync(lockPath, { force: true }); // stale: its owner is gone
@@ -36,12 +39,37 @@ function isAlive(pid: number): boolean {
   }
 }
 
-/** When the process started, in clock ticks since boot (Linux); undefined elsewhere. */
-function startTime(pid: number): string | undefined {
+/** Every process alive now started after the last boot: a lock written before it is stale whatever its PID. */
+function fromBeforeBoot(lockPath: string, now = Date.now()): boolean {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19];
+    return statSync(lockPath).mtimeMs < now - uptime() * 1000 - 60_000; // a minute's slack for clock steps
   } catch {
-    return undefined;
+    return false;
   }
+}
+
+/** Our own start time is asked once: on macOS each answer is a `ps` run. */
+let own: string | undefined;
+const startTime = (pid: number) => (pid === process.pid ? (own ??= processStartTime(pid, process.platform)) : processStartTime(pid, process.platform));
+
+/**
+ * When a process started, as an opaque string that differs for another process with the same PID:
+ * Linux reads /proc/PID/stat (clock ticks since boot); macOS and the BSDs have no /proc and ask
+ * `ps -o lstart=` (to the second, a few ms). Undefined when the process is gone or the platform
+ * has neither; the lock then falls back to "alive" and the boot time.
+ */
+export function processStartTime(pid: number, platform: NodeJS.Platform): string | undefined {
+  try {
+    if (platform === "linux") {
+      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+      return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19];
+    }
+    if (platform === "darwin" || platform.endsWith("bsd")) {
+      const started = execFileSync("ps", ["-o", "lstart=", "-p", String(pid)], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"], env: { LC_ALL: "C", PATH: "/bin:/usr/bin" } }).trim();
+      return started ? started.replace(/\s+/g, "_") : undefined;
+    }
+  } catch {
+    // gone, or no ps
+  }
+  return undefined;
 }

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { createApprovalStore } from "../runtime/approvals.ts";
+import { ANSWER_POLL_MS, createApprovalStore } from "../runtime/approvals.ts";
 import { FakeClock } from "./support/fake-clock.ts";
 import { tempDir } from "./support/home.ts";
 
@@ -36,6 +36,26 @@ describe("the approval store", () => {
       assert.equal(answer.decision, "deny");
       assert.equal(answer.reason, "not on Fridays");
       assert.deepEqual(store.pending(), []);
+    } finally {
+      dir.cleanup();
+    }
+  });
+
+  it("finds an answer from another process every few seconds where the folder's watch sees nothing (macOS FSEvents, network folders)", async () => {
+    const dir = tempDir();
+    try {
+      const clock = new FakeClock();
+      const store = createApprovalStore(dir.path, { clock, expireMs: 30 * 60_000, watch: false });
+      const record = store.create(fields);
+      let answered: string | undefined;
+      const waiting = store.wait(record).then((answer) => (answered = answer.decision));
+      // Another process (`nightshift approve`) answers through its own store on the same folder.
+      createApprovalStore(dir.path, { clock, expireMs: 30 * 60_000 }).answer(record.id, { decision: "once", by: "cli" });
+      await new Promise((resolve) => setImmediate(resolve));
+      assert.equal(answered, undefined, "not seen yet: nothing watches");
+      clock.advance(ANSWER_POLL_MS);
+      await waiting;
+      assert.equal(answered, "once");
     } finally {
       dir.cleanup();
     }

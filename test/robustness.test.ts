@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, it } from "node:test";
 import { loadConfig } from "../runtime/config.ts";
@@ -9,7 +9,7 @@ import { SessionBusy } from "../runtime/errors.ts";
 import type { EventOf } from "../runtime/events.ts";
 import { continueSession, resumeSession, Shutdown, startSession } from "../runtime/loop.ts";
 import { createSandbox, pathRules } from "../runtime/runtime.ts";
-import { lockSession } from "../runtime/session-lock.ts";
+import { lockSession, processStartTime } from "../runtime/session-lock.ts";
 import { createHarness, types, type Harness } from "./support/session.ts";
 import { tempDir } from "./support/home.ts";
 import { needs } from "./support/prerequisites.ts";
@@ -187,9 +187,25 @@ describe("one writer per session", () => {
       lockSession(log)();
       writeFileSync(`${log}.lock`, `${process.ppid} 1`); // a live process, but not the one that locked (PID reused after a reboot)
       lockSession(log)();
+      // No start time (a platform without one): a live PID holds the lock, unless it was written before the last boot.
+      writeFileSync(`${log}.lock`, `${process.ppid}`);
+      assert.throws(() => lockSession(log), SessionBusy);
+      utimesSync(`${log}.lock`, new Date(0), new Date(0));
+      lockSession(log)();
     } finally {
       dir.cleanup();
     }
+  });
+
+  it("knows a process's start time on Linux (/proc) and the way macOS and the BSDs ask (ps), and nothing of a gone process", () => {
+    for (const platform of ["linux", "darwin", "freebsd"] as const) {
+      const own = processStartTime(process.pid, platform);
+      assert.ok(own, platform);
+      assert.equal(processStartTime(process.pid, platform), own, `${platform}: the same process, the same answer`);
+      assert.notEqual(processStartTime(1, platform), own, `${platform}: another process, another answer`);
+      assert.equal(processStartTime(999_999_999, platform), undefined, `${platform}: no such process`);
+    }
+    assert.equal(processStartTime(process.pid, "win32"), undefined);
   });
 });
 
