@@ -1,4 +1,4 @@
-import { watch } from "node:fs";
+import { readdirSync, statSync, watch } from "node:fs";
 import type { FSWatcher } from "node:fs";
 import { readdir, readFile } from "node:fs/promises";
 import { basename, join } from "node:path";
@@ -183,6 +183,8 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
   let loading: Promise<void> = Promise.resolve();
   let stopTick: (() => void) | undefined;
   let stopDebounce: (() => void) | undefined;
+  /** The folder as the last load saw it (`folderPrint`). */
+  let printed = "";
   let watcher: FSWatcher | undefined;
   let started = false;
   let closed = false;
@@ -273,6 +275,7 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
   function load(trigger: "start" | "reload"): Promise<void> {
     const run = loading.then(async () => {
       if (closed) return;
+      printed = folderPrint(dir);
       const found = await readSchedules(dir);
       if (closed) return;
       const valid = new Set(found.filter((item) => "file" in item).map((item) => item.name));
@@ -349,22 +352,28 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
         report({ kind: "sleep", message });
         for (const entry of entries.values()) check(entry, "wake");
       }
+      // The folder's watch can miss a change (macOS coalesces FSEvents, network folders send none):
+      // the tick also compares the schedule files' names, sizes and times, a few stat calls.
+      if (!stopDebounce && folderPrint(dir) !== printed) reloadSoon();
       expected = now + TICK_MS;
       stopTick = closed ? undefined : clock.setTimer(tick, TICK_MS);
     };
     stopTick = clock.setTimer(tick, TICK_MS);
   }
 
+  /** A reload shortly after a change, once for a burst of changes (an editor writes several times). */
+  function reloadSoon(): void {
+    if (stopDebounce || closed) return;
+    stopDebounce = clock.setTimer(() => {
+      stopDebounce = undefined;
+      load("reload").catch((error) => report({ kind: "invalid", message: `${dir}: cannot be read (${errorText(error)}); check the folder` }));
+    }, RELOAD_DEBOUNCE_MS);
+  }
+
   function startWatch(): void {
     if (options.watch === false) return;
     try {
-      watcher = watch(dir, () => {
-        if (stopDebounce || closed) return;
-        stopDebounce = clock.setTimer(() => {
-          stopDebounce = undefined;
-          load("reload").catch((error) => report({ kind: "invalid", message: `${dir}: cannot be read (${errorText(error)}); check the folder` }));
-        }, RELOAD_DEBOUNCE_MS);
-      });
+      watcher = watch(dir, reloadSoon);
       watcher.on("error", () => {}); // e.g. the folder was removed; reload() still works
       watcher.unref();
     } catch {
@@ -416,4 +425,20 @@ function iso(at: number): string {
 
 function errorText(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
+}
+
+/** Names, sizes and modification times of a folder's schedule files, as one string; "" without the folder. */
+function folderPrint(dir: string): string {
+  try {
+    return readdirSync(dir)
+      .filter((name) => name.endsWith(".md"))
+      .sort()
+      .map((name) => {
+        const { size, mtimeMs } = statSync(join(dir, name));
+        return `${name}:${size}:${mtimeMs}`;
+      })
+      .join("/");
+  } catch {
+    return "";
+  }
 }

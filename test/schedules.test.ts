@@ -317,6 +317,21 @@ describe("schedule files", () => {
     assert.deepEqual(h.scheduler.list().map((row) => row.name), ["digest"]);
   });
 
+  test("a change the folder's watch missed is found by the tick (macOS FSEvents, network folders)", async () => {
+    const h = harness({ files: {}, now: "2026-11-24T09:00:00Z", options: { watch: false } });
+    await h.scheduler.start();
+    writeFileSync(join(h.dir, "digest.md"), scheduleFile("0 7 * * *"));
+    await advance(h.clock, 5_000);
+    assert.deepEqual(h.scheduler.list(), [], "nothing watches, and the tick has not come");
+    // The reload reads the folder with real I/O: keep advancing until it has, bounded by real time.
+    const reloaded = Date.now() + 5_000;
+    while (h.scheduler.list().length === 0 && Date.now() < reloaded) {
+      await advance(h.clock, 5_000);
+      await new Promise((resolve) => setTimeout(resolve, 5)); // let the file-system reads finish, not a wait for time to pass
+    }
+    assert.deepEqual(h.scheduler.list().map((row) => row.name), ["digest"]);
+  });
+
   test("close() clears every timer", async () => {
     const h = harness({ files: { "a.md": scheduleFile("0 7 * * *"), "b.md": scheduleFile("*/5 * * * *") }, now: "2026-11-24T09:00:00Z", options: { watch: true } });
     await h.scheduler.start();
