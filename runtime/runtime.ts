@@ -345,7 +345,7 @@ export function pathRules(loaded: LoadedConfig): PathRules {
 
 function realOrResolved(path: string): string {
   try {
-    return realpathSync(path);
+    return realpathSync.native(path); // as stored on disk, like the file tools resolve paths (case on macOS)
   } catch {
     return resolve(path);
   }

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { mkdirSync, readFileSync, utimesSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, realpathSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, it } from "node:test";
 import { loadConfig } from "../runtime/config.ts";
@@ -10,6 +10,7 @@ import type { EventOf } from "../runtime/events.ts";
 import { continueSession, resumeSession, Shutdown, startSession } from "../runtime/loop.ts";
 import { createSandbox, pathRules } from "../runtime/runtime.ts";
 import { lockSession, processStartTime } from "../runtime/session-lock.ts";
+import { NO_RULES, resolvePath } from "../runtime/tools/paths.ts";
 import { createHarness, types, type Harness } from "./support/session.ts";
 import { tempDir } from "./support/home.ts";
 import { needs } from "./support/prerequisites.ts";
@@ -223,5 +224,22 @@ describe("compaction requests", () => {
     const checkpoint = (await harness.events()).find((event): event is EventOf<"checkpoint"> => event.type === "checkpoint");
     assert.ok(checkpoint);
     assert.deepEqual(types(await harness.events()).slice(-1), ["session_end"]);
+  });
+});
+
+describe("paths on a disk that ignores case (macOS)", () => {
+  it("treats .ENV as .env, and resolves names as stored where the disk says so", () => {
+    const dir = tempDir();
+    try {
+      writeFileSync(join(dir.path, ".ENV"), "KEY=1\n");
+      assert.throws(() => resolvePath(dir.path, ".ENV"), /holds secrets/);
+      assert.throws(() => resolvePath(dir.path, ".Env.Local", NO_RULES, "write"), /holds secrets/);
+      // Linux's disk keeps case, so this checks the call, not macOS: the native realpath(3) returns
+      // the stored name (it does on macOS's case-insensitive APFS), the JavaScript one the given one.
+      mkdirSync(join(dir.path, "Keys"));
+      assert.equal(resolvePath(dir.path, "Keys/id"), join(realpathSync.native(dir.path), "Keys", "id"));
+    } finally {
+      dir.cleanup();
+    }
   });
 });

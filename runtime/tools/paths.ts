@@ -15,8 +15,8 @@ export interface PathRules {
 
 export const NO_RULES: PathRules = { hidden: [], readOnly: [], writable: [] };
 
-/** `.env`, `.env.local`, …: secrets by convention, wherever they are. */
-const SECRET_FILE = /^\.env(\..+)?$/;
+/** `.env`, `.env.local`, …: secrets by convention, wherever they are (`.ENV` too: macOS's disk ignores case). */
+const SECRET_FILE = /^\.env(\..+)?$/i;
 
 /**
  * Resolves `path` (relative to `workdir` or absolute) to a real path, following symlinks and `..`
@@ -56,7 +56,9 @@ function realPathOfNearest(target: string): string {
     let redirected = false;
     for (;;) {
       try {
-        return join(realpathSync(current), ...missing.reverse());
+        // The native realpath(3): on macOS's case-insensitive disk it returns each name as stored,
+        // so `~/.SSH/id_rsa` comes back as `~/.ssh/id_rsa` and meets the same rules.
+        return join(realpathSync.native(current), ...missing.reverse());
       } catch (error) {
         const code = (error as NodeJS.ErrnoException).code;
         if (code !== "ENOENT" && code !== "ENOTDIR") throw error;
