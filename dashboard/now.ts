@@ -59,7 +59,7 @@ export async function readNow(sources: NowSources, now: number): Promise<NowView
       const title = sources.tasks.get(record.session.split(".")[0]!)?.title; // a specialist's session is <task>.<call>.<name>
       return { record, ...(title !== undefined ? { taskTitle: title } : {}) };
     }),
-    failed: sources.tasks.finishedSince(now - FAILED_WINDOW_MS).filter((task) => task.state === "failed"),
+    failed: sources.tasks.finishedSince(now - FAILED_WINDOW_MS, "failed"),
     running,
     queued: active.filter((task) => task.state === "queued").length,
     spentUsd: await sources.spentToday().catch(() => 0),

@@ -102,8 +102,8 @@ export interface TaskDb {
   recent(limit: number): string[];
   /** Tasks matching `filter`, newest first (created, then id, descending), at most `limit`. */
   list(filter: TaskFilter, limit: number): string[];
-  /** Tasks in a final state (done, failed, cancelled) that finished at or after `at`, newest first. */
-  finishedSince(at: number): string[];
+  /** Tasks in a final state (done, failed, cancelled; or only `state`) that finished at or after `at`, newest first. */
+  finishedSince(at: number, state?: string): string[];
   /** Ids that start or end with `part` (case-sensitive). */
   idsMatching(part: string): string[];
   count(): number;
@@ -169,7 +169,11 @@ export function openTaskDb(file: string, readOnly = false): TaskDb {
       const text = `SELECT record FROM tasks ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY created DESC, id DESC LIMIT ?`;
       return records(sql(text).all(...args, limit));
     },
-    finishedSince: (at) => records(sql("SELECT record FROM tasks WHERE finished >= ? AND state IN ('done', 'failed', 'cancelled') ORDER BY finished DESC").all(at)),
+    // Filtered on the state column: only the records wanted are read and parsed.
+    finishedSince: (at, state) =>
+      state
+        ? records(sql("SELECT record FROM tasks WHERE finished >= ? AND state = ? ORDER BY finished DESC").all(at, state))
+        : records(sql("SELECT record FROM tasks WHERE finished >= ? AND state IN ('done', 'failed', 'cancelled') ORDER BY finished DESC").all(at)),
     idsMatching: (part) => (sql("SELECT id FROM tasks WHERE substr(id, 1, length(?1)) = ?1 OR substr(id, -length(?1)) = ?1 ORDER BY created DESC").all(part) as Array<{ id: string }>).map((row) => row.id),
     count: () => (sql("SELECT count(*) AS n FROM tasks").get() as { n: number }).n,
     cursors: () => sql("SELECT name, last_run FROM cursors").all() as Array<{ name: string; last_run: number }>,

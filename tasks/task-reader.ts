@@ -14,6 +14,7 @@ import type { TaskRecord, TaskState } from "./state.ts";
 /** Queued, running or waiting for an approval: the hot set, held in memory. Every other state is final. */
 export const ACTIVE_STATES: readonly TaskState[] = ["queued", "running", "waiting_approval"];
 const FINAL_STATES: readonly TaskState[] = ["done", "failed", "cancelled"];
+export type FinalState = "done" | "failed" | "cancelled";
 export const isActive = (task: TaskRecord) => ACTIVE_STATES.includes(task.state);
 
 /** What the surfaces read (status, /tasks, /status, the digest): the hot set from memory, the history by index. */
@@ -29,8 +30,8 @@ export interface TaskReader {
   overview(limit: number): TaskRecord[];
   /** Tasks matching `filter` (state, origin, older than a cursor), newest first, at most `limit`: by index. */
   list(filter: TaskFilter, limit: number): TaskRecord[];
-  /** Tasks that finished (done, failed, cancelled) at or after `at`, newest first. */
-  finishedSince(at: number): TaskRecord[];
+  /** Tasks that finished (done, failed, cancelled; or only `state`) at or after `at`, newest first. */
+  finishedSince(at: number, state?: FinalState): TaskRecord[];
   /** Ids that start or end with `part`, newest first. */
   idsMatching(part: string): string[];
   /** Every task ever recorded. */
@@ -121,7 +122,7 @@ export function dbReader(db: TaskDb, hot: Map<string, TaskRecord>, parse: (json:
     },
     // A hot task's record in memory may be newer than its row; the row decides only which tasks match.
     list: (filter, limit) => all(db.list(filter, limit)).map((task) => hot.get(task.id) ?? task),
-    finishedSince: (at) => all(db.finishedSince(at)),
+    finishedSince: (at, state) => all(db.finishedSince(at, state)),
     idsMatching: (part) => db.idsMatching(part),
     count: () => db.count(),
   };
@@ -144,7 +145,7 @@ function listReader(tasks: TaskRecord[]): TaskReader {
     active: () => tasks.filter(isActive).sort((a, b) => a.created - b.created),
     overview: (limit) => byNewest.filter((task, index) => index < limit || isActive(task)),
     list: (filter, limit) => byNewest.filter((task) => matches(task, filter)).slice(0, limit),
-    finishedSince: (at) => byNewest.filter((task) => FINAL_STATES.includes(task.state) && (task.finished ?? -Infinity) >= at).sort((a, b) => b.finished! - a.finished!),
+    finishedSince: (at, state) => byNewest.filter((task) => (state ? task.state === state : FINAL_STATES.includes(task.state)) && (task.finished ?? -Infinity) >= at).sort((a, b) => b.finished! - a.finished!),
     idsMatching: (part) => byNewest.filter((task) => task.id.startsWith(part) || task.id.endsWith(part)).map((task) => task.id),
     count: () => tasks.length,
   };

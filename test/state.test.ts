@@ -170,6 +170,9 @@ describe("the task state's readers", () => {
     assert.equal(finished.length, 60);
     assert.ok(finished.every((task) => task.finished! >= since && task.state !== "queued"));
     assert.equal(finished[0]!.id, syntheticId(999), "newest first");
+    const failed = store.finishedSince(since, "failed");
+    assert.deepEqual(failed.map((task) => task.id), finished.filter((task) => task.state === "failed").map((task) => task.id), "only the failed ones, in the same order");
+    assert.ok(failed.length > 0);
     store.close();
   });
 });

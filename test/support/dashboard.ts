@@ -82,7 +82,7 @@ export function setupDashboard(options: SetupOptions = {}): Setup {
     tasks: {
       get: (id) => tasks.find((task) => task.id === id),
       active: () => tasks.filter((task) => ["queued", "running", "waiting_approval"].includes(task.state)),
-      finishedSince: (at) => tasks.filter((task) => task.finished !== undefined && task.finished >= at).sort((a, b) => b.finished! - a.finished!),
+      finishedSince: (at, state) => tasks.filter((task) => task.finished !== undefined && task.finished >= at && (!state || task.state === state)).sort((a, b) => b.finished! - a.finished!),
       find: options.reader?.find ?? ((id) => tasks.find((task) => task.id === id)),
       list: options.reader?.list ?? ((filter, limit) => [...tasks].sort((a, b) => b.created - a.created).filter((task) => matches(task, filter)).slice(0, limit)),
     },
