@@ -343,9 +343,17 @@ describe("splitCommands: global options before a subcommand", () => {
     assert.deepEqual(texts("/usr/bin/git --work-tree . status"), ["/usr/bin/git --work-tree . status", "git --work-tree . status", "git status"]);
   });
 
+  it("also emits a subcommand spelled another way as rules spell it", () => {
+    assert.deepEqual(texts("npm pub --tag x"), ["npm pub --tag x", "npm publish --tag x"]);
+    assert.deepEqual(texts("npm i"), ["npm i", "npm install"]);
+    assert.deepEqual(texts("npm p"), ["npm p"], "p is no unique prefix: npm refuses it");
+    assert.deepEqual(texts("git subtree push origin x"), ["git subtree push origin x", "git push origin x"]);
+    assert.deepEqual(texts("docker --context=x image push img"), ["docker --context=x image push img", "docker image push img", "docker push img"]);
+  });
+
   it("reads an unknown option both with and without a value", () => {
     assert.deepEqual(texts("npm --registry x publish"), ["npm --registry x publish", "npm publish"]);
-    assert.deepEqual(texts("npm --foo x publish"), ["npm --foo x publish", "npm x publish", "npm publish", "publish"], "and `npm x` is npm exec");
+    assert.deepEqual(texts("npm --foo x publish"), ["npm --foo x publish", "npm x publish", "npm publish", "npm exec publish", "publish"], "and `npm x` is npm exec");
     assert.deepEqual(texts("cargo +nightly -Z x publish"), ["cargo +nightly -Z x publish", "cargo publish"]);
     assert.deepEqual(texts("docker --context=x push img"), ["docker --context=x push img", "docker push img"]);
   });

@@ -11,6 +11,7 @@
 import { ANY_TEXT, ONE_WORD } from "./patterns.ts";
 import { assignmentEvaluates, evaluatesCode, SUBSCRIPT_CODE } from "./shell-evaluates.ts";
 import { findExecs, shellScripts, toolCommand, wrappedCommand } from "./shell-runners.ts";
+import { respelledSubcommand } from "./shell-spelling.ts";
 import { CODE_VARIABLES, DECLARATIONS, decodeAnsiC, descriptorOf, GIT_SAFE_CONFIG, GIT_SCRIPT_CONFIG, GLOBAL_OPTIONS, NEVER_RUNS, SCRIPT_VARIABLES, SHELLS, subcommandStarts, WRAPPERS } from "./shell-tables.ts";
 import { Unparseable, type Stdin, type Word } from "./shell-word.ts";
 
@@ -495,6 +496,10 @@ function fileRedirect(kind: string, target: Word): Redirect | undefined {
   return { reads, writes: kind !== "<", target: target.value, dynamic: target.dynamic, glob: target.glob };
 }
 
+function literal(value: string): Word {
+  return { value, raw: value, dynamic: false, glob: false, template: value, loose: false };
+}
+
 function blank(): Builder {
   return { value: "", dynamic: false, glob: false, template: "", loose: false };
 }
@@ -515,6 +520,11 @@ function emitCommand(words: Word[], stdin: Stdin | null, out: Found, depth: numb
   if (name !== head.value && name !== "") out.commands.push(simple(name, words.slice(1), tail));
   for (const start of subcommandStarts(name, words.map((word) => word.value))) {
     if (start < words.length || tail) out.commands.push(simple(name, words.slice(start), tail));
+  }
+  for (const start of [1, ...subcommandStarts(name, words.map((word) => word.value))]) {
+    const from = words.slice(start);
+    const respelled = from[0]?.dynamic || from[0]?.glob ? undefined : respelledSubcommand(name, from.map((word) => word.value));
+    if (respelled !== undefined) out.commands.push(simple(name, [...respelled.words.map(literal), ...from.slice(respelled.replaces)], tail));
   }
   refuseHidden(name, words, out, depth);
   if (name === "find") {
