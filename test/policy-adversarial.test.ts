@@ -116,6 +116,16 @@ const TRICKS: Trick[] = [
   { trick: "' inside $(( ))", line: "echo $(( '$(git push)' ))", expected: "deny" },
   { trick: "subscript in (( ))", line: "(( a['$(git push)'] ))", expected: "ask" },
   { trick: "for x do", line: "for x do git push; done", expected: "deny" },
+  // Code read at run time: input evaluated as arithmetic runs the $(…) in a subscript.
+  { trick: "read, then (( ))", line: "read x < payload; (( x ))", expected: "ask" },
+  { trick: "read, then $(( ))", line: "read -r x <<< \"$(cat payload)\"; echo $((x + 1))", expected: "ask" },
+  { trick: "read, then let", line: "read n < payload && let n++", expected: "ask" },
+  { trick: "read, then [[ -eq ]]", line: "read a b < payload; [[ $b -eq 1 ]]", expected: "ask" },
+  { trick: "read, then a subscript", line: "read i < payload; echo ${list[i]}", expected: "ask" },
+  { trick: "read, then a substring offset", line: "read i < payload; echo ${s:i}", expected: "ask" },
+  { trick: "read into REPLY", line: "read < payload; (( REPLY ))", expected: "ask" },
+  { trick: "mapfile, then (( ))", line: "mapfile -t lines < payload; (( lines ))", expected: "ask" },
+  { trick: "read into an integer variable", line: "declare -i n; read n < payload", expected: "ask" },
   // Rule spelling: single-letter flags are a set.
   { trick: "flags in another order", line: "rm -fr /", expected: "ask" },
   { trick: "flags apart", line: "rm -r -f /", expected: "ask" },

@@ -9,7 +9,7 @@
  */
 
 import { ANY_TEXT, ONE_WORD } from "./patterns.ts";
-import { assignmentEvaluates, evaluatesCode, SUBSCRIPT_CODE } from "./shell-evaluates.ts";
+import { assignmentEvaluates, evaluatesCode, readIntoArithmetic, SUBSCRIPT_CODE } from "./shell-evaluates.ts";
 import { findExecs, shellScripts, toolCommand, wrappedCommand } from "./shell-runners.ts";
 import { respelledSubcommand } from "./shell-spelling.ts";
 import { CODE_VARIABLES, DECLARATIONS, decodeAnsiC, descriptorOf, GIT_SAFE_CONFIG, GIT_SCRIPT_CONFIG, GLOBAL_OPTIONS, NEVER_RUNS, SCRIPT_VARIABLES, SHELLS, subcommandStarts, WRAPPERS } from "./shell-tables.ts";
@@ -68,6 +68,8 @@ export function splitCommands(line: string): SplitResult {
   const found: Found = { commands: [], redirects: [] };
   try {
     collect(line, found, 0);
+    const evaluated = readIntoArithmetic(found.commands, line);
+    if (evaluated !== undefined) throw new Unparseable(`${evaluated}, which cannot be checked`);
     return { ok: true, ...found };
   } catch (error) {
     if (error instanceof Unparseable) return { ok: false, reason: error.message, ...found };

@@ -420,4 +420,6 @@ export const ORDINARY_COMMANDS: readonly string[] = [
   "cd \"$(git rev-parse --show-toplevel)\" && git status",
   "npm pack && npm pkg get version",
   "npm run build && npm prune",
+  "read -r version < VERSION && echo \"v$version\"",
+  "while IFS=, read -r name count; do echo \"$name: $count\"; done < counts.csv",
 ];
