@@ -188,6 +188,7 @@ function normalizeOperand(word: string): string {
 
 /** The pattern's options are among the command's, and its other words start the command's. */
 function optionsMatch(command: readonly string[], pattern: readonly string[]): boolean {
+  if (command[0] !== pattern[0]) return false; // most pairs: no need to read the options
   const given = parseOptions(command);
   const wanted = parseOptions(pattern);
   if (wanted.operands.length > given.operands.length) return false;
