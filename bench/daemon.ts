@@ -25,7 +25,7 @@ import { writeV1State } from "../test/support/state-history.ts";
 export interface Row {
   name: string;
   value: number;
-  unit: "ms" | "x" | "bytes" | "count" | "%";
+  unit: "ms" | "µs" | "x" | "bytes" | "count" | "%";
   target?: number;
 }
 
@@ -560,6 +560,7 @@ export function median(values: readonly number[]): number {
 
 function formatValue(value: number, unit: Row["unit"]): string {
   if (unit === "ms") return `${value.toFixed(value < 10 ? 2 : value < 1000 ? 1 : 0)} ms`;
+  if (unit === "µs") return `${value.toFixed(value < 100 ? 1 : 0)} µs`;
   if (unit === "x") return `${value.toFixed(2)}×`;
   if (unit === "count") return String(value);
   if (unit === "%") return `${value.toFixed(2)} %`;

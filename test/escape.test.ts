@@ -60,9 +60,9 @@ describe("escape attempts", () => {
     assert.match(results[3]!.content, /holds secrets/);
   });
 
-  it("finds the key hidden even when the policy cannot see the path (cd, then a relative path)", needs("bwrap", "socat"), async () => {
+  it("finds the key hidden even when the policy cannot see the path (a folder in a variable)", needs("bwrap", "socat"), async () => {
     h = await createRuntimeHarness();
-    const { results } = await attempt(h, [bash("cd ~ && cat .ssh/id_rsa"), bash("cd ~/.aws && cat credentials")]);
+    const { results } = await attempt(h, [bash("d=~; cat $d/.ssh/id_rsa"), bash("d=~/.aws; cd $d; cat $d/credentials")]);
     for (const result of results) {
       assert.equal(result.is_error, true);
       assert.doesNotMatch(result.content, /PRIVATE KEY|AKIATESTONLY/);
@@ -74,8 +74,8 @@ describe("escape attempts", () => {
     h = await createRuntimeHarness();
     symlinkSync(join(h.userHome, "evil-link.txt"), join(h.workdir, "out"));
     const { results } = await attempt(h, [
-      bash("echo pwned > ~/evil.txt"),
-      bash("echo pwned > out"),
+      bash("f=~/evil.txt; echo pwned > $f"), // a target in a variable: only the sandbox stops it
+      bash("f=out; echo pwned > $f"),
       tool("write_file", { path: join(h.userHome, "evil.txt"), content: "pwned" }),
       tool("write_file", { path: "../evil.txt", content: "pwned" }),
       tool("write_file", { path: "out", content: "pwned" }),
@@ -159,9 +159,10 @@ describe("escape attempts", () => {
     mkdirSync(join(h.workdir, ".git", "hooks"), { recursive: true });
     writeFileSync(join(h.workdir, ".git", "config"), "[core]\n");
     const { results } = await attempt(h, [
-      bash("echo pwned > prod/deploy.sh"),
-      bash("echo 'touch ~/PWNED' > .git/hooks/post-checkout"),
-      bash("printf '[core]\\n\\tfsmonitor = touch ~/PWNED\\n' >> .git/config"),
+      // Targets in variables: the policy cannot see them (it denies them written out), the sandbox stops them.
+      bash("f=prod/deploy.sh; echo pwned > $f"),
+      bash("f=.git/hooks/post-checkout; echo 'touch ~/PWNED' > $f"),
+      bash("f=.git/config; printf '[core]\\n\\tfsmonitor = touch ~/PWNED\\n' >> $f"),
       bash("echo fine > notes.txt"),
     ]);
     for (const result of results.slice(0, 3)) assert.match(result.content, /Read-only file system/);

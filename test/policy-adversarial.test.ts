@@ -7,14 +7,20 @@ import { decide, DEFAULT_RULES, type Action, type Rule } from "../runtime/policy
 import { pathArguments } from "../runtime/tools/bash.ts";
 import { ORDINARY_COMMANDS } from "./support/ordinary-commands.ts";
 
-// Lines that make bash run a denied or asked-for command, named by the trick they use. Checked
-// through decide() with the defaults (publishing and `rm -rf /` ask) and a config deny rule for
-// `git push`: none may be allowed. "deny" where the splitter can read what runs, "ask" where it
-// cannot be sure and a human decides.
+// Lines that make bash run a denied or asked-for command, or read or write a secret, named by the
+// trick they use. Checked as the bash tool is (the command, then the paths it names, through
+// decide()) with the defaults (publishing and `rm -rf /` ask, secrets denied, writes outside the
+// workdir ask) and a config deny rule for `git push`: none may be allowed. "deny" where the
+// splitter can read what runs, "ask" where it cannot be sure and a human decides.
 
 const places = { workdir: "/work/app", home: "/home/u/.nightshift", userHome: "/home/u" };
 const RULES: Rule[] = [{ action: "deny", kind: "command", pattern: "git push", origin: "config permissions.deny[0]" }, ...DEFAULT_RULES];
-const run = (command: string) => decide({ kind: "command", command }, RULES, places);
+const ORDER: Action[] = ["deny", "ask", "allow"];
+const run = (command: string) => {
+  const requests = [{ kind: "command" as const, command }, ...pathArguments(command, places.workdir, places.userHome)];
+  const decisions = requests.map((request) => decide(request, RULES, places));
+  return decisions.sort((a, b) => ORDER.indexOf(a.action) - ORDER.indexOf(b.action))[0]!;
+};
 
 interface Trick {
   trick: string;
@@ -110,11 +116,90 @@ const TRICKS: Trick[] = [
   { trick: "' inside $(( ))", line: "echo $(( '$(git push)' ))", expected: "deny" },
   { trick: "subscript in (( ))", line: "(( a['$(git push)'] ))", expected: "ask" },
   { trick: "for x do", line: "for x do git push; done", expected: "deny" },
+  // Code read at run time: input evaluated as arithmetic runs the $(…) in a subscript.
+  { trick: "read, then (( ))", line: "read x < payload; (( x ))", expected: "ask" },
+  { trick: "read, then $(( ))", line: "read -r x <<< \"$(cat payload)\"; echo $((x + 1))", expected: "ask" },
+  { trick: "read, then let", line: "read n < payload && let n++", expected: "ask" },
+  { trick: "read, then [[ -eq ]]", line: "read a b < payload; [[ $b -eq 1 ]]", expected: "ask" },
+  { trick: "read, then a subscript", line: "read i < payload; echo ${list[i]}", expected: "ask" },
+  { trick: "read, then a substring offset", line: "read i < payload; echo ${s:i}", expected: "ask" },
+  { trick: "read into REPLY", line: "read < payload; (( REPLY ))", expected: "ask" },
+  { trick: "mapfile, then (( ))", line: "mapfile -t lines < payload; (( lines ))", expected: "ask" },
+  { trick: "read into an integer variable", line: "declare -i n; read n < payload", expected: "ask" },
   // Rule spelling: single-letter flags are a set.
   { trick: "flags in another order", line: "rm -fr /", expected: "ask" },
   { trick: "flags apart", line: "rm -r -f /", expected: "ask" },
   { trick: "more flags", line: "rm -rfv ~", expected: "ask" },
   { trick: "-R for -r", line: "rm -Rf /", expected: "ask" },
+  // Rule spelling: long options, `--`, extra slashes; subcommands by another name.
+  { trick: "long options", line: "rm --recursive --force /", expected: "ask" },
+  { trick: "long options abbreviated", line: "rm --rec --fo /", expected: "ask" },
+  { trick: "long and short options mixed", line: "rm -r --verbose -f ~", expected: "ask" },
+  { trick: "-- before the operand", line: "rm -rf -- /", expected: "ask" },
+  { trick: "an option before the operand", line: "rm -rf --no-preserve-root /", expected: "ask" },
+  { trick: "a trailing slash", line: "rm -rf ~/", expected: "ask" },
+  { trick: "doubled slashes", line: "rm -r -f //", expected: "ask" },
+  { trick: "long options, computed operand", line: "rm --recursive --force $dir", expected: "ask" },
+  { trick: "an extra option, computed operand", line: "rm -rfv $dir", expected: "ask" },
+  { trick: "npm's unique prefix", line: "npm pub", expected: "ask" },
+  { trick: "npm's unique prefix after options", line: "npm --registry https://r.example publ --tag next", expected: "ask" },
+  { trick: "npm's unique prefix through a wrapper", line: "sudo npm pu", expected: "ask" },
+  { trick: "gem's unique prefix", line: "gem pu x.gem", expected: "ask" },
+  { trick: "docker image push", line: "docker image push me/app", expected: "ask" },
+  { trick: "docker compose push", line: "docker compose push", expected: "ask" },
+  { trick: "gh release new", line: "gh release new v1.0", expected: "ask" },
+  { trick: "git subtree push", line: "git subtree push --prefix=docs origin gh-pages", expected: "deny" },
+  { trick: "git send-pack", line: "git send-pack origin main", expected: "deny" },
+  { trick: "git http-push", line: "git http-push https://example.com/repo.git main", expected: "deny" },
+  // Paths in redirections: read and write targets are checked like arguments.
+  { trick: "redirected input", line: "cat < ~/.ssh/id_rsa", expected: "deny" },
+  { trick: "redirected input with a descriptor", line: "wc -l 0< ~/.aws/credentials", expected: "deny" },
+  { trick: "descriptor opened by exec", line: "exec 3< ~/.ssh/id_rsa; cat <&3", expected: "deny" },
+  { trick: "redirected input through $HOME", line: 'cat < "$HOME/.netrc"', expected: "deny" },
+  { trick: "redirected input, a glob", line: "cat < ~/.ssh/id_*", expected: "deny" },
+  { trick: "redirected input of a group", line: "{ cat; } < ~/.ssh/id_rsa", expected: "deny" },
+  { trick: "redirected input of a loop", line: "while read l; do echo $l; done < ~/.netrc", expected: "deny" },
+  { trick: "redirection in a nested shell", line: "bash -c 'cat < ~/.ssh/id_rsa'", expected: "deny" },
+  { trick: "redirection in a substitution", line: "echo $(cat < ~/.docker/config.json)", expected: "deny" },
+  { trick: "read and write redirection", line: "cat <> ~/.ssh/config", expected: "deny" },
+  { trick: "output to a secret", line: "echo KEY=1 > .env", expected: "deny" },
+  { trick: "appended to a secret", line: "printf 'k=v' >> .env.local", expected: "deny" },
+  { trick: "output to git's config", line: "printf '[core]\\n\\tfsmonitor = x' >> .git/config", expected: "deny" },
+  { trick: "output to a git hook", line: "echo 'git push' > .git/hooks/pre-commit", expected: "deny" },
+  { trick: "stderr outside the workdir", line: "echo x 2> ~/.bashrc", expected: "ask" },
+  { trick: "both streams outside the workdir", line: "ls &> ~/.profile", expected: "ask" },
+  { trick: "both streams appended", line: "ls &>> ~/.profile", expected: "ask" },
+  { trick: "clobbering output", line: "ls >| ~/.profile", expected: "ask" },
+  { trick: ">& to a file", line: "ls >& ~/.profile", expected: "ask" },
+  // Tilde forms and brace expansion in paths.
+  { trick: "another user's home", line: "cat ~root/.ssh/id_rsa", expected: "ask" },
+  { trick: "~+ is the working folder", line: "cat ~+/.env", expected: "deny" },
+  { trick: "~- is the previous folder", line: "cat ~-/id_rsa", expected: "ask" },
+  { trick: "~N is the folder stack", line: "cat ~1/id_rsa", expected: "ask" },
+  { trick: "$PWD", line: "cat $PWD/.env", expected: "deny" },
+  { trick: "braces in a secret folder", line: "cat ~/.ssh/{id_rsa,config}", expected: "deny" },
+  { trick: "braces around a secret folder", line: "cat ~/.{bashrc,ssh/id_rsa}", expected: "deny" },
+  { trick: "braces before a tilde", line: "cat {~/.ssh/id_rsa,notes.txt}", expected: "deny" },
+  { trick: "braces spelling .env", line: "cat .e{n,x}v", expected: "deny" },
+  { trick: "a brace sequence", line: "cat ~/.ssh/id_rsa{0..2}", expected: "deny" },
+  // Relative paths after cd.
+  { trick: "cd to home, then a relative path", line: "cd ~ && cat .ssh/id_rsa", expected: "deny" },
+  { trick: "cd, then a bare name", line: "cd ~/.config && cat gh/hosts.yml", expected: "deny" },
+  { trick: "cd in steps", line: "cd; cd .aws; cat credentials", expected: "deny" },
+  { trick: "cd with no argument", line: "cd && cat .netrc", expected: "deny" },
+  { trick: "pushd", line: "pushd /home/u && cat .netrc", expected: "deny" },
+  { trick: "cd, then a redirection", line: "cd ~ && cat < .netrc", expected: "deny" },
+  { trick: "cd, then a write", line: "cd ~ && echo x > .bashrc", expected: "ask" },
+  { trick: "cd written after the read", line: "f() { cat .ssh/id_rsa; }; cd ~; f", expected: "deny" },
+  { trick: "cd in a subshell", line: "(cd ~ && cat .netrc)", expected: "deny" },
+  { trick: "cd through builtin", line: "builtin cd ~ && cat .netrc", expected: "deny" },
+  { trick: "env -C", line: "env -C ~ cat .netrc", expected: "deny" },
+  { trick: "env --chdir=", line: "env --chdir=/home/u cat .netrc", expected: "deny" },
+  { trick: "cd to a computed folder", line: 'cd "$d" && cat ./id_rsa', expected: "ask" },
+  { trick: "cd to a computed folder, a dotfile", line: "cd $(dirname $f) && cat .netrc", expected: "ask" },
+  { trick: "cd -", line: "cd - && cat .netrc", expected: "ask" },
+  { trick: "CDPATH", line: "CDPATH=~ cd .ssh && cat ./id_rsa", expected: "ask" },
+  { trick: "cd to another user's home", line: "cd ~root && cat .ssh/id_rsa", expected: "ask" },
 ];
 
 describe("policy: adversarial lines are never allowed", () => {
@@ -132,10 +217,13 @@ const EXPECTED_NOT_ALLOWED = new Map<string, Action>([
   ["git push --dry-run", "deny"],
   ["alias ll='ls -la'", "ask"], // aliases are never read
   ['eval "$(ssh-agent -s)"', "ask"], // code from a substitution
+  // `.env.*` files are secrets by convention, templates too: the sandbox hides them as well.
+  ["cp .env.example .env.example.bak", "deny"],
+  ["test -f .env.example && cp .env.example .env.local.example", "deny"],
 ]);
 
 describe("policy: ordinary commands are allowed", () => {
-  it("allows every line of the ordinary corpus but the ones that push, publish or define code", () => {
+  it("allows every line of the ordinary corpus but the ones that push, publish, define code or name a .env file", () => {
     const surprises = ORDINARY_COMMANDS.map((line) => ({ line, decision: run(line) })).filter(({ line, decision }) => decision.action !== (EXPECTED_NOT_ALLOWED.get(line) ?? "allow"));
     assert.deepEqual(
       surprises.map(({ line, decision }) => `${line} → ${decision.action}: ${decision.reason}`),

@@ -192,6 +192,33 @@ describe("policy: path patterns", () => {
     assert.equal(check({ kind: "write", path: "/xy" }, DEFAULT_RULES, [grant]).action, "ask");
     assert.equal(check({ kind: "write", path: "//x" }, DEFAULT_RULES, [grant]).action, "ask");
   });
+
+  it("asks for a path it cannot be sure of, unless a rule denies it or it was granted", () => {
+    const unsure = (path: string, grants: Grant[] = []) => check({ kind: "read", path, unsure: "why" }, DEFAULT_RULES, grants);
+    assert.equal(unsure("~bob/notes").action, "ask");
+    assert.match(unsure("~bob/notes").reason, /cannot be checked safely: why/);
+    assert.equal(unsure("x/.env").action, "deny");
+    assert.equal(unsure("~bob/notes", [{ kind: "read", target: "~bob/notes" }]).action, "allow");
+  });
+});
+
+describe("policy: options are a set", () => {
+  const force = [deny("command", "git push --force"), ...DEFAULT_RULES];
+
+  it("matches a rule's options wherever and however the command writes them", () => {
+    assert.equal(run("git push origin main --force", force).action, "deny");
+    assert.equal(run("git push -uf origin main", force).action, "deny");
+    // Not denied: they only ask, as every push does by default.
+    assert.equal(run("git push -- origin --force", force).action, "ask", "after --, --force is a branch name");
+    assert.equal(run("git push --force-with-lease origin", force).action, "ask");
+    assert.equal(run("git push origin main", force).action, "ask");
+  });
+
+  it("keeps operands in order and whole", () => {
+    assert.equal(run("rm -rf build/").action, "allow");
+    assert.equal(run("rm -rf ./dist /").action, "allow", "the rule names / as the first operand");
+    assert.equal(run("rm -f $tmp").action, "allow", "a computed word does not supply the -r the rule needs");
+  });
 });
 
 describe("policy: validatePattern and host names", () => {

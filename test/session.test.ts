@@ -159,7 +159,7 @@ describe("bash through the session", () => {
       {
         content: [
           call("bash", { command: "env" }),
-          call("bash", { command: `echo pwned > ${escape}` }),
+          call("bash", { command: `f=${escape}; echo pwned > $f` }), // in a variable, so the policy cannot see it: the sandbox stops it
           call("bash", { command: `exec 3<>/dev/tcp/127.0.0.1/${port} && echo connected` }),
         ],
       },

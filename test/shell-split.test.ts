@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { ANY_TEXT, ONE_WORD } from "../runtime/policy/patterns.ts";
+import { expandBraces } from "../runtime/policy/shell-braces.ts";
 import { splitCommands } from "../runtime/policy/shell.ts";
 
 /** The text of every command the policy would check, in order. */
@@ -36,6 +37,7 @@ describe("splitCommands: chaining cannot hide a command", () => {
         { text: "git commit -m a message", words: ["git", "commit", "-m", "a message"], dynamic: false },
         { text: "git push origin main", words: ["git", "push", "origin", "main"], dynamic: false },
       ],
+      redirects: [],
     });
   });
 
@@ -271,11 +273,11 @@ describe("splitCommands: words, quotes and names", () => {
     assert.deepEqual(texts("$'\\x67it' push"), ["git push"]);
     assert.deepEqual(texts("$'\\147it' push"), ["git push"]);
     assert.deepEqual(texts("$'git\\x00junk' push"), ["git push"]);
-    assert.deepEqual(splitCommands("printf $'a\\tb\\n\\'\\\\'"), { ok: true, commands: [{ text: "printf a\tb\n'\\", words: ["printf", "a\tb\n'\\"], dynamic: false }] });
+    assert.deepEqual(splitCommands("printf $'a\\tb\\n\\'\\\\'"), { ok: true, commands: [{ text: "printf a\tb\n'\\", words: ["printf", "a\tb\n'\\"], dynamic: false }], redirects: [] });
   });
 
   it("handles escapes inside double quotes and line continuations", () => {
-    assert.deepEqual(splitCommands(`echo "a \\"b\\" \\$HOME \\\\ \\x"`), { ok: true, commands: [{ text: 'echo a "b" $HOME \\ \\x', words: ["echo", 'a "b" $HOME \\ \\x'], dynamic: false }] });
+    assert.deepEqual(splitCommands(`echo "a \\"b\\" \\$HOME \\\\ \\x"`), { ok: true, commands: [{ text: 'echo a "b" $HOME \\ \\x', words: ["echo", 'a "b" $HOME \\ \\x'], dynamic: false }], redirects: [] });
     assert.deepEqual(texts("git \\\n  push"), ["git push"]);
   });
 
@@ -322,7 +324,7 @@ describe("splitCommands: arguments computed at run time", () => {
 
   it("keeps static words static: quotes, escapes, $'…', stash@{0}", () => {
     const result = splitCommands("git show 'x*' \\* $'\\x41' stash@{0}");
-    assert.deepEqual(result, { ok: true, commands: [{ text: "git show x* * A stash@{0}", words: ["git", "show", "x*", "*", "A", "stash@{0}"], dynamic: false }] });
+    assert.deepEqual(result, { ok: true, commands: [{ text: "git show x* * A stash@{0}", words: ["git", "show", "x*", "*", "A", "stash@{0}"], dynamic: false }], redirects: [] });
   });
 
   it("adds the arguments xargs and find -exec supply", () => {
@@ -341,9 +343,17 @@ describe("splitCommands: global options before a subcommand", () => {
     assert.deepEqual(texts("/usr/bin/git --work-tree . status"), ["/usr/bin/git --work-tree . status", "git --work-tree . status", "git status"]);
   });
 
+  it("also emits a subcommand spelled another way as rules spell it", () => {
+    assert.deepEqual(texts("npm pub --tag x"), ["npm pub --tag x", "npm publish --tag x"]);
+    assert.deepEqual(texts("npm i"), ["npm i", "npm install"]);
+    assert.deepEqual(texts("npm p"), ["npm p"], "p is no unique prefix: npm refuses it");
+    assert.deepEqual(texts("git subtree push origin x"), ["git subtree push origin x", "git push origin x"]);
+    assert.deepEqual(texts("docker --context=x image push img"), ["docker --context=x image push img", "docker image push img", "docker push img"]);
+  });
+
   it("reads an unknown option both with and without a value", () => {
     assert.deepEqual(texts("npm --registry x publish"), ["npm --registry x publish", "npm publish"]);
-    assert.deepEqual(texts("npm --foo x publish"), ["npm --foo x publish", "npm x publish", "npm publish", "publish"], "and `npm x` is npm exec");
+    assert.deepEqual(texts("npm --foo x publish"), ["npm --foo x publish", "npm x publish", "npm publish", "npm exec publish", "publish"], "and `npm x` is npm exec");
     assert.deepEqual(texts("cargo +nightly -Z x publish"), ["cargo +nightly -Z x publish", "cargo publish"]);
     assert.deepEqual(texts("docker --context=x push img"), ["docker --context=x push img", "docker push img"]);
   });
@@ -453,5 +463,42 @@ describe("splitCommands: refuses what it cannot read safely", () => {
       const result = splitCommands(line);
       assert.equal(typeof result.ok, "boolean");
     }
+  });
+});
+
+describe("splitCommands: redirections", () => {
+  const targets = (line: string) => splitCommands(line).redirects.map(({ reads, writes, target }) => `${reads ? "r" : ""}${writes ? "w" : ""} ${target}`);
+
+  it("lists the files redirections open, on commands, groups and loops, nested shells too", () => {
+    assert.deepEqual(targets("sort < in.txt > out.txt 2>> err.log"), ["r in.txt", "w out.txt", "w err.log"]);
+    assert.deepEqual(targets("ls &> all.log; ls &>> all.log; ls >| x; ls >& y; exec 3<> z"), ["w all.log", "w all.log", "w x", "w y", "rw z"]);
+    assert.deepEqual(targets("{ cat; } < a; while read l; do :; done < b"), ["r a", "r b"]);
+    assert.deepEqual(targets("bash -c 'cat < ~/.netrc'"), ["r ~/.netrc"]);
+  });
+
+  it("leaves out heredocs, here-strings and descriptor copies", () => {
+    assert.deepEqual(targets("cat <<EOF 2>&1 >&- <&0 <<< x\nbody\nEOF"), []);
+  });
+});
+
+describe("expandBraces", () => {
+  it("expands lists and sequences as bash does", () => {
+    assert.deepEqual(expandBraces("~/.ssh/{id_rsa,config}"), ["~/.ssh/id_rsa", "~/.ssh/config"]);
+    assert.deepEqual(expandBraces("{a,b}{1,2}"), ["a1", "a2", "b1", "b2"]);
+    assert.deepEqual(expandBraces("x{a,{b,c}}"), ["xa", "xb", "xc"]);
+    assert.deepEqual(expandBraces("f{08..10}"), ["f08", "f09", "f10"]);
+    assert.deepEqual(expandBraces("{c..a}"), ["c", "b", "a"]);
+    assert.deepEqual(expandBraces("{1..7..3}"), ["1", "4", "7"]);
+  });
+
+  it("keeps braces that are no expansion", () => {
+    assert.deepEqual(expandBraces("stash@{0}"), ["stash@{0}"]);
+    assert.deepEqual(expandBraces("{}"), ["{}"]);
+    assert.deepEqual(expandBraces("{x}{a,b}"), ["{x}a", "{x}b"]);
+  });
+
+  it("gives up on more words than it can check, quickly", () => {
+    assert.equal(expandBraces("{1..100000}"), undefined);
+    assert.equal(expandBraces("{a,b}".repeat(40)), undefined);
   });
 });

@@ -132,39 +132,99 @@ export function globBase(glob: string): string {
 /**
  * Command patterns, matched against one simple command such as `git push origin main`. `*` matches
  * anything (spaces too). A pattern without `*` matches the command itself or the command followed by
- * more words: `git push` matches `git push --force`, not `git pushy`.
+ * more words: `git push` matches `git push --force`, not `git pushy`. Options are a set written in
+ * any order and spelling (`rm -fr --verbose -- /` matches `rm -rf /`; see `OPTION_SPELLINGS`).
  */
 export function matchesCommand(command: string, pattern: string): boolean {
   const trimmed = pattern.trim();
-  if (!trimmed.includes("*")) return command === trimmed || command.startsWith(trimmed + " ") || flagsMatch(command, trimmed);
-  return wildcard(command, trimmed) || wildcard(flagSets(command.split(" ")).join(" "), flagSets(trimmed.split(" ")).join(" "));
+  if (!trimmed.includes("*")) return command === trimmed || command.startsWith(trimmed + " ") || optionsMatch(command.split(" "), trimmed.split(" "));
+  return wildcard(command, trimmed) || wildcard(respell(command), respell(trimmed));
 }
 
-/** Single-letter flags as sets: `-r -f` and `-fr` are `-fr` (sorted, adjacent clusters merged). */
-function flagSets(words: readonly string[]): string[] {
-  const out: string[] = [];
+/**
+ * Options another spelling means, per command or subcommand: long names (getopt takes any unique
+ * prefix) and letters. `-R` is `-r` for rm; `-f` is `--force` for git push.
+ */
+const OPTION_SPELLINGS = new Map<string, { long: Record<string, string>; short: Record<string, string> }>([
+  ["rm", { long: { recursive: "-r", force: "-f", dir: "-d", verbose: "-v", interactive: "--interactive", "one-file-system": "--one-file-system", "no-preserve-root": "--no-preserve-root", "preserve-root": "--preserve-root", help: "--help", version: "--version" }, short: { R: "r" } }],
+  ["git push", { long: {}, short: { f: "--force" } }],
+]);
+
+/** Options as a set of single options (`-r`, `--force`, `--tag=x`) and the other words in order; nothing after `--` is an option. */
+function parseOptions(words: readonly string[]): { options: Set<string>; operands: string[] } {
+  const spelling = OPTION_SPELLINGS.get(`${words[0]} ${words[1]}`) ?? OPTION_SPELLINGS.get(words[0] ?? "");
+  const options = new Set<string>();
+  const operands: string[] = [];
+  let ended = false;
   for (const word of words) {
-    const previous = out.at(-1);
-    if (/^-[A-Za-z]+$/.test(word) && previous !== undefined && /^-[A-Za-z]+$/.test(previous)) out[out.length - 1] = cluster(previous + word.slice(1));
-    else out.push(/^-[A-Za-z]+$/.test(word) ? cluster(word) : word);
+    if (ended || !word.startsWith("-") || word === "-") operands.push(normalizeOperand(word));
+    else if (word === "--") ended = true;
+    else for (const option of spellOption(word, spelling)) options.add(option);
   }
-  return out;
+  return { options, operands };
+}
+
+function spellOption(word: string, spelling: { long: Record<string, string>; short: Record<string, string> } | undefined): string[] {
+  if (/^-[A-Za-z]+$/.test(word)) {
+    return [...word.slice(1)].map((letter) => {
+      const same = spelling?.short[letter] ?? letter;
+      return same.startsWith("-") ? same : `-${same}`;
+    });
+  }
+  if (!word.startsWith("--") || spelling === undefined) return [word];
+  const [name, ...value] = word.slice(2).split("=");
+  const names = Object.keys(spelling.long).filter((long) => long.startsWith(name!));
+  const full = names.includes(name!) ? name! : names.length === 1 ? names[0]! : undefined;
+  if (full === undefined) return [word];
+  return [`${spelling.long[full]}${value.length > 0 ? `=${value.join("=")}` : ""}`];
+}
+
+/** `//` is `/`, `~/` is `~`: a path written with extra slashes names the same folder. */
+function normalizeOperand(word: string): string {
+  if (!/^[/~]/.test(word)) return word;
+  const collapsed = word.replace(/\/+/g, "/");
+  return collapsed.length > 1 && collapsed.endsWith("/") ? collapsed.slice(0, -1) : collapsed;
+}
+
+/** The pattern's options are among the command's, and its other words start the command's. */
+function optionsMatch(command: readonly string[], pattern: readonly string[]): boolean {
+  if (command[0] !== pattern[0]) return false; // most pairs: no need to read the options
+  const given = parseOptions(command);
+  const wanted = parseOptions(pattern);
+  if (wanted.operands.length > given.operands.length) return false;
+  return [...wanted.options].every((option) => given.options.has(option)) && wanted.operands.every((word, index) => given.operands[index] === word);
+}
+
+/**
+ * The text of a command or template with options spelled one way where they stand: single letters
+ * merged into sorted clusters, long names as letters where one exists, `--` dropped. For `*`
+ * patterns and templates, which are matched as text.
+ */
+export function respell(text: string): string {
+  const tokens = text.split(/ |(?=\uE000)|(?<=\uE000)/).filter((token) => token !== "");
+  const words = tokens.filter((token) => token !== ANY_TEXT);
+  const spelling = OPTION_SPELLINGS.get(`${words[0]} ${words[1]}`) ?? OPTION_SPELLINGS.get(words[0] ?? "");
+  const out: string[] = [];
+  let ended = false;
+  for (const token of tokens) {
+    const previous = out.at(-1);
+    if (ended || !/^--?[A-Za-z]/.test(token)) {
+      if (token === "--") ended = true;
+      else out.push(token);
+      continue;
+    }
+    const spelled = spellOption(token, spelling);
+    const letters = spelled.every((option) => /^-[A-Za-z]$/.test(option)) ? spelled.map((option) => option[1]).join("") : undefined;
+    if (letters === undefined) out.push(...spelled);
+    else if (previous !== undefined && /^-[A-Za-z]+$/.test(previous) && out.length > 1) out[out.length - 1] = cluster(previous + letters);
+    else out.push(cluster(`-${letters}`));
+  }
+  // A computed part is a word of its own here (it may still vanish: a pattern is also tried with ` *`).
+  return out.map((token, index) => (index === 0 ? token : ` ${token}`)).join("");
 }
 
 function cluster(word: string): string {
   return `-${[...new Set(word.slice(1))].sort().join("")}`;
-}
-
-/** `rm -fr /` and `rm -r -f -v /` match a rule for `rm -rf /`: word by word, a pattern's flag cluster is within the command's. */
-function flagsMatch(command: string, pattern: string): boolean {
-  const given = flagSets(command.split(" "));
-  const wanted = flagSets(pattern.split(" "));
-  if (given.length < wanted.length) return false;
-  return wanted.every((word, index) => {
-    const have = given[index]!;
-    if (word === have) return true;
-    return /^-[A-Za-z]+$/.test(word) && /^-[A-Za-z]+$/.test(have) && [...word.slice(1)].every((letter) => have.includes(letter));
-  });
 }
 
 /**
@@ -205,8 +265,26 @@ const MAX_STATES = 4_000_000;
  */
 export function couldMatchCommand(template: string, pattern: string): boolean {
   const trimmed = pattern.trim();
-  if (trimmed.includes("*")) return intersects(template, trimmed);
-  return intersects(template, trimmed) || intersects(template, `${trimmed} *`);
+  if (couldMatchAsWritten(template, trimmed)) return true;
+  return trimmed.includes("*") ? couldMatchAsWritten(respell(template), respell(trimmed)) : couldMatchOptions(template, trimmed);
+}
+
+/**
+ * Options as a set for a template: the pattern's options are among the command's static ones (a
+ * computed part is not counted as supplying them, or `rm -f $x` would match `rm -rf /`), and the
+ * other words could match.
+ */
+function couldMatchOptions(template: string, pattern: string): boolean {
+  const given = parseOptions(template.split(/ |(?=\uE000)|(?<=\uE000)/).filter((token) => token !== ""));
+  const wanted = parseOptions(pattern.split(" "));
+  if (![...wanted.options].every((option) => given.options.has(option))) return false;
+  const text = given.operands.map((word, index) => (index === 0 || word === ANY_TEXT ? word : ` ${word}`)).join("");
+  return couldMatchAsWritten(text, wanted.operands.join(" "));
+}
+
+function couldMatchAsWritten(template: string, pattern: string): boolean {
+  if (pattern.includes("*")) return intersects(template, pattern);
+  return intersects(template, pattern) || intersects(template, `${pattern} *`);
 }
 
 /** Whether some text is both in the template's language and the `*` pattern's: a search over pairs of positions. */

@@ -14,10 +14,15 @@ export interface Rule {
   origin: string;
 }
 
-/** One thing a tool call wants to do. Paths are absolute and real (symlinks and `..` resolved). */
+/**
+ * One thing a tool call wants to do. Paths are absolute and real (symlinks and `..` resolved),
+ * except an `unsure` one: a path as written that cannot be resolved before the command runs
+ * (`~bob/x`, a relative path after `cd "$dir"`); `unsure` says why, and it asks where it would
+ * otherwise be allowed.
+ */
 export type PermissionRequest =
-  | { kind: "read"; path: string }
-  | { kind: "write"; path: string }
+  | { kind: "read"; path: string; unsure?: string }
+  | { kind: "write"; path: string; unsure?: string }
   | { kind: "command"; command: string }
   | { kind: "network"; host: string };
 
@@ -86,7 +91,9 @@ const TASK_KEYS: Record<RuleKind, keyof TaskPermissions> = { read: "read", write
 export function decide(request: PermissionRequest, rules: readonly Rule[], places: PolicyPlaces, task: TaskPermissions = {}, grants: readonly Grant[] = []): Decision {
   if (request.kind === "command") return decideCommand(request.command, rules, places, task, grants);
   if (request.kind === "network") return decideHost(request.host, rules, places, task, grants);
-  return decideOne(request.kind, request.path, rules, places, task, grants);
+  const decision = decideOne(request.kind, request.path, rules, places, task, grants);
+  if (request.unsure === undefined || decision.action !== "allow" || decision.reason === "allowed for this task") return decision;
+  return { ...decision, action: "ask", rule: undefined, reason: `this path cannot be checked safely: ${request.unsure}` };
 }
 
 /** Hosts are compared normalized (lower case, punycode, no trailing dot); one that is no valid host name is denied. */

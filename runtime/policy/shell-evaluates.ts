@@ -5,7 +5,7 @@
  * Each check gives the reason to ask, or undefined.
  */
 
-import { CODE_VARIABLES, SCRIPT_VARIABLES } from "./shell-tables.ts";
+import { CODE_VARIABLES, DECLARATIONS, SCRIPT_VARIABLES } from "./shell-tables.ts";
 
 /** A subscript holding a substitution, in text bash may later read as a name or arithmetic. */
 export const SUBSCRIPT_CODE = /\[[^\]]*(?:\$\(|`)/;
@@ -49,4 +49,39 @@ function assignedName(name: string, values: readonly string[]): string | undefin
   if (name === "read" || name === "mapfile" || name === "readarray") return args.filter((value) => !value.startsWith("-")).find(codeVariable);
   if (name === "getopts") return args[1];
   return undefined;
+}
+
+/** Options of `read` and `mapfile` that take a value (`read -p PROMPT`), which is no variable name. */
+const VALUED = { read: "dinNptu", mapfile: "dnOsuCc" };
+
+/**
+ * A variable set from input at run time (`read x`, `mapfile x`) and used where bash evaluates text
+ * as arithmetic (`(( x ))`, `$((x))`, `let`, `[[ x -eq 1 ]]`, a subscript, `${s:x}`, an integer
+ * variable): the input's `a[$(cmd)]` would run cmd. Found by name in the line's text, which is
+ * cheap and errs toward asking. Returns the reason to ask, or undefined.
+ */
+export function readIntoArithmetic(commands: readonly { words: string[] }[], line: string): string | undefined {
+  const names = new Set<string>();
+  for (const { words } of commands) {
+    const kind = words[0] === "read" ? "read" : words[0] === "mapfile" || words[0] === "readarray" ? "mapfile" : undefined;
+    if (kind === undefined) continue;
+    const read: string[] = [];
+    for (let at = 1; at < words.length; at++) {
+      const word = words[at]!;
+      const option = /^-([A-Za-z]+)$/.exec(word)?.[1];
+      if (option === undefined) read.push(word);
+      else if (option.endsWith("a") && kind === "read") read.push(words[++at] ?? "");
+      else if (VALUED[kind].includes(option.at(-1)!)) at++;
+    }
+    const targets = kind === "mapfile" ? [read.at(-1) ?? "MAPFILE"] : read.length === 0 ? ["REPLY"] : read;
+    for (const name of targets) if (/^[A-Za-z_]\w*$/.test(name)) names.add(name);
+  }
+  if (names.size === 0) return undefined;
+  if (commands.some(({ words }) => DECLARATIONS.has(words[0]!) && words.some((word) => /^-[A-Za-z]*i/.test(word)))) return "input is read into an integer variable (bash evaluates it as arithmetic, where a $(…) runs)";
+  const contexts = [
+    ...[...line.matchAll(/\(\(([\s\S]*?)\)\)|\$\[([^\]]*)\]|[A-Za-z_]\w*\[([^\]]*)\]|\$\{[A-Za-z_]\w*:([^}]*)\}/g)].map((match) => match.slice(1).filter((group) => group !== undefined).join(" ")),
+    ...commands.filter(({ words }) => words[0] === "let" || (words[0] === "[[" && words.some((word) => /^-(?:eq|ne|lt|le|gt|ge)$/.test(word)))).map(({ words }) => words.join(" ")),
+  ];
+  const used = [...names].find((name) => contexts.some((text) => new RegExp(`(?<![\\w])${name}(?![\\w])`).test(text)));
+  return used === undefined ? undefined : `${used} is read from input and then evaluated as arithmetic (where a $(…) in it runs)`;
 }

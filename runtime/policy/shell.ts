@@ -9,8 +9,9 @@
  */
 
 import { ANY_TEXT, ONE_WORD } from "./patterns.ts";
-import { assignmentEvaluates, evaluatesCode, SUBSCRIPT_CODE } from "./shell-evaluates.ts";
+import { assignmentEvaluates, evaluatesCode, readIntoArithmetic, SUBSCRIPT_CODE } from "./shell-evaluates.ts";
 import { findExecs, shellScripts, toolCommand, wrappedCommand } from "./shell-runners.ts";
+import { respelledSubcommand } from "./shell-spelling.ts";
 import { CODE_VARIABLES, DECLARATIONS, decodeAnsiC, descriptorOf, GIT_SAFE_CONFIG, GIT_SCRIPT_CONFIG, GLOBAL_OPTIONS, NEVER_RUNS, SCRIPT_VARIABLES, SHELLS, subcommandStarts, WRAPPERS } from "./shell-tables.ts";
 import { Unparseable, type Stdin, type Word } from "./shell-word.ts";
 
@@ -39,17 +40,39 @@ export interface SimpleCommand {
   globs?: number[];
 }
 
-/** `commands` of a refusal: those read before it, for the policy's deny rules (a deny is final). */
-export type SplitResult = { ok: true; commands: SimpleCommand[] } | { ok: false; reason: string; commands: SimpleCommand[] };
+/**
+ * A redirection to or from a file (`< in`, `> out`, `2>> log`, `&> all`, `<> both`), for the path
+ * rules; not heredocs, here-strings or copies of a descriptor (`2>&1`, `>&-`).
+ */
+export interface Redirect {
+  reads: boolean;
+  writes: boolean;
+  /** The target, unquoted; `$x` and `$(…)` as written. */
+  target: string;
+  dynamic: boolean;
+  /** Holds an unquoted glob character: bash opens the one file it matches. */
+  glob: boolean;
+}
+
+/** `commands` and `redirects` of a refusal: those read before it, for the policy's deny rules (a deny is final). */
+export type SplitResult = { ok: true; commands: SimpleCommand[]; redirects: Redirect[] } | { ok: false; reason: string; commands: SimpleCommand[]; redirects: Redirect[] };
+
+/** What a line was found to run and open, in the order read. */
+interface Found {
+  commands: SimpleCommand[];
+  redirects: Redirect[];
+}
 
 /** Never throws for any input string; a line it cannot read safely gives `ok: false`. */
 export function splitCommands(line: string): SplitResult {
-  const commands: SimpleCommand[] = [];
+  const found: Found = { commands: [], redirects: [] };
   try {
-    collect(line, commands, 0);
-    return { ok: true, commands };
+    collect(line, found, 0);
+    const evaluated = readIntoArithmetic(found.commands, line);
+    if (evaluated !== undefined) throw new Unparseable(`${evaluated}, which cannot be checked`);
+    return { ok: true, ...found };
   } catch (error) {
-    if (error instanceof Unparseable) return { ok: false, reason: error.message, commands };
+    if (error instanceof Unparseable) return { ok: false, reason: error.message, ...found };
     throw error;
   }
 }
@@ -57,7 +80,7 @@ export function splitCommands(line: string): SplitResult {
 type Builder = Omit<Word, "raw">;
 type Heredoc = { delimiter: string; stripTabs: boolean; quoted: boolean; stdin: Stdin };
 /** A simple command as read; `stdin` null means inherited (a pipe, the terminal, …). */
-type RawCommand = { words: Word[]; stdin: Stdin | null };
+type RawCommand = { words: Word[]; stdin: Stdin | null; redirects: Redirect[] };
 
 const MAX_DEPTH = 64;
 const KEYWORD =
@@ -70,11 +93,12 @@ const ASSIGNMENT = /^[A-Za-z_]\w*(?:\[[^\]]*\])?\+?=/;
 /** `{a,b}` or `{1..3}`: bash makes several words of one. */
 const BRACE_EXPANSION = /\{[^{}]*(?:,|\.\.)[^{}]*\}/;
 
-function collect(script: string, out: SimpleCommand[], depth: number): void {
+function collect(script: string, out: Found, depth: number): void {
   if (depth > MAX_DEPTH) throw new Unparseable("commands are nested too deeply");
   const records: RawCommand[] = [];
   new Parser(script, records, depth).parseScript();
   for (const record of records) {
+    out.redirects.push(...record.redirects);
     const first = record.words.findIndex((word) => !ASSIGNMENT.test(word.raw));
     for (const word of first < 0 ? record.words : record.words.slice(0, first)) checkAssignment(word, out, depth);
     if (first >= 0) emitCommand(record.words.slice(first), record.stdin, out, depth);
@@ -174,7 +198,7 @@ class Parser {
   }
 
   private parseSimpleCommand(record: boolean): void {
-    const command: RawCommand = { words: [], stdin: null };
+    const command: RawCommand = { words: [], stdin: null, redirects: [] };
     for (;;) {
       this.skipBlanks();
       const redirect = this.match(REDIRECT);
@@ -204,6 +228,8 @@ class Parser {
     this.skipBlanks();
     const target = this.readWord();
     if (target.raw === "") throw new Unparseable(`redirection '${kind}' has no target`);
+    const file = fileRedirect(kind, target);
+    if (file !== undefined) command.redirects.push(file);
     let stdin: Stdin = { text: null, dynamic: target.dynamic || kind === "<&" };
     if (kind === "<<<") stdin = { text: target.value, dynamic: target.dynamic };
     const descriptor = kind === "<" && !target.dynamic ? descriptorOf(target.value) : undefined;
@@ -463,6 +489,19 @@ function checkParameter(text: string): void {
   if (text.startsWith("!") && !/^![A-Za-z_]\w*(?:\[[@*]\]|[@*])$/.test(text)) throw new Unparseable("${!…} reads a variable named at run time, which may run commands that cannot be checked");
 }
 
+/** The file a redirection opens, if it opens one: `>&2`, `<&0` and `>&-` copy or close a descriptor. */
+function fileRedirect(kind: string, target: Word): Redirect | undefined {
+  if (kind.startsWith("<<")) return undefined; // a heredoc or here-string is text
+  if ((kind === ">&" || kind === "<&") && (target.dynamic || /^(?:\d+-?|-)$/.test(target.value))) return undefined;
+  if (kind === "<&") return undefined; // bash refuses a file name here
+  const reads = kind === "<" || kind === "<>";
+  return { reads, writes: kind !== "<", target: target.value, dynamic: target.dynamic, glob: target.glob };
+}
+
+function literal(value: string): Word {
+  return { value, raw: value, dynamic: false, glob: false, template: value, loose: false };
+}
+
 function blank(): Builder {
   return { value: "", dynamic: false, glob: false, template: "", loose: false };
 }
@@ -473,16 +512,21 @@ function append(word: Builder, text: string): void {
 }
 
 /** Emits the command, its basename form, its forms without global options, and whatever it runs in turn. `tail`: more arguments come at run time (xargs). */
-function emitCommand(words: Word[], stdin: Stdin | null, out: SimpleCommand[], depth: number, tail = false): void {
+function emitCommand(words: Word[], stdin: Stdin | null, out: Found, depth: number, tail = false): void {
   if (depth > MAX_DEPTH) throw new Unparseable("commands are nested too deeply");
   const head = words[0]!;
   if (head.dynamic) throw new Unparseable(`the command name ${head.raw} comes from a variable or substitution`);
   if (head.glob && head.value !== "[" && head.value !== "[[") throw new Unparseable(`the command name ${head.raw} uses a glob or brace pattern`);
   const name = head.value.slice(head.value.lastIndexOf("/") + 1);
-  out.push(simple(head.value, words.slice(1), tail));
-  if (name !== head.value && name !== "") out.push(simple(name, words.slice(1), tail));
+  out.commands.push(simple(head.value, words.slice(1), tail));
+  if (name !== head.value && name !== "") out.commands.push(simple(name, words.slice(1), tail));
   for (const start of subcommandStarts(name, words.map((word) => word.value))) {
-    if (start < words.length || tail) out.push(simple(name, words.slice(start), tail));
+    if (start < words.length || tail) out.commands.push(simple(name, words.slice(start), tail));
+  }
+  for (const start of [1, ...subcommandStarts(name, words.map((word) => word.value))]) {
+    const from = words.slice(start);
+    const respelled = from[0]?.dynamic || from[0]?.glob ? undefined : respelledSubcommand(name, from.map((word) => word.value));
+    if (respelled !== undefined) out.commands.push(simple(name, [...respelled.words.map(literal), ...from.slice(respelled.replaces)], tail));
   }
   refuseHidden(name, words, out, depth);
   if (name === "find") {
@@ -509,7 +553,7 @@ function emitCommand(words: Word[], stdin: Stdin | null, out: SimpleCommand[], d
 /** Wrappers that only the shell runs (a program cannot run a builtin), or common words (`docker exec`). */
 const BUILTIN_WRAPPERS = new Set(["exec", "command", "builtin", "time"]);
 
-function emitHiddenRunner(words: Word[], out: SimpleCommand[], depth: number): void {
+function emitHiddenRunner(words: Word[], out: Found, depth: number): void {
   const at = words.findIndex((word, index) => {
     if (index === 0 || word.dynamic || word.glob) return false;
     const base = word.value.slice(word.value.lastIndexOf("/") + 1);
@@ -561,7 +605,7 @@ export function commandSuffixes(command: SimpleCommand): SimpleCommand[] {
 }
 
 /** Refuses commands that set up code to run later, out of sight: aliases, callbacks, traps, code in variables or git settings. */
-function refuseHidden(name: string, words: Word[], out: SimpleCommand[], depth: number): void {
+function refuseHidden(name: string, words: Word[], out: Found, depth: number): void {
   const values = words.map((word) => word.value);
   if (name === "alias") throw new Unparseable("alias defines commands that cannot be checked");
   if (name === "shopt" && values.includes("expand_aliases")) throw new Unparseable("shopt expand_aliases turns on aliases, which cannot be checked");
@@ -579,7 +623,7 @@ function refuseHidden(name: string, words: Word[], out: SimpleCommand[], depth: 
 }
 
 /** Variables that hold code: refused, or (pagers, editors) their command read as a script. */
-function checkAssignment(word: Word, out: SimpleCommand[], depth: number): void {
+function checkAssignment(word: Word, out: Found, depth: number): void {
   const name = /^[A-Za-z_]\w*/.exec(word.value)?.[0] ?? "";
   const value = word.value.slice(word.value.indexOf("=") + 1);
   if (CODE_VARIABLES.test(name)) throw new Unparseable(`setting ${name} runs code that cannot be checked`);
@@ -592,7 +636,7 @@ function checkAssignment(word: Word, out: SimpleCommand[], depth: number): void 
 }
 
 /** `git -c KEY=VALUE` and `--config-env` before the subcommand: an alias or a command-running setting cannot be checked. */
-function checkGitSettings(words: Word[], out: SimpleCommand[], depth: number): void {
+function checkGitSettings(words: Word[], out: Found, depth: number): void {
   const valued = GLOBAL_OPTIONS.get("git")!.valued;
   for (let at = 1; at < words.length; at++) {
     const word = words[at]!;
@@ -605,7 +649,7 @@ function checkGitSettings(words: Word[], out: SimpleCommand[], depth: number): v
   }
 }
 
-function checkGitSetting(setting: string, dynamic: boolean, fromEnv: boolean, out: SimpleCommand[], depth: number): void {
+function checkGitSetting(setting: string, dynamic: boolean, fromEnv: boolean, out: Found, depth: number): void {
   if (dynamic) throw new Unparseable("git -c with a computed setting can define a command that cannot be checked");
   const at = setting.indexOf("=");
   const key = at < 0 ? setting : setting.slice(0, at);

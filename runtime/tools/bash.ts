@@ -1,12 +1,12 @@
 import { z } from "zod";
 import type { Sandbox } from "../sandbox/sandbox.ts";
-import type { PermissionRequest } from "../policy/policy.ts";
-import { splitCommands } from "../policy/shell.ts";
-import { existsSync, globSync, lstatSync, readdirSync } from "node:fs";
+import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
-import { realPath } from "./paths.ts";
+import { pathArguments } from "./command-paths.ts";
 import { PermissionDenied } from "../errors.ts";
 import { defineTool, ToolError } from "./tool.ts";
+
+export { pathArguments };
 
 export interface BashToolOptions {
   timeoutMs: number;
@@ -75,53 +75,6 @@ export function createBashTool(sandbox: Sandbox, options: BashToolOptions) {
   });
 }
 
-/**
- * Arguments that look like paths become read requests, so the policy's secret rules answer
- * `cat ~/.ssh/id_rsa` or `ln -s ~/.aws/credentials x` with a reason before anything runs (the
- * sandbox hides those files anyway). Symlinks and `..` are resolved like the file tools do.
- */
-export function pathArguments(command: string, workdir: string, userHome: string | undefined): PermissionRequest[] {
-  const split = splitCommands(command);
-  if (!split.ok) return [];
-  const paths = new Set<string>();
-  for (const { words, globs } of split.commands) {
-    words.forEach((word, index) => {
-      if (index === 0) return;
-      const value = word.includes("=") && !word.startsWith("/") ? word.slice(word.indexOf("=") + 1) : word;
-      const home = userHome ?? "";
-      const expanded = value.replace(/^~(?=\/|$)/, home).replace(/\$\{?HOME\}?(?=\/|$)/g, home);
-      if (expanded.includes("://") || expanded.includes("$") || expanded.startsWith("-")) return;
-      const glob = globs?.includes(index) === true && /[*?[]/.test(expanded); // a quoted '.*' is text
-      if (!glob && !/^(\.{0,2}\/)|\/|^\.env/.test(expanded) && !isSymlink(join(workdir, expanded))) return;
-      for (const match of glob ? aimedMatches(expanded, workdir) : [expanded]) paths.add(realPath(workdir, match));
-    });
-  }
-  return [...paths].map((path) => ({ kind: "read", path }));
-}
-
-/**
- * What a glob names: the folder before its first wildcard (`~/.ssh/*` names ~/.ssh), and the files
- * it matches now when its last part aims at names (`.e*`, `id_*`: two letters or more besides the
- * wildcards). A broad listing (`du -ah .[^.]* *`) is not read as naming the `.env` it may match:
- * the sandbox hides those files from commands anyway.
- */
-function aimedMatches(pattern: string, workdir: string): string[] {
-  const wildcard = pattern.search(/[*?[]/);
-  const slash = pattern.lastIndexOf("/", wildcard);
-  const base = slash > 0 ? [pattern.slice(0, slash)] : [];
-  const last = pattern.slice(pattern.lastIndexOf("/") + 1);
-  const literal = last.replace(/\[[^\]]*\]|[*?]/g, "");
-  return literal.length >= 2 ? [...base, ...globMatches(pattern, workdir)] : base;
-}
-
-function isSymlink(path: string): boolean {
-  try {
-    return lstatSync(path).isSymbolicLink();
-  } catch {
-    return false;
-  }
-}
-
 const SECRET_FILE = /^\.env(\..+)?$/;
 const NOT_SCANNED = new Set([".git", "node_modules", ".venv", "venv", "__pycache__", "target", "dist", "build"]);
 
@@ -152,12 +105,4 @@ function secretFiles(root: string): string[] {
 
 function gitControlFiles(root: string): string[] {
   return [join(root, ".git", "config"), join(root, ".git", "hooks")].filter((path) => existsSync(path));
-}
-
-function globMatches(pattern: string, workdir: string): string[] {
-  try {
-    return globSync(pattern, { cwd: workdir }).slice(0, 200);
-  } catch {
-    return [];
-  }
 }
