@@ -217,9 +217,8 @@ const EXPECTED_NOT_ALLOWED = new Map<string, Action>([
   ["git push --dry-run", "deny"],
   ["alias ll='ls -la'", "ask"], // aliases are never read
   ['eval "$(ssh-agent -s)"', "ask"], // code from a substitution
-  // `.env.*` files are secrets by convention, templates too: the sandbox hides them as well.
+  // `.env.*` files are secrets by convention; a template (`.env.example`) is not, but its copy under another name may be filled in.
   ["cp .env.example .env.example.bak", "deny"],
-  ["test -f .env.example && cp .env.example .env.local.example", "deny"],
 ]);
 
 describe("policy: ordinary commands are allowed", () => {

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { decide, DEFAULT_RULES, normalizeDomain, validatePattern, type Decision, type Grant, type PermissionRequest, type Rule } from "../runtime/policy/policy.ts";
+import { isSecretFileName } from "../runtime/tools/paths.ts";
 
 // Bypasses of command rules found in review, checked through decide() with the defaults and a
 // config deny rule for `git push`: each must come out denied, or asked when it cannot be checked.
@@ -155,6 +156,19 @@ describe("policy: code set up to run later", () => {
 
 describe("policy: path patterns", () => {
   const read = (path: string, rules: readonly Rule[]) => check({ kind: "read", path }, rules).action;
+
+  it("keeps .env files secret but not the templates committed beside them, for the policy and the file tools alike", () => {
+    for (const name of [".env", ".env.local", ".env.production", ".env.example.bak"]) {
+      assert.equal(read(`/work/app/${name}`, DEFAULT_RULES), "deny", name);
+      assert.equal(isSecretFileName(name), true, name);
+    }
+    // On macOS the real path of `.ENV` is the stored name (native realpath); the file tools refuse either.
+    assert.equal(isSecretFileName(".ENV"), true);
+    for (const name of [".env.example", ".env.local.sample", ".env.template", ".env.dist", ".envrc"]) {
+      assert.equal(read(`/work/app/${name}`, DEFAULT_RULES), "allow", name);
+      assert.equal(isSecretFileName(name), false, name);
+    }
+  });
 
   it("reads wildcards inside braces", () => {
     const rules = [deny("read", "**/{id_rsa,*.pem}"), ...DEFAULT_RULES];

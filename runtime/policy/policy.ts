@@ -10,6 +10,8 @@ export interface Rule {
   action: Action;
   kind: RuleKind;
   pattern: string;
+  /** Paths the pattern matches that the rule leaves alone (the built-in secrets rule and `.env.example`). */
+  unless?: string;
   /** Where the rule came from, for traces: `config permissions.ask[0]`, `default`, `task permissions.commands`. */
   origin: string;
 }
@@ -64,13 +66,15 @@ export interface PolicyPlaces {
 
 /** Secrets: neither read nor written, whatever other rules say. */
 const SECRET_PATHS = ["~/.ssh/**", "~/.aws/**", "~/.gnupg/**", "~/.config/gh/**", "~/.netrc", "~/.docker/config.json", "**/.env", "**/.env.*", "{home}/state/**", "{home}/sessions/**", "{home}/logs/**", "{home}/.env"];
+/** Templates committed beside `.env` to show its keys, without values: not secrets (`runtime/tools/paths.ts` `isSecretFileName`). */
+const ENV_TEMPLATES = "**/.env*.{example,sample,template,dist}";
 /** Commands that publish, push or delete widely: allowed only with a human's yes. */
 const RISKY_COMMANDS = ["git push", "npm publish", "pnpm publish", "yarn publish", "yarn npm publish", "cargo publish", "gem push", "twine upload", "docker push", "gh release create", "rm -rf /", "rm -rf ~", "rm -rf /*", "rm -rf ~/*", "rm -Rf /", "rm -Rf ~"];
 
 export const DEFAULT_RULES: readonly Rule[] = [
   ...SECRET_PATHS.flatMap((pattern): Rule[] => [
-    { action: "deny", kind: "read", pattern, origin: "default (secrets)" },
-    { action: "deny", kind: "write", pattern, origin: "default (secrets)" },
+    { action: "deny", kind: "read", pattern, ...(pattern === "**/.env.*" ? { unless: ENV_TEMPLATES } : {}), origin: "default (secrets)" },
+    { action: "deny", kind: "write", pattern, ...(pattern === "**/.env.*" ? { unless: ENV_TEMPLATES } : {}), origin: "default (secrets)" },
   ]),
   // Git runs these later, outside the sandbox (hooks, core.fsmonitor, core.pager).
   ...["**/.git/config", "**/.git/hooks/**"].map((pattern): Rule => ({ action: "deny", kind: "write", pattern, origin: "default (git runs what these say)" })),
@@ -148,7 +152,7 @@ function decideSuffixes(command: SimpleCommand, rules: readonly Rule[], places: 
 
 function decideOne(kind: RuleKind, target: string, rules: readonly Rule[], places: PolicyPlaces, task: TaskPermissions, grants: readonly Grant[]): Decision {
   const grant = { kind, target };
-  const ofKind = rules.filter((rule) => rule.kind === kind && matches(kind, target, rule.pattern, places));
+  const ofKind = rules.filter((rule) => rule.kind === kind && matches(kind, target, rule.pattern, places) && !(rule.unless && matches(kind, target, rule.unless, places)));
   const denied = ofKind.find((rule) => rule.action === "deny");
   if (denied) return { action: "deny", rule: denied, reason: `denied by ${describe(denied)}`, grant };
   if (grants.some((g) => g.kind === kind && g.target === target)) return { action: "allow", rule: undefined, reason: "allowed for this task", grant };

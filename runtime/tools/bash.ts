@@ -3,6 +3,7 @@ import type { Sandbox } from "../sandbox/sandbox.ts";
 import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { pathArguments } from "./command-paths.ts";
+import { isSecretFileName } from "./paths.ts";
 import { PermissionDenied } from "../errors.ts";
 import { defineTool, ToolError } from "./tool.ts";
 
@@ -75,7 +76,6 @@ export function createBashTool(sandbox: Sandbox, options: BashToolOptions) {
   });
 }
 
-const SECRET_FILE = /^\.env(\..+)?$/;
 const NOT_SCANNED = new Set([".git", "node_modules", ".venv", "venv", "__pycache__", "target", "dist", "build"]);
 
 /**
@@ -95,7 +95,7 @@ function secretFiles(root: string): string[] {
     }
     for (const entry of entries) {
       if (--budget < 0) return;
-      if (entry.isFile() && SECRET_FILE.test(entry.name)) found.push(join(folder, entry.name));
+      if (entry.isFile() && isSecretFileName(entry.name)) found.push(join(folder, entry.name));
       else if (entry.isDirectory() && depth < 4 && !NOT_SCANNED.has(entry.name)) scan(join(folder, entry.name), depth + 1);
     }
   };

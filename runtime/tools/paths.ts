@@ -15,8 +15,14 @@ export interface PathRules {
 
 export const NO_RULES: PathRules = { hidden: [], readOnly: [], writable: [] };
 
-/** `.env`, `.env.local`, …: secrets by convention, wherever they are (`.ENV` too: macOS's disk ignores case). */
-const SECRET_FILE = /^\.env(\..+)?$/i;
+/**
+ * `.env`, `.env.local`, …: secrets by convention, wherever they are (`.ENV` too: macOS's disk
+ * ignores case). Not the templates committed beside them to show the keys (`.env.example`,
+ * `.env.local.sample`, `.template`, `.dist`).
+ */
+export function isSecretFileName(name: string): boolean {
+  return /^\.env(\..+)?$/i.test(name) && !/^\.env(\..+)?\.(example|sample|template|dist)$/i.test(name);
+}
 
 /**
  * Resolves `path` (relative to `workdir` or absolute) to a real path, following symlinks and `..`
@@ -27,7 +33,7 @@ const SECRET_FILE = /^\.env(\..+)?$/i;
 export function resolvePath(workdir: string, path: string, rules: PathRules = NO_RULES, access: "read" | "write" = "read"): string {
   const real = realPathOfNearest(resolve(workdir, path));
   const shown = isAbsolute(path) || real === resolve(workdir, path) ? real : `${path} (${real})`;
-  if (SECRET_FILE.test(basename(real)) || [...rules.hidden, ...(rules.toolsHidden ?? [])].some((hidden) => within(real, hidden))) {
+  if (isSecretFileName(basename(real)) || [...rules.hidden, ...(rules.toolsHidden ?? [])].some((hidden) => within(real, hidden))) {
     throw new PermissionDenied(`${shown} holds secrets; Nightshift never lets the agent read or write it.`);
   }
   if (access === "write" && rules.readOnly.some((path) => within(real, path)) && !rules.writable.some((path) => within(real, path))) {
