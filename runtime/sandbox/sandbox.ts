@@ -33,6 +33,8 @@ export interface RunResult {
   /** True when `signal` aborted the command. */
   aborted: boolean;
   durationMs: number;
+  /** What the sandbox reported refusing, one line each (sandbox-runtime on macOS), for the model. */
+  violations?: string[];
 }
 
 export interface SandboxProbe {
