@@ -51,4 +51,6 @@ export interface Sandbox {
   probe(): Promise<SandboxProbe>;
   /** Runs `command` with `bash -c`. Must not throw for a failing command; throws SandboxUnavailable when it cannot run at all. */
   run(command: string, options: RunOptions): Promise<RunResult>;
+  /** Releases what the sandbox holds between runs (srt: its bridges and proxies). Runs must have ended. */
+  close?(): Promise<void>;
 }

@@ -66,7 +66,7 @@ function loadManager(): Promise<Manager> {
  * runs to end first. Resolves with the release for this run.
  */
 async function acquire(manager: Manager, port: number | undefined): Promise<() => void> {
-  const key = port === undefined ? "offline" : `proxy:${port}`;
+  const key = keyOf(port);
   while (current && current.key !== key) {
     const other = current;
     if (other.runs > 0) {
@@ -91,6 +91,20 @@ async function acquire(manager: Manager, port: number | undefined): Promise<() =
     mine.runs -= 1;
     if (mine.runs === 0) for (const wake of mine.waiters.splice(0)) wake();
   };
+}
+
+function keyOf(port: number | undefined): string {
+  return port === undefined ? "offline" : `proxy:${port}`;
+}
+
+/** Resets the manager when it is set up for `key` and no run uses it: its bridges and proxies end. */
+async function releaseManager(key: string): Promise<void> {
+  const mine = current;
+  if (!mine || mine.key !== key || mine.runs > 0) return;
+  current = undefined;
+  await mine.ready.catch(() => undefined);
+  const manager = await loadManager();
+  await manager.reset();
 }
 
 /**
@@ -173,6 +187,10 @@ export function createSrtSandbox(options: SrtSandboxOptions): Sandbox {
   return {
     kind: KIND,
     probe,
+    async close() {
+      if (port === undefined && !probed) return;
+      await releaseManager(keyOf(port));
+    },
     async run(command, runOptions) {
       const probeResult = await probe();
       if (!probeResult.ok) throw new SandboxUnavailable(probeResult.problem ?? "sandbox-runtime is not usable here.");
