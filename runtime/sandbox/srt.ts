@@ -188,7 +188,6 @@ export function createSrtSandbox(options: SrtSandboxOptions): Sandbox {
     kind: KIND,
     probe,
     async close() {
-      if (port === undefined && !probed) return;
       await releaseManager(keyOf(port));
     },
     async run(command, runOptions) {
@@ -209,12 +208,14 @@ export function createSrtSandbox(options: SrtSandboxOptions): Sandbox {
 
 /**
  * srt's write rules: the workdir, the extra writable paths and the run's TMPDIR; then, winning over
- * those, the read-only paths inside them (`.git/hooks`, denied folders, NIGHTSHIFT_HOME) and the
+ * those, the read-only and hidden paths inside them (`.git/hooks`, denied folders, NIGHTSHIFT_HOME) and the
  * places srt would make writable by itself. Every path is literal: no glob in a name is expanded.
  */
 function filesystemRules(options: RunOptions, hidden: readonly string[], readOnly: readonly string[], scratch: string): NonNullable<SandboxRuntimeConfig["filesystem"]> {
   const bound = [options.cwd, ...(options.writable ?? [])];
-  const protectedInside = readOnly.filter((path) => bound.some((b) => inside(path, b)));
+  // Hidden paths inside a writable one are write-denied too: srt hides a folder under an empty
+  // tmpfs, where a write would seem to succeed and vanish.
+  const protectedInside = [...readOnly, ...hidden].filter((path) => bound.some((b) => inside(path, b)));
   const home = homedir();
   const srtDefaults = ["/tmp/claude", "/private/tmp/claude", join(home, ".npm", "_logs"), join(home, ".claude", "debug")];
   const literal = (path: string) => ({ path, literal: true as const });
