@@ -45,7 +45,7 @@ const benches: Bench[] = [
   { title: "Dashboard: first render at 390×844", what: "headless Chromium (chromium-headless-shell) signed in to a `nightshift start` child: Now with 1,000 and 10,000 tasks in the state, Tasks with 10,000, a Task whose log has 5,000 events; a new tab per run, median of 7 after one untimed run", run: rows(() => benchFirstRender()) },
   { title: "Dashboard: live updates into one Task page", what: "the dashboard app served on loopback, a signed-in 390×844 headless Chromium tab on a running task, a writer appending each event to the log and emitting it as a session does: one turn (4 events) at a time, then a burst of 2,000 events", run: rows(() => benchLiveEvents()) },
   { title: "Dashboard: the idle daemon", what: "`nightshift start` with nothing to do, 10 s from its dashboard line: the dashboard served with nobody signed in, with a tab open on Now, and not served (its port taken)", run: rows(() => benchIdleDashboard()) },
-  { title: "Sandbox cost per command", what: "`true` and a curl GET, bare, unsandboxed, under bubblewrap and under bubblewrap with the network proxy, 20 runs each (target: ≤ 50 ms added)", run: async () => formatTable(await benchSandbox()) },
+  { title: "Sandbox cost per command", what: "`true` and a curl GET, bare, unsandboxed, under bubblewrap and under sandbox-runtime (srt), each also with the network proxy, 20 runs each (target: ≤ 50 ms added)", run: async () => formatTable(await benchSandbox()) },
 ];
 
 export function describeMachine(): string {

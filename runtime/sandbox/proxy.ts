@@ -3,12 +3,11 @@
  * every request and only then connects, for `CONNECT host:port` tunnels (HTTPS and anything else
  * over TCP) and absolute-form plain HTTP requests (`GET http://host:port/path`).
  *
- * Why not @anthropic-ai/sandbox-runtime, which does the same on bubblewrap: it costs about 150 ms per
- * command on our machines (wrapping plus spawning what it returns, with a proxy bridge set up per
- * command), against a 50 ms budget; and its domain filter is a static allowlist, while we need an
- * async per-request decision that can wait minutes for a human, wired to our durable approvals.
- * Here the proxy starts once per process, and a run pays only for a bind mount and a `socat` relay
- * inside its sandbox (see bwrap.ts).
+ * Why not the proxy of @anthropic-ai/sandbox-runtime: its ask callback is told a host and port but
+ * not which command asked, while our decision is per session (task grants, approvals that wait for
+ * a human). So even the srt backend (srt.ts) sends its commands here, as srt's "external" proxy, on
+ * the TCP port. Under bwrap the proxy starts once per process, and a run pays only for a bind mount
+ * and a `socat` relay inside its sandbox (see bwrap.ts).
  *
  * Which run is asking: the server is shared, so each run registers and gets a random token, which
  * the sandbox receives inside its proxy URL (`http://nightshift:<token>@127.0.0.1:3128`). Clients
