@@ -9,6 +9,7 @@ import { after, before, describe, test } from "node:test";
 import { SandboxUnavailable } from "../runtime/errors.ts";
 import { createBwrapSandbox, createSrtSandbox, createUnsandboxed, scrubEnv } from "../runtime/sandbox/index.ts";
 import type { BwrapSandboxOptions, RunOptions, Sandbox } from "../runtime/sandbox/index.ts";
+import type { ToolContext } from "../runtime/tools/tool.ts";
 import { LINUX_BACKENDS, needs, type LinuxBackend } from "./support/prerequisites.ts";
 
 const tempDirs: string[] = [];
@@ -365,5 +366,23 @@ describe("scrubEnv", () => {
     assert.equal("INTERNAL_URL" in clean, false);
     assert.equal("API_KEY" in clean, false);
     assert.match(clean.PATH ?? "", /\/usr\/bin/);
+  });
+});
+
+describe("what a sandbox reports refusing", () => {
+  test("reaches the model as a reason after the output, as blocked hosts do", async () => {
+    const { createBashTool } = await import("../runtime/tools/bash.ts");
+    const reporting: Sandbox = {
+      kind: "fake",
+      probe: async () => ({ ok: true, kind: "fake" }),
+      run: async () => ({ exitCode: 1, output: "cat: /etc/secret: Operation not permitted\n", droppedBytes: 0, timedOut: false, aborted: false, durationMs: 1, violations: ["deny file-read-data /etc/secret"] }),
+    };
+    const bash = createBashTool(reporting, { timeoutMs: 1000, maxOutputBytes: 1000 });
+    const cwd = tempDir();
+    const context: ToolContext = { workdir: cwd, signal: new AbortController().signal, paths: { hidden: [], readOnly: [], writable: [] }, writable: [], readOnly: [], permissions: { check: async () => {} } };
+    await assert.rejects(bash.execute({ command: "cat /etc/secret" }, context), (error: Error) => {
+      assert.equal(error.message, "cat: /etc/secret: Operation not permitted\n[sandbox refused: deny file-read-data /etc/secret]\nexit code 1");
+      return true;
+    });
   });
 });
