@@ -114,6 +114,9 @@ async function releaseManager(key: string): Promise<void> {
  */
 function baseConfig(port: number | undefined): SandboxRuntimeConfig {
   return {
+    // On Linux srt scans the process's working directory (Nightshift's, not the command's) for files
+    // to write-protect, on every command. Ours come with each run (`readOnly`): scan as little as it allows.
+    mandatoryDenySearchDepth: 1,
     network: { allowedDomains: [], deniedDomains: [], ...(port !== undefined ? { httpProxyPort: port, socksProxyPort: port } : {}) },
     filesystem: { denyRead: [], allowWrite: [], denyWrite: [] },
   };
