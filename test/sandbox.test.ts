@@ -239,7 +239,20 @@ describe("bwrap sandbox: protected folders", needs("bwrap", "socat"), () => {
   });
 });
 
-describe("srt sandbox: what it cannot say", needs("srt"), () => {
+describe("srt sandbox: where it differs from bwrap", needs("srt"), () => {
+  test("gives each command a private TMPDIR, removed after it; the rest of /tmp is read-only", async () => {
+    const sandbox = createSrtSandbox({ env: baseEnv });
+    const probe = join(tmpdir(), `nightshift-srt-probe-${process.pid}`);
+    const result = await sandbox.run(`echo kept > "$TMPDIR/scratch" && cat "$TMPDIR/scratch" && echo "tmpdir=$TMPDIR"; echo leak > ${probe}`, limits(tempDir()));
+    assert.match(result.output, /^kept$/m);
+    const tmp = /^tmpdir=(.+)$/m.exec(result.output)?.[1] ?? "";
+    assert.match(tmp, /nightshift-srt-/);
+    assert.equal(existsSync(tmp), false, "the command's TMPDIR is gone after it");
+    assert.match(result.output, /Read-only file system/);
+    assert.equal(existsSync(probe), false);
+    await sandbox.close?.();
+  });
+
   test("refuses a run whose workdir holds a read-only folder with a writable one inside, rather than leave it writable", async () => {
     const workdir = tempDir();
     const settings = join(workdir, ".nightshift");

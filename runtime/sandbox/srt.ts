@@ -167,6 +167,7 @@ export function createSrtSandbox(options: SrtSandboxOptions): Sandbox {
     const registration = options.network && runOptions.sessionKey !== undefined ? options.network.proxy.register(runOptions.sessionKey) : undefined;
     // 128 random bits, so a violation report is this run's alone.
     const commandId = randomBytes(16).toString("base64url");
+    let wrappedOk = false;
     try {
       const wrapped = await manager.wrapWithSandbox(
         `${shellPrefix(scratch, registration !== undefined)}${command}`,
@@ -175,13 +176,15 @@ export function createSrtSandbox(options: SrtSandboxOptions): Sandbox {
         runOptions.signal,
         { commandId, commandText: command },
       );
+      wrappedOk = true;
       const runEnv = registration ? { ...env, [AUTH_VARIABLE]: `nightshift:${registration.token}` } : env;
       const result = await spawnCaptured("bash", ["-c", wrapped], { env: runEnv, cwd: runOptions.cwd, timeoutMs: runOptions.timeoutMs, maxOutputBytes: runOptions.maxOutputBytes, signal: runOptions.signal });
       const violations = manager.getSandboxViolationStore().getViolationsForCommand(commandId).map((violation) => violation.line);
       return violations.length > 0 ? { ...result, violations: violations.slice(0, MAX_VIOLATION_LINES) } : result;
     } finally {
       registration?.unregister();
-      manager.cleanupAfterCommand();
+      // Mount points are counted per wrap; a wrap that threw has released its own already.
+      if (wrappedOk) manager.cleanupAfterCommand();
       rmSync(scratch, { recursive: true, force: true });
       release();
     }
