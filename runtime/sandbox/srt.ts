@@ -144,14 +144,18 @@ export function createSrtSandbox(options: SrtSandboxOptions): Sandbox {
     }
     const dependencies = await manager.checkDependenciesAsync().catch((error: unknown) => ({ errors: [errorText(error)], warnings: [] }));
     if (dependencies.errors.length > 0) return { ok: false, kind: KIND, problem: `sandbox-runtime is missing what it needs: ${dependencies.errors.join("; ")}${installHint()}` };
+    // An empty folder of its own: srt makes placeholder files for what it write-protects in
+    // Nightshift's working directory when that lies inside a writable one, as it would under /tmp.
+    const cwd = realpathSync(mkdtempSync(join(tmpdir(), "nightshift-srt-probe-")));
     try {
-      const cwd = realpathSync(tmpdir());
       const result = await runWrapped(manager, "true", { cwd, timeoutMs: PROBE_TIMEOUT_MS, maxOutputBytes: 4096 });
       if (result.exitCode === 0) return { ok: true, kind: KIND };
       const detail = result.timedOut ? `timed out after ${PROBE_TIMEOUT_MS} ms` : oneLine(result.output) || `exit code ${result.exitCode}`;
       return { ok: false, kind: KIND, problem: `sandbox-runtime cannot run a command here: ${detail}${process.platform === "linux" ? "; enable unprivileged user namespaces (kernel.apparmor_restrict_unprivileged_userns=0 on Ubuntu 24.04+)" : ""}.` };
     } catch (error) {
       return { ok: false, kind: KIND, problem: `sandbox-runtime cannot start: ${errorText(error)}` };
+    } finally {
+      rmSync(cwd, { recursive: true, force: true });
     }
   }
 
@@ -223,7 +227,9 @@ function filesystemRules(options: RunOptions, hidden: readonly string[], readOnl
   // tmpfs, where a write would seem to succeed and vanish.
   const protectedInside = [...readOnly, ...hidden].filter((path) => bound.some((b) => inside(path, b)));
   const home = homedir();
-  const srtDefaults = ["/tmp/claude", "/private/tmp/claude", join(home, ".npm", "_logs"), join(home, ".claude", "debug")];
+  // Only those that exist: srt skips a missing one, and denying a missing path inside a writable
+  // one would make it create a placeholder there.
+  const srtDefaults = existing(["/tmp/claude", "/private/tmp/claude", join(home, ".npm", "_logs"), join(home, ".claude", "debug")]);
   const literal = (path: string) => ({ path, literal: true as const });
   return {
     denyRead: [...hidden, ...(options.hidden ?? [])].map(literal),
