@@ -47,7 +47,7 @@ const benches: Bench[] = [
   { title: "Dashboard: live updates into one Task page", what: "the dashboard app served on loopback, a signed-in 390×844 headless Chromium tab on a running task, a writer appending each event to the log and emitting it as a session does: one turn (4 events) at a time, then a burst of 2,000 events", run: rows(() => benchLiveEvents()) },
   { title: "Dashboard: the idle daemon", what: "`nightshift start` with nothing to do, 10 s from its dashboard line: the dashboard served with nobody signed in, with a tab open on Now, and not served (its port taken)", run: rows(() => benchIdleDashboard()) },
   { title: "Policy checks per bash call", what: "`decide` for the command and `pathArguments` with a `decide` per path, over the 417-line ordinary corpus with the default rules and a deny rule for `git push`; median of 21 passes after one untimed pass", run: rows(() => benchPolicy()) },
-  { title: "Sandbox cost per command", what: "`true` and a curl GET, bare, unsandboxed, under bubblewrap and under bubblewrap with the network proxy, 20 runs each (target: ≤ 50 ms added)", run: async () => formatTable(await benchSandbox()) },
+  { title: "Sandbox cost per command", what: "`true` and a curl GET, bare, unsandboxed, under bubblewrap and under sandbox-runtime (srt), each also with the network proxy, 20 runs each (target: ≤ 50 ms added)", run: async () => formatTable(await benchSandbox()) },
 ];
 
 export function describeMachine(): string {

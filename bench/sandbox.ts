@@ -1,7 +1,8 @@
 /**
  * Per-command cost of the sandboxes: `true` run bare, through createUnsandboxed, through
- * createBwrapSandbox, and through createBwrapSandbox with the network proxy; then one HTTP GET to a
- * local server, bare versus sandboxed through the proxy (curl when installed, else bash /dev/tcp).
+ * createBwrapSandbox and createSrtSandbox (sandbox-runtime), each also with the network proxy; then
+ * one HTTP GET to a local server, bare versus sandboxed through the proxy (curl when installed, else
+ * bash /dev/tcp).
  * Run with `node bench/sandbox.ts`; prints a markdown table.
  */
 
@@ -12,7 +13,7 @@ import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
-import { createBwrapSandbox, createUnsandboxed } from "../runtime/sandbox/index.ts";
+import { createBwrapSandbox, createSrtSandbox, createUnsandboxed } from "../runtime/sandbox/index.ts";
 import type { RunOptions, Sandbox } from "../runtime/sandbox/index.ts";
 import { startNetworkProxy } from "../runtime/sandbox/proxy.ts";
 
@@ -37,6 +38,7 @@ export async function benchSandbox(env: Record<string, string | undefined> = pro
   // Allows the local server: the cost measured is the proxy's, not a human's.
   const proxy = await startNetworkProxy({
     socketPath: join(cwd, "proxy", "proxy.sock"),
+    tcp: true, // for srt
     decide: async (request) => ({ allow: request.host === "127.0.0.1" && request.port === port, reason: "bench" }),
   });
   try {
@@ -47,6 +49,8 @@ export async function benchSandbox(env: Record<string, string | undefined> = pro
     };
     const bwrap = createBwrapSandbox({ env });
     const networked = createBwrapSandbox({ env, network: { proxy } });
+    const srt = createSrtSandbox({ env });
+    const srtNetworked = createSrtSandbox({ env, network: { proxy } });
     for (const sandbox of [bwrap, networked]) {
       const probe = await sandbox.probe();
       if (!probe.ok) throw new Error(probe.problem);
@@ -61,6 +65,9 @@ export async function benchSandbox(env: Record<string, string | undefined> = pro
       await measure("createUnsandboxed run('true')", viaSandbox(createUnsandboxed({ env }), "true")),
       await measure("createBwrapSandbox run('true')", viaSandbox(bwrap, "true")),
       await measure("createBwrapSandbox + proxy run('true')", viaSandbox(networked, "true", withSession)),
+      // srt is one object per process: the rows without and with the proxy each set it up once.
+      ...(await srtRows("createSrtSandbox run('true')", srt, viaSandbox(srt, "true"))),
+      ...(await srtRows("createSrtSandbox + proxy run('true')", srtNetworked, viaSandbox(srtNetworked, "true", withSession))),
     ].map((row) => compared(row, bare));
 
     const get = httpGetCommands(port, hasCurl());
@@ -71,13 +78,25 @@ export async function benchSandbox(env: Record<string, string | undefined> = pro
     const getRows = [
       bareGet,
       await measure(`createBwrapSandbox + proxy ${get.tool} GET`, viaSandbox(networked, get.sandboxed, withSession, "hello")),
+      ...(await srtRows(`createSrtSandbox + proxy ${get.tool} GET`, srtNetworked, viaSandbox(srtNetworked, get.sandboxed, withSession, "hello"))),
     ].map((row) => compared(row, bareGet));
+    await srtNetworked.close?.();
     return [...trueRows, ...getRows];
   } finally {
     await proxy.close();
     server.close();
     rmSync(cwd, { recursive: true, force: true });
   }
+}
+
+/** srt's rows, or none when it cannot run here (said on stderr): the bench still reports bwrap's. */
+async function srtRows(name: string, sandbox: Sandbox, once: () => Promise<void>): Promise<Row[]> {
+  const probe = await sandbox.probe();
+  if (!probe.ok) {
+    process.stderr.write(`${name}: skipped, ${probe.problem}\n`);
+    return [];
+  }
+  return [await measure(name, once)];
 }
 
 function compared(row: Row, baseline: Row): Row {

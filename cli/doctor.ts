@@ -31,11 +31,13 @@ export async function runDoctor({ loaded, sandbox, nodeVersion, timeoutMs = 5000
   const checks: Check[] = [checkNode(nodeVersion), ...checkFolders(loaded.home), ...checkSpecialists(loaded.home)];
   const probe = await sandbox.probe();
   if (loaded.config.sandbox.mode === "off") {
-    checks.push({ ok: false, level: "warn", label: "SANDBOX IS OFF: commands the model chooses run unconfined on this machine", fix: "set `sandbox: { mode: bwrap }` in config.yaml" });
+    checks.push({ ok: false, level: "warn", label: "SANDBOX IS OFF: commands the model chooses run unconfined on this machine", fix: "set `sandbox: { mode: auto }` in config.yaml" });
   } else {
-    checks.push(probe.ok ? { ok: true, label: `sandbox works (${probe.kind})` } : { ok: false, label: `sandbox unavailable: bash will be refused`, fix: probe.problem ?? "install bubblewrap" });
+    const mode = `sandbox.mode: ${loaded.config.sandbox.mode}`;
+    checks.push(probe.ok ? { ok: true, label: `sandbox works (${probe.kind}, ${mode})` } : { ok: false, label: `sandbox unavailable (${probe.kind}, ${mode}): bash will be refused`, fix: probe.problem ?? "install bubblewrap" });
   }
-  if (loaded.config.sandbox.mode !== "off") checks.push(checkTool("socat", ["-V"], "network for sandboxed commands (the relay to the filtering proxy)", "sudo apt-get install socat` or `brew install socat"));
+  // socat carries the network into a Linux sandbox (ours and srt's); Seatbelt needs no relay.
+  if (loaded.config.sandbox.mode !== "off" && !(probe.kind === "srt" && process.platform === "darwin")) checks.push(checkTool("socat", ["-V"], "network for sandboxed commands (the relay to the filtering proxy)", "sudo apt-get install socat` or `brew install socat"));
   checks.push(checkRipgrep());
   checks.push(...(await checkEndpoints(loaded, timeoutMs)));
   checks.push(...(await checkTelegram(loaded, timeoutMs)));

@@ -25,7 +25,7 @@ budget:                                    # per task, unless the task file says
   daily_usd: 10.00
 
 sandbox:
-  mode: bwrap                              # "off" runs commands unconfined: doctor and every trace flag it
+  mode: auto                               # bwrap on Linux, srt (sandbox-runtime) on macOS; "off" runs commands unconfined: doctor and every trace flag it
   command_timeout: 2m
   max_output_bytes: 30000
 

@@ -78,7 +78,9 @@ async function main(argv: string[]): Promise<number> {
       useCompileCache(env);
       const [{ loadConfig }, { createSandbox }, { formatChecks, runDoctor }] = await Promise.all([import("../runtime/config.ts"), import("../runtime/runtime.ts"), import("./doctor.ts")]);
       const loaded = loadConfig(env);
-      const checks = await runDoctor({ loaded, sandbox: createSandbox(loaded), nodeVersion: process.version });
+      const sandbox = createSandbox(loaded);
+      const checks = await runDoctor({ loaded, sandbox, nodeVersion: process.version });
+      await sandbox.close?.(); // srt's bridge and proxy would keep the process alive
       const failed = checks.filter((check) => !check.ok && check.level !== "warn").length;
       print(formatChecks(checks), 0);
       return print(failed ? `\n${failed} problem${failed > 1 ? "s" : ""} to fix.` : "\nAll good.", failed ? 1 : 0);

@@ -223,7 +223,7 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
   if (!bot) stderr.write("Telegram is off (set TELEGRAM_BOT_TOKEN in the environment or in .env to steer Nightshift from your phone).\n");
   if (config.sandbox.mode === "off") stderr.write("! SANDBOX IS OFF (config sandbox.mode): commands run unconfined on this machine\n");
   else if (!probe.ok) stderr.write(`! sandbox unavailable, bash will be refused: ${probe.problem}\n`);
-  trace.info({ event: "daemon_started", pid: process.pid, resumed, failed }, "daemon started");
+  trace.info({ event: "daemon_started", pid: process.pid, resumed, failed, sandbox: probe.kind, sandbox_ok: probe.ok }, "daemon started");
   // After the ready line: Hono and its Node adapter take 50-100 ms to load, which start → ready
   // does not wait for. A port in use is said in one line and the daemon runs on without a dashboard.
   const dashboardStarting = (async () => {

@@ -89,7 +89,8 @@ export const configSchema = z.strictObject({
     daily_usd: z.number().positive().default(10).describe("Dollars per day across tasks"),
   }).default({ max_turns: 40, max_usd: 2, timeout: 3_600_000, daily_usd: 10 }),
   sandbox: z.strictObject({
-    mode: z.enum(["bwrap", "off"]).default("bwrap").describe("off runs commands unconfined: flagged loudly by doctor and in every trace"),
+    mode: z.enum(["auto", "bwrap", "srt", "off"]).default("auto")
+      .describe("auto: bwrap on Linux, srt (sandbox-runtime: Seatbelt) on macOS; bwrap or srt picks one; off runs commands unconfined, flagged loudly by doctor and in every trace"),
     command_timeout: durationMs.default(120_000).describe("Time limit per command"),
     max_output_bytes: z.number().int().positive().default(30_000).describe("Output kept per command; the rest is dropped with a note"),
     allow_private_network: z.boolean().default(false).describe("Let commands reach loopback and private addresses through the proxy (a dev server on this machine)"),
@@ -97,7 +98,7 @@ export const configSchema = z.strictObject({
       .describe("Paths that commands cannot read"),
     secret_env_patterns: z.array(z.string()).default([])
       .describe("Extra regular expressions; environment variables whose names match are removed from commands"),
-  }).default({ mode: "bwrap", command_timeout: 120_000, max_output_bytes: 30_000, allow_private_network: false, hide: DEFAULT_HIDDEN, secret_env_patterns: [] }),
+  }).default({ mode: "auto", command_timeout: 120_000, max_output_bytes: 30_000, allow_private_network: false, hide: DEFAULT_HIDDEN, secret_env_patterns: [] }),
   permissions: z.strictObject({
     deny: z.array(ruleEntry).default([]).describe("Never allowed, whatever else matches"),
     ask: z.array(ruleEntry).default([]).describe("Allowed only after a human says yes"),
@@ -256,4 +257,12 @@ function readOptional(file: string): string | undefined {
 /** JSON Schema of config.yaml, generated from the zod schema. */
 export function configJsonSchema(): unknown {
   return z.toJSONSchema(configSchema, { io: "input", unrepresentable: "any" });
+}
+
+export type SandboxBackend = "bwrap" | "srt" | "off";
+
+/** The backend `sandbox.mode` means on this platform: `auto` is bubblewrap on Linux and sandbox-runtime on macOS. */
+export function sandboxBackend(mode: Config["sandbox"]["mode"], platform: NodeJS.Platform = process.platform): SandboxBackend {
+  if (mode !== "auto") return mode;
+  return platform === "darwin" ? "srt" : "bwrap";
 }

@@ -55,8 +55,9 @@ export type SessionStatus = "done" | "failed" | "cancelled";
 export type BudgetKind = "turns" | "usd" | "time" | "daily_usd";
 
 export type SessionEvent =
-  | { type: "session_start"; at: number; task: TaskSpec }
-  | { type: "resumed"; at: number; attempt: number }
+  // `sandbox`: the Sandbox kind commands ran under (bwrap, srt, unsandboxed); absent in older logs.
+  | { type: "session_start"; at: number; task: TaskSpec; sandbox?: string }
+  | { type: "resumed"; at: number; attempt: number; sandbox?: string }
   | { type: "user"; at: number; text: string }
   | {
       type: "model_response";

@@ -44,6 +44,8 @@ export interface SessionDeps {
   reviewRounds?: number;
   /** Warnings recorded when the session starts or resumes (a sandbox that is off or unusable). */
   notices?: string[];
+  /** The sandbox commands run under (its kind), recorded when the session starts or resumes. */
+  sandbox?: string;
   /** Sees every event after it is durable. Must not throw. */
   emit?(event: SessionEvent): void;
 }
@@ -101,7 +103,7 @@ class BudgetExceeded extends Error {
 
 /** Starts a new session for `task` in an empty log and runs it to the end. */
 export async function startSession(task: TaskSpec, deps: SessionDeps, signal?: AbortSignal): Promise<SessionResult> {
-  const start: SessionEvent = { type: "session_start", at: deps.clock.now(), task };
+  const start: SessionEvent = { type: "session_start", at: deps.clock.now(), task, ...(deps.sandbox ? { sandbox: deps.sandbox } : {}) };
   const notices = noticeEvents(deps);
   await deps.log.append(start, ...notices);
   for (const event of [start, ...notices]) deps.emit?.(event);
@@ -116,7 +118,7 @@ export async function resumeSession(deps: SessionDeps, signal?: AbortSignal): Pr
   const events = await deps.log.read();
   const state = rebuild(events);
   if (state.end && state.end.status !== "failed") return resultOf(state.end);
-  const resumed: SessionEvent = { type: "resumed", at: deps.clock.now(), attempt: state.resumes + 1 };
+  const resumed: SessionEvent = { type: "resumed", at: deps.clock.now(), attempt: state.resumes + 1, ...(deps.sandbox ? { sandbox: deps.sandbox } : {}) };
   const notices = noticeEvents(deps);
   await deps.log.append(resumed, ...notices);
   for (const event of [resumed, ...notices]) deps.emit?.(event);

@@ -4,7 +4,7 @@ import { lookup } from "node:dns/promises";
 import { homedir, tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import type { Clock } from "./clock.ts";
-import { expandHome, requireApiKey, type LoadedConfig, type ResolvedRole, type RoleName } from "./config.ts";
+import { expandHome, requireApiKey, sandboxBackend, type LoadedConfig, type ResolvedRole, type RoleName } from "./config.ts";
 import type { SessionEvent, TaskSpec } from "./events.ts";
 import { PermissionDenied } from "./errors.ts";
 import { createDailySpend, type DailySpend } from "./daily-spend.ts";
@@ -17,7 +17,7 @@ import { continueSession, resumeSession, startSession, type SessionDeps, type Se
 import { rulesFromConfig } from "./policy/policy.ts";
 import { createModelClient, type ModelClient } from "./model.ts";
 import type { Prefix } from "./prompt.ts";
-import { createBwrapSandbox, createUnsandboxed, startNetworkProxy, type NetworkDecision, type NetworkProxy, type NetworkRequest, type Sandbox } from "./sandbox/index.ts";
+import { createBwrapSandbox, createSrtSandbox, createUnsandboxed, startNetworkProxy, type NetworkDecision, type NetworkProxy, type NetworkRequest, type Sandbox } from "./sandbox/index.ts";
 import { lockSession } from "./session-lock.ts";
 import { openSessionLog, readSessionLog } from "./session-log.ts";
 import {
@@ -83,7 +83,9 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
   const { config, home } = loaded;
   const sessionsDir = join(home, "sessions");
   const network = createNetworkRegistry({ allowPrivate: config.sandbox.allow_private_network, dashboardPort: config.dashboard.port });
-  const proxy = options.sandbox || config.sandbox.mode === "off" ? undefined : await startNetworkProxy({ socketPath: proxySocketPath(), decide: network.decide });
+  const backend = sandboxBackend(config.sandbox.mode);
+  // srt can only point commands at a TCP port (Seatbelt allows one loopback port): the proxy listens there too.
+  const proxy = options.sandbox || backend === "off" ? undefined : await startNetworkProxy({ socketPath: proxySocketPath(), decide: network.decide, tcp: backend === "srt" });
   const sandbox = options.sandbox ?? createSandbox(loaded, proxy);
   const paths = pathRules(loaded);
   const approvals = createApprovalStore(join(home, "state", "approvals"), { clock, expireMs: config.approvals.expire });
@@ -119,7 +121,7 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
   /** Every session's trace says loudly when commands are not confined. */
   const sandboxNotices = async (): Promise<string[]> => {
     const extra = options.notices?.() ?? [];
-    if (config.sandbox.mode === "off") return ["SANDBOX IS OFF (config sandbox.mode): commands run unconfined on this machine, with its network and files", ...extra];
+    if (backend === "off") return ["SANDBOX IS OFF (config sandbox.mode): commands run unconfined on this machine, with its network and files", ...extra];
     const probe = await sandbox.probe();
     return probe.ok ? extra : [`sandbox unavailable, so bash is refused: ${probe.problem}`, ...extra];
   };
@@ -171,6 +173,7 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
       paths,
       permissions: child ? { ...permissions, label: child.label } : permissions,
       notices: await sandboxNotices(),
+      sandbox: sandbox.kind,
       daily,
       ...(child ? { pool: child.pool } : { specialists: runner, reviewRounds: config.specialists.review_rounds }),
       ...(emit ? { emit: (event: SessionEvent) => emitWithParent(emit, id, event, child) } : {}),
@@ -220,7 +223,10 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
       }
     },
     modelFor,
-    close: async () => proxy?.close(),
+    close: async () => {
+      await sandbox.close?.();
+      await proxy?.close();
+    },
   };
 }
 
@@ -329,8 +335,12 @@ export function createSandbox(loaded: LoadedConfig, proxy?: NetworkProxy): Sandb
   const roleKeys = new Set(Object.values(loaded.roles).map((role) => role.apiKeyEnv));
   const env = Object.fromEntries(Object.entries(loaded.processEnv).filter(([name]) => !roleKeys.has(name)));
   const patterns = config.sandbox.secret_env_patterns;
-  if (config.sandbox.mode === "off") return createUnsandboxed({ env, secretEnvPatterns: patterns });
+  const backend = sandboxBackend(config.sandbox.mode);
+  if (backend === "off") return createUnsandboxed({ env, secretEnvPatterns: patterns });
   const rules = pathRules(loaded);
+  if (backend === "srt") {
+    return createSrtSandbox({ env, readOnlyHidden: rules.hidden.filter((path) => !rules.toolsHidden?.includes(path)), readOnly: [...rules.readOnly], secretEnvPatterns: patterns, ...(proxy ? { network: { proxy } } : {}) });
+  }
   return createBwrapSandbox({ env, readOnlyHidden: rules.hidden.filter((path) => !rules.toolsHidden?.includes(path)), readOnly: [...rules.readOnly], secretEnvPatterns: patterns, ...(proxy ? { network: { proxy } } : {}) });
 }
 

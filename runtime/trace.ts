@@ -80,7 +80,7 @@ export function traceEvent(logger: TraceLogger, session: string, event: SessionE
   const { type, ...rest } = event;
   switch (event.type) {
     case "session_start":
-      return logger.info({ session, event: type, title: event.task.title, model: event.task.model, workdir: event.task.workdir, budget: event.task.budget }, "session started");
+      return logger.info({ session, event: type, title: event.task.title, model: event.task.model, workdir: event.task.workdir, budget: event.task.budget, sandbox: event.sandbox }, "session started");
     case "model_response":
       return logger.info(
         {

@@ -118,10 +118,23 @@ describe("nightshift doctor", () => {
   it("reports each check, with reachable endpoints and a working sandbox", needs("bwrap", "socat"), async () => {
     const result = await nightshift(["doctor"], env);
     assert.match(result.stdout, /✓ Node v2\d/);
-    assert.match(result.stdout, /✓ sandbox works \(bwrap\)/);
+    assert.match(result.stdout, /✓ sandbox works \(bwrap, sandbox\.mode: auto\)/);
     assert.match(result.stdout, /✓ socat found/);
     assert.match(result.stdout, new RegExp(`✓ main, specialist, small → ${api.url.replace(/\./g, "\\.")}: reachable`));
     assert.equal(result.code, 0, result.stdout);
+  });
+
+  it("names the srt backend when sandbox.mode picks it, and so does every session's trace", needs("srt"), async () => {
+    const srtHome = join(dir.path, "srt-home");
+    mkdirSync(srtHome);
+    writeFileSync(join(srtHome, "config.yaml"), "sandbox:\n  mode: srt\n");
+    const result = await nightshift(["doctor"], { ...env, NIGHTSHIFT_HOME: srtHome });
+    assert.match(result.stdout, /✓ sandbox works \(srt, sandbox\.mode: srt\)/);
+    api.script({ content: [{ type: "text", text: "ok" }] });
+    const run = await nightshift(["run", "hello"], { ...env, NIGHTSHIFT_HOME: srtHome });
+    assert.equal(run.code, 0, run.stderr);
+    const trace = readFileSync(join(srtHome, "logs", "trace.jsonl"), "utf8");
+    assert.match(trace, /"event":"session_start".*"sandbox":"srt"/);
   });
 
   it("says what to do when the home is missing and the endpoint is down", async () => {

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import { loadConfig, parseConfigText, requireApiKey } from "../runtime/config.ts";
+import { loadConfig, parseConfigText, requireApiKey, sandboxBackend } from "../runtime/config.ts";
 import { ConfigError } from "../runtime/errors.ts";
 import { tempDir } from "./support/home.ts";
 
@@ -28,7 +28,16 @@ describe("config.yaml", () => {
     const config = parseConfigText("", "config.yaml");
     assert.equal(config.models.main.model, "claude-sonnet-5-5");
     assert.equal(config.budget.timeout, 3_600_000);
-    assert.equal(config.sandbox.mode, "bwrap");
+    assert.equal(config.sandbox.mode, "auto");
+  });
+
+  it("sandbox.mode auto means bubblewrap on Linux and sandbox-runtime on macOS; an explicit mode is kept", () => {
+    assert.equal(sandboxBackend("auto", "linux"), "bwrap");
+    assert.equal(sandboxBackend("auto", "darwin"), "srt");
+    for (const mode of ["bwrap", "srt", "off"] as const) {
+      assert.equal(sandboxBackend(mode, "linux"), mode);
+      assert.equal(sandboxBackend(mode, "darwin"), mode);
+    }
   });
 
   it("names the line of a misspelt key before complaining about the key it hides", () => {
@@ -39,7 +48,7 @@ describe("config.yaml", () => {
 
   it("explains a bad duration and a bad choice", () => {
     assert.match(configError("budget:\n  timeout: soon\n").message, /config\.yaml:2: setting `budget\.timeout`: "soon" is not a duration; write it like 90s, 30m, 2h or 1h30m/);
-    assert.match(configError("sandbox:\n  mode: maybe\n").message, /config\.yaml:2: setting `sandbox\.mode`: .*"bwrap"\|"off"/);
+    assert.match(configError("sandbox:\n  mode: maybe\n").message, /config\.yaml:2: setting `sandbox\.mode`: .*"auto"\|"bwrap"\|"srt"\|"off"/);
   });
 
   it("reports broken YAML with its line", () => {

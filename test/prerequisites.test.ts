@@ -59,6 +59,23 @@ describe("test prerequisites", () => {
     assert.match(output, /ℹ skipped 1/);
   });
 
+  test("a test that needs srt skips with sandbox-runtime's own problem, which the global setup found", () => {
+    const dir = mkdtempSync(join(scratch, "srt-"));
+    for (const tool of ["bwrap", "socat", "rg"]) {
+      writeFileSync(join(dir, tool), "#!/bin/sh\n");
+      chmodSync(join(dir, tool), 0o755);
+    }
+    const file = join(dir, "one.test.ts");
+    writeFileSync(file, `import { test } from "node:test";\nimport { needs } from ${JSON.stringify(NEEDS)};\ntest("runs under srt", needs("srt"), () => {});\ntest("runs under bwrap", needs("bwrap"), () => {});\n`);
+    const env: NodeJS.ProcessEnv = { PATH: dir, HOME: dir, NIGHTSHIFT_TEST_SRT_PROBLEM: "its seccomp helper cannot make a namespace here" };
+    const result = spawnSync(process.execPath, ["--test", file], { env, encoding: "utf8", cwd: dir });
+    const output = result.stdout + result.stderr;
+    assert.equal(result.status, 0, output);
+    assert.match(output, /runs under srt .*# sandbox-runtime \(srt\): its seccomp helper cannot make a namespace here/);
+    assert.match(output, /ℹ skipped 1/);
+    assert.match(output, /ℹ pass 1/);
+  });
+
   test("under CI=true the run fails at once, naming what is missing", () => {
     const result = run(true);
     const output = result.stdout + result.stderr;

@@ -9,10 +9,11 @@ import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { createBwrapSandbox } from "../runtime/sandbox/bwrap.ts";
+import { createSrtSandbox } from "../runtime/sandbox/srt.ts";
 import { startNetworkProxy } from "../runtime/sandbox/proxy.ts";
 import type { NetworkDecision, NetworkProxy, NetworkRequest } from "../runtime/sandbox/proxy.ts";
 import type { RunOptions, Sandbox } from "../runtime/sandbox/sandbox.ts";
-import { needs } from "./support/prerequisites.ts";
+import { LINUX_BACKENDS, needs } from "./support/prerequisites.ts";
 
 const baseEnv = { PATH: process.env.PATH, LANG: "C.UTF-8", HOME: homedir() };
 const hasCurl = (() => {
@@ -84,195 +85,209 @@ function rawProxyRequest(lines: string[], auth: "token" | "none" | "wrong" = "to
   return `t=\${HTTP_PROXY#http://nightshift:}; t=\${t%@*}; exec 3<>/dev/tcp/127.0.0.1/3128 || exit 9; printf '%s\\r\\n' ${quoted} ${credentials} '' >&3`;
 }
 
-describe("sandbox network through the filtering proxy", needs("bwrap", "socat"), () => {
-  let proxy: NetworkProxy;
-  let sandbox: Sandbox;
-  let cwd: string;
-  let allowedPort: number;
-  let deniedPort: number;
-  let echoPort: number;
-  const seenByAllowed: IncomingMessage[] = [];
-  const seenByDenied: IncomingMessage[] = [];
-  const asked: Omit<NetworkRequest, "signal">[] = [];
-  let decisionDelayMs = 0;
-  let registrations = 0;
+// Against both Linux sandboxes. srt's relay listens on the same in-sandbox port (3128) as ours.
+for (const backend of LINUX_BACKENDS) {
+  const create = backend === "srt" ? createSrtSandbox : createBwrapSandbox;
+  describe(`sandbox network through the filtering proxy (${backend})`, backend === "srt" ? needs("srt") : needs("bwrap", "socat"), () => {
+    let proxy: NetworkProxy;
+    let sandbox: Sandbox;
+    let cwd: string;
+    let allowedPort: number;
+    let deniedPort: number;
+    let echoPort: number;
+    const seenByAllowed: IncomingMessage[] = [];
+    const seenByDenied: IncomingMessage[] = [];
+    const asked: Omit<NetworkRequest, "signal">[] = [];
+    let decisionDelayMs = 0;
+    let registrations = 0;
 
-  const allowedServer = createServer((request, response) => {
-    seenByAllowed.push(request);
-    response.end(`hello from upstream ${request.method} ${request.url}\n`);
-  });
-  const deniedServer = createServer((request, response) => {
-    seenByDenied.push(request);
-    response.end("the denied server answered\n");
-  });
-  const echoServer = createTcpServer((socket) => {
-    socket.on("error", () => socket.destroy());
-    socket.pipe(socket);
-  });
+    const allowedServer = createServer((request, response) => {
+      seenByAllowed.push(request);
+      response.end(`hello from upstream ${request.method} ${request.url}\n`);
+    });
+    const deniedServer = createServer((request, response) => {
+      seenByDenied.push(request);
+      response.end("the denied server answered\n");
+    });
+    const echoServer = createTcpServer((socket) => {
+      socket.on("error", () => socket.destroy());
+      socket.pipe(socket);
+    });
 
-  async function decide(request: NetworkRequest): Promise<NetworkDecision> {
-    asked.push({ host: request.host, port: request.port, sessionKey: request.sessionKey });
-    if (decisionDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, decisionDelayMs));
-    const allow = request.host === "127.0.0.1" && (request.port === allowedPort || request.port === echoPort);
-    return { allow, reason: allow ? "allowed by the test" : "not in the allowlist" };
-  }
+    async function decide(request: NetworkRequest): Promise<NetworkDecision> {
+      asked.push({ host: request.host, port: request.port, sessionKey: request.sessionKey });
+      if (decisionDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, decisionDelayMs));
+      const allow = request.host === "127.0.0.1" && (request.port === allowedPort || request.port === echoPort);
+      return { allow, reason: allow ? "allowed by the test" : "not in the allowlist" };
+    }
 
-  const run = (command: string, extra: Partial<RunOptions> = {}) =>
-    sandbox.run(command, { cwd, timeoutMs: 10_000, maxOutputBytes: 64 * 1024, sessionKey: "session-42", ...extra });
+    const run = (command: string, extra: Partial<RunOptions> = {}) =>
+      sandbox.run(command, { cwd, timeoutMs: 10_000, maxOutputBytes: 64 * 1024, sessionKey: "session-42", ...extra });
 
-  before(async () => {
-    cwd = tempDir();
-    allowedPort = await listening(allowedServer);
-    deniedPort = await listening(deniedServer);
-    echoPort = await listening(echoServer);
-    const started = await startNetworkProxy({ socketPath: join(tempDir(), "proxy", "proxy.sock"), decide });
-    proxy = {
-      ...started,
-      register(sessionKey) {
-        registrations += 1;
-        return started.register(sessionKey);
-      },
+    before(async () => {
+      cwd = tempDir();
+      allowedPort = await listening(allowedServer);
+      deniedPort = await listening(deniedServer);
+      echoPort = await listening(echoServer);
+      const started = await startNetworkProxy({ socketPath: join(tempDir(), "proxy", "proxy.sock"), decide, tcp: backend === "srt" });
+      proxy = {
+        ...started,
+        register(sessionKey) {
+          registrations += 1;
+          return started.register(sessionKey);
+        },
+      };
+      sandbox = create({ env: baseEnv, network: { proxy } });
+      const probe = await sandbox.probe();
+      assert.equal(probe.ok, true, `${backend} must work on this machine: ${probe.problem}`);
+    });
+
+    after(async () => {
+      await sandbox.close?.();
+      await proxy.close();
+      allowedServer.close();
+      deniedServer.close();
+      echoServer.close();
+    });
+
+    const reset = () => {
+      asked.length = 0;
+      seenByAllowed.length = 0;
+      seenByDenied.length = 0;
+      decisionDelayMs = 0;
     };
-    sandbox = createBwrapSandbox({ env: baseEnv, network: { proxy } });
-    const probe = await sandbox.probe();
-    assert.equal(probe.ok, true, `bubblewrap and socat must work on this machine: ${probe.problem}`);
-  });
 
-  after(async () => {
-    await proxy.close();
-    allowedServer.close();
-    deniedServer.close();
-    echoServer.close();
-  });
+    test("an allowed host answers a plain HTTP request sent through the proxy, and the decision names the run's session", async () => {
+      reset();
+      const target = `127.0.0.1:${allowedPort}`;
+      const result = await run(`${rawProxyRequest([`GET http://${target}/hello?x=1 HTTP/1.1`, "Host: evil.example", "Connection: close"])}; cat <&3`);
+      assert.equal(result.exitCode, 0, result.output);
+      assert.match(result.output, /^HTTP\/1\.1 200 OK\r\n/);
+      assert.match(result.output, /hello from upstream GET \/hello\?x=1\n$/);
+      assert.deepEqual(asked, [{ host: "127.0.0.1", port: allowedPort, sessionKey: "session-42" }]);
+      const [seen] = seenByAllowed;
+      assert.equal(seen?.headers.host, target, "upstream sees the target's host, never the client's Host header");
+      assert.equal(seen?.headers["proxy-authorization"], undefined, "the run token never leaves the proxy");
+    });
 
-  const reset = () => {
-    asked.length = 0;
-    seenByAllowed.length = 0;
-    seenByDenied.length = 0;
-    decisionDelayMs = 0;
-  };
+    test("curl uses the proxy from the environment, for plain HTTP and for a CONNECT tunnel", { skip: hasCurl ? false : "curl is not installed" }, async () => {
+      reset();
+      // The environment's NO_PROXY covers 127.0.0.1; --noproxy '' lets the test's loopback server play the internet.
+      const result = await run(`curl -sS --noproxy '' http://127.0.0.1:${allowedPort}/plain && curl -sS -p --noproxy '' http://127.0.0.1:${allowedPort}/tunnelled`);
+      assert.equal(result.exitCode, 0, result.output);
+      assert.equal(result.output, "hello from upstream GET /plain\nhello from upstream GET /tunnelled\n");
+      assert.equal(asked.length, 2);
+    });
 
-  test("an allowed host answers a plain HTTP request sent through the proxy, and the decision names the run's session", async () => {
-    reset();
-    const target = `127.0.0.1:${allowedPort}`;
-    const result = await run(`${rawProxyRequest([`GET http://${target}/hello?x=1 HTTP/1.1`, "Host: evil.example", "Connection: close"])}; cat <&3`);
-    assert.equal(result.exitCode, 0, result.output);
-    assert.match(result.output, /^HTTP\/1\.1 200 OK\r\n/);
-    assert.match(result.output, /hello from upstream GET \/hello\?x=1\n$/);
-    assert.deepEqual(asked, [{ host: "127.0.0.1", port: allowedPort, sessionKey: "session-42" }]);
-    const [seen] = seenByAllowed;
-    assert.equal(seen?.headers.host, target, "upstream sees the target's host, never the client's Host header");
-    assert.equal(seen?.headers["proxy-authorization"], undefined, "the run token never leaves the proxy");
-  });
+    test("a denied host gets 403 with the reason, and the upstream server never sees the request", async () => {
+      reset();
+      const result = await run(`${rawProxyRequest([`GET http://127.0.0.1:${deniedPort}/secret HTTP/1.1`, `Host: 127.0.0.1:${deniedPort}`, "Connection: close"])}; cat <&3`);
+      assert.match(result.output, /^HTTP\/1\.1 403 Forbidden\r\n/);
+      assert.match(result.output, /\r\nX-Nightshift-Blocked: not in the allowlist\r\n/);
+      assert.match(result.output, /\r\n\r\nNightshift blocked 127\.0\.0\.1: not in the allowlist\n$/);
+      assert.deepEqual(asked, [{ host: "127.0.0.1", port: deniedPort, sessionKey: "session-42" }]);
+      assert.equal(seenByDenied.length, 0);
+    });
 
-  test("curl uses the proxy from the environment, for plain HTTP and for a CONNECT tunnel", { skip: hasCurl ? false : "curl is not installed" }, async () => {
-    reset();
-    // The environment's NO_PROXY covers 127.0.0.1; --noproxy '' lets the test's loopback server play the internet.
-    const result = await run(`curl -sS --noproxy '' http://127.0.0.1:${allowedPort}/plain && curl -sS -p --noproxy '' http://127.0.0.1:${allowedPort}/tunnelled`);
-    assert.equal(result.exitCode, 0, result.output);
-    assert.equal(result.output, "hello from upstream GET /plain\nhello from upstream GET /tunnelled\n");
-    assert.equal(asked.length, 2);
-  });
+    test("curl shows the block reason for a denied host", { skip: hasCurl ? false : "curl is not installed" }, async () => {
+      reset();
+      const result = await run(`curl -sS --noproxy '' http://127.0.0.1:${deniedPort}/; curl -sS -p --noproxy '' http://127.0.0.1:${deniedPort}/`);
+      assert.match(result.output, /^Nightshift blocked 127\.0\.0\.1: not in the allowlist$/m);
+      assert.match(result.output, /CONNECT tunnel failed, response 403/);
+      assert.equal(seenByDenied.length, 0);
+    });
 
-  test("a denied host gets 403 with the reason, and the upstream server never sees the request", async () => {
-    reset();
-    const result = await run(`${rawProxyRequest([`GET http://127.0.0.1:${deniedPort}/secret HTTP/1.1`, `Host: 127.0.0.1:${deniedPort}`, "Connection: close"])}; cat <&3`);
-    assert.match(result.output, /^HTTP\/1\.1 403 Forbidden\r\n/);
-    assert.match(result.output, /\r\nX-Nightshift-Blocked: not in the allowlist\r\n/);
-    assert.match(result.output, /\r\n\r\nNightshift blocked 127\.0\.0\.1: not in the allowlist\n$/);
-    assert.deepEqual(asked, [{ host: "127.0.0.1", port: deniedPort, sessionKey: "session-42" }]);
-    assert.equal(seenByDenied.length, 0);
-  });
+    test("a CONNECT tunnel to an allowed host carries bytes both ways", async () => {
+      reset();
+      const target = `127.0.0.1:${echoPort}`;
+      const tunnel = [
+        rawProxyRequest([`CONNECT ${target} HTTP/1.1`, `Host: ${target}`]),
+        `IFS= read -r status <&3; echo "status=\${status%$'\\r'}"`,
+        `while IFS= read -r line <&3 && [[ $line != $'\\r' ]]; do :; done`,
+        "printf 'ping through the tunnel\\n' >&3",
+        `IFS= read -r reply <&3; echo "reply=$reply"`,
+      ].join("; ");
+      const result = await run(tunnel);
+      assert.equal(result.exitCode, 0, result.output);
+      assert.equal(result.output, "status=HTTP/1.1 200 Connection Established\nreply=ping through the tunnel\n");
+      assert.deepEqual(asked, [{ host: "127.0.0.1", port: echoPort, sessionKey: "session-42" }]);
+    });
 
-  test("curl shows the block reason for a denied host", { skip: hasCurl ? false : "curl is not installed" }, async () => {
-    reset();
-    const result = await run(`curl -sS --noproxy '' http://127.0.0.1:${deniedPort}/; curl -sS -p --noproxy '' http://127.0.0.1:${deniedPort}/`);
-    assert.match(result.output, /^Nightshift blocked 127\.0\.0\.1: not in the allowlist$/m);
-    assert.match(result.output, /CONNECT tunnel failed, response 403/);
-    assert.equal(seenByDenied.length, 0);
-  });
+    test("a slow decision keeps the client waiting, then succeeds", async () => {
+      reset();
+      decisionDelayMs = 200;
+      const result = await run(`${rawProxyRequest([`GET http://127.0.0.1:${allowedPort}/slow HTTP/1.1`, "Connection: close"])}; cat <&3`);
+      assert.match(result.output, /^HTTP\/1\.1 200 OK\r\n/);
+      assert.match(result.output, /hello from upstream GET \/slow\n$/);
+    });
 
-  test("a CONNECT tunnel to an allowed host carries bytes both ways", async () => {
-    reset();
-    const target = `127.0.0.1:${echoPort}`;
-    const tunnel = [
-      rawProxyRequest([`CONNECT ${target} HTTP/1.1`, `Host: ${target}`]),
-      `IFS= read -r status <&3; echo "status=\${status%$'\\r'}"`,
-      `while IFS= read -r line <&3 && [[ $line != $'\\r' ]]; do :; done`,
-      "printf 'ping through the tunnel\\n' >&3",
-      `IFS= read -r reply <&3; echo "reply=$reply"`,
-    ].join("; ");
-    const result = await run(tunnel);
-    assert.equal(result.exitCode, 0, result.output);
-    assert.equal(result.output, "status=HTTP/1.1 200 Connection Established\nreply=ping through the tunnel\n");
-    assert.deepEqual(asked, [{ host: "127.0.0.1", port: echoPort, sessionKey: "session-42" }]);
-  });
+    test("a request without the run's token gets 407 and no decision", async () => {
+      reset();
+      const request = [`GET http://127.0.0.1:${allowedPort}/ HTTP/1.1`, "Connection: close"];
+      for (const auth of ["none", "wrong"] as const) {
+        const result = await run(`${rawProxyRequest(request, auth)}; cat <&3`);
+        assert.match(result.output, /^HTTP\/1\.1 407 Proxy Authentication Required\r\n/, auth);
+        assert.match(result.output, /\r\nProxy-Authenticate: Basic realm="nightshift"\r\n/i, auth);
+      }
+      assert.deepEqual(asked, []);
+      assert.equal(seenByAllowed.length, 0);
+    });
 
-  test("a slow decision keeps the client waiting, then succeeds", async () => {
-    reset();
-    decisionDelayMs = 200;
-    const result = await run(`${rawProxyRequest([`GET http://127.0.0.1:${allowedPort}/slow HTTP/1.1`, "Connection: close"])}; cat <&3`);
-    assert.match(result.output, /^HTTP\/1\.1 200 OK\r\n/);
-    assert.match(result.output, /hello from upstream GET \/slow\n$/);
-  });
+    test("the run's token stops working when the run ends", async () => {
+      const result = await run('t=${HTTP_PROXY#http://nightshift:}; echo "${t%@*}"');
+      const token = result.output.trim();
+      assert.match(token, /^[A-Za-z0-9_-]{20,}$/);
+      const answer = await exchange(proxy.socketPath, `GET http://127.0.0.1:${allowedPort}/ HTTP/1.1\r\nHost: x\r\nProxy-Authorization: ${basic(token)}\r\nConnection: close\r\n\r\n`);
+      assert.match(answer, /^HTTP\/1\.1 407 /);
+    });
 
-  test("a request without the run's token gets 407 and no decision", async () => {
-    reset();
-    const request = [`GET http://127.0.0.1:${allowedPort}/ HTTP/1.1`, "Connection: close"];
-    for (const auth of ["none", "wrong"] as const) {
-      const result = await run(`${rawProxyRequest(request, auth)}; cat <&3`);
-      assert.match(result.output, /^HTTP\/1\.1 407 Proxy Authentication Required\r\n/, auth);
-      assert.match(result.output, /\r\nProxy-Authenticate: Basic realm="nightshift"\r\n/i, auth);
-    }
-    assert.deepEqual(asked, []);
-    assert.equal(seenByAllowed.length, 0);
-  });
+    test("direct connections, bypassing the proxy, still fail", async () => {
+      const result = await run(`exec 3<>/dev/tcp/127.0.0.1/${allowedPort} && echo connected`);
+      assert.notEqual(result.exitCode, 0);
+      assert.doesNotMatch(result.output, /connected/);
+      assert.match(result.output, /Connection refused|Network is unreachable/);
+    });
 
-  test("the run's token stops working when the run ends", async () => {
-    const result = await run('t=${HTTP_PROXY#http://nightshift:}; echo "${t%@*}"');
-    const token = result.output.trim();
-    assert.match(token, /^[A-Za-z0-9_-]{20,}$/);
-    const answer = await exchange(proxy.socketPath, `GET http://127.0.0.1:${allowedPort}/ HTTP/1.1\r\nHost: x\r\nProxy-Authorization: ${basic(token)}\r\nConnection: close\r\n\r\n`);
-    assert.match(answer, /^HTTP\/1\.1 407 /);
-  });
+    // srt's relay runs outside the command's own pid namespace (its seccomp helper nests one).
+    if (backend === "bwrap") test("the relay runs beside the command, is not one of its jobs, and does not outlive it", async () => {
+      const result = await run("sleep 0.05 & wait; readlink /proc/self/ns/pid; cat /proc/[0-9]*/cmdline 2>/dev/null | tr '\\0' ' ' | grep -c 'TCP-LISTEN:312[8]' || true");
+      assert.equal(result.exitCode, 0, result.output);
+      const [namespace, relays] = result.output.trim().split("\n");
+      assert.equal(relays, "1", "a bare `wait` returned, and exactly one relay was listening");
+      assert.match(namespace ?? "", /^pid:\[\d+\]$/);
+      // bwrap reports the exit as soon as its init has the command's status; the kernel then kills
+      // what is left in the namespace (the relay) while that init exits: gone moments later, for sure.
+      await waitFor(() => processesIn(namespace ?? "").length === 0);
+    });
 
-  test("direct connections, bypassing the proxy, still fail", async () => {
-    const result = await run(`exec 3<>/dev/tcp/127.0.0.1/${allowedPort} && echo connected`);
-    assert.notEqual(result.exitCode, 0);
-    assert.doesNotMatch(result.output, /connected/);
-    assert.match(result.output, /Connection refused|Network is unreachable/);
+    test("without a network proxy, or without a sessionKey, a command has no network at all", async () => {
+      reset();
+      const before = registrations;
+      const command = 'echo "proxy=${HTTP_PROXY:-none}"; ls /run/nightshift 2>&1; exec 3<>/dev/tcp/127.0.0.1/3128 && echo connected';
+      // srt always has its relay: without our token, or with srt's own proxy (no network option), every request is refused.
+      const request = `; printf 'GET http://127.0.0.1:${allowedPort}/ HTTP/1.1\\r\\nConnection: close\\r\\n\\r\\n' >&3; head -c 12 <&3`;
+      const offline = create({ env: baseEnv });
+      for (const [name, result] of [
+        ["no network option", await offline.run(command + request, { cwd, timeoutMs: 10_000, maxOutputBytes: 4096, sessionKey: "session-42" })],
+        ["no sessionKey", await run(command + request, { sessionKey: undefined })],
+      ] as const) {
+        assert.match(result.output, /^proxy=none$/m, name);
+        assert.match(result.output, /No such file or directory/, name);
+        if (backend === "bwrap") {
+          assert.notEqual(result.exitCode, 0, name);
+          assert.match(result.output, /Connection refused/, name);
+          assert.doesNotMatch(result.output, /connected/, name);
+        } else {
+          assert.match(result.output, /HTTP\/1\.1 4\d\d/, name); // 407 from ours without a token; srt's own refuses too
+        }
+      }
+      assert.equal(seenByAllowed.length, 0);
+      await offline.close?.();
+      assert.equal(registrations, before, "no token was handed out");
+      assert.deepEqual(asked, []);
+    });
   });
-
-  test("the relay runs beside the command, is not one of its jobs, and does not outlive it", async () => {
-    const result = await run("sleep 0.05 & wait; readlink /proc/self/ns/pid; cat /proc/[0-9]*/cmdline 2>/dev/null | tr '\\0' ' ' | grep -c 'TCP-LISTEN:312[8]' || true");
-    assert.equal(result.exitCode, 0, result.output);
-    const [namespace, relays] = result.output.trim().split("\n");
-    assert.equal(relays, "1", "a bare `wait` returned, and exactly one relay was listening");
-    assert.match(namespace ?? "", /^pid:\[\d+\]$/);
-    // bwrap reports the exit as soon as its init has the command's status; the kernel then kills
-    // what is left in the namespace (the relay) while that init exits: gone moments later, for sure.
-    await waitFor(() => processesIn(namespace ?? "").length === 0);
-  });
-
-  test("without a network proxy, or without a sessionKey, a command has no network at all", async () => {
-    reset();
-    const before = registrations;
-    const command = 'echo "proxy=${HTTP_PROXY:-none}"; ls /run/nightshift 2>&1; exec 3<>/dev/tcp/127.0.0.1/3128 && echo connected';
-    const offline = createBwrapSandbox({ env: baseEnv });
-    for (const [name, result] of [
-      ["no network option", await offline.run(command, { cwd, timeoutMs: 10_000, maxOutputBytes: 4096, sessionKey: "session-42" })],
-      ["no sessionKey", await run(command, { sessionKey: undefined })],
-    ] as const) {
-      assert.notEqual(result.exitCode, 0, name);
-      assert.match(result.output, /^proxy=none$/m, name);
-      assert.match(result.output, /No such file or directory/, name);
-      assert.match(result.output, /Connection refused/, name);
-      assert.doesNotMatch(result.output, /connected/, name);
-    }
-    assert.equal(registrations, before, "no token was handed out");
-    assert.deepEqual(asked, []);
-  });
-});
+}
 
 describe("network proxy on its own", () => {
   let socketPath: string;

@@ -7,9 +7,10 @@ import { join } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
 import { after, before, describe, test } from "node:test";
 import { SandboxUnavailable } from "../runtime/errors.ts";
-import { createBwrapSandbox, createUnsandboxed, scrubEnv } from "../runtime/sandbox/index.ts";
-import type { RunOptions, Sandbox } from "../runtime/sandbox/index.ts";
-import { needs } from "./support/prerequisites.ts";
+import { createBwrapSandbox, createSrtSandbox, createUnsandboxed, scrubEnv } from "../runtime/sandbox/index.ts";
+import type { BwrapSandboxOptions, RunOptions, Sandbox } from "../runtime/sandbox/index.ts";
+import type { ToolContext } from "../runtime/tools/tool.ts";
+import { LINUX_BACKENDS, needs, type LinuxBackend } from "./support/prerequisites.ts";
 
 const tempDirs: string[] = [];
 function tempDir(prefix = "nightshift-sandbox-"): string {
@@ -40,117 +41,157 @@ function processesMentioning(needle: string): string[] {
   return found;
 }
 
-describe("bwrap sandbox", needs("bwrap", "socat"), () => {
-  const sandbox = createBwrapSandbox({ env: baseEnv });
-  let cwd: string;
-  before(async () => {
-    cwd = tempDir();
-    const probe = await sandbox.probe();
-    assert.equal(probe.ok, true, `bubblewrap must work on this machine: ${probe.problem}`);
-  });
+/** The Linux sandboxes these suites run against, and what each needs here. */
+const SANDBOXES: Record<LinuxBackend, { create(options: BwrapSandboxOptions): Sandbox; needs: { skip?: string } }> = {
+  bwrap: { create: createBwrapSandbox, needs: needs("bwrap", "socat") },
+  srt: { create: createSrtSandbox, needs: needs("srt") },
+};
 
-  test("runs a command and returns its interleaved output and exit code", async () => {
-    const result = await sandbox.run("echo out; echo err >&2; pwd; exit 3", limits(cwd));
-    assert.equal(result.exitCode, 3);
-    assert.equal(result.output, `out\nerr\n${cwd}\n`);
-    assert.equal(result.droppedBytes, 0);
-    assert.equal(result.timedOut, false);
-    assert.equal(result.aborted, false);
-  });
-
-  test("returns a failing command's exit code without throwing", async () => {
-    const result = await sandbox.run("no-such-command-xyz", limits(cwd));
-    assert.equal(result.exitCode, 127);
-    assert.match(result.output, /command not found/);
-  });
-
-  test("a write inside cwd succeeds and is visible outside", async () => {
-    const result = await sandbox.run("mkdir -p sub && echo hello > sub/file.txt", limits(cwd));
-    assert.equal(result.exitCode, 0, result.output);
-    assert.equal(readFileSync(join(cwd, "sub/file.txt"), "utf8"), "hello\n");
-  });
-
-  test("extra writable paths accept writes too", async () => {
-    const extra = tempDir();
-    const result = await sandbox.run(`echo shared > ${extra}/out.txt`, limits(cwd, { writable: [extra] }));
-    assert.equal(result.exitCode, 0, result.output);
-    assert.equal(readFileSync(join(extra, "out.txt"), "utf8"), "shared\n");
-  });
-
-  test("a write into another temp dir fails and leaves nothing there", async () => {
-    const other = tempDir();
-    const result = await sandbox.run(`echo leak > ${other}/leak.txt`, limits(cwd));
-    assert.notEqual(result.exitCode, 0);
-    assert.equal(existsSync(join(other, "leak.txt")), false);
-  });
-
-  test("a write into $HOME fails", async () => {
-    const name = `nightshift-sandbox-probe-${process.pid}`;
-    const target = join(homedir(), name);
-    try {
-      const result = await sandbox.run(`echo leak > "$HOME/${name}"`, limits(cwd));
-      assert.notEqual(result.exitCode, 0);
-      assert.equal(existsSync(target), false);
-    } finally {
-      rmSync(target, { force: true });
-    }
-  });
-
-  test("the system outside cwd is read-only even for root", async () => {
-    const result = await sandbox.run("touch /etc/nightshift-probe || mount -o remount,rw / || echo denied", limits(cwd));
-    assert.match(result.output, /Read-only file system/);
-    assert.match(result.output, /denied$/m);
-    assert.equal(existsSync("/etc/nightshift-probe"), false);
-  });
-
-  test("hidden paths are empty inside the sandbox, and missing ones are skipped", async () => {
-    const home = tempDir("nightshift-home-");
-    mkdirSync(join(home, ".ssh"));
-    writeFileSync(join(home, ".ssh/id_rsa"), "FAKE PRIVATE KEY\n");
-    writeFileSync(join(home, ".env"), "API=1\n");
-    const read = `cat ${home}/.ssh/id_rsa; cat ${home}/.env; echo "ssh holds: $(ls -A ${home}/.ssh)"`;
-    const open = await createBwrapSandbox({ env: baseEnv }).run(read, limits(home));
-    assert.match(open.output, /FAKE PRIVATE KEY/, "control: without hiding the files are readable");
-
-    const hiding = createBwrapSandbox({
-      env: baseEnv,
-      readOnlyHidden: [join(home, ".ssh"), join(home, ".env"), join(home, ".aws")],
+for (const backend of LINUX_BACKENDS) {
+  const { create: createSandbox } = SANDBOXES[backend];
+  describe(`${backend} sandbox`, SANDBOXES[backend].needs, () => {
+    const sandbox = createSandbox({ env: baseEnv });
+    let cwd: string;
+    before(async () => {
+      cwd = tempDir();
+      const probe = await sandbox.probe();
+      assert.equal(probe.ok, true, `${backend} must work on this machine: ${probe.problem}`);
+      assert.equal(probe.kind, backend);
     });
-    const hidden = await hiding.run(read, limits(home));
-    assert.doesNotMatch(hidden.output, /FAKE PRIVATE KEY|API=1/);
-    assert.match(hidden.output, /id_rsa: No such file or directory/);
-    assert.match(hidden.output, /\.env: Permission denied/);
-    assert.match(hidden.output, /^ssh holds: $/m);
-    const write = await hiding.run(`echo x > ${home}/.ssh/authorized_keys`, limits(home));
-    assert.notEqual(write.exitCode, 0);
-    assert.equal(existsSync(join(home, ".ssh/authorized_keys")), false);
-  });
+    after(() => sandbox.close?.());
 
-  test("a hidden directory stays hidden when cwd lies inside it", async () => {
-    const secret = tempDir("nightshift-secret-");
-    writeFileSync(join(secret, "token.txt"), "FAKE TOKEN\n");
-    mkdirSync(join(secret, "work"));
-    const hiding = createBwrapSandbox({ env: baseEnv, readOnlyHidden: [secret] });
-    const result = await hiding.run("cat ../token.txt; echo ok > here.txt", limits(join(secret, "work")));
-    assert.doesNotMatch(result.output, /FAKE TOKEN/);
-    assert.equal(readFileSync(join(secret, "work/here.txt"), "utf8"), "ok\n");
-  });
+    test("runs a command and returns its interleaved output and exit code", async () => {
+      const result = await sandbox.run("echo out; echo err >&2; pwd; exit 3", limits(cwd));
+      assert.equal(result.exitCode, 3);
+      assert.equal(result.output, `out\nerr\n${cwd}\n`);
+      assert.equal(result.droppedBytes, 0);
+      assert.equal(result.timedOut, false);
+      assert.equal(result.aborted, false);
+    });
 
-  test("cannot reach a server on the host's 127.0.0.1", async () => {
-    const server = createServer((_request, response) => response.end("reachable"));
-    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-    try {
-      const { port } = server.address() as AddressInfo;
-      const fetch = `exec 3<>/dev/tcp/127.0.0.1/${port} && printf 'GET / HTTP/1.0\\r\\n\\r\\n' >&3 && cat <&3`;
-      const control = await createUnsandboxed({ env: baseEnv }).run(fetch, limits(cwd));
-      assert.match(control.output, /reachable/, "control: the server answers outside the sandbox");
-      const inside = await sandbox.run(fetch, limits(cwd));
-      assert.notEqual(inside.exitCode, 0);
-      assert.doesNotMatch(inside.output, /reachable/);
-      assert.match(inside.output, /Connection refused|Network is unreachable/);
-    } finally {
-      server.close();
-    }
+    test("returns a failing command's exit code without throwing", async () => {
+      const result = await sandbox.run("no-such-command-xyz", limits(cwd));
+      assert.equal(result.exitCode, 127);
+      assert.match(result.output, /command not found/);
+    });
+
+    test("a write inside cwd succeeds and is visible outside", async () => {
+      const result = await sandbox.run("mkdir -p sub && echo hello > sub/file.txt", limits(cwd));
+      assert.equal(result.exitCode, 0, result.output);
+      assert.equal(readFileSync(join(cwd, "sub/file.txt"), "utf8"), "hello\n");
+    });
+
+    test("extra writable paths accept writes too", async () => {
+      const extra = tempDir();
+      const result = await sandbox.run(`echo shared > ${extra}/out.txt`, limits(cwd, { writable: [extra] }));
+      assert.equal(result.exitCode, 0, result.output);
+      assert.equal(readFileSync(join(extra, "out.txt"), "utf8"), "shared\n");
+    });
+
+    test("a write into another temp dir fails and leaves nothing there", async () => {
+      const other = tempDir();
+      const result = await sandbox.run(`echo leak > ${other}/leak.txt`, limits(cwd));
+      assert.notEqual(result.exitCode, 0);
+      assert.equal(existsSync(join(other, "leak.txt")), false);
+    });
+
+    test("a write into $HOME fails", async () => {
+      const name = `nightshift-sandbox-probe-${process.pid}`;
+      const target = join(homedir(), name);
+      try {
+        const result = await sandbox.run(`echo leak > "$HOME/${name}"`, limits(cwd));
+        assert.notEqual(result.exitCode, 0);
+        assert.equal(existsSync(target), false);
+      } finally {
+        rmSync(target, { force: true });
+      }
+    });
+
+    test("the system outside cwd is read-only even for root", async () => {
+      const result = await sandbox.run("touch /etc/nightshift-probe || mount -o remount,rw / || echo denied", limits(cwd));
+      assert.match(result.output, /Read-only file system/);
+      assert.match(result.output, /denied$/m);
+      assert.equal(existsSync("/etc/nightshift-probe"), false);
+    });
+
+    test("hidden paths are empty inside the sandbox, and missing ones are skipped", async () => {
+      const home = tempDir("nightshift-home-");
+      mkdirSync(join(home, ".ssh"));
+      writeFileSync(join(home, ".ssh/id_rsa"), "FAKE PRIVATE KEY\n");
+      writeFileSync(join(home, ".env"), "API=1\n");
+      const read = `cat ${home}/.ssh/id_rsa; cat ${home}/.env; echo "ssh holds: $(ls -A ${home}/.ssh)"`;
+      const open = await createSandbox({ env: baseEnv }).run(read, limits(home));
+      assert.match(open.output, /FAKE PRIVATE KEY/, "control: without hiding the files are readable");
+
+      const hiding = createSandbox({
+        env: baseEnv,
+        readOnlyHidden: [join(home, ".ssh"), join(home, ".env"), join(home, ".aws")],
+      });
+      const hidden = await hiding.run(read, limits(home));
+      assert.doesNotMatch(hidden.output, /FAKE PRIVATE KEY|API=1/);
+      assert.match(hidden.output, /id_rsa: No such file or directory/);
+      assert.match(hidden.output, /\.env: Permission denied/);
+      assert.match(hidden.output, /^ssh holds: $/m);
+      const write = await hiding.run(`echo x > ${home}/.ssh/authorized_keys`, limits(home));
+      // srt on Linux hides a folder inside the workdir under a writable tmpfs: the write seems to
+      // succeed and vanishes with the run. Either way nothing reaches the real folder.
+      if (backend === "bwrap") assert.notEqual(write.exitCode, 0);
+      assert.equal(existsSync(join(home, ".ssh/authorized_keys")), false);
+    });
+
+    test("a hidden directory stays hidden when cwd lies inside it", async () => {
+      const secret = tempDir("nightshift-secret-");
+      writeFileSync(join(secret, "token.txt"), "FAKE TOKEN\n");
+      mkdirSync(join(secret, "work"));
+      const hiding = createSandbox({ env: baseEnv, readOnlyHidden: [secret] });
+      const result = await hiding.run("cat ../token.txt; echo ok > here.txt", limits(join(secret, "work")));
+      assert.doesNotMatch(result.output, /FAKE TOKEN/);
+      assert.equal(readFileSync(join(secret, "work/here.txt"), "utf8"), "ok\n");
+    });
+
+    test("cannot reach a server on the host's 127.0.0.1", async () => {
+      const server = createServer((_request, response) => response.end("reachable"));
+      await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+      try {
+        const { port } = server.address() as AddressInfo;
+        const fetch = `exec 3<>/dev/tcp/127.0.0.1/${port} && printf 'GET / HTTP/1.0\\r\\n\\r\\n' >&3 && cat <&3`;
+        const control = await createUnsandboxed({ env: baseEnv }).run(fetch, limits(cwd));
+        assert.match(control.output, /reachable/, "control: the server answers outside the sandbox");
+        const inside = await sandbox.run(fetch, limits(cwd));
+        assert.notEqual(inside.exitCode, 0);
+        assert.doesNotMatch(inside.output, /reachable/);
+        assert.match(inside.output, /Connection refused|Network is unreachable/);
+      } finally {
+        server.close();
+      }
+    });
+
+    test("cannot reach host sockets under /run (D-Bus, docker, agents)", async () => {
+      const { createServer: createNetServer } = await import("node:net");
+      const dir = `/run/nightshift-test-${process.pid}-${backend}`;
+      mkdirSync(dir, { recursive: true });
+      const socketPath = join(dir, "host.sock");
+      const server = createNetServer((socket) => socket.end("HELLO FROM THE HOST\n")).listen(socketPath);
+      await new Promise((resolve) => server.once("listening", resolve));
+      try {
+        const command = `socat -T2 - UNIX-CONNECT:${socketPath} </dev/null`;
+        const bare = await createUnsandboxed({ env: baseEnv }).run(command, limits(tempDir()));
+        assert.match(bare.output, /HELLO FROM THE HOST/, "control: the socket answers outside the sandbox");
+        const inside = await sandbox.run(command, limits(tempDir()));
+        assert.notEqual(inside.exitCode, 0);
+        assert.doesNotMatch(inside.output, /HELLO/);
+      } finally {
+        server.close();
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+  });
+}
+
+describe("bwrap sandbox: probe", needs("bwrap", "socat"), () => {
+  let cwd: string;
+  before(() => {
+    cwd = tempDir();
   });
 
   test("probe fails with an install hint for a missing binary, and run then throws SandboxUnavailable", async () => {
@@ -181,27 +222,7 @@ describe("bwrap sandbox", needs("bwrap", "socat"), () => {
 
 // The behaviour both implementations share through one spawn helper. Concurrent, so the two
 // real waits of the timeout tests overlap.
-describe("bwrap sandbox: host sockets and protected folders", needs("bwrap", "socat"), () => {
-  test("cannot reach host sockets under /run (D-Bus, docker, agents)", async () => {
-    const { createServer: createNetServer } = await import("node:net");
-    const dir = `/run/nightshift-test-${process.pid}`;
-    mkdirSync(dir, { recursive: true });
-    const socketPath = join(dir, "host.sock");
-    const server = createNetServer((socket) => socket.end("HELLO FROM THE HOST\n")).listen(socketPath);
-    await new Promise((resolve) => server.once("listening", resolve));
-    try {
-      const command = `socat -T2 - UNIX-CONNECT:${socketPath} </dev/null`;
-      const bare = await createUnsandboxed({ env: baseEnv }).run(command, limits(tempDir()));
-      assert.match(bare.output, /HELLO FROM THE HOST/, "control: the socket answers outside the sandbox");
-      const inside = await createBwrapSandbox({ env: baseEnv }).run(command, limits(tempDir()));
-      assert.notEqual(inside.exitCode, 0);
-      assert.doesNotMatch(inside.output, /HELLO/);
-    } finally {
-      server.close();
-      rmSync(dir, { recursive: true, force: true });
-    }
-  });
-
+describe("bwrap sandbox: protected folders", needs("bwrap", "socat"), () => {
   test("keeps a read-only folder read-only inside a writable workdir, and a writable one inside it writable", async () => {
     const workdir = tempDir();
     const settings = join(workdir, ".nightshift");
@@ -218,16 +239,53 @@ describe("bwrap sandbox: host sockets and protected folders", needs("bwrap", "so
   });
 });
 
+describe("srt sandbox: where it differs from bwrap", needs("srt"), () => {
+  test("gives each command a private TMPDIR, removed after it; the rest of /tmp is read-only", async () => {
+    const sandbox = createSrtSandbox({ env: baseEnv });
+    const probe = join(tmpdir(), `nightshift-srt-probe-${process.pid}`);
+    const result = await sandbox.run(`echo kept > "$TMPDIR/scratch" && cat "$TMPDIR/scratch" && echo "tmpdir=$TMPDIR"; echo leak > ${probe}`, limits(tempDir()));
+    assert.match(result.output, /^kept$/m);
+    const tmp = /^tmpdir=(.+)$/m.exec(result.output)?.[1] ?? "";
+    assert.match(tmp, /nightshift-srt-/);
+    assert.equal(existsSync(tmp), false, "the command's TMPDIR is gone after it");
+    assert.match(result.output, /Read-only file system/);
+    assert.equal(existsSync(probe), false);
+    await sandbox.close?.();
+  });
+
+  test("refuses a run whose workdir holds a read-only folder with a writable one inside, rather than leave it writable", async () => {
+    const workdir = tempDir();
+    const settings = join(workdir, ".nightshift");
+    const workspace = join(settings, "workspace");
+    mkdirSync(workspace, { recursive: true });
+    writeFileSync(join(settings, "config.yaml"), "sandbox:\n  mode: srt\n");
+    const sandbox = createSrtSandbox({ env: baseEnv, readOnly: [settings] });
+    await assert.rejects(sandbox.run("echo 'sandbox: {mode: off}' > .nightshift/config.yaml", limits(workdir, { writable: [workspace] })), (error: unknown) => {
+      assert.ok(error instanceof SandboxUnavailable);
+      assert.match(error.message, /srt sandbox cannot keep .*\.nightshift read-only while .*workspace inside it stays writable; use a workdir that does not contain/);
+      return true;
+    });
+    assert.equal(readFileSync(join(settings, "config.yaml"), "utf8"), "sandbox:\n  mode: srt\n");
+    // A read-only folder inside the workdir with nothing writable inside it is fine.
+    const denied = await sandbox.run("echo 'sandbox: {mode: off}' > .nightshift/config.yaml", limits(workdir));
+    assert.notEqual(denied.exitCode, 0);
+    assert.equal(readFileSync(join(settings, "config.yaml"), "utf8"), "sandbox:\n  mode: srt\n");
+    await sandbox.close?.();
+  });
+});
+
 describe("limits, abort and environment", { concurrency: true }, () => {
   for (const [kind, make] of [
     ["bwrap", createBwrapSandbox],
+    ["srt", createSrtSandbox],
     ["unsandboxed", createUnsandboxed],
   ] as const) {
-    describe(kind, { concurrency: true, ...(kind === "bwrap" ? needs("bwrap") : {}) }, () => {
+    describe(kind, { concurrency: true, ...(kind === "unsandboxed" ? {} : SANDBOXES[kind].needs) }, () => {
       let cwd: string;
       before(() => {
         cwd = tempDir();
       });
+      after(() => make({ env: baseEnv }).close?.());
       const secretEnv = {
         ...baseEnv,
         ANTHROPIC_API_KEY: "sk-ant-api03-fake",
@@ -321,5 +379,23 @@ describe("scrubEnv", () => {
     assert.equal("INTERNAL_URL" in clean, false);
     assert.equal("API_KEY" in clean, false);
     assert.match(clean.PATH ?? "", /\/usr\/bin/);
+  });
+});
+
+describe("what a sandbox reports refusing", () => {
+  test("reaches the model as a reason after the output, as blocked hosts do", async () => {
+    const { createBashTool } = await import("../runtime/tools/bash.ts");
+    const reporting: Sandbox = {
+      kind: "fake",
+      probe: async () => ({ ok: true, kind: "fake" }),
+      run: async () => ({ exitCode: 1, output: "cat: /etc/secret: Operation not permitted\n", droppedBytes: 0, timedOut: false, aborted: false, durationMs: 1, violations: ["deny file-read-data /etc/secret"] }),
+    };
+    const bash = createBashTool(reporting, { timeoutMs: 1000, maxOutputBytes: 1000 });
+    const cwd = tempDir();
+    const context: ToolContext = { workdir: cwd, signal: new AbortController().signal, paths: { hidden: [], readOnly: [], writable: [] }, writable: [], readOnly: [], permissions: { check: async () => {} } };
+    await assert.rejects(bash.execute({ command: "cat /etc/secret" }, context), (error: Error) => {
+      assert.equal(error.message, "cat: /etc/secret: Operation not permitted\n[sandbox refused: deny file-read-data /etc/secret]\nexit code 1");
+      return true;
+    });
   });
 });

@@ -3,12 +3,11 @@
  * every request and only then connects, for `CONNECT host:port` tunnels (HTTPS and anything else
  * over TCP) and absolute-form plain HTTP requests (`GET http://host:port/path`).
  *
- * Why not @anthropic-ai/sandbox-runtime, which does the same on bubblewrap: it costs about 150 ms per
- * command on our machines (wrapping plus spawning what it returns, with a proxy bridge set up per
- * command), against a 50 ms budget; and its domain filter is a static allowlist, while we need an
- * async per-request decision that can wait minutes for a human, wired to our durable approvals.
- * Here the proxy starts once per process, and a run pays only for a bind mount and a `socat` relay
- * inside its sandbox (see bwrap.ts).
+ * Why not the proxy of @anthropic-ai/sandbox-runtime: its ask callback is told a host and port but
+ * not which command asked, while our decision is per session (task grants, approvals that wait for
+ * a human). So even the srt backend (srt.ts) sends its commands here, as srt's "external" proxy, on
+ * the TCP port. Under bwrap the proxy starts once per process, and a run pays only for a bind mount
+ * and a `socat` relay inside its sandbox (see bwrap.ts).
  *
  * Which run is asking: the server is shared, so each run registers and gets a random token, which
  * the sandbox receives inside its proxy URL (`http://nightshift:<token>@127.0.0.1:3128`). Clients
@@ -29,7 +28,7 @@ import { http } from "../node-http.ts";
 
 const { Agent, createServer, request: httpRequest } = http;
 import { connect } from "node:net";
-import type { Socket } from "node:net";
+import type { AddressInfo, Socket } from "node:net";
 import { dirname } from "node:path";
 import type { Duplex } from "node:stream";
 
@@ -52,6 +51,12 @@ export interface NetworkDecision {
 export interface NetworkProxyOptions {
   /** Where to listen; the folder is created with mode 0700 when missing, the socket gets 0600. */
   socketPath: string;
+  /**
+   * Also listen on 127.0.0.1 at a free port, for a sandbox that can only point commands at a TCP
+   * port (sandbox-runtime: Seatbelt on macOS allows one loopback port). Any local process can
+   * connect there, unlike the 0600 socket; without a live run token it only ever gets 407.
+   */
+  tcp?: boolean;
   /** Awaited once per request; may take minutes. A rejection counts as a denial. */
   decide(request: NetworkRequest): Promise<NetworkDecision>;
 }
@@ -65,6 +70,8 @@ export interface ProxyRegistration {
 
 export interface NetworkProxy {
   socketPath: string;
+  /** The 127.0.0.1 port, when started with `tcp`. */
+  tcpPort?: number;
   /** Called at the start of each run that may use the network. */
   register(sessionKey: string): ProxyRegistration;
   /** Stops listening, ends every connection and removes the socket file. */
@@ -96,21 +103,26 @@ export async function startNetworkProxy(options: NetworkProxyOptions): Promise<N
 
   // No request timeout: a request may wait minutes for its decision. The target names the host, so
   // a missing Host header is no reason to refuse.
-  const server = createServer({ requestTimeout: 0, headersTimeout: HEADERS_TIMEOUT_MS, requireHostHeader: false });
-  server.on("connection", (socket: Socket) => {
-    openSockets.add(socket);
-    socket.once("close", () => openSockets.delete(socket));
-  });
-  server.on("clientError", (_error, socket: Duplex) => refuseRaw(socket, 400, "Bad Request", "Nightshift proxy: malformed request"));
-  server.on("request", (request: IncomingMessage, response: ServerResponse) => {
-    handleHttp(request, response).catch(() => response.destroy());
-  });
-  server.on("connect", (request: IncomingMessage, socket: Duplex, head: Buffer) => {
-    socket.on("error", () => socket.destroy());
-    handleConnect(request, socket, head).catch(() => socket.destroy());
-  });
-  // Upgrade requests (WebSocket over plain HTTP) are not forwarded; clients tunnel those with CONNECT.
-  server.on("upgrade", (_request, socket: Duplex) => refuseRaw(socket, 501, "Not Implemented", "Nightshift proxy: use CONNECT for upgrades"));
+  const serve = () => {
+    const server = createServer({ requestTimeout: 0, headersTimeout: HEADERS_TIMEOUT_MS, requireHostHeader: false });
+    server.on("connection", (socket: Socket) => {
+      openSockets.add(socket);
+      socket.once("close", () => openSockets.delete(socket));
+    });
+    server.on("clientError", (_error, socket: Duplex) => refuseRaw(socket, 400, "Bad Request", "Nightshift proxy: malformed request"));
+    server.on("request", (request: IncomingMessage, response: ServerResponse) => {
+      handleHttp(request, response).catch(() => response.destroy());
+    });
+    server.on("connect", (request: IncomingMessage, socket: Duplex, head: Buffer) => {
+      socket.on("error", () => socket.destroy());
+      handleConnect(request, socket, head).catch(() => socket.destroy());
+    });
+    // Upgrade requests (WebSocket over plain HTTP) are not forwarded; clients tunnel those with CONNECT.
+    server.on("upgrade", (_request, socket: Duplex) => refuseRaw(socket, 501, "Not Implemented", "Nightshift proxy: use CONNECT for upgrades"));
+    return server;
+  };
+  const server = serve();
+  const tcpServer = options.tcp ? serve() : undefined;
 
   /** The run behind a request's Proxy-Authorization, or undefined when it carries no live token. */
   function runOf(request: IncomingMessage): Run | undefined {
@@ -239,9 +251,11 @@ export async function startNetworkProxy(options: NetworkProxyOptions): Promise<N
   }
 
   await listen(server, options.socketPath);
+  const tcpPort = tcpServer ? await listenTcp(tcpServer) : undefined;
 
   return {
     socketPath: options.socketPath,
+    ...(tcpPort !== undefined ? { tcpPort } : {}),
     register(sessionKey) {
       const token = randomBytes(24).toString("base64url");
       const run: Run = { sessionKey, sockets: new Set(), controller: new AbortController() };
@@ -260,10 +274,10 @@ export async function startNetworkProxy(options: NetworkProxyOptions): Promise<N
       closing.abort();
       for (const run of runs.values()) for (const socket of run.sockets) socket.destroy();
       runs.clear();
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      const closed = [server, tcpServer].map((each) => new Promise<void>((resolve) => (each ? each.close(() => resolve()) : resolve())));
       for (const socket of openSockets) socket.destroy();
       upstreamAgent.destroy();
-      await closed;
+      await Promise.all(closed);
       removeSocketFile(options.socketPath);
     },
   };
@@ -373,6 +387,17 @@ async function listen(server: ReturnType<typeof createServer>, socketPath: strin
     });
   });
   chmodSync(socketPath, 0o600);
+}
+
+async function listenTcp(server: ReturnType<typeof createServer>): Promise<number> {
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+  return (server.address() as AddressInfo).port;
 }
 
 /** Removes a socket file; anything else at that path is left alone (listen then fails with EADDRINUSE). */

@@ -33,6 +33,8 @@ export interface RunResult {
   /** True when `signal` aborted the command. */
   aborted: boolean;
   durationMs: number;
+  /** What the sandbox reported refusing, one line each (sandbox-runtime on macOS), for the model. */
+  violations?: string[];
 }
 
 export interface SandboxProbe {
@@ -49,4 +51,6 @@ export interface Sandbox {
   probe(): Promise<SandboxProbe>;
   /** Runs `command` with `bash -c`. Must not throw for a failing command; throws SandboxUnavailable when it cannot run at all. */
   run(command: string, options: RunOptions): Promise<RunResult>;
+  /** Releases what the sandbox holds between runs (srt: its bridges and proxies). Runs must have ended. */
+  close?(): Promise<void>;
 }

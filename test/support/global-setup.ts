@@ -1,5 +1,5 @@
-import { createBwrapSandbox } from "../../runtime/sandbox/index.ts";
-import { describeMissing, isCi, missingPrerequisites, SANDBOX_PROBLEM_ENV } from "./prerequisites.ts";
+import { createBwrapSandbox, createSrtSandbox } from "../../runtime/sandbox/index.ts";
+import { describeMissing, isCi, missingPrerequisites, SANDBOX_PROBLEM_ENV, SRT_PROBLEM_ENV, SRT_TOOLS } from "./prerequisites.ts";
 
 /**
  * Runs once before any test file (`node --test --test-global-setup=…`, see package.json). Missing
@@ -16,6 +16,16 @@ export async function globalSetup(): Promise<void> {
     if (!probe.ok) {
       process.env[SANDBOX_PROBLEM_ENV] = probe.problem; // the test files are started with this environment
       problems.push(probe.problem ?? "bwrap cannot make a sandbox here");
+    }
+  }
+  if (!missing.some((item) => SRT_TOOLS.includes(item.tool)) && !process.env[SANDBOX_PROBLEM_ENV]) {
+    // The suites that run against both Linux backends need srt's own prerequisites too.
+    const srt = createSrtSandbox({ env: { PATH: process.env.PATH ?? "" } });
+    const probe = await srt.probe();
+    await srt.close?.();
+    if (!probe.ok) {
+      process.env[SRT_PROBLEM_ENV] = probe.problem;
+      problems.push(`sandbox-runtime (srt): ${probe.problem ?? "cannot make a sandbox here"}`);
     }
   }
   if (problems.length === 0) return;

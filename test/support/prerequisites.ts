@@ -22,6 +22,12 @@ export const PREREQUISITES = [
 
 export type Tool = (typeof PREREQUISITES)[number]["tool"];
 
+/**
+ * What the sandbox-runtime (srt) backend needs on Linux: the same three tools, and the library's
+ * own probe (its seccomp helper makes a nested user namespace, which some kernels refuse).
+ */
+export const SRT_TOOLS: readonly string[] = ["bwrap", "socat", "rg"] satisfies Tool[];
+
 /** The first executable file named `tool` in PATH's folders, as the shell would find it. */
 export function findOnPath(tool: string, path = process.env.PATH ?? ""): string | undefined {
   for (const dir of path.split(delimiter)) {
@@ -54,6 +60,8 @@ export function isCi(env: NodeJS.ProcessEnv = process.env): boolean {
 
 /** Set by the global setup when bwrap is installed but cannot make a sandbox here (no user namespaces). */
 export const SANDBOX_PROBLEM_ENV = "NIGHTSHIFT_TEST_SANDBOX_PROBLEM";
+/** Set by the global setup when srt's tools are installed but its probe fails here. */
+export const SRT_PROBLEM_ENV = "NIGHTSHIFT_TEST_SRT_PROBLEM";
 
 let cached: Prerequisite[] | undefined;
 
@@ -62,11 +70,18 @@ let cached: Prerequisite[] | undefined;
  * reason as the skip message, so the run counts it as skipped. Under CI=true nothing is skipped:
  * the global setup has already failed the run.
  */
-export function needs(...tools: Tool[]): { skip?: string } {
+export function needs(...tools: Array<Tool | "srt">): { skip?: string } {
   if (isCi()) return {};
   cached ??= missingPrerequisites();
-  const missing = cached.filter((item) => (tools as string[]).includes(item.tool));
+  const wanted: string[] = tools.flatMap((tool) => (tool === "srt" ? SRT_TOOLS : [tool]));
+  const missing = cached.filter((item) => wanted.includes(item.tool));
   if (missing.length) return { skip: describeMissing(missing) };
-  const unusable = (tools as string[]).includes("bwrap") ? process.env[SANDBOX_PROBLEM_ENV] : undefined;
-  return unusable ? { skip: unusable } : {};
+  const unusable = wanted.includes("bwrap") ? process.env[SANDBOX_PROBLEM_ENV] : undefined;
+  if (unusable) return { skip: unusable };
+  const srtUnusable = tools.includes("srt") ? process.env[SRT_PROBLEM_ENV] : undefined;
+  return srtUnusable ? { skip: `sandbox-runtime (srt): ${srtUnusable}` } : {};
 }
+
+/** The Linux sandboxes, for suites that run against both: bubblewrap (ours) and sandbox-runtime. */
+export const LINUX_BACKENDS = ["bwrap", "srt"] as const;
+export type LinuxBackend = (typeof LINUX_BACKENDS)[number];

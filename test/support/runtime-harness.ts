@@ -37,7 +37,11 @@ export interface RuntimeHarness {
   close(): Promise<void>;
 }
 
-export async function createRuntimeHarness(options: { config?: string; approvers?: Approver[] } = {}): Promise<RuntimeHarness> {
+/**
+ * `sandbox` picks the backend (`sandbox.mode`), for suites that run against both Linux ones; it is
+ * written into the config's `sandbox:` section (added when the config has none).
+ */
+export async function createRuntimeHarness(options: { config?: string; approvers?: Approver[]; sandbox?: "bwrap" | "srt" } = {}): Promise<RuntimeHarness> {
   const api = await startMessagesApi();
   // Not under /tmp: inside the sandbox /tmp is a private tmpfs, which would swallow writes silently.
   const dir = tempDir("nightshift-test-", "/var/tmp");
@@ -50,7 +54,8 @@ export async function createRuntimeHarness(options: { config?: string; approvers
   writeFileSync(join(userHome, ".ssh", "id_rsa"), PRIVATE_KEY + "\n");
   writeFileSync(join(userHome, ".aws", "credentials"), "[default]\naws_secret_access_key = AKIATESTONLY\n");
   initHome(home);
-  if (options.config) writeFileSync(join(home, "config.yaml"), options.config);
+  const config = options.sandbox ? withSandboxMode(options.config ?? "", options.sandbox) : options.config;
+  if (config) writeFileSync(join(home, "config.yaml"), config);
   const clock = new FakeClock();
   const approvers = options.approvers ?? [];
   const build = () => {
@@ -87,6 +92,10 @@ export async function createRuntimeHarness(options: { config?: string; approvers
     },
   };
   return harness;
+}
+
+function withSandboxMode(config: string, mode: string): string {
+  return /^sandbox:\n/m.test(config) ? config.replace(/^sandbox:\n/m, `sandbox:\n  mode: ${mode}\n`) : `sandbox:\n  mode: ${mode}\n${config}`;
 }
 
 /** An approver that answers each request from a script, as a human would. */
