@@ -30,6 +30,7 @@ export function bashArgs(command: string): string[] {
 
 /** How long to wait for the pipes to close after the process exited before giving up on them. */
 const PIPE_DRAIN_MS = 250;
+const PIPE_DRAIN_MAX_MS = 5_000;
 
 /**
  * Runs `file args` in its own process group and resolves when it has exited and its output has
@@ -60,6 +61,7 @@ export function spawnCaptured(file: string, args: readonly string[], options: Ca
     let settled = false;
     let openStreams = 2;
     let drainTimer: NodeJS.Timeout | undefined;
+    let exitedAt = 0;
 
     const killGroup = (): void => {
       if (child.pid === undefined) return;
@@ -101,7 +103,10 @@ export function spawnCaptured(file: string, args: readonly string[], options: Ca
     };
     for (const stream of [child.stdout, child.stderr] as Readable[]) {
       const decoder = new StringDecoder("utf8");
-      stream.on("data", (chunk: Buffer) => output.add(decoder, chunk));
+      stream.on("data", (chunk: Buffer) => {
+        output.add(decoder, chunk);
+        if (exited && drainTimer !== undefined) armDrain(); // still draining what the command wrote: wait on
+      });
       stream.once("close", () => {
         output.end(decoder);
         onStreamDone();
@@ -123,13 +128,23 @@ export function spawnCaptured(file: string, args: readonly string[], options: Ca
       // Leftover background children would hold the pipes open and keep running: end them too.
       killGroup();
       if (openStreams === 0) return finish();
-      // A child that escaped the group may still hold the pipes; do not wait for it forever.
+      exitedAt = performance.now();
+      armDrain();
+    });
+    /**
+     * A child that escaped the group may still hold the pipes; do not wait for it forever. The
+     * wait restarts while output still arrives (a loaded machine drains a full pipe slowly), up to
+     * PIPE_DRAIN_MAX_MS after the exit.
+     */
+    function armDrain(): void {
+      clearTimeout(drainTimer);
+      const left = PIPE_DRAIN_MAX_MS - (performance.now() - exitedAt);
       drainTimer = setTimeout(() => {
         child.stdout?.destroy();
         child.stderr?.destroy();
         finish();
-      }, PIPE_DRAIN_MS);
-    });
+      }, Math.max(0, Math.min(PIPE_DRAIN_MS, left)));
+    }
   });
 }
 
