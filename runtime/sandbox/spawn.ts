@@ -62,6 +62,7 @@ export function spawnCaptured(file: string, args: readonly string[], options: Ca
     let openStreams = 2;
     let drainTimer: NodeJS.Timeout | undefined;
     let exitedAt = 0;
+    let drainArmed = 0;
 
     const killGroup = (): void => {
       if (child.pid === undefined) return;
@@ -139,10 +140,16 @@ export function spawnCaptured(file: string, args: readonly string[], options: Ca
     function armDrain(): void {
       clearTimeout(drainTimer);
       const left = PIPE_DRAIN_MAX_MS - (performance.now() - exitedAt);
+      const armed = ++drainArmed;
       drainTimer = setTimeout(() => {
-        child.stdout?.destroy();
-        child.stderr?.destroy();
-        finish();
+        // Timers run before the poll for I/O: after a stall both are due, so look once more for
+        // output already waiting (setImmediate runs after the poll) before giving up on the pipes.
+        setImmediate(() => {
+          if (armed !== drainArmed && left > 0) return; // output came meanwhile and re-armed the wait
+          child.stdout?.destroy();
+          child.stderr?.destroy();
+          finish();
+        });
       }, Math.max(0, Math.min(PIPE_DRAIN_MS, left)));
     }
   });
