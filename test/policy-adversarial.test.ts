@@ -29,6 +29,9 @@ interface Trick {
 }
 
 const TRICKS: Trick[] = [
+  // A `~` bash expands (unquoted at the start of a word) is the home folder, however the rest is quoted.
+  { trick: "tilde before a quoted path", line: "cat ~/'.ssh/id_rsa'", expected: "deny" },
+  { trick: "tilde in an assignment", line: "f=~/.ssh/id_rsa; cat ~/.ssh/id_rsa", expected: "deny" },
   // Unknown wrappers: the rules match every suffix of a command's words.
   { trick: "unknown wrapper", line: "flock /tmp/x git push", expected: "deny" },
   { trick: "unknown wrapper", line: "taskset 1 rm -rf /", expected: "ask" },

@@ -38,6 +38,12 @@ export interface SimpleCommand {
   pieces?: string[];
   /** Indices into `words` of unquoted glob patterns (`*.ts`, `.[^.]*`), absent when none; a quoted `'.*'` is text. */
   globs?: number[];
+  /**
+   * Indices into `words` of words whose leading `~` bash expands: unquoted at the word's start, or
+   * right after an assignment's `=` (`x=~/a`, not `--file=~/a`); absent when none. Any other `~` is
+   * text (`'~> 1.0'`, `'$a =~ b'`).
+   */
+  tildes?: number[];
 }
 
 /**
@@ -567,7 +573,9 @@ function simple(name: string, args: readonly Word[], tail: boolean): SimpleComma
   const words = [name, ...args.map((word) => word.value)];
   const text = words.join(" ");
   const globs = args.flatMap((word, index) => (word.glob && word.loose && !word.dynamic ? [index + 1] : []));
-  const extra = globs.length > 0 ? { globs } : {};
+  // A brace expansion comes first and may put a `~` at a word's start (`{~/a,b}`): counted too.
+  const tildes = args.flatMap((word, index) => (/^(?:[A-Za-z_]\w*=)?~/.test(word.raw) || (word.glob && word.raw.includes("~")) ? [index + 1] : []));
+  const extra = { ...(globs.length > 0 ? { globs } : {}), ...(tildes.length > 0 ? { tildes } : {}) };
   if (!tail && !args.some((word) => word.dynamic || word.loose)) return { text, words, dynamic: false, ...extra };
   const pieces = [name, ...args.map((word) => (word.loose ? ANY_TEXT : ` ${word.template}`))]; // a loose word may vanish, with its space
   if (tail) pieces.push(ANY_TEXT);

@@ -40,9 +40,9 @@ export function pathArguments(command: string, workdir: string, userHome: string
     const key = `${request.kind} ${"path" in request ? request.path : ""}`;
     if (!requests.has(key)) requests.set(key, request);
   };
-  for (const { words, globs } of split.commands) {
+  for (const { words, globs, tildes } of split.commands) {
     words.forEach((word, index) => {
-      if (index > 0) for (const request of argumentPaths(word, globs?.includes(index) === true, folders)) add(request);
+      if (index > 0) for (const request of argumentPaths(word, globs?.includes(index) === true, tildes?.includes(index) === true, folders)) add(request);
     });
   }
   for (const redirect of split.redirects) for (const request of redirectPaths(redirect, folders)) add(request);
@@ -50,14 +50,14 @@ export function pathArguments(command: string, workdir: string, userHome: string
 }
 
 /** An argument that looks like a path (`/`, `./`, `.env`) or is a symlink; after a `cd` elsewhere, any argument. */
-function argumentPaths(word: string, glob: boolean, folders: Folders): PermissionRequest[] {
+function argumentPaths(word: string, glob: boolean, tilde: boolean, folders: Folders): PermissionRequest[] {
   const value = word.includes("=") && !word.startsWith("/") ? word.slice(word.indexOf("=") + 1) : word;
   if (value.includes("://") || value.startsWith("-")) return [];
   // A quoted '.*' is text; an unquoted `{a,b}` is two words.
   const words = glob ? expandBraces(value) : [value];
   if (words === undefined) return [{ kind: "read", path: value, unsure: `${value} names too many files to check one by one` }];
   return words.flatMap((one) => {
-    const expanded = expandStart(one, folders);
+    const expanded = expandStart(one, folders, tilde);
     if ("unsure" in expanded) return [{ kind: "read", path: one, unsure: expanded.unsure }];
     return expanded.paths.flatMap((path) => {
       if (path.includes("$")) return []; // computed at run time: the command rules judge it
@@ -101,10 +101,11 @@ function redirectPaths(redirect: Redirect, folders: Folders): PermissionRequest[
 /**
  * A word's start as bash expands it: `~` and `$HOME` the user's home, `~+` and `$PWD` the folder
  * the command runs in. `~bob`, `~-` (the previous folder) and `~2` (the folder stack) are unsure.
+ * `expandsTilde` false: the `~` was quoted (or follows an option's `=`), so it is text.
  */
-function expandStart(word: string, folders: Folders): { paths: string[] } | { unsure: string } {
-  const home = word.replace(/^~(?=\/|$)/, folders.home).replace(/\$\{?HOME\}?(?=\/|$)/g, folders.home);
-  const tilde = /^~([^/]*)/.exec(home);
+function expandStart(word: string, folders: Folders, expandsTilde = true): { paths: string[] } | { unsure: string } {
+  const home = (expandsTilde ? word.replace(/^~(?=\/|$)/, folders.home) : word).replace(/\$\{?HOME\}?(?=\/|$)/g, folders.home);
+  const tilde = expandsTilde ? /^~([^/]*)/.exec(home) : null;
   if (/^\$\{?PWD\}?(?=\/|$)/.test(home) || tilde?.[1] === "+") {
     const rest = home.replace(/^(?:\$\{?PWD\}?|~\+)/, "");
     if (folders.unknown !== undefined) return { unsure: `${word} is in a folder this line cannot tell (${folders.unknown})` };

@@ -422,4 +422,7 @@ export const ORDINARY_COMMANDS: readonly string[] = [
   "npm run build && npm prune",
   "read -r version < VERSION && echo \"v$version\"",
   "while IFS=, read -r name count; do echo \"$name: $count\"; done < counts.csv",
+  // A quoted `~` is text, not a home folder (tldr pages: gem, mlr).
+  "gem install rails -v '~> 7.0'",
+  "mlr --icsv filter '$name =~ \"^a\"' data.csv",
 ];
