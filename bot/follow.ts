@@ -42,17 +42,22 @@ export function createFollower(options: FollowOptions): Follower {
   const progress = new Map<string, ProgressStatus & { last?: string }>();
 
   const chatOf = (id: string) => store.data.tasks[id]?.chat;
+  /** The status message: progress, and (with `dashboard.public_url`) where to watch it live. */
+  const statusText = (id: string, status: ProgressStatus) => {
+    const link = options.taskLink(id);
+    return link ? `${progressText(status)}\n${link}` : progressText(status);
+  };
   const statusEdit = (id: string, text: string): OutgoingCall | undefined => {
     const entry = store.data.tasks[id];
     if (!entry?.status) return undefined;
     const { chat, message, outbox: sent } = entry.status;
     return message !== undefined
-      ? { method: "editMessageText", chat_id: chat, params: { message_id: message, text, parse_mode: "HTML" } }
-      : sent ? { method: "editMessageText", chat_id: chat, edit_of: sent, params: { text, parse_mode: "HTML" } } : undefined;
+      ? { method: "editMessageText", chat_id: chat, params: { message_id: message, text, parse_mode: "HTML", link_preview_options: { is_disabled: true } } }
+      : sent ? { method: "editMessageText", chat_id: chat, edit_of: sent, params: { text, parse_mode: "HTML", link_preview_options: { is_disabled: true } } } : undefined;
   };
   /** Telegram rejects an edit with identical text, and an edit costs a slot of the chat's rate: skip repeats. */
   const show = (id: string, status: ProgressStatus & { last?: string }) => {
-    const text = progressText(status);
+    const text = statusText(id, status);
     if (text === status.last) return;
     status.last = text;
     outbox.replace(`progress:${id}`, statusEdit(id, text));
@@ -95,7 +100,7 @@ export function createFollower(options: FollowOptions): Follower {
     if (entry?.status) {
       // The status message's final state: stored after the result and in the status lane, so it
       // never holds the result up and goes when the chat has a slot to spare.
-      const final = progressText({ ...(status ?? { title: record.title, step: record.turns, tools: [], tokens: 0 }), costUsd: result.costUsd, state: STATE_LABEL[result.status] ?? result.status });
+      const final = statusText(id, { ...(status ?? { title: record.title, step: record.turns, tools: [], tokens: 0 }), costUsd: result.costUsd, state: STATE_LABEL[result.status] ?? result.status });
       const call = statusEdit(id, final);
       if (call && final !== status?.last) outbox.enqueue({ ...call, lane: "status" });
     }
@@ -105,7 +110,7 @@ export function createFollower(options: FollowOptions): Follower {
     started(task, chat, request) {
       const status = statusOf(task.id, task.title);
       status.state = STATE_LABEL[task.state] ?? task.state;
-      status.last = progressText(status);
+      status.last = statusText(task.id, status);
       const sent = send(chat, status.last, `status:${task.id}`, request);
       store.update((data) => {
         data.tasks[task.id] = { chat, request, status: { chat, outbox: sent } };

@@ -120,6 +120,26 @@ describe("Telegram: links to a task's page", () => {
     assert.ok(result.params.text.endsWith(link), "the link closes the result");
   });
 
+  it("links the status message of a task sent from the phone, so it can be watched live, previews off", async () => {
+    const port = await freePort();
+    h = await startTelegramHarness({ config: config(port, "  public_url: https://ns.example.com\n") });
+    h.model.script(text("counted"));
+    await h.until(() => h!.telegram.commands.length > 0, "the bot to start");
+    h.telegram.sendText(ALICE, "Count to two please");
+    await h.until(() => texts(h!, ALICE.id).some((line) => line.includes("counted")), "the result");
+    const result = h.sent("sendMessage", ALICE.id).find((call) => /counted/.test(call.params.text))!;
+    const id = /<code>([^<]+)<\/code>/.exec(result.params.text)![1]!;
+    const link = `<a href="https://ns.example.com/tasks/${encodeURIComponent(id)}">Open on the dashboard</a>`;
+    const status = h.sent("sendMessage", ALICE.id)[0]!;
+    assert.ok(status.params.text.endsWith(link), `the status message: ${status.params.text}`);
+    assert.deepEqual(status.params.link_preview_options, { is_disabled: true });
+    await h.until(() => h!.sent("editMessageText", ALICE.id).length > 0, "the status message's final state");
+    for (const edit of h.sent("editMessageText", ALICE.id)) {
+      assert.ok(edit.params.text.endsWith(link), `an edit keeps the link: ${edit.params.text}`);
+      assert.deepEqual(edit.params.link_preview_options, { is_disabled: true });
+    }
+  });
+
   it("adds no link without dashboard.public_url (a loopback address would not open on the phone)", async () => {
     const { approval, result, decision } = await inboxTask();
     for (const call of [approval, result, decision]) assert.doesNotMatch(call.params.text, /<a href|dashboard|127\.0\.0\.1/);
