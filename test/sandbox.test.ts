@@ -246,11 +246,26 @@ describe("srt sandbox: where it differs from bwrap", needs("srt"), () => {
     const result = await sandbox.run(`echo kept > "$TMPDIR/scratch" && cat "$TMPDIR/scratch" && echo "tmpdir=$TMPDIR"; echo leak > ${probe}`, limits(tempDir()));
     assert.match(result.output, /^kept$/m);
     const tmp = /^tmpdir=(.+)$/m.exec(result.output)?.[1] ?? "";
-    assert.match(tmp, /nightshift-srt-/);
+    assert.match(tmp, /nightshift-[^/]+\/srt-/);
     assert.equal(existsSync(tmp), false, "the command's TMPDIR is gone after it");
     assert.match(result.output, /Read-only file system/);
     assert.equal(existsSync(probe), false);
     await sandbox.close?.();
+  });
+
+  test("hides /run and other runs' scratch folders, which bwrap covers with empty ones", async () => {
+    const sandbox = createSrtSandbox({ env: baseEnv });
+    const other = join(tmpdir(), `nightshift-${process.getuid?.() ?? "user"}`, `srt-other-${process.pid}`);
+    mkdirSync(other, { recursive: true });
+    writeFileSync(join(other, "note"), "another run's file");
+    try {
+      const result = await sandbox.run(`cat ${other}/note; ls /run | wc -l`, limits(tempDir()));
+      assert.doesNotMatch(result.output, /another run's file/);
+      assert.match(result.output, /^0$/m, "nothing of /run");
+    } finally {
+      rmSync(other, { recursive: true, force: true });
+      await sandbox.close?.();
+    }
   });
 
   test("refuses a run whose workdir holds a read-only folder with a writable one inside, rather than leave it writable", async () => {

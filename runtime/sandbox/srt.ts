@@ -18,9 +18,9 @@
  */
 
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, realpathSync, rmSync, statSync } from "node:fs";
+import { mkdirSync, mkdtempSync, realpathSync, rmSync, statSync } from "node:fs";
 import { homedir, tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import type { SandboxRuntimeConfig } from "@anthropic-ai/sandbox-runtime";
 import { SandboxUnavailable } from "../errors.ts";
 import type { NetworkProxy } from "./proxy.ts";
@@ -144,6 +144,10 @@ export function createSrtSandbox(options: SrtSandboxOptions): Sandbox {
     }
     const dependencies = await manager.checkDependenciesAsync().catch((error: unknown) => ({ errors: [errorText(error)], warnings: [] }));
     if (dependencies.errors.length > 0) return { ok: false, kind: KIND, problem: `sandbox-runtime is missing what it needs: ${dependencies.errors.join("; ")}${installHint()}` };
+    // Without its seccomp helper srt only warns and runs with Unix sockets open (a session bus or
+    // an ssh-agent would be reachable): below the promise, so refused.
+    const seccomp = dependencies.warnings.find((warning) => /seccomp/i.test(warning));
+    if (process.platform === "linux" && seccomp) return { ok: false, kind: KIND, problem: `sandbox-runtime would run without its seccomp filter (${seccomp}); reinstall @anthropic-ai/sandbox-runtime with \`npm ci\`, or use sandbox.mode: bwrap.` };
     // An empty folder of its own: srt makes placeholder files for what it write-protects in
     // Nightshift's working directory when that lies inside a writable one, as it would under /tmp.
     const cwd = realpathSync(mkdtempSync(join(tmpdir(), "nightshift-srt-probe-")));
@@ -167,7 +171,10 @@ export function createSrtSandbox(options: SrtSandboxOptions): Sandbox {
     if (conflict) throw new SandboxUnavailable(conflict);
     const release = await acquire(manager, port);
     // A private TMPDIR per run: srt's own (/tmp/claude) is shared by every command and outlives them.
-    const scratch = realpathSync(mkdtempSync(join(tmpdir(), "nightshift-srt-")));
+    // Under Nightshift's own folder in /tmp (0700, beside its sockets), hidden from the run but for this one.
+    const own = join(tmpdir(), `nightshift-${process.getuid?.() ?? "user"}`);
+    mkdirSync(own, { recursive: true, mode: 0o700 });
+    const scratch = realpathSync(mkdtempSync(join(own, "srt-")));
     const registration = options.network && runOptions.sessionKey !== undefined ? options.network.proxy.register(runOptions.sessionKey) : undefined;
     // 128 random bits, so a violation report is this run's alone.
     const commandId = randomBytes(16).toString("base64url");
@@ -227,15 +234,23 @@ function filesystemRules(options: RunOptions, hidden: readonly string[], readOnl
   // tmpfs, where a write would seem to succeed and vanish.
   const protectedInside = [...readOnly, ...hidden].filter((path) => bound.some((b) => inside(path, b)));
   const home = homedir();
-  // Only those that exist: srt skips a missing one, and denying a missing path inside a writable
-  // one would make it create a placeholder there.
-  const srtDefaults = existing(["/tmp/claude", "/private/tmp/claude", join(home, ".npm", "_logs"), join(home, ".claude", "debug")]);
+  // On Linux only those that exist: srt skips a missing one, and denying a missing path inside a
+  // writable one would make it create a placeholder there. Seatbelt's rules need no file, and a
+  // missing folder would otherwise be created and filled by the first command.
+  const defaults = ["/tmp/claude", "/private/tmp/claude", join(home, ".npm", "_logs"), join(home, ".claude", "debug")];
+  const srtDefaults = process.platform === "darwin" ? defaults : existing(defaults);
+  // A `.env` hidden for this run stays write-protected too: Seatbelt hides it from reads only.
+  const hiddenInside = (options.hidden ?? []).filter((path) => bound.some((b) => inside(path, b)));
+  // bwrap mounts empty folders over /tmp and /run; srt shows the host's. Hidden here instead: /run
+  // (/run/secrets, service sockets) and Nightshift's folder in /tmp (other runs' scratch folders,
+  // its sockets), but for this run's own scratch folder.
+  const shared = process.platform === "linux" ? existing(["/run", "/var/run", dirname(scratch)]) : [dirname(scratch)];
   const literal = (path: string) => ({ path, literal: true as const });
   return {
-    denyRead: [...hidden, ...(options.hidden ?? [])].map(literal),
-    allowRead: [],
+    denyRead: [...hidden, ...(options.hidden ?? []), ...shared].map(literal),
+    allowRead: shared.length > 0 ? [literal(scratch)] : [],
     allowWrite: [...bound, scratch].map(literal),
-    denyWrite: [...protectedInside, ...(options.readOnly ?? []), ...srtDefaults].map(literal),
+    denyWrite: [...protectedInside, ...hiddenInside, ...(options.readOnly ?? []), ...srtDefaults].map(literal),
   };
 }
 
