@@ -23,7 +23,7 @@ const DOTENV_KEY = "sk-ant-api03-planted-in-dotenv-0123456789";
 const FILE_SECRET = "planted-secret-file-contents";
 
 /** A home whose config.yaml holds these servers (JSON is YAML), a planted .env and a hidden folder with a secret. */
-function homeWith(servers: Record<string, unknown>, extra: Record<string, unknown> = {}): { loaded: LoadedConfig; home: string; hiddenFile: string; cleanup(): void } {
+function homeWith(servers: Record<string, unknown>, extra: Record<string, unknown> = {}): { loaded: LoadedConfig; home: string; hiddenFile: string; shared: string; cleanup(): void } {
   // Not under /tmp: the sandbox mounts a fresh /tmp, which would hide the home whatever the rules say.
   const dir = tempDir("nightshift-mcp-", "/var/tmp");
   const home = join(dir.path, "home");
@@ -32,10 +32,12 @@ function homeWith(servers: Record<string, unknown>, extra: Record<string, unknow
   mkdirSync(hiddenDir);
   const hiddenFile = join(hiddenDir, "key.txt");
   writeFileSync(hiddenFile, FILE_SECRET);
+  const shared = join(dir.path, "shared"); // a folder config grants a server with `write`
+  mkdirSync(shared);
   writeFileSync(join(home, ".env"), `ANTHROPIC_API_KEY=${DOTENV_KEY}\nPASSED_ON=from-dotenv\n`);
   writeFileSync(join(home, "config.yaml"), JSON.stringify({ sandbox: { hide: [hiddenDir] }, mcp: { servers }, ...extra }));
   const loaded = loadConfig({ PATH: process.env.PATH, HOME: dir.path, OPENAI_API_KEY: API_KEY, GITHUB_TOKEN: "ghp_plantedplantedplantedplanted0123" }, home);
-  return { loaded, home, hiddenFile, cleanup: dir.cleanup };
+  return { loaded, home, hiddenFile, shared, cleanup: dir.cleanup };
 }
 
 function text(result: CallToolResult): string {
@@ -116,7 +118,7 @@ describe("MCP servers in the sandbox", needs("bwrap", "socat"), () => {
     fixture = homeWith({
       everything: { ...reference("everything", "stdio"), env: { GREETING: "literal" }, env_from: ["PASSED_ON"], tools: { exclude: ["trigger-long-running-operation"] } },
       memory: reference("memory"),
-      filesystem: reference("filesystem", "/"),
+      filesystem: { ...reference("filesystem", "/"), write: ["~/shared"] },
       probe: probe({ network: ["allowed.example"] }),
     });
     host = await openMcpHost(fixture.loaded);
@@ -144,7 +146,7 @@ describe("MCP servers in the sandbox", needs("bwrap", "socat"), () => {
     assert.equal(env.HOME, join(fixture.home, "mcp", "everything"));
   });
 
-  it("hide Nightshift's keys and state and the sandbox's hidden paths from a server, and let it write only its own folder", async () => {
+  it("hide Nightshift's keys and state and the sandbox's hidden paths from a server, and let it write only its own folder and what config grants", async () => {
     writeFileSync(join(fixture.home, "state", "token.json"), FILE_SECRET);
     const filesystem = await host.connect("filesystem");
     for (const path of [join(fixture.home, ".env"), fixture.hiddenFile, join(fixture.home, "state", "token.json")]) {
@@ -158,6 +160,9 @@ describe("MCP servers in the sandbox", needs("bwrap", "socat"), () => {
     const written = await filesystem.call("write_file", { path: own, content: "kept" });
     assert.notEqual(written.isError, true);
     assert.equal(readFileSync(own, "utf8"), "kept");
+    const granted = join(fixture.shared, "out.txt");
+    assert.notEqual((await filesystem.call("write_file", { path: granted, content: "granted" })).isError, true);
+    assert.equal(readFileSync(granted, "utf8"), "granted");
   });
 
   it("stop a server reaching a host not on its network list, at the proxy", async () => {
