@@ -1,11 +1,12 @@
 import Anthropic, { APIConnectionError, APIError } from "@anthropic-ai/sdk";
 import { spawnSync } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { createPairingStore } from "../bot/pairing.ts";
 import { openMemory, openMemoryRuns } from "../memory/index.ts";
 import { systemClock, type LoadedConfig, type Sandbox } from "../runtime/index.ts";
 import { checkTimezone, cronRarity, cronSlots } from "../runtime/cron.ts";
+import { findConfigSecrets } from "../runtime/mcp/secrets.ts";
 import { BUILTIN_TOOL_NAMES, loadAgents } from "../runtime/specialists/agents.ts";
 import { readSchedules } from "../tasks/schedules.ts";
 import { FOLDERS } from "./init.ts";
@@ -42,6 +43,7 @@ export async function runDoctor({ loaded, sandbox, nodeVersion, timeoutMs = 5000
   checks.push(...(await checkEndpoints(loaded, timeoutMs)));
   checks.push(...(await checkTelegram(loaded, timeoutMs)));
   checks.push(...checkMemory(loaded));
+  checks.push(...checkConfigSecrets(loaded.home));
   if (existsSync(loaded.home)) {
     const timezone = loaded.config.daemon.timezone ?? Intl.DateTimeFormat().resolvedOptions().timeZone;
     const jobs = { "memory.consolidate": loaded.config.memory.consolidate, "memory.digest": loaded.config.memory.digest };
@@ -84,6 +86,22 @@ export async function checkSchedules({ home, timezone, jobs, now }: { home: stri
   }
   if (fine.length > 0) checks.unshift({ ok: true, label: `schedules: ${fine.join(", ")}` });
   return checks;
+}
+
+/** Keys and tokens written into config.yaml's MCP servers: each with its line and where it belongs instead. */
+export function checkConfigSecrets(home: string): Check[] {
+  const file = join(home, "config.yaml");
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch {
+    return [];
+  }
+  return findConfigSecrets(text).map((secret) => ({
+    ok: false,
+    label: `${file}${secret.line ? `:${secret.line}` : ""}: \`${secret.field}\` ${secret.why}: secrets do not belong in config.yaml`,
+    fix: secret.fix,
+  }));
 }
 
 /** MEMORY.md against its cap, and how the last consolidation went: nothing about memory is silent. */

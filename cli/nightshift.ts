@@ -34,6 +34,8 @@ const HELP = `nightshift: a personal agent runtime
   nightshift digest                the digest now: printed here, and sent on Telegram when the daemon runs
   nightshift dashboard             a one-time login link for the dashboard (http://127.0.0.1:7420 by default)
       --logout-all                   end every dashboard session instead
+  nightshift mcp list [NAME]       MCP servers (started in the sandbox), their tools, pin state and token cost
+  nightshift mcp approve NAME      pin the server's tool definitions; a tool that changes later is withheld
   nightshift doctor                check Node, folders, sandbox, model endpoints; each problem with its fix
   nightshift config schema         print the JSON Schema of config.yaml
 
@@ -84,6 +86,12 @@ async function main(argv: string[]): Promise<number> {
       const failed = checks.filter((check) => !check.ok && check.level !== "warn").length;
       print(formatChecks(checks), 0);
       return print(failed ? `\n${failed} problem${failed > 1 ? "s" : ""} to fix.` : "\nAll good.", failed ? 1 : 0);
+    }
+    case "mcp": {
+      useCompileCache(env);
+      const [{ loadConfig }, { mcpCommand }] = await Promise.all([import("../runtime/config.ts"), import("./mcp.ts")]);
+      const { text, code } = await mcpCommand(rest[0], rest.slice(1), loadConfig(env), new Date());
+      return print(text, code);
     }
     case "config": {
       if (rest[0] !== "schema") throw new UsageError("usage: nightshift config schema");

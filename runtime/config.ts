@@ -67,6 +67,51 @@ const cron = z
     if (never) ctx.addIssue({ code: "custom", message: never });
   });
 
+const envName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "must be an environment variable name like GITHUB_TOKEN");
+
+/** Tool names as the server spells them; include keeps only these, exclude drops these (after include). */
+const toolFilter = z.strictObject({
+  include: z.array(z.string().min(1)).optional().describe("Only these tools of the server"),
+  exclude: z.array(z.string().min(1)).optional().describe("Never these tools of the server"),
+});
+
+/**
+ * One MCP server: stdio (`command`) or remote (`url`). One flat object rather than a union, so a
+ * mistake is reported as the field it is in, not as "no union member matched".
+ */
+const mcpServer = z.strictObject({
+  command: z.string().min(1).optional().describe("stdio server: the program, run inside the sandbox"),
+  args: z.array(z.string()).optional().describe("stdio server: its arguments"),
+  env: z.record(envName, z.string()).optional()
+    .describe("stdio server: literal, non-secret environment values; secrets go in .env and are named in env_from"),
+  env_from: z.array(envName).optional().describe("stdio server: names of variables (environment or NIGHTSHIFT_HOME/.env) passed to it"),
+  network: z.array(z.string()).optional().describe("stdio server: hosts it may reach through the proxy, e.g. api.github.com or *.example.com"),
+  write: z.array(z.string()).optional().describe("stdio server: paths it may write besides NIGHTSHIFT_HOME/mcp/<name>/ (absolute or ~/…)"),
+  url: z.url({ protocol: /^https?$/, error: "must be an http(s) URL like https://mcp.example.com/mcp" }).optional()
+    .describe("remote server: its streamable HTTP endpoint"),
+  auth_env: envName.optional().describe("remote server: the variable whose value is sent as `Authorization: Bearer …`"),
+  tools: toolFilter.default({}),
+}).superRefine((server, ctx) => {
+  if ((server.command === undefined) === (server.url === undefined)) {
+    ctx.addIssue({ code: "custom", message: "needs exactly one of command (a stdio server) or url (a remote one)" });
+    return;
+  }
+  const wrongSide = server.command !== undefined ? (["url", "auth_env"] as const) : (["args", "env", "env_from", "network", "write"] as const);
+  for (const key of wrongSide) {
+    if (server[key] !== undefined) ctx.addIssue({ code: "custom", path: [key], message: `belongs to a ${server.command !== undefined ? "remote (url)" : "stdio (command)"} server; remove it` });
+  }
+  server.network?.forEach((host, index) => {
+    const problem = validatePattern("network", host);
+    if (problem) ctx.addIssue({ code: "custom", path: ["network", index], message: problem });
+  });
+  server.write?.forEach((path, index) => {
+    if (!/^(\/|~\/)/.test(path)) ctx.addIssue({ code: "custom", path: ["write", index], message: `${JSON.stringify(path)} is relative; write an absolute path or one starting with ~/` });
+  });
+});
+
+/** Server names become part of tool names (mcp__<server>__<tool>, at most 64 characters in all). */
+const mcpServerName = z.string().regex(/^[a-z0-9](?:[a-z0-9-]|_(?!_)){0,23}$/, "must be 1-24 lowercase letters, digits, - or single _, like github");
+
 export const configSchema = z.strictObject({
   models: z.strictObject({
     main: modelRole.default({ model: "claude-sonnet-5-5", context_window: 200_000, max_tokens: 8192, server_compaction: "auto" }),
@@ -152,6 +197,9 @@ export const configSchema = z.strictObject({
       .refine((value) => { const url = URL.parse(value); return !url || (url.pathname === "/" && !url.search && !url.hash && !url.username); }, "must be the tunnel's origin alone, like https://nightshift.example.com (no path, query or credentials)")
       .optional().describe("The https address of a tunnel to the dashboard (cloudflared, tailscale serve); login links use it"),
   }).default({ port: 7420 }),
+  mcp: z.strictObject({
+    servers: z.record(mcpServerName, mcpServer).default({}).describe("MCP servers by name"),
+  }).default({ servers: {} }),
   log_level: z.enum(["trace", "debug", "info", "warn", "error", "silent"]).default("info"),
 });
 
@@ -159,6 +207,7 @@ export type Config = z.output<typeof configSchema>;
 export type ModelRoleConfig = z.output<typeof modelRole>;
 export type RoleName = keyof Config["models"];
 export type PriceTable = Config["prices"];
+export type McpServerConfig = Config["mcp"]["servers"][string];
 
 /** A model role with its endpoint and key resolved from config and environment. */
 export interface ResolvedRole extends ModelRoleConfig {

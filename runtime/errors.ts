@@ -50,6 +50,16 @@ export class ModelError extends Error {
   }
 }
 
+/** An MCP server did not start or answer; the message carries the end of its stderr. */
+export class McpServerFailed extends Error {
+  override name = "McpServerFailed";
+  readonly server: string;
+  constructor(server: string, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.server = server;
+  }
+}
+
 /** A user-facing error: the CLI prints the message without a stack. */
 export function isUserError(error: unknown): error is Error {
   return (
@@ -57,6 +67,7 @@ export function isUserError(error: unknown): error is Error {
     error instanceof TaskFileError ||
     error instanceof SandboxUnavailable ||
     error instanceof SessionBusy ||
+    error instanceof McpServerFailed ||
     error instanceof ModelError
   );
 }

@@ -65,6 +65,10 @@ export function describeIssue(issue: z.core.$ZodIssue): { field: string; message
     const where = issue.path.length ? issue.path.join(".") + "." : "";
     return { field: where + issue.keys[0], path, message: `unknown key${issue.keys.length > 1 ? "s" : ""} ${keys}` };
   }
+  if (issue.code === "invalid_key" && issue.issues[0]) {
+    // A record's key (e.g. an MCP server name): say what the key must look like, not "Invalid key in record".
+    return { field, path, message: `the name ${JSON.stringify(issue.path.at(-1))} ${issue.issues[0].message}` };
+  }
   return { field, path, message: issue.message };
 }
 

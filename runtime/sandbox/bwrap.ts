@@ -8,7 +8,7 @@ import { realpathSync, statSync } from "node:fs";
 import { SandboxUnavailable } from "../errors.ts";
 import type { NetworkProxy } from "./proxy.ts";
 import type { RunOptions, RunResult, Sandbox, SandboxProbe } from "./sandbox.ts";
-import { bashArgs, scrubEnv, spawnCaptured } from "./spawn.ts";
+import { bashArgs, DEFAULT_PATH, scrubEnv, spawnCaptured, spawnPiped } from "./spawn.ts";
 
 export interface BwrapSandboxOptions {
   /** The bwrap binary; looked up on the given env's PATH when not absolute. Default `bwrap`. */
@@ -68,11 +68,14 @@ export function createBwrapSandbox(options: BwrapSandboxOptions): Sandbox {
     "--die-with-parent",
     "--new-session",
     "--clearenv",
-    ...Object.entries(env).flatMap(([name, value]) => ["--setenv", name, value]),
   ];
+  const envArgs = (variables: Record<string, string>) => Object.entries(variables).flatMap(([name, value]) => ["--setenv", name, value]);
   // Root inside the sandbox keeps its capabilities (and could remount /) unless they are dropped.
   const capDropArgs = ["--cap-drop", "ALL"];
-  let staticArgs = [...namespaceArgs, ...capDropArgs];
+  let dropCaps = true;
+  /** Everything before the per-run mounts, for a process with this environment. */
+  const staticArgsFor = (variables: Record<string, string>) => [...namespaceArgs, ...envArgs(variables), ...(dropCaps ? capDropArgs : [])];
+  let staticArgs = staticArgsFor(env);
   let probed: Promise<SandboxProbe> | undefined;
 
   async function probeOnce(): Promise<SandboxProbe> {
@@ -92,9 +95,10 @@ export function createBwrapSandbox(options: BwrapSandboxOptions): Sandbox {
     if (result.exitCode === 0) return probeNetwork();
     // A setuid bwrap refuses --cap-drop from non-root users, who hold no capabilities anyway.
     if (process.getuid?.() !== 0) {
-      const withoutCapDrop = await attempt(namespaceArgs).catch(() => undefined);
+      const withoutCapDrop = await attempt([...namespaceArgs, ...envArgs(env)]).catch(() => undefined);
       if (withoutCapDrop?.exitCode === 0) {
-        staticArgs = namespaceArgs;
+        dropCaps = false;
+        staticArgs = staticArgsFor(env);
         return probeNetwork();
       }
     }
@@ -137,6 +141,24 @@ export function createBwrapSandbox(options: BwrapSandboxOptions): Sandbox {
         registration?.unregister();
       }
     },
+    async spawn(file, args, spawnOptions) {
+      const probeResult = await probe();
+      if (!probeResult.ok) throw new SandboxUnavailable(probeResult.problem ?? "bubblewrap is not usable here.");
+      const registration = options.network && spawnOptions.sessionKey !== undefined ? options.network.proxy.register(spawnOptions.sessionKey) : undefined;
+      const network = registration && options.network ? networkArgs(options.network.proxy.socketPath, registration.token) : [];
+      // With network the relay starts first (its messages on stderr: stdout belongs to the process), then bash becomes the process.
+      const command = registration ? ["bash", "-c", `{ ${RELAY_PREFIX}} >&2; exec "$@"`, "bash", file, ...args] : [file, ...args];
+      const mounts = mountArgs({ cwd: spawnOptions.cwd, writable: spawnOptions.writable ?? [] }, hidden, readOnly);
+      const argv = [...staticArgsFor({ PATH: DEFAULT_PATH, ...spawnOptions.env }), ...mounts, ...network, "--chdir", spawnOptions.cwd, "--", ...command];
+      try {
+        const child = await spawnPiped(bwrapPath, argv, { env, cwd: "/" });
+        void child.exited.then(() => registration?.unregister());
+        return child;
+      } catch (error) {
+        registration?.unregister();
+        throw new SandboxUnavailable(notStartedProblem(bwrapPath, error), { cause: error });
+      }
+    },
   };
 }
 
@@ -173,7 +195,7 @@ export function createUnsandboxed(options: UnsandboxedOptions): Sandbox {
  * (so a hidden `.env` inside cwd stays hidden). A hidden directory that contains a bound path goes
  * first instead, and stays writable so bwrap can create the mount point inside it.
  */
-function mountArgs(options: RunOptions, hidden: readonly HiddenPath[], readOnly: readonly string[]): string[] {
+function mountArgs(options: Pick<RunOptions, "cwd" | "writable" | "hidden" | "readOnly">, hidden: readonly HiddenPath[], readOnly: readonly string[]): string[] {
   const bound = [options.cwd, ...(options.writable ?? [])];
   const inside = (path: string, parent: string) => path.startsWith(parent.endsWith("/") ? parent : `${parent}/`);
   // A read-only path inside a writable one is bound read-only on top; writable paths inside it again on top of that.

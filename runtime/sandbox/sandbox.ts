@@ -1,5 +1,7 @@
 /** What every sandbox implementation offers the `bash` tool. */
 
+import type { Readable, Writable } from "node:stream";
+
 export interface RunOptions {
   /** Absolute, real path; the only place the command may write. */
   cwd: string;
@@ -45,12 +47,44 @@ export interface SandboxProbe {
   problem?: string;
 }
 
+/** A long-running process in the sandbox with its pipes (an MCP stdio server). */
+export interface SpawnOptions {
+  /** Absolute, real path: its working directory, writable. */
+  cwd: string;
+  /** Extra writable paths (absolute). */
+  writable?: string[];
+  /**
+   * The process's whole environment: nothing of Nightshift's own is added, not even what `run`
+   * passes to commands (only PATH when missing, and the proxy's variables when it has network).
+   */
+  env: Record<string, string>;
+  /** Network through the proxy, decided under this key; without it the process has none. */
+  sessionKey?: string;
+}
+
+export interface SandboxedProcess {
+  readonly stdin: Writable;
+  readonly stdout: Readable;
+  /** The process's own stderr (a server's log), apart from stdout's protocol. */
+  readonly stderr: Readable;
+  /** Resolves once when the process has exited (code, or null when killed by a signal). */
+  readonly exited: Promise<number | null>;
+  /** Kills the process and everything it started; idempotent. */
+  kill(): void;
+}
+
 export interface Sandbox {
   readonly kind: string;
   /** Checks that commands can run here. Cheap enough to call at start and in `doctor`. */
   probe(): Promise<SandboxProbe>;
   /** Runs `command` with `bash -c`. Must not throw for a failing command; throws SandboxUnavailable when it cannot run at all. */
   run(command: string, options: RunOptions): Promise<RunResult>;
+  /**
+   * Starts `file args` with stdin, stdout and stderr as pipes, confined like `run` (hidden paths,
+   * writes only to cwd and `writable`, network only through the proxy). Throws SandboxUnavailable
+   * when the sandbox does not work here. Absent on backends that cannot do it yet (srt, off).
+   */
+  spawn?(file: string, args: readonly string[], options: SpawnOptions): Promise<SandboxedProcess>;
   /** Releases what the sandbox holds between runs (srt: its bridges and proxies). Runs must have ended. */
   close?(): Promise<void>;
 }

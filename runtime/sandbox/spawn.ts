@@ -7,7 +7,7 @@ import { spawn } from "node:child_process";
 import { performance } from "node:perf_hooks";
 import { StringDecoder } from "node:string_decoder";
 import type { Readable } from "node:stream";
-import type { RunResult } from "./sandbox.ts";
+import type { RunResult, SandboxedProcess } from "./sandbox.ts";
 
 export interface CaptureOptions {
   /** The complete environment of the spawned process (already scrubbed). */
@@ -156,6 +156,32 @@ export function spawnCaptured(file: string, args: readonly string[], options: Ca
 }
 
 /**
+ * Starts `file args` in its own process group with three pipes, for a process that runs until it
+ * is told to stop (an MCP server). Resolves once it has started; rejects only when it could not be
+ * started (e.g. ENOENT). `kill` and the process's own exit both end the whole group.
+ */
+export function spawnPiped(file: string, args: readonly string[], options: { env: Record<string, string>; cwd: string }): Promise<SandboxedProcess> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(file, args, { cwd: options.cwd, env: options.env, stdio: ["pipe", "pipe", "pipe"], detached: true });
+    const killGroup = (): void => {
+      if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
+      try {
+        process.kill(-child.pid, "SIGKILL");
+      } catch {
+        // ESRCH: the group is already gone.
+      }
+    };
+    const exited = new Promise<number | null>((settle) => child.once("exit", (code) => settle(code)));
+    child.once("error", reject);
+    child.once("spawn", () => {
+      child.on("error", () => {}); // after the start, a failure shows as the exit
+      child.stdin.on("error", () => {}); // EPIPE when the process died: its exit says so
+      resolve({ stdin: child.stdin, stdout: child.stdout, stderr: child.stderr, exited, kill: killGroup });
+    });
+  });
+}
+
+/**
  * Keeps the first `maxBytes` bytes of stdout and stderr in arrival order and counts the rest.
  * Each stream has its own decoder, so a character split across chunks stays whole; the cut is
  * moved back to a character boundary.
@@ -231,7 +257,7 @@ const SECRET_VALUE_PATTERNS: readonly RegExp[] = [
 ];
 
 /** Used when the given environment has no PATH, so `bash -c` still finds the usual tools. */
-const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+export const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /**
  * A copy of `env` without anything that looks like a secret, by name or by value.

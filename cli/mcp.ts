@@ -1,0 +1,82 @@
+/**
+ * `nightshift mcp list [NAME]` and `nightshift mcp approve NAME`: start the configured servers in
+ * the sandbox, show their tools with pin state and what each definition costs, and pin them.
+ */
+
+import type { Tool } from "@modelcontextprotocol/client";
+import type { LoadedConfig } from "../runtime/config.ts";
+import { isUserError } from "../runtime/errors.ts";
+import { comparePins, openMcpHost, readPins, writePins, type McpHost, type PinState } from "../runtime/mcp/index.ts";
+import { UsageError } from "./usage.ts";
+
+export interface McpCommandResult {
+  text: string;
+  code: number;
+}
+
+/** Never throws for a server that fails: it is reported in the text and the code is 1. */
+export async function mcpCommand(sub: string | undefined, args: string[], loaded: LoadedConfig, now: Date, host?: McpHost): Promise<McpCommandResult> {
+  if (sub !== "list" && sub !== "approve") throw new UsageError("usage: nightshift mcp list [NAME] | nightshift mcp approve NAME");
+  if (args.length > 1 || (sub === "approve" && args.length !== 1)) throw new UsageError(`usage: nightshift mcp ${sub === "approve" ? "approve NAME" : "list [NAME]"}`);
+  const names = args.length ? args : Object.keys(loaded.config.mcp.servers);
+  if (names.length === 0) return { text: "No MCP servers configured: add them under mcp.servers in config.yaml.", code: 0 };
+  const mcp = host ?? (await openMcpHost(loaded));
+  const sections: string[] = [];
+  let failed = 0;
+  try {
+    for (const name of names) {
+      try {
+        const server = await mcp.connect(name);
+        const states = comparePins(server.tools, readPins(loaded.home, name));
+        if (sub === "approve") {
+          writePins(loaded.home, name, server.tools, now);
+          sections.push(approvedSection(name, server.tools, states));
+        } else {
+          sections.push(listSection(name, loaded, server.tools, states));
+        }
+        await server.close();
+      } catch (error) {
+        if (!isUserError(error)) throw error;
+        failed += 1;
+        sections.push(`✗ ${error.message}`);
+      }
+    }
+    const blocked = mcp.blocked().map((entry) => `  ${entry.server} → ${entry.host}: ${entry.reason}`);
+    if (blocked.length) sections.push(["Network refused:", ...blocked].join("\n"));
+  } finally {
+    if (!host) await mcp.close();
+  }
+  return { text: sections.join("\n\n"), code: failed ? 1 : 0 };
+}
+
+function listSection(name: string, loaded: LoadedConfig, tools: Tool[], states: PinState[]): string {
+  const server = loaded.config.mcp.servers[name]!;
+  const where = server.command !== undefined ? `stdio, sandboxed${server.network?.length ? `, network: ${server.network.join(", ")}` : ", no network"}` : `remote ${server.url}`;
+  const width = Math.max(...tools.map((tool) => tool.name.length), 4);
+  const lines = [`${name} (${where}): ${tools.length} tool${tools.length === 1 ? "" : "s"}, ≈ ${tokens(tools).toLocaleString("en-US")} tokens of definitions`];
+  for (const [index, tool] of tools.entries()) {
+    const state = states[index]!;
+    const mark = state.state === "pinned" ? "✓ pinned " : state.state === "new" ? "+ new    " : "! changed";
+    lines.push(`  ${mark}  ${tool.name.padEnd(width)}  ≈ ${tokens([tool]).toLocaleString("en-US")} tokens`);
+    if (state.state === "changed") lines.push(...state.diff.map((line) => `      ${line}`));
+  }
+  const withheld = states.filter((state) => state.state !== "pinned").length;
+  if (withheld) lines.push(`  ${withheld} withheld until approved: nightshift mcp approve ${name}`);
+  return lines.join("\n");
+}
+
+function approvedSection(name: string, tools: Tool[], states: PinState[]): string {
+  const count = (state: PinState["state"]) => states.filter((entry) => entry.state === state).length;
+  const lines = [`${name}: pinned ${tools.length} tool${tools.length === 1 ? "" : "s"} (${count("new")} new, ${count("changed")} changed, ${count("pinned")} unchanged)`];
+  for (const state of states) {
+    if (state.state === "new") lines.push(`  + ${state.name}`);
+    if (state.state === "changed") lines.push(`  ! ${state.name}`, ...state.diff.map((line) => `      ${line}`));
+  }
+  return lines.join("\n");
+}
+
+/** An estimate, bytes/4 of the definitions as the Messages API would receive them (no tokenizer offline). */
+export function tokens(tools: readonly Tool[]): number {
+  const bytes = tools.reduce((sum, tool) => sum + Buffer.byteLength(JSON.stringify({ name: tool.name, description: tool.description ?? "", input_schema: tool.inputSchema })), 0);
+  return Math.ceil(bytes / 4);
+}

@@ -1,0 +1,139 @@
+/**
+ * Starting the MCP servers of config.yaml and listing their tools. A stdio server runs inside the
+ * sandbox: an environment that starts empty (its `env`, the variables `env_from` names, PATH and a
+ * HOME in its own folder), Nightshift's state and keys hidden as for commands, writes only to
+ * NIGHTSHIFT_HOME/mcp/<name>/ and its `write` paths, network only through the proxy to the hosts
+ * in its `network` list. Without a working sandbox it is not started at all.
+ */
+
+import { existsSync, mkdirSync, realpathSync } from "node:fs";
+import { lookup } from "node:dns/promises";
+import { join } from "node:path";
+import { Client, StreamableHTTPClientTransport, type CallToolResult, type Tool, type Transport } from "@modelcontextprotocol/client";
+import type { McpServerConfig } from "../config.ts";
+import { ConfigError, McpServerFailed, SandboxUnavailable } from "../errors.ts";
+import { expandHome } from "../home.ts";
+import { matchesDomain } from "../policy/patterns.ts";
+import type { NetworkDecision, NetworkRequest } from "../sandbox/proxy.ts";
+import type { Sandbox } from "../sandbox/sandbox.ts";
+import { blockedAddressReason } from "../tools/web-fetch.ts";
+import { SandboxedStdioTransport } from "./transport.ts";
+
+export interface McpDeps {
+  /** NIGHTSHIFT_HOME; servers get their folders under mcp/. */
+  home: string;
+  /** process.env merged with NIGHTSHIFT_HOME/.env: where `env_from` and `auth_env` are looked up. */
+  env: Record<string, string | undefined>;
+  /** Must offer `spawn` (bwrap); a sandbox without it refuses stdio servers. */
+  sandbox: Sandbox;
+  /** Milliseconds to wait for a server's answers (initialize, tools/list). */
+  timeoutMs?: number;
+}
+
+export interface ConnectedServer {
+  name: string;
+  /** The server's tools after the config's include and exclude. */
+  tools: Tool[];
+  /** Calls a tool; the result as the server sent it (not yet wrapped as untrusted content). */
+  call(tool: string, args: Record<string, unknown>, signal?: AbortSignal): Promise<CallToolResult>;
+  /** What the server wrote on stderr lately (stdio servers only). */
+  stderr(): string;
+  close(): Promise<void>;
+}
+
+const CLIENT_INFO = { name: "nightshift", version: "0.1.0" };
+const DEFAULT_TIMEOUT_MS = 30_000;
+
+/** The proxy's session key for a server's network; the decision callback maps it back with serverOfKey. */
+export const networkKey = (name: string): string => `mcp:${name}`;
+
+/** Connects to one configured server and lists its tools. Throws ConfigError or SandboxUnavailable with the fix. */
+export async function connectServer(name: string, server: McpServerConfig, deps: McpDeps): Promise<ConnectedServer> {
+  const stdio = server.command !== undefined ? await startStdio(name, server, deps) : undefined;
+  const transport: Transport = stdio ?? remoteTransport(name, server, deps.env);
+  const client = new Client(CLIENT_INFO);
+  const timeout = deps.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  const close = async () => {
+    await client.close().catch(() => {});
+  };
+  try {
+    await client.connect(transport, { timeout });
+    const tools: Tool[] = [];
+    let cursor: string | undefined;
+    do {
+      const page = await client.listTools(cursor === undefined ? undefined : { cursor }, { timeout });
+      tools.push(...page.tools);
+      cursor = page.nextCursor;
+    } while (cursor);
+    const call = async (tool: string, args: Record<string, unknown>, signal?: AbortSignal) =>
+      (await client.callTool({ name: tool, arguments: args }, { timeout, ...(signal ? { signal } : {}) })) as CallToolResult;
+    return { name, tools: filterTools(tools, server.tools), call, stderr: () => stdio?.stderr() ?? "", close };
+  } catch (error) {
+    await close();
+    const said = stdio?.stderr().trim().split("\n").slice(-3).join(" | ");
+    throw new McpServerFailed(name, `MCP server \`${name}\` did not answer: ${(error as Error).message}${said ? ` (its stderr: ${said})` : ""}`, { cause: error });
+  }
+}
+
+async function startStdio(name: string, server: McpServerConfig, deps: McpDeps): Promise<SandboxedStdioTransport> {
+  const field = `mcp.servers.${name}`;
+  if (!deps.sandbox.spawn) {
+    throw new SandboxUnavailable(`MCP server \`${name}\` is not started: the ${deps.sandbox.kind} sandbox cannot run servers yet (only bwrap can); set sandbox.mode: bwrap on Linux, or remove ${field}.`);
+  }
+  const probe = await deps.sandbox.probe();
+  if (!probe.ok) throw new SandboxUnavailable(`MCP server \`${name}\` is not started: stdio servers run only inside the sandbox, and it does not work here: ${probe.problem ?? "unknown problem"}`);
+  const folder = join(deps.home, "mcp", name);
+  mkdirSync(folder, { recursive: true });
+  const writable = (server.write ?? []).map((path) => {
+    const expanded = expandHome(path, deps.env);
+    if (!existsSync(expanded)) throw new ConfigError(`${field}.write`, `${field}.write: ${path} does not exist; create it or remove it from the list.`);
+    return realpathSync(expanded);
+  });
+  const env: Record<string, string> = { HOME: realpathSync(folder), ...(deps.env.PATH ? { PATH: deps.env.PATH } : {}), ...server.env };
+  for (const variable of server.env_from ?? []) {
+    const value = deps.env[variable];
+    if (value === undefined) throw new ConfigError(`${field}.env_from`, `${field}.env_from names ${variable}, which is not set: set it in your shell or in ${join(deps.home, ".env")} (${variable}=…).`);
+    env[variable] = value;
+  }
+  const networked = (server.network ?? []).length > 0;
+  const child = await deps.sandbox.spawn(server.command!, server.args ?? [], { cwd: realpathSync(folder), writable, env, ...(networked ? { sessionKey: networkKey(name) } : {}) });
+  return new SandboxedStdioTransport(child);
+}
+
+function remoteTransport(name: string, server: McpServerConfig, env: Record<string, string | undefined>): Transport {
+  const headers: Record<string, string> = {};
+  if (server.auth_env) {
+    const value = env[server.auth_env];
+    if (!value) throw new ConfigError(`mcp.servers.${name}.auth_env`, `mcp.servers.${name}.auth_env names ${server.auth_env}, which is not set: set it in your shell or in NIGHTSHIFT_HOME/.env.`);
+    headers.Authorization = `Bearer ${value}`;
+  }
+  return new StreamableHTTPClientTransport(new URL(server.url!), { requestInit: { headers } });
+}
+
+/** include first (only those), then exclude; names the server does not have are ignored. */
+export function filterTools(tools: Tool[], filter: { include?: string[] | undefined; exclude?: string[] | undefined }): Tool[] {
+  return tools.filter((tool) => (!filter.include || filter.include.includes(tool.name)) && !filter.exclude?.includes(tool.name));
+}
+
+/**
+ * The proxy's decision for servers' network: a host on the server's `network` list is allowed,
+ * unless it resolves to a private or loopback address (the proxy connects from this machine);
+ * anything else is refused, for now without asking (approvals for servers come with the tools).
+ */
+export function serverNetworkDecider(servers: Record<string, McpServerConfig>, onBlocked?: (server: string, host: string, reason: string) => void): (request: NetworkRequest) => Promise<NetworkDecision> {
+  return async (request) => {
+    const name = request.sessionKey.startsWith("mcp:") ? request.sessionKey.slice(4) : undefined;
+    const hosts = name === undefined ? undefined : servers[name]?.network;
+    const refuse = (reason: string): NetworkDecision => {
+      onBlocked?.(name ?? "?", request.host, reason);
+      return { allow: false, reason };
+    };
+    if (!hosts) return refuse("not an MCP server's connection");
+    if (!hosts.some((pattern) => matchesDomain(request.host, pattern))) return refuse(`${request.host} is not in mcp.servers.${name}.network`);
+    const addresses = await lookup(request.host, { all: true }).catch(() => []);
+    if (addresses.length === 0) return refuse(`${request.host} does not resolve`);
+    const blocked = addresses.map(({ address }) => [address, blockedAddressReason(address)] as const).find(([, reason]) => reason);
+    if (blocked) return refuse(`${request.host} resolves to ${blocked[0]} (${blocked[1]}); servers never reach this machine's or its network's private addresses`);
+    return { allow: true, reason: "" };
+  };
+}
