@@ -280,6 +280,9 @@ function createNetworkRegistry(options: { allowPrivate: boolean; dashboardPort: 
       }
       const blocked = options.allowPrivate ? undefined : addresses.map(({ address }) => [address, blockedAddressReason(address)] as const).find(([, reason]) => reason);
       if (blocked) return refuse(entry, request.host, `${request.host} resolves to ${blocked[0]} (${blocked[1]}); commands never reach this machine's or its network's private addresses unless sandbox.allow_private_network is on`);
+      // Connected to what was checked: a name that resolves elsewhere a moment later (DNS rebinding) gets nowhere new.
+      const decision = await entry.check(request.host);
+      return decision.allow ? { ...decision, address: addresses[0]!.address } : decision;
     }
     return entry.check(request.host);
   };

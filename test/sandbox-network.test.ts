@@ -365,6 +365,25 @@ describe("sandbox probe with a network proxy", () => {
   });
 });
 
+describe("network proxy: where it connects", () => {
+  test("connects to the address the decision checked, not to the name again (a DNS answer that changes in between gets nowhere new)", async () => {
+    const upstream = createServer((request, response) => response.end(`reached ${request.headers.host}`));
+    const port = await listening(upstream);
+    // The name does not resolve at all: only the checked address can have been used.
+    const proxy = await startNetworkProxy({ socketPath: join(tempDir(), "proxy.sock"), decide: async () => ({ allow: true, reason: "", address: "127.0.0.1" }) });
+    const { token, unregister } = proxy.register("s");
+    try {
+      const answer = await exchange(proxy.socketPath, `GET http://checked.invalid:${port}/ HTTP/1.1\r\nHost: checked.invalid:${port}\r\nProxy-Authorization: ${basic(token)}\r\nConnection: close\r\n\r\n`);
+      assert.match(answer, /^HTTP\/1\.1 200 /);
+      assert.match(answer, new RegExp(`reached checked\\.invalid:${port}`), "the Host header is the name asked for");
+    } finally {
+      unregister();
+      await proxy.close();
+      upstream.close();
+    }
+  });
+});
+
 /** Polls a condition the proxy reaches asynchronously (a real socket event, not a timer we own). */
 async function waitFor(condition: () => boolean): Promise<void> {
   for (let i = 0; i < 200 && !condition(); i++) await new Promise((resolve) => setImmediate(resolve));

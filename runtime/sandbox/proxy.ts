@@ -46,6 +46,11 @@ export interface NetworkDecision {
   allow: boolean;
   /** One line shown to the client when denied (`Nightshift blocked <host>: <reason>`). */
   reason: string;
+  /**
+   * The address the decision checked, when it resolved the name: the proxy connects there, not to
+   * the name, so a second lookup (a DNS answer that changed in between) cannot lead elsewhere.
+   */
+  address?: string;
 }
 
 export interface NetworkProxyOptions {
@@ -178,7 +183,7 @@ export async function startNetworkProxy(options: NetworkProxyOptions): Promise<N
       return refuseRaw(client, 403, "Forbidden", blockedText(target.host, decision.reason), [["X-Nightshift-Blocked", oneLine(decision.reason)]]);
     }
 
-    const upstream = connect({ host: target.host, port: target.port });
+    const upstream = connect({ host: decision.address ?? target.host, port: target.port });
     track(run, upstream);
     let connected = false;
     upstream.once("connect", () => {
@@ -221,7 +226,7 @@ export async function startNetworkProxy(options: NetworkProxyOptions): Promise<N
 
     const upstream = httpRequest({
       agent: upstreamAgent,
-      host: target.host,
+      host: decision.address ?? target.host,
       port: target.port,
       method: request.method,
       path: target.path,
