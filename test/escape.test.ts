@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { existsSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, it } from "node:test";
 import { BOT_TOKEN, SECRET_KEY } from "./support/session.ts";
@@ -136,7 +136,6 @@ for (const backend of LINUX_BACKENDS) {
 
     it("cannot read .env files in the workdir, even by a glob or a substitution", async () => {
       h = await createRuntimeHarness({ sandbox: backend });
-      const { mkdirSync } = await import("node:fs");
       mkdirSync(join(h.workdir, "app"));
       writeFileSync(join(h.workdir, ".env"), "DB_PASSWORD=root-env-secret\n");
       writeFileSync(join(h.workdir, "app", ".env.local"), "DB_PASSWORD=app-env-secret\n");
@@ -147,7 +146,6 @@ for (const backend of LINUX_BACKENDS) {
 
     it("cannot name a secret through $HOME or a glob", async () => {
       h = await createRuntimeHarness({ sandbox: backend });
-      const { mkdirSync } = await import("node:fs");
       mkdirSync(join(h.userHome, "code", "app"), { recursive: true });
       writeFileSync(join(h.userHome, "code", "app", ".env"), "TOKEN=deep-env-secret\n");
       const { results } = await attempt(h, [bash("cat $HOME/code/app/.env"), bash("cat ~/code/app/.e*"), bash("cat ${HOME}/.ssh/id_*")]);
@@ -157,9 +155,28 @@ for (const backend of LINUX_BACKENDS) {
       }
     });
 
+    it("cannot make git run a command later through .git/commondir, a new submodule's config, or a replaced .git", sandboxed, async () => {
+      h = await createRuntimeHarness({ sandbox: backend });
+      mkdirSync(join(h.workdir, ".git", "hooks"), { recursive: true });
+      writeFileSync(join(h.workdir, ".git", "config"), "[core]\n");
+      const evil = "printf '[core]\\n\\tfsmonitor = touch PWNED\\n'";
+      const { results } = await attempt(h, [
+        bash(`mkdir -p evil && ${evil} > evil/config && echo ../evil > .git/commondir; echo planted`),
+        bash(`mkdir -p .git/modules/sub && ${evil} > .git/modules/sub/config; echo planted`),
+        // The new config's path in a variable: the policy would deny it written out.
+        bash(`mv .git .git2 && mkdir .git && f=.git/config && ${evil} > $f; echo tried`),
+      ]);
+      assert.equal(existsSync(join(h.workdir, ".git", "commondir")), false, "moved aside");
+      assert.match(results[0]!.content, /\[refused: the command created .*\.git\/commondir, which git would obey outside the sandbox; moved to .*nightshift-refused/);
+      assert.equal(existsSync(join(h.workdir, ".git", "modules", "sub", "config")), false);
+      assert.match(results[1]!.content, /\[refused: the command created .*\.git\/modules\/sub\/config/);
+      // bwrap pins .git (a mount point cannot be renamed); a backend that cannot is caught after the run.
+      assert.match(results[2]!.content, /Device or resource busy|\[refused: the command replaced .*\.git/);
+      assert.equal(readFileSync(join(h.workdir, ".git", "config"), "utf8"), "[core]\n", "git in the workdir still reads the repository's own config");
+    });
+
     it("cannot write where a deny rule says no, even inside the workdir, nor plant git hooks", sandboxed, async () => {
       h = await createRuntimeHarness({ sandbox: backend, config: "permissions:\n  deny:\n    - write: \"{workdir}/prod/**\"\n" });
-      const { mkdirSync } = await import("node:fs");
       mkdirSync(join(h.workdir, "prod"));
       mkdirSync(join(h.workdir, ".git", "hooks"), { recursive: true });
       writeFileSync(join(h.workdir, ".git", "config"), "[core]\n");

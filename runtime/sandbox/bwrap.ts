@@ -195,7 +195,7 @@ export function createUnsandboxed(options: UnsandboxedOptions): Sandbox {
  * (so a hidden `.env` inside cwd stays hidden). A hidden directory that contains a bound path goes
  * first instead, and stays writable so bwrap can create the mount point inside it.
  */
-function mountArgs(options: Pick<RunOptions, "cwd" | "writable" | "hidden" | "readOnly">, hidden: readonly HiddenPath[], readOnly: readonly string[]): string[] {
+function mountArgs(options: Pick<RunOptions, "cwd" | "writable" | "hidden" | "readOnly" | "pinned">, hidden: readonly HiddenPath[], readOnly: readonly string[]): string[] {
   const bound = [options.cwd, ...(options.writable ?? [])];
   const inside = (path: string, parent: string) => path.startsWith(parent.endsWith("/") ? parent : `${parent}/`);
   // A read-only path inside a writable one is bound read-only on top; writable paths inside it again on top of that.
@@ -216,6 +216,8 @@ function mountArgs(options: Pick<RunOptions, "cwd" | "writable" | "hidden" | "re
   return [
     ...before,
     ...bound.flatMap((path) => ["--bind", path, path]),
+    // A mount point cannot be renamed or removed; read-only paths inside are bound on top of it.
+    ...(options.pinned ?? []).flatMap((path) => ["--bind", path, path]),
     ...protectedInside.flatMap((path) => ["--ro-bind", path, path]),
     ...rebound.flatMap((path) => ["--bind", path, path]),
     ...(options.readOnly ?? []).flatMap((path) => ["--ro-bind", path, path]),

@@ -11,6 +11,12 @@ export interface RunOptions {
   hidden?: string[];
   /** Existing paths inside writable ones that stay read-only for this run (e.g. `.git/hooks`, a denied folder). */
   readOnly?: string[];
+  /**
+   * Existing folders inside writable ones that keep their place: the command may change what is in
+   * them but cannot rename, remove or replace them (`.git`, whose read-only files would otherwise
+   * move with it). A backend that cannot pin leaves it to the caller's check after the run.
+   */
+  pinned?: string[];
   /** Kill the command after this long. */
   timeoutMs: number;
   /** Keep at most this many bytes of combined output; the rest is dropped and reported. */

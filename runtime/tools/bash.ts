@@ -1,8 +1,9 @@
 import { z } from "zod";
 import type { Sandbox } from "../sandbox/sandbox.ts";
-import { existsSync, readdirSync } from "node:fs";
+import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import { pathArguments } from "./command-paths.ts";
+import { guardGit } from "./git-guard.ts";
 import { isSecretFileName } from "./paths.ts";
 import { PermissionDenied } from "../errors.ts";
 import { defineTool, ToolError } from "./tool.ts";
@@ -48,14 +49,16 @@ export function createBashTool(sandbox: Sandbox, options: BashToolOptions) {
           return { allow: false, reason };
         }
       }, (host, reason) => blocked.set(host, reason));
+      // Git runs hooks and config commands (core.fsmonitor, core.pager) later, outside the sandbox.
+      const git = guardGit([workdir, ...writable]);
       let result;
       try {
         result = await sandbox.run(command, {
           cwd: workdir,
           writable,
           hidden: [workdir, ...writable].flatMap(secretFiles),
-          // Git runs hooks and config commands (core.fsmonitor, core.pager) later, outside the sandbox.
-          readOnly: [...readOnly, ...[workdir, ...writable].flatMap(gitControlFiles)],
+          readOnly: [...readOnly, ...git.readOnly],
+          pinned: git.pinned,
           timeoutMs: timeout_seconds ? timeout_seconds * 1000 : options.timeoutMs,
           maxOutputBytes: options.maxOutputBytes,
           signal,
@@ -65,6 +68,7 @@ export function createBashTool(sandbox: Sandbox, options: BashToolOptions) {
         registration?.release();
       }
       const notes: string[] = [...blocked].map(([host, reason]) => `[network: ${host} blocked: ${reason}]`);
+      notes.push(...git.check(Date.now()));
       for (const line of result.violations ?? []) notes.push(`[sandbox refused: ${line}]`);
       if (result.droppedBytes > 0) notes.push(`[output cut: ${result.droppedBytes} more bytes dropped; filter the output with grep, head or tail]`);
       if (result.timedOut) notes.push(`[killed: the command ran past its time limit]`);
@@ -104,6 +108,3 @@ function secretFiles(root: string): string[] {
   return found;
 }
 
-function gitControlFiles(root: string): string[] {
-  return [join(root, ".git", "config"), join(root, ".git", "hooks")].filter((path) => existsSync(path));
-}
