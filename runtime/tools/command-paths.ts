@@ -175,9 +175,11 @@ function workingFolders(commands: readonly SimpleCommand[], workdir: string, hom
       for (const path of relative) {
         let at = resolve(folder, path);
         const found = [at];
-        // Bash's cd goes by the physical path when the one by text does not exist (`cd link/../x`).
-        if (path.split("/").includes("..")) found.push(physicalPath(folder, path));
-        if (path.split("/").includes("..")) while (at !== "/") found.push((at = resolve(at, "..")));
+        if (path.split("/").includes("..")) {
+          // Bash's cd goes by the physical path when the one by text does not exist (`cd link/../x`).
+          found.push(physicalPath(folder, path));
+          while (at !== "/") found.push((at = resolve(at, "..")));
+        }
         for (const one of found) if (!folders.known.includes(one) && !next.includes(one)) next.push(one);
       }
     }
