@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
@@ -203,6 +203,41 @@ const TRICKS: Trick[] = [
   { trick: "cd -", line: "cd - && cat .netrc", expected: "ask" },
   { trick: "CDPATH", line: "CDPATH=~ cd .ssh && cat ./id_rsa", expected: "ask" },
   { trick: "cd to another user's home", line: "cd ~root && cat .ssh/id_rsa", expected: "ask" },
+  // HOME set earlier in the line: `~`, `$HOME` and a bare `cd` go where it says.
+  { trick: "HOME assigned", line: "HOME=~/.ssh; cat ~/id_rsa", expected: "ask" },
+  { trick: "HOME as a loop variable", line: "for HOME in ~/.ssh; do cat ~/id_rsa; done", expected: "ask" },
+  { trick: "HOME read from a here-string", line: "read HOME <<< ~/.ssh; cat ~/id_rsa", expected: "ask" },
+  { trick: "HOME read, its name quoted", line: 'read H""OME <<< ~/.ssh; cat ~/id_rsa', expected: "ask" },
+  { trick: "HOME assigned, then cd alone", line: "HOME=~/.ssh; cd; cat id_rsa", expected: "ask" },
+  { trick: "HOME assigned, then $HOME", line: "HOME=~/.ssh; cat $HOME/id_rsa", expected: "ask" },
+  { trick: "HOME exported", line: "export HOME=~/.ssh; cat ~/id_rsa", expected: "ask" },
+  { trick: "HOME declared", line: "declare HOME=~/.ssh; cat ~/id_rsa", expected: "ask" },
+  { trick: "HOME through a nameref", line: "declare -n h=HOME; h=~/.ssh; cat ~/id_rsa", expected: "ask" },
+  { trick: "HOME through a computed name", line: "v=HOME; read $v <<< ~/.ssh; cat ~/id_rsa", expected: "ask" },
+  { trick: "HOME by printf -v", line: "printf -v HOME %s ~/.ssh; cat ~/id_rsa", expected: "ask" },
+  { trick: "HOME assigned in a nested shell", line: "bash -c 'HOME=~/.ssh; cat ~/id_rsa'", expected: "ask" },
+  { trick: "HOME prefixed to a nested shell", line: "HOME=~/.ssh bash -c 'cat ~/id_rsa'", expected: "ask" },
+  { trick: "HOME prefixed to env's shell", line: "env HOME=/home/u/.config sh -c 'cat ~/gh/hosts.yml'", expected: "ask" },
+  { trick: "cd -P through a link, then a bare name", line: "cd -P sshlink/../.ssh; cat id_rsa", expected: "ask" },
+  { trick: "HOME prefixed to cd", line: "HOME=~/.ssh cd; cat id_rsa", expected: "ask" },
+  { trick: "HOME prefixed to a function", line: "f() { cat ~/id_rsa; }; HOME=~/.ssh f", expected: "ask" },
+  // Glob options that make a glob match dot-files or ignore case, which Node's globSync does not.
+  { trick: "dotglob", line: "shopt -s dotglob; cat ~/*/id_rsa", expected: "ask" },
+  { trick: "GLOBIGNORE turns on dot-files", line: "GLOBIGNORE=x; cat ~/*/id_rsa", expected: "ask" },
+  { trick: "nocaseglob", line: "shopt -s nocaseglob; cat ~/.SS[H]/id_rs?", expected: "ask" },
+  { trick: "globstar with dotglob", line: "shopt -s globstar dotglob; cat ~/**/id_rsa", expected: "ask" },
+  { trick: "dotglob in a redirection", line: "shopt -s dotglob; cat < ~/*/id_rsa", expected: "ask" },
+  { trick: "bash -O dotglob", line: "bash -O dotglob -c 'cat ~/*/id_rsa'", expected: "ask" },
+  { trick: "BASHOPTS for a nested shell", line: "BASHOPTS=dotglob bash -c 'cat ~/*/id_rsa'", expected: "ask" },
+  // Following a link before `..` (sshlink in the workdir points to ~/.ssh).
+  { trick: "cd -P through a link", line: "cd -P sshlink/..; cat .ssh/id_rsa", expected: "ask" },
+  { trick: "set -P, then cd through a link", line: "set -P; cd sshlink/..; cat .ssh/id_rsa", expected: "ask" },
+  { trick: "set -o physical, then cd through a link", line: "set -o physical; cd sshlink/..; cat .ssh/id_rsa", expected: "ask" },
+  { trick: "env -C follows links", line: "env -C sshlink/.. cat .ssh/id_rsa", expected: "ask" },
+  // Computed from HOME or the previous folder.
+  { trick: "${HOME:-…}", line: 'cat "${HOME:-/}/.ssh/id_rsa"', expected: "ask" },
+  { trick: "${HOME%…}", line: "cat ${HOME%/}/.ssh/id_rsa", expected: "ask" },
+  { trick: "$OLDPWD", line: "cd ~; cd /work/app; cat $OLDPWD/.ssh/id_rsa", expected: "ask" },
 ];
 
 describe("policy: adversarial lines are never allowed", () => {
@@ -248,9 +283,37 @@ describe("policy: globs in path arguments", () => {
     assert.deepEqual(reads("echo .*"), []);
   });
 
+  it("reads a glob as before when the line changes no glob option", () => {
+    assert.deepEqual(reads("set -euo pipefail; cat *.txt"), ["allow"]);
+  });
+
   it("denies a glob aimed at a secret's name, and one inside a secret folder", () => {
     assert.deepEqual(reads("cat .e*"), ["deny"]);
     assert.deepEqual(reads("cat .en?"), ["deny"]);
     assert.deepEqual(reads("cat ~/.ssh/*"), ["deny"]);
+  });
+});
+
+describe("policy: links before .. and a HOME the line sets", () => {
+  const home = mkdtempSync(join(tmpdir(), "nightshift-home-"));
+  const workdir = join(home, "app");
+  mkdirSync(join(home, ".ssh", "sub"), { recursive: true });
+  mkdirSync(join(home, ".ssh", "keys"));
+  mkdirSync(workdir);
+  symlinkSync(join(home, ".ssh"), join(workdir, "sshlink"));
+  symlinkSync(join(home, ".ssh", "sub"), join(workdir, "deep"));
+  after(() => rmSync(home, { recursive: true, force: true }));
+  const decisions = (line: string) => pathArguments(line, workdir, home).map((request) => decide(request, RULES, { ...places, workdir, userHome: home }).action);
+
+  it("denies a path through a link and .. as the kernel opens it", () => {
+    assert.ok(decisions("cat sshlink/../.ssh/id_rsa").includes("deny"));
+  });
+
+  it("denies a name after a cd through a link whose text path does not exist (bash then goes by the physical path)", () => {
+    assert.ok(decisions("cd deep/../keys && cat id_rsa").includes("deny"));
+  });
+
+  it("keeps the old home for a command's own words when HOME is only its prefix", () => {
+    assert.deepEqual(decisions("HOME=/tmp cat ~/notes.txt"), ["allow"]);
   });
 });

@@ -368,6 +368,32 @@ describe("limits, abort and environment", { concurrency: true }, () => {
   }
 });
 
+describe("output after the command exits", { concurrency: true }, () => {
+  // A child that calls setsid leaves the process group, so only the unsandboxed runner lets it
+  // outlive the command (bwrap's pid namespace ends it); it keeps the output pipe open.
+  test("giving up on pipes a leftover process holds open marks the output incomplete", async () => {
+    const result = await createUnsandboxed({ env: baseEnv }).run("echo early; setsid sh -c 'sleep 1; echo late' &", limits(tempDir()));
+    assert.equal(result.exitCode, 0);
+    assert.equal(result.output, "early\n");
+    assert.equal(result.incomplete, true);
+  });
+
+  test("a pipe that closes with the command is complete", async () => {
+    const result = await createUnsandboxed({ env: baseEnv }).run("echo done", limits(tempDir()));
+    assert.equal(result.output, "done\n");
+    assert.equal(result.incomplete, undefined);
+  });
+
+  test("output dropped beyond the cap does not keep the wait going", async () => {
+    // Writes past the cap every 0.1 s for 2 s after the command exited: were each dropped chunk to
+    // restart the wait, the pipe would close on its own at the end and nothing would be missing.
+    const writer = "setsid sh -c 'for i in $(seq 20); do head -c 2000 /dev/zero; sleep 0.1; done' &";
+    const result = await createUnsandboxed({ env: baseEnv }).run(writer, limits(tempDir(), { maxOutputBytes: 1000 }));
+    assert.equal(result.output, "\0".repeat(1000));
+    assert.equal(result.incomplete, true);
+  });
+});
+
 describe("scrubEnv", () => {
   test("drops secret names and secret-looking values, keeps the rest", () => {
     const clean = scrubEnv({
@@ -412,5 +438,20 @@ describe("what a sandbox reports refusing", () => {
       assert.equal(error.message, "cat: /etc/secret: Operation not permitted\n[sandbox refused: deny file-read-data /etc/secret]\nexit code 1");
       return true;
     });
+  });
+});
+
+describe("output the bash tool could not read", () => {
+  test("is reported to the model after the output", async () => {
+    const { createBashTool } = await import("../runtime/tools/bash.ts");
+    const leaving: Sandbox = {
+      kind: "fake",
+      probe: async () => ({ ok: true, kind: "fake" }),
+      run: async () => ({ exitCode: 0, output: "started\n", droppedBytes: 0, timedOut: false, aborted: false, durationMs: 1, incomplete: true }),
+    };
+    const bash = createBashTool(leaving, { timeoutMs: 1000, maxOutputBytes: 1000 });
+    const context: ToolContext = { workdir: tempDir(), signal: new AbortController().signal, paths: { hidden: [], readOnly: [], writable: [] }, writable: [], readOnly: [], permissions: { check: async () => {} } };
+    const text = await bash.execute({ command: "./serve &" }, context);
+    assert.match(String(text), /^started\n\[output may be incomplete: [^\]]+\]\nexit code 0$/);
   });
 });

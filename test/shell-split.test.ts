@@ -111,6 +111,14 @@ describe("splitCommands: substitutions and groups", () => {
     assert.deepEqual(texts("FOO=1 BAR=x"), []);
     assert.deepEqual(texts("x=(a $(git push) b); echo"), ["git push", "echo"]);
   });
+
+  it("names the variables the line sets for what follows, but not a prefix its command only carries", () => {
+    assert.deepEqual(splitCommands("HOME=x; for G in a; do :; done; bash -c 'S=1'").assigns, ["HOME", "G", "S"]);
+    assert.equal(splitCommands("HOME=x cat ~/f; A=1 npm test").assigns, undefined);
+    // A prefix counts where its command may expand it: cd, a nested shell, a function of the line.
+    assert.deepEqual(splitCommands("HOME=x cd; B=1 bash -c ls").assigns, ["HOME", "B"]);
+    assert.deepEqual(splitCommands("f() { ls; }; C=1 f").assigns, ["C"]);
+  });
 });
 
 describe("splitCommands: nested shells", () => {

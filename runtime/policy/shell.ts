@@ -60,25 +60,32 @@ export interface Redirect {
   glob: boolean;
 }
 
-/** `commands` and `redirects` of a refusal: those read before it, for the policy's deny rules (a deny is final). */
-export type SplitResult = { ok: true; commands: SimpleCommand[]; redirects: Redirect[] } | { ok: false; reason: string; commands: SimpleCommand[]; redirects: Redirect[] };
+/**
+ * `commands` and `redirects` of a refusal: those read before it, for the policy's deny rules (a deny is final).
+ * `assigns`, absent when none: variables the line sets where no command's words show it (a bare
+ * `x=1`, `for x in`), and a prefix `x=1 cmd` whose cmd may use it (`cd`, a function the line
+ * defines, a command that runs others), so the path rules know `~` or the glob options may change.
+ */
+export type SplitResult = ({ ok: true } | { ok: false; reason: string }) & { commands: SimpleCommand[]; redirects: Redirect[]; assigns?: string[] };
 
-/** What a line was found to run and open, in the order read. */
+/** What a line was found to run, open and set, in the order read. */
 interface Found {
   commands: SimpleCommand[];
   redirects: Redirect[];
+  assigns: Set<string>;
 }
 
 /** Never throws for any input string; a line it cannot read safely gives `ok: false`. */
 export function splitCommands(line: string): SplitResult {
-  const found: Found = { commands: [], redirects: [] };
+  const found: Found = { commands: [], redirects: [], assigns: new Set() };
+  const result = () => ({ commands: found.commands, redirects: found.redirects, ...(found.assigns.size > 0 ? { assigns: [...found.assigns] } : {}) });
   try {
     collect(line, found, 0);
     const evaluated = readIntoArithmetic(found.commands, line);
     if (evaluated !== undefined) throw new Unparseable(`${evaluated}, which cannot be checked`);
-    return { ok: true, ...found };
+    return { ok: true, ...result() };
   } catch (error) {
-    if (error instanceof Unparseable) return { ok: false, reason: error.message, ...found };
+    if (error instanceof Unparseable) return { ok: false, reason: error.message, ...result() };
     throw error;
   }
 }
@@ -103,13 +110,24 @@ function collect(script: string, out: Found, depth: number): void {
   if (depth > MAX_DEPTH) throw new Unparseable("commands are nested too deeply");
   const records: RawCommand[] = [];
   new Parser(script, records, depth).parseScript();
+  // Cheap and errs toward counting: `()` or `function` anywhere may define one.
+  const definesFunctions = /\(\s*\)|(?:^|\s)function\s/.test(script);
   for (const record of records) {
     out.redirects.push(...record.redirects);
     const first = record.words.findIndex((word) => !ASSIGNMENT.test(word.raw));
-    for (const word of first < 0 ? record.words : record.words.slice(0, first)) checkAssignment(word, out, depth);
+    const prefix = first < 0 ? record.words : record.words.slice(0, first);
+    for (const word of prefix) checkAssignment(word, out, depth);
+    const before = out.commands.length;
     if (first >= 0) emitCommand(record.words.slice(first), record.stdin, out, depth);
+    // Bash expands a command's own words before its prefix takes effect: `HOME=x cat ~/f` reads the old home.
+    const name = first < 0 ? "" : record.words[first]!.value;
+    const lasting = first < 0 || definesFunctions || PREFIX_READERS.has(name) || out.commands.length - before > 1;
+    if (lasting) for (const word of prefix) out.assigns.add(/^[A-Za-z_]\w*/.exec(word.raw)![0]);
   }
 }
+
+/** Builtins that read a variable set in their prefix: `HOME=x cd` goes to x. */
+const PREFIX_READERS = new Set(["cd", "pushd"]);
 
 /** Reads one script, appending every simple command it meets (nested ones first) to `records`. */
 class Parser {
@@ -195,7 +213,9 @@ class Parser {
     if (word === "for" || word === "select") {
       this.skipBlanks();
       if (this.src.startsWith("((", this.pos)) throw new Unparseable("arithmetic for loops are not supported");
-      this.readWord(); // the variable
+      const variable = this.readWord();
+      // Read as the assignment it is: `for HOME in …` sets HOME for the loop's body and after.
+      if (/^[A-Za-z_]\w*$/.test(variable.raw)) this.records.push({ words: [literal(`${variable.raw}=`)], stdin: null, redirects: [] });
       this.skipBlanks();
       // `for x in …;` has a word list whose substitutions count; `for x do …` has none.
       if (/^in(?=[\s;&|()<>]|$)/.test(this.src.slice(this.pos, this.pos + 3))) this.parseSimpleCommand(false);

@@ -37,6 +37,12 @@ export interface RunResult {
   output: string;
   /** Bytes dropped beyond the cap (0 when nothing was dropped). */
   droppedBytes: number;
+  /**
+   * True when the wait for the output gave up: after the command exited, its pipes stayed open (a
+   * process that left its group still held them, or output still arrived at the wait's limit), so
+   * whatever came later was not read and is not counted in `droppedBytes`.
+   */
+  incomplete?: boolean;
   timedOut: boolean;
   /** True when `signal` aborted the command. */
   aborted: boolean;

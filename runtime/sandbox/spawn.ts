@@ -63,6 +63,7 @@ export function spawnCaptured(file: string, args: readonly string[], options: Ca
     let drainTimer: NodeJS.Timeout | undefined;
     let exitedAt = 0;
     let drainArmed = 0;
+    let incomplete = false;
 
     const killGroup = (): void => {
       if (child.pid === undefined) return;
@@ -96,6 +97,7 @@ export function spawnCaptured(file: string, args: readonly string[], options: Ca
         timedOut,
         aborted,
         durationMs: performance.now() - started,
+        ...(incomplete ? { incomplete } : {}),
       });
     };
     const onStreamDone = (): void => {
@@ -105,8 +107,9 @@ export function spawnCaptured(file: string, args: readonly string[], options: Ca
     for (const stream of [child.stdout, child.stderr] as Readable[]) {
       const decoder = new StringDecoder("utf8");
       stream.on("data", (chunk: Buffer) => {
-        output.add(decoder, chunk);
-        if (exited && drainTimer !== undefined) armDrain(); // still draining what the command wrote: wait on
+        const kept = output.add(decoder, chunk);
+        // Still draining what the command wrote: wait on, unless it is all dropped beyond the cap anyway.
+        if (kept && exited && drainTimer !== undefined) armDrain();
       });
       stream.once("close", () => {
         output.end(decoder);
@@ -135,7 +138,8 @@ export function spawnCaptured(file: string, args: readonly string[], options: Ca
     /**
      * A child that escaped the group may still hold the pipes; do not wait for it forever. The
      * wait restarts while output still arrives (a loaded machine drains a full pipe slowly), up to
-     * PIPE_DRAIN_MAX_MS after the exit.
+     * PIPE_DRAIN_MAX_MS after the exit; output beyond the cap would be dropped, so it does not
+     * restart the wait. Giving up marks the result incomplete.
      */
     function armDrain(): void {
       clearTimeout(drainTimer);
@@ -146,6 +150,7 @@ export function spawnCaptured(file: string, args: readonly string[], options: Ca
         // output already waiting (setImmediate runs after the poll) before giving up on the pipes.
         setImmediate(() => {
           if (armed !== drainArmed && left > 0) return; // output came meanwhile and re-armed the wait
+          incomplete = true;
           child.stdout?.destroy();
           child.stderr?.destroy();
           finish();
@@ -196,21 +201,23 @@ class OutputCollector {
     this.maxBytes = Math.max(0, maxBytes);
   }
 
-  add(decoder: StringDecoder, chunk: Buffer): void {
+  /** False when the whole chunk was dropped: the cap was already reached. */
+  add(decoder: StringDecoder, chunk: Buffer): boolean {
     const room = this.maxBytes - this.keptBytes;
     if (room <= 0) {
       this.droppedBytes += chunk.length;
-      return;
+      return false;
     }
     if (chunk.length <= room) {
       this.keptBytes += chunk.length;
       this.parts.push(decoder.write(chunk));
-      return;
+      return true;
     }
     const cut = utf8Boundary(chunk, room);
     this.keptBytes = this.maxBytes; // nothing more is kept, even if the cut moved back
     this.droppedBytes += chunk.length - cut;
     this.parts.push(decoder.write(chunk.subarray(0, cut)));
+    return true;
   }
 
   /** Flushes a stream's decoder; an incomplete character left at a cut is dropped, not garbled. */

@@ -71,6 +71,7 @@ export function createBashTool(sandbox: Sandbox, options: BashToolOptions) {
       notes.push(...git.check(Date.now()));
       for (const line of result.violations ?? []) notes.push(`[sandbox refused: ${line}]`);
       if (result.droppedBytes > 0) notes.push(`[output cut: ${result.droppedBytes} more bytes dropped; filter the output with grep, head or tail]`);
+      if (result.incomplete) notes.push(`[output may be incomplete: the command exited but something it started kept writing or held its output open; what came later was not read]`);
       if (result.timedOut) notes.push(`[killed: the command ran past its time limit]`);
       if (result.aborted) notes.push(`[killed: the task was cancelled]`);
       const status = result.exitCode === null ? "killed" : `exit code ${result.exitCode}`;
