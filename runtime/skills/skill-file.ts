@@ -37,10 +37,11 @@ export class SkillFileProblem extends Error {
 }
 
 /**
- * Parses a SKILL.md's text. `folder` is the name of the folder it sits in; `shown` is how messages
- * name the file. Throws SkillFileProblem with one line naming the file, line, field and fix.
+ * Parses a SKILL.md's text. `folder` is the name of the folder it sits in (undefined while
+ * installing: the copy is named after `name`); `shown` is how messages name the file. Throws
+ * SkillFileProblem with one line naming the file, line, field and fix.
  */
-export function parseSkillFile(shown: string, folder: string, content: Buffer): SkillSpec {
+export function parseSkillFile(shown: string, folder: string | undefined, content: Buffer): SkillSpec {
   const fail = (message: string, line?: number): never => {
     throw new SkillFileProblem(`${shown}${line === undefined ? "" : `:${line}`}: ${message}`);
   };
@@ -52,7 +53,7 @@ export function parseSkillFile(shown: string, folder: string, content: Buffer): 
   } catch {
     return fail("is not a text file (it is not valid UTF-8); SKILL.md is markdown saved as UTF-8 text");
   }
-  const example = SKILL_NAME.test(folder) ? folder : suggestName(folder);
+  const example = folder === undefined ? "my-skill" : SKILL_NAME.test(folder) ? folder : suggestName(folder);
   const lines = source.replace(/^\uFEFF/, "").split(/\r?\n/);
   if (lines[0]?.trimEnd() !== "---") return fail(`front matter: missing; start the file with a line ---, then name: ${example} and description: <what it does and when to use it>, then a closing --- line`, 1);
   const close = lines.findIndex((line, index) => index > 0 && line.trimEnd() === "---");
@@ -74,7 +75,7 @@ export function parseSkillFile(shown: string, folder: string, content: Buffer): 
     return fail(explainIssue(issue, value as Record<string, unknown>, example), parsed.lineOf([...issue.path]) ?? 1);
   }
   const front = result.data;
-  if (front.name !== folder) {
+  if (folder !== undefined && front.name !== folder) {
     return fail(`name: is \`${front.name}\` but the folder is ${folder}/; make them the same (rename the folder to ${front.name}, or set name: ${example})`, parsed.lineOf(["name"]));
   }
   const body = lines.slice(close + 1).join("\n").trim();
