@@ -89,15 +89,13 @@ function addSkill(target: string, io: SkillsIo): { text: string; code: number } 
   renameSync(staging, dest);
   const entry = openSkill(io.home, name);
   const flags = redFlags(entry.contents, entry.spec);
-  writePin(io.home, { name, hash: entry.hash, files: entry.files, skill_md: skillMd.content.toString("utf8"), approved: flags.length === 0, pinned_at: io.clock.now() });
+  const held = flags.some((flag) => !flag.note);
+  writePin(io.home, { name, hash: entry.hash, files: entry.files, skill_md: skillMd.content.toString("utf8"), approved: !held, pinned_at: io.clock.now() });
 
   const lines = [`Installed skill ${name} in ${dest}`, `  ${printable(entry.spec!.description)}`, "", ...fileLines(entry.files)];
-  if (flags.length) {
-    lines.push("", `Red flags (${flags.length}): read these parts before you trust it`, ...formatFlags(flags).map(printable));
-    lines.push("", `It is installed but withheld from the agent until you run: nightshift skills approve ${name}`);
-  } else {
-    lines.push("", "No red flags found (that proves nothing: read SKILL.md and its scripts before relying on it).");
-  }
+  if (flags.length) lines.push("", `Red flags (${flags.length}): read these parts before you trust it`, ...formatFlags(flags).map(printable));
+  if (held) lines.push("", `It is installed but withheld from the agent until you run: nightshift skills approve ${name}`);
+  else lines.push("", `${flags.length ? "Nothing else was flagged" : "No red flags found"} (that proves nothing: read SKILL.md and its scripts before relying on it). The agent sees it from the next task on.`);
   lines.push(`Pinned: sha256 ${entry.hash.slice(0, 16)}… of all its files; if any of them changes, the skill is withheld until approved again.`);
   return { text: lines.join("\n"), code: 0 };
 }

@@ -99,29 +99,19 @@ Installed skills: instructions (and scripts) for particular jobs. When the task 
  * counted; `leftOut` lists them for the trace. Empty text when no skill is ready.
  */
 export function skillCatalog(entries: readonly SkillEntry[], capBytes = CATALOG_CAP_BYTES): { text: string; listed: string[]; leftOut: string[] } {
-  const ready = entries.filter((entry) => entry.state === "ready" && entry.spec);
+  const ready = entries.flatMap((entry) => (entry.state === "ready" && entry.spec ? [entry.spec] : []));
   if (ready.length === 0) return { text: "", listed: [], leftOut: [] };
-  const lines = [CATALOG_HEAD];
-  const listed: string[] = [];
-  const leftOut: string[] = [];
-  // Room for the closing line naming what was left out.
-  const reserve = 160;
-  let size = Buffer.byteLength(CATALOG_HEAD);
-  for (const { spec } of ready) {
-    const description = spec!.description.length > CATALOG_DESCRIPTION_CHARS ? `${spec!.description.slice(0, CATALOG_DESCRIPTION_CHARS - 1)}…` : spec!.description;
-    const line = `- ${spec!.name}: ${description}`;
-    const bytes = Buffer.byteLength(line) + 1;
-    if (leftOut.length === 0 && size + bytes <= capBytes - (ready.length > listed.length + 1 ? reserve : 0)) {
-      lines.push(line);
-      listed.push(spec!.name);
-      size += bytes;
-    } else leftOut.push(spec!.name);
-  }
-  if (leftOut.length) {
-    const named = `(${leftOut.length} more not described here, for space: ${leftOut.join(", ")}; load one by name if it may fit.)`;
-    lines.push(size + Buffer.byteLength(named) + 1 <= capBytes ? named : `(${leftOut.length} more skills are installed but not listed, for space.)`);
-  }
-  return { text: lines.join("\n"), listed, leftOut };
+  const lines = ready.map((spec) => `- ${spec.name}: ${spec.description.length > CATALOG_DESCRIPTION_CHARS ? `${spec.description.slice(0, CATALOG_DESCRIPTION_CHARS - 1)}…` : spec.description}`);
+  const bytes = (parts: string[]) => Buffer.byteLength(parts.join("\n"));
+  const named = (names: string[]) => `(${names.length} more not described here, for space: ${names.join(", ")}; load one by name if it may fit.)`;
+  const counted = (names: string[]) => `(${names.length} more skills are installed but not listed, for space.)`;
+  // Name what is left out when even all the names would fit; else only count it.
+  const closing = bytes([CATALOG_HEAD, named(ready.map((spec) => spec.name))]) <= capBytes ? named : counted;
+  let shown = lines.length;
+  while (shown > 0 && bytes([CATALOG_HEAD, ...lines.slice(0, shown), ...(shown < lines.length ? [closing(ready.slice(shown).map((spec) => spec.name))] : [])]) > capBytes) shown--;
+  const leftOut = ready.slice(shown).map((spec) => spec.name);
+  const text = [CATALOG_HEAD, ...lines.slice(0, shown), ...(leftOut.length ? [closing(leftOut)] : [])].join("\n");
+  return { text, listed: ready.slice(0, shown).map((spec) => spec.name), leftOut };
 }
 
 export const MAX_BODY_CHARS = 40_000;

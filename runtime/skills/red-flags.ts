@@ -7,6 +7,8 @@ export interface RedFlag {
   what: string;
   /** The line as written, clipped. */
   excerpt?: string;
+  /** Shown, but not enough on its own to hold a new skill back until approved (allowed-tools). */
+  note?: true;
 }
 
 interface Pattern {
@@ -40,7 +42,7 @@ const MAX_SCANNED_BYTES = 1024 * 1024;
 /** Red flags in a skill's files (text files line by line; binaries as a whole) and its allowed-tools. */
 export function redFlags(contents: ReadonlyMap<string, Buffer>, spec?: SkillSpec): RedFlag[] {
   const flags: RedFlag[] = [];
-  if (spec?.allowedTools.length) flags.push({ where: "SKILL.md", what: `lists allowed-tools (${spec.allowedTools.join(" ")}); shown only: Nightshift never widens its rules for a skill` });
+  if (spec?.allowedTools.length) flags.push({ where: "SKILL.md", what: `lists allowed-tools (${spec.allowedTools.join(" ")}); shown only: Nightshift never widens its rules for a skill`, note: true });
   for (const [path, content] of contents) {
     if (content.subarray(0, 4).equals(Buffer.from([0x7f, 0x45, 0x4c, 0x46])) || [0xfeedface, 0xfeedfacf, 0xcefaedfe, 0xcffaedfe].includes(content.length >= 4 ? content.readUInt32BE(0) : 0)) {
       flags.push({ where: path, what: "is a compiled program (it cannot be read to see what it does)" });
