@@ -8,6 +8,7 @@ import { systemClock, type LoadedConfig, type Sandbox } from "../runtime/index.t
 import { checkTimezone, cronRarity, cronSlots } from "../runtime/cron.ts";
 import { findConfigSecrets } from "../runtime/mcp/secrets.ts";
 import { BUILTIN_TOOL_NAMES, loadAgents } from "../runtime/specialists/agents.ts";
+import { loadSkills } from "../runtime/skills/library.ts";
 import { readSchedules } from "../tasks/schedules.ts";
 import { FOLDERS } from "./init.ts";
 
@@ -29,7 +30,7 @@ export interface DoctorInput {
 
 /** Every check, each with a fix when it fails. Never throws. */
 export async function runDoctor({ loaded, sandbox, nodeVersion, timeoutMs = 5000 }: DoctorInput): Promise<Check[]> {
-  const checks: Check[] = [checkNode(nodeVersion), ...checkFolders(loaded.home), ...checkSpecialists(loaded.home)];
+  const checks: Check[] = [checkNode(nodeVersion), ...checkFolders(loaded.home), ...checkSpecialists(loaded.home), ...checkSkills(loaded.home)];
   const probe = await sandbox.probe();
   if (loaded.config.sandbox.mode === "off") {
     checks.push({ ok: false, level: "warn", label: "SANDBOX IS OFF: commands the model chooses run unconfined on this machine", fix: "set `sandbox: { mode: auto }` in config.yaml" });
@@ -150,7 +151,8 @@ function checkNode(version: string): Check {
 
 function checkFolders(home: string): Check[] {
   if (!existsSync(home)) return [{ ok: false, label: `${home} does not exist`, fix: "run `nightshift init`" }];
-  const missing = FOLDERS.filter((folder) => !existsSync(join(home, folder)));
+  // skills/ came later and is optional: a home from before it is not broken.
+  const missing = FOLDERS.filter((folder) => folder !== "skills" && !existsSync(join(home, folder)));
   const files = ["config.yaml", "IDENTITY.md"].filter((file) => !existsSync(join(home, file)));
   if (missing.length || files.length) {
     return [{ ok: false, label: `${home} lacks ${[...missing.map((f) => f + "/"), ...files].join(", ")}`, fix: "run `nightshift init` (it never overwrites what exists)" }];
@@ -169,6 +171,15 @@ function checkSpecialists(home: string): Check[] {
   }));
   if (agents.size > 0) checks.unshift({ ok: true, label: `specialists: ${[...agents.keys()].join(", ")}` });
   else if (problems.length === 0) checks.unshift({ ok: false, level: "warn", label: "no specialists in agents/: consult has nobody to ask", fix: "run `nightshift init` to restore planner, reviewer and challenger, or add agents/<name>.md" });
+  return checks;
+}
+
+/** Installed skills; a warning for each one withheld from the agent (invalid, changed, not approved). */
+function checkSkills(home: string): Check[] {
+  const entries = loadSkills(home);
+  const ready = entries.filter((entry) => entry.state === "ready").map((entry) => entry.name);
+  const checks: Check[] = entries.flatMap((entry) => (entry.problem ? [{ ok: false, level: "warn" as const, label: entry.problem, fix: entry.state === "invalid" ? "fix it as the message says, or nightshift skills remove it" : `nightshift skills approve ${entry.name} once you have checked it` }] : []));
+  if (ready.length) checks.unshift({ ok: true, label: `skills: ${ready.join(", ")}` });
   return checks;
 }
 

@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { DEFAULT_IDENTITY, DEFAULT_MEMORY } from "../memory/index.ts";
 import { DEFAULT_AGENTS } from "../runtime/specialists/agents.ts";
 
-export const FOLDERS = ["agents", "inbox", "outbox", "schedules", "workspace", "state", "sessions", "journal", "memory-history", "logs"];
+export const FOLDERS = ["agents", "skills", "inbox", "outbox", "schedules", "workspace", "state", "sessions", "journal", "memory-history", "logs"];
 
 export const DEFAULT_CONFIG = `# Nightshift settings. Every key is optional; \`nightshift config schema\` lists them all.
 # Keys and tokens do not belong here: put them in the environment or in .env next to this file.

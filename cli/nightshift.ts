@@ -36,6 +36,8 @@ const HELP = `nightshift: a personal agent runtime
       --logout-all                   end every dashboard session instead
   nightshift mcp list [NAME]       MCP servers (started in the sandbox), their tools, pin state and token cost
   nightshift mcp approve NAME      pin the server's tool definitions; a tool that changes later is withheld
+  nightshift skills add PATH       install an Agent Skill from a folder or .tar.gz/.zip: shows its files and red flags, pins its hash
+  nightshift skills list|approve NAME|remove NAME   the skills and their state; approve one after a change; move one aside
   nightshift doctor                check Node, folders, sandbox, model endpoints; each problem with its fix
   nightshift config schema         print the JSON Schema of config.yaml
 
@@ -204,6 +206,11 @@ async function main(argv: string[]): Promise<number> {
       if (command === "deny" && !rest[0]) throw new UsageError("nightshift deny needs the approval id (nightshift approve lists them)");
       const { answerCommand } = await import("./approve.ts");
       const { text, code } = await answerCommand(command, rest[0], { ...(values.task ? { task: true } : {}), ...(values.reason ? { reason: values.reason } : {}) }, resolveHome(env));
+      return print(text, code);
+    }
+    case "skills": {
+      const { skillsCommand } = await import("./skills.ts");
+      const { text, code } = skillsCommand(rest, { home: resolveHome(env), clock: systemClock });
       return print(text, code);
     }
     case undefined:

@@ -80,8 +80,27 @@ export async function compact(state: SessionState, events: SessionEvent[], conte
     method,
     cost_usd: cost,
   };
+  const skills = deps.reloadSkill ? skillsToReload(events, keepFrom).map((name) => ({ name, text: deps.reloadSkill!(name) })) : [];
+  if (skills.length) checkpoint.skills = skills;
   await context.record(checkpoint);
   return checkpoint;
+}
+
+/**
+ * Skills the model loaded (a `skill` call that succeeded) in the turns a compaction drops, in the
+ * order first loaded; not those loaded again in the turns it keeps, which are still there verbatim.
+ */
+export function skillsToReload(events: readonly SessionEvent[], keepFrom: number): string[] {
+  const loads = (from: number, to: number) => {
+    const failed = new Set(events.slice(from).flatMap((event) => (event.type === "tool_end" && event.is_error ? [event.id] : [])));
+    return events.slice(from, to).flatMap((event) =>
+      event.type === "model_response"
+        ? event.content.flatMap((block) => (block.type === "tool_use" && block.name === "skill" && !failed.has(block.id) && typeof (block.input as { name?: unknown }).name === "string" ? [(block.input as { name: string }).name] : []))
+        : [],
+    );
+  };
+  const kept = new Set(loads(keepFrom, events.length));
+  return [...new Set(loads(0, keepFrom))].filter((name) => !kept.has(name));
 }
 
 /** The conversation as plain text for a summarizer that gets no tools. */

@@ -86,12 +86,18 @@ export function rebuild(events: SessionEvent[]): SessionState {
   state.windowStart = checkpoint ? checkpoint.keep_from : 0;
   const window = events.slice(state.windowStart);
   const opening = checkpoint
-    ? `${taskMessage(state.task)}\n\n<checkpoint>\nThe conversation so far was compacted. This checkpoint replaces the earlier turns:\n${checkpoint.summary}\n</checkpoint>`
+    ? `${taskMessage(state.task)}\n\n<checkpoint>\nThe conversation so far was compacted. This checkpoint replaces the earlier turns:\n${checkpoint.summary}\n</checkpoint>${reloadedSkills(checkpoint)}`
     : taskMessage(state.task);
   const { messages, openTurn } = toMessages(opening, window);
   state.messages = messages;
   state.openTurn = openTurn;
   return state;
+}
+
+/** Skills in use before a compaction, read again from their folders: they stay in context. */
+function reloadedSkills(checkpoint: EventOf<"checkpoint">): string {
+  if (!checkpoint.skills?.length) return "";
+  return `\n\nSkills you loaded before the checkpoint, read again:\n${checkpoint.skills.map((skill) => skill.text).join("\n\n")}`;
 }
 
 /** Updates counters from one event; the loop calls it for each event it appends, rebuild for each it reads. */

@@ -102,6 +102,8 @@ export type SessionEvent =
       input_tokens_before: number;
       method: "server" | "small";
       cost_usd: number;
+      /** Skills loaded before the dropped turns, read again: the next requests carry them after the summary. */
+      skills?: Array<{ name: string; text: string }>;
     }
   | { type: "warning"; at: number; message: string }
   /** A permission decision for one request of a tool call, with the rule that decided. */

@@ -26,8 +26,10 @@ export interface SessionDeps {
   small: ModelClient;
   tools: Tool[];
   clock: Clock;
-  /** Identity and memory; called at start and after each compaction. */
+  /** Identity and memory (and the skills catalog); called at start and after each compaction. */
   loadPrefix(): Promise<Prefix>;
+  /** A skill's text as the `skill` tool gives it, for a compaction to put back what the model had loaded. Must not throw. */
+  reloadSkill?(name: string): string;
   prices: PriceTable;
   compaction: CompactionSettings;
   /** Paths no tool may read or write, whatever the policy says. */

@@ -4,6 +4,8 @@ import type { TaskSpec } from "./events.ts";
 export interface Prefix {
   identity: string;
   memory: string;
+  /** The skills catalog (names and descriptions, capped); absent or empty when none is installed. */
+  skills?: string;
 }
 
 const WORKING_RULES = `# How you work
@@ -13,15 +15,15 @@ const WORKING_RULES = `# How you work
 - Finish with a short answer for the user: what you did, what you found, what is left.`;
 
 /**
- * The stable prefix: identity first, then memory, then fixed working rules; tools come before it in
- * the API's cache order. Built once per session (and after a compaction), then reused byte for byte.
+ * The stable prefix: identity first, then memory, then fixed working rules and the skills catalog;
+ * tools come before it in the API's cache order. Built once per session (and after a compaction), then reused byte for byte.
  * The cache breakpoint sits on the last system block so tools + system are cached together.
  */
 export function buildSystem(prefix: Prefix): TextBlockParam[] {
   const memory = prefix.memory.trim() ? `# Memory\n${prefix.memory.trim()}` : "# Memory\n(empty)";
   return [
     { type: "text", text: prefix.identity.trim() },
-    { type: "text", text: `${memory}\n\n${WORKING_RULES}`, cache_control: { type: "ephemeral" } },
+    { type: "text", text: `${memory}\n\n${WORKING_RULES}${prefix.skills ? `\n\n${prefix.skills}` : ""}`, cache_control: { type: "ephemeral" } },
   ];
 }
 

@@ -12,6 +12,8 @@ import { BUILTIN_TOOL_NAMES, loadAgents } from "./specialists/agents.ts";
 import { createSpecialistRunner } from "./specialists/run.ts";
 import { createConsultTool } from "./tools/consult.ts";
 import { createMemoryTools, type MemoryAccess } from "./tools/memory.ts";
+import { createSkillTool, reloadSkill } from "./tools/skill.ts";
+import { loadSkills, skillCatalog } from "./skills/library.ts";
 import { createApprovalStore, type ApprovalStore, type Approver } from "./approvals.ts";
 import { continueSession, resumeSession, startSession, type SessionDeps, type SessionPermissions, type SessionResult } from "./loop.ts";
 import { rulesFromConfig } from "./policy/policy.ts";
@@ -117,6 +119,20 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
   const agents = () => loadAgents(agentsDir, BUILTIN_TOOL_NAMES).agents;
   // The main agent's tools: the built-ins and consult, listing the specialists there are now.
   const tools = [...builtins, ...(options.memory ? createMemoryTools(options.memory) : []), createConsultTool([...agents().values()])];
+  const skillsHome = realOrResolved(home);
+  const skillTool = createSkillTool(skillsHome);
+  /**
+   * The skills catalog as it stands now, and what the trace should say about the rest. A session
+   * gets the skill tool only when some skill is ready as it starts, so a home without skills sends
+   * no extra bytes; the catalog is read again after a compaction, like identity and memory.
+   */
+  const skillsNow = () => {
+    const entries = loadSkills(skillsHome);
+    const catalog = skillCatalog(entries);
+    const notices = entries.flatMap((entry) => (entry.problem ? [`skill withheld: ${entry.problem}`] : []));
+    if (catalog.leftOut.length) notices.push(`the skills catalog is capped at 2 KB; not described in it: ${catalog.leftOut.join(", ")} (shorten descriptions, or remove skills with \`nightshift skills remove NAME\`)`);
+    return { catalog: catalog.text, notices };
+  };
 
   /** Every session's trace says loudly when commands are not confined. */
   const sandboxNotices = async (): Promise<string[]> => {
@@ -156,6 +172,7 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
     const logPath = child?.logPath ?? join(sessionsDir, `${id}.jsonl`);
     mkdirSync(dirname(logPath), { recursive: true });
     if (!child) childEmit.set(id, emit);
+    const skills = child ? undefined : skillsNow();
     const unlock = lockSession(logPath);
     const log = await openSessionLog(logPath, id, { now: clock.now }).catch((error: unknown) => {
       unlock();
@@ -165,14 +182,15 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
       log,
       model: modelFor(model),
       small: modelFor("small"),
-      tools: child?.tools ?? tools,
+      tools: child?.tools ?? (skills?.catalog ? [...tools, skillTool] : tools),
       clock,
-      loadPrefix: child ? async () => child.prefix : options.loadPrefix,
+      loadPrefix: child ? async () => child.prefix : skills?.catalog ? async () => ({ ...(await options.loadPrefix()), skills: skillsNow().catalog }) : options.loadPrefix,
+      ...(skills?.catalog ? { reloadSkill: (name: string) => reloadSkill(skillsHome, name) } : {}),
       prices: config.prices,
       compaction: { threshold: config.compaction.threshold, keepRecentTurns: config.compaction.keep_recent_turns, contextWindow: role.context_window },
       paths,
       permissions: child ? { ...permissions, label: child.label } : permissions,
-      notices: await sandboxNotices(),
+      notices: [...(await sandboxNotices()), ...(skills?.notices ?? [])],
       sandbox: sandbox.kind,
       daily,
       ...(child ? { pool: child.pool } : { specialists: runner, reviewRounds: config.specialists.review_rounds }),

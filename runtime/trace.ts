@@ -105,7 +105,7 @@ export function traceEvent(logger: TraceLogger, session: string, event: SessionE
     case "tool_end":
       return logger.info({ session, event: type, tool: event.name, id: event.id, is_error: event.is_error, interrupted: event.interrupted ?? false, duration_ms: event.duration_ms, output_bytes: Buffer.byteLength(event.output) }, "tool result");
     case "checkpoint":
-      return logger.info({ session, event: type, method: event.method, dropped_turns: event.dropped_turns, input_tokens_before: event.input_tokens_before, summary_chars: event.summary.length, cost_usd: event.cost_usd }, "compacted");
+      return logger.info({ session, event: type, method: event.method, dropped_turns: event.dropped_turns, input_tokens_before: event.input_tokens_before, summary_chars: event.summary.length, cost_usd: event.cost_usd, ...(event.skills ? { skills_reloaded: event.skills.map((skill) => skill.name) } : {}) }, "compacted");
     case "budget_warning":
       return logger.warn({ session, event: type, kind: event.kind, used: event.used, limit: event.limit }, "budget at 80%");
     case "model_retry":

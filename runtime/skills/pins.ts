@@ -1,0 +1,56 @@
+import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { z } from "zod";
+import type { SkillFile } from "./folder.ts";
+
+/**
+ * What the person approved: the hash of every file, each file's own hash (to show what changed
+ * later) and SKILL.md's text (to show its lines that changed). Kept under state/, which tasks can
+ * neither read nor write, one file per skill so two commands never rewrite each other's pins.
+ */
+export interface SkillPin {
+  name: string;
+  hash: string;
+  files: SkillFile[];
+  skill_md: string;
+  /** False while a freshly added skill with red flags waits for `nightshift skills approve`. */
+  approved: boolean;
+  pinned_at: number;
+}
+
+const pinSchema = z.object({
+  name: z.string(),
+  hash: z.string(),
+  files: z.array(z.object({ path: z.string(), size: z.number(), sha256: z.string() })),
+  skill_md: z.string(),
+  approved: z.boolean(),
+  pinned_at: z.number(),
+});
+
+export function pinsDir(home: string): string {
+  return join(home, "state", "skills");
+}
+
+/** The pin, or undefined when there is none; a damaged pin file counts as none (the skill is withheld until approved again). */
+export function readPin(home: string, name: string): SkillPin | undefined {
+  try {
+    const parsed = pinSchema.safeParse(JSON.parse(readFileSync(join(pinsDir(home), `${name}.json`), "utf8")));
+    return parsed.success ? parsed.data : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Written to a temporary file, then renamed: a crash leaves the old pin or the new one. */
+export function writePin(home: string, pin: SkillPin): void {
+  const dir = pinsDir(home);
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const file = join(dir, `${pin.name}.json`);
+  const temp = `${file}.${process.pid}.tmp`;
+  writeFileSync(temp, JSON.stringify(pin, null, 2) + "\n", { mode: 0o600 });
+  renameSync(temp, file);
+}
+
+export function removePin(home: string, name: string): void {
+  rmSync(join(pinsDir(home), `${name}.json`), { force: true });
+}
