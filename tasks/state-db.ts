@@ -154,7 +154,7 @@ export function openTaskDb(file: string, readOnly = false): TaskDb {
   const params = (row: TaskRow, json: string) => [row.id, row.state, row.created, row.finished ?? null, row.name ?? null, row.source ?? null, json] as const;
   let depth = 0;
   return {
-    active: () => records(sql(`SELECT record FROM tasks WHERE ${ACTIVE} ORDER BY created`).all()),
+    active: () => records(sql(`SELECT record FROM tasks WHERE ${ACTIVE} ORDER BY created, id`).all()),
     get: (id) => one(sql("SELECT record FROM tasks WHERE id = ?").get(id)),
     byName: (name) => one(sql("SELECT record FROM tasks WHERE name = ? ORDER BY created DESC LIMIT 1").get(name)),
     bySource: (source) => one(sql("SELECT record FROM tasks WHERE source = ? ORDER BY created DESC LIMIT 1").get(source)),

@@ -4,7 +4,8 @@
  * Both share spawnCaptured, so time limit, output cap, abort and environment scrubbing behave the same.
  */
 
-import { realpathSync, statSync } from "node:fs";
+import { existsSync, realpathSync, statSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { SandboxUnavailable } from "../errors.ts";
 import type { NetworkProxy } from "./proxy.ts";
 import type { RunOptions, RunResult, Sandbox, SandboxProbe } from "./sandbox.ts";
@@ -52,6 +53,14 @@ interface HiddenPath {
   isDirectory: boolean;
 }
 
+/** The folder holding Nightshift's node_modules (the checkout, or the installed package). */
+const PROGRAM_ROOT = ((): string | undefined => {
+  for (let dir = realpathSync(import.meta.dirname); ; dir = dirname(dir)) {
+    if (existsSync(join(dir, "node_modules"))) return dir;
+    if (dirname(dir) === dir) return undefined;
+  }
+})();
+
 export function createBwrapSandbox(options: BwrapSandboxOptions): Sandbox {
   const bwrapPath = options.bwrapPath ?? "bwrap";
   const env = scrubEnv(options.env, options.secretEnvPatterns);
@@ -63,6 +72,9 @@ export function createBwrapSandbox(options: BwrapSandboxOptions): Sandbox {
     "--dev", "/dev",
     "--proc", "/proc",
     "--tmpfs", "/tmp",
+    // Nightshift itself installed under /tmp (a fresh clone, say): its programs (Node, MCP servers
+    // from node_modules) stay visible, read-only; nothing of it is secret.
+    ...(PROGRAM_ROOT && PROGRAM_ROOT.startsWith("/tmp/") ? ["--ro-bind", PROGRAM_ROOT, PROGRAM_ROOT] : []),
     "--tmpfs", "/run", // host sockets (D-Bus, docker, agents) live here: a socket ignores read-only mounts
     "--unshare-all", // includes the network: only a private loopback exists inside
     "--die-with-parent",
