@@ -46,12 +46,13 @@ const ruleEntry = z
     write: z.string().min(1).optional().describe("Path glob"),
     command: z.string().min(1).optional().describe("Command pattern, matched against each command of a shell line; * matches anything"),
     network: z.string().min(1).optional().describe("Domain: example.com, *.example.com or *"),
+    tool: z.string().min(1).optional().describe("Tool name as the model sees it; * matches anything: mcp__github__*"),
   })
   .refine((entry) => Object.values(entry).filter((value) => value !== undefined).length === 1, {
-    message: "each rule names exactly one of read, write, command or network, e.g. { command: \"git push\" }",
+    message: "each rule names exactly one of read, write, command, network or tool, e.g. { command: \"git push\" }",
   })
   .superRefine((entry, ctx) => {
-    for (const kind of ["read", "write", "command", "network"] as const) {
+    for (const kind of ["read", "write", "command", "network", "tool"] as const) {
       const pattern = entry[kind];
       const problem = pattern === undefined ? undefined : validatePattern(kind, pattern);
       if (problem) ctx.addIssue({ code: "custom", path: [kind], message: problem });

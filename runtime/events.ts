@@ -107,11 +107,11 @@ export type SessionEvent =
     }
   | { type: "warning"; at: number; message: string }
   /** A permission decision for one request of a tool call, with the rule that decided. */
-  | { type: "permission"; at: number; id: string; tool: string; kind: "read" | "write" | "command" | "network"; target: string; action: "allow" | "ask" | "deny"; reason: string }
+  | { type: "permission"; at: number; id: string; tool: string; kind: "read" | "write" | "command" | "network" | "tool"; target: string; action: "allow" | "ask" | "deny"; reason: string }
   | { type: "approval_requested"; at: number; approval: string; id: string; tool: string; summary: string; reason: string; expires_at: number }
   | { type: "approval_answered"; at: number; approval: string; id: string; decision: "once" | "task" | "deny" | "expired" | "unreachable"; by: string; reason?: string }
   /** "Allow for this task": the kind and target stop asking until the task ends. */
-  | { type: "grant"; at: number; kind: "read" | "write" | "command" | "network"; target: string }
+  | { type: "grant"; at: number; kind: "read" | "write" | "command" | "network" | "tool"; target: string }
   | {
       type: "session_end";
       at: number;

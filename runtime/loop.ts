@@ -379,7 +379,8 @@ async function execute(use: ToolUse, { tool, input }: { tool: Tool; input: unkno
     const readOnly = writeProtected(context.gate.rules, context.gate.places, [workdir, ...writable]).filter((path) => existsSync(path));
     const specialists = context.deps.specialists;
     const consult = specialists && ((names: string[], question: string, mode: "parallel" | "chain") => specialists({ names, question, mode, key: use.id }, context.parent()));
-    const webSeen = () => context.events.some((event) => event.type === "tool_end" && event.name === "web_fetch" && !event.is_error);
+    // An MCP tool's result, even an error, may carry what its server read: counted like a web page (erring toward untrusted).
+    const webSeen = () => context.events.some((event) => event.type === "tool_end" && ((event.name === "web_fetch" && !event.is_error) || event.name.startsWith("mcp__")));
     const result = await raceAbort(tool.execute(input, { workdir, signal: run, paths, permissions, writable, readOnly, session: context.deps.log.id, webSeen, ...(consult ? { consult } : {}) }), run);
     if (typeof result === "string") return { output: result, isError: false, extra: {} };
     return { output: result.output, isError: false, extra: { ...(result.cost_usd ? { cost_usd: result.cost_usd } : {}), ...(result.specialists ? { specialists: result.specialists } : {}) } };

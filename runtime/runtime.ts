@@ -10,6 +10,10 @@ import { PermissionDenied } from "./errors.ts";
 import { createDailySpend, type DailySpend } from "./daily-spend.ts";
 import { BUILTIN_TOOL_NAMES, loadAgents } from "./specialists/agents.ts";
 import { createSpecialistRunner } from "./specialists/run.ts";
+import type { McpHost } from "./mcp/host.ts";
+import { readPins } from "./mcp/pins.ts";
+import type { ConnectedServer } from "./mcp/servers.ts";
+import { offeredTools, type OfferedTools } from "./mcp/tools.ts";
 import { createConsultTool } from "./tools/consult.ts";
 import { createMemoryTools, type MemoryAccess } from "./tools/memory.ts";
 import { createSkillTool, reloadSkill } from "./tools/skill.ts";
@@ -134,6 +138,43 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
     return { catalog: catalog.text, notices };
   };
 
+  /**
+   * MCP servers' pinned tools. The servers start when the first session starts (not when the
+   * daemon does: a daemon with nothing to run starts nothing), one process per server for the
+   * runtime's life, inside their own sandbox. Pins are read per session, so an approval counts
+   * from the next session on; within a session the tool list never changes (the cached prefix).
+   */
+  let mcpHost: McpHost | undefined;
+  let mcpServers: Promise<{ servers: ConnectedServer[]; notices: string[] }> | undefined;
+  const startMcp = async (names: string[]) => {
+    try {
+      // Imported here: the MCP client costs about 0.5 s to load, which a home without servers never pays.
+      const { openMcpHost } = await import("./mcp/host.ts");
+      mcpHost = await openMcpHost(loaded, options.sandbox ? { sandbox: options.sandbox } : {});
+    } catch (error) {
+      return { servers: [], notices: [`MCP servers not started: ${(error as Error).message}`] };
+    }
+    const host = mcpHost;
+    const started = await Promise.allSettled(names.map((name) => host.connect(name)));
+    return {
+      servers: started.flatMap((outcome) => (outcome.status === "fulfilled" ? [outcome.value] : [])),
+      notices: started.flatMap((outcome, index) => (outcome.status === "rejected" ? [`MCP server \`${names[index]}\` offers no tools: ${(outcome.reason as Error).message}`] : [])),
+    };
+  };
+  const mcpNow = async (): Promise<OfferedTools> => {
+    const names = Object.keys(config.mcp.servers);
+    if (names.length === 0) return { tools: [], notices: [] };
+    const { servers, notices } = await (mcpServers ??= startMcp(names));
+    const offered = servers.map((server): OfferedTools => {
+      try {
+        return offeredTools(server, readPins(home, server.name));
+      } catch (error) {
+        return { tools: [], notices: [`MCP server \`${server.name}\` offers no tools: ${(error as Error).message}`] };
+      }
+    });
+    return { tools: offered.flatMap((entry) => entry.tools), notices: [...notices, ...offered.flatMap((entry) => entry.notices)] };
+  };
+
   /** Every session's trace says loudly when commands are not confined. */
   const sandboxNotices = async (): Promise<string[]> => {
     const extra = options.notices?.() ?? [];
@@ -173,6 +214,7 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
     mkdirSync(dirname(logPath), { recursive: true });
     if (!child) childEmit.set(id, emit);
     const skills = child ? undefined : skillsNow();
+    const mcp = child ? undefined : await mcpNow();
     const unlock = lockSession(logPath);
     const log = await openSessionLog(logPath, id, { now: clock.now }).catch((error: unknown) => {
       unlock();
@@ -182,7 +224,7 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
       log,
       model: modelFor(model),
       small: modelFor("small"),
-      tools: child?.tools ?? (skills?.catalog ? [...tools, skillTool] : tools),
+      tools: child?.tools ?? [...tools, ...(skills?.catalog ? [skillTool] : []), ...(mcp?.tools ?? [])],
       clock,
       loadPrefix: child ? async () => child.prefix : skills?.catalog ? async () => ({ ...(await options.loadPrefix()), skills: skillsNow().catalog }) : options.loadPrefix,
       ...(skills?.catalog ? { reloadSkill: (name: string) => reloadSkill(skillsHome, name) } : {}),
@@ -190,7 +232,7 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
       compaction: { threshold: config.compaction.threshold, keepRecentTurns: config.compaction.keep_recent_turns, contextWindow: role.context_window },
       paths,
       permissions: child ? { ...permissions, label: child.label } : permissions,
-      notices: [...(await sandboxNotices()), ...(skills?.notices ?? [])],
+      notices: [...(await sandboxNotices()), ...(skills?.notices ?? []), ...(mcp?.notices ?? [])],
       sandbox: sandbox.kind,
       daily,
       ...(child ? { pool: child.pool } : { specialists: runner, reviewRounds: config.specialists.review_rounds }),
@@ -242,6 +284,8 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
     },
     modelFor,
     close: async () => {
+      await mcpServers; // servers still starting are stopped once they have
+      await mcpHost?.close();
       await sandbox.close?.();
       await proxy?.close();
     },

@@ -60,7 +60,7 @@ describe("config.yaml", () => {
     assert.equal(error.setting, "permissions.deny.0.read");
     assert.match(error.message, /config\.yaml:3: setting `permissions\.deny\.0\.read`: .*is relative; start it with \/, ~, \*\* or \{workdir\}/);
     assert.match(configError("permissions:\n  allow:\n    - network: https://example.com/x\n").message, /permissions\.allow\.0\.network/);
-    assert.match(configError("permissions:\n  ask:\n    - { command: git push, network: x.com }\n").message, /exactly one of read, write, command or network/);
+    assert.match(configError("permissions:\n  ask:\n    - { command: git push, network: x.com }\n").message, /exactly one of read, write, command, network or tool/);
   });
 
   it("parses durations written several ways", () => {

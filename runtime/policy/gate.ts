@@ -122,6 +122,8 @@ function targetOf(request: PermissionRequest): string {
       return request.command;
     case "network":
       return request.host;
+    case "tool":
+      return request.name;
     default:
       return request.path;
   }
@@ -138,6 +140,8 @@ export function summarize(request: PermissionRequest, decision?: Decision): stri
     }
     case "network":
       return `connect to ${request.host}`;
+    case "tool":
+      return `call ${request.name}`;
     case "read":
       return `read ${request.path}`;
     case "write":

@@ -4,7 +4,7 @@ import { commandSuffixes, splitCommands, type SimpleCommand } from "./shell.ts";
 export { normalizeDomain };
 
 export type Action = "allow" | "ask" | "deny";
-export type RuleKind = "read" | "write" | "command" | "network";
+export type RuleKind = "read" | "write" | "command" | "network" | "tool";
 
 export interface Rule {
   action: Action;
@@ -26,7 +26,9 @@ export type PermissionRequest =
   | { kind: "read"; path: string; unsure?: string }
   | { kind: "write"; path: string; unsure?: string }
   | { kind: "command"; command: string }
-  | { kind: "network"; host: string };
+  | { kind: "network"; host: string }
+  /** A call of a tool that reaches outside Nightshift (an MCP server's), by the name the model sees. */
+  | { kind: "tool"; name: string };
 
 export interface Decision {
   action: Action;
@@ -54,6 +56,7 @@ export interface TaskPermissions {
   write?: string[];
   commands?: string[];
   network?: string[];
+  tools?: string[];
 }
 
 export interface PolicyPlaces {
@@ -85,7 +88,7 @@ export const DEFAULT_RULES: readonly Rule[] = [
 ];
 
 const ORDER: Action[] = ["deny", "ask", "allow"];
-const TASK_KEYS: Record<RuleKind, keyof TaskPermissions> = { read: "read", write: "write", command: "commands", network: "network" };
+const TASK_KEYS: Record<RuleKind, keyof TaskPermissions> = { read: "read", write: "write", command: "commands", network: "network", tool: "tools" };
 
 /**
  * Rules are checked deny, then ask, then allow; the first match decides and a deny is final. A
@@ -95,6 +98,7 @@ const TASK_KEYS: Record<RuleKind, keyof TaskPermissions> = { read: "read", write
 export function decide(request: PermissionRequest, rules: readonly Rule[], places: PolicyPlaces, task: TaskPermissions = {}, grants: readonly Grant[] = []): Decision {
   if (request.kind === "command") return decideCommand(request.command, rules, places, task, grants);
   if (request.kind === "network") return decideHost(request.host, rules, places, task, grants);
+  if (request.kind === "tool") return decideOne("tool", request.name, rules, places, task, grants);
   const decision = decideOne(request.kind, request.path, rules, places, task, grants);
   if (request.unsure === undefined || decision.action !== "allow" || decision.reason === "allowed for this task") return decision;
   return { ...decision, action: "ask", rule: undefined, reason: `this path cannot be checked safely: ${request.unsure}` };
@@ -171,6 +175,7 @@ function decideOne(kind: RuleKind, target: string, rules: readonly Rule[], place
 function matches(kind: RuleKind, target: string, pattern: string, places: PolicyPlaces): boolean {
   if (kind === "command") return matchesCommand(target, pattern);
   if (kind === "network") return matchesDomain(target, pattern);
+  if (kind === "tool") return toolPattern(pattern).test(target);
   return globToRegExp(expand(pattern, places)).test(target);
 }
 
@@ -220,9 +225,15 @@ export function validatePattern(kind: RuleKind, pattern: string): string | undef
   if (trimmed === "") return `${kind} pattern ${shown} is empty`;
   if (kind === "command") return undefined;
   if (kind === "network") return hostPatternProblem(trimmed, shown);
+  if (kind === "tool") return /^[A-Za-z0-9_*-]+$/.test(trimmed) ? undefined : `tool pattern ${shown} may hold only letters, digits, _, - and * (e.g. "mcp__github__*")`;
   if (!/^(?:\/|~(?:\/|$)|\*\*|\{workdir\}|\{home\})/.test(trimmed)) return `${kind} pattern ${shown} is relative; start it with /, ~, ** or {workdir}`;
   const problem = globProblem(trimmed);
   return problem === undefined ? undefined : `${kind} pattern ${shown} ${problem}`;
+}
+
+/** A tool pattern: the name, with * matching any run of characters (`mcp__github__*`). */
+function toolPattern(pattern: string): RegExp {
+  return new RegExp(`^${pattern.trim().split("*").map((part) => part.replace(/[-]/g, "\\-")).join(".*")}$`);
 }
 
 function hostPatternProblem(pattern: string, shown: string): string | undefined {

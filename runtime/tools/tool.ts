@@ -19,7 +19,7 @@ export interface ToolContext {
   permissions: PermissionChecker;
   /** The session this call belongs to. */
   session?: string;
-  /** True once this session has read a web page: what it notes from then on is kept as untrusted. */
+  /** True once this session has read a web page or an MCP tool's result: what it notes from then on is kept as untrusted. */
   webSeen?(): boolean;
   /** Runs specialists for this call (the main agent's sessions only: specialists cannot consult). */
   consult?(names: string[], question: string, mode: "parallel" | "chain"): Promise<SpecialistReport[]>;
@@ -42,6 +42,8 @@ export interface Tool<Input = unknown> {
   name: string;
   description: string;
   schema: z.ZodType<Input>;
+  /** The JSON schema shown to the model, when it comes from elsewhere (an MCP server's tool) rather than `schema`. */
+  inputSchema?: Record<string, unknown>;
   execute(input: Input, context: ToolContext): Promise<string | ToolOutput>;
   /**
    * Safe to run again after a restart that interrupted it (a consult: its specialists resume from
@@ -56,6 +58,7 @@ export function defineTool<Schema extends z.ZodType>(tool: {
   name: string;
   description: string;
   schema: Schema;
+  inputSchema?: Record<string, unknown>;
   execute(input: z.output<Schema>, context: ToolContext): Promise<string | ToolOutput>;
   resumable?: boolean;
   access?(input: z.output<Schema>, context: Pick<ToolContext, "workdir" | "paths">): PermissionRequest[];
@@ -69,7 +72,7 @@ const apiTools = new WeakMap<Tool, ApiTool>();
 export function toApiTool(tool: Tool): ApiTool {
   let api = apiTools.get(tool);
   if (!api) {
-    const { $schema: _ignored, ...schema } = z.toJSONSchema(tool.schema, { io: "input" }) as Record<string, unknown>;
+    const { $schema: _ignored, ...schema } = tool.inputSchema ?? (z.toJSONSchema(tool.schema, { io: "input" }) as Record<string, unknown>);
     api = { name: tool.name, description: tool.description, input_schema: schema as ApiTool["input_schema"] };
     apiTools.set(tool, api);
   }
