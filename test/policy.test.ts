@@ -154,6 +154,16 @@ describe("policy: code set up to run later", () => {
   });
 });
 
+describe("policy: MCP tools", () => {
+  it("a tool rule denies, asks or allows by name, a deny is final, and no rule asks", () => {
+    const tool = (name: string, rules: readonly Rule[]) => check({ kind: "tool", name }, rules).action;
+    const rules: Rule[] = [deny("tool", "mcp__github__*"), { action: "allow", kind: "tool", pattern: "mcp__github__*", origin: "config permissions.allow[0]" }, { action: "allow", kind: "tool", pattern: "mcp__memory__*", origin: "config permissions.allow[1]" }, ...DEFAULT_RULES];
+    assert.equal(tool("mcp__github__create_issue", rules), "deny");
+    assert.equal(tool("mcp__memory__read_graph", rules), "allow");
+    assert.equal(tool("mcp__everything__echo", rules), "ask", "no rule: MCP tools ask by default");
+  });
+});
+
 describe("policy: path patterns", () => {
   const read = (path: string, rules: readonly Rule[]) => check({ kind: "read", path }, rules).action;
 
