@@ -82,7 +82,8 @@ describe("MCP tools in a session", needs("bwrap", "socat"), () => {
     h.api.script({ content: [call("mcp__everything__echo", { message: "hi" })] }, done);
     await h.runtime.start(h.runtime.newSessionId(), h.task());
     assert.equal(approver.seen.length, 1);
-    assert.equal(approver.seen[0]!.summary, "call mcp__everything__echo");
+    assert.equal(approver.seen[0]!.summary, 'call mcp__everything__echo with {"message":"hi"}', "the approval shows the exact call");
+    assert.equal(approver.seen[0]!.target, 'mcp__everything__echo {"message":"hi"}');
     const [result] = resultsIn(h.api, 1);
     assert.equal(result!.is_error, true);
     assert.match(result!.content, /^Not approved: call mcp__everything__echo .*the user said: not now/);

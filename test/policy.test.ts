@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { decide, DEFAULT_RULES, normalizeDomain, validatePattern, type Decision, type Grant, type PermissionRequest, type Rule } from "../runtime/policy/policy.ts";
 import { isSecretFileName } from "../runtime/tools/paths.ts";
+import { canonicalJson } from "../runtime/mcp/tools.ts";
 
 // Bypasses of command rules found in review, checked through decide() with the defaults and a
 // config deny rule for `git push`: each must come out denied, or asked when it cannot be checked.
@@ -161,6 +162,16 @@ describe("policy: MCP tools", () => {
     assert.equal(tool("mcp__github__create_issue", rules), "deny");
     assert.equal(tool("mcp__memory__read_graph", rules), "allow");
     assert.equal(tool("mcp__everything__echo", rules), "ask", "no rule: MCP tools ask by default");
+  });
+
+  it("\"allow for this task\" covers a tool with exactly the arguments approved, not the tool", () => {
+    const call = (args: unknown) => ({ kind: "tool" as const, name: "mcp__mail__send", arguments: canonicalJson(args) });
+    const asked = check(call({ to: "ann@example.com", body: "hi" }), DEFAULT_RULES);
+    assert.equal(asked.action, "ask");
+    assert.equal(asked.grant.target, 'mcp__mail__send {"body":"hi","to":"ann@example.com"}');
+    const grants: Grant[] = [asked.grant];
+    assert.equal(check(call({ body: "hi", to: "ann@example.com" }), DEFAULT_RULES, grants).action, "allow", "the same call, keys in another order");
+    assert.equal(check(call({ to: "ann@example.com", bcc: "eve@example.com", body: "hi" }), DEFAULT_RULES, grants).action, "ask", "other arguments ask again");
   });
 });
 

@@ -53,7 +53,8 @@ function mcpTool(server: ConnectedServer, tool: McpTool): Tool {
     // The server checks the arguments against its schema; the model is shown that schema as is.
     schema: z.record(z.string(), z.unknown()),
     inputSchema,
-    access: () => [{ kind: "tool", name }],
+    // The exact call: approvals show it, and "allow for this task" covers only these arguments.
+    access: (input) => [{ kind: "tool", name, arguments: canonicalJson(input) }],
     async execute(input, context) {
       const result = await server.call(tool.name, input, context.signal);
       const output = wrapResult(server.name, tool.name, resultText(result), context.workdir);
@@ -95,4 +96,11 @@ export function wrapResult(server: string, tool: string, text: string, workdir: 
   // The result must not be able to close the wrapper and speak as the tool.
   const body = text.replace(/<(\/?)untrusted_content/gi, "&lt;$1untrusted_content");
   return `${head}\n<untrusted_content source="mcp:${server}/${tool}">\n${body || "(empty result)"}\n</untrusted_content>`;
+}
+
+/** JSON with object keys sorted at every level: the same arguments always read the same. */
+export function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_key, inner: unknown) =>
+    inner && typeof inner === "object" && !Array.isArray(inner) ? Object.fromEntries(Object.entries(inner as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) : inner,
+  );
 }

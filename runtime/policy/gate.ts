@@ -1,7 +1,7 @@
 import type { ApprovalStore, Approver } from "../approvals.ts";
 import type { Clock } from "../clock.ts";
 import type { SessionEvent } from "../events.ts";
-import { decide, describe, type Decision, type Grant, type PermissionRequest, type PolicyPlaces, type Rule, type TaskPermissions } from "./policy.ts";
+import { decide, describe, toolGrantTarget, type Decision, type Grant, type PermissionRequest, type PolicyPlaces, type Rule, type TaskPermissions } from "./policy.ts";
 
 /** Everything a session's permission checks need; built once per session. */
 export interface GateOptions {
@@ -123,7 +123,7 @@ function targetOf(request: PermissionRequest): string {
     case "network":
       return request.host;
     case "tool":
-      return request.name;
+      return toolGrantTarget(request); // the approval names the exact call, arguments and all
     default:
       return request.path;
   }
@@ -141,7 +141,7 @@ export function summarize(request: PermissionRequest, decision?: Decision): stri
     case "network":
       return `connect to ${request.host}`;
     case "tool":
-      return `call ${request.name}`;
+      return request.arguments === undefined ? `call ${request.name}` : `call ${request.name} with ${oneLine(request.arguments)}`;
     case "read":
       return `read ${request.path}`;
     case "write":

@@ -27,8 +27,12 @@ export type PermissionRequest =
   | { kind: "write"; path: string; unsure?: string }
   | { kind: "command"; command: string }
   | { kind: "network"; host: string }
-  /** A call of a tool that reaches outside Nightshift (an MCP server's), by the name the model sees. */
-  | { kind: "tool"; name: string };
+  /**
+   * A call of a tool that reaches outside Nightshift (an MCP server's), by the name the model sees,
+   * with its arguments as compact JSON (keys sorted): rules match the name; "allow for this task"
+   * covers the name with exactly these arguments.
+   */
+  | { kind: "tool"; name: string; arguments?: string };
 
 export interface Decision {
   action: Action;
@@ -98,7 +102,7 @@ const TASK_KEYS: Record<RuleKind, keyof TaskPermissions> = { read: "read", write
 export function decide(request: PermissionRequest, rules: readonly Rule[], places: PolicyPlaces, task: TaskPermissions = {}, grants: readonly Grant[] = []): Decision {
   if (request.kind === "command") return decideCommand(request.command, rules, places, task, grants);
   if (request.kind === "network") return decideHost(request.host, rules, places, task, grants);
-  if (request.kind === "tool") return decideOne("tool", request.name, rules, places, task, grants);
+  if (request.kind === "tool") return decideOne("tool", request.name, rules, places, task, grants, toolGrantTarget(request));
   const decision = decideOne(request.kind, request.path, rules, places, task, grants);
   if (request.unsure === undefined || decision.action !== "allow" || decision.reason === "allowed for this task") return decision;
   return { ...decision, action: "ask", rule: undefined, reason: `this path cannot be checked safely: ${request.unsure}` };
@@ -154,12 +158,16 @@ function decideSuffixes(command: SimpleCommand, rules: readonly Rule[], places: 
   return found;
 }
 
-function decideOne(kind: RuleKind, target: string, rules: readonly Rule[], places: PolicyPlaces, task: TaskPermissions, grants: readonly Grant[]): Decision {
-  const grant = { kind, target };
+/** What a grant for a tool call names: the tool with exactly its arguments. */
+export const toolGrantTarget = (request: Extract<PermissionRequest, { kind: "tool" }>) => (request.arguments === undefined ? request.name : `${request.name} ${request.arguments}`);
+
+/** `grantTarget`: what a grant must name to cover this request, when not the target itself (a tool with its arguments). */
+function decideOne(kind: RuleKind, target: string, rules: readonly Rule[], places: PolicyPlaces, task: TaskPermissions, grants: readonly Grant[], grantTarget = target): Decision {
+  const grant = { kind, target: grantTarget };
   const ofKind = rules.filter((rule) => rule.kind === kind && matches(kind, target, rule.pattern, places) && !(rule.unless && matches(kind, target, rule.unless, places)));
   const denied = ofKind.find((rule) => rule.action === "deny");
   if (denied) return { action: "deny", rule: denied, reason: `denied by ${describe(denied)}`, grant };
-  if (grants.some((g) => g.kind === kind && g.target === target)) return { action: "allow", rule: undefined, reason: "allowed for this task", grant };
+  if (grants.some((g) => g.kind === kind && g.target === grantTarget)) return { action: "allow", rule: undefined, reason: "allowed for this task", grant };
   const asked = ofKind.find((rule) => rule.action === "ask");
   if (asked) return { action: "ask", rule: asked, reason: `${describe(asked)} asks first`, grant };
   const list = task[TASK_KEYS[kind]];
