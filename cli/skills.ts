@@ -7,7 +7,7 @@ import { readPin, removePin, writePin } from "../runtime/skills/pins.ts";
 import { formatFlags, redFlags } from "../runtime/skills/red-flags.ts";
 import { parseSkillFile, SKILL_NAME, SkillFileProblem } from "../runtime/skills/skill-file.ts";
 import { isArchive, readArchive, type ArchiveFile } from "./skills-archive.ts";
-import { lineDiff } from "./skills-diff.ts";
+import { changedLines } from "../runtime/line-diff.ts";
 import { UsageError } from "./usage.ts";
 
 export interface SkillsIo {
@@ -148,7 +148,7 @@ function approveSkill(name: string, io: SkillsIo): { text: string; code: number 
   let scanned = entry.contents;
   if (entry.state === "changed" && entry.changes && pin) {
     lines.push(`Changed since approved: ${describeChanges(entry.changes)}`);
-    if (entry.changes.changed.includes("SKILL.md")) lines.push("", "SKILL.md:", ...lineDiff(pin.skill_md, entry.contents.get("SKILL.md")!.toString("utf8")).map((line) => `  ${printable(line)}`));
+    if (entry.changes.changed.includes("SKILL.md")) lines.push("", "SKILL.md:", ...changedLines(pin.skill_md, entry.contents.get("SKILL.md")!.toString("utf8"), 60).map((line) => `  ${printable(line)}`));
     const touched = new Set([...entry.changes.added, ...entry.changes.changed]);
     scanned = new Map([...entry.contents].filter(([path]) => touched.has(path)));
   } else {

@@ -4,7 +4,7 @@ import { html } from "hono/html";
 import type { Journal, JournalEntry, MemoryStore } from "../memory/index.ts";
 import { size } from "./format.ts";
 import { journalHref } from "./journal-page.ts";
-import { lineDiff, type DiffLine } from "./line-diff.ts";
+import { lineDiff, type DiffLine } from "../runtime/line-diff.ts";
 
 /**
  * The Memory page: MEMORY.md's entries as the memory service reads them, each with the journal

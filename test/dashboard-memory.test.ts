@@ -3,7 +3,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, it } from "node:test";
 import type { MemoryEntry } from "../memory/index.ts";
-import { lineDiff, MAX_DIFF_LINES } from "../dashboard/line-diff.ts";
+import { lineDiff, MAX_DIFF_LINES } from "../runtime/line-diff.ts";
 import { login, send, setupDashboard, tokenOf, type Setup, type SetupOptions } from "./support/dashboard.ts";
 
 let current: Setup | undefined;

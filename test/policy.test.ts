@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { decide, DEFAULT_RULES, normalizeDomain, validatePattern, type Decision, type Grant, type PermissionRequest, type Rule } from "../runtime/policy/policy.ts";
 import { isSecretFileName } from "../runtime/tools/paths.ts";
-import { canonicalJson } from "../runtime/mcp/tools.ts";
+import { canonicalJson } from "../runtime/mcp/pins.ts";
 
 // Bypasses of command rules found in review, checked through decide() with the defaults and a
 // config deny rule for `git push`: each must come out denied, or asked when it cannot be checked.

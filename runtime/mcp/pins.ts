@@ -12,6 +12,7 @@ import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Tool } from "@modelcontextprotocol/client";
 import { ConfigError } from "../errors.ts";
+import { changedLines } from "../line-diff.ts";
 
 /** The parts of a tool that are pinned: all the model is told about it. */
 export interface PinnedDefinition {
@@ -94,7 +95,7 @@ export function definitionDiff(before: PinnedDefinition, after: PinnedDefinition
     const old = fieldLines(before[field]);
     const now = fieldLines(after[field]);
     if (old.join("\n") === now.join("\n")) continue;
-    lines.push(`${field}:`, ...lineDiff(old, now));
+    lines.push(`${field}:`, ...changedLines(old.join("\n"), now.join("\n")));
   }
   return lines;
 }
@@ -105,29 +106,8 @@ function fieldLines(value: unknown): string[] {
   return JSON.stringify(sortKeys(value), null, 2).split("\n");
 }
 
-/** A longest-common-subsequence diff: unchanged lines are left out, so the change stands alone. */
-function lineDiff(a: readonly string[], b: readonly string[]): string[] {
-  const table = Array.from({ length: a.length + 1 }, () => new Array<number>(b.length + 1).fill(0));
-  for (let i = a.length - 1; i >= 0; i--) {
-    for (let j = b.length - 1; j >= 0; j--) table[i]![j] = a[i] === b[j] ? table[i + 1]![j + 1]! + 1 : Math.max(table[i + 1]![j]!, table[i]![j + 1]!);
-  }
-  const out: string[] = [];
-  let i = 0;
-  let j = 0;
-  while (i < a.length || j < b.length) {
-    if (i < a.length && j < b.length && a[i] === b[j]) {
-      i++;
-      j++;
-    } else if (j < b.length && (i === a.length || table[i]![j + 1]! >= table[i + 1]![j]!)) {
-      out.push(`+ ${b[j++]}`);
-    } else {
-      out.push(`- ${a[i++]}`);
-    }
-  }
-  return out;
-}
-
-function canonicalJson(value: unknown): string {
+/** JSON with object keys sorted at every level: the same value always reads the same (pins, MCP call arguments). */
+export function canonicalJson(value: unknown): string {
   return JSON.stringify(sortKeys(value));
 }
 

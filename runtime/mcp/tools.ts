@@ -13,7 +13,7 @@ import { join } from "node:path";
 import type { CallToolResult, Tool as McpTool } from "@modelcontextprotocol/client";
 import { z } from "zod";
 import { defineTool, ToolError, type Tool } from "../tools/tool.ts";
-import { comparePins, type PinFile } from "./pins.ts";
+import { canonicalJson, comparePins, type PinFile } from "./pins.ts";
 import type { ConnectedServer } from "./servers.ts";
 
 /** Results above this many bytes go to a file; the model gets the path. */
@@ -96,11 +96,4 @@ export function wrapResult(server: string, tool: string, text: string, workdir: 
   // The result must not be able to close the wrapper and speak as the tool.
   const body = text.replace(/<(\/?)untrusted_content/gi, "&lt;$1untrusted_content");
   return `${head}\n<untrusted_content source="mcp:${server}/${tool}">\n${body || "(empty result)"}\n</untrusted_content>`;
-}
-
-/** JSON with object keys sorted at every level: the same arguments always read the same. */
-export function canonicalJson(value: unknown): string {
-  return JSON.stringify(value, (_key, inner: unknown) =>
-    inner && typeof inner === "object" && !Array.isArray(inner) ? Object.fromEntries(Object.entries(inner as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) : inner,
-  );
 }

@@ -1,5 +1,6 @@
 /**
- * A line diff by longest common subsequence, for MEMORY.md's versions on the Memory page. Quadratic
+ * A line diff by longest common subsequence: MEMORY.md's versions on the Memory page, a changed
+ * SKILL.md (`nightshift skills approve`), a changed MCP tool definition (`nightshift mcp list`). Quadratic
  * in lines, so its input is capped: past `MAX_DIFF_LINES` lines on either side it returns undefined
  * and the page says the version is too large to compare.
  */
@@ -38,4 +39,15 @@ export function lineDiff(before: string, after: string): DiffLine[] | undefined 
 function lines(text: string): string[] {
   if (text === "") return [];
   return (text.endsWith("\n") ? text.slice(0, -1) : text).split("\n");
+}
+
+/**
+ * Only the lines that changed, as `- old` / `+ new` (so a change stands alone), at most `shown` of
+ * them; texts too long to compare, or more changes than that, are said in a line.
+ */
+export function changedLines(before: string, after: string, shown = Infinity): string[] {
+  const diff = lineDiff(before, after);
+  if (!diff) return [`(too long to compare line by line: over ${MAX_DIFF_LINES} lines)`];
+  const out = diff.filter((line) => line.op !== "same").map((line) => `${line.op === "add" ? "+" : "-"} ${line.text}`);
+  return out.length > shown ? [...out.slice(0, shown), `(${out.length - shown} more changed lines)`] : out;
 }
