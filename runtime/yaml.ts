@@ -76,3 +76,29 @@ export function describeIssue(issue: z.core.$ZodIssue): { field: string; message
 export function firstIssue(issues: readonly z.core.$ZodIssue[]): z.core.$ZodIssue {
   return issues.find((issue) => issue.code === "unrecognized_keys") ?? issues[0]!;
 }
+
+/** A markdown file's YAML front matter, parsed with file line numbers, and the line index after its closing `---`. */
+export interface FrontMatter {
+  parsed: ParsedYaml;
+  /** Index (0-based) of the closing `---` line; the body is the lines after it. */
+  close: number;
+  lines: string[];
+}
+
+/**
+ * Reads a `---` front matter block at the top of a markdown file (agents, skills), or says in one
+ * line what is wrong and on which line (`missing`: what the first key should be).
+ */
+export function readFrontMatter(source: string, missing: string, quoteHint = "quote values that contain \": \" or \" #\""): FrontMatter | { problem: string; line: number } {
+  const lines = source.replace(/^\uFEFF/, "").split(/\r?\n/);
+  if (lines[0]?.trimEnd() !== "---") return { problem: `front matter: missing; start the file with a line ---, then ${missing}, then a closing --- line`, line: 1 };
+  const close = lines.findIndex((line, index) => index > 0 && line.trimEnd() === "---");
+  if (close < 0) return { problem: "front matter: never closed; add a line with just --- after the last key", line: 1 };
+  try {
+    return { parsed: parseYaml(lines.slice(1, close).join("\n"), 1), close, lines };
+  } catch (error) {
+    const line = error instanceof YamlSyntaxError ? error.line : undefined;
+    const problem = (error instanceof Error ? error.message : String(error)).split("\n")[0];
+    return { problem: `front matter: ${problem}; fix the YAML there (${quoteHint})`, line: line ?? 1 };
+  }
+}

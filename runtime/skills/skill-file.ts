@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { firstIssue, parseYaml, YamlSyntaxError, type ParsedYaml } from "../yaml.ts";
+import { firstIssue, readFrontMatter } from "../yaml.ts";
 
 /** A skill as its SKILL.md describes it (the open Agent Skills format). */
 export interface SkillSpec {
@@ -54,19 +54,9 @@ export function parseSkillFile(shown: string, folder: string | undefined, conten
     return fail("is not a text file (it is not valid UTF-8); SKILL.md is markdown saved as UTF-8 text");
   }
   const example = folder === undefined ? "my-skill" : SKILL_NAME.test(folder) ? folder : suggestName(folder);
-  const lines = source.replace(/^\uFEFF/, "").split(/\r?\n/);
-  if (lines[0]?.trimEnd() !== "---") return fail(`front matter: missing; start the file with a line ---, then name: ${example} and description: <what it does and when to use it>, then a closing --- line`, 1);
-  const close = lines.findIndex((line, index) => index > 0 && line.trimEnd() === "---");
-  if (close < 0) return fail("front matter: never closed; add a line with just --- after the last key", 1);
-
-  let parsed: ParsedYaml;
-  try {
-    parsed = parseYaml(lines.slice(1, close).join("\n"), 1);
-  } catch (error) {
-    const line = error instanceof YamlSyntaxError ? error.line : undefined;
-    const problem = (error instanceof Error ? error.message : String(error)).split("\n")[0];
-    return fail(`front matter: ${problem}; fix the YAML there (quote values that contain ": " or " #")`, line ?? 1);
-  }
+  const read = readFrontMatter(source, `name: ${example} and description: <what it does and when to use it>`);
+  if ("problem" in read) return fail(read.problem, read.line);
+  const { parsed, close, lines } = read;
   const value = parsed.value ?? {};
   if (typeof value !== "object" || Array.isArray(value)) return fail(`front matter: is not a set of keys; write key: value lines, starting with name: ${example}`, 2);
   const result = frontMatterSchema.safeParse(value);

@@ -1,7 +1,7 @@
 import { closeSync, constants, fstatSync, lstatSync, openSync, readdirSync, readSync } from "node:fs";
 import { basename, join } from "node:path";
 import { z } from "zod";
-import { firstIssue, parseYaml, YamlSyntaxError, type ParsedYaml } from "../yaml.ts";
+import { firstIssue, readFrontMatter } from "../yaml.ts";
 
 /** A specialist as defined by `agents/<name>.md`: front matter, and the body as its system prompt. */
 export interface AgentSpec {
@@ -124,19 +124,9 @@ function parseAgentFile(shown: string, file: string, content: Buffer, knownTools
   }
   const stem = basename(file).slice(0, -".md".length);
   if (!NAME.test(stem)) return fail(`the file name \`${stem}\` is not a specialist name; rename the file to lowercase letters, digits and dashes, like ${suggestName(stem)}.md`);
-  const lines = source.split(/\r?\n/);
-  if (lines[0]?.trimEnd() !== "---") return fail(`front matter: missing; start the file with a line ---, then name: ${stem} and description: <one line>, then a closing --- line`, 1);
-  const close = lines.findIndex((line, index) => index > 0 && line.trimEnd() === "---");
-  if (close < 0) return fail("front matter: never closed; add a line with just --- after the last key", 1);
-
-  let parsed: ParsedYaml;
-  try {
-    parsed = parseYaml(lines.slice(1, close).join("\n"), 1);
-  } catch (error) {
-    const line = error instanceof YamlSyntaxError ? error.line : undefined;
-    const problem = (error instanceof Error ? error.message : String(error)).split("\n")[0];
-    return fail(`front matter: ${problem}; fix the YAML there (check the indentation, and quote values that contain ": " or " #")`, line ?? 1);
-  }
+  const read = readFrontMatter(source, `name: ${stem} and description: <one line>`, "check the indentation, and quote values that contain \": \" or \" #\"");
+  if ("problem" in read) return fail(read.problem, read.line);
+  const { parsed, close, lines } = read;
   const value = parsed.value ?? {};
   if (typeof value !== "object" || Array.isArray(value)) return fail(`front matter: is not a set of keys; write key: value lines, starting with name: ${stem}`, 2);
   const result = frontMatterSchema.safeParse(value);
