@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { afterEach, describe, it } from "node:test";
 import { CLI, nightshift, until } from "./support/cli.ts";
 import { tempDir } from "./support/home.ts";
+import { freePort } from "./support/ports.ts";
 
 interface Reply {
   status: number;
@@ -26,14 +27,6 @@ function call(host: string, port: number, path: string, options: { method?: stri
     req.on("error", reject);
     req.end(options.body);
   });
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const port = (server.address() as { port: number }).port;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }
 
 const refused = (host: string, port: number) => call(host, port, "/login").then(() => false, (error: NodeJS.ErrnoException) => ["ECONNREFUSED", "EADDRNOTAVAIL", "ENETUNREACH", "EHOSTUNREACH"].includes(error.code ?? ""));

@@ -4,31 +4,16 @@ import { join } from "node:path";
 import { describe, it } from "node:test";
 import { openSessionLog, type EventOf, type SessionEvent, type SpecialistReport } from "../runtime/index.ts";
 import type { TaskRecord } from "../tasks/index.ts";
-import { send, signedInDashboards, type Setup } from "./support/dashboard.ts";
+import { send, signedInDashboards, type Setup, taskRecord } from "./support/dashboard.ts";
 
 const XSS = "<script>alert(1)</script>";
 const ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;";
-const HOUR = 3_600_000;
 const START = Date.parse("2026-11-24T09:00:00Z"); // the fake clock's start
 
 const signedIn = signedInDashboards();
 
-function task(id: string, fields: Partial<TaskRecord> = {}): TaskRecord {
-  return {
-    id,
-    title: `Task ${id}`,
-    origin: "cli",
-    priority: "normal",
-    state: "done",
-    spec: { title: `Task ${id}`, prompt: "Do it.", workdir: "/tmp/work", model: "main", budget: { max_turns: 10, max_usd: 5, timeout_ms: HOUR } },
-    created: START - HOUR,
-    attempts: 1,
-    crashes: 0,
-    turns: 0,
-    cost_usd: 0,
-    ...fields,
-  };
-}
+/** A task record as the daemon keeps it (the harness's), from the CLI. */
+const task = (id: string, fields: Partial<TaskRecord> = {}): TaskRecord => taskRecord(id, { origin: "cli", ...fields });
 
 const report = (name: string, session: string, status: SpecialistReport["status"], turns: number, usd: number, text: string): SpecialistReport => ({ name, session, status, report: text, cost_usd: usd, turns });
 

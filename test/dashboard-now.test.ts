@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { SessionEvent } from "../runtime/index.ts";
 import type { TaskRecord } from "../tasks/index.ts";
-import { send, tokenOf, type Setup, signedInDashboards } from "./support/dashboard.ts";
+import { send, tokenOf, type Setup, signedInDashboards, taskRecord } from "./support/dashboard.ts";
 
 const XSS = "<img src=x onerror=alert(1)>";
 const ESCAPED = "&lt;img src=x onerror=alert(1)&gt;";
@@ -10,23 +10,8 @@ const HOUR = 3_600_000;
 
 const signedIn = signedInDashboards();
 
-function task(id: string, fields: Partial<TaskRecord> = {}): TaskRecord {
-  const now = Date.parse("2026-11-24T09:00:00Z"); // the fake clock's start
-  return {
-    id,
-    title: `Task ${id}`,
-    origin: "telegram",
-    priority: "normal",
-    state: "running",
-    spec: { title: `Task ${id}`, prompt: "Do it.", workdir: "/tmp/work", model: "main", budget: { max_turns: 10, max_usd: 5, timeout_ms: HOUR } },
-    created: now - HOUR,
-    attempts: 1,
-    crashes: 0,
-    turns: 0,
-    cost_usd: 0,
-    ...fields,
-  };
-}
+/** A running task as the daemon keeps it (the harness's record). */
+const task = (id: string, fields: Partial<TaskRecord> = {}): TaskRecord => taskRecord(id, { state: "running", ...fields });
 
 function ask(s: Setup, session: string, summary: string, target = "rm -rf build/") {
   return s.approvals.create({ session, tool_use_id: `toolu_${target.length}`, tool: "bash", input: { command: target }, summary, kind: "command", target, reason: 'rule "ask: rm *" in config.yaml' });

@@ -6,7 +6,7 @@ import type { SessionEvent } from "../runtime/index.ts";
 import type { TaskRecord } from "../tasks/index.ts";
 import { openTaskDb, type TaskDb } from "../tasks/state-db.ts";
 import { dbReader } from "../tasks/task-reader.ts";
-import { login, send, setupDashboard, type Setup, type SetupOptions } from "./support/dashboard.ts";
+import { login, send, setupDashboard, type Setup, type SetupOptions, taskRecord } from "./support/dashboard.ts";
 import { tempDir } from "./support/home.ts";
 
 const XSS = "<script>alert(1)</script>";
@@ -25,22 +25,8 @@ async function signedIn(options: SetupOptions = {}): Promise<{ s: Setup; session
   return { s, session: (await login(s)).session };
 }
 
-function task(id: string, fields: Partial<TaskRecord> = {}): TaskRecord {
-  return {
-    id,
-    title: `Task ${id}`,
-    origin: "telegram",
-    priority: "normal",
-    state: "done",
-    spec: { title: `Task ${id}`, prompt: "Do it.", workdir: "/tmp/work", model: "main", budget: { max_turns: 10, max_usd: 5, timeout_ms: HOUR } },
-    created: START - HOUR,
-    attempts: 1,
-    crashes: 0,
-    turns: 0,
-    cost_usd: 0,
-    ...fields,
-  };
-}
+/** A task record as the daemon keeps it (the harness's), from the Telegram chat unless said otherwise. */
+const task = (id: string, fields: Partial<TaskRecord> = {}): TaskRecord => taskRecord(id, fields);
 
 /** The daemon's own table and reader over a temporary file: the Tasks page's filters run as SQL. */
 function database(tasks: TaskRecord[]): { file: string; reader: ReturnType<typeof dbReader> } {

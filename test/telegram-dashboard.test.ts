@@ -1,7 +1,6 @@
 import assert from "node:assert/strict";
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { request } from "node:http";
-import { createServer } from "node:net";
 import { join } from "node:path";
 import { afterEach, describe, it } from "node:test";
 import { resultMessages } from "../bot/follow.ts";
@@ -9,20 +8,13 @@ import { taskPageLink } from "../bot/format.ts";
 import type { SessionResult } from "../runtime/index.ts";
 import { parseHtml } from "./support/bot-api.ts";
 import { ALICE, approvalMessages, button, MALLORY, startTelegramHarness, text, texts, writeTo, type TelegramHarness } from "./support/telegram-harness.ts";
+import { freePort } from "./support/ports.ts";
 
 let h: TelegramHarness | undefined;
 afterEach(async () => {
   await h?.close();
   h = undefined;
 });
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const port = (server.address() as { port: number }).port;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 /** A login POST as the page's button sends it (node:http: fetch would drop the Host header). */
 function spend(port: number, secret: string): Promise<number> {

@@ -1,6 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { join } from "node:path";
 import type { Browser, Page } from "playwright-core";
 import { startBotApi, type BotApi } from "./bot-api.ts";
@@ -8,6 +7,8 @@ import { CLI, nightshift, until } from "./cli.ts";
 import { tempDir } from "./home.ts";
 import { startMessagesApi, type MessagesApi, type Responder } from "./messages-api.ts";
 import { describeMissing, findOnPath, PREREQUISITES } from "./prerequisites.ts";
+import { freePort } from "./ports.ts";
+export { freePort };
 
 /**
  * A real daemon (`nightshift start` in a child process, its dashboard on a free port) and a real
@@ -30,15 +31,6 @@ export async function launchChromium(): Promise<Browser> {
   if (!executablePath) throw new Error(describeMissing(PREREQUISITES.filter((item) => item.tool === "chromium-headless-shell")));
   const { chromium } = await import("playwright-core");
   return chromium.launch({ executablePath, args: CHROMIUM_ARGS });
-}
-
-/** A port nothing listens on right now (the OS's pick, released again). */
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const port = (server.address() as { port: number }).port;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }
 
 /** The Telegram user the daemon asks when `telegram` is on (telegram.allowed_users). */
