@@ -389,7 +389,8 @@ describe("output after the command exits", { concurrency: true }, () => {
   test("output dropped beyond the cap does not keep the wait going", async () => {
     // Writes past the cap every 0.1 s for 2 s after the command exited: were each dropped chunk to
     // restart the wait, the pipe would close on its own at the end and nothing would be missing.
-    const writer = "setsid sh -c 'for i in $(seq 20); do head -c 2000 /dev/zero; sleep 0.1; done' &";
+    // The command fills the cap itself before it exits, so the result does not race the writer's start.
+    const writer = "head -c 1000 /dev/zero; setsid sh -c 'for i in $(seq 20); do head -c 2000 /dev/zero; sleep 0.1; done' &";
     const result = await createUnsandboxed({ env: baseEnv }).run(writer, limits(tempDir(), { maxOutputBytes: 1000 }));
     assert.equal(result.output, "\0".repeat(1000));
     assert.equal(result.incomplete, true);
