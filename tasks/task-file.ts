@@ -15,7 +15,8 @@ export interface TaskFile {
   /** Review rounds after the first draft (default config `specialists.review_rounds`). */
   review_rounds?: number;
   plan?: boolean;
-  permissions?: { write?: string[]; read?: string[]; commands?: string[]; network?: string[] };
+  /** `tools`: the tool names (the model's, `mcp__github__*`) this task may call without asking. */
+  permissions?: { write?: string[]; read?: string[]; commands?: string[]; network?: string[]; tools?: string[] };
   budget?: { max_turns?: number; max_usd?: number; /** milliseconds */ timeout?: number };
   notify?: boolean;
   /** Allowed only in schedules/; the parser accepts it everywhere and the caller decides. */
@@ -38,6 +39,7 @@ const permissionsSchema = z.strictObject({
   read: textList.optional(),
   commands: textList.optional(),
   network: textList.optional(),
+  tools: textList.optional(),
 });
 
 const budgetSchema = z.strictObject({

@@ -164,6 +164,16 @@ describe("policy: MCP tools", () => {
     assert.equal(tool("mcp__everything__echo", rules), "ask", "no rule: MCP tools ask by default");
   });
 
+  it("a task's permissions.tools narrows: a tool config allows but the list leaves out asks, a denied one stays denied", () => {
+    const rules: Rule[] = [deny("tool", "mcp__github__delete_*"), { action: "allow", kind: "tool", pattern: "mcp__*", origin: "config permissions.allow[0]" }, ...DEFAULT_RULES];
+    const task = { tools: ["mcp__github__list_*", "mcp__github__delete_repo"] };
+    const tool = (name: string) => decide({ kind: "tool", name }, rules, places, task);
+    assert.equal(tool("mcp__github__list_issues").action, "allow");
+    assert.equal(tool("mcp__memory__read_graph").action, "ask");
+    assert.equal(tool("mcp__memory__read_graph").reason, "outside the task's permissions.tools");
+    assert.equal(tool("mcp__github__delete_repo").action, "deny", "a task's list never widens");
+  });
+
   it("\"allow for this task\" covers a tool with exactly the arguments approved, not the tool", () => {
     const call = (args: unknown) => ({ kind: "tool" as const, name: "mcp__mail__send", arguments: canonicalJson(args) });
     const asked = check(call({ to: "ann@example.com", body: "hi" }), DEFAULT_RULES);

@@ -84,6 +84,11 @@ describe("valid task files", () => {
     assert.deepEqual(parsed.permissions, { read: ["~/notes"] });
   });
 
+  test("accepts a tools list that narrows which MCP tools run without asking", () => {
+    const parsed = parseTaskFile(FILE, task('title: t\npermissions:\n  tools: ["mcp__github__list_*"]'));
+    assert.deepEqual(parsed.permissions, { tools: ["mcp__github__list_*"] });
+  });
+
   test("takes a leading markdown heading as the title when there is no front matter", () => {
     const parsed = parseTaskFile(FILE, "# Fix the flaky login test\n\nIt fails one run in ten.\nLook at the retry.\n");
     assert.deepEqual(parsed, { title: "Fix the flaky login test", body: "It fails one run in ten.\nLook at the retry." });
