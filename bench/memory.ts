@@ -90,7 +90,7 @@ export async function benchConsolidation(sizes = [100, 1_000, 10_000], fresh = 5
       const dir = tempDir("nightshift-bench-memory-");
       try {
         const clock = new FakeClock(new Date(2026, 10, 24, 9).getTime());
-        const role: ResolvedRole = { role: "small", model: "claude-haiku-5-5", base_url: api.url, baseURL: api.url, api_key_env: "ANTHROPIC_API_KEY", apiKeyEnv: "ANTHROPIC_API_KEY", apiKey: KEY, context_window: 200_000, max_tokens: 4096, server_compaction: "off" };
+        const role: ResolvedRole = { role: "small", model: "claude-haiku-5-5", base_url: api.url, baseURL: api.url, api_key_env: "ANTHROPIC_API_KEY", apiKeyEnv: "ANTHROPIC_API_KEY", apiKey: KEY, context_window: 200_000, max_tokens: 4096, server_compaction: "off", tool_references: "off" };
         const model = createModelClient(role, KEY, { clock, retry: { attempts: 0, initial_delay: 1000, max_delay: 60_000, request_timeout: 30_000 } });
         const journalDir = join(dir.path, "journal");
         const cursor = fillJournal(journalDir, clock, total, fresh);

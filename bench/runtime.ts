@@ -330,6 +330,7 @@ function role(url: string): ResolvedRole {
     context_window: 200_000,
     max_tokens: 1024,
     server_compaction: "off",
+    tool_references: "off",
   };
 }
 

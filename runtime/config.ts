@@ -20,6 +20,8 @@ const modelRole = z.strictObject({
   max_tokens: z.number().int().positive().default(8192).describe("Output tokens per request"),
   server_compaction: z.enum(["auto", "on", "off"]).default("auto")
     .describe("Use the endpoint's server-side compaction; auto = on for api.anthropic.com"),
+  tool_references: z.enum(["auto", "on", "off"]).default("auto")
+    .describe("MCP tools load through tool references (deferred loading); auto = on for api.anthropic.com; off = tool_search returns their schemas as text and call_tool calls them"),
 });
 
 const price = z.strictObject({
@@ -115,13 +117,13 @@ const mcpServerName = z.string().regex(/^[a-z0-9](?:[a-z0-9-]|_(?!_)){0,23}$/, "
 
 export const configSchema = z.strictObject({
   models: z.strictObject({
-    main: modelRole.default({ model: "claude-sonnet-5-5", context_window: 200_000, max_tokens: 8192, server_compaction: "auto" }),
-    specialist: modelRole.default({ model: "claude-sonnet-5-5", context_window: 200_000, max_tokens: 4096, server_compaction: "auto" }),
-    small: modelRole.default({ model: "claude-haiku-5-5", context_window: 200_000, max_tokens: 4096, server_compaction: "off" }),
+    main: modelRole.default({ model: "claude-sonnet-5-5", context_window: 200_000, max_tokens: 8192, server_compaction: "auto", tool_references: "auto" }),
+    specialist: modelRole.default({ model: "claude-sonnet-5-5", context_window: 200_000, max_tokens: 4096, server_compaction: "auto", tool_references: "auto" }),
+    small: modelRole.default({ model: "claude-haiku-5-5", context_window: 200_000, max_tokens: 4096, server_compaction: "off", tool_references: "auto" }),
   }).default({
-    main: { model: "claude-sonnet-5-5", context_window: 200_000, max_tokens: 8192, server_compaction: "auto" },
-    specialist: { model: "claude-sonnet-5-5", context_window: 200_000, max_tokens: 4096, server_compaction: "auto" },
-    small: { model: "claude-haiku-5-5", context_window: 200_000, max_tokens: 4096, server_compaction: "off" },
+    main: { model: "claude-sonnet-5-5", context_window: 200_000, max_tokens: 8192, server_compaction: "auto", tool_references: "auto" },
+    specialist: { model: "claude-sonnet-5-5", context_window: 200_000, max_tokens: 4096, server_compaction: "auto", tool_references: "auto" },
+    small: { model: "claude-haiku-5-5", context_window: 200_000, max_tokens: 4096, server_compaction: "off", tool_references: "auto" },
   }),
   prices: z.record(z.string(), price).default({
     "claude-sonnet-5-5": { input: 3, output: 15, cache_read: 0.3, cache_write: 3.75 },

@@ -227,5 +227,6 @@ export function assistantMessage(content: ContentBlock[]): MessageParam | undefi
 }
 
 export function toResult(end: EventOf<"tool_end">): ToolResultBlockParam {
+  if (end.references?.length && !end.is_error) return { type: "tool_result", tool_use_id: end.id, content: end.references.map((name) => ({ type: "tool_reference" as const, tool_name: name })) };
   return { type: "tool_result", tool_use_id: end.id, content: end.output, ...(end.is_error ? { is_error: true } : {}) };
 }

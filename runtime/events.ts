@@ -84,6 +84,8 @@ export type SessionEvent =
       /** What the call spent on its own model calls (a consult's specialists): counted against this task's budget. */
       cost_usd?: number;
       specialists?: SpecialistReport[];
+      /** Deferred tools this call loaded (`tool_search`): the model's result is their `tool_reference` blocks. */
+      references?: string[];
     }
   /** The planner's plan (`plan: true`), given to the main agent with the task. */
   | { type: "plan"; at: number; report: SpecialistReport }

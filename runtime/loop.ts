@@ -1,4 +1,4 @@
-import type { MessageParam } from "@anthropic-ai/sdk/resources/messages";
+import type { MessageParam, Tool as ApiTool } from "@anthropic-ai/sdk/resources/messages";
 import { existsSync } from "node:fs";
 import { homedir } from "node:os";
 import type { Clock } from "./clock.ts";
@@ -17,7 +17,7 @@ import { checkRequests, type GateOptions } from "./policy/gate.ts";
 import { DEFAULT_RULES, writableRoots, type Grant, type PermissionRequest, type Rule } from "./policy/policy.ts";
 import { writeProtected } from "./policy/roots.ts";
 import { NO_RULES, type PathRules } from "./tools/paths.ts";
-import { toApiTool, ToolError, type Tool, type ToolOutput } from "./tools/tool.ts";
+import { toApiTool, toDeferredApiTool, ToolError, type Tool, type ToolOutput } from "./tools/tool.ts";
 
 export interface SessionDeps {
   log: SessionLog;
@@ -25,6 +25,11 @@ export interface SessionDeps {
   /** Summarizes for compaction when `model` has no server-side compaction. */
   small: ModelClient;
   tools: Tool[];
+  /**
+   * Tools sent only once a `tool_search` result in the conversation references them, with
+   * `defer_loading` (MCP tools): outside the cached prefix, so loading one mid-session keeps it.
+   */
+  deferred?: Tool[];
   clock: Clock;
   /** Identity and memory (and the skills catalog); called at start and after each compaction. */
   loadPrefix(): Promise<Prefix>;
@@ -142,7 +147,10 @@ async function drive(events: SessionEvent[], deps: SessionDeps, signal?: AbortSi
   let state = rebuild(events);
   let system = buildSystem(await deps.loadPrefix());
   const apiTools = deps.tools.map(toApiTool); // computed once: the cached prefix must not change
-  const toolsByName = new Map(deps.tools.map((tool) => [tool.name, tool]));
+  const deferred = new Map((deps.deferred ?? []).map((tool) => [tool.name, tool]));
+  const toolsByName = new Map([...deps.tools, ...deferred.values()].map((tool) => [tool.name, tool]));
+  /** What a request sends: the fixed tools, then the deferred ones the conversation has loaded. */
+  const outgoing = (messages: MessageParam[]) => loadedTools(messages, apiTools, deps.model.toolReferences ? deferred : new Map());
   const paths = deps.paths ?? NO_RULES;
   const gate: GateOptions = {
     session: deps.log.id,
@@ -221,7 +229,8 @@ async function drive(events: SessionEvent[], deps: SessionDeps, signal?: AbortSi
       if (over) return await finish("failed", lastText(events), over);
 
       if (state.lastInputTokens > deps.compaction.threshold * deps.compaction.contextWindow) {
-        const checkpoint = await compact(state, events, { deps, system, apiTools, signal: run, record });
+        const sent = outgoing(state.messages);
+        const checkpoint = await compact({ ...state, messages: sent.messages }, events, { deps, system, apiTools: sent.tools, signal: run, record });
         if (checkpoint) {
           // A compaction is spending like any other: today's total and a specialist's shared pool count it.
           deps.daily?.add(checkpoint.cost_usd);
@@ -231,8 +240,9 @@ async function drive(events: SessionEvent[], deps: SessionDeps, signal?: AbortSi
         }
       }
 
+      const sent = outgoing(state.messages);
       const reply = await deps.model.complete(
-        { system, tools: apiTools, messages: withConversationCache(state.messages) },
+        { system, tools: sent.tools, messages: withConversationCache(sent.messages) },
         {
           signal: run,
           // A failed append surfaces on the next one; a retry notice must not crash the session.
@@ -365,7 +375,7 @@ async function prepare(use: ToolUse, truncated: boolean, context: ToolRun): Prom
   return verdict.allowed ? { tool, input: parsed.data } : { refusal: verdict.message };
 }
 
-async function execute(use: ToolUse, { tool, input }: { tool: Tool; input: unknown }, context: ToolRun): Promise<{ output: string; isError: boolean; extra: Pick<ToolOutput, "cost_usd" | "specialists"> }> {
+async function execute(use: ToolUse, { tool, input }: { tool: Tool; input: unknown }, context: ToolRun): Promise<{ output: string; isError: boolean; extra: Pick<ToolOutput, "cost_usd" | "specialists" | "references"> }> {
   const { run, workdir, paths } = context;
   const permissions = {
     async check(requests: PermissionRequest[]) {
@@ -380,16 +390,42 @@ async function execute(use: ToolUse, { tool, input }: { tool: Tool; input: unkno
     const specialists = context.deps.specialists;
     const consult = specialists && ((names: string[], question: string, mode: "parallel" | "chain") => specialists({ names, question, mode, key: use.id }, context.parent()));
     // An MCP tool's result, even an error, may carry what its server read: counted like a web page (erring toward untrusted).
-    const webSeen = () => context.events.some((event) => event.type === "tool_end" && ((event.name === "web_fetch" && !event.is_error) || event.name.startsWith("mcp__")));
+    const webSeen = () => context.events.some((event) => event.type === "tool_end" && ((event.name === "web_fetch" && !event.is_error) || event.name.startsWith("mcp__") || event.name === "call_tool"));
     const result = await raceAbort(tool.execute(input, { workdir, signal: run, paths, permissions, writable, readOnly, session: context.deps.log.id, webSeen, ...(consult ? { consult } : {}) }), run);
     if (typeof result === "string") return { output: result, isError: false, extra: {} };
-    return { output: result.output, isError: false, extra: { ...(result.cost_usd ? { cost_usd: result.cost_usd } : {}), ...(result.specialists ? { specialists: result.specialists } : {}) } };
+    return { output: result.output, isError: false, extra: { ...(result.cost_usd ? { cost_usd: result.cost_usd } : {}), ...(result.specialists ? { specialists: result.specialists } : {}), ...(result.references?.length ? { references: result.references } : {}) } };
   } catch (error) {
     if (run.aborted && error === run.reason) return { output: `${use.name} was stopped: ${(run.reason as Error)?.message ?? "cancelled"}`, isError: true, extra: {} };
     if (error instanceof ToolError || error instanceof PermissionDenied) return { output: error.message, isError: true, extra: {} };
     const err = error as NodeJS.ErrnoException;
     return { output: `${use.name} failed: ${err.code ?? err.name}: ${err.message}`, isError: true, extra: {} };
   }
+}
+
+/**
+ * The tools and messages of a request: the fixed tools, then each deferred tool a `tool_reference`
+ * in the messages names, in the order first loaded. A reference to a tool that is not available
+ * (withheld since, or an endpoint without references) becomes a line of text, which the API accepts.
+ */
+function loadedTools(messages: MessageParam[], fixed: ApiTool[], available: Map<string, Tool>): { tools: ApiTool[]; messages: MessageParam[] } {
+  const loaded = new Map<string, ApiTool>();
+  let changed = false;
+  const resolved = messages.map((message) => {
+    if (message.role !== "user" || typeof message.content === "string") return message;
+    const content = message.content.map((block) => {
+      if (block.type !== "tool_result" || !Array.isArray(block.content) || !block.content.some((part) => part.type === "tool_reference")) return block;
+      const names = block.content.flatMap((part) => (part.type === "tool_reference" ? [part.tool_name] : []));
+      for (const name of names) if (available.has(name) && !loaded.has(name)) loaded.set(name, toDeferredApiTool(available.get(name)!));
+      if (names.every((name) => available.has(name))) return block;
+      changed = true;
+      const missing = names.filter((name) => !available.has(name));
+      const kept = names.filter((name) => available.has(name));
+      const note = `Not available any more: ${missing.join(", ")}.`;
+      return { ...block, content: kept.length ? kept.map((name) => ({ type: "tool_reference" as const, tool_name: name })) : note };
+    });
+    return { ...message, content };
+  });
+  return { tools: loaded.size ? [...fixed, ...loaded.values()] : fixed, messages: changed ? (resolved as MessageParam[]) : messages };
 }
 
 function noticeEvents(deps: SessionDeps): SessionEvent[] {

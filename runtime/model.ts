@@ -37,6 +37,11 @@ export interface CallOptions {
 export interface ModelClient {
   readonly model: string;
   readonly role: string;
+  /**
+   * The endpoint expands `tool_reference` blocks in tool results into the definitions of tools sent
+   * with `defer_loading` (Anthropic's API). Without it, deferred tools are described as text.
+   */
+  readonly toolReferences?: boolean;
   /** Streams one request; retries 429, 529, 5xx, timeouts and broken streams; throws ModelError after that. */
   complete(request: ModelRequest, options?: CallOptions): Promise<ModelReply>;
   /** Server-side compaction: the endpoint summarizes `messages`. Undefined when the endpoint lacks it. */
@@ -137,7 +142,9 @@ export function createModelClient(role: ResolvedRole, apiKey: string, options: M
       }
     });
 
-  const serverCompaction = role.server_compaction === "on" || (role.server_compaction === "auto" && /^https:\/\/api\.anthropic\.com\/?$/.test(endpoint));
+  const anthropic = /^https:\/\/api\.anthropic\.com\/?$/.test(endpoint);
+  const serverCompaction = role.server_compaction === "on" || (role.server_compaction === "auto" && anthropic);
+  const toolReferences = role.tool_references === "on" || (role.tool_references === "auto" && anthropic);
   const compact = (request: ModelRequest & { instructions: string }, call: CallOptions = {}) =>
     withRetries(options, endpoint, call, async (signal) => {
       const message = await (await connect()).beta.messages.create(
@@ -157,7 +164,7 @@ export function createModelClient(role: ResolvedRole, apiKey: string, options: M
       return { summary: block.content, usage: normalizeUsage(message.usage as Anthropic.Usage) };
     });
 
-  return { model: role.model, role: role.role, complete, ...(serverCompaction ? { compact } : {}) };
+  return { model: role.model, role: role.role, toolReferences, complete, ...(serverCompaction ? { compact } : {}) };
 }
 
 class IdleTimeout extends Error {

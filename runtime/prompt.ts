@@ -6,6 +6,8 @@ export interface Prefix {
   memory: string;
   /** The skills catalog (names and descriptions, capped); absent or empty when none is installed. */
   skills?: string;
+  /** The MCP servers' catalog (one line per server; their tools load through tool_search); absent without servers. */
+  tools?: string;
 }
 
 const WORKING_RULES = `# How you work
@@ -15,7 +17,7 @@ const WORKING_RULES = `# How you work
 - Finish with a short answer for the user: what you did, what you found, what is left.`;
 
 /**
- * The stable prefix: identity first, then memory, then fixed working rules and the skills catalog;
+ * The stable prefix: identity first, then memory, then fixed working rules, the skills catalog and the MCP servers' catalog;
  * tools come before it in the API's cache order. Built once per session (and after a compaction), then reused byte for byte.
  * The cache breakpoint sits on the last system block so tools + system are cached together.
  */
@@ -23,7 +25,7 @@ export function buildSystem(prefix: Prefix): TextBlockParam[] {
   const memory = prefix.memory.trim() ? `# Memory\n${prefix.memory.trim()}` : "# Memory\n(empty)";
   return [
     { type: "text", text: prefix.identity.trim() },
-    { type: "text", text: `${memory}\n\n${WORKING_RULES}${prefix.skills ? `\n\n${prefix.skills}` : ""}`, cache_control: { type: "ephemeral" } },
+    { type: "text", text: `${memory}\n\n${WORKING_RULES}${prefix.skills ? `\n\n${prefix.skills}` : ""}${prefix.tools ? `\n\n${prefix.tools}` : ""}`, cache_control: { type: "ephemeral" } },
   ];
 }
 

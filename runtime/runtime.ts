@@ -14,6 +14,7 @@ import type { McpHost } from "./mcp/host.ts";
 import { readPins } from "./mcp/pins.ts";
 import type { ConnectedServer } from "./mcp/servers.ts";
 import { offeredTools, type OfferedTools } from "./mcp/tools.ts";
+import { createCallTool, createToolSearch, toolCatalog, type ServerTools } from "./mcp/search.ts";
 import { createConsultTool } from "./tools/consult.ts";
 import { createMemoryTools, type MemoryAccess } from "./tools/memory.ts";
 import { createSkillTool, reloadSkill } from "./tools/skill.ts";
@@ -161,18 +162,27 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
       notices: started.flatMap((outcome, index) => (outcome.status === "rejected" ? [`MCP server \`${names[index]}\` offers no tools: ${(outcome.reason as Error).message}`] : [])),
     };
   };
-  const mcpNow = async (): Promise<OfferedTools> => {
+  const mcpNow = async (): Promise<{ servers: ServerTools[]; notices: string[] }> => {
     const names = Object.keys(config.mcp.servers);
-    if (names.length === 0) return { tools: [], notices: [] };
+    if (names.length === 0) return { servers: [], notices: [] };
     const { servers, notices } = await (mcpServers ??= startMcp(names));
-    const offered = servers.map((server): OfferedTools => {
+    const offered = servers.map((server): OfferedTools & { server: string } => {
       try {
-        return offeredTools(server, readPins(home, server.name));
+        return { server: server.name, ...offeredTools(server, readPins(home, server.name), permissions.rules) };
       } catch (error) {
-        return { tools: [], notices: [`MCP server \`${server.name}\` offers no tools: ${(error as Error).message}`] };
+        return { server: server.name, tools: [], notices: [`MCP server \`${server.name}\` offers no tools: ${(error as Error).message}`] };
       }
     });
-    return { tools: offered.flatMap((entry) => entry.tools), notices: [...notices, ...offered.flatMap((entry) => entry.notices)] };
+    return { servers: offered, notices: [...notices, ...offered.flatMap((entry) => entry.notices)] };
+  };
+  /**
+   * MCP tools load on demand: the session gets `tool_search` (and `call_tool` where the endpoint
+   * takes no tool references), the prompt a catalog line per server, and the tools stay deferred.
+   */
+  const deferredMcp = (offered: { servers: ServerTools[] }, references: boolean) => {
+    const deferred = offered.servers.flatMap((entry) => entry.tools);
+    if (deferred.length === 0) return undefined;
+    return { deferred, tools: [createToolSearch(deferred, references), ...(references ? [] : [createCallTool(deferred)])], catalog: toolCatalog(offered.servers, references) };
   };
 
   /** Every session's trace says loudly when commands are not confined. */
@@ -214,7 +224,9 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
     mkdirSync(dirname(logPath), { recursive: true });
     if (!child) childEmit.set(id, emit);
     const skills = child ? undefined : skillsNow();
+    const client = modelFor(model);
     const mcp = child ? undefined : await mcpNow();
+    const lazy = mcp && deferredMcp(mcp, client.toolReferences === true);
     const unlock = lockSession(logPath);
     const log = await openSessionLog(logPath, id, { now: clock.now }).catch((error: unknown) => {
       unlock();
@@ -222,11 +234,14 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
     });
     return {
       log,
-      model: modelFor(model),
+      model: client,
       small: modelFor("small"),
-      tools: child?.tools ?? [...tools, ...(skills?.catalog ? [skillTool] : []), ...(mcp?.tools ?? [])],
+      tools: child?.tools ?? [...tools, ...(skills?.catalog ? [skillTool] : []), ...(lazy?.tools ?? [])],
+      ...(lazy ? { deferred: lazy.deferred } : {}),
       clock,
-      loadPrefix: child ? async () => child.prefix : skills?.catalog ? async () => ({ ...(await options.loadPrefix()), skills: skillsNow().catalog }) : options.loadPrefix,
+      loadPrefix: child
+        ? async () => child.prefix
+        : async () => ({ ...(await options.loadPrefix()), ...(skills?.catalog ? { skills: skillsNow().catalog } : {}), ...(lazy?.catalog ? { tools: lazy.catalog } : {}) }),
       ...(skills?.catalog ? { reloadSkill: (name: string) => reloadSkill(skillsHome, name) } : {}),
       prices: config.prices,
       compaction: { threshold: config.compaction.threshold, keepRecentTurns: config.compaction.keep_recent_turns, contextWindow: role.context_window },

@@ -60,6 +60,7 @@ async function setup(memoryText?: string): Promise<Setup> {
     context_window: 200_000,
     max_tokens: 4096,
     server_compaction: "off",
+    tool_references: "off",
   };
   const model = createModelClient(role, KEY, { clock, retry: { attempts: 0, initial_delay: 1000, max_delay: 60_000, request_timeout: 30_000 } });
   const journal = openJournal(join(dir.path, "journal"), clock);

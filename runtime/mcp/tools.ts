@@ -13,6 +13,7 @@ import { join } from "node:path";
 import type { CallToolResult, Tool as McpTool } from "@modelcontextprotocol/client";
 import { z } from "zod";
 import { defineTool, ToolError, type Tool } from "../tools/tool.ts";
+import { decide, type Rule } from "../policy/policy.ts";
 import { canonicalJson, comparePins, type PinFile } from "./pins.ts";
 import type { ConnectedServer } from "./servers.ts";
 
@@ -27,14 +28,23 @@ export interface OfferedTools {
   notices: string[];
 }
 
-/** The server's tools that match their pins, as tools for the model; the rest named in notices. */
-export function offeredTools(server: ConnectedServer, pins: PinFile | undefined): OfferedTools {
+/**
+ * The server's tools that match their pins, as tools for the model; the rest named in notices. A
+ * tool the policy denies whatever its arguments is not offered either: the model need not find it.
+ */
+export function offeredTools(server: ConnectedServer, pins: PinFile | undefined, rules: readonly Rule[] = []): OfferedTools {
   const states = comparePins(server.tools, pins);
   const withheld = states.filter((state) => state.state !== "pinned").map((state) => `${state.name} (${state.state})`);
   const notices = withheld.length ? [`MCP server \`${server.name}\`: ${withheld.length} tool${withheld.length === 1 ? "" : "s"} withheld until approved, not offered to the model: ${withheld.join(", ")}; see \`nightshift mcp list\`, then \`nightshift mcp approve ${server.name}\``] : [];
   const pinned = new Set(states.filter((state) => state.state === "pinned").map((state) => state.name));
-  return { tools: server.tools.filter((tool) => pinned.has(tool.name)).map((tool) => mcpTool(server, tool)), notices };
+  const tools = server.tools.filter((tool) => pinned.has(tool.name)).map((tool) => mcpTool(server, tool));
+  const denied = tools.filter((tool) => decide({ kind: "tool", name: tool.name }, rules, NO_PLACES).action === "deny");
+  if (denied.length) notices.push(`MCP server \`${server.name}\`: not offered to the model, denied by permissions: ${denied.map((tool) => tool.name).join(", ")}`);
+  return { tools: tools.filter((tool) => !denied.includes(tool)), notices };
 }
+
+/** Tool rules match names only; paths play no part. */
+const NO_PLACES = { workdir: "/nonexistent", home: "/nonexistent", userHome: "/nonexistent" };
 
 /** `mcp__<server>__<tool>`; a tool name with other characters, or too long, is cut and given a short hash so it stays unique. */
 export function modelToolName(server: string, tool: string): string {

@@ -30,6 +30,8 @@ export interface ToolOutput {
   output: string;
   cost_usd?: number;
   specialists?: SpecialistReport[];
+  /** Deferred tools the call loaded (`tool_search`): the model gets their references, not `output`. */
+  references?: string[];
 }
 
 export interface PermissionChecker {
@@ -67,6 +69,7 @@ export function defineTool<Schema extends z.ZodType>(tool: {
 }
 
 const apiTools = new WeakMap<Tool, ApiTool>();
+const deferredTools = new WeakMap<Tool, ApiTool>();
 
 /** The tool as the Messages API wants it: computed once per tool, so the cached prefix never changes. */
 export function toApiTool(tool: Tool): ApiTool {
@@ -75,6 +78,16 @@ export function toApiTool(tool: Tool): ApiTool {
     const { $schema: _ignored, ...schema } = tool.inputSchema ?? (z.toJSONSchema(tool.schema, { io: "input" }) as Record<string, unknown>);
     api = { name: tool.name, description: tool.description, input_schema: schema as ApiTool["input_schema"] };
     apiTools.set(tool, api);
+  }
+  return api;
+}
+
+/** The tool sent with `defer_loading`: outside the cached prefix, shown to the model where a reference to it is. */
+export function toDeferredApiTool(tool: Tool): ApiTool {
+  let api = deferredTools.get(tool);
+  if (!api) {
+    api = { ...toApiTool(tool), defer_loading: true };
+    deferredTools.set(tool, api);
   }
   return api;
 }

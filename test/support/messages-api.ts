@@ -95,6 +95,31 @@ function isObject(value: unknown): value is Record<string, any> {
 
 class InvalidRequest extends Error {}
 
+/**
+ * The request's `tools`: custom tools with a valid, unique name and an object schema; at least one
+ * must not be deferred. Returns the names of the deferred ones (what a `tool_reference` may name).
+ */
+function validateTools(tools: unknown): { deferred: Set<string> } {
+  const deferred = new Set<string>();
+  if (tools === undefined) return { deferred };
+  if (!Array.isArray(tools)) throw new InvalidRequest('tools: Input should be a valid list');
+  const names = new Set<string>();
+  tools.forEach((tool, i) => {
+    if (!isObject(tool)) throw new InvalidRequest(`tools.${i}: Input should be an object`);
+    if (typeof tool.name !== 'string' || !/^[a-zA-Z0-9_-]{1,64}$/.test(tool.name)) {
+      throw new InvalidRequest(`tools.${i}.custom.name: String should match pattern '^[a-zA-Z0-9_-]{1,64}$'`);
+    }
+    if (!isObject(tool.input_schema) || tool.input_schema.type !== 'object') {
+      throw new InvalidRequest(`tools.${i}.custom.input_schema.type: Input should be 'object'`);
+    }
+    if (names.has(tool.name)) throw new InvalidRequest(`tools: Tool names must be unique, found ${tool.name} twice`);
+    names.add(tool.name);
+    if (tool.defer_loading === true) deferred.add(tool.name);
+  });
+  if (tools.length > 0 && deferred.size === tools.length) throw new InvalidRequest('tools: At least one tool must not have defer_loading set to true');
+  return { deferred };
+}
+
 /** Throws InvalidRequest with a message in the real API's style when the body would be refused. */
 function validateBody(body: unknown): void {
   if (!isObject(body)) throw new InvalidRequest('body: Input should be an object');
@@ -112,6 +137,7 @@ function validateBody(body: unknown): void {
   if (!Array.isArray(body.messages)) throw new InvalidRequest('messages: Input should be a valid list');
   if (body.messages.length === 0) throw new InvalidRequest('messages: at least one message is required');
 
+  const tools = validateTools(body.tools);
   const messages: unknown[] = body.messages;
   // Normalised view: index in `messages`, role and content blocks. role:"system" messages (beta) are skipped
   // for alternation and pairing.
@@ -164,6 +190,19 @@ function validateBody(body: unknown): void {
         }
         if (typeof block.tool_use_id !== 'string' || block.tool_use_id === '') {
           throw new InvalidRequest(`messages.${i}.content.${j}.tool_use_id: Field required`);
+        }
+        if (Array.isArray(block.content)) {
+          block.content.forEach((part: unknown, k: number) => {
+            if (!isObject(part) || !['text', 'image', 'search_result', 'document', 'tool_reference'].includes(part.type as string)) {
+              throw new InvalidRequest(`messages.${i}.content.${j}.content.${k}: Input tag '${isObject(part) ? String(part.type) : ''}' found using 'type' does not match any of the expected tags`);
+            }
+            // A reference loads a tool the request defines, deferred: else the API cannot expand it.
+            if (part.type === 'tool_reference' && !tools.deferred.has(part.tool_name as string)) {
+              throw new InvalidRequest(
+                `messages.${i}.content.${j}.content.${k}: tool_reference to '${String(part.tool_name)}', which is not a tool with defer_loading in \`tools\``,
+              );
+            }
+          });
         }
       } else if (block.type === 'compaction') {
         const first = turns.length === 0 && j === 0 && role === 'assistant';

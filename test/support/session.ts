@@ -53,6 +53,7 @@ function role(name: "main" | "small", model: string, url: string, serverCompacti
     context_window: 200_000,
     max_tokens: 1024,
     server_compaction: serverCompaction ? "on" : "off",
+    tool_references: "off",
   };
 }
 
