@@ -55,13 +55,16 @@ function words(text: string): string[] {
 }
 
 /**
- * The tools that fit a query, best first: exact names given in it, then by how many of its words
+ * The tools that fit a query, best first: exact names given in it (only those, when it is nothing
+ * but names), then by how many of its words
  * occur in a tool's name (whole or as a prefix) and description. Deterministic: ties keep the
  * servers' order.
  */
 export function searchTools(tools: readonly Tool[], query: string, limit = DEFAULT_RESULTS): Tool[] {
   const given = new Set(query.split(/[\s,]+/).filter(Boolean));
   const exact = tools.filter((tool) => given.has(tool.name) || given.has(shortName(tool)));
+  // A query of names only asks for those tools.
+  if (exact.length > 0 && [...given].every((word) => exact.some((tool) => tool.name === word || shortName(tool) === word))) return exact.slice(0, limit);
   const wanted = words(query);
   const scored = tools
     .filter((tool) => !exact.includes(tool))

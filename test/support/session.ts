@@ -37,11 +37,13 @@ export interface HarnessOptions {
   budget?: Partial<TaskSpec["budget"]>;
   retries?: number;
   serverCompaction?: boolean;
+  /** The endpoint expands tool references (as Anthropic's API does). */
+  toolReferences?: boolean;
   contextWindow?: number;
   idleTimeoutMs?: number;
 }
 
-function role(name: "main" | "small", model: string, url: string, serverCompaction: boolean): ResolvedRole {
+function role(name: "main" | "small", model: string, url: string, serverCompaction: boolean, toolReferences = false): ResolvedRole {
   return {
     role: name,
     model,
@@ -53,7 +55,7 @@ function role(name: "main" | "small", model: string, url: string, serverCompacti
     context_window: 200_000,
     max_tokens: 1024,
     server_compaction: serverCompaction ? "on" : "off",
-    tool_references: "off",
+    tool_references: toolReferences ? "on" : "off",
   };
 }
 
@@ -66,7 +68,7 @@ export async function createHarness(options: HarnessOptions = {}): Promise<Harne
   const clock = new FakeClock();
   const retry = { attempts: options.retries ?? 3, initial_delay: 1000, max_delay: 60_000, request_timeout: 30_000 };
   const clientOptions = { clock, retry, ...(options.idleTimeoutMs ? { idleTimeoutMs: options.idleTimeoutMs } : {}) };
-  const model = createModelClient(role("main", "claude-sonnet-5-5", api.url, options.serverCompaction ?? false), SECRET_KEY, clientOptions);
+  const model = createModelClient(role("main", "claude-sonnet-5-5", api.url, options.serverCompaction ?? false, options.toolReferences), SECRET_KEY, clientOptions);
   const small = createModelClient(role("small", "claude-haiku-5-5", api.url, false), SECRET_KEY, clientOptions);
   const sandbox = createBwrapSandbox({
     env: { PATH: process.env.PATH, HOME: dir.path, LANG: "C.UTF-8", ANTHROPIC_API_KEY: SECRET_KEY, TELEGRAM_BOT_TOKEN: BOT_TOKEN, MY_SERVICE_TOKEN: "hunter2" },
