@@ -93,13 +93,15 @@ const mcpServer = z.strictObject({
   url: z.url({ protocol: /^https?$/, error: "must be an http(s) URL like https://mcp.example.com/mcp" }).optional()
     .describe("remote server: its streamable HTTP endpoint"),
   auth_env: envName.optional().describe("remote server: the variable whose value is sent as `Authorization: Bearer …`"),
+  allow_private_network: z.boolean().optional()
+    .describe("remote server: it may be on this machine or the local network (refused by default, like web_fetch)"),
   tools: toolFilter.default({}),
 }).superRefine((server, ctx) => {
   if ((server.command === undefined) === (server.url === undefined)) {
     ctx.addIssue({ code: "custom", message: "needs exactly one of command (a stdio server) or url (a remote one)" });
     return;
   }
-  const wrongSide = server.command !== undefined ? (["url", "auth_env"] as const) : (["args", "env", "env_from", "network", "write"] as const);
+  const wrongSide = server.command !== undefined ? (["url", "auth_env", "allow_private_network"] as const) : (["args", "env", "env_from", "network", "write"] as const);
   for (const key of wrongSide) {
     if (server[key] !== undefined) ctx.addIssue({ code: "custom", path: [key], message: `belongs to a ${server.command !== undefined ? "remote (url)" : "stdio (command)"} server; remove it` });
   }

@@ -329,7 +329,8 @@ function emitWithParent(emit: NonNullable<RunOptions["emit"]>, id: string, event
  * asked, a host that resolves to a loopback, private or link-local address is refused: the proxy
  * connects from the host, where such addresses reach this machine's own services and the cloud
  * metadata endpoint. (The proxy resolves the name again when it connects; a name that changes its
- * answer in between is a remaining gap.) The dashboard's port on this machine is refused even with
+ * answer in between is a remaining gap.) `allowPrivate` lets loopback and private addresses through,
+ * never link-local ones (cloud metadata). The dashboard's port on this machine is refused even with
  * `allowPrivate`: a command must not reach the page that answers its approvals.
  */
 function createNetworkRegistry(options: { allowPrivate: boolean; dashboardPort: number }) {
@@ -349,19 +350,20 @@ function createNetworkRegistry(options: { allowPrivate: boolean; dashboardPort: 
     const entry = checks.get(request.sessionKey);
     if (!entry) return { allow: false, reason: "the command that asked has ended" };
     if (!/^[a-z0-9.-]+$|^\[?[0-9a-f:.]+\]?$/i.test(request.host)) return refuse(entry, request.host, `"${request.host}" is not a host name`);
-    if (!options.allowPrivate || request.port === options.dashboardPort) {
-      const addresses = await lookup(request.host, { all: true }).catch(() => []);
-      if (addresses.length === 0) return refuse(entry, request.host, `${request.host} does not resolve`);
-      if (request.port === options.dashboardPort && addresses.some(({ address }) => reachesThisMachine(address))) {
-        return refuse(entry, request.host, `port ${request.port} on this machine is Nightshift's dashboard (dashboard.port); commands never reach it, whatever sandbox.allow_private_network says`);
-      }
-      const blocked = options.allowPrivate ? undefined : addresses.map(({ address }) => [address, blockedAddressReason(address)] as const).find(([, reason]) => reason);
-      if (blocked) return refuse(entry, request.host, `${request.host} resolves to ${blocked[0]} (${blocked[1]}); commands never reach this machine's or its network's private addresses unless sandbox.allow_private_network is on`);
-      // Connected to what was checked: a name that resolves elsewhere a moment later (DNS rebinding) gets nowhere new.
-      const decision = await entry.check(request.host);
-      return decision.allow ? { ...decision, address: addresses[0]!.address } : decision;
+    const addresses = await lookup(request.host, { all: true }).catch(() => []);
+    if (addresses.length === 0) return refuse(entry, request.host, `${request.host} does not resolve`);
+    if (request.port === options.dashboardPort && addresses.some(({ address }) => reachesThisMachine(address))) {
+      return refuse(entry, request.host, `port ${request.port} on this machine is Nightshift's dashboard (dashboard.port); commands never reach it, whatever sandbox.allow_private_network says`);
     }
-    return entry.check(request.host);
+    const reasons = addresses.map(({ address }) => [address, blockedAddressReason(address)] as const);
+    // Link-local stays out even with allowPrivate: cloud metadata services answer there.
+    const linkLocal = reasons.find(([, reason]) => reason && /link-local/.test(reason));
+    if (linkLocal) return refuse(entry, request.host, `${request.host} resolves to ${linkLocal[0]} (${linkLocal[1]}); commands never reach link-local addresses, whatever sandbox.allow_private_network says`);
+    const blocked = options.allowPrivate ? undefined : reasons.find(([, reason]) => reason);
+    if (blocked) return refuse(entry, request.host, `${request.host} resolves to ${blocked[0]} (${blocked[1]}); commands never reach this machine's or its network's private addresses unless sandbox.allow_private_network is on`);
+    // Connected to what was checked: a name that resolves elsewhere a moment later (DNS rebinding) gets nowhere new.
+    const decision = await entry.check(request.host);
+    return decision.allow ? { ...decision, address: addresses[0]!.address } : decision;
   };
   return { registry, decide };
 }

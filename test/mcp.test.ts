@@ -1,5 +1,8 @@
 import assert from "node:assert/strict";
 import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { spawn, type ChildProcess } from "node:child_process";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import type { CallToolResult } from "@modelcontextprotocol/client";
@@ -7,9 +10,11 @@ import { mcpCommand } from "../cli/mcp.ts";
 import { checkConfigSecrets } from "../cli/doctor.ts";
 import { loadConfig, parseConfigText, type LoadedConfig } from "../runtime/config.ts";
 import { ConfigError, SandboxUnavailable } from "../runtime/errors.ts";
+import { guardedFetch } from "../runtime/mcp/guarded-fetch.ts";
 import { openMcpHost, type McpHost } from "../runtime/mcp/host.ts";
 import { createBwrapSandbox, createUnsandboxed } from "../runtime/sandbox/index.ts";
 import { tempDir } from "./support/home.ts";
+import { freePort } from "./support/ports.ts";
 import { needs } from "./support/prerequisites.ts";
 
 const FIXTURES = join(import.meta.dirname, "fixtures", "mcp");
@@ -222,6 +227,81 @@ describe("nightshift mcp list and approve", needs("bwrap", "socat"), () => {
       assert.match(result.text, /^probe \(stdio/m);
     } finally {
       cleanup();
+    }
+  });
+});
+
+describe("remote MCP servers", () => {
+  let server: ChildProcess;
+  let port: number;
+  before(async () => {
+    // The reference server in its streamable HTTP mode plays the remote server, on this machine.
+    port = await freePort();
+    server = spawn(process.execPath, [join(PACKAGES, "server-everything", "dist", "index.js"), "streamableHttp"], { env: { ...process.env, PORT: String(port) }, stdio: ["ignore", "ignore", "pipe"] });
+    await new Promise<void>((resolve, reject) => {
+      let said = "";
+      server.stderr!.on("data", (chunk: Buffer) => {
+        said += chunk.toString();
+        if (said.includes("listening on port")) resolve();
+      });
+      server.once("exit", (code) => reject(new Error(`the server exited (${code}): ${said}`)));
+    });
+  });
+  after(() => {
+    server.kill();
+  });
+
+  it("are refused on this machine or a private network, with the setting that allows it, before any request", async () => {
+    const { loaded, cleanup } = homeWith({ local: { url: `http://127.0.0.1:${port}/mcp` }, named: { url: `http://localhost:${port}/mcp` } });
+    const host = await openMcpHost(loaded);
+    try {
+      for (const name of ["local", "named"]) {
+        await assert.rejects(host.connect(name), (error: Error) => {
+          assert.match(error.message, /^MCP server `(local|named)` was not contacted: (127\.0\.0\.1 is|localhost resolves to [0-9a-f.:]+,) a loopback address \(this machine\); remote MCP servers are refused on this machine and its network unless mcp\.servers\.(local|named)\.allow_private_network is true/);
+          return true;
+        });
+      }
+    } finally {
+      await host.close();
+      cleanup();
+    }
+  });
+
+  it("are reached over streamable HTTP when config allows a private address: tools listed, a call answered", async () => {
+    const { loaded, cleanup } = homeWith({ local: { url: `http://localhost:${port}/mcp`, allow_private_network: true, tools: { include: ["echo"] } } });
+    const host = await openMcpHost(loaded);
+    try {
+      const remote = await host.connect("local");
+      assert.deepEqual(remote.tools.map((tool) => tool.name), ["echo"]);
+      assert.equal(text(await remote.call("echo", { message: "over http" })), "Echo: over http");
+    } finally {
+      await host.close();
+      cleanup();
+    }
+  });
+
+  it("check every request's addresses: a name that resolves to a private address is refused, a metadata one always, and an allowed one is sent to the checked address", async () => {
+    const seen: string[] = [];
+    const listener = createServer((request, response) => {
+      seen.push(`${request.method} ${request.url} ${request.headers.authorization ?? ""}`);
+      response.writeHead(200, { "content-type": "application/json" }).end('{"ok":true}');
+    });
+    await new Promise<void>((resolve) => listener.listen(0, "127.0.0.1", resolve));
+    const listening = (listener.address() as AddressInfo).port;
+    try {
+      const resolving = (address: string) => async () => [address];
+      const refused = guardedFetch({ field: "mcp.servers.x", allowPrivate: false, lookup: resolving("10.1.2.3") });
+      await assert.rejects(refused("https://mcp.example.com/mcp"), /mcp\.example\.com resolves to 10\.1\.2\.3, a private address/);
+      const metadata = guardedFetch({ field: "mcp.servers.x", allowPrivate: true, lookup: resolving("169.254.169.254") });
+      await assert.rejects(metadata("http://mcp.example.com/mcp"), /resolves to 169\.254\.169\.254, a link-local address \(where cloud metadata services live\); remote MCP servers never reach link-local addresses/, "not even when private addresses are allowed");
+      // Allowed: sent to the address it resolved (here 127.0.0.1), whatever the name.
+      const pinned = guardedFetch({ field: "mcp.servers.x", allowPrivate: true, lookup: resolving("127.0.0.1") });
+      const response = await pinned(`http://mcp.example.com:${listening}/mcp`, { method: "POST", headers: { authorization: "Bearer t0ken" }, body: "{}" });
+      assert.equal(response.status, 200);
+      assert.deepEqual(await response.json(), { ok: true });
+      assert.deepEqual(seen, ["POST /mcp Bearer t0ken"]);
+    } finally {
+      listener.close();
     }
   });
 });

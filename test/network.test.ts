@@ -83,6 +83,14 @@ for (const backend of LINUX_BACKENDS) {
       assert.match(resultsIn(h.api, h.api.requests.length - 1)[0]!.content, /the user said: not for this one/);
     });
 
+    it("never reaches a link-local address (cloud metadata), even with allow_private_network on and every host allowed", sandboxed, async () => {
+      h = await createRuntimeHarness({ sandbox: backend, config: `${PRIVATE}permissions:\n  allow:\n    - network: "*"\n` });
+      h.api.script({ content: [{ type: "tool_use", name: "bash", input: { command: "curl -sS --max-time 10 http://169.254.169.254/latest/meta-data/" } }] }, done);
+      await h.runtime.start(h.runtime.newSessionId(), h.task());
+      const [result] = resultsIn(h.api, 1);
+      assert.match(result!.content, /\[network: 169\.254\.169\.254 blocked: 169\.254\.169\.254 resolves to 169\.254\.169\.254 \(a link-local address \(where cloud metadata services live\)\); commands never reach link-local addresses/);
+    });
+
     it("never reaches the dashboard's port on this machine, even with allow_private_network on and the host allowed", sandboxed, async () => {
       // The test server's port stands in for dashboard.port: what is refused is the port on loopback.
       h = await createRuntimeHarness({ sandbox: backend, config: `${PRIVATE}dashboard:\n  port: ${port}\npermissions:\n  allow:\n    - network: "*"\n` });

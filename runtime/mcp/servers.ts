@@ -17,6 +17,7 @@ import { matchesDomain } from "../policy/patterns.ts";
 import type { NetworkDecision, NetworkRequest } from "../sandbox/proxy.ts";
 import type { Sandbox } from "../sandbox/sandbox.ts";
 import { blockedAddressReason } from "../tools/web-fetch.ts";
+import { guardedFetch, PrivateAddressRefused } from "./guarded-fetch.ts";
 import { SandboxedStdioTransport } from "./transport.ts";
 
 export interface McpDeps {
@@ -70,6 +71,8 @@ export async function connectServer(name: string, server: McpServerConfig, deps:
     return { name, tools: filterTools(tools, server.tools), call, stderr: () => stdio?.stderr() ?? "", close };
   } catch (error) {
     await close();
+    const refused = error instanceof PrivateAddressRefused ? error : (error as Error).cause instanceof PrivateAddressRefused ? ((error as Error).cause as PrivateAddressRefused) : undefined;
+    if (refused) throw new McpServerFailed(name, `MCP server \`${name}\` was not contacted: ${refused.message}`, { cause: error });
     const said = stdio?.stderr().trim().split("\n").slice(-3).join(" | ");
     throw new McpServerFailed(name, `MCP server \`${name}\` did not answer: ${(error as Error).message}${said ? ` (its stderr: ${said})` : ""}`, { cause: error });
   }
@@ -107,7 +110,8 @@ function remoteTransport(name: string, server: McpServerConfig, env: Record<stri
     if (!value) throw new ConfigError(`mcp.servers.${name}.auth_env`, `mcp.servers.${name}.auth_env names ${server.auth_env}, which is not set: set it in your shell or in NIGHTSHIFT_HOME/.env.`);
     headers.Authorization = `Bearer ${value}`;
   }
-  return new StreamableHTTPClientTransport(new URL(server.url!), { requestInit: { headers } });
+  const fetch = guardedFetch({ field: `mcp.servers.${name}`, allowPrivate: server.allow_private_network === true });
+  return new StreamableHTTPClientTransport(new URL(server.url!), { requestInit: { headers }, fetch });
 }
 
 /** include first (only those), then exclude; names the server does not have are ignored. */

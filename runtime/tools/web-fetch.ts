@@ -218,7 +218,7 @@ async function defaultLookup(host: string): Promise<string[]> {
 }
 
 /** Makes the socket connect to the addresses that were checked, so DNS cannot change between check and connect. */
-function pinnedLookup(addresses: string[]): LookupFunction {
+export function pinnedLookup(addresses: string[]): LookupFunction {
   const entries = addresses.map((address) => ({ address, family: isIPv6(address) ? 6 : 4 }));
   return (_hostname, options, callback) => {
     const wanted = entries.filter((entry) => !options.family || entry.family === options.family);
