@@ -328,8 +328,7 @@ function emitWithParent(emit: NonNullable<RunOptions["emit"]>, id: string, event
  * Runs that may use the network, by the key their sandbox gives the proxy. Before the policy is
  * asked, a host that resolves to a loopback, private or link-local address is refused: the proxy
  * connects from the host, where such addresses reach this machine's own services and the cloud
- * metadata endpoint. (The proxy resolves the name again when it connects; a name that changes its
- * answer in between is a remaining gap.) `allowPrivate` lets loopback and private addresses through,
+ * metadata endpoint; the proxy then connects to the address checked. `allowPrivate` lets loopback and private addresses through,
  * never link-local ones (cloud metadata). The dashboard's port on this machine is refused even with
  * `allowPrivate`: a command must not reach the page that answers its approvals.
  */
