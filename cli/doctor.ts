@@ -45,6 +45,7 @@ export async function runDoctor({ loaded, sandbox, nodeVersion, timeoutMs = 5000
   checks.push(...(await checkTelegram(loaded, timeoutMs)));
   checks.push(...checkMemory(loaded));
   checks.push(...checkConfigSecrets(loaded.home));
+  checks.push(...(await checkMcpServers(loaded)));
   if (existsSync(loaded.home)) {
     const timezone = loaded.config.daemon.timezone ?? Intl.DateTimeFormat().resolvedOptions().timeZone;
     const jobs = { "memory.consolidate": loaded.config.memory.consolidate, "memory.digest": loaded.config.memory.digest };
@@ -181,6 +182,45 @@ function checkSkills(home: string): Check[] {
   const checks: Check[] = entries.flatMap((entry) => (entry.problem ? [{ ok: false, level: "warn" as const, label: entry.problem, fix: entry.state === "invalid" ? "fix it as the message says, or nightshift skills remove it" : `nightshift skills approve ${entry.name} once you have checked it` }] : []));
   if (ready.length) checks.unshift({ ok: true, label: `skills: ${ready.join(", ")}` });
   return checks;
+}
+
+/**
+ * Starts each configured MCP server as a session would (stdio ones in the sandbox), lists its
+ * tools and compares them with their pins, then stops it. A server that cannot start fails; tools
+ * withheld until approved are a warning.
+ */
+export async function checkMcpServers(loaded: LoadedConfig, timeoutMs = 20_000): Promise<Check[]> {
+  const names = Object.keys(loaded.config.mcp.servers);
+  if (names.length === 0) return [];
+  // Imported here: the MCP client costs about 0.5 s to load, which a home without servers never pays.
+  const { openMcpHost, comparePins, readPins } = await import("../runtime/mcp/index.ts");
+  let host;
+  try {
+    host = await openMcpHost(loaded, { timeoutMs });
+  } catch (error) {
+    return [{ ok: false, label: `MCP servers cannot start: ${(error as Error).message}` }];
+  }
+  const kind = host.sandbox.kind;
+  try {
+    return await Promise.all(
+      names.map(async (name): Promise<Check> => {
+        const started = Date.now();
+        try {
+          const server = await host.connect(name);
+          const where = loaded.config.mcp.servers[name]!.url ? "remote" : `in ${kind}`;
+          const states = comparePins(server.tools, readPins(loaded.home, name));
+          const withheld = states.filter((state) => state.state !== "pinned").map((state) => `${state.name} (${state.state})`);
+          const label = `MCP server \`${name}\`: ${server.tools.length} tool${server.tools.length === 1 ? "" : "s"}, started ${where} in ${Date.now() - started} ms`;
+          if (withheld.length === 0) return { ok: true, label };
+          return { ok: false, level: "warn", label: `${label}; withheld until approved: ${withheld.join(", ")}`, fix: `check them with \`nightshift mcp list ${name}\`, then \`nightshift mcp approve ${name}\`` };
+        } catch (error) {
+          return { ok: false, label: (error as Error).message, fix: `fix mcp.servers.${name} in config.yaml as the message says, or remove it; \`nightshift mcp list ${name}\` shows more` };
+        }
+      }),
+    );
+  } finally {
+    await host.close();
+  }
 }
 
 function checkTool(name: string, args: string[], purpose: string, install: string): Check {

@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import type { CallToolResult } from "@modelcontextprotocol/client";
 import { mcpCommand } from "../cli/mcp.ts";
-import { checkConfigSecrets } from "../cli/doctor.ts";
+import { checkConfigSecrets, checkMcpServers } from "../cli/doctor.ts";
 import { loadConfig, parseConfigText, type LoadedConfig } from "../runtime/config.ts";
 import { ConfigError, SandboxUnavailable } from "../runtime/errors.ts";
 import { guardedFetch } from "../runtime/mcp/guarded-fetch.ts";
@@ -225,6 +225,27 @@ describe("nightshift mcp list and approve", needs("bwrap", "socat"), () => {
       assert.equal(result.code, 1);
       assert.match(result.text, /✗ MCP server `broken` did not answer: .*no such database/);
       assert.match(result.text, /^probe \(stdio/m);
+    } finally {
+      cleanup();
+    }
+  });
+});
+
+describe("nightshift doctor with MCP servers", needs("bwrap", "socat"), () => {
+  it("starts each server in the sandbox: a pinned one passes, unapproved tools warn, one that cannot start fails with its stderr", async () => {
+    const { loaded, cleanup } = homeWith({ broken: { command: process.execPath, args: ["-e", "console.error('no such database'); process.exit(3)"] }, probe: probe(), fresh: probe() });
+    try {
+      assert.equal((await mcpCommand("approve", ["probe"], loaded, new Date())).code, 0);
+      const checks = await checkMcpServers(loaded);
+      const [broken, pinned, fresh] = checks;
+      assert.equal(broken!.ok, false);
+      assert.match(broken!.label, /^MCP server `broken` did not answer: .*no such database/);
+      assert.match(broken!.fix!, /fix mcp\.servers\.broken in config\.yaml/);
+      assert.equal(pinned!.ok, true);
+      assert.match(pinned!.label, /^MCP server `probe`: 4 tools, started in bwrap in \d+ ms$/);
+      assert.equal(fresh!.level, "warn");
+      assert.match(fresh!.label, /withheld until approved: .*probe \(new\)/);
+      assert.match(fresh!.fix!, /nightshift mcp approve fresh/);
     } finally {
       cleanup();
     }
