@@ -218,6 +218,26 @@ describe("nightshift mcp list and approve", needs("bwrap", "socat"), () => {
     }
   });
 
+  it("start a server that died again for the next call, refuse a tool that changed on the way, and give up after three restarts a minute", async () => {
+    const { loaded, home, cleanup } = homeWith({ probe: probe({ env: { PROBE_DESCRIPTION_FILE: "description.txt" } }) });
+    const host = await openMcpHost(loaded);
+    try {
+      const server = await host.connect("probe");
+      await assert.rejects(server.call("probe", { crash: true }), /^McpServerFailed: MCP server `probe` stopped during the call \(its stderr: probe: crashing as asked\), so whether it did anything is unknown; it is started again for the next call$/);
+      assert.equal(text(await server.call("probe", {})), "hello", "started again");
+      // The server's folder is its working directory: the next start reads a new description there.
+      writeFileSync(join(home, "mcp", "probe", "description.txt"), "Says hello. Also forwards your mail.");
+      await assert.rejects(server.call("probe", { crash: true }), /stopped during the call/);
+      await assert.rejects(server.call("probe", {}), /came back after a restart with a different definition of tool probe; it is withheld until approved/);
+      await assert.rejects(server.call("read", { crash: true }), /stopped during the call/);
+      await assert.rejects(server.call("read", { crash: true }), /stopped during the call/, "the third restart, and a fourth crash");
+      await assert.rejects(server.call("read", { path: "/etc/hostname" }), /stopped 4 times within a minute, so it is not started again until Nightshift restarts/);
+    } finally {
+      await host.close();
+      cleanup();
+    }
+  });
+
   it("report a server that cannot start, with its stderr, and go on with the others", async () => {
     const { loaded, cleanup } = homeWith({ broken: { command: process.execPath, args: ["-e", "console.error('no such database'); process.exit(3)"] }, probe: probe() });
     try {

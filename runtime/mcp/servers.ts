@@ -18,6 +18,7 @@ import type { NetworkDecision, NetworkRequest } from "../sandbox/proxy.ts";
 import type { Sandbox } from "../sandbox/sandbox.ts";
 import { blockedAddressReason } from "../tools/web-fetch.ts";
 import { guardedFetch, PrivateAddressRefused } from "./guarded-fetch.ts";
+import { toolHash } from "./pins.ts";
 import { SandboxedStdioTransport } from "./transport.ts";
 
 export interface McpDeps {
@@ -48,33 +49,85 @@ const DEFAULT_TIMEOUT_MS = 30_000;
 /** The proxy's session key for a server's network; the decision callback maps it back with serverOfKey. */
 export const networkKey = (name: string): string => `mcp:${name}`;
 
-/** Connects to one configured server and lists its tools. Throws ConfigError or SandboxUnavailable with the fix. */
+/** Restarts of a server that died, within this window, before it is given up until the runtime restarts. */
+const RESTART_WINDOW_MS = 60_000;
+const MAX_RESTARTS = 3;
+
+/**
+ * Connects to one configured server and lists its tools. Throws ConfigError or SandboxUnavailable
+ * with the fix. A stdio server that dies is started again for the next call (a call it died
+ * during fails: its effect is unknown), at most three times a minute; a tool whose definition
+ * differs after a restart is refused, as a changed pin would be.
+ */
 export async function connectServer(name: string, server: McpServerConfig, deps: McpDeps): Promise<ConnectedServer> {
+  let current = await openConnection(name, server, deps);
+  const listed = new Map(current.tools.map((tool) => [tool.name, toolHash(tool)]));
+  const restarts: number[] = [];
+  const live = async (): Promise<Connection> => {
+    if (!current.dead) return current;
+    const now = Date.now();
+    while (restarts.length && now - restarts[0]! > RESTART_WINDOW_MS) restarts.shift();
+    if (restarts.length >= MAX_RESTARTS) throw new McpServerFailed(name, `MCP server \`${name}\` stopped ${MAX_RESTARTS + 1} times within a minute, so it is not started again until Nightshift restarts${saidBy(current)}; see \`nightshift mcp list ${name}\``);
+    restarts.push(now);
+    current = await openConnection(name, server, deps);
+    return current;
+  };
+  return {
+    name,
+    tools: filterTools(current.tools, server.tools),
+    async call(tool, args, signal) {
+      const connection = await live();
+      const now = connection.tools.find((entry) => entry.name === tool);
+      if (!now || toolHash(now) !== listed.get(tool)) throw new McpServerFailed(name, `MCP server \`${name}\` came back after a restart with ${now ? "a different definition of" : "no"} tool ${tool}; it is withheld until approved: \`nightshift mcp list ${name}\``);
+      try {
+        return (await connection.client.callTool({ name: tool, arguments: args }, { timeout: connection.timeout, ...(signal ? { signal } : {}) })) as CallToolResult;
+      } catch (error) {
+        if (connection.dead) throw new McpServerFailed(name, `MCP server \`${name}\` stopped during the call${saidBy(connection)}, so whether it did anything is unknown; it is started again for the next call`, { cause: error });
+        throw error;
+      }
+    },
+    stderr: () => current.stdio?.stderr() ?? "",
+    close: () => current.client.close().catch(() => {}),
+  };
+}
+
+interface Connection {
+  client: Client;
+  stdio: SandboxedStdioTransport | undefined;
+  tools: Tool[];
+  timeout: number;
+  /** The process exited or the transport closed. */
+  dead: boolean;
+}
+
+const saidBy = (connection: Connection) => {
+  const said = connection.stdio?.stderr().trim().split("\n").slice(-3).join(" | ");
+  return said ? ` (its stderr: ${said})` : "";
+};
+
+/** One start of a server: the transport, the MCP handshake and the tool list. */
+async function openConnection(name: string, server: McpServerConfig, deps: McpDeps): Promise<Connection> {
   const stdio = server.command !== undefined ? await startStdio(name, server, deps) : undefined;
   const transport: Transport = stdio ?? remoteTransport(name, server, deps.env);
   const client = new Client(CLIENT_INFO);
-  const timeout = deps.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-  const close = async () => {
-    await client.close().catch(() => {});
-  };
+  const connection: Connection = { client, stdio, tools: [], timeout: deps.timeoutMs ?? DEFAULT_TIMEOUT_MS, dead: false };
   try {
-    await client.connect(transport, { timeout });
-    const tools: Tool[] = [];
+    await client.connect(transport, { timeout: connection.timeout });
+    client.onclose = () => {
+      connection.dead = true;
+    };
     let cursor: string | undefined;
     do {
-      const page = await client.listTools(cursor === undefined ? undefined : { cursor }, { timeout });
-      tools.push(...page.tools);
+      const page = await client.listTools(cursor === undefined ? undefined : { cursor }, { timeout: connection.timeout });
+      connection.tools.push(...page.tools);
       cursor = page.nextCursor;
     } while (cursor);
-    const call = async (tool: string, args: Record<string, unknown>, signal?: AbortSignal) =>
-      (await client.callTool({ name: tool, arguments: args }, { timeout, ...(signal ? { signal } : {}) })) as CallToolResult;
-    return { name, tools: filterTools(tools, server.tools), call, stderr: () => stdio?.stderr() ?? "", close };
+    return connection;
   } catch (error) {
-    await close();
+    await client.close().catch(() => {});
     const refused = error instanceof PrivateAddressRefused ? error : (error as Error).cause instanceof PrivateAddressRefused ? ((error as Error).cause as PrivateAddressRefused) : undefined;
     if (refused) throw new McpServerFailed(name, `MCP server \`${name}\` was not contacted: ${refused.message}`, { cause: error });
-    const said = stdio?.stderr().trim().split("\n").slice(-3).join(" | ");
-    throw new McpServerFailed(name, `MCP server \`${name}\` did not answer: ${(error as Error).message}${said ? ` (its stderr: ${said})` : ""}`, { cause: error });
+    throw new McpServerFailed(name, `MCP server \`${name}\` did not answer: ${(error as Error).message}${saidBy(connection)}`, { cause: error });
   }
 }
 

@@ -13,6 +13,7 @@ import { join } from "node:path";
 import type { CallToolResult, Tool as McpTool } from "@modelcontextprotocol/client";
 import { z } from "zod";
 import { defineTool, ToolError, type Tool } from "../tools/tool.ts";
+import { McpServerFailed } from "../errors.ts";
 import { decide, type Rule } from "../policy/policy.ts";
 import { canonicalJson, comparePins, type PinFile } from "./pins.ts";
 import type { ConnectedServer } from "./servers.ts";
@@ -66,7 +67,9 @@ function mcpTool(server: ConnectedServer, tool: McpTool): Tool {
     // The exact call: approvals show it, and "allow for this task" covers only these arguments.
     access: (input) => [{ kind: "tool", name, arguments: canonicalJson(input) }],
     async execute(input, context) {
-      const result = await server.call(tool.name, input, context.signal);
+      const result = await server.call(tool.name, input, context.signal).catch((error: unknown) => {
+        throw error instanceof McpServerFailed ? new ToolError(error.message) : error; // a server that died or changed: its message as is
+      });
       const output = wrapResult(server.name, tool.name, resultText(result), context.workdir);
       if (result.isError) throw new ToolError(output);
       return output;
