@@ -1,7 +1,9 @@
 import assert from "node:assert/strict";
 import { readFileSync, writeFileSync } from "node:fs";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
 import { join } from "node:path";
-import { afterEach, describe, it } from "node:test";
+import { after, afterEach, before, describe, it } from "node:test";
 import { mcpCommand } from "../cli/mcp.ts";
 import { loadConfig } from "../runtime/config.ts";
 import type { EventOf } from "../runtime/events.ts";
@@ -211,5 +213,47 @@ describe("MCP results and names", () => {
       assert.match(name, /^[a-zA-Z0-9_-]{1,64}$/);
     }
     assert.notEqual(modelToolName("s", `${"a".repeat(70)}1`), modelToolName("s", `${"a".repeat(70)}2`));
+  });
+});
+
+describe("an MCP server's network in a session", needs("bwrap", "socat"), () => {
+  // The "internet" is a server on the host's loopback at 127.0.0.2, reachable only with sandbox.allow_private_network.
+  let internet: Server;
+  let port = 0;
+  const seen: string[] = [];
+  before(async () => {
+    internet = createServer((request, response) => {
+      seen.push(request.url ?? "");
+      response.end(`hello from ${request.url}`);
+    });
+    await new Promise<void>((resolve) => internet.listen(0, "127.0.0.2", resolve));
+    port = (internet.address() as AddressInfo).port;
+  });
+  after(() => {
+    internet.close();
+  });
+
+  const probe = JSON.stringify({ command: process.execPath, args: [join(import.meta.dirname, "fixtures", "mcp", "probe-server.mjs")], network: ["listed.invalid"] });
+  const fetchCall = (path: string) => call("mcp__probe__fetch", { url: `http://127.0.0.2:${port}${path}` });
+
+  it("asks about a host off the server's list through the task whose call is running; allowed for the task, it stops asking; a no refuses", async () => {
+    const approver = scriptedApprover([{ decision: "task" }, { decision: "deny", reason: "not that one" }], () => h!.runtime.approvals);
+    h = await createRuntimeHarness({ approvers: [approver], config: `sandbox:\n  allow_private_network: true\nmcp:\n  servers:\n    probe: ${probe}\npermissions:\n  allow:\n    - tool: "mcp__probe__*"\n` });
+    await approve(h, "probe");
+    h.api.script({ content: [fetchCall("/one")] }, { content: [fetchCall("/two")] }, done);
+    const id = h.runtime.newSessionId();
+    await h.runtime.start(id, h.task());
+    assert.equal(approver.seen.length, 1, "asked once for the host");
+    assert.equal(approver.seen[0]!.summary, "connect to 127.0.0.2");
+    assert.match(resultsIn(h.api, 1)[0]!.content, /200 hello from \/one/);
+    assert.match(resultsIn(h.api, 2)[0]!.content, /200 hello from \/two/);
+    const decision = (await h.events(id)).find((event): event is EventOf<"permission"> => event.type === "permission" && event.kind === "network");
+    assert.equal(decision?.action, "ask");
+
+    h.api.script({ content: [fetchCall("/three")] }, done);
+    await h.runtime.start(h.runtime.newSessionId(), h.task());
+    assert.equal(approver.seen.length, 2, `another task asks again: ${JSON.stringify(resultsIn(h.api, h.api.requests.length - 1))}`);
+    assert.equal(resultsIn(h.api, h.api.requests.length - 1)[0]!.is_error, true);
+    assert.deepEqual(seen, ["/one", "/two"]);
   });
 });

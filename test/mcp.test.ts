@@ -175,7 +175,7 @@ describe("MCP servers in the sandbox", needs("bwrap", "socat"), () => {
     const result = await server.call("fetch", { url: "https://not-listed.example/" });
     assert.equal(result.isError, true);
     assert.match(text(result), /^fetch failed/);
-    assert.deepEqual(host.blocked().filter((entry) => entry.host === "not-listed.example"), [{ server: "probe", host: "not-listed.example", reason: "not-listed.example is not in mcp.servers.probe.network" }]);
+    assert.deepEqual(host.blocked().filter((entry) => entry.host === "not-listed.example"), [{ server: "probe", host: "not-listed.example", reason: "not-listed.example is not in mcp.servers.probe.network, and no call of this server is running to ask about it" }]);
     // A bare address is a host like any other: not on the list, refused.
     assert.equal((await server.call("fetch", { url: "http://93.184.215.14/" })).isError, true);
     assert.ok(host.blocked().some((entry) => entry.host === "93.184.215.14"));

@@ -16,7 +16,8 @@ import { expandHome } from "../home.ts";
 import { matchesDomain } from "../policy/patterns.ts";
 import type { NetworkDecision, NetworkRequest } from "../sandbox/proxy.ts";
 import type { Sandbox } from "../sandbox/sandbox.ts";
-import { blockedAddressReason } from "../tools/web-fetch.ts";
+import { blockedAddressReason, reachesThisMachine } from "../tools/web-fetch.ts";
+import type { PermissionChecker } from "../tools/tool.ts";
 import { guardedFetch, PrivateAddressRefused } from "./guarded-fetch.ts";
 import { toolHash } from "./pins.ts";
 import { SandboxedStdioTransport } from "./transport.ts";
@@ -36,8 +37,13 @@ export interface ConnectedServer {
   name: string;
   /** The server's tools after the config's include and exclude. */
   tools: Tool[];
-  /** Calls a tool; the result as the server sent it (not yet wrapped as untrusted content). */
-  call(tool: string, args: Record<string, unknown>, signal?: AbortSignal): Promise<CallToolResult>;
+  /**
+   * Calls a tool; the result as the server sent it (not yet wrapped as untrusted content). While
+   * it runs, `permissions` answers for the server's connections to hosts off its list.
+   */
+  call(tool: string, args: Record<string, unknown>, signal?: AbortSignal, permissions?: PermissionChecker): Promise<CallToolResult>;
+  /** The calls running now that passed a permission checker; `ended` aborts when each returns. */
+  callers(): readonly { permissions: PermissionChecker; ended: AbortSignal }[];
   /** What the server wrote on stderr lately (stdio servers only). */
   stderr(): string;
   close(): Promise<void>;
@@ -63,6 +69,7 @@ export async function connectServer(name: string, server: McpServerConfig, deps:
   let current = await openConnection(name, server, deps);
   const listed = new Map(current.tools.map((tool) => [tool.name, toolHash(tool)]));
   const restarts: number[] = [];
+  const callers = new Set<{ permissions: PermissionChecker; ended: AbortSignal }>();
   const live = async (): Promise<Connection> => {
     if (!current.dead) return current;
     const now = Date.now();
@@ -75,15 +82,22 @@ export async function connectServer(name: string, server: McpServerConfig, deps:
   return {
     name,
     tools: filterTools(current.tools, server.tools),
-    async call(tool, args, signal) {
+    callers: () => [...callers],
+    async call(tool, args, signal, permissions) {
       const connection = await live();
       const now = connection.tools.find((entry) => entry.name === tool);
       if (!now || toolHash(now) !== listed.get(tool)) throw new McpServerFailed(name, `MCP server \`${name}\` came back after a restart with ${now ? "a different definition of" : "no"} tool ${tool}; it is withheld until approved: \`nightshift mcp list ${name}\``);
+      const running = new AbortController();
+      const caller = permissions ? { permissions, ended: running.signal } : undefined;
+      if (caller) callers.add(caller);
       try {
         return (await connection.client.callTool({ name: tool, arguments: args }, { timeout: connection.timeout, ...(signal ? { signal } : {}) })) as CallToolResult;
       } catch (error) {
         if (connection.dead) throw new McpServerFailed(name, `MCP server \`${name}\` stopped during the call${saidBy(connection)}, so whether it did anything is unknown; it is started again for the next call`, { cause: error });
         throw error;
+      } finally {
+        if (caller) callers.delete(caller);
+        running.abort(); // connections allowed for this call are cut
       }
     },
     stderr: () => current.stdio?.stderr() ?? "",
@@ -172,25 +186,47 @@ export function filterTools(tools: Tool[], filter: { include?: string[] | undefi
   return tools.filter((tool) => (!filter.include || filter.include.includes(tool.name)) && !filter.exclude?.includes(tool.name));
 }
 
+export interface ServerNetworkOptions {
+  /** Asks about a host off the server's list, through the task whose call is running; undefined when no call can ask. */
+  ask?(server: string, host: string): Promise<NetworkDecision | undefined>;
+  /** `sandbox.allow_private_network`: loopback and private addresses are let through (never link-local). */
+  allowPrivate?: boolean;
+  /** `dashboard.port`: never reached on this machine. */
+  dashboardPort?: number;
+  onBlocked?(server: string, host: string, reason: string): void;
+}
+
 /**
- * The proxy's decision for servers' network: a host on the server's `network` list is allowed,
- * unless it resolves to a private or loopback address (the proxy connects from this machine);
- * anything else is refused, for now without asking (approvals for servers come with the tools).
+ * The proxy's decision for servers' network: a host on the server's `network` list is allowed;
+ * another is asked about through the task whose call is running (the policy, then a human), and
+ * refused when no call is running. Either way a host that resolves to a private or loopback
+ * address is refused (the proxy connects from this machine) unless sandbox.allow_private_network
+ * is on, and link-local addresses and the dashboard's port always are; the proxy then connects to
+ * the address checked.
  */
-export function serverNetworkDecider(servers: Record<string, McpServerConfig>, onBlocked?: (server: string, host: string, reason: string) => void): (request: NetworkRequest) => Promise<NetworkDecision> {
+export function serverNetworkDecider(servers: Record<string, McpServerConfig>, options: ServerNetworkOptions = {}): (request: NetworkRequest) => Promise<NetworkDecision> {
   return async (request) => {
     const name = request.sessionKey.startsWith("mcp:") ? request.sessionKey.slice(4) : undefined;
     const hosts = name === undefined ? undefined : servers[name]?.network;
     const refuse = (reason: string): NetworkDecision => {
-      onBlocked?.(name ?? "?", request.host, reason);
+      options.onBlocked?.(name ?? "?", request.host, reason);
       return { allow: false, reason };
     };
-    if (!hosts) return refuse("not an MCP server's connection");
-    if (!hosts.some((pattern) => matchesDomain(request.host, pattern))) return refuse(`${request.host} is not in mcp.servers.${name}.network`);
+    if (!hosts || name === undefined) return refuse("not an MCP server's connection");
+    let until: AbortSignal | undefined;
+    // The policy first, as for web_fetch: a name off the list is not even looked up unless allowed.
+    if (!hosts.some((pattern) => matchesDomain(request.host, pattern))) {
+      const asked = await options.ask?.(name, request.host);
+      if (!asked) return refuse(`${request.host} is not in mcp.servers.${name}.network, and no call of this server is running to ask about it`);
+      if (!asked.allow) return refuse(asked.reason);
+      until = asked.until;
+    }
     const addresses = await lookup(request.host, { all: true }).catch(() => []);
     if (addresses.length === 0) return refuse(`${request.host} does not resolve`);
-    const blocked = addresses.map(({ address }) => [address, blockedAddressReason(address)] as const).find(([, reason]) => reason);
-    if (blocked) return refuse(`${request.host} resolves to ${blocked[0]} (${blocked[1]}); servers never reach this machine's or its network's private addresses`);
-    return { allow: true, reason: "" };
+    if (request.port === options.dashboardPort && addresses.some(({ address }) => reachesThisMachine(address))) return refuse(`port ${request.port} on this machine is Nightshift's dashboard; servers never reach it`);
+    const reasons = addresses.map(({ address }) => [address, blockedAddressReason(address)] as const);
+    const blocked = reasons.find(([, reason]) => reason && (!options.allowPrivate || /link-local/.test(reason)));
+    if (blocked) return refuse(`${request.host} resolves to ${blocked[0]} (${blocked[1]}); servers never reach this machine's or its network's private addresses${/link-local/.test(blocked[1]!) ? "" : " unless sandbox.allow_private_network is on"}`);
+    return { allow: true, reason: "", address: addresses[0]!.address, ...(until ? { until } : {}) };
   };
 }

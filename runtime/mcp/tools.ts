@@ -67,7 +67,7 @@ function mcpTool(server: ConnectedServer, tool: McpTool): Tool {
     // The exact call: approvals show it, and "allow for this task" covers only these arguments.
     access: (input) => [{ kind: "tool", name, arguments: canonicalJson(input) }],
     async execute(input, context) {
-      const result = await server.call(tool.name, input, context.signal).catch((error: unknown) => {
+      const result = await server.call(tool.name, input, context.signal, context.permissions).catch((error: unknown) => {
         throw error instanceof McpServerFailed ? new ToolError(error.message) : error; // a server that died or changed: its message as is
       });
       const output = wrapResult(server.name, tool.name, resultText(result), context.workdir);

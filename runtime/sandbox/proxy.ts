@@ -51,6 +51,11 @@ export interface NetworkDecision {
    * the name, so a second lookup (a DNS answer that changed in between) cannot lead elsewhere.
    */
   address?: string;
+  /**
+   * Cuts the connection when it aborts: an allowance that lasts as long as something else (an MCP
+   * tool call), so a kept-alive tunnel cannot outlive the task that allowed it.
+   */
+  until?: AbortSignal;
 }
 
 export interface NetworkProxyOptions {
@@ -185,6 +190,18 @@ export async function startNetworkProxy(options: NetworkProxyOptions): Promise<N
 
     const upstream = connect({ host: decision.address ?? target.host, port: target.port });
     track(run, upstream);
+    const until = decision.until;
+    if (until) {
+      const cut = () => {
+        upstream.destroy();
+        client.destroy();
+      };
+      if (until.aborted) cut();
+      else {
+        until.addEventListener("abort", cut, { once: true });
+        client.once("close", () => until.removeEventListener("abort", cut));
+      }
+    }
     let connected = false;
     upstream.once("connect", () => {
       connected = true;
