@@ -12,6 +12,7 @@ import { createTelegramOutbox, type TelegramOutbox } from "./outbox.ts";
 import { createPairingStore, type PairingStore } from "./pairing.ts";
 import { BOT_COMMANDS, budgetText, helpText, spendSummary, statusText, TASKS_SHOWN, tasksText, traceText } from "./reports.ts";
 import { openBotStore, type BotStore } from "./store.ts";
+import { reviewText, type ToolReview } from "../runtime/mcp/reviews.ts";
 
 /**
  * The Telegram surface, run inside `nightshift start`. We use grammy for the API client, its
@@ -46,6 +47,8 @@ export interface TelegramBotOptions {
   dashboardLink(): { url: string; until: string; local: boolean };
   /** `dashboard.public_url`: task messages link to the task's page there. */
   dashboardUrl?: string;
+  /** A press of "Approve" under an MCP tool review: pins the listing it showed (runtime/mcp/reviews.ts approveReview). */
+  approveTools?(server: string, id: string, by: string): { ok: boolean; message: string };
 }
 
 export interface TelegramFile {
@@ -59,6 +62,8 @@ export interface TelegramBot {
   hasUsers(): boolean;
   /** A notice for every user (a rejected inbox file). */
   notice(html: string): void;
+  /** Shows every user an MCP server's new or changed tools, with Approve and Keep withheld buttons. */
+  reviewTools(review: ToolReview): void;
   /** Starts polling and sending in the background; never throws for an unreachable Telegram. */
   start(): void;
   stop(): Promise<void>;
@@ -235,7 +240,10 @@ export function createTelegramBot(options: TelegramBotOptions): TelegramBot {
   // Buttons, documents, messages
   // ------------------------------------------------------------------------------------------
   bot.on("callback_query:data", async (ctx) => {
-    const text = approver.press(ctx.callbackQuery.data, ctx.chat?.id ?? ctx.from.id, ctx.callbackQuery.message?.message_id ?? 0, byOf(ctx));
+    const chat = ctx.chat?.id ?? ctx.from.id;
+    const message = ctx.callbackQuery.message?.message_id ?? 0;
+    const data = ctx.callbackQuery.data;
+    const text = data.startsWith("mt:") ? pressReview(data, chat, message, byOf(ctx)) : approver.press(data, chat, message, byOf(ctx));
     // Not through the outbox: an answer is only useful within seconds, and a restart makes it stale anyway.
     await ctx.answerCallbackQuery({ text: text.slice(0, 200) }).catch((error: unknown) => log("warn", `could not answer a button press: ${(error as Error).message}`));
   });
@@ -401,6 +409,11 @@ export function createTelegramBot(options: TelegramBotOptions): TelegramBot {
     outbox,
     hasUsers: () => users().length > 0,
     notice: (html) => users().forEach((chat) => reply(chat, html)),
+    reviewTools(review) {
+      const html = reviewHtml(review);
+      const buttons = { inline_keyboard: [[{ text: "Approve", callback_data: `mt:${review.server}:${review.id}:y` }, { text: "Keep withheld", callback_data: `mt:${review.server}:${review.id}:n` }]] };
+      for (const chat of users()) outbox.enqueue({ method: "sendMessage", chat_id: chat, params: { text: html, parse_mode: "HTML", link_preview_options: { is_disabled: true }, reply_markup: buttons } });
+    },
     start() {
       outbox.start();
       lastCompleted = clock.now();
@@ -419,6 +432,27 @@ export function createTelegramBot(options: TelegramBotOptions): TelegramBot {
     },
     polled: () => new Promise((resolve) => polledWaiters.push(resolve)),
   };
+
+  /** A press under a tool review: approve pins what the message showed; either way the message says who decided. */
+  function pressReview(data: string, chat: number, message: number, by: string): string {
+    const match = /^mt:([a-z0-9_-]{1,24}):([0-9a-f]{12}):(y|n)$/.exec(data);
+    if (!match) return "This button is not from this Nightshift.";
+    const [, server, id, choice] = match as unknown as [string, string, string, string];
+    const settle = (line: string) => {
+      outbox.enqueue({ method: "editMessageReplyMarkup", chat_id: chat, params: { message_id: message, reply_markup: { inline_keyboard: [] } } });
+      reply(chat, line, message);
+    };
+    if (choice === "n") {
+      settle(`Kept withheld by ${escapeHtml(by)}. Approve later with <code>nightshift mcp approve ${escapeHtml(server)}</code>.`);
+      return "Kept withheld.";
+    }
+    const result = options.approveTools?.(server, id, by) ?? { ok: false, message: "Tools cannot be approved from Telegram here; run nightshift mcp approve." };
+    if (result.ok) {
+      log("info", `MCP tools of ${server} approved on Telegram by ${by}`);
+      settle(`✅ ${escapeHtml(result.message)} (${escapeHtml(by)})`);
+    }
+    return result.message;
+  }
 
   function describe(error: unknown): string {
     if (error instanceof GrammyError) return redact(`${error.error_code} ${error.description}`);
@@ -449,4 +483,11 @@ export function saveFiles(dir: string, files: TelegramFile[]): string[] {
     writeFileSync(join(dir, name), file.content, { flag: "wx" });
     return name;
   });
+}
+
+/** The review as a Telegram message: a title, then what changed, preformatted, within Telegram's 4096 characters. */
+export function reviewHtml(review: ToolReview): string {
+  const text = reviewText(review);
+  const body = text.length > 3300 ? `${text.slice(0, 3300)}\n… (the rest: nightshift mcp list ${review.server})` : text;
+  return `🔧 <b>MCP server ${escapeHtml(review.server)}: tools withheld until you approve</b>\n<pre>${escapeHtml(body)}</pre>\nApprove pins exactly what is shown here; if the server changes again, you are asked again.`;
 }

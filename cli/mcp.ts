@@ -7,6 +7,7 @@ import type { Tool } from "@modelcontextprotocol/client";
 import type { LoadedConfig } from "../runtime/config.ts";
 import { isUserError } from "../runtime/errors.ts";
 import { comparePins, openMcpHost, readPins, writePins, type McpHost, type PinState } from "../runtime/mcp/index.ts";
+import { dropReview } from "../runtime/mcp/reviews.ts";
 import { UsageError } from "./usage.ts";
 
 export interface McpCommandResult {
@@ -30,6 +31,7 @@ export async function mcpCommand(sub: string | undefined, args: string[], loaded
         const states = comparePins(server.tools, readPins(loaded.home, name));
         if (sub === "approve") {
           writePins(loaded.home, name, server.tools, now);
+          dropReview(loaded.home, name); // a review sent to Telegram is answered by this
           sections.push(approvedSection(name, server.tools, states));
         } else {
           sections.push(listSection(name, loaded, server.tools, states));

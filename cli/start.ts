@@ -4,6 +4,7 @@ import type { TelegramBot } from "../bot/index.ts";
 import { escapeHtml } from "../bot/format.ts";
 import { openMemory } from "../memory/index.ts";
 import { BUILTIN_TOOL_NAMES, createRuntime, createTraceLogger, loadAgents, lockSession, readSessionLog, readSessionLogFrom, requireApiKey, type Approver, type Clock, type LoadedConfig } from "../runtime/index.ts";
+import { approveReview } from "../runtime/mcp/reviews.ts";
 import { createDaemon } from "../tasks/daemon.ts";
 import { startControlServer } from "../tasks/control.ts";
 import { htmlToPlain } from "../bot/reports.ts";
@@ -71,6 +72,10 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
     clock,
     ...memory.forRuntime(),
     approvers: () => [...(bot?.hasUsers() ? [bot.approver] : []), ...(dashboard?.signedIn() ? [dashboard.approver] : [])],
+    onToolReview: (review) => {
+      trace.warn({ event: "mcp_tools_withheld", server: review.server, review: review.id, tools: review.withheld.map((state) => state.name) }, `MCP server ${review.server}: tools withheld until approved`);
+      bot?.reviewTools(review);
+    },
   });
   // The probe spawns bubblewrap and socat (tens of ms): it runs while the rest starts, and is
   // awaited only to say how it went in the ready line.
@@ -107,6 +112,7 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
         return daemon.submit(id, spec, { origin: "telegram" });
       },
       attach: (task, files) => saveFiles(task.spec.workdir, files),
+      approveTools: (server, id) => approveReview(home, server, id, new Date(clock.now())),
       memory: { show: async () => memoryService.memoryText(), undo: () => memoryService.undo() },
       digest: () => memoryService.digest(),
       readEvents: (id) => readSessionLog(join(runtime.sessionsDir, `${id}.jsonl`)),

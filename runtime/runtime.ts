@@ -15,6 +15,7 @@ import { readPins } from "./mcp/pins.ts";
 import type { ConnectedServer } from "./mcp/servers.ts";
 import { offeredTools, type OfferedTools } from "./mcp/tools.ts";
 import { createCallTool, createToolSearch, toolCatalog, type ServerTools } from "./mcp/search.ts";
+import { dropReview, reviewOf, saveReview, type ToolReview } from "./mcp/reviews.ts";
 import { createConsultTool } from "./tools/consult.ts";
 import { createMemoryTools, type MemoryAccess } from "./tools/memory.ts";
 import { createSkillTool, reloadSkill } from "./tools/skill.ts";
@@ -58,6 +59,8 @@ export interface RuntimeOptions {
   notices?(): string[];
   /** Who can answer approvals right now (the terminal, Telegram). None: every ask is denied at once. */
   approvers?(): Approver[];
+  /** A server's tools are new or changed since approved: show the person (once per listing). Must not throw. */
+  onToolReview?(review: ToolReview): void;
 }
 
 export interface RunOptions {
@@ -168,7 +171,12 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
     const { servers, notices } = await (mcpServers ??= startMcp(names));
     const offered = servers.map((server): OfferedTools & { server: string } => {
       try {
-        return { server: server.name, ...offeredTools(server, readPins(home, server.name), permissions.rules) };
+        const pins = readPins(home, server.name);
+        // New or changed tools are shown to the person once per listing; an approved listing's review is dropped.
+        const review = reviewOf(server.name, server.tools, pins, new Date(clock.now()));
+        if (!review) dropReview(home, server.name);
+        else if (saveReview(home, review)) options.onToolReview?.(review);
+        return { server: server.name, ...offeredTools(server, pins, permissions.rules) };
       } catch (error) {
         return { server: server.name, tools: [], notices: [`MCP server \`${server.name}\` offers no tools: ${(error as Error).message}`] };
       }
