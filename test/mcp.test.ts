@@ -17,7 +17,7 @@ import { openMcpHost, type McpHost } from "../runtime/mcp/host.ts";
 import { createBwrapSandbox, createUnsandboxed } from "../runtime/sandbox/index.ts";
 import { tempDir } from "./support/home.ts";
 import { freePort } from "./support/ports.ts";
-import { needs } from "./support/prerequisites.ts";
+import { LINUX_BACKENDS, needs, type LinuxBackend } from "./support/prerequisites.ts";
 
 const FIXTURES = join(import.meta.dirname, "fixtures", "mcp");
 const PACKAGES = join(import.meta.dirname, "..", "node_modules", "@modelcontextprotocol");
@@ -30,7 +30,7 @@ const DOTENV_KEY = "sk-ant-api03-planted-in-dotenv-0123456789";
 const FILE_SECRET = "planted-secret-file-contents";
 
 /** A home whose config.yaml holds these servers (JSON is YAML), a planted .env and a hidden folder with a secret. */
-function homeWith(servers: Record<string, unknown>, extra: Record<string, unknown> = {}): { loaded: LoadedConfig; home: string; hiddenFile: string; shared: string; cleanup(): void } {
+function homeWith(servers: Record<string, unknown>, extra: Record<string, unknown> = {}, mode?: LinuxBackend): { loaded: LoadedConfig; home: string; hiddenFile: string; shared: string; cleanup(): void } {
   // Not under /tmp: the sandbox mounts a fresh /tmp, which would hide the home whatever the rules say.
   const dir = tempDir("nightshift-mcp-", "/var/tmp");
   const home = join(dir.path, "home");
@@ -42,7 +42,7 @@ function homeWith(servers: Record<string, unknown>, extra: Record<string, unknow
   const shared = join(dir.path, "shared"); // a folder config grants a server with `write`
   mkdirSync(shared);
   writeFileSync(join(home, ".env"), `ANTHROPIC_API_KEY=${DOTENV_KEY}\nPASSED_ON=from-dotenv\n`);
-  writeFileSync(join(home, "config.yaml"), JSON.stringify({ sandbox: { hide: [hiddenDir] }, mcp: { servers }, ...extra }));
+  writeFileSync(join(home, "config.yaml"), JSON.stringify({ sandbox: { hide: [hiddenDir], ...(mode ? { mode } : {}) }, mcp: { servers }, ...extra }));
   const loaded = loadConfig({ PATH: process.env.PATH, HOME: dir.path, OPENAI_API_KEY: API_KEY, GITHUB_TOKEN: "ghp_plantedplantedplantedplanted0123" }, home);
   return { loaded, home, hiddenFile, shared, cleanup: dir.cleanup };
 }
@@ -118,7 +118,8 @@ describe("MCP servers without a working sandbox", () => {
   });
 });
 
-describe("MCP servers in the sandbox", needs("bwrap", "socat"), () => {
+// Against both Linux sandboxes: the same servers, confined by bubblewrap directly or through sandbox-runtime.
+for (const backend of LINUX_BACKENDS) describe(`MCP servers in the sandbox (${backend})`, backend === "srt" ? needs("srt") : needs("bwrap", "socat"), () => {
   let fixture: ReturnType<typeof homeWith>;
   let host: McpHost;
   before(async () => {
@@ -127,8 +128,9 @@ describe("MCP servers in the sandbox", needs("bwrap", "socat"), () => {
       memory: reference("memory"),
       filesystem: { ...reference("filesystem", "/"), write: ["~/shared"] },
       probe: probe({ network: ["allowed.example"] }),
-    });
+    }, {}, backend);
     host = await openMcpHost(fixture.loaded);
+    assert.equal(host.sandbox.kind, backend);
   });
   after(async () => {
     await host.close();
@@ -147,7 +149,10 @@ describe("MCP servers in the sandbox", needs("bwrap", "socat"), () => {
   it("give a server an environment that starts empty: no API key from the environment or .env, only env and env_from", async () => {
     const everything = await host.connect("everything");
     const env = JSON.parse(text(await everything.call("get-env", {}))) as Record<string, string>;
-    assert.deepEqual(Object.keys(env).sort(), ["GREETING", "HOME", "PASSED_ON", "PATH", "PWD"]); // PWD: bubblewrap sets it
+    // PWD: bubblewrap sets it; sandbox-runtime's wrapper adds its TMPDIR and NO_PROXY and a few markers of its own.
+    const wrapper = backend === "srt" ? Object.keys(env).filter((key) => /^(TMPDIR|NO_PROXY|no_proxy|SHLVL|_|SANDBOX_RUNTIME|CLAUDE_CODE_[A-Z_]+)$/.test(key)) : [];
+    assert.deepEqual(Object.keys(env).filter((key) => !wrapper.includes(key)).sort(), ["GREETING", "HOME", "PASSED_ON", "PATH", "PWD"]);
+    assert.ok(!Object.values(env).some((value) => value.includes(API_KEY) || value.includes(DOTENV_KEY) || value.includes("ghp_")));
     assert.equal(env.GREETING, "literal");
     assert.equal(env.PASSED_ON, "from-dotenv");
     assert.equal(env.HOME, join(fixture.home, "mcp", "everything"));

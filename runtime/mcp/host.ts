@@ -8,7 +8,7 @@ import { randomBytes } from "node:crypto";
 import { mkdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { LoadedConfig } from "../config.ts";
+import { sandboxBackend, type LoadedConfig } from "../config.ts";
 import { ConfigError, PermissionDenied } from "../errors.ts";
 import { createSandbox } from "../runtime.ts";
 import { startNetworkProxy, type NetworkDecision, type NetworkProxy } from "../sandbox/proxy.ts";
@@ -44,7 +44,8 @@ export async function openMcpHost(loaded: LoadedConfig, options: { sandbox?: San
       dashboardPort: loaded.config.dashboard.port,
       onBlocked: (server, host, reason) => blocked.push({ server, host, reason }),
     });
-    proxy = await startNetworkProxy({ socketPath, decide });
+    // sandbox-runtime points processes at a TCP port; bubblewrap gets the Unix socket.
+    proxy = await startNetworkProxy({ socketPath, decide, tcp: sandboxBackend(loaded.config.sandbox.mode) === "srt" });
   }
   // The sandbox hides state/ only if it exists when the sandbox is made; pins live there anyway.
   mkdirSync(join(loaded.home, "state", "mcp"), { recursive: true });

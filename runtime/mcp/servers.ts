@@ -148,7 +148,7 @@ async function openConnection(name: string, server: McpServerConfig, deps: McpDe
 async function startStdio(name: string, server: McpServerConfig, deps: McpDeps): Promise<SandboxedStdioTransport> {
   const field = `mcp.servers.${name}`;
   if (!deps.sandbox.spawn) {
-    throw new SandboxUnavailable(`MCP server \`${name}\` is not started: the ${deps.sandbox.kind} sandbox cannot run servers yet (only bwrap can); set sandbox.mode: bwrap on Linux, or remove ${field}.`);
+    throw new SandboxUnavailable(`MCP server \`${name}\` is not started: stdio servers run only inside the sandbox, and ${deps.sandbox.kind === "unsandboxed" ? "sandbox.mode is off" : `the ${deps.sandbox.kind} sandbox cannot start them`}; set sandbox.mode: auto, or remove ${field}.`);
   }
   const probe = await deps.sandbox.probe();
   if (!probe.ok) throw new SandboxUnavailable(`MCP server \`${name}\` is not started: stdio servers run only inside the sandbox, and it does not work here: ${probe.problem ?? "unknown problem"}`);

@@ -25,7 +25,7 @@ import type { SandboxRuntimeConfig } from "@anthropic-ai/sandbox-runtime";
 import { SandboxUnavailable } from "../errors.ts";
 import type { NetworkProxy } from "./proxy.ts";
 import type { RunOptions, RunResult, Sandbox, SandboxProbe } from "./sandbox.ts";
-import { scrubEnv, spawnCaptured } from "./spawn.ts";
+import { DEFAULT_PATH, scrubEnv, spawnCaptured, spawnPiped } from "./spawn.ts";
 
 export interface SrtSandboxOptions {
   /** Environment the commands start from; secrets are scrubbed (see scrubEnv). HOME is kept. */
@@ -47,7 +47,7 @@ const KIND = "srt";
 const AUTH_VARIABLE = "NIGHTSHIFT_PROXY_AUTH";
 const PROXY_VARIABLES = ["HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy", "GRPC_PROXY", "grpc_proxy"];
 /** srt's proxy settings that point at a SOCKS port or carry no token: our proxy would only refuse them. */
-const OTHER_PROXY_VARIABLES = ["FTP_PROXY", "ftp_proxy", "RSYNC_PROXY", "DOCKER_HTTP_PROXY", "DOCKER_HTTPS_PROXY", "CLOUDSDK_PROXY_TYPE", "CLOUDSDK_PROXY_ADDRESS", "CLOUDSDK_PROXY_PORT", "GIT_SSH_COMMAND", "CLAUDE_CODE_HOST_HTTP_PROXY_PORT", "CLAUDE_CODE_HOST_SOCKS_PROXY_PORT"];
+const OTHER_PROXY_VARIABLES = ["JAVA_TOOL_OPTIONS", "FTP_PROXY", "ftp_proxy", "RSYNC_PROXY", "DOCKER_HTTP_PROXY", "DOCKER_HTTPS_PROXY", "CLOUDSDK_PROXY_TYPE", "CLOUDSDK_PROXY_ADDRESS", "CLOUDSDK_PROXY_PORT", "GIT_SSH_COMMAND", "CLAUDE_CODE_HOST_HTTP_PROXY_PORT", "CLAUDE_CODE_HOST_SOCKS_PROXY_PORT"];
 /** Longest violation report added to a run's result. */
 const MAX_VIOLATION_LINES = 20;
 
@@ -207,6 +207,43 @@ export function createSrtSandbox(options: SrtSandboxOptions): Sandbox {
     async close() {
       await releaseManager(keyOf(port));
     },
+    /**
+     * A long-lived process (an MCP server) wrapped as `run` wraps a command, with pipes and the
+     * caller's environment only; its scratch folder, mounts and proxy token live until it exits.
+     */
+    async spawn(file, args, spawnOptions) {
+      const probeResult = await probe();
+      if (!probeResult.ok) throw new SandboxUnavailable(probeResult.problem ?? "sandbox-runtime is not usable here.");
+      const runLike = { cwd: spawnOptions.cwd, writable: spawnOptions.writable ?? [], timeoutMs: 0, maxOutputBytes: 0 };
+      const conflict = unexpressible(runLike, readOnly);
+      if (conflict) throw new SandboxUnavailable(conflict);
+      const manager = await loadManager();
+      const release = await acquire(manager, port);
+      const own = join(tmpdir(), `nightshift-${process.getuid?.() ?? "user"}`);
+      mkdirSync(own, { recursive: true, mode: 0o700 });
+      const scratch = realpathSync(mkdtempSync(join(own, "srt-")));
+      const registration = options.network && spawnOptions.sessionKey !== undefined ? options.network.proxy.register(spawnOptions.sessionKey) : undefined;
+      let wrappedOk = false;
+      const cleanup = () => {
+        registration?.unregister();
+        if (wrappedOk) manager.cleanupAfterCommand();
+        rmSync(scratch, { recursive: true, force: true });
+        release();
+      };
+      try {
+        const command = `exec ${[file, ...args].map(quote).join(" ")}`;
+        const wrapped = await manager.wrapWithSandbox(`${shellPrefix(scratch, registration !== undefined, false)}${command}`, "bash", { filesystem: filesystemRules(runLike, hidden, readOnly, scratch) }, undefined, { commandId: randomBytes(16).toString("base64url"), commandText: command });
+        wrappedOk = true;
+        const processEnv = { PATH: DEFAULT_PATH, ...spawnOptions.env, ...(registration ? { [AUTH_VARIABLE]: `nightshift:${registration.token}` } : {}) };
+        const child = await spawnPiped("bash", ["-c", wrapped], { env: processEnv, cwd: spawnOptions.cwd });
+        void child.exited.then(cleanup);
+        return child;
+      } catch (error) {
+        cleanup();
+        if (error instanceof SandboxUnavailable) throw error;
+        throw new SandboxUnavailable(`sandbox-runtime could not start ${file}: ${errorText(error)}`, { cause: error });
+      }
+    },
     async run(command, runOptions) {
       const probeResult = await probe();
       if (!probeResult.ok) throw new SandboxUnavailable(probeResult.problem ?? "sandbox-runtime is not usable here.");
@@ -277,12 +314,12 @@ function unexpressible(options: RunOptions, readOnly: readonly string[]): string
  * TMPDIR, and either our proxy with the run's token in every URL srt set, or no proxy at all. NO_PROXY
  * is narrowed to loopback as under bwrap, so private addresses go to the proxy and its decision.
  */
-function shellPrefix(scratch: string, network: boolean): string {
+function shellPrefix(scratch: string, network: boolean, mergeStderr = true): string {
   const proxies = PROXY_VARIABLES.join(" ");
   const auth = network
     ? `for __ns_v in ${proxies}; do [[ \${!__ns_v} == http://* ]] && export "$__ns_v=http://\${${AUTH_VARIABLE}}@\${!__ns_v#http://}"; done; export npm_config_proxy=$HTTP_PROXY npm_config_https_proxy=$HTTPS_PROXY NODE_USE_ENV_PROXY=1; `
     : `unset ${proxies}; `;
-  return `exec 2>&1; export TMPDIR=${quote(scratch)} NO_PROXY=localhost,127.0.0.1,::1 no_proxy=localhost,127.0.0.1,::1; ${auth}unset ${AUTH_VARIABLE} __ns_v ${OTHER_PROXY_VARIABLES.join(" ")}; `;
+  return `${mergeStderr ? "exec 2>&1; " : ""}export TMPDIR=${quote(scratch)} NO_PROXY=localhost,127.0.0.1,::1 no_proxy=localhost,127.0.0.1,::1; ${auth}unset ${AUTH_VARIABLE} __ns_v ${OTHER_PROXY_VARIABLES.join(" ")}; `;
 }
 
 /** Real paths of the ones that exist: a path created later is not covered until the next sandbox. */
