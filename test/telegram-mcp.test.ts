@@ -6,7 +6,7 @@ import { mcpCommand } from "../cli/mcp.ts";
 import { loadConfig } from "../runtime/config.ts";
 import { pinsFile, toolHash } from "../runtime/mcp/pins.ts";
 import { readReview } from "../runtime/mcp/reviews.ts";
-import { ALICE, button, startTelegramHarness, text, texts, type TelegramHarness } from "./support/telegram-harness.ts";
+import { ALICE, approvalMessages, button, startTelegramHarness, text, texts, type TelegramHarness } from "./support/telegram-harness.ts";
 import { needs } from "./support/prerequisites.ts";
 
 const PROBE = join(import.meta.dirname, "fixtures", "mcp", "probe-server.mjs");
@@ -54,5 +54,22 @@ describe("Telegram: MCP tools changed since approved", needs("bwrap", "socat"), 
     h.telegram.pressButton(ALICE, review.message_id, approve);
     await h.until(() => h!.sent("answerCallbackQuery").length >= 2, "the second press's answer");
     assert.match(String(h.sent("answerCallbackQuery").at(-1)!.params.text), /Nothing of MCP server probe is waiting for approval/);
+  });
+});
+
+describe("Telegram: an MCP call that asks", needs("bwrap", "socat"), () => {
+  it("shows the server, the tool and the exact arguments; Allow once runs it", async () => {
+    h = await startTelegramHarness({ config: config("Says hello.") });
+    const loaded = loadConfig({ PATH: process.env.PATH, HOME: h.home }, h.home);
+    assert.equal((await mcpCommand("approve", ["probe"], loaded, new Date())).code, 0);
+    h.model.script({ content: [{ type: "tool_use", name: "mcp__probe__read", input: { path: "/etc/hostname" } }] }, text("read it"));
+    h.telegram.sendText(ALICE, "Read the hostname with the probe");
+    await h.until(() => approvalMessages(h!).length === 1, "the approval request");
+    const [question] = approvalMessages(h);
+    assert.match(question!.text!, /call mcp__probe__read with \{"path":"\/etc\/hostname"\}/);
+    h.telegram.pressButton(ALICE, question!.message_id, button(question!, "Allow once"));
+    await h.until(() => texts(h!, ALICE.id).some((message) => message.includes("read it")), "the answer");
+    const result = h.model.requests[1]!.body.messages.at(-1).content[0];
+    assert.match(result.content, /^Result of read from MCP server probe .*\n<untrusted_content source="mcp:probe\/read">/);
   });
 });
