@@ -36,7 +36,7 @@ const HELP = `nightshift: a personal agent runtime
       --logout-all                   end every dashboard session instead
   nightshift mcp list [NAME]       MCP servers (started in the sandbox), their tools, pin state and token cost
   nightshift mcp approve NAME      pin the server's tool definitions; a tool that changes later is withheld
-  nightshift skills add PATH       install an Agent Skill from a folder or .tar.gz/.zip: shows its files and red flags, pins its hash
+  nightshift skills add PATH|URL   install an Agent Skill from a folder or .tar.gz/.zip (a URL: HTTPS): shows its files and red flags, pins its hash
   nightshift skills list|approve NAME|remove NAME   the skills and their state; approve one after a change; move one aside
   nightshift doctor                check Node, folders, sandbox, model endpoints; each problem with its fix
   nightshift config schema         print the JSON Schema of config.yaml
@@ -209,8 +209,9 @@ async function main(argv: string[]): Promise<number> {
       return print(text, code);
     }
     case "skills": {
-      const { skillsCommand } = await import("./skills.ts");
-      const { text, code } = skillsCommand(rest, { home: resolveHome(env), clock: systemClock });
+      const { addSkillFromUrl, isUrl, skillsCommand } = await import("./skills.ts");
+      const io = { home: resolveHome(env), clock: systemClock };
+      const { text, code } = rest[0] === "add" && rest.length === 2 && isUrl(rest[1]!) ? await addSkillFromUrl(rest[1]!, io) : skillsCommand(rest, io);
       return print(text, code);
     }
     case undefined:

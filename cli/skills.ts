@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import type { Clock } from "../runtime/clock.ts";
@@ -15,7 +16,7 @@ export interface SkillsIo {
   clock: Clock;
 }
 
-const USAGE = "usage: nightshift skills add PATH | list | approve NAME | remove NAME";
+const USAGE = "usage: nightshift skills add PATH|URL | list | approve NAME | remove NAME";
 
 export function skillsCommand(args: string[], io: SkillsIo): { text: string; code: number } {
   const [action, target, ...extra] = args;
@@ -48,8 +49,8 @@ function nameArgument(action: string, name: string | undefined, home: string): s
  * installed but withheld until `approve`: the person reads the flags first.
  */
 function addSkill(target: string, io: SkillsIo): { text: string; code: number } {
-  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(target)) {
-    throw new UsageError(`nightshift skills add takes a folder or an archive on this machine, not a URL; download it first (curl -LO ${printable(target)}), look at it, then nightshift skills add FILE`);
+  if (isUrl(target)) {
+    throw new UsageError(`${printable(target)} is a URL: \`nightshift skills add\` downloads it (this call reads folders and files only)`);
   }
   const source = resolve(target);
   const info = statSync(source, { throwIfNoEntry: false });
@@ -58,8 +59,76 @@ function addSkill(target: string, io: SkillsIo): { text: string; code: number } 
   if (info.isDirectory()) files = readFolder(source, target);
   else if (isArchive(source)) files = readArchive(printable(target), readFileSync(source));
   else throw new UsageError(`${printable(target)}: is neither a folder nor a .tar.gz/.tgz/.zip archive; give the skill's folder (the one holding SKILL.md)`);
-  files = skillRoot(files, printable(target));
+  return installSkill(skillRoot(files, printable(target)), target, io);
+}
 
+export const isUrl = (target: string) => /^[a-z][a-z0-9+.-]*:\/\//i.test(target);
+
+/** Larger downloads are refused: a skill is instructions and a few scripts. */
+const MAX_DOWNLOAD_BYTES = 20 * 1024 * 1024;
+const DOWNLOAD_TIMEOUT_MS = 60_000;
+const MAX_REDIRECTS = 5;
+
+/**
+ * `nightshift skills add URL`: downloads a .tar.gz or .zip over HTTPS (plain HTTP only from this
+ * machine, for a local mirror), at most 20 MB, following at most five redirects that stay on
+ * HTTPS; the kind is told by its first bytes, not its name. Then it is installed like a file:
+ * files shown, red flags, pinned. The output names the URL and the archive's sha256.
+ */
+export async function addSkillFromUrl(url: string, io: SkillsIo, fetcher: typeof fetch = fetch): Promise<{ text: string; code: number }> {
+  const shown = printable(url);
+  let target: URL;
+  try {
+    target = new URL(url);
+  } catch {
+    throw new UsageError(`${shown}: is not a valid URL`);
+  }
+  const signal = AbortSignal.timeout(DOWNLOAD_TIMEOUT_MS);
+  let response: Response | undefined;
+  for (let hop = 0; ; hop++) {
+    const local = ["localhost", "127.0.0.1", "[::1]"].includes(target.hostname);
+    if (target.protocol !== "https:" && !(target.protocol === "http:" && local)) {
+      throw new UsageError(`${hop ? `${shown} redirected to ${printable(target.href)}, which` : shown} is not HTTPS; a skill is downloaded only over HTTPS (or from this machine), so nobody on the way can change it`);
+    }
+    if (target.username || target.password) throw new UsageError(`${shown}: put no credentials in the URL`);
+    try {
+      response = await fetcher(target, { redirect: "manual", signal, headers: { "user-agent": "nightshift-skills" } });
+    } catch (error) {
+      throw new UsageError(`could not download ${printable(target.href)}: ${signal.aborted ? "it took longer than a minute" : ((error as Error).cause as Error | undefined)?.message ?? (error as Error).message}; check the address and the network`);
+    }
+    const location = response.headers.get("location");
+    if (response.status >= 300 && response.status < 400 && location) {
+      if (hop >= MAX_REDIRECTS) throw new UsageError(`${shown}: more than ${MAX_REDIRECTS} redirects; give the archive's final address`);
+      await response.body?.cancel();
+      target = new URL(location, target);
+      continue;
+    }
+    break;
+  }
+  if (!response.ok) throw new UsageError(`could not download ${printable(target.href)}: HTTP ${response.status}; check the address (it must be the archive itself: on GitHub, …/archive/refs/heads/main.zip)`);
+  const declared = Number(response.headers.get("content-length") ?? 0);
+  if (declared > MAX_DOWNLOAD_BYTES) throw new UsageError(`${shown} is ${declared.toLocaleString("en-US")} bytes, over the ${MAX_DOWNLOAD_BYTES / 1024 / 1024} MB a skill may be`);
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
+    size += chunk.length;
+    if (size > MAX_DOWNLOAD_BYTES) throw new UsageError(`${shown} is over the ${MAX_DOWNLOAD_BYTES / 1024 / 1024} MB a skill may be`);
+    chunks.push(Buffer.from(chunk));
+  }
+  const data = Buffer.concat(chunks);
+  const kind = data[0] === 0x1f && data[1] === 0x8b ? "skill.tar.gz" : data.subarray(0, 4).equals(Buffer.from([0x50, 0x4b, 0x03, 0x04])) ? "skill.zip" : undefined;
+  if (!kind) {
+    const start = data.subarray(0, 40).toString("utf8").replace(/\s+/g, " ").trim();
+    throw new UsageError(`${shown}: is not a .tar.gz or .zip archive (it starts with ${JSON.stringify(start)}); give the archive's own address (on GitHub: …/archive/refs/heads/main.zip)`);
+  }
+  const files = skillRoot(readArchive(`${shown} (${kind.slice(6)})`, data), shown);
+  const result = installSkill(files, url, io);
+  const digest = createHash("sha256").update(data).digest("hex");
+  return { ...result, text: `Downloaded ${data.length.toLocaleString("en-US")} bytes from ${printable(target.href)} (sha256 ${digest}).\n${result.text}` };
+}
+
+/** Installs the files of a skill (SKILL.md at the top): staged, checked, renamed into place, pinned. */
+function installSkill(files: ArchiveFile[], target: string, io: SkillsIo): { text: string; code: number } {
   const skillMd = files.find((file) => file.path === "SKILL.md")!;
   let name: string;
   try {

@@ -1,10 +1,13 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { appendFileSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { afterEach, describe, it } from "node:test";
 import { initHome } from "../cli/init.ts";
-import { skillsCommand } from "../cli/skills.ts";
+import { addSkillFromUrl, skillsCommand } from "../cli/skills.ts";
 import { UsageError } from "../cli/usage.ts";
 import { CATALOG_CAP_BYTES, loadSkills, openSkill, skillCatalog, type SkillEntry } from "../runtime/skills/library.ts";
 import { nightshift } from "./support/cli.ts";
@@ -169,7 +172,7 @@ describe("nightshift skills", () => {
     assert.equal(readFileSync(join(home, "skills", "release-notes", "template.md"), "utf8"), readFileSync(join(FIXTURES, "release-notes", "template.md"), "utf8"));
   });
 
-  it("refuses an archive holding a link, and a URL with how to get it instead", () => {
+  it("refuses an archive holding a link", () => {
     const { home, io } = setup();
     const work = join(dir!.path, "archives");
     writeTree(work, { "evil/SKILL.md": skill("evil", "Links out.") });
@@ -177,8 +180,35 @@ describe("nightshift skills", () => {
     assert.equal(spawnSync("tar", ["-czf", "evil.tar.gz", "evil"], { cwd: work }).status, 0);
     assert.throws(() => skillsCommand(["add", join(work, "evil.tar.gz")], io), (error: Error) => error instanceof UsageError && /evil\/up is a symbolic link; a skill holds regular files only/.test(error.message));
     assert.deepEqual(readdirSync(join(home, "skills")), [], "nothing was installed");
-    assert.throws(() => skillsCommand(["add", "https://example.com/skill.zip"], io), /not a URL; download it first \(curl -LO https:\/\/example\.com\/skill\.zip\), look at it, then nightshift skills add FILE/);
     assert.throws(() => skillsCommand(["add", join(work, "evil")], io), /evil\/up: is a symbolic link/);
+  });
+
+  it("downloads an archive from a URL: HTTPS only (or this machine), followed redirects, told by its bytes, and the sha256 shown", async () => {
+    const { home, io } = setup();
+    const work = join(dir!.path, "archives");
+    mkdirSync(work);
+    cpSync(join(FIXTURES, "pdf-tools"), join(work, "pdf-tools-main"), { recursive: true });
+    assert.equal(spawnSync("tar", ["-czf", "pdf.tar.gz", "pdf-tools-main"], { cwd: work }).status, 0);
+    const archive = readFileSync(join(work, "pdf.tar.gz"));
+    const server = createServer((request, response) => {
+      if (request.url === "/latest") return void response.writeHead(302, { location: "/files/pdf" }).end();
+      if (request.url === "/files/pdf") return void response.writeHead(200, { "content-type": "application/octet-stream" }).end(archive);
+      if (request.url === "/elsewhere") return void response.writeHead(302, { location: "http://mirror.example/pdf.tar.gz" }).end();
+      response.writeHead(200, { "content-type": "text/html" }).end("<!doctype html><html>a repository page</html>");
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    try {
+      const added = await addSkillFromUrl(`${base}/latest`, io);
+      assert.match(added.text, new RegExp(`^Downloaded ${archive.length.toLocaleString("en-US")} bytes from ${base}/files/pdf \\(sha256 ${createHash("sha256").update(archive).digest("hex")}\\)\\.\nInstalled skill pdf-tools`));
+      assert.equal(openSkill(home, "pdf-tools").state, "ready");
+      await assert.rejects(addSkillFromUrl(`${base}/repo`, io), /is not a \.tar\.gz or \.zip archive \(it starts with "<!doctype html><html>a repository page<\/"\); give the archive's own address/);
+      await assert.rejects(addSkillFromUrl(`${base}/elsewhere`, io), /redirected to http:\/\/mirror\.example\/pdf\.tar\.gz, which is not HTTPS/);
+      await assert.rejects(addSkillFromUrl("http://skills.example/x.zip", io), /is not HTTPS; a skill is downloaded only over HTTPS \(or from this machine\)/);
+      assert.throws(() => skillsCommand(["add", "https://example.com/skill.zip"], io), /is a URL/);
+    } finally {
+      server.close();
+    }
   });
 
   it("a bad SKILL.md is refused at add with the fix, and nothing is installed", () => {
