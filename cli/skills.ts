@@ -4,7 +4,7 @@ import { dirname, join, resolve } from "node:path";
 import type { Clock } from "../runtime/clock.ts";
 import { describeChanges, scanSkillFolder, SkillFolderProblem, type SkillFile } from "../runtime/skills/folder.ts";
 import { formatSize, loadSkills, openSkill, skillCatalog, skillsDir, CATALOG_CAP_BYTES } from "../runtime/skills/library.ts";
-import { readPin, removePin, writePin } from "../runtime/skills/pins.ts";
+import { pinTexts, readPin, removePin, writePin } from "../runtime/skills/pins.ts";
 import { formatFlags, redFlags } from "../runtime/skills/red-flags.ts";
 import { parseSkillFile, SKILL_NAME, SkillFileProblem } from "../runtime/skills/skill-file.ts";
 import { isArchive, readArchive, type ArchiveFile } from "./skills-archive.ts";
@@ -159,7 +159,7 @@ function installSkill(files: ArchiveFile[], target: string, io: SkillsIo): { tex
   const entry = openSkill(io.home, name);
   const flags = redFlags(entry.contents, entry.spec);
   const held = flags.some((flag) => !flag.note);
-  writePin(io.home, { name, hash: entry.hash, files: entry.files, skill_md: skillMd.content.toString("utf8"), approved: !held, pinned_at: io.clock.now() });
+  writePin(io.home, { name, hash: entry.hash, files: entry.files, skill_md: skillMd.content.toString("utf8"), texts: pinTexts(entry.contents), approved: !held, pinned_at: io.clock.now() });
 
   const lines = [`Installed skill ${name} in ${dest}`, `  ${printable(entry.spec!.description)}`, "", ...fileLines(entry.files)];
   if (flags.length) lines.push("", `Red flags (${flags.length}): read these parts before you trust it`, ...formatFlags(flags).map(printable));
@@ -218,6 +218,13 @@ function approveSkill(name: string, io: SkillsIo): { text: string; code: number 
   if (entry.state === "changed" && entry.changes && pin) {
     lines.push(`Changed since approved: ${describeChanges(entry.changes)}`);
     if (entry.changes.changed.includes("SKILL.md")) lines.push("", "SKILL.md:", ...changedLines(pin.skill_md, entry.contents.get("SKILL.md")!.toString("utf8"), 60).map((line) => `  ${printable(line)}`));
+    const now = pinTexts(entry.contents);
+    for (const path of entry.changes.changed.filter((changed) => changed !== "SKILL.md")) {
+      const before = pin.texts?.[path];
+      const after = now[path];
+      if (before === undefined || after === undefined) lines.push("", `${printable(path)}: changed (not text, or too large to keep: no line diff; read it)`);
+      else lines.push("", `${printable(path)}:`, ...changedLines(before, after, 60).map((line) => `  ${printable(line)}`));
+    }
     const touched = new Set([...entry.changes.added, ...entry.changes.changed]);
     scanned = new Map([...entry.contents].filter(([path]) => touched.has(path)));
   } else {
@@ -225,7 +232,7 @@ function approveSkill(name: string, io: SkillsIo): { text: string; code: number 
   }
   const flags = redFlags(scanned, entry.spec);
   if (flags.length) lines.push("", `Red flags (${flags.length}):`, ...formatFlags(flags).map(printable));
-  writePin(io.home, { name, hash: entry.hash, files: entry.files, skill_md: entry.contents.get("SKILL.md")!.toString("utf8"), approved: true, pinned_at: io.clock.now() });
+  writePin(io.home, { name, hash: entry.hash, files: entry.files, skill_md: entry.contents.get("SKILL.md")!.toString("utf8"), texts: pinTexts(entry.contents), approved: true, pinned_at: io.clock.now() });
   lines.push("", `Approved ${name}: the agent sees it from the next task on (sha256 ${entry.hash.slice(0, 16)}…).`);
   return { text: lines.join("\n"), code: 0 };
 }

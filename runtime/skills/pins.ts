@@ -13,6 +13,8 @@ export interface SkillPin {
   hash: string;
   files: SkillFile[];
   skill_md: string;
+  /** The other text files' contents (each up to 64 KB, 256 KB in all), to show their lines that changed. */
+  texts?: Record<string, string>;
   /** False while a freshly added skill with red flags waits for `nightshift skills approve`. */
   approved: boolean;
   pinned_at: number;
@@ -23,9 +25,30 @@ const pinSchema = z.object({
   hash: z.string(),
   files: z.array(z.object({ path: z.string(), size: z.number(), sha256: z.string() })),
   skill_md: z.string(),
+  texts: z.record(z.string(), z.string()).optional(),
   approved: z.boolean(),
   pinned_at: z.number(),
 });
+
+const TEXT_CAP = 64 * 1024;
+const TEXTS_CAP = 256 * 1024;
+
+/** The skill's text files besides SKILL.md, for later diffs: UTF-8 without NUL bytes, within the caps. */
+export function pinTexts(contents: ReadonlyMap<string, Buffer>): Record<string, string> {
+  const texts: Record<string, string> = {};
+  let total = 0;
+  const decoder = new TextDecoder("utf-8", { fatal: true });
+  for (const [path, content] of [...contents].sort(([a], [b]) => a.localeCompare(b))) {
+    if (path === "SKILL.md" || content.length > TEXT_CAP || total + content.length > TEXTS_CAP || content.includes(0)) continue;
+    try {
+      texts[path] = decoder.decode(content);
+      total += content.length;
+    } catch {
+      // not UTF-8: listed as changed, without a diff
+    }
+  }
+  return texts;
+}
 
 export function pinsDir(home: string): string {
   return join(home, "state", "skills");
