@@ -1,0 +1,114 @@
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { createStage, discardStage, mountStage, stageChanges, stageDir } from "../runtime/stage/overlay.ts";
+import { tempDir, writeTree } from "./support/home.ts";
+import { isCi } from "./support/prerequisites.ts";
+
+/** Whether this machine mounts overlays in user namespaces (Linux 5.11+, util-linux); CI must. */
+async function overlaySupport(): Promise<string | undefined> {
+  const dir = tempDir("nightshift-stage-probe-", "/var/tmp");
+  try {
+    mkdirSync(join(dir.path, "folder"));
+    createStage(join(dir.path, "home"), "probe", join(dir.path, "folder"), 0);
+    const mount = await mountStage(join(dir.path, "home"), "probe");
+    await mount.close();
+    return undefined;
+  } catch (error) {
+    return `overlayfs in a user namespace does not work here: ${(error as Error).message}`;
+  } finally {
+    dir.cleanup();
+  }
+}
+const unsupported = await overlaySupport();
+if (unsupported && isCi()) throw new Error(unsupported);
+
+/** Runs a shell line in the holder's namespace, in the merged view: what a sandboxed command will do. */
+function inView(pid: number, merged: string, script: string): void {
+  const result = spawnSync("nsenter", ["--target", String(pid), "--user", "--mount", "--preserve-credentials", "sh", "-c", `cd "$1" && ${script}`, "sh", merged], { encoding: "utf8" });
+  assert.equal(result.status, 0, result.stderr);
+}
+
+describe("staged copies (overlay)", { skip: unsupported }, () => {
+  let dir: ReturnType<typeof tempDir>;
+  let home: string;
+  let original: string;
+  before(() => {
+    dir = tempDir("nightshift-stage-", "/var/tmp");
+    home = join(dir.path, "home");
+    original = join(dir.path, "project");
+  });
+  after(() => dir.cleanup());
+
+  it("shows the folder as it is, keeps every write out of it, and keeps the writes for the next mount", async () => {
+    writeTree(original, { "README.md": "# app\n", "src/main.js": "console.log(1);\n", "node_modules/dep/index.js": "module.exports = 1;\n" });
+    createStage(home, "t1", original, 0);
+    const mount = await mountStage(home, "t1");
+    assert.equal(readFileSync(mount.toView(join(original, "node_modules/dep/index.js")), "utf8"), "module.exports = 1;\n", "ignored folders are there");
+    writeFileSync(mount.toView(join(original, "src/main.js")), "console.log(2);\n");
+    assert.equal(mount.toView("/etc/hostname"), "/etc/hostname", "only paths in the folder are mapped");
+    assert.equal(readFileSync(join(original, "src/main.js"), "utf8"), "console.log(1);\n", "the original is untouched");
+    assert.equal(readFileSync(join(stageDir(home, "t1"), "upper", "src", "main.js"), "utf8"), "console.log(2);\n");
+    await mount.close();
+    assert.equal(existsSync(`/proc/${mount.pid}`), false, "the holder ends when it is closed");
+
+    const again = await mountStage(home, "t1");
+    assert.equal(readFileSync(again.toView(join(original, "src/main.js")), "utf8"), "console.log(2);\n");
+    await again.close();
+    discardStage(home, "t1");
+    assert.equal(existsSync(stageDir(home, "t1")), false);
+    assert.equal(readFileSync(join(original, "src/main.js"), "utf8"), "console.log(1);\n");
+  });
+
+  it("lists what a command changed: added, modified, deleted, renamed, a folder removed, an executable bit, a symlink, with line counts", async () => {
+    const folder = join(dir.path, "repo");
+    writeTree(folder, {
+      "keep.txt": "same\n",
+      "edit.txt": "one\ntwo\nthree\n",
+      "gone.txt": "bye\n",
+      "old-name.txt": "moving along\n",
+      "lib/a.js": "a\n",
+      "lib/b.js": "b\n",
+      "run.sh": "echo hi\n",
+      "logo.bin": "\u0000\u0001\u0002",
+    });
+    symlinkSync("keep.txt", join(folder, "link"));
+    createStage(home, "t2", folder, 0);
+    const mount = await mountStage(home, "t2");
+    try {
+      inView(mount.pid, mount.merged, [
+        "printf 'one\\n2\\nthree\\nfour\\n' > edit.txt",
+        "rm gone.txt",
+        "mv old-name.txt new-name.txt",
+        "rm -r lib",
+        "mkdir -p docs && printf 'a\\nb\\n' > docs/guide.md",
+        "chmod +x run.sh",
+        "ln -sf edit.txt link",
+        "printf '\\003\\004' >> logo.bin",
+      ].join(" && "));
+      const changes = stageChanges(home, mount);
+      assert.deepEqual(changes, [
+        { kind: "added", path: "docs/guide.md", type: "file", added: 2, removed: 0 },
+        { kind: "modified", path: "edit.txt", type: "file", added: 2, removed: 1 },
+        { kind: "deleted", path: "gone.txt", type: "file", added: 0, removed: 1 },
+        { kind: "deleted", path: "lib/a.js", type: "file", added: 0, removed: 1 },
+        { kind: "deleted", path: "lib/b.js", type: "file", added: 0, removed: 1 },
+        { kind: "modified", path: "link", type: "symlink" },
+        { kind: "modified", path: "logo.bin", type: "file", binary: true },
+        { kind: "renamed", path: "new-name.txt", from: "old-name.txt", type: "file", added: 0, removed: 0 },
+        { kind: "modified", path: "run.sh", type: "file", added: 0, removed: 0 },
+      ]);
+      assert.equal(readFileSync(join(folder, "edit.txt"), "utf8"), "one\ntwo\nthree\n", "the original is untouched");
+      assert.ok(existsSync(join(folder, "lib", "a.js")));
+    } finally {
+      await mount.close();
+    }
+  });
+
+  it("refuses a stage that does not exist, with its path", async () => {
+    await assert.rejects(mountStage(home, "missing"), /there is no staged copy missing \(state\/stages\/missing\/stage\.json is missing\)/);
+  });
+});
+
