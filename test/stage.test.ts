@@ -5,7 +5,8 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { createStage, discardStage, mountStage, stageChanges, stageDir } from "../runtime/stage/overlay.ts";
 import { tempDir, writeTree } from "./support/home.ts";
-import { isCi } from "./support/prerequisites.ts";
+import { findOnPath, isCi } from "./support/prerequisites.ts";
+import { createBwrapSandbox, createUnsandboxed } from "../runtime/sandbox/index.ts";
 
 /** Whether this machine mounts overlays in user namespaces (Linux 5.11+, util-linux); CI must. */
 async function overlaySupport(): Promise<string | undefined> {
@@ -102,6 +103,27 @@ describe("staged copies (overlay)", { skip: unsupported }, () => {
       ]);
       assert.equal(readFileSync(join(folder, "edit.txt"), "utf8"), "one\ntwo\nthree\n", "the original is untouched");
       assert.ok(existsSync(join(folder, "lib", "a.js")));
+    } finally {
+      await mount.close();
+    }
+  });
+
+  it("runs a sandboxed command in the staged copy at the folder's own path; the original stays as it was", { skip: findOnPath("bwrap") ? undefined : "needs bwrap" }, async () => {
+    const folder = join(dir.path, "app");
+    writeTree(folder, { "package.json": '{"name":"app"}\n', "src/index.js": "1\n", ".git/HEAD": "ref: refs/heads/main\n" });
+    createStage(home, "t3", folder, 0);
+    const mount = await mountStage(home, "t3");
+    const sandbox = createBwrapSandbox({ env: { PATH: process.env.PATH } });
+    try {
+      const stage = { pid: mount.pid, merged: mount.merged, original: mount.info.original };
+      const result = await sandbox.run("pwd; cat package.json; echo 2 > src/index.js; rm package.json; mkdir out && echo built > out/app.js; echo x > .git/HEAD", { cwd: mount.info.original, pinned: [join(mount.info.original, ".git")], timeoutMs: 20_000, maxOutputBytes: 10_000, stage });
+      assert.equal(result.exitCode, 0, result.output);
+      assert.equal(result.output, `${mount.info.original}\n{"name":"app"}\n`);
+      assert.deepEqual(stageChanges(home, mount).map((change) => `${change.kind} ${change.path}`), ["modified .git/HEAD", "added out/app.js", "deleted package.json", "modified src/index.js"]);
+      assert.equal(readFileSync(join(folder, "src/index.js"), "utf8"), "1\n");
+      assert.equal(readFileSync(join(folder, ".git/HEAD"), "utf8"), "ref: refs/heads/main\n", "a pinned folder is the staged one too");
+      assert.ok(existsSync(join(folder, "package.json")));
+      await assert.rejects(createUnsandboxed({ env: {} }).run("true", { cwd: folder, timeoutMs: 1000, maxOutputBytes: 100, stage }), /a staged copy needs the bwrap sandbox/);
     } finally {
       await mount.close();
     }

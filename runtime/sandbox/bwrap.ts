@@ -145,8 +145,10 @@ export function createBwrapSandbox(options: BwrapSandboxOptions): Sandbox {
       const network = registration && options.network ? networkArgs(options.network.proxy.socketPath, registration.token) : [];
       const script = registration ? `${RELAY_PREFIX}${command}` : command;
       const args = [...staticArgs, ...mountArgs(runOptions, hidden, readOnly), ...network, "--chdir", runOptions.cwd, "--", "bash", ...bashArgs(script)];
+      // A staged copy: bwrap starts inside the holder's namespace, where the overlay is mounted.
+      const [file, argv] = runOptions.stage ? ["nsenter", ["--target", String(runOptions.stage.pid), "--user", "--mount", "--preserve-credentials", bwrapPath, ...args]] : [bwrapPath, args];
       try {
-        return await spawnCaptured(bwrapPath, args, { ...captureLimits(runOptions), env, cwd: "/" });
+        return await spawnCaptured(file, argv, { ...captureLimits(runOptions), env, cwd: "/" });
       } catch (error) {
         throw new SandboxUnavailable(notStartedProblem(bwrapPath, error), { cause: error });
       } finally {
@@ -193,6 +195,7 @@ export function createUnsandboxed(options: UnsandboxedOptions): Sandbox {
     kind: "unsandboxed",
     probe: () => (probed ??= probeOnce()),
     async run(command, runOptions) {
+      if (runOptions.stage) throw new SandboxUnavailable("a staged copy needs the bwrap sandbox (sandbox.mode: bwrap or auto on Linux); with the sandbox off a command would write the original folder");
       try {
         return await spawnCaptured("bash", bashArgs(command), { ...captureLimits(runOptions), env, cwd: runOptions.cwd });
       } catch (error) {
@@ -207,8 +210,11 @@ export function createUnsandboxed(options: UnsandboxedOptions): Sandbox {
  * (so a hidden `.env` inside cwd stays hidden). A hidden directory that contains a bound path goes
  * first instead, and stays writable so bwrap can create the mount point inside it.
  */
-function mountArgs(options: Pick<RunOptions, "cwd" | "writable" | "hidden" | "readOnly" | "pinned">, hidden: readonly HiddenPath[], readOnly: readonly string[]): string[] {
+function mountArgs(options: Pick<RunOptions, "cwd" | "writable" | "hidden" | "readOnly" | "pinned" | "stage">, hidden: readonly HiddenPath[], readOnly: readonly string[]): string[] {
   const bound = [options.cwd, ...(options.writable ?? [])];
+  // In a staged copy, what lies in the folder is taken from the overlay, never from the original.
+  const stage = options.stage;
+  const source = (path: string) => (stage && (path === stage.original || path.startsWith(`${stage.original}/`)) ? stage.merged + path.slice(stage.original.length) : path);
   const inside = (path: string, parent: string) => path.startsWith(parent.endsWith("/") ? parent : `${parent}/`);
   // A read-only path inside a writable one is bound read-only on top; writable paths inside it again on top of that.
   const protectedInside = readOnly.filter((path) => bound.some((b) => inside(path, b)));
@@ -227,12 +233,12 @@ function mountArgs(options: Pick<RunOptions, "cwd" | "writable" | "hidden" | "re
   }
   return [
     ...before,
-    ...bound.flatMap((path) => ["--bind", path, path]),
+    ...bound.flatMap((path) => ["--bind", source(path), path]),
     // A mount point cannot be renamed or removed; read-only paths inside are bound on top of it.
-    ...(options.pinned ?? []).flatMap((path) => ["--bind", path, path]),
-    ...protectedInside.flatMap((path) => ["--ro-bind", path, path]),
-    ...rebound.flatMap((path) => ["--bind", path, path]),
-    ...(options.readOnly ?? []).flatMap((path) => ["--ro-bind", path, path]),
+    ...(options.pinned ?? []).flatMap((path) => ["--bind", source(path), path]),
+    ...protectedInside.flatMap((path) => ["--ro-bind", source(path), path]),
+    ...rebound.flatMap((path) => ["--bind", source(path), path]),
+    ...(options.readOnly ?? []).flatMap((path) => ["--ro-bind", source(path), path]),
     ...after,
   ];
 }

@@ -1,4 +1,4 @@
-export type { RunOptions, RunResult, Sandbox, SandboxProbe } from "./sandbox.ts";
+export type { RunOptions, RunResult, Sandbox, SandboxProbe, StagedView } from "./sandbox.ts";
 export type { BwrapSandboxOptions, UnsandboxedOptions } from "./bwrap.ts";
 export { createBwrapSandbox, createUnsandboxed } from "./bwrap.ts";
 export type { SrtSandboxOptions } from "./srt.ts";

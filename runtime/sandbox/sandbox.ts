@@ -28,6 +28,20 @@ export interface RunOptions {
    * that carry one, and passes it to the proxy's decision; without it the command has no network.
    */
   sessionKey?: string;
+  /**
+   * The task works on a staged copy of `cwd` (runtime/stage/overlay.ts): the command runs in the
+   * holder's namespace, where `merged` is the overlay, bound at `cwd`. Absent: the folder itself.
+   */
+  stage?: StagedView;
+}
+
+export interface StagedView {
+  /** The holder process whose mount namespace has the overlay. */
+  pid: number;
+  /** The overlay's path in that namespace. */
+  merged: string;
+  /** The folder the overlay stands for (its lower layer), a real path. */
+  original: string;
 }
 
 export interface RunResult {

@@ -245,6 +245,7 @@ export function createSrtSandbox(options: SrtSandboxOptions): Sandbox {
       }
     },
     async run(command, runOptions) {
+      if (runOptions.stage) throw new SandboxUnavailable("a staged copy needs the bwrap sandbox (sandbox.mode: bwrap or auto on Linux); sandbox-runtime cannot enter its namespace yet");
       const probeResult = await probe();
       if (!probeResult.ok) throw new SandboxUnavailable(probeResult.problem ?? "sandbox-runtime is not usable here.");
       if (runOptions.signal?.aborted) return { exitCode: null, output: "", droppedBytes: 0, timedOut: false, aborted: true, durationMs: 0 };
