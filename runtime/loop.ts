@@ -17,7 +17,7 @@ import { checkRequests, type GateOptions } from "./policy/gate.ts";
 import { DEFAULT_RULES, writableRoots, type Grant, type PermissionRequest, type Rule } from "./policy/policy.ts";
 import { writeProtected } from "./policy/roots.ts";
 import { NO_RULES, type PathRules } from "./tools/paths.ts";
-import { toApiTool, toDeferredApiTool, ToolError, type Tool, type ToolOutput } from "./tools/tool.ts";
+import { toApiTool, toDeferredApiTool, ToolError, type Tool, type ToolOutput, type WorkdirView } from "./tools/tool.ts";
 
 export interface SessionDeps {
   log: SessionLog;
@@ -39,6 +39,8 @@ export interface SessionDeps {
   compaction: CompactionSettings;
   /** Paths no tool may read or write, whatever the policy says. */
   paths?: PathRules;
+  /** The workdir is a staged copy: tools read and write it through this view (runtime/stage/overlay.ts). */
+  view?: WorkdirView;
   /** The permission policy. Default: the built-in rules, and nobody to ask (asks are denied). */
   permissions?: SessionPermissions;
   /** Today's spending across sessions, against budget.daily_usd. */
@@ -367,7 +369,7 @@ async function prepare(use: ToolUse, truncated: boolean, context: ToolRun): Prom
   }
   let requests;
   try {
-    requests = tool.access?.(parsed.data, { workdir, paths }) ?? [];
+    requests = tool.access?.(parsed.data, { workdir, paths, ...(context.deps.view ? { view: context.deps.view } : {}) }) ?? [];
   } catch (error) {
     return { refusal: (error as Error).message };
   }
@@ -391,7 +393,8 @@ async function execute(use: ToolUse, { tool, input }: { tool: Tool; input: unkno
     const consult = specialists && ((names: string[], question: string, mode: "parallel" | "chain") => specialists({ names, question, mode, key: use.id }, context.parent()));
     // An MCP tool's result, even an error, may carry what its server read: counted like a web page (erring toward untrusted).
     const webSeen = () => context.events.some((event) => event.type === "tool_end" && ((event.name === "web_fetch" && !event.is_error) || event.name.startsWith("mcp__") || event.name === "call_tool"));
-    const result = await raceAbort(tool.execute(input, { workdir, signal: run, paths, permissions, writable, readOnly, session: context.deps.log.id, webSeen, ...(consult ? { consult } : {}) }), run);
+    const view = context.deps.view;
+    const result = await raceAbort(tool.execute(input, { workdir, signal: run, paths, permissions, writable, readOnly, session: context.deps.log.id, webSeen, ...(consult ? { consult } : {}), ...(view ? { view } : {}) }), run);
     if (typeof result === "string") return { output: result, isError: false, extra: {} };
     return { output: result.output, isError: false, extra: { ...(result.cost_usd ? { cost_usd: result.cost_usd } : {}), ...(result.specialists ? { specialists: result.specialists } : {}), ...(result.references?.length ? { references: result.references } : {}) } };
   } catch (error) {

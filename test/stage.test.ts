@@ -7,6 +7,8 @@ import { createStage, discardStage, mountStage, stageChanges, stageDir } from ".
 import { tempDir, writeTree } from "./support/home.ts";
 import { findOnPath, isCi } from "./support/prerequisites.ts";
 import { createBwrapSandbox, createUnsandboxed } from "../runtime/sandbox/index.ts";
+import { startSession } from "../runtime/loop.ts";
+import { createHarness, type Harness } from "./support/session.ts";
 
 /** Whether this machine mounts overlays in user namespaces (Linux 5.11+, util-linux); CI must. */
 async function overlaySupport(): Promise<string | undefined> {
@@ -134,3 +136,44 @@ describe("staged copies (overlay)", { skip: unsupported }, () => {
   });
 });
 
+
+describe("a session in a staged copy", { skip: unsupported ?? (findOnPath("bwrap") ? undefined : "needs bwrap") }, () => {
+  let harness: Harness | undefined;
+  after(async () => harness?.close());
+
+  it("writes, edits and commands land in the stage; the original is untouched; a symlink made in the stage is followed as the task sees it", async () => {
+    harness = await createHarness();
+    const h = harness;
+    writeTree(h.workdir, { "notes.md": "one\ntwo\n", "src/app.js": "let x = 1;\n" });
+    const outside = join(h.root, "outside.txt");
+    writeFileSync(outside, "keep me\n");
+    const home = join(h.root, "home");
+    createStage(home, "s1", h.workdir, 0);
+    const mount = await mountStage(home, "s1");
+    try {
+      const view = { toView: mount.toView, stage: { pid: mount.pid, merged: mount.merged, original: mount.info.original } };
+      const use = (name: string, input: unknown) => ({ content: [{ type: "tool_use" as const, name, input }] });
+      h.api.script(
+        use("write_file", { path: "src/new.js", content: "export {};\n" }),
+        use("edit_file", { path: "notes.md", old_text: "two", new_text: "2" }),
+        use("bash", { command: `rm src/app.js && ln -s ${outside} escape.txt && cat notes.md` }),
+        use("read_file", { path: "src/new.js" }),
+        use("write_file", { path: "escape.txt", content: "overwritten" }),
+        { content: [{ type: "text", text: "done" }] },
+      );
+      const result = await startSession(h.task, { ...h.deps, view });
+      assert.equal(result.status, "done");
+      const results = h.api.requests.slice(1).map((request) => request.body.messages.at(-1).content[0]);
+      assert.match(results[2].content, /one\n2/, "the command sees the staged edit");
+      assert.match(results[3].content, /export \{\};/, "read_file reads the stage");
+      assert.equal(results[4].is_error, true, "the link leads outside the workdir: that write asks, and nobody can approve here");
+      assert.equal(readFileSync(outside, "utf8"), "keep me\n");
+      assert.equal(readFileSync(join(h.workdir, "notes.md"), "utf8"), "one\ntwo\n");
+      assert.ok(existsSync(join(h.workdir, "src", "app.js")));
+      assert.ok(!existsSync(join(h.workdir, "src", "new.js")));
+      assert.deepEqual(stageChanges(home, mount).map((change) => `${change.kind} ${change.path}`), ["added escape.txt", "modified notes.md", "deleted src/app.js", "added src/new.js"]);
+    } finally {
+      await mount.close();
+    }
+  });
+});

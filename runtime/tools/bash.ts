@@ -34,7 +34,7 @@ export function createBashTool(sandbox: Sandbox, options: BashToolOptions) {
       timeout_seconds: z.number().int().min(1).max(limit).optional(),
     }),
     access: ({ command }, { workdir }) => [{ kind: "command", command }, ...pathArguments(command, workdir, options.userHome)],
-    async execute({ command, timeout_seconds }, { workdir, signal, writable, readOnly, permissions }) {
+    async execute({ command, timeout_seconds }, { workdir, signal, writable, readOnly, permissions, view }) {
       const probe = await sandbox.probe();
       if (!probe.ok) throw new ToolError(`bash is unavailable: ${probe.problem}`);
       // Blocked hosts are reported after the output: an HTTPS client only says "403" and not why.
@@ -63,6 +63,7 @@ export function createBashTool(sandbox: Sandbox, options: BashToolOptions) {
           maxOutputBytes: options.maxOutputBytes,
           signal,
           ...(registration ? { sessionKey: registration.key } : {}),
+          ...(view ? { stage: view.stage } : {}),
         });
       } finally {
         registration?.release();

@@ -15,14 +15,15 @@ export function createListFilesTool() {
       path: z.string().optional().describe("Folder relative to the working directory; default ."),
       depth: z.number().int().min(1).max(10).optional().describe("Levels to descend; default 2"),
     }),
-    access: ({ path = "." }, { workdir }) => [{ kind: "read", path: realPath(workdir, path) }],
-    async execute({ path = ".", depth = 2 }, { workdir, paths, signal }) {
-      const root = resolvePath(workdir, path, paths);
+    access: ({ path = "." }, { workdir, view }) => [{ kind: "read", path: realPath(workdir, path, view) }],
+    async execute({ path = ".", depth = 2 }, { workdir, paths, signal, view }) {
+      const root = resolvePath(workdir, path, paths, "read", view);
+      const at = (folder: string) => (view ? view.toView(folder) : folder);
       const lines: string[] = [];
       let more = false;
       const walk = async (folder: string, level: number): Promise<void> => {
         if (signal.aborted) return;
-        const entries = await readdir(folder, { withFileTypes: true }).catch((error: NodeJS.ErrnoException) => {
+        const entries = await readdir(at(folder), { withFileTypes: true }).catch((error: NodeJS.ErrnoException) => {
           if (folder === root) throw new ToolError(`${path}: ${error.code === "ENOTDIR" ? "not a folder" : "no such folder"}`);
           return [];
         });

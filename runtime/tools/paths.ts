@@ -30,8 +30,8 @@ export function isSecretFileName(name: string): boolean {
  * neither read nor written, Nightshift's own settings are not written. Where else a tool may go is
  * the permission policy's call, checked before the tool starts.
  */
-export function resolvePath(workdir: string, path: string, rules: PathRules = NO_RULES, access: "read" | "write" = "read"): string {
-  const real = realPathOfNearest(resolve(workdir, path));
+export function resolvePath(workdir: string, path: string, rules: PathRules = NO_RULES, access: "read" | "write" = "read", view?: PathView): string {
+  const real = view ? realPathInView(resolve(workdir, path), view) : realPathOfNearest(resolve(workdir, path));
   const shown = isAbsolute(path) || real === resolve(workdir, path) ? real : `${path} (${real})`;
   if (isSecretFileName(basename(real)) || [...rules.hidden, ...(rules.toolsHidden ?? [])].some((hidden) => within(real, hidden))) {
     throw new PermissionDenied(`${shown} holds secrets; Nightshift never lets the agent read or write it.`);
@@ -43,8 +43,47 @@ export function resolvePath(workdir: string, path: string, rules: PathRules = NO
 }
 
 /** The real path without the floor checks, for listing what a call will touch; never throws for missing files. */
-export function realPath(workdir: string, path: string): string {
-  return realPathOfNearest(resolve(workdir, path));
+export function realPath(workdir: string, path: string, view?: PathView): string {
+  return view ? realPathInView(resolve(workdir, path), view) : realPathOfNearest(resolve(workdir, path));
+}
+
+/**
+ * A staged copy (runtime/stage/overlay.ts): paths are the task's, as it sees them, but what lies in
+ * the folder is read at `toView(path)`. Resolution follows the view's symlinks (one the task made
+ * points wherever it points), by hand: realpath(3) through /proc/<pid>/root would leave the view.
+ */
+export interface PathView {
+  toView(path: string): string;
+}
+
+/** The path as the task sees it, with every symlink of the view followed; a missing rest is appended. */
+function realPathInView(target: string, view: PathView): string {
+  const parts = target.split(sep).filter(Boolean);
+  let resolved: string = sep;
+  for (let hops = 0; parts.length > 0; ) {
+    const part = parts.shift()!;
+    if (part === ".") continue;
+    if (part === "..") {
+      resolved = dirname(resolved);
+      continue;
+    }
+    const next = join(resolved, part);
+    let info;
+    try {
+      info = lstatSync(view.toView(next));
+    } catch {
+      return join(next, ...parts); // nothing below a missing name can be a link
+    }
+    if (!info.isSymbolicLink()) {
+      resolved = next;
+      continue;
+    }
+    if (++hops > 40) throw new PermissionDenied(`${target}: too many levels of symbolic links`);
+    const link = readlinkSync(view.toView(next));
+    parts.unshift(...link.split(sep).filter(Boolean));
+    if (isAbsolute(link)) resolved = sep;
+  }
+  return resolved;
 }
 
 export function within(path: string, parent: string): boolean {

@@ -16,15 +16,16 @@ export function createReadFileTool() {
       offset: z.number().int().min(1).optional().describe("First line to read (1-based)"),
       limit: z.number().int().min(1).max(MAX_LINES).optional().describe("Number of lines"),
     }),
-    access: ({ path }, { workdir }) => [{ kind: "read", path: realPath(workdir, path) }],
-    async execute({ path, offset = 1, limit = MAX_LINES }, { workdir, paths }) {
-      const real = resolvePath(workdir, path, paths);
-      const info = await stat(real).catch(() => undefined);
+    access: ({ path }, { workdir, view }) => [{ kind: "read", path: realPath(workdir, path, view) }],
+    async execute({ path, offset = 1, limit = MAX_LINES }, { workdir, paths, view }) {
+      const real = resolvePath(workdir, path, paths, "read", view);
+      const at = view ? view.toView(real) : real;
+      const info = await stat(at).catch(() => undefined);
       if (!info) throw new ToolError(`${path}: no such file`);
       if (info.isDirectory()) throw new ToolError(`${path} is a directory; use list_files`);
       if (!info.isFile()) throw new ToolError(`${path} is not a regular file (a pipe, socket or device); it cannot be read`);
       if (info.size > MAX_FILE_BYTES) throw new ToolError(`${path} is ${info.size} bytes, over the ${MAX_FILE_BYTES / 1_000_000} MB read limit; look at part of it with bash (head, tail, grep)`);
-      const buffer = await readFile(real);
+      const buffer = await readFile(at);
       if (buffer.subarray(0, 8192).includes(0)) throw new ToolError(`${path} is a binary file (${info.size} bytes); it cannot be shown as text`);
       const lines = buffer.toString("utf8").split("\n");
       if (lines.at(-1) === "") lines.pop();

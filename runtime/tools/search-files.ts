@@ -20,16 +20,16 @@ export function createSearchFilesTool(sandbox: Sandbox) {
       glob: z.string().optional().describe("Only files matching, e.g. *.ts"),
       ignore_case: z.boolean().optional(),
     }),
-    access: ({ path = "." }, { workdir }) => [{ kind: "read", path: realPath(workdir, path) }],
-    async execute({ pattern, path = ".", glob, ignore_case }, { workdir, signal, paths }) {
-      const target = resolvePath(workdir, path, paths);
+    access: ({ path = "." }, { workdir, view }) => [{ kind: "read", path: realPath(workdir, path, view) }],
+    async execute({ pattern, path = ".", glob, ignore_case }, { workdir, signal, paths, view }) {
+      const target = resolvePath(workdir, path, paths, "read", view);
       const probe = await sandbox.probe();
       if (!probe.ok) throw new ToolError(`search_files is unavailable: ${probe.problem}`);
       const args = ["rg", "--no-config", "--line-number", "--no-heading", "--color=never", "--max-columns=300", "--max-count=50"];
       if (ignore_case) args.push("--ignore-case");
       if (glob) args.push(`--glob=${glob}`);
       args.push("--regexp", pattern, "--", target === workdir ? "." : target);
-      const result = await sandbox.run(args.map(quote).join(" "), { cwd: workdir, timeoutMs: TIME_LIMIT_MS, maxOutputBytes: MAX_OUTPUT, signal });
+      const result = await sandbox.run(args.map(quote).join(" "), { cwd: workdir, timeoutMs: TIME_LIMIT_MS, maxOutputBytes: MAX_OUTPUT, signal, ...(view ? { stage: view.stage } : {}) });
       const output = result.output.replaceAll(workdir + "/", "");
       if (result.exitCode === 127) throw new ToolError("ripgrep (rg) is not installed; install it (apt-get install ripgrep) or use bash with grep");
       if (result.exitCode === 1 && !output.trim()) return "no matches";

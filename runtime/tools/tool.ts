@@ -2,7 +2,12 @@ import type { Tool as ApiTool } from "@anthropic-ai/sdk/resources/messages";
 import { z } from "zod";
 import type { SpecialistReport } from "../events.ts";
 import type { PermissionRequest } from "../policy/policy.ts";
-import type { PathRules } from "./paths.ts";
+import type { PathRules, PathView } from "./paths.ts";
+import type { StagedView } from "../sandbox/sandbox.ts";
+
+export interface WorkdirView extends PathView {
+  stage: StagedView;
+}
 
 export interface ToolContext {
   /** The task's working directory: absolute and real (symlinks resolved). */
@@ -19,6 +24,11 @@ export interface ToolContext {
   permissions: PermissionChecker;
   /** The session this call belongs to. */
   session?: string;
+  /**
+   * The workdir is a staged copy: paths stay the task's, their contents are read and written at
+   * `toView(path)`, and commands run in the stage (runtime/stage/overlay.ts).
+   */
+  view?: WorkdirView;
   /** True once this session has read a web page or an MCP tool's result: what it notes from then on is kept as untrusted. */
   webSeen?(): boolean;
   /** Runs specialists for this call (the main agent's sessions only: specialists cannot consult). */
@@ -53,7 +63,7 @@ export interface Tool<Input = unknown> {
    */
   resumable?: boolean;
   /** What the call will touch, checked against the policy before it starts (real paths, the command line, the host). */
-  access?(input: Input, context: Pick<ToolContext, "workdir" | "paths">): PermissionRequest[];
+  access?(input: Input, context: Pick<ToolContext, "workdir" | "paths" | "view">): PermissionRequest[];
 }
 
 export function defineTool<Schema extends z.ZodType>(tool: {
@@ -63,7 +73,7 @@ export function defineTool<Schema extends z.ZodType>(tool: {
   inputSchema?: Record<string, unknown>;
   execute(input: z.output<Schema>, context: ToolContext): Promise<string | ToolOutput>;
   resumable?: boolean;
-  access?(input: z.output<Schema>, context: Pick<ToolContext, "workdir" | "paths">): PermissionRequest[];
+  access?(input: z.output<Schema>, context: Pick<ToolContext, "workdir" | "paths" | "view">): PermissionRequest[];
 }): Tool {
   return tool as unknown as Tool;
 }

@@ -12,13 +12,14 @@ export function createWriteFileTool() {
       path: z.string().describe("Relative to the working directory"),
       content: z.string(),
     }),
-    access: ({ path }, { workdir }) => [{ kind: "write", path: realPath(workdir, path) }],
-    async execute({ path, content }, { workdir, paths }) {
-      const real = resolvePath(workdir, path, paths, "write");
-      const existing = await lstat(real).catch(() => undefined);
+    access: ({ path }, { workdir, view }) => [{ kind: "write", path: realPath(workdir, path, view) }],
+    async execute({ path, content }, { workdir, paths, view }) {
+      const real = resolvePath(workdir, path, paths, "write", view);
+      const at = view ? view.toView(real) : real;
+      const existing = await lstat(at).catch(() => undefined);
       if (existing && !existing.isFile()) throw new ToolError(`${path} exists and is not a regular file; choose another path`);
-      await mkdir(dirname(real), { recursive: true });
-      await writeFile(real, content);
+      await mkdir(dirname(at), { recursive: true });
+      await writeFile(at, content);
       return `wrote ${Buffer.byteLength(content)} bytes to ${display(workdir, real)}`;
     },
   });
