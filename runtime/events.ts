@@ -36,6 +36,11 @@ export interface TaskSpec {
   specialists?: string[];
   /** How many review rounds (default: config `specialists.review_rounds`). */
   review_rounds?: number;
+  /**
+   * The task works on a staged copy of `workdir` (runtime/stage/overlay.ts): nothing reaches the
+   * folder until the person applies the changes.
+   */
+  stage?: boolean;
   /** Set for a specialist's own session: whose question it answers. */
   parent?: { session: string; specialist: string };
 }

@@ -6,7 +6,8 @@ import { dirname, join, resolve } from "node:path";
 import type { Clock } from "./clock.ts";
 import { expandHome, requireApiKey, sandboxBackend, type LoadedConfig, type ResolvedRole, type RoleName } from "./config.ts";
 import type { SessionEvent, TaskSpec } from "./events.ts";
-import { PermissionDenied } from "./errors.ts";
+import { PermissionDenied, SandboxUnavailable } from "./errors.ts";
+import { createStage, mountStage, readStage } from "./stage/overlay.ts";
 import { createDailySpend, type DailySpend } from "./daily-spend.ts";
 import { BUILTIN_TOOL_NAMES, loadAgents } from "./specialists/agents.ts";
 import { createSpecialistRunner } from "./specialists/run.ts";
@@ -40,6 +41,7 @@ import {
   type NetworkRegistry,
   type Tool,
   type ToolContext,
+  type WorkdirView,
 } from "./tools/index.ts";
 import type { PathRules } from "./tools/paths.ts";
 import { blockedAddressReason, reachesThisMachine } from "./tools/web-fetch.ts";
@@ -216,6 +218,9 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
         label: agent.name,
         pool,
       });
+      // A specialist of a staged task reads and runs commands in the same staged copy.
+      const parentView = stageViews.get(task.parent!.session);
+      if (parentView) deps.view = parentView;
       try {
         return existing[0]?.type === "session_start" ? await resumeSession(deps, signal) : await startSession(task, deps, signal);
       } finally {
@@ -225,6 +230,37 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
   });
   /** Each running top-level session's emit, for its specialists' events. */
   const childEmit = new Map<string, RunOptions["emit"]>();
+  /** Each running staged session's view, which its specialists share. */
+  const stageViews = new Map<string, WorkdirView>();
+
+  /**
+   * A staged task's copy (runtime/stage/overlay.ts): made at its first start, mounted for each run
+   * and shared by its specialists; what the task wrote stays under state/stages/<id>/ between runs.
+   * Only bubblewrap can enter the copy's namespace; elsewhere a staged task is refused, never run
+   * on the folder itself.
+   */
+  const withStage = async (id: string, task: TaskSpec, deps: SessionDeps & { release(): Promise<void> }) => {
+    if (!task.stage) return deps;
+    try {
+      if (backend !== "bwrap") throw new SandboxUnavailable(`task ${id} works on a staged copy of ${task.workdir}, which needs the bwrap sandbox on Linux (this one is ${backend})`);
+      if (!readStage(home, id)) createStage(home, id, task.workdir, clock.now());
+      const mount = await mountStage(home, id);
+      const view: WorkdirView = { toView: mount.toView, stage: { pid: mount.pid, merged: mount.merged, original: mount.info.original } };
+      stageViews.set(id, view);
+      return {
+        ...deps,
+        view,
+        release: async () => {
+          stageViews.delete(id);
+          await deps.release();
+          await mount.close();
+        },
+      };
+    } catch (error) {
+      await deps.release();
+      throw error;
+    }
+  };
 
   const depsFor = async (id: string, model: string, emit?: RunOptions["emit"], child?: ChildOptions): Promise<SessionDeps & { release(): Promise<void> }> => {
     const role = isRole(model) ? loaded.roles[model] : loaded.roles.main;
@@ -274,7 +310,7 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
     sessionsDir,
     newSessionId: () => newSessionId(clock.now()),
     async start(id, task, runOptions = {}) {
-      const deps = await depsFor(id, task.model, runOptions.emit);
+      const deps = await withStage(id, task, await depsFor(id, task.model, runOptions.emit));
       try {
         return await startSession(task, deps, runOptions.signal);
       } finally {
@@ -284,7 +320,8 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
     async resume(id, runOptions = {}) {
       const first = (await readSessionLog(join(sessionsDir, `${id}.jsonl`)))[0];
       const model = first?.type === "session_start" ? first.task.model : "main";
-      const deps = await depsFor(id, model, runOptions.emit);
+      const plain = await depsFor(id, model, runOptions.emit);
+      const deps = first?.type === "session_start" ? await withStage(id, first.task, plain) : plain;
       try {
         return await resumeSession(deps, runOptions.signal);
       } finally {
@@ -298,7 +335,7 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
       // Taken in already (a crash after it was written, or after the session it started ended): resume, never add it twice.
       const lastEnd = events.findLastIndex((event) => event.type === "session_end");
       const taken = events.some((event, index) => event.type === "user" && event.text === text && (since !== undefined ? event.at >= since : index > lastEnd));
-      const deps = await depsFor(id, first.task.model, runOptions.emit);
+      const deps = await withStage(id, first.task, await depsFor(id, first.task.model, runOptions.emit));
       try {
         return taken ? await resumeSession(deps, runOptions.signal) : await continueSession(text, deps, runOptions.signal);
       } finally {

@@ -5,10 +5,11 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { createStage, discardStage, mountStage, stageChanges, stageDir } from "../runtime/stage/overlay.ts";
 import { tempDir, writeTree } from "./support/home.ts";
-import { findOnPath, isCi } from "./support/prerequisites.ts";
+import { findOnPath, isCi, needs } from "./support/prerequisites.ts";
 import { createBwrapSandbox, createUnsandboxed } from "../runtime/sandbox/index.ts";
 import { startSession } from "../runtime/loop.ts";
 import { createHarness, type Harness } from "./support/session.ts";
+import { createRuntimeHarness, type RuntimeHarness } from "./support/runtime-harness.ts";
 
 /** Whether this machine mounts overlays in user namespaces (Linux 5.11+, util-linux); CI must. */
 async function overlaySupport(): Promise<string | undefined> {
@@ -175,5 +176,35 @@ describe("a session in a staged copy", { skip: unsupported ?? (findOnPath("bwrap
     } finally {
       await mount.close();
     }
+  });
+});
+
+describe("the runtime with a staged task", { skip: unsupported ?? (findOnPath("bwrap") ? undefined : "needs bwrap") }, () => {
+  let h: RuntimeHarness | undefined;
+  after(async () => h?.close());
+
+  it("keeps the task's writes in its staged copy across a restart", async () => {
+    h = await createRuntimeHarness();
+    writeFileSync(join(h.workdir, "todo.md"), "- ship\n");
+    const use = (name: string, input: unknown) => ({ content: [{ type: "tool_use" as const, name, input }] });
+    h.api.script(use("bash", { command: "echo '- test' >> todo.md && touch made.txt" }), { content: [{ type: "text", text: "done" }] });
+    const id = h.runtime.newSessionId();
+    assert.equal((await h.runtime.start(id, h.task({ stage: true }))).status, "done");
+    assert.equal(readFileSync(join(h.workdir, "todo.md"), "utf8"), "- ship\n", "the folder is untouched");
+    assert.ok(!existsSync(join(h.workdir, "made.txt")));
+    assert.equal(readFileSync(join(stageDir(h.home, id), "upper", "todo.md"), "utf8"), "- ship\n- test\n");
+
+    await h.restart();
+    h.api.script(use("read_file", { path: "todo.md" }), { content: [{ type: "text", text: "read" }] });
+    assert.equal((await h.runtime.continue(id, "What does todo.md say now?")).status, "done");
+    const read = h.api.requests.at(-1)!.body.messages.at(-1).content[0];
+    assert.match(read.content, /- ship\n.*- test/s, "the continued task sees its own staged copy");
+  });
+
+  it("refuses a staged task under a sandbox that cannot enter the copy, rather than run it on the folder", needs("srt"), async () => {
+    await h?.close();
+    h = await createRuntimeHarness({ sandbox: "srt" });
+    await assert.rejects(h.runtime.start(h.runtime.newSessionId(), h.task({ stage: true })), /works on a staged copy of .*, which needs the bwrap sandbox on Linux \(this one is srt\)/);
+    assert.equal(h.api.requests.length, 0, "no model call");
   });
 });
