@@ -38,6 +38,8 @@ const HELP = `nightshift: a personal agent runtime
   nightshift mcp approve NAME      pin the server's tool definitions; a tool that changes later is withheld
   nightshift skills add PATH|URL   install an Agent Skill from a folder or .tar.gz/.zip (a URL: HTTPS): shows its files and red flags, pins its hash
   nightshift skills list|approve NAME|remove NAME   the skills and their state; approve one after a change; move one aside
+  nightshift changes ID            what a task with a staged copy changed, with the diff
+  nightshift apply ID | discard ID put those changes into the folder (merging your own edits) | throw them away
   nightshift doctor                check Node, folders, sandbox, model endpoints; each problem with its fix
   nightshift config schema         print the JSON Schema of config.yaml
 
@@ -206,6 +208,15 @@ async function main(argv: string[]): Promise<number> {
       if (command === "deny" && !rest[0]) throw new UsageError("nightshift deny needs the approval id (nightshift approve lists them)");
       const { answerCommand } = await import("./approve.ts");
       const { text, code } = await answerCommand(command, rest[0], { ...(values.task ? { task: true } : {}), ...(values.reason ? { reason: values.reason } : {}) }, resolveHome(env));
+      return print(text, code);
+    }
+    case "changes":
+    case "apply":
+    case "discard": {
+      if (rest.length > 1) throw new UsageError(`nightshift ${command} takes one task id`);
+      const { applyCommand, changesCommand, discardCommand } = await import("./changes.ts");
+      const home = resolveHome(env);
+      const { text, code } = command === "changes" ? await changesCommand(home, rest[0]) : command === "apply" ? await applyCommand(home, rest[0]) : discardCommand(home, rest[0]);
       return print(text, code);
     }
     case "skills": {

@@ -4,6 +4,7 @@ import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSy
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { planApply, readPlan, runApply } from "../runtime/stage/apply.ts";
+import { applyCommand, changesCommand, discardCommand } from "../cli/changes.ts";
 import { createStage, discardStage, mountStage, stageChanges, stageDir } from "../runtime/stage/overlay.ts";
 import { tempDir, writeTree } from "./support/home.ts";
 import { findOnPath, isCi, needs } from "./support/prerequisites.ts";
@@ -200,6 +201,28 @@ describe("the runtime with a staged task", { skip: unsupported ?? (findOnPath("b
     assert.equal((await h.runtime.continue(id, "What does todo.md say now?")).status, "done");
     const read = h.api.requests.at(-1)!.body.messages.at(-1).content[0];
     assert.match(read.content, /- ship\n.*- test/s, "the continued task sees its own staged copy");
+  });
+
+  it("shows the changes with a diff, applies them, and discards another task's, from the command line", async () => {
+    h = await createRuntimeHarness();
+    writeFileSync(join(h.workdir, "app.js"), "const a = 1;\nconst b = 2;\n");
+    const use = (name: string, input: unknown) => ({ content: [{ type: "tool_use" as const, name, input }] });
+    h.api.script(use("edit_file", { path: "app.js", old_text: "const b = 2;", new_text: "const b = 3;" }), { content: [{ type: "text", text: "done" }] });
+    const id = h.runtime.newSessionId();
+    await h.runtime.start(id, h.task({ stage: true }));
+    const changes = await changesCommand(h.home, id);
+    assert.match(changes.text, new RegExp(`^Task ${id} changed 1 file in its staged copy of .*:\nM app\\.js \\(\\+1 −1\\)\n\ndiff --git a/app\\.js b/app\\.js\n--- a/app\\.js\n\\+\\+\\+ b/app\\.js\n@@ -1,2 \\+1,2 @@\n const a = 1;\n-const b = 2;\n\\+const b = 3;\n`));
+    const applied = await applyCommand(h.home, id);
+    assert.equal(applied.code, 0, applied.text);
+    assert.match(applied.text, /^applied 1 change to /);
+    assert.equal(readFileSync(join(h.workdir, "app.js"), "utf8"), "const a = 1;\nconst b = 3;\n");
+    await assert.rejects(changesCommand(h.home, id), /has no staged copy/);
+
+    h.api.script(use("write_file", { path: "junk.txt", content: "x" }), { content: [{ type: "text", text: "done" }] });
+    const other = h.runtime.newSessionId();
+    await h.runtime.start(other, h.task({ stage: true }));
+    assert.match(discardCommand(h.home, other).text, /^Discarded task .*'s staged changes; .* was never touched\.$/);
+    assert.ok(!existsSync(join(h.workdir, "junk.txt")));
   });
 
   it("refuses a staged task under a sandbox that cannot enter the copy, rather than run it on the folder", needs("srt"), async () => {

@@ -1,0 +1,147 @@
+/**
+ * `nightshift changes ID`, `nightshift apply ID`, `nightshift discard ID`: what a staged task
+ * changed, with the diff; putting it into the folder; throwing it away. Apply and discard take the
+ * task's session lock, so they never run while the task does.
+ */
+
+import { mkdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { lineDiff } from "../runtime/line-diff.ts";
+import { lockSession } from "../runtime/session-lock.ts";
+import { planApply, readPlan, runApply, type ApplyPlan } from "../runtime/stage/apply.ts";
+import { discardStage, mountStage, readStage, stageChanges, stageDir, type Change, type StageMount } from "../runtime/stage/overlay.ts";
+import { UsageError } from "./usage.ts";
+
+export interface ChangesResult {
+  text: string;
+  code: number;
+}
+
+function lockTask(home: string, id: string, doing: string): () => void {
+  mkdirSync(join(home, "sessions"), { recursive: true });
+  return lockSession(join(home, "sessions", `${id}.jsonl`), process.pid, `task ${id}`, `wait until it finishes (or cancel it), then ${doing}`);
+}
+
+function staged(home: string, id: string | undefined, command: string) {
+  if (!id) throw new UsageError(`nightshift ${command} needs the task's id (nightshift status lists them)`);
+  const info = readStage(home, id);
+  if (!info) throw new UsageError(`task ${id} has no staged copy (it worked in its folder directly, or its changes were applied or discarded)`);
+  return info;
+}
+
+/** One line per change: `M src/app.js (+3 −1)`, `R old → new`, `D gone.txt`, `A new.txt (+12)`. */
+export function changeLines(changes: readonly Change[]): string[] {
+  const letter = { added: "A", modified: "M", deleted: "D", renamed: "R" } as const;
+  return changes.map((change) => {
+    const counts = change.binary ? " (binary)" : change.added || change.removed ? ` (+${change.added ?? 0} −${change.removed ?? 0})` : "";
+    const what = change.type === "symlink" ? " (link)" : change.type === "dir" ? "/" : "";
+    return `${letter[change.kind]} ${change.from ? `${change.from} → ` : ""}${change.path}${what}${counts}`;
+  });
+}
+
+/** A unified diff of the changes, three lines of context, for a person to read (and `git apply` to take). */
+export function unifiedDiff(mount: StageMount, changes: readonly Change[]): string {
+  const out: string[] = [];
+  const read = (path: string | undefined) => (path === undefined ? "" : readFileSync(path, "utf8"));
+  for (const change of changes) {
+    if (change.type !== "file") {
+      out.push(`diff --nightshift a/${change.path} b/${change.path}`, `(${change.kind} ${change.type})`);
+      continue;
+    }
+    const before = change.kind === "added" ? undefined : join(mount.info.original, change.from ?? change.path);
+    const after = change.kind === "deleted" ? undefined : join(mount.view, change.path);
+    out.push(`diff --git a/${change.from ?? change.path} b/${change.path}`);
+    if (change.kind === "renamed") out.push(`rename from ${change.from}`, `rename to ${change.path}`);
+    if (change.binary) {
+      out.push("Binary files differ");
+      continue;
+    }
+    const lines = lineDiff(read(before), read(after));
+    if (!lines) {
+      out.push("(too long to show line by line)");
+      continue;
+    }
+    if (!lines.some((line) => line.op !== "same")) continue;
+    out.push(`--- ${before ? `a/${change.from ?? change.path}` : "/dev/null"}`, `+++ ${after ? `b/${change.path}` : "/dev/null"}`);
+    out.push(...hunks(lines));
+  }
+  return out.join("\n") + (out.length ? "\n" : "");
+}
+
+function hunks(lines: NonNullable<ReturnType<typeof lineDiff>>): string[] {
+  const out: string[] = [];
+  const changed = lines.map((line, index) => (line.op === "same" ? -1 : index)).filter((index) => index >= 0);
+  let i = 0;
+  while (i < changed.length) {
+    let start = Math.max(0, changed[i]! - 3);
+    let end = Math.min(lines.length, changed[i]! + 4);
+    while (i + 1 < changed.length && changed[i + 1]! - 3 <= end) end = Math.min(lines.length, changed[++i]! + 4);
+    i++;
+    const slice = lines.slice(start, end);
+    const oldStart = lines.slice(0, start).filter((line) => line.op !== "add").length + 1;
+    const newStart = lines.slice(0, start).filter((line) => line.op !== "remove").length + 1;
+    const oldCount = slice.filter((line) => line.op !== "add").length;
+    const newCount = slice.filter((line) => line.op !== "remove").length;
+    out.push(`@@ -${oldCount ? oldStart : oldStart - 1},${oldCount} +${newCount ? newStart : newStart - 1},${newCount} @@`);
+    for (const line of slice) out.push(`${line.op === "same" ? " " : line.op === "add" ? "+" : "-"}${line.text}`);
+    start = end;
+  }
+  return out;
+}
+
+export async function changesCommand(home: string, id: string | undefined): Promise<ChangesResult> {
+  const info = staged(home, id, "changes");
+  const mount = await mountStage(home, info.id);
+  try {
+    const changes = stageChanges(home, mount);
+    if (changes.length === 0) return { text: `Task ${info.id} changed nothing in ${info.original}.`, code: 0 };
+    return { text: [`Task ${info.id} changed ${changes.length} file${changes.length === 1 ? "" : "s"} in its staged copy of ${info.original}:`, ...changeLines(changes), "", unifiedDiff(mount, changes).trimEnd(), "", `Apply: nightshift apply ${info.id}    Discard: nightshift discard ${info.id}`].join("\n"), code: 0 };
+  } finally {
+    await mount.close();
+  }
+}
+
+/** Applies, or finishes an apply a kill interrupted; the copy is dropped once nothing of it is left to apply. */
+export async function applyCommand(home: string, id: string | undefined): Promise<ChangesResult> {
+  const info = staged(home, id, "apply");
+  const unlock = lockTask(home, info.id, "apply");
+  try {
+    let plan: ApplyPlan | undefined = readPlan(home, info.id);
+    const resumed = plan !== undefined && plan.done < plan.steps.length;
+    if (!plan || !resumed) {
+      const mount = await mountStage(home, info.id);
+      try {
+        plan = planApply(home, mount);
+      } finally {
+        await mount.close();
+      }
+    }
+    plan = runApply(home, info.id);
+    const lines = [`${resumed ? "Finished an apply that was interrupted: " : ""}applied ${plan.steps.length} change${plan.steps.length === 1 ? "" : "s"} to ${info.original}.`];
+    if (plan.merged.length) lines.push(`Merged with your own edits: ${plan.merged.join(", ")}.`);
+    if (plan.conflicts.length) {
+      lines.push("Not applied (your folder keeps its version):", ...plan.conflicts.map((conflict) => `  ${conflict.path}: ${conflict.reason}`));
+      lines.push(`The task's versions stay in ${join(stageDir(home, info.id), "upper")}; take what you want by hand, then: nightshift discard ${info.id}`);
+      return { text: lines.join("\n"), code: 1 };
+    }
+    discardStage(home, info.id);
+    return { text: lines.join("\n"), code: 0 };
+  } finally {
+    unlock();
+  }
+}
+
+export function discardCommand(home: string, id: string | undefined): ChangesResult {
+  const info = staged(home, id, "discard");
+  const plan = readPlan(home, info.id);
+  if (plan && plan.done > 0 && plan.done < plan.steps.length) {
+    return { text: `An apply of task ${info.id} was interrupted after ${plan.done} of ${plan.steps.length} changes; finish it first: nightshift apply ${info.id}`, code: 1 };
+  }
+  const unlock = lockTask(home, info.id, "discard");
+  try {
+    discardStage(home, info.id);
+  } finally {
+    unlock();
+  }
+  return { text: `Discarded task ${info.id}'s staged changes; ${info.original} was never touched.`, code: 0 };
+}
