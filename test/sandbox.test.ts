@@ -376,7 +376,9 @@ describe("output after the command exits", { concurrency: true }, () => {
   // A child that calls setsid leaves the process group, so only the unsandboxed runner lets it
   // outlive the command (bwrap's pid namespace ends it); it keeps the output pipe open.
   test("giving up on pipes a leftover process holds open marks the output incomplete", async () => {
-    const result = await createUnsandboxed({ env: baseEnv }).run("echo early; setsid sh -c 'sleep 1; echo late' &", limits(tempDir()));
+    // The command waits until the child has left its group (touch runs after setsid): were it to exit
+    // first, the group kill at its exit would end the child, and nothing would hold the pipe.
+    const result = await createUnsandboxed({ env: baseEnv }).run("echo early; setsid sh -c 'touch left; sleep 1; echo late' & until [ -e left ]; do sleep 0.01; done", limits(tempDir()));
     assert.equal(result.exitCode, 0);
     assert.equal(result.output, "early\n");
     assert.equal(result.incomplete, true);
@@ -391,8 +393,9 @@ describe("output after the command exits", { concurrency: true }, () => {
   test("output dropped beyond the cap does not keep the wait going", async () => {
     // Writes past the cap every 0.1 s for 2 s after the command exited: were each dropped chunk to
     // restart the wait, the pipe would close on its own at the end and nothing would be missing.
-    // The command fills the cap itself before it exits, so the result does not race the writer's start.
-    const writer = "head -c 1000 /dev/zero; setsid sh -c 'for i in $(seq 20); do head -c 2000 /dev/zero; sleep 0.1; done' &";
+    // The command fills the cap itself, and exits only once the writer has left its group, so the
+    // result races neither the writer's start nor the group kill at the exit.
+    const writer = "head -c 1000 /dev/zero; setsid sh -c 'touch left; for i in $(seq 20); do head -c 2000 /dev/zero; sleep 0.1; done' & until [ -e left ]; do sleep 0.01; done";
     const result = await createUnsandboxed({ env: baseEnv }).run(writer, limits(tempDir(), { maxOutputBytes: 1000 }));
     assert.equal(result.output, "\0".repeat(1000));
     assert.equal(result.incomplete, true);
