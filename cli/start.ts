@@ -5,6 +5,7 @@ import { escapeHtml } from "../bot/format.ts";
 import { openMemory } from "../memory/index.ts";
 import { BUILTIN_TOOL_NAMES, createRuntime, createTraceLogger, loadAgents, lockSession, readSessionLog, readSessionLogFrom, requireApiKey, type Approver, type Clock, type LoadedConfig } from "../runtime/index.ts";
 import { approveReview } from "../runtime/mcp/reviews.ts";
+import { finishInterruptedApplies } from "../runtime/stage/apply.ts";
 import { createDaemon } from "../tasks/daemon.ts";
 import { startControlServer } from "../tasks/control.ts";
 import { htmlToPlain } from "../bot/reports.ts";
@@ -80,6 +81,14 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
   // The probe spawns bubblewrap and socat (tens of ms): it runs while the rest starts, and is
   // awaited only to say how it went in the ready line.
   const probing = runtime.sandbox.probe();
+  // An apply of staged changes that a kill interrupted is finished now: its plan was written whole first.
+  for (const finished of finishInterruptedApplies(home)) {
+    const message = finished.problem
+      ? `the interrupted apply of task ${finished.id}'s staged changes cannot go on: ${finished.problem}`
+      : `finished the apply of task ${finished.id}'s staged changes that was interrupted (${finished.plan!.steps.length} changes in ${finished.plan!.original})`;
+    stderr.write(`! ${message}\n`);
+    trace.warn({ event: "stage_apply_finished", session: finished.id, ...(finished.problem ? { problem: finished.problem } : {}) }, message);
+  }
   const daemon = createDaemon({ home, clock, runtime, state: store, trace, concurrency: config.daemon.concurrency, maxCrashes: config.daemon.max_crashes });
   const memoryService = createMemoryService({ loaded, clock, memory, small: () => runtime.modelFor("small"), tasks: daemon.tasks, approvals: runtime.approvals });
   const unjournal = daemon.watch((id, message) => {

@@ -3,7 +3,7 @@ import { spawnSync } from "node:child_process";
 import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { planApply, readPlan, runApply } from "../runtime/stage/apply.ts";
+import { finishInterruptedApplies, planApply, readPlan, runApply } from "../runtime/stage/apply.ts";
 import { applyCommand, changesCommand, discardCommand } from "../cli/changes.ts";
 import { createStage, discardStage, mountStage, stageChanges, stageDir } from "../runtime/stage/overlay.ts";
 import { tempDir, writeTree } from "./support/home.ts";
@@ -311,7 +311,8 @@ describe("applying a staged copy", { skip: unsupported }, () => {
         const child = spawnSync(process.execPath, [join(import.meta.dirname, "support", "apply-child.ts"), home, `kill${kill}`, String(kill)]);
         assert.equal(child.signal, "SIGKILL");
         assert.equal(readPlan(home, `kill${kill}`)!.done, kill + 1, "the plan says how far it got");
-        runApply(home, `kill${kill}`); // what the next start does
+        const finished = finishInterruptedApplies(home); // what the next start does
+        assert.deepEqual(finished.map((entry) => [entry.id, entry.plan?.done]), [[`kill${kill}`, steps]]);
         assert.deepEqual(snapshot(repo), snapshot(reference.repo), `killed after step ${kill}`);
       } finally {
         await mount.close();

@@ -15,7 +15,7 @@
  */
 
 import { spawnSync } from "node:child_process";
-import { closeSync, copyFileSync, fsyncSync, lstatSync, mkdirSync, openSync, readFileSync, readlinkSync, realpathSync, renameSync, rmSync, rmdirSync, symlinkSync, unlinkSync, writeFileSync, chmodSync } from "node:fs";
+import { closeSync, copyFileSync, readdirSync, fsyncSync, lstatSync, mkdirSync, openSync, readFileSync, readlinkSync, realpathSync, renameSync, rmSync, rmdirSync, symlinkSync, unlinkSync, writeFileSync, chmodSync } from "node:fs";
 import { dirname, join, sep } from "node:path";
 import { stageChanges, stageDir, type Change, type StageMount } from "./overlay.ts";
 
@@ -226,3 +226,27 @@ function realOrUndefined(path: string): string | undefined {
   }
 }
 
+/**
+ * At a start: applies a kill interrupted are finished (their plans were written whole before the
+ * first step). Returns what each one did, or why it could not go on.
+ */
+export function finishInterruptedApplies(home: string): { id: string; plan?: ApplyPlan; problem?: string }[] {
+  const root = join(home, "state", "stages");
+  let ids: string[];
+  try {
+    ids = readdirSync(root);
+  } catch {
+    return [];
+  }
+  const out: { id: string; plan?: ApplyPlan; problem?: string }[] = [];
+  for (const id of ids) {
+    const plan = readPlan(home, id);
+    if (!plan || plan.done >= plan.steps.length) continue;
+    try {
+      out.push({ id, plan: runApply(home, id) });
+    } catch (error) {
+      out.push({ id, problem: (error as Error).message });
+    }
+  }
+  return out;
+}
