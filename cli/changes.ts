@@ -9,8 +9,10 @@ import { join } from "node:path";
 import { lineDiff } from "../runtime/line-diff.ts";
 import { lockSession } from "../runtime/session-lock.ts";
 import { planApply, readPlan, runApply, type ApplyPlan } from "../runtime/stage/apply.ts";
-import { discardStage, mountStage, readStage, stageChanges, stageDir, type Change, type StageMount } from "../runtime/stage/overlay.ts";
+import { changeLines, discardStage, mountStage, readStage, stageChanges, stageDir, type Change, type StageMount } from "../runtime/stage/overlay.ts";
 import { UsageError } from "./usage.ts";
+
+export { changeLines };
 
 export interface ChangesResult {
   text: string;
@@ -27,16 +29,6 @@ function staged(home: string, id: string | undefined, command: string) {
   const info = readStage(home, id);
   if (!info) throw new UsageError(`task ${id} has no staged copy (it worked in its folder directly, or its changes were applied or discarded)`);
   return info;
-}
-
-/** One line per change: `M src/app.js (+3 −1)`, `R old → new`, `D gone.txt`, `A new.txt (+12)`. */
-export function changeLines(changes: readonly Change[]): string[] {
-  const letter = { added: "A", modified: "M", deleted: "D", renamed: "R" } as const;
-  return changes.map((change) => {
-    const counts = change.binary ? " (binary)" : change.added || change.removed ? ` (+${change.added ?? 0} −${change.removed ?? 0})` : "";
-    const what = change.type === "symlink" ? " (link)" : change.type === "dir" ? "/" : "";
-    return `${letter[change.kind]} ${change.from ? `${change.from} → ` : ""}${change.path}${what}${counts}`;
-  });
 }
 
 /** A unified diff of the changes, three lines of context, for a person to read (and `git apply` to take). */

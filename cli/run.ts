@@ -16,6 +16,7 @@ import {
 } from "../runtime/index.ts";
 import { connectDaemon, type DaemonClient } from "../tasks/control.ts";
 import { readTaskFile, taskFromPrompt, toTaskSpec, type TaskFile } from "../tasks/index.ts";
+import { stagedText } from "../tasks/outbox.ts";
 import { progressLine } from "./progress.ts";
 import { createTerminalApprover } from "./terminal-approver.ts";
 import { UsageError } from "./usage.ts";
@@ -128,6 +129,7 @@ function report(result: SessionResult, id: string, io: RunIO): number {
     return 1;
   }
   if (result.answer) io.stdout.write(result.answer.endsWith("\n") ? result.answer : result.answer + "\n");
+  if (result.staged) io.stdout.write(`\n${stagedText(id, result.staged)}\n`);
   if (result.status !== "done") {
     io.stderr.write(`task ${result.status}: ${result.reason ?? "no reason recorded"}\n`);
     if (result.status === "failed") io.stderr.write(`session ${id}; to try again from where it stopped: nightshift run --resume ${id}\n`);

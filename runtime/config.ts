@@ -173,6 +173,10 @@ export const configSchema = z.strictObject({
     max_crashes: z.number().int().min(0).default(3).describe("A task the daemon died under this many times fails instead of resuming"),
     timezone: z.string().optional().describe("IANA time zone for schedules, e.g. Europe/Berlin; default the system's"),
   }).default({ concurrency: 2, max_crashes: 3 }),
+  tasks: z.strictObject({
+    stage: z.enum(["auto", "on", "off"]).default("off")
+      .describe("Work on a staged copy that reaches the folder only with `nightshift apply`: auto = for a task whose workdir is your own folder (not a fresh one under workspace/); on = always; off = never (a task's `stage:` decides)"),
+  }).default({ stage: "off" }),
   inbox: z.strictObject({
     max_bytes: z.number().int().positive().default(256 * 1024).describe("Larger task files are rejected"),
   }).default({ max_bytes: 256 * 1024 }),

@@ -94,6 +94,8 @@ export interface SessionResult {
   turns: number;
   costUsd: number;
   tokens?: EventOf<"session_end">["tokens"];
+  /** A staged task: what it changed in its copy, not yet applied (one line per change). */
+  staged?: { original: string; changes: string[] };
 }
 
 /** Abort reason meaning "stop for now, resume later" (daemon shutdown), as opposed to a cancel. */

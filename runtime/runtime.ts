@@ -7,7 +7,7 @@ import type { Clock } from "./clock.ts";
 import { expandHome, requireApiKey, sandboxBackend, type LoadedConfig, type ResolvedRole, type RoleName } from "./config.ts";
 import type { SessionEvent, TaskSpec } from "./events.ts";
 import { PermissionDenied, SandboxUnavailable } from "./errors.ts";
-import { createStage, mountStage, readStage } from "./stage/overlay.ts";
+import { changeLines, createStage, mountStage, readStage, stageChanges } from "./stage/overlay.ts";
 import { createDailySpend, type DailySpend } from "./daily-spend.ts";
 import { BUILTIN_TOOL_NAMES, loadAgents } from "./specialists/agents.ts";
 import { createSpecialistRunner } from "./specialists/run.ts";
@@ -239,7 +239,8 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
    * Only bubblewrap can enter the copy's namespace; elsewhere a staged task is refused, never run
    * on the folder itself.
    */
-  const withStage = async (id: string, task: TaskSpec, deps: SessionDeps & { release(): Promise<void> }) => {
+  type RunDeps = SessionDeps & { release(): Promise<void>; changes?(): NonNullable<SessionResult["staged"]> };
+  const withStage = async (id: string, task: TaskSpec, deps: RunDeps): Promise<RunDeps> => {
     if (!task.stage) return deps;
     try {
       if (backend !== "bwrap") throw new SandboxUnavailable(`task ${id} works on a staged copy of ${task.workdir}, which needs the bwrap sandbox on Linux (this one is ${backend})`);
@@ -250,6 +251,8 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
       return {
         ...deps,
         view,
+        /** What the copy holds now, for the result: read while it is still mounted. */
+        changes: () => ({ original: mount.info.original, changes: changeLines(stageChanges(home, mount)) }),
         release: async () => {
           stageViews.delete(id);
           await deps.release();
@@ -312,7 +315,7 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
     async start(id, task, runOptions = {}) {
       const deps = await withStage(id, task, await depsFor(id, task.model, runOptions.emit));
       try {
-        return await startSession(task, deps, runOptions.signal);
+        return withChanges(await startSession(task, deps, runOptions.signal), deps);
       } finally {
         await deps.release();
       }
@@ -321,9 +324,9 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
       const first = (await readSessionLog(join(sessionsDir, `${id}.jsonl`)))[0];
       const model = first?.type === "session_start" ? first.task.model : "main";
       const plain = await depsFor(id, model, runOptions.emit);
-      const deps = first?.type === "session_start" ? await withStage(id, first.task, plain) : plain;
+      const deps: RunDeps = first?.type === "session_start" ? await withStage(id, first.task, plain) : plain;
       try {
-        return await resumeSession(deps, runOptions.signal);
+        return withChanges(await resumeSession(deps, runOptions.signal), deps);
       } finally {
         await deps.release();
       }
@@ -337,7 +340,7 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
       const taken = events.some((event, index) => event.type === "user" && event.text === text && (since !== undefined ? event.at >= since : index > lastEnd));
       const deps = await withStage(id, first.task, await depsFor(id, first.task.model, runOptions.emit));
       try {
-        return taken ? await resumeSession(deps, runOptions.signal) : await continueSession(text, deps, runOptions.signal);
+        return withChanges(taken ? await resumeSession(deps, runOptions.signal) : await continueSession(text, deps, runOptions.signal), deps);
       } finally {
         await deps.release();
       }
@@ -350,6 +353,16 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
       await proxy?.close();
     },
   };
+}
+
+/** A staged task's result says what its copy holds (read before the copy is unmounted); a stopped one's does not. */
+function withChanges(result: SessionResult, deps: { changes?(): NonNullable<SessionResult["staged"]> }): SessionResult {
+  if (!deps.changes || result.status === "interrupted") return result;
+  try {
+    return { ...result, staged: deps.changes() };
+  } catch {
+    return result; // the copy could not be read: `nightshift changes` says more
+  }
 }
 
 interface ChildOptions {

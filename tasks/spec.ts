@@ -39,7 +39,15 @@ export function toTaskSpec(file: TaskFile, options: { loaded: LoadedConfig; id: 
     ...(file.plan ? { plan: true } : {}),
     ...(file.specialists?.length ? { specialists: file.specialists } : {}),
     ...(file.review_rounds !== undefined ? { review_rounds: file.review_rounds } : {}),
+    ...(staged(file, loaded, requested !== undefined) ? { stage: true } : {}),
   };
+}
+
+/** The file's `stage:`, else `tasks.stage`: `auto` stages the person's own folder; a fresh one under workspace/ has nothing to lose. */
+function staged(file: TaskFile, loaded: LoadedConfig, ownFolder: boolean): boolean {
+  if (file.stage !== undefined) return file.stage;
+  const setting = loaded.config.tasks.stage;
+  return setting === "on" || (setting === "auto" && ownFolder);
 }
 
 /** A task that names a specialist agents/ lacks is refused now, not half-run later. */

@@ -19,6 +19,8 @@ export interface TaskFile {
   permissions?: { write?: string[]; read?: string[]; commands?: string[]; network?: string[]; tools?: string[] };
   budget?: { max_turns?: number; max_usd?: number; /** milliseconds */ timeout?: number };
   notify?: boolean;
+  /** Work on a staged copy of the workdir (default config `tasks.stage`). */
+  stage?: boolean;
   /** Allowed only in schedules/; the parser accepts it everywhere and the caller decides. */
   schedule?: string;
   priority?: "low" | "normal" | "high";
@@ -58,6 +60,7 @@ const frontMatterSchema = z.strictObject({
   permissions: permissionsSchema.optional(),
   budget: budgetSchema.optional(),
   notify: z.boolean().optional(),
+  stage: z.boolean().optional(),
   schedule: text.optional(),
   priority: z.enum(["low", "normal", "high"]).optional(),
 });

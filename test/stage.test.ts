@@ -5,6 +5,9 @@ import { join } from "node:path";
 import { after, afterEach, before, describe, it } from "node:test";
 import { finishInterruptedApplies, planApply, readPlan, runApply } from "../runtime/stage/apply.ts";
 import { applyCommand, changesCommand, discardCommand } from "../cli/changes.ts";
+import { loadConfig } from "../runtime/config.ts";
+import { parseTaskFile, toTaskSpec } from "../tasks/index.ts";
+import { writeResult } from "../tasks/outbox.ts";
 import { createStage, discardStage, mountStage, stageChanges, stageDir } from "../runtime/stage/overlay.ts";
 import { tempDir, writeTree } from "./support/home.ts";
 import { findOnPath, isCi, needs } from "./support/prerequisites.ts";
@@ -212,7 +215,12 @@ describe("the runtime with a staged task", { skip: unsupported ?? (findOnPath("b
     const use = (name: string, input: unknown) => ({ content: [{ type: "tool_use" as const, name, input }] });
     h.api.script(use("edit_file", { path: "app.js", old_text: "const b = 2;", new_text: "const b = 3;" }), { content: [{ type: "text", text: "done" }] });
     const id = h.runtime.newSessionId();
-    await h.runtime.start(id, h.task({ stage: true }));
+    const result = await h.runtime.start(id, h.task({ stage: true }));
+    assert.deepEqual(result.staged, { original: h.workdir, changes: ["M app.js (+1 −1)"] }, "the result says what the copy holds");
+    const outbox = join(h.root, "outbox");
+    const written = readFileSync(writeResult(outbox, { id, name: "fix.md", title: "Fix", state: "done" } as never, result, 0), "utf8");
+    assert.match(written, /\nstaged_changes: 1\n/);
+    assert.match(written, new RegExp(`## Staged changes, not applied yet\nThe task worked on a copy of .*; nothing reached the folder\. 1 change:\n\n    M app\\.js \\(\\+1 −1\\)\n\nReview with \`nightshift changes ${id}\` \\(the diff\\), then \`nightshift apply ${id}\` or \`nightshift discard ${id}\`\\.`));
     const changes = await changesCommand(h.home, id);
     assert.match(changes.text, new RegExp(`^Task ${id} changed 1 file in its staged copy of .*:\nM app\\.js \\(\\+1 −1\\)\n\ndiff --git a/app\\.js b/app\\.js\n--- a/app\\.js\n\\+\\+\\+ b/app\\.js\n@@ -1,2 \\+1,2 @@\n const a = 1;\n-const b = 2;\n\\+const b = 3;\n`));
     const applied = await applyCommand(h.home, id);
@@ -338,3 +346,29 @@ function snapshot(root: string): string[] {
   walk("");
   return out;
 }
+
+describe("which tasks are staged", () => {
+  it("follows the task file's stage:, else tasks.stage (auto: the person's own folder, not a fresh one)", () => {
+    const dir = tempDir("nightshift-stage-spec-");
+    try {
+      const home = join(dir.path, "home");
+      const folder = join(dir.path, "folder");
+      mkdirSync(folder);
+      const spec = (setting: string, front: string, withFolder: boolean) => {
+        mkdirSync(home, { recursive: true });
+        writeFileSync(join(home, "config.yaml"), setting ? `tasks:\n  stage: ${setting}\n` : "");
+        const loaded = loadConfig({ HOME: dir.path }, home);
+        const file = parseTaskFile("inbox/t.md", `---\ntitle: t\n${withFolder ? `workdir: ${folder}\n` : ""}${front}---\nGo.\n`);
+        return toTaskSpec(file, { loaded, id: `id${Math.random().toString(36).slice(2, 8)}`, fileName: "inbox/t.md", source: "inbox" }).stage === true;
+      };
+      assert.equal(spec("", "", true), false, "off by default until the phone and the dashboard can review");
+      assert.equal(spec("", "stage: true\n", true), true);
+      assert.equal(spec("auto", "", true), true, "auto: the person's own folder");
+      assert.equal(spec("auto", "", false), false, "auto: a fresh folder under workspace/ is not");
+      assert.equal(spec("on", "stage: false\n", true), false, "the task file decides");
+      assert.equal(spec("on", "", false), true);
+    } finally {
+      dir.cleanup();
+    }
+  });
+});

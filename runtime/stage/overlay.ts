@@ -288,3 +288,13 @@ function pairRenames(changes: Change[], mount: StageMount): Change[] {
   }
   return [...changes.filter((change) => !used.has(change)), ...out].sort((a, b) => a.path.localeCompare(b.path));
 }
+
+/** One line per change: `M src/app.js (+3 −1)`, `R old → new`, `D gone.txt`, `A new.txt (+12)`. */
+export function changeLines(changes: readonly Change[]): string[] {
+  const letter = { added: "A", modified: "M", deleted: "D", renamed: "R" } as const;
+  return changes.map((change) => {
+    const counts = change.binary ? " (binary)" : change.added || change.removed ? ` (+${change.added ?? 0} −${change.removed ?? 0})` : "";
+    const what = change.type === "symlink" ? " (link)" : change.type === "dir" ? "/" : "";
+    return `${letter[change.kind]} ${change.from ? `${change.from} → ` : ""}${change.path}${what}${counts}`;
+  });
+}
