@@ -47,6 +47,8 @@ export interface TelegramBotOptions {
   dashboardLink(): { url: string; until: string; local: boolean };
   /** `dashboard.public_url`: task messages link to the task's page there. */
   dashboardUrl?: string;
+  /** A press of Apply or Discard under a staged task's changes (cli/changes.ts). */
+  stagedAction?(id: string, action: "apply" | "discard", by: string): Promise<{ ok: boolean; message: string }>;
   /** A press of "Approve" under an MCP tool review: pins the listing it showed (runtime/mcp/reviews.ts approveReview). */
   approveTools?(server: string, id: string, by: string): { ok: boolean; message: string };
 }
@@ -243,7 +245,7 @@ export function createTelegramBot(options: TelegramBotOptions): TelegramBot {
     const chat = ctx.chat?.id ?? ctx.from.id;
     const message = ctx.callbackQuery.message?.message_id ?? 0;
     const data = ctx.callbackQuery.data;
-    const text = data.startsWith("mt:") ? pressReview(data, chat, message, byOf(ctx)) : approver.press(data, chat, message, byOf(ctx));
+    const text = data.startsWith("st:") ? await pressStaged(data, chat, message, byOf(ctx)) : data.startsWith("mt:") ? pressReview(data, chat, message, byOf(ctx)) : approver.press(data, chat, message, byOf(ctx));
     // Not through the outbox: an answer is only useful within seconds, and a restart makes it stale anyway.
     await ctx.answerCallbackQuery({ text: text.slice(0, 200) }).catch((error: unknown) => log("warn", `could not answer a button press: ${(error as Error).message}`));
   });
@@ -432,6 +434,18 @@ export function createTelegramBot(options: TelegramBotOptions): TelegramBot {
     },
     polled: () => new Promise((resolve) => polledWaiters.push(resolve)),
   };
+
+  /** Apply or Discard under a staged task's changes: the buttons go, and the outcome is the reply. */
+  async function pressStaged(data: string, chat: number, message: number, by: string): Promise<string> {
+    const match = /^st:([A-Za-z0-9_-]{1,40}):(a|d)$/.exec(data);
+    if (!match || !options.stagedAction) return "This button is not from this Nightshift.";
+    const [, id, choice] = match as unknown as [string, string, string];
+    const result = await options.stagedAction(id, choice === "a" ? "apply" : "discard", by).catch((error: unknown) => ({ ok: false, message: (error as Error).message }));
+    outbox.enqueue({ method: "editMessageReplyMarkup", chat_id: chat, params: { message_id: message, reply_markup: { inline_keyboard: [] } } });
+    reply(chat, `${result.ok ? "✅" : "⚠️"} ${escapeHtml(result.message)} (${escapeHtml(by)})`, message);
+    log("info", `staged changes of ${id}: ${choice === "a" ? "apply" : "discard"} pressed by ${by}: ${result.message.split("\n")[0]}`);
+    return result.message.slice(0, 200);
+  }
 
   /** A press under a tool review: approve pins what the message showed; either way the message says who decided. */
   function pressReview(data: string, chat: number, message: number, by: string): string {

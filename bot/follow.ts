@@ -96,6 +96,13 @@ export function createFollower(options: FollowOptions): Follower {
           outbox.enqueue({ method: "sendDocument", chat_id: chat, params: { caption: message.caption, parse_mode: "HTML" }, document: message.document, tag: `result:${id}` });
         } else send(chat, message.text, `result:${id}`, replyTo);
       }
+      // A staged task's changes: the diff as a document, with Apply and Discard under it.
+      if (result.staged) {
+        const staged = stagedMessage(record.id, result.staged);
+        const params = { caption: staged.caption, parse_mode: "HTML", reply_markup: staged.buttons };
+        if (staged.diff) outbox.enqueue({ method: "sendDocument", chat_id: chat, params, document: { filename: `${record.id}.diff`, content: staged.diff }, tag: `result:${id}` });
+        else outbox.enqueue({ method: "sendMessage", chat_id: chat, params: { text: staged.caption, parse_mode: "HTML", reply_markup: staged.buttons }, tag: `result:${id}` });
+      }
     }
     if (entry?.status) {
       // The status message's final state: stored after the result and in the status lane, so it
@@ -179,6 +186,24 @@ export function resultMessages(record: Pick<TaskRecord, "id" | "title">, result:
 }
 
 const TELEGRAM_LIMIT = 4096;
+/** Telegram's limit on a document's caption. */
+const CAPTION_LIMIT = 1024;
+
+/** The summary of a staged task's changes (within a caption's 1,024 characters), its diff, and the two buttons. */
+export function stagedMessage(id: string, staged: NonNullable<SessionResult["staged"]>): { caption: string; diff?: string; buttons: { inline_keyboard: { text: string; callback_data: string }[][] } } {
+  const buttons = { inline_keyboard: [[{ text: "Apply", callback_data: `st:${id}:a` }, { text: "Discard", callback_data: `st:${id}:d` }]] };
+  if (staged.changes.length === 0) return { caption: `📝 <code>${escapeHtml(id)}</code> changed nothing in ${escapeHtml(staged.original)}.`, buttons: { inline_keyboard: [[{ text: "Discard", callback_data: `st:${id}:d` }]] } };
+  const head = `📝 <b>Not applied yet</b>: ${staged.changes.length} change${staged.changes.length === 1 ? "" : "s"} to ${escapeHtml(staged.original)}, made on a copy. The diff is attached.`;
+  const lines: string[] = [];
+  for (const line of staged.changes) {
+    const next = `${head}\n<pre>${escapeHtml([...lines, line].join("\n"))}</pre>`;
+    if (visibleLength(next) > CAPTION_LIMIT - 40) break;
+    lines.push(line);
+  }
+  const more = staged.changes.length - lines.length;
+  const caption = `${head}\n<pre>${escapeHtml(lines.join("\n"))}</pre>${more ? `\n… and ${more} more` : ""}`;
+  return { caption, ...(staged.diff ? { diff: staged.diff } : {}), buttons };
+}
 
 /** What Telegram counts of a fixed line of ours: its text without tags (it has no entities). */
 function visibleLength(html: string): number {

@@ -4,12 +4,11 @@
  * task's session lock, so they never run while the task does.
  */
 
-import { mkdirSync, readFileSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { lineDiff } from "../runtime/line-diff.ts";
 import { lockSession } from "../runtime/session-lock.ts";
 import { planApply, readPlan, runApply, type ApplyPlan } from "../runtime/stage/apply.ts";
-import { changeLines, discardStage, mountStage, readStage, stageChanges, stageDir, type Change, type StageMount } from "../runtime/stage/overlay.ts";
+import { changeLines, discardStage, mountStage, readStage, stageChanges, stageDir, unifiedDiff } from "../runtime/stage/overlay.ts";
 import { UsageError } from "./usage.ts";
 
 export { changeLines };
@@ -29,56 +28,6 @@ function staged(home: string, id: string | undefined, command: string) {
   const info = readStage(home, id);
   if (!info) throw new UsageError(`task ${id} has no staged copy (it worked in its folder directly, or its changes were applied or discarded)`);
   return info;
-}
-
-/** A unified diff of the changes, three lines of context, for a person to read (and `git apply` to take). */
-export function unifiedDiff(mount: StageMount, changes: readonly Change[]): string {
-  const out: string[] = [];
-  const read = (path: string | undefined) => (path === undefined ? "" : readFileSync(path, "utf8"));
-  for (const change of changes) {
-    if (change.type !== "file") {
-      out.push(`diff --nightshift a/${change.path} b/${change.path}`, `(${change.kind} ${change.type})`);
-      continue;
-    }
-    const before = change.kind === "added" ? undefined : join(mount.info.original, change.from ?? change.path);
-    const after = change.kind === "deleted" ? undefined : join(mount.view, change.path);
-    out.push(`diff --git a/${change.from ?? change.path} b/${change.path}`);
-    if (change.kind === "renamed") out.push(`rename from ${change.from}`, `rename to ${change.path}`);
-    if (change.binary) {
-      out.push("Binary files differ");
-      continue;
-    }
-    const lines = lineDiff(read(before), read(after));
-    if (!lines) {
-      out.push("(too long to show line by line)");
-      continue;
-    }
-    if (!lines.some((line) => line.op !== "same")) continue;
-    out.push(`--- ${before ? `a/${change.from ?? change.path}` : "/dev/null"}`, `+++ ${after ? `b/${change.path}` : "/dev/null"}`);
-    out.push(...hunks(lines));
-  }
-  return out.join("\n") + (out.length ? "\n" : "");
-}
-
-function hunks(lines: NonNullable<ReturnType<typeof lineDiff>>): string[] {
-  const out: string[] = [];
-  const changed = lines.map((line, index) => (line.op === "same" ? -1 : index)).filter((index) => index >= 0);
-  let i = 0;
-  while (i < changed.length) {
-    let start = Math.max(0, changed[i]! - 3);
-    let end = Math.min(lines.length, changed[i]! + 4);
-    while (i + 1 < changed.length && changed[i + 1]! - 3 <= end) end = Math.min(lines.length, changed[++i]! + 4);
-    i++;
-    const slice = lines.slice(start, end);
-    const oldStart = lines.slice(0, start).filter((line) => line.op !== "add").length + 1;
-    const newStart = lines.slice(0, start).filter((line) => line.op !== "remove").length + 1;
-    const oldCount = slice.filter((line) => line.op !== "add").length;
-    const newCount = slice.filter((line) => line.op !== "remove").length;
-    out.push(`@@ -${oldCount ? oldStart : oldStart - 1},${oldCount} +${newCount ? newStart : newStart - 1},${newCount} @@`);
-    for (const line of slice) out.push(`${line.op === "same" ? " " : line.op === "add" ? "+" : "-"}${line.text}`);
-    start = end;
-  }
-  return out;
 }
 
 export async function changesCommand(home: string, id: string | undefined): Promise<ChangesResult> {

@@ -122,6 +122,11 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
       },
       attach: (task, files) => saveFiles(task.spec.workdir, files),
       approveTools: (server, id) => approveReview(home, server, id, new Date(clock.now())),
+      stagedAction: async (id, action) => {
+        const { applyCommand, discardCommand } = await import("./changes.ts");
+        const result = action === "apply" ? await applyCommand(home, id) : discardCommand(home, id);
+        return { ok: result.code === 0, message: result.text };
+      },
       memory: { show: async () => memoryService.memoryText(), undo: () => memoryService.undo() },
       digest: () => memoryService.digest(),
       readEvents: (id) => readSessionLog(join(runtime.sessionsDir, `${id}.jsonl`)),

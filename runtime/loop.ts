@@ -95,7 +95,7 @@ export interface SessionResult {
   costUsd: number;
   tokens?: EventOf<"session_end">["tokens"];
   /** A staged task: what it changed in its copy, not yet applied (one line per change). */
-  staged?: { original: string; changes: string[] };
+  staged?: { original: string; changes: string[]; /** A unified diff, cut at 1 MB. */ diff?: string };
 }
 
 /** Abort reason meaning "stop for now, resume later" (daemon shutdown), as opposed to a cancel. */

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, it } from "node:test";
 import { mcpCommand } from "../cli/mcp.ts";
@@ -71,5 +71,23 @@ describe("Telegram: an MCP call that asks", needs("bwrap", "socat"), () => {
     await h.until(() => texts(h!, ALICE.id).some((message) => message.includes("read it")), "the answer");
     const result = h.model.requests[1]!.body.messages.at(-1).content[0];
     assert.match(result.content, /^Result of read from MCP server probe .*\n<untrusted_content source="mcp:probe\/read">/);
+  });
+});
+
+describe("Telegram: a staged task's changes", needs("bwrap", "socat"), () => {
+  it("come as a .diff document with Apply and Discard; Apply puts them into the folder", async () => {
+    h = await startTelegramHarness({ config: `telegram:\n  allowed_users: [${ALICE.id}]\n  poll_timeout: 2s\ntasks:\n  stage: "on"\n` });
+    h.model.script({ content: [{ type: "tool_use", name: "write_file", input: { path: "note.txt", content: "from the task\n" } }] }, text("wrote it"));
+    h.telegram.sendText(ALICE, "Write a note");
+    await h.until(() => h!.sent("sendDocument", ALICE.id).some((call) => String(call.params.caption ?? "").includes("Not applied yet")), "the staged changes");
+    const message = h.telegram.messages(ALICE.id).find((entry) => entry.document?.filename.endsWith(".diff"))!;
+    assert.match(message.text!, /Not applied yet: 1 change to .*workspace.*, made on a copy\. The diff is attached\.\nA note\.txt \(\+1 −0\)/);
+    assert.match(message.document!.content.toString(), /^diff --git a\/note\.txt b\/note\.txt\n--- \/dev\/null\n\+\+\+ b\/note\.txt\n@@ -0,0 \+1,1 @@\n\+from the task\n/);
+    const workspace = join(h.home, "workspace");
+    const noteOf = () => readdirSync(workspace).map((dir) => join(workspace, dir, "note.txt")).find((path) => existsSync(path));
+    assert.equal(noteOf(), undefined, "nothing in the folder before Apply");
+    h.telegram.pressButton(ALICE, message.message_id, button(message, "Apply"));
+    await h.until(() => texts(h!, ALICE.id).some((line) => line.startsWith("✅ applied 1 change to")), "the apply's reply");
+    assert.equal(readFileSync(noteOf()!, "utf8"), "from the task\n");
   });
 });

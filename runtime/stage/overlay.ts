@@ -14,6 +14,7 @@ import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { lstatSync, type Stats, mkdirSync, readdirSync, readFileSync, readlinkSync, realpathSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join, sep } from "node:path";
 import { SandboxUnavailable } from "../errors.ts";
+import { lineDiff } from "../line-diff.ts";
 
 export interface StageInfo {
   id: string;
@@ -297,4 +298,54 @@ export function changeLines(changes: readonly Change[]): string[] {
     const what = change.type === "symlink" ? " (link)" : change.type === "dir" ? "/" : "";
     return `${letter[change.kind]} ${change.from ? `${change.from} → ` : ""}${change.path}${what}${counts}`;
   });
+}
+
+/** A unified diff of the changes, three lines of context, for a person to read (and `git apply` to take). */
+export function unifiedDiff(mount: StageMount, changes: readonly Change[]): string {
+  const out: string[] = [];
+  const read = (path: string | undefined) => (path === undefined ? "" : readFileSync(path, "utf8"));
+  for (const change of changes) {
+    if (change.type !== "file") {
+      out.push(`diff --nightshift a/${change.path} b/${change.path}`, `(${change.kind} ${change.type})`);
+      continue;
+    }
+    const before = change.kind === "added" ? undefined : join(mount.info.original, change.from ?? change.path);
+    const after = change.kind === "deleted" ? undefined : join(mount.view, change.path);
+    out.push(`diff --git a/${change.from ?? change.path} b/${change.path}`);
+    if (change.kind === "renamed") out.push(`rename from ${change.from}`, `rename to ${change.path}`);
+    if (change.binary) {
+      out.push("Binary files differ");
+      continue;
+    }
+    const lines = lineDiff(read(before), read(after));
+    if (!lines) {
+      out.push("(too long to show line by line)");
+      continue;
+    }
+    if (!lines.some((line) => line.op !== "same")) continue;
+    out.push(`--- ${before ? `a/${change.from ?? change.path}` : "/dev/null"}`, `+++ ${after ? `b/${change.path}` : "/dev/null"}`);
+    out.push(...hunks(lines));
+  }
+  return out.join("\n") + (out.length ? "\n" : "");
+}
+
+function hunks(lines: NonNullable<ReturnType<typeof lineDiff>>): string[] {
+  const out: string[] = [];
+  const changed = lines.map((line, index) => (line.op === "same" ? -1 : index)).filter((index) => index >= 0);
+  let i = 0;
+  while (i < changed.length) {
+    let start = Math.max(0, changed[i]! - 3);
+    let end = Math.min(lines.length, changed[i]! + 4);
+    while (i + 1 < changed.length && changed[i + 1]! - 3 <= end) end = Math.min(lines.length, changed[++i]! + 4);
+    i++;
+    const slice = lines.slice(start, end);
+    const oldStart = lines.slice(0, start).filter((line) => line.op !== "add").length + 1;
+    const newStart = lines.slice(0, start).filter((line) => line.op !== "remove").length + 1;
+    const oldCount = slice.filter((line) => line.op !== "add").length;
+    const newCount = slice.filter((line) => line.op !== "remove").length;
+    out.push(`@@ -${oldCount ? oldStart : oldStart - 1},${oldCount} +${newCount ? newStart : newStart - 1},${newCount} @@`);
+    for (const line of slice) out.push(`${line.op === "same" ? " " : line.op === "add" ? "+" : "-"}${line.text}`);
+    start = end;
+  }
+  return out;
 }
