@@ -166,6 +166,7 @@ async function drive(events: SessionEvent[], deps: SessionDeps, signal?: AbortSi
     clock,
     asking: { tail: Promise.resolve() },
     used: new Set(events.flatMap((event) => (event.type === "approval_answered" ? [event.approval] : []))),
+    ...(deps.view ? { staged: true } : {}),
   };
 
 

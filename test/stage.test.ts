@@ -6,6 +6,7 @@ import { after, afterEach, before, describe, it } from "node:test";
 import { finishInterruptedApplies, planApply, readPlan, runApply } from "../runtime/stage/apply.ts";
 import { applyCommand, changesCommand, discardCommand } from "../cli/changes.ts";
 import { loadConfig } from "../runtime/config.ts";
+import type { EventOf } from "../runtime/events.ts";
 import { parseTaskFile, toTaskSpec } from "../tasks/index.ts";
 import { writeResult } from "../tasks/outbox.ts";
 import { createStage, discardStage, mountStage, stageChanges, stageDir } from "../runtime/stage/overlay.ts";
@@ -216,7 +217,7 @@ describe("the runtime with a staged task", { skip: unsupported ?? (findOnPath("b
     h.api.script(use("edit_file", { path: "app.js", old_text: "const b = 2;", new_text: "const b = 3;" }), { content: [{ type: "text", text: "done" }] });
     const id = h.runtime.newSessionId();
     const result = await h.runtime.start(id, h.task({ stage: true }));
-    assert.deepEqual(result.staged, { original: h.workdir, changes: ["M app.js (+1 −1)"] }, "the result says what the copy holds");
+    assert.deepEqual(result.staged, { original: h.workdir, changes: ["M app.js (+1 −1)"], diff: "diff --git a/app.js b/app.js\n--- a/app.js\n+++ b/app.js\n@@ -1,2 +1,2 @@\n const a = 1;\n-const b = 2;\n+const b = 3;\n" }, "the result says what the copy holds");
     const outbox = join(h.root, "outbox");
     const written = readFileSync(writeResult(outbox, { id, name: "fix.md", title: "Fix", state: "done" } as never, result, 0), "utf8");
     assert.match(written, /\nstaged_changes: 1\n/);
@@ -234,6 +235,20 @@ describe("the runtime with a staged task", { skip: unsupported ?? (findOnPath("b
     await h.runtime.start(other, h.task({ stage: true }));
     assert.match(discardCommand(h.home, other).text, /^Discarded task .*'s staged changes; .* was never touched\.$/);
     assert.ok(!existsSync(join(h.workdir, "junk.txt")));
+  });
+
+  it("lets a staged task write in its copy without asking, where a write in the folder itself would ask", async () => {
+    h = await createRuntimeHarness({ config: "permissions:\n  ask:\n    - write: \"{workdir}/**\"\n" });
+    const write = { content: [{ type: "tool_use" as const, name: "write_file", input: { path: "out.txt", content: "x" } }] };
+    h.api.script(write, { content: [{ type: "text", text: "done" }] }, write, { content: [{ type: "text", text: "done" }] });
+    await h.runtime.start(h.runtime.newSessionId(), h.task());
+    assert.match(h.api.requests[1]!.body.messages.at(-1).content[0].content, /^Not approved: write .*out\.txt/, "unstaged: asked, and nobody can answer here");
+    const id = h.runtime.newSessionId();
+    await h.runtime.start(id, h.task({ stage: true }));
+    assert.match(h.api.requests[3]!.body.messages.at(-1).content[0].content, /^wrote 1 bytes to out\.txt/);
+    const decision = (await h.events(id)).find((event): event is EventOf<"permission"> => event.type === "permission" && event.kind === "write");
+    assert.equal(decision?.reason, "a staged copy: you review the changes before they are applied");
+    assert.ok(!existsSync(join(h.workdir, "out.txt")));
   });
 
   it("refuses a staged task under a sandbox that cannot enter the copy, rather than run it on the folder", needs("srt"), async () => {

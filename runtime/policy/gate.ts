@@ -1,6 +1,7 @@
 import type { ApprovalStore, Approver } from "../approvals.ts";
 import type { Clock } from "../clock.ts";
 import type { SessionEvent } from "../events.ts";
+import { within } from "../tools/paths.ts";
 import { decide, describe, toolGrantTarget, type Decision, type Grant, type PermissionRequest, type PolicyPlaces, type Rule, type TaskPermissions } from "./policy.ts";
 
 /** Everything a session's permission checks need; built once per session. */
@@ -18,6 +19,11 @@ export interface GateOptions {
   asking?: { tail: Promise<unknown> };
   /** Approvals whose answers this session has already used: never reused for another call. */
   used?: Set<string>;
+  /**
+   * The workdir is a staged copy: a write inside it that would ask is allowed, since the person
+   * reviews the whole change before it is applied. Denies still hold.
+   */
+  staged?: boolean;
 }
 
 export interface CallInfo {
@@ -42,7 +48,9 @@ export async function checkRequests(
   signal: AbortSignal,
 ): Promise<GateResult> {
   for (const request of requests) {
-    const decision = decide(request, options.rules, options.places, options.task, grants);
+    const decided = decide(request, options.rules, options.places, options.task, grants);
+    const reviewedLater = options.staged && decided.action === "ask" && request.kind === "write" && within(request.path, options.places.workdir);
+    const decision: Decision = reviewedLater ? { ...decided, action: "allow", rule: undefined, reason: "a staged copy: you review the changes before they are applied" } : decided;
     await record({ type: "permission", at: options.clock.now(), id: call.toolUseId, tool: call.tool, kind: decision.grant.kind, target: targetOf(request), action: decision.action, reason: decision.rule ? describe(decision.rule) : decision.reason });
     if (decision.action === "allow") continue;
     if (decision.action === "deny") return { allowed: false, message: `Denied: ${summarize(request, decision)}: ${decision.reason}. This is a hard rule: do not try another way around it.` };
