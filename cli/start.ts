@@ -5,7 +5,8 @@ import { escapeHtml } from "../bot/format.ts";
 import { openMemory } from "../memory/index.ts";
 import { BUILTIN_TOOL_NAMES, createRuntime, createTraceLogger, loadAgents, lockSession, readSessionLog, readSessionLogFrom, requireApiKey, type Approver, type Clock, type LoadedConfig } from "../runtime/index.ts";
 import { approveReview } from "../runtime/mcp/reviews.ts";
-import { finishInterruptedApplies } from "../runtime/stage/apply.ts";
+import { finishInterruptedApplies, readPlan } from "../runtime/stage/apply.ts";
+import { discardStage, expiredStages } from "../runtime/stage/overlay.ts";
 import { createDaemon } from "../tasks/daemon.ts";
 import { startControlServer } from "../tasks/control.ts";
 import { htmlToPlain } from "../bot/reports.ts";
@@ -81,6 +82,18 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
   // The probe spawns bubblewrap and socat (tens of ms): it runs while the rest starts, and is
   // awaited only to say how it went in the ready line.
   const probing = runtime.sandbox.probe();
+  // Unapplied staged changes are dropped after tasks.keep_staged, each with a notice; checked hourly.
+  const dropStale = () => {
+    for (const info of expiredStages(home, config.tasks.keep_staged, clock.now())) {
+      if (readPlan(home, info.id)) continue; // an apply is under way or stopped with conflicts: the person decides
+      discardStage(home, info.id);
+      const message = `discarded the unapplied staged changes of task ${info.id} to ${info.original}: kept ${Math.round(config.tasks.keep_staged / 86_400_000)} days (tasks.keep_staged) without an apply`;
+      trace.warn({ event: "stage_discarded", session: info.id }, message);
+      bot?.notice(`🗑 ${escapeHtml(message)}`);
+    }
+    cancelStale = clock.setTimer(dropStale, 3_600_000);
+  };
+  let cancelStale = () => {};
   // An apply of staged changes that a kill interrupted is finished now: its plan was written whole first.
   for (const finished of finishInterruptedApplies(home)) {
     const message = finished.problem
@@ -225,6 +238,7 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
   await inbox.start();
   await scheduler.start();
   bot?.start();
+  dropStale();
   const probe = await probing;
   stderr.write(
     `Nightshift is running (pid ${process.pid}): watching ${join(home, "inbox")}` +
@@ -290,6 +304,7 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
   const stop = () =>
     (stopping ??= (async () => {
       await inbox.close();
+      cancelStale();
       scheduler.close();
       const jobsDone = jobs.close(); // a nightly job finishing now still writes its cursor before the state closes
       await daemon.stop();

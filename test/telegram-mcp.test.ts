@@ -1,11 +1,12 @@
 import assert from "node:assert/strict";
-import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, it } from "node:test";
 import { mcpCommand } from "../cli/mcp.ts";
 import { loadConfig } from "../runtime/config.ts";
 import { pinsFile, toolHash } from "../runtime/mcp/pins.ts";
 import { readReview } from "../runtime/mcp/reviews.ts";
+import { createStage, readStage } from "../runtime/stage/overlay.ts";
 import { ALICE, approvalMessages, button, startTelegramHarness, text, texts, type TelegramHarness } from "./support/telegram-harness.ts";
 import { needs } from "./support/prerequisites.ts";
 
@@ -89,5 +90,23 @@ describe("Telegram: a staged task's changes", needs("bwrap", "socat"), () => {
     h.telegram.pressButton(ALICE, message.message_id, button(message, "Apply"));
     await h.until(() => texts(h!, ALICE.id).some((line) => line.startsWith("✅ applied 1 change to")), "the apply's reply");
     assert.equal(readFileSync(noteOf()!, "utf8"), "from the task\n");
+  });
+});
+
+describe("Telegram: staged changes left unapplied", () => {
+  it("are discarded after tasks.keep_staged, with a notice, never silently; a running task's are kept", async () => {
+    h = await startTelegramHarness({ config: `telegram:\n  allowed_users: [${ALICE.id}]\n  poll_timeout: 2s\ntasks:\n  keep_staged: 1h\n` });
+    const folder = join(h.home, "..", "project");
+    mkdirSync(folder, { recursive: true });
+    createStage(h.home, "old-task", folder, h.clock.now() - 2 * 3_600_000);
+    createStage(h.home, "running-task", folder, h.clock.now() - 2 * 3_600_000);
+    mkdirSync(join(h.home, "sessions"), { recursive: true });
+    writeFileSync(join(h.home, "sessions", "running-task.jsonl.lock"), String(process.pid));
+    createStage(h.home, "fresh-task", folder, h.clock.now());
+    await h.restart();
+    await h.until(() => texts(h!, ALICE.id).some((line) => line.includes("discarded the unapplied staged changes of task old-task")), "the notice");
+    assert.equal(readStage(h.home, "old-task"), undefined);
+    assert.ok(readStage(h.home, "running-task"), "a running task's copy stays");
+    assert.ok(readStage(h.home, "fresh-task"));
   });
 });

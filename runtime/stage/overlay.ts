@@ -76,6 +76,27 @@ export function readStage(home: string, id: string): StageInfo | undefined {
   }
 }
 
+/**
+ * Staged copies left unapplied for longer than `keepMs` since their task last ran (its session
+ * log's last write, else the copy's making), skipping those whose task runs now.
+ */
+export function expiredStages(home: string, keepMs: number, now: number): StageInfo[] {
+  let ids: string[];
+  try {
+    ids = readdirSync(join(home, "state", "stages"));
+  } catch {
+    return [];
+  }
+  return ids.flatMap((id) => {
+    const info = readStage(home, id);
+    if (!info) return [];
+    const log = join(home, "sessions", `${id}.jsonl`);
+    if (lstatOrUndefined(`${log}.lock`)) return []; // running (or a lock left by a kill: the next run clears it)
+    const last = Math.max(info.createdAt, lstatOrUndefined(log)?.mtimeMs ?? 0);
+    return now - last > keepMs ? [info] : [];
+  });
+}
+
 /** Forgets the stage: its upper folder (what the task wrote) is deleted; the original was never touched. */
 export function discardStage(home: string, id: string): void {
   rmSync(stageDir(home, id), { recursive: true, force: true });
