@@ -174,10 +174,10 @@ export const configSchema = z.strictObject({
     timezone: z.string().optional().describe("IANA time zone for schedules, e.g. Europe/Berlin; default the system's"),
   }).default({ concurrency: 2, max_crashes: 3 }),
   tasks: z.strictObject({
-    stage: z.enum(["auto", "on", "off"]).default("off")
+    stage: z.enum(["auto", "on", "off"]).default("auto")
       .describe("Work on a staged copy that reaches the folder only with `nightshift apply`: auto = for a task whose workdir is your own folder (not a fresh one under workspace/); on = always; off = never (a task's `stage:` decides)"),
     keep_staged: durationMs.default(7 * 24 * 3_600_000).describe("Unapplied staged changes are discarded this long after their task last ran, with a notice"),
-  }).default({ stage: "off", keep_staged: 7 * 24 * 3_600_000 }),
+  }).default({ stage: "auto", keep_staged: 7 * 24 * 3_600_000 }),
   inbox: z.strictObject({
     max_bytes: z.number().int().positive().default(256 * 1024).describe("Larger task files are rejected"),
   }).default({ max_bytes: 256 * 1024 }),

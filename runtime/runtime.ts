@@ -243,7 +243,7 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
   const withStage = async (id: string, task: TaskSpec, deps: RunDeps): Promise<RunDeps> => {
     if (!task.stage) return deps;
     try {
-      if (backend !== "bwrap") throw new SandboxUnavailable(`task ${id} works on a staged copy of ${task.workdir}, which needs the bwrap sandbox on Linux (this one is ${backend})`);
+      if (backend !== "bwrap") throw new SandboxUnavailable(`task ${id} works on a staged copy of ${task.workdir}, which needs the bwrap sandbox on Linux (this one is ${backend}); set stage: false in the task to let it work in the folder itself`);
       if (!readStage(home, id)) createStage(home, id, task.workdir, clock.now());
       const mount = await mountStage(home, id);
       const view: WorkdirView = { toView: mount.toView, stage: { pid: mount.pid, merged: mount.merged, original: mount.info.original } };

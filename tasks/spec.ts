@@ -1,6 +1,7 @@
 import { existsSync, realpathSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { BUILTIN_TOOL_NAMES, createWorkdir, expandHome, loadAgents, TaskFileError, type LoadedConfig, type TaskSpec } from "../runtime/index.ts";
+import { sandboxBackend } from "../runtime/config.ts";
 import type { TaskFile } from "./task-file.ts";
 
 /**
@@ -43,11 +44,14 @@ export function toTaskSpec(file: TaskFile, options: { loaded: LoadedConfig; id: 
   };
 }
 
-/** The file's `stage:`, else `tasks.stage`: `auto` stages the person's own folder; a fresh one under workspace/ has nothing to lose. */
+/**
+ * The file's `stage:`, else `tasks.stage`: `auto` stages the person's own folder where this machine
+ * can (bubblewrap: Linux); a fresh folder under workspace/ has nothing to lose.
+ */
 function staged(file: TaskFile, loaded: LoadedConfig, ownFolder: boolean): boolean {
   if (file.stage !== undefined) return file.stage;
   const setting = loaded.config.tasks.stage;
-  return setting === "on" || (setting === "auto" && ownFolder);
+  return setting === "on" || (setting === "auto" && ownFolder && sandboxBackend(loaded.config.sandbox.mode) === "bwrap");
 }
 
 /** A task that names a specialist agents/ lacks is refused now, not half-run later. */

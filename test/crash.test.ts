@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, it } from "node:test";
 import { readSessionLog } from "../runtime/session-log.ts";
@@ -27,6 +27,9 @@ async function setup(): Promise<Setup> {
   const home = join(dir.path, "home");
   const workdir = join(dir.path, "work");
   mkdirSync(workdir);
+  // These tests watch the folder itself across kills; staging (on by default for a --workdir) has its own tests.
+  mkdirSync(home, { recursive: true });
+  writeFileSync(join(home, "config.yaml"), "tasks:\n  stage: \"off\"\n");
   const env = { ...process.env, NIGHTSHIFT_HOME: home, ANTHROPIC_BASE_URL: api.url, ANTHROPIC_API_KEY: "sk-ant-crash-test" };
   return { api, home, workdir, env, cleanup: async () => (await api.close(), dir.cleanup()) };
 }

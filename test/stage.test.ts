@@ -376,7 +376,8 @@ describe("which tasks are staged", () => {
         const file = parseTaskFile("inbox/t.md", `---\ntitle: t\n${withFolder ? `workdir: ${folder}\n` : ""}${front}---\nGo.\n`);
         return toTaskSpec(file, { loaded, id: `id${Math.random().toString(36).slice(2, 8)}`, fileName: "inbox/t.md", source: "inbox" }).stage === true;
       };
-      assert.equal(spec("", "", true), false, "off by default until the phone and the dashboard can review");
+      assert.equal(spec("", "", true), true, "auto by default: the person's own folder is staged");
+      assert.equal(spec("", "", false), false, "a fresh folder is not");
       assert.equal(spec("", "stage: true\n", true), true);
       assert.equal(spec("auto", "", true), true, "auto: the person's own folder");
       assert.equal(spec("auto", "", false), false, "auto: a fresh folder under workspace/ is not");

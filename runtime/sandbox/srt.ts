@@ -318,7 +318,9 @@ function unexpressible(options: RunOptions, readOnly: readonly string[]): string
 function shellPrefix(scratch: string, network: boolean, mergeStderr = true): string {
   const proxies = PROXY_VARIABLES.join(" ");
   const auth = network
-    ? `for __ns_v in ${proxies}; do [[ \${!__ns_v} == http://* ]] && export "$__ns_v=http://\${${AUTH_VARIABLE}}@\${!__ns_v#http://}"; done; export npm_config_proxy=$HTTP_PROXY npm_config_https_proxy=$HTTPS_PROXY NODE_USE_ENV_PROXY=1; `
+    ? `for __ns_v in ${proxies}; do [[ \${!__ns_v} == http://* ]] && export "$__ns_v=http://\${${AUTH_VARIABLE}}@\${!__ns_v#http://}"; done; export npm_config_proxy=$HTTP_PROXY npm_config_https_proxy=$HTTPS_PROXY NODE_USE_ENV_PROXY=1; ` +
+      // srt's relay inside the sandbox starts beside the command; on a loaded machine it may not listen yet. Wait up to 1 s.
+      `__ns_p=\${HTTP_PROXY##*:}; __ns_p=\${__ns_p%%/*}; for __ns_i in {1..50}; do (: <>/dev/tcp/127.0.0.1/$__ns_p) 2>/dev/null && break; sleep 0.02; done; unset __ns_p __ns_i; `
     : `unset ${proxies}; `;
   return `${mergeStderr ? "exec 2>&1; " : ""}export TMPDIR=${quote(scratch)} NO_PROXY=localhost,127.0.0.1,::1 no_proxy=localhost,127.0.0.1,::1; ${auth}unset ${AUTH_VARIABLE} __ns_v ${OTHER_PROXY_VARIABLES.join(" ")}; `;
 }

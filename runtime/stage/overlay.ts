@@ -130,7 +130,7 @@ export async function mountStage(home: string, id: string, options: { timeoutMs?
     });
     holder.once("exit", (code) => {
       clearTimeout(timer);
-      reject(new SandboxUnavailable(`the staged copy of ${info.original} could not be mounted (exit ${code}): ${said.trim() || "no message"}. It needs overlayfs in user namespaces (Linux 5.11 or later)`));
+      reject(new SandboxUnavailable(`the staged copy of ${info.original} could not be mounted (exit ${code}): ${said.trim() || "no message"}. It needs overlayfs in user namespaces (Linux 5.11 or later); without it, set tasks.stage: off in config.yaml (or stage: false in the task)`));
     });
   });
   const view = `/proc/${holder.pid}/root${merged}`;
