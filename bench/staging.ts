@@ -132,7 +132,47 @@ export async function benchStaging(): Promise<Row[]> {
   return rows;
 }
 
-if (import.meta.main) {
+/**
+ * Approvals a person answers in a scripted 20-step coding task (12 file writes and edits, 5
+ * commands, 2 reads, 1 `git push`), run through the whole runtime against the Messages API
+ * stand-in, approving everything: without staging, where reviewing before a change reaches the
+ * folder means writes there ask (`ask: write: "{workdir}/**"`); with staging, where the one review
+ * is the apply at the end. Both ask before the push.
+ */
+export async function benchApprovals(): Promise<{ way: string; approvals: number; reviews: number }[]> {
+  const { createRuntimeHarness, scriptedApprover } = await import("../test/support/runtime-harness.ts");
+  const use = (name: string, input: unknown) => ({ content: [{ type: "tool_use" as const, name, input }] });
+  const steps = [
+    ...Array.from({ length: 8 }, (_, i) => use("write_file", { path: `src/module${i}.js`, content: `export const v${i} = ${i};\n` })),
+    ...Array.from({ length: 4 }, (_, i) => use("edit_file", { path: `src/module${i}.js`, old_text: `= ${i};`, new_text: `= ${i + 1};` })),
+    ...Array.from({ length: 5 }, () => use("bash", { command: "ls src | wc -l" })),
+    use("read_file", { path: "src/module0.js" }),
+    use("read_file", { path: "src/module1.js" }),
+    use("bash", { command: "git push origin main || true" }),
+  ];
+  const rows = [];
+  for (const staged of [false, true]) {
+    const answers = Array.from({ length: 40 }, () => ({ decision: "once" as const }));
+    let store: (() => import("../runtime/approvals.ts").ApprovalStore) | undefined;
+    const approver = scriptedApprover(answers, () => store!());
+    const h = await createRuntimeHarness({ approvers: [approver], config: staged ? "" : 'permissions:\n  ask:\n    - write: "{workdir}/**"\n' });
+    store = () => h.runtime.approvals;
+    try {
+      h.api.script(...steps, { content: [{ type: "text", text: "done" }] });
+      await h.runtime.start(h.runtime.newSessionId(), h.task({ budget: { max_turns: 40, max_usd: 5, timeout_ms: 3_600_000 }, ...(staged ? { stage: true } : {}) }));
+      rows.push({ way: staged ? "staged: writes go to the copy" : "not staged: writes in the folder ask", approvals: approver.seen.length, reviews: staged ? 1 : 0 });
+    } finally {
+      await h.close();
+    }
+  }
+  return rows;
+}
+
+if (import.meta.main && process.argv.includes("--approvals")) {
+  console.log("| way | approvals asked | reviews at the end |");
+  console.log("|---|---:|---:|");
+  for (const row of await benchApprovals()) console.log(`| ${row.way} | ${row.approvals} | ${row.reviews} |`);
+} else if (import.meta.main) {
   const rows = await benchStaging();
   console.log("| folder | way | staging, ms | disk, MB | after 10 edits, MB | note |");
   console.log("|---|---|---:|---:|---:|---|");
