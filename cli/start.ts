@@ -6,7 +6,7 @@ import { openMemory } from "../memory/index.ts";
 import { BUILTIN_TOOL_NAMES, createRuntime, createTraceLogger, loadAgents, lockSession, readSessionLog, readSessionLogFrom, requireApiKey, type Approver, type Clock, type LoadedConfig } from "../runtime/index.ts";
 import { approveReview } from "../runtime/mcp/reviews.ts";
 import { finishInterruptedApplies, readPlan } from "../runtime/stage/apply.ts";
-import { discardStage, expiredStages } from "../runtime/stage/overlay.ts";
+import { changeLines, discardStage, expiredStages, mountStage, readStage, stageChanges, unifiedDiff } from "../runtime/stage/overlay.ts";
 import { createDaemon } from "../tasks/daemon.ts";
 import { startControlServer } from "../tasks/control.ts";
 import { htmlToPlain } from "../bot/reports.ts";
@@ -287,6 +287,26 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
       watch: (listener) => daemon.watch((session) => listener(session)),
       readLogFrom: (id, offset) => readSessionLogFrom(join(runtime.sessionsDir, `${id}.jsonl`), offset),
       cancel: (id, reason) => daemon.cancel(id, reason),
+      staged: {
+        has: (id) => readStage(home, id) !== undefined,
+        async view(id) {
+          const mount = await mountStage(home, id);
+          try {
+            const changes = stageChanges(home, mount);
+            return { original: mount.info.original, changes: changeLines(changes), diff: unifiedDiff(mount, changes) };
+          } finally {
+            await mount.close();
+          }
+        },
+        async apply(id) {
+          const result = await (await import("./changes.ts")).applyCommand(home, id);
+          return { ok: result.code === 0, message: result.text };
+        },
+        async discard(id) {
+          const result = (await import("./changes.ts")).discardCommand(home, id);
+          return { ok: result.code === 0, message: result.text };
+        },
+      },
     });
     const server = await serveDashboard(app.fetch, config.dashboard.port);
     dashboard = dashboardApprover(join(home, "state", "dashboard"), clock);

@@ -1,4 +1,5 @@
 import { Hono } from "hono";
+import { changesBody, changesLink, type StagedSources } from "./changes-page.ts";
 import { deleteCookie, setCookie } from "hono/cookie";
 import { html } from "hono/html";
 import type { ApprovalStore, Clock, TraceLogger } from "../runtime/index.ts";
@@ -46,6 +47,8 @@ export interface DashboardDeps extends Omit<NowSources, "tasks"> {
   readLogFrom: LiveSources["readLogFrom"];
   /** The daemon's cancel, as `nightshift cancel` and /cancel use it. */
   cancel(id: string, reason: string): Promise<"cancelling" | "cancelled" | "unknown" | "finished">;
+  /** Staged tasks' copies: their changes, apply and discard (the same as `nightshift changes|apply|discard`). */
+  staged?: StagedSources;
 }
 
 const DECISIONS = new Set(["once", "task", "deny"]);
@@ -113,7 +116,8 @@ export function createDashboard(deps: DashboardDeps): Hono<{ Variables: { sessio
   app.get("/tasks/:id", async (c) => {
     const view = await readTask(deps, c.req.param("id"), c.req.query("before"));
     if (!view) return c.html(noSuchTask(c.req.param("id")), 404);
-    return c.html(page(`Nightshift · ${view.task.title || "Task"}`, taskBody(view, deps.clock.now(), csrfTokenOf(c.get("session"))), true));
+    const staged = deps.staged?.has(view.task.id) ? changesLink(view.task.id) : "";
+    return c.html(page(`Nightshift · ${view.task.title || "Task"}`, html`${staged}${taskBody(view, deps.clock.now(), csrfTokenOf(c.get("session")))}`, true));
   });
   // The same cancel as `nightshift cancel` and /cancel; the guard has checked Origin and the CSRF token.
   app.post("/tasks/:id/cancel", async (c) => {
@@ -124,6 +128,22 @@ export function createDashboard(deps: DashboardDeps): Hono<{ Variables: { sessio
     if (result === "finished") return c.html(page("Not cancelled", html`<h1>Not cancelled</h1><p>The task had already ended.</p><p><a href="${taskPath(task.id)}">Back to the task</a></p>`, true), 409);
     return c.redirect(taskPath(task.id), 303);
   });
+  app.get("/tasks/:id/changes", async (c) => {
+    const task = deps.tasks.find(c.req.param("id"));
+    const view = task && deps.staged?.has(task.id) ? await deps.staged.view(task.id) : undefined;
+    if (!task || !view) return c.html(page("No changes", html`<h1>No staged changes</h1><p>Task <code>${c.req.param("id")}</code> has no staged copy: it worked in its folder directly, or its changes were applied or discarded.</p>${back}`, true), 404);
+    return c.html(page(`Nightshift · Changes · ${task.title || "Task"}`, changesBody(task.id, task.title, view, csrfTokenOf(c.get("session"))), true));
+  });
+  // Apply and Discard, as `nightshift apply|discard`; the guard has checked Origin and the CSRF token.
+  for (const action of ["apply", "discard"] as const) {
+    app.post(`/tasks/:id/${action}`, async (c) => {
+      const task = deps.tasks.find(c.req.param("id"));
+      if (!task || !deps.staged?.has(task.id)) return c.html(page("Nothing to do", html`<h1>Nothing to ${action}</h1><p>Task <code>${c.req.param("id")}</code> has no staged copy (any more).</p>${back}`, true), 404);
+      const result = await deps.staged[action](task.id).catch((error: unknown) => ({ ok: false, message: (error as Error).message }));
+      deps.trace.info({ event: `dashboard_${action}`, session: task.id, ok: result.ok }, `task ${task.id} ${action} on the dashboard: ${result.message.split("\n")[0]}`);
+      return c.html(page(result.ok ? "Done" : "Not all done", html`<h1>${action === "apply" ? "Apply" : "Discard"}</h1><pre class="result">${result.message}</pre><p><a href="${taskPath(task.id)}">Back to the task</a></p>`, true), result.ok ? 200 : 409);
+    });
+  }
   app.get("/tasks/:id/trace", async (c) => {
     const view = await readTrace(deps, c.req.param("id"), c.req.query("before"), deps.clock.now());
     if (!view) return c.html(noSuchTask(c.req.param("id")), 404);

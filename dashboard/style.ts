@@ -41,6 +41,8 @@ nav.top a, a.more, a.task { display: inline-flex; align-items: center; min-heigh
 .chip.deny, .outcome.error { color: #c0392b; }
 details summary { min-height: 44px; display: flex; align-items: center; cursor: pointer; }
 pre { white-space: pre-wrap; overflow-wrap: anywhere; margin: 0.25rem 0; font-size: 0.85rem; }
+form.inline { display: inline; }
+ul.changes { padding-left: 1.2rem; }
 .event { margin: 0.35rem 0 0.6rem; }
 .sources { list-style: none; margin: 0.35rem 0 0; padding: 0; }
 .chip.trusted { color: #1e8449; }

@@ -240,6 +240,33 @@ describe("dashboard Task page actions", () => {
   });
 });
 
+describe("a staged task's changes on the dashboard", () => {
+  it("links them from the task, shows the list and the escaped diff, and applies or discards with the page's token", async () => {
+    const done: string[] = [];
+    const staged = {
+      has: (id: string) => id === "t1" && !done.includes("t1"),
+      view: async () => ({ original: "/home/ann/app", changes: ["M index.html (+1 −1)"], diff: "diff --git a/index.html b/index.html\n-<p>old</p>\n+<script>alert(1)</script>\n" }),
+      apply: async (id: string) => (done.push(id), { ok: true, message: "applied 1 change to /home/ann/app." }),
+      discard: async (id: string) => (done.push(id), { ok: true, message: "Discarded." }),
+    };
+    const { s, session } = await signedIn({ tasks: [taskRecord("t1", { state: "done" }), taskRecord("t2", { state: "done" })], staged });
+    assert.match(await (await send(s, "/tasks/t1", { cookie: session })).text(), /<a href="\/tasks\/t1\/changes">review its changes, then apply or discard them<\/a>/);
+    assert.doesNotMatch(await (await send(s, "/tasks/t2", { cookie: session })).text(), /\/changes"/);
+    const page = await (await send(s, "/tasks/t1/changes", { cookie: session })).text();
+    assert.match(page, /<li><code>M index\.html \(\+1 −1\)<\/code><\/li>/);
+    assert.match(page, /\+&lt;script&gt;alert\(1\)&lt;\/script&gt;/, "the diff is text, never markup");
+    assert.match(page, /<form method="post" action="\/tasks\/t1\/apply" class="inline">/);
+    assert.equal((await send(s, "/tasks/t2/changes", { cookie: session })).status, 404);
+    const form = { method: "POST", cookie: session, type: "application/x-www-form-urlencoded" };
+    assert.equal((await send(s, "/tasks/t1/apply", { ...form, body: "_csrf=wrong" })).status, 403);
+    assert.deepEqual(done, [], "nothing without the token");
+    const applied = await send(s, "/tasks/t1/apply", { ...form, body: `_csrf=${await tokenOf(s, session)}` });
+    assert.equal(applied.status, 200);
+    assert.match(await applied.text(), /applied 1 change to \/home\/ann\/app\./);
+    assert.equal((await send(s, "/tasks/t1/discard", { ...form, body: `_csrf=${await tokenOf(s, session)}` })).status, 404, "nothing left to discard");
+  });
+});
+
 describe("following a growing session log (readSessionLogFrom)", () => {
   it("reads each complete line once, leaves a line still being written for the next read, and names a damaged line", async () => {
     const { s } = await signedIn();

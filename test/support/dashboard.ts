@@ -1,3 +1,4 @@
+import type { StagedSources } from "../../dashboard/changes-page.ts";
 import assert from "node:assert/strict";
 import { afterEach } from "node:test";
 import { join } from "node:path";
@@ -58,6 +59,8 @@ export interface SetupOptions {
   checks?: () => Promise<Check[]>;
   /** `dashboard.port` (default 7420): the Host the app answers to, for a bench that serves it for real. */
   port?: number;
+  /** Staged tasks' copies (the daemon reads them from state/stages/). */
+  staged?: StagedSources;
 }
 
 export function setupDashboard(options: SetupOptions = {}): Setup {
@@ -105,6 +108,7 @@ export function setupDashboard(options: SetupOptions = {}): Setup {
     // The Cost page reads the session logs a test writes under home/sessions, as the daemon does.
     charges: chargeReader(join(home, "sessions")),
     checks: options.checks ?? (async () => []),
+    ...(options.staged ? { staged: options.staged } : {}),
   });
   return {
     home,
