@@ -138,6 +138,39 @@ describe("staged copies (overlay)", { skip: unsupported }, () => {
     }
   });
 
+  it("builds in the staged copy: make reads the folder's files and writes its outputs to the copy", { skip: findOnPath("make") ? undefined : isCi() ? undefined : "needs make" }, async () => {
+    const folder = join(dir.path, "build");
+    writeTree(folder, { Makefile: "out/app.txt: src/app.txt\n\tmkdir -p out && tr a-z A-Z < src/app.txt > out/app.txt\n", "src/app.txt": "hello\n" });
+    createStage(home, "t-make", folder, 0);
+    const mount = await mountStage(home, "t-make");
+    try {
+      const stage = { pid: mount.pid, merged: mount.merged, original: mount.info.original };
+      const result = await createBwrapSandbox({ env: { PATH: process.env.PATH } }).run("make", { cwd: mount.info.original, timeoutMs: 20_000, maxOutputBytes: 10_000, stage });
+      assert.equal(result.exitCode, 0, result.output);
+      assert.equal(readFileSync(mount.toView(join(folder, "out/app.txt")), "utf8"), "HELLO\n");
+      assert.ok(!existsSync(join(folder, "out")), "the folder has no build output");
+    } finally {
+      await mount.close();
+    }
+  });
+
+  it("applies in a plain folder (no git): a file both changed is kept as the person's and named", async () => {
+    const folder = join(dir.path, "plain");
+    writeTree(folder, { "a.txt": "a\n", "b.txt": "b\n" });
+    createStage(home, "t-plain", folder, 0);
+    const mount = await mountStage(home, "t-plain");
+    try {
+      inView(mount.pid, mount.merged, "echo A > a.txt && echo B > b.txt && echo c > c.txt");
+      writeFileSync(join(folder, "b.txt"), "mine\n");
+      const plan = planApply(home, mount);
+      assert.deepEqual(plan.conflicts.map((conflict) => [conflict.path, conflict.reason]), [["b.txt", "you changed it meanwhile, and there is no common version to merge from (not a file git knew)"]]);
+      runApply(home, "t-plain");
+      assert.deepEqual([readFileSync(join(folder, "a.txt"), "utf8"), readFileSync(join(folder, "b.txt"), "utf8"), readFileSync(join(folder, "c.txt"), "utf8")], ["A\n", "mine\n", "c\n"]);
+    } finally {
+      await mount.close();
+    }
+  });
+
   it("refuses a stage that does not exist, with its path", async () => {
     await assert.rejects(mountStage(home, "missing"), /there is no staged copy missing \(state\/stages\/missing\/stage\.json is missing\)/);
   });
