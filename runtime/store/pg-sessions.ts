@@ -1,0 +1,87 @@
+/**
+ * Session logs in PostgreSQL (issue 16, first part): the events of each session as rows numbered
+ * from 1, and who owns the session. A machine claims a session before it runs it; the claim has an
+ * epoch, and every append checks, in the same transaction, that the session is still claimed by
+ * that machine with that epoch. So a laptop that wakes after another machine took its session
+ * over cannot write into it: its append fails, and it stops. Not wired into the runtime yet.
+ */
+
+import postgres from "postgres";
+import type { SessionEvent } from "../events.ts";
+
+export const SCHEMA_VERSION = 1;
+
+export class SessionTakenOver extends Error {
+  override name = "SessionTakenOver";
+}
+
+export interface Claim {
+  session: string;
+  machine: string;
+  epoch: number;
+}
+
+export interface PgSessions {
+  /** Takes the session for `machine`: free, already its own, or held by a machine silent for `staleMs`. */
+  claim(session: string, machine: string, options?: { staleMs?: number }): Promise<Claim | undefined>;
+  /** Keeps the claim fresh; false when it was taken over meanwhile. */
+  heartbeat(claim: Claim): Promise<boolean>;
+  /** Appends in order; throws SessionTakenOver when the claim is no longer this one. Returns the last event's number. */
+  append(claim: Claim, events: readonly SessionEvent[]): Promise<number>;
+  /** Events after number `after` (0: from the start), in order, with their numbers. */
+  readFrom(session: string, after?: number): Promise<{ seq: number; event: SessionEvent }[]>;
+  close(): Promise<void>;
+}
+
+const DEFAULT_STALE_MS = 30_000;
+
+export async function openPgSessions(url: string): Promise<PgSessions> {
+  const sql = postgres(url, { max: 4, onnotice: () => {} });
+  await sql.begin(async (tx) => {
+    await tx`SELECT pg_advisory_xact_lock(7420)`; // one machine migrates at a time
+    await tx`CREATE TABLE IF NOT EXISTS nightshift_schema (version integer NOT NULL)`;
+    const [row] = await tx<{ version: number }[]>`SELECT version FROM nightshift_schema`;
+    if (row && row.version > SCHEMA_VERSION) throw new Error(`the database's Nightshift schema is version ${row.version}, newer than this Nightshift's ${SCHEMA_VERSION}: update Nightshift on this machine`);
+    if (!row) {
+      await tx`CREATE TABLE session_owners (session text PRIMARY KEY, machine text NOT NULL, epoch bigint NOT NULL, heartbeat timestamptz NOT NULL DEFAULT now())`;
+      await tx`CREATE TABLE session_events (session text NOT NULL, seq bigint NOT NULL, machine text NOT NULL, event jsonb NOT NULL, PRIMARY KEY (session, seq))`;
+      await tx`INSERT INTO nightshift_schema (version) VALUES (${SCHEMA_VERSION})`;
+    }
+  });
+  return {
+    async claim(session, machine, options = {}) {
+      const staleSeconds = (options.staleMs ?? DEFAULT_STALE_MS) / 1000;
+      const rows = await sql<{ epoch: string }[]>`
+        INSERT INTO session_owners (session, machine, epoch) VALUES (${session}, ${machine}, 1)
+        ON CONFLICT (session) DO UPDATE SET machine = EXCLUDED.machine, epoch = session_owners.epoch + 1, heartbeat = now()
+          WHERE session_owners.machine = EXCLUDED.machine OR session_owners.heartbeat < now() - make_interval(secs => ${staleSeconds})
+        RETURNING epoch`;
+      return rows[0] ? { session, machine, epoch: Number(rows[0].epoch) } : undefined;
+    },
+    async heartbeat(claim) {
+      const rows = await sql`UPDATE session_owners SET heartbeat = now() WHERE session = ${claim.session} AND machine = ${claim.machine} AND epoch = ${claim.epoch} RETURNING 1`;
+      return rows.length === 1;
+    },
+    async append(claim, events) {
+      return sql.begin(async (tx) => {
+        // The owner row is locked for the transaction: a takeover waits for this append, or this append sees it.
+        const owner = await tx<{ machine: string; epoch: string }[]>`SELECT machine, epoch FROM session_owners WHERE session = ${claim.session} FOR UPDATE`;
+        if (!owner[0] || owner[0].machine !== claim.machine || Number(owner[0].epoch) !== claim.epoch) {
+          throw new SessionTakenOver(`session ${claim.session} is ${owner[0] ? `now run by ${owner[0].machine}` : "not claimed"}; ${claim.machine} stops writing to it`);
+        }
+        const [last] = await tx<{ seq: string | null }[]>`SELECT max(seq) AS seq FROM session_events WHERE session = ${claim.session}`;
+        let seq = Number(last?.seq ?? 0);
+        for (const event of events) {
+          seq += 1;
+          await tx`INSERT INTO session_events (session, seq, machine, event) VALUES (${claim.session}, ${seq}, ${claim.machine}, ${tx.json(event as never)})`;
+        }
+        return seq;
+      });
+    },
+    async readFrom(session, after = 0) {
+      const rows = await sql<{ seq: string; event: SessionEvent }[]>`SELECT seq, event FROM session_events WHERE session = ${session} AND seq > ${after} ORDER BY seq`;
+      return rows.map((row) => ({ seq: Number(row.seq), event: row.event }));
+    },
+    close: () => sql.end({ timeout: 5 }),
+  };
+}
