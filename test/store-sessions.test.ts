@@ -1,0 +1,133 @@
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { randomUUID } from "node:crypto";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { after, describe, it } from "node:test";
+import type { SessionEvent } from "../runtime/events.ts";
+import { openFileSessions, type SessionStore } from "../runtime/store/file-sessions.ts";
+import { openPgSessions, SessionTakenOver } from "../runtime/store/pg-sessions.ts";
+import { tempDir } from "./support/home.ts";
+import { isCi } from "./support/prerequisites.ts";
+
+/** `.ci/run` starts a throwaway PostgreSQL cluster and exports its URL; elsewhere the Postgres tests skip. */
+const URL = process.env.NIGHTSHIFT_TEST_DATABASE_URL;
+const missing = URL ? undefined : "no PostgreSQL: set NIGHTSHIFT_TEST_DATABASE_URL (`eval \"$(bash .ci/postgres.sh)\"` starts a throwaway cluster)";
+if (missing && isCi()) throw new Error(missing);
+
+const event = (n: number): SessionEvent => ({ type: "user", at: n, text: `message ${n}` });
+
+/** A store and a way to make `session` look held by another machine that is alive. */
+interface Backend {
+  open(): Promise<SessionStore>;
+  heldElsewhere(session: string): Promise<void>;
+  cleanup(): Promise<void>;
+}
+
+const dir = tempDir("nightshift-store-");
+const sleepers: ReturnType<typeof spawn>[] = [];
+const backends: Record<string, { skip?: string; make(): Backend }> = {
+  files: {
+    make: () => ({
+      open: async () => openFileSessions(dir.path, { sync: false }),
+      async heldElsewhere(session) {
+        // Another live process's lock, as a second `nightshift start` on the same home would hold.
+        const sleeper = spawn("sleep", ["30"]);
+        sleepers.push(sleeper);
+        mkdirSync(dir.path, { recursive: true });
+        writeFileSync(join(dir.path, `${session}.jsonl.lock`), String(sleeper.pid));
+      },
+      cleanup: async () => {},
+    }),
+  },
+  postgres: {
+    ...(missing ? { skip: missing } : {}),
+    make: () => {
+      const others: SessionStore[] = [];
+      return {
+        open: () => openPgSessions(URL!),
+        async heldElsewhere(session) {
+          const other = await openPgSessions(URL!);
+          others.push(other);
+          assert.ok(await other.claim(session, "other-machine"));
+        },
+        cleanup: async () => void (await Promise.all(others.map((other) => other.close()))),
+      };
+    },
+  },
+};
+
+after(() => {
+  for (const sleeper of sleepers) sleeper.kill();
+  dir.cleanup();
+});
+
+// The contract both stores keep: the runtime can be moved onto either.
+for (const [name, { skip, make }] of Object.entries(backends)) {
+  describe(`session store contract (${name})`, { ...(skip ? { skip } : {}) }, () => {
+    it("appends in order and reads from an offset", async () => {
+      const backend = make();
+      const store = await backend.open();
+      try {
+        const session = randomUUID();
+        const claim = (await store.claim(session, "laptop"))!;
+        assert.equal(await store.append(claim, [event(1), event(2)]), 2);
+        assert.equal(await store.append(claim, [event(3)]), 3);
+        assert.deepEqual((await store.readFrom(session, 1)).map((row) => [row.seq, (row.event as { text: string }).text]), [[2, "message 2"], [3, "message 3"]]);
+      } finally {
+        await store.close();
+        await backend.cleanup();
+      }
+    });
+
+    it("refuses a session another live machine (or process) holds", async () => {
+      const backend = make();
+      const store = await backend.open();
+      try {
+        const session = randomUUID();
+        await backend.heldElsewhere(session);
+        assert.equal(await store.claim(session, "laptop"), undefined);
+      } finally {
+        await store.close();
+        await backend.cleanup();
+      }
+    });
+
+    it("numbers events uniquely and without gaps when one machine appends from several places at once", async () => {
+      const backend = make();
+      const store = await backend.open();
+      try {
+        const session = randomUUID();
+        const claim = (await store.claim(session, "laptop"))!;
+        await Promise.all(Array.from({ length: 20 }, (_, i) => store.append(claim, [event(i)])));
+        assert.deepEqual((await store.readFrom(session)).map((row) => row.seq), Array.from({ length: 20 }, (_, i) => i + 1));
+      } finally {
+        await store.close();
+        await backend.cleanup();
+      }
+    });
+  });
+}
+
+describe("session logs in PostgreSQL across machines", { ...(missing ? { skip: missing } : {}) }, () => {
+  it("hands a session over once its owner goes silent, and refuses the old owner's late writes", async () => {
+    const [laptop, server] = await Promise.all([openPgSessions(URL!), openPgSessions(URL!)]);
+    try {
+      const session = randomUUID();
+      const first = (await laptop.claim(session, "laptop"))!;
+      assert.equal(await server.claim(session, "server"), undefined, "the laptop is alive");
+      assert.ok(await laptop.heartbeat(first));
+      // Staleness is the database's clock against the last heartbeat; a threshold of 0 stands for "silent long enough".
+      const taken = (await server.claim(session, "server", { staleMs: 0 }))!;
+      assert.equal(taken.epoch, first.epoch + 1);
+      await server.append(taken, [event(1)]);
+      // The laptop wakes and tries to carry on: refused, and its heartbeat says so.
+      await assert.rejects(laptop.append(first, [event(2)]), (error: Error) => error instanceof SessionTakenOver && /is now run by server; laptop stops writing to it/.test(error.message));
+      assert.equal(await laptop.heartbeat(first), false);
+      assert.deepEqual((await server.readFrom(session)).map((row) => row.seq), [1]);
+    } finally {
+      await laptop.close();
+      await server.close();
+    }
+  });
+});
