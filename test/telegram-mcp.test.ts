@@ -103,9 +103,13 @@ describe("Telegram: staged changes left unapplied", () => {
     mkdirSync(join(h.home, "sessions"), { recursive: true });
     writeFileSync(join(h.home, "sessions", "running-task.jsonl.lock"), String(process.pid));
     createStage(h.home, "fresh-task", folder, h.clock.now());
+    // A lock a killed process left behind keeps nothing: its copy goes like any other.
+    createStage(h.home, "killed-task", folder, h.clock.now() - 2 * 3_600_000);
+    writeFileSync(join(h.home, "sessions", "killed-task.jsonl.lock"), "999999999");
     await h.restart();
     await h.until(() => texts(h!, ALICE.id).some((line) => line.includes("discarded the unapplied staged changes of task old-task")), "the notice");
     assert.equal(readStage(h.home, "old-task"), undefined);
+    await h.until(() => readStage(h!.home, "killed-task") === undefined, "the killed task's copy to go");
     assert.ok(readStage(h.home, "running-task"), "a running task's copy stays");
     assert.ok(readStage(h.home, "fresh-task"));
   });

@@ -91,10 +91,27 @@ export function expiredStages(home: string, keepMs: number, now: number): StageI
     const info = readStage(home, id);
     if (!info) return [];
     const log = join(home, "sessions", `${id}.jsonl`);
-    if (lstatOrUndefined(`${log}.lock`)) return []; // running (or a lock left by a kill: the next run clears it)
+    if (lockHeld(`${log}.lock`)) return []; // its task runs now
     const last = Math.max(info.createdAt, lstatOrUndefined(log)?.mtimeMs ?? 0);
     return now - last > keepMs ? [info] : [];
   });
+}
+
+/** A session lock whose process is alive; one a killed process left behind does not count. */
+function lockHeld(path: string): boolean {
+  let pid: number;
+  try {
+    pid = Number(readFileSync(path, "utf8").trim().split(/\s+/)[0]);
+  } catch {
+    return false;
+  }
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
 }
 
 /** Forgets the stage: its upper folder (what the task wrote) is deleted; the original was never touched. */
