@@ -8,10 +8,8 @@ import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { lockSession } from "../runtime/session-lock.ts";
 import { planApply, readPlan, runApply, type ApplyPlan } from "../runtime/stage/apply.ts";
-import { changeLines, discardStage, mountStage, readStage, stageChanges, stageDir, unifiedDiff } from "../runtime/stage/overlay.ts";
+import { discardStage, mountStage, readStage, stageDir, summarizeStage } from "../runtime/stage/overlay.ts";
 import { UsageError } from "./usage.ts";
-
-export { changeLines };
 
 export interface ChangesResult {
   text: string;
@@ -34,9 +32,9 @@ export async function changesCommand(home: string, id: string | undefined): Prom
   const info = staged(home, id, "changes");
   const mount = await mountStage(home, info.id);
   try {
-    const changes = stageChanges(home, mount);
+    const { changes, diff } = summarizeStage(home, mount);
     if (changes.length === 0) return { text: `Task ${info.id} changed nothing in ${info.original}.`, code: 0 };
-    return { text: [`Task ${info.id} changed ${changes.length} file${changes.length === 1 ? "" : "s"} in its staged copy of ${info.original}:`, ...changeLines(changes), "", unifiedDiff(mount, changes).trimEnd(), "", `Apply: nightshift apply ${info.id}    Discard: nightshift discard ${info.id}`].join("\n"), code: 0 };
+    return { text: [`Task ${info.id} changed ${changes.length} file${changes.length === 1 ? "" : "s"} in its staged copy of ${info.original}:`, ...changes, "", diff.trimEnd(), "", `Apply: nightshift apply ${info.id}    Discard: nightshift discard ${info.id}`].join("\n"), code: 0 };
   } finally {
     await mount.close();
   }

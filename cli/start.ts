@@ -6,7 +6,7 @@ import { openMemory } from "../memory/index.ts";
 import { BUILTIN_TOOL_NAMES, createRuntime, createTraceLogger, loadAgents, lockSession, readSessionLog, readSessionLogFrom, requireApiKey, type Approver, type Clock, type LoadedConfig } from "../runtime/index.ts";
 import { approveReview } from "../runtime/mcp/reviews.ts";
 import { finishInterruptedApplies, readPlan } from "../runtime/stage/apply.ts";
-import { changeLines, discardStage, expiredStages, mountStage, readStage, stageChanges, unifiedDiff } from "../runtime/stage/overlay.ts";
+import { discardStage, expiredStages, mountStage, readStage, summarizeStage } from "../runtime/stage/overlay.ts";
 import { createDaemon } from "../tasks/daemon.ts";
 import { startControlServer } from "../tasks/control.ts";
 import { htmlToPlain } from "../bot/reports.ts";
@@ -292,8 +292,7 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
         async view(id) {
           const mount = await mountStage(home, id);
           try {
-            const changes = stageChanges(home, mount);
-            return { original: mount.info.original, changes: changeLines(changes), diff: unifiedDiff(mount, changes) };
+            return summarizeStage(home, mount);
           } finally {
             await mount.close();
           }

@@ -7,7 +7,7 @@ import type { Clock } from "./clock.ts";
 import { expandHome, requireApiKey, sandboxBackend, type LoadedConfig, type ResolvedRole, type RoleName } from "./config.ts";
 import type { SessionEvent, TaskSpec } from "./events.ts";
 import { PermissionDenied, SandboxUnavailable } from "./errors.ts";
-import { changeLines, createStage, mountStage, readStage, stageChanges, unifiedDiff } from "./stage/overlay.ts";
+import { createStage, mountStage, readStage, summarizeStage } from "./stage/overlay.ts";
 import { createDailySpend, type DailySpend } from "./daily-spend.ts";
 import { BUILTIN_TOOL_NAMES, loadAgents } from "./specialists/agents.ts";
 import { createSpecialistRunner } from "./specialists/run.ts";
@@ -253,9 +253,8 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
         view,
         /** What the copy holds now, for the result: read while it is still mounted. */
         changes: () => {
-          const changes = stageChanges(home, mount);
-          const diff = unifiedDiff(mount, changes);
-          return { original: mount.info.original, changes: changeLines(changes), ...(diff ? { diff: diff.length > 1_000_000 ? `${diff.slice(0, 1_000_000)}\n[cut at 1 MB: nightshift changes shows it all]\n` : diff } : {}) };
+          const { diff, ...summary } = summarizeStage(home, mount, 1_000_000);
+          return { ...summary, ...(diff ? { diff } : {}) };
         },
         release: async () => {
           stageViews.delete(id);

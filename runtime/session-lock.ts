@@ -19,15 +19,31 @@ export function lockSession(logPath: string, pid = process.pid, what = "this ses
       return () => rmSync(lockPath, { force: true });
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
-      const [ownerText, started] = readFileSync(lockPath, "utf8").trim().split(/\s+/);
-      const owner = Number(ownerText);
-      if (Number.isInteger(owner) && owner > 0 && owner !== pid && isAlive(owner) && !fromBeforeBoot(lockPath) && (!started || started === startTime(owner))) {
-        throw new SessionBusy(`${what} is already running in process ${owner}; ${advice}`);
-      }
+      const owner = liveOwner(lockPath);
+      if (owner !== undefined && owner !== pid) throw new SessionBusy(`${what} is already running in process ${owner}; ${advice}`);
       rmSync(lockPath, { force: true }); // stale: its owner is gone
     }
   }
   throw new SessionBusy(`cannot lock ${lockPath}; another process keeps taking it`);
+}
+
+/** True while a live process holds the session's lock; a lock a killed or rebooted process left does not count. */
+export function sessionLocked(logPath: string): boolean {
+  return liveOwner(`${logPath}.lock`) !== undefined;
+}
+
+/** The PID holding the lock file, when that process is alive and is the one that wrote it. */
+function liveOwner(lockPath: string): number | undefined {
+  let text: string;
+  try {
+    text = readFileSync(lockPath, "utf8");
+  } catch {
+    return undefined;
+  }
+  const [ownerText, started] = text.trim().split(/\s+/);
+  const owner = Number(ownerText);
+  const live = Number.isInteger(owner) && owner > 0 && isAlive(owner) && !fromBeforeBoot(lockPath) && (!started || started === startTime(owner));
+  return live ? owner : undefined;
 }
 
 function isAlive(pid: number): boolean {

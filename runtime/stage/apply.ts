@@ -48,15 +48,19 @@ export interface ApplyPlan {
 
 const planFile = (home: string, id: string) => join(stageDir(home, id), "apply.json");
 
-function writeDurably(path: string, content: string): void {
-  const temp = `${path}.${process.pid}.tmp`;
-  writeFileSync(temp, content, { mode: 0o600 });
-  const fd = openSync(temp, "r");
+function fsyncFile(path: string): void {
+  const fd = openSync(path, "r");
   try {
     fsyncSync(fd);
   } finally {
     closeSync(fd);
   }
+}
+
+function writeDurably(path: string, content: string): void {
+  const temp = `${path}.${process.pid}.tmp`;
+  writeFileSync(temp, content, { mode: 0o600 });
+  fsyncFile(temp);
   renameSync(temp, path);
 }
 
@@ -116,8 +120,9 @@ export function planApply(home: string, mount: StageMount): ApplyPlan {
     }
     // Added or modified: does the folder's version still match what the copy started from?
     const personTouched = entry.kind === "added" ? existsNow(path) : changed(path);
-    if (!personTouched || sameAsStaged(path)) {
-      if (!sameAsStaged(path)) plan.steps.push(stepFor(path));
+    const alreadyThere = sameAsStaged(path); // the person made the same change: nothing to do
+    if (!personTouched || alreadyThere) {
+      if (!alreadyThere) plan.steps.push(stepFor(path));
       continue;
     }
     const merged = entry.kind === "modified" && entry.type === "file" ? mergeThreeWay(original, options.base, path, join(mount.view, path), join(work, `${plan.merged.length + plan.conflicts.length}.merged`)) : undefined;
@@ -194,12 +199,7 @@ export function runApply(home: string, id: string, hooks: { afterStep?(index: nu
       else {
         copyFileSync(step.source!, temp);
         chmodSync(temp, step.mode ?? 0o644);
-        const fd = openSync(temp, "r");
-        try {
-          fsyncSync(fd);
-        } finally {
-          closeSync(fd);
-        }
+        fsyncFile(temp);
       }
       renameSync(temp, target);
     }

@@ -15,6 +15,7 @@ import { lstatSync, type Stats, mkdirSync, readdirSync, readFileSync, readlinkSy
 import { join, sep } from "node:path";
 import { SandboxUnavailable } from "../errors.ts";
 import { lineDiff } from "../line-diff.ts";
+import { sessionLocked } from "../session-lock.ts";
 
 export interface StageInfo {
   id: string;
@@ -91,27 +92,10 @@ export function expiredStages(home: string, keepMs: number, now: number): StageI
     const info = readStage(home, id);
     if (!info) return [];
     const log = join(home, "sessions", `${id}.jsonl`);
-    if (lockHeld(`${log}.lock`)) return []; // its task runs now
+    if (sessionLocked(log)) return []; // its task runs now
     const last = Math.max(info.createdAt, lstatOrUndefined(log)?.mtimeMs ?? 0);
     return now - last > keepMs ? [info] : [];
   });
-}
-
-/** A session lock whose process is alive; one a killed process left behind does not count. */
-function lockHeld(path: string): boolean {
-  let pid: number;
-  try {
-    pid = Number(readFileSync(path, "utf8").trim().split(/\s+/)[0]);
-  } catch {
-    return false;
-  }
-  if (!Number.isInteger(pid) || pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "EPERM";
-  }
 }
 
 /** Forgets the stage: its upper folder (what the task wrote) is deleted; the original was never touched. */
@@ -386,4 +370,11 @@ function hunks(lines: NonNullable<ReturnType<typeof lineDiff>>): string[] {
     start = end;
   }
   return out;
+}
+
+/** What a copy holds, as results, the CLI and the dashboard show it: one line per change and the unified diff (cut at `maxDiff`). */
+export function summarizeStage(home: string, mount: StageMount, maxDiff = Infinity): { original: string; changes: string[]; diff: string } {
+  const changes = stageChanges(home, mount);
+  const diff = unifiedDiff(mount, changes);
+  return { original: mount.info.original, changes: changeLines(changes), diff: diff.length > maxDiff ? `${diff.slice(0, maxDiff)}\n[cut at ${maxDiff.toLocaleString("en-US")} bytes: nightshift changes shows it all]\n` : diff };
 }
