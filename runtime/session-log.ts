@@ -30,32 +30,59 @@ interface Header {
   created: string;
 }
 
-/** Opens (creating if needed) the log at `path`. `sync: false` skips fdatasync, for benchmarks only. */
+/**
+ * Opens (creating if needed) the log at `path`. `sync: false` skips fdatasync, for benchmarks only.
+ *
+ * An append is written whole or not at all: a short or failed write (a full disk) is cut back to
+ * the last complete line before the error is thrown, so the next append is never glued to a torn
+ * line, and the same events can be appended again once there is space. If even the cut fails, the
+ * next append makes it first, and fails rather than write after a torn line.
+ */
 export async function openSessionLog(path: string, id: string, options: { sync?: boolean; now?: () => number } = {}): Promise<SessionLog> {
   mkdirSync(dirname(path), { recursive: true });
   const sync = options.sync ?? true;
   const handle: FileHandle = await open(path, "a+");
-  const size = await dropTornTail(handle);
-  if (size === 0) {
-    const header: Header = { format: LOG_FORMAT, version: LOG_VERSION, id, created: new Date(options.now?.() ?? Date.now()).toISOString() };
-    await handle.write(JSON.stringify(header) + "\n");
-    if (sync) await handle.datasync();
+  /** The size up to the last complete line written: where a failed append is cut back to. */
+  let size: number;
+  /** A failed append whose partial bytes could not be cut off yet. */
+  let torn = false;
+  const appendWhole = async (text: string) => {
+    if (torn) await handle.truncate(size);
+    torn = false;
+    const data = Buffer.from(text);
+    try {
+      for (let offset = 0; offset < data.length; ) offset += (await handle.write(data, offset, data.length - offset)).bytesWritten;
+      if (sync) await handle.datasync();
+      size += data.length;
+    } catch (error) {
+      await handle.truncate(size).catch(() => (torn = true));
+      throw error;
+    }
+  };
+  try {
+    size = await dropTornTail(handle);
+    if (size === 0) {
+      const header: Header = { format: LOG_FORMAT, version: LOG_VERSION, id, created: new Date(options.now?.() ?? Date.now()).toISOString() };
+      await appendWhole(JSON.stringify(header) + "\n");
+    }
+  } catch (error) {
+    await handle.close();
+    throw error;
   }
   let queue = Promise.resolve();
   return {
     id,
     append(...events) {
       const text = events.map((event) => JSON.stringify(event)).join("\n") + "\n";
-      // Appends are serialized so concurrent callers can never interleave partial lines.
-      queue = queue.then(async () => {
-        await handle.write(text);
-        if (sync) await handle.datasync();
-      });
-      return queue;
+      // Appends are serialized so concurrent callers can never interleave partial lines; one that
+      // failed does not fail the ones after it (the log was cut back to a whole line).
+      const written = queue.then(() => appendWhole(text));
+      queue = written.catch(() => {});
+      return written;
     },
     read: () => readSessionLog(path),
     async close() {
-      await queue.catch(() => {});
+      await queue;
       await handle.close();
     },
   };

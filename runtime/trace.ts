@@ -1,4 +1,4 @@
-import { closeSync, mkdirSync, openSync, writeSync } from "node:fs";
+import { closeSync, fstatSync, ftruncateSync, mkdirSync, openSync, writeSync } from "node:fs";
 import { dirname } from "node:path";
 import type { SessionEvent } from "./events.ts";
 
@@ -10,7 +10,9 @@ import type { SessionEvent } from "./events.ts";
  * Our own writer rather than pino: pino and its eight packages took 40–60 ms of every daemon
  * start to load (measured), for what is here a few lines a step. Each line is one synchronous
  * append (O_APPEND, no fsync: about 10 µs), so nothing is lost at exit or in a crash of the
- * process and no flush is needed; a failed write is dropped rather than thrown.
+ * process and no flush is needed; a failed write is dropped rather than thrown, never left half
+ * written, and counted in a line of its own once writes work again (a full disk must not flood or
+ * break the trace, nor stop what is being traced).
  */
 export interface TraceLogger {
   trace(fields: object, message?: string): void;
@@ -36,14 +38,28 @@ export function createTraceLogger(file: string | undefined, level: string): Trac
     mkdirSync(dirname(file), { recursive: true });
     fd = openSync(file, "a", 0o600);
   }
+  /** Lines a failed write kept out (a full or read-only disk) since the last line written, and why: said by the next line that gets through. */
+  let dropped = 0;
+  let why = "";
   const write = (levelValue: number, fields: object, message?: string) => {
     if (fd === undefined || levelValue < threshold) return;
+    let line: string;
     try {
-      const line = serialize({ level: levelValue, time: Date.now(), ...fields, ...(message !== undefined ? { msg: message } : {}) });
-      writeSync(fd, line + "\n");
+      line = serialize({ level: levelValue, time: Date.now(), ...fields, ...(message !== undefined ? { msg: message } : {}) }) + "\n";
     } catch {
-      // A full disk or an unserializable field must not stop a session: the line is dropped.
+      return; // an unserializable field must not stop a session: the line is dropped
     }
+    const lost = (failure: string) => {
+      dropped++;
+      why = failure;
+    };
+    if (dropped > 0) {
+      const failure = appendLine(fd, serialize({ level: LEVELS.warn, time: Date.now(), event: "trace_lines_dropped", dropped, error: why, msg: `${dropped} trace lines could not be written (${why})` }) + "\n");
+      if (failure) return lost(failure);
+      dropped = 0;
+    }
+    const failure = appendLine(fd, line);
+    if (failure) lost(failure);
   };
   return {
     trace: (fields, message) => write(LEVELS.trace, fields, message),
@@ -57,6 +73,29 @@ export function createTraceLogger(file: string | undefined, level: string): Trac
       fd = undefined;
     },
   };
+}
+
+/**
+ * Appends one whole line or nothing; returns why not (an error code such as ENOSPC). A short write
+ * (the disk filled up mid-line) is cut back, so the next line is never glued to a torn one. Must
+ * not throw.
+ */
+function appendLine(fd: number, line: string): string | undefined {
+  const data = Buffer.from(line);
+  let written = 0;
+  try {
+    while (written < data.length) written += writeSync(fd, data, written);
+    return undefined;
+  } catch (error) {
+    if (written > 0) {
+      try {
+        ftruncateSync(fd, fstatSync(fd).size - written);
+      } catch {
+        // cannot be cut: the reader skips a line that does not parse
+      }
+    }
+    return (error as NodeJS.ErrnoException).code ?? (error as Error).message;
+  }
 }
 
 /** JSON with secrets censored, cycles cut, bigints as text and errors as their message and stack. */
