@@ -410,7 +410,17 @@ export function createTelegramBot(options: TelegramBotOptions): TelegramBot {
     approver,
     outbox,
     hasUsers: () => users().length > 0,
-    notice: (html) => users().forEach((chat) => reply(chat, html)),
+    notice(html) {
+      for (const chat of users()) {
+        try {
+          reply(chat, html);
+        } catch (error) {
+          // Not stored (a full or read-only disk, which may be what the notice is about): sent now, once, best effort.
+          log("warn", `a notice could not be queued (${describe(error)}); sending it directly`);
+          bot.api.sendMessage(chat, html, { parse_mode: "HTML", link_preview_options: { is_disabled: true } }).catch((sendError: unknown) => log("error", `a notice could not be sent: ${describe(sendError)}`));
+        }
+      }
+    },
     reviewTools(review) {
       const html = reviewHtml(review);
       const buttons = { inline_keyboard: [[{ text: "Approve", callback_data: `mt:${review.server}:${review.id}:y` }, { text: "Keep withheld", callback_data: `mt:${review.server}:${review.id}:n` }]] };

@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { systemClock } from "../runtime/clock.ts";
 import { isUserError } from "../runtime/errors.ts";
+import { storageFault, storageMessage } from "../runtime/write-gate.ts";
 import { resolveHome } from "../runtime/home.ts";
 import { UsageError } from "./usage.ts";
 
@@ -256,6 +257,14 @@ main(process.argv.slice(2)).then(
     if (error instanceof UsageError || isUserError(error) || (error as { code?: string })?.code?.startsWith("ERR_PARSE_ARGS")) {
       process.stderr.write(`nightshift: ${(error as Error).message}\n`);
       process.exitCode = 2;
+      return;
+    }
+    const fault = storageFault(error);
+    if (fault) {
+      // A full or read-only disk is not a bug: said plainly, with what to do.
+      const fix = fault === "full" ? "free some space, then try again" : "make it writable again (remount it read-write), then try again";
+      process.stderr.write(`nightshift: the disk is ${fault === "full" ? "full" : "read-only"}: ${storageMessage(error)}; ${fix}\n`);
+      process.exitCode = 1;
       return;
     }
     process.stderr.write(`nightshift: unexpected error (a bug; please report it):\n${(error as Error)?.stack ?? String(error)}\n`);

@@ -3,7 +3,7 @@ import { join } from "node:path";
 import type { TelegramBot } from "../bot/index.ts";
 import { escapeHtml } from "../bot/format.ts";
 import { openMemory } from "../memory/index.ts";
-import { BUILTIN_TOOL_NAMES, createRuntime, createTraceLogger, loadAgents, lockSession, readSessionLog, readSessionLogFrom, requireApiKey, type Approver, type Clock, type LoadedConfig } from "../runtime/index.ts";
+import { BUILTIN_TOOL_NAMES, createRuntime, createTraceLogger, createWriteGate, formatDuration, loadAgents, lockSession, readSessionLog, readSessionLogFrom, requireApiKey, storageMessage, type Approver, type Clock, type LoadedConfig, type OutageChange } from "../runtime/index.ts";
 import { approveReview } from "../runtime/mcp/reviews.ts";
 import { finishInterruptedApplies, readPlan } from "../runtime/stage/apply.ts";
 import { discardStage, expiredStages, mountStage, readStage, summarizeStage } from "../runtime/stage/overlay.ts";
@@ -66,12 +66,25 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
   }
   const memory = openMemory(home, clock, config.memory.cap);
   let bot: TelegramBot | undefined;
+  // A full or read-only disk is said once, here, on Telegram and in the trace; what was being
+  // written waits and is written when it can be (runtime/write-gate.ts).
+  const storage = createWriteGate({
+    clock,
+    report(change) {
+      const message = outageMessage(change, home);
+      stderr.write(`${change.state === "down" ? "! " : ""}${message}\n`);
+      if (change.state === "down") trace.error({ event: "storage_unavailable", fault: change.outage.fault, what: change.outage.what, error: change.outage.message }, message);
+      else trace.warn({ event: "storage_available", fault: change.outage.fault, down_ms: change.at - change.outage.since }, message);
+      bot?.notice(`${change.state === "down" ? "⚠️" : "✅"} ${escapeHtml(message)}`);
+    },
+  });
   // Approvals go to Telegram once someone is paired there, and to the dashboard while someone is
   // signed in to it; with no one to ask, an ask is denied at once.
   let dashboard: { approver: Approver; signedIn(): boolean } | undefined;
   const runtime = await createRuntime({
     loaded,
     clock,
+    storage,
     ...memory.forRuntime(),
     approvers: () => [...(bot?.hasUsers() ? [bot.approver] : []), ...(dashboard?.signedIn() ? [dashboard.approver] : [])],
     onToolReview: (review) => {
@@ -102,15 +115,19 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
     stderr.write(`! ${message}\n`);
     trace.warn({ event: "stage_apply_finished", session: finished.id, ...(finished.problem ? { problem: finished.problem } : {}) }, message);
   }
-  const daemon = createDaemon({ home, clock, runtime, state: store, trace, concurrency: config.daemon.concurrency, maxCrashes: config.daemon.max_crashes });
+  const daemon = createDaemon({ home, clock, runtime, state: store, trace, storage, concurrency: config.daemon.concurrency, maxCrashes: config.daemon.max_crashes });
   const memoryService = createMemoryService({ loaded, clock, memory, small: () => runtime.modelFor("small"), tasks: daemon.tasks, approvals: runtime.approvals });
+  // Journal entries are written in order; on a full or read-only disk they wait for space (until the daemon stops).
+  const journalStop = new AbortController();
+  let journaling = Promise.resolve();
   const unjournal = daemon.watch((id, message) => {
     if (message.type !== "event") return;
-    try {
-      memory.record(id, message.event);
-    } catch (error) {
-      trace.error({ session: id, event: "journal_failed", error: (error as Error).message }, `could not write the journal: ${(error as Error).message}`);
-    }
+    const event = message.event;
+    journaling = journaling
+      .then(() => storage.retry("the memory journal", () => memory.record(id, event), journalStop.signal))
+      .catch((error: unknown) => {
+        if (!journalStop.signal.aborted) trace.error({ session: id, event: "journal_failed", error: (error as Error).message }, `could not write the journal: ${(error as Error).message}`);
+      });
   });
   const token = loaded.env.TELEGRAM_BOT_TOKEN?.trim();
   if (token) {
@@ -158,6 +175,11 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
       const spec = toTaskSpec(file, { loaded, id, fileName: `inbox/${name}`, source: `inbox:${name}` });
       await daemon.submit(id, spec, { origin: "inbox", name, ...(file.priority ? { priority: file.priority } : {}) });
       return id;
+    },
+    // A file that could not be taken in (a full or read-only disk) stays in inbox/ and is tried again at the next look.
+    onError({ name, error }) {
+      storage.failed(name ? `inbox/${name}` : "inbox/", error);
+      trace.error({ event: "inbox_failed", name, error: (error as Error)?.message }, `inbox${name ? `/${name}` : ""}: ${(error as Error)?.message}`);
     },
     onRejected({ name, message }) {
       trace.warn({ event: "task_rejected", name, message }, message);
@@ -328,6 +350,8 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
       const jobsDone = jobs.close(); // a nightly job finishing now still writes its cursor before the state closes
       await daemon.stop();
       unjournal();
+      journalStop.abort();
+      await journaling;
       await bot?.stop();
       await control.close();
       await (await dashboardStarting)?.close();
@@ -336,10 +360,24 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
       store.close();
       trace.info({ event: "daemon_stopped" }, "daemon stopped");
       trace.flush();
-      unlock();
+      try {
+        unlock();
+      } catch (error) {
+        // A read-only home: the lock file stays; its process is gone, so the next start takes it over.
+        stderr.write(`! could not remove the daemon's lock file: ${storageMessage(error)}\n`);
+      }
       resolveStopped();
     })());
   return { stop, stopped };
+}
+
+/** What a full or read-only disk means for the person, and what to do. */
+function outageMessage(change: OutageChange, home: string): string {
+  const { fault, what, message, since } = change.outage;
+  if (change.state === "up") return `Disk writes work again (after ${formatDuration(change.at - since)}): Nightshift goes on with what waited.`;
+  const head = fault === "full" ? `THE DISK IS FULL: could not write ${what} (${message})` : `${home} IS READ-ONLY: could not write ${what} (${message})`;
+  const fix = fault === "full" ? `free some space on the disk that holds ${home}` : `make it writable again (remount it read-write)`;
+  return `${head}. Nightshift keeps what it has, waits and tries again by itself: running tasks pause, files dropped in inbox/ wait there, nothing is lost. To go on, ${fix}.`;
 }
 
 /** A schedule slot as a file-name part in the schedule's zone: 2026-11-24T0700. */

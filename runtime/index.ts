@@ -27,6 +27,7 @@ export { createBwrapSandbox, createUnsandboxed, scrubEnv, type Sandbox, type San
 export { openSessionLog, readSessionLog, readSessionLogFrom, SessionLogError, type SessionLog } from "./session-log.ts";
 export { lockSession } from "./session-lock.ts";
 export { createTraceLogger, traceEvent, type TraceLogger } from "./trace.ts";
+export { createWriteGate, storageFault, storageMessage, type OutageChange, type StorageFault, type StorageOutage, type WriteGate } from "./write-gate.ts";
 export { parseYaml, YamlSyntaxError } from "./yaml.ts";
 export { createMemoryTools, type MemoryAccess } from "./tools/memory.ts";
 export { createDailySpend, sessionLogs, type DailySpend } from "./daily-spend.ts";

@@ -12,6 +12,7 @@ import type { ModelClient } from "./model.ts";
 import { costOf } from "./pricing.ts";
 import { buildSystem, taskMessage, withConversationCache, type Prefix } from "./prompt.ts";
 import type { SessionLog } from "./session-log.ts";
+import type { WriteGate } from "./write-gate.ts";
 import type { ApprovalStore, Approver } from "./approvals.ts";
 import { checkRequests, type GateOptions } from "./policy/gate.ts";
 import { DEFAULT_RULES, writableRoots, type Grant, type PermissionRequest, type Rule } from "./policy/policy.ts";
@@ -57,6 +58,12 @@ export interface SessionDeps {
   sandbox?: string;
   /** Sees every event after it is durable. Must not throw. */
   emit?(event: SessionEvent): void;
+  /**
+   * The daemon's: an append that fails because the disk is full or read-only is tried again until
+   * it works (or the run is stopped), so an answer in hand is written, not lost or asked for again.
+   * Without it, such a failure ends the session with the error.
+   */
+  storage?: WriteGate;
 }
 
 /** Who the specialists answer: the parent session as it stands when they start. */
@@ -116,7 +123,7 @@ class BudgetExceeded extends Error {
 export async function startSession(task: TaskSpec, deps: SessionDeps, signal?: AbortSignal): Promise<SessionResult> {
   const start: SessionEvent = { type: "session_start", at: deps.clock.now(), task, ...(deps.sandbox ? { sandbox: deps.sandbox } : {}) };
   const notices = noticeEvents(deps);
-  await deps.log.append(start, ...notices);
+  await appendDurably(deps, [start, ...notices], signal);
   for (const event of [start, ...notices]) deps.emit?.(event);
   return drive([start, ...notices], deps, signal);
 }
@@ -131,7 +138,7 @@ export async function resumeSession(deps: SessionDeps, signal?: AbortSignal): Pr
   if (state.end && state.end.status !== "failed") return resultOf(state.end);
   const resumed: SessionEvent = { type: "resumed", at: deps.clock.now(), attempt: state.resumes + 1, ...(deps.sandbox ? { sandbox: deps.sandbox } : {}) };
   const notices = noticeEvents(deps);
-  await deps.log.append(resumed, ...notices);
+  await appendDurably(deps, [resumed, ...notices], signal);
   for (const event of [resumed, ...notices]) deps.emit?.(event);
   return drive([...events, resumed, ...notices], deps, signal);
 }
@@ -140,7 +147,7 @@ export async function resumeSession(deps: SessionDeps, signal?: AbortSignal): Pr
 export async function continueSession(text: string, deps: SessionDeps, signal?: AbortSignal): Promise<SessionResult> {
   const events = await deps.log.read();
   const user: SessionEvent = { type: "user", at: deps.clock.now(), text };
-  await deps.log.append(user);
+  await appendDurably(deps, [user], signal);
   deps.emit?.(user);
   return drive([...events, user], deps, signal);
 }
@@ -170,19 +177,24 @@ async function drive(events: SessionEvent[], deps: SessionDeps, signal?: AbortSi
   };
 
 
-  const record = async (...batch: SessionEvent[]) => {
-    await deps.log.append(...batch);
-    for (const event of batch) {
-      events.push(event);
-      applyEvent(state, event, events.length - 1);
-      deps.emit?.(event);
-    }
-  };
-
   const timeUp = new AbortController();
   const timeLeft = Math.max(0, task.budget.timeout_ms - state.activeMs);
   const cancelTimer = clock.setTimer(() => timeUp.abort(new BudgetExceeded("time", `ran out of time (budget.timeout ${formatMs(task.budget.timeout_ms)})`)), timeLeft);
   const run = signal ? AbortSignal.any([signal, timeUp.signal]) : timeUp.signal;
+
+  /** Batches are written and applied in call order, also while one waits for disk space. */
+  let recorded: Promise<unknown> = Promise.resolve();
+  const record = (...batch: SessionEvent[]): Promise<void> => {
+    const written = recorded.then(() => appendDurably(deps, batch, run));
+    recorded = written.catch(() => {});
+    return written.then(() => {
+      for (const event of batch) {
+        events.push(event);
+        applyEvent(state, event, events.length - 1);
+        deps.emit?.(event);
+      }
+    });
+  };
   const parent = (): ParentSession => ({ id: deps.log.id, task, spentUsd: state.costUsd, remainingMs: Math.max(0, task.budget.timeout_ms - state.activeMs - (clock.now() - state.lastEventAt)), signal: run });
   const tooling = (): ToolRun => ({ deps, toolsByName, record, run, workdir: task.workdir, paths, gate, grants: state.grants, parent, events });
   /** The planner before the first step (`plan: true`); its plan joins the task message. */
@@ -250,7 +262,7 @@ async function drive(events: SessionEvent[], deps: SessionDeps, signal?: AbortSi
         { system, tools: sent.tools, messages: withConversationCache(sent.messages) },
         {
           signal: run,
-          // A failed append surfaces on the next one; a retry notice must not crash the session.
+          // A retry notice that cannot be written must not crash the session (the log stays whole).
           onRetry: (notice) => void record({ type: "model_retry", at: clock.now(), attempt: notice.attempt, delay_ms: notice.delayMs, reason: notice.reason }).catch(() => {}),
         },
       );
@@ -432,6 +444,12 @@ function loadedTools(messages: MessageParam[], fixed: ApiTool[], available: Map<
     return { ...message, content };
   });
   return { tools: loaded.size ? [...fixed, ...loaded.values()] : fixed, messages: changed ? (resolved as MessageParam[]) : messages };
+}
+
+/** Appends `events`; with `deps.storage`, a full or read-only disk is waited out and the same events written once it can be. */
+function appendDurably(deps: SessionDeps, events: SessionEvent[], signal?: AbortSignal): Promise<void> {
+  if (!deps.storage) return deps.log.append(...events);
+  return deps.storage.retry(`the session log of ${deps.log.id}`, () => deps.log.append(...events), signal);
 }
 
 function noticeEvents(deps: SessionDeps): SessionEvent[] {

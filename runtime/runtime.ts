@@ -29,6 +29,7 @@ import type { Prefix } from "./prompt.ts";
 import { createBwrapSandbox, createSrtSandbox, createUnsandboxed, startNetworkProxy, type NetworkDecision, type NetworkProxy, type NetworkRequest, type Sandbox } from "./sandbox/index.ts";
 import { lockSession } from "./session-lock.ts";
 import { openSessionLog, readSessionLog } from "./session-log.ts";
+import type { WriteGate } from "./write-gate.ts";
 import {
   createBashTool,
   createEditFileTool,
@@ -63,6 +64,8 @@ export interface RuntimeOptions {
   approvers?(): Approver[];
   /** A server's tools are new or changed since approved: show the person (once per listing). Must not throw. */
   onToolReview?(review: ToolReview): void;
+  /** The daemon's: sessions wait out a full or read-only disk instead of failing (runtime/write-gate.ts). */
+  storage?: WriteGate;
 }
 
 export interface RunOptions {
@@ -211,13 +214,8 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
       const existing = existsSync(logPath) ? await readSessionLog(logPath) : [];
       const end = existing.findLast((event) => event.type === "session_end");
       if (end) return { status: end.status, answer: end.answer, ...(end.reason ? { reason: end.reason } : {}), turns: end.turns, costUsd: end.cost_usd }; // finished before a restart: not recomputed
-      const deps = await depsFor(id, task.model, childEmit.get(task.parent!.session), {
-        logPath,
-        tools: builtins.filter((tool) => agent.tools.includes(tool.name)),
-        prefix: { identity: agent.prompt, memory: "" },
-        label: agent.name,
-        pool,
-      });
+      const child = { logPath, tools: builtins.filter((tool) => agent.tools.includes(tool.name)), prefix: { identity: agent.prompt, memory: "" }, label: agent.name, pool };
+      const deps = await depsFor(id, task.model, childEmit.get(task.parent!.session), child, signal);
       // A specialist of a staged task reads and runs commands in the same staged copy.
       const parentView = stageViews.get(task.parent!.session);
       if (parentView) deps.view = parentView;
@@ -268,7 +266,20 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
     }
   };
 
-  const depsFor = async (id: string, model: string, emit?: RunOptions["emit"], child?: ChildOptions): Promise<SessionDeps & { release(): Promise<void> }> => {
+  /** The session's lock and open log; with `options.storage`, a full or read-only disk is waited out (a lock or header cut short is taken over next try). */
+  const openLog = (id: string, logPath: string, signal?: AbortSignal) => {
+    const open = async () => {
+      const unlock = lockSession(logPath);
+      const log = await openSessionLog(logPath, id, { now: clock.now }).catch((error: unknown) => {
+        unlockQuietly(unlock);
+        throw error;
+      });
+      return { log, unlock };
+    };
+    return options.storage ? options.storage.retry(`the session log of ${id}`, open, signal) : open();
+  };
+
+  const depsFor = async (id: string, model: string, emit?: RunOptions["emit"], child?: ChildOptions, signal?: AbortSignal): Promise<SessionDeps & { release(): Promise<void> }> => {
     const role = isRole(model) ? loaded.roles[model] : loaded.roles.main;
     const logPath = child?.logPath ?? join(sessionsDir, `${id}.jsonl`);
     mkdirSync(dirname(logPath), { recursive: true });
@@ -277,11 +288,7 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
     const client = modelFor(model);
     const mcp = child ? undefined : await mcpNow();
     const lazy = mcp && deferredMcp(mcp, client.toolReferences === true);
-    const unlock = lockSession(logPath);
-    const log = await openSessionLog(logPath, id, { now: clock.now }).catch((error: unknown) => {
-      unlock();
-      throw error;
-    });
+    const { log, unlock } = await openLog(id, logPath, signal);
     return {
       log,
       model: client,
@@ -300,11 +307,12 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
       notices: [...(await sandboxNotices()), ...(skills?.notices ?? []), ...(mcp?.notices ?? [])],
       sandbox: sandbox.kind,
       daily,
+      ...(options.storage ? { storage: options.storage } : {}),
       ...(child ? { pool: child.pool } : { specialists: runner, reviewRounds: config.specialists.review_rounds }),
       ...(emit ? { emit: (event: SessionEvent) => emitWithParent(emit, id, event, child) } : {}),
       release: async () => {
         await log.close();
-        unlock();
+        unlockQuietly(unlock);
         if (!child) childEmit.delete(id);
       },
     };
@@ -316,7 +324,7 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
     sessionsDir,
     newSessionId: () => newSessionId(clock.now()),
     async start(id, task, runOptions = {}) {
-      const deps = await withStage(id, task, await depsFor(id, task.model, runOptions.emit));
+      const deps = await withStage(id, task, await depsFor(id, task.model, runOptions.emit, undefined, runOptions.signal));
       try {
         return withChanges(await startSession(task, deps, runOptions.signal), deps);
       } finally {
@@ -326,7 +334,7 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
     async resume(id, runOptions = {}) {
       const first = (await readSessionLog(join(sessionsDir, `${id}.jsonl`)))[0];
       const model = first?.type === "session_start" ? first.task.model : "main";
-      const plain = await depsFor(id, model, runOptions.emit);
+      const plain = await depsFor(id, model, runOptions.emit, undefined, runOptions.signal);
       const deps: RunDeps = first?.type === "session_start" ? await withStage(id, first.task, plain) : plain;
       try {
         return withChanges(await resumeSession(deps, runOptions.signal), deps);
@@ -341,7 +349,7 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
       // Taken in already (a crash after it was written, or after the session it started ended): resume, never add it twice.
       const lastEnd = events.findLastIndex((event) => event.type === "session_end");
       const taken = events.some((event, index) => event.type === "user" && event.text === text && (since !== undefined ? event.at >= since : index > lastEnd));
-      const deps = await withStage(id, first.task, await depsFor(id, first.task.model, runOptions.emit));
+      const deps = await withStage(id, first.task, await depsFor(id, first.task.model, runOptions.emit, undefined, runOptions.signal));
       try {
         return withChanges(taken ? await resumeSession(deps, runOptions.signal) : await continueSession(text, deps, runOptions.signal), deps);
       } finally {
@@ -356,6 +364,15 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
       await proxy?.close();
     },
   };
+}
+
+/** On a read-only disk a session's lock file stays: stale once this run is over, a later run takes it over. */
+function unlockQuietly(unlock: () => void): void {
+  try {
+    unlock();
+  } catch {
+    // the read-only disk is said where a write waits for it
+  }
 }
 
 /** A staged task's result says what its copy holds (read before the copy is unmounted); a stopped one's does not. */

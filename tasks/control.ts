@@ -43,7 +43,11 @@ export async function startControlServer(home: string, daemon: Daemon, approvals
       new Promise<void>((resolve) => {
         server.closeAllConnections();
         server.close(() => resolve());
-        rmSync(path, { force: true });
+        try {
+          rmSync(path, { force: true });
+        } catch {
+          // a read-only home: the next start removes the socket file
+        }
       }),
   };
 }

@@ -2,6 +2,7 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type { TraceLogger as Logger } from "../runtime/trace.ts";
 import { readSessionLog, Shutdown, traceEvent, type Clock, type Runtime, type SessionEvent, type SessionResult, type TaskSpec } from "../runtime/index.ts";
+import { createWriteGate, storageFault, type WriteGate } from "../runtime/write-gate.ts";
 import { writeResult } from "./outbox.ts";
 import { PRIORITIES, readerOf, type Priority, type StateStore, type TaskReader, type TaskRecord } from "./state.ts";
 
@@ -15,6 +16,8 @@ export interface DaemonOptions {
   concurrency: number;
   /** A task the daemon died under this many times fails instead of resuming again. */
   maxCrashes: number;
+  /** Waits out a full or read-only disk and says so (runtime/write-gate.ts). Default: waits, says nothing. */
+  storage?: WriteGate;
 }
 
 export interface Submission {
@@ -49,24 +52,43 @@ export interface Daemon {
   stop(): Promise<void>;
 }
 
+/** How the task state is named when a write to it fails. */
+const STATE_FILE = "the task state (state/nightshift.db)";
+/** A task whose run failed outright (not its session: the daemon's own writes) waits this long before it is picked again. */
+const HOLD_MS = 5_000;
+
 /**
  * The queue runner. State transitions are written to the state file before they matter; sessions
  * keep their own logs, so a task interrupted at any point is resumed from its log, never redone.
+ *
+ * A full or read-only disk: a task's writes (its start, its session log, its result, its end)
+ * wait and try again, holding what they would write, until there is space or the daemon stops;
+ * the gate says so once. Writes someone waits on (a submit, a cancel, a follow-up) fail at once
+ * with the reason instead. A run that fails outright is held back before it is picked again, so
+ * no failing write is ever retried in a tight loop.
  */
 export function createDaemon(options: DaemonOptions): Daemon {
   const { clock, runtime, state, trace } = options;
+  const storage = options.storage ?? createWriteGate({ clock });
   const running = new Map<string, { controller: AbortController; done: Promise<void> }>();
+  const held = new Set<string>();
   const listeners = new Map<string, Set<TaskListener>>();
   const watchers = new Set<(id: string, message: Parameters<TaskListener>[0]) => void>();
   const idleWaiters: Array<() => void> = [];
+  /** Aborted by stop: what waits for disk space gives up (and is resumed at the next start). */
+  const halt = new AbortController();
   let stopping = false;
 
   const find = (id: string) => state.get(id);
-  /** A state write that failed is traced; the daemon keeps going (the next write carries the state). */
+  /** A state write that failed is traced (and a full disk said by the gate); the daemon keeps going (the next write carries the state). */
   const failedWrite = (id: string) => (error: unknown) => {
+    storage.failed(STATE_FILE, error);
     trace.error({ session: id, event: "state_write_failed", error: (error as Error).message }, `could not write the state file: ${(error as Error).message}`);
   };
-  const change = (id: string, fields: Partial<TaskRecord>) => state.change(id, fields);
+  /** A change someone waits on: fails at once (the gate says why). */
+  const change = (id: string, fields: Partial<TaskRecord>) => storage.attempt(STATE_FILE, () => state.change(id, fields));
+  /** A change the task cannot go on without: waits for space until it is written or `signal` aborts. */
+  const changeDurably = (id: string, fields: Partial<TaskRecord>, signal: AbortSignal) => storage.retry(STATE_FILE, () => state.change(id, fields), signal);
   const broadcast = (id: string, message: Parameters<TaskListener>[0]) => {
     const all: TaskListener[] = [...(listeners.get(id) ?? []), ...[...watchers].map((watcher) => (m: Parameters<TaskListener>[0]) => watcher(id, m))];
     for (const listener of all) {
@@ -81,64 +103,109 @@ export function createDaemon(options: DaemonOptions): Daemon {
   const next = (): TaskRecord | undefined =>
     state
       .active()
-      .filter((task) => task.state === "queued" && !running.has(task.id))
+      .filter((task) => task.state === "queued" && !running.has(task.id) && !held.has(task.id))
       .sort((a, b) => PRIORITIES.indexOf(a.priority) - PRIORITIES.indexOf(b.priority) || a.created - b.created)[0];
+
+  /** A run that threw left its task queued: picked again after a pause, never at once (a failing write in a tight loop starves the process). */
+  const holdBack = (id: string) => {
+    held.add(id);
+    clock.setTimer(() => {
+      held.delete(id);
+      pump();
+    }, HOLD_MS);
+  };
 
   const pump = () => {
     while (!stopping && running.size < options.concurrency) {
       const task = next();
       if (!task) break;
       const controller = new AbortController();
-      const done = run(task, controller.signal).catch(failedWrite(task.id)).finally(() => {
-        running.delete(task.id);
-        pump();
-      });
+      const done = run(task, controller.signal)
+        .catch((error: unknown) => {
+          // Stopped while waiting for space: nothing was lost, the task stays running and is resumed at the next start.
+          if (error instanceof Shutdown) return trace.warn({ session: task.id, event: "task_left_running", reason: error.message }, "stopped while waiting to write; resumed at the next start");
+          failedWrite(task.id)(error);
+          if (!stopping) holdBack(task.id);
+        })
+        .finally(() => {
+          running.delete(task.id);
+          pump();
+        });
       running.set(task.id, { controller, done });
     }
     if (running.size === 0 && !next()) idleWaiters.splice(0).forEach((resolve) => resolve());
   };
 
   const run = async (task: TaskRecord, signal: AbortSignal): Promise<void> => {
-    const resume = await hasStarted(join(runtime.sessionsDir, `${task.id}.jsonl`));
-    await change(task.id, { state: "running", started: task.started ?? clock.now(), attempts: task.attempts + 1 });
+    try {
+      await changeDurably(task.id, { state: "running", started: task.started ?? clock.now(), attempts: task.attempts + 1 }, signal);
+    } catch (error) {
+      // Cancelled while waiting for space to start: it ends here. Stopped: it stays queued.
+      if (!signal.aborted || signal.reason instanceof Shutdown) throw error;
+      return finish(task, { status: "cancelled", answer: "", reason: (signal.reason as Error).message, turns: 0, costUsd: 0 });
+    }
     const emit = (session: string, event: SessionEvent) => {
       traceEvent(trace, session, event);
       if (event.type === "approval_requested") change(session, { state: "waiting_approval" }).catch(failedWrite(session));
       if (event.type === "approval_answered") change(session, { state: "running" }).catch(failedWrite(session));
       broadcast(session, { type: "event", event });
     };
-    let result: SessionResult;
-    try {
-      result = task.follow_up !== undefined
-        ? await runtime.continue(task.id, task.follow_up, { signal, emit }, task.follow_up_at)
-        : resume
-          ? await runtime.resume(task.id, { signal, emit })
-          : await runtime.start(task.id, task.spec, { signal, emit });
-    } catch (error) {
-      // Nothing ran (a missing key, a busy or damaged log): the task fails with the reason.
-      result = { status: "failed", answer: "", reason: (error as Error).message, turns: 0, costUsd: 0 };
-    }
+    const result = await session(task, signal, emit);
     if (result.status === "interrupted") {
-      await change(task.id, { state: "queued" }); // a graceful stop: resumed at the next start
+      // A graceful stop: resumed at the next start. If the disk is full, the task stays running and is resumed as after a crash.
+      await change(task.id, { state: "queued" });
       return;
     }
     await finish(task, result);
   };
 
   /**
-   * The result file first, then the state: a crash in between leaves the task running, so the next
-   * start resumes it, finds its recorded end, and writes the same result again.
+   * Runs the task's session (started, resumed from its log, or continued). A full or read-only disk
+   * that kept it from starting (its lock, its log) is waited out and the session tried again: it
+   * resumes from its log, so nothing runs twice.
    */
-  const finish = async (task: TaskRecord, result: SessionResult) => {
+  const session = async (task: TaskRecord, signal: AbortSignal, emit: (session: string, event: SessionEvent) => void): Promise<SessionResult> => {
+    for (let attempt = 0; ; attempt++) {
+      const resume = await hasStarted(join(runtime.sessionsDir, `${task.id}.jsonl`));
+      try {
+        return task.follow_up !== undefined
+          ? await runtime.continue(task.id, task.follow_up, { signal, emit }, task.follow_up_at)
+          : resume
+            ? await runtime.resume(task.id, { signal, emit })
+            : await runtime.start(task.id, task.spec, { signal, emit });
+      } catch (error) {
+        const stopped = signal.aborted ? (signal.reason as Error) : undefined;
+        if (stopped instanceof Shutdown) return { status: "interrupted", answer: "", reason: stopped.message, turns: 0, costUsd: 0 };
+        if (stopped) return { status: "cancelled", answer: "", reason: stopped.message, turns: 0, costUsd: 0 };
+        if (storage.failed(`the session log of task ${task.id}`, error)) {
+          await storage.pause(attempt, signal).catch(() => {}); // stopped or cancelled meanwhile: said on the next turn
+          continue;
+        }
+        // Nothing ran (a missing key, a busy or damaged log): the task fails with the reason.
+        return { status: "failed", answer: "", reason: (error as Error).message, turns: 0, costUsd: 0 };
+      }
+    }
+  };
+
+  /**
+   * The result file first, then the state: a crash in between leaves the task running, so the next
+   * start resumes it, finds its recorded end, and writes the same result again. On a full or
+   * read-only disk both wait for space (`wait`, the default) until the daemon stops; a cancel
+   * someone waits on fails at once instead.
+   */
+  const finish = async (task: TaskRecord, result: SessionResult, wait = true) => {
     const finished = { ...task, state: result.status as TaskRecord["state"], finished: clock.now(), turns: result.turns, cost_usd: result.costUsd, answer_chars: result.answer.length, ...(result.reason ? { reason: result.reason } : {}) };
+    const write = <T>(what: string, work: () => T) => (wait ? storage.retry(what, work, halt.signal) : storage.attempt(what, work));
     if (task.name) {
       try {
-        writeResult(join(options.home, "outbox"), finished, result, clock.now());
+        await write(`outbox/${task.name}`, () => writeResult(join(options.home, "outbox"), finished, result, clock.now()));
       } catch (error) {
+        // Not written and the daemon stops: the task stays running, and the next start writes it.
+        if (storageFault(error) || halt.signal.aborted) throw error;
         trace.error({ session: task.id, event: "outbox_failed", error: (error as Error).message }, "could not write the result file");
       }
     }
-    await change(task.id, { follow_up: undefined, follow_up_at: undefined, state: finished.state, finished: finished.finished, turns: result.turns, cost_usd: result.costUsd, answer_chars: result.answer.length, ...(result.reason ? { reason: result.reason } : {}) });
+    await write(STATE_FILE, () => state.change(task.id, { follow_up: undefined, follow_up_at: undefined, state: finished.state, finished: finished.finished, turns: result.turns, cost_usd: result.costUsd, answer_chars: result.answer.length, ...(result.reason ? { reason: result.reason } : {}) }));
     trace.info({ session: task.id, event: "task_finished", state: result.status, reason: result.reason, cost_usd: result.costUsd }, `task ${result.status}`);
     broadcast(task.id, { type: "finished", record: find(task.id) ?? finished, result });
   };
@@ -160,7 +227,7 @@ export function createDaemon(options: DaemonOptions): Daemon {
         turns: 0,
         cost_usd: 0,
       };
-      await state.add(record, cursor);
+      await storage.attempt(STATE_FILE, () => state.add(record, cursor));
       trace.info({ session: id, event: "task_queued", origin: submission.origin, name: submission.name, priority: record.priority }, "task queued");
       queueMicrotask(pump);
       return record;
@@ -192,7 +259,7 @@ export function createDaemon(options: DaemonOptions): Daemon {
         return "cancelling";
       }
       if (task.state !== "queued") return "finished";
-      await finish(task, { status: "cancelled", answer: "", reason, turns: 0, costUsd: 0 });
+      await finish(task, { status: "cancelled", answer: "", reason, turns: 0, costUsd: 0 }, false);
       return "cancelled";
     },
     async followUp(id, text) {
@@ -225,6 +292,7 @@ export function createDaemon(options: DaemonOptions): Daemon {
     },
     async stop() {
       stopping = true;
+      halt.abort(new Shutdown("Nightshift is stopping"));
       for (const { controller } of running.values()) controller.abort(new Shutdown("Nightshift is stopping"));
       await Promise.allSettled([...running.values()].map((entry) => entry.done));
     },

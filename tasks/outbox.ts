@@ -1,4 +1,4 @@
-import { mkdirSync, renameSync, writeFileSync } from "node:fs";
+import { mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { stringify } from "yaml";
 import type { SessionResult } from "../runtime/index.ts";
@@ -28,8 +28,17 @@ export function writeResult(outbox: string, record: TaskRecord, result: SessionR
   const body = result.staged ? `${answer}\n\n${stagedText(record.id, result.staged)}` : answer;
   const path = join(outbox, name);
   const temp = join(outbox, `.${name}.tmp`);
-  writeFileSync(temp, `---\n${stringify(front).trimEnd()}\n---\n${body}\n`);
-  renameSync(temp, path);
+  try {
+    writeFileSync(temp, `---\n${stringify(front).trimEnd()}\n---\n${body}\n`);
+    renameSync(temp, path);
+  } catch (error) {
+    try {
+      rmSync(temp, { force: true }); // a half-written temp file (a full disk) must not hold on to space
+    } catch {
+      // a read-only disk: there is no temp file to remove
+    }
+    throw error;
+  }
   return path;
 }
 

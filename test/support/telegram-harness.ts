@@ -39,14 +39,14 @@ export interface TelegramHarness {
  * talking HTTP to the Bot API stand-in and its sessions to the Messages API stand-in; time is a
  * fake clock the test moves.
  */
-export async function startTelegramHarness(options: { config?: string; env?: Record<string, string>; realClock?: boolean } = {}): Promise<TelegramHarness> {
+export async function startTelegramHarness(options: { config?: string; env?: Record<string, string>; realClock?: boolean; /** NIGHTSHIFT_HOME somewhere else (a small disk); the caller removes it. */ home?: string } = {}): Promise<TelegramHarness> {
   const clock = new FakeClock();
   const daemonClock = options.realClock ? systemClock : clock;
   const telegram = await startBotApi({ token: TOKEN, botUsername: "night_bot", now: daemonClock.now });
   const model = await startMessagesApi();
   const dir = tempDir("nightshift-telegram-", "/var/tmp");
-  const home = join(dir.path, "home");
-  mkdirSync(home);
+  const home = options.home ?? join(dir.path, "home");
+  mkdirSync(home, { recursive: true });
   writeFileSync(join(home, "config.yaml"), options.config ?? `telegram:\n  allowed_users: [${ALICE.id}]\n  poll_timeout: 2s\n`);
   let printed = "";
   const stderr = new Writable({
