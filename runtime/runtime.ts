@@ -282,6 +282,7 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
       unlock();
       throw error;
     });
+    if (log.torn) emit?.(id, log.torn); // in the log already; the trace says it too
     return {
       log,
       model: client,
