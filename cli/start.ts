@@ -1,4 +1,4 @@
-import { existsSync, readdirSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type { TelegramBot } from "../bot/index.ts";
 import { escapeHtml } from "../bot/format.ts";
@@ -46,18 +46,35 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
   const trace = createTraceLogger(join(home, "logs", "trace.jsonl"), config.log_level);
   const newId = () => runtime.newSessionId();
   const specOf = async (name: string, id: string) => toTaskSpec(await readTaskFile(join(home, "inbox", ".done", name)), { loaded, id, fileName: name, source: `inbox:${name}` });
-  const { store, recovered, migrated, unreadable } = await openState(home, clock.now, specOf).catch((error: unknown) => {
+  const { store, recovered, migrated, unreadable, relogged, held, unstarted } = await openState(home, clock.now).catch((error: unknown) => {
     throw error instanceof StateRefused ? new UsageError(error.message) : error; // said plainly, without a stack
   });
-  if (recovered) {
-    const message = `STATE FILE DAMAGED (${recovered.problem}): moved to ${recovered.movedTo} and rebuilt from the session logs and inbox/.done (${recovered.tasks} tasks)`;
+  /** What was found damaged or lost: said on stderr and in the trace now, and on Telegram once the bot is up. */
+  const damage: string[] = [];
+  const sayDamage = (event: Record<string, unknown>, message: string) => {
     stderr.write(`! ${message}\n`);
-    trace.error({ event: "state_recovered", moved_to: recovered.movedTo, problem: recovered.problem, tasks: recovered.tasks }, message);
+    trace.error(event, message);
+    damage.push(message);
+  };
+  if (recovered) {
+    sayDamage(
+      { event: "state_recovered", moved_to: recovered.movedTo, problem: recovered.problem, tasks: recovered.tasks },
+      `STATE FILE DAMAGED (${recovered.problem}): moved to ${recovered.movedTo} and rebuilt from the session logs (${recovered.tasks} tasks)`,
+    );
+    for (const { id, damage: problem } of recovered.damagedLogs) {
+      sayDamage({ event: "session_log_damaged", session: id, problem }, `SESSION LOG DAMAGED (${problem}): task ${id} is failed, not resumed, so nothing in it runs again; the log is kept as it is`);
+    }
   }
   for (const problem of unreadable ?? []) {
     const message = `A QUEUED OR RUNNING TASK IN ${join(home, "state", "nightshift.db")} DOES NOT READ and is not run: ${problem}. The rest of the state is fine; fix or delete that row with the sqlite3 tool.`;
-    stderr.write(`! ${message}\n`);
-    trace.error({ event: "state_record_unreadable", problem }, message);
+    sayDamage({ event: "state_record_unreadable", problem }, message);
+  }
+  for (const task of relogged ?? []) {
+    const how = task.damage ? `its log is damaged, so it is failed, not resumed (${task.damage})` : task.state === "running" ? "it is resumed from its log" : `it had ${task.state}`;
+    sayDamage({ event: "state_task_relogged", session: task.id, name: task.name, state: task.state }, `THE STATE HAD LOST the task of inbox/.done/${task.name} (${task.id}); recorded again from sessions/${task.id}.jsonl: ${how}`);
+  }
+  for (const { name, why } of held ?? []) {
+    sayDamage({ event: "inbox_file_held", name, why }, `inbox/.done/${name} has no task in the state and is NOT queued again, as it may have run: ${why}. To run it anyway, drop it in inbox/ again.`);
   }
   if (migrated) {
     const message = `STATE MOVED TO SQLITE: ${migrated.tasks} tasks from ${migrated.from} are now in ${join(home, "state", "nightshift.db")} (${migrated.added} added); the old file is kept as ${migrated.movedTo}`;
@@ -188,10 +205,10 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
     },
   });
 
+  for (const message of damage) bot?.notice(`⚠️ ${escapeHtml(message)}`);
   const { resumed, failed } = await daemon.recover();
   // A file moved to inbox/.done/ whose task was never recorded (a crash in between): queue it now.
-  for (const name of existsSync(join(home, "inbox", ".done")) ? readdirSync(join(home, "inbox", ".done")) : []) {
-    if (store.find(name) || existsSync(join(home, "outbox", name))) continue;
+  for (const name of unstarted ?? []) {
     const id = newId();
     const spec = await specOf(name, id).catch((error: unknown) => void stderr.write(`! inbox/.done/${name}: ${(error as Error).message}\n`));
     if (spec) await daemon.submit(id, spec, { origin: "inbox", name });

@@ -23,6 +23,12 @@ export interface SessionLog {
 
 export class SessionLogError extends Error {
   override name = "SessionLogError";
+  /** What is wrong, without the advice (for a report that gives its own). */
+  readonly problem: string;
+  constructor(message: string, problem = message) {
+    super(message);
+    this.problem = problem;
+  }
 }
 
 interface Header {
@@ -146,7 +152,7 @@ function parseLine(path: string, line: string, number: number | string): unknown
   try {
     return JSON.parse(line);
   } catch {
-    throw new SessionLogError(`${path}:${number}: damaged line in session log; move the file aside to start over`);
+    throw new SessionLogError(`${path}:${number}: damaged line in session log; move the file aside to start over`, `${path}:${number}: damaged line`);
   }
 }
 

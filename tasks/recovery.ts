@@ -1,0 +1,125 @@
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import type { EventOf, SessionEvent, TaskSpec } from "../runtime/events.ts";
+import { readSessionLogPrefix, SessionLogError } from "../runtime/session-log.ts";
+import type { TaskRecord } from "./state.ts";
+
+/**
+ * What the session logs still prove when the state does not: which task each log ran, where it came
+ * from (an inbox file), and how it ended. A log is the proof that a task's commands ran, so its task
+ * is never queued afresh: a log that is damaged gives a failed task (its readable part is still
+ * its identity), and an inbox file whose log cannot be told is held back, not run again.
+ */
+
+export interface LoggedTask {
+  id: string;
+  /** The task's `source` (`inbox:NAME`…): from its start, or from the raw text of a log whose start does not read. Undefined: unknown. */
+  source: string | undefined;
+  record: TaskRecord;
+  /** What is wrong with the file (it is left where it is, as the proof of what ran). */
+  damage?: string;
+}
+
+/** Every top-level session log (a specialist's are in sessions/<task>/ and belong to its task). */
+export async function readLoggedTasks(sessionsDir: string, now: number): Promise<LoggedTask[]> {
+  const names = existsSync(sessionsDir) ? readdirSync(sessionsDir).filter((name) => name.endsWith(".jsonl")) : [];
+  const tasks: LoggedTask[] = [];
+  for (const name of names) tasks.push(await readLoggedTask(join(sessionsDir, name), name.slice(0, -".jsonl".length), now));
+  return tasks;
+}
+
+async function readLoggedTask(path: string, id: string, now: number): Promise<LoggedTask> {
+  let events: SessionEvent[] = [];
+  let damage: string | undefined;
+  try {
+    const read = await readSessionLogPrefix(path);
+    events = read.events;
+    damage = read.damage?.problem;
+  } catch (error) {
+    damage = error instanceof SessionLogError ? error.problem : (error as Error).message;
+  }
+  const start = events[0]?.type === "session_start" ? events[0] : undefined;
+  if (!start) damage ??= `${path}: no session_start`;
+  const spec = start?.task ?? guessedSpec(path);
+  const source = spec.source;
+  const name = source?.startsWith("inbox:") ? source.slice("inbox:".length) : undefined;
+  const end = endOf(events);
+  const base = {
+    id,
+    title: spec.title,
+    origin: source?.split(":")[0] ?? "recovered",
+    ...(name ? { name } : {}),
+    priority: "normal" as const,
+    spec,
+    created: start?.at ?? now,
+    started: start?.at ?? now,
+    attempts: 1,
+    crashes: 0,
+    turns: events.filter((event) => event.type === "model_response").length,
+    cost_usd: events.reduce((sum, event) => sum + (event.type === "model_response" || event.type === "checkpoint" ? event.cost_usd : 0), 0),
+  };
+  if (damage) {
+    const reason = `its session log is damaged (${damage}); the log is kept as it is and the task is not resumed, so nothing in it runs again`;
+    return { id, source, damage, record: { ...base, state: "failed", finished: now, reason } };
+  }
+  if (end) return { id, source, record: { ...base, state: end.status, finished: end.at, turns: end.turns, cost_usd: end.cost_usd, ...(end.reason ? { reason: end.reason } : {}) } };
+  return { id, source, record: { ...base, state: "running" } }; // unfinished: resumed from its log
+}
+
+/** The session's end as a resume sees it: a follow-up reopens it, a retry reopens a failed one (runtime/conversation.ts). */
+function endOf(events: SessionEvent[]): EventOf<"session_end"> | undefined {
+  let end: EventOf<"session_end"> | undefined;
+  for (const event of events) {
+    if (event.type === "session_end") end = event;
+    else if (event.type === "user" || (event.type === "resumed" && end?.status === "failed")) end = undefined;
+  }
+  return end;
+}
+
+/** A log whose start does not read: its title and source, if the raw text still holds them, so the person can tell which task it was. */
+function guessedSpec(path: string): TaskSpec {
+  let text = "";
+  try {
+    text = readFileSync(path, "utf8").slice(0, 64 * 1024);
+  } catch {
+    // unreadable: nothing to guess from
+  }
+  const field = (key: string) => {
+    const raw = new RegExp(`"${key}":("(?:[^"\\\\]|\\\\.)*")`).exec(text)?.[1];
+    try {
+      return raw === undefined ? undefined : (JSON.parse(raw) as string);
+    } catch {
+      return undefined;
+    }
+  };
+  const source = field("source");
+  return { title: field("title") ?? "(a session log that does not read)", prompt: "", workdir: "", model: "main", budget: { max_turns: 0, max_usd: 0, timeout_ms: 0 }, ...(source ? { source } : {}) };
+}
+
+/** An inbox file in inbox/.done/ that the state has no task for. */
+export type Orphan =
+  /** Its session log was found: its task, to record again (resumed if unfinished). */
+  | { name: string; kind: "logged"; task: LoggedTask }
+  /** Not queued again: it may have run (why says how). */
+  | { name: string; kind: "held"; why: string }
+  /** It never ran: queue it. */
+  | { name: string; kind: "unstarted" };
+
+/**
+ * Sorts out the inbox files the state has no task for: normally a crash between the move to
+ * .done/ and the queue (never started), but after a lost or rebuilt state also files whose task
+ * ran. Reads the session logs only when there is such a file.
+ */
+export async function sortOrphans(names: string[], sessionsDir: string, now: number, logged?: LoggedTask[]): Promise<Orphan[]> {
+  if (names.length === 0) return [];
+  const logs = logged ?? (await readLoggedTasks(sessionsDir, now));
+  const byName = new Map<string, LoggedTask>();
+  for (const log of logs) if (log.source?.startsWith("inbox:")) byName.set(log.source.slice("inbox:".length), log);
+  const unknown = logs.filter((log) => log.source === undefined && log.damage).map((log) => `sessions/${log.id}.jsonl`);
+  return names.map((name): Orphan => {
+    const task = byName.get(name);
+    if (task) return { name, kind: "logged", task };
+    if (unknown.length) return { name, kind: "held", why: `${unknown.join(", ")} does not read, and may be its run` };
+    return { name, kind: "unstarted" };
+  });
+}

@@ -1,0 +1,146 @@
+import assert from "node:assert/strict";
+import { spawn, type ChildProcess } from "node:child_process";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { DatabaseSync } from "node:sqlite";
+import { afterEach, describe, it } from "node:test";
+import { tempDir } from "./support/home.ts";
+import { agent, CLI, nightshift, until } from "./support/cli.ts";
+import { startMessagesApi, type MessagesApi } from "./support/messages-api.ts";
+import { needs } from "./support/prerequisites.ts";
+
+/**
+ * A real daemon runs an inbox task whose bash command appends a line to a file outside NIGHTSHIFT_HOME,
+ * and is killed (SIGKILL) during the next model request. Then a file is damaged and a second daemon
+ * starts: the file shows how many times the command ran.
+ */
+
+interface Setup {
+  api: MessagesApi;
+  home: string;
+  counter: string;
+  env: NodeJS.ProcessEnv;
+  daemons: ChildProcess[];
+  cleanup(): Promise<void>;
+}
+
+async function setup(): Promise<Setup> {
+  const api = await startMessagesApi();
+  const dir = tempDir("nightshift-damage-", "/var/tmp");
+  const home = join(dir.path, "home");
+  const work = join(dir.path, "work");
+  mkdirSync(home);
+  mkdirSync(work);
+  writeFileSync(join(home, "config.yaml"), 'tasks:\n  stage: "off"\n');
+  const env = { ...process.env, NIGHTSHIFT_HOME: home, ANTHROPIC_BASE_URL: api.url, ANTHROPIC_API_KEY: "sk-ant-damage-test" };
+  const daemons: ChildProcess[] = [];
+  return {
+    api,
+    home,
+    counter: join(work, "counter.txt"),
+    env,
+    daemons,
+    async cleanup() {
+      for (const daemon of daemons) if (daemon.exitCode === null && daemon.signalCode === null) daemon.kill("SIGKILL");
+      await api.close();
+      dir.cleanup();
+    },
+  };
+}
+
+async function startDaemon(s: Setup): Promise<{ child: ChildProcess; output: () => string; exited: Promise<number | null> }> {
+  const child = spawn(process.execPath, [CLI, "start"], { env: s.env, stdio: ["ignore", "pipe", "pipe"] });
+  s.daemons.push(child);
+  let output = "";
+  child.stdout!.on("data", (chunk) => (output += chunk));
+  child.stderr!.on("data", (chunk) => (output += chunk));
+  const exited = new Promise<number | null>((resolve) => child.on("close", (code) => resolve(code)));
+  await until(() => output.includes("Nightshift is running") || child.exitCode !== null, "the daemon to start");
+  assert.match(output, /Nightshift is running/, output);
+  return { child, output: () => output, exited };
+}
+
+/** The command ran once, and the daemon was killed while it waited for the model's next reply. Returns the session id. */
+async function interruptedTask(s: Setup): Promise<string> {
+  let stalled = false;
+  s.api.respondWith(agent(`echo ran >> ${s.counter}; echo counted`, () => (stalled ? undefined : ((stalled = true), { stall: true }))));
+  const first = await startDaemon(s);
+  writeFileSync(join(s.home, "inbox", "count.md"), `---\ntitle: Count\nworkdir: ${join(s.counter, "..")}\n---\nCount once.\n`);
+  await until(() => stalled, "the model request after the command");
+  first.child.kill("SIGKILL");
+  await first.exited;
+  assert.equal(readFileSync(s.counter, "utf8"), "ran\n");
+  return sessions(s.home)[0]!;
+}
+
+const sessions = (home: string) => readdirSync(join(home, "sessions")).filter((name) => name.endsWith(".jsonl")).map((name) => name.slice(0, -".jsonl".length));
+const db = (home: string) => join(home, "state", "nightshift.db");
+
+let current: Setup | undefined;
+afterEach(async () => {
+  await current?.cleanup();
+  current = undefined;
+});
+
+describe("an interrupted task's command after a damaged state", () => {
+  it("runs once when the state file was emptied: the file is moved aside and the task resumed", needs("bwrap", "socat"), async () => {
+    const s = (current = await setup());
+    const id = await interruptedTask(s);
+    for (const suffix of ["-wal", "-shm"]) rmSync(db(s.home) + suffix, { force: true });
+    writeFileSync(db(s.home), "");
+
+    const second = await startDaemon(s);
+    await until(() => existsSync(join(s.home, "outbox", "count.md")), "the result");
+    assert.equal(readFileSync(s.counter, "utf8"), "ran\n");
+    assert.deepEqual(sessions(s.home), [id]);
+    assert.match(second.output(), /! STATE FILE DAMAGED \(the file is empty \(0 bytes\)\): moved to .*nightshift\.db\.damaged-/);
+    assert.match(readFileSync(join(s.home, "outbox", "count.md"), "utf8"), /status: done[\s\S]*finished after: counted/);
+  });
+
+  it("runs once when the state lost its write-ahead log: the task is recorded again from its session log", needs("bwrap", "socat"), async () => {
+    const s = (current = await setup());
+    const id = await interruptedTask(s);
+    rmSync(db(s.home) + "-wal"); // every change since the last checkpoint, the task among them
+
+    const second = await startDaemon(s);
+    await until(() => existsSync(join(s.home, "outbox", "count.md")), "the result");
+    assert.equal(readFileSync(s.counter, "utf8"), "ran\n");
+    assert.deepEqual(sessions(s.home), [id]);
+    assert.match(second.output(), new RegExp(`! THE STATE HAD LOST the task of inbox/\\.done/count\\.md \\(${id}\\); recorded again from sessions/${id}\\.jsonl: it is resumed from its log`));
+  });
+
+  it("runs once when the task's record does not read: it is named, not run, and its file not queued again", needs("bwrap", "socat"), async () => {
+    const s = (current = await setup());
+    const id = await interruptedTask(s);
+    const file = new DatabaseSync(db(s.home));
+    file.prepare("UPDATE tasks SET record = 'null' WHERE id = ?").run(id);
+    file.close();
+
+    const second = await startDaemon(s);
+    await new Promise((resolve) => setTimeout(resolve, 1_000)); // what a re-queued file would take to run
+    assert.equal(readFileSync(s.counter, "utf8"), "ran\n");
+    assert.deepEqual(sessions(s.home), [id]);
+    assert.match(second.output(), new RegExp(`! A QUEUED OR RUNNING TASK IN .*nightshift\\.db DOES NOT READ and is not run: ${id}: `));
+  });
+
+  it("runs once when the state and the session log are both damaged: the task is failed and its file held", needs("bwrap", "socat"), async () => {
+    const s = (current = await setup());
+    const id = await interruptedTask(s);
+    const log = join(s.home, "sessions", `${id}.jsonl`);
+    const lines = readFileSync(log, "utf8").split("\n");
+    lines[3] = lines[3]!.slice(0, 30) + lines[4]; // a torn line with the next event glued to it
+    writeFileSync(log, lines.join("\n"));
+    for (const suffix of ["-wal", "-shm"]) rmSync(db(s.home) + suffix, { force: true });
+    writeFileSync(db(s.home), "not a database ".repeat(300));
+
+    const second = await startDaemon(s);
+    await new Promise((resolve) => setTimeout(resolve, 1_000)); // what a re-queued file would take to run
+    const status = await nightshift(["status"], s.env);
+    assert.doesNotMatch(status.stdout, / (queued|running) /, "the inbox file is not queued again");
+    assert.equal(readFileSync(s.counter, "utf8"), "ran\n");
+    assert.deepEqual(sessions(s.home), [id]);
+    assert.match(status.stdout, new RegExp(`${id} failed .* Count\\n +its session log is damaged`));
+    assert.match(second.output(), /! STATE FILE DAMAGED \(file is not a database\)/);
+    assert.match(second.output(), new RegExp(`! SESSION LOG DAMAGED \\(.*${id}\\.jsonl:4: damaged line\\): task ${id} is failed, not resumed`));
+  });
+});
