@@ -8,6 +8,7 @@ import { tempDir } from "./support/home.ts";
 import { agent, CLI, nightshift, until } from "./support/cli.ts";
 import { startMessagesApi, type MessagesApi } from "./support/messages-api.ts";
 import { needs } from "./support/prerequisites.ts";
+import { ALICE, startTelegramHarness, texts, type TelegramHarness } from "./support/telegram-harness.ts";
 
 /**
  * A real daemon runs an inbox task whose bash command appends a line to a file outside NIGHTSHIFT_HOME,
@@ -77,9 +78,12 @@ const sessions = (home: string) => readdirSync(join(home, "sessions")).filter((n
 const db = (home: string) => join(home, "state", "nightshift.db");
 
 let current: Setup | undefined;
+let telegram: TelegramHarness | undefined;
 afterEach(async () => {
   await current?.cleanup();
   current = undefined;
+  await telegram?.close();
+  telegram = undefined;
 });
 
 describe("an interrupted task's command after a damaged state", () => {
@@ -142,5 +146,18 @@ describe("an interrupted task's command after a damaged state", () => {
     assert.match(status.stdout, new RegExp(`${id} failed .* Count\\n +its session log is damaged`));
     assert.match(second.output(), /! STATE FILE DAMAGED \(file is not a database\)/);
     assert.match(second.output(), new RegExp(`! SESSION LOG DAMAGED \\(.*${id}\\.jsonl:4: damaged line\\): task ${id} is failed, not resumed`));
+  });
+});
+
+describe("a damaged state file on Telegram", () => {
+  it("is told to the people using the bot, not only on stderr", async () => {
+    const h = (telegram = await startTelegramHarness());
+    await h.until(() => h.telegram.commands.length > 0, "the bot to start");
+    await h.daemon.stop();
+    for (const suffix of ["-wal", "-shm"]) rmSync(db(h.home) + suffix, { force: true });
+    writeFileSync(db(h.home), "not a database ".repeat(300));
+    await h.restart();
+    await h.until(() => texts(h, ALICE.id).some((line) => line.includes("STATE FILE DAMAGED")), "the notice");
+    assert.match(texts(h, ALICE.id).find((line) => line.includes("STATE FILE DAMAGED"))!, /file is not a database\): moved to .*nightshift\.db\.damaged-/);
   });
 });
