@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { appendFileSync, readFileSync } from "node:fs";
+import { appendFileSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { afterEach, describe, it } from "node:test";
 import { z } from "zod";
 import { INTERRUPTED_NOTE } from "../runtime/conversation.ts";
@@ -7,6 +8,8 @@ import type { SessionEvent } from "../runtime/events.ts";
 import { resumeSession } from "../runtime/loop.ts";
 import { readSessionLog, readSessionLogFrom } from "../runtime/session-log.ts";
 import { defineTool } from "../runtime/tools/tool.ts";
+import { nightshift } from "./support/cli.ts";
+import { tempDir } from "./support/home.ts";
 import { createHarness, type Harness } from "./support/session.ts";
 
 let harness: Harness | undefined;
@@ -76,5 +79,31 @@ describe("a session log whose last line was cut short", () => {
     const result = await resumeSession(await harness.reopen());
     assert.equal(result.status, "done");
     assert.deepEqual(runs, ["c"]);
+  });
+});
+
+describe("nightshift status on a damaged session log", () => {
+  it("shows the events before the damaged line and names it, instead of an unexpected error", async () => {
+    const dir = tempDir();
+    try {
+      const home = join(dir.path, "home");
+      mkdirSync(join(home, "sessions"), { recursive: true });
+      writeFileSync(join(home, "config.yaml"), "");
+      const task = { title: "Count", prompt: "Count once.", workdir: dir.path, model: "main", budget: { max_turns: 5, max_usd: 1, timeout_ms: 60_000 } };
+      const lines = [
+        { format: "nightshift-session", version: 1, id: "s1", created: new Date(0).toISOString() },
+        { type: "session_start", at: 1_000, task },
+        { type: "tool_start", at: 2_000, id: "toolu_a", name: "bash", input: { command: "echo ran" } },
+      ].map((line) => JSON.stringify(line));
+      // A torn tool_end with the next event glued to it (a short write on a full disk).
+      writeFileSync(join(home, "sessions", "s1.jsonl"), `${lines.join("\n")}\n{"type":"tool_end","at":3{"type":"resumed","at":4000,"attempt":1}\n`);
+      const status = await nightshift(["status", "s1"], { ...process.env, NIGHTSHIFT_HOME: home });
+      assert.equal(status.code, 0, status.stderr);
+      assert.doesNotMatch(status.stderr, /a bug/);
+      assert.match(status.stdout, /bash/);
+      assert.match(status.stdout, /! .*s1\.jsonl:4: damaged line: the session log is damaged there; what follows it is not shown/);
+    } finally {
+      dir.cleanup();
+    }
   });
 });
