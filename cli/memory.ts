@@ -1,7 +1,7 @@
 import { htmlToPlain } from "../bot/reports.ts";
 import { openMemory } from "../memory/index.ts";
 import { join } from "node:path";
-import { createApprovalStore, createModelClient, requireApiKey, type Clock, type LoadedConfig } from "../runtime/index.ts";
+import { createApprovalStore, createModelClient, damageMessage, requireApiKey, type Clock, type LoadedConfig } from "../runtime/index.ts";
 import { connectDaemon } from "../tasks/control.ts";
 import { createMemoryService } from "./memory-service.ts";
 import { openTasksQuietly } from "./status.ts";
@@ -16,7 +16,8 @@ export async function memoryCommand(loaded: LoadedConfig, action: "consolidate" 
   if (daemon) return htmlToPlain(await daemon.action(action === "show" ? "memory" : action));
   const memory = openMemory(loaded.home, clock, loaded.config.memory.cap);
   const role = loaded.roles.small;
-  const approvals = createApprovalStore(join(loaded.home, "state", "approvals"), { clock, expireMs: loaded.config.approvals.expire });
+  const damaged: string[] = [];
+  const approvals = createApprovalStore(join(loaded.home, "state", "approvals"), { clock, expireMs: loaded.config.approvals.expire, onDamaged: (file) => damaged.push(`! ${damageMessage(file)}\n`) });
   const small = () => createModelClient(role, requireApiKey(role), { clock, retry: loaded.config.model_retries });
   // Only the digest reads the tasks: a damaged state file must not stop `memory undo` or `show`.
   let opened: ReturnType<typeof openTasksQuietly> | undefined;
@@ -31,8 +32,10 @@ export async function memoryCommand(loaded: LoadedConfig, action: "consolidate" 
         return htmlToPlain(service.undo());
       case "show":
         return htmlToPlain(service.memoryText());
-      case "digest":
-        return htmlToPlain(await service.digest());
+      case "digest": {
+        const digest = htmlToPlain(await service.digest());
+        return `${damaged.join("")}${digest}`;
+      }
       default:
         throw new Error(`unknown memory action ${action satisfies never}`);
     }

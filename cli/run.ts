@@ -4,6 +4,7 @@ import { openMemory } from "../memory/index.ts";
 import {
   createRuntime,
   createTraceLogger,
+  damageMessage,
   newSessionId,
   Shutdown,
   traceEvent,
@@ -57,6 +58,7 @@ export async function runCommand(args: RunArgs, io: RunIO): Promise<number> {
   const runtime = await createRuntime({
     loaded,
     clock,
+    onDamaged: (file) => void io.stderr.write(`! ${damageMessage(file)}\n`),
     ...memory.forRuntime(),
     approvers: () => approvers,
     ...(io.sandbox ? { sandbox: io.sandbox } : {}),

@@ -3,7 +3,7 @@ import { join } from "node:path";
 import type { TelegramBot } from "../bot/index.ts";
 import { escapeHtml } from "../bot/format.ts";
 import { openMemory } from "../memory/index.ts";
-import { BUILTIN_TOOL_NAMES, createRuntime, createTraceLogger, loadAgents, lockSession, readSessionLog, readSessionLogFrom, requireApiKey, type Approver, type Clock, type LoadedConfig } from "../runtime/index.ts";
+import { BUILTIN_TOOL_NAMES, createRuntime, createTraceLogger, damageMessage, loadAgents, lockSession, readSessionLog, readSessionLogFrom, requireApiKey, type Approver, type Clock, type LoadedConfig } from "../runtime/index.ts";
 import { approveReview } from "../runtime/mcp/reviews.ts";
 import { finishInterruptedApplies, readPlan } from "../runtime/stage/apply.ts";
 import { discardStage, expiredStages, mountStage, readStage, summarizeStage } from "../runtime/stage/overlay.ts";
@@ -49,12 +49,13 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
   const { store, recovered, migrated, unreadable, relogged, held, unstarted } = await openState(home, clock.now).catch((error: unknown) => {
     throw error instanceof StateRefused ? new UsageError(error.message) : error; // said plainly, without a stack
   });
-  /** What was found damaged or lost: said on stderr and in the trace now, and on Telegram once the bot is up. */
-  const damage: string[] = [];
+  /** What was found damaged or lost: said on stderr and in the trace, and on Telegram (once the bot is up). */
+  let damage: string[] | undefined = [];
   const sayDamage = (event: Record<string, unknown>, message: string) => {
     stderr.write(`! ${message}\n`);
     trace.error(event, message);
-    damage.push(message);
+    if (damage) damage.push(message);
+    else bot?.notice(`⚠️ ${escapeHtml(message)}`);
   };
   if (recovered) {
     sayDamage(
@@ -91,6 +92,7 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
     clock,
     ...memory.forRuntime(),
     approvers: () => [...(bot?.hasUsers() ? [bot.approver] : []), ...(dashboard?.signedIn() ? [dashboard.approver] : [])],
+    onDamaged: (file) => sayDamage({ event: "file_damaged", file: file.file, moved_to: file.movedTo, problem: file.problem }, damageMessage(file)),
     onToolReview: (review) => {
       trace.warn({ event: "mcp_tools_withheld", server: review.server, review: review.id, tools: review.withheld.map((state) => state.name) }, `MCP server ${review.server}: tools withheld until approved`);
       bot?.reviewTools(review);
@@ -206,6 +208,7 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
   });
 
   for (const message of damage) bot?.notice(`⚠️ ${escapeHtml(message)}`);
+  damage = undefined;
   const { resumed, failed } = await daemon.recover();
   // A file moved to inbox/.done/ whose task was never recorded (a crash in between): queue it now.
   for (const name of unstarted ?? []) {

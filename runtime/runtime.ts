@@ -21,7 +21,7 @@ import { createConsultTool } from "./tools/consult.ts";
 import { createMemoryTools, type MemoryAccess } from "./tools/memory.ts";
 import { createSkillTool, reloadSkill } from "./tools/skill.ts";
 import { loadSkills, skillCatalog } from "./skills/library.ts";
-import { createApprovalStore, type ApprovalStore, type Approver } from "./approvals.ts";
+import { createApprovalStore, type ApprovalStore, type Approver, type DamagedFile } from "./approvals.ts";
 import { continueSession, resumeSession, startSession, type SessionDeps, type SessionPermissions, type SessionResult } from "./loop.ts";
 import { rulesFromConfig } from "./policy/policy.ts";
 import { createModelClient, type ModelClient } from "./model.ts";
@@ -63,6 +63,8 @@ export interface RuntimeOptions {
   approvers?(): Approver[];
   /** A server's tools are new or changed since approved: show the person (once per listing). Must not throw. */
   onToolReview?(review: ToolReview): void;
+  /** A damaged file of the runtime's (an approval's) was moved aside: say so. Must not throw. */
+  onDamaged?(damage: DamagedFile): void;
 }
 
 export interface RunOptions {
@@ -100,7 +102,7 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
   const proxy = options.sandbox || backend === "off" ? undefined : await startNetworkProxy({ socketPath: proxySocketPath(), decide: network.decide, tcp: backend === "srt" });
   const sandbox = options.sandbox ?? createSandbox(loaded, proxy);
   const paths = pathRules(loaded);
-  const approvals = createApprovalStore(join(home, "state", "approvals"), { clock, expireMs: config.approvals.expire });
+  const approvals = createApprovalStore(join(home, "state", "approvals"), { clock, expireMs: config.approvals.expire, ...(options.onDamaged ? { onDamaged: options.onDamaged } : {}) });
   const permissions: SessionPermissions = {
     rules: rulesFromConfig(config.permissions),
     home: realOrResolved(home),

@@ -4,6 +4,8 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { afterEach, describe, it } from "node:test";
+import { createApprovalStore } from "../runtime/approvals.ts";
+import { systemClock } from "../runtime/clock.ts";
 import { tempDir } from "./support/home.ts";
 import { agent, CLI, nightshift, until } from "./support/cli.ts";
 import { startMessagesApi, type MessagesApi } from "./support/messages-api.ts";
@@ -146,6 +148,22 @@ describe("an interrupted task's command after a damaged state", () => {
     assert.match(status.stdout, new RegExp(`${id} failed .* Count\\n +its session log is damaged`));
     assert.match(second.output(), /! STATE FILE DAMAGED \(file is not a database\)/);
     assert.match(second.output(), new RegExp(`! SESSION LOG DAMAGED \\(.*${id}\\.jsonl:4: damaged line\\): task ${id} is failed, not resumed`));
+  });
+});
+
+describe("a damaged approval answer file with the daemon running", () => {
+  it("is moved aside by the daemon, which says so, and nightshift approve answers the approval", async () => {
+    const s = (current = await setup());
+    const daemon = await startDaemon(s);
+    const approvals = join(s.home, "state", "approvals");
+    const store = createApprovalStore(approvals, { clock: systemClock, expireMs: 3_600_000 });
+    const record = store.create({ session: "s1", tool_use_id: "t1", tool: "bash", input: {}, summary: "run `make deploy`", kind: "command", target: "make deploy", reason: "rule asks first" });
+    writeFileSync(join(approvals, `${record.id}.answer.json`), "\u0000\u0000\u0000");
+    const approved = await nightshift(["approve", record.id], s.env);
+    assert.equal(approved.stdout, "run `make deploy`: allowed once.\n", approved.stderr);
+    assert.equal(store.answerOf(record.id)?.decision, "once");
+    await until(() => daemon.output().includes("APPROVAL FILE DAMAGED"), "the daemon to say so");
+    assert.match(daemon.output(), new RegExp(`! APPROVAL FILE DAMAGED \\(.*\\): .*${record.id}\\.answer\\.json moved to .*\\.damaged-`));
   });
 });
 
