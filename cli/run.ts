@@ -1,6 +1,6 @@
 import { existsSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { openMemory } from "../memory/index.ts";
+import { journalDamageMessage, openMemory } from "../memory/index.ts";
 import {
   createRuntime,
   createTraceLogger,
@@ -54,7 +54,7 @@ export async function runCommand(args: RunArgs, io: RunIO): Promise<number> {
 
   const trace = createTraceLogger(join(loaded.home, "logs", "trace.jsonl"), loaded.config.log_level);
   let approvers: Approver[] = [];
-  const memory = openMemory(loaded.home, clock, loaded.config.memory.cap);
+  const memory = openMemory(loaded.home, clock, loaded.config.memory.cap, { onDamaged: (line) => void io.stderr.write(`! ${journalDamageMessage(line)}\n`) });
   const runtime = await createRuntime({
     loaded,
     clock,

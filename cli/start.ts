@@ -2,7 +2,7 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type { TelegramBot } from "../bot/index.ts";
 import { escapeHtml } from "../bot/format.ts";
-import { openMemory } from "../memory/index.ts";
+import { journalDamageMessage, openMemory, openMemoryRuns } from "../memory/index.ts";
 import { BUILTIN_TOOL_NAMES, createRuntime, createTraceLogger, damageMessage, loadAgents, lockSession, readSessionLog, readSessionLogFrom, requireApiKey, type Approver, type Clock, type LoadedConfig } from "../runtime/index.ts";
 import { approveReview } from "../runtime/mcp/reviews.ts";
 import { finishInterruptedApplies, readPlan } from "../runtime/stage/apply.ts";
@@ -49,6 +49,7 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
   const { store, recovered, migrated, unreadable, relogged, held, unstarted } = await openState(home, clock.now).catch((error: unknown) => {
     throw error instanceof StateRefused ? new UsageError(error.message) : error; // said plainly, without a stack
   });
+  let bot: TelegramBot | undefined;
   /** What was found damaged or lost: said on stderr and in the trace, and on Telegram (once the bot is up). */
   let damage: string[] | undefined = [];
   const sayDamage = (event: Record<string, unknown>, message: string) => {
@@ -82,8 +83,9 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
     stderr.write(`! ${message}\n`);
     trace.warn({ event: "state_migrated", from: migrated.from, moved_to: migrated.movedTo, tasks: migrated.tasks, added: migrated.added }, message);
   }
-  const memory = openMemory(home, clock, config.memory.cap);
-  let bot: TelegramBot | undefined;
+  const memory = openMemory(home, clock, config.memory.cap, {
+    onDamaged: (line) => sayDamage({ event: "journal_line_damaged", file: line.file, id: line.id, problem: line.problem }, journalDamageMessage(line)),
+  });
   // Approvals go to Telegram once someone is paired there, and to the dashboard while someone is
   // signed in to it; with no one to ask, an ask is denied at once.
   let dashboard: { approver: Approver; signedIn(): boolean } | undefined;
@@ -278,6 +280,8 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
   if (config.sandbox.mode === "off") stderr.write("! SANDBOX IS OFF (config sandbox.mode): commands run unconfined on this machine\n");
   else if (!probe.ok) stderr.write(`! sandbox unavailable, bash will be refused: ${probe.problem}\n`);
   trace.info({ event: "daemon_started", pid: process.pid, resumed, failed, sandbox: probe.kind, sandbox_ok: probe.ok }, "daemon started");
+  // The journal the next consolidation reads: a line in it that does not read is said now, not only tonight.
+  memory.journal.damaged(openMemoryRuns(join(home, "state")).read().cursor);
   // After the ready line: Hono and its Node adapter take 50-100 ms to load, which start → ready
   // does not wait for. A port in use is said in one line and the daemon runs on without a dashboard.
   const dashboardStarting = (async () => {

@@ -179,3 +179,18 @@ describe("a damaged state file on Telegram", () => {
     assert.match(texts(h, ALICE.id).find((line) => line.includes("STATE FILE DAMAGED"))!, /file is not a database\): moved to .*nightshift\.db\.damaged-/);
   });
 });
+
+describe("a damaged journal line at the daemon's start", () => {
+  it("is said on stderr and on Telegram, and kept", async () => {
+    const h = (telegram = await startTelegramHarness());
+    await h.until(() => h.telegram.commands.length > 0, "the bot to start");
+    await h.daemon.stop();
+    mkdirSync(join(h.home, "journal"), { recursive: true });
+    const file = join(h.home, "journal", "2026-11-24.jsonl");
+    writeFileSync(file, "{not json\n");
+    await h.restart();
+    assert.match(h.output(), /! JOURNAL LINE DAMAGED: .*2026-11-24\.jsonl line 1 does not read \(not JSON/);
+    await h.until(() => texts(h, ALICE.id).some((line) => line.includes("JOURNAL LINE DAMAGED")), "the notice");
+    assert.equal(readFileSync(file, "utf8"), "{not json\n");
+  });
+});
