@@ -1,7 +1,7 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type { TraceLogger as Logger } from "../runtime/trace.ts";
-import { readSessionLog, Shutdown, traceEvent, type Clock, type Runtime, type SessionEvent, type SessionResult, type TaskSpec } from "../runtime/index.ts";
+import { readSessionLog, SessionLogError, Shutdown, traceEvent, type Clock, type Runtime, type SessionEvent, type SessionResult, type TaskSpec } from "../runtime/index.ts";
 import { writeResult } from "./outbox.ts";
 import { PRIORITIES, readerOf, type Priority, type StateStore, type TaskReader, type TaskRecord } from "./state.ts";
 
@@ -117,6 +117,11 @@ export function createDaemon(options: DaemonOptions): Daemon {
     } catch (error) {
       // Nothing ran (a missing key, a busy or damaged log): the task fails with the reason.
       result = { status: "failed", answer: "", reason: (error as Error).message, turns: 0, costUsd: 0 };
+      if (error instanceof SessionLogError) {
+        // The log is the proof of what ran: kept where it is, so nothing can take the task for new and run it again.
+        result.reason = `its session log is damaged (${error.problem}); the log is kept as it is and the task is not resumed, so nothing in it runs again`;
+        trace.error({ session: task.id, event: "session_log_damaged", problem: error.problem }, result.reason);
+      }
     }
     if (result.status === "interrupted") {
       await change(task.id, { state: "queued" }); // a graceful stop: resumed at the next start

@@ -151,6 +151,26 @@ describe("an interrupted task's command after a damaged state", () => {
   });
 });
 
+describe("an interrupted task's command after a damaged session log", () => {
+  it("runs once: the task fails naming the damaged line, its log kept as it is", needs("bwrap", "socat"), async () => {
+    const s = (current = await setup());
+    const id = await interruptedTask(s);
+    const log = join(s.home, "sessions", `${id}.jsonl`);
+    const lines = readFileSync(log, "utf8").split("\n");
+    lines[3] = lines[3]!.slice(0, 30) + lines[4]; // a torn line with the next event glued to it
+    const damaged = lines.join("\n");
+    writeFileSync(log, damaged);
+
+    const second = await startDaemon(s);
+    assert.match(second.output(), /resuming 1 task/);
+    await until(() => existsSync(join(s.home, "outbox", "count.md")), "the result");
+    assert.equal(readFileSync(s.counter, "utf8"), "ran\n");
+    assert.deepEqual(sessions(s.home), [id]);
+    assert.match(readFileSync(join(s.home, "outbox", "count.md"), "utf8"), new RegExp(`status: failed[\\s\\S]*its session log is damaged \\(.*${id}\\.jsonl:4: damaged line\\)`));
+    assert.equal(readFileSync(log, "utf8"), damaged, "the log is kept as it is");
+  });
+});
+
 describe("a damaged approval answer file with the daemon running", () => {
   it("is moved aside by the daemon, which says so, and nightshift approve answers the approval", async () => {
     const s = (current = await setup());
