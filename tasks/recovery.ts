@@ -1,4 +1,5 @@
 import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { open } from "node:fs/promises";
 import { join } from "node:path";
 import type { EventOf, SessionEvent, TaskSpec } from "../runtime/events.ts";
 import { readSessionLogPrefix, SessionLogError } from "../runtime/session-log.ts";
@@ -24,11 +25,16 @@ export interface LoggedTask {
 export async function readLoggedTasks(sessionsDir: string, now: number): Promise<LoggedTask[]> {
   const names = existsSync(sessionsDir) ? readdirSync(sessionsDir).filter((name) => name.endsWith(".jsonl")) : [];
   const tasks: LoggedTask[] = [];
-  for (const name of names) tasks.push(await readLoggedTask(join(sessionsDir, name), name.slice(0, -".jsonl".length), now));
+  for (const name of names) {
+    const task = await readLoggedTask(join(sessionsDir, name), name.slice(0, -".jsonl".length), now);
+    if (task) tasks.push(task);
+  }
   return tasks;
 }
 
-async function readLoggedTask(path: string, id: string, now: number): Promise<LoggedTask> {
+/** Undefined for a log that proves nothing ran: no complete session_start line (a crash as it was created). */
+async function readLoggedTask(path: string, id: string, now: number): Promise<LoggedTask | undefined> {
+  if ((await head(path)).lines.length < 2) return undefined;
   let events: SessionEvent[] = [];
   let damage: string | undefined;
   try {
@@ -108,18 +114,75 @@ export type Orphan =
 /**
  * Sorts out the inbox files the state has no task for: normally a crash between the move to
  * .done/ and the queue (never started), but after a lost or rebuilt state also files whose task
- * ran. Reads the session logs only when there is such a file.
+ * ran. Only when there is such a file does it look at the logs: the start of each (its source),
+ * then the whole of the ones that ran those files.
  */
 export async function sortOrphans(names: string[], sessionsDir: string, now: number, logged?: LoggedTask[]): Promise<Orphan[]> {
   if (names.length === 0) return [];
-  const logs = logged ?? (await readLoggedTasks(sessionsDir, now));
-  const byName = new Map<string, LoggedTask>();
-  for (const log of logs) if (log.source?.startsWith("inbox:")) byName.set(log.source.slice("inbox:".length), log);
-  const unknown = logs.filter((log) => log.source === undefined && log.damage).map((log) => `sessions/${log.id}.jsonl`);
-  return names.map((name): Orphan => {
+  const byName = new Map<string, () => Promise<LoggedTask>>();
+  const unknown: string[] = [];
+  if (logged) {
+    for (const task of logged) {
+      if (task.source?.startsWith("inbox:")) byName.set(task.source.slice("inbox:".length), async () => task);
+      else if (task.source === undefined && task.damage) unknown.push(`sessions/${task.id}.jsonl`);
+    }
+  } else {
+    for (const file of existsSync(sessionsDir) ? readdirSync(sessionsDir).filter((each) => each.endsWith(".jsonl")) : []) {
+      const path = join(sessionsDir, file);
+      const id = file.slice(0, -".jsonl".length);
+      const source = await sourceOf(path);
+      if (source === null) {
+        // Its start does not read: what its raw text still names (readLoggedTask's guess), or unknown.
+        const task = await readLoggedTask(path, id, now);
+        if (task?.source?.startsWith("inbox:")) byName.set(task.source.slice("inbox:".length), async () => task);
+        else unknown.push(`sessions/${file}`);
+      } else if (source?.startsWith("inbox:")) byName.set(source.slice("inbox:".length), async () => (await readLoggedTask(path, id, now))!);
+    }
+  }
+  const orphans: Orphan[] = [];
+  for (const name of names) {
     const task = byName.get(name);
-    if (task) return { name, kind: "logged", task };
-    if (unknown.length) return { name, kind: "held", why: `${unknown.join(", ")} does not read, and may be its run` };
-    return { name, kind: "unstarted" };
-  });
+    if (task) orphans.push({ name, kind: "logged", task: await task() });
+    else if (unknown.length) orphans.push({ name, kind: "held", why: `${unknown.join(", ")} does not read, and may be its run` });
+    else orphans.push({ name, kind: "unstarted" });
+  }
+  return orphans;
+}
+
+/**
+ * A log's task source from its first two lines, read without the rest: undefined for a log that
+ * proves nothing ran (no complete start line) or a task without a source, null for a log whose
+ * start does not read.
+ */
+async function sourceOf(path: string): Promise<string | undefined | null> {
+  const { lines } = await head(path);
+  if (lines.length < 2) return undefined;
+  try {
+    if (!lines[0]!.includes('"format":"nightshift-session"')) return null;
+    const event = JSON.parse(lines[1]!) as Partial<EventOf<"session_start">>;
+    return event.type === "session_start" && event.task ? event.task.source : null;
+  } catch {
+    return null;
+  }
+}
+
+/** The first two complete lines of a file (fewer if it has fewer), reading no more than it needs. */
+async function head(path: string): Promise<{ lines: string[] }> {
+  const handle = await open(path, "r").catch(() => undefined);
+  if (!handle) return { lines: [] };
+  try {
+    const chunks: Buffer[] = [];
+    let newlines = 0;
+    for (let position = 0; newlines < 2 && position < 4 * 1024 * 1024; ) {
+      const chunk = Buffer.alloc(64 * 1024);
+      const { bytesRead } = await handle.read(chunk, 0, chunk.length, position);
+      if (bytesRead === 0) break;
+      chunks.push(chunk.subarray(0, bytesRead));
+      position += bytesRead;
+      for (let i = 0; i < bytesRead; i++) if (chunk[i] === 0x0a) newlines++;
+    }
+    return { lines: Buffer.concat(chunks).toString("utf8").split("\n").slice(0, Math.min(newlines, 2)) };
+  } finally {
+    await handle.close();
+  }
 }

@@ -275,14 +275,15 @@ describe("a damaged or lost state", () => {
   it("holds back an inbox file without a task while a session log that does not read may be its run", async () => {
     const h = home();
     mkdirSync(join(h, "sessions"), { recursive: true });
-    writeFileSync(join(h, "sessions", "s-garbled.jsonl"), "\u0000\u0000 garbled \n");
+    writeFileSync(join(h, "sessions", "s-garbled.jsonl"), "\u0000\u0000 garbled \n\u0000\u0000\n{\"type\":\"tool_start\"}\n");
+    writeFileSync(join(h, "sessions", "s-created.jsonl"), '{"format":"nightshift-session","version":1,"id":"s-created"}\n'); // killed as it was created: nothing ran
     mkdirSync(join(h, "inbox", ".done"), { recursive: true });
     writeFileSync(join(h, "inbox", ".done", "lost.md"), "---\ntitle: Lost\n---\nDo it.\n");
     const opened = await openState(h, () => NOW);
     try {
       assert.equal(opened.unstarted, undefined);
       assert.deepEqual(opened.held?.map((entry) => entry.name), ["lost.md"]);
-      assert.match(opened.held![0]!.why, /sessions\/s-garbled\.jsonl does not read/);
+      assert.match(opened.held![0]!.why, /^sessions\/s-garbled\.jsonl does not read/);
     } finally {
       opened.store.close();
     }
@@ -291,6 +292,7 @@ describe("a damaged or lost state", () => {
   it("queues an inbox file without a task or a session (a crash between the move and the queue)", async () => {
     const h = home();
     await sessionOf(h, "s-other", "other.md", true);
+    writeFileSync(join(h, "sessions", "s-created.jsonl"), '{"format":"nightshift-session","version":1,"id":"s-created"}\n'); // killed as it was created: nothing ran
     writeFileSync(join(h, "inbox", ".done", "never ran.md"), "---\ntitle: Never ran\n---\nDo it.\n");
     const opened = await openState(h, () => NOW);
     try {
