@@ -72,7 +72,7 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
     sayDamage({ event: "state_record_unreadable", problem }, message);
   }
   for (const task of relogged ?? []) {
-    const how = task.damage ? `its log is damaged, so it is failed, not resumed (${task.damage})` : task.state === "running" ? "it is resumed from its log" : `it had ${task.state}`;
+    const how = task.damage ? `its log is damaged, so it is failed, not resumed (${task.damage})` : task.state === "running" ? "it is resumed from its log" : `it had finished (${task.state})`;
     sayDamage({ event: "state_task_relogged", session: task.id, name: task.name, state: task.state }, `THE STATE HAD LOST the task of inbox/.done/${task.name} (${task.id}); recorded again from sessions/${task.id}.jsonl: ${how}`);
   }
   for (const { name, why } of held ?? []) {

@@ -114,11 +114,12 @@ export type Orphan =
 /**
  * Sorts out the inbox files the state has no task for: normally a crash between the move to
  * .done/ and the queue (never started), but after a lost or rebuilt state also files whose task
- * ran. Only when there is such a file does it look at the logs: the start of each (its source),
- * then the whole of the ones that ran those files.
+ * ran, finished ones among them (`answered`: their result is in outbox/; only recorded again,
+ * never queued). Only when there is such a file does it look at the logs: the start of each (its
+ * source), then the whole of the ones that ran those files.
  */
-export async function sortOrphans(names: string[], sessionsDir: string, now: number, logged?: LoggedTask[]): Promise<Orphan[]> {
-  if (names.length === 0) return [];
+export async function sortOrphans(files: Array<{ name: string; answered: boolean }>, sessionsDir: string, now: number, logged?: LoggedTask[]): Promise<Orphan[]> {
+  if (files.length === 0) return [];
   const byName = new Map<string, () => Promise<LoggedTask>>();
   const unknown: string[] = [];
   if (logged) {
@@ -140,9 +141,10 @@ export async function sortOrphans(names: string[], sessionsDir: string, now: num
     }
   }
   const orphans: Orphan[] = [];
-  for (const name of names) {
+  for (const { name, answered } of files) {
     const task = byName.get(name);
     if (task) orphans.push({ name, kind: "logged", task: await task() });
+    else if (answered) continue; // finished before its task was lost: nothing to run, nothing to say
     else if (unknown.length) orphans.push({ name, kind: "held", why: `${unknown.join(", ")} does not read, and may be its run` });
     else orphans.push({ name, kind: "unstarted" });
   }

@@ -189,13 +189,13 @@ class DamagedState extends Error {
 }
 
 /**
- * Files in inbox/.done/ with no task by that name (even one whose record does not read) and no
- * result in outbox/. One indexed look-up each.
+ * Files in inbox/.done/ with no task by that name (even one whose record does not read), and
+ * whether each has its result in outbox/. One indexed look-up each.
  */
-function orphanNames(home: string, db: TaskDb): string[] {
+function orphanNames(home: string, db: TaskDb): Array<{ name: string; answered: boolean }> {
   const done = join(home, "inbox", ".done");
   if (!existsSync(done)) return [];
-  return readdirSync(done).filter((name) => !db.hasName(name) && !existsSync(join(home, "outbox", name)));
+  return readdirSync(done).flatMap((name) => (db.hasName(name) ? [] : [{ name, answered: existsSync(join(home, "outbox", name)) }]));
 }
 
 interface Loaded {

@@ -289,6 +289,24 @@ describe("a damaged or lost state", () => {
     }
   });
 
+  it("records again a finished inbox task the state lost (its -wal gone), from its session log, and queues nothing", async () => {
+    const h = home();
+    await sessionOf(h, "s-finished", "finished.md", true);
+    mkdirSync(join(h, "outbox"), { recursive: true });
+    writeFileSync(join(h, "outbox", "finished.md"), "---\nstatus: done\n---\nok\n");
+    writeFileSync(join(h, "inbox", ".done", "answered long ago.md"), "---\ntitle: Old\n---\nDo it.\n");
+    writeFileSync(join(h, "outbox", "answered long ago.md"), "---\nstatus: done\n---\nok\n");
+    const opened = await openState(h, () => NOW);
+    try {
+      assert.deepEqual(opened.relogged?.map((task) => [task.name, task.state]), [["finished.md", "done"]]);
+      assert.equal(opened.store.find("finished.md")?.state, "done", "a finished task does not vanish");
+      assert.equal(opened.unstarted, undefined);
+      assert.equal(opened.held, undefined);
+    } finally {
+      opened.store.close();
+    }
+  });
+
   it("queues an inbox file without a task or a session (a crash between the move and the queue)", async () => {
     const h = home();
     await sessionOf(h, "s-other", "other.md", true);
