@@ -281,7 +281,12 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
   else if (!probe.ok) stderr.write(`! sandbox unavailable, bash will be refused: ${probe.problem}\n`);
   trace.info({ event: "daemon_started", pid: process.pid, resumed, failed, sandbox: probe.kind, sandbox_ok: probe.ok }, "daemon started");
   // The journal the next consolidation reads: a line in it that does not read is said now, not only tonight.
-  memory.journal.damaged(openMemoryRuns(join(home, "state")).read().cursor);
+  const cursor = openMemoryRuns(join(home, "state")).read().cursor;
+  try {
+    memory.journal.damaged(cursor);
+  } catch {
+    memory.journal.damaged(); // a cursor that is not an entry id (the consolidation says so): all of it
+  }
   // After the ready line: Hono and its Node adapter take 50-100 ms to load, which start → ready
   // does not wait for. A port in use is said in one line and the daemon runs on without a dashboard.
   const dashboardStarting = (async () => {
