@@ -130,7 +130,7 @@ export function createApprovalStore(dir: string, options: ApprovalStoreOptions):
     try {
       const value = parse(JSON.parse(text));
       if (value !== undefined) return value;
-      problem = "not an answer of the expected shape";
+      problem = "not of the expected shape";
     } catch (error) {
       problem = text.length === 0 ? "the file is empty" : (error as Error).message;
     }
