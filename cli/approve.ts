@@ -1,7 +1,7 @@
 import { join } from "node:path";
-import { createApprovalStore, type AnswerResult, type ApprovalRecord } from "../runtime/approvals.ts";
+import { createApprovalStore, damageMessage, type AnswerResult, type ApprovalRecord, type ApprovalStore } from "../runtime/approvals.ts";
 import { systemClock } from "../runtime/clock.ts";
-import { connectDaemon } from "../tasks/control-client.ts";
+import { connectDaemon, type DaemonClient } from "../tasks/control-client.ts";
 import { UsageError } from "./usage.ts";
 
 /**
@@ -14,7 +14,13 @@ export async function answerCommand(kind: "approve" | "deny", id: string | undef
   if (kind === "deny" && options.task) throw new UsageError("--task goes with approve (allow for the rest of the task)");
   const daemon = await connectDaemon(home);
   // expireMs only dates new records; this store lists and answers, it never creates one.
-  const store = createApprovalStore(join(home, "state", "approvals"), { clock: systemClock, expireMs: 0 });
+  const damaged: string[] = [];
+  const store = createApprovalStore(join(home, "state", "approvals"), { clock: systemClock, expireMs: 0, onDamaged: (file) => damaged.push(`! ${damageMessage(file)}\n`) });
+  const said = await answerWith(kind, id, options, daemon, store);
+  return { ...said, text: `${damaged.join("")}${said.text}` };
+}
+
+async function answerWith(kind: "approve" | "deny", id: string | undefined, options: { task?: boolean; reason?: string }, daemon: DaemonClient | undefined, store: ApprovalStore): Promise<{ text: string; code: number }> {
   if (!id) {
     const pending: ApprovalRecord[] = daemon ? await daemon.pendingApprovals() : store.pending();
     if (pending.length === 0) return { text: "No approvals are waiting.", code: 0 };

@@ -113,6 +113,10 @@ function checkMemory(loaded: LoadedConfig): Check[] {
   const over = memory.overCap();
   const { entries, bytes } = memory.store.read();
   checks.push(over ? { ok: false, level: "warn", label: over, fix: "let tonight's consolidation retire entries, edit MEMORY.md, or raise memory.cap" } : { ok: true, label: `memory: ${entries.length} entries, ${(bytes / 1024).toFixed(1)} of ${(loaded.config.memory.cap / 1024).toFixed(0)} KB` });
+  // Every line of the journal (doctor is run by hand): one that does not read is skipped by memory, never silently.
+  const damaged = memory.journal.damaged();
+  for (const line of damaged.slice(0, 5)) checks.push({ ok: false, level: "warn", label: `${line.file} line ${line.id.split("#")[1]} does not read (${line.problem}): memory skips it`, fix: "fix or remove the line by hand (it is kept as it is)" });
+  if (damaged.length > 5) checks.push({ ok: false, level: "warn", label: `and ${damaged.length - 5} more journal lines that do not read`, fix: "fix or remove them by hand" });
   const last = openMemoryRuns(join(loaded.home, "state")).read().runs.filter((run) => run.status !== "nothing-new").at(-1);
   if (last && last.status !== "applied") checks.push({ ok: false, level: "warn", label: `the last memory consolidation was ${last.status}: ${last.problem ?? "no reason recorded"}`, fix: "memory is unchanged; it tries again tonight, or run `nightshift memory consolidate`" });
   return checks;

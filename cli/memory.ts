@@ -1,7 +1,7 @@
 import { htmlToPlain } from "../bot/reports.ts";
-import { openMemory } from "../memory/index.ts";
+import { journalDamageMessage, openMemory } from "../memory/index.ts";
 import { join } from "node:path";
-import { createApprovalStore, createModelClient, requireApiKey, type Clock, type LoadedConfig } from "../runtime/index.ts";
+import { createApprovalStore, createModelClient, damageMessage, requireApiKey, type Clock, type LoadedConfig } from "../runtime/index.ts";
 import { connectDaemon } from "../tasks/control.ts";
 import { createMemoryService } from "./memory-service.ts";
 import { openTasksQuietly } from "./status.ts";
@@ -14,9 +14,10 @@ import { openTasksQuietly } from "./status.ts";
 export async function memoryCommand(loaded: LoadedConfig, action: "consolidate" | "undo" | "show" | "digest", clock: Clock): Promise<string> {
   const daemon = await connectDaemon(loaded.home);
   if (daemon) return htmlToPlain(await daemon.action(action === "show" ? "memory" : action));
-  const memory = openMemory(loaded.home, clock, loaded.config.memory.cap);
+  const damaged: string[] = [];
+  const memory = openMemory(loaded.home, clock, loaded.config.memory.cap, { onDamaged: (line) => damaged.push(`! ${journalDamageMessage(line)}\n`) });
   const role = loaded.roles.small;
-  const approvals = createApprovalStore(join(loaded.home, "state", "approvals"), { clock, expireMs: loaded.config.approvals.expire });
+  const approvals = createApprovalStore(join(loaded.home, "state", "approvals"), { clock, expireMs: loaded.config.approvals.expire, onDamaged: (file) => damaged.push(`! ${damageMessage(file)}\n`) });
   const small = () => createModelClient(role, requireApiKey(role), { clock, retry: loaded.config.model_retries });
   // Only the digest reads the tasks: a damaged state file must not stop `memory undo` or `show`.
   let opened: ReturnType<typeof openTasksQuietly> | undefined;
@@ -25,14 +26,18 @@ export async function memoryCommand(loaded: LoadedConfig, action: "consolidate" 
   try {
     const service = createMemoryService({ loaded, clock, memory, small, tasks, approvals });
     switch (action) {
-      case "consolidate":
-        return htmlToPlain(await service.consolidate());
+      case "consolidate": {
+        const result = htmlToPlain(await service.consolidate());
+        return `${damaged.join("")}${result}`;
+      }
       case "undo":
         return htmlToPlain(service.undo());
       case "show":
         return htmlToPlain(service.memoryText());
-      case "digest":
-        return htmlToPlain(await service.digest());
+      case "digest": {
+        const digest = htmlToPlain(await service.digest());
+        return `${damaged.join("")}${digest}`;
+      }
       default:
         throw new Error(`unknown memory action ${action satisfies never}`);
     }

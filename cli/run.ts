@@ -1,9 +1,10 @@
 import { existsSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { openMemory } from "../memory/index.ts";
+import { journalDamageMessage, openMemory } from "../memory/index.ts";
 import {
   createRuntime,
   createTraceLogger,
+  damageMessage,
   newSessionId,
   Shutdown,
   traceEvent,
@@ -53,10 +54,11 @@ export async function runCommand(args: RunArgs, io: RunIO): Promise<number> {
 
   const trace = createTraceLogger(join(loaded.home, "logs", "trace.jsonl"), loaded.config.log_level);
   let approvers: Approver[] = [];
-  const memory = openMemory(loaded.home, clock, loaded.config.memory.cap);
+  const memory = openMemory(loaded.home, clock, loaded.config.memory.cap, { onDamaged: (line) => void io.stderr.write(`! ${journalDamageMessage(line)}\n`) });
   const runtime = await createRuntime({
     loaded,
     clock,
+    onDamaged: (file) => void io.stderr.write(`! ${damageMessage(file)}\n`),
     ...memory.forRuntime(),
     approvers: () => approvers,
     ...(io.sandbox ? { sandbox: io.sandbox } : {}),

@@ -1,9 +1,9 @@
-import { existsSync, readdirSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type { TelegramBot } from "../bot/index.ts";
 import { escapeHtml } from "../bot/format.ts";
-import { openMemory } from "../memory/index.ts";
-import { BUILTIN_TOOL_NAMES, createRuntime, createTraceLogger, createWriteGate, formatDuration, loadAgents, lockSession, readSessionLog, readSessionLogFrom, requireApiKey, storageMessage, type Approver, type Clock, type LoadedConfig, type OutageChange } from "../runtime/index.ts";
+import { journalDamageMessage, openMemory, openMemoryRuns } from "../memory/index.ts";
+import { BUILTIN_TOOL_NAMES, createRuntime, createTraceLogger, createWriteGate, damageMessage, formatDuration, loadAgents, lockSession, readSessionLog, readSessionLogFrom, requireApiKey, storageMessage, type Approver, type Clock, type LoadedConfig, type OutageChange } from "../runtime/index.ts";
 import { approveReview } from "../runtime/mcp/reviews.ts";
 import { finishInterruptedApplies, readPlan } from "../runtime/stage/apply.ts";
 import { discardStage, expiredStages, mountStage, readStage, summarizeStage } from "../runtime/stage/overlay.ts";
@@ -46,26 +46,46 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
   const trace = createTraceLogger(join(home, "logs", "trace.jsonl"), config.log_level);
   const newId = () => runtime.newSessionId();
   const specOf = async (name: string, id: string) => toTaskSpec(await readTaskFile(join(home, "inbox", ".done", name)), { loaded, id, fileName: name, source: `inbox:${name}` });
-  const { store, recovered, migrated, unreadable } = await openState(home, clock.now, specOf).catch((error: unknown) => {
+  const { store, recovered, migrated, unreadable, relogged, held, unstarted } = await openState(home, clock.now).catch((error: unknown) => {
     throw error instanceof StateRefused ? new UsageError(error.message) : error; // said plainly, without a stack
   });
-  if (recovered) {
-    const message = `STATE FILE DAMAGED (${recovered.problem}): moved to ${recovered.movedTo} and rebuilt from the session logs and inbox/.done (${recovered.tasks} tasks)`;
+  let bot: TelegramBot | undefined;
+  /** What was found damaged or lost: said on stderr and in the trace, and on Telegram (once the bot is up). */
+  let damage: string[] | undefined = [];
+  const sayDamage = (event: Record<string, unknown>, message: string) => {
     stderr.write(`! ${message}\n`);
-    trace.error({ event: "state_recovered", moved_to: recovered.movedTo, problem: recovered.problem, tasks: recovered.tasks }, message);
+    trace.error(event, message);
+    if (damage) damage.push(message);
+    else bot?.notice(`⚠️ ${escapeHtml(message)}`);
+  };
+  if (recovered) {
+    sayDamage(
+      { event: "state_recovered", moved_to: recovered.movedTo, problem: recovered.problem, tasks: recovered.tasks },
+      `STATE FILE DAMAGED (${recovered.problem}): moved to ${recovered.movedTo} and rebuilt from the session logs (${recovered.tasks} tasks)`,
+    );
+    for (const { id, damage: problem } of recovered.damagedLogs) {
+      sayDamage({ event: "session_log_damaged", session: id, problem }, `SESSION LOG DAMAGED (${problem}): task ${id} is failed, not resumed, so nothing in it runs again; the log is kept as it is`);
+    }
   }
   for (const problem of unreadable ?? []) {
     const message = `A QUEUED OR RUNNING TASK IN ${join(home, "state", "nightshift.db")} DOES NOT READ and is not run: ${problem}. The rest of the state is fine; fix or delete that row with the sqlite3 tool.`;
-    stderr.write(`! ${message}\n`);
-    trace.error({ event: "state_record_unreadable", problem }, message);
+    sayDamage({ event: "state_record_unreadable", problem }, message);
+  }
+  for (const task of relogged ?? []) {
+    const how = task.damage ? `its log is damaged, so it is failed, not resumed (${task.damage})` : task.state === "running" ? "it is resumed from its log" : `it had finished (${task.state})`;
+    sayDamage({ event: "state_task_relogged", session: task.id, name: task.name, state: task.state }, `THE STATE HAD LOST the task of inbox/.done/${task.name} (${task.id}); recorded again from sessions/${task.id}.jsonl: ${how}`);
+  }
+  for (const { name, why } of held ?? []) {
+    sayDamage({ event: "inbox_file_held", name, why }, `inbox/.done/${name} has no task in the state and is NOT queued again, as it may have run: ${why}. To run it anyway, drop it in inbox/ again.`);
   }
   if (migrated) {
     const message = `STATE MOVED TO SQLITE: ${migrated.tasks} tasks from ${migrated.from} are now in ${join(home, "state", "nightshift.db")} (${migrated.added} added); the old file is kept as ${migrated.movedTo}`;
     stderr.write(`! ${message}\n`);
     trace.warn({ event: "state_migrated", from: migrated.from, moved_to: migrated.movedTo, tasks: migrated.tasks, added: migrated.added }, message);
   }
-  const memory = openMemory(home, clock, config.memory.cap);
-  let bot: TelegramBot | undefined;
+  const memory = openMemory(home, clock, config.memory.cap, {
+    onDamaged: (line) => sayDamage({ event: "journal_line_damaged", file: line.file, id: line.id, problem: line.problem }, journalDamageMessage(line)),
+  });
   // A full or read-only disk is said once, here, on Telegram and in the trace; what was being
   // written waits and is written when it can be (runtime/write-gate.ts).
   const storage = createWriteGate({
@@ -87,6 +107,7 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
     storage,
     ...memory.forRuntime(),
     approvers: () => [...(bot?.hasUsers() ? [bot.approver] : []), ...(dashboard?.signedIn() ? [dashboard.approver] : [])],
+    onDamaged: (file) => sayDamage({ event: "file_damaged", file: file.file, moved_to: file.movedTo, problem: file.problem }, damageMessage(file)),
     onToolReview: (review) => {
       trace.warn({ event: "mcp_tools_withheld", server: review.server, review: review.id, tools: review.withheld.map((state) => state.name) }, `MCP server ${review.server}: tools withheld until approved`);
       bot?.reviewTools(review);
@@ -210,10 +231,11 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
     },
   });
 
+  for (const message of damage) bot?.notice(`⚠️ ${escapeHtml(message)}`);
+  damage = undefined;
   const { resumed, failed } = await daemon.recover();
   // A file moved to inbox/.done/ whose task was never recorded (a crash in between): queue it now.
-  for (const name of existsSync(join(home, "inbox", ".done")) ? readdirSync(join(home, "inbox", ".done")) : []) {
-    if (store.find(name) || existsSync(join(home, "outbox", name))) continue;
+  for (const name of unstarted ?? []) {
     const id = newId();
     const spec = await specOf(name, id).catch((error: unknown) => void stderr.write(`! inbox/.done/${name}: ${(error as Error).message}\n`));
     if (spec) await daemon.submit(id, spec, { origin: "inbox", name });
@@ -280,6 +302,13 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
   if (config.sandbox.mode === "off") stderr.write("! SANDBOX IS OFF (config sandbox.mode): commands run unconfined on this machine\n");
   else if (!probe.ok) stderr.write(`! sandbox unavailable, bash will be refused: ${probe.problem}\n`);
   trace.info({ event: "daemon_started", pid: process.pid, resumed, failed, sandbox: probe.kind, sandbox_ok: probe.ok }, "daemon started");
+  // The journal the next consolidation reads: a line in it that does not read is said now, not only tonight.
+  const cursor = openMemoryRuns(join(home, "state")).read().cursor;
+  try {
+    memory.journal.damaged(cursor);
+  } catch {
+    memory.journal.damaged(); // a cursor that is not an entry id (the consolidation says so): all of it
+  }
   // After the ready line: Hono and its Node adapter take 50-100 ms to load, which start → ready
   // does not wait for. A port in use is said in one line and the daemon runs on without a dashboard.
   const dashboardStarting = (async () => {

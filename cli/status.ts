@@ -1,6 +1,6 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { readSessionLog, SessionLogError } from "../runtime/session-log.ts";
+import { readSessionLogPrefix, SessionLogError } from "../runtime/session-log.ts";
 import { connectDaemon } from "../tasks/control-client.ts";
 import type { TaskRecord } from "../tasks/state.ts";
 import { readStateQuietly, StateUnreadable, type TaskReader } from "../tasks/task-reader.ts";
@@ -36,15 +36,17 @@ async function timeline(home: string, id: string, task: TaskRecord | undefined):
   if (!task && !existsSync(logPath)) throw new UsageError(`no task ${id}; \`nightshift status\` lists them`);
   const lines = [task ? `${task.id}  ${task.state}  "${task.title}"  ${task.turns} turns  $${task.cost_usd.toFixed(4)}${task.reason ? `\n  ${task.reason}` : ""}` : id];
   if (existsSync(logPath)) {
-    const events = await readSessionLog(logPath).catch((error: unknown) => {
-      // A damaged log is the user's to look at, not a bug: say which line and what to do.
-      throw error instanceof SessionLogError ? new UsageError(error.message) : error;
+    // A damaged log shows what it still proves, then says where it stops: the file is kept as it is.
+    const { events, damage } = await readSessionLogPrefix(logPath).catch((error: unknown) => {
+      if (error instanceof SessionLogError) return { events: [], damage: error };
+      throw error;
     });
     const start = events[0]?.at ?? 0;
     for (const event of events) {
       const line = progressLine(task?.id ?? id, event);
       if (line) lines.push(`${`+${age(event.at - start)}`.padStart(7)} ${line.trim().replace(/\n\s*/g, "\n        ")}`);
     }
+    if (damage) lines.push(`  ! ${damage.problem}: the session log is damaged there; what follows it is not shown (the file is kept as it is)`);
   } else lines.push("  (queued: no session yet)");
   return lines.join("\n");
 }

@@ -3,7 +3,7 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Clock, MemoryAccess, SessionEvent } from "../runtime/index.ts";
 import { DEFAULT_IDENTITY } from "./identity.ts";
-import { openJournal, type Journal } from "./journal.ts";
+import { openJournal, type DamagedLine, type Journal } from "./journal.ts";
 import { openMemoryStore, type MemoryStore } from "./memory-file.ts";
 import { recall } from "./recall.ts";
 
@@ -27,7 +27,8 @@ export interface Memory {
   record(session: string, event: SessionEvent): void;
 }
 
-export function openMemory(home: string, clock: Clock, capBytes: number): Memory {
+/** `onDamaged`: a journal line that does not read, once per process (it is kept and skipped): say so. Must not throw. */
+export function openMemory(home: string, clock: Clock, capBytes: number, options: { onDamaged?(line: DamagedLine): void } = {}): Memory {
   /**
    * A session that read a web page (itself or through a specialist) may repeat what the page said:
    * its answer is journaled as untrusted. Read from its logs, so a restart in between changes nothing.
@@ -39,7 +40,7 @@ export function openMemory(home: string, clock: Clock, capBytes: number): Memory
     const logs = [`${folder}.jsonl`, ...(existsSync(folder) ? readdirSync(folder).map((name) => join(folder, name)) : [])];
     return logs.some((path) => existsSync(path) && readFileSync(path, "utf8").split("\n").some((line) => line.includes('"type":"tool_end"') && line.includes('"name":"web_fetch"') && line.includes('"is_error":false')));
   };
-  const journal = openJournal(join(home, "journal"), clock);
+  const journal = openJournal(join(home, "journal"), clock, options);
   const store = openMemoryStore(home, clock);
   const overCap = () => {
     const { over } = store.forSession(capBytes);

@@ -1,4 +1,4 @@
-import { closeSync, existsSync, fstatSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, writeSync } from "node:fs";
+import { closeSync, existsSync, fstatSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { z } from "zod";
 import type { Clock } from "../runtime/clock.ts";
@@ -34,6 +34,21 @@ export interface Journal {
    * no file. The name is checked before any path is built from it, so no other file can be read.
    */
   day(day: string): JournalEntry[] | undefined;
+  /** Lines after `afterId` (undefined = all) that do not read: kept in their files, skipped by every reader. Each is also reported (once). */
+  damaged(afterId?: string): DamagedLine[];
+}
+
+/** A complete journal line that does not read (not JSON, or not an entry): kept, skipped, reported once per process. */
+export interface DamagedLine {
+  /** `${day}#${line}`, as the entry's id would have been. */
+  id: string;
+  file: string;
+  problem: string;
+}
+
+/** One line for a person about a damaged journal line. */
+export function journalDamageMessage(line: DamagedLine): string {
+  return `JOURNAL LINE DAMAGED: ${line.file} line ${lineOf(line.id)} does not read (${line.problem}); memory skips it (recall, consolidation) and it is kept in the file: fix or remove it by hand`;
 }
 
 export const JOURNAL_TEXT_LIMIT = 2000;
@@ -79,21 +94,35 @@ export function capText(text: string, limit = JOURNAL_TEXT_LIMIT): string {
  * run); any number may read. An entry goes into the file of the day it is written (by `clock`), not
  * of its `at`, so ids grow in the order entries were appended and a `since` cursor never misses one.
  */
-export function openJournal(dir: string, clock: Clock): Journal {
+export function openJournal(dir: string, clock: Clock, options: { onDamaged?(line: DamagedLine): void } = {}): Journal {
   // Lines in today's file, counted on the first append of the day and again whenever its size is
   // not what this process left (someone edited it by hand), so an id is always its line number.
   let cursor: { day: string; lines: number; size: number } | undefined;
-
-  const since = (afterId?: string): JournalEntry[] => {
-    const after = afterId === undefined ? undefined : parseId(afterId);
-    if (!existsSync(dir)) return [];
-    const days = readdirSync(dir).flatMap((name) => DAY_FILE.exec(name)?.[1] ?? []).sort();
-    return days.flatMap((day) => {
-      if (after && day < after.day) return [];
-      const entries = readDay(join(dir, `${day}.jsonl`), day);
-      return after && day === after.day ? entries.filter((entry) => lineOf(entry.id) > after.line) : entries;
-    });
+  // Every reader meets a damaged line again (recall reads the whole journal): it is said once.
+  const reported = new Set<string>();
+  const report = (line: DamagedLine) => {
+    if (reported.has(line.id)) return;
+    reported.add(line.id);
+    options.onDamaged?.(line);
   };
+
+  const read = (afterId?: string): { entries: JournalEntry[]; damaged: DamagedLine[] } => {
+    const after = afterId === undefined ? undefined : parseId(afterId);
+    const entries: JournalEntry[] = [];
+    const damaged: DamagedLine[] = [];
+    if (!existsSync(dir)) return { entries, damaged };
+    const days = readdirSync(dir).flatMap((name) => DAY_FILE.exec(name)?.[1] ?? []).sort();
+    for (const day of days) {
+      if (after && day < after.day) continue;
+      const from = after && day === after.day ? after.line : 0;
+      const read = readDay(join(dir, `${day}.jsonl`), day);
+      entries.push(...read.entries.filter((entry) => lineOf(entry.id) > from));
+      damaged.push(...read.damaged.filter((line) => lineOf(line.id) > from));
+    }
+    damaged.forEach(report);
+    return { entries, damaged };
+  };
+  const since = (afterId?: string): JournalEntry[] => read(afterId).entries;
 
   return {
     append(input) {
@@ -103,7 +132,7 @@ export function openJournal(dir: string, clock: Clock): Journal {
       const created = !existsSync(path);
       const fd = openSync(path, "a+");
       try {
-        if (cursor?.day !== day || cursor.size !== fstatSync(fd).size) cursor = { day, ...countLinesDroppingTornTail(fd) };
+        if (cursor?.day !== day || cursor.size !== fstatSync(fd).size) cursor = { day, ...countLinesClosingTornTail(fd) };
         const entry: JournalEntry = {
           id: `${day}#${cursor.lines + 1}`,
           at: input.at,
@@ -136,8 +165,12 @@ export function openJournal(dir: string, clock: Clock): Journal {
     day(day) {
       if (!DAY.test(day)) return undefined;
       const path = join(dir, `${day}.jsonl`);
-      return existsSync(path) ? readDay(path, day) : undefined;
+      if (!existsSync(path)) return undefined;
+      const read = readDay(path, day);
+      read.damaged.forEach(report);
+      return read.entries;
     },
+    damaged: (afterId) => read(afterId).damaged,
   };
 }
 
@@ -152,42 +185,51 @@ function lineOf(id: string): number {
 }
 
 /**
- * A day's entries, oldest first. Line numbers are physical, so a damaged or blank line is skipped but
- * still counted. An unterminated last line is an append in progress or one a crash cut short: it was
- * never acknowledged, so it gets no id (the next append removes it).
+ * A day's entries, oldest first, and its lines that do not read. Line numbers are physical, so a
+ * damaged or blank line is skipped but still counted. An unterminated last line is an append in
+ * progress (or one a crash cut short, until the next append closes it): it gets no id yet.
  */
-function readDay(path: string, day: string): JournalEntry[] {
+function readDay(path: string, day: string): { entries: JournalEntry[]; damaged: DamagedLine[] } {
   let text: string;
   try {
     text = readFileSync(path, "utf8");
   } catch {
-    return []; // removed or unreadable since listed: nothing to read, never fatal
+    return { entries: [], damaged: [] }; // removed or unreadable since listed: nothing to read, never fatal
   }
   const lines = text.split("\n");
   lines.pop(); // "" after the final newline, or the unterminated tail
-  return lines.flatMap((line, index) => {
-    const entry = parseLine(line);
-    if (!entry) return [];
-    return [{ id: `${day}#${index + 1}`, ...entry, trusted: isTrustedSource(entry.source) }];
-  });
+  const entries: JournalEntry[] = [];
+  const damaged: DamagedLine[] = [];
+  for (const [index, line] of lines.entries()) {
+    if (!line.trim()) continue;
+    const id = `${day}#${index + 1}`;
+    const parsed = parseLine(line);
+    if ("problem" in parsed) damaged.push({ id, file: path, problem: parsed.problem });
+    else entries.push({ id, ...parsed.entry, trusted: isTrustedSource(parsed.entry.source) });
+  }
+  return { entries, damaged };
 }
 
-function parseLine(line: string): z.infer<typeof Line> | undefined {
-  if (!line.trim()) return undefined;
+function parseLine(line: string): { entry: z.infer<typeof Line> } | { problem: string } {
+  let value: unknown;
   try {
-    const parsed = Line.safeParse(JSON.parse(line));
-    return parsed.success ? parsed.data : undefined;
-  } catch {
-    return undefined;
+    value = JSON.parse(line);
+  } catch (error) {
+    return { problem: `not JSON: ${(error as Error).message}` };
   }
+  const parsed = Line.safeParse(value);
+  if (parsed.success) return { entry: parsed.data };
+  const issue = parsed.error.issues[0];
+  return { problem: `not a journal entry: ${issue?.path.join(".") || "the line"}: ${issue?.message}` };
 }
 
 /**
  * Counts the complete lines of an open day file. A last line without its newline was torn by a crash
- * mid-append; it never got an id (readers skip it), so it is cut off here and its number reused,
+ * mid-append (or written by hand without one): it is closed with a newline, never cut, so nothing
+ * in the file is lost; it takes its line number (a torn one then reads as damaged and is reported),
  * keeping ids equal to physical line numbers.
  */
-function countLinesDroppingTornTail(fd: number): { lines: number; size: number } {
+function countLinesClosingTornTail(fd: number): { lines: number; size: number } {
   const { size } = fstatSync(fd);
   if (size === 0) return { lines: 0, size: 0 };
   const buffer = Buffer.alloc(size);
@@ -197,14 +239,14 @@ function countLinesDroppingTornTail(fd: number): { lines: number; size: number }
     if (n === 0) break;
     read += n;
   }
-  const keep = buffer.lastIndexOf(0x0a, read - 1) + 1;
-  if (keep < size) {
-    ftruncateSync(fd, keep);
-    fsyncSync(fd);
-  }
   let lines = 0;
-  for (let i = 0; i < keep; i++) if (buffer[i] === 0x0a) lines++;
-  return { lines, size: keep };
+  for (let i = 0; i < read; i++) if (buffer[i] === 0x0a) lines++;
+  if (read > 0 && buffer[read - 1] !== 0x0a) {
+    writeAll(fd, Buffer.from("\n"));
+    fsyncSync(fd);
+    return { lines: lines + 1, size: read + 1 };
+  }
+  return { lines, size: read };
 }
 
 function writeAll(fd: number, data: Buffer): void {

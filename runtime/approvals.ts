@@ -83,28 +83,71 @@ export interface ApprovalStore {
   all(): ApprovalRecord[];
 }
 
-/** `watch: false` leaves only the periodic look (tests of what happens where a folder's watch sees nothing). */
-export function createApprovalStore(dir: string, options: { clock: Clock; expireMs: number; watch?: boolean }): ApprovalStore {
+/** A file of the store that did not read: moved aside (never deleted) so the approval can still be answered and expire. */
+export interface DamagedFile {
+  file: string;
+  movedTo: string;
+  problem: string;
+}
+
+/** One line for a person about a damaged file the store moved aside. */
+export function damageMessage(damage: DamagedFile): string {
+  const what = damage.file.endsWith(".answer.json")
+    ? "the approval can be answered again, and is denied when it expires"
+    : "that approval is gone: it is denied when it expires, and its task asks again if it restarts";
+  return `APPROVAL FILE DAMAGED (${damage.problem}): ${damage.file} moved to ${damage.movedTo}; ${what}`;
+}
+
+export interface ApprovalStoreOptions {
+  clock: Clock;
+  expireMs: number;
+  /** `false` leaves only the periodic look (tests of what happens where a folder's watch sees nothing). */
+  watch?: boolean;
+  /** Told about each damaged file moved aside, to say so where the person sees it. Must not throw. */
+  onDamaged?(damage: DamagedFile): void;
+}
+
+export function createApprovalStore(dir: string, options: ApprovalStoreOptions): ApprovalStore {
   const { clock, expireMs } = options;
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const recordPath = (id: string) => join(dir, `${id}.json`);
   const answerPath = (id: string) => join(dir, `${id}.answer.json`);
 
+  /**
+   * Reads one of the store's files. One that does not read is moved aside and reported: an answer
+   * file no one can read would otherwise block every later answer and the expiry too (an answer is
+   * created exclusively), and the task would wait forever. Undefined for a file not there (or not
+   * readable at all: left alone).
+   */
+  const readOrSetAside = <T>(path: string, parse: (value: unknown) => T | undefined): T | undefined => {
+    let text: string;
+    try {
+      text = readFileSync(path, "utf8");
+    } catch {
+      return undefined;
+    }
+    let problem: string;
+    try {
+      const value = parse(JSON.parse(text));
+      if (value !== undefined) return value;
+      problem = "not of the expected shape";
+    } catch (error) {
+      problem = text.length === 0 ? "the file is empty" : (error as Error).message;
+    }
+    const movedTo = `${path}.damaged-${new Date(clock.now()).toISOString().replace(/[:.]/g, "-")}-${randomBytes(2).toString("hex")}`;
+    try {
+      renameSync(path, movedTo);
+    } catch {
+      return undefined; // another process moved it first, and says so
+    }
+    options.onDamaged?.({ file: path, movedTo, problem });
+    return undefined;
+  };
   const get = (id: string): ApprovalRecord | undefined => {
     if (!/^[a-z0-9]{4,16}$/.test(id)) return undefined;
-    try {
-      return JSON.parse(readFileSync(recordPath(id), "utf8")) as ApprovalRecord;
-    } catch {
-      return undefined;
-    }
+    return readOrSetAside(recordPath(id), (value) => (typeof (value as ApprovalRecord | null)?.expires_at === "number" ? (value as ApprovalRecord) : undefined));
   };
-  const answerOf = (id: string): ApprovalAnswer | undefined => {
-    try {
-      return parseAnswer(JSON.parse(readFileSync(answerPath(id), "utf8")));
-    } catch {
-      return undefined;
-    }
-  };
+  const answerOf = (id: string): ApprovalAnswer | undefined => readOrSetAside(answerPath(id), parseAnswer);
   /** Exclusive: hard-linking a finished temp file fails if an answer already exists. */
   const writeAnswer = (id: string, answer: ApprovalAnswer): boolean => {
     const temp = join(dir, `.${id}.${process.pid}.${randomBytes(4).toString("hex")}`);
@@ -118,6 +161,23 @@ export function createApprovalStore(dir: string, options: { clock: Clock; expire
     } finally {
       rmSync(temp, { force: true });
     }
+  };
+
+  /**
+   * Records `answer` unless one stands; returns the one that stands. A damaged answer file is moved
+   * aside by `answerOf` and the write tried again, a bounded number of times (never a loop).
+   */
+  const settleWith = (id: string, answer: ApprovalAnswer): { answer: ApprovalAnswer; mine: boolean } => {
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const standing = answerOf(id);
+      if (standing) return { answer: standing, mine: false };
+      if (writeAnswer(id, answer)) return { answer, mine: true };
+    }
+    throw new Error(`the answer file of approval ${id} (${answerPath(id)}) keeps being replaced by one that does not read`);
+  };
+  const refusal = (id: string, existing: ApprovalAnswer): AnswerResult => {
+    const what = existing.decision === "expired" ? `expired at ${new Date(existing.at).toISOString()} and was denied` : `was already answered (${existing.decision}) by ${existing.by}`;
+    return { ok: false, problem: existing.decision === "expired" ? "expired" : "answered", message: `approval ${id} ${what}` };
   };
 
   const store: ApprovalStore = {
@@ -138,16 +198,9 @@ export function createApprovalStore(dir: string, options: { clock: Clock; expire
     answer(id, answer) {
       const record = get(id);
       if (!record) return { ok: false, problem: "unknown", message: `there is no approval ${id}; \`nightshift approve\` with no id lists the pending ones` };
-      const existing = answerOf(id);
-      if (existing) {
-        const what = existing.decision === "expired" ? `expired at ${new Date(existing.at).toISOString()} and was denied` : `was already answered (${existing.decision}) by ${existing.by}`;
-        return { ok: false, problem: existing.decision === "expired" ? "expired" : "answered", message: `approval ${id} ${what}` };
-      }
-      if (clock.now() >= record.expires_at) {
-        writeAnswer(id, { decision: "expired", by: "expiry", at: record.expires_at });
-        return { ok: false, problem: "expired", message: `approval ${id} expired at ${new Date(record.expires_at).toISOString()} and was denied` };
-      }
-      if (!writeAnswer(id, { ...answer, at: clock.now() })) return store.answer(id, answer); // lost a race: report the winner
+      const late = clock.now() >= record.expires_at;
+      const settled = settleWith(id, late ? { decision: "expired", by: "expiry", at: record.expires_at } : { ...answer, at: clock.now() });
+      if (late || !settled.mine) return refusal(id, settled.answer); // expired, or answered before (a race lost: the winner)
       return { ok: true, record };
     },
     wait(record, signal) {
@@ -180,7 +233,13 @@ export function createApprovalStore(dir: string, options: { clock: Clock; expire
         };
         look();
         const cancelExpiry = clock.setTimer(() => {
-          writeAnswer(record.id, { decision: "expired", by: "expiry", at: record.expires_at });
+          try {
+            settleWith(record.id, { decision: "expired", by: "expiry", at: record.expires_at });
+          } catch (error) {
+            cleanup();
+            reject(error);
+            return;
+          }
           settle();
         }, Math.max(0, record.expires_at - clock.now()));
         const onAbort = () => {

@@ -39,7 +39,7 @@ export interface OpenTurn {
   uses: ToolUse[];
   /** The response was cut off at max_tokens: its tool inputs may be incomplete and are not run. */
   truncated: boolean;
-  /** Ids with a tool_start: without an end, these were interrupted and are never re-run. */
+  /** Ids with a tool_start (or cut into by a torn line): without an end, these were interrupted and are never re-run. */
   started: Set<string>;
   ends: Map<string, EventOf<"tool_end">>;
 }
@@ -195,6 +195,12 @@ function toMessages(opening: string, events: SessionEvent[]): { messages: Messag
         break;
       case "tool_end":
         turn.ends.set(event.id, event);
+        break;
+      case "warning":
+        // The line before was cut short: it may have been this turn's next tool_start (a full disk's
+        // short write looks complete to the writer, so that call may have run). No unfinished call
+        // of the turn is run again; each is reported as interrupted.
+        if (event.torn !== undefined) for (const use of turn.uses) if (!turn.ends.has(use.id)) turn.started.add(use.id);
         break;
       case "plan":
         pushUser([{ type: "text", text: planText(event.report) }]);

@@ -112,7 +112,8 @@ export type SessionEvent =
       /** Skills loaded before the dropped turns, read again: the next requests carry them after the summary. */
       skills?: Array<{ name: string; text: string }>;
     }
-  | { type: "warning"; at: number; message: string }
+  /** `torn`: written when a log was reopened after its last line was cut short, right after that line (its byte count). */
+  | { type: "warning"; at: number; message: string; torn?: number }
   /** A permission decision for one request of a tool call, with the rule that decided. */
   | { type: "permission"; at: number; id: string; tool: string; kind: "read" | "write" | "command" | "network" | "tool"; target: string; action: "allow" | "ask" | "deny"; reason: string }
   | { type: "approval_requested"; at: number; approval: string; id: string; tool: string; summary: string; reason: string; expires_at: number }

@@ -1,4 +1,4 @@
-export { createApprovalStore, type AnswerResult, type ApprovalAnswer, type ApprovalRecord, type ApprovalStore, type Approver } from "./approvals.ts";
+export { createApprovalStore, damageMessage, type AnswerResult, type ApprovalAnswer, type ApprovalRecord, type ApprovalStore, type Approver, type DamagedFile } from "./approvals.ts";
 export { systemClock, type Clock } from "./clock.ts";
 export {
   configJsonSchema,

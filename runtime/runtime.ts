@@ -21,7 +21,7 @@ import { createConsultTool } from "./tools/consult.ts";
 import { createMemoryTools, type MemoryAccess } from "./tools/memory.ts";
 import { createSkillTool, reloadSkill } from "./tools/skill.ts";
 import { loadSkills, skillCatalog } from "./skills/library.ts";
-import { createApprovalStore, type ApprovalStore, type Approver } from "./approvals.ts";
+import { createApprovalStore, type ApprovalStore, type Approver, type DamagedFile } from "./approvals.ts";
 import { continueSession, resumeSession, startSession, type SessionDeps, type SessionPermissions, type SessionResult } from "./loop.ts";
 import { rulesFromConfig } from "./policy/policy.ts";
 import { createModelClient, type ModelClient } from "./model.ts";
@@ -66,6 +66,8 @@ export interface RuntimeOptions {
   onToolReview?(review: ToolReview): void;
   /** The daemon's: sessions wait out a full or read-only disk instead of failing (runtime/write-gate.ts). */
   storage?: WriteGate;
+  /** A damaged file of the runtime's (an approval's) was moved aside: say so. Must not throw. */
+  onDamaged?(damage: DamagedFile): void;
 }
 
 export interface RunOptions {
@@ -103,7 +105,7 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
   const proxy = options.sandbox || backend === "off" ? undefined : await startNetworkProxy({ socketPath: proxySocketPath(), decide: network.decide, tcp: backend === "srt" });
   const sandbox = options.sandbox ?? createSandbox(loaded, proxy);
   const paths = pathRules(loaded);
-  const approvals = createApprovalStore(join(home, "state", "approvals"), { clock, expireMs: config.approvals.expire });
+  const approvals = createApprovalStore(join(home, "state", "approvals"), { clock, expireMs: config.approvals.expire, ...(options.onDamaged ? { onDamaged: options.onDamaged } : {}) });
   const permissions: SessionPermissions = {
     rules: rulesFromConfig(config.permissions),
     home: realOrResolved(home),
@@ -289,6 +291,7 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
     const mcp = child ? undefined : await mcpNow();
     const lazy = mcp && deferredMcp(mcp, client.toolReferences === true);
     const { log, unlock } = await openLog(id, logPath, signal);
+    if (log.torn) emit?.(id, log.torn); // in the log already; the trace says it too
     return {
       log,
       model: client,

@@ -1,7 +1,7 @@
 import { mkdirSync } from "node:fs";
 import { open, readFile, type FileHandle } from "node:fs/promises";
 import { dirname } from "node:path";
-import type { SessionEvent } from "./events.ts";
+import type { EventOf, SessionEvent } from "./events.ts";
 
 export const LOG_FORMAT = "nightshift-session";
 export const LOG_VERSION = 1;
@@ -17,10 +17,18 @@ export interface SessionLog {
   /** Every event after the header, in order. */
   read(): Promise<SessionEvent[]>;
   close(): Promise<void>;
+  /** Set when opening found a torn last line and marked it (see `markTornTail`): say so. */
+  readonly torn?: EventOf<"warning">;
 }
 
 export class SessionLogError extends Error {
   override name = "SessionLogError";
+  /** What is wrong, without the advice (for a report that gives its own). */
+  readonly problem: string;
+  constructor(message: string, problem = message) {
+    super(message);
+    this.problem = problem;
+  }
 }
 
 interface Header {
@@ -45,24 +53,26 @@ export async function openSessionLog(path: string, id: string, options: { sync?:
   /** The size up to the last complete line written: where a failed append is cut back to. */
   let size: number;
   /** A failed append whose partial bytes could not be cut off yet. */
-  let torn = false;
+  let cutPending = false;
   const appendWhole = async (text: string) => {
-    if (torn) await handle.truncate(size);
-    torn = false;
+    if (cutPending) await handle.truncate(size);
+    cutPending = false;
     const data = Buffer.from(text);
     try {
       for (let offset = 0; offset < data.length; ) offset += (await handle.write(data, offset, data.length - offset)).bytesWritten;
       if (sync) await handle.datasync();
       size += data.length;
     } catch (error) {
-      await handle.truncate(size).catch(() => (torn = true));
+      await handle.truncate(size).catch(() => (cutPending = true));
       throw error;
     }
   };
+  const now = () => options.now?.() ?? Date.now();
+  let torn: EventOf<"warning"> | undefined;
   try {
-    size = await dropTornTail(handle);
+    ({ size, torn } = await markTornTail(handle, now, sync));
     if (size === 0) {
-      const header: Header = { format: LOG_FORMAT, version: LOG_VERSION, id, created: new Date(options.now?.() ?? Date.now()).toISOString() };
+      const header: Header = { format: LOG_FORMAT, version: LOG_VERSION, id, created: new Date(now()).toISOString() };
       await appendWhole(JSON.stringify(header) + "\n");
     }
   } catch (error) {
@@ -72,6 +82,7 @@ export async function openSessionLog(path: string, id: string, options: { sync?:
   let queue = Promise.resolve();
   return {
     id,
+    ...(torn ? { torn } : {}),
     append(...events) {
       const text = events.map((event) => JSON.stringify(event)).join("\n") + "\n";
       // Appends are serialized so concurrent callers can never interleave partial lines; one that
@@ -89,44 +100,87 @@ export async function openSessionLog(path: string, id: string, options: { sync?:
 }
 
 /**
- * A crash mid-write can leave a last line without its newline. That event never became durable, so
- * it is cut off before appending; otherwise the next event would be glued to it. Returns the size.
+ * A crash mid-write (or a full disk's short write) can leave a last line without its newline. Its
+ * bytes are kept and closed by a marker line (a `warning` with `torn`), in one write: otherwise the
+ * next event would be glued to it. Cutting them off instead would claim the line never existed, and
+ * a torn `tool_start` whose call did run (the write looked complete) would then run it again; a
+ * reader skips a damaged line only right before its marker, and the conversation takes every
+ * unfinished call of the turn it cuts into as possibly started (runtime/conversation.ts).
  */
-async function dropTornTail(handle: FileHandle): Promise<number> {
+async function markTornTail(handle: FileHandle, now: () => number, sync: boolean): Promise<{ size: number; torn?: EventOf<"warning"> }> {
   const { size } = await handle.stat();
-  if (size === 0) return 0;
+  if (size === 0) return { size: 0 };
   const tail = Buffer.alloc(Math.min(size, 64 * 1024));
   await handle.read(tail, 0, tail.length, size - tail.length);
-  if (tail.at(-1) === 0x0a) return size;
+  if (tail.at(-1) === 0x0a) return { size };
   const lastNewline = tail.lastIndexOf(0x0a);
   if (lastNewline < 0 && tail.length < size) throw new SessionLogError("session log ends in a line longer than 64 KiB without a newline; move the file aside");
-  const keep = size - tail.length + lastNewline + 1;
-  await handle.truncate(keep);
-  return keep;
+  if (lastNewline < 0) {
+    await handle.truncate(0); // the header itself was torn: nothing was ever logged
+    return { size: 0 };
+  }
+  const bytes = tail.length - lastNewline - 1;
+  const torn: EventOf<"warning"> = { type: "warning", at: now(), message: `the log's last line was cut short (${bytes} bytes; a crash or a full disk mid-write); it is kept above this line, and a tool call it may have started is not run again`, torn: bytes };
+  const text = `\n${JSON.stringify(torn)}\n`;
+  await handle.write(text);
+  if (sync) await handle.datasync();
+  return { size: size + Buffer.byteLength(text), torn };
 }
 
 /** Reads a log file. A torn last line (the process died mid-write) is dropped; other damage throws. */
 export async function readSessionLog(path: string): Promise<SessionEvent[]> {
+  const { events, damage } = await readSessionLogPrefix(path);
+  if (damage) throw damage;
+  return events;
+}
+
+/**
+ * Reads a log file up to its first damaged line: what a damaged log still proves (its task, what ran
+ * before the damage), for recovering the task's record and showing its timeline. A header that does
+ * not read is thrown: nothing of such a file can be trusted.
+ */
+export async function readSessionLogPrefix(path: string): Promise<{ events: SessionEvent[]; damage?: SessionLogError }> {
   const text = await readFile(path, "utf8");
   const lines = text.split("\n");
-  const complete = text.endsWith("\n");
-  if (!complete) lines.pop(); // torn final write: it never reached the log
-  else lines.pop(); // trailing empty string
+  lines.pop(); // the trailing empty string, or a torn final write: it never reached the log
   const [headerLine, ...rest] = lines;
   if (!headerLine) throw new SessionLogError(`${path}: empty session log (no header line)`);
-  const header = parseLine(path, headerLine, 1) as Partial<Header>;
+  checkHeader(path, parseLine(path, headerLine, 1) as Partial<Header>);
+  const events: SessionEvent[] = [];
+  for (const [index, line] of rest.entries()) {
+    try {
+      events.push(parseLine(path, line, index + 2) as SessionEvent);
+    } catch (error) {
+      if (isTornMarker(rest[index + 1])) continue; // a torn line, closed by its marker when the log was reopened
+      return { events, damage: error as SessionLogError };
+    }
+  }
+  return { events };
+}
+
+function checkHeader(path: string, header: Partial<Header>): void {
   if (header.format !== LOG_FORMAT) throw new SessionLogError(`${path}: not a Nightshift session log (first line has no "format":"${LOG_FORMAT}")`);
   if (header.version !== LOG_VERSION) {
     throw new SessionLogError(`${path}: session log version ${header.version} is not supported by this Nightshift (reads version ${LOG_VERSION}); upgrade Nightshift`);
   }
-  return rest.map((line, index) => parseLine(path, line, index + 2) as SessionEvent);
+}
+
+/** The line `markTornTail` writes after a torn line. */
+function isTornMarker(line: string | undefined): boolean {
+  if (!line?.startsWith('{"type":"warning"')) return false;
+  try {
+    const event = JSON.parse(line) as Partial<EventOf<"warning">>;
+    return typeof event.torn === "number";
+  } catch {
+    return false;
+  }
 }
 
 function parseLine(path: string, line: string, number: number | string): unknown {
   try {
     return JSON.parse(line);
   } catch {
-    throw new SessionLogError(`${path}:${number}: damaged line in session log; move the file aside to start over`);
+    throw new SessionLogError(`${path}:${number}: damaged line in session log; move the file aside to start over`, `${path}:${number}: damaged line`);
   }
 }
 
@@ -152,7 +206,15 @@ export async function readSessionLogFrom(path: string, offset: number): Promise<
     }
     // Line numbers are known from the start of the file only; later reads name the byte they began at.
     const where = (index: number) => (offset === 0 ? index + 2 : `${index + 1} after byte ${offset}`);
-    return { events: lines.map((line, index) => parseLine(path, line, where(index)) as SessionEvent), offset: offset + end };
+    const events: SessionEvent[] = [];
+    for (const [index, line] of lines.entries()) {
+      try {
+        events.push(parseLine(path, line, where(index)) as SessionEvent);
+      } catch (error) {
+        if (!isTornMarker(lines[index + 1])) throw error; // a torn line and its marker come in one write
+      }
+    }
+    return { events, offset: offset + end };
   } finally {
     await handle.close();
   }

@@ -1,7 +1,7 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type { TraceLogger as Logger } from "../runtime/trace.ts";
-import { readSessionLog, Shutdown, traceEvent, type Clock, type Runtime, type SessionEvent, type SessionResult, type TaskSpec } from "../runtime/index.ts";
+import { readSessionLog, SessionLogError, Shutdown, traceEvent, type Clock, type Runtime, type SessionEvent, type SessionResult, type TaskSpec } from "../runtime/index.ts";
 import { createWriteGate, storageFault, type WriteGate } from "../runtime/write-gate.ts";
 import { writeResult } from "./outbox.ts";
 import { PRIORITIES, readerOf, type Priority, type StateStore, type TaskReader, type TaskRecord } from "./state.ts";
@@ -181,7 +181,13 @@ export function createDaemon(options: DaemonOptions): Daemon {
           await storage.pause(attempt, signal).catch(() => {}); // stopped or cancelled meanwhile: said on the next turn
           continue;
         }
-        // Nothing ran (a missing key, a busy or damaged log): the task fails with the reason.
+        if (error instanceof SessionLogError) {
+          // The log is the proof of what ran: kept where it is, so nothing can take the task for new and run it again.
+          const reason = `its session log is damaged (${error.problem}); the log is kept as it is and the task is not resumed, so nothing in it runs again`;
+          trace.error({ session: task.id, event: "session_log_damaged", problem: error.problem }, reason);
+          return { status: "failed", answer: "", reason, turns: 0, costUsd: 0 };
+        }
+        // Nothing ran (a missing key, a busy lock): the task fails with the reason.
         return { status: "failed", answer: "", reason: (error as Error).message, turns: 0, costUsd: 0 };
       }
     }

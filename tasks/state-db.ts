@@ -94,10 +94,12 @@ export interface TaskRow {
 }
 
 export interface TaskDb {
-  /** The record JSON of every active task (queued, running, waiting for approval), oldest first. */
-  active(): string[];
+  /** Every active task (queued, running, waiting for approval), oldest first: its id and record JSON. */
+  active(): Array<{ id: string; record: string }>;
   get(id: string): string | undefined;
   byName(name: string): string | undefined;
+  /** Whether any task has this inbox name, even one whose record does not read. */
+  hasName(name: string): boolean;
   bySource(source: string): string | undefined;
   recent(limit: number): string[];
   /** Tasks matching `filter`, newest first (created, then id, descending), at most `limit`. */
@@ -154,9 +156,10 @@ export function openTaskDb(file: string, readOnly = false): TaskDb {
   const params = (row: TaskRow, json: string) => [row.id, row.state, row.created, row.finished ?? null, row.name ?? null, row.source ?? null, json] as const;
   let depth = 0;
   return {
-    active: () => records(sql(`SELECT record FROM tasks WHERE ${ACTIVE} ORDER BY created, id`).all()),
+    active: () => sql(`SELECT id, record FROM tasks WHERE ${ACTIVE} ORDER BY created, id`).all() as Array<{ id: string; record: string }>,
     get: (id) => one(sql("SELECT record FROM tasks WHERE id = ?").get(id)),
     byName: (name) => one(sql("SELECT record FROM tasks WHERE name = ? ORDER BY created DESC LIMIT 1").get(name)),
+    hasName: (name) => sql("SELECT 1 FROM tasks WHERE name = ? LIMIT 1").get(name) !== undefined,
     bySource: (source) => one(sql("SELECT record FROM tasks WHERE source = ? ORDER BY created DESC LIMIT 1").get(source)),
     recent: (limit) => records(sql("SELECT record FROM tasks ORDER BY created DESC, id DESC LIMIT ?").all(limit)),
     list(filter, limit) {
@@ -217,6 +220,7 @@ function emptyDb(): TaskDb {
     active: () => [],
     get: () => undefined,
     byName: () => undefined,
+    hasName: () => false,
     bySource: () => undefined,
     recent: () => [],
     list: () => [],

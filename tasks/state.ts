@@ -1,8 +1,8 @@
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { z } from "zod";
-import { readSessionLog } from "../runtime/session-log.ts";
 import type { TaskSpec } from "../runtime/events.ts";
+import { readLoggedTasks, sortOrphans, type LoggedTask } from "./recovery.ts";
 import { isDamage, openTaskDb, StateRefused, type TaskDb, type TaskRow } from "./state-db.ts";
 import { dbReader, isActive, type TaskReader } from "./task-reader.ts";
 
@@ -84,15 +84,18 @@ export interface StateStore extends TaskReader {
 export interface OpenedState {
   store: StateStore;
   /** Set when the state was damaged and rebuilt: say so loudly. */
-  recovered?: { movedTo: string; problem: string; tasks: number };
+  recovered?: { movedTo: string; problem: string; tasks: number; damagedLogs: Array<{ id: string; damage: string }> };
   /** Queued or running tasks whose record does not read (`id: problem`): left in the file, not run. Say so. */
   unreadable?: string[];
   /** Set when a version-1 state file was moved into the database (once): say so. */
   migrated?: { from: string; movedTo: string; tasks: number; added: number };
+  /** Inbox tasks the state had lost (a lost or rebuilt file), recorded again from their session logs: say so. */
+  relogged?: Array<{ name: string; id: string; state: TaskState; damage?: string }>;
+  /** Files in inbox/.done/ without a task that are not queued again because they may have run: say so. */
+  held?: Array<{ name: string; why: string }>;
+  /** Files in inbox/.done/ that never ran (a crash between the move and the queue): queue them. */
+  unstarted?: string[];
 }
-
-/** Rebuilds a queued task from an inbox file that has no result yet (the daemon re-reads it). */
-export type SpecOf = (name: string, id: string) => Promise<TaskSpec | undefined>;
 
 const stamp = (at: number) => new Date(at).toISOString().replace(/[:.]/g, "-");
 /** `path`, or `path-2`, `path-3`…: a file moved aside never replaces one moved aside before. */
@@ -105,23 +108,27 @@ const parseRecord = (json: string) => taskRecordSchema.parse(JSON.parse(json));
 /**
  * Opens state/nightshift.db, the daemon's state (see tasks/state-db.ts). A version-1
  * state/nightshift.json is imported on first open and kept, renamed; a damaged file is moved aside
- * and the tasks rebuilt from the session logs and inbox/.done/.
+ * and the tasks rebuilt from the session logs. Files in inbox/.done/ the state has no task for are
+ * sorted out against the session logs (see tasks/recovery.ts), so none that ran is queued again.
  */
-export async function openState(home: string, now: () => number, specOf?: SpecOf): Promise<OpenedState> {
+export async function openState(home: string, now: () => number): Promise<OpenedState> {
   const dir = join(home, "state");
   mkdirSync(dir, { recursive: true });
   const file = join(dir, "nightshift.db");
+  const sessions = join(home, "sessions");
   let recovered: OpenedState["recovered"];
   let migrated: OpenedState["migrated"];
+  let logged: LoggedTask[] | undefined;
   let loaded: Loaded;
   try {
     loaded = load(file);
   } catch (error) {
-    if (!(isDamage(error) || error instanceof z.ZodError || error instanceof SyntaxError)) throw openProblem(file, error);
+    if (!(isDamage(error) || error instanceof DamagedState || error instanceof z.ZodError || error instanceof SyntaxError)) throw openProblem(file, error);
     const movedTo = freePath(`${file}.damaged-${stamp(now())}`);
     for (const suffix of ["", "-wal", "-shm"]) if (existsSync(file + suffix)) renameSync(file + suffix, movedTo + suffix);
     loaded = load(file);
-    recovered = { movedTo, problem: problemOf(error), tasks: insertAll(loaded.db, await rebuildTasks(home, now, specOf)) };
+    logged = await readLoggedTasks(sessions, now());
+    recovered = { movedTo, problem: problemOf(error), tasks: insertAll(loaded.db, logged.map((task) => task.record)), damagedLogs: damagedOf(logged) };
   }
   const v1 = join(dir, "nightshift.json");
   if (existsSync(v1)) {
@@ -146,12 +153,49 @@ export async function openState(home: string, now: () => number, specOf?: SpecOf
     } else {
       const movedTo = freePath(`${v1}.damaged-${stamp(now())}`);
       renameSync(v1, movedTo);
-      recovered = { movedTo, problem: problem!, tasks: insertAll(loaded.db, await rebuildTasks(home, now, specOf), "ignore") };
+      logged ??= await readLoggedTasks(sessions, now());
+      recovered = { movedTo, problem: problem!, tasks: insertAll(loaded.db, logged.map((task) => task.record), "ignore"), damagedLogs: damagedOf(logged) };
     }
-    loaded.db.close();
-    loaded = load(file);
   }
-  return { store: createStore(loaded), ...(recovered ? { recovered } : {}), ...(migrated ? { migrated } : {}), ...(loaded.unreadable.length ? { unreadable: loaded.unreadable } : {}) };
+  const orphans = await sortOrphans(orphanNames(home, loaded.db), sessions, now(), logged);
+  const relogged: NonNullable<OpenedState["relogged"]> = [];
+  for (const orphan of orphans) {
+    if (orphan.kind !== "logged") continue;
+    const { record, damage } = orphan.task;
+    if (loaded.db.put(rowOf(record), JSON.stringify(record), "ignore")) relogged.push({ name: orphan.name, id: record.id, state: record.state, ...(damage ? { damage } : {}) });
+  }
+  if (recovered || migrated || relogged.length) {
+    loaded.db.close();
+    loaded = load(file); // the hot set as now written: rebuilt and relogged tasks resume
+  }
+  const held = orphans.flatMap((orphan) => (orphan.kind === "held" ? [{ name: orphan.name, why: orphan.why }] : []));
+  const unstarted = orphans.flatMap((orphan) => (orphan.kind === "unstarted" ? [orphan.name] : []));
+  return {
+    store: createStore(loaded),
+    ...(recovered ? { recovered } : {}),
+    ...(migrated ? { migrated } : {}),
+    ...(loaded.unreadable.length ? { unreadable: loaded.unreadable } : {}),
+    ...(relogged.length ? { relogged } : {}),
+    ...(held.length ? { held } : {}),
+    ...(unstarted.length ? { unstarted } : {}),
+  };
+}
+
+const damagedOf = (logged: LoggedTask[]) => logged.flatMap((task) => (task.damage ? [{ id: task.id, damage: task.damage }] : []));
+
+/** A state file that is damaged without SQLite saying so. */
+class DamagedState extends Error {
+  override name = "DamagedState";
+}
+
+/**
+ * Files in inbox/.done/ with no task by that name (even one whose record does not read), and
+ * whether each has its result in outbox/. One indexed look-up each.
+ */
+function orphanNames(home: string, db: TaskDb): Array<{ name: string; answered: boolean }> {
+  const done = join(home, "inbox", ".done");
+  if (!existsSync(done)) return [];
+  return readdirSync(done).flatMap((name) => (db.hasName(name) ? [] : [{ name, answered: existsSync(join(home, "outbox", name)) }]));
 }
 
 interface Loaded {
@@ -164,6 +208,9 @@ interface Loaded {
 
 /** Opens the file and reads the hot set and the cursors; throws if any of it is damaged. */
 function load(file: string): Loaded {
+  // SQLite takes an empty file for a new database, but the daemon's first open writes a header at
+  // once (4 KB): an empty one lost its content, and taking it for new would forget every task.
+  if (existsSync(file) && statSync(file).size === 0) throw new DamagedState("the file is empty (0 bytes)");
   const db = openTaskDb(file);
   try {
     const hot = new Map<string, TaskRecord>();
@@ -171,13 +218,12 @@ function load(file: string): Loaded {
     // One record that does not read (edited by hand, written by a newer version) is left in the
     // file and said, not taken for damage: moving the file aside would drop every other task's
     // history with it.
-    for (const json of db.active()) {
+    for (const row of db.active()) {
       try {
-        const task = parseRecord(json);
+        const task = parseRecord(row.record);
         hot.set(task.id, task);
       } catch (error) {
-        const id = /"id"\s*:\s*"([^"]{1,100})"/.exec(json)?.[1] ?? "(no id)";
-        unreadable.push(`${id}: ${problemOf(error)}`);
+        unreadable.push(`${row.id}: ${problemOf(error)}`);
       }
     }
     const cursors = new Map(db.cursors().map((row) => [row.name, row.last_run]));
@@ -242,55 +288,6 @@ function createStore({ db, hot, cursors }: Loaded): StateStore {
     },
     close: () => db.close(),
   };
-}
-
-/**
- * A damaged state file is rebuilt from what is still true on disk: each session log gives a task
- * and how it ended (unfinished ones are resumed), and each file in inbox/.done/ without a result in
- * outbox/ and without a session is queued again. Schedule cursors restart from now.
- */
-async function rebuildTasks(home: string, now: () => number, specOf?: SpecOf): Promise<TaskRecord[]> {
-  const tasks: TaskRecord[] = [];
-  const sessions = join(home, "sessions");
-  const named = new Set<string>();
-  for (const file of existsSync(sessions) ? readdirSync(sessions).filter((name) => name.endsWith(".jsonl")) : []) {
-    try {
-      const events = await readSessionLog(join(sessions, file));
-      const start = events[0];
-      if (start?.type !== "session_start") continue;
-      const end = events.findLast((event) => event.type === "session_end");
-      const origin = start.task.source?.split(":")[0] ?? "recovered";
-      const name = start.task.source?.startsWith("inbox:") ? start.task.source.slice("inbox:".length) : undefined;
-      if (name) named.add(name);
-      tasks.push({
-        id: file.slice(0, -".jsonl".length),
-        title: start.task.title,
-        origin,
-        ...(name ? { name } : {}),
-        priority: "normal",
-        state: end?.type === "session_end" ? end.status : "running",
-        spec: start.task,
-        created: start.at,
-        started: start.at,
-        ...(end?.type === "session_end" ? { finished: end.at, reason: end.reason } : {}),
-        attempts: 1,
-        crashes: 0,
-        turns: end?.type === "session_end" ? end.turns : 0,
-        cost_usd: end?.type === "session_end" ? end.cost_usd : 0,
-      });
-    } catch {
-      // A damaged log is left for the user to look at; it cannot be resumed.
-    }
-  }
-  const done = join(home, "inbox", ".done");
-  for (const name of existsSync(done) ? readdirSync(done) : []) {
-    if (named.has(name) || existsSync(join(home, "outbox", name)) || !specOf) continue;
-    const id = `${new Date(now()).toISOString().replace(/[-:T]/g, "").slice(0, 8)}-${name.replace(/\W+/g, "").slice(0, 12)}-${tasks.length}`;
-    const spec = await specOf(name, id).catch(() => undefined);
-    if (!spec) continue;
-    tasks.push({ id, title: spec.title, origin: "inbox", name, priority: "normal", state: "queued", spec, created: now(), attempts: 0, crashes: 0, turns: 0, cost_usd: 0 });
-  }
-  return tasks;
 }
 
 export type { TaskSpec };

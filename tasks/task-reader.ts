@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { isDamage, openTaskDb, StateRefused, type TaskDb, type TaskFilter } from "./state-db.ts";
 
@@ -56,6 +56,14 @@ function checkShape(value: unknown): TaskRecord {
   return record as TaskRecord;
 }
 
+function parsedOrNone(json: string): TaskRecord[] {
+  try {
+    return [parseShape(json)];
+  } catch {
+    return [];
+  }
+}
+
 const damaged = (file: string, error: unknown) =>
   new StateUnreadable(`${file} is damaged (${(error as Error).message}); \`nightshift start\` moves it aside and rebuilds it from the session logs`);
 
@@ -80,6 +88,7 @@ export function readStateQuietly(home: string): TaskReader & { close(): void } {
     return { ...listReader(tasks), close() {} };
   }
   if (!existsSync(file)) return { ...listReader([]), close() {} };
+  if (statSync(file).size === 0) throw damaged(file, new Error("the file is empty (0 bytes)"));
   let db: TaskDb;
   try {
     db = openTaskDb(file, true);
@@ -88,7 +97,8 @@ export function readStateQuietly(home: string): TaskReader & { close(): void } {
     throw damaged(file, error);
   }
   try {
-    const hot = new Map(db.active().map(parseShape).map((task) => [task.id, task]));
+    // A record that does not read is left out, as the daemon leaves it out (and says so when it starts).
+    const hot = new Map(db.active().flatMap((row) => parsedOrNone(row.record)).map((task) => [task.id, task]));
     return { ...dbReader(db, hot, parseShape), close: () => db.close() };
   } catch (error) {
     db.close();

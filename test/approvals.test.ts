@@ -1,6 +1,10 @@
 import assert from "node:assert/strict";
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { describe, it } from "node:test";
-import { ANSWER_POLL_MS, createApprovalStore } from "../runtime/approvals.ts";
+import { ANSWER_POLL_MS, createApprovalStore, type DamagedFile } from "../runtime/approvals.ts";
+import { systemClock } from "../runtime/clock.ts";
+import { nightshift } from "./support/cli.ts";
 import { FakeClock } from "./support/fake-clock.ts";
 import { tempDir } from "./support/home.ts";
 
@@ -100,6 +104,69 @@ describe("the approval store", () => {
       const result = store.answer("zzzzzz", { decision: "once", by: "cli" });
       assert.equal(result.ok, false);
       assert.match(result.ok ? "" : result.message, /there is no approval zzzzzz/);
+    } finally {
+      dir.cleanup();
+    }
+  });
+});
+
+describe("a damaged approval answer file", () => {
+  it("is moved aside and reported, and the approval is still denied at its expiry", async () => {
+    const dir = tempDir();
+    try {
+      const clock = new FakeClock();
+      const damaged: DamagedFile[] = [];
+      const store = createApprovalStore(dir.path, { clock, expireMs: 60_000, onDamaged: (file) => damaged.push(file) });
+      const record = store.create(fields);
+      writeFileSync(join(dir.path, `${record.id}.answer.json`), '{"decision":"on'); // cut short by a power loss
+      let answer: string | undefined;
+      void store.wait(record).then((settled) => (answer = settled.decision));
+      clock.advance(60_000);
+      await new Promise((resolve) => setImmediate(resolve));
+      assert.equal(answer, "expired", "the wait ends at the expiry");
+      assert.equal(damaged.length, 1);
+      assert.equal(damaged[0]!.file, join(dir.path, `${record.id}.answer.json`));
+      assert.equal(readFileSync(damaged[0]!.movedTo, "utf8"), '{"decision":"on', "kept, not deleted");
+      assert.equal(store.answerOf(record.id)?.decision, "expired");
+    } finally {
+      dir.cleanup();
+    }
+  });
+
+  it("does not stop an answer before the expiry: the answer is recorded and the waiting task gets it", async () => {
+    const dir = tempDir();
+    try {
+      const clock = new FakeClock();
+      const damaged: DamagedFile[] = [];
+      const store = createApprovalStore(dir.path, { clock, expireMs: 60_000, onDamaged: (file) => damaged.push(file) });
+      const record = store.create(fields);
+      writeFileSync(join(dir.path, `${record.id}.answer.json`), "");
+      const result = store.answer(record.id, { decision: "once", by: "cli" });
+      assert.equal(result.ok, true);
+      assert.equal((await store.wait(record)).decision, "once");
+      assert.equal(damaged.length, 1);
+      assert.match(damaged[0]!.problem, /empty/);
+    } finally {
+      dir.cleanup();
+    }
+  });
+
+  it("is answered by nightshift approve without a daemon, which says it moved the file aside", async () => {
+    const dir = tempDir();
+    try {
+      const home = join(dir.path, "home");
+      mkdirSync(home);
+      writeFileSync(join(home, "config.yaml"), "");
+      const approvals = join(home, "state", "approvals");
+      const record = createApprovalStore(approvals, { clock: systemClock, expireMs: 3_600_000 }).create(fields);
+      writeFileSync(join(approvals, `${record.id}.answer.json`), "garbage");
+      const approved = await nightshift(["approve", record.id], { ...process.env, NIGHTSHIFT_HOME: home });
+      assert.doesNotMatch(approved.stderr, /Maximum call stack/);
+      assert.equal(approved.code, 0, approved.stderr + approved.stdout);
+      assert.match(approved.stdout, /^! APPROVAL FILE DAMAGED \(.*\): .*\.answer\.json moved to .*\.answer\.json\.damaged-.*; the approval can be answered again/);
+      assert.match(approved.stdout, /run `git push`: allowed once\.\n$/);
+      assert.ok(readdirSync(approvals).some((name) => name.startsWith(`${record.id}.answer.json.damaged-`)));
+      assert.ok(existsSync(join(approvals, `${record.id}.answer.json`)));
     } finally {
       dir.cleanup();
     }

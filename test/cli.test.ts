@@ -172,6 +172,18 @@ describe("nightshift doctor", () => {
   });
 });
 
+describe("nightshift doctor on a damaged journal", () => {
+  it("names each journal line that does not read, and keeps it", async () => {
+    const journalHome = join(dir.path, "journal-home");
+    mkdirSync(join(journalHome, "journal"), { recursive: true });
+    const good = JSON.stringify({ at: 1, kind: "note", session: "s1", source: "user", text: "keep me", trusted: true });
+    writeFileSync(join(journalHome, "journal", "2026-11-24.jsonl"), `${good}\n{"at":1,"kind":"no\n${good}\n`);
+    const result = await nightshift(["doctor"], { ...env, NIGHTSHIFT_HOME: journalHome });
+    assert.match(result.stdout, /! .*journal\/2026-11-24\.jsonl line 2 does not read \(not JSON.*\): memory skips it\n\s+fix: fix or remove the line by hand/);
+    assert.equal(readFileSync(join(journalHome, "journal", "2026-11-24.jsonl"), "utf8"), `${good}\n{"at":1,"kind":"no\n${good}\n`);
+  });
+});
+
 describe("nightshift memory and digest", () => {
   const outerEnv = () => env;
   it("shows the memory, says when there is nothing to undo or consolidate, and prints the digest without a daemon", async () => {

@@ -168,7 +168,7 @@ describe("nightshift start", () => {
     writeFileSync(join(s.home, "state", "nightshift.db"), "{ this is not a database");
 
     const second = await startDaemon(s);
-    assert.match(second.output(), /! STATE FILE DAMAGED .*moved to .*nightshift\.db\.damaged-.* and rebuilt from the session logs and inbox\/\.done \(1 tasks\)/);
+    assert.match(second.output(), /! STATE FILE DAMAGED .*moved to .*nightshift\.db\.damaged-.* and rebuilt from the session logs \(1 tasks\)/);
     const aside = readdirSync(join(s.home, "state")).find((name) => name.startsWith("nightshift.db.damaged-") && !name.endsWith("-wal") && !name.endsWith("-shm"));
     assert.equal(readFileSync(join(s.home, "state", aside!), "utf8"), "{ this is not a database");
     const status = await nightshift(["status"], s.env);

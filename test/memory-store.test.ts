@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { appendFileSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, test } from "node:test";
-import { openJournal, type JournalEntry } from "../memory/journal.ts";
+import { journalDamageMessage, openJournal, type DamagedLine, type JournalEntry } from "../memory/journal.ts";
 import { formatMemory, newMemoryId, openMemoryStore, parseMemory, type MemoryEntry, type ParsedMemory } from "../memory/memory-file.ts";
 import { recall } from "../memory/recall.ts";
 import { FakeClock } from "./support/fake-clock.ts";
@@ -59,19 +59,52 @@ describe("journal", () => {
     assert.throws(() => journal.since("yesterday"), RangeError);
   });
 
-  test("a line torn by a crash gets no id and is cut before the next append", () => {
+  test("a line torn by a crash gets no id, and the next append closes it instead of cutting it", () => {
     const dir = join(home(), "journal");
     mkdirSync(dir);
     const file = join(dir, "2026-11-24.jsonl");
     const line = (text: string) => JSON.stringify({ ...note(text), trusted: true }) + "\n";
-    writeFileSync(file, line("one") + line("two") + line("three").slice(0, 20));
-    const journal = openJournal(dir, new FakeClock(noon(11, 24)));
+    const torn = line("three").slice(0, 20);
+    writeFileSync(file, line("one") + line("two") + torn);
+    const damaged: DamagedLine[] = [];
+    const journal = openJournal(dir, new FakeClock(noon(11, 24)), { onDamaged: (each) => damaged.push(each) });
     assert.deepEqual(journal.all().map((entry) => entry.id), ["2026-11-24#2", "2026-11-24#1"]);
+    assert.equal(damaged.length, 0, "an append in progress is not damage");
 
-    assert.equal(journal.append(note("after the crash")).id, "2026-11-24#3");
+    assert.equal(journal.append(note("after the crash")).id, "2026-11-24#4");
     const text = readFileSync(file, "utf8");
-    assert.ok(text.endsWith("\n"));
-    assert.deepEqual(text.trimEnd().split("\n").map((each) => JSON.parse(each).text), ["one", "two", "after the crash"]);
+    assert.equal(text, line("one") + line("two") + torn + "\n" + text.split("\n")[3] + "\n", "every byte kept");
+    assert.deepEqual(journal.since().map((entry) => entry.text), ["one", "two", "after the crash"]);
+    assert.deepEqual(damaged.map((each) => each.id), ["2026-11-24#3"], "the closed torn line is reported");
+  });
+
+  test("a line written by hand without its newline is kept when the next entry is appended", () => {
+    const dir = join(home(), "journal");
+    mkdirSync(dir);
+    const file = join(dir, "2026-11-24.jsonl");
+    const mine = JSON.stringify({ ...note("fixed by hand"), trusted: true });
+    writeFileSync(file, mine);
+    const journal = openJournal(dir, new FakeClock(noon(11, 24)));
+    journal.append(note("next"));
+    assert.deepEqual(journal.since().map((entry) => [entry.id, entry.text]), [["2026-11-24#1", "fixed by hand"], ["2026-11-24#2", "next"]]);
+  });
+
+  test("a line that does not read is reported once, with its file and line, and kept", () => {
+    const dir = join(home(), "journal");
+    const damaged: DamagedLine[] = [];
+    const journal = openJournal(dir, new FakeClock(noon(11, 24)), { onDamaged: (each) => damaged.push(each) });
+    journal.append(note("before"));
+    appendFileSync(join(dir, "2026-11-24.jsonl"), "{not json\n" + JSON.stringify({ at: 1, kind: "gossip", session: "s", source: "user", text: "x" }) + "\n");
+    journal.append(note("after"));
+    assert.deepEqual(journal.since().map((entry) => entry.text), ["before", "after"]);
+    journal.all(); // recall reads the whole journal on every call
+    journal.since("2026-11-24#1"); // consolidation reads what came after its cursor
+    assert.deepEqual(damaged.map((each) => [each.id, each.file]), [["2026-11-24#2", join(dir, "2026-11-24.jsonl")], ["2026-11-24#3", join(dir, "2026-11-24.jsonl")]], "each once");
+    assert.match(damaged[0]!.problem, /^not JSON/);
+    assert.match(damaged[1]!.problem, /^not a journal entry: kind/);
+    assert.match(journalDamageMessage(damaged[0]!), /2026-11-24\.jsonl line 2 does not read \(not JSON.*\); memory skips it .* kept in the file/);
+    assert.ok(readFileSync(join(dir, "2026-11-24.jsonl"), "utf8").includes("{not json\n"), "kept");
+    assert.deepEqual(journal.damaged("2026-11-24#2").map((each) => each.id), ["2026-11-24#3"]);
   });
 
   test("a damaged line is skipped, never fatal, and keeps its number", () => {

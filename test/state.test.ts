@@ -1,10 +1,11 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
-import { copyFileSync, existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { appendFileSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { afterEach, describe, it } from "node:test";
+import { openSessionLog } from "../runtime/session-log.ts";
 import { openState, readStateQuietly } from "../tasks/state.ts";
 import { tempDir } from "./support/home.ts";
 import { syntheticId, writeV1State } from "./support/state-history.ts";
@@ -204,6 +205,119 @@ describe("a crash while tasks finish", () => {
       assert.equal(seen.size, 300);
       for (const task of store.active()) assert.ok(task.state === "queued" || task.state === "running");
       store.close();
+    }
+  });
+});
+
+/** A session log as the daemon leaves it for an inbox task: its start, and its end if `ended`. */
+async function sessionOf(h: string, id: string, name: string, ended = false): Promise<string> {
+  const path = join(h, "sessions", `${id}.jsonl`);
+  const log = await openSessionLog(path, id, { now: () => NOW });
+  const task = { title: `Task ${name}`, prompt: "Do it.", workdir: h, model: "main", budget: { max_turns: 5, max_usd: 1, timeout_ms: 60_000 }, source: `inbox:${name}` };
+  await log.append({ type: "session_start", at: NOW, task });
+  if (ended) await log.append({ type: "session_end", at: NOW + 1, status: "done", answer: "ok", turns: 1, cost_usd: 0.01, tokens: { input: 1, output: 1, cache_read: 0, cache_write: 0 } });
+  await log.close();
+  mkdirSync(join(h, "inbox", ".done"), { recursive: true });
+  writeFileSync(join(h, "inbox", ".done", name), `---\ntitle: Task ${name}\n---\nDo it.\n`);
+  return path;
+}
+
+describe("a damaged or lost state", () => {
+  it("takes an empty file for damage: moved aside, and the tasks rebuilt from the session logs", async () => {
+    const h = home();
+    await sessionOf(h, "s-done", "done.md", true);
+    (await openState(h, () => NOW)).store.close();
+    const file = join(h, "state", "nightshift.db");
+    writeFileSync(file, "");
+    const opened = await openState(h, () => NOW);
+    try {
+      assert.match(opened.recovered?.problem ?? "", /empty/);
+      assert.ok(existsSync(opened.recovered!.movedTo), "the empty file is kept aside");
+      assert.equal(opened.store.get("s-done")?.state, "done", "a finished task does not vanish");
+    } finally {
+      opened.store.close();
+    }
+  });
+
+  it("resumes the rebuilt tasks that were running at once", async () => {
+    const h = home();
+    await sessionOf(h, "s-running", "running.md");
+    mkdirSync(join(h, "state"), { recursive: true });
+    writeFileSync(join(h, "state", "nightshift.db"), "not a database ".repeat(100));
+    const opened = await openState(h, () => NOW);
+    try {
+      assert.equal(opened.recovered?.tasks, 1);
+      assert.deepEqual(opened.store.active().map((task) => [task.id, task.state]), [["s-running", "running"]]);
+    } finally {
+      opened.store.close();
+    }
+  });
+
+  it("rebuilds a task whose session log is damaged as failed, and never queues its inbox file again", async () => {
+    const h = home();
+    const path = await sessionOf(h, "s-damaged", "damaged.md");
+    appendFileSync(path, '{"type":"tool_st{"type":"tool_end"}\n{"type":"resumed","at":1,"attempt":1}\n'); // a torn line glued to the next
+    mkdirSync(join(h, "state"), { recursive: true });
+    writeFileSync(join(h, "state", "nightshift.db"), "not a database ".repeat(100));
+    const opened = await openState(h, () => NOW);
+    try {
+      const task = opened.store.get("s-damaged");
+      assert.equal(task?.state, "failed");
+      assert.equal(task?.name, "damaged.md");
+      assert.match(task?.reason ?? "", /session log is damaged .*s-damaged\.jsonl:3: damaged line\).*nothing in it runs again/);
+      assert.equal(opened.unstarted, undefined, "its inbox file is not queued again");
+      assert.deepEqual(opened.store.active(), []);
+    } finally {
+      opened.store.close();
+    }
+  });
+
+  it("holds back an inbox file without a task while a session log that does not read may be its run", async () => {
+    const h = home();
+    mkdirSync(join(h, "sessions"), { recursive: true });
+    writeFileSync(join(h, "sessions", "s-garbled.jsonl"), "\u0000\u0000 garbled \n\u0000\u0000\n{\"type\":\"tool_start\"}\n");
+    writeFileSync(join(h, "sessions", "s-created.jsonl"), '{"format":"nightshift-session","version":1,"id":"s-created"}\n'); // killed as it was created: nothing ran
+    mkdirSync(join(h, "inbox", ".done"), { recursive: true });
+    writeFileSync(join(h, "inbox", ".done", "lost.md"), "---\ntitle: Lost\n---\nDo it.\n");
+    const opened = await openState(h, () => NOW);
+    try {
+      assert.equal(opened.unstarted, undefined);
+      assert.deepEqual(opened.held?.map((entry) => entry.name), ["lost.md"]);
+      assert.match(opened.held![0]!.why, /^sessions\/s-garbled\.jsonl does not read/);
+    } finally {
+      opened.store.close();
+    }
+  });
+
+  it("records again a finished inbox task the state lost (its -wal gone), from its session log, and queues nothing", async () => {
+    const h = home();
+    await sessionOf(h, "s-finished", "finished.md", true);
+    mkdirSync(join(h, "outbox"), { recursive: true });
+    writeFileSync(join(h, "outbox", "finished.md"), "---\nstatus: done\n---\nok\n");
+    writeFileSync(join(h, "inbox", ".done", "answered long ago.md"), "---\ntitle: Old\n---\nDo it.\n");
+    writeFileSync(join(h, "outbox", "answered long ago.md"), "---\nstatus: done\n---\nok\n");
+    const opened = await openState(h, () => NOW);
+    try {
+      assert.deepEqual(opened.relogged?.map((task) => [task.name, task.state]), [["finished.md", "done"]]);
+      assert.equal(opened.store.find("finished.md")?.state, "done", "a finished task does not vanish");
+      assert.equal(opened.unstarted, undefined);
+      assert.equal(opened.held, undefined);
+    } finally {
+      opened.store.close();
+    }
+  });
+
+  it("queues an inbox file without a task or a session (a crash between the move and the queue)", async () => {
+    const h = home();
+    await sessionOf(h, "s-other", "other.md", true);
+    writeFileSync(join(h, "sessions", "s-created.jsonl"), '{"format":"nightshift-session","version":1,"id":"s-created"}\n'); // killed as it was created: nothing ran
+    writeFileSync(join(h, "inbox", ".done", "never ran.md"), "---\ntitle: Never ran\n---\nDo it.\n");
+    const opened = await openState(h, () => NOW);
+    try {
+      assert.deepEqual(opened.unstarted, ["never ran.md"]);
+      assert.deepEqual(opened.relogged?.map((task) => [task.name, task.id, task.state]), [["other.md", "s-other", "done"]], "the one that ran is recorded from its log");
+    } finally {
+      opened.store.close();
     }
   });
 });
