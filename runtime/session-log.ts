@@ -78,7 +78,12 @@ async function dropTornTail(handle: FileHandle): Promise<number> {
   return keep;
 }
 
-/** Reads a log file. A torn last line (the process died mid-write) is dropped; other damage throws. */
+/**
+ * Reads a log file. A torn last line (the process died mid-write) is dropped; other damage throws.
+ * A log without its header line holds no events: the process was killed between creating the file
+ * and writing the header, and every event is appended (and flushed) after the header, so the
+ * session never got to its first event. It reads as empty, and the next open writes the header.
+ */
 export async function readSessionLog(path: string): Promise<SessionEvent[]> {
   const text = await readFile(path, "utf8");
   const lines = text.split("\n");
@@ -86,7 +91,7 @@ export async function readSessionLog(path: string): Promise<SessionEvent[]> {
   if (!complete) lines.pop(); // torn final write: it never reached the log
   else lines.pop(); // trailing empty string
   const [headerLine, ...rest] = lines;
-  if (!headerLine) throw new SessionLogError(`${path}: empty session log (no header line)`);
+  if (!headerLine) return [];
   const header = parseLine(path, headerLine, 1) as Partial<Header>;
   if (header.format !== LOG_FORMAT) throw new SessionLogError(`${path}: not a Nightshift session log (first line has no "format":"${LOG_FORMAT}")`);
   if (header.version !== LOG_VERSION) {

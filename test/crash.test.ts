@@ -35,8 +35,8 @@ async function setup(): Promise<Setup> {
 }
 
 
-function run(args: string[], env: NodeJS.ProcessEnv, script = CLI): { child: ChildProcess; done: Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }> } {
-  const child = spawn(process.execPath, [script, ...args], { env, stdio: ["ignore", "pipe", "pipe"] });
+function run(args: string[], env: NodeJS.ProcessEnv, script = CLI, nodeArgs: string[] = []): { child: ChildProcess; done: Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }> } {
+  const child = spawn(process.execPath, [...nodeArgs, script, ...args], { env, stdio: ["ignore", "pipe", "pipe"] });
   let stdout = "";
   let stderr = "";
   child.stdout!.on("data", (chunk) => (stdout += chunk));
@@ -132,5 +132,39 @@ describe("a session killed with SIGKILL and resumed", () => {
     assert.equal(again.code, 0);
     assert.equal(again.stdout, first.stdout);
     assert.equal(s.api.requests.length, calls);
+  });
+});
+
+const KILL_AT = join(import.meta.dirname, "support", "kill-at.ts");
+const inboxTask = (title: string) => `---\ntitle: ${title}\n---\nDo it.\n`;
+
+/** `nightshift start`, killing itself at `moment` (see support/kill-at.ts) when one is given. */
+function daemon(s: Setup, moment?: string, match?: string) {
+  const env = { ...s.env, ...(moment ? { NIGHTSHIFT_TEST_KILL_AT: moment } : {}), ...(match ? { NIGHTSHIFT_TEST_KILL_MATCH: match } : {}) };
+  return run(["start"], env, CLI, moment ? ["--import", KILL_AT] : []);
+}
+
+function onlyResult(home: string, name: string): string {
+  return readFileSync(join(home, "outbox", name), "utf8");
+}
+
+describe("a daemon killed with SIGKILL and started again", () => {
+  it("starts a task afresh when killed after creating its session log, before the log's header", needs("bwrap", "socat"), async () => {
+    const s = (current = await setup());
+    s.api.respondWith(agent("echo ran"));
+    const first = daemon(s, "log-created");
+    await until(() => existsSync(join(s.home, "inbox")), "the home");
+    writeFileSync(join(s.home, "inbox", "fresh.md"), inboxTask("Fresh"));
+    assert.equal((await first.done).signal, "SIGKILL");
+    const id = onlySession(s.home);
+    assert.equal(readFileSync(join(s.home, "sessions", `${id}.jsonl`), "utf8"), "", "killed before the header");
+
+    const second = daemon(s);
+    await until(() => existsSync(join(s.home, "outbox", "fresh.md")), "the result after restart");
+    second.child.kill("SIGTERM");
+    await second.done;
+    assert.match(onlyResult(s.home, "fresh.md"), /status: done[\s\S]*finished after: ran/);
+    const events = await readSessionLog(join(s.home, "sessions", `${id}.jsonl`));
+    assert.equal(events[0]?.type, "session_start");
   });
 });
