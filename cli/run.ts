@@ -79,6 +79,7 @@ export async function runCommand(args: RunArgs, io: RunIO): Promise<number> {
       }
       const logged = await readSessionLog(join(runtime.sessionsDir, `${id}.jsonl`));
       if (!logged.length) throw new UsageError(`session ${id} never started (killed before its first event), so there is nothing to resume; run the task again`);
+      memory.reconcile(id, logged); // what a killed run logged but did not journal
       result = await runtime.resume(id, { signal: io.signal, emit });
     } else {
       if (!args.target) throw new UsageError('nightshift run needs a task file or a prompt: nightshift run "what to do"');

@@ -144,6 +144,13 @@ function daemon(s: Setup, moment?: string, match?: string) {
   return run(["start"], env, CLI, moment ? ["--import", KILL_AT] : []);
 }
 
+/** The kinds of a session's journal entries, in order. */
+function journaled(home: string, session: string): string[] {
+  const dir = join(home, "journal");
+  const lines = existsSync(dir) ? readdirSync(dir).sort().flatMap((name) => readFileSync(join(dir, name), "utf8").split("\n").filter(Boolean)) : [];
+  return lines.map((line) => JSON.parse(line) as { session: string; kind: string }).filter((entry) => entry.session === session).map((entry) => entry.kind);
+}
+
 function onlyResult(home: string, name: string): string {
   return readFileSync(join(home, "outbox", name), "utf8");
 }
@@ -166,5 +173,26 @@ describe("a daemon killed with SIGKILL and started again", () => {
     assert.match(onlyResult(s.home, "fresh.md"), /status: done[\s\S]*finished after: ran/);
     const events = await readSessionLog(join(s.home, "sessions", `${id}.jsonl`));
     assert.equal(events[0]?.type, "session_start");
+  });
+
+  it("journals a session that ended just before the kill, once", needs("bwrap", "socat"), async () => {
+    const s = (current = await setup());
+    s.api.respondWith(agent("echo ran"));
+    const first = daemon(s, "session-ended");
+    await until(() => existsSync(join(s.home, "inbox")), "the home");
+    writeFileSync(join(s.home, "inbox", "ends.md"), inboxTask("Ends"));
+    assert.equal((await first.done).signal, "SIGKILL");
+    const id = onlySession(s.home);
+    assert.deepEqual(journaled(s.home, id), ["request"], "killed before the outcome reached the journal");
+
+    for (let start = 0; start < 2; start++) {
+      const again = daemon(s);
+      await until(() => existsSync(join(s.home, "outbox", "ends.md")), "the result after restart");
+      again.child.kill("SIGTERM");
+      await again.done;
+    }
+    assert.match(onlyResult(s.home, "ends.md"), /status: done[\s\S]*finished after: ran/);
+    assert.deepEqual(journaled(s.home, id), ["request", "outcome"]);
+    assert.equal(s.api.requests.length, 2, "the session was not run again");
   });
 });
