@@ -144,6 +144,29 @@ function daemon(s: Setup, moment?: string, match?: string) {
   return run(["start"], env, CLI, moment ? ["--import", KILL_AT] : []);
 }
 
+/** Processes still running with this home in their environment: the daemon's commands, sandboxes and relays inherit it. */
+function leftovers(home: string): string[] {
+  const found: string[] = [];
+  for (const pid of readdirSync("/proc").filter((name) => /^\d+$/.test(name))) {
+    try {
+      if (!readFileSync(`/proc/${pid}/environ`, "utf8").split("\0").includes(`NIGHTSHIFT_HOME=${home}`)) continue;
+      const command = readFileSync(`/proc/${pid}/cmdline`, "utf8").replaceAll("\0", " ").trim();
+      found.push(`${pid}: ${command.length > 100 ? `${command.slice(0, 40)} … ${command.slice(-50)}` : command}`);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return found;
+}
+
+/** Waits a while for the processes a killed daemon left to go; asserts none is left, killing any that is. */
+async function assertNoneLeft(home: string): Promise<void> {
+  await until(() => leftovers(home).length === 0, "no process left behind", 5_000).catch(() => undefined);
+  const left = leftovers(home);
+  for (const line of left) process.kill(Number(line.split(":")[0]), "SIGKILL");
+  assert.deepEqual(left, []);
+}
+
 /** The kinds of a session's journal entries, in order. */
 function journaled(home: string, session: string): string[] {
   const dir = join(home, "journal");
@@ -195,4 +218,27 @@ describe("a daemon killed with SIGKILL and started again", () => {
     assert.deepEqual(journaled(s.home, id), ["request", "outcome"]);
     assert.equal(s.api.requests.length, 2, "the session was not run again");
   });
+  // Killed before the command's process has started: bwrap's --die-with-parent (or any death
+  // signal) is set too late then, as on a loaded machine in the first milliseconds of a sandbox.
+  for (const mode of ["bwrap", "off"] as const) {
+    it(`leaves no command${mode === "bwrap" ? ", bubblewrap or relay" : ""} behind when killed as a command starts (sandbox.mode ${mode}), and resumes the task`, needs("bwrap", "socat"), async () => {
+      const s = (current = await setup());
+      if (mode === "off") writeFileSync(join(s.home, "config.yaml"), 'tasks:\n  stage: "off"\nsandbox:\n  mode: "off"\n');
+      s.api.respondWith(agent("sleep 30 # the test's command"));
+      const first = daemon(s, "spawned", "the test's command");
+      await until(() => existsSync(join(s.home, "inbox")), "the home");
+      writeFileSync(join(s.home, "inbox", "slow.md"), inboxTask("Slow"));
+      assert.equal((await first.done).signal, "SIGKILL");
+      await assertNoneLeft(s.home);
+
+      s.api.respondWith(agent("true"));
+      const second = daemon(s);
+      await until(() => existsSync(join(s.home, "outbox", "slow.md")), "the result after restart");
+      second.child.kill("SIGTERM");
+      await second.done;
+      assert.match(onlyResult(s.home, "slow.md"), /status: done/);
+      const result = s.api.requests.at(-1)!.body.messages.at(-1).content[0];
+      assert.equal(result.content, INTERRUPTED_NOTE, "the killed command is reported as interrupted, not run again");
+    });
+  }
 });
