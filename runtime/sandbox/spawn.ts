@@ -39,7 +39,11 @@ export interface CaptureOptions {
  *   the relay goes with it and the sandbox's init then ends the pid namespace; without a sandbox it
  *   is the group spawnCaptured made.
  * Without a lifeline (fd 3 closed, or not a pipe) it does nothing. bash 3.2 (macOS's /bin/bash)
- * has no zero timeout: only the watcher runs there.
+ * has no zero timeout: only the watcher runs there. The check alone is not enough even where every
+ * process on the way armed a death signal (bwrap with `--as-pid-1`, tried): a killed Nightshift's
+ * pipes close only when its last thread has exited, which on a loaded machine came milliseconds
+ * after its death signals had gone out, so a shell could pass the check after its sandbox had
+ * already lost its parent.
  */
 export const LIFELINE_GUARD = [
   "if [[ -S /dev/fd/3 || -p /dev/fd/3 ]]; then ((BASH_VERSINFO[0] >= 4)) && read -t 0 -u 3 && exit 137",
