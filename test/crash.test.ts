@@ -159,9 +159,14 @@ function leftovers(home: string): string[] {
   return found;
 }
 
-/** Waits a while for the processes a killed daemon left to go; asserts none is left, killing any that is. */
+/**
+ * Waits a while for the processes a killed daemon left to go; asserts none is left, killing any that
+ * is. "Gone" must hold for 20 looks in a row: a process's environment reads empty for a moment
+ * while it execs.
+ */
 async function assertNoneLeft(home: string): Promise<void> {
-  await until(() => leftovers(home).length === 0, "no process left behind", 5_000).catch(() => undefined);
+  let empty = 0;
+  await until(() => (leftovers(home).length ? (empty = 0) : ++empty) >= 20, "no process left behind", 5_000).catch(() => undefined);
   const left = leftovers(home);
   for (const line of left) process.kill(Number(line.split(":")[0]), "SIGKILL");
   assert.deepEqual(left, []);

@@ -34,7 +34,8 @@ export interface CaptureOptions {
  * relay); without a sandbox nothing ties a command to the daemon at all, and macOS has no death
  * signal. The pipe's end is a fact that stays true, whenever the shell gets to look:
  * - a lifeline already at its end (Nightshift died before the shell started): the command never runs;
- * - otherwise a watcher, not a job of this shell (a bare `wait` would hang on it), reads the pipe and
+ * - otherwise a watcher, disowned (a bare `wait` would hang on it; not started from a subshell, whose
+ *   end this shell would wait for, a scheduling delay on a loaded machine), reads the pipe and
  *   kills the command's process group when it ends. In bubblewrap that is the sandbox's session, so
  *   the relay goes with it and the sandbox's init then ends the pid namespace; without a sandbox it
  *   is the group spawnCaptured made.
@@ -47,7 +48,7 @@ export interface CaptureOptions {
  */
 export const LIFELINE_GUARD = [
   "if [[ -S /dev/fd/3 || -p /dev/fd/3 ]]; then ((BASH_VERSINFO[0] >= 4)) && read -t 0 -u 3 && exit 137",
-  "( (read -r -u 3 _; kill -KILL 0) </dev/null >/dev/null 2>&1 & )",
+  "{ read -r -u 3 _; kill -KILL 0; } </dev/null >/dev/null 2>&1 & disown",
   "exec 3<&-; fi",
   "",
 ].join("; ");
