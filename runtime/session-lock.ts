@@ -43,7 +43,8 @@ const ATTEMPTS = 200;
 
 /**
  * Creates `path` holding `content`, taking over a stale one; throws `busy(owner)` while a live
- * process holds it. The same process (`pid`) may take over its own lock, as before.
+ * process holds it. A lock naming `pid` itself is taken over too: it is this process's own, or one
+ * an earlier process with the same PID left where no start time could be read.
  */
 function acquire(path: string, content: string, pid: number, busy: (owner: number | string) => Error): HeldLock {
   for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
