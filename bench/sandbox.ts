@@ -2,7 +2,7 @@
  * Per-command cost of the sandboxes: `true` run bare, through createUnsandboxed, through
  * createBwrapSandbox and createSrtSandbox (sandbox-runtime), each also with the network proxy; then
  * one HTTP GET to a local server, bare versus sandboxed through the proxy (curl when installed, else
- * bash /dev/tcp).
+ * bash /dev/tcp); and what the lifeline (a killed Nightshift's commands end with it) adds to a spawn.
  * Run with `node bench/sandbox.ts`; prints a markdown table.
  */
 
@@ -16,6 +16,7 @@ import { performance } from "node:perf_hooks";
 import { createBwrapSandbox, createSrtSandbox, createUnsandboxed } from "../runtime/sandbox/index.ts";
 import type { RunOptions, Sandbox } from "../runtime/sandbox/index.ts";
 import { startNetworkProxy } from "../runtime/sandbox/proxy.ts";
+import { bashArgs, scrubEnv, spawnCaptured } from "../runtime/sandbox/spawn.ts";
 
 export interface Row {
   name: string;
@@ -81,12 +82,27 @@ export async function benchSandbox(env: Record<string, string | undefined> = pro
       ...(await srtRows(`createSrtSandbox + proxy ${get.tool} GET`, srtNetworked, viaSandbox(srtNetworked, get.sandboxed, withSession, "hello"))),
     ].map((row) => compared(row, bareGet));
     await srtNetworked.close?.();
-    return [...trueRows, ...getRows];
+    return [...trueRows, ...getRows, ...(await lifelineRows(env, cwd))];
   } finally {
     await proxy.close();
     server.close();
     rmSync(cwd, { recursive: true, force: true });
   }
+}
+
+/**
+ * What the lifeline costs a command (spawn.ts, lifelineGuard): the fd 3 pipe, the shell's check and
+ * its watcher, against the same spawn without them. Every sandbox's `run` pays it.
+ */
+async function lifelineRows(env: Record<string, string | undefined>, cwd: string): Promise<Row[]> {
+  const options = { env: scrubEnv(env), cwd, timeoutMs: 10_000, maxOutputBytes: 64 * 1024 };
+  const without = await measure("spawnCaptured bash -c true", async () => {
+    await spawnCaptured("bash", ["-c", "exec 2>&1; true"], options);
+  });
+  const withLifeline = await measure("spawnCaptured bash -c true, with the lifeline", async () => {
+    await spawnCaptured("bash", bashArgs("true"), { ...options, lifeline: true });
+  });
+  return [without, compared(withLifeline, without)];
 }
 
 /** srt's rows, or none when it cannot run here (said on stderr): the bench still reports bwrap's. */

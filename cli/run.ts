@@ -6,6 +6,7 @@ import {
   createTraceLogger,
   damageMessage,
   newSessionId,
+  readSessionLog,
   Shutdown,
   traceEvent,
   type Clock,
@@ -78,6 +79,9 @@ export async function runCommand(args: RunArgs, io: RunIO): Promise<number> {
       if (!/^[\w.-]+$/.test(id) || !existsSync(join(runtime.sessionsDir, `${id}.jsonl`))) {
         throw new UsageError(`no session ${id} in ${runtime.sessionsDir}; \`ls ${runtime.sessionsDir}\` lists the sessions`);
       }
+      const logged = await readSessionLog(join(runtime.sessionsDir, `${id}.jsonl`));
+      if (!logged.length) throw new UsageError(`session ${id} never started (killed before its first event), so there is nothing to resume; run the task again`);
+      memory.reconcile(id, logged); // what a killed run logged but did not journal
       result = await runtime.resume(id, { signal: io.signal, emit });
     } else {
       if (!args.target) throw new UsageError('nightshift run needs a task file or a prompt: nightshift run "what to do"');

@@ -233,6 +233,15 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
 
   for (const message of damage) bot?.notice(`⚠️ ${escapeHtml(message)}`);
   damage = undefined;
+  // What the last process logged but did not live to journal (a kill right after a session ended), before those sessions run again.
+  for (const task of store.active().filter((candidate) => candidate.state === "running" || candidate.state === "waiting_approval")) {
+    try {
+      const added = memory.reconcile(task.id, await readSessionLog(join(runtime.sessionsDir, `${task.id}.jsonl`)).catch(() => []));
+      if (added) trace.info({ session: task.id, event: "journal_reconciled", entries: added }, `journaled ${added} entries the last process logged but did not journal`);
+    } catch (error) {
+      trace.error({ session: task.id, event: "journal_failed", error: (error as Error).message }, `could not write the journal: ${(error as Error).message}`);
+    }
+  }
   const { resumed, failed } = await daemon.recover();
   // A file moved to inbox/.done/ whose task was never recorded (a crash in between): queue it now.
   for (const name of unstarted ?? []) {

@@ -3,7 +3,7 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Clock, MemoryAccess, SessionEvent } from "../runtime/index.ts";
 import { DEFAULT_IDENTITY } from "./identity.ts";
-import { openJournal, type DamagedLine, type Journal } from "./journal.ts";
+import { capText, localDay, openJournal, type DamagedLine, type Journal, type JournalEntry } from "./journal.ts";
 import { openMemoryStore, type MemoryStore } from "./memory-file.ts";
 import { recall } from "./recall.ts";
 
@@ -25,6 +25,12 @@ export interface Memory {
   forRuntime(): { loadPrefix(): Promise<{ identity: string; memory: string }>; memory: MemoryAccess; notices(): string[] };
   /** Journals a task's request and outcome from its events (top-level sessions only). */
   record(session: string, event: SessionEvent): void;
+  /**
+   * Journals what `record` missed of a session's logged events: a kill between an event reaching
+   * the log and its entry reaching the journal. Each entry once, however often it is called.
+   * Returns how many it added. Call it before the session runs again.
+   */
+  reconcile(session: string, events: readonly SessionEvent[]): number;
 }
 
 /** `onDamaged`: a journal line that does not read, once per process (it is kept and skipped): say so. Must not throw. */
@@ -66,14 +72,31 @@ export function openMemory(home: string, clock: Clock, capBytes: number, options
     record(session, event) {
       if (event.type === "tool_end" && event.name === "web_fetch" && !event.is_error) sawTheWeb.add(session.split(".")[0]!);
       if (session.includes(".")) return; // a specialist's session: its task's entries say it all
-      if (event.type === "session_start") journal.append({ at: event.at, kind: "request", session, source: "user", text: `${event.task.title}\n${event.task.prompt}` });
-      if (event.type === "user") journal.append({ at: event.at, kind: "request", session, source: "user", text: event.text });
-      if (event.type === "session_end") {
-        journal.append({ at: event.at, kind: "outcome", session, source: readTheWeb(session) ? "web" : "agent", text: event.answer || event.reason || "(no answer)", status: event.status, cost_usd: event.cost_usd });
-      }
+      const entry = entryOf(event);
+      if (entry) journal.append({ ...entry, session, source: entry.kind === "outcome" && readTheWeb(session) ? "web" : entry.source });
+    },
+    reconcile(session, events) {
+      if (session.includes(".")) return 0;
+      const wanted = events.flatMap((event) => entryOf(event) ?? []);
+      if (!wanted.length) return 0;
+      // An entry goes into the file of the day it is written, never before its event's day (a day's slack for clock steps).
+      const fromDay = localDay(Math.min(...wanted.map((entry) => entry.at)) - 86_400_000);
+      const key = (entry: { kind: string; at: number; text: string }) => `${entry.kind} ${entry.at} ${capText(entry.text)}`;
+      const have = new Set(journal.of(session, fromDay).map(key));
+      const missing = wanted.filter((entry) => !have.has(key(entry)));
+      for (const entry of missing) journal.append({ ...entry, session, source: entry.kind === "outcome" && readTheWeb(session) ? "web" : entry.source });
+      return missing.length;
     },
   };
   return memory;
+}
+
+/** The journal entry an event makes, if any: a request when a task starts or the user follows up, its outcome when it ends. */
+function entryOf(event: SessionEvent): Omit<JournalEntry, "id" | "trusted" | "session"> | undefined {
+  if (event.type === "session_start") return { at: event.at, kind: "request", source: "user", text: `${event.task.title}\n${event.task.prompt}` };
+  if (event.type === "user") return { at: event.at, kind: "request", source: "user", text: event.text };
+  if (event.type === "session_end") return { at: event.at, kind: "outcome", source: "agent", text: event.answer || event.reason || "(no answer)", status: event.status, cost_usd: event.cost_usd };
+  return undefined;
 }
 
 function kb(bytes: number): string {

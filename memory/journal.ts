@@ -29,6 +29,8 @@ export interface Journal {
   since(afterId?: string): JournalEntry[];
   /** Newest first, across days (for recall); a damaged line is skipped, never fatal. */
   all(): JournalEntry[];
+  /** One session's entries, oldest first, from the files of `fromDay` on (`YYYY-MM-DD`; all when undefined). */
+  of(session: string, fromDay?: string): JournalEntry[];
   /**
    * One day's entries, oldest first; undefined when `day` is not a journal day (`YYYY-MM-DD`) or has
    * no file. The name is checked before any path is built from it, so no other file can be read.
@@ -162,6 +164,15 @@ export function openJournal(dir: string, clock: Clock, options: { onDamaged?(lin
     },
     since,
     all: () => since().reverse(),
+    of(session, fromDay) {
+      if (!existsSync(dir)) return [];
+      const days = readdirSync(dir).flatMap((name) => DAY_FILE.exec(name)?.[1] ?? []).filter((day) => fromDay === undefined || day >= fromDay).sort();
+      return days.flatMap((day) => {
+        const read = readDay(join(dir, `${day}.jsonl`), day);
+        read.damaged.forEach(report);
+        return read.entries.filter((entry) => entry.session === session);
+      });
+    },
     day(day) {
       if (!DAY.test(day)) return undefined;
       const path = join(dir, `${day}.jsonl`);

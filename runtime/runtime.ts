@@ -28,7 +28,7 @@ import { createModelClient, type ModelClient } from "./model.ts";
 import type { Prefix } from "./prompt.ts";
 import { createBwrapSandbox, createSrtSandbox, createUnsandboxed, startNetworkProxy, type NetworkDecision, type NetworkProxy, type NetworkRequest, type Sandbox } from "./sandbox/index.ts";
 import { lockSession } from "./session-lock.ts";
-import { openSessionLog, readSessionLog } from "./session-log.ts";
+import { openSessionLog, readSessionLog, SessionLogError } from "./session-log.ts";
 import type { WriteGate } from "./write-gate.ts";
 import {
   createBashTool,
@@ -336,7 +336,9 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
     },
     async resume(id, runOptions = {}) {
       const first = (await readSessionLog(join(sessionsDir, `${id}.jsonl`)))[0];
-      const model = first?.type === "session_start" ? first.task.model : "main";
+      // Killed before its first event: what the task was is not in the log (the daemon starts such a task afresh from its state).
+      if (first === undefined) throw new SessionLogError(`session ${id} never started (its log holds no event), so there is nothing to resume; run the task again`);
+      const model = first.type === "session_start" ? first.task.model : "main";
       const plain = await depsFor(id, model, runOptions.emit, undefined, runOptions.signal);
       const deps: RunDeps = first?.type === "session_start" ? await withStage(id, first.task, plain) : plain;
       try {

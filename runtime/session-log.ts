@@ -127,7 +127,12 @@ async function markTornTail(handle: FileHandle, now: () => number, sync: boolean
   return { size: size + Buffer.byteLength(text), torn };
 }
 
-/** Reads a log file. A torn last line (the process died mid-write) is dropped; other damage throws. */
+/**
+ * Reads a log file. A torn last line (the process died mid-write) is dropped; other damage throws.
+ * A log without its header line holds no events: the process was killed between creating the file
+ * and writing the header, and every event is appended (and flushed) after the header, so the
+ * session never got to its first event. It reads as empty, and the next open writes the header.
+ */
 export async function readSessionLog(path: string): Promise<SessionEvent[]> {
   const { events, damage } = await readSessionLogPrefix(path);
   if (damage) throw damage;
@@ -144,7 +149,7 @@ export async function readSessionLogPrefix(path: string): Promise<{ events: Sess
   const lines = text.split("\n");
   lines.pop(); // the trailing empty string, or a torn final write: it never reached the log
   const [headerLine, ...rest] = lines;
-  if (!headerLine) throw new SessionLogError(`${path}: empty session log (no header line)`);
+  if (!headerLine) return { events: [] }; // killed between creating the file and writing its header: no event was ever logged
   checkHeader(path, parseLine(path, headerLine, 1) as Partial<Header>);
   const events: SessionEvent[] = [];
   for (const [index, line] of rest.entries()) {

@@ -305,7 +305,7 @@ export function createDaemon(options: DaemonOptions): Daemon {
   };
 }
 
-/** A session log that holds a session_start: anything less (a crash right after the header) starts afresh. */
+/** A session log that holds a session_start: anything less (a kill before or right after its header) starts afresh. */
 async function hasStarted(path: string): Promise<boolean> {
   if (!existsSync(path)) return false;
   try {

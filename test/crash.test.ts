@@ -35,8 +35,8 @@ async function setup(): Promise<Setup> {
 }
 
 
-function run(args: string[], env: NodeJS.ProcessEnv, script = CLI): { child: ChildProcess; done: Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }> } {
-  const child = spawn(process.execPath, [script, ...args], { env, stdio: ["ignore", "pipe", "pipe"] });
+function run(args: string[], env: NodeJS.ProcessEnv, script = CLI, nodeArgs: string[] = []): { child: ChildProcess; done: Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }> } {
+  const child = spawn(process.execPath, [...nodeArgs, script, ...args], { env, stdio: ["ignore", "pipe", "pipe"] });
   let stdout = "";
   let stderr = "";
   child.stdout!.on("data", (chunk) => (stdout += chunk));
@@ -133,4 +133,117 @@ describe("a session killed with SIGKILL and resumed", () => {
     assert.equal(again.stdout, first.stdout);
     assert.equal(s.api.requests.length, calls);
   });
+});
+
+const KILL_AT = join(import.meta.dirname, "support", "kill-at.ts");
+const inboxTask = (title: string) => `---\ntitle: ${title}\n---\nDo it.\n`;
+
+/** `nightshift start`, killing itself at `moment` (see support/kill-at.ts) when one is given. */
+function daemon(s: Setup, moment?: string, match?: string) {
+  const env = { ...s.env, ...(moment ? { NIGHTSHIFT_TEST_KILL_AT: moment } : {}), ...(match ? { NIGHTSHIFT_TEST_KILL_MATCH: match } : {}) };
+  return run(["start"], env, CLI, moment ? ["--import", KILL_AT] : []);
+}
+
+/** Processes still running with this home in their environment: the daemon's commands, sandboxes and relays inherit it. */
+function leftovers(home: string): string[] {
+  const found: string[] = [];
+  for (const pid of readdirSync("/proc").filter((name) => /^\d+$/.test(name))) {
+    try {
+      if (!readFileSync(`/proc/${pid}/environ`, "utf8").split("\0").includes(`NIGHTSHIFT_HOME=${home}`)) continue;
+      const command = readFileSync(`/proc/${pid}/cmdline`, "utf8").replaceAll("\0", " ").trim();
+      found.push(`${pid}: ${command.length > 100 ? `${command.slice(0, 40)} … ${command.slice(-50)}` : command}`);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return found;
+}
+
+/**
+ * Waits a while for the processes a killed daemon left to go; asserts none is left, killing any that
+ * is. "Gone" must hold for 20 looks in a row: a process's environment reads empty for a moment
+ * while it execs.
+ */
+async function assertNoneLeft(home: string): Promise<void> {
+  let empty = 0;
+  await until(() => (leftovers(home).length ? (empty = 0) : ++empty) >= 20, "no process left behind", 5_000).catch(() => undefined);
+  const left = leftovers(home);
+  for (const line of left) process.kill(Number(line.split(":")[0]), "SIGKILL");
+  assert.deepEqual(left, []);
+}
+
+/** The kinds of a session's journal entries, in order. */
+function journaled(home: string, session: string): string[] {
+  const dir = join(home, "journal");
+  const lines = existsSync(dir) ? readdirSync(dir).sort().flatMap((name) => readFileSync(join(dir, name), "utf8").split("\n").filter(Boolean)) : [];
+  return lines.map((line) => JSON.parse(line) as { session: string; kind: string }).filter((entry) => entry.session === session).map((entry) => entry.kind);
+}
+
+function onlyResult(home: string, name: string): string {
+  return readFileSync(join(home, "outbox", name), "utf8");
+}
+
+describe("a daemon killed with SIGKILL and started again", () => {
+  it("starts a task afresh when killed after creating its session log, before the log's header", needs("bwrap", "socat"), async () => {
+    const s = (current = await setup());
+    s.api.respondWith(agent("echo ran"));
+    const first = daemon(s, "log-created");
+    await until(() => existsSync(join(s.home, "inbox")), "the home");
+    writeFileSync(join(s.home, "inbox", "fresh.md"), inboxTask("Fresh"));
+    assert.equal((await first.done).signal, "SIGKILL");
+    const id = onlySession(s.home);
+    assert.equal(readFileSync(join(s.home, "sessions", `${id}.jsonl`), "utf8"), "", "killed before the header");
+
+    const second = daemon(s);
+    await until(() => existsSync(join(s.home, "outbox", "fresh.md")), "the result after restart");
+    second.child.kill("SIGTERM");
+    await second.done;
+    assert.match(onlyResult(s.home, "fresh.md"), /status: done[\s\S]*finished after: ran/);
+    const events = await readSessionLog(join(s.home, "sessions", `${id}.jsonl`));
+    assert.equal(events[0]?.type, "session_start");
+  });
+
+  it("journals a session that ended just before the kill, once", needs("bwrap", "socat"), async () => {
+    const s = (current = await setup());
+    s.api.respondWith(agent("echo ran"));
+    const first = daemon(s, "session-ended");
+    await until(() => existsSync(join(s.home, "inbox")), "the home");
+    writeFileSync(join(s.home, "inbox", "ends.md"), inboxTask("Ends"));
+    assert.equal((await first.done).signal, "SIGKILL");
+    const id = onlySession(s.home);
+    assert.deepEqual(journaled(s.home, id), ["request"], "killed before the outcome reached the journal");
+
+    for (let start = 0; start < 2; start++) {
+      const again = daemon(s);
+      await until(() => existsSync(join(s.home, "outbox", "ends.md")), "the result after restart");
+      again.child.kill("SIGTERM");
+      await again.done;
+    }
+    assert.match(onlyResult(s.home, "ends.md"), /status: done[\s\S]*finished after: ran/);
+    assert.deepEqual(journaled(s.home, id), ["request", "outcome"]);
+    assert.equal(s.api.requests.length, 2, "the session was not run again");
+  });
+  // Killed before the command's process has started: bwrap's --die-with-parent (or any death
+  // signal) is set too late then, as on a loaded machine in the first milliseconds of a sandbox.
+  for (const mode of ["bwrap", "off"] as const) {
+    it(`leaves no command${mode === "bwrap" ? ", bubblewrap or relay" : ""} behind when killed as a command starts (sandbox.mode ${mode}), and resumes the task`, needs("bwrap", "socat"), async () => {
+      const s = (current = await setup());
+      if (mode === "off") writeFileSync(join(s.home, "config.yaml"), 'tasks:\n  stage: "off"\nsandbox:\n  mode: "off"\n');
+      s.api.respondWith(agent("sleep 30 # the test's command"));
+      const first = daemon(s, "spawned", "the test's command");
+      await until(() => existsSync(join(s.home, "inbox")), "the home");
+      writeFileSync(join(s.home, "inbox", "slow.md"), inboxTask("Slow"));
+      assert.equal((await first.done).signal, "SIGKILL");
+      await assertNoneLeft(s.home);
+
+      s.api.respondWith(agent("true"));
+      const second = daemon(s);
+      await until(() => existsSync(join(s.home, "outbox", "slow.md")), "the result after restart");
+      second.child.kill("SIGTERM");
+      await second.done;
+      assert.match(onlyResult(s.home, "slow.md"), /status: done/);
+      const result = s.api.requests.at(-1)!.body.messages.at(-1).content[0];
+      assert.equal(result.content, INTERRUPTED_NOTE, "the killed command is reported as interrupted, not run again");
+    });
+  }
 });

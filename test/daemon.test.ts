@@ -91,12 +91,13 @@ describe("nightshift start", () => {
     await until(() => existsSync(join(s.home, "outbox", "waiting.md")), "the result");
   });
 
-  it("refuses a second daemon with a clear message", async () => {
+  it("refuses a second daemon with a clear message, leaving the first one's lock in place", async () => {
     const s = (current = await setup());
-    await startDaemon(s);
+    const first = await startDaemon(s);
     const second = await nightshift(["start"], s.env);
     assert.equal(second.code, 2);
     assert.match(second.stderr, /a Nightshift daemon for .* is already running in process \d+; stop it first/);
+    assert.equal(readFileSync(join(s.home, "state", "daemon.lock"), "utf8").split(" ")[0], String(first.child.pid));
   });
 
   it("resumes after kill -9 during a model request: the task finishes once, its finished tool call is not run again", needs("bwrap", "socat"), async () => {

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { appendFileSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, test } from "node:test";
+import { openMemory } from "../memory/access.ts";
 import { journalDamageMessage, openJournal, type DamagedLine, type JournalEntry } from "../memory/journal.ts";
 import { formatMemory, newMemoryId, openMemoryStore, parseMemory, type MemoryEntry, type ParsedMemory } from "../memory/memory-file.ts";
 import { recall } from "../memory/recall.ts";
@@ -57,6 +58,26 @@ describe("journal", () => {
     assert.deepEqual(journal.since().map((entry) => entry.text), ["a", "b", "c", "d"]);
     assert.deepEqual(journal.since("2026-11-26#1"), []);
     assert.throws(() => journal.since("yesterday"), RangeError);
+  });
+
+  test("a session's logged request, follow-up and outcome the journal missed are added once, whatever day it is now", () => {
+    const root = home();
+    const clock = new FakeClock(noon(11, 24));
+    const memory = openMemory(root, clock, 12_000);
+    const task = { title: "Audit", prompt: "Check the deps." };
+    const events = [
+      { type: "session_start", at: noon(11, 24), task },
+      { type: "session_end", at: noon(11, 24) + 1, status: "done", answer: "All fine.", turns: 1, cost_usd: 0.01 },
+      { type: "user", at: noon(11, 24) + 2, text: "and the lock file?" },
+      { type: "session_end", at: noon(11, 24) + 3, status: "done", answer: "Fine too.", turns: 2, cost_usd: 0.02 },
+    ] as never[];
+    memory.record("s1", events[0]!); // journaled as it happened; the kill came before the rest
+    memory.record("s1", events[1]!);
+    clock.advance(DAY); // started again the next day
+    assert.equal(memory.reconcile("s1", events), 2);
+    assert.equal(memory.reconcile("s1", events), 0);
+    assert.equal(memory.reconcile("s1.reviewer", events), 0, "a specialist's session is not journaled");
+    assert.deepEqual(memory.journal.all().reverse().map((entry) => `${entry.kind}: ${entry.text}`), ["request: Audit\nCheck the deps.", "outcome: All fine.", "request: and the lock file?", "outcome: Fine too."]);
   });
 
   test("a line torn by a crash gets no id, and the next append closes it instead of cutting it", () => {

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
-import { mkdirSync, readFileSync, realpathSync, utimesSync, writeFileSync } from "node:fs";
+import { execFileSync, spawn } from "node:child_process";
+import { mkdirSync, readFileSync, realpathSync, renameSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, it } from "node:test";
 import { loadConfig } from "../runtime/config.ts";
@@ -13,6 +13,7 @@ import { lockSession, processStartTime } from "../runtime/session-lock.ts";
 import { NO_RULES, resolvePath } from "../runtime/tools/paths.ts";
 import { createHarness, types, type Harness } from "./support/session.ts";
 import { tempDir } from "./support/home.ts";
+import { until } from "./support/cli.ts";
 import { needs } from "./support/prerequisites.ts";
 
 let harness: Harness | undefined;
@@ -193,6 +194,45 @@ describe("one writer per session", () => {
       assert.throws(() => lockSession(log), SessionBusy);
       utimesSync(`${log}.lock`, new Date(0), new Date(0));
       lockSession(log)();
+    } finally {
+      dir.cleanup();
+    }
+  });
+
+  it("lets exactly one of several processes locking at the same instant win, a fresh lock or a stale one", async () => {
+    const dir = tempDir();
+    const rounds = 60;
+    const racers = [0, 1, 2].map(() => spawn(process.execPath, [join(import.meta.dirname, "support", "lock-racer.ts"), dir.path, String(rounds)], { stdio: ["pipe", "pipe", "inherit"] }));
+    try {
+      const lines: string[] = [];
+      for (const racer of racers) racer.stdout!.on("data", (chunk: Buffer) => lines.push(...chunk.toString().split("\n").filter(Boolean)));
+      for (let round = 0; round < rounds; round++) {
+        // Odd rounds race to take over a lock a killed process left (no such PID).
+        if (round % 2) writeFileSync(join(dir.path, `${round}.lock`), "999999999 1 0123456789abcdef");
+        writeFileSync(join(dir.path, `go-${round}`), "");
+        await until(() => lines.filter((line) => line.startsWith(`${round} `)).length === racers.length, `round ${round}`);
+      }
+      const winners = (round: number) => lines.filter((line) => line === `${round} won`).length;
+      const bad = Array.from({ length: rounds }, (_, round) => round).filter((round) => winners(round) !== 1);
+      assert.deepEqual(bad.map((round) => `round ${round}: ${winners(round)} winners`), []);
+    } finally {
+      for (const racer of racers) racer.kill("SIGKILL");
+      dir.cleanup();
+    }
+  });
+
+  it("releases only its own lock, never one another process took over", () => {
+    const dir = tempDir();
+    try {
+      const log = join(dir.path, "s.jsonl");
+      const release = lockSession(log);
+      // Someone judged it stale and took it (say, after a clock step made it look older than the boot).
+      const other = `${process.ppid} ${processStartTime(process.ppid, process.platform)} fedcba9876543210`;
+      writeFileSync(`${log}.tmp`, other);
+      renameSync(`${log}.tmp`, `${log}.lock`);
+      release();
+      assert.equal(readFileSync(`${log}.lock`, "utf8"), other);
+      assert.throws(() => lockSession(log), SessionBusy);
     } finally {
       dir.cleanup();
     }

@@ -148,7 +148,7 @@ export function createBwrapSandbox(options: BwrapSandboxOptions): Sandbox {
       // A staged copy: bwrap starts inside the holder's namespace, where the overlay is mounted.
       const [file, argv] = runOptions.stage ? ["nsenter", ["--target", String(runOptions.stage.pid), "--user", "--mount", "--preserve-credentials", bwrapPath, ...args]] : [bwrapPath, args];
       try {
-        return await spawnCaptured(file, argv, { ...captureLimits(runOptions), env, cwd: "/" });
+        return await spawnCaptured(file, argv, { ...captureLimits(runOptions), env, cwd: "/", lifeline: true });
       } catch (error) {
         throw new SandboxUnavailable(notStartedProblem(bwrapPath, error), { cause: error });
       } finally {
@@ -197,7 +197,7 @@ export function createUnsandboxed(options: UnsandboxedOptions): Sandbox {
     async run(command, runOptions) {
       if (runOptions.stage) throw new SandboxUnavailable("a staged copy needs the bwrap sandbox (sandbox.mode: bwrap or auto on Linux); with the sandbox off a command would write the original folder");
       try {
-        return await spawnCaptured("bash", bashArgs(command), { ...captureLimits(runOptions), env, cwd: runOptions.cwd });
+        return await spawnCaptured("bash", bashArgs(command), { ...captureLimits(runOptions), env, cwd: runOptions.cwd, lifeline: true });
       } catch (error) {
         throw new SandboxUnavailable(`bash cannot be started in ${runOptions.cwd}: ${errorText(error)}`, { cause: error });
       }

@@ -17,15 +17,50 @@ export interface CaptureOptions {
   timeoutMs: number;
   maxOutputBytes: number;
   signal?: AbortSignal | undefined;
+  /**
+   * Give the process a lifeline on fd 3: a pipe that only this process holds open, and never
+   * writes, so it ends the moment this process dies, SIGKILL included. The command's shell must
+   * start with LIFELINE_GUARD, which closes it for the command. Not stdin: bash reads ~/.bashrc
+   * when its stdin is a socket (it takes itself for an ssh session), and Node's pipes are sockets.
+   */
+  lifeline?: boolean;
 }
 
 /**
+ * The first words of a command's shell when it runs with a lifeline: a command must not outlive a
+ * Nightshift that was killed, and no death signal can promise that on its own. bwrap's
+ * --die-with-parent is set up only after bwrap has cloned its sandbox and the sandbox's init only
+ * later still, so a kill in the first milliseconds of a sandbox left it running (orphaned, with its
+ * relay); without a sandbox nothing ties a command to the daemon at all, and macOS has no death
+ * signal. The pipe's end is a fact that stays true, whenever the shell gets to look:
+ * - a lifeline already at its end (Nightshift died before the shell started): the command never runs;
+ * - otherwise a watcher, disowned (a bare `wait` would hang on it; not started from a subshell, whose
+ *   end this shell would wait for, a scheduling delay on a loaded machine), reads the pipe and
+ *   kills the command's process group when it ends. In bubblewrap that is the sandbox's session, so
+ *   the relay goes with it and the sandbox's init then ends the pid namespace; without a sandbox it
+ *   is the group spawnCaptured made.
+ * Without a lifeline (fd 3 closed, or not a pipe) it does nothing. bash 3.2 (macOS's /bin/bash)
+ * has no zero timeout: only the watcher runs there. The check alone is not enough even where every
+ * process on the way armed a death signal (bwrap with `--as-pid-1`, tried): a killed Nightshift's
+ * pipes close only when its last thread has exited, which on a loaded machine came milliseconds
+ * after its death signals had gone out, so a shell could pass the check after its sandbox had
+ * already lost its parent.
+ */
+export const LIFELINE_GUARD = [
+  "if [[ -S /dev/fd/3 || -p /dev/fd/3 ]]; then ((BASH_VERSINFO[0] >= 4)) && read -t 0 -u 3 && exit 137",
+  "{ read -r -u 3 _; kill -KILL 0; } </dev/null >/dev/null 2>&1 & disown",
+  "exec 3<&-; fi",
+  "",
+].join("; ");
+
+/**
  * `bash` arguments that run `command` with stderr sent into stdout, so both arrive through one pipe
- * in the order they were written (two pipes read by Node would interleave arbitrarily).
+ * in the order they were written (two pipes read by Node would interleave arbitrarily), behind the
+ * lifeline guard (spawn it with `lifeline: true`).
  */
 export function bashArgs(command: string): string[] {
   // Same line, so bash's "line N" in error messages still matches the command's own lines.
-  return ["-c", `exec 2>&1; ${command}`];
+  return ["-c", `${LIFELINE_GUARD}exec 2>&1; ${command}`];
 }
 
 /** How long to wait for the pipes to close after the process exited before giving up on them. */
@@ -49,10 +84,13 @@ export function spawnCaptured(file: string, args: readonly string[], options: Ca
     const child = spawn(file, args, {
       cwd: options.cwd,
       env: options.env,
-      stdio: ["ignore", "pipe", "pipe"],
+      stdio: ["ignore", "pipe", "pipe", ...(options.lifeline ? ["pipe" as const] : [])],
       // Own process group: `kill(-pid)` then reaches every process the command started.
       detached: true,
     });
+    // Never written: closed once the command is done, or by the kernel when this process dies.
+    const lifeline = child.stdio[3] as Readable | null | undefined;
+    lifeline?.on("error", () => {});
     const output = new OutputCollector(options.maxOutputBytes);
     let timedOut = false;
     let aborted = false;
@@ -86,6 +124,7 @@ export function spawnCaptured(file: string, args: readonly string[], options: Ca
     const finish = (): void => {
       if (settled) return;
       settled = true;
+      lifeline?.destroy();
       clearTimeout(timer);
       clearTimeout(drainTimer);
       options.signal?.removeEventListener("abort", onAbort);
@@ -120,6 +159,7 @@ export function spawnCaptured(file: string, args: readonly string[], options: Ca
     child.once("error", (error) => {
       if (settled) return;
       settled = true;
+      lifeline?.destroy();
       clearTimeout(timer);
       options.signal?.removeEventListener("abort", onAbort);
       reject(error);

@@ -25,7 +25,7 @@ import type { SandboxRuntimeConfig } from "@anthropic-ai/sandbox-runtime";
 import { SandboxUnavailable } from "../errors.ts";
 import type { NetworkProxy } from "./proxy.ts";
 import type { RunOptions, RunResult, Sandbox, SandboxProbe } from "./sandbox.ts";
-import { DEFAULT_PATH, scrubEnv, spawnCaptured, spawnPiped } from "./spawn.ts";
+import { DEFAULT_PATH, LIFELINE_GUARD, scrubEnv, spawnCaptured, spawnPiped } from "./spawn.ts";
 
 export interface SrtSandboxOptions {
   /** Environment the commands start from; secrets are scrubbed (see scrubEnv). HOME is kept. */
@@ -181,7 +181,7 @@ export function createSrtSandbox(options: SrtSandboxOptions): Sandbox {
     let wrappedOk = false;
     try {
       const wrapped = await manager.wrapWithSandbox(
-        `${shellPrefix(scratch, registration !== undefined)}${command}`,
+        `${LIFELINE_GUARD}${shellPrefix(scratch, registration !== undefined)}${command}`,
         "bash",
         { filesystem: filesystemRules(runOptions, hidden, readOnly, scratch) },
         runOptions.signal,
@@ -189,7 +189,7 @@ export function createSrtSandbox(options: SrtSandboxOptions): Sandbox {
       );
       wrappedOk = true;
       const runEnv = registration ? { ...env, [AUTH_VARIABLE]: `nightshift:${registration.token}` } : env;
-      const result = await spawnCaptured("bash", ["-c", wrapped], { env: runEnv, cwd: runOptions.cwd, timeoutMs: runOptions.timeoutMs, maxOutputBytes: runOptions.maxOutputBytes, signal: runOptions.signal });
+      const result = await spawnCaptured("bash", ["-c", wrapped], { env: runEnv, cwd: runOptions.cwd, timeoutMs: runOptions.timeoutMs, maxOutputBytes: runOptions.maxOutputBytes, signal: runOptions.signal, lifeline: true });
       const violations = manager.getSandboxViolationStore().getViolationsForCommand(commandId).map((violation) => violation.line);
       return violations.length > 0 ? { ...result, violations: violations.slice(0, MAX_VIOLATION_LINES) } : result;
     } finally {
