@@ -53,8 +53,6 @@ export interface RuntimeOptions {
   loadPrefix(): Promise<Prefix>;
   /** Replaces the sandbox chosen by config (tests). */
   sandbox?: Sandbox;
-  /** Model idle timeout override (tests). */
-  idleTimeoutMs?: number;
   /** Long-term memory for `remember` and `recall` (memory/ provides it). Without it, the tools are left out. */
   memory?: MemoryAccess;
   /** Warnings for every session's log and trace (memory over its cap). */
@@ -114,7 +112,7 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
     const cached = clients.get(model);
     if (cached) return cached;
     const role: ResolvedRole = isRole(model) ? loaded.roles[model] : { ...loaded.roles.main, model };
-    const client = createModelClient(role, requireApiKey(role), { clock, retry: config.model_retries, ...(options.idleTimeoutMs ? { idleTimeoutMs: options.idleTimeoutMs } : {}) });
+    const client = createModelClient(role, requireApiKey(role), { clock, retry: config.model_retries });
     clients.set(model, client);
     return client;
   };
