@@ -51,10 +51,3 @@ export function chargeReader(sessionsDir: string): (since: number) => Promise<Ch
     return charges;
   };
 }
-
-/** Midnight of `now`'s local day. */
-export function startOfDay(now: number): number {
-  const day = new Date(now);
-  day.setHours(0, 0, 0, 0);
-  return day.getTime();
-}

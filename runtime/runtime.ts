@@ -73,6 +73,8 @@ export interface Runtime {
   readonly sandbox: Sandbox;
   readonly approvals: ApprovalStore;
   readonly sessionsDir: string;
+  /** Today's spending as the daily budget counts it: the Now page shows this, not a count of its own. */
+  readonly daily: DailySpend;
   newSessionId(): string;
   start(id: string, task: TaskSpec, options?: RunOptions): Promise<SessionResult>;
   resume(id: string, options?: RunOptions): Promise<SessionResult>;
@@ -312,6 +314,7 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
     sandbox,
     approvals,
     sessionsDir,
+    daily,
     newSessionId: () => newSessionId(clock.now()),
     async start(id, task, runOptions = {}) {
       const deps = await withStage(id, task, await depsFor(id, task.model, runOptions.emit));
