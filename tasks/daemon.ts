@@ -242,7 +242,11 @@ export function createDaemon(options: DaemonOptions): Daemon {
       const set = listeners.get(id) ?? new Set();
       set.add(listener);
       listeners.set(id, set);
-      return () => set.delete(listener);
+      return () => {
+        set.delete(listener);
+        // One entry per task ever followed would grow with the history.
+        if (set.size === 0 && listeners.get(id) === set) listeners.delete(id);
+      };
     },
     watch(listener) {
       watchers.add(listener);
