@@ -7,6 +7,7 @@ import { cpus, freemem, platform, release, totalmem } from "node:os";
 import { benchDurableAppend, benchHarnessOverhead, benchResume, formatFigures, type Figure } from "./runtime.ts";
 import { benchSandbox, formatTable } from "./sandbox.ts";
 import { benchConcurrency, benchIdle, benchPickup, benchStartup, benchStateHistory, formatRows, type Row } from "./daemon.ts";
+import { benchMemoryGrowth } from "./daemon-memory.ts";
 import { benchFanOut } from "./specialists.ts";
 import { benchConsolidation } from "./memory.ts";
 import { benchAnswerToResult, benchBacklog, benchFirstReply } from "./telegram.ts";
@@ -36,6 +37,7 @@ const benches: Bench[] = [
   { title: "The daemon idle, by entry point", what: "`nightshift start` through dist/ (`npm start`, the service) and through package.json's bin (`npx nightshift start`): VmRSS after the ready line and 5 s of nothing to do", run: rows(() => benchEntryIdle()) },
   { title: "Start → ready", what: "spawn of `nightshift start` → its \"Nightshift is running\" line, median of 5: empty home, 20 finished tasks, 20 interrupted sessions to resume", run: rows(() => benchStartup()) },
   { title: "State changes as history grows", what: "`openState` + one task's state change (queued ↔ running) with 100, 1,000 and 10,000 finished tasks in the state, a home under /var/tmp; open median of 5, change median of 21", run: rows(() => benchStateHistory()) },
+  { title: "Daemon memory as tasks accumulate", what: "`nightshift start` as a child process with Telegram on, 1,500 task files (two model calls and a sandboxed bash command each) dropped 50 at a time: peak RSS after 100, 500, 1,000 and 1,500 tasks, and after 100 with a 5 MB MEMORY.md", run: rows(() => benchMemoryGrowth()) },
   { title: "Fan-out of 4 specialists", what: "the main agent consults 4 specialists in parallel, each answering after 1 s at the Messages API stand-in; wall time from its consult reply to its next request (the reports), median of 5", run: rows(() => benchFanOut()) },
   { title: "Tokens per consolidation as the journal grows", what: "the consolidator against the Messages API stand-in with 50 new journal entries per run, the journal holding 100, 1,000 and 10,000 entries in all", run: rows(() => benchConsolidation()) },
   { title: "Telegram: update → first reply", what: "the daemon and its grammy bot in this process, the Bot API stand-in, system clock; 40 `/help` commands and 40 new-task messages, each from its own user (no per-chat limit in the way): update pushed → the reply's sendMessage received", run: rows(() => benchFirstReply()) },

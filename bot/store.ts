@@ -11,6 +11,9 @@ import { z } from "zod";
  */
 
 const MESSAGE_MEMORY = 2000;
+/** Tasks sent from Telegram and settled approvals kept, newest last: the file is rewritten whole on every change. */
+const TASK_MEMORY = 2000;
+const APPROVAL_MEMORY = 2000;
 
 const placeSchema = z.object({ chat: z.number(), outbox: z.string().optional(), message: z.number().optional() });
 export type MessagePlace = z.infer<typeof placeSchema>;
@@ -75,6 +78,7 @@ export function openBotStore(dir: string, onDamaged: (message: string) => void):
     update(change) {
       const before = structuredClone(data);
       change(data);
+      forgetOldest(data);
       try {
         write();
       } catch (error) {
@@ -89,4 +93,16 @@ export function openBotStore(dir: string, onDamaged: (message: string) => void):
       if (state.messages.length > MESSAGE_MEMORY) state.messages.splice(0, state.messages.length - MESSAGE_MEMORY);
     },
   };
+}
+
+/**
+ * Keeps the file (and each change's copy and rewrite) from growing with the history: the oldest
+ * tasks past {@link TASK_MEMORY}, as no reply can reach them once their messages are forgotten too,
+ * and the oldest settled approvals past {@link APPROVAL_MEMORY}. An open approval is always kept.
+ */
+function forgetOldest(data: BotState): void {
+  const tasks = Object.keys(data.tasks);
+  for (const id of tasks.slice(0, Math.max(0, tasks.length - TASK_MEMORY))) delete data.tasks[id];
+  const settled = Object.keys(data.approvals).filter((id) => data.approvals[id]!.settled);
+  for (const id of settled.slice(0, Math.max(0, settled.length - APPROVAL_MEMORY))) delete data.approvals[id];
 }

@@ -24,7 +24,7 @@ const HELP = `nightshift: a personal agent runtime
   nightshift service install       a systemd user unit (Linux) or launchd agent (macOS) for the daemon
   nightshift run FILE|"PROMPT"     run one task in the foreground: progress on stderr, answer on stdout
       --workdir DIR                  work in DIR instead of a fresh folder under workspace/
-      --resume ID                    continue session ID from its log
+      --resume ID                    continue session ID from its log (a failed one is tried again; with a daemon, it does it)
       --quiet                        no progress lines
   nightshift approve [ID] [--task] allow a pending approval once (or for the rest of its task); no ID lists them
   nightshift deny ID [--reason T]  deny it; the agent sees the reason

@@ -98,27 +98,42 @@ export async function runCommand(args: RunArgs, io: RunIO): Promise<number> {
   return report(result, id, io);
 }
 
-/** Only one process writes state: with a daemon running, the task runs there and we follow it. */
+/**
+ * Only one process writes state: with a daemon running, the task runs there and we follow it. A
+ * `--resume` goes there too: the daemon queues the session to go on from its log.
+ */
 async function handOff(daemon: DaemonClient, args: RunArgs, io: RunIO, emit: (session: string, event: SessionEvent) => void): Promise<number> {
-  if (args.resume) throw new UsageError(`the daemon is running and resumes unfinished sessions itself; see \`nightshift status ${args.resume}\``);
-  if (!args.target) throw new UsageError('nightshift run needs a task file or a prompt: nightshift run "what to do"');
-  const file = await taskFileOrPrompt(args.target);
-  for (const warning of unsupportedKeys(file)) io.stderr.write(`! ${warning}\n`);
-  const id = newSessionId(io.clock.now());
-  const spec = toTaskSpec(file, { loaded: io.loaded, id, fileName: args.target, source: "cli", ...(args.workdir ? { workdir: args.workdir } : {}) });
-  io.stderr.write(`(handed to the running daemon)\n`);
+  let id: string;
+  let follow: (signal: AbortSignal) => ReturnType<DaemonClient["run"]>;
+  if (args.resume) {
+    id = args.resume;
+    const sessionsDir = join(io.loaded.home, "sessions");
+    if (!/^[\w.-]+$/.test(id) || (!existsSync(join(sessionsDir, `${id}.jsonl`)) && !(await daemon.get(id)))) {
+      throw new UsageError(`no session ${id} in ${sessionsDir}; \`nightshift status\` lists the tasks`);
+    }
+    const queued = (already: boolean) => io.stderr.write(already ? "(already queued or running in the daemon; following it)\n" : "(handed to the running daemon, which resumes it from its log)\n");
+    follow = (signal) => daemon.resume(id, (event) => emit(id, event), signal, queued);
+  } else {
+    if (!args.target) throw new UsageError('nightshift run needs a task file or a prompt: nightshift run "what to do"');
+    const file = await taskFileOrPrompt(args.target);
+    for (const warning of unsupportedKeys(file)) io.stderr.write(`! ${warning}\n`);
+    const newId = (id = newSessionId(io.clock.now()));
+    const spec = toTaskSpec(file, { loaded: io.loaded, id: newId, fileName: args.target, source: "cli", ...(args.workdir ? { workdir: args.workdir } : {}) });
+    io.stderr.write(`(handed to the running daemon)\n`);
+    follow = (signal) => daemon.run(newId, spec, (event) => emit(newId, event), signal);
+  }
   // Ctrl-C cancels the task; SIGTERM only stops following it (it keeps running in the daemon).
-  const follow = new AbortController();
+  const following = new AbortController();
   const onAbort = () => {
-    if (io.signal.reason instanceof Shutdown) follow.abort();
+    if (io.signal.reason instanceof Shutdown) following.abort();
     else void daemon.cancel(id).catch(() => {});
   };
   io.signal.addEventListener("abort", onAbort, { once: true });
   try {
-    const { result } = await daemon.run(id, spec, (event) => emit(id, event), follow.signal);
+    const { result } = await follow(following.signal);
     return report(result, id, io);
   } catch (error) {
-    if (follow.signal.aborted) {
+    if (following.signal.aborted) {
       io.stderr.write(`stopped following; the task keeps running in the daemon: nightshift status ${id}\n`);
       return 1;
     }

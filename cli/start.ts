@@ -321,7 +321,7 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
   // After the ready line: Hono and its Node adapter take 50-100 ms to load, which start → ready
   // does not wait for. A port in use is said in one line and the daemon runs on without a dashboard.
   const dashboardStarting = (async () => {
-    const { chargeReader, createDashboard, dashboardApprover, serveDashboard, specialistLogs, startOfDay } = await import("../dashboard/index.ts");
+    const { chargeReader, createDashboard, dashboardApprover, serveDashboard, specialistLogs } = await import("../dashboard/index.ts");
     const charges = chargeReader(runtime.sessionsDir);
     const app = createDashboard({
       dir: join(home, "state", "dashboard"),
@@ -335,7 +335,8 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
       readEvents: (id) => readSessionLog(join(runtime.sessionsDir, `${id}.jsonl`)),
       // A task's specialists each have a log in sessions/<task>/ (runtime.ts `runChild`).
       readSpecialists: (id) => specialistLogs(runtime.sessionsDir, id),
-      spentToday: async () => (await charges(startOfDay(clock.now()))).reduce((sum, charge) => sum + charge.usd, 0),
+      // What the daily budget counts, so the page and the limit agree (even after the clock stepped back).
+      spentToday: async () => runtime.daily.spent(),
       dailyUsd: config.budget.daily_usd,
       // What `nightshift memory show` and /memory read, and /memory undo's undo.
       memory: { store: memory.store, journal: memory.journal, capBytes: config.memory.cap, undo: () => memoryService.undo() },

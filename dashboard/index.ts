@@ -3,5 +3,5 @@ export { createAuthStore, LINK_TTL_MS, SESSION_TTL_MS, type AuthStore } from "./
 export { SESSION_COOKIE } from "./guard.ts";
 export { DashboardUnavailable, serveDashboard, type DashboardServer } from "./server.ts";
 export { specialistLogs, type SpecialistLog } from "./lanes.ts";
-export { chargeReader, startOfDay, type Charge } from "./spend.ts";
+export { chargeReader, type Charge, type ChargeReader } from "./spend.ts";
 export { dashboardApprover } from "./approver.ts";

@@ -1,5 +1,5 @@
 import { randomInt } from "node:crypto";
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, writeSync } from "node:fs";
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, statSync, writeSync } from "node:fs";
 import { basename, join } from "node:path";
 import type { Clock } from "../runtime/clock.ts";
 
@@ -140,6 +140,9 @@ export function openMemoryStore(home: string, clock: Clock): MemoryStore {
     return file;
   };
 
+  /** The last answer, for the file as `version` and, while that was too recent to trust, its `bytes`. */
+  let seen: { version: string; bytes?: Buffer; capBytes: number; result: ReturnType<MemoryStore["forSession"]> } | undefined;
+
   return {
     path,
     read() {
@@ -166,14 +169,58 @@ export function openMemoryStore(home: string, clock: Clock): MemoryStore {
     },
     history,
     forSession(capBytes) {
-      const text = current() ?? "";
-      const bytes = Buffer.byteLength(text);
-      if (bytes <= capBytes) return { text };
-      const memory = parseMemory(text);
-      const fitted = fitToCap(memory, capBytes);
-      return { text: fitted.text, over: { bytes, capBytes, shown: fitted.shown, total: memory.entries.length } };
+      // Every session asks (its prefix, the over-cap notice), the file rarely changes, and a large
+      // one costs its size several times over to read, parse and fit: the answer is kept while the
+      // file's identity, size and times are the same (a write here renames a new file in place).
+      const { version, racy } = fileVersion(path);
+      const same = seen?.version === version && seen.capBytes === capBytes ? seen : undefined;
+      if (same && !same.bytes) return same.result;
+      const bytes = readOrEmpty(path);
+      if (same?.bytes?.equals(bytes)) {
+        if (!racy) delete same.bytes; // old enough now: its times tell any later change
+        return same.result;
+      }
+      const result = fitForSession(bytes.toString("utf8"), capBytes);
+      seen = { version, capBytes, result, ...(racy ? { bytes } : {}) };
+      return result;
     },
   };
+}
+
+/** A missing file (or one removed just now) reads as empty, as `current()` does. */
+function readOrEmpty(path: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return Buffer.alloc(0);
+    throw error;
+  }
+}
+
+function fitForSession(text: string, capBytes: number): ReturnType<MemoryStore["forSession"]> {
+  const bytes = Buffer.byteLength(text);
+  if (bytes <= capBytes) return { text };
+  const memory = parseMemory(text);
+  const fitted = fitToCap(memory, capBytes);
+  return { text: fitted.text, over: { bytes, capBytes, shown: fitted.shown, total: memory.entries.length } };
+}
+
+/** Two writes this close together can leave the same times (the kernel's clock ticks coarsely). */
+const RACY_MS = 2000;
+
+/**
+ * What changes when a file does: its inode (a rename), size and times ("none" when missing), and
+ * whether it was written too recently for its times to tell a second write in the same tick apart
+ * (as git treats a "racily clean" file): then its bytes are compared too.
+ */
+function fileVersion(path: string): { version: string; racy: boolean } {
+  try {
+    const stats = statSync(path, { bigint: true });
+    // File times come from the system's clock, not the daemon's injected one: compare with the same.
+    return { version: `${stats.ino}:${stats.size}:${stats.mtimeNs}:${stats.ctimeNs}`, racy: Number(stats.mtimeMs) > Date.now() - RACY_MS };
+  } catch {
+    return { version: "none", racy: false };
+  }
 }
 
 /**

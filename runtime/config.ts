@@ -166,8 +166,8 @@ export const configSchema = z.strictObject({
     attempts: z.number().int().min(0).default(5).describe("Retries after the first try for 429, 529, 5xx, timeouts, broken streams"),
     initial_delay: durationMs.default(1000),
     max_delay: durationMs.default(60_000),
-    request_timeout: durationMs.default(600_000).describe("Give up on one request after this long"),
-  }).default({ attempts: 5, initial_delay: 1000, max_delay: 60_000, request_timeout: 600_000 }),
+    request_timeout: durationMs.default(120_000).describe("Abandon (and retry) a request when the endpoint sends nothing for this long: no answer yet, or a stream that stalled. Raise it for a slow local model"),
+  }).default({ attempts: 5, initial_delay: 1000, max_delay: 60_000, request_timeout: 120_000 }),
   daemon: z.strictObject({
     concurrency: z.number().int().min(1).max(64).default(2).describe("Tasks running at once"),
     max_crashes: z.number().int().min(0).default(3).describe("A task the daemon died under this many times fails instead of resuming"),

@@ -1,7 +1,6 @@
-import { existsSync, readdirSync, statSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import type { Clock } from "./clock.ts";
-import { readSessionLog } from "./session-log.ts";
 
 /** Every session log: the tasks' in `sessions/`, their specialists' in `sessions/<task>/`. */
 export function sessionLogs(sessionsDir: string): string[] {
@@ -21,44 +20,82 @@ export interface DailySpend {
   add(usd: number): void;
 }
 
+/** The local date as YYYY-MM-DD, by hand: the first toLocaleDateString loads locale data (about 25 ms of a start-up). */
+export function dayOf(at: number): string {
+  const date = new Date(at);
+  return `${date.getFullYear()}-${String(date.getMonth() + 1).padStart(2, "0")}-${String(date.getDate()).padStart(2, "0")}`;
+}
+
+function startOfDay(at: number, daysBefore = 0): number {
+  const day = new Date(at);
+  day.setHours(0, 0, 0, 0);
+  day.setDate(day.getDate() - daysBefore);
+  return day.getTime();
+}
+
 /**
- * Starts from the session logs touched today (model responses and checkpoints dated today), then
- * counts as sessions report. The day rolls over at local midnight.
+ * Spending is kept per local day, each day counted from the session logs the first time it is
+ * needed and then as sessions report. A clock that steps back across midnight (NTP, a suspended VM)
+ * finds the earlier day with what it had spent, and coming forward again finds today's: a day's
+ * total is never reset by the date changing, so the budget holds whichever way the clock moves.
  */
 export async function createDailySpend(options: { sessionsDir: string; clock: Clock; limitUsd: number }): Promise<DailySpend> {
   const { clock, sessionsDir } = options;
-  /** The local date as YYYY-MM-DD, by hand: the first toLocaleDateString loads locale data (about 25 ms of a start-up). */
-  const dayOf = (at: number) => {
-    const date = new Date(at);
-    return `${date.getFullYear()}-${String(date.getMonth() + 1).padStart(2, "0")}-${String(date.getDate()).padStart(2, "0")}`;
+  const byDay = new Map<string, number>();
+  /** Days from here on are in `byDay` (counted from the logs, or zero); earlier ones are read when the clock reaches them. */
+  let countedFrom = startOfDay(clock.now(), 1); // yesterday too: the clock most often steps back across the last midnight
+  const count = (from: number, until: number) => {
+    for (const [day, usd] of chargesByDay(sessionsDir, from, until)) byDay.set(day, (byDay.get(day) ?? 0) + usd);
   };
-  let day = dayOf(clock.now());
-  let total = 0;
-  const midnight = new Date(clock.now());
-  midnight.setHours(0, 0, 0, 0);
-  for (const path of sessionLogs(sessionsDir)) {
-    if (statSync(path).mtimeMs < midnight.getTime()) continue;
-    try {
-      for (const event of await readSessionLog(path)) {
-        if ((event.type === "model_response" || event.type === "checkpoint") && dayOf(event.at) === day) total += event.cost_usd;
-      }
-    } catch {
-      // A damaged log is reported where it is resumed; here it counts as nothing.
+  count(countedFrom, Infinity);
+  const today = () => {
+    const now = clock.now();
+    if (now < countedFrom) {
+      const from = startOfDay(now);
+      count(from, countedFrom);
+      countedFrom = from;
     }
-  }
-  const rollOver = () => {
-    const today = dayOf(clock.now());
-    if (today !== day) {
-      day = today;
-      total = 0;
-    }
+    return dayOf(now);
   };
   return {
     limitUsd: options.limitUsd,
-    spent: () => (rollOver(), total),
+    spent: () => byDay.get(today()) ?? 0,
     add(usd) {
-      rollOver();
-      total += usd;
+      const day = today();
+      byDay.set(day, (byDay.get(day) ?? 0) + usd);
     },
   };
+}
+
+/**
+ * Charges (model responses and checkpoints) dated in [from, until), summed per local day. Logs last
+ * written before `from` are not opened. A damaged line counts as nothing; the rest of its log still
+ * counts (the damage is reported where the session is resumed).
+ */
+function chargesByDay(sessionsDir: string, from: number, until: number): Map<string, number> {
+  const totals = new Map<string, number>();
+  for (const path of sessionLogs(sessionsDir)) {
+    let text: string;
+    try {
+      if (statSync(path).mtimeMs < from) continue;
+      text = readFileSync(path, "utf8");
+    } catch {
+      continue; // removed meanwhile
+    }
+    for (const line of text.split("\n")) {
+      // Cheap pre-check: most lines are tool calls and results, not charges.
+      if (!line.includes('"cost_usd"')) continue;
+      let event: { type?: unknown; at?: unknown; cost_usd?: unknown };
+      try {
+        event = JSON.parse(line);
+      } catch {
+        continue;
+      }
+      if ((event.type !== "model_response" && event.type !== "checkpoint") || typeof event.at !== "number" || typeof event.cost_usd !== "number") continue;
+      if (event.at < from || event.at >= until) continue;
+      const day = dayOf(event.at);
+      totals.set(day, (totals.get(day) ?? 0) + event.cost_usd);
+    }
+  }
+  return totals;
 }

@@ -499,7 +499,8 @@ function lastText(events: SessionEvent[]): string {
   return "";
 }
 
-function resultOf(end: EventOf<"session_end">): SessionResult {
+/** The result a session ended with, as its log recorded it. */
+export function resultOf(end: EventOf<"session_end">): SessionResult {
   return { status: end.status, answer: end.answer, ...(end.reason ? { reason: end.reason } : {}), turns: end.turns, costUsd: end.cost_usd, tokens: end.tokens };
 }
 

@@ -2,6 +2,7 @@ import type Anthropic from "@anthropic-ai/sdk";
 import type { MessageParam, TextBlockParam, Tool as ApiTool } from "@anthropic-ai/sdk/resources/messages";
 import type { Clock } from "./clock.ts";
 import type { ResolvedRole } from "./config.ts";
+import { formatDuration } from "./duration.ts";
 import { ModelError } from "./errors.ts";
 import type { ContentBlock, Usage } from "./events.ts";
 
@@ -52,14 +53,13 @@ export interface RetryPolicy {
   attempts: number;
   initial_delay: number;
   max_delay: number;
+  /** A request whose endpoint sends nothing for this long (no answer yet, or a stream that stalled) is abandoned and retried. */
   request_timeout: number;
 }
 
 export interface ModelClientOptions {
   clock: Clock;
   retry: RetryPolicy;
-  /** A request whose stream sends nothing for this long is abandoned and retried. */
-  idleTimeoutMs?: number;
 }
 
 const COMPACTION_BETA = "compact-2026-09-04";
@@ -100,7 +100,9 @@ export function createModelClient(role: ResolvedRole, apiKey: string, options: M
       maxRetries: 0, // retries are ours: they are traced, use the injected clock and honour retry-after
       timeout: options.retry.request_timeout,
     }));
-  const idleTimeoutMs = options.idleTimeoutMs ?? 120_000;
+  // The configured request timeout is also the stall limit: a slow local model given 30 minutes
+  // must not be cut at 2, and a user who set 30 s must not wait minutes for a dead stream.
+  const idleTimeoutMs = options.retry.request_timeout;
   const endpoint = redactUrl(role.baseURL ?? "https://api.anthropic.com");
 
   const complete = (request: ModelRequest, call: CallOptions = {}) =>
@@ -170,7 +172,7 @@ export function createModelClient(role: ResolvedRole, apiKey: string, options: M
 class IdleTimeout extends Error {
   override name = "IdleTimeout";
   constructor(ms: number) {
-    super(`the response stream sent nothing for ${Math.round(ms / 1000)} s`);
+    super(`the endpoint sent nothing for ${formatDuration(ms)} (model_retries.request_timeout)`);
   }
 }
 

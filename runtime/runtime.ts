@@ -54,8 +54,6 @@ export interface RuntimeOptions {
   loadPrefix(): Promise<Prefix>;
   /** Replaces the sandbox chosen by config (tests). */
   sandbox?: Sandbox;
-  /** Model idle timeout override (tests). */
-  idleTimeoutMs?: number;
   /** Long-term memory for `remember` and `recall` (memory/ provides it). Without it, the tools are left out. */
   memory?: MemoryAccess;
   /** Warnings for every session's log and trace (memory over its cap). */
@@ -80,6 +78,8 @@ export interface Runtime {
   readonly sandbox: Sandbox;
   readonly approvals: ApprovalStore;
   readonly sessionsDir: string;
+  /** Today's spending as the daily budget counts it: the Now page shows this, not a count of its own. */
+  readonly daily: DailySpend;
   newSessionId(): string;
   start(id: string, task: TaskSpec, options?: RunOptions): Promise<SessionResult>;
   resume(id: string, options?: RunOptions): Promise<SessionResult>;
@@ -119,7 +119,7 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
     const cached = clients.get(model);
     if (cached) return cached;
     const role: ResolvedRole = isRole(model) ? loaded.roles[model] : { ...loaded.roles.main, model };
-    const client = createModelClient(role, requireApiKey(role), { clock, retry: config.model_retries, ...(options.idleTimeoutMs ? { idleTimeoutMs: options.idleTimeoutMs } : {}) });
+    const client = createModelClient(role, requireApiKey(role), { clock, retry: config.model_retries });
     clients.set(model, client);
     return client;
   };
@@ -325,6 +325,7 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
     sandbox,
     approvals,
     sessionsDir,
+    daily,
     newSessionId: () => newSessionId(clock.now()),
     async start(id, task, runOptions = {}) {
       const deps = await withStage(id, task, await depsFor(id, task.model, runOptions.emit, undefined, runOptions.signal));

@@ -34,6 +34,12 @@ export interface DaemonClient {
   action(name: string): Promise<string>;
   /** Submits and follows: calls `onEvent` for each event, resolves with the result. */
   run(id: string, spec: TaskSpec, onEvent: (event: SessionEvent) => void, signal?: AbortSignal): Promise<{ result: SessionResult; task: TaskRecord }>;
+  /**
+   * Has the daemon resume a task or session from its log (a failed one is tried again) and follows
+   * it; one that ended done or cancelled gives its result at once. `onQueued(already)`: queued now,
+   * or it was queued or running already. Rejects with the daemon's reason when it cannot.
+   */
+  resume(id: string, onEvent: (event: SessionEvent) => void, signal?: AbortSignal, onQueued?: (already: boolean) => void): Promise<{ result: SessionResult; task: TaskRecord }>;
 }
 
 export async function connectDaemon(home: string): Promise<DaemonClient | undefined> {
@@ -46,6 +52,43 @@ export async function connectDaemon(home: string): Promise<DaemonClient | undefi
         const chunks: Buffer[] = [];
         res.on("data", (chunk: Buffer) => chunks.push(chunk));
         res.on("end", () => resolve({ status: res.statusCode ?? 0, json: JSON.parse(Buffer.concat(chunks).toString("utf8") || "{}") }));
+      });
+      req.on("error", reject);
+      req.end(body === undefined ? undefined : JSON.stringify(body));
+    });
+  /** Follows a task the daemon streams as NDJSON (tasks/control.ts `streamTask`) to its result. */
+  const stream = (path: string, body: unknown, onEvent: (event: SessionEvent) => void, signal?: AbortSignal, onQueued?: (already: boolean) => void) =>
+    new Promise<{ result: SessionResult; task: TaskRecord }>((resolve, reject) => {
+      const req = http.request({ socketPath, method: "POST", path, headers: { "content-type": "application/json" }, ...(signal ? { signal } : {}) }, (res) => {
+        if (res.statusCode !== 200) {
+          const chunks: Buffer[] = [];
+          res.on("data", (chunk: Buffer) => chunks.push(chunk));
+          res.on("end", () => reject(new Error(JSON.parse(Buffer.concat(chunks).toString("utf8") || "{}").error ?? `daemon answered ${res.statusCode}`)));
+          return;
+        }
+        let buffer = "";
+        let finished: { result: SessionResult; task: TaskRecord } | undefined;
+        let refused: string | undefined;
+        res.on("data", (chunk: Buffer) => {
+          buffer += chunk.toString("utf8");
+          let newline;
+          while ((newline = buffer.indexOf("\n")) >= 0) {
+            const line = JSON.parse(buffer.slice(0, newline));
+            buffer = buffer.slice(newline + 1);
+            if (line.event) onEvent(line.event);
+            if (line.queued) onQueued?.(line.already === true);
+            if (line.result) finished = { result: line.result, task: line.task };
+            if (line.error) refused = line.error;
+          }
+        });
+        const settle = () => {
+          if (refused !== undefined) reject(new Error(refused));
+          else if (finished) resolve(finished);
+          else reject(new Error("the daemon stopped before the task finished; it resumes when the daemon starts again"));
+        };
+        res.on("end", settle);
+        res.on("close", settle); // a socket closed without an end (the daemon died) still settles
+        res.on("error", settle);
       });
       req.on("error", reject);
       req.end(body === undefined ? undefined : JSON.stringify(body));
@@ -72,34 +115,7 @@ export async function connectDaemon(home: string): Promise<DaemonClient | undefi
       const { status, json } = await call("POST", `/tasks/${encodeURIComponent(id)}/cancel`);
       return status === 404 ? "unknown" : json.outcome;
     },
-    run: (id, spec, onEvent, signal) =>
-      new Promise((resolve, reject) => {
-        const req = http.request({ socketPath, method: "POST", path: "/tasks", headers: { "content-type": "application/json" }, ...(signal ? { signal } : {}) }, (res) => {
-          if (res.statusCode !== 200) {
-            const chunks: Buffer[] = [];
-            res.on("data", (chunk: Buffer) => chunks.push(chunk));
-            res.on("end", () => reject(new Error(JSON.parse(Buffer.concat(chunks).toString("utf8") || "{}").error ?? `daemon answered ${res.statusCode}`)));
-            return;
-          }
-          let buffer = "";
-          let finished: { result: SessionResult; task: TaskRecord } | undefined;
-          res.on("data", (chunk: Buffer) => {
-            buffer += chunk.toString("utf8");
-            let newline;
-            while ((newline = buffer.indexOf("\n")) >= 0) {
-              const line = JSON.parse(buffer.slice(0, newline));
-              buffer = buffer.slice(newline + 1);
-              if (line.event) onEvent(line.event);
-              if (line.result) finished = { result: line.result, task: line.task };
-            }
-          });
-          const settle = () => (finished ? resolve(finished) : reject(new Error("the daemon stopped before the task finished; it resumes when the daemon starts again")));
-          res.on("end", settle);
-          res.on("close", settle); // a socket closed without an end (the daemon died) still settles
-          res.on("error", settle);
-        });
-        req.on("error", reject);
-        req.end(JSON.stringify({ id, spec, follow: true }));
-      }),
+    run: (id, spec, onEvent, signal) => stream("/tasks", { id, spec, follow: true }, onEvent, signal),
+    resume: (id, onEvent, signal, onQueued) => stream(`/tasks/${encodeURIComponent(id)}/resume`, undefined, onEvent, signal, onQueued),
   };
 }

@@ -81,32 +81,50 @@ async function handle(req: IncomingMessage, res: ServerResponse, daemon: Daemon,
     const outcome = await daemon.cancel(parts[1]);
     return reply(res, outcome === "unknown" ? 404 : 200, { outcome });
   }
+  if (req.method === "POST" && parts[0] === "tasks" && parts[1] && parts[2] === "resume") {
+    const id = decodeURIComponent(parts[1]);
+    if (!/^[\w.-]+$/.test(id)) return reply(res, 400, { error: `bad task id ${parts[1]}` });
+    // Subscribed before it is queued, so no event of the resumed run is missed.
+    return streamTask(res, daemon, id, async () => {
+      const resumed = await daemon.resume(id);
+      if (resumed.outcome === "unknown") return { error: `no task or session ${id}; \`nightshift status\` lists the tasks` };
+      if (resumed.outcome === "finished") return { result: resumed.result, task: daemon.get(id) };
+      return { queued: daemon.get(id), already: resumed.outcome === "busy" };
+    });
+  }
   if (req.method === "POST" && url.pathname === "/tasks") {
     const parsed = submitSchema.safeParse(await readJson(req));
     if (!parsed.success) return reply(res, 400, { error: `bad request: ${parsed.error.issues[0]?.path.join(".")}: ${parsed.error.issues[0]?.message}` });
     const { id, spec, priority, follow } = parsed.data;
     if (daemon.get(id)) return reply(res, 409, { error: `task ${id} exists` });
     if (!follow) return reply(res, 200, { task: await daemon.submit(id, spec as TaskSpec, { origin: "cli", ...(priority ? { priority } : {}) }) });
-    res.writeHead(200, { "content-type": "application/x-ndjson" });
-    const finished = new Promise<void>((resolve) => {
-      const unsubscribe = daemon.subscribe(id, (message) => {
-        res.write(JSON.stringify(message.type === "event" ? { event: message.event } : { result: message.result, task: message.record }) + "\n");
-        if (message.type === "finished") {
-          unsubscribe();
-          resolve();
-        }
-      });
-      res.on("close", () => {
-        unsubscribe();
-        resolve();
-      });
-    });
-    const task = await daemon.submit(id, spec as TaskSpec, { origin: "cli", ...(priority ? { priority } : {}) });
-    res.write(JSON.stringify({ queued: task }) + "\n");
-    await finished;
-    return void res.end();
+    return streamTask(res, daemon, id, async () => ({ queued: await daemon.submit(id, spec as TaskSpec, { origin: "cli", ...(priority ? { priority } : {}) }) }));
   }
   reply(res, 404, { error: `unknown request ${req.method} ${url.pathname}` });
+}
+
+/**
+ * Streams a task's events and its result as NDJSON: subscribes, then `begin`s (submits or queues
+ * it) and writes what that returned. A first line holding `result` or `error` ends the stream.
+ */
+async function streamTask(res: ServerResponse, daemon: Daemon, id: string, begin: () => Promise<Record<string, unknown>>): Promise<void> {
+  res.writeHead(200, { "content-type": "application/x-ndjson" });
+  let unsubscribe = () => {};
+  const finished = new Promise<void>((resolve) => {
+    unsubscribe = daemon.subscribe(id, (message) => {
+      res.write(JSON.stringify(message.type === "event" ? { event: message.event } : { result: message.result, task: message.record }) + "\n");
+      if (message.type === "finished") resolve();
+    });
+    res.on("close", resolve);
+  });
+  try {
+    const first = await begin().catch((error: unknown) => ({ error: (error as Error).message }));
+    res.write(JSON.stringify(first) + "\n");
+    if (!("result" in first) && !("error" in first)) await finished;
+  } finally {
+    unsubscribe();
+  }
+  res.end();
 }
 
 function reply(res: ServerResponse, status: number, body: unknown): void {

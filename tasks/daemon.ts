@@ -1,10 +1,11 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type { TraceLogger as Logger } from "../runtime/trace.ts";
-import { readSessionLog, SessionLogError, Shutdown, traceEvent, type Clock, type Runtime, type SessionEvent, type SessionResult, type TaskSpec } from "../runtime/index.ts";
+import { readSessionLog, resultOfEnd, SessionLogError, sessionLocked, Shutdown, traceEvent, type Clock, type Runtime, type SessionEvent, type SessionResult, type TaskSpec } from "../runtime/index.ts";
 import { createWriteGate, storageFault, type WriteGate } from "../runtime/write-gate.ts";
 import { writeResult } from "./outbox.ts";
 import { PRIORITIES, readerOf, type Priority, type StateStore, type TaskReader, type TaskRecord } from "./state.ts";
+import { isActive } from "./task-reader.ts";
 
 export interface DaemonOptions {
   home: string;
@@ -46,6 +47,13 @@ export interface Daemon {
    * queued again and its session goes on from its log. A task still queued or running is "busy".
    */
   followUp(id: string, text: string): Promise<"queued" | "busy" | "unknown">;
+  /**
+   * `nightshift run --resume`: a failed task, or a session this daemon never ran (stopped or failed
+   * in the foreground), is queued to go on from its log; a tool call that completed is not run
+   * again. "busy": queued or running already; "finished": it ended done or cancelled, with that
+   * result. Throws, saying why, for a session another process runs or whose log cannot be read.
+   */
+  resume(id: string): Promise<{ outcome: "queued" | "busy" | "unknown" } | { outcome: "finished"; result: SessionResult }>;
   /** Resolves when nothing is queued or running (tests, benchmarks). */
   idle(): Promise<void>;
   /** Stops taking work, interrupts running sessions at their next safe point so they resume next start, and waits for them. */
@@ -278,13 +286,40 @@ export function createDaemon(options: DaemonOptions): Daemon {
       queueMicrotask(pump);
       return "queued";
     },
+    async resume(id) {
+      const path = join(runtime.sessionsDir, `${id}.jsonl`);
+      const task = find(id);
+      if (task && (running.has(id) || isActive(task))) return { outcome: "busy" };
+      if (task && task.state !== "failed") return { outcome: "finished", result: (await endOf(path)) ?? resultOf(task) };
+      if (!task) {
+        if (!existsSync(path)) return { outcome: "unknown" };
+        if (sessionLocked(path)) throw new Error(`session ${id} is running in another process (a nightshift run started before the daemon); wait for it to end`);
+        const events = await readSessionLog(path);
+        const first = events[0];
+        if (first?.type !== "session_start") throw new Error(`session ${id} never started (its log holds no task); run the task again`);
+        const end = events.findLast((event) => event.type === "session_end");
+        if (end && end.status !== "failed") return { outcome: "finished", result: resultOfEnd(end) };
+        // Adopted: a session `nightshift run` left behind becomes one of the daemon's tasks.
+        await state.add({ id, title: first.task.title, origin: "cli", priority: "normal", state: "queued", spec: first.task, created: first.at, started: first.at, attempts: 0, crashes: 0, turns: 0, cost_usd: 0 });
+      } else {
+        // Asked for by the user: it gets a fresh count of crashes too.
+        await change(id, { state: "queued", crashes: 0, finished: undefined, reason: undefined });
+      }
+      trace.info({ session: id, event: "task_resume_requested", adopted: !task }, "task queued to resume from its log");
+      queueMicrotask(pump);
+      return { outcome: "queued" };
+    },
     get: find,
     tasks: readerOf(state),
     subscribe(id, listener) {
       const set = listeners.get(id) ?? new Set();
       set.add(listener);
       listeners.set(id, set);
-      return () => set.delete(listener);
+      return () => {
+        set.delete(listener);
+        // One entry per task ever followed would grow with the history.
+        if (set.size === 0 && listeners.get(id) === set) listeners.delete(id);
+      };
     },
     watch(listener) {
       watchers.add(listener);
@@ -303,6 +338,21 @@ export function createDaemon(options: DaemonOptions): Daemon {
       await Promise.allSettled([...running.values()].map((entry) => entry.done));
     },
   };
+}
+
+/** The result a session's log ended with; undefined when it has none or cannot be read. */
+async function endOf(path: string): Promise<SessionResult | undefined> {
+  try {
+    const end = (await readSessionLog(path)).findLast((event) => event.type === "session_end");
+    return end ? resultOfEnd(end) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** What the state recorded, for a finished task whose log cannot be read. */
+function resultOf(task: TaskRecord): SessionResult {
+  return { status: task.state as "done" | "cancelled", answer: "", ...(task.reason ? { reason: task.reason } : {}), turns: task.turns, costUsd: task.cost_usd };
 }
 
 /** A session log that holds a session_start: anything less (a kill before or right after its header) starts afresh. */

@@ -292,4 +292,64 @@ describe("nightshift start", () => {
     const status = await nightshift(["status"], s.env);
     assert.match(status.stdout, /daemon running[\s\S]*done .* Say something/);
   });
+  it("resumes a failed task handed to it with run --resume, from its log: its finished tool call is not run again", needs("bwrap", "socat"), async () => {
+    const s = (current = await setup("model_retries:\n  attempts: 0\n"));
+    let overloaded = true;
+    s.api.respondWith(agent("echo ran >> counter.txt; echo counted", () => (overloaded ? { error: { status: 529, type: "overloaded_error", message: "Overloaded" } } : undefined)));
+    await startDaemon(s);
+    const failed = await nightshift(["run", "Count once"], s.env);
+    assert.equal(failed.code, 1);
+    assert.match(failed.stderr, /task failed: .*overloaded/);
+    const id = /nightshift run --resume (\S+)/.exec(failed.stderr)?.[1];
+    assert.ok(id, failed.stderr);
+
+    overloaded = false;
+    const resumed = await nightshift(["run", "--resume", id], s.env);
+    assert.equal(resumed.code, 0, resumed.stderr);
+    assert.match(resumed.stderr, /handed to the running daemon, which resumes it from its log/);
+    assert.equal(resumed.stdout, "finished after: counted\n");
+    assert.equal(readFileSync(join(s.home, "workspace", id, "counter.txt"), "utf8"), "ran\n");
+    const events = await readSessionLog(join(s.home, "sessions", `${id}.jsonl`));
+    assert.equal(events.filter((event) => event.type === "tool_start").length, 1);
+    assert.deepEqual(events.filter((event) => event.type === "session_end").map((event) => event.type === "session_end" && event.status), ["failed", "done"]);
+    const [record] = readTasks(s.home);
+    assert.equal(record?.state, "done");
+    assert.equal(record?.reason, undefined);
+  });
+
+  it("takes over a session that failed in the foreground before the daemon started, on run --resume", needs("bwrap", "socat"), async () => {
+    const s = (current = await setup("model_retries:\n  attempts: 0\n"));
+    let overloaded = true;
+    s.api.respondWith(agent("echo ran >> counter.txt; echo counted", () => (overloaded ? { error: { status: 529, type: "overloaded_error", message: "Overloaded" } } : undefined)));
+    const failed = await nightshift(["run", "Count once"], s.env); // no daemon: in the foreground
+    assert.equal(failed.code, 1);
+    const id = /nightshift run --resume (\S+)/.exec(failed.stderr)?.[1];
+    assert.ok(id, failed.stderr);
+
+    await startDaemon(s);
+    overloaded = false;
+    const resumed = await nightshift(["run", "--resume", id], s.env);
+    assert.equal(resumed.code, 0, resumed.stderr);
+    assert.equal(resumed.stdout, "finished after: counted\n");
+    assert.equal(readFileSync(join(s.home, "workspace", id, "counter.txt"), "utf8"), "ran\n");
+    const status = await nightshift(["status"], s.env);
+    assert.match(status.stdout, /done .* Count once/);
+  });
+
+  it("prints the answer of a finished task on run --resume without running it again, and refuses an unknown id", async () => {
+    const s = (current = await setup());
+    s.api.respondWith(agent("true"));
+    await startDaemon(s);
+    const first = await nightshift(["run", "Say something"], s.env);
+    assert.equal(first.code, 0, first.stderr);
+    const [record] = readTasks(s.home);
+    const requests = s.api.requests.length;
+    const again = await nightshift(["run", "--resume", record!.id], s.env);
+    assert.equal(again.code, 0, again.stderr);
+    assert.equal(again.stdout, first.stdout);
+    assert.equal(s.api.requests.length, requests);
+    const unknown = await nightshift(["run", "--resume", "no-such-task"], s.env);
+    assert.equal(unknown.code, 2);
+    assert.match(unknown.stderr, /no session no-such-task in .*sessions; `nightshift status` lists the tasks/);
+  });
 });

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, rmSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { openSessionLog, type EventOf, type SessionEvent } from "../runtime/index.ts";
@@ -103,5 +103,25 @@ describe("the charges the Cost and Now pages count (chargeReader)", () => {
     await log.close();
     writeFileSync(join(dir, "t1.jsonl"), text.split("\n")[0] + "\n" + JSON.stringify(charge(now, 2)) + "\n");
     assert.equal(await sum(0), 2, "a log that shrank is read whole again");
+  });
+
+  it("forgets the logs no page can ask for any more, and the ones removed", async () => {
+    const { s } = await signedIn();
+    const dir = join(s.home, "sessions");
+    const charges = chargeReader(dir);
+    const now = s.clock.now();
+    const day = 86_400_000;
+    for (const id of ["old", "recent", "gone"]) {
+      const log = await openSessionLog(join(dir, `${id}.jsonl`), id, { sync: false });
+      await log.append(charge(now - 1000, 1));
+      await log.close();
+    }
+    const longAgo = (now - 90 * day) / 1000;
+    utimesSync(join(dir, "old.jsonl"), longAgo, longAgo);
+    await charges(0); // a wide window reads all three
+    assert.equal(charges.cached(), 3);
+    rmSync(join(dir, "gone.jsonl"));
+    assert.equal((await charges(now - 30 * day)).length, 1);
+    assert.equal(charges.cached(), 1, "only the log written within the last month is kept");
   });
 });

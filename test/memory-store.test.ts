@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
-import { appendFileSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import fs, { appendFileSync, mkdirSync, readFileSync, utimesSync, writeFileSync } from "node:fs";
+import { syncBuiltinESMExports } from "node:module";
 import { join } from "node:path";
-import { afterEach, describe, test } from "node:test";
+import { afterEach, describe, test, type TestContext } from "node:test";
 import { openMemory } from "../memory/access.ts";
 import { journalDamageMessage, openJournal, type DamagedLine, type JournalEntry } from "../memory/journal.ts";
 import { formatMemory, newMemoryId, openMemoryStore, parseMemory, type MemoryEntry, type ParsedMemory } from "../memory/memory-file.ts";
@@ -23,6 +24,19 @@ function home(): string {
   const dir = tempDir();
   cleanups.push(dir.cleanup);
   return dir.path;
+}
+
+/** Counts reads of `path` through node:fs for the rest of the test (the module's named import included). */
+function countReads(t: TestContext, path: string): () => number {
+  let reads = 0;
+  const original = fs.readFileSync;
+  t.mock.method(fs, "readFileSync", function (this: unknown, ...args: Parameters<typeof fs.readFileSync>) {
+    if (args[0] === path) reads++;
+    return original.apply(this, args);
+  });
+  syncBuiltinESMExports();
+  t.after(() => syncBuiltinESMExports());
+  return () => reads;
 }
 
 const note = (text: string, source: JournalEntry["source"] = "agent", at = 0) => ({ at, kind: "note" as const, session: "s1", source, text });
@@ -288,6 +302,27 @@ describe("MEMORY.md", () => {
     assert.match(last, /2 of 5 entries left out/);
     assert.match(last, /nightshift doctor/);
     assert.match(last, /digest/);
+  });
+
+  test("reads MEMORY.md once for any number of sessions while it is unchanged, and again after an edit of the same size", (t) => {
+    const store = openMemoryStore(home(), new FakeClock(noon(11, 24)));
+    const entries = Array.from({ length: 200 }, (_, i) => entry(`e${String(i).padStart(3, "0")}`, `Fact number ${i}.`, "2026-11-20"));
+    store.write({ other: "# Memory\n\n", entries });
+    const hourAgo = Date.now() / 1000 - 3600; // written a while ago, as a memory file usually was
+    utimesSync(store.path, hourAgo, hourAgo);
+    const reads = countReads(t, store.path);
+
+    const first = store.forSession(2048);
+    for (let session = 0; session < 20; session++) assert.deepEqual(store.forSession(2048), first);
+    assert.equal(reads(), 1);
+
+    const edited = readFileSync(store.path, "utf8").replace("Fact number 199.", "Fact NUMBER 199.");
+    writeFileSync(store.path, edited); // by hand: same inode, same size, a moment later
+    assert.match(store.forSession(2048).text, /Fact NUMBER 199\./);
+    utimesSync(store.path, hourAgo, hourAgo);
+    const before = reads();
+    for (let session = 0; session < 20; session++) assert.match(store.forSession(2048).text, /Fact NUMBER 199\./);
+    assert.equal(reads() - before, 1);
   });
 
   test("hand-written notes too big for the cap are cut at a line, and the cut is reported", () => {

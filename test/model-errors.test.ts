@@ -2,6 +2,9 @@ import assert from "node:assert/strict";
 import { afterEach, describe, it } from "node:test";
 import type { EventOf } from "../runtime/events.ts";
 import { startSession } from "../runtime/loop.ts";
+import type { FakeClock } from "./support/fake-clock.ts";
+import type { MessagesApi } from "./support/messages-api.ts";
+import { createRuntimeHarness } from "./support/runtime-harness.ts";
 import { createHarness, types, type Harness } from "./support/session.ts";
 
 let harness: Harness | undefined;
@@ -56,27 +59,43 @@ describe("model errors", () => {
     assert.equal(harness.api.requests.length, 1);
   });
 
-  it("abandons a stalled stream after the idle timeout and retries it", async () => {
-    harness = await createHarness({ idleTimeoutMs: 60_000 });
+  it("abandons a stalled stream after the configured request timeout and retries it", async () => {
+    harness = await createHarness({ requestTimeoutMs: 45_000 });
     harness.api.script({ stall: true }, ok);
-    const clock = harness.clock;
-    const api = harness.api;
-    // Once the stalled request has arrived, a minute of (fake) silence passes.
-    let advanced = false;
-    const watcher = setInterval(() => {
-      if (api.requests.length === 1 && !advanced) {
-        advanced = true;
-        clock.advance(60_000);
-      }
-    }, 5);
-    try {
-      const result = await startSession(harness.task, harness.deps);
-      assert.equal(result.status, "done", result.reason);
-    } finally {
-      clearInterval(watcher);
-    }
+    const stalled = passSilence(harness.api, harness.clock, 45_000);
+    const result = await startSession(harness.task, harness.deps);
+    await stalled;
+    assert.equal(result.status, "done", result.reason);
     const retry = (await harness.events()).find((event) => event.type === "model_retry") as EventOf<"model_retry">;
-    assert.match(retry.reason, /sent nothing for 60 s/);
+    assert.match(retry.reason, /sent nothing for 45s \(model_retries\.request_timeout\)/);
     assert.equal(harness.api.requests.length, 2);
   });
+
+  it("takes the stall limit from model_retries.request_timeout in config.yaml", async () => {
+    const h = await createRuntimeHarness({ config: "model_retries:\n  request_timeout: 20m\n" });
+    try {
+      h.api.script({ stall: true }, ok);
+      const stalled = passSilence(h.api, h.clock, 20 * 60_000);
+      const id = h.runtime.newSessionId();
+      const result = await h.runtime.start(id, h.task());
+      await stalled;
+      assert.equal(result.status, "done", result.reason);
+      const retry = (await h.events(id)).find((event) => event.type === "model_retry") as EventOf<"model_retry">;
+      assert.match(retry.reason, /sent nothing for 20m/);
+    } finally {
+      await h.close();
+    }
+  });
 });
+
+/**
+ * Once the stalled (first) request has arrived, `ms` of fake silence pass. If nothing was retried
+ * by then, a much longer silence passes too, so the session ends and the assertions can say why.
+ */
+async function passSilence(api: MessagesApi, clock: FakeClock, ms: number): Promise<void> {
+  const tick = () => new Promise((resolve) => setTimeout(resolve, 5));
+  while (api.requests.length < 1) await tick();
+  clock.advance(ms);
+  for (let i = 0; i < 200 && api.requests.length < 2; i++) await tick();
+  if (api.requests.length < 2) clock.advance(10 * ms);
+}

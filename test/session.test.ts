@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, it } from "node:test";
 import { z } from "zod";
@@ -244,6 +244,69 @@ describe("budgets", () => {
     assert.equal(result.status, "failed");
     assert.match(result.reason!, /today's spending reached \$0\.30 of the \$0\.20 daily budget \(budget\.daily_usd\)/);
     assert.equal(result.turns, 1);
+  });
+
+  it("keeps each day's spending when the clock steps back across midnight and forward again", async () => {
+    harness = await createHarness();
+    const { createDailySpend } = await import("../runtime/daily-spend.ts");
+    const { openSessionLog } = await import("../runtime/session-log.ts");
+    const sessionsDir = join(harness.root, "sessions");
+    const clock = harness.clock;
+    const afterMidnight = new Date(2026, 10, 25, 0, 0, 30).getTime(); // local time, as the daily budget counts
+    const beforeMidnight = new Date(2026, 10, 24, 23, 59, 50).getTime();
+    const run = async (id: string) => {
+      const log = await openSessionLog(join(sessionsDir, `${id}.jsonl`), id, { now: clock.now });
+      try {
+        return await startSession(harness!.task, { ...harness!.deps, log, daily });
+      } finally {
+        await log.close();
+      }
+    };
+    // $0.15 a step (10,000 output tokens at $15 per million), the task going on until stopped.
+    harness.api.respondWith(() => ({ content: [call("list_files", {})], usage: { input_tokens: 0, output_tokens: 10_000 } }));
+    clock.time = afterMidnight;
+    const daily = await createDailySpend({ sessionsDir, clock, limitUsd: 0.2 });
+    const first = await run("s2");
+    assert.equal(first.turns, 2); // $0.15, then $0.30: over the $0.20
+    clock.time = beforeMidnight; // the clock steps back into yesterday, which spent nothing
+    assert.equal(daily.spent(), 0);
+    clock.time = afterMidnight + 60_000; // and comes forward again: today's $0.30 is still spent
+    assert.ok(Math.abs(daily.spent() - 0.3) < 1e-9, `counted ${daily.spent()}`);
+    const second = await run("s3");
+    assert.equal(second.turns, 0);
+    assert.match(second.reason!, /today's spending reached \$0\.30 of the \$0\.20 daily budget/);
+  });
+
+  it("counts the day the clock returns to from the logs when it started while the clock was back", async () => {
+    harness = await createHarness();
+    const { createDailySpend } = await import("../runtime/daily-spend.ts");
+    const clock = harness.clock;
+    const day25 = new Date(2026, 10, 25, 0, 0, 30).getTime();
+    clock.time = day25;
+    harness.api.script({ content: [text("done")], usage: { input_tokens: 0, output_tokens: 10_000 } });
+    await startSession(harness.task, harness.deps); // $0.15 dated the 25th
+    utimesSync(harness.logPath, day25 / 1000, day25 / 1000); // written then, as by a daemon on that clock
+    clock.time = new Date(2026, 10, 24, 23, 59, 50).getTime(); // a restart with the clock stepped back
+    const daily = await createDailySpend({ sessionsDir: join(harness.root, "sessions"), clock, limitUsd: 0.2 });
+    assert.equal(daily.spent(), 0);
+    clock.time = day25 + 60_000;
+    assert.ok(Math.abs(daily.spent() - 0.15) < 1e-9, `counted ${daily.spent()}`);
+  });
+
+  it("counts a day the clock steps back to further than yesterday from the logs", async () => {
+    harness = await createHarness();
+    const { createDailySpend } = await import("../runtime/daily-spend.ts");
+    const clock = harness.clock;
+    const day20 = new Date(2026, 10, 20, 15, 0).getTime();
+    clock.time = day20;
+    harness.api.script({ content: [text("done")], usage: { input_tokens: 0, output_tokens: 10_000 } });
+    await startSession(harness.task, harness.deps); // $0.15 dated the 20th
+    utimesSync(harness.logPath, day20 / 1000, day20 / 1000);
+    clock.time = new Date(2026, 10, 25, 9, 0).getTime();
+    const daily = await createDailySpend({ sessionsDir: join(harness.root, "sessions"), clock, limitUsd: 0.2 });
+    assert.equal(daily.spent(), 0);
+    clock.time = day20 + 60_000; // five days back
+    assert.ok(Math.abs(daily.spent() - 0.15) < 1e-9, `counted ${daily.spent()}`);
   });
 
   it("stops when the wall time runs out, killing the running tool", async () => {

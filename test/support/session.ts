@@ -40,7 +40,8 @@ export interface HarnessOptions {
   /** The endpoint expands tool references (as Anthropic's API does). */
   toolReferences?: boolean;
   contextWindow?: number;
-  idleTimeoutMs?: number;
+  /** The configured model request timeout (model_retries.request_timeout); 30 s unless given. */
+  requestTimeoutMs?: number;
 }
 
 function role(name: "main" | "small", model: string, url: string, serverCompaction: boolean, toolReferences = false): ResolvedRole {
@@ -66,8 +67,8 @@ export async function createHarness(options: HarnessOptions = {}): Promise<Harne
   const workdir = join(dir.path, "work");
   mkdirSync(workdir);
   const clock = new FakeClock();
-  const retry = { attempts: options.retries ?? 3, initial_delay: 1000, max_delay: 60_000, request_timeout: 30_000 };
-  const clientOptions = { clock, retry, ...(options.idleTimeoutMs ? { idleTimeoutMs: options.idleTimeoutMs } : {}) };
+  const retry = { attempts: options.retries ?? 3, initial_delay: 1000, max_delay: 60_000, request_timeout: options.requestTimeoutMs ?? 30_000 };
+  const clientOptions = { clock, retry };
   const model = createModelClient(role("main", "claude-sonnet-5-5", api.url, options.serverCompaction ?? false, options.toolReferences), SECRET_KEY, clientOptions);
   const small = createModelClient(role("small", "claude-haiku-5-5", api.url, false), SECRET_KEY, clientOptions);
   const sandbox = createBwrapSandbox({
