@@ -4,7 +4,9 @@
  * Messages API stand-in and, with Telegram on, the Bot API stand-in (both in this process). Each
  * task is two model calls with one sandboxed `bash` command between them, the way a small real
  * task goes. Peak RSS (VmHWM) and RSS now (VmRSS) are read from /proc after 100, 500, 1,000 and
- * 1,500 tasks; a second home holds a 5 MB MEMORY.md and runs 100 tasks. System clock, real files;
+ * 1,500 tasks, with where RSS is at that moment: V8's committed young generation, the rest of its
+ * committed heap, and what lies outside the heap (bench/heap-probe.ts, loaded into the daemon with
+ * `--import`, reports them). A second home holds a 5 MB MEMORY.md and runs 100 tasks. System clock, real files;
  * nothing is asserted. Run alone with `node bench/daemon-memory.ts [tasks]`, or through
  * `node bench/run.ts`. To look inside: `NIGHTSHIFT_BENCH_SNAPSHOTS=DIR` writes a heap snapshot of
  * the daemon to DIR at each checkpoint (Node's `--heapsnapshot-signal`; it pauses the daemon while
@@ -18,8 +20,11 @@ import { startBotApi } from "../test/support/bot-api.ts";
 import { startMessagesApi, type RecordedRequest, type Reply } from "../test/support/messages-api.ts";
 import { freePort } from "../test/support/ports.ts";
 import { formatRows, procKb, type Row } from "./daemon.ts";
+import type { HeapReading } from "./heap-probe.ts";
 
 const CLI = join(import.meta.dirname, "..", "dist", "cli", "nightshift.js");
+/** Loaded into the daemon (`--import`) to report its heap; see its header. */
+const PROBE = join(import.meta.dirname, "heap-probe.ts");
 const API_KEY = "sk-ant-bench-0123456789abcdef";
 const BOT_TOKEN = "424242:BENCH-telegram-token_xyz";
 const USER = 4242;
@@ -31,6 +36,7 @@ interface Reading {
   peak: number;
   rss: number;
   seconds: number;
+  heap: HeapReading;
 }
 
 /** After each of `checkpoints` tasks: the daemon's VmHWM and VmRSS. */
@@ -41,6 +47,10 @@ export async function benchMemoryGrowth(checkpoints: readonly number[] = [100, 5
   const rows: Row[] = readings.flatMap((reading) => [
     { name: `peak RSS (VmHWM) after ${reading.tasks.toLocaleString("en")} tasks`, value: reading.peak, unit: "bytes" as const },
     { name: `  RSS now (VmRSS) after ${reading.tasks.toLocaleString("en")} tasks (${reading.seconds.toFixed(0)} s in)`, value: reading.rss, unit: "bytes" as const },
+    // Where RSS is: V8's committed heap by generation, and the rest (code, Node, SQLite, malloc).
+    { name: `    V8 young generation, committed`, value: reading.heap.young, unit: "bytes" as const },
+    { name: `    V8 old generation, code and the rest of the heap, committed`, value: reading.heap.heapTotal - reading.heap.young, unit: "bytes" as const },
+    { name: `    outside the V8 heap (RSS − heap committed)`, value: reading.heap.rss - reading.heap.heapTotal, unit: "bytes" as const },
   ]);
   rows.push({ name: `peak after ${last.tasks.toLocaleString("en")} / peak after ${first.tasks}`, value: last.peak / first.peak, unit: "x", target: 1.2 });
   // 50,000 entries of about 100 bytes, far over the 12 KB cap: every session sees 12 KB of it.
@@ -63,9 +73,10 @@ async function runTasks(checkpoints: readonly number[], memory: string): Promise
       `telegram:\n  allowed_users: [${USER}]\n  notify: [failed]\n`,
   );
   if (memory) writeFileSync(join(home, "MEMORY.md"), memory);
-  const env = { ...process.env, NIGHTSHIFT_HOME: home, ANTHROPIC_BASE_URL: model.url, ANTHROPIC_API_KEY: API_KEY, TELEGRAM_BOT_TOKEN: BOT_TOKEN, TELEGRAM_API_ROOT: telegram.url };
+  const heapFile = join(dir, "heap.json");
+  const env = { ...process.env, NIGHTSHIFT_BENCH_HEAP_FILE: heapFile, NIGHTSHIFT_HOME: home, ANTHROPIC_BASE_URL: model.url, ANTHROPIC_API_KEY: API_KEY, TELEGRAM_BOT_TOKEN: BOT_TOKEN, TELEGRAM_API_ROOT: telegram.url };
   const snapshots = process.env.NIGHTSHIFT_BENCH_SNAPSHOTS;
-  const options = snapshots ? ["--heapsnapshot-signal=SIGUSR2", `--diagnostic-dir=${snapshots}`] : [];
+  const options = [`--import=${PROBE}`, ...(snapshots ? ["--heapsnapshot-signal=SIGUSR2", `--diagnostic-dir=${snapshots}`] : [])];
   const child = spawn(process.execPath, [...options, CLI, "start"], { env, cwd: dir, stdio: ["ignore", "pipe", "pipe"] });
   let output = "";
   child.stdout!.on("data", (chunk) => (output += chunk));
@@ -86,7 +97,11 @@ async function runTasks(checkpoints: readonly number[], memory: string): Promise
         done += count;
       }
       const status = readFileSync(`/proc/${child.pid}/status`, "utf8");
-      readings.push({ tasks: done, peak: procKb(status, "VmHWM") * 1024, rss: procKb(status, "VmRSS") * 1024, seconds: (Date.now() - began) / 1000 });
+      const seconds = (Date.now() - began) / 1000;
+      // The probe writes twice a second: the next reading is at most 500 ms after this checkpoint.
+      const stale = existsSync(heapFile) ? statSync(heapFile).mtimeMs : 0;
+      const heap = await fresh(heapFile, stale);
+      readings.push({ tasks: done, peak: procKb(status, "VmHWM") * 1024, rss: procKb(status, "VmRSS") * 1024, seconds, heap });
       if (snapshots) await snapshot(child, snapshots);
       if (process.env.NIGHTSHIFT_BENCH_VERBOSE) console.error(`${done} tasks: peak ${(readings.at(-1)!.peak / 2 ** 20).toFixed(1)} MB, rss ${(readings.at(-1)!.rss / 2 ** 20).toFixed(1)} MB, ${readings.at(-1)!.seconds.toFixed(0)} s`);
     }
@@ -120,6 +135,21 @@ function bigMemory(bytes: number): string {
     size += line.length + 1;
   }
   return lines.join("\n") + "\n";
+}
+
+/** The probe's next reading: written after `stale` and whole (a read can catch it half written). */
+async function fresh(file: string, stale: number): Promise<HeapReading> {
+  let reading: HeapReading | undefined;
+  await until(() => {
+    try {
+      if (statSync(file).mtimeMs === stale) return false;
+      reading = JSON.parse(readFileSync(file, "utf8")) as HeapReading;
+      return true;
+    } catch {
+      return false;
+    }
+  }, "the heap probe's reading", 5_000);
+  return reading!;
 }
 
 /** Asks the daemon for a heap snapshot and waits until the file is whole (its size stops changing). */

@@ -40,8 +40,16 @@ export function openMemory(home: string, clock: Clock, capBytes: number, options
    * its answer is journaled as untrusted. Read from its logs, so a restart in between changes nothing.
    */
   const sawTheWeb = new Set<string>();
+  /**
+   * Tasks this process has seen from their session_start: every event of theirs (and of their
+   * specialists) came through `record`, so their logs are not read again at the end; reading them
+   * whole at every task's end cost as much as the task's log, for nothing. Both sets lose a task
+   * at its session_end, so neither grows with the history.
+   */
+  const seenWhole = new Set<string>();
   const readTheWeb = (session: string): boolean => {
-    if (sawTheWeb.delete(session)) return true;
+    if (sawTheWeb.has(session)) return true;
+    if (seenWhole.has(session)) return false;
     const folder = join(home, "sessions", session);
     const logs = [`${folder}.jsonl`, ...(existsSync(folder) ? readdirSync(folder).map((name) => join(folder, name)) : [])];
     return logs.some((path) => existsSync(path) && readFileSync(path, "utf8").split("\n").some((line) => line.includes('"type":"tool_end"') && line.includes('"name":"web_fetch"') && line.includes('"is_error":false')));
@@ -72,8 +80,14 @@ export function openMemory(home: string, clock: Clock, capBytes: number, options
     record(session, event) {
       if (event.type === "tool_end" && event.name === "web_fetch" && !event.is_error) sawTheWeb.add(session.split(".")[0]!);
       if (session.includes(".")) return; // a specialist's session: its task's entries say it all
+      if (event.type === "session_start") seenWhole.add(session);
       const entry = entryOf(event);
       if (entry) journal.append({ ...entry, session, source: entry.kind === "outcome" && readTheWeb(session) ? "web" : entry.source });
+      // After the append: a retried record (the journal's write failed) must still know what it saw.
+      if (event.type === "session_end") {
+        sawTheWeb.delete(session);
+        seenWhole.delete(session);
+      }
     },
     reconcile(session, events) {
       if (session.includes(".")) return 0;
