@@ -117,7 +117,9 @@ function checkMemory(loaded: LoadedConfig): Check[] {
   const damaged = memory.journal.damaged();
   for (const line of damaged.slice(0, 5)) checks.push({ ok: false, level: "warn", label: `${line.file} line ${line.id.split("#")[1]} does not read (${line.problem}): memory skips it`, fix: "fix or remove the line by hand (it is kept as it is)" });
   if (damaged.length > 5) checks.push({ ok: false, level: "warn", label: `and ${damaged.length - 5} more journal lines that do not read`, fix: "fix or remove them by hand" });
-  const last = openMemoryRuns(join(loaded.home, "state")).read().runs.filter((run) => run.status !== "nothing-new").at(-1);
+  const runs = openMemoryRuns(join(loaded.home, "state")).read();
+  if (runs.damaged) checks.push({ ok: false, level: "warn", label: `${join(loaded.home, "state", "memory.json")} does not read (${runs.damaged}): the next consolidation reads the whole journal again`, fix: "nothing to do: the next consolidation moves it aside as memory.json.damaged-<time> and starts a new one" });
+  const last = runs.runs.filter((run) => run.status !== "nothing-new").at(-1);
   if (last && last.status !== "applied") checks.push({ ok: false, level: "warn", label: `the last memory consolidation was ${last.status}: ${last.problem ?? "no reason recorded"}`, fix: "memory is unchanged; it tries again tonight, or run `nightshift memory consolidate`" });
   return checks;
 }

@@ -312,7 +312,12 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
   else if (!probe.ok) stderr.write(`! sandbox unavailable, bash will be refused: ${probe.problem}\n`);
   trace.info({ event: "daemon_started", pid: process.pid, resumed, failed, sandbox: probe.kind, sandbox_ok: probe.ok }, "daemon started");
   // The journal the next consolidation reads: a line in it that does not read is said now, not only tonight.
-  const cursor = openMemoryRuns(join(home, "state")).read().cursor;
+  const memoryRuns = openMemoryRuns(join(home, "state")).read();
+  const cursor = memoryRuns.cursor;
+  if (memoryRuns.damaged) {
+    const file = join(home, "state", "memory.json");
+    sayDamage({ event: "file_damaged", file, problem: memoryRuns.damaged }, `${file} DOES NOT READ (${memoryRuns.damaged}): the next memory consolidation reads the whole journal again and moves the file aside as memory.json.damaged-<time>`);
+  }
   try {
     memory.journal.damaged(cursor);
   } catch {

@@ -20,25 +20,35 @@ export interface ConsolidationRun {
 export interface MemoryRuns {
   cursor?: string;
   runs: ConsolidationRun[];
+  /** Set when the file does not read: why. The next `record` moves it aside (never overwrites it). */
+  damaged?: string;
 }
 
 const KEEP = 30;
+
+/** `path`, or `path-2`, `path-3`…: a file moved aside never replaces one moved aside before. */
+const freePath = (path: string) => {
+  for (let n = 1; ; n++) if (!existsSync(n === 1 ? path : `${path}-${n}`)) return n === 1 ? path : `${path}-${n}`;
+};
 
 export function openMemoryRuns(stateDir: string): { read(): MemoryRuns; record(run: ConsolidationRun, cursor?: string): void } {
   const file = join(stateDir, "memory.json");
   const read = (): MemoryRuns => {
     if (!existsSync(file)) return { runs: [] };
     try {
-      const data = JSON.parse(readFileSync(file, "utf8")) as MemoryRuns;
-      return { ...(typeof data.cursor === "string" ? { cursor: data.cursor } : {}), runs: Array.isArray(data.runs) ? data.runs : [] };
-    } catch {
-      return { runs: [] }; // damaged: the next run starts from the whole journal, which is safe (edits are validated)
+      const data = JSON.parse(readFileSync(file, "utf8")) as MemoryRuns | null;
+      if (typeof data !== "object" || data === null || !Array.isArray(data.runs)) throw new Error("not a record of consolidation runs");
+      return { ...(typeof data.cursor === "string" ? { cursor: data.cursor } : {}), runs: data.runs };
+    } catch (error) {
+      // The next run starts from the whole journal, which is safe (edits are validated); the file is said, and kept.
+      return { runs: [], damaged: (error as Error).message };
     }
   };
   return {
     read,
     record(run, cursor) {
       const current = read();
+      if (current.damaged) renameSync(file, freePath(`${file}.damaged-${new Date(run.at).toISOString().replace(/[:.]/g, "-")}`));
       const next: MemoryRuns = { ...(cursor ?? current.cursor ? { cursor: cursor ?? current.cursor } : {}), runs: [...current.runs, run].slice(-KEEP) };
       mkdirSync(stateDir, { recursive: true, mode: 0o700 });
       const temp = `${file}.tmp`;

@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { afterEach, describe, test, type TestContext } from "node:test";
 import { openMemory } from "../memory/access.ts";
 import { journalDamageMessage, openJournal, type DamagedLine, type JournalEntry } from "../memory/journal.ts";
+import { openMemoryRuns } from "../memory/runs.ts";
 import { formatMemory, newMemoryId, openMemoryStore, parseMemory, type MemoryEntry, type ParsedMemory } from "../memory/memory-file.ts";
 import { recall } from "../memory/recall.ts";
 import { FakeClock } from "./support/fake-clock.ts";
@@ -383,5 +384,21 @@ describe("recall", () => {
     const memory = [entry("m001", "Backups go to the NAS at night.", "2026-11-20", ["2026-11-20#1"])];
     const journal: JournalEntry[] = [{ id: "2026-11-20#1", at: noon(11, 20), kind: "note", session: "s", source: "agent", trusted: true, text: "Backups go to the NAS at night." }];
     assert.deepEqual(recall("backups NAS", memory, journal).map((hit) => hit.kind), ["memory", "journal"]);
+  });
+});
+
+describe("the record of consolidation runs (state/memory.json)", () => {
+  test("a damaged file is reported, read as no runs, and moved aside by the next run instead of overwritten", () => {
+    const state = join(home(), "state");
+    mkdirSync(state);
+    const file = join(state, "memory.json");
+    writeFileSync(file, "null");
+    const runs = openMemoryRuns(state);
+    const read = runs.read();
+    assert.deepEqual(read.runs, []);
+    assert.match(read.damaged ?? "", /not a record of consolidation runs/);
+    runs.record({ at: Date.UTC(2026, 11, 2), status: "nothing-new", entries: 0, changes: [] }, "2026-12-01#4");
+    assert.equal(readFileSync(`${file}.damaged-2026-12-02T00-00-00-000Z`, "utf8"), "null", "the damaged file is kept, moved aside");
+    assert.deepEqual(runs.read(), { cursor: "2026-12-01#4", runs: [{ at: Date.UTC(2026, 11, 2), status: "nothing-new", entries: 0, changes: [] }] });
   });
 });
