@@ -1,4 +1,4 @@
-import { closeSync, existsSync, fstatSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, writeSync } from "node:fs";
+import { closeSync, ftruncateSync, existsSync, fstatSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { z } from "zod";
 import type { Clock } from "../runtime/clock.ts";
@@ -133,8 +133,11 @@ export function openJournal(dir: string, clock: Clock, options: { onDamaged?(lin
       mkdirSync(dir, { recursive: true });
       const created = !existsSync(path);
       const fd = openSync(path, "a+");
+      /** Where this append began: a failed write (a full disk) is cut back to it. */
+      let start: number | undefined;
       try {
         if (cursor?.day !== day || cursor.size !== fstatSync(fd).size) cursor = { day, ...countLinesClosingTornTail(fd) };
+        start = cursor.size;
         const entry: JournalEntry = {
           id: `${day}#${cursor.lines + 1}`,
           at: input.at,
@@ -155,7 +158,17 @@ export function openJournal(dir: string, clock: Clock, options: { onDamaged?(lin
         cursor.size += line.length;
         return entry;
       } catch (error) {
-        // A failed write may have left part of a line: the next append counts again and cuts it.
+        // A failed write may have left part of a line, or all of it unsynced: it is cut back, so a
+        // retry neither leaves half a line (closed, it would read as a damaged line) nor doubles
+        // the entry. A torn tail found when the file is opened is closed instead (it may be a
+        // line someone wrote by hand). If even the cut fails, the next append counts again.
+        if (start !== undefined) {
+          try {
+            ftruncateSync(fd, start);
+          } catch {
+            // counted again next time
+          }
+        }
         cursor = undefined;
         throw error;
       } finally {

@@ -1,6 +1,6 @@
 import { execFileSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { closeSync, fstatSync, linkSync, openSync, readFileSync, unlinkSync, writeSync } from "node:fs";
+import { closeSync, fstatSync, linkSync, openSync, readFileSync, rmSync, unlinkSync, writeSync } from "node:fs";
 import { uptime } from "node:os";
 import { SessionBusy } from "./errors.ts";
 
@@ -64,17 +64,17 @@ function create(path: string, content: string): HeldLock | undefined {
   const temporary = `${path}.${process.pid}-${randomBytes(4).toString("hex")}.tmp`;
   const fd = openSync(temporary, "wx");
   try {
-    writeSync(fd, content);
-  } finally {
-    closeSync(fd);
-  }
-  try {
+    try {
+      writeSync(fd, content);
+    } finally {
+      closeSync(fd);
+    }
     linkSync(temporary, path);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === "EEXIST") return undefined;
     throw error;
   } finally {
-    unlinkSync(temporary);
+    rmSync(temporary, { force: true }); // also after a failed write (a full disk): no file left per attempt
   }
   return readLock(path);
 }

@@ -17,7 +17,7 @@ export interface SessionLog {
   /** Every event after the header, in order. */
   read(): Promise<SessionEvent[]>;
   close(): Promise<void>;
-  /** Set when opening found a torn last line and marked it (see `markTornTail`): say so. */
+  /** Set when opening found a torn last line and marked it (see `findTornTail`): say so. */
   readonly torn?: EventOf<"warning">;
 }
 
@@ -70,7 +70,11 @@ export async function openSessionLog(path: string, id: string, options: { sync?:
   const now = () => options.now?.() ?? Date.now();
   let torn: EventOf<"warning"> | undefined;
   try {
-    ({ size, torn } = await markTornTail(handle, now, sync));
+    const tail = await findTornTail(handle, now);
+    size = tail.size;
+    torn = tail.torn;
+    // Written whole or cut back like any append (a nearly full disk writes short).
+    if (torn) await appendWhole(`\n${JSON.stringify(torn)}\n`);
     if (size === 0) {
       const header: Header = { format: LOG_FORMAT, version: LOG_VERSION, id, created: new Date(now()).toISOString() };
       await appendWhole(JSON.stringify(header) + "\n");
@@ -107,7 +111,7 @@ export async function openSessionLog(path: string, id: string, options: { sync?:
  * reader skips a damaged line only right before its marker, and the conversation takes every
  * unfinished call of the turn it cuts into as possibly started (runtime/conversation.ts).
  */
-async function markTornTail(handle: FileHandle, now: () => number, sync: boolean): Promise<{ size: number; torn?: EventOf<"warning"> }> {
+async function findTornTail(handle: FileHandle, now: () => number): Promise<{ size: number; torn?: EventOf<"warning"> }> {
   const { size } = await handle.stat();
   if (size === 0) return { size: 0 };
   const tail = Buffer.alloc(Math.min(size, 64 * 1024));
@@ -115,16 +119,15 @@ async function markTornTail(handle: FileHandle, now: () => number, sync: boolean
   if (tail.at(-1) === 0x0a) return { size };
   const lastNewline = tail.lastIndexOf(0x0a);
   if (lastNewline < 0 && tail.length < size) throw new SessionLogError("session log ends in a line longer than 64 KiB without a newline; move the file aside");
-  if (lastNewline < 0) {
-    await handle.truncate(0); // the header itself was torn: nothing was ever logged
-    return { size: 0 };
+  if (lastNewline < 0 || (tail.length === size && tail.indexOf(0x0a) === lastNewline)) {
+    // The header itself, or the first event after it (session_start), was torn: nothing was ever
+    // acknowledged, so nothing can have run. Cut off, so the session starts as if new; a marker
+    // here would stand before its session_start, where every reader expects that event first.
+    await handle.truncate(lastNewline + 1);
+    return { size: lastNewline + 1 };
   }
   const bytes = tail.length - lastNewline - 1;
-  const torn: EventOf<"warning"> = { type: "warning", at: now(), message: `the log's last line was cut short (${bytes} bytes; a crash or a full disk mid-write); it is kept above this line, and a tool call it may have started is not run again`, torn: bytes };
-  const text = `\n${JSON.stringify(torn)}\n`;
-  await handle.write(text);
-  if (sync) await handle.datasync();
-  return { size: size + Buffer.byteLength(text), torn };
+  return { size, torn: { type: "warning", at: now(), message: `the log's last line was cut short (${bytes} bytes; a crash or a full disk mid-write); it is kept above this line, and a tool call it may have started is not run again`, torn: bytes } };
 }
 
 /**
@@ -170,7 +173,7 @@ function checkHeader(path: string, header: Partial<Header>): void {
   }
 }
 
-/** The line `markTornTail` writes after a torn line. */
+/** The line written after a torn line (`findTornTail`) after a torn line. */
 function isTornMarker(line: string | undefined): boolean {
   if (!line?.startsWith('{"type":"warning"')) return false;
   try {

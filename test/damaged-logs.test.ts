@@ -6,7 +6,7 @@ import { z } from "zod";
 import { INTERRUPTED_NOTE } from "../runtime/conversation.ts";
 import type { SessionEvent } from "../runtime/events.ts";
 import { resumeSession } from "../runtime/loop.ts";
-import { readSessionLog, readSessionLogFrom } from "../runtime/session-log.ts";
+import { openSessionLog, readSessionLog, readSessionLogFrom } from "../runtime/session-log.ts";
 import { defineTool } from "../runtime/tools/tool.ts";
 import { nightshift } from "./support/cli.ts";
 import { tempDir } from "./support/home.ts";
@@ -79,6 +79,23 @@ describe("a session log whose last line was cut short", () => {
     const result = await resumeSession(await harness.reopen());
     assert.equal(result.status, "done");
     assert.deepEqual(runs, ["c"]);
+  });
+});
+
+describe("a session log whose first event was cut short", () => {
+  it("is cut back to its header, so the session starts as new and its session_start is its first event", async () => {
+    const dir = tempDir();
+    const path = join(dir.path, "s1.jsonl");
+    const header = JSON.stringify({ format: "nightshift-session", version: 1, id: "s1", created: new Date(0).toISOString() });
+    writeFileSync(path, `${header}\n{"type":"session_start","at":1,"task":{"tit`);
+    assert.deepEqual(await readSessionLog(path), [], "nothing was acknowledged: the session never started");
+    const log = await openSessionLog(path, "s1");
+    assert.equal(log.torn, undefined);
+    await log.append({ type: "session_start", at: 2, task: { title: "t" } } as SessionEvent);
+    await log.close();
+    assert.deepEqual((await readSessionLog(path)).map((event) => event.type), ["session_start"], "a marker before it would hide the start from every reader");
+    assert.equal(readFileSync(path, "utf8").split("\n").length, 3);
+    dir.cleanup();
   });
 });
 

@@ -402,3 +402,25 @@ describe("the record of consolidation runs (state/memory.json)", () => {
     assert.deepEqual(runs.read(), { cursor: "2026-12-01#4", runs: [{ at: Date.UTC(2026, 11, 2), status: "nothing-new", entries: 0, changes: [] }] });
   });
 });
+
+describe("a journal append on a full disk", () => {
+  test("is cut back whole, so a retry leaves neither half a line nor a second copy", (t) => {
+    const root = home();
+    const journal = openJournal(join(root, "journal"), new FakeClock(noon(11, 24)));
+    journal.append(note("one"));
+    const original = fs.writeSync;
+    let fail = true;
+    t.mock.method(fs, "writeSync", function (this: unknown, fd: number, data: Buffer, offset = 0) {
+      if (!fail) return (original as (...args: unknown[]) => number).call(this, fd, data, offset);
+      fail = false;
+      (original as (...args: unknown[]) => number).call(this, fd, data.subarray(offset, offset + 10)); // half a line reached the disk
+      throw Object.assign(new Error("ENOSPC: no space left on device, write"), { code: "ENOSPC" });
+    });
+    syncBuiltinESMExports();
+    t.after(() => syncBuiltinESMExports());
+    assert.throws(() => journal.append(note("two")), /ENOSPC/);
+    journal.append(note("two")); // the retry, once there is space
+    assert.deepEqual(journal.all().map((entry) => `${entry.id} ${entry.text}`), ["2026-11-24#2 two", "2026-11-24#1 one"], "newest first");
+    assert.deepEqual(journal.damaged(), []);
+  });
+});
