@@ -185,7 +185,9 @@ async function drive(events: SessionEvent[], deps: SessionDeps, signal?: AbortSi
   /** Batches are written and applied in call order, also while one waits for disk space. */
   let recorded: Promise<unknown> = Promise.resolve();
   const record = (...batch: SessionEvent[]): Promise<void> => {
-    const written = recorded.then(() => appendDurably(deps, batch, run));
+    // Only a stop or a cancel ends a wait for disk space, not the time budget: a model response
+    // already paid for is written once there is space, and the budget is judged after it.
+    const written = recorded.then(() => appendDurably(deps, batch, signal));
     recorded = written.catch(() => {});
     return written.then(() => {
       for (const event of batch) {

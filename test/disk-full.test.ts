@@ -147,6 +147,41 @@ describe("a session on a full disk", smallDiskSupport(), () => {
   });
 });
 
+describe("a model response waiting for disk space when the time budget runs out", () => {
+  let harness: Harness | undefined;
+  afterEach(async () => {
+    await harness?.close();
+    harness = undefined;
+  });
+
+  it("is written once space returns, not dropped and asked for again", async () => {
+    harness = await createHarness();
+    const small = disk();
+    const said: OutageChange[] = [];
+    const log = await openSessionLog(join(small.path, "s1.jsonl"), "s1", { now: harness.clock.now });
+    cleanups.push(() => log.close());
+    let release!: () => void;
+    const filled = new Promise<void>((resolve) => (release = resolve));
+    harness.api.respondWith(async () => {
+      await filled;
+      return { content: [{ type: "text", text: "the answer ".repeat(2000) }] };
+    });
+    const storage = createWriteGate({ clock: harness.clock, report: (change) => said.push(change) });
+    const session = startSession(harness.task, { ...harness.deps, log, storage });
+    while (harness.api.requests.length === 0) await settle();
+    small.fill();
+    release();
+    while (said.length === 0) await settle();
+    harness.clock.advance(harness.task.budget.timeout_ms + 1_000); // the budget runs out while the disk is full
+    await settle();
+    small.unfill();
+    harness.clock.advance(10_000);
+    await session;
+    assert.equal(harness.api.requests.length, 1);
+    assert.ok(types(await log.read()).includes("model_response"), "the response paid for is in the log");
+  });
+});
+
 describe("the daemon when its state cannot be written", () => {
   let runtime: RuntimeHarness | undefined;
   afterEach(async () => {
