@@ -1,5 +1,6 @@
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from "node:fs";
 import { join } from "node:path";
+import { asidePath } from "../runtime/aside.ts";
 
 /**
  * What the consolidator did, in `state/memory.json` (the daemon writes it; a run without a daemon
@@ -26,10 +27,6 @@ export interface MemoryRuns {
 
 const KEEP = 30;
 
-/** `path`, or `path-2`, `path-3`…: a file moved aside never replaces one moved aside before. */
-const freePath = (path: string) => {
-  for (let n = 1; ; n++) if (!existsSync(n === 1 ? path : `${path}-${n}`)) return n === 1 ? path : `${path}-${n}`;
-};
 
 export function openMemoryRuns(stateDir: string): { read(): MemoryRuns; record(run: ConsolidationRun, cursor?: string): void } {
   const file = join(stateDir, "memory.json");
@@ -48,7 +45,7 @@ export function openMemoryRuns(stateDir: string): { read(): MemoryRuns; record(r
     read,
     record(run, cursor) {
       const current = read();
-      if (current.damaged) renameSync(file, freePath(`${file}.damaged-${new Date(run.at).toISOString().replace(/[:.]/g, "-")}`));
+      if (current.damaged) renameSync(file, asidePath(file, "damaged", run.at));
       const next: MemoryRuns = { ...(cursor ?? current.cursor ? { cursor: cursor ?? current.cursor } : {}), runs: [...current.runs, run].slice(-KEEP) };
       mkdirSync(stateDir, { recursive: true, mode: 0o700 });
       const temp = `${file}.tmp`;

@@ -1,6 +1,7 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { z } from "zod";
+import { asidePath } from "../runtime/aside.ts";
 import type { TaskSpec } from "../runtime/events.ts";
 import { readLoggedTasks, sortOrphans, type LoggedTask } from "./recovery.ts";
 import { isDamage, openTaskDb, StateRefused, type TaskDb, type TaskRow } from "./state-db.ts";
@@ -97,11 +98,6 @@ export interface OpenedState {
   unstarted?: string[];
 }
 
-const stamp = (at: number) => new Date(at).toISOString().replace(/[:.]/g, "-");
-/** `path`, or `path-2`, `path-3`…: a file moved aside never replaces one moved aside before. */
-const freePath = (path: string) => {
-  for (let n = 1; ; n++) if (!existsSync(n === 1 ? path : `${path}-${n}`)) return n === 1 ? path : `${path}-${n}`;
-};
 const rowOf = (task: TaskRecord): TaskRow => ({ id: task.id, state: task.state, created: task.created, finished: task.finished, name: task.name, source: task.spec.source });
 const parseRecord = (json: string) => taskRecordSchema.parse(JSON.parse(json));
 
@@ -124,7 +120,7 @@ export async function openState(home: string, now: () => number): Promise<Opened
     loaded = load(file);
   } catch (error) {
     if (!(isDamage(error) || error instanceof DamagedState || error instanceof z.ZodError || error instanceof SyntaxError)) throw openProblem(file, error);
-    const movedTo = freePath(`${file}.damaged-${stamp(now())}`);
+    const movedTo = asidePath(file, "damaged", now());
     for (const suffix of ["", "-wal", "-shm"]) if (existsSync(file + suffix)) renameSync(file + suffix, movedTo + suffix);
     loaded = load(file);
     logged = await readLoggedTasks(sessions, now());
@@ -147,11 +143,11 @@ export async function openState(home: string, now: () => number): Promise<Opened
         for (const [name, { last_run }] of Object.entries(old.schedules)) loaded.db.setCursor(name, last_run, "ignore");
         return count;
       });
-      const movedTo = freePath(`${v1}.migrated-${stamp(now())}`);
+      const movedTo = asidePath(v1, "migrated", now());
       renameSync(v1, movedTo);
       migrated = { from: v1, movedTo, tasks: tasks.length, added };
     } else {
-      const movedTo = freePath(`${v1}.damaged-${stamp(now())}`);
+      const movedTo = asidePath(v1, "damaged", now());
       renameSync(v1, movedTo);
       logged ??= await readLoggedTasks(sessions, now());
       recovered = { movedTo, problem: problem!, tasks: insertAll(loaded.db, logged.map((task) => task.record), "ignore"), damagedLogs: damagedOf(logged) };

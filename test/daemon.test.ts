@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { spawn, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, it } from "node:test";
@@ -7,7 +7,7 @@ import { readSessionLog } from "../runtime/session-log.ts";
 import { tempDir } from "./support/home.ts";
 import { openState } from "../tasks/state.ts";
 import { readTasks, syntheticId, writeV1State } from "./support/state-history.ts";
-import { agent, CLI, nightshift, until } from "./support/cli.ts";
+import { agent, nightshift, startDaemonProcess, until } from "./support/cli.ts";
 import { startMessagesApi, type MessagesApi } from "./support/messages-api.ts";
 import { needs } from "./support/prerequisites.ts";
 
@@ -42,18 +42,7 @@ async function setup(config = ""): Promise<Setup> {
   };
 }
 
-/** Starts `nightshift start` and resolves once it says it is running. */
-async function startDaemon(s: Setup): Promise<{ child: ChildProcess; output: () => string; exited: Promise<number | null> }> {
-  const child = spawn(process.execPath, [CLI, "start"], { env: s.env, stdio: ["ignore", "pipe", "pipe"] });
-  s.daemons.push(child);
-  let output = "";
-  child.stdout!.on("data", (chunk) => (output += chunk));
-  child.stderr!.on("data", (chunk) => (output += chunk));
-  const exited = new Promise<number | null>((resolve) => child.on("close", (code) => resolve(code)));
-  await until(() => output.includes("Nightshift is running") || child.exitCode !== null, "the daemon to start");
-  assert.match(output, /Nightshift is running/, output);
-  return { child, output: () => output, exited };
-}
+const startDaemon = (s: Setup) => startDaemonProcess(s.env, (child) => s.daemons.push(child));
 
 
 const task = (title: string, body = "Do it.") => `---\ntitle: ${title}\n---\n${body}\n`;

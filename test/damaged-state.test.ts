@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { spawn, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
@@ -7,7 +7,7 @@ import { afterEach, describe, it } from "node:test";
 import { createApprovalStore } from "../runtime/approvals.ts";
 import { systemClock } from "../runtime/clock.ts";
 import { tempDir } from "./support/home.ts";
-import { agent, CLI, nightshift, until } from "./support/cli.ts";
+import { agent, nightshift, startDaemonProcess, until } from "./support/cli.ts";
 import { startMessagesApi, type MessagesApi } from "./support/messages-api.ts";
 import { needs } from "./support/prerequisites.ts";
 import { ALICE, startTelegramHarness, texts, type TelegramHarness } from "./support/telegram-harness.ts";
@@ -51,17 +51,7 @@ async function setup(): Promise<Setup> {
   };
 }
 
-async function startDaemon(s: Setup): Promise<{ child: ChildProcess; output: () => string; exited: Promise<number | null> }> {
-  const child = spawn(process.execPath, [CLI, "start"], { env: s.env, stdio: ["ignore", "pipe", "pipe"] });
-  s.daemons.push(child);
-  let output = "";
-  child.stdout!.on("data", (chunk) => (output += chunk));
-  child.stderr!.on("data", (chunk) => (output += chunk));
-  const exited = new Promise<number | null>((resolve) => child.on("close", (code) => resolve(code)));
-  await until(() => output.includes("Nightshift is running") || child.exitCode !== null, "the daemon to start");
-  assert.match(output, /Nightshift is running/, output);
-  return { child, output: () => output, exited };
-}
+const startDaemon = (s: Setup) => startDaemonProcess(s.env, (child) => s.daemons.push(child));
 
 /** The command ran once, and the daemon was killed while it waited for the model's next reply. Returns the session id. */
 async function interruptedTask(s: Setup): Promise<string> {

@@ -1,9 +1,8 @@
 import assert from "node:assert/strict";
-import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, it } from "node:test";
-import { CLI, nightshift, until } from "./support/cli.ts";
+import { nightshift, startDaemonProcess, until } from "./support/cli.ts";
 import { startMessagesApi } from "./support/messages-api.ts";
 import { readTasks } from "./support/state-history.ts";
 import { ALICE, startTelegramHarness, texts, type TelegramHarness } from "./support/telegram-harness.ts";
@@ -69,18 +68,7 @@ describe("the daemon on a full disk", smallDiskSupport(), () => {
   });
 });
 
-/** `nightshift start` as a child process, on `home`. */
-async function startDaemon(env: NodeJS.ProcessEnv): Promise<{ child: ChildProcess; output: () => string; exited: Promise<number | null> }> {
-  const child = spawn(process.execPath, [CLI, "start"], { env, stdio: ["ignore", "pipe", "pipe"] });
-  cleanups.push(() => child.exitCode === null && child.signalCode === null && child.kill("SIGKILL"));
-  let output = "";
-  child.stdout!.on("data", (chunk) => (output += chunk));
-  child.stderr!.on("data", (chunk) => (output += chunk));
-  const exited = new Promise<number | null>((resolve) => child.on("close", (code) => resolve(code)));
-  await until(() => output.includes("Nightshift is running") || child.exitCode !== null, "the daemon to start");
-  assert.match(output, /Nightshift is running/, output);
-  return { child, output: () => output, exited };
-}
+const startDaemon = (env: NodeJS.ProcessEnv) => startDaemonProcess(env, (child) => cleanups.push(() => child.exitCode === null && child.signalCode === null && child.kill("SIGKILL")));
 
 describe("the daemon process on a full or read-only disk", smallDiskSupport(), () => {
   async function setup(config = "") {

@@ -116,13 +116,15 @@ describe("a session on a full disk", smallDiskSupport(), () => {
     harness = undefined;
   });
 
-  it("keeps a final answer that could not be written and writes it once space returns, without asking the model again", async () => {
+  const answer = "the answer ".repeat(2000);
+
+  /** A session whose log is on a small disk, which fills while the model "thinks": resolves once the answer is in hand and the outage said. */
+  async function answerOnFullDisk() {
     harness = await createHarness();
     const small = disk();
     const said: OutageChange[] = [];
     const log = await openSessionLog(join(small.path, "s1.jsonl"), "s1", { now: harness.clock.now });
     cleanups.push(() => log.close());
-    const answer = "the answer ".repeat(2000);
     let release!: () => void;
     const filled = new Promise<void>((resolve) => (release = resolve));
     harness.api.respondWith(async () => {
@@ -135,49 +137,30 @@ describe("a session on a full disk", smallDiskSupport(), () => {
     small.fill();
     release();
     while (said.length === 0) await settle();
+    return { h: harness, small, said, log, session };
+  }
+
+  it("keeps a final answer that could not be written and writes it once space returns, without asking the model again", async () => {
+    const { h, small, said, log, session } = await answerOnFullDisk();
     assert.equal(said[0]!.state, "down");
     small.unfill();
-    harness.clock.advance(500);
+    h.clock.advance(500);
     const result = await session;
     assert.equal(result.status, "done");
     assert.equal(result.answer, answer.trim());
-    assert.equal(harness.api.requests.length, 1);
+    assert.equal(h.api.requests.length, 1);
     assert.deepEqual(types(await log.read()), ["session_start", "model_response", "session_end"]);
     assert.deepEqual(said.map((change) => change.state), ["down", "up"]);
   });
-});
 
-describe("a model response waiting for disk space when the time budget runs out", () => {
-  let harness: Harness | undefined;
-  afterEach(async () => {
-    await harness?.close();
-    harness = undefined;
-  });
-
-  it("is written once space returns, not dropped and asked for again", async () => {
-    harness = await createHarness();
-    const small = disk();
-    const said: OutageChange[] = [];
-    const log = await openSessionLog(join(small.path, "s1.jsonl"), "s1", { now: harness.clock.now });
-    cleanups.push(() => log.close());
-    let release!: () => void;
-    const filled = new Promise<void>((resolve) => (release = resolve));
-    harness.api.respondWith(async () => {
-      await filled;
-      return { content: [{ type: "text", text: "the answer ".repeat(2000) }] };
-    });
-    const storage = createWriteGate({ clock: harness.clock, report: (change) => said.push(change) });
-    const session = startSession(harness.task, { ...harness.deps, log, storage });
-    while (harness.api.requests.length === 0) await settle();
-    small.fill();
-    release();
-    while (said.length === 0) await settle();
-    harness.clock.advance(harness.task.budget.timeout_ms + 1_000); // the budget runs out while the disk is full
+  it("writes a response it waits to write when the time budget runs out meanwhile, instead of dropping it and asking again", async () => {
+    const { h, small, log, session } = await answerOnFullDisk();
+    h.clock.advance(h.task.budget.timeout_ms + 1_000); // the budget runs out while the disk is full
     await settle();
     small.unfill();
-    harness.clock.advance(10_000);
+    h.clock.advance(10_000);
     await session;
-    assert.equal(harness.api.requests.length, 1);
+    assert.equal(h.api.requests.length, 1);
     assert.ok(types(await log.read()).includes("model_response"), "the response paid for is in the log");
   });
 });

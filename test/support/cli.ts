@@ -1,4 +1,4 @@
-import { spawn } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import { join } from "node:path";
 import type { RecordedRequest, Reply } from "./messages-api.ts";
 
@@ -39,4 +39,24 @@ export async function until(condition: () => boolean, what: string, ms = 15_000)
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 5));
   }
+}
+
+export interface DaemonProcess {
+  child: ChildProcess;
+  /** Everything it printed so far, stdout and stderr together. */
+  output(): string;
+  exited: Promise<number | null>;
+}
+
+/** Starts `nightshift start` as a real child process and resolves once it says it is running; `started` sees the child first (to kill it at clean-up). */
+export async function startDaemonProcess(env: NodeJS.ProcessEnv, started?: (child: ChildProcess) => void): Promise<DaemonProcess> {
+  const child = spawn(process.execPath, [CLI, "start"], { env, stdio: ["ignore", "pipe", "pipe"] });
+  started?.(child);
+  let output = "";
+  child.stdout!.on("data", (chunk) => (output += chunk));
+  child.stderr!.on("data", (chunk) => (output += chunk));
+  const exited = new Promise<number | null>((resolve) => child.on("close", (code) => resolve(code)));
+  await until(() => output.includes("Nightshift is running") || child.exitCode !== null, "the daemon to start");
+  if (!output.includes("Nightshift is running")) throw new Error(`the daemon did not start:\n${output}`);
+  return { child, output: () => output, exited };
 }
