@@ -2,8 +2,9 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type { TelegramBot } from "../bot/index.ts";
 import { escapeHtml } from "../bot/format.ts";
+import { outageMessage, stateNotices } from "./storage-notices.ts";
 import { journalDamageMessage, openMemory, openMemoryRuns } from "../memory/index.ts";
-import { BUILTIN_TOOL_NAMES, createRuntime, createTraceLogger, createWriteGate, damageMessage, formatDuration, loadAgents, lockSession, readSessionLog, readSessionLogFrom, requireApiKey, storageMessage, type Approver, type Clock, type LoadedConfig, type OutageChange } from "../runtime/index.ts";
+import { BUILTIN_TOOL_NAMES, createRuntime, createTraceLogger, createWriteGate, damageMessage, loadAgents, lockSession, readSessionLog, readSessionLogFrom, requireApiKey, storageMessage, type Approver, type Clock, type LoadedConfig } from "../runtime/index.ts";
 import { approveReview } from "../runtime/mcp/reviews.ts";
 import { finishInterruptedApplies, readPlan } from "../runtime/stage/apply.ts";
 import { discardStage, expiredStages, mountStage, readStage, summarizeStage } from "../runtime/stage/overlay.ts";
@@ -46,9 +47,10 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
   const trace = createTraceLogger(join(home, "logs", "trace.jsonl"), config.log_level);
   const newId = () => runtime.newSessionId();
   const specOf = async (name: string, id: string) => toTaskSpec(await readTaskFile(join(home, "inbox", ".done", name)), { loaded, id, fileName: name, source: `inbox:${name}` });
-  const { store, recovered, migrated, unreadable, relogged, held, unstarted } = await openState(home, clock.now).catch((error: unknown) => {
+  const opened = await openState(home, clock.now).catch((error: unknown) => {
     throw error instanceof StateRefused ? new UsageError(error.message) : error; // said plainly, without a stack
   });
+  const { store, unstarted } = opened;
   let bot: TelegramBot | undefined;
   /** What was found damaged or lost: said on stderr and in the trace, and on Telegram (once the bot is up). */
   let damage: string[] | undefined = [];
@@ -58,30 +60,9 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
     if (damage) damage.push(message);
     else bot?.notice(`⚠️ ${escapeHtml(message)}`);
   };
-  if (recovered) {
-    sayDamage(
-      { event: "state_recovered", moved_to: recovered.movedTo, problem: recovered.problem, tasks: recovered.tasks },
-      `STATE FILE DAMAGED (${recovered.problem}): moved to ${recovered.movedTo} and rebuilt from the session logs (${recovered.tasks} tasks)`,
-    );
-    for (const { id, damage: problem } of recovered.damagedLogs) {
-      sayDamage({ event: "session_log_damaged", session: id, problem }, `SESSION LOG DAMAGED (${problem}): task ${id} is failed, not resumed, so nothing in it runs again; the log is kept as it is`);
-    }
-  }
-  for (const problem of unreadable ?? []) {
-    const message = `A QUEUED OR RUNNING TASK IN ${join(home, "state", "nightshift.db")} DOES NOT READ and is not run: ${problem}. The rest of the state is fine; fix or delete that row with the sqlite3 tool.`;
-    sayDamage({ event: "state_record_unreadable", problem }, message);
-  }
-  for (const task of relogged ?? []) {
-    const how = task.damage ? `its log is damaged, so it is failed, not resumed (${task.damage})` : task.state === "running" ? "it is resumed from its log" : `it had finished (${task.state})`;
-    sayDamage({ event: "state_task_relogged", session: task.id, name: task.name, state: task.state }, `THE STATE HAD LOST the task of inbox/.done/${task.name} (${task.id}); recorded again from sessions/${task.id}.jsonl: ${how}`);
-  }
-  for (const { name, why } of held ?? []) {
-    sayDamage({ event: "inbox_file_held", name, why }, `inbox/.done/${name} has no task in the state and is NOT queued again, as it may have run: ${why}. To run it anyway, drop it in inbox/ again.`);
-  }
-  if (migrated) {
-    const message = `STATE MOVED TO SQLITE: ${migrated.tasks} tasks from ${migrated.from} are now in ${join(home, "state", "nightshift.db")} (${migrated.added} added); the old file is kept as ${migrated.movedTo}`;
-    stderr.write(`! ${message}\n`);
-    trace.warn({ event: "state_migrated", from: migrated.from, moved_to: migrated.movedTo, tasks: migrated.tasks, added: migrated.added }, message);
+  for (const notice of stateNotices(opened, home)) {
+    if (notice.damage) sayDamage(notice.event, notice.message);
+    else (stderr.write(`! ${notice.message}\n`), trace.warn(notice.event, notice.message));
   }
   const memory = openMemory(home, clock, config.memory.cap, {
     onDamaged: (line) => sayDamage({ event: "journal_line_damaged", file: line.file, id: line.id, problem: line.problem }, journalDamageMessage(line)),
@@ -416,14 +397,6 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
 }
 
 /** What a full or read-only disk means for the person, and what to do. */
-function outageMessage(change: OutageChange, home: string): string {
-  const { fault, what, message, since } = change.outage;
-  if (change.state === "up") return `Disk writes work again (after ${formatDuration(change.at - since)}): Nightshift goes on with what waited.`;
-  const head = fault === "full" ? `THE DISK IS FULL: could not write ${what} (${message})` : `${home} IS READ-ONLY: could not write ${what} (${message})`;
-  const fix = fault === "full" ? `free some space on the disk that holds ${home}` : `make it writable again (remount it read-write)`;
-  return `${head}. Nightshift keeps what it has, waits and tries again by itself: running tasks pause, files dropped in inbox/ wait there, nothing is lost. To go on, ${fix}.`;
-}
-
 /** A schedule slot as a file-name part in the schedule's zone: 2026-11-24T0700. */
 function slotLabel(at: number, timeZone: string): string {
   const parts = Object.fromEntries(new Intl.DateTimeFormat("en-CA", { timeZone, year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", hourCycle: "h23" }).formatToParts(at).map((part) => [part.type, part.value]));
