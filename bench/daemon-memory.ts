@@ -51,6 +51,9 @@ export async function benchMemoryGrowth(checkpoints: readonly number[] = [100, 5
     { name: `    V8 young generation, committed`, value: reading.heap.young, unit: "bytes" as const },
     { name: `    V8 old generation, code and the rest of the heap, committed`, value: reading.heap.heapTotal - reading.heap.young, unit: "bytes" as const },
     { name: `    outside the V8 heap (RSS − heap committed)`, value: reading.heap.rss - reading.heap.heapTotal, unit: "bytes" as const },
+    // A full GC (runtime/heap-trim.ts) blocks the event loop: how long the daemon stopped answering.
+    { name: `  longest event-loop stall so far`, value: reading.heap.stallMaxMs, unit: "ms" as const },
+    { name: `  99th percentile of event-loop stalls so far`, value: reading.heap.stallP99Ms, unit: "ms" as const },
   ]);
   rows.push({ name: `peak after ${last.tasks.toLocaleString("en")} / peak after ${first.tasks}`, value: last.peak / first.peak, unit: "x", target: 1.2 });
   // 50,000 entries of about 100 bytes, far over the 12 KB cap: every session sees 12 KB of it.

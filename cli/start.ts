@@ -9,6 +9,7 @@ import { approveReview } from "../runtime/mcp/reviews.ts";
 import { finishInterruptedApplies, readPlan } from "../runtime/stage/apply.ts";
 import { discardStage, expiredStages, mountStage, readStage, summarizeStage } from "../runtime/stage/overlay.ts";
 import { createDaemon } from "../tasks/daemon.ts";
+import { createHeapTrim } from "../runtime/heap-trim.ts";
 import { startControlServer } from "../tasks/control.ts";
 import { htmlToPlain } from "../bot/reports.ts";
 import { startJobs } from "./jobs.ts";
@@ -122,7 +123,9 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
   // Journal entries are written in order; on a full or read-only disk they wait for space (until the daemon stops).
   const journalStop = new AbortController();
   let journaling = Promise.resolve();
+  const heapTrim = createHeapTrim({ clock });
   const unjournal = daemon.watch((id, message) => {
+    heapTrim.worked();
     if (message.type !== "event") return;
     const event = message.event;
     journaling = journaling

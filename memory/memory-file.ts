@@ -200,10 +200,45 @@ function readOrEmpty(path: string): Buffer {
 function fitForSession(text: string, capBytes: number): ReturnType<MemoryStore["forSession"]> {
   const bytes = Buffer.byteLength(text);
   if (bytes <= capBytes) return { text };
-  const memory = parseMemory(text);
-  const fitted = fitToCap(memory, capBytes);
-  return { text: fitted.text, over: { bytes, capBytes, shown: fitted.shown, total: memory.entries.length } };
+  const fitted = fitToCap(scanMemory(text), capBytes);
+  return { text: fitted.text, over: { bytes, capBytes, shown: fitted.shown, total: fitted.total } };
 }
+
+/** MEMORY.md as ranking needs it: each entry's line, day (updated, else added) and source count; the other lines as they are. */
+interface ScannedMemory {
+  lines: string[];
+  days: string[];
+  cited: Uint32Array;
+  other: string;
+}
+
+/**
+ * A file over its cap may hold tens of thousands of entries, of which a hundred or so fit: holding
+ * each as a parsed entry while ranking cost a 5 MB file some 80 MB of RSS. Only the line (a slice
+ * of the text), its day and its count are held; an entry is parsed when its turn comes.
+ */
+function scanMemory(text: string): ScannedMemory {
+  const lines: string[] = [];
+  const days: string[] = [];
+  const counts: number[] = [];
+  const other: string[] = [];
+  for (const line of text.split("\n")) {
+    const fields = ENTRY.exec(line)?.[3];
+    if (fields === undefined) {
+      other.push(line);
+      continue;
+    }
+    lines.push(line);
+    days.push(FIELD_UPDATED.exec(fields)?.[1] ?? FIELD_ADDED.exec(fields)?.[1] ?? "");
+    const sources = FIELD_SOURCES.exec(fields)?.[1];
+    counts.push(sources ? sources.split(",").filter(Boolean).length : 0);
+  }
+  return { lines, days, cited: Uint32Array.from(counts), other: other.join("\n") };
+}
+
+const FIELD_UPDATED = /(?:^|\s)updated:(\S+)/;
+const FIELD_ADDED = /(?:^|\s)added:(\S*)/;
+const FIELD_SOURCES = /(?:^|\s)sources:(\S*)/;
 
 /** Two writes this close together can leave the same times (the kernel's clock ticks coarsely). */
 const RACY_MS = 2000;
@@ -228,8 +263,9 @@ function fileVersion(path: string): { version: string; racy: boolean } {
  * Entries are chosen newest first (updated, else added), then most cited, then later in the file;
  * one too long to fit is passed over for smaller ones.
  */
-function fitToCap(memory: ParsedMemory, capBytes: number): { text: string; shown: number } {
-  const total = memory.entries.length;
+function fitToCap(memory: ScannedMemory, capBytes: number): { text: string; shown: number; total: number } {
+  const { lines, days, cited } = memory;
+  const total = lines.length;
   const notice = (shown: number, cut: boolean) =>
     `[MEMORY.md is over its ${capBytes}-byte cap: ${total - shown} of ${total} entries left out` +
     `${cut ? " and the hand-written notes cut short" : ""}; \`nightshift doctor\` and the daily digest report this.]\n`;
@@ -239,19 +275,18 @@ function fitToCap(memory: ParsedMemory, capBytes: number): { text: string; shown
   const cut = Buffer.byteLength(other) > budget;
   if (cut) other = cutAtLine(other, budget);
   budget -= Buffer.byteLength(other);
-  const rank = memory.entries
-    .map((entry, index) => ({ index, day: entry.updated ?? entry.added, cited: entry.sources.length }))
-    .sort((a, b) => (a.day === b.day ? b.cited - a.cited || b.index - a.index : a.day < b.day ? 1 : -1));
-  const chosen = new Set<number>();
-  for (const { index } of rank) {
-    const size = Buffer.byteLength(formatEntry(memory.entries[index]!)) + 1;
+  const rank = Uint32Array.from(lines.keys()).sort((a, b) => (days[a] === days[b] ? cited[b]! - cited[a]! || b - a : days[a]! < days[b]! ? 1 : -1));
+  const chosen: number[] = [];
+  for (const index of rank) {
+    const size = Buffer.byteLength(formatEntry(parseEntry(lines[index]!)!)) + 1;
     if (size > budget) continue;
-    chosen.add(index);
+    chosen.push(index);
     budget -= size;
   }
-  const body = formatMemory({ other, entries: memory.entries.filter((_, index) => chosen.has(index)) });
-  const text = (body === "" || body.endsWith("\n") ? body : body + "\n") + notice(chosen.size, cut);
-  return { text, shown: chosen.size };
+  chosen.sort((a, b) => a - b);
+  const body = formatMemory({ other, entries: chosen.map((index) => parseEntry(lines[index]!)!) });
+  const text = (body === "" || body.endsWith("\n") ? body : body + "\n") + notice(chosen.length, cut);
+  return { text, shown: chosen.length, total };
 }
 
 /** The whole lines at the start of `text` that fit in `bytes`. */
