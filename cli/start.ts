@@ -4,12 +4,14 @@ import type { TelegramBot } from "../bot/index.ts";
 import { escapeHtml } from "../bot/format.ts";
 import { outageMessage, stateNotices } from "./storage-notices.ts";
 import { journalDamageMessage, openMemory, openMemoryRuns } from "../memory/index.ts";
-import { BUILTIN_TOOL_NAMES, createRuntime, createTraceLogger, createWriteGate, damageMessage, loadAgents, lockSession, readSessionLog, readSessionLogFrom, requireApiKey, storageMessage, type Approver, type Clock, type LoadedConfig } from "../runtime/index.ts";
+import { BUILTIN_TOOL_NAMES, createRuntime, createTraceLogger, createWriteGate, damageMessage, loadAgents, lockSession, readSessionLog, readSessionLogFrom, requireApiKey, storageMessage, machineName, storeUrl, type Approver, type Clock, type LoadedConfig } from "../runtime/index.ts";
 import { approveReview } from "../runtime/mcp/reviews.ts";
 import { finishInterruptedApplies, readPlan } from "../runtime/stage/apply.ts";
 import { discardStage, expiredStages, mountStage, readStage, summarizeStage } from "../runtime/stage/overlay.ts";
 import { createDaemon } from "../tasks/daemon.ts";
 import { createHeapTrim } from "../runtime/heap-trim.ts";
+import { openCluster, type Cluster } from "../runtime/store/pg-cluster.ts";
+import { joinShared, startClusterLoop } from "../tasks/cluster.ts";
 import { startControlServer } from "../tasks/control.ts";
 import { htmlToPlain } from "../bot/reports.ts";
 import { startJobs } from "./jobs.ts";
@@ -118,7 +120,11 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
     stderr.write(`! ${message}\n`);
     trace.warn({ event: "stage_apply_finished", session: finished.id, ...(finished.problem ? { problem: finished.problem } : {}) }, message);
   }
-  const daemon = createDaemon({ home, clock, runtime, state: store, trace, storage, concurrency: config.daemon.concurrency, maxCrashes: config.daemon.max_crashes });
+  // Several machines on one PostgreSQL: the queue is shared, and this machine's task changes are written there too.
+  const cluster = await joinCluster(loaded);
+  const telegramHere = () => bot !== undefined;
+  const joined = cluster ? joinShared({ cluster, state: store, home, trace, telegramHere }) : undefined;
+  const daemon = createDaemon({ home, clock, runtime, state: joined?.state ?? store, trace, storage, concurrency: config.daemon.concurrency, maxCrashes: config.daemon.max_crashes, ...(joined ? { shared: joined.shared } : {}) });
   const memoryService = createMemoryService({ loaded, clock, memory, small: () => runtime.modelFor("small"), tasks: daemon.tasks, approvals: runtime.approvals });
   // Journal entries are written in order; on a full or read-only disk they wait for space (until the daemon stops).
   const journalStop = new AbortController();
@@ -227,6 +233,7 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
     }
   }
   const { resumed, failed } = await daemon.recover();
+  const clusterLoop = cluster && joined ? await startClusterLoop({ cluster, daemon, state: joined.state, concurrency: config.daemon.concurrency, clock, trace, telegramHere }) : undefined;
   // A file moved to inbox/.done/ whose task was never recorded (a crash in between): queue it now.
   for (const name of unstarted ?? []) {
     const id = newId();
@@ -278,7 +285,7 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
   dropStale();
   const probe = await probing;
   stderr.write(
-    `Nightshift is running (pid ${process.pid}): watching ${join(home, "inbox")}` +
+    `Nightshift is running (pid ${process.pid}${cluster ? `, machine ${cluster.machine} on the shared store` : ""}): watching ${join(home, "inbox")}` +
       `${resumed ? `, resuming ${resumed} task${resumed > 1 ? "s" : ""}` : ""}${failed ? `, ${failed} failed after repeated crashes` : ""}.\n`,
   );
   try {
@@ -377,6 +384,8 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
       scheduler.close();
       const jobsDone = jobs.close(); // a nightly job finishing now still writes its cursor before the state closes
       await daemon.stop();
+      await clusterLoop?.stop();
+      await cluster?.close();
       unjournal();
       journalStop.abort();
       await journaling;
@@ -399,7 +408,18 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
   return { stop, stopped };
 }
 
-/** What a full or read-only disk means for the person, and what to do. */
+/** This machine on the shared store, when `store:` or NIGHTSHIFT_DATABASE_URL names one; its URL is never said (it may hold a password). */
+async function joinCluster(loaded: LoadedConfig): Promise<Cluster | undefined> {
+  const url = storeUrl(loaded);
+  if (!url) return undefined;
+  const setting = loaded.env.NIGHTSHIFT_DATABASE_URL?.trim() ? "NIGHTSHIFT_DATABASE_URL" : "store: in config.yaml";
+  try {
+    return await openCluster(url, machineName(loaded.config));
+  } catch (error) {
+    throw new UsageError(`could not open the shared store (${setting}): ${(error as Error).message}. Check that PostgreSQL runs and the URL is right, or remove the setting to run this machine on its own files`);
+  }
+}
+
 /** A schedule slot as a file-name part in the schedule's zone: 2026-11-24T0700. */
 function slotLabel(at: number, timeZone: string): string {
   const parts = Object.fromEntries(new Intl.DateTimeFormat("en-CA", { timeZone, year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", hourCycle: "h23" }).formatToParts(at).map((part) => [part.type, part.value]));

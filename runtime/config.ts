@@ -1,4 +1,5 @@
 import { readFileSync } from "node:fs";
+import { hostname } from "node:os";
 import { join } from "node:path";
 import { parseEnv } from "node:util";
 import { z } from "zod";
@@ -33,7 +34,7 @@ const price = z.strictObject({
 
 /** Credentials commands and file tools never see. */
 const DEFAULT_HIDDEN = [
-  "~/.ssh", "~/.aws", "~/.gnupg", "~/.config/gh", "~/.netrc", "~/.docker/config.json", "~/.git-credentials", "~/.npmrc", "~/.pypirc",
+  "~/.ssh", "~/.aws", "~/.gnupg", "~/.config/gh", "~/.netrc", "~/.docker/config.json", "~/.git-credentials", "~/.npmrc", "~/.pypirc", "~/.pgpass",
   "~/.kube", "~/.config/gcloud", "~/.azure", "~/.cargo/credentials.toml", "~/.cargo/credentials", "~/.password-store", "~/.local/share/keyrings",
   "~/.config/google-chrome", "~/.config/chromium", "~/.mozilla", "~/.terraform.d/credentials.tfrc.json", "~/.config/op", "~/.vault-token",
   // macOS keeps keychains, cookies and browser profiles under ~/Library (missing paths are skipped).
@@ -210,6 +211,11 @@ export const configSchema = z.strictObject({
   mcp: z.strictObject({
     servers: z.record(mcpServerName, mcpServer).default({}).describe("MCP servers by name"),
   }).default({ servers: {} }),
+  store: z.url({ protocol: /^postgres(ql)?$/, error: "must be a PostgreSQL URL like postgres://nightshift@db.example.com/nightshift" })
+    .refine((value) => !URL.parse(value)?.password, "holds a password, which tasks could read in config.yaml: put the whole URL in NIGHTSHIFT_HOME/.env as NIGHTSHIFT_DATABASE_URL instead (or the password in ~/.pgpass)")
+    .optional().describe("Several machines on one PostgreSQL: its URL (NIGHTSHIFT_DATABASE_URL, e.g. in .env, wins). Without it this machine keeps everything in its own files"),
+  machine: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, "must be a short name of letters, digits, dots, dashes or underscores, like home-server")
+    .optional().describe("This machine's name among several on one store; default its host name"),
   log_level: z.enum(["trace", "debug", "info", "warn", "error", "silent"]).default("info"),
 });
 
@@ -287,6 +293,16 @@ function resolveRoles(config: Config, env: Record<string, string | undefined>): 
 }
 
 /** Fails with a clear message when a role cannot talk to its endpoint at all. */
+/** The shared store's URL, if this machine is one of several: NIGHTSHIFT_DATABASE_URL, else `store:`. */
+export function storeUrl(loaded: Pick<LoadedConfig, "config" | "env">): string | undefined {
+  return loaded.env.NIGHTSHIFT_DATABASE_URL?.trim() || loaded.config.store;
+}
+
+/** This machine's name on the shared store: `machine:`, else the host name (cut to what `machine:` allows). */
+export function machineName(config: Config, host = hostname()): string {
+  return config.machine ?? (host.replace(/[^A-Za-z0-9._-]/g, "-").replace(/^[^A-Za-z0-9]+/, "").slice(0, 63) || "machine");
+}
+
 export function requireApiKey(role: ResolvedRole): string {
   if (role.apiKey) return role.apiKey;
   const local = role.baseURL && /^https?:\/\/(localhost|127\.|\[::1\])/.test(role.baseURL);

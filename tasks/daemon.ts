@@ -19,6 +19,21 @@ export interface DaemonOptions {
   maxCrashes: number;
   /** Waits out a full or read-only disk and says so (runtime/write-gate.ts). Default: waits, says nothing. */
   storage?: WriteGate;
+  /** Several machines (tasks/cluster.ts): new tasks go to the shared queue, and a free slot claims one from it. */
+  shared?: SharedQueue;
+}
+
+/** The queue several machines share. A claimed task is added to this machine's state and runs here. */
+export interface SharedQueue {
+  enqueue(record: TaskRecord): Promise<void>;
+  /** The next task this machine may run, taken for it; nothing when none is queued for it. */
+  claim(): Promise<TaskRecord | undefined>;
+  /** A task this machine does not have: cancelled where it is queued, or its machine asked to. */
+  cancel(id: string, reason: string): Promise<"cancelling" | "cancelled" | "unknown" | "finished">;
+  /** Whether this machine gives the person the task's result (writes outbox/, answers on Telegram), or the machine it came from does. */
+  deliversHere(task: TaskRecord): boolean;
+  /** A task of this machine ended: its result goes to the shared store, for the machine that delivers it. */
+  ended(task: TaskRecord, result: SessionResult, delivered: boolean): void;
 }
 
 export interface Submission {
@@ -54,6 +69,10 @@ export interface Daemon {
    * result. Throws, saying why, for a session another process runs or whose log cannot be read.
    */
   resume(id: string): Promise<{ outcome: "queued" | "busy" | "unknown" } | { outcome: "finished"; result: SessionResult }>;
+  /** A task may be waiting in the shared queue (a notification, a poll): a free slot looks. */
+  wake(): void;
+  /** A task queued here that another machine ran has ended: its result file is written here, and its end told as if it ran here. */
+  deliver(record: TaskRecord, result: SessionResult): Promise<void>;
   /** Resolves when nothing is queued or running (tests, benchmarks). */
   idle(): Promise<void>;
   /** Stops taking work, interrupts running sessions at their next safe point so they resume next start, and waits for them. */
@@ -86,6 +105,8 @@ export function createDaemon(options: DaemonOptions): Daemon {
   /** Aborted by stop: what waits for disk space gives up (and is resumed at the next start). */
   const halt = new AbortController();
   let stopping = false;
+  /** A claim from the shared queue is on its way: one at a time. */
+  let claiming = false;
 
   const find = (id: string) => state.get(id);
   /** A state write that failed is traced (and a full disk said by the gate); the daemon keeps going (the next write carries the state). */
@@ -141,7 +162,30 @@ export function createDaemon(options: DaemonOptions): Daemon {
         });
       running.set(task.id, { controller, done });
     }
-    if (running.size === 0 && !next()) idleWaiters.splice(0).forEach((resolve) => resolve());
+    if (options.shared && !stopping && !claiming && running.size < options.concurrency) claimShared(options.shared);
+    else if (running.size === 0 && !claiming && !next()) idleWaiters.splice(0).forEach((resolve) => resolve());
+  };
+
+  /** A free slot and nothing queued here: takes the next task of the shared queue into this machine's state, and runs it. */
+  const claimShared = (shared: SharedQueue) => {
+    claiming = true;
+    (async () => {
+      const record = await shared.claim();
+      if (!record) return false;
+      await storage.retry(STATE_FILE, () => state.add(record), halt.signal);
+      trace.info({ session: record.id, event: "task_claimed" }, "task taken from the shared queue");
+      return true;
+    })()
+      .catch((error: unknown) => {
+        if (!halt.signal.aborted) trace.error({ event: "claim_failed", error: (error as Error).message }, `could not take a task from the shared queue: ${(error as Error).message}`);
+        return false;
+      })
+      .then((claimed) => {
+        claiming = false;
+        // Claimed: look for more. Nothing (or the store failed): wait for the next wake.
+        if (claimed) pump();
+        else if (running.size === 0 && !next()) idleWaiters.splice(0).forEach((resolve) => resolve());
+      });
   };
 
   const run = async (task: TaskRecord, signal: AbortSignal): Promise<void> => {
@@ -210,18 +254,25 @@ export function createDaemon(options: DaemonOptions): Daemon {
   const finish = async (task: TaskRecord, result: SessionResult, wait = true) => {
     const finished = { ...task, state: result.status as TaskRecord["state"], finished: clock.now(), turns: result.turns, cost_usd: result.costUsd, answer_chars: result.answer.length, ...(result.reason ? { reason: result.reason } : {}) };
     const write = <T>(what: string, work: () => T) => (wait ? storage.retry(what, work, halt.signal) : storage.attempt(what, work));
-    if (task.name) {
-      try {
-        await write(`outbox/${task.name}`, () => writeResult(join(options.home, "outbox"), finished, result, clock.now()));
-      } catch (error) {
-        // Not written and the daemon stops: the task stays running, and the next start writes it.
-        if (storageFault(error) || halt.signal.aborted) throw error;
-        trace.error({ session: task.id, event: "outbox_failed", error: (error as Error).message }, "could not write the result file");
-      }
-    }
+    // Another machine's inbox task: its result file is written there (deliver), not here.
+    const here = options.shared?.deliversHere(task) ?? true;
+    if (here) await writeOutbox(finished, result, write);
     await write(STATE_FILE, () => state.change(task.id, { follow_up: undefined, follow_up_at: undefined, state: finished.state, finished: finished.finished, turns: result.turns, cost_usd: result.costUsd, answer_chars: result.answer.length, ...(result.reason ? { reason: result.reason } : {}) }));
     trace.info({ session: task.id, event: "task_finished", state: result.status, reason: result.reason, cost_usd: result.costUsd }, `task ${result.status}`);
+    options.shared?.ended(find(task.id) ?? finished, result, here);
     broadcast(task.id, { type: "finished", record: find(task.id) ?? finished, result });
+  };
+
+  /** An inbox task's result file, before its state says it ended (see finish). */
+  const writeOutbox = async (finished: TaskRecord, result: SessionResult, write: <T>(what: string, work: () => T) => Promise<T>) => {
+    if (!finished.name) return;
+    try {
+      await write(`outbox/${finished.name}`, () => writeResult(join(options.home, "outbox"), finished, result, clock.now()));
+    } catch (error) {
+      // Not written and the daemon stops: the task stays running, and the next start writes it.
+      if (storageFault(error) || halt.signal.aborted) throw error;
+      trace.error({ session: finished.id, event: "outbox_failed", error: (error as Error).message }, "could not write the result file");
+    }
   };
 
   return {
@@ -241,7 +292,12 @@ export function createDaemon(options: DaemonOptions): Daemon {
         turns: 0,
         cost_usd: 0,
       };
-      await storage.attempt(STATE_FILE, () => state.add(record, cursor));
+      if (options.shared) {
+        await options.shared.enqueue(record);
+        if (cursor) await storage.attempt(STATE_FILE, () => state.setLastRun(cursor.name, cursor.at));
+      } else {
+        await storage.attempt(STATE_FILE, () => state.add(record, cursor));
+      }
       trace.info({ session: id, event: "task_queued", origin: submission.origin, name: submission.name, priority: record.priority }, "task queued");
       queueMicrotask(pump);
       return record;
@@ -266,7 +322,7 @@ export function createDaemon(options: DaemonOptions): Daemon {
     },
     async cancel(id, reason = "cancelled with nightshift cancel") {
       const task = find(id);
-      if (!task) return "unknown";
+      if (!task) return options.shared ? options.shared.cancel(id, reason) : "unknown";
       const active = running.get(id);
       if (active) {
         active.controller.abort(new Error(reason));
@@ -324,6 +380,11 @@ export function createDaemon(options: DaemonOptions): Daemon {
     watch(listener) {
       watchers.add(listener);
       return () => watchers.delete(listener);
+    },
+    wake: () => pump(),
+    async deliver(record, result) {
+      await writeOutbox(record, result, (what, work) => storage.retry(what, work, halt.signal));
+      broadcast(record.id, { type: "finished", record, result });
     },
     idle() {
       return new Promise((resolve) => {

@@ -59,6 +59,11 @@ const taskRecordSchema = z.object({
   follow_up: z.string().optional(),
   /** When it was queued: a follow-up in the session log from then on was already taken in. */
   follow_up_at: z.number().optional(),
+  /**
+   * Several machines: who gives the person the result (writes outbox/, answers on Telegram): the
+   * machine it was queued on, or `@telegram`, whichever machine runs the bot. Unset: this machine.
+   */
+  deliver_to: z.string().optional(),
 });
 
 /** The state file before version 2: one JSON document with every task ever run (lowdb). Read once, to migrate. */

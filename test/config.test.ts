@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import { loadConfig, parseConfigText, requireApiKey, sandboxBackend } from "../runtime/config.ts";
+import { loadConfig, machineName, parseConfigText, requireApiKey, sandboxBackend, storeUrl } from "../runtime/config.ts";
 import { ConfigError } from "../runtime/errors.ts";
 import { tempDir } from "./support/home.ts";
 
@@ -61,6 +61,20 @@ describe("config.yaml", () => {
     assert.match(error.message, /config\.yaml:3: setting `permissions\.deny\.0\.read`: .*is relative; start it with \/, ~, \*\* or \{workdir\}/);
     assert.match(configError("permissions:\n  allow:\n    - network: https://example.com/x\n").message, /permissions\.allow\.0\.network/);
     assert.match(configError("permissions:\n  ask:\n    - { command: git push, network: x.com }\n").message, /exactly one of read, write, command, network or tool/);
+  });
+
+  it("takes a shared store's URL without a password, names the place for one with it, and names the machine", () => {
+    const config = parseConfigText("store: postgres://nightshift@db.example.com/nightshift\nmachine: home-server\n", "config.yaml");
+    assert.equal(storeUrl({ config, env: {} }), "postgres://nightshift@db.example.com/nightshift");
+    assert.equal(storeUrl({ config, env: { NIGHTSHIFT_DATABASE_URL: "postgres://other@db/x" } }), "postgres://other@db/x", "the variable wins");
+    assert.equal(machineName(config), "home-server");
+    assert.equal(machineName(parseConfigText("", "config.yaml"), "Alice's MacBook.local"), "Alice-s-MacBook.local");
+    assert.equal(storeUrl({ config: parseConfigText("", "config.yaml"), env: {} }), undefined);
+    const secret = configError("store: postgres://nightshift:hunter2@db.example.com/nightshift\n").message;
+    assert.match(secret, /setting `store`: holds a password, which tasks could read in config\.yaml: put the whole URL in NIGHTSHIFT_HOME\/\.env as NIGHTSHIFT_DATABASE_URL/);
+    assert.doesNotMatch(secret, /hunter2/, "the password is not repeated");
+    assert.match(configError("store: mysql://db/x\n").message, /setting `store`: must be a PostgreSQL URL/);
+    assert.match(configError("machine: my laptop\n").message, /setting `machine`: must be a short name/);
   });
 
   it("parses durations written several ways", () => {

@@ -418,9 +418,12 @@ describe("scrubEnv", () => {
       NPM_CONFIG_CACHE: "/tmp",
       LOOKS_FINE: "sk-live-123",
       BOT: "123456:ABCdefGHIjklMNOpqrSTUvwxYZ0123456789",
+      NIGHTSHIFT_DATABASE_URL: "postgres://nightshift@db.example.com/nightshift",
+      REPLICA: "postgresql://app:s3cret@10.0.0.5:5432/app",
+      HOMEPAGE: "https://example.com/a:b@c",
       UNSET: undefined,
     });
-    assert.deepEqual(clean, { PATH: "/usr/bin", HOME: "/home/me", LANG: "C.UTF-8", TERM: "xterm" });
+    assert.deepEqual(clean, { PATH: "/usr/bin", HOME: "/home/me", LANG: "C.UTF-8", TERM: "xterm", HOMEPAGE: "https://example.com/a:b@c" });
   });
 
   test("extra patterns add to the defaults and a missing PATH gets a default", () => {

@@ -293,6 +293,7 @@ const SECRET_NAME_PATTERNS: readonly RegExp[] = [
   /AUTH/i,
   /COOKIE/i,
   /SESSION/i,
+  /DATABASE_URL/i, // NIGHTSHIFT_DATABASE_URL: the shared store of several machines
   /^(ANTHROPIC|TELEGRAM|AWS|GH|GITHUB|NPM)_/i,
 ];
 
@@ -301,6 +302,7 @@ const SECRET_VALUE_PATTERNS: readonly RegExp[] = [
   /^sk-/, // Anthropic, OpenAI and similar API keys
   /^\d+:[A-Za-z0-9_-]{30,}$/, // Telegram bot token
   /^(gh[pousr]_|github_pat_)[A-Za-z0-9_]{20,}/, // GitHub tokens
+  /^[a-z][a-z0-9+.-]*:\/\/[^/\s:@]*:[^/\s@]+@/i, // a URL with a password in it (postgres://user:pass@host)
 ];
 
 /** Used when the given environment has no PATH, so `bash -c` still finds the usual tools. */

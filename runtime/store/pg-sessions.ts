@@ -6,10 +6,8 @@
  * over cannot write into it: its append fails, and it stops. Not wired into the runtime yet.
  */
 
-import postgres from "postgres";
+import { connectPg, type Sql } from "./pg.ts";
 import type { SessionEvent } from "../events.ts";
-
-export const SCHEMA_VERSION = 1;
 
 export class SessionTakenOver extends Error {
   override name = "SessionTakenOver";
@@ -36,18 +34,11 @@ export interface PgSessions {
 const DEFAULT_STALE_MS = 30_000;
 
 export async function openPgSessions(url: string): Promise<PgSessions> {
-  const sql = postgres(url, { max: 4, onnotice: () => {} });
-  await sql.begin(async (tx) => {
-    await tx`SELECT pg_advisory_xact_lock(7420)`; // one machine migrates at a time
-    await tx`CREATE TABLE IF NOT EXISTS nightshift_schema (version integer NOT NULL)`;
-    const [row] = await tx<{ version: number }[]>`SELECT version FROM nightshift_schema`;
-    if (row && row.version > SCHEMA_VERSION) throw new Error(`the database's Nightshift schema is version ${row.version}, newer than this Nightshift's ${SCHEMA_VERSION}: update Nightshift on this machine`);
-    if (!row) {
-      await tx`CREATE TABLE session_owners (session text PRIMARY KEY, machine text NOT NULL, epoch bigint NOT NULL, heartbeat timestamptz NOT NULL DEFAULT now())`;
-      await tx`CREATE TABLE session_events (session text NOT NULL, seq bigint NOT NULL, machine text NOT NULL, event jsonb NOT NULL, PRIMARY KEY (session, seq))`;
-      await tx`INSERT INTO nightshift_schema (version) VALUES (${SCHEMA_VERSION})`;
-    }
-  });
+  return pgSessions(await connectPg(url), { owned: true });
+}
+
+/** Over a pool someone else opened; `owned`: `close` ends it. */
+export function pgSessions(sql: Sql, options: { owned?: boolean } = {}): PgSessions {
   return {
     async claim(session, machine, options = {}) {
       const staleSeconds = (options.staleMs ?? DEFAULT_STALE_MS) / 1000;
@@ -82,6 +73,8 @@ export async function openPgSessions(url: string): Promise<PgSessions> {
       const rows = await sql<{ seq: string; event: SessionEvent }[]>`SELECT seq, event FROM session_events WHERE session = ${session} AND seq > ${after} ORDER BY seq`;
       return rows.map((row) => ({ seq: Number(row.seq), event: row.event }));
     },
-    close: () => sql.end({ timeout: 5 }),
+    close: async () => {
+      if (options.owned) await sql.end({ timeout: 5 });
+    },
   };
 }

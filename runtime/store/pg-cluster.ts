@@ -1,0 +1,219 @@
+/**
+ * Several machines on one PostgreSQL (issue 16): the shared task queue and history, each machine's
+ * heartbeat, cancels across machines, and leases for work only one machine may do at a time.
+ *
+ * Each machine keeps its own home (config, session logs, its state file). A task is queued here;
+ * a machine with a free slot claims one (`FOR UPDATE SKIP LOCKED`, so two never take the same),
+ * copies it into its own state and runs it there, publishing each change back, so every machine
+ * sees every task. A task pinned to a machine (its workdir is a folder there) is claimed only by
+ * that machine. A started task stays on its machine: it resumes from its log there, and waits for
+ * that machine when it sleeps or dies. A task claimed by a machine that went silent before
+ * starting it goes back to the queue. Times that decide who is alive are the database's, so the
+ * machines' clocks need not agree.
+ */
+
+import type { SessionResult } from "../loop.ts";
+import type { TaskRecord } from "../../tasks/state.ts";
+import { connectPg, type Sql } from "./pg.ts";
+
+/** A machine that has not beaten for this long is taken for asleep or dead. */
+export const MACHINE_SILENT_MS = 30_000;
+/** How often a machine beats, and polls the queue should a notification be missed. */
+export const HEARTBEAT_MS = 5_000;
+/** Who delivers the result of a Telegram task: whichever machine holds the Telegram lease. */
+export const TELEGRAM = "@telegram";
+/** The lease of the machine that polls Telegram. */
+export const TELEGRAM_LEASE = "telegram";
+/** The channel that wakes machines: a task queued, a cancel asked, a result to deliver. A hint only: they poll anyway. */
+const CHANNEL = "nightshift_tasks";
+const PRIORITY = { high: 0, normal: 1, low: 2 } as const;
+
+export interface MachineStatus {
+  name: string;
+  /** Milliseconds since its last heartbeat, by the database's clock. */
+  silentMs: number;
+  alive: boolean;
+  stopped: boolean;
+  running: number;
+  concurrency: number;
+  pid: number;
+}
+
+export interface SharedTask {
+  record: TaskRecord;
+  /** The machine that claimed it, if any. */
+  machine?: string;
+  /** The machine it must run on, if any. */
+  pin?: string;
+}
+
+export interface Cluster {
+  readonly machine: string;
+  /** Says this machine is alive (at start and every HEARTBEAT_MS) with how much it runs. */
+  beat(running: number, concurrency: number): Promise<void>;
+  /** Says this machine stopped on purpose (not asleep): its tasks show as waiting for it. */
+  leave(): Promise<void>;
+  machines(): Promise<MachineStatus[]>;
+  /** Queues a new task (its `deliver_to` set), pinned to `pin` if given; wakes the machines. Throws if the id is taken. */
+  enqueue(record: TaskRecord, pin?: string): Promise<void>;
+  /** Takes the next queued task this machine may run, or nothing. */
+  claim(): Promise<TaskRecord | undefined>;
+  /**
+   * Writes a change this machine made to one of its tasks (only while it is this machine's); with
+   * its result once it ended, and whether the person has it already (delivered here).
+   */
+  publish(record: TaskRecord, end?: { result: SessionResult; delivered: boolean }): Promise<void>;
+  /** Ended tasks whose result is this machine's to deliver (and Telegram's, with `telegram`), not delivered yet. */
+  undelivered(options: { telegram: boolean }): Promise<Array<{ record: TaskRecord; result: SessionResult }>>;
+  delivered(id: string): Promise<void>;
+  /** Queued tasks claimed by a machine silent for MACHINE_SILENT_MS and never started go back to the queue, unless pinned. Returns how many. */
+  releaseSilent(): Promise<number>;
+  /** Cancels a task wherever it is: at once while nobody has claimed it, else by asking its machine. */
+  cancel(id: string, reason: string): Promise<"cancelled" | "asked" | "finished" | "unknown">;
+  /** Cancels asked of this machine's tasks; each is returned until `cancelled` is called for it. */
+  cancelsForMe(): Promise<Array<{ id: string; reason: string }>>;
+  cancelHandled(id: string): Promise<void>;
+  get(id: string): Promise<SharedTask | undefined>;
+  /** Every machine's queued, running and waiting tasks, oldest first. */
+  active(): Promise<SharedTask[]>;
+  /** The newest `limit` tasks of every machine. */
+  recent(limit: number): Promise<SharedTask[]>;
+  /** Calls `wake` on each notification (a task queued, a cancel asked). Returns a function that stops listening. */
+  listen(wake: () => void): Promise<() => Promise<void>>;
+  /**
+   * Takes or renews the lease `name` for `ttlMs`: true while this machine holds it. Another
+   * machine takes it only once it expired, by the database's clock.
+   */
+  lease(name: string, ttlMs: number): Promise<boolean>;
+  releaseLease(name: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+interface TaskRow {
+  record: TaskRecord;
+  machine: string | null;
+  pin: string | null;
+}
+
+const shared = (row: TaskRow): SharedTask => ({ record: row.record, ...(row.machine ? { machine: row.machine } : {}), ...(row.pin ? { pin: row.pin } : {}) });
+
+export async function openCluster(url: string, machine: string): Promise<Cluster> {
+  return cluster(await connectPg(url), machine, { owned: true });
+}
+
+export function cluster(sql: Sql, machine: string, options: { owned?: boolean } = {}): Cluster {
+  const json = (record: TaskRecord) => sql.json(record as never);
+  return {
+    machine,
+    async beat(running, concurrency) {
+      await sql`
+        INSERT INTO machines (name, pid, concurrency, running) VALUES (${machine}, ${process.pid}, ${concurrency}, ${running})
+        ON CONFLICT (name) DO UPDATE SET heartbeat = now(), pid = EXCLUDED.pid, concurrency = EXCLUDED.concurrency, running = EXCLUDED.running, stopped = false,
+          started = CASE WHEN machines.pid = EXCLUDED.pid AND NOT machines.stopped THEN machines.started ELSE now() END`;
+    },
+    async leave() {
+      await sql`UPDATE machines SET stopped = true, running = 0 WHERE name = ${machine}`;
+    },
+    async machines() {
+      const rows = await sql<{ name: string; silent_ms: number; stopped: boolean; running: number; concurrency: number; pid: number }[]>`
+        SELECT name, (extract(epoch FROM now() - heartbeat) * 1000)::float8 AS silent_ms, stopped, running, concurrency, pid FROM machines ORDER BY name`;
+      return rows.map((row) => ({ name: row.name, silentMs: row.silent_ms, alive: !row.stopped && row.silent_ms < MACHINE_SILENT_MS, stopped: row.stopped, running: row.running, concurrency: row.concurrency, pid: row.pid }));
+    },
+    async enqueue(record, pin) {
+      await sql.begin(async (tx) => {
+        await tx`INSERT INTO tasks (id, state, priority, created, pin, deliver_to, record) VALUES (${record.id}, ${record.state}, ${PRIORITY[record.priority]}, ${record.created}, ${pin ?? null}, ${record.deliver_to ?? machine}, ${json(record)})`;
+        await tx`SELECT pg_notify(${CHANNEL}, 'queued')`;
+      });
+    },
+    async claim() {
+      const [row] = await sql<{ record: TaskRecord }[]>`
+        UPDATE tasks SET machine = ${machine}
+        WHERE id = (
+          SELECT id FROM tasks
+          WHERE state = 'queued' AND machine IS NULL AND (pin IS NULL OR pin = ${machine})
+          ORDER BY priority, created
+          LIMIT 1 FOR UPDATE SKIP LOCKED)
+        RETURNING record`;
+      return row?.record;
+    },
+    async publish(record, end) {
+      await sql.begin(async (tx) => {
+        await tx`
+          UPDATE tasks SET state = ${record.state}, priority = ${PRIORITY[record.priority]}, finished = ${record.finished ?? null}, record = ${json(record)}
+          WHERE id = ${record.id} AND machine = ${machine}`;
+        if (!end) return;
+        await tx`UPDATE tasks SET result = ${tx.json(end.result as never)}, delivered = ${end.delivered} WHERE id = ${record.id} AND machine = ${machine}`;
+        if (!end.delivered) await tx`SELECT pg_notify(${CHANNEL}, 'ended')`;
+      });
+    },
+    async undelivered({ telegram }) {
+      const to = telegram ? [machine, TELEGRAM] : [machine];
+      return sql<Array<{ record: TaskRecord; result: SessionResult }>>`
+        SELECT record, result FROM tasks WHERE result IS NOT NULL AND NOT delivered AND deliver_to IN ${sql(to)} ORDER BY finished`;
+    },
+    async delivered(id) {
+      await sql`UPDATE tasks SET delivered = true WHERE id = ${id}`;
+    },
+    async releaseSilent() {
+      const rows = await sql`
+        UPDATE tasks SET machine = NULL
+        WHERE state = 'queued' AND pin IS NULL AND machine IS NOT NULL AND machine <> ${machine}
+          AND (record->>'attempts')::int = 0
+          AND machine IN (SELECT name FROM machines WHERE stopped OR heartbeat < now() - make_interval(secs => ${MACHINE_SILENT_MS / 1000}))
+        RETURNING id`;
+      return rows.length;
+    },
+    async cancel(id, reason) {
+      return sql.begin(async (tx) => {
+        const [row] = await tx<{ state: string; machine: string | null; record: TaskRecord }[]>`SELECT state, machine, record FROM tasks WHERE id = ${id} FOR UPDATE`;
+        if (!row) return "unknown" as const;
+        if (!["queued", "running", "waiting_approval"].includes(row.state)) return "finished" as const;
+        if (!row.machine) {
+          const record: TaskRecord = { ...row.record, state: "cancelled", finished: Date.now(), reason };
+          await tx`UPDATE tasks SET state = 'cancelled', finished = ${record.finished!}, record = ${json(record)} WHERE id = ${id}`;
+          return "cancelled" as const;
+        }
+        await tx`UPDATE tasks SET cancel = ${reason} WHERE id = ${id}`;
+        await tx`SELECT pg_notify(${CHANNEL}, 'cancel')`;
+        return "asked" as const;
+      });
+    },
+    async cancelsForMe() {
+      return sql<{ id: string; reason: string }[]>`SELECT id, cancel AS reason FROM tasks WHERE machine = ${machine} AND cancel IS NOT NULL`;
+    },
+    async cancelHandled(id) {
+      await sql`UPDATE tasks SET cancel = NULL WHERE id = ${id} AND machine = ${machine}`;
+    },
+    async get(id) {
+      const [row] = await sql<TaskRow[]>`SELECT record, machine, pin FROM tasks WHERE id = ${id}`;
+      return row ? shared(row) : undefined;
+    },
+    async active() {
+      const rows = await sql<TaskRow[]>`SELECT record, machine, pin FROM tasks WHERE state IN ('queued', 'running', 'waiting_approval') ORDER BY created`;
+      return rows.map(shared);
+    },
+    async recent(limit) {
+      const rows = await sql<TaskRow[]>`SELECT record, machine, pin FROM tasks ORDER BY created DESC LIMIT ${limit}`;
+      return rows.map(shared);
+    },
+    async listen(wake) {
+      const { unlisten } = await sql.listen(CHANNEL, () => wake());
+      return unlisten;
+    },
+    async lease(name, ttlMs) {
+      const rows = await sql`
+        INSERT INTO leases (name, holder, epoch, expires) VALUES (${name}, ${machine}, 1, now() + make_interval(secs => ${ttlMs / 1000}))
+        ON CONFLICT (name) DO UPDATE SET holder = EXCLUDED.holder, expires = EXCLUDED.expires,
+          epoch = CASE WHEN leases.holder = EXCLUDED.holder THEN leases.epoch ELSE leases.epoch + 1 END
+          WHERE leases.holder = EXCLUDED.holder OR leases.expires < now()
+        RETURNING 1`;
+      return rows.length === 1;
+    },
+    async releaseLease(name) {
+      await sql`UPDATE leases SET expires = now() - interval '1 second' WHERE name = ${name} AND holder = ${machine}`;
+    },
+    async close() {
+      if (options.owned) await sql.end({ timeout: 5 });
+    },
+  };
+}

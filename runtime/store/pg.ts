@@ -1,0 +1,83 @@
+/**
+ * The shared PostgreSQL store of several machines (issue 16): one connection pool per process and
+ * the schema, brought up to date by whichever machine starts first. Each step of `MIGRATIONS` runs
+ * once, in order, in one transaction under an advisory lock, so machines starting together do not
+ * race; a database newer than this Nightshift is refused with what to do.
+ */
+
+import postgres from "postgres";
+
+export type Sql = postgres.Sql;
+
+/** Schema steps; the version is the number of steps applied. Never edit one that shipped: add a step. */
+const MIGRATIONS: ReadonlyArray<(tx: postgres.TransactionSql) => Promise<unknown>> = [
+  // 1: session logs and who owns each session (runtime/store/pg-sessions.ts).
+  async (tx) => {
+    await tx`CREATE TABLE session_owners (session text PRIMARY KEY, machine text NOT NULL, epoch bigint NOT NULL, heartbeat timestamptz NOT NULL DEFAULT now())`;
+    await tx`CREATE TABLE session_events (session text NOT NULL, seq bigint NOT NULL, machine text NOT NULL, event jsonb NOT NULL, PRIMARY KEY (session, seq))`;
+  },
+  // 2: machines, the shared task queue and history, leases (runtime/store/pg-cluster.ts).
+  async (tx) => {
+    await tx`CREATE TABLE machines (name text PRIMARY KEY, heartbeat timestamptz NOT NULL DEFAULT now(), started timestamptz NOT NULL DEFAULT now(), pid integer NOT NULL, concurrency integer NOT NULL, running integer NOT NULL DEFAULT 0, stopped boolean NOT NULL DEFAULT false)`;
+    await tx`CREATE TABLE tasks (
+      id text PRIMARY KEY,
+      state text NOT NULL,
+      priority smallint NOT NULL,
+      created bigint NOT NULL,
+      finished bigint,
+      pin text,
+      machine text,
+      deliver_to text NOT NULL,
+      cancel text,
+      record jsonb NOT NULL,
+      result jsonb,
+      delivered boolean NOT NULL DEFAULT false)`;
+    await tx`CREATE INDEX tasks_queue ON tasks (priority, created) WHERE state = 'queued' AND machine IS NULL`;
+    await tx`CREATE INDEX tasks_machine ON tasks (machine) WHERE state IN ('queued', 'running', 'waiting_approval')`;
+    await tx`CREATE INDEX tasks_created ON tasks (created DESC)`;
+    await tx`CREATE INDEX tasks_undelivered ON tasks (deliver_to) WHERE result IS NOT NULL AND NOT delivered`;
+    await tx`CREATE TABLE leases (name text PRIMARY KEY, holder text NOT NULL, epoch bigint NOT NULL, expires timestamptz NOT NULL)`;
+  },
+];
+
+export const SCHEMA_VERSION = MIGRATIONS.length;
+
+/** The database cannot be used as it is; the message says what to do. */
+export class StoreRefused extends Error {
+  override name = "StoreRefused";
+}
+
+/** Connects and brings the schema to `SCHEMA_VERSION`. */
+export async function connectPg(url: string, options: { max?: number } = {}): Promise<Sql> {
+  const sql = postgres(url, { max: options.max ?? 4, onnotice: () => {}, connect_timeout: 10 });
+  try {
+    await migrate(sql);
+  } catch (error) {
+    await sql.end({ timeout: 1 }).catch(() => {});
+    throw error;
+  }
+  return sql;
+}
+
+async function migrate(sql: Sql): Promise<void> {
+  await sql.begin(async (tx) => {
+    await tx`SELECT pg_advisory_xact_lock(7420)`; // one machine migrates at a time
+    await tx`CREATE TABLE IF NOT EXISTS nightshift_schema (version integer NOT NULL)`;
+    const [row] = await tx<{ version: number }[]>`SELECT version FROM nightshift_schema`;
+    const version = row?.version ?? 0;
+    if (version > SCHEMA_VERSION) {
+      throw new StoreRefused(`the database's Nightshift schema is version ${version}, newer than this Nightshift's ${SCHEMA_VERSION}: update Nightshift on this machine`);
+    }
+    for (let step = version; step < SCHEMA_VERSION; step++) await MIGRATIONS[step]!(tx);
+    if (!row) await tx`INSERT INTO nightshift_schema (version) VALUES (${SCHEMA_VERSION})`;
+    else if (version < SCHEMA_VERSION) await tx`UPDATE nightshift_schema SET version = ${SCHEMA_VERSION}`;
+  });
+}
+
+/** The schema version the database is at, without changing it (doctor). */
+export async function schemaVersion(sql: Sql): Promise<number | undefined> {
+  const [exists] = await sql<{ found: boolean }[]>`SELECT to_regclass('nightshift_schema') IS NOT NULL AS found`;
+  if (!exists?.found) return undefined;
+  const [row] = await sql<{ version: number }[]>`SELECT version FROM nightshift_schema`;
+  return row?.version;
+}

@@ -1,0 +1,97 @@
+import assert from "node:assert/strict";
+import { randomUUID } from "node:crypto";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import postgres from "postgres";
+import { startDaemonProcess, type DaemonProcess } from "./cli.ts";
+import { tempDir } from "./home.ts";
+import { startMessagesApi, type MessagesApi } from "./messages-api.ts";
+import { freePort } from "./ports.ts";
+import { isCi } from "./prerequisites.ts";
+
+/** `.ci/run` starts a throwaway PostgreSQL cluster and exports its URL; elsewhere the Postgres tests skip. */
+export const DATABASE_URL = process.env.NIGHTSHIFT_TEST_DATABASE_URL;
+export const noDatabase = DATABASE_URL ? undefined : "no PostgreSQL: set NIGHTSHIFT_TEST_DATABASE_URL (`eval \"$(bash .ci/postgres.sh)\"` starts a throwaway cluster)";
+if (noDatabase && isCi()) throw new Error(noDatabase);
+
+/** A database of its own on the test cluster, dropped at `drop`. */
+export async function freshDatabase(): Promise<{ url: string; drop(): Promise<void> }> {
+  const name = `nightshift_${randomUUID().replace(/-/g, "").slice(0, 12)}`;
+  const admin = postgres(DATABASE_URL!, { max: 1, onnotice: () => {} });
+  await admin.unsafe(`CREATE DATABASE ${name}`);
+  const url = new URL(DATABASE_URL!);
+  url.pathname = `/${name}`;
+  return {
+    url: url.toString(),
+    async drop() {
+      await admin.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await admin.end({ timeout: 1 });
+    },
+  };
+}
+
+export interface Machine {
+  name: string;
+  home: string;
+  env: NodeJS.ProcessEnv;
+  daemon?: DaemonProcess;
+  start(): Promise<DaemonProcess>;
+}
+
+/**
+ * Machines on one database, each a home of its own and a real `nightshift start`, all against
+ * one Messages API stand-in. `config` is added to each home's config.yaml.
+ */
+export async function startMachines(names: string[], options: { config?: string } = {}): Promise<{ api: MessagesApi; db: { url: string }; sql: postgres.Sql; machines: Machine[]; cleanup(): Promise<void> }> {
+  const api = await startMessagesApi();
+  const db = await freshDatabase();
+  const sql = postgres(db.url, { max: 2, onnotice: () => {} });
+  const dir = tempDir("nightshift-cluster-", "/var/tmp");
+  const machines: Machine[] = [];
+  for (const name of names) {
+    const home = join(dir.path, name);
+    mkdirSync(join(home, "inbox"), { recursive: true });
+    writeFileSync(join(home, "config.yaml"), `machine: ${name}\ndashboard:\n  port: ${await freePort()}\ndaemon:\n  concurrency: 1\ntasks:\n  stage: "off"\n${options.config ?? ""}`);
+    const env = { ...process.env, NIGHTSHIFT_HOME: home, ANTHROPIC_BASE_URL: api.url, ANTHROPIC_API_KEY: "sk-ant-cluster-test", NIGHTSHIFT_DATABASE_URL: db.url };
+    const machine: Machine = {
+      name,
+      home,
+      env,
+      async start() {
+        machine.daemon = await startDaemonProcess(env);
+        return machine.daemon;
+      },
+    };
+    machines.push(machine);
+  }
+  return {
+    api,
+    db,
+    sql,
+    machines,
+    async cleanup() {
+      for (const machine of machines) {
+        const child = machine.daemon?.child;
+        if (child && child.exitCode === null && child.signalCode === null) {
+          child.kill("SIGCONT");
+          child.kill("SIGKILL");
+          await machine.daemon!.exited;
+        }
+      }
+      await sql.end({ timeout: 1 });
+      await db.drop();
+      await api.close();
+      dir.cleanup();
+    },
+  };
+}
+
+/** Which machine each task ran on, by title. */
+export async function ranOn(sql: postgres.Sql): Promise<Map<string, string | null>> {
+  const rows = await sql<{ title: string; machine: string | null }[]>`SELECT record->>'title' AS title, machine FROM tasks`;
+  return new Map(rows.map((row) => [row.title, row.machine]));
+}
+
+export function assertDistinct(values: string[], what: string): void {
+  assert.equal(new Set(values).size, values.length, `${what}: ${values.join(", ")}`);
+}
