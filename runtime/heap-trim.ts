@@ -6,8 +6,9 @@ import type { Clock } from "./clock.ts";
  * generation and lets garbage pile up in the old one between full collections: a daemon that ran
  * 1,500 tasks back to back held 1.75× the RSS it had after 100, while what was live stayed near
  * 30 MB (bench/README.md, "Daemon memory"). A full collection at most once per `intervalMs` while
- * work goes on keeps it near where it started, for a few ms of a 30 MB heap each time. Nothing
- * runs while the daemon is idle: V8's own memory reducer shrinks an idle heap.
+ * work goes on keeps it where it started (1.00×); each blocks the event loop some 40-60 ms for a
+ * heap of that size, under 1% of a busy daemon's time. Nothing runs while the daemon is idle:
+ * V8's own memory reducer shrinks an idle heap.
  */
 export interface HeapTrim {
   /** Work happened (a session event, a task's end): collects if the last collection is `intervalMs` old. */
