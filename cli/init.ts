@@ -47,12 +47,7 @@ export function initHome(home: string): { created: string[]; kept: string[] } {
       created.push(folder + "/");
     }
   }
-  const files: [string, string][] = [
-    ["config.yaml", DEFAULT_CONFIG],
-    ["IDENTITY.md", DEFAULT_IDENTITY],
-    ["MEMORY.md", DEFAULT_MEMORY],
-    ...Object.entries(DEFAULT_AGENTS).map(([file, text]): [string, string] => [`agents/${file}`, text]),
-  ];
+  const files: [string, string][] = [["config.yaml", DEFAULT_CONFIG], ...defaultFiles()];
   for (const [name, content] of files) {
     try {
       writeFileSync(join(home, name), content, { flag: "wx" });
@@ -63,4 +58,9 @@ export function initHome(home: string): { created: string[]; kept: string[] } {
     }
   }
   return { created, kept };
+}
+
+/** The files `init` writes that every machine on a shared store holds alike (tasks/shared-files.ts), by path in the home. */
+export function defaultFiles(): Array<[string, string]> {
+  return [["IDENTITY.md", DEFAULT_IDENTITY], ["MEMORY.md", DEFAULT_MEMORY], ...Object.entries(DEFAULT_AGENTS).map(([file, text]): [string, string] => [`agents/${file}`, text])];
 }

@@ -12,6 +12,7 @@ import { createDaemon } from "../tasks/daemon.ts";
 import { createHeapTrim } from "../runtime/heap-trim.ts";
 import { openCluster, type Cluster } from "../runtime/store/pg-cluster.ts";
 import { joinShared, startClusterLoop } from "../tasks/cluster.ts";
+import { createFileSync } from "../tasks/shared-files.ts";
 import { startControlServer } from "../tasks/control.ts";
 import { htmlToPlain } from "../bot/reports.ts";
 import { startJobs } from "./jobs.ts";
@@ -22,7 +23,7 @@ import { createScheduler } from "../tasks/schedules.ts";
 import { openState, StateRefused } from "../tasks/state.ts";
 import { UsageError } from "./usage.ts";
 import { readTaskFile, taskFromPrompt, toTaskSpec } from "../tasks/index.ts";
-import { initHome } from "./init.ts";
+import { defaultFiles, initHome } from "./init.ts";
 
 export interface StartIO {
   loaded: LoadedConfig;
@@ -233,7 +234,26 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
     }
   }
   const { resumed, failed } = await daemon.recover();
-  const clusterLoop = cluster && joined ? await startClusterLoop({ cluster, daemon, state: joined.state, concurrency: config.daemon.concurrency, clock, trace, telegramHere }) : undefined;
+  /** Identity, memory, specialists and skills as every machine holds them; what could not be merged is said. */
+  const filesSync = (on: Cluster) => {
+    const sync = createFileSync({ home, files: on.files, machine: on.machine, now: clock.now, defaults: new Map(defaultFiles()) });
+    return async () => {
+      const report = await sync.sync();
+      for (const conflict of report.conflicts) {
+        const message = `${conflict.path} was changed on this machine and on ${conflict.from} at once: ${conflict.from}'s is kept, this machine's is at ${conflict.keptAt}`;
+        stderr.write(`! ${message}\n`);
+        trace.warn({ event: "shared_file_conflict", path: conflict.path, from: conflict.from, kept_at: conflict.keptAt }, message);
+        bot?.notice(`⚠️ ${escapeHtml(message)}`);
+      }
+      for (const path of report.tooLarge) {
+        const message = `${path} is over 1 MB and stays on this machine only (the shared store holds identity, memory, agents/ and skills/ files up to 1 MB)`;
+        stderr.write(`! ${message}\n`);
+        trace.warn({ event: "shared_file_too_large", path }, message);
+      }
+      if (report.sent.length || report.received.length) trace.info({ event: "shared_files_synced", sent: report.sent, received: report.received }, "shared files synced");
+    };
+  };
+  const clusterLoop = cluster && joined ? await startClusterLoop({ cluster, daemon, state: joined.state, concurrency: config.daemon.concurrency, clock, trace, telegramHere, syncFiles: filesSync(cluster) }) : undefined;
   // A file moved to inbox/.done/ whose task was never recorded (a crash in between): queue it now.
   for (const name of unstarted ?? []) {
     const id = newId();

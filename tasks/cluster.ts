@@ -145,10 +145,20 @@ export interface ClusterLoop {
 /**
  * Every HEARTBEAT_MS: the heartbeat (with how much runs here), queued tasks of silent machines
  * back to the queue, cancels asked of this machine's tasks, changes left to write, results other
- * machines ended for this one to deliver, and a look at the queue. A notification (a task queued,
+ * machines ended for this one to deliver, the shared files, and a look at the queue. A notification (a task queued,
  * a cancel asked, a result to deliver) does the same at once; the timer covers one that was missed.
  */
-export async function startClusterLoop(options: { cluster: Cluster; daemon: Daemon; state: PublishingState; concurrency: number; clock: Clock; trace: TraceLogger; telegramHere: () => boolean }): Promise<ClusterLoop> {
+export async function startClusterLoop(options: {
+  cluster: Cluster;
+  daemon: Daemon;
+  state: PublishingState;
+  concurrency: number;
+  clock: Clock;
+  trace: TraceLogger;
+  telegramHere: () => boolean;
+  /** Brings the files every machine holds alike in line with the store (tasks/shared-files.ts). */
+  syncFiles?: () => Promise<void>;
+}): Promise<ClusterLoop> {
   const { cluster, daemon, state, concurrency, clock, trace } = options;
   let stopped = false;
   let ticking: Promise<void> | undefined;
@@ -163,6 +173,7 @@ export async function startClusterLoop(options: { cluster: Cluster; daemon: Daem
     ticking = (async () => {
       try {
         await cluster.beat(daemon.tasks.active().filter((task) => task.state !== "queued").length, concurrency);
+        await options.syncFiles?.();
         await cluster.releaseSilent();
         for (const { id, reason } of await cluster.cancelsForMe()) {
           await daemon.cancel(id, reason);
@@ -194,6 +205,7 @@ export async function startClusterLoop(options: { cluster: Cluster; daemon: Daem
   };
   await tick();
   const unlisten = await cluster.listen(() => void tick());
+  const unlistenFiles = await cluster.files.listen(() => void tick());
   schedule();
   return {
     async stop() {
@@ -201,6 +213,7 @@ export async function startClusterLoop(options: { cluster: Cluster; daemon: Daem
       cancelTimer();
       await ticking;
       await unlisten().catch(() => {});
+      await unlistenFiles().catch(() => {});
       await state.flush().catch(() => {});
       await cluster.leave().catch(() => {});
     },

@@ -59,6 +59,19 @@ describe("several machines on one PostgreSQL", skip, () => {
     assert.deepEqual(pins.map((row) => row.pin), ["m2", "m2", "m2"]);
   });
 
+  it("takes a change to IDENTITY.md or a skill made on one machine to the others within seconds", async () => {
+    const cluster = await startMachines(["m1", "m2"]);
+    cleanup = cluster.cleanup;
+    const [m1, m2] = cluster.machines as [typeof cluster.machines[0], typeof cluster.machines[0]];
+    await Promise.all(cluster.machines.map((machine) => machine.start()));
+    writeFileSync(join(m1.home, "IDENTITY.md"), "# Identity\n\nAnswer in French.\n");
+    mkdirSync(join(m1.home, "skills", "deploy"), { recursive: true });
+    writeFileSync(join(m1.home, "skills", "deploy", "SKILL.md"), "---\nname: deploy\ndescription: Deploys the site\n---\nRun make deploy.\n");
+    // A heartbeat (5 s) at most, and at once when the other machine's write wakes it.
+    await until(() => existsSync(join(m2.home, "skills", "deploy", "SKILL.md")) && readFileSync(join(m2.home, "IDENTITY.md"), "utf8").includes("French"), "m1's files on m2", 15_000);
+    assert.equal(readdirSync(join(m2.home, "state")).includes("shared-conflicts"), false, "m2's identity was the default: taken without a conflict");
+  });
+
   it("shows every machine and its heartbeat to each of them", async () => {
     const cluster = await startMachines(["m1", "m2"]);
     cleanup = cluster.cleanup;

@@ -15,6 +15,7 @@
 import type { SessionResult } from "../loop.ts";
 import type { TaskRecord } from "../../tasks/state.ts";
 import { connectPg, type Sql } from "./pg.ts";
+import { sharedFiles, type SharedFiles } from "./pg-files.ts";
 
 /** A machine that has not beaten for this long is taken for asleep or dead. */
 export const MACHINE_SILENT_MS = 30_000;
@@ -49,6 +50,8 @@ export interface SharedTask {
 
 export interface Cluster {
   readonly machine: string;
+  /** Identity, memory, specialists and skills, held alike by every machine (tasks/shared-files.ts). */
+  readonly files: SharedFiles;
   /** Says this machine is alive (at start and every HEARTBEAT_MS) with how much it runs. */
   beat(running: number, concurrency: number): Promise<void>;
   /** Says this machine stopped on purpose (not asleep): its tasks show as waiting for it. */
@@ -105,6 +108,7 @@ export function cluster(sql: Sql, machine: string, options: { owned?: boolean } 
   const json = (record: TaskRecord) => sql.json(record as never);
   return {
     machine,
+    files: sharedFiles(sql, machine),
     async beat(running, concurrency) {
       await sql`
         INSERT INTO machines (name, pid, concurrency, running) VALUES (${machine}, ${process.pid}, ${concurrency}, ${running})

@@ -38,6 +38,11 @@ const MIGRATIONS: ReadonlyArray<(tx: postgres.TransactionSql) => Promise<unknown
     await tx`CREATE INDEX tasks_undelivered ON tasks (deliver_to) WHERE result IS NOT NULL AND NOT delivered`;
     await tx`CREATE TABLE leases (name text PRIMARY KEY, holder text NOT NULL, epoch bigint NOT NULL, expires timestamptz NOT NULL)`;
   },
+  // Files every machine holds alike: identity, memory, specialists, skills (runtime/store/pg-files.ts).
+  async (tx) => {
+    await tx`CREATE SEQUENCE shared_files_version`;
+    await tx`CREATE TABLE shared_files (path text PRIMARY KEY, content bytea, version bigint NOT NULL, machine text NOT NULL, updated timestamptz NOT NULL DEFAULT now())`;
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
