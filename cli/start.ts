@@ -253,7 +253,7 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
       if (report.sent.length || report.received.length) trace.info({ event: "shared_files_synced", sent: report.sent, received: report.received }, "shared files synced");
     };
   };
-  const clusterLoop = cluster && joined ? await startClusterLoop({ cluster, daemon, state: joined.state, concurrency: config.daemon.concurrency, clock, trace, telegramHere, syncFiles: filesSync(cluster) }) : undefined;
+  const clusterLoop = cluster && joined ? await startClusterLoop({ cluster, daemon, state: joined.state, concurrency: config.daemon.concurrency, clock, trace, telegramHere, syncFiles: filesSync(cluster), takeInClaimed: joined.takeInClaimed }) : undefined;
   // A file moved to inbox/.done/ whose task was never recorded (a crash in between): queue it now.
   for (const name of unstarted ?? []) {
     const id = newId();

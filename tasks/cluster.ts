@@ -2,7 +2,7 @@ import { readdirSync, realpathSync, rmdirSync } from "node:fs";
 import { join } from "node:path";
 import { createWorkdir, type Clock } from "../runtime/index.ts";
 import type { SessionResult } from "../runtime/loop.ts";
-import { HEARTBEAT_MS, TELEGRAM, type Cluster } from "../runtime/store/pg-cluster.ts";
+import { HEARTBEAT_MS, TELEGRAM, type Cluster, type SharedTask } from "../runtime/store/pg-cluster.ts";
 import type { TraceLogger } from "../runtime/trace.ts";
 import type { Daemon, SharedQueue } from "./daemon.ts";
 import type { StateStore, TaskRecord } from "./state.ts";
@@ -43,7 +43,7 @@ export type PublishingState = StateStore & {
  * the shared queue it submits to and claims from. `telegramHere`: this machine runs the bot now
  * (it holds the Telegram lease), so it delivers Telegram tasks' results.
  */
-export function joinShared(options: { cluster: Cluster; state: StateStore; home: string; trace: TraceLogger; telegramHere: () => boolean }): { state: PublishingState; shared: SharedQueue } {
+export function joinShared(options: { cluster: Cluster; state: StateStore; home: string; trace: TraceLogger; telegramHere: () => boolean }): { state: PublishingState; shared: SharedQueue; takeInClaimed(): Promise<number> } {
   const { cluster, home, telegramHere } = options;
   const state = publishing(options.state, cluster, options.trace);
   const shared: SharedQueue = {
@@ -63,8 +63,12 @@ export function joinShared(options: { cluster: Cluster; state: StateStore; home:
       const record = await cluster.claim();
       if (!record) return undefined;
       const task = await cluster.get(record.id);
-      // Unpinned: its workdir named the queuing machine's fresh folder; it gets one here.
-      return task?.pin ? record : { ...record, spec: { ...record.spec, workdir: createWorkdir(home, record.id) } };
+      return task ? placedHere(task) : undefined;
+    },
+    async begin(task) {
+      // Its add here is written to the store first, so no later write can set it back to queued there.
+      await state.flush();
+      return cluster.begin(task);
     },
     async cancel(id, reason) {
       const outcome = await cluster.cancel(id, reason);
@@ -73,7 +77,19 @@ export function joinShared(options: { cluster: Cluster; state: StateStore; home:
     deliversHere: (task) => !task.deliver_to || task.deliver_to === cluster.machine || (task.deliver_to === TELEGRAM && telegramHere()),
     ended: (task, result, delivered) => state.ended(task.id, result, delivered),
   };
-  return { state, shared };
+  /** Unpinned: its workdir named the queuing machine's fresh folder; it gets one here. */
+  const placedHere = (task: SharedTask): TaskRecord => (task.pin ? task.record : { ...task.record, spec: { ...task.record.spec, workdir: createWorkdir(home, task.record.id) } });
+  /** At start: tasks this machine claimed before it stopped but had not taken into its state (it stopped in between). */
+  const takeInClaimed = async (): Promise<number> => {
+    let taken = 0;
+    for (const task of await cluster.claimedByMe()) {
+      if (state.get(task.record.id)) continue;
+      await options.state.add(placedHere(task));
+      taken++;
+    }
+    return taken;
+  };
+  return { state, shared, takeInClaimed };
 }
 
 /**
@@ -158,9 +174,12 @@ export async function startClusterLoop(options: {
   telegramHere: () => boolean;
   /** Brings the files every machine holds alike in line with the store (tasks/shared-files.ts). */
   syncFiles?: () => Promise<void>;
+  /** At the first tick that reaches the store: tasks claimed before a stop and not yet taken in (joinShared). */
+  takeInClaimed?: () => Promise<number>;
 }): Promise<ClusterLoop> {
   const { cluster, daemon, state, concurrency, clock, trace } = options;
   let stopped = false;
+  let tookIn = false;
   let ticking: Promise<void> | undefined;
   /** Asked again while a tick ran (a notification after its queries): one more follows it. */
   let again = false;
@@ -173,6 +192,10 @@ export async function startClusterLoop(options: {
     ticking = (async () => {
       try {
         await cluster.beat(daemon.tasks.active().filter((task) => task.state !== "queued").length, concurrency);
+        if (!tookIn) {
+          await options.takeInClaimed?.();
+          tookIn = true;
+        }
         await options.syncFiles?.();
         await cluster.releaseSilent();
         for (const { id, reason } of await cluster.cancelsForMe()) {

@@ -28,6 +28,8 @@ export interface SharedQueue {
   enqueue(record: TaskRecord): Promise<void>;
   /** The next task this machine may run, taken for it; nothing when none is queued for it. */
   claim(): Promise<TaskRecord | undefined>;
+  /** Before a task's first start: false when another machine took it over since this one claimed it (it is then dropped here, not run). */
+  begin(task: TaskRecord): Promise<boolean>;
   /** A task this machine does not have: cancelled where it is queued, or its machine asked to. */
   cancel(id: string, reason: string): Promise<"cancelling" | "cancelled" | "unknown" | "finished">;
   /** Whether this machine gives the person the task's result (writes outbox/, answers on Telegram), or the machine it came from does. */
@@ -189,6 +191,12 @@ export function createDaemon(options: DaemonOptions): Daemon {
   };
 
   const run = async (task: TaskRecord, signal: AbortSignal): Promise<void> => {
+    if (options.shared && task.attempts === 0 && !(await options.shared.begin(task))) {
+      // Claimed, then this machine slept past the silence limit and another machine took it: it runs there.
+      await state.forget(task.id);
+      trace.warn({ session: task.id, event: "task_taken_over" }, "another machine took this task over before it started here; it runs there");
+      return;
+    }
     try {
       await changeDurably(task.id, { state: "running", started: task.started ?? clock.now(), attempts: task.attempts + 1 }, signal);
     } catch (error) {

@@ -114,6 +114,8 @@ export interface TaskDb {
   put(row: TaskRow, json: string, mode: "insert" | "replace" | "ignore"): boolean;
   /** Updates an existing task's row; false when there is none. */
   update(row: TaskRow, json: string): boolean;
+  /** Removes a task's row; false when there is none. */
+  remove(id: string): boolean;
   setCursor(name: string, at: number, mode: "replace" | "ignore"): void;
   /** Runs `work` in one transaction: all of it is on disk, or none of it. */
   transaction<T>(work: () => T): T;
@@ -188,6 +190,7 @@ export function openTaskDb(file: string, readOnly = false): TaskDb {
       const [id, ...rest] = params(row, json);
       return Number(sql("UPDATE tasks SET state = ?, created = ?, finished = ?, name = ?, source = ?, record = ? WHERE id = ?").run(...rest, id).changes) > 0;
     },
+    remove: (id) => Number(sql("DELETE FROM tasks WHERE id = ?").run(id).changes) > 0,
     setCursor(name, at, mode) {
       sql(`INSERT OR ${mode === "replace" ? "REPLACE" : "IGNORE"} INTO cursors (name, last_run) VALUES (?, ?)`).run(name, at);
     },
@@ -230,6 +233,7 @@ function emptyDb(): TaskDb {
     cursors: () => [],
     put: () => false,
     update: () => false,
+    remove: () => false,
     setCursor: () => {},
     transaction: (work) => work(),
     close: () => {},

@@ -82,6 +82,11 @@ export interface StateStore extends TaskReader {
   add(record: TaskRecord, cursor?: { name: string; at: number }): Promise<void>;
   /** Changes a task's fields (undefined removes one). A failed write leaves the task as it was. */
   change(id: string, fields: Partial<TaskRecord>): Promise<void>;
+  /**
+   * Drops a task this process holds but must not run: one claimed from the shared queue of several
+   * machines that another machine took over before it started here (tasks/cluster.ts).
+   */
+  forget(id: string): Promise<void>;
   lastRun(name: string): number | undefined;
   setLastRun(name: string, at: number): Promise<void>;
   close(): void;
@@ -281,6 +286,10 @@ function createStore({ db, hot, cursors }: Loaded): StateStore {
       Object.assign(current, next);
       if (isActive(current)) hot.set(id, current);
       else hot.delete(id);
+    },
+    async forget(id) {
+      db.remove(id);
+      hot.delete(id);
     },
     lastRun: (name) => cursors.get(name),
     async setLastRun(name, at) {

@@ -62,6 +62,15 @@ export interface Cluster {
   /** Takes the next queued task this machine may run, or nothing. */
   claim(): Promise<TaskRecord | undefined>;
   /**
+   * Before a task first starts here: true while it is still this machine's (then it is marked
+   * running, and no silent-machine release can take it any more); false when another machine took
+   * it over meanwhile (this machine slept after claiming it). A task the store does not have (queued
+   * before this machine joined) is added as this machine's, pinned here.
+   */
+  begin(record: TaskRecord): Promise<boolean>;
+  /** Tasks claimed by this machine and not ended (a restart finds those it claimed but had not taken in). */
+  claimedByMe(): Promise<SharedTask[]>;
+  /**
    * Writes a change this machine made to one of its tasks (only while it is this machine's); with
    * its result once it ended, and whether the person has it already (delivered here).
    */
@@ -140,6 +149,18 @@ export function cluster(sql: Sql, machine: string, options: { owned?: boolean } 
         RETURNING record`;
       return row?.record;
     },
+    async begin(record) {
+      const rows = await sql`
+        INSERT INTO tasks (id, state, priority, created, pin, machine, deliver_to, record)
+          VALUES (${record.id}, 'running', ${PRIORITY[record.priority]}, ${record.created}, ${machine}, ${machine}, ${record.deliver_to ?? machine}, ${json(record)})
+        ON CONFLICT (id) DO UPDATE SET state = 'running' WHERE tasks.machine = ${machine} AND tasks.state = 'queued'
+        RETURNING 1`;
+      return rows.length === 1;
+    },
+    async claimedByMe() {
+      const rows = await sql<TaskRow[]>`SELECT record, machine, pin FROM tasks WHERE machine = ${machine} AND state IN ('queued', 'running', 'waiting_approval') ORDER BY created`;
+      return rows.map(shared);
+    },
     async publish(record, end) {
       await sql.begin(async (tx) => {
         await tx`
@@ -152,8 +173,9 @@ export function cluster(sql: Sql, machine: string, options: { owned?: boolean } 
     },
     async undelivered({ telegram }) {
       const to = telegram ? [machine, TELEGRAM] : [machine];
-      return sql<Array<{ record: TaskRecord; result: SessionResult }>>`
+      const rows = await sql<Array<{ record: TaskRecord; result: SessionResult }>>`
         SELECT record, result FROM tasks WHERE result IS NOT NULL AND NOT delivered AND deliver_to IN ${sql(to)} ORDER BY finished`;
+      return rows.map((row) => ({ record: row.record, result: row.result }));
     },
     async delivered(id) {
       await sql`UPDATE tasks SET delivered = true WHERE id = ${id}`;
@@ -183,7 +205,8 @@ export function cluster(sql: Sql, machine: string, options: { owned?: boolean } 
       });
     },
     async cancelsForMe() {
-      return sql<{ id: string; reason: string }[]>`SELECT id, cancel AS reason FROM tasks WHERE machine = ${machine} AND cancel IS NOT NULL`;
+      const rows = await sql<{ id: string; reason: string }[]>`SELECT id, cancel AS reason FROM tasks WHERE machine = ${machine} AND cancel IS NOT NULL`;
+      return rows.map((row) => ({ id: row.id, reason: row.reason }));
     },
     async cancelHandled(id) {
       await sql`UPDATE tasks SET cancel = NULL WHERE id = ${id} AND machine = ${machine}`;

@@ -1,0 +1,143 @@
+import assert from "node:assert/strict";
+import { after, before, beforeEach, describe, it } from "node:test";
+import { cluster as clusterOf, type Cluster } from "../runtime/store/pg-cluster.ts";
+import { connectPg, type Sql } from "../runtime/store/pg.ts";
+import type { TaskRecord } from "../tasks/state.ts";
+import { freshDatabase, noDatabase } from "./support/cluster.ts";
+
+/** The shared queue's rules, against a real PostgreSQL: three machines' handles on one fresh database. */
+describe("the shared queue of several machines", noDatabase ? { skip: noDatabase } : {}, () => {
+  let db: Awaited<ReturnType<typeof freshDatabase>>;
+  let sql: Sql;
+  let m1: Cluster;
+  let m2: Cluster;
+  let m3: Cluster;
+  let n = 0;
+  const record = (title: string, fields: Partial<TaskRecord> = {}): TaskRecord => ({
+    id: `task-${++n}`,
+    title,
+    origin: "inbox",
+    priority: "normal",
+    state: "queued",
+    spec: { title, prompt: title, workdir: "/tmp", model: "main", budget: { max_turns: 1, max_usd: 1, timeout_ms: 1000 } },
+    created: n,
+    attempts: 0,
+    crashes: 0,
+    turns: 0,
+    cost_usd: 0,
+    ...fields,
+  });
+  /** Makes `name` look asleep: its last heartbeat a minute ago. */
+  const silence = (name: string) => sql`UPDATE machines SET heartbeat = now() - interval '1 minute' WHERE name = ${name}`;
+
+  before(async () => {
+    db = await freshDatabase();
+    sql = await connectPg(db.url);
+    [m1, m2, m3] = ["m1", "m2", "m3"].map((name) => clusterOf(sql, name)) as [Cluster, Cluster, Cluster];
+    for (const machine of [m1, m2, m3]) await machine.beat(0, 1);
+  });
+  beforeEach(async () => {
+    // Each case starts from an empty queue, every machine just heard from.
+    await sql`DELETE FROM tasks`;
+    for (const machine of [m1, m2, m3]) await machine.beat(0, 1);
+  });
+  after(async () => {
+    await sql?.end({ timeout: 1 });
+    await db?.drop();
+  });
+
+  it("gives each queued task to one machine only, however many claim at once, highest priority first", async () => {
+    await m1.enqueue(record("low", { priority: "low" }));
+    await m1.enqueue(record("normal"));
+    await m1.enqueue(record("high", { priority: "high" }));
+    const claims = await Promise.all([m1, m2, m3, m1, m2, m3].map((machine) => machine.claim()));
+    const titles = claims.flatMap((claimed) => (claimed ? [claimed.title] : []));
+    assert.deepEqual([...titles].sort(), ["high", "low", "normal"]);
+    assert.equal(claims.filter((claimed) => !claimed).length, 3);
+    await m2.enqueue(record("after"));
+    assert.equal((await m3.claim())?.title, "after");
+  });
+
+  it("lets only the machine a task is pinned to claim it", async () => {
+    const pinned = record("pinned");
+    await m1.enqueue(pinned, "m2");
+    assert.equal(await m1.claim(), undefined);
+    assert.equal(await m3.claim(), undefined);
+    assert.equal((await m2.claim())?.id, pinned.id);
+  });
+
+  it("gives a silent machine's claimed, unstarted, unpinned tasks to the others, and never a started one", async () => {
+    const unstarted = record("unstarted");
+    const started = record("started");
+    const pinned = record("pinned to m1");
+    await m1.enqueue(unstarted);
+    await m1.enqueue(started);
+    await m1.enqueue(pinned, "m1");
+    for (let i = 0; i < 3; i++) assert.ok(await m1.claim());
+    assert.equal(await m1.begin({ ...started, attempts: 0 }), true);
+    await silence("m1");
+    assert.equal(await m2.releaseSilent(), 1);
+    assert.equal((await m2.claim())?.id, unstarted.id);
+    // m1 wakes and tries to start the task it had claimed: it runs on m2 instead.
+    assert.equal(await m1.begin(unstarted), false);
+    assert.equal((await m2.begin(unstarted)), true);
+    const rows = await sql<{ id: string; machine: string }[]>`SELECT id, machine FROM tasks WHERE id IN ${sql([unstarted.id, started.id, pinned.id])} ORDER BY id`;
+    assert.deepEqual(Object.fromEntries(rows.map((row) => [row.id, row.machine])), { [unstarted.id]: "m2", [started.id]: "m1", [pinned.id]: "m1" });
+  });
+
+  it("adopts a task queued before the machine joined when it starts, pinned to it", async () => {
+    const local = record("from before the store");
+    assert.equal(await m3.begin(local), true);
+    const task = await m1.get(local.id);
+    assert.equal(task?.machine, "m3");
+    assert.equal(task?.pin, "m3");
+  });
+
+  it("cancels an unclaimed task at once and asks the machine that runs a claimed one", async () => {
+    const waiting = record("waiting");
+    const running = record("running");
+    await m1.enqueue(waiting, "m3");
+    await m1.enqueue(running, "m2");
+    assert.equal((await m2.claim())?.id, running.id);
+    assert.equal(await m1.cancel(waiting.id, "not needed"), "cancelled");
+    assert.equal((await m1.get(waiting.id))?.record.state, "cancelled");
+    assert.equal(await m1.cancel(running.id, "stop it"), "asked");
+    assert.deepEqual(await m2.cancelsForMe(), [{ id: running.id, reason: "stop it" }]);
+    assert.deepEqual(await m3.cancelsForMe(), []);
+    await m2.cancelHandled(running.id);
+    assert.deepEqual(await m2.cancelsForMe(), []);
+    assert.equal(await m1.cancel("no-such-task", "x"), "unknown");
+  });
+
+  it("hands a result to the machine that delivers it, once", async () => {
+    const task = record("delivered elsewhere", { deliver_to: "m1" });
+    await m1.enqueue(task);
+    await sql`UPDATE tasks SET machine = NULL, pin = 'm2' WHERE id = ${task.id}`;
+    assert.equal((await m2.claim())?.id, task.id);
+    const result = { status: "done" as const, answer: "the answer", turns: 1, costUsd: 0.01 };
+    await m2.publish({ ...task, state: "done", finished: 100 }, { result, delivered: false });
+    assert.deepEqual((await m1.undelivered({ telegram: false })).map((row) => row.result.answer), ["the answer"]);
+    assert.deepEqual(await m2.undelivered({ telegram: false }), []);
+    await m1.delivered(task.id);
+    assert.deepEqual(await m1.undelivered({ telegram: false }), []);
+  });
+
+  it("holds a lease for one machine until it expires, by the database's clock", async () => {
+    assert.equal(await m1.lease("telegram-test", 60_000), true);
+    assert.equal(await m2.lease("telegram-test", 60_000), false);
+    assert.equal(await m1.lease("telegram-test", 60_000), true, "renewed by its holder");
+    await sql`UPDATE leases SET expires = now() - interval '1 second' WHERE name = 'telegram-test'`;
+    assert.equal(await m2.lease("telegram-test", 60_000), true, "taken once expired");
+    assert.equal(await m1.lease("telegram-test", 60_000), false);
+    await m2.releaseLease("telegram-test");
+    assert.equal(await m3.lease("telegram-test", 60_000), true, "taken at once after a release");
+  });
+
+  it("shows every machine, and one silent for 30 s as not alive", async () => {
+    await silence("m3");
+    await m2.leave();
+    const machines = await m1.machines();
+    assert.deepEqual(machines.map((machine) => `${machine.name} ${machine.alive ? "alive" : machine.stopped ? "stopped" : "silent"}`), ["m1 alive", "m2 stopped", "m3 silent"]);
+    assert.ok(machines[2]!.silentMs >= 59_000);
+  });
+});
