@@ -1,4 +1,4 @@
-import type { MessageParam, Tool as ApiTool } from "@anthropic-ai/sdk/resources/messages";
+import type { MessageParam } from "@anthropic-ai/sdk/resources/messages";
 import { existsSync } from "node:fs";
 import { homedir } from "node:os";
 import type { Clock } from "./clock.ts";
@@ -18,7 +18,8 @@ import { checkRequests, type GateOptions } from "./policy/gate.ts";
 import { DEFAULT_RULES, writableRoots, type Grant, type PermissionRequest, type Rule } from "./policy/policy.ts";
 import { writeProtected } from "./policy/roots.ts";
 import { NO_RULES, type PathRules } from "./tools/paths.ts";
-import { toApiTool, toDeferredApiTool, ToolError, type Tool, type ToolOutput, type WorkdirView } from "./tools/tool.ts";
+import { loadedTools } from "./mcp/search.ts";
+import { toApiTool, ToolError, type Tool, type ToolOutput, type WorkdirView } from "./tools/tool.ts";
 
 export interface SessionDeps {
   log: SessionLog;
@@ -420,32 +421,6 @@ async function execute(use: ToolUse, { tool, input }: { tool: Tool; input: unkno
     const err = error as NodeJS.ErrnoException;
     return { output: `${use.name} failed: ${err.code ?? err.name}: ${err.message}`, isError: true, extra: {} };
   }
-}
-
-/**
- * The tools and messages of a request: the fixed tools, then each deferred tool a `tool_reference`
- * in the messages names, in the order first loaded. A reference to a tool that is not available
- * (withheld since, or an endpoint without references) becomes a line of text, which the API accepts.
- */
-function loadedTools(messages: MessageParam[], fixed: ApiTool[], available: Map<string, Tool>): { tools: ApiTool[]; messages: MessageParam[] } {
-  const loaded = new Map<string, ApiTool>();
-  let changed = false;
-  const resolved = messages.map((message) => {
-    if (message.role !== "user" || typeof message.content === "string") return message;
-    const content = message.content.map((block) => {
-      if (block.type !== "tool_result" || !Array.isArray(block.content) || !block.content.some((part) => part.type === "tool_reference")) return block;
-      const names = block.content.flatMap((part) => (part.type === "tool_reference" ? [part.tool_name] : []));
-      for (const name of names) if (available.has(name) && !loaded.has(name)) loaded.set(name, toDeferredApiTool(available.get(name)!));
-      if (names.every((name) => available.has(name))) return block;
-      changed = true;
-      const missing = names.filter((name) => !available.has(name));
-      const kept = names.filter((name) => available.has(name));
-      const note = `Not available any more: ${missing.join(", ")}.`;
-      return { ...block, content: kept.length ? kept.map((name) => ({ type: "tool_reference" as const, tool_name: name })) : note };
-    });
-    return { ...message, content };
-  });
-  return { tools: loaded.size ? [...fixed, ...loaded.values()] : fixed, messages: changed ? (resolved as MessageParam[]) : messages };
 }
 
 /** Appends `events`; with `deps.storage`, a full or read-only disk is waited out and the same events written once it can be. */

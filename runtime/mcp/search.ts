@@ -8,7 +8,8 @@
  */
 
 import { z } from "zod";
-import { defineTool, toApiTool, ToolError, type Tool } from "../tools/tool.ts";
+import type { MessageParam, Tool as ApiTool } from "@anthropic-ai/sdk/resources/messages";
+import { defineTool, toApiTool, toDeferredApiTool, ToolError, type Tool } from "../tools/tool.ts";
 
 /** The catalog stays within this many bytes of the stable prefix. */
 export const TOOL_CATALOG_CAP_BYTES = 2048;
@@ -140,4 +141,30 @@ export function createCallTool(deferred: readonly Tool[]): Tool {
       return tool.execute(parsed(tool, input.arguments), context);
     },
   });
+}
+
+/**
+ * The tools and messages of a request: the fixed tools, then each deferred tool a `tool_reference`
+ * in the messages names, in the order first loaded. A reference to a tool that is not available
+ * (withheld since, or an endpoint without references) becomes a line of text, which the API accepts.
+ */
+export function loadedTools(messages: MessageParam[], fixed: ApiTool[], available: Map<string, Tool>): { tools: ApiTool[]; messages: MessageParam[] } {
+  const loaded = new Map<string, ApiTool>();
+  let changed = false;
+  const resolved = messages.map((message) => {
+    if (message.role !== "user" || typeof message.content === "string") return message;
+    const content = message.content.map((block) => {
+      if (block.type !== "tool_result" || !Array.isArray(block.content) || !block.content.some((part) => part.type === "tool_reference")) return block;
+      const names = block.content.flatMap((part) => (part.type === "tool_reference" ? [part.tool_name] : []));
+      for (const name of names) if (available.has(name) && !loaded.has(name)) loaded.set(name, toDeferredApiTool(available.get(name)!));
+      if (names.every((name) => available.has(name))) return block;
+      changed = true;
+      const missing = names.filter((name) => !available.has(name));
+      const kept = names.filter((name) => available.has(name));
+      const note = `Not available any more: ${missing.join(", ")}.`;
+      return { ...block, content: kept.length ? kept.map((name) => ({ type: "tool_reference" as const, tool_name: name })) : note };
+    });
+    return { ...message, content };
+  });
+  return { tools: loaded.size ? [...fixed, ...loaded.values()] : fixed, messages: changed ? (resolved as MessageParam[]) : messages };
 }
