@@ -35,8 +35,13 @@ async function setup(): Promise<Setup> {
 }
 
 
+/** Every process a test started: killed after it, so one a failed test left running cannot hold the file open. */
+const children = new Set<ChildProcess>();
+
 function run(args: string[], env: NodeJS.ProcessEnv, script = CLI, nodeArgs: string[] = []): { child: ChildProcess; done: Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }> } {
   const child = spawn(process.execPath, [...nodeArgs, script, ...args], { env, stdio: ["ignore", "pipe", "pipe"] });
+  children.add(child);
+  child.on("close", () => children.delete(child));
   let stdout = "";
   let stderr = "";
   child.stdout!.on("data", (chunk) => (stdout += chunk));
@@ -55,6 +60,7 @@ function onlySession(home: string): string {
 
 let current: Setup | undefined;
 afterEach(async () => {
+  for (const child of children) child.kill("SIGKILL");
   await current?.cleanup();
   current = undefined;
 });

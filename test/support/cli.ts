@@ -31,9 +31,11 @@ export function agent(command: string, onResult?: (request: RecordedRequest) => 
 
 /**
  * Polls a real child process or the file system until `condition` holds, for at most `ms` of real
- * time (these tests cross process boundaries; the fake clock cannot drive another process).
+ * time (these tests cross process boundaries; the fake clock cannot drive another process). The
+ * default is far above what anything takes on an idle machine (a daemon starts in 1-2 s): it only
+ * keeps a loaded machine (CI beside other work) from failing a test that would pass.
  */
-export async function until(condition: () => boolean, what: string, ms = 15_000): Promise<void> {
+export async function until(condition: () => boolean, what: string, ms = 60_000): Promise<void> {
   const deadline = Date.now() + ms;
   while (!condition()) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
@@ -56,7 +58,13 @@ export async function startDaemonProcess(env: NodeJS.ProcessEnv, started?: (chil
   child.stdout!.on("data", (chunk) => (output += chunk));
   child.stderr!.on("data", (chunk) => (output += chunk));
   const exited = new Promise<number | null>((resolve) => child.on("close", (code) => resolve(code)));
-  await until(() => output.includes("Nightshift is running") || child.exitCode !== null, "the daemon to start");
+  try {
+    await until(() => output.includes("Nightshift is running") || child.exitCode !== null, "the daemon to start");
+  } catch (error) {
+    // Never left running: a daemon that outlives its test holds the test file open for good.
+    child.kill("SIGKILL");
+    throw error;
+  }
   if (!output.includes("Nightshift is running")) throw new Error(`the daemon did not start:\n${output}`);
   return { child, output: () => output, exited };
 }
