@@ -2,6 +2,7 @@ import { readdirSync, realpathSync, rmdirSync } from "node:fs";
 import { join } from "node:path";
 import { createWorkdir, type Clock } from "../runtime/index.ts";
 import type { SessionResult } from "../runtime/loop.ts";
+import { storeUnreachable, type StoreWatch } from "../runtime/store/outage.ts";
 import { HEARTBEAT_MS, TELEGRAM, type Cluster } from "../runtime/store/pg-cluster.ts";
 import type { TraceLogger } from "../runtime/trace.ts";
 import type { Daemon, SharedQueue } from "./daemon.ts";
@@ -42,14 +43,26 @@ export type PublishingState = StateStore & {
  * The daemon's side of the shared store: its state, each change written to the store as well, and
  * the shared queue it submits to and claims from. `telegramHere`: this machine runs the bot now
  * (it holds the Telegram lease), so it delivers Telegram tasks' results.
+ *
+ * While the store cannot be reached (`watch` says so, once): a new task waits to be queued (the
+ * inbox file stays in inbox/.done/, `nightshift run` and Telegram wait for their answer), and is
+ * queued, once, when it is back; a claimed task waits to start until the store has recorded that
+ * it starts here; nothing new is claimed; running tasks go on, their changes written later.
  */
-export function joinShared(options: { cluster: Cluster; state: StateStore; home: string; trace: TraceLogger; telegramHere: () => boolean }): { state: PublishingState; shared: SharedQueue } {
-  const { cluster, home, telegramHere } = options;
+export function joinShared(options: { cluster: Cluster; watch: StoreWatch; state: StateStore; home: string; trace: TraceLogger; telegramHere: () => boolean }): { state: PublishingState; shared: SharedQueue } {
+  const { cluster, watch, home, telegramHere } = options;
   const state = publishing(options.state, cluster, options.trace);
+  /** A claim's answer may have been lost (and at start, the last process's): look for tasks claimed here that this machine does not hold. */
+  let lostClaims = true;
+  const here = (record: TaskRecord, pin: string | undefined): TaskRecord =>
+    // Unpinned: its workdir named the queuing machine's fresh folder; it gets one here.
+    pin ? record : { ...record, spec: { ...record.spec, workdir: createWorkdir(home, record.id) } };
   const shared: SharedQueue = {
-    async enqueue(record) {
+    async enqueue(record, signal) {
       const pin = pinOf(record, home, cluster.machine);
-      await cluster.enqueue({ ...record, deliver_to: record.origin === "telegram" ? TELEGRAM : cluster.machine }, pin);
+      const queued = { ...record, deliver_to: record.origin === "telegram" ? TELEGRAM : cluster.machine };
+      // The same record until it is queued: a try whose answer was lost is not queued twice.
+      await watch.retry(() => cluster.enqueue(queued, pin), signal);
       if (!pin) {
         // The empty folder made for it here; the machine that claims it makes its own.
         try {
@@ -60,12 +73,23 @@ export function joinShared(options: { cluster: Cluster; state: StateStore; home:
       }
     },
     async claim() {
-      const record = await cluster.claim();
-      if (!record) return undefined;
-      const task = await cluster.get(record.id);
-      // Unpinned: its workdir named the queuing machine's fresh folder; it gets one here.
-      return task?.pin ? record : { ...record, spec: { ...record.spec, workdir: createWorkdir(home, record.id) } };
+      try {
+        if (lostClaims) {
+          const lost = (await cluster.claimedHere()).find((record) => !state.get(record.id));
+          lostClaims = false;
+          if (lost) return here(lost, (await cluster.get(lost.id))?.pin);
+        }
+        const record = await cluster.claim();
+        if (!record) return undefined;
+        return here(record, (await cluster.get(record.id))?.pin);
+      } catch (error) {
+        // The store is away (said once by the watch): nothing is claimed until it is back.
+        if (!storeUnreachable(error)) throw error;
+        lostClaims = true;
+        return undefined;
+      }
     },
+    start: (record, signal) => watch.retry(() => cluster.start(record), signal),
     async cancel(id, reason) {
       const outcome = await cluster.cancel(id, reason);
       return outcome === "asked" ? "cancelling" : outcome;
@@ -105,7 +129,8 @@ function publishing(state: StateStore, cluster: Cluster, trace: TraceLogger): Pu
           if (ends.get(id) === end) ends.delete(id);
         }
       } catch (error) {
-        trace.warn({ event: "publish_failed", error: (error as Error).message, waiting: dirty.size }, `could not write task changes to the shared store; tried again at the next heartbeat: ${(error as Error).message}`);
+        // An unreachable store is said once, by the watch; anything else each time.
+        if (!storeUnreachable(error)) trace.warn({ event: "publish_failed", error: (error as Error).message, waiting: dirty.size }, `could not write task changes to the shared store; tried again at the next heartbeat: ${(error as Error).message}`);
       }
     })().finally(() => {
       flushing = undefined;
@@ -155,6 +180,8 @@ export async function startClusterLoop(options: { cluster: Cluster; daemon: Daem
   /** Asked again while a tick ran (a notification after its queries): one more follows it. */
   let again = false;
   let cancelTimer = () => {};
+  /** Results delivered here whose store row may not say so yet: never delivered twice by this process. */
+  const handed = new Set<string>();
   const tick = (): Promise<void> => {
     if (ticking) {
       again = true;
@@ -170,11 +197,14 @@ export async function startClusterLoop(options: { cluster: Cluster; daemon: Daem
         }
         await state.flush();
         for (const { record, result } of await cluster.undelivered({ telegram: options.telegramHere() })) {
-          await daemon.deliver(record, result);
+          if (!handed.has(record.id)) await daemon.deliver(record, result);
+          handed.add(record.id);
           await cluster.delivered(record.id);
+          handed.delete(record.id);
         }
       } catch (error) {
-        trace.warn({ event: "cluster_unreachable", error: (error as Error).message }, `the shared store did not answer: ${(error as Error).message}`);
+        // An unreachable store is said once, by the watch; anything else each time.
+        if (!storeUnreachable(error)) trace.warn({ event: "cluster_failed", error: (error as Error).message }, `the shared store failed: ${(error as Error).message}`);
       } finally {
         ticking = undefined;
       }

@@ -54,10 +54,29 @@ export interface Cluster {
   /** Says this machine stopped on purpose (not asleep): its tasks show as waiting for it. */
   leave(): Promise<void>;
   machines(): Promise<MachineStatus[]>;
-  /** Queues a new task (its `deliver_to` set), pinned to `pin` if given; wakes the machines. Throws if the id is taken. */
+  /**
+   * Queues a new task (its `deliver_to` set), pinned to `pin` if given; wakes the machines. Throws
+   * if the id is taken by another task. Safe to repeat: a try whose answer was lost with the
+   * connection may have queued it, and the same record queued again is the same task.
+   */
   enqueue(record: TaskRecord, pin?: string): Promise<void>;
   /** Takes the next queued task this machine may run, or nothing. */
   claim(): Promise<TaskRecord | undefined>;
+  /**
+   * Tasks this machine claimed and has not started, by the store. One is missing from this
+   * machine's state only when the claim's answer was lost (the connection dropped, the process
+   * died right after): the machine takes it up again instead of leaving it claimed forever.
+   */
+  claimedHere(): Promise<TaskRecord[]>;
+  /**
+   * Writes that this machine starts a task it claimed (`record` as it starts), before anything of
+   * it runs: from then on it is pinned here and never given to another machine. False when the
+   * task is no longer this machine's (it was silent so long that another took it): it must not
+   * run here. True too for a task the store does not hold (one this machine made for itself).
+   */
+  start(record: TaskRecord): Promise<boolean>;
+  /** Of these inbox file names (inbox/.done/), those of tasks queued from this machine. */
+  queuedNames(names: string[]): Promise<string[]>;
   /**
    * Writes a change this machine made to one of its tasks (only while it is this machine's); with
    * its result once it ended, and whether the person has it already (delivered here).
@@ -97,12 +116,17 @@ interface TaskRow {
 
 const shared = (row: TaskRow): SharedTask => ({ record: row.record, ...(row.machine ? { machine: row.machine } : {}), ...(row.pin ? { pin: row.pin } : {}) });
 
-export async function openCluster(url: string, machine: string): Promise<Cluster> {
-  return cluster(await connectPg(url), machine, { owned: true });
+/**
+ * `silentMs`: MACHINE_SILENT_MS unless given. Only tests give it (NIGHTSHIFT_TEST_MACHINE_SILENT_MS,
+ * read by cli/start.ts), so a test of a dead machine's tasks does not wait 30 s.
+ */
+export async function openCluster(url: string, machine: string, options: { silentMs?: number } = {}): Promise<Cluster> {
+  return cluster(await connectPg(url), machine, { owned: true, ...options });
 }
 
-export function cluster(sql: Sql, machine: string, options: { owned?: boolean } = {}): Cluster {
+export function cluster(sql: Sql, machine: string, options: { owned?: boolean; silentMs?: number } = {}): Cluster {
   const json = (record: TaskRecord) => sql.json(record as never);
+  const silentMs = options.silentMs ?? MACHINE_SILENT_MS;
   return {
     machine,
     async beat(running, concurrency) {
@@ -117,11 +141,19 @@ export function cluster(sql: Sql, machine: string, options: { owned?: boolean } 
     async machines() {
       const rows = await sql<{ name: string; silent_ms: number; stopped: boolean; running: number; concurrency: number; pid: number }[]>`
         SELECT name, (extract(epoch FROM now() - heartbeat) * 1000)::float8 AS silent_ms, stopped, running, concurrency, pid FROM machines ORDER BY name`;
-      return rows.map((row) => ({ name: row.name, silentMs: row.silent_ms, alive: !row.stopped && row.silent_ms < MACHINE_SILENT_MS, stopped: row.stopped, running: row.running, concurrency: row.concurrency, pid: row.pid }));
+      return rows.map((row) => ({ name: row.name, silentMs: row.silent_ms, alive: !row.stopped && row.silent_ms < silentMs, stopped: row.stopped, running: row.running, concurrency: row.concurrency, pid: row.pid }));
     },
     async enqueue(record, pin) {
       await sql.begin(async (tx) => {
-        await tx`INSERT INTO tasks (id, state, priority, created, pin, deliver_to, record) VALUES (${record.id}, ${record.state}, ${PRIORITY[record.priority]}, ${record.created}, ${pin ?? null}, ${record.deliver_to ?? machine}, ${json(record)})`;
+        const inserted = await tx`
+          INSERT INTO tasks (id, state, priority, created, pin, deliver_to, record) VALUES (${record.id}, ${record.state}, ${PRIORITY[record.priority]}, ${record.created}, ${pin ?? null}, ${record.deliver_to ?? machine}, ${json(record)})
+          ON CONFLICT (id) DO NOTHING RETURNING 1`;
+        if (inserted.length === 0) {
+          // Queued already by an earlier try whose answer was lost: the same task, nothing to do.
+          const [row] = await tx<{ created: string; deliver_to: string }[]>`SELECT created, deliver_to FROM tasks WHERE id = ${record.id}`;
+          if (Number(row?.created) === record.created && row?.deliver_to === (record.deliver_to ?? machine)) return;
+          throw new Error(`task id ${record.id} is already taken`);
+        }
         await tx`SELECT pg_notify(${CHANNEL}, 'queued')`;
       });
     },
@@ -135,6 +167,22 @@ export function cluster(sql: Sql, machine: string, options: { owned?: boolean } 
           LIMIT 1 FOR UPDATE SKIP LOCKED)
         RETURNING record`;
       return row?.record;
+    },
+    async claimedHere() {
+      const rows = await sql<{ record: TaskRecord }[]>`SELECT record FROM tasks WHERE machine = ${machine} AND state = 'queued' AND (record->>'attempts')::int = 0 ORDER BY priority, created`;
+      return rows.map((row) => row.record);
+    },
+    async start(record) {
+      const [row] = await sql<{ mine: boolean }[]>`
+        WITH started AS (
+          UPDATE tasks SET state = ${record.state}, record = ${json(record)} WHERE id = ${record.id} AND machine = ${machine} RETURNING 1)
+        SELECT EXISTS (SELECT 1 FROM started) OR NOT EXISTS (SELECT 1 FROM tasks WHERE id = ${record.id}) AS mine`;
+      return row!.mine;
+    },
+    async queuedNames(names) {
+      if (names.length === 0) return [];
+      const rows = await sql<{ name: string }[]>`SELECT record->>'name' AS name FROM tasks WHERE deliver_to = ${machine} AND record->>'origin' = 'inbox' AND record->>'name' IN ${sql(names)}`;
+      return rows.map((row) => row.name);
     },
     async publish(record, end) {
       await sql.begin(async (tx) => {
@@ -159,7 +207,7 @@ export function cluster(sql: Sql, machine: string, options: { owned?: boolean } 
         UPDATE tasks SET machine = NULL
         WHERE state = 'queued' AND pin IS NULL AND machine IS NOT NULL AND machine <> ${machine}
           AND (record->>'attempts')::int = 0
-          AND machine IN (SELECT name FROM machines WHERE stopped OR heartbeat < now() - make_interval(secs => ${MACHINE_SILENT_MS / 1000}))
+          AND machine IN (SELECT name FROM machines WHERE stopped OR heartbeat < now() - make_interval(secs => ${silentMs / 1000}))
         RETURNING id`;
       return rows.length;
     },
