@@ -39,7 +39,8 @@ export interface PgServer {
   cleanup(): Promise<void>;
 }
 
-export async function startPgServer(): Promise<PgServer> {
+/** `fsync`: flush commits to disk as a real server does (benchmarks); default off, as .ci/postgres.sh (speed over durability). */
+export async function startPgServer(options: { fsync?: boolean } = {}): Promise<PgServer> {
   if (!BIN) throw new Error(noPgServer);
   const root = process.getuid?.() === 0;
   const dir = tempDir("nightshift-pgserver-");
@@ -52,7 +53,7 @@ export async function startPgServer(): Promise<PgServer> {
   const server: PgServer = {
     url: `postgres://postgres@127.0.0.1:${port}/postgres`,
     async start() {
-      await as(join(BIN, "pg_ctl"), ["-D", data, "-l", join(dir.path, "server.log"), "-w", "-o", `-p ${port} -F -k ${dir.path} -c listen_addresses=127.0.0.1`, "start"]);
+      await as(join(BIN, "pg_ctl"), ["-D", data, "-l", join(dir.path, "server.log"), "-w", "-o", `-p ${port}${options.fsync ? "" : " -F"} -k ${dir.path} -c listen_addresses=127.0.0.1`, "start"]);
       running = true;
     },
     async stop() {
