@@ -2,7 +2,7 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type { TelegramBot } from "../bot/index.ts";
 import { escapeHtml } from "../bot/format.ts";
-import { outageMessage, stateNotices } from "./storage-notices.ts";
+import { outageMessage, stateNotices, storeOutageMessage } from "./storage-notices.ts";
 import { journalDamageMessage, openMemory, openMemoryRuns } from "../memory/index.ts";
 import { BUILTIN_TOOL_NAMES, createRuntime, createTraceLogger, createWriteGate, damageMessage, loadAgents, lockSession, readSessionLog, readSessionLogFrom, requireApiKey, storageMessage, machineName, storeUrl, type Approver, type Clock, type LoadedConfig } from "../runtime/index.ts";
 import { approveReview } from "../runtime/mcp/reviews.ts";
@@ -10,6 +10,7 @@ import { finishInterruptedApplies, readPlan } from "../runtime/stage/apply.ts";
 import { discardStage, expiredStages, mountStage, readStage, summarizeStage } from "../runtime/stage/overlay.ts";
 import { createDaemon } from "../tasks/daemon.ts";
 import { createHeapTrim } from "../runtime/heap-trim.ts";
+import { createStoreWatch, watched } from "../runtime/store/outage.ts";
 import { openCluster, type Cluster } from "../runtime/store/pg-cluster.ts";
 import { joinShared, startClusterLoop } from "../tasks/cluster.ts";
 import { createFileSync } from "../tasks/shared-files.ts";
@@ -122,9 +123,21 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
     trace.warn({ event: "stage_apply_finished", session: finished.id, ...(finished.problem ? { problem: finished.problem } : {}) }, message);
   }
   // Several machines on one PostgreSQL: the queue is shared, and this machine's task changes are written there too.
-  const cluster = await joinCluster(loaded);
+  // The shared store out of reach is said once, here, and its return once (runtime/store/outage.ts).
+  const storeWatch = createStoreWatch({
+    clock,
+    report(change) {
+      const message = storeOutageMessage(change);
+      stderr.write(`${change.state === "down" ? "! " : ""}${message}\n`);
+      if (change.state === "down") trace.error({ event: "store_unavailable", error: change.outage.message }, message);
+      else trace.warn({ event: "store_available", down_ms: change.at - change.outage.since }, message);
+      bot?.notice(`${change.state === "down" ? "⚠️" : "✅"} ${escapeHtml(message)}`);
+    },
+  });
+  const reached = await joinCluster(loaded);
+  const cluster = reached ? watched(reached, storeWatch) : undefined;
   const telegramHere = () => bot !== undefined;
-  const joined = cluster ? joinShared({ cluster, state: store, home, trace, telegramHere }) : undefined;
+  const joined = cluster ? joinShared({ cluster, watch: storeWatch, state: store, home, trace, telegramHere }) : undefined;
   const daemon = createDaemon({ home, clock, runtime, state: joined?.state ?? store, trace, storage, concurrency: config.daemon.concurrency, maxCrashes: config.daemon.max_crashes, ...(joined ? { shared: joined.shared } : {}) });
   const memoryService = createMemoryService({ loaded, clock, memory, small: () => runtime.modelFor("small"), tasks: daemon.tasks, approvals: runtime.approvals });
   // Journal entries are written in order; on a full or read-only disk they wait for space (until the daemon stops).
@@ -253,9 +266,11 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
       if (report.sent.length || report.received.length) trace.info({ event: "shared_files_synced", sent: report.sent, received: report.received }, "shared files synced");
     };
   };
-  const clusterLoop = cluster && joined ? await startClusterLoop({ cluster, daemon, state: joined.state, concurrency: config.daemon.concurrency, clock, trace, telegramHere, syncFiles: filesSync(cluster), takeInClaimed: joined.takeInClaimed }) : undefined;
+  const clusterLoop = cluster && joined ? await startClusterLoop({ cluster, daemon, state: joined.state, concurrency: config.daemon.concurrency, clock, trace, telegramHere, syncFiles: filesSync(cluster) }) : undefined;
   // A file moved to inbox/.done/ whose task was never recorded (a crash in between): queue it now.
-  for (const name of unstarted ?? []) {
+  // Several machines: its task is in the shared store, not in this machine's state, until it is delivered here.
+  const queuedElsewhere = new Set(cluster && unstarted?.length ? await storeWatch.retry(() => cluster.queuedNames(unstarted)) : []);
+  for (const name of (unstarted ?? []).filter((each) => !queuedElsewhere.has(each))) {
     const id = newId();
     const spec = await specOf(name, id).catch((error: unknown) => void stderr.write(`! inbox/.done/${name}: ${(error as Error).message}\n`));
     if (spec) await daemon.submit(id, spec, { origin: "inbox", name });
@@ -434,7 +449,9 @@ async function joinCluster(loaded: LoadedConfig): Promise<Cluster | undefined> {
   if (!url) return undefined;
   const setting = loaded.env.NIGHTSHIFT_DATABASE_URL?.trim() ? "NIGHTSHIFT_DATABASE_URL" : "store: in config.yaml";
   try {
-    return await openCluster(url, machineName(loaded.config));
+    // Tests only: a dead machine's unstarted tasks go to the others sooner than MACHINE_SILENT_MS.
+    const silentMs = Number(loaded.env.NIGHTSHIFT_TEST_MACHINE_SILENT_MS) || undefined;
+    return await openCluster(url, machineName(loaded.config), silentMs ? { silentMs } : {});
   } catch (error) {
     throw new UsageError(`could not open the shared store (${setting}): ${(error as Error).message}. Check that PostgreSQL runs and the URL is right, or remove the setting to run this machine on its own files`);
   }

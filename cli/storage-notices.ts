@@ -1,5 +1,6 @@
 import { join } from "node:path";
 import { formatDuration, type OutageChange } from "../runtime/index.ts";
+import type { StoreOutageChange } from "../runtime/store/outage.ts";
 import type { OpenedState } from "../tasks/state.ts";
 
 /** One thing the person is told at start about the state: a trace event and its line. */
@@ -52,4 +53,13 @@ export function outageMessage(change: OutageChange, home: string): string {
   const head = fault === "full" ? `THE DISK IS FULL: could not write ${what} (${message})` : `${home} IS READ-ONLY: could not write ${what} (${message})`;
   const fix = fault === "full" ? `free some space on the disk that holds ${home}` : `make it writable again (remount it read-write)`;
   return `${head}. Nightshift keeps what it has, waits and tries again by itself: running tasks pause, files dropped in inbox/ wait there, nothing is lost. To go on, ${fix}.`;
+}
+
+/** The shared store (PostgreSQL) out of reach, or back, as the person reads it (stderr, Telegram). */
+export function storeOutageMessage(change: StoreOutageChange): string {
+  if (change.state === "up") return `The shared store answers again (after ${formatDuration(change.at - change.outage.since)}): what waited for it goes on, and changes made meanwhile are written.`;
+  return (
+    `THE SHARED STORE (PostgreSQL) CANNOT BE REACHED: ${change.outage.message}. Nightshift waits for it and tries again by itself: ` +
+    "running tasks go on (their changes are written once it is back), new tasks wait to be queued, and no machine takes new work until then. Nothing is lost or run twice."
+  );
 }

@@ -2,7 +2,8 @@ import { readdirSync, realpathSync, rmdirSync } from "node:fs";
 import { join } from "node:path";
 import { createWorkdir, type Clock } from "../runtime/index.ts";
 import type { SessionResult } from "../runtime/loop.ts";
-import { HEARTBEAT_MS, TELEGRAM, type Cluster, type SharedTask } from "../runtime/store/pg-cluster.ts";
+import { storeUnreachable, type StoreWatch } from "../runtime/store/outage.ts";
+import { HEARTBEAT_MS, TELEGRAM, type Cluster } from "../runtime/store/pg-cluster.ts";
 import type { TraceLogger } from "../runtime/trace.ts";
 import type { Daemon, SharedQueue } from "./daemon.ts";
 import type { StateStore, TaskRecord } from "./state.ts";
@@ -42,14 +43,26 @@ export type PublishingState = StateStore & {
  * The daemon's side of the shared store: its state, each change written to the store as well, and
  * the shared queue it submits to and claims from. `telegramHere`: this machine runs the bot now
  * (it holds the Telegram lease), so it delivers Telegram tasks' results.
+ *
+ * While the store cannot be reached (`watch` says so, once): a new task waits to be queued (the
+ * inbox file stays in inbox/.done/, `nightshift run` and Telegram wait for their answer), and is
+ * queued, once, when it is back; a claimed task waits to start until the store has recorded that
+ * it starts here; nothing new is claimed; running tasks go on, their changes written later.
  */
-export function joinShared(options: { cluster: Cluster; state: StateStore; home: string; trace: TraceLogger; telegramHere: () => boolean }): { state: PublishingState; shared: SharedQueue; takeInClaimed(): Promise<number> } {
-  const { cluster, home, telegramHere } = options;
+export function joinShared(options: { cluster: Cluster; watch: StoreWatch; state: StateStore; home: string; trace: TraceLogger; telegramHere: () => boolean }): { state: PublishingState; shared: SharedQueue } {
+  const { cluster, watch, home, telegramHere } = options;
   const state = publishing(options.state, cluster, options.trace);
+  /** A claim's answer may have been lost (and at start, the last process's): look for tasks claimed here that this machine does not hold. */
+  let lostClaims = true;
+  const here = (record: TaskRecord, pin: string | undefined): TaskRecord =>
+    // Unpinned: its workdir named the queuing machine's fresh folder; it gets one here.
+    pin ? record : { ...record, spec: { ...record.spec, workdir: createWorkdir(home, record.id) } };
   const shared: SharedQueue = {
-    async enqueue(record) {
+    async enqueue(record, signal) {
       const pin = pinOf(record, home, cluster.machine);
-      await cluster.enqueue({ ...record, deliver_to: record.origin === "telegram" ? TELEGRAM : cluster.machine }, pin);
+      const queued = { ...record, deliver_to: record.origin === "telegram" ? TELEGRAM : cluster.machine };
+      // The same record until it is queued: a try whose answer was lost is not queued twice.
+      await watch.retry(() => cluster.enqueue(queued, pin), signal);
       if (!pin) {
         // The empty folder made for it here; the machine that claims it makes its own.
         try {
@@ -60,15 +73,26 @@ export function joinShared(options: { cluster: Cluster; state: StateStore; home:
       }
     },
     async claim() {
-      const record = await cluster.claim();
-      if (!record) return undefined;
-      const task = await cluster.get(record.id);
-      return task ? placedHere(task) : undefined;
+      try {
+        if (lostClaims) {
+          const lost = (await cluster.claimedHere()).find((record) => !state.get(record.id));
+          lostClaims = false;
+          if (lost) return here(lost, (await cluster.get(lost.id))?.pin);
+        }
+        const record = await cluster.claim();
+        if (!record) return undefined;
+        return here(record, (await cluster.get(record.id))?.pin);
+      } catch (error) {
+        // The store is away (said once by the watch): nothing is claimed until it is back.
+        if (!storeUnreachable(error)) throw error;
+        lostClaims = true;
+        return undefined;
+      }
     },
-    async begin(task) {
-      // Its add here is written to the store first, so no later write can set it back to queued there.
+    start: async (record, signal) => {
+      // Its add here is written to the store first: a write of it as queued landing after this one would let a silent-machine release give it away.
       await state.flush();
-      return cluster.begin(task);
+      return watch.retry(() => cluster.start(record), signal);
     },
     async cancel(id, reason) {
       const outcome = await cluster.cancel(id, reason);
@@ -77,19 +101,7 @@ export function joinShared(options: { cluster: Cluster; state: StateStore; home:
     deliversHere: (task) => !task.deliver_to || task.deliver_to === cluster.machine || (task.deliver_to === TELEGRAM && telegramHere()),
     ended: (task, result, delivered) => state.ended(task.id, result, delivered),
   };
-  /** Unpinned: its workdir named the queuing machine's fresh folder; it gets one here. */
-  const placedHere = (task: SharedTask): TaskRecord => (task.pin ? task.record : { ...task.record, spec: { ...task.record.spec, workdir: createWorkdir(home, task.record.id) } });
-  /** At start: tasks this machine claimed before it stopped but had not taken into its state (it stopped in between). */
-  const takeInClaimed = async (): Promise<number> => {
-    let taken = 0;
-    for (const task of await cluster.claimedByMe()) {
-      if (state.get(task.record.id)) continue;
-      await options.state.add(placedHere(task));
-      taken++;
-    }
-    return taken;
-  };
-  return { state, shared, takeInClaimed };
+  return { state, shared };
 }
 
 /**
@@ -121,7 +133,8 @@ function publishing(state: StateStore, cluster: Cluster, trace: TraceLogger): Pu
           if (ends.get(id) === end) ends.delete(id);
         }
       } catch (error) {
-        trace.warn({ event: "publish_failed", error: (error as Error).message, waiting: dirty.size }, `could not write task changes to the shared store; tried again at the next heartbeat: ${(error as Error).message}`);
+        // An unreachable store is said once, by the watch; anything else each time.
+        if (!storeUnreachable(error)) trace.warn({ event: "publish_failed", error: (error as Error).message, waiting: dirty.size }, `could not write task changes to the shared store; tried again at the next heartbeat: ${(error as Error).message}`);
       }
     })().finally(() => {
       flushing = undefined;
@@ -161,7 +174,7 @@ export interface ClusterLoop {
 /**
  * Every HEARTBEAT_MS: the heartbeat (with how much runs here), queued tasks of silent machines
  * back to the queue, cancels asked of this machine's tasks, changes left to write, results other
- * machines ended for this one to deliver, the shared files, and a look at the queue. A notification (a task queued,
+ * machines ended for this one to deliver, and a look at the queue. A notification (a task queued,
  * a cancel asked, a result to deliver) does the same at once; the timer covers one that was missed.
  */
 export async function startClusterLoop(options: {
@@ -174,16 +187,15 @@ export async function startClusterLoop(options: {
   telegramHere: () => boolean;
   /** Brings the files every machine holds alike in line with the store (tasks/shared-files.ts). */
   syncFiles?: () => Promise<void>;
-  /** At the first tick that reaches the store: tasks claimed before a stop and not yet taken in (joinShared). */
-  takeInClaimed?: () => Promise<number>;
 }): Promise<ClusterLoop> {
   const { cluster, daemon, state, concurrency, clock, trace } = options;
   let stopped = false;
-  let tookIn = false;
   let ticking: Promise<void> | undefined;
   /** Asked again while a tick ran (a notification after its queries): one more follows it. */
   let again = false;
   let cancelTimer = () => {};
+  /** Results delivered here whose store row may not say so yet: never delivered twice by this process. */
+  const handed = new Set<string>();
   const tick = (): Promise<void> => {
     if (ticking) {
       again = true;
@@ -192,11 +204,6 @@ export async function startClusterLoop(options: {
     ticking = (async () => {
       try {
         await cluster.beat(daemon.tasks.active().filter((task) => task.state !== "queued").length, concurrency);
-        if (!tookIn) {
-          await options.takeInClaimed?.();
-          tookIn = true;
-        }
-        await options.syncFiles?.();
         await cluster.releaseSilent();
         for (const { id, reason } of await cluster.cancelsForMe()) {
           await daemon.cancel(id, reason);
@@ -204,11 +211,16 @@ export async function startClusterLoop(options: {
         }
         await state.flush();
         for (const { record, result } of await cluster.undelivered({ telegram: options.telegramHere() })) {
-          await daemon.deliver(record, result);
+          if (!handed.has(record.id)) await daemon.deliver(record, result);
+          handed.add(record.id);
           await cluster.delivered(record.id);
+          handed.delete(record.id);
         }
+        // Last: a file that cannot be read or written here must not hold up the queue's work.
+        await options.syncFiles?.();
       } catch (error) {
-        trace.warn({ event: "cluster_unreachable", error: (error as Error).message }, `the shared store did not answer: ${(error as Error).message}`);
+        // An unreachable store is said once, by the watch; anything else each time.
+        if (!storeUnreachable(error)) trace.warn({ event: "cluster_failed", error: (error as Error).message }, `the shared store failed: ${(error as Error).message}`);
       } finally {
         ticking = undefined;
       }

@@ -25,11 +25,16 @@ export interface DaemonOptions {
 
 /** The queue several machines share. A claimed task is added to this machine's state and runs here. */
 export interface SharedQueue {
-  enqueue(record: TaskRecord): Promise<void>;
-  /** The next task this machine may run, taken for it; nothing when none is queued for it. */
+  /** Durable when it resolves; waits while the store is away, until `signal` aborts. */
+  enqueue(record: TaskRecord, signal: AbortSignal): Promise<void>;
+  /** The next task this machine may run, taken for it; nothing when none is queued for it (or the store is away). */
   claim(): Promise<TaskRecord | undefined>;
-  /** Before a task's first start: false when another machine took it over since this one claimed it (it is then dropped here, not run). */
-  begin(task: TaskRecord): Promise<boolean>;
+  /**
+   * Records in the store that this machine starts a task it never ran (`record` as it starts), and
+   * waits for the store while it is away. False: the task went to another machine meanwhile and
+   * must not run here.
+   */
+  start(record: TaskRecord, signal: AbortSignal): Promise<boolean>;
   /** A task this machine does not have: cancelled where it is queued, or its machine asked to. */
   cancel(id: string, reason: string): Promise<"cancelling" | "cancelled" | "unknown" | "finished">;
   /** Whether this machine gives the person the task's result (writes outbox/, answers on Telegram), or the machine it came from does. */
@@ -191,14 +196,16 @@ export function createDaemon(options: DaemonOptions): Daemon {
   };
 
   const run = async (task: TaskRecord, signal: AbortSignal): Promise<void> => {
-    if (options.shared && task.attempts === 0 && !(await options.shared.begin(task))) {
-      // Claimed, then this machine slept past the silence limit and another machine took it: it runs there.
-      await state.forget(task.id);
-      trace.warn({ session: task.id, event: "task_taken_over" }, "another machine took this task over before it started here; it runs there");
-      return;
-    }
+    const starting = { state: "running" as const, started: task.started ?? clock.now(), attempts: task.attempts + 1 };
     try {
-      await changeDurably(task.id, { state: "running", started: task.started ?? clock.now(), attempts: task.attempts + 1 }, signal);
+      // Several machines: a task starts only once the store says it started here, so a machine
+      // that goes silent after this point keeps it (it resumes here), and before it, loses it whole.
+      if (options.shared && task.attempts === 0 && !(await options.shared.start({ ...task, ...starting }, signal))) {
+        // Not kept here as if it were this machine's: it is the other machine's task now, in the store.
+        trace.warn({ session: task.id, event: "task_taken_elsewhere" }, "another machine took this task while this one was silent; it runs there");
+        return void (await state.forget(task.id));
+      }
+      await changeDurably(task.id, starting, signal);
     } catch (error) {
       // Cancelled while waiting for space to start: it ends here. Stopped: it stays queued.
       if (!signal.aborted || signal.reason instanceof Shutdown) throw error;
@@ -301,7 +308,7 @@ export function createDaemon(options: DaemonOptions): Daemon {
         cost_usd: 0,
       };
       if (options.shared) {
-        await options.shared.enqueue(record);
+        await options.shared.enqueue(record, halt.signal);
         if (cursor) await storage.attempt(STATE_FILE, () => state.setLastRun(cursor.name, cursor.at));
       } else {
         await storage.attempt(STATE_FILE, () => state.add(record, cursor));

@@ -29,7 +29,7 @@ describe("the daemon over the shared queue of several machines", () => {
     const queue: SharedQueue = {
       enqueue: async (record) => void queued.push(record),
       claim: async () => queued.shift(),
-      begin: async () => true,
+      start: async () => true,
       cancel: async () => "unknown",
       deliversHere: () => true,
       ended: (task, result) => void ended.push(`${task.id} ${result.status}`),
@@ -50,7 +50,7 @@ describe("the daemon over the shared queue of several machines", () => {
   });
 
   it("drops, without running it, a task another machine took over after this one claimed it", async () => {
-    const { daemon, store } = await setup({ begin: async () => false });
+    const { daemon, store } = await setup({ start: async () => false });
     await daemon.submit("t2", runtime!.task({ title: "Taken over" }), { origin: "inbox" });
     await daemon.idle();
     assert.equal(runtime!.api.requests.length, 0, "no model call: it runs on the other machine");

@@ -74,23 +74,21 @@ describe("the shared queue of several machines", noDatabase ? { skip: noDatabase
     await m1.enqueue(started);
     await m1.enqueue(pinned, "m1");
     for (let i = 0; i < 3; i++) assert.ok(await m1.claim());
-    assert.equal(await m1.begin({ ...started, attempts: 0 }), true);
+    assert.equal(await m1.start({ ...started, state: "running", attempts: 1 }), true);
     await silence("m1");
     assert.equal(await m2.releaseSilent(), 1);
     assert.equal((await m2.claim())?.id, unstarted.id);
     // m1 wakes and tries to start the task it had claimed: it runs on m2 instead.
-    assert.equal(await m1.begin(unstarted), false);
-    assert.equal((await m2.begin(unstarted)), true);
+    assert.equal(await m1.start({ ...unstarted, state: "running", attempts: 1 }), false);
+    assert.equal(await m2.start({ ...unstarted, state: "running", attempts: 1 }), true);
     const rows = await sql<{ id: string; machine: string }[]>`SELECT id, machine FROM tasks WHERE id IN ${sql([unstarted.id, started.id, pinned.id])} ORDER BY id`;
     assert.deepEqual(Object.fromEntries(rows.map((row) => [row.id, row.machine])), { [unstarted.id]: "m2", [started.id]: "m1", [pinned.id]: "m1" });
   });
 
-  it("adopts a task queued before the machine joined when it starts, pinned to it", async () => {
+  it("starts a task the store does not hold (queued here before this machine joined) without asking anyone", async () => {
     const local = record("from before the store");
-    assert.equal(await m3.begin(local), true);
-    const task = await m1.get(local.id);
-    assert.equal(task?.machine, "m3");
-    assert.equal(task?.pin, "m3");
+    assert.equal(await m3.start({ ...local, state: "running", attempts: 1 }), true);
+    assert.equal(await m1.get(local.id), undefined, "`nightshift store migrate` is what moves such tasks into the store");
   });
 
   it("cancels an unclaimed task at once and asks the machine that runs a claimed one", async () => {

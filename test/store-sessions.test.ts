@@ -8,12 +8,12 @@ import type { SessionEvent } from "../runtime/events.ts";
 import { openFileSessions, type SessionStore } from "../runtime/store/file-sessions.ts";
 import { openPgSessions, SessionTakenOver } from "../runtime/store/pg-sessions.ts";
 import { tempDir } from "./support/home.ts";
-import { isCi } from "./support/prerequisites.ts";
+import { freshDatabase, noDatabase } from "./support/cluster.ts";
 
-/** `.ci/run` starts a throwaway PostgreSQL cluster and exports its URL; elsewhere the Postgres tests skip. */
-const URL = process.env.NIGHTSHIFT_TEST_DATABASE_URL;
-const missing = URL ? undefined : "no PostgreSQL: set NIGHTSHIFT_TEST_DATABASE_URL (`eval \"$(bash .ci/postgres.sh)\"` starts a throwaway cluster)";
-if (missing && isCi()) throw new Error(missing);
+/** A database of this file's own on the test cluster (test/support/cluster.ts); without one the Postgres cases skip. */
+const missing = noDatabase;
+const database = missing ? undefined : await freshDatabase();
+const URL = database?.url;
 
 const event = (n: number): SessionEvent => ({ type: "user", at: n, text: `message ${n}` });
 
@@ -57,9 +57,10 @@ const backends: Record<string, { skip?: string; make(): Backend }> = {
   },
 };
 
-after(() => {
+after(async () => {
   for (const sleeper of sleepers) sleeper.kill();
   dir.cleanup();
+  await database?.drop();
 });
 
 // The contract both stores keep: the runtime can be moved onto either.

@@ -57,19 +57,29 @@ export interface Cluster {
   /** Says this machine stopped on purpose (not asleep): its tasks show as waiting for it. */
   leave(): Promise<void>;
   machines(): Promise<MachineStatus[]>;
-  /** Queues a new task (its `deliver_to` set), pinned to `pin` if given; wakes the machines. Throws if the id is taken. */
+  /**
+   * Queues a new task (its `deliver_to` set), pinned to `pin` if given; wakes the machines. Throws
+   * if the id is taken by another task. Safe to repeat: a try whose answer was lost with the
+   * connection may have queued it, and the same record queued again is the same task.
+   */
   enqueue(record: TaskRecord, pin?: string): Promise<void>;
   /** Takes the next queued task this machine may run, or nothing. */
   claim(): Promise<TaskRecord | undefined>;
   /**
-   * Before a task first starts here: true while it is still this machine's (then it is marked
-   * running, and no silent-machine release can take it any more); false when another machine took
-   * it over meanwhile (this machine slept after claiming it). A task the store does not have (queued
-   * before this machine joined) is added as this machine's, pinned here.
+   * Tasks this machine claimed and has not started, by the store. One is missing from this
+   * machine's state only when the claim's answer was lost (the connection dropped, the process
+   * died right after): the machine takes it up again instead of leaving it claimed forever.
    */
-  begin(record: TaskRecord): Promise<boolean>;
-  /** Tasks claimed by this machine and not ended (a restart finds those it claimed but had not taken in). */
-  claimedByMe(): Promise<SharedTask[]>;
+  claimedHere(): Promise<TaskRecord[]>;
+  /**
+   * Writes that this machine starts a task it claimed (`record` as it starts), before anything of
+   * it runs: from then on it is pinned here and never given to another machine. False when the
+   * task is no longer this machine's (it was silent so long that another took it): it must not
+   * run here. True too for a task the store does not hold (one this machine made for itself).
+   */
+  start(record: TaskRecord): Promise<boolean>;
+  /** Of these inbox file names (inbox/.done/), those of tasks queued from this machine. */
+  queuedNames(names: string[]): Promise<string[]>;
   /**
    * Writes a change this machine made to one of its tasks (only while it is this machine's); with
    * its result once it ended, and whether the person has it already (delivered here).
@@ -109,12 +119,17 @@ interface TaskRow {
 
 const shared = (row: TaskRow): SharedTask => ({ record: row.record, ...(row.machine ? { machine: row.machine } : {}), ...(row.pin ? { pin: row.pin } : {}) });
 
-export async function openCluster(url: string, machine: string): Promise<Cluster> {
-  return cluster(await connectPg(url), machine, { owned: true });
+/**
+ * `silentMs`: MACHINE_SILENT_MS unless given. Only tests give it (NIGHTSHIFT_TEST_MACHINE_SILENT_MS,
+ * read by cli/start.ts), so a test of a dead machine's tasks does not wait 30 s.
+ */
+export async function openCluster(url: string, machine: string, options: { silentMs?: number } = {}): Promise<Cluster> {
+  return cluster(await connectPg(url), machine, { owned: true, ...options });
 }
 
-export function cluster(sql: Sql, machine: string, options: { owned?: boolean } = {}): Cluster {
+export function cluster(sql: Sql, machine: string, options: { owned?: boolean; silentMs?: number } = {}): Cluster {
   const json = (record: TaskRecord) => sql.json(record as never);
+  const silentMs = options.silentMs ?? MACHINE_SILENT_MS;
   return {
     machine,
     files: sharedFiles(sql, machine),
@@ -130,11 +145,19 @@ export function cluster(sql: Sql, machine: string, options: { owned?: boolean } 
     async machines() {
       const rows = await sql<{ name: string; silent_ms: number; stopped: boolean; running: number; concurrency: number; pid: number }[]>`
         SELECT name, (extract(epoch FROM now() - heartbeat) * 1000)::float8 AS silent_ms, stopped, running, concurrency, pid FROM machines ORDER BY name`;
-      return rows.map((row) => ({ name: row.name, silentMs: row.silent_ms, alive: !row.stopped && row.silent_ms < MACHINE_SILENT_MS, stopped: row.stopped, running: row.running, concurrency: row.concurrency, pid: row.pid }));
+      return rows.map((row) => ({ name: row.name, silentMs: row.silent_ms, alive: !row.stopped && row.silent_ms < silentMs, stopped: row.stopped, running: row.running, concurrency: row.concurrency, pid: row.pid }));
     },
     async enqueue(record, pin) {
       await sql.begin(async (tx) => {
-        await tx`INSERT INTO tasks (id, state, priority, created, pin, deliver_to, record) VALUES (${record.id}, ${record.state}, ${PRIORITY[record.priority]}, ${record.created}, ${pin ?? null}, ${record.deliver_to ?? machine}, ${json(record)})`;
+        const inserted = await tx`
+          INSERT INTO tasks (id, state, priority, created, pin, deliver_to, record) VALUES (${record.id}, ${record.state}, ${PRIORITY[record.priority]}, ${record.created}, ${pin ?? null}, ${record.deliver_to ?? machine}, ${json(record)})
+          ON CONFLICT (id) DO NOTHING RETURNING 1`;
+        if (inserted.length === 0) {
+          // Queued already by an earlier try whose answer was lost: the same task, nothing to do.
+          const [row] = await tx<{ created: string; deliver_to: string }[]>`SELECT created, deliver_to FROM tasks WHERE id = ${record.id}`;
+          if (Number(row?.created) === record.created && row?.deliver_to === (record.deliver_to ?? machine)) return;
+          throw new Error(`task id ${record.id} is already taken`);
+        }
         await tx`SELECT pg_notify(${CHANNEL}, 'queued')`;
       });
     },
@@ -149,17 +172,21 @@ export function cluster(sql: Sql, machine: string, options: { owned?: boolean } 
         RETURNING record`;
       return row?.record;
     },
-    async begin(record) {
-      const rows = await sql`
-        INSERT INTO tasks (id, state, priority, created, pin, machine, deliver_to, record)
-          VALUES (${record.id}, 'running', ${PRIORITY[record.priority]}, ${record.created}, ${machine}, ${machine}, ${record.deliver_to ?? machine}, ${json(record)})
-        ON CONFLICT (id) DO UPDATE SET state = 'running' WHERE tasks.machine = ${machine} AND tasks.state = 'queued'
-        RETURNING 1`;
-      return rows.length === 1;
+    async claimedHere() {
+      const rows = await sql<{ record: TaskRecord }[]>`SELECT record FROM tasks WHERE machine = ${machine} AND state = 'queued' AND (record->>'attempts')::int = 0 ORDER BY priority, created`;
+      return rows.map((row) => row.record);
     },
-    async claimedByMe() {
-      const rows = await sql<TaskRow[]>`SELECT record, machine, pin FROM tasks WHERE machine = ${machine} AND state IN ('queued', 'running', 'waiting_approval') ORDER BY created`;
-      return rows.map(shared);
+    async start(record) {
+      const [row] = await sql<{ mine: boolean }[]>`
+        WITH started AS (
+          UPDATE tasks SET state = ${record.state}, record = ${json(record)} WHERE id = ${record.id} AND machine = ${machine} RETURNING 1)
+        SELECT EXISTS (SELECT 1 FROM started) OR NOT EXISTS (SELECT 1 FROM tasks WHERE id = ${record.id}) AS mine`;
+      return row!.mine;
+    },
+    async queuedNames(names) {
+      if (names.length === 0) return [];
+      const rows = await sql<{ name: string }[]>`SELECT record->>'name' AS name FROM tasks WHERE deliver_to = ${machine} AND record->>'origin' = 'inbox' AND record->>'name' IN ${sql(names)}`;
+      return rows.map((row) => row.name);
     },
     async publish(record, end) {
       await sql.begin(async (tx) => {
@@ -173,9 +200,8 @@ export function cluster(sql: Sql, machine: string, options: { owned?: boolean } 
     },
     async undelivered({ telegram }) {
       const to = telegram ? [machine, TELEGRAM] : [machine];
-      const rows = await sql<Array<{ record: TaskRecord; result: SessionResult }>>`
+      return sql<Array<{ record: TaskRecord; result: SessionResult }>>`
         SELECT record, result FROM tasks WHERE result IS NOT NULL AND NOT delivered AND deliver_to IN ${sql(to)} ORDER BY finished`;
-      return rows.map((row) => ({ record: row.record, result: row.result }));
     },
     async delivered(id) {
       await sql`UPDATE tasks SET delivered = true WHERE id = ${id}`;
@@ -185,7 +211,7 @@ export function cluster(sql: Sql, machine: string, options: { owned?: boolean } 
         UPDATE tasks SET machine = NULL
         WHERE state = 'queued' AND pin IS NULL AND machine IS NOT NULL AND machine <> ${machine}
           AND (record->>'attempts')::int = 0
-          AND machine IN (SELECT name FROM machines WHERE stopped OR heartbeat < now() - make_interval(secs => ${MACHINE_SILENT_MS / 1000}))
+          AND machine IN (SELECT name FROM machines WHERE stopped OR heartbeat < now() - make_interval(secs => ${silentMs / 1000}))
         RETURNING id`;
       return rows.length;
     },
@@ -205,8 +231,7 @@ export function cluster(sql: Sql, machine: string, options: { owned?: boolean } 
       });
     },
     async cancelsForMe() {
-      const rows = await sql<{ id: string; reason: string }[]>`SELECT id, cancel AS reason FROM tasks WHERE machine = ${machine} AND cancel IS NOT NULL`;
-      return rows.map((row) => ({ id: row.id, reason: row.reason }));
+      return sql<{ id: string; reason: string }[]>`SELECT id, cancel AS reason FROM tasks WHERE machine = ${machine} AND cancel IS NOT NULL`;
     },
     async cancelHandled(id) {
       await sql`UPDATE tasks SET cancel = NULL WHERE id = ${id} AND machine = ${machine}`;

@@ -54,7 +54,9 @@ export class StoreRefused extends Error {
 
 /** Connects and brings the schema to `SCHEMA_VERSION`. */
 export async function connectPg(url: string, options: { max?: number } = {}): Promise<Sql> {
-  const sql = postgres(url, { max: options.max ?? 4, onnotice: () => {}, connect_timeout: 10 });
+  // postgres.js spaces a connection's tries after a failure by its own backoff, up to 20 s, so a
+  // store that is back could wait that long for its first query: capped at 2 s here (runtime/store/outage.ts).
+  const sql = postgres(url, { max: options.max ?? 4, onnotice: () => {}, connect_timeout: 10, backoff: (retries: number) => Math.min(0.1 * 2 ** retries, 2) });
   try {
     await migrate(sql);
   } catch (error) {

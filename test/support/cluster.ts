@@ -40,11 +40,13 @@ export interface Machine {
 
 /**
  * Machines on one database, each a home of its own and a real `nightshift start`, all against
- * one Messages API stand-in. `config` is added to each home's config.yaml.
+ * one Messages API stand-in. `config` is added to each home's config.yaml; `env` to each
+ * machine's environment. `url`: a database of the test's own (a server it stops and starts);
+ * default, a fresh database on the test cluster.
  */
-export async function startMachines(names: string[], options: { config?: string } = {}): Promise<{ api: MessagesApi; db: { url: string }; sql: postgres.Sql; machines: Machine[]; cleanup(): Promise<void> }> {
+export async function startMachines(names: string[], options: { config?: string; env?: NodeJS.ProcessEnv; url?: string } = {}): Promise<{ api: MessagesApi; db: { url: string }; sql: postgres.Sql; machines: Machine[]; cleanup(): Promise<void> }> {
   const api = await startMessagesApi();
-  const db = await freshDatabase();
+  const db = options.url ? { url: options.url, drop: async () => {} } : await freshDatabase();
   const sql = postgres(db.url, { max: 2, onnotice: () => {} });
   const dir = tempDir("nightshift-cluster-", "/var/tmp");
   const machines: Machine[] = [];
@@ -52,7 +54,7 @@ export async function startMachines(names: string[], options: { config?: string 
     const home = join(dir.path, name);
     mkdirSync(join(home, "inbox"), { recursive: true });
     writeFileSync(join(home, "config.yaml"), `machine: ${name}\ndashboard:\n  port: ${await freePort()}\ndaemon:\n  concurrency: 1\ntasks:\n  stage: "off"\n${options.config ?? ""}`);
-    const env = { ...process.env, NIGHTSHIFT_HOME: home, ANTHROPIC_BASE_URL: api.url, ANTHROPIC_API_KEY: "sk-ant-cluster-test", NIGHTSHIFT_DATABASE_URL: db.url };
+    const env = { ...process.env, NIGHTSHIFT_HOME: home, ANTHROPIC_BASE_URL: api.url, ANTHROPIC_API_KEY: "sk-ant-cluster-test", NIGHTSHIFT_DATABASE_URL: db.url, ...options.env };
     const machine: Machine = {
       name,
       home,
@@ -78,7 +80,7 @@ export async function startMachines(names: string[], options: { config?: string 
           await machine.daemon!.exited;
         }
       }
-      await sql.end({ timeout: 1 });
+      await sql.end({ timeout: 1 }).catch(() => {});
       await db.drop();
       await api.close();
       dir.cleanup();
