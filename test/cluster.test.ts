@@ -23,8 +23,16 @@ describe("several machines on one PostgreSQL", skip, () => {
   it("spreads the tasks dropped on one machine over all three, and writes every result back on the machine they came to", async () => {
     const cluster = await startMachines(["m1", "m2", "m3"]);
     cleanup = cluster.cleanup;
-    // Each answer takes a while, so one machine (one task at a time) cannot take them all.
-    cluster.api.respondWith(() => ({ content: [{ type: "text", text: "done" }], delayMs: 400 }));
+    // The first three answers wait until three requests are open at once: with one task at a time
+    // per machine, that is all three machines at work (a loaded machine starting late still joins).
+    const waiting: Array<() => void> = [];
+    let opened = 0;
+    cluster.api.respondWith(async () => {
+      opened++;
+      if (opened < 3) await new Promise<void>((resolve) => waiting.push(resolve));
+      if (opened === 3) waiting.splice(0).forEach((resolve) => resolve());
+      return { content: [{ type: "text", text: "done" }], delayMs: 100 };
+    });
     const [m1, m2, m3] = cluster.machines as [typeof cluster.machines[0], typeof cluster.machines[0], typeof cluster.machines[0]];
     await Promise.all(cluster.machines.map((machine) => machine.start()));
     const titles = ["t1", "t2", "t3", "t4", "t5", "t6"];

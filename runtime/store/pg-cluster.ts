@@ -200,8 +200,9 @@ export function cluster(sql: Sql, machine: string, options: { owned?: boolean; s
     },
     async undelivered({ telegram }) {
       const to = telegram ? [machine, TELEGRAM] : [machine];
-      return sql<Array<{ record: TaskRecord; result: SessionResult }>>`
+      const rows = await sql<Array<{ record: TaskRecord; result: SessionResult }>>`
         SELECT record, result FROM tasks WHERE result IS NOT NULL AND NOT delivered AND deliver_to IN ${sql(to)} ORDER BY finished`;
+      return rows.map((row) => ({ record: row.record, result: row.result }));
     },
     async delivered(id) {
       await sql`UPDATE tasks SET delivered = true WHERE id = ${id}`;
@@ -231,7 +232,8 @@ export function cluster(sql: Sql, machine: string, options: { owned?: boolean; s
       });
     },
     async cancelsForMe() {
-      return sql<{ id: string; reason: string }[]>`SELECT id, cancel AS reason FROM tasks WHERE machine = ${machine} AND cancel IS NOT NULL`;
+      const rows = await sql<{ id: string; reason: string }[]>`SELECT id, cancel AS reason FROM tasks WHERE machine = ${machine} AND cancel IS NOT NULL`;
+      return rows.map((row) => ({ id: row.id, reason: row.reason }));
     },
     async cancelHandled(id) {
       await sql`UPDATE tasks SET cancel = NULL WHERE id = ${id} AND machine = ${machine}`;
