@@ -4,11 +4,11 @@ import type { TelegramBot } from "../bot/index.ts";
 import { escapeHtml } from "../bot/format.ts";
 import { outageMessage, stateNotices } from "./storage-notices.ts";
 import { journalDamageMessage, openMemory, openMemoryRuns } from "../memory/index.ts";
-import { BUILTIN_TOOL_NAMES, createRuntime, createTraceLogger, createWriteGate, damageMessage, loadAgents, lockSession, readSessionLog, readSessionLogFrom, requireApiKey, storageMessage, machineName, storeUrl, type Approver, type Clock, type LoadedConfig } from "../runtime/index.ts";
+import { BUILTIN_TOOL_NAMES, createRuntime, createTraceLogger, createWriteGate, damageMessage, loadAgents, lockSession, readSessionLog, readSessionLogFrom, requireApiKey, storageMessage, machineName, storeSetting, storeUrl, type Approver, type Clock, type LoadedConfig } from "../runtime/index.ts";
 import { approveReview } from "../runtime/mcp/reviews.ts";
 import { finishInterruptedApplies, readPlan } from "../runtime/stage/apply.ts";
 import { discardStage, expiredStages, mountStage, readStage, summarizeStage } from "../runtime/stage/overlay.ts";
-import { createDaemon } from "../tasks/daemon.ts";
+import { createDaemon, SlotTaken } from "../tasks/daemon.ts";
 import { createHeapTrim } from "../runtime/heap-trim.ts";
 import { openCluster, type Cluster } from "../runtime/store/pg-cluster.ts";
 import { joinShared, startClusterLoop } from "../tasks/cluster.ts";
@@ -211,8 +211,14 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
       const id = newId();
       const spec = toTaskSpec(file, { loaded, id, fileName: `schedules/${name}`, source: `schedule:${name}` });
       const result = freeName(join(home, "outbox"), `${name.replace(/\.md$/i, "")}-${slotLabel(due, timezone)}.md`);
-      // The run and the schedule's cursor in one write: a crash cannot queue a slot twice.
-      await daemon.submit(id, spec, { origin: "schedule", name: result, ...(file.priority ? { priority: file.priority } : {}) }, { name, at: due });
+      // The run and the schedule's cursor in one write: a crash cannot queue a slot twice, nor can two machines.
+      try {
+        await daemon.submit(id, spec, { origin: "schedule", name: result, ...(file.priority ? { priority: file.priority } : {}) }, { name, at: due });
+      } catch (error) {
+        if (!(error instanceof SlotTaken)) throw error;
+        trace.info({ event: "schedule_taken", schedule: name, due }, `schedule ${name}: ${error.message}`);
+        return;
+      }
       trace.info({ session: id, event: "schedule_fired", schedule: name, due, catch_up: catchUp }, `schedule ${name} fired${catchUp ? " (catching up)" : ""}`);
     },
     report(event) {
@@ -412,7 +418,7 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
 async function joinCluster(loaded: LoadedConfig): Promise<Cluster | undefined> {
   const url = storeUrl(loaded);
   if (!url) return undefined;
-  const setting = loaded.env.NIGHTSHIFT_DATABASE_URL?.trim() ? "NIGHTSHIFT_DATABASE_URL" : "store: in config.yaml";
+  const setting = storeSetting(loaded);
   try {
     return await openCluster(url, machineName(loaded.config));
   } catch (error) {

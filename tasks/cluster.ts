@@ -47,10 +47,10 @@ export function joinShared(options: { cluster: Cluster; state: StateStore; home:
   const { cluster, home, telegramHere } = options;
   const state = publishing(options.state, cluster, options.trace);
   const shared: SharedQueue = {
-    async enqueue(record) {
+    async enqueue(record, cursor) {
       const pin = pinOf(record, home, cluster.machine);
-      await cluster.enqueue({ ...record, deliver_to: record.origin === "telegram" ? TELEGRAM : cluster.machine }, pin);
-      if (!pin) {
+      const queued = await cluster.enqueue({ ...record, deliver_to: record.origin === "telegram" ? TELEGRAM : cluster.machine }, pin, cursor);
+      if (!pin || !queued) {
         // The empty folder made for it here; the machine that claims it makes its own.
         try {
           rmdirSync(join(home, "workspace", record.id));
@@ -58,6 +58,7 @@ export function joinShared(options: { cluster: Cluster; state: StateStore; home:
           // Already gone, or something was put in it since: left alone.
         }
       }
+      return queued;
     },
     async claim() {
       const record = await cluster.claim();

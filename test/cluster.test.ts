@@ -68,3 +68,41 @@ describe("several machines on one PostgreSQL", skip, () => {
     assert.match(cluster.machines[0]!.daemon!.output(), /machine m1 on the shared store/);
   });
 });
+
+describe("schedules on several machines", skip, () => {
+  it("fires each slot of a schedule once across three machines that all have it", async () => {
+    const cluster = await startMachines(["m1", "m2", "m3"]);
+    cleanup = cluster.cleanup;
+    cluster.api.respondWith(() => ({ content: [{ type: "text", text: "done" }] }));
+    // Every 2 seconds: the three machines' timers go off at the same instants.
+    for (const machine of cluster.machines) {
+      mkdirSync(join(machine.home, "schedules"), { recursive: true });
+      writeFileSync(join(machine.home, "schedules", "tick.md"), task("tick", `schedule: "*/2 * * * * *"\n`));
+    }
+    await Promise.all(cluster.machines.map((machine) => machine.start()));
+    const traced = (event: string) =>
+      cluster.machines.flatMap((machine) => {
+        const file = join(machine.home, "logs", "trace.jsonl");
+        if (!existsSync(file)) return [];
+        return readFileSync(file, "utf8").split("\n").filter(Boolean).map((line) => JSON.parse(line)).filter((line) => line.event === event).map((line) => ({ machine: machine.name, due: line.due as number }));
+      });
+    const scheduled = async () => Number((await cluster.sql<{ count: string }[]>`SELECT count(*) FROM tasks WHERE record->>'origin' = 'schedule'`)[0]!.count);
+    const deadline = Date.now() + 30_000;
+    while ((await scheduled()) < 4) {
+      assert.ok(Date.now() < deadline, "timed out waiting for four scheduled tasks");
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    // Stopped, so their traces are whole.
+    for (const machine of cluster.machines) machine.daemon!.child.kill("SIGTERM");
+    await Promise.all(cluster.machines.map((machine) => machine.daemon!.exited));
+    const fired = traced("schedule_fired");
+    // Each slot queued by exactly one machine, one task each; the other machines found it taken.
+    assert.equal(fired.length, new Set(fired.map((one) => one.due)).size, JSON.stringify(fired));
+    assert.equal(fired.length, await scheduled());
+    const taken = traced("schedule_taken");
+    assert.ok(taken.length > 0, "no machine ever found a slot taken: the race was not run");
+    for (const one of taken) assert.ok(fired.some((other) => other.due === one.due && other.machine !== one.machine), `slot ${one.due} taken on ${one.machine} but fired nowhere else`);
+    const [cursor] = await cluster.sql<{ last_run: string }[]>`SELECT last_run FROM schedule_cursors WHERE name = 'tick'`;
+    assert.equal(Number(cursor!.last_run), Math.max(...fired.map((one) => one.due)));
+  });
+});

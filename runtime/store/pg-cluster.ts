@@ -39,6 +39,11 @@ export interface MachineStatus {
   pid: number;
 }
 
+export interface ScheduleCursor {
+  name: string;
+  at: number;
+}
+
 export interface SharedTask {
   record: TaskRecord;
   /** The machine that claimed it, if any. */
@@ -54,8 +59,13 @@ export interface Cluster {
   /** Says this machine stopped on purpose (not asleep): its tasks show as waiting for it. */
   leave(): Promise<void>;
   machines(): Promise<MachineStatus[]>;
-  /** Queues a new task (its `deliver_to` set), pinned to `pin` if given; wakes the machines. Throws if the id is taken. */
-  enqueue(record: TaskRecord, pin?: string): Promise<void>;
+  /**
+   * Queues a new task (its `deliver_to` set), pinned to `pin` if given; wakes the machines. Throws
+   * if the id is taken. With `cursor` (a schedule's slot), the schedule's shared cursor moves to
+   * it in the same transaction, and nothing is queued (false) when some machine queued that slot
+   * or a later one already: every slot is queued once across the machines.
+   */
+  enqueue(record: TaskRecord, pin?: string, cursor?: ScheduleCursor): Promise<boolean>;
   /** Takes the next queued task this machine may run, or nothing. */
   claim(): Promise<TaskRecord | undefined>;
   /**
@@ -119,10 +129,19 @@ export function cluster(sql: Sql, machine: string, options: { owned?: boolean } 
         SELECT name, (extract(epoch FROM now() - heartbeat) * 1000)::float8 AS silent_ms, stopped, running, concurrency, pid FROM machines ORDER BY name`;
       return rows.map((row) => ({ name: row.name, silentMs: row.silent_ms, alive: !row.stopped && row.silent_ms < MACHINE_SILENT_MS, stopped: row.stopped, running: row.running, concurrency: row.concurrency, pid: row.pid }));
     },
-    async enqueue(record, pin) {
-      await sql.begin(async (tx) => {
+    async enqueue(record, pin, cursor) {
+      return sql.begin(async (tx) => {
+        if (cursor) {
+          // The row is locked until commit: a second machine queuing the same slot waits here, then finds it taken.
+          const moved = await tx`
+            INSERT INTO schedule_cursors (name, last_run) VALUES (${cursor.name}, ${cursor.at})
+            ON CONFLICT (name) DO UPDATE SET last_run = EXCLUDED.last_run WHERE schedule_cursors.last_run < EXCLUDED.last_run
+            RETURNING 1`;
+          if (moved.length === 0) return false;
+        }
         await tx`INSERT INTO tasks (id, state, priority, created, pin, deliver_to, record) VALUES (${record.id}, ${record.state}, ${PRIORITY[record.priority]}, ${record.created}, ${pin ?? null}, ${record.deliver_to ?? machine}, ${json(record)})`;
         await tx`SELECT pg_notify(${CHANNEL}, 'queued')`;
+        return true;
       });
     },
     async claim() {

@@ -38,6 +38,10 @@ const MIGRATIONS: ReadonlyArray<(tx: postgres.TransactionSql) => Promise<unknown
     await tx`CREATE INDEX tasks_undelivered ON tasks (deliver_to) WHERE result IS NOT NULL AND NOT delivered`;
     await tx`CREATE TABLE leases (name text PRIMARY KEY, holder text NOT NULL, epoch bigint NOT NULL, expires timestamptz NOT NULL)`;
   },
+  // Schedule cursors: the newest slot of each schedule (by name) queued by any machine (runtime/store/pg-cluster.ts `enqueue`).
+  async (tx) => {
+    await tx`CREATE TABLE schedule_cursors (name text PRIMARY KEY, last_run bigint NOT NULL)`;
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
