@@ -66,6 +66,13 @@ export interface Cluster {
    * or a later one already: every slot is queued once across the machines.
    */
   enqueue(record: TaskRecord, pin?: string, cursor?: ScheduleCursor): Promise<boolean>;
+  /**
+   * `nightshift store migrate`: this machine's own tasks (its state file's), written as this
+   * machine's, active ones pinned here, and schedule cursors (only ever moved forward); all in one
+   * transaction. A task already there as this machine's is brought up to date; one another machine
+   * holds is left alone ("foreign").
+   */
+  adopt(records: TaskRecord[], cursors: ScheduleCursor[]): Promise<{ added: number; updated: number; same: number; foreign: string[]; cursors: number }>;
   /** Takes the next queued task this machine may run, or nothing. */
   claim(): Promise<TaskRecord | undefined>;
   /**
@@ -142,6 +149,35 @@ export function cluster(sql: Sql, machine: string, options: { owned?: boolean } 
         await tx`INSERT INTO tasks (id, state, priority, created, pin, deliver_to, record) VALUES (${record.id}, ${record.state}, ${PRIORITY[record.priority]}, ${record.created}, ${pin ?? null}, ${record.deliver_to ?? machine}, ${json(record)})`;
         await tx`SELECT pg_notify(${CHANNEL}, 'queued')`;
         return true;
+      });
+    },
+    async adopt(records, cursors) {
+      return sql.begin(async (tx) => {
+        const counts = { added: 0, updated: 0, same: 0, foreign: [] as string[], cursors: 0 };
+        for (const record of records) {
+          const active = ["queued", "running", "waiting_approval"].includes(record.state);
+          const [row] = await tx<{ machine: string | null; same: boolean }[]>`SELECT machine, record = ${json(record)} AS same FROM tasks WHERE id = ${record.id} FOR UPDATE`;
+          if (row && row.machine !== machine) counts.foreign.push(record.id);
+          else if (row?.same) counts.same++;
+          else if (row) {
+            await tx`UPDATE tasks SET state = ${record.state}, priority = ${PRIORITY[record.priority]}, finished = ${record.finished ?? null}, pin = ${active ? machine : null}, record = ${json(record)} WHERE id = ${record.id}`;
+            counts.updated++;
+          } else {
+            // Finished ones were delivered here already; active ones run here, where their session logs are.
+            await tx`
+              INSERT INTO tasks (id, state, priority, created, finished, pin, machine, deliver_to, record, delivered)
+              VALUES (${record.id}, ${record.state}, ${PRIORITY[record.priority]}, ${record.created}, ${record.finished ?? null}, ${active ? machine : null}, ${machine}, ${record.deliver_to ?? machine}, ${json(record)}, ${!active})`;
+            counts.added++;
+          }
+        }
+        for (const cursor of cursors) {
+          const moved = await tx`
+            INSERT INTO schedule_cursors (name, last_run) VALUES (${cursor.name}, ${cursor.at})
+            ON CONFLICT (name) DO UPDATE SET last_run = EXCLUDED.last_run WHERE schedule_cursors.last_run < EXCLUDED.last_run
+            RETURNING 1`;
+          counts.cursors += moved.length;
+        }
+        return counts;
       });
     },
     async claim() {
