@@ -12,6 +12,7 @@ import { createDaemon, SlotTaken } from "../tasks/daemon.ts";
 import { createHeapTrim } from "../runtime/heap-trim.ts";
 import { openCluster, type Cluster } from "../runtime/store/pg-cluster.ts";
 import { joinShared, startClusterLoop } from "../tasks/cluster.ts";
+import { readClusterView } from "../tasks/cluster-view.ts";
 import { startControlServer } from "../tasks/control.ts";
 import { htmlToPlain } from "../bot/reports.ts";
 import { startJobs } from "./jobs.ts";
@@ -255,7 +256,7 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
       bot?.notice(text);
       return text;
     },
-  });
+  }, cluster ? { view: (recent) => readClusterView(cluster, recent), get: (id) => cluster.get(id) } : undefined);
   const jobs = startJobs({
     timezone,
     clock,
@@ -340,6 +341,8 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
       // What the daily budget counts, so the page and the limit agree (even after the clock stepped back).
       spentToday: async () => runtime.daily.spent(),
       dailyUsd: config.budget.daily_usd,
+      // Several machines: every machine's heartbeat and active tasks, from the shared store.
+      ...(cluster ? { cluster: () => readClusterView(cluster) } : {}),
       // What `nightshift memory show` and /memory read, and /memory undo's undo.
       memory: { store: memory.store, journal: memory.journal, capBytes: config.memory.cap, undo: () => memoryService.undo() },
       // The Cost and Now pages: each session log written in the window, read only where it grew since the last load.
