@@ -4,7 +4,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { createPairingStore } from "../bot/pairing.ts";
 import { openMemory, openMemoryRuns } from "../memory/index.ts";
-import { systemClock, type LoadedConfig, type Sandbox } from "../runtime/index.ts";
+import { machineName, storeSetting, storeUrl, systemClock, type LoadedConfig, type Sandbox } from "../runtime/index.ts";
 import { checkTimezone, cronRarity, cronSlots } from "../runtime/cron.ts";
 import { findConfigSecrets } from "../runtime/mcp/secrets.ts";
 import { BUILTIN_TOOL_NAMES, loadAgents } from "../runtime/specialists/agents.ts";
@@ -43,6 +43,7 @@ export async function runDoctor({ loaded, sandbox, nodeVersion, timeoutMs = 5000
   checks.push(checkRipgrep());
   checks.push(...(await checkEndpoints(loaded, timeoutMs)));
   checks.push(...(await checkTelegram(loaded, timeoutMs)));
+  checks.push(...(await checkStore(loaded, timeoutMs)));
   checks.push(...checkMemory(loaded));
   checks.push(...checkConfigSecrets(loaded.home));
   checks.push(...(await checkMcpServers(loaded)));
@@ -148,6 +149,42 @@ async function checkTelegram(loaded: LoadedConfig, timeoutMs: number): Promise<C
   const users = paired + loaded.config.telegram.allowed_users.length;
   checks.push(users > 0 ? { ok: true, label: `Telegram users: ${users}` } : { ok: false, level: "warn", label: "nobody is paired with the Telegram bot", fix: "run `nightshift pair` and send the bot the code" });
   return checks;
+}
+
+/**
+ * The shared store, when one is configured: the database answers, and its schema is the one this
+ * Nightshift knows. Reads only (the next start migrates). The URL is never printed (it may hold a
+ * password): the setting is named instead.
+ */
+export async function checkStore(loaded: LoadedConfig, timeoutMs: number): Promise<Check[]> {
+  const url = storeUrl(loaded);
+  if (!url) return [];
+  const setting = storeSetting(loaded);
+  const machine = `this machine is ${machineName(loaded.config)}${loaded.config.machine ? "" : " (its host name; set machine: in config.yaml to name it)"}`;
+  const [{ default: postgres }, { SCHEMA_VERSION, schemaVersion }] = await Promise.all([import("postgres"), import("../runtime/store/pg.ts")]);
+  const sql = postgres(url, { max: 1, connect_timeout: Math.max(1, Math.ceil(timeoutMs / 1000)), onnotice: () => {} });
+  try {
+    const version = await Promise.race([schemaVersion(sql), new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`no answer in ${timeoutMs} ms`)), timeoutMs).unref())]);
+    const answers = `shared store (${setting}) answers`;
+    if (version === undefined) return [{ ok: true, label: `${answers}; it holds no Nightshift schema yet: the next \`nightshift start\` creates it (version ${SCHEMA_VERSION}); ${machine}` }];
+    if (version === SCHEMA_VERSION) return [{ ok: true, label: `${answers}, schema version ${version} (this Nightshift's); ${machine}` }];
+    if (version < SCHEMA_VERSION) {
+      return [{ ok: false, level: "warn", label: `${answers}, schema version ${version}, older than this Nightshift's ${SCHEMA_VERSION}: the next \`nightshift start\` here migrates it`, fix: `update Nightshift on the other machines too: one older than the schema refuses to start` }];
+    }
+    return [{ ok: false, label: `${answers}, but its schema version ${version} is newer than this Nightshift's ${SCHEMA_VERSION}: a machine with a newer Nightshift migrated it, and this one cannot use it`, fix: "update Nightshift on this machine to the version the other machines run, then start it again" }];
+  } catch (error) {
+    return [{ ok: false, label: `shared store (${setting}) does not answer: ${withoutSecrets((error as Error).message, url)}`, fix: `check that PostgreSQL runs and that ${setting} names it (host, port, database, user and password), or remove the setting to run this machine on its own files` }];
+  } finally {
+    await sql.end({ timeout: 1 }).catch(() => {});
+  }
+}
+
+/** A message about a connection, with its URL and password taken out wherever they appear. */
+function withoutSecrets(message: string, url: string): string {
+  const password = URL.parse(url)?.password;
+  let text = message.split(url).join("(the URL)");
+  for (const secret of password ? [password, decodeURIComponent(password)] : []) text = text.split(secret).join("***");
+  return text;
 }
 
 function checkNode(version: string): Check {

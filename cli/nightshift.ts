@@ -43,6 +43,7 @@ const HELP = `nightshift: a personal agent runtime
   nightshift apply ID | discard ID put those changes into the folder (merging your own edits) | throw them away
   nightshift doctor                check Node, folders, sandbox, model endpoints; each problem with its fix
   nightshift config schema         print the JSON Schema of config.yaml
+  nightshift store migrate         move this home's tasks into the shared PostgreSQL store (store: / NIGHTSHIFT_DATABASE_URL)
 
 Environment: NIGHTSHIFT_HOME, ANTHROPIC_API_KEY, ANTHROPIC_BASE_URL, TELEGRAM_BOT_TOKEN (and NIGHTSHIFT_HOME/.env).
 Exit codes: 0 done, 1 failed or cancelled, 2 bad input.`;
@@ -97,6 +98,11 @@ async function main(argv: string[]): Promise<number> {
       const [{ loadConfig }, { mcpCommand }] = await Promise.all([import("../runtime/config.ts"), import("./mcp.ts")]);
       const { text, code } = await mcpCommand(rest[0], rest.slice(1), loadConfig(env), new Date());
       return print(text, code);
+    }
+    case "store": {
+      useCompileCache(env);
+      const [{ loadConfig }, { storeCommand }] = await Promise.all([import("../runtime/config.ts"), import("./store.ts")]);
+      return print(await storeCommand(rest, loadConfig(env), systemClock), 0);
     }
     case "config": {
       if (rest[0] !== "schema") throw new UsageError("usage: nightshift config schema");

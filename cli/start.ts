@@ -4,16 +4,17 @@ import type { TelegramBot } from "../bot/index.ts";
 import { escapeHtml } from "../bot/format.ts";
 import { outageMessage, stateNotices, storeOutageMessage } from "./storage-notices.ts";
 import { journalDamageMessage, openMemory, openMemoryRuns } from "../memory/index.ts";
-import { BUILTIN_TOOL_NAMES, createRuntime, createTraceLogger, createWriteGate, damageMessage, loadAgents, lockSession, readSessionLog, readSessionLogFrom, requireApiKey, storageMessage, machineName, storeUrl, type Approver, type Clock, type LoadedConfig } from "../runtime/index.ts";
+import { BUILTIN_TOOL_NAMES, createRuntime, createTraceLogger, createWriteGate, damageMessage, loadAgents, lockSession, readSessionLog, readSessionLogFrom, requireApiKey, storageMessage, machineName, storeSetting, storeUrl, type Approver, type Clock, type LoadedConfig } from "../runtime/index.ts";
 import { approveReview } from "../runtime/mcp/reviews.ts";
 import { finishInterruptedApplies, readPlan } from "../runtime/stage/apply.ts";
 import { discardStage, expiredStages, mountStage, readStage, summarizeStage } from "../runtime/stage/overlay.ts";
-import { createDaemon } from "../tasks/daemon.ts";
+import { createDaemon, SlotTaken } from "../tasks/daemon.ts";
 import { createHeapTrim } from "../runtime/heap-trim.ts";
 import { createStoreWatch, watched } from "../runtime/store/outage.ts";
 import { openCluster, type Cluster } from "../runtime/store/pg-cluster.ts";
 import { joinShared, startClusterLoop } from "../tasks/cluster.ts";
 import { createFileSync } from "../tasks/shared-files.ts";
+import { readClusterView } from "../tasks/cluster-view.ts";
 import { startControlServer } from "../tasks/control.ts";
 import { htmlToPlain } from "../bot/reports.ts";
 import { startJobs } from "./jobs.ts";
@@ -225,8 +226,14 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
       const id = newId();
       const spec = toTaskSpec(file, { loaded, id, fileName: `schedules/${name}`, source: `schedule:${name}` });
       const result = freeName(join(home, "outbox"), `${name.replace(/\.md$/i, "")}-${slotLabel(due, timezone)}.md`);
-      // The run and the schedule's cursor in one write: a crash cannot queue a slot twice.
-      await daemon.submit(id, spec, { origin: "schedule", name: result, ...(file.priority ? { priority: file.priority } : {}) }, { name, at: due });
+      // The run and the schedule's cursor in one write: a crash cannot queue a slot twice, nor can two machines.
+      try {
+        await daemon.submit(id, spec, { origin: "schedule", name: result, ...(file.priority ? { priority: file.priority } : {}) }, { name, at: due });
+      } catch (error) {
+        if (!(error instanceof SlotTaken)) throw error;
+        trace.info({ event: "schedule_taken", schedule: name, due }, `schedule ${name}: ${error.message}`);
+        return;
+      }
       trace.info({ session: id, event: "schedule_fired", schedule: name, due, catch_up: catchUp }, `schedule ${name} fired${catchUp ? " (catching up)" : ""}`);
     },
     report(event) {
@@ -284,7 +291,7 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
       bot?.notice(text);
       return text;
     },
-  });
+  }, cluster ? { view: (recent) => readClusterView(cluster, recent), get: (id) => cluster.get(id) } : undefined);
   const jobs = startJobs({
     timezone,
     clock,
@@ -369,6 +376,8 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
       // What the daily budget counts, so the page and the limit agree (even after the clock stepped back).
       spentToday: async () => runtime.daily.spent(),
       dailyUsd: config.budget.daily_usd,
+      // Several machines: every machine's heartbeat and active tasks, from the shared store.
+      ...(cluster ? { cluster: () => readClusterView(cluster) } : {}),
       // What `nightshift memory show` and /memory read, and /memory undo's undo.
       memory: { store: memory.store, journal: memory.journal, capBytes: config.memory.cap, undo: () => memoryService.undo() },
       // The Cost and Now pages: each session log written in the window, read only where it grew since the last load.
@@ -447,7 +456,7 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
 async function joinCluster(loaded: LoadedConfig): Promise<Cluster | undefined> {
   const url = storeUrl(loaded);
   if (!url) return undefined;
-  const setting = loaded.env.NIGHTSHIFT_DATABASE_URL?.trim() ? "NIGHTSHIFT_DATABASE_URL" : "store: in config.yaml";
+  const setting = storeSetting(loaded);
   try {
     // Tests only: a dead machine's unstarted tasks go to the others sooner than MACHINE_SILENT_MS.
     const silentMs = Number(loaded.env.NIGHTSHIFT_TEST_MACHINE_SILENT_MS) || undefined;

@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { readSessionLogPrefix, SessionLogError } from "../runtime/session-log.ts";
 import { connectDaemon } from "../tasks/control-client.ts";
 import type { TaskRecord } from "../tasks/state.ts";
+import { machineOf, machineState, silence, waitingFor, type ClusterView } from "../tasks/cluster-view.ts";
 import { readStateQuietly, StateUnreadable, type TaskReader } from "../tasks/task-reader.ts";
 import { progressLine } from "./progress.ts";
 import { UsageError } from "./usage.ts";
@@ -12,10 +13,14 @@ const SHOWN = 30;
 /** `nightshift status [TASK]`: the queue and the newest tasks, or one task's timeline from its session log. */
 export async function statusCommand(home: string, id: string | undefined, now: number): Promise<string> {
   const client = await connectDaemon(home);
-  const header = client ? "daemon running" : "no daemon running (nightshift start)";
+  let header = client ? "daemon running" : "no daemon running (nightshift start)";
   const reader = client ? undefined : openTasksQuietly(home);
   try {
     if (!id) {
+      let storeDown: string | undefined;
+      const view = client ? await client.cluster(SHOWN).catch((error: unknown) => void (storeDown = (error as Error).message)) : undefined;
+      if (view) return [`daemon running, machine ${view.machine} on the shared store`, ...clusterText(view, now, SHOWN)].join("\n");
+      if (storeDown) header = `daemon running; the shared store does not answer (${storeDown}), so only this machine's tasks are shown`;
       const { tasks, total } = client ? await client.list(SHOWN) : { tasks: reader!.overview(SHOWN), total: reader!.count() };
       if (tasks.length === 0) return `${header}; no tasks yet. Drop a task file in ${join(home, "inbox")} or run: nightshift run "…"`;
       const rows = [...tasks]
@@ -25,10 +30,35 @@ export async function statusCommand(home: string, id: string | undefined, now: n
       return [header, `${"TASK".padEnd(24)} ${"STATE".padEnd(16)} ${"AGE".padStart(5)} ${"COST".padStart(7)}  TITLE`, ...rows, ...(older > 0 ? [`(${older} older not shown; nightshift status TASK shows any of them)`] : [])].join("\n");
     }
     const task = client ? await client.get(id) : reader!.find(id);
+    if (!task && client) {
+      // Several machines: a task of another machine has its session log there.
+      const shared = await client.sharedTask(id);
+      if (shared) return `${shared.record.id}  ${shared.record.state}  "${shared.record.title}"  on ${machineOf(shared) ?? "no machine yet"}${shared.record.reason ? `\n  ${shared.record.reason}` : ""}\n  its session log is on ${machineOf(shared) ?? "the machine that takes it"}: \`nightshift status ${shared.record.id}\` there shows its timeline`;
+    }
     return await timeline(home, id, task);
   } finally {
     reader?.close();
   }
+}
+
+/** Several machines: each machine with its heartbeat, then every machine's tasks, those that wait for a silent machine marked. */
+function clusterText(view: ClusterView, now: number, shown: number): string[] {
+  const lines = [`${"MACHINE".padEnd(20)} ${"STATE".padEnd(8)} ${"HEARTBEAT".padStart(10)}  TASKS`];
+  for (const machine of view.machines) {
+    const state = machineState(machine);
+    const tasks = state === "alive" ? `${machine.running} of ${machine.concurrency} running` : `${view.active.filter((task) => machineOf(task) === machine.name).length} waiting for it`;
+    lines.push(`${machine.name.padEnd(20)} ${state.padEnd(8)} ${`${silence(machine.silentMs)} ago`.padStart(10)}  ${tasks}${machine.name === view.machine ? "  (this machine)" : ""}`);
+  }
+  const seen = new Set<string>();
+  const tasks = [...view.active, ...view.recent].filter((task) => !seen.has(task.record.id) && Boolean(seen.add(task.record.id)));
+  if (tasks.length === 0) return [...lines, "", `no tasks on any machine yet`];
+  lines.push("", `${"TASK".padEnd(24)} ${"STATE".padEnd(16)} ${"MACHINE".padEnd(14)} ${"AGE".padStart(5)} ${"COST".padStart(7)}  TITLE`);
+  for (const task of tasks.sort((a, b) => b.record.created - a.record.created).slice(0, Math.max(shown, view.active.length))) {
+    const { record } = task;
+    const note = waitingFor(task, view.machines) ?? (record.reason && record.state !== "done" ? record.reason : undefined);
+    lines.push(`${record.id.padEnd(24)} ${record.state.padEnd(16)} ${(machineOf(task) ?? "(any)").padEnd(14)} ${age(now - record.created).padStart(5)} ${`$${record.cost_usd.toFixed(2)}`.padStart(7)}  ${record.title}${note ? `\n${" ".repeat(26)}${note}` : ""}`);
+  }
+  return lines;
 }
 
 async function timeline(home: string, id: string, task: TaskRecord | undefined): Promise<string> {

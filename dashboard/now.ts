@@ -3,6 +3,8 @@ import type { ApprovalRecord, ApprovalStore, EventOf, SessionEvent } from "../ru
 import type { TaskReader, TaskRecord } from "../tasks/index.ts";
 import { ago, formatCost, oneLine } from "./format.ts";
 import { spentIn } from "../runtime/pricing.ts";
+import type { MachineStatus, SharedTask } from "../runtime/store/pg-cluster.ts";
+import { machineOf, machineState, silence, waitingFor, type ClusterView } from "../tasks/cluster-view.ts";
 
 /**
  * The Now page: what needs the person (pending approvals, failures of the last day, today's spend),
@@ -19,6 +21,8 @@ export interface NowSources {
   spentToday(): Promise<number>;
   /** `budget.daily_usd`. */
   dailyUsd: number;
+  /** Several machines on a shared store: every machine and its active tasks. */
+  cluster?: () => Promise<ClusterView>;
 }
 
 export const FAILED_WINDOW_MS = 24 * 3_600_000;
@@ -32,6 +36,10 @@ export interface NowView {
   queued: number;
   spentUsd: number;
   dailyUsd: number;
+  /** Several machines: each with its heartbeat, and the active tasks of the others (those waiting for a silent machine say so). */
+  cluster?: { machine: string; machines: MachineStatus[]; elsewhere: Array<{ task: SharedTask; waiting?: string }> };
+  /** Several machines, and the shared store did not answer. */
+  storeDown?: boolean;
 }
 
 export async function readNow(sources: NowSources, now: number): Promise<NowView> {
@@ -53,15 +61,32 @@ export async function readNow(sources: NowSources, now: number): Promise<NowView
         };
       }),
   );
+  // Several machines: a store that does not answer costs the page only its machines section.
+  let storeDown = false;
+  const cluster = await sources.cluster?.().catch(() => void (storeDown = true));
   return {
     now,
+    ...(cluster
+      ? {
+          cluster: {
+            machine: cluster.machine,
+            machines: cluster.machines,
+            elsewhere: cluster.active.filter((task) => !active.some((mine) => mine.id === task.record.id)).map((task) => {
+              const waiting = waitingFor(task, cluster.machines);
+              return { task, ...(waiting ? { waiting } : {}) };
+            }),
+          },
+        }
+      : {}),
+    ...(storeDown ? { storeDown } : {}),
     approvals: sources.approvals.pending().map((record) => {
       const title = sources.tasks.get(record.session.split(".")[0]!)?.title; // a specialist's session is <task>.<call>.<name>
       return { record, ...(title !== undefined ? { taskTitle: title } : {}) };
     }),
     failed: sources.tasks.finishedSince(now - FAILED_WINDOW_MS, "failed"),
     running,
-    queued: active.filter((task) => task.state === "queued").length,
+    // Several machines: what waits in the shared queue, for any of them.
+    queued: (cluster ? cluster.active.map((task) => task.record) : active).filter((task) => task.state === "queued").length,
     spentUsd: await sources.spentToday().catch(() => 0),
     dailyUsd: sources.dailyUsd,
   };
@@ -93,7 +118,24 @@ ${view.running.length === 0 ? html`<p class="quiet">Nothing runs.</p>` : html`<u
 ${budgetWarning ? html`<p class="warn">Budget warning: ${budgetText(budgetWarning)}</p>` : ""}
 ${lastTool ? html`<p class="line"><code>${lastTool}</code></p>` : ""}</li>`)}</ul>`}
 </section>
+${view.cluster ? machinesSection(view.cluster, view.now) : ""}${view.storeDown ? html`<section aria-labelledby="machines"><h2 id="machines">Machines</h2><p class="warn">The shared store does not answer: the other machines and their tasks cannot be shown now.</p></section>` : ""}
 <form method="post" action="/logout"><input type="hidden" name="_csrf" value="${csrf}"><button type="submit">Sign out</button></form></div>`;
+}
+
+/** Several machines: each one's heartbeat and load, then what runs or waits on the others. */
+function machinesSection(cluster: NonNullable<NowView["cluster"]>, now: number) {
+  return html`<section aria-labelledby="machines"><h2 id="machines">Machines (${cluster.machines.length})</h2>
+<table><thead><tr><th>Machine</th><th>State</th><th>Heartbeat</th><th>Tasks</th></tr></thead><tbody>
+${cluster.machines.map((machine) => {
+  const state = machineState(machine);
+  return html`<tr class="${state === "alive" ? "" : "warn"}"><td>${machine.name}${machine.name === cluster.machine ? html` <span class="quiet">(this machine)</span>` : ""}</td><td>${state === "silent" ? "silent (asleep or gone)" : state}</td><td>${silence(machine.silentMs)} ago</td><td>${state === "alive" ? `${machine.running} of ${machine.concurrency} running` : `${cluster.elsewhere.filter(({ task }) => machineOf(task) === machine.name).length} waiting for it`}</td></tr>`;
+})}
+</tbody></table>
+<h3>On other machines or in the shared queue (${cluster.elsewhere.length})</h3>
+${cluster.elsewhere.length === 0 ? html`<p class="quiet">Nothing runs or waits elsewhere.</p>` : html`<ul class="cards">${cluster.elsewhere.map(({ task, waiting }) => html`<li class="card"><strong>${task.record.title || "Task"}</strong> <code>${task.record.id}</code>
+<p>${STATE_WORDS[task.record.state]} · ${machineOf(task) ? `on ${machineOf(task)}` : "for any machine"} · queued ${ago(now - task.record.created)} ago</p>
+${waiting ? html`<p class="warn">${waiting}</p>` : ""}</li>`)}</ul>`}
+</section>`;
 }
 
 /** "usd: $1.60 of $2.00", "turns: 32 of 40": what a budget warning says was used of which limit. */

@@ -298,6 +298,11 @@ export function storeUrl(loaded: Pick<LoadedConfig, "config" | "env">): string |
   return loaded.env.NIGHTSHIFT_DATABASE_URL?.trim() || loaded.config.store;
 }
 
+/** Which setting names the shared store: said instead of the URL, which may hold a password. */
+export function storeSetting(loaded: Pick<LoadedConfig, "env">): string {
+  return loaded.env.NIGHTSHIFT_DATABASE_URL?.trim() ? "NIGHTSHIFT_DATABASE_URL" : "store: in config.yaml";
+}
+
 /** This machine's name on the shared store: `machine:`, else the host name (cut to what `machine:` allows). */
 export function machineName(config: Config, host = hostname()): string {
   return config.machine ?? (host.replace(/[^A-Za-z0-9._-]/g, "-").replace(/^[^A-Za-z0-9]+/, "").slice(0, 63) || "machine");

@@ -9,6 +9,7 @@ export {
   parseConfigText,
   requireApiKey,
   resolveHome,
+  storeSetting,
   storeUrl,
   type Config,
   type LoadedConfig,

@@ -58,12 +58,12 @@ export function joinShared(options: { cluster: Cluster; watch: StoreWatch; state
     // Unpinned: its workdir named the queuing machine's fresh folder; it gets one here.
     pin ? record : { ...record, spec: { ...record.spec, workdir: createWorkdir(home, record.id) } };
   const shared: SharedQueue = {
-    async enqueue(record, signal) {
+    async enqueue(record, signal, cursor) {
       const pin = pinOf(record, home, cluster.machine);
-      const queued = { ...record, deliver_to: record.origin === "telegram" ? TELEGRAM : cluster.machine };
+      const task = { ...record, deliver_to: record.origin === "telegram" ? TELEGRAM : cluster.machine };
       // The same record until it is queued: a try whose answer was lost is not queued twice.
-      await watch.retry(() => cluster.enqueue(queued, pin), signal);
-      if (!pin) {
+      const queued = await watch.retry(() => cluster.enqueue(task, pin, cursor), signal);
+      if (!pin || !queued) {
         // The empty folder made for it here; the machine that claims it makes its own.
         try {
           rmdirSync(join(home, "workspace", record.id));
@@ -71,6 +71,7 @@ export function joinShared(options: { cluster: Cluster; watch: StoreWatch; state
           // Already gone, or something was put in it since: left alone.
         }
       }
+      return queued;
     },
     async claim() {
       try {

@@ -5,6 +5,8 @@ import { join } from "node:path";
 import type { AnswerResult, ApprovalRecord } from "../runtime/approvals.ts";
 import type { SessionEvent } from "../runtime/events.ts";
 import type { SessionResult, TaskSpec } from "../runtime/index.ts";
+import type { SharedTask } from "../runtime/store/pg-cluster.ts";
+import type { ClusterView } from "./cluster-view.ts";
 import type { TaskRecord } from "./state.ts";
 
 /**
@@ -25,6 +27,10 @@ export function controlSocketPath(home: string): string {
 export interface DaemonClient {
   /** The active tasks and the newest `limit` (default 30), newest first, and how many there are in all. */
   list(limit?: number): Promise<{ tasks: TaskRecord[]; total: number }>;
+  /** Several machines on a shared store: every machine and its tasks (and the newest `recent`); undefined for a daemon on its own. Throws when the store does not answer. */
+  cluster(recent: number): Promise<ClusterView | undefined>;
+  /** Several machines: a task of any machine, from the shared store. */
+  sharedTask(id: string): Promise<SharedTask | undefined>;
   pendingApprovals(): Promise<ApprovalRecord[]>;
   answer(id: string, decision: "once" | "task" | "deny", reason?: string): Promise<AnswerResult>;
   /** By id, or an inbox task by its file name. */
@@ -102,6 +108,16 @@ export async function connectDaemon(home: string): Promise<DaemonClient | undefi
     list: async (limit = 30) => {
       const { json } = await call("GET", `/tasks?limit=${limit}`);
       return { tasks: json.tasks ?? [], total: json.total ?? 0 };
+    },
+    cluster: async (recent) => {
+      const { status, json } = await call("GET", `/cluster?recent=${recent}`);
+      if (status === 404) return undefined;
+      if (status !== 200) throw new Error(json.error ?? `the daemon answered ${status}`);
+      return json.view as ClusterView;
+    },
+    sharedTask: async (id) => {
+      const { status, json } = await call("GET", `/cluster/tasks/${encodeURIComponent(id)}`);
+      return status === 200 ? (json.task as SharedTask) : undefined;
     },
     pendingApprovals: async () => (await call("GET", "/approvals")).json.approvals,
     answer: async (id, decision, reason) => (await call("POST", `/approvals/${encodeURIComponent(id)}`, { decision, ...(reason ? { reason } : {}) })).json,

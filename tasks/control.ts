@@ -7,6 +7,8 @@ import type { ApprovalStore, TaskSpec } from "../runtime/index.ts";
 import type { Daemon } from "./daemon.ts";
 import { PRIORITIES, taskSpecSchema } from "./state.ts";
 import { controlSocketPath } from "./control-client.ts";
+import type { ClusterView } from "./cluster-view.ts";
+import type { SharedTask } from "../runtime/store/pg-cluster.ts";
 
 export { connectDaemon, controlSocketPath, type DaemonClient } from "./control-client.ts";
 
@@ -26,12 +28,18 @@ const submitSchema = z.object({
 /** More things the daemon does on request (`POST /actions/<name>`): the memory consolidator, undo, the digest. Each returns text for the user. */
 export type DaemonActions = Record<string, () => Promise<string>>;
 
-export async function startControlServer(home: string, daemon: Daemon, approvals: ApprovalStore, actions: DaemonActions = {}): Promise<{ path: string; close(): Promise<void> }> {
+/** Several machines on a shared store: what `nightshift status` shows of them, read from the store when asked. */
+export interface SharedReads {
+  view(recent: number): Promise<ClusterView>;
+  get(id: string): Promise<SharedTask | undefined>;
+}
+
+export async function startControlServer(home: string, daemon: Daemon, approvals: ApprovalStore, actions: DaemonActions = {}, shared?: SharedReads): Promise<{ path: string; close(): Promise<void> }> {
   const path = controlSocketPath(home);
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
   rmSync(path, { force: true }); // left by a daemon that died; the daemon lock says no other is alive
   const server: Server = http.createServer((req, res) => {
-    handle(req, res, daemon, approvals, actions).catch((error: unknown) => reply(res, 500, { error: (error as Error).message }));
+    handle(req, res, daemon, approvals, actions, shared).catch((error: unknown) => reply(res, 500, { error: (error as Error).message }));
   });
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
@@ -54,7 +62,7 @@ export async function startControlServer(home: string, daemon: Daemon, approvals
 
 const answerSchema = z.object({ decision: z.enum(["once", "task", "deny"]), reason: z.string().max(2000).optional(), by: z.string().max(100).default("cli") });
 
-async function handle(req: IncomingMessage, res: ServerResponse, daemon: Daemon, approvals: ApprovalStore, actions: DaemonActions): Promise<void> {
+async function handle(req: IncomingMessage, res: ServerResponse, daemon: Daemon, approvals: ApprovalStore, actions: DaemonActions, shared: SharedReads | undefined): Promise<void> {
   const url = new URL(req.url ?? "/", "http://daemon");
   const parts = url.pathname.split("/").filter(Boolean);
   if (req.method === "POST" && parts[0] === "actions" && parts.length === 2) {
@@ -65,6 +73,14 @@ async function handle(req: IncomingMessage, res: ServerResponse, daemon: Daemon,
   if (req.method === "GET" && url.pathname === "/tasks") {
     const limit = Math.min(1000, Math.max(1, Number(url.searchParams.get("limit")) || 30));
     return reply(res, 200, { tasks: daemon.tasks.overview(limit), total: daemon.tasks.count() });
+  }
+  if (req.method === "GET" && parts[0] === "cluster") {
+    if (!shared) return reply(res, 404, { error: "this daemon runs on its own (no shared store)" });
+    if (parts.length === 1) return reply(res, 200, { view: await shared.view(Math.min(1000, Math.max(0, Number(url.searchParams.get("recent")) || 0))) });
+    if (parts[1] === "tasks" && parts[2]) {
+      const task = await shared.get(decodeURIComponent(parts[2]));
+      return task ? reply(res, 200, { task }) : reply(res, 404, { error: `no task ${parts[2]}` });
+    }
   }
   if (req.method === "GET" && url.pathname === "/approvals") return reply(res, 200, { approvals: approvals.pending() });
   if (req.method === "POST" && parts[0] === "approvals" && parts[1]) {

@@ -25,8 +25,11 @@ export interface DaemonOptions {
 
 /** The queue several machines share. A claimed task is added to this machine's state and runs here. */
 export interface SharedQueue {
-  /** Durable when it resolves; waits while the store is away, until `signal` aborts. */
-  enqueue(record: TaskRecord, signal: AbortSignal): Promise<void>;
+  /**
+   * Queues it for any machine; with a schedule's `cursor`, only if no machine queued that slot yet
+   * (false: one did). Durable when it resolves; waits while the store is away, until `signal` aborts.
+   */
+  enqueue(record: TaskRecord, signal: AbortSignal, cursor?: { name: string; at: number }): Promise<boolean>;
   /** The next task this machine may run, taken for it; nothing when none is queued for it (or the store is away). */
   claim(): Promise<TaskRecord | undefined>;
   /**
@@ -50,10 +53,19 @@ export interface Submission {
   priority?: Priority;
 }
 
+/** A schedule's slot another machine queued already (several machines): nothing was queued here. */
+export class SlotTaken extends Error {
+  override name = "SlotTaken";
+}
+
 export type TaskListener = (event: { type: "event"; event: SessionEvent } | { type: "finished"; record: TaskRecord; result: SessionResult }) => void;
 
 export interface Daemon {
-  /** Queues a task; durable when it resolves. `id` must be fresh (it names the session). `cursor` (a schedule's last run) is written in the same transaction. */
+  /**
+   * Queues a task; durable when it resolves. `id` must be fresh (it names the session). `cursor` (a
+   * schedule's last run) is written in the same transaction; with a shared store, a slot another
+   * machine queued already throws SlotTaken (the cursor here moves to it all the same).
+   */
   submit(id: string, spec: TaskSpec, submission: Submission, cursor?: { name: string; at: number }): Promise<TaskRecord>;
   /** At start: sessions that were running when the last process died are queued to resume, or failed after too many crashes. */
   recover(): Promise<{ resumed: number; failed: number }>;
@@ -308,8 +320,9 @@ export function createDaemon(options: DaemonOptions): Daemon {
         cost_usd: 0,
       };
       if (options.shared) {
-        await options.shared.enqueue(record, halt.signal);
+        const queued = await options.shared.enqueue(record, halt.signal, cursor);
         if (cursor) await storage.attempt(STATE_FILE, () => state.setLastRun(cursor.name, cursor.at));
+        if (!queued) throw new SlotTaken(`the run of ${cursor?.name} due ${new Date(cursor?.at ?? 0).toISOString()} was queued by another machine`);
       } else {
         await storage.attempt(STATE_FILE, () => state.add(record, cursor));
       }

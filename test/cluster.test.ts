@@ -2,7 +2,8 @@ import assert from "node:assert/strict";
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, it } from "node:test";
-import { until } from "./support/cli.ts";
+import { request } from "node:http";
+import { nightshift, until } from "./support/cli.ts";
 import { noDatabase, ranOn, startMachines } from "./support/cluster.ts";
 
 /**
@@ -87,5 +88,109 @@ describe("several machines on one PostgreSQL", skip, () => {
     const rows = await cluster.sql<{ name: string; stopped: boolean }[]>`SELECT name, stopped FROM machines ORDER BY name`;
     assert.deepEqual(rows.map((row) => `${row.name} ${row.stopped}`), ["m1 false", "m2 false"]);
     assert.match(cluster.machines[0]!.daemon!.output(), /machine m1 on the shared store/);
+  });
+});
+
+/** The dashboard of a machine, signed in with the link `nightshift dashboard` prints there; the Now page's HTML. */
+async function nowPage(env: NodeJS.ProcessEnv, home: string): Promise<string> {
+  const port = Number(/port: (\d+)/.exec(readFileSync(join(home, "config.yaml"), "utf8"))![1]);
+  const host = `127.0.0.1:${port}`;
+  const call = (path: string, options: { method?: string; headers?: Record<string, string>; body?: string } = {}) =>
+    new Promise<{ status: number; cookie: string; body: string }>((resolve, reject) => {
+      const req = request({ host: "127.0.0.1", port, path, method: options.method ?? "GET", headers: { host, ...options.headers } }, (res) => {
+        let body = "";
+        res.on("data", (chunk) => (body += chunk));
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, cookie: String(res.headers["set-cookie"] ?? "").split(";")[0]!, body }));
+      });
+      req.on("error", reject);
+      req.end(options.body);
+    });
+  const printed = await nightshift(["dashboard"], env);
+  const secret = /\/login#([A-Za-z0-9_-]{43})$/m.exec(printed.stdout)?.[1];
+  assert.ok(secret, printed.stdout);
+  const login = await call("/login", { method: "POST", headers: { origin: `http://${host}`, "content-type": "application/json" }, body: JSON.stringify({ secret }) });
+  assert.equal(login.status, 200, login.body);
+  const page = await call("/", { headers: { cookie: login.cookie } });
+  assert.equal(page.status, 200);
+  return page.body;
+}
+
+describe("seeing several machines", skip, () => {
+  it("shows every machine with its heartbeat and every machine's tasks in status and on the Now page, marking a task that waits for a silent machine", async () => {
+    const cluster = await startMachines(["m1", "m2"]);
+    cleanup = cluster.cleanup;
+    // The long task's model call never answers: it stays running on m2.
+    cluster.api.respondWith((request) => (JSON.stringify(request.body).includes("long one") ? { stall: true } : { content: [{ type: "text", text: "done" }] }));
+    const [m1, m2] = cluster.machines as [typeof cluster.machines[0], typeof cluster.machines[0]];
+    await Promise.all(cluster.machines.map((machine) => machine.start()));
+    const folder = join(m2.home, "..", "m2-project");
+    mkdirSync(folder);
+    writeFileSync(join(m2.home, "inbox", "long.md"), task("long one", `workdir: ${folder}\n`));
+    await until(() => cluster.api.requests.some((request) => JSON.stringify(request.body).includes("long one")), "the long task's model call");
+    writeFileSync(join(m1.home, "inbox", "quick.md"), task("quick one"));
+    await until(() => existsSync(join(m1.home, "outbox", "quick.md")), "the quick result");
+    // m2 has published that its task runs (a heartbeat later at most).
+    const published = async () => (await cluster.sql<{ state: string }[]>`SELECT state FROM tasks WHERE record->>'title' = 'long one'`)[0]?.state;
+    for (let tries = 0; (await published()) !== "running"; tries++) {
+      assert.ok(tries < 200, "the long task never showed as running");
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+
+    const alive = await nightshift(["status"], m1.env);
+    assert.equal(alive.code, 0, alive.stderr);
+    assert.match(alive.stdout, /^daemon running, machine m1 on the shared store\nMACHINE +STATE +HEARTBEAT +TASKS\nm1 +alive +\d+ s ago +0 of 1 running +\(this machine\)\nm2 +alive +\d+ s ago +1 of 1 running\n/);
+    assert.match(alive.stdout, /\n\S+ +running +m2 .* long one\n/);
+    assert.match(alive.stdout, /\n\S+ +done +m1 .* quick one/);
+
+    // m2 goes to sleep; its heartbeat is three minutes old.
+    m2.daemon!.child.kill("SIGSTOP");
+    await cluster.sql`UPDATE machines SET heartbeat = now() - interval '3 minutes' WHERE name = 'm2'`;
+    const asleep = await nightshift(["status"], m1.env);
+    assert.match(asleep.stdout, /\nm2 +silent +3 min ago +1 waiting for it\n/);
+    assert.match(asleep.stdout, /\n\S+ +running +m2 .* long one\n +waiting for m2, silent 3 min\n/);
+    const page = await nowPage(m1.env, m1.home);
+    assert.match(page, /<h2 id="machines">Machines \(2\)<\/h2>/);
+    assert.match(page, /<td>m1 <span class="quiet">\(this machine\)<\/span><\/td><td>alive<\/td>/);
+    assert.match(page, /<tr class="warn"><td>m2<\/td><td>silent \(asleep or gone\)<\/td><td>3 min ago<\/td><td>1 waiting for it<\/td><\/tr>/);
+    assert.match(page, /<strong>long one<\/strong>[^]*running · on m2[^]*<p class="warn">waiting for m2, silent 3 min<\/p>/);
+    m2.daemon!.child.kill("SIGCONT");
+  });
+});
+
+describe("schedules on several machines", skip, () => {
+  it("fires each slot of a schedule once across three machines that all have it", async () => {
+    const cluster = await startMachines(["m1", "m2", "m3"]);
+    cleanup = cluster.cleanup;
+    cluster.api.respondWith(() => ({ content: [{ type: "text", text: "done" }] }));
+    // Every 2 seconds: the three machines' timers go off at the same instants.
+    for (const machine of cluster.machines) {
+      mkdirSync(join(machine.home, "schedules"), { recursive: true });
+      writeFileSync(join(machine.home, "schedules", "tick.md"), task("tick", `schedule: "*/2 * * * * *"\n`));
+    }
+    await Promise.all(cluster.machines.map((machine) => machine.start()));
+    const traced = (event: string) =>
+      cluster.machines.flatMap((machine) => {
+        const file = join(machine.home, "logs", "trace.jsonl");
+        if (!existsSync(file)) return [];
+        return readFileSync(file, "utf8").split("\n").filter(Boolean).map((line) => JSON.parse(line)).filter((line) => line.event === event).map((line) => ({ machine: machine.name, due: line.due as number }));
+      });
+    const scheduled = async () => Number((await cluster.sql<{ count: string }[]>`SELECT count(*) FROM tasks WHERE record->>'origin' = 'schedule'`)[0]!.count);
+    const deadline = Date.now() + 30_000;
+    while ((await scheduled()) < 4) {
+      assert.ok(Date.now() < deadline, "timed out waiting for four scheduled tasks");
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    // Stopped, so their traces are whole.
+    for (const machine of cluster.machines) machine.daemon!.child.kill("SIGTERM");
+    await Promise.all(cluster.machines.map((machine) => machine.daemon!.exited));
+    const fired = traced("schedule_fired");
+    // Each slot queued by exactly one machine, one task each; the other machines found it taken.
+    assert.equal(fired.length, new Set(fired.map((one) => one.due)).size, JSON.stringify(fired));
+    assert.equal(fired.length, await scheduled());
+    const taken = traced("schedule_taken");
+    assert.ok(taken.length > 0, "no machine ever found a slot taken: the race was not run");
+    for (const one of taken) assert.ok(fired.some((other) => other.due === one.due && other.machine !== one.machine), `slot ${one.due} taken on ${one.machine} but fired nowhere else`);
+    const [cursor] = await cluster.sql<{ last_run: string }[]>`SELECT last_run FROM schedule_cursors WHERE name = 'tick'`;
+    assert.equal(Number(cursor!.last_run), Math.max(...fired.map((one) => one.due)));
   });
 });

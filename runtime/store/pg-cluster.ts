@@ -40,6 +40,11 @@ export interface MachineStatus {
   pid: number;
 }
 
+export interface ScheduleCursor {
+  name: string;
+  at: number;
+}
+
 export interface SharedTask {
   record: TaskRecord;
   /** The machine that claimed it, if any. */
@@ -60,9 +65,19 @@ export interface Cluster {
   /**
    * Queues a new task (its `deliver_to` set), pinned to `pin` if given; wakes the machines. Throws
    * if the id is taken by another task. Safe to repeat: a try whose answer was lost with the
-   * connection may have queued it, and the same record queued again is the same task.
+   * connection may have queued it, and the same record queued again is the same task. With
+   * `cursor` (a schedule's slot), the schedule's shared cursor moves to it in the same
+   * transaction, and nothing is queued (false) when some machine queued that slot or a later one
+   * already: every slot is queued once across the machines.
    */
-  enqueue(record: TaskRecord, pin?: string): Promise<void>;
+  enqueue(record: TaskRecord, pin?: string, cursor?: ScheduleCursor): Promise<boolean>;
+  /**
+   * `nightshift store migrate`: this machine's own tasks (its state file's), written as this
+   * machine's, active ones pinned here, and schedule cursors (only ever moved forward); all in one
+   * transaction. A task already there as this machine's is brought up to date; one another machine
+   * holds is left alone ("foreign").
+   */
+  adopt(records: TaskRecord[], cursors: ScheduleCursor[]): Promise<{ added: number; updated: number; same: number; foreign: string[]; cursors: number }>;
   /** Takes the next queued task this machine may run, or nothing. */
   claim(): Promise<TaskRecord | undefined>;
   /**
@@ -147,18 +162,54 @@ export function cluster(sql: Sql, machine: string, options: { owned?: boolean; s
         SELECT name, (extract(epoch FROM now() - heartbeat) * 1000)::float8 AS silent_ms, stopped, running, concurrency, pid FROM machines ORDER BY name`;
       return rows.map((row) => ({ name: row.name, silentMs: row.silent_ms, alive: !row.stopped && row.silent_ms < silentMs, stopped: row.stopped, running: row.running, concurrency: row.concurrency, pid: row.pid }));
     },
-    async enqueue(record, pin) {
-      await sql.begin(async (tx) => {
-        const inserted = await tx`
-          INSERT INTO tasks (id, state, priority, created, pin, deliver_to, record) VALUES (${record.id}, ${record.state}, ${PRIORITY[record.priority]}, ${record.created}, ${pin ?? null}, ${record.deliver_to ?? machine}, ${json(record)})
-          ON CONFLICT (id) DO NOTHING RETURNING 1`;
-        if (inserted.length === 0) {
-          // Queued already by an earlier try whose answer was lost: the same task, nothing to do.
-          const [row] = await tx<{ created: string; deliver_to: string }[]>`SELECT created, deliver_to FROM tasks WHERE id = ${record.id}`;
-          if (Number(row?.created) === record.created && row?.deliver_to === (record.deliver_to ?? machine)) return;
+    async enqueue(record, pin, cursor) {
+      return sql.begin(async (tx) => {
+        const [queued] = await tx<{ created: string; deliver_to: string }[]>`SELECT created, deliver_to FROM tasks WHERE id = ${record.id}`;
+        if (queued) {
+          // Queued already by an earlier try whose answer was lost (its cursor moved with it): the same task, nothing to do.
+          if (Number(queued.created) === record.created && queued.deliver_to === (record.deliver_to ?? machine)) return true;
           throw new Error(`task id ${record.id} is already taken`);
         }
+        if (cursor) {
+          // The row is locked until commit: a second machine queuing the same slot waits here, then finds it taken.
+          const moved = await tx`
+            INSERT INTO schedule_cursors (name, last_run) VALUES (${cursor.name}, ${cursor.at})
+            ON CONFLICT (name) DO UPDATE SET last_run = EXCLUDED.last_run WHERE schedule_cursors.last_run < EXCLUDED.last_run
+            RETURNING 1`;
+          if (moved.length === 0) return false;
+        }
+        await tx`INSERT INTO tasks (id, state, priority, created, pin, deliver_to, record) VALUES (${record.id}, ${record.state}, ${PRIORITY[record.priority]}, ${record.created}, ${pin ?? null}, ${record.deliver_to ?? machine}, ${json(record)})`;
         await tx`SELECT pg_notify(${CHANNEL}, 'queued')`;
+        return true;
+      });
+    },
+    async adopt(records, cursors) {
+      return sql.begin(async (tx) => {
+        const counts = { added: 0, updated: 0, same: 0, foreign: [] as string[], cursors: 0 };
+        for (const record of records) {
+          const active = ["queued", "running", "waiting_approval"].includes(record.state);
+          const [row] = await tx<{ machine: string | null; same: boolean }[]>`SELECT machine, record = ${json(record)} AS same FROM tasks WHERE id = ${record.id} FOR UPDATE`;
+          if (row && row.machine !== machine) counts.foreign.push(record.id);
+          else if (row?.same) counts.same++;
+          else if (row) {
+            await tx`UPDATE tasks SET state = ${record.state}, priority = ${PRIORITY[record.priority]}, finished = ${record.finished ?? null}, pin = ${active ? machine : null}, record = ${json(record)} WHERE id = ${record.id}`;
+            counts.updated++;
+          } else {
+            // Finished ones were delivered here already; active ones run here, where their session logs are.
+            await tx`
+              INSERT INTO tasks (id, state, priority, created, finished, pin, machine, deliver_to, record, delivered)
+              VALUES (${record.id}, ${record.state}, ${PRIORITY[record.priority]}, ${record.created}, ${record.finished ?? null}, ${active ? machine : null}, ${machine}, ${record.deliver_to ?? machine}, ${json(record)}, ${!active})`;
+            counts.added++;
+          }
+        }
+        for (const cursor of cursors) {
+          const moved = await tx`
+            INSERT INTO schedule_cursors (name, last_run) VALUES (${cursor.name}, ${cursor.at})
+            ON CONFLICT (name) DO UPDATE SET last_run = EXCLUDED.last_run WHERE schedule_cursors.last_run < EXCLUDED.last_run
+            RETURNING 1`;
+          counts.cursors += moved.length;
+        }
+        return counts;
       });
     },
     async claim() {

@@ -43,6 +43,10 @@ const MIGRATIONS: ReadonlyArray<(tx: postgres.TransactionSql) => Promise<unknown
     await tx`CREATE SEQUENCE shared_files_version`;
     await tx`CREATE TABLE shared_files (path text PRIMARY KEY, content bytea, version bigint NOT NULL, machine text NOT NULL, updated timestamptz NOT NULL DEFAULT now())`;
   },
+  // Schedule cursors: the newest slot of each schedule (by name) queued by any machine (runtime/store/pg-cluster.ts `enqueue`).
+  async (tx) => {
+    await tx`CREATE TABLE schedule_cursors (name text PRIMARY KEY, last_run bigint NOT NULL)`;
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -1,0 +1,70 @@
+import { join } from "node:path";
+import { SessionBusy } from "../runtime/errors.ts";
+import { lockSession, machineName, storeSetting, storeUrl, type Clock, type LoadedConfig } from "../runtime/index.ts";
+import { openCluster } from "../runtime/store/pg-cluster.ts";
+import { readSchedules } from "../tasks/schedules.ts";
+import { openState, StateRefused } from "../tasks/state.ts";
+import { stateNotices } from "./storage-notices.ts";
+import { UsageError } from "./usage.ts";
+
+/**
+ * `nightshift store migrate`: a single-machine home into the shared PostgreSQL store. Every task of
+ * the local state is written there as this machine's (active ones pinned here: their session logs
+ * are here), with the schedules' cursors, in one transaction; running it again adds nothing twice.
+ * It holds the daemon's lock meanwhile, so no daemon writes the state under it; the local state
+ * is read, never changed, and stays the daemon's as before.
+ */
+export async function storeCommand(args: string[], loaded: LoadedConfig, clock: Clock): Promise<string> {
+  if (args[0] !== "migrate" || args.length !== 1) throw new UsageError("usage: nightshift store migrate");
+  const { home, config } = loaded;
+  const url = storeUrl(loaded);
+  if (!url) throw new UsageError("no shared store is configured: set NIGHTSHIFT_DATABASE_URL=postgres://… (in the environment or .env), or `store: postgres://…` in config.yaml for a URL without a password, then run `nightshift store migrate` again");
+  let unlock: () => void;
+  try {
+    unlock = lockSession(join(home, "state", "daemon"), process.pid, `a Nightshift daemon for ${home}`, "stop it first (the migration reads the state while nothing writes it), then run `nightshift store migrate` again");
+  } catch (error) {
+    if (error instanceof SessionBusy) throw new UsageError(error.message);
+    throw error;
+  }
+  try {
+    const opened = await openState(home, clock.now).catch((error: unknown) => {
+      throw error instanceof StateRefused ? new UsageError(error.message) : error;
+    });
+    const { store } = opened;
+    const machine = machineName(config);
+    let lines: string[];
+    try {
+      const tasks = store.list({}, Math.max(1, store.count())).reverse(); // oldest first
+      const schedules = (await readSchedules(join(home, "schedules"))).map((item) => item.name);
+      const cursors = schedules.flatMap((name) => {
+        const at = store.lastRun(name);
+        return at === undefined ? [] : [{ name, at }];
+      });
+      const setting = storeSetting(loaded);
+      const cluster = await openCluster(url, machine).catch((error: unknown) => {
+        throw new UsageError(`could not open the shared store (${setting}): ${(error as Error).message}. Check that PostgreSQL runs and the setting is right`);
+      });
+      let counts;
+      try {
+        counts = await cluster.adopt(tasks, cursors);
+      } finally {
+        await cluster.close();
+      }
+      const active = tasks.filter((task) => ["queued", "running", "waiting_approval"].includes(task.state)).length;
+      lines = [
+        `${tasks.length} task${tasks.length === 1 ? "" : "s"} of ${home} on the shared store (${setting}) as machine ${machine}: ${counts.added} added, ${counts.updated} brought up to date, ${counts.same} there already.`,
+        ...(active ? [`Pinned to ${machine}, to run and resume only here: ${active} active task${active === 1 ? "" : "s"} (queued, running or waiting).`] : []),
+        `Their session logs stay in ${join(home, "sessions")} on this machine, where a resume reads them; the local state (state/nightshift.db) is kept as it was.`,
+        ...(cursors.length ? [`Schedule cursors: ${counts.cursors} of ${cursors.length} moved forward (each slot of a schedule runs once across the machines).`] : []),
+        ...(counts.foreign.length ? [`! ${counts.foreign.length} task id${counts.foreign.length === 1 ? " is" : "s are"} another machine's on the store and left alone: ${counts.foreign.slice(0, 5).join(", ")}${counts.foreign.length > 5 ? ", …" : ""}`] : []),
+        ...stateNotices(opened, home).map((notice) => `! ${notice.message}`),
+        `Next: nightshift start (on this machine and each other one with the same ${setting.startsWith("store") ? "store: setting" : "NIGHTSHIFT_DATABASE_URL"}).`,
+      ];
+    } finally {
+      store.close();
+    }
+    return lines.join("\n");
+  } finally {
+    unlock();
+  }
+}

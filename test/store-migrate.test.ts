@@ -1,0 +1,70 @@
+import assert from "node:assert/strict";
+import { existsSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterEach, describe, it } from "node:test";
+import { nightshift, startDaemonProcess, until } from "./support/cli.ts";
+import { noDatabase, startMachines } from "./support/cluster.ts";
+
+/** `nightshift store migrate`: a home that ran alone moves into the shared store, and its daemon goes on there. */
+
+const task = (title: string) => `---\ntitle: ${title}\n---\nDo it.\n`;
+const skip = noDatabase ? { skip: noDatabase } : {};
+
+let cleanup: (() => Promise<void>) | undefined;
+afterEach(async () => {
+  await cleanup?.();
+  cleanup = undefined;
+});
+
+describe("nightshift store migrate", skip, () => {
+  it("moves every task of a home into the shared store once, the unfinished one pinned here, and the daemon finishes it there", async () => {
+    const cluster = await startMachines(["solo"]);
+    cleanup = cluster.cleanup;
+    const solo = cluster.machines[0]!;
+    const { NIGHTSHIFT_DATABASE_URL: _url, ...alone } = solo.env;
+    // Alone first: two tasks done, a third in the middle of its model call when the daemon stops.
+    cluster.api.respondWith((request) => (JSON.stringify(request.body).includes("third") ? { stall: true } : { content: [{ type: "text", text: "done" }] }));
+    const daemon = await startDaemonProcess(alone);
+    for (const title of ["first", "second"]) writeFileSync(join(solo.home, "inbox", `${title}.md`), task(title));
+    await until(() => ["first", "second"].every((title) => existsSync(join(solo.home, "outbox", `${title}.md`))), "two results");
+    writeFileSync(join(solo.home, "inbox", "third.md"), task("third"));
+    await until(() => cluster.api.requests.length === 3, "the third task's model call");
+
+    const busy = await nightshift(["store", "migrate"], solo.env);
+    assert.equal(busy.code, 2);
+    assert.match(busy.stderr, /daemon .* is already running .*stop it first/);
+    daemon.child.kill("SIGTERM");
+    await daemon.exited;
+
+    const none = await nightshift(["store", "migrate"], alone);
+    assert.equal(none.code, 2);
+    assert.match(none.stderr, /no shared store is configured: set NIGHTSHIFT_DATABASE_URL/);
+
+    const first = await nightshift(["store", "migrate"], solo.env);
+    assert.equal(first.code, 0, first.stderr);
+    assert.match(first.stdout, /3 tasks of .* on the shared store \(NIGHTSHIFT_DATABASE_URL\) as machine solo: 3 added, 0 brought up to date, 0 there already/);
+    assert.match(first.stdout, /Pinned to solo, to run and resume only here: 1 active task \(/);
+    assert.match(first.stdout, /session logs stay in .*sessions on this machine/);
+    assert.doesNotMatch(first.stdout + first.stderr, /postgres:\/\//); // the URL may hold a password
+    const rows = () => cluster.sql<{ title: string; state: string; machine: string; pin: string | null }[]>`SELECT record->>'title' AS title, state, machine, pin FROM tasks ORDER BY created`;
+    assert.deepEqual((await rows()).map((row) => `${row.title} ${row.state} ${row.machine} ${row.pin}`), ["first done solo null", "second done solo null", "third queued solo solo"]);
+
+    const again = await nightshift(["store", "migrate"], solo.env);
+    assert.equal(again.code, 0, again.stderr);
+    assert.match(again.stdout, /3 tasks .*: 0 added, 0 brought up to date, 3 there already/);
+    assert.equal((await rows()).length, 3);
+
+    // The daemon on the shared store resumes the third task here, from its log, and its end reaches the store.
+    cluster.api.respondWith(() => ({ content: [{ type: "text", text: "done" }] }));
+    await solo.start();
+    await until(() => existsSync(join(solo.home, "outbox", "third.md")), "the third result");
+    let states: string[] = [];
+    const deadline = Date.now() + 15_000;
+    while (Date.now() < deadline) {
+      states = (await rows()).map((row) => `${row.title} ${row.state}`);
+      if (states.at(-1) === "third done") break;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    assert.deepEqual(states, ["first done", "second done", "third done"]);
+  });
+});
