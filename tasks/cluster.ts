@@ -148,7 +148,7 @@ export interface ClusterLoop {
  * machines ended for this one to deliver, and a look at the queue. A notification (a task queued,
  * a cancel asked, a result to deliver) does the same at once; the timer covers one that was missed.
  */
-export async function startClusterLoop(options: { cluster: Cluster; daemon: Daemon; state: PublishingState; concurrency: number; clock: Clock; trace: TraceLogger; telegramHere: () => boolean }): Promise<ClusterLoop> {
+export async function startClusterLoop(options: { cluster: Cluster; daemon: Daemon; state: PublishingState; concurrency: number; clock: Clock; trace: TraceLogger; telegramHere: () => boolean; /** More of this machine's shared work, at each tick (approvals). */ also?: () => Promise<void> }): Promise<ClusterLoop> {
   const { cluster, daemon, state, concurrency, clock, trace } = options;
   let stopped = false;
   let ticking: Promise<void> | undefined;
@@ -173,6 +173,7 @@ export async function startClusterLoop(options: { cluster: Cluster; daemon: Daem
           await daemon.deliver(record, result);
           await cluster.delivered(record.id);
         }
+        await options.also?.();
       } catch (error) {
         trace.warn({ event: "cluster_unreachable", error: (error as Error).message }, `the shared store did not answer: ${(error as Error).message}`);
       } finally {
