@@ -170,6 +170,13 @@ export async function startClusterLoop(options: { cluster: Cluster; daemon: Daem
         }
         await state.flush();
         for (const { record, result } of await cluster.undelivered({ telegram: options.telegramHere() })) {
+          if (record.deliver_to === TELEGRAM) {
+            // Marked first, as an update is taken before it is handled: a machine stopped right after
+            // sending the answer must not have the next machine to run the bot send it again.
+            await cluster.delivered(record.id);
+            await daemon.deliver(record, result);
+            continue;
+          }
           await daemon.deliver(record, result);
           await cluster.delivered(record.id);
         }
