@@ -9,9 +9,9 @@ import { createTelegramApprover, type TelegramApprover } from "./approvals.ts";
 import { createFollower } from "./follow.ts";
 import { escapeHtml, taskPageLink } from "./format.ts";
 import { createTelegramOutbox, type TelegramOutbox } from "./outbox.ts";
-import { createPairingStore, type PairingStore } from "./pairing.ts";
+import { createPairingStore, type PairedUser, type PairingStore } from "./pairing.ts";
 import { BOT_COMMANDS, budgetText, helpText, spendSummary, statusText, TASKS_SHOWN, tasksText, traceText } from "./reports.ts";
-import { openBotStore, type BotStore } from "./store.ts";
+import { openBotStore, type BotStore, type SharedBotState } from "./store.ts";
 import { reviewText, type ToolReview } from "../runtime/mcp/reviews.ts";
 
 /**
@@ -51,6 +51,26 @@ export interface TelegramBotOptions {
   stagedAction?(id: string, action: "apply" | "discard", by: string): Promise<{ ok: boolean; message: string }>;
   /** A press of "Approve" under an MCP tool review: pins the listing it showed (runtime/mcp/reviews.ts approveReview). */
   approveTools?(server: string, id: string, by: string): { ok: boolean; message: string };
+  /** Several machines on one PostgreSQL: this bot runs while this machine holds the Telegram lease. */
+  cluster?: BotCluster;
+}
+
+/**
+ * The bot on one of several machines (cli/telegram-lease.ts over runtime/store/pg-telegram.ts):
+ * where the updates start, each update taken in the shared store before it is handled, and the
+ * bot's state shared with whichever machine runs the bot next.
+ */
+export interface BotCluster {
+  nextUpdate(): Promise<number>;
+  /** "mine": handle it; "taken": an earlier holder did; "lost": the lease is gone, stop polling. */
+  take(id: number): Promise<"mine" | "taken" | "lost">;
+  /** False once the lease may have lapsed by this machine's clock (it was stopped, or cut off): no poll then. */
+  holding(): boolean;
+  /** Polling stopped because the lease is gone. Must not throw. */
+  lost(): void;
+  state: SharedBotState;
+  /** Someone paired through this bot. Must not throw. */
+  paired(user: PairedUser): void;
 }
 
 export interface TelegramFile {
@@ -83,7 +103,8 @@ export function createTelegramBot(options: TelegramBotOptions): TelegramBot {
   const redact = (text: string) => text.split(options.token).join("<token>");
   const log = (level: "info" | "warn" | "error", message: string, fields: Record<string, unknown> = {}) => trace[level]({ event: "telegram", ...fields }, redact(message));
 
-  const store: BotStore = openBotStore(options.dir, (message) => log("error", message));
+  const { cluster } = options;
+  const store: BotStore = openBotStore(options.dir, (message) => log("error", message), cluster?.state);
   const pairing: PairingStore = createPairingStore(options.dir, clock);
   const users = (): number[] => [...new Set([...settings.allowed_users, ...pairedUsers()])];
   const allowed = (id: number) => {
@@ -166,6 +187,7 @@ export function createTelegramBot(options: TelegramBotOptions): TelegramBot {
     const result = pairing.redeem(start[1]!, { id: from.id, ...(from.username ? { username: from.username } : {}), first_name: from.first_name });
     if (!result.ok) return stranger(ctx, `a pairing code (${result.problem})`); // no answer: the bot does not reveal itself
     log("info", `paired with ${from.username ? `@${from.username}` : from.first_name} (Telegram id ${from.id})`, { from: from.id });
+    cluster?.paired(result.user);
     reply(ctx.chat!.id, `Paired. I am your Nightshift.\n\n${helpText()}`);
   });
 
@@ -354,7 +376,16 @@ export function createTelegramBot(options: TelegramBotOptions): TelegramBot {
     }, Math.max(1000, Math.floor(settings.watchdog / 3)));
   };
 
-  const handle = async (update: Update) => {
+  /** The update to ask for next: the shared store's with several machines, else the bot's file's. */
+  let offset = store.data.offset;
+  const handle = async (update: Update): Promise<"handled" | "lost"> => {
+    if (cluster) {
+      // Taken before it is handled: a machine that lost the lease meanwhile handles nothing more.
+      const taken = await cluster.take(update.update_id);
+      if (taken === "lost") return "lost";
+      offset = update.update_id + 1;
+      if (taken === "taken") return "handled";
+    }
     try {
       await bot.handleUpdate(update);
     } catch (error) {
@@ -366,7 +397,11 @@ export function createTelegramBot(options: TelegramBotOptions): TelegramBot {
       // Only someone allowed hears why; to anyone else the bot stays silent.
       if (from && chat?.type === "private" && allowed(from.id)) reply(chat.id, `That did not work: ${escapeHtml(message)}`, update.message?.message_id);
     }
-    store.update((data) => void (data.offset = update.update_id + 1));
+    if (!cluster) {
+      store.update((data) => void (data.offset = update.update_id + 1));
+      offset = update.update_id + 1;
+    }
+    return "handled";
   };
 
   const run = async () => {
@@ -388,13 +423,32 @@ export function createTelegramBot(options: TelegramBotOptions): TelegramBot {
       }
     }
     delay = 1000;
+    for (let known = !cluster; !stopping && !known; ) {
+      try {
+        offset = await cluster!.nextUpdate();
+        known = true;
+      } catch (error) {
+        if (!stopping) await wait("cannot read where the updates start from the shared store", error);
+      }
+    }
     while (!stopping) {
+      if (cluster && !cluster.holding()) {
+        log("warn", "this machine may no longer hold the Telegram lease (it was stopped, or the shared store did not answer): not polling");
+        cluster.lost();
+        break;
+      }
       poll = new AbortController();
       try {
-        const updates = await bot.api.getUpdates({ offset: store.data.offset, timeout: Math.floor(settings.poll_timeout / 1000), allowed_updates: ["message", "callback_query"] }, poll.signal as Parameters<typeof bot.api.getUpdates>[1]);
+        const updates = await bot.api.getUpdates({ offset, timeout: Math.floor(settings.poll_timeout / 1000), allowed_updates: ["message", "callback_query"] }, poll.signal as Parameters<typeof bot.api.getUpdates>[1]);
         lastCompleted = clock.now();
         delay = 1000;
-        for (const update of updates) await handle(update);
+        let lost = false;
+        for (const update of updates) if ((lost = (await handle(update)) === "lost")) break;
+        if (lost) {
+          log("warn", "another machine holds the Telegram lease now: this one stops polling");
+          cluster!.lost();
+          break;
+        }
         polledWaiters.splice(0).forEach((resolve) => resolve());
       } catch (error) {
         if (stopping) break;

@@ -74,8 +74,7 @@ export function createFollower(options: FollowOptions): Follower {
       params: { text, parse_mode: "HTML", link_preview_options: { is_disabled: true }, ...(replyTo ? { reply_parameters: { message_id: replyTo, allow_sending_without_reply: true } } : {}) },
       ...(tag ? { tag } : {}),
     });
-  const audience = (id: string, kind: NotifyKind): number[] => {
-    const chat = chatOf(id);
+  const audience = (id: string, kind: NotifyKind, chat = chatOf(id)): number[] => {
     if (chat !== undefined) return [chat];
     const wanted = options.notifyOf(id);
     if (kind === "approval" || wanted === undefined) return options.notify.includes(kind) ? options.userChats() : [];
@@ -86,10 +85,11 @@ export function createFollower(options: FollowOptions): Follower {
     const id = record.id;
     const status = progress.get(id);
     progress.delete(id);
-    const entry = store.data.tasks[id];
+    // A task this bot did not see sent (another machine's bot took it, several machines): its source names the chat.
+    const entry = store.data.tasks[id] ?? telegramSource(record.spec.source);
     outbox.replace(`progress:${id}`, undefined); // the result makes any progress text moot
     const kind: NotifyKind = result.status === "done" ? "finished" : "failed";
-    for (const chat of audience(id, kind)) {
+    for (const chat of audience(id, kind, entry?.chat)) {
       const replyTo = chat === entry?.chat ? entry.request : undefined;
       for (const message of resultMessages(record, result, options.taskLink(id))) {
         if (message.document) {
@@ -165,6 +165,12 @@ export function createFollower(options: FollowOptions): Follower {
       show(id, status);
     },
   };
+}
+
+/** The chat and message a task sent from Telegram came from: its source is `telegram:CHAT:MESSAGE`. */
+export function telegramSource(source: string | undefined): { chat: number; request: number; status?: undefined } | undefined {
+  const match = /^telegram:(-?\d+):(\d+)$/.exec(source ?? "");
+  return match ? { chat: Number(match[1]), request: Number(match[2]) } : undefined;
 }
 
 type ResultMessage = { text: string; document?: undefined } | { document: { filename: string; content: string }; caption: string };

@@ -50,6 +50,8 @@ export interface PairingStore {
   isPaired(id: number): boolean;
   /** False when `id` was not paired. */
   remove(id: number): boolean;
+  /** A user paired on another machine (several machines share paired users); false if paired here already. */
+  adopt(user: PairedUser): boolean;
   /** What became of the latest code, for `nightshift pair` while it waits. */
   status(): PairingStatus;
 }
@@ -188,6 +190,13 @@ export function createPairingStore(dir: string, clock: Clock): PairingStore {
     users: readUsers,
 
     isPaired: (id) => readUsers().some((user) => user.id === id),
+
+    adopt(user) {
+      const users = readUsers();
+      if (users.some((known) => known.id === user.id)) return false;
+      write(usersPath, { users: [...users, user] });
+      return true;
+    },
 
     remove(id) {
       const users = readUsers();

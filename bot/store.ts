@@ -42,14 +42,28 @@ export interface BotStore {
 }
 
 /**
+ * Several machines (runtime/store/pg-telegram.ts): the state the last machine to run the bot
+ * left in the shared store, which wins over this machine's file (still written, as a copy); each
+ * change is handed to `written` to be written there too. Without a usable `initial` (no machine
+ * ran the bot yet) the file is the start.
+ */
+export interface SharedBotState {
+  initial: unknown;
+  /** After each change was written to the file. Must not throw. */
+  written(data: BotState): void;
+}
+
+/**
  * Opens the bot's state. A damaged file is moved aside (named in `onDamaged`) and the bot starts
  * fresh: the worst case is one update seen again and older messages no longer mapped to tasks.
  */
-export function openBotStore(dir: string, onDamaged: (message: string) => void): BotStore {
+export function openBotStore(dir: string, onDamaged: (message: string) => void, shared?: SharedBotState): BotStore {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const file = join(dir, "bot.json");
   let data: BotState = { version: 1, offset: 0, tasks: {}, messages: [], approvals: {}, awaiting_reason: {} };
-  if (existsSync(file)) {
+  const initial = shared?.initial === undefined ? undefined : botStateSchema.safeParse(shared.initial);
+  if (initial?.success) data = initial.data;
+  else if (existsSync(file)) {
     try {
       data = botStateSchema.parse(JSON.parse(readFileSync(file, "utf8")));
     } catch (error) {
@@ -86,6 +100,7 @@ export function openBotStore(dir: string, onDamaged: (message: string) => void):
         throw error;
       }
       byMessage = index();
+      shared?.written(data);
     },
     taskOfMessage: (chat, message) => byMessage.get(`${chat}:${message}`),
     rememberMessage(state, chat, message, task) {

@@ -195,7 +195,7 @@ async function main(argv: string[]): Promise<number> {
           peeked = undefined; // not YAML: loadConfig names the line
         }
         const allowedUsers = Array.isArray(peeked) && peeked.every((id) => Number.isSafeInteger(id) && id > 0) ? (peeked as number[]) : (await import("../runtime/config.ts")).loadConfig(env).config.telegram.allowed_users;
-        return pairCommand(args, { ...io, home, env, allowedUsers });
+        return pairCommand(args, { ...io, home, env, allowedUsers, ...(args.remove !== undefined ? await unpairing(env) : {}) });
       }
       const { loadConfig } = await import("../runtime/config.ts");
       const loaded = loadConfig(env);
@@ -277,3 +277,24 @@ main(process.argv.slice(2)).then(
     process.exitCode = 1;
   },
 );
+
+/** With a shared store (several machines), `nightshift pair --remove` unpairs on every machine: the others would otherwise share the user back. */
+async function unpairing(env: NodeJS.ProcessEnv): Promise<{ unpairEverywhere?(id: number): Promise<void> }> {
+  const { loadConfig, machineName, storeUrl } = await import("../runtime/config.ts");
+  const loaded = loadConfig(env);
+  const url = storeUrl(loaded);
+  if (!url) return {};
+  return {
+    async unpairEverywhere(id) {
+      const [{ connectPg }, { sharedTelegram }] = await Promise.all([import("../runtime/store/pg.ts"), import("../runtime/store/pg-telegram.ts")]);
+      const sql = await connectPg(url, { max: 1 }).catch((error: unknown) => {
+        throw new UsageError(`could not reach the shared store to unpair ${id} on every machine: ${(error as Error).message}`);
+      });
+      try {
+        await sharedTelegram(sql, machineName(loaded.config)).unpaired(id);
+      } finally {
+        await sql.end({ timeout: 1 });
+      }
+    },
+  };
+}

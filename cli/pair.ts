@@ -24,6 +24,8 @@ export interface PairIO {
   allowedUsers: readonly number[];
   /** How often the wait re-reads the code's status. */
   pollMs?: number;
+  /** Several machines on one PostgreSQL: unpairs on every machine (the shared paired users). */
+  unpairEverywhere?(id: number): Promise<void>;
 }
 
 /**
@@ -37,6 +39,12 @@ export async function pairCommand(args: PairArgs, io: PairIO): Promise<number> {
   const store = createPairingStore(join(home, "state", "telegram"), clock);
   if (args.list && args.remove !== undefined) throw new UsageError("use either --list or --remove ID");
   if (args.list) return finish(listing(store.users(), io.allowedUsers), 0);
+  if (args.remove !== undefined && io.unpairEverywhere) {
+    const id = userId(args.remove);
+    await io.unpairEverywhere(id);
+    store.remove(id);
+    return finish(`Unpaired ${id} on every machine.${stillAllowed(id, io.allowedUsers)}`, 0);
+  }
   if (args.remove !== undefined) return finish(remove(store, args.remove, io.allowedUsers), 0);
 
   const token = env.TELEGRAM_BOT_TOKEN?.trim();
@@ -84,12 +92,18 @@ function listing(users: PairedUser[], allowed: readonly number[]): string {
   return lines.join("\n");
 }
 
-function remove(store: PairingStore, raw: string, allowed: readonly number[]): string {
+function userId(raw: string): number {
   const id = Number(raw);
   if (!/^\d+$/.test(raw) || !Number.isSafeInteger(id)) throw new UsageError(`--remove takes a numeric Telegram user id, not "${raw}"; nightshift pair --list shows them`);
+  return id;
+}
+
+const stillAllowed = (id: number, allowed: readonly number[]) => (allowed.includes(id) ? ` It is still allowed by telegram.allowed_users in config.yaml; remove it there too.` : "");
+
+function remove(store: PairingStore, raw: string, allowed: readonly number[]): string {
+  const id = userId(raw);
   if (!store.remove(id)) throw new UsageError(`${id} is not a paired user; nightshift pair --list shows them`);
-  const still = allowed.includes(id) ? ` It is still allowed by telegram.allowed_users in config.yaml; remove it there too.` : "";
-  return `Unpaired ${id}.${still}`;
+  return `Unpaired ${id}.${stillAllowed(id, allowed)}`;
 }
 
 function noTokenAdvice(home: string): string {

@@ -1,6 +1,10 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type { TelegramBot } from "../bot/index.ts";
+import type { BotCluster } from "../bot/bot.ts";
+import { createPairingStore } from "../bot/pairing.ts";
+import { shareApprovals } from "../runtime/store/pg-approvals.ts";
+import { startTelegramLease } from "./telegram-lease.ts";
 import { escapeHtml } from "../bot/format.ts";
 import { outageMessage, stateNotices, storeOutageMessage } from "./storage-notices.ts";
 import { journalDamageMessage, openMemory, openMemoryRuns } from "../memory/index.ts";
@@ -93,7 +97,8 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
     clock,
     storage,
     ...memory.forRuntime(),
-    approvers: () => [...(bot?.hasUsers() ? [bot.approver] : []), ...(dashboard?.signedIn() ? [dashboard.approver] : [])],
+    // With several machines, every question also goes to the others (whose bot or dashboard may answer it).
+    approvers: () => [...(bot?.hasUsers() ? [bot.approver] : []), ...(dashboard?.signedIn() ? [dashboard.approver] : []), ...(sharing ? [sharing.approver] : [])],
     onDamaged: (file) => sayDamage({ event: "file_damaged", file: file.file, moved_to: file.movedTo, problem: file.problem }, damageMessage(file)),
     onToolReview: (review) => {
       trace.warn({ event: "mcp_tools_withheld", server: review.server, review: review.id, tools: review.withheld.map((state) => state.name) }, `MCP server ${review.server}: tools withheld until approved`);
@@ -137,10 +142,24 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
   });
   const reached = await joinCluster(loaded);
   const cluster = reached ? watched(reached, storeWatch) : undefined;
+  // With several machines, `bot` is set only while this machine holds the Telegram lease and runs the bot (cli/telegram-lease.ts).
   const telegramHere = () => bot !== undefined;
+  const sharing = cluster
+    ? shareApprovals({
+        sql: cluster.sql,
+        machine: cluster.machine,
+        store: runtime.approvals,
+        clock,
+        onAsked: (record) => bot?.approver.notify(record),
+        onAnswered: (record, answer) => bot?.approver.settled?.(record, answer),
+        warn: (message) => trace.warn({ event: "approvals_unshared" }, message),
+      })
+    : undefined;
+  /** The approvals every surface reads and answers: with several machines, an answer also reaches the machine that asked. */
+  const approvals = sharing?.store ?? runtime.approvals;
   const joined = cluster ? joinShared({ cluster, watch: storeWatch, state: store, home, trace, telegramHere }) : undefined;
   const daemon = createDaemon({ home, clock, runtime, state: joined?.state ?? store, trace, storage, concurrency: config.daemon.concurrency, maxCrashes: config.daemon.max_crashes, ...(joined ? { shared: joined.shared } : {}) });
-  const memoryService = createMemoryService({ loaded, clock, memory, small: () => runtime.modelFor("small"), tasks: daemon.tasks, approvals: runtime.approvals });
+  const memoryService = createMemoryService({ loaded, clock, memory, small: () => runtime.modelFor("small"), tasks: daemon.tasks, approvals });
   // Journal entries are written in order; on a full or read-only disk they wait for space (until the daemon stops).
   const journalStop = new AbortController();
   let journaling = Promise.resolve();
@@ -156,10 +175,11 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
       });
   });
   const token = loaded.env.TELEGRAM_BOT_TOKEN?.trim();
+  let makeBot: ((cluster?: BotCluster) => TelegramBot) | undefined;
   if (token) {
     // grammy and the bot load only when there is a bot to run: they are a fifth of the start-up.
     const { createTelegramBot, saveFiles } = await import("../bot/bot.ts");
-    bot = createTelegramBot({
+    makeBot = (botCluster) => createTelegramBot({
       token,
       ...(loaded.env.TELEGRAM_API_ROOT ? { apiRoot: loaded.env.TELEGRAM_API_ROOT.replace(/\/+$/, "") } : {}),
       dir: join(home, "state", "telegram"),
@@ -167,7 +187,7 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
       limits: { dailyUsd: config.budget.daily_usd, perTaskUsd: config.budget.max_usd },
       clock,
       daemon,
-      approvals: runtime.approvals,
+      approvals,
       sessionsDir: runtime.sessionsDir,
       trace,
       async submit({ prompt, source, files }) {
@@ -188,7 +208,9 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
       readEvents: (id) => readSessionLog(join(runtime.sessionsDir, `${id}.jsonl`)),
       dashboardLink: () => loginLink({ home, clock, port: config.dashboard.port, ...(config.dashboard.public_url ? { publicUrl: config.dashboard.public_url } : {}) }),
       ...(config.dashboard.public_url ? { dashboardUrl: config.dashboard.public_url } : {}),
+      ...(botCluster ? { cluster: botCluster } : {}),
     });
+    if (!cluster) bot = makeBot();
   }
 
   const inbox = createInbox({
@@ -273,7 +295,7 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
       if (report.sent.length || report.received.length) trace.info({ event: "shared_files_synced", sent: report.sent, received: report.received }, "shared files synced");
     };
   };
-  const clusterLoop = cluster && joined ? await startClusterLoop({ cluster, daemon, state: joined.state, concurrency: config.daemon.concurrency, clock, trace, telegramHere, syncFiles: filesSync(cluster) }) : undefined;
+  const clusterLoop = cluster && joined ? await startClusterLoop({ cluster, daemon, state: joined.state, concurrency: config.daemon.concurrency, clock, trace, telegramHere, also: () => sharing!.sync(), syncFiles: filesSync(cluster) }) : undefined;
   // A file moved to inbox/.done/ whose task was never recorded (a crash in between): queue it now.
   // Several machines: its task is in the shared store, not in this machine's state, until it is delivered here.
   const queuedElsewhere = new Set(cluster && unstarted?.length ? await storeWatch.retry(() => cluster.queuedNames(unstarted)) : []);
@@ -282,7 +304,7 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
     const spec = await specOf(name, id).catch((error: unknown) => void stderr.write(`! inbox/.done/${name}: ${(error as Error).message}\n`));
     if (spec) await daemon.submit(id, spec, { origin: "inbox", name });
   }
-  const control = await startControlServer(home, daemon, runtime.approvals, {
+  const control = await startControlServer(home, daemon, approvals, {
     consolidate: () => memoryService.consolidate(),
     undo: async () => memoryService.undo(),
     memory: async () => memoryService.memoryText(),
@@ -323,6 +345,25 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
   });
   await inbox.start();
   await scheduler.start();
+  // With several machines the bot runs on the one machine holding the Telegram lease, and moves when it stops answering.
+  const telegramLease =
+    cluster && makeBot
+      ? startTelegramLease({
+          cluster,
+          clock,
+          trace,
+          stderr,
+          pairing: createPairingStore(join(home, "state", "telegram"), clock),
+          // Tests only: a shorter lease, so a takeover takes seconds instead of up to 20.
+          ...(Number(loaded.env.NIGHTSHIFT_TELEGRAM_LEASE_MS) > 0 ? { ttlMs: Number(loaded.env.NIGHTSHIFT_TELEGRAM_LEASE_MS) } : {}),
+          create: makeBot,
+          changed(next) {
+            bot = next;
+            // Questions copied here while another machine ran the bot (it skips the ones already shown).
+            if (next) for (const record of approvals.pending()) next.approver.notify(record);
+          },
+        })
+      : undefined;
   bot?.start();
   dropStale();
   const probe = await probing;
@@ -340,7 +381,7 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
     trace.warn({ event: "agent_file_problem", file: problem.file, message: problem.message }, problem.message);
   }
   if (bot && !bot.hasUsers()) stderr.write("Telegram: no one is paired yet; run `nightshift pair` and send the bot the code.\n");
-  if (!bot) stderr.write("Telegram is off (set TELEGRAM_BOT_TOKEN in the environment or in .env to steer Nightshift from your phone).\n");
+  if (!token) stderr.write("Telegram is off (set TELEGRAM_BOT_TOKEN in the environment or in .env to steer Nightshift from your phone).\n");
   if (config.sandbox.mode === "off") stderr.write("! SANDBOX IS OFF (config sandbox.mode): commands run unconfined on this machine\n");
   else if (!probe.ok) stderr.write(`! sandbox unavailable, bash will be refused: ${probe.problem}\n`);
   trace.info({ event: "daemon_started", pid: process.pid, resumed, failed, sandbox: probe.kind, sandbox_ok: probe.ok }, "daemon started");
@@ -369,7 +410,7 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
       ...(config.dashboard.public_url ? { publicUrl: config.dashboard.public_url } : {}),
       // What the bot reads: the daemon's tasks, the runtime's approvals, the session logs, /budget's spend.
       tasks: daemon.tasks,
-      approvals: runtime.approvals,
+      approvals,
       readEvents: (id) => readSessionLog(join(runtime.sessionsDir, `${id}.jsonl`)),
       // A task's specialists each have a log in sessions/<task>/ (runtime.ts `runChild`).
       readSpecialists: (id) => specialistLogs(runtime.sessionsDir, id),
@@ -428,6 +469,7 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
       scheduler.close();
       const jobsDone = jobs.close(); // a nightly job finishing now still writes its cursor before the state closes
       await daemon.stop();
+      await telegramLease?.stop();
       await clusterLoop?.stop();
       await cluster?.close();
       unjournal();

@@ -81,6 +81,8 @@ export interface ApprovalStore {
   pending(): ApprovalRecord[];
   /** Every record, oldest first. */
   all(): ApprovalRecord[];
+  /** Keeps a copy of another machine's record (several machines), so it can be shown and answered here; false if one is here already. */
+  adopt(record: ApprovalRecord): boolean;
 }
 
 /** A file of the store that did not read: moved aside (never deleted) so the approval can still be answered and expire. */
@@ -259,6 +261,13 @@ export function createApprovalStore(dir: string, options: ApprovalStoreOptions):
     },
     pending() {
       return store.all().filter((record) => !answerOf(record.id) && record.expires_at > clock.now());
+    },
+    adopt(record) {
+      if (!/^[a-z0-9]{4,16}$/.test(record.id) || existsSync(recordPath(record.id))) return false;
+      const temp = join(dir, `.${record.id}.tmp`);
+      writeFileSync(temp, JSON.stringify(record, null, 2));
+      renameSync(temp, recordPath(record.id));
+      return true;
     },
     all() {
       if (!existsSync(dir)) return [];

@@ -186,6 +186,8 @@ export async function startClusterLoop(options: {
   clock: Clock;
   trace: TraceLogger;
   telegramHere: () => boolean;
+  /** More of this machine's shared work, at each tick (approvals). */
+  also?: () => Promise<void>;
   /** Brings the files every machine holds alike in line with the store (tasks/shared-files.ts). */
   syncFiles?: () => Promise<void>;
 }): Promise<ClusterLoop> {
@@ -212,11 +214,19 @@ export async function startClusterLoop(options: {
         }
         await state.flush();
         for (const { record, result } of await cluster.undelivered({ telegram: options.telegramHere() })) {
+          if (record.deliver_to === TELEGRAM) {
+            // Marked first, as an update is taken before it is handled: a machine stopped right after
+            // sending the answer must not have the next machine to run the bot send it again.
+            await cluster.delivered(record.id);
+            await daemon.deliver(record, result);
+            continue;
+          }
           if (!handed.has(record.id)) await daemon.deliver(record, result);
           handed.add(record.id);
           await cluster.delivered(record.id);
           handed.delete(record.id);
         }
+        await options.also?.();
         // Last: a file that cannot be read or written here must not hold up the queue's work.
         await options.syncFiles?.();
       } catch (error) {

@@ -135,7 +135,8 @@ export function watched<T extends object>(target: T, watch: StoreWatch): T {
   const wrapped = {} as Record<string, unknown>;
   for (const key of Object.keys(target) as Array<keyof T & string>) {
     const value = target[key];
-    if (typeof value !== "function") {
+    // Data, and a function that is an object of its own (the pool, `sql`, with its `begin` and `json`), are passed as they are.
+    if (typeof value !== "function" || Object.keys(value).length > 0) {
       Object.defineProperty(wrapped, key, { get: () => target[key], enumerable: true });
       continue;
     }

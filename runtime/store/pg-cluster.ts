@@ -26,7 +26,7 @@ export const TELEGRAM = "@telegram";
 /** The lease of the machine that polls Telegram. */
 export const TELEGRAM_LEASE = "telegram";
 /** The channel that wakes machines: a task queued, a cancel asked, a result to deliver. A hint only: they poll anyway. */
-const CHANNEL = "nightshift_tasks";
+export const CHANNEL = "nightshift_tasks";
 const PRIORITY = { high: 0, normal: 1, low: 2 } as const;
 
 export interface MachineStatus {
@@ -57,6 +57,8 @@ export interface Cluster {
   readonly machine: string;
   /** Identity, memory, specialists and skills, held alike by every machine (tasks/shared-files.ts). */
   readonly files: SharedFiles;
+  /** The pool, for this machine's other shared stores (runtime/store/pg-telegram.ts). */
+  readonly sql: Sql;
   /** Says this machine is alive (at start and every HEARTBEAT_MS) with how much it runs. */
   beat(running: number, concurrency: number): Promise<void>;
   /** Says this machine stopped on purpose (not asleep): its tasks show as waiting for it. */
@@ -148,6 +150,7 @@ export function cluster(sql: Sql, machine: string, options: { owned?: boolean; s
   return {
     machine,
     files: sharedFiles(sql, machine),
+    sql,
     async beat(running, concurrency) {
       await sql`
         INSERT INTO machines (name, pid, concurrency, running) VALUES (${machine}, ${process.pid}, ${concurrency}, ${running})

@@ -47,6 +47,16 @@ const MIGRATIONS: ReadonlyArray<(tx: postgres.TransactionSql) => Promise<unknown
   async (tx) => {
     await tx`CREATE TABLE schedule_cursors (name text PRIMARY KEY, last_run bigint NOT NULL)`;
   },
+  // The Telegram bot of whichever machine holds its lease: the next update to take and the bot's
+  // state (one row), paired users, and approvals answered from any machine (runtime/store/pg-telegram.ts).
+  async (tx) => {
+    await tx`CREATE TABLE telegram_bot (id smallint PRIMARY KEY CHECK (id = 1), next_update bigint NOT NULL DEFAULT 0, state jsonb)`;
+    await tx`INSERT INTO telegram_bot (id) VALUES (1)`;
+    await tx`CREATE TABLE telegram_users (id bigint PRIMARY KEY, "user" jsonb NOT NULL, removed boolean NOT NULL DEFAULT false)`;
+    await tx`CREATE SEQUENCE approval_changes`;
+    await tx`CREATE TABLE approvals (id text PRIMARY KEY, machine text NOT NULL, record jsonb NOT NULL, answer jsonb, changed bigint NOT NULL DEFAULT nextval('approval_changes'))`;
+    await tx`CREATE INDEX approvals_changed ON approvals (changed)`;
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

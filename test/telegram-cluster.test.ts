@@ -1,0 +1,124 @@
+import assert from "node:assert/strict";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterEach, describe, it } from "node:test";
+import { startBotApi, type BotApi } from "./support/bot-api.ts";
+import { until } from "./support/cli.ts";
+import { noDatabase, ranOn, startMachines, type Machine } from "./support/cluster.ts";
+import { ALICE, TOKEN, approvalMessages, button, text, writeTo } from "./support/telegram-harness.ts";
+
+/**
+ * Telegram with several machines on one PostgreSQL: real `nightshift start` processes on one
+ * fresh database, one Bot API stand-in (which, like Telegram, answers an older getUpdates with 409
+ * when a newer one arrives), one Messages API stand-in. The Telegram lease is 3 s here
+ * (NIGHTSHIFT_TELEGRAM_LEASE_MS, for tests only) instead of 15 s.
+ */
+
+const skip = noDatabase ? { skip: noDatabase } : {};
+const LEASE_MS = 3000;
+const config = `telegram:\n  allowed_users: [${ALICE.id}]\n  poll_timeout: 2s\n  watchdog: 10s\n`;
+
+let cleanup: (() => Promise<void>) | undefined;
+afterEach(async () => {
+  await cleanup?.();
+  cleanup = undefined;
+});
+
+async function startTelegramMachines(names: string[]) {
+  const cluster = await startMachines(names, { config });
+  const telegram = await startBotApi({ token: TOKEN, botUsername: "night_bot" });
+  for (const machine of cluster.machines) Object.assign(machine.env, { TELEGRAM_BOT_TOKEN: TOKEN, TELEGRAM_API_ROOT: telegram.url, NIGHTSHIFT_TELEGRAM_LEASE_MS: String(LEASE_MS) });
+  cleanup = async () => {
+    await cluster.cleanup();
+    await telegram.close();
+  };
+  return { ...cluster, telegram };
+}
+
+const runsBot = (machine: Machine) => (machine.daemon?.output() ?? "").split(`this machine (${machine.name}) holds the Telegram lease and runs the bot`).length - 1;
+/** The result messages in Alice's chat: the model's answer, once per task. */
+const answers = (telegram: BotApi) => telegram.messages(ALICE.id).filter((message) => message.text?.includes("the answer"));
+const taskIds = (telegram: BotApi) => answers(telegram).map((message) => /\b(\d{8}-\d{6}-[a-z0-9]+)\b/.exec(message.text!)?.[1] ?? message.text!);
+
+describe("Telegram on several machines", skip, () => {
+  it("moves the bot to another machine within 30 s when the one polling is stopped, losing and doubling no message", async () => {
+    const cluster = await startTelegramMachines(["m1", "m2"]);
+    cluster.api.respondWith(() => text("the answer"));
+    await Promise.all(cluster.machines.map((machine) => machine.start()));
+    await until(() => cluster.machines.some((machine) => runsBot(machine) === 1), "one machine to run the bot");
+    const holder = cluster.machines.find((machine) => runsBot(machine) === 1)!;
+    const other = cluster.machines.find((machine) => machine !== holder)!;
+    assert.equal(runsBot(other), 0, "only one machine runs the bot");
+
+    for (const n of [1, 2, 3]) cluster.telegram.sendText(ALICE, `message ${n}`);
+    await until(() => answers(cluster.telegram).length === 3, "three answers", 30_000);
+
+    holder.daemon!.child.kill("SIGSTOP");
+    const stoppedAt = Date.now();
+    for (const n of [4, 5, 6]) cluster.telegram.sendText(ALICE, `message ${n}`);
+    await until(() => runsBot(other) === 1, "the other machine to take the bot over", 30_000);
+    const takeover = Date.now() - stoppedAt;
+    assert.ok(takeover < 30_000, `took over in ${takeover} ms`);
+    await until(() => answers(cluster.telegram).length === 6, "six answers", 30_000);
+
+    // Woken, the stopped machine finds the lease gone and polls no more.
+    holder.daemon!.child.kill("SIGCONT");
+    await until(() => holder.daemon!.output().includes(`this machine (${holder.name}) no longer holds the Telegram lease`), "the woken machine to stop its bot", 15_000);
+    cluster.telegram.sendText(ALICE, "message 7");
+    await until(() => answers(cluster.telegram).length === 7, "the seventh answer", 30_000);
+
+    const ids = taskIds(cluster.telegram);
+    assert.equal(new Set(ids).size, 7, `one answer per task: ${ids.join(", ")}`);
+    const sources = await cluster.sql<{ source: string }[]>`SELECT record->'spec'->>'source' AS source FROM tasks ORDER BY created`;
+    assert.equal(sources.length, 7, "one task per message");
+    assert.equal(new Set(sources.map((row) => row.source)).size, 7, "no message handled twice");
+    const [offset] = await cluster.sql<{ next_update: string }[]>`SELECT next_update FROM telegram_bot`;
+    assert.equal(Number(offset!.next_update), 8, "the shared offset is right after the seventh update");
+    // The new holder's polls were never cut short by the woken machine polling again (409).
+    const trace = readFileSync(join(other.home, "logs", "trace.jsonl"), "utf8");
+    assert.doesNotMatch(trace, /another process is polling this bot/);
+  });
+
+  it("answers in the chat a Telegram task that ran on a machine without the bot", async () => {
+    const cluster = await startTelegramMachines(["m1", "m2"]);
+    // Slow answers: the machine with the bot (one task at a time) cannot take them all.
+    cluster.api.respondWith(() => ({ ...text("the answer"), delayMs: 800 }));
+    await Promise.all(cluster.machines.map((machine) => machine.start()));
+    await until(() => cluster.machines.some((machine) => runsBot(machine) === 1), "one machine to run the bot");
+    const holder = cluster.machines.find((machine) => runsBot(machine) === 1)!;
+    for (const n of [1, 2, 3, 4]) cluster.telegram.sendText(ALICE, `message ${n}`);
+    await until(() => answers(cluster.telegram).length === 4, "four answers", 30_000);
+    const machines = [...(await ranOn(cluster.sql)).values()];
+    assert.ok(machines.some((machine) => machine !== holder.name), `some ran elsewhere: ${machines.join(", ")}`);
+    // Each answer replies to the message that asked.
+    const requests = cluster.telegram.callsOf("sendMessage").filter((call) => String(call.params.text).includes("the answer"));
+    assert.equal(requests.length, 4);
+    for (const call of requests) assert.ok((call.params.reply_parameters as { message_id?: number } | undefined)?.message_id, "a reply to the request");
+  });
+
+  it("wakes a session on one machine with an approval answered through the bot on another", async () => {
+    const cluster = await startTelegramMachines(["m1", "m2"]);
+    const [m1, m2] = cluster.machines as [Machine, Machine];
+    // m2 starts first and takes the bot; m1 runs the session.
+    await m2.start();
+    await until(() => runsBot(m2) === 1, "m2 to run the bot");
+    await m1.start();
+    const outside = join(m1.home, "..", "outside");
+    const folder = join(m1.home, "..", "m1-project");
+    mkdirSync(folder);
+    cluster.api.script(writeTo(join(outside, "a.txt")), text("written"));
+    writeFileSync(join(m1.home, "inbox", "ask.md"), `---\ntitle: ask\nworkdir: ${folder}\n---\nWrite it.\n`);
+
+    const asked = () => approvalMessages({ telegram: cluster.telegram } as never);
+    await until(() => asked().length === 1, "the approval on the phone", 30_000);
+    const question = asked()[0]!;
+    cluster.telegram.pressButton(ALICE, question.message_id, button(question, "Allow once"));
+    await until(() => existsSync(join(m1.home, "outbox", "ask.md")), "the task to finish on m1", 30_000);
+    assert.equal(readFileSync(join(outside, "a.txt"), "utf8"), "x");
+    assert.match(readFileSync(join(m1.home, "outbox", "ask.md"), "utf8"), /written/);
+    assert.equal((await ranOn(cluster.sql)).get("ask"), "m1");
+    await until(() => /Allowed once/.test(asked()[0]!.text ?? ""), "the question edited to its answer", 15_000);
+    const [row] = await cluster.sql<{ machine: string; decision: string }[]>`SELECT machine, answer->>'decision' AS decision FROM approvals`;
+    assert.deepEqual({ ...row }, { machine: "m1", decision: "once" });
+  });
+});
