@@ -8,16 +8,14 @@ import { startTelegramLease } from "./telegram-lease.ts";
 import { escapeHtml } from "../bot/format.ts";
 import { outageMessage, stateNotices, storeOutageMessage } from "./storage-notices.ts";
 import { journalDamageMessage, openMemory, openMemoryRuns } from "../memory/index.ts";
-import { BUILTIN_TOOL_NAMES, createRuntime, createTraceLogger, createWriteGate, damageMessage, loadAgents, lockSession, readSessionLog, readSessionLogFrom, requireApiKey, storageMessage, machineName, storeSetting, storeUrl, type Approver, type Clock, type LoadedConfig } from "../runtime/index.ts";
+import { BUILTIN_TOOL_NAMES, createRuntime, createTraceLogger, createWriteGate, damageMessage, loadAgents, lockSession, readSessionLog, readSessionLogFrom, requireApiKey, storageMessage, type Approver, type Clock, type LoadedConfig } from "../runtime/index.ts";
 import { approveReview } from "../runtime/mcp/reviews.ts";
 import { finishInterruptedApplies, readPlan } from "../runtime/stage/apply.ts";
 import { discardStage, expiredStages, mountStage, readStage, summarizeStage } from "../runtime/stage/overlay.ts";
 import { createDaemon, SlotTaken } from "../tasks/daemon.ts";
 import { createHeapTrim } from "../runtime/heap-trim.ts";
 import { createStoreWatch, watched } from "../runtime/store/outage.ts";
-import { openCluster, type Cluster } from "../runtime/store/pg-cluster.ts";
 import { joinShared, startClusterLoop } from "../tasks/cluster.ts";
-import { createFileSync } from "../tasks/shared-files.ts";
 import { readClusterView } from "../tasks/cluster-view.ts";
 import { startControlServer } from "../tasks/control.ts";
 import { htmlToPlain } from "../bot/reports.ts";
@@ -29,7 +27,8 @@ import { createScheduler } from "../tasks/schedules.ts";
 import { openState, StateRefused } from "../tasks/state.ts";
 import { UsageError } from "./usage.ts";
 import { readTaskFile, taskFromPrompt, toTaskSpec } from "../tasks/index.ts";
-import { defaultFiles, initHome } from "./init.ts";
+import { initHome } from "./init.ts";
+import { joinCluster, oneAtATime, sharedFilesSync } from "./cluster-start.ts";
 
 export interface StartIO {
   loaded: LoadedConfig;
@@ -159,7 +158,10 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
   const approvals = sharing?.store ?? runtime.approvals;
   const joined = cluster ? joinShared({ cluster, watch: storeWatch, state: store, home, trace, telegramHere }) : undefined;
   const daemon = createDaemon({ home, clock, runtime, state: joined?.state ?? store, trace, storage, concurrency: config.daemon.concurrency, maxCrashes: config.daemon.max_crashes, ...(joined ? { shared: joined.shared } : {}) });
-  const memoryService = createMemoryService({ loaded, clock, memory, small: () => runtime.modelFor("small"), tasks: daemon.tasks, approvals });
+  /** With several machines: identity, memory, specialists and skills kept in line with the others. */
+  const syncFiles = cluster ? sharedFilesSync({ cluster, home, clock, trace, stderr, notice: (html) => bot?.notice(html) }) : undefined;
+  const memoryWork = createMemoryService({ loaded, clock, memory, small: () => runtime.modelFor("small"), tasks: daemon.tasks, approvals });
+  const memoryService = cluster && syncFiles ? oneAtATime(memoryWork, { cluster, clock, syncFiles }) : memoryWork;
   // Journal entries are written in order; on a full or read-only disk they wait for space (until the daemon stops).
   const journalStop = new AbortController();
   let journaling = Promise.resolve();
@@ -276,26 +278,7 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
     }
   }
   const { resumed, failed } = await daemon.recover();
-  /** Identity, memory, specialists and skills as every machine holds them; what could not be merged is said. */
-  const filesSync = (on: Cluster) => {
-    const sync = createFileSync({ home, files: on.files, machine: on.machine, now: clock.now, defaults: new Map(defaultFiles()) });
-    return async () => {
-      const report = await sync.sync();
-      for (const conflict of report.conflicts) {
-        const message = `${conflict.path} was changed on this machine and on ${conflict.from} at once: ${conflict.from}'s is kept, this machine's is at ${conflict.keptAt}`;
-        stderr.write(`! ${message}\n`);
-        trace.warn({ event: "shared_file_conflict", path: conflict.path, from: conflict.from, kept_at: conflict.keptAt }, message);
-        bot?.notice(`⚠️ ${escapeHtml(message)}`);
-      }
-      for (const path of report.tooLarge) {
-        const message = `${path} is over 1 MB and stays on this machine only (the shared store holds identity, memory, agents/ and skills/ files up to 1 MB)`;
-        stderr.write(`! ${message}\n`);
-        trace.warn({ event: "shared_file_too_large", path }, message);
-      }
-      if (report.sent.length || report.received.length) trace.info({ event: "shared_files_synced", sent: report.sent, received: report.received }, "shared files synced");
-    };
-  };
-  const clusterLoop = cluster && joined ? await startClusterLoop({ cluster, daemon, state: joined.state, concurrency: config.daemon.concurrency, clock, trace, telegramHere, also: () => sharing!.sync(), syncFiles: filesSync(cluster) }) : undefined;
+  const clusterLoop = cluster && joined ? await startClusterLoop({ cluster, daemon, state: joined.state, concurrency: config.daemon.concurrency, clock, trace, telegramHere, also: () => sharing!.sync(), ...(syncFiles ? { syncFiles } : {}) }) : undefined;
   // A file moved to inbox/.done/ whose task was never recorded (a crash in between): queue it now.
   // Several machines: its task is in the shared store, not in this machine's state, until it is delivered here.
   const queuedElsewhere = new Set(cluster && unstarted?.length ? await storeWatch.retry(() => cluster.queuedNames(unstarted)) : []);
@@ -492,20 +475,6 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
       resolveStopped();
     })());
   return { stop, stopped };
-}
-
-/** This machine on the shared store, when `store:` or NIGHTSHIFT_DATABASE_URL names one; its URL is never said (it may hold a password). */
-async function joinCluster(loaded: LoadedConfig): Promise<Cluster | undefined> {
-  const url = storeUrl(loaded);
-  if (!url) return undefined;
-  const setting = storeSetting(loaded);
-  try {
-    // Tests only: a dead machine's unstarted tasks go to the others sooner than MACHINE_SILENT_MS.
-    const silentMs = Number(loaded.env.NIGHTSHIFT_TEST_MACHINE_SILENT_MS) || undefined;
-    return await openCluster(url, machineName(loaded.config), silentMs ? { silentMs } : {});
-  } catch (error) {
-    throw new UsageError(`could not open the shared store (${setting}): ${(error as Error).message}. Check that PostgreSQL runs and the URL is right, or remove the setting to run this machine on its own files`);
-  }
 }
 
 /** A schedule slot as a file-name part in the schedule's zone: 2026-11-24T0700. */

@@ -49,62 +49,70 @@ export function createFileSync(options: { home: string; files: SharedFiles; mach
   const stateFile = join(home, "state", "shared-files.json");
   let synced = readSynced(stateFile);
   const saidTooLarge = new Set<string>();
+  /** One sync at a time (the heartbeat's, a consolidation's): each compares against what the last one left. */
+  let last: Promise<unknown> = Promise.resolve();
 
   return {
-    async sync() {
-      const report: SyncReport = { sent: [], received: [], conflicts: [], tooLarge: [] };
-      const remote = await files.versions();
-      const local = scan(home);
-      const downloads: string[] = [];
-      const uploads: string[] = [];
-      for (const path of new Set([...remote.keys(), ...local.keys(), ...Object.keys(synced)])) {
-        const here = local.get(path);
-        if (here && here.size > MAX_SHARED_BYTES) {
-          if (!saidTooLarge.has(path)) report.tooLarge.push(path);
-          saidTooLarge.add(path);
-          continue;
-        }
-        const known = synced[path];
-        const remoteChanged = remote.has(path) && remote.get(path) !== known?.version;
-        if (remoteChanged) downloads.push(path);
-        else if (changedHere(path, here, known)) uploads.push(path);
-      }
-      let changed = false;
-      for (const file of await files.read(downloads)) {
-        const path = join(home, file.path);
-        const known = synced[file.path];
-        const hereHash = existsSync(path) ? hashOf(readFileSync(path)) : "";
-        const theirs = file.content ? hashOf(file.content) : "";
-        // Changed here too (or here before this machine ever agreed with the store), and not the same: kept aside.
-        const mineToo = existsSync(path) && (known ? changedHere(file.path, local.get(file.path), known) : true);
-        if (hereHash !== theirs && mineToo && !isDefault(file.path, path)) {
-          const keptAt = join(home, "state", "shared-conflicts", `${file.path}.${options.machine}-${options.now()}`);
-          mkdirSync(dirname(keptAt), { recursive: true });
-          renameSync(path, keptAt);
-          report.conflicts.push({ path: file.path, keptAt, from: file.machine });
-        }
-        if (hereHash !== theirs) {
-          if (file.content) writeAtomically(path, file.content);
-          else if (existsSync(path)) unlinkSync(path);
-          report.received.push(file.path);
-        }
-        synced[file.path] = record(path, file.version, theirs);
-        changed = true;
-      }
-      for (const relativePath of uploads) {
-        const path = join(home, relativePath);
-        const content = existsSync(path) ? readFileSync(path) : undefined;
-        const version = await files.put(relativePath, content, synced[relativePath]?.version ?? 0);
-        // Another machine wrote it first: the next sync takes theirs and keeps this one aside.
-        if (version === undefined) continue;
-        synced[relativePath] = record(path, version, content ? hashOf(content) : "");
-        report.sent.push(relativePath);
-        changed = true;
-      }
-      if (changed) saveSynced(stateFile, synced);
-      return report;
+    sync() {
+      const next = last.then(syncOnce);
+      last = next.catch(() => {});
+      return next;
     },
   };
+
+  async function syncOnce(): Promise<SyncReport> {
+    const report: SyncReport = { sent: [], received: [], conflicts: [], tooLarge: [] };
+    const remote = await files.versions();
+    const local = scan(home);
+    const downloads: string[] = [];
+    const uploads: string[] = [];
+    for (const path of new Set([...remote.keys(), ...local.keys(), ...Object.keys(synced)])) {
+      const here = local.get(path);
+      if (here && here.size > MAX_SHARED_BYTES) {
+        if (!saidTooLarge.has(path)) report.tooLarge.push(path);
+        saidTooLarge.add(path);
+        continue;
+      }
+      const known = synced[path];
+      const remoteChanged = remote.has(path) && remote.get(path) !== known?.version;
+      if (remoteChanged) downloads.push(path);
+      else if (changedHere(path, here, known)) uploads.push(path);
+    }
+    let changed = false;
+    for (const file of await files.read(downloads)) {
+      const path = join(home, file.path);
+      const known = synced[file.path];
+      const hereHash = existsSync(path) ? hashOf(readFileSync(path)) : "";
+      const theirs = file.content ? hashOf(file.content) : "";
+      // Changed here too (or here before this machine ever agreed with the store), and not the same: kept aside.
+      const mineToo = existsSync(path) && (known ? changedHere(file.path, local.get(file.path), known) : true);
+      if (hereHash !== theirs && mineToo && !isDefault(file.path, path)) {
+        const keptAt = join(home, "state", "shared-conflicts", `${file.path}.${options.machine}-${options.now()}`);
+        mkdirSync(dirname(keptAt), { recursive: true });
+        renameSync(path, keptAt);
+        report.conflicts.push({ path: file.path, keptAt, from: file.machine });
+      }
+      if (hereHash !== theirs) {
+        if (file.content) writeAtomically(path, file.content);
+        else if (existsSync(path)) unlinkSync(path);
+        report.received.push(file.path);
+      }
+      synced[file.path] = record(path, file.version, theirs);
+      changed = true;
+    }
+    for (const relativePath of uploads) {
+      const path = join(home, relativePath);
+      const content = existsSync(path) ? readFileSync(path) : undefined;
+      const version = await files.put(relativePath, content, synced[relativePath]?.version ?? 0);
+      // Another machine wrote it first: the next sync takes theirs and keeps this one aside.
+      if (version === undefined) continue;
+      synced[relativePath] = record(path, version, content ? hashOf(content) : "");
+      report.sent.push(relativePath);
+      changed = true;
+    }
+    if (changed) saveSynced(stateFile, synced);
+    return report;
+  }
 
   function isDefault(relativePath: string, path: string): boolean {
     const text = options.defaults?.get(relativePath);

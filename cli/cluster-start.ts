@@ -1,0 +1,88 @@
+import { escapeHtml } from "../bot/format.ts";
+import { machineName, storeSetting, storeUrl, type Clock, type LoadedConfig } from "../runtime/index.ts";
+import { HEARTBEAT_MS, openCluster, type Cluster } from "../runtime/store/pg-cluster.ts";
+import type { TraceLogger } from "../runtime/trace.ts";
+import { createFileSync } from "../tasks/shared-files.ts";
+import { defaultFiles } from "./init.ts";
+import type { MemoryService } from "./memory-service.ts";
+import { UsageError } from "./usage.ts";
+
+/**
+ * What `nightshift start` adds when this machine is one of several on a shared store: joining it,
+ * keeping the shared files in line and saying what could not be merged, and running the memory
+ * consolidation on one machine at a time.
+ */
+
+/** This machine on the shared store, when `store:` or NIGHTSHIFT_DATABASE_URL names one; its URL is never said (it may hold a password). */
+export async function joinCluster(loaded: LoadedConfig): Promise<Cluster | undefined> {
+  const url = storeUrl(loaded);
+  if (!url) return undefined;
+  const setting = storeSetting(loaded);
+  try {
+    // Tests only: a dead machine's unstarted tasks go to the others sooner than MACHINE_SILENT_MS.
+    const silentMs = Number(loaded.env.NIGHTSHIFT_TEST_MACHINE_SILENT_MS) || undefined;
+    return await openCluster(url, machineName(loaded.config), silentMs ? { silentMs } : {});
+  } catch (error) {
+    throw new UsageError(`could not open the shared store (${setting}): ${(error as Error).message}. Check that PostgreSQL runs and the URL is right, or remove the setting to run this machine on its own files`);
+  }
+}
+
+/** Identity, memory, specialists and skills as every machine holds them (tasks/shared-files.ts); what could not be merged is said. */
+export function sharedFilesSync(options: { cluster: Cluster; home: string; clock: Clock; trace: TraceLogger; stderr: NodeJS.WritableStream; notice(html: string): void }): () => Promise<void> {
+  const { trace, stderr } = options;
+  const sync = createFileSync({ home: options.home, files: options.cluster.files, machine: options.cluster.machine, now: options.clock.now, defaults: new Map(defaultFiles()) });
+  return async () => {
+    const report = await sync.sync();
+    for (const conflict of report.conflicts) {
+      const message = `${conflict.path} was changed on this machine and on ${conflict.from} at once: ${conflict.from}'s is kept, this machine's is at ${conflict.keptAt}`;
+      stderr.write(`! ${message}\n`);
+      trace.warn({ event: "shared_file_conflict", path: conflict.path, from: conflict.from, kept_at: conflict.keptAt }, message);
+      options.notice(`⚠️ ${escapeHtml(message)}`);
+    }
+    for (const path of report.tooLarge) {
+      const message = `${path} is over 1 MB and stays on this machine only (the shared store holds identity, memory, agents/ and skills/ files up to 1 MB)`;
+      stderr.write(`! ${message}\n`);
+      trace.warn({ event: "shared_file_too_large", path }, message);
+    }
+    if (report.sent.length || report.received.length) trace.info({ event: "shared_files_synced", sent: report.sent, received: report.received }, "shared files synced");
+  };
+}
+
+/** The lease held while a machine consolidates memory, and how long it lives without a renewal. */
+const MEMORY_LEASE = "memory";
+const MEMORY_LEASE_MS = 120_000;
+
+/**
+ * Each machine keeps its own journal and consolidates it into the one MEMORY.md every machine
+ * holds. Two at once would each write a MEMORY.md without the other's edits (the second kept aside
+ * as a conflict): so one machine consolidates at a time, holding a lease, and takes in the newest
+ * MEMORY.md first and gives its own to the others right after. A machine that finds another
+ * consolidating waits for it.
+ */
+export function oneAtATime(service: MemoryService, options: { cluster: Cluster; clock: Clock; syncFiles: () => Promise<void> }): MemoryService {
+  const { cluster, clock, syncFiles } = options;
+  return {
+    ...service,
+    async consolidate(signal) {
+      while (!(await cluster.lease(MEMORY_LEASE, MEMORY_LEASE_MS))) await clock.sleep(HEARTBEAT_MS, signal);
+      // Renewed while it runs: a model call may take longer than the lease lives.
+      const done = new AbortController();
+      const renewal = (async () => {
+        for (;;) {
+          await clock.sleep(MEMORY_LEASE_MS / 3, done.signal);
+          await cluster.lease(MEMORY_LEASE, MEMORY_LEASE_MS).catch(() => false);
+        }
+      })().catch(() => {}); // ends when `done` aborts its wait
+      try {
+        await syncFiles();
+        const text = await service.consolidate(signal);
+        await syncFiles();
+        return text;
+      } finally {
+        done.abort();
+        await renewal;
+        await cluster.releaseLease(MEMORY_LEASE).catch(() => {});
+      }
+    },
+  };
+}
