@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { afterEach, describe, it } from "node:test";
 import type { TaskRecord } from "../tasks/state.ts";
 import { agent, until } from "./support/cli.ts";
-import { noDatabase, startMachines } from "./support/cluster.ts";
+import { eventually, noDatabase, startMachines } from "./support/cluster.ts";
 import { needs } from "./support/prerequisites.ts";
 
 /**
@@ -59,8 +59,9 @@ describe("a machine killed with SIGKILL", skip, () => {
     await until(() => existsSync(join(m1.home, "outbox", "count.md")), "the result in m1's outbox/", 30_000);
     assert.match(readFileSync(join(m1.home, "outbox", "count.md"), "utf8"), /finished after: counted/);
     assert.equal(readFileSync(counter, "utf8"), "ran\n", "the tool call ran once");
-    const [done] = await cluster.sql<{ machine: string; state: string; delivered: boolean }[]>`SELECT machine, state, delivered FROM tasks`;
-    assert.deepEqual({ ...done }, { machine: "m1", state: "done", delivered: true });
+    // The result file comes before the task's end, and its end reaches the store after it is written here.
+    const done = await eventually(async () => ({ ...(await cluster.sql<{ machine: string; state: string; delivered: boolean }[]>`SELECT machine, state, delivered FROM tasks`)[0] }), (row) => row.state === "done" && row.delivered === true);
+    assert.deepEqual(done, { machine: "m1", state: "done", delivered: true });
   });
 
   it("gives a task it claimed but never started to another machine once it has been silent long enough, and does not run it when it comes back", async () => {

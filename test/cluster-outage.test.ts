@@ -3,7 +3,7 @@ import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, it } from "node:test";
 import { until } from "./support/cli.ts";
-import { startMachines } from "./support/cluster.ts";
+import { eventually, startMachines } from "./support/cluster.ts";
 import { noPgServer, startPgServer, type PgServer } from "./support/pg-server.ts";
 
 /**
@@ -65,8 +65,11 @@ describe("the shared store away for a while", noPgServer ? { skip: noPgServer } 
     const postgres = (await import("postgres")).default;
     const sql = postgres(server.url, { max: 1, onnotice: () => {} });
     try {
-      const rows = await sql<{ state: string; delivered: boolean }[]>`SELECT state, delivered FROM tasks`;
-      assert.deepEqual(rows.map((row) => `${row.state} ${row.delivered}`), titles.map(() => "done true"));
+      const rows = await eventually(
+        async () => (await sql<{ state: string; delivered: boolean }[]>`SELECT state, delivered FROM tasks`).map((row) => `${row.state} ${row.delivered}`),
+        (states) => states.length === titles.length && states.every((state) => state === "done true"),
+      );
+      assert.deepEqual(rows, titles.map(() => "done true"));
     } finally {
       await sql.end({ timeout: 1 });
     }

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { afterEach, describe, it } from "node:test";
 import { request } from "node:http";
 import { nightshift, until } from "./support/cli.ts";
-import { noDatabase, ranOn, startMachines } from "./support/cluster.ts";
+import { eventually, noDatabase, ranOn, startMachines } from "./support/cluster.ts";
 
 /**
  * Several machines on one PostgreSQL (issue 16): three real daemons, three homes, one database
@@ -47,8 +47,11 @@ describe("several machines on one PostgreSQL", skip, () => {
     // The other machines wrote no result file of their own, and each task ran once.
     for (const machine of [m2, m3]) assert.deepEqual(existsSync(join(machine.home, "outbox")) ? readdirSync(join(machine.home, "outbox")) : [], []);
     assert.equal(cluster.api.requests.length, titles.length);
-    const states = await cluster.sql<{ state: string; delivered: boolean }[]>`SELECT state, delivered FROM tasks`;
-    assert.deepEqual(states.map((row) => `${row.state} ${row.delivered}`), titles.map(() => "done true"));
+    const states = await eventually(
+      async () => (await cluster.sql<{ state: string; delivered: boolean }[]>`SELECT state, delivered FROM tasks`).map((row) => `${row.state} ${row.delivered}`),
+      (rows) => rows.every((row) => row === "done true"),
+    );
+    assert.deepEqual(states, titles.map(() => "done true"));
   });
 
   it("keeps a task whose workdir is a folder of one machine on that machine, even while the others are idle", async () => {

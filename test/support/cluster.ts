@@ -97,3 +97,16 @@ export async function ranOn(sql: postgres.Sql): Promise<Map<string, string | nul
 export function assertDistinct(values: string[], what: string): void {
   assert.equal(new Set(values).size, values.length, `${what}: ${values.join(", ")}`);
 }
+
+/**
+ * Polls `read` (a query) until `done` holds of its answer, for at most `ms`; returns the last answer.
+ * What a machine writes to the store comes after what it writes to its own files.
+ */
+export async function eventually<T>(read: () => Promise<T>, done: (value: T) => boolean, ms = 30_000): Promise<T> {
+  let value = await read();
+  for (const deadline = Date.now() + ms; !done(value) && Date.now() < deadline; ) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    value = await read();
+  }
+  return value;
+}
