@@ -177,9 +177,59 @@ export async function benchSpread(tasks = 60, latencyMs = 500): Promise<Row[]> {
   ];
 }
 
+/**
+ * Telegram failover: two real daemons with the product's lease (15 s, renewed every 5 s), one Bot
+ * API stand-in. The machine running the bot is stopped (SIGSTOP, as a laptop lid closing); a
+ * message is sent at once. Timed from the stop to the other machine saying it runs the bot, and to
+ * the answer of that message in the chat. `runs` times.
+ */
+export async function benchFailover(runs = 3): Promise<Row[]> {
+  const { startBotApi } = await import("../test/support/bot-api.ts");
+  const { ALICE, TOKEN } = await import("../test/support/telegram-harness.ts");
+  const takeovers: number[] = [];
+  const answered: number[] = [];
+  for (let run = 0; run < runs; run++) {
+    await withServer(async (server) => {
+      const machines = await startMachines(["m1", "m2"], { url: server.url, config: `telegram:\n  allowed_users: [${ALICE.id}]\n` });
+      const telegram = await startBotApi({ token: TOKEN, botUsername: "night_bot" });
+      const runsBot = (machine: (typeof machines.machines)[0]) => (machine.daemon?.output() ?? "").includes(`this machine (${machine.name}) holds the Telegram lease and runs the bot`);
+      const until = async (condition: () => boolean, what: string) => {
+        for (const deadline = performance.now() + 120_000; !condition(); await new Promise((resolve) => setTimeout(resolve, 10))) {
+          if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+        }
+      };
+      try {
+        machines.api.respondWith(() => ({ content: [{ type: "text", text: "the answer" }] }));
+        for (const machine of machines.machines) Object.assign(machine.env, { TELEGRAM_BOT_TOKEN: TOKEN, TELEGRAM_API_ROOT: telegram.url });
+        await Promise.all(machines.machines.map((machine) => machine.start()));
+        await until(() => machines.machines.some(runsBot), "a machine to run the bot");
+        const holder = machines.machines.find(runsBot)!;
+        const other = machines.machines.find((machine) => machine !== holder)!;
+        holder.daemon!.child.kill("SIGSTOP");
+        const stopped = performance.now();
+        telegram.sendText(ALICE, "are you there?");
+        await until(() => runsBot(other), "the other machine to take the bot over");
+        takeovers.push(performance.now() - stopped);
+        await until(() => telegram.messages(ALICE.id).some((message) => message.text?.includes("the answer")), "the answer");
+        answered.push(performance.now() - stopped);
+        holder.daemon!.child.kill("SIGCONT");
+      } finally {
+        await machines.cleanup();
+        await telegram.close();
+      }
+    });
+  }
+  return [
+    { name: `stop of the bot's machine → another runs the bot, median of ${runs} (lease 15 s)`, value: median(takeovers), unit: "ms", target: 30_000 },
+    { name: "  slowest", value: Math.max(...takeovers), unit: "ms" },
+    { name: `stop → the answer to a message sent at the stop, median of ${runs}`, value: median(answered), unit: "ms" },
+  ];
+}
+
 if (import.meta.main) {
   const which = process.argv[2];
   if (!which || which === "claim") console.log(`## Claim latency\n\n${formatRows(await benchClaim())}\n`);
   if (!which || which === "append") console.log(`## Session event append\n\n${formatRows(await benchAppend())}\n`);
   if (!which || which === "spread") console.log(`## 60 tasks, three machines against one\n\n${formatRows(await benchSpread())}\n`);
+  if (!which || which === "failover") console.log(`## Telegram failover\n\n${formatRows(await benchFailover())}\n`);
 }
