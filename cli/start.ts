@@ -454,6 +454,8 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
       await daemon.stop();
       await telegramLease?.stop();
       await clusterLoop?.stop();
+      // Answers given here to other machines' questions reach the store before it closes.
+      await sharing?.sync().catch(() => {});
       await cluster?.close();
       unjournal();
       journalStop.abort();

@@ -212,7 +212,7 @@ export const configSchema = z.strictObject({
     servers: z.record(mcpServerName, mcpServer).default({}).describe("MCP servers by name"),
   }).default({ servers: {} }),
   store: z.url({ protocol: /^postgres(ql)?$/, error: "must be a PostgreSQL URL like postgres://nightshift@db.example.com/nightshift" })
-    .refine((value) => !URL.parse(value)?.password, "holds a password, which tasks could read in config.yaml: put the whole URL in NIGHTSHIFT_HOME/.env as NIGHTSHIFT_DATABASE_URL instead (or the password in ~/.pgpass)")
+    .refine((value) => !URL.parse(value)?.password, "holds a password, which tasks could read in config.yaml: put the whole URL in NIGHTSHIFT_HOME/.env as NIGHTSHIFT_DATABASE_URL instead")
     .optional().describe("Several machines on one PostgreSQL: its URL (NIGHTSHIFT_DATABASE_URL, e.g. in .env, wins). Without it this machine keeps everything in its own files"),
   machine: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, "must be a short name of letters, digits, dots, dashes or underscores, like home-server")
     .optional().describe("This machine's name among several on one store; default its host name"),

@@ -5,6 +5,7 @@ import type { SessionResult } from "../runtime/loop.ts";
 import { storeUnreachable, type StoreWatch } from "../runtime/store/outage.ts";
 import { HEARTBEAT_MS, TELEGRAM, type Cluster } from "../runtime/store/pg-cluster.ts";
 import type { TraceLogger } from "../runtime/trace.ts";
+import { storageFault } from "../runtime/write-gate.ts";
 import type { Daemon, SharedQueue } from "./daemon.ts";
 import type { StateStore, TaskRecord } from "./state.ts";
 
@@ -216,9 +217,9 @@ export async function startClusterLoop(options: {
         for (const { record, result } of await cluster.undelivered({ telegram: options.telegramHere() })) {
           if (record.deliver_to === TELEGRAM) {
             // Marked first, as an update is taken before it is handled: a machine stopped right after
-            // sending the answer must not have the next machine to run the bot send it again.
-            await cluster.delivered(record.id);
-            await daemon.deliver(record, result);
+            // sending the answer must not have the next machine to run the bot send it again; and
+            // only the machine whose mark took sends it, only while it still runs the bot.
+            if (options.telegramHere() && (await cluster.delivered(record.id))) await daemon.deliver(record, result);
             continue;
           }
           if (!handed.has(record.id)) await daemon.deliver(record, result);
@@ -231,7 +232,8 @@ export async function startClusterLoop(options: {
         await options.syncFiles?.();
       } catch (error) {
         // An unreachable store is said once, by the watch; anything else each time.
-        if (!storeUnreachable(error)) trace.warn({ event: "cluster_failed", error: (error as Error).message }, `the shared store failed: ${(error as Error).message}`);
+        // A full disk is said by the write gate, once.
+        if (!storeUnreachable(error) && !storageFault(error)) trace.warn({ event: "cluster_failed", error: (error as Error).message }, `the shared store failed: ${(error as Error).message}`);
       } finally {
         ticking = undefined;
       }
@@ -246,20 +248,30 @@ export async function startClusterLoop(options: {
   const schedule = () => {
     cancelTimer = clock.setTimer(() => {
       if (stopped) return;
-      void tick().then(schedule);
+      void tick().then(() => {
+        if (!stopped) schedule();
+      });
     }, HEARTBEAT_MS);
   };
   await tick();
-  const unlisten = await cluster.listen(() => void tick());
-  const unlistenFiles = await cluster.files.listen(() => void tick());
+  // A task that ended here is said at once (the machines' loads in status), not at the next heartbeat.
+  const unwatch = daemon.watch((_id, message) => {
+    if (message.type === "finished" && !stopped) void tick();
+  });
+  const wake = () => {
+    if (!stopped) void tick();
+  };
+  const unlisten = await cluster.listen(wake);
+  const unlistenFiles = await cluster.files.listen(wake);
   schedule();
   return {
     async stop() {
       stopped = true;
+      unwatch();
       cancelTimer();
-      await ticking;
       await unlisten().catch(() => {});
       await unlistenFiles().catch(() => {});
+      await ticking;
       await state.flush().catch(() => {});
       await cluster.leave().catch(() => {});
     },

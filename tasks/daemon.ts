@@ -411,7 +411,8 @@ export function createDaemon(options: DaemonOptions): Daemon {
     },
     wake: () => pump(),
     async deliver(record, result) {
-      await writeOutbox(record, result, (what, work) => storage.retry(what, work, halt.signal));
+      // Tried once: on a full disk it throws, and the heartbeat tries again next time (it must not wait here, holding the heartbeat up).
+      await writeOutbox(record, result, (what, work) => storage.attempt(what, work));
       broadcast(record.id, { type: "finished", record, result });
     },
     idle() {

@@ -62,7 +62,8 @@ export function createFileSync(options: { home: string; files: SharedFiles; mach
 
   async function syncOnce(): Promise<SyncReport> {
     const report: SyncReport = { sent: [], received: [], conflicts: [], tooLarge: [] };
-    const remote = await files.versions();
+    // Only paths this machine would share itself: another machine's row can name nothing outside them.
+    const remote = new Map([...(await files.versions())].filter(([path]) => isSharedPath(path)));
     const local = scan(home);
     const downloads: string[] = [];
     const uploads: string[] = [];
@@ -157,6 +158,13 @@ function scan(home: string): Map<string, { size: number; mtimeMs: number }> {
     }
   }
   return found;
+}
+
+/** IDENTITY.md, MEMORY.md, or a file under agents/ or skills/, with no `..`, `.` or empty part and no hidden one. */
+export function isSharedPath(path: string): boolean {
+  if (SHARED_FILES.includes(path)) return true;
+  const parts = path.split("/");
+  return parts.length > 1 && SHARED_FOLDERS.includes(parts[0]!) && parts.every((part) => part !== "" && !part.startsWith("."));
 }
 
 function hashOf(content: Buffer): string {

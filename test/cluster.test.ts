@@ -138,6 +138,9 @@ describe("seeing several machines", skip, () => {
       assert.ok(tries < 200, "the long task never showed as running");
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
+    // And m1 has beaten since its task ended (it beats as a task ends, and every 5 s).
+    const running = async () => Number((await cluster.sql<{ running: number }[]>`SELECT running FROM machines WHERE name = 'm1'`)[0]?.running);
+    assert.equal(await eventually(running, (count) => count === 0), 0);
 
     const alive = await nightshift(["status"], m1.env);
     assert.equal(alive.code, 0, alive.stderr);

@@ -99,12 +99,26 @@ describe("the shared queue of several machines", noDatabase ? { skip: noDatabase
     assert.equal((await m2.claim())?.id, running.id);
     assert.equal(await m1.cancel(waiting.id, "not needed"), "cancelled");
     assert.equal((await m1.get(waiting.id))?.record.state, "cancelled");
+    assert.deepEqual((await m1.undelivered({ telegram: false })).map((row) => row.result.status), ["cancelled"], "its cancelled result goes to the machine it came to");
     assert.equal(await m1.cancel(running.id, "stop it"), "asked");
     assert.deepEqual(await m2.cancelsForMe(), [{ id: running.id, reason: "stop it" }]);
     assert.deepEqual(await m3.cancelsForMe(), []);
     await m2.cancelHandled(running.id);
     assert.deepEqual(await m2.cancelsForMe(), []);
     assert.equal(await m1.cancel("no-such-task", "x"), "unknown");
+  });
+
+  it("ends cancelled a task cancelled while the machine that claimed it slept, and gives it to no other machine", async () => {
+    const task = record("cancelled in its sleep", { deliver_to: "m3" });
+    await m3.enqueue(task);
+    assert.equal((await m1.claim())?.id, task.id);
+    assert.equal(await m3.cancel(task.id, "not needed any more"), "asked");
+    await silence("m1");
+    assert.equal(await m2.releaseSilent(), 0);
+    assert.equal(await m2.claim(), undefined, "never started elsewhere");
+    assert.equal((await m2.get(task.id))?.record.state, "cancelled");
+    assert.deepEqual((await m3.undelivered({ telegram: false })).map((row) => `${row.result.status}: ${row.result.reason}`), ["cancelled: not needed any more"], "its cancelled result goes to the machine it came to");
+    assert.equal(await m1.start({ ...task, state: "running", attempts: 1 }), false, "the sleeper, woken, does not run it");
   });
 
   it("hands a result to the machine that delivers it, once", async () => {
@@ -116,7 +130,8 @@ describe("the shared queue of several machines", noDatabase ? { skip: noDatabase
     await m2.publish({ ...task, state: "done", finished: 100 }, { result, delivered: false });
     assert.deepEqual((await m1.undelivered({ telegram: false })).map((row) => row.result.answer), ["the answer"]);
     assert.deepEqual(await m2.undelivered({ telegram: false }), []);
-    await m1.delivered(task.id);
+    assert.equal(await m1.delivered(task.id), true);
+    assert.equal(await m1.delivered(task.id), false, "marked once: a second machine (or try) finds it done");
     assert.deepEqual(await m1.undelivered({ telegram: false }), []);
   });
 

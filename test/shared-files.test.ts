@@ -87,6 +87,16 @@ describe("files every machine holds alike (identity, memory, specialists, skills
     assert.equal(readFileSync(join(m1.home, "agents", "reviewer.md"), "utf8"), "m2's second reviewer\n");
   });
 
+  it("writes nothing a row names outside the shared files (a `..` path, a hidden file)", async () => {
+    for (const path of ["../outside.md", "agents/../../outside.md", "skills/.hidden", "config.yaml"]) {
+      await sql`INSERT INTO shared_files (path, content, version, machine) VALUES (${path}, ${Buffer.from("x")}, nextval('shared_files_version'), 'elsewhere')`;
+    }
+    await m2.sync.sync();
+    assert.equal(existsSync(join(dir.path, "outside.md")), false);
+    assert.equal(existsSync(join(m2.home, "skills", ".hidden")), false);
+    assert.equal(existsSync(join(m2.home, "config.yaml")), false);
+  });
+
   it("leaves out a file over the size limit and says it once", async () => {
     writeFileSync(join(m1.home, "skills", "data.bin"), Buffer.alloc(MAX_SHARED_BYTES + 1));
     assert.deepEqual((await m1.sync.sync()).tooLarge, ["skills/data.bin"]);

@@ -104,7 +104,8 @@ export interface Cluster {
   publish(record: TaskRecord, end?: { result: SessionResult; delivered: boolean }): Promise<void>;
   /** Ended tasks whose result is this machine's to deliver (and Telegram's, with `telegram`), not delivered yet. */
   undelivered(options: { telegram: boolean }): Promise<Array<{ record: TaskRecord; result: SessionResult }>>;
-  delivered(id: string): Promise<void>;
+  /** Marks it delivered; false when it was already (another machine, or an earlier try, did). */
+  delivered(id: string): Promise<boolean>;
   /** Queued tasks claimed by a machine silent for MACHINE_SILENT_MS and never started go back to the queue, unless pinned. Returns how many. */
   releaseSilent(): Promise<number>;
   /** Cancels a task wherever it is: at once while nobody has claimed it, else by asking its machine. */
@@ -220,7 +221,7 @@ export function cluster(sql: Sql, machine: string, options: { owned?: boolean; s
         UPDATE tasks SET machine = ${machine}
         WHERE id = (
           SELECT id FROM tasks
-          WHERE state = 'queued' AND machine IS NULL AND (pin IS NULL OR pin = ${machine})
+          WHERE state = 'queued' AND machine IS NULL AND cancel IS NULL AND (pin IS NULL OR pin = ${machine})
           ORDER BY priority, created
           LIMIT 1 FOR UPDATE SKIP LOCKED)
         RETURNING record`;
@@ -233,7 +234,7 @@ export function cluster(sql: Sql, machine: string, options: { owned?: boolean; s
     async start(record) {
       const [row] = await sql<{ mine: boolean }[]>`
         WITH started AS (
-          UPDATE tasks SET state = ${record.state}, record = ${json(record)} WHERE id = ${record.id} AND machine = ${machine} RETURNING 1)
+          UPDATE tasks SET state = ${record.state}, record = ${json(record)} WHERE id = ${record.id} AND machine = ${machine} AND state = 'queued' RETURNING 1)
         SELECT EXISTS (SELECT 1 FROM started) OR NOT EXISTS (SELECT 1 FROM tasks WHERE id = ${record.id}) AS mine`;
       return row!.mine;
     },
@@ -246,7 +247,7 @@ export function cluster(sql: Sql, machine: string, options: { owned?: boolean; s
       await sql.begin(async (tx) => {
         await tx`
           UPDATE tasks SET state = ${record.state}, priority = ${PRIORITY[record.priority]}, finished = ${record.finished ?? null}, record = ${json(record)}
-          WHERE id = ${record.id} AND machine = ${machine}`;
+          WHERE id = ${record.id} AND machine = ${machine} AND (record->>'attempts')::int <= ${record.attempts}`;
         if (!end) return;
         await tx`UPDATE tasks SET result = ${tx.json(end.result as never)}, delivered = ${end.delivered} WHERE id = ${record.id} AND machine = ${machine}`;
         if (!end.delivered) await tx`SELECT pg_notify(${CHANNEL}, 'ended')`;
@@ -259,16 +260,30 @@ export function cluster(sql: Sql, machine: string, options: { owned?: boolean; s
       return rows.map((row) => ({ record: row.record, result: row.result }));
     },
     async delivered(id) {
-      await sql`UPDATE tasks SET delivered = true WHERE id = ${id}`;
+      const rows = await sql`UPDATE tasks SET delivered = true WHERE id = ${id} AND NOT delivered RETURNING 1`;
+      return rows.length === 1;
     },
     async releaseSilent() {
-      const rows = await sql`
-        UPDATE tasks SET machine = NULL
-        WHERE state = 'queued' AND pin IS NULL AND machine IS NOT NULL AND machine <> ${machine}
-          AND (record->>'attempts')::int = 0
-          AND machine IN (SELECT name FROM machines WHERE stopped OR heartbeat < now() - make_interval(secs => ${silentMs / 1000}))
-        RETURNING id`;
-      return rows.length;
+      return sql.begin(async (tx) => {
+        const silent = () => tx`SELECT name FROM machines WHERE stopped OR heartbeat < now() - make_interval(secs => ${silentMs / 1000})`;
+        // Cancelled while its machine slept before starting it: it ends cancelled here, never goes to another machine.
+        const asked = await tx<{ id: string; record: TaskRecord; cancel: string }[]>`
+          SELECT id, record, cancel FROM tasks
+          WHERE state = 'queued' AND cancel IS NOT NULL AND machine IS NOT NULL AND machine <> ${machine} AND (record->>'attempts')::int = 0 AND machine IN (${silent()})
+          FOR UPDATE SKIP LOCKED`;
+        for (const row of asked) {
+          const finished = Date.now();
+          const result: SessionResult = { status: "cancelled", answer: "", reason: row.cancel, turns: 0, costUsd: 0 };
+          await tx`UPDATE tasks SET state = 'cancelled', finished = ${finished}, cancel = NULL, record = ${json({ ...row.record, state: "cancelled", finished, reason: row.cancel })}, result = ${tx.json(result as never)}, delivered = false WHERE id = ${row.id}`;
+        }
+        const released = await tx`
+          UPDATE tasks SET machine = NULL
+          WHERE state = 'queued' AND pin IS NULL AND cancel IS NULL AND machine IS NOT NULL AND machine <> ${machine}
+            AND (record->>'attempts')::int = 0
+            AND machine IN (${silent()})
+          RETURNING id`;
+        return released.length;
+      });
     },
     async cancel(id, reason) {
       return sql.begin(async (tx) => {
@@ -276,8 +291,11 @@ export function cluster(sql: Sql, machine: string, options: { owned?: boolean; s
         if (!row) return "unknown" as const;
         if (!["queued", "running", "waiting_approval"].includes(row.state)) return "finished" as const;
         if (!row.machine) {
+          // Its cancelled result goes to the machine it came to, as any result does (an inbox file's result file).
           const record: TaskRecord = { ...row.record, state: "cancelled", finished: Date.now(), reason };
-          await tx`UPDATE tasks SET state = 'cancelled', finished = ${record.finished!}, record = ${json(record)} WHERE id = ${id}`;
+          const result: SessionResult = { status: "cancelled", answer: "", reason, turns: 0, costUsd: 0 };
+          await tx`UPDATE tasks SET state = 'cancelled', finished = ${record.finished!}, record = ${json(record)}, result = ${tx.json(result as never)}, delivered = false WHERE id = ${id}`;
+          await tx`SELECT pg_notify(${CHANNEL}, 'ended')`;
           return "cancelled" as const;
         }
         await tx`UPDATE tasks SET cancel = ${reason} WHERE id = ${id}`;
