@@ -18,13 +18,25 @@ export async function joinCluster(loaded: LoadedConfig): Promise<Cluster | undef
   const url = storeUrl(loaded);
   if (!url) return undefined;
   const setting = storeSetting(loaded);
+  const name = machineName(loaded.config);
+  let cluster: Cluster;
+  let joined: Awaited<ReturnType<Cluster["join"]>>;
   try {
     // Tests only: a dead machine's unstarted tasks go to the others sooner than MACHINE_SILENT_MS.
     const silentMs = Number(loaded.env.NIGHTSHIFT_TEST_MACHINE_SILENT_MS) || undefined;
-    return await openCluster(url, machineName(loaded.config), silentMs ? { silentMs } : {});
+    cluster = await openCluster(url, name, silentMs ? { silentMs } : {});
+    joined = await cluster.join(loaded.config.daemon.concurrency);
   } catch (error) {
     throw new UsageError(`could not open the shared store (${setting}): ${(error as Error).message}. Check that PostgreSQL runs and the URL is right, or remove the setting to run this machine on its own files`);
   }
+  if (!joined.ok) {
+    await cluster.close();
+    throw new UsageError(
+      `the machine name "${name}" is in use on the shared store by a running Nightshift on ${joined.host} (pid ${joined.pid}, heard from ${Math.round(joined.silentMs / 1000)} s ago): ` +
+        `give this machine a name of its own with \`machine:\` in config.yaml${loaded.config.machine ? "" : " (the default is the host name)"}`,
+    );
+  }
+  return cluster;
 }
 
 /** Identity, memory, specialists and skills as every machine holds them (tasks/shared-files.ts); what could not be merged is said. */

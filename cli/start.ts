@@ -8,7 +8,7 @@ import { startTelegramLease } from "./telegram-lease.ts";
 import { escapeHtml } from "../bot/format.ts";
 import { outageMessage, stateNotices, storeOutageMessage } from "./storage-notices.ts";
 import { journalDamageMessage, openMemory, openMemoryRuns } from "../memory/index.ts";
-import { BUILTIN_TOOL_NAMES, createRuntime, createTraceLogger, createWriteGate, damageMessage, loadAgents, lockSession, readSessionLog, readSessionLogFrom, requireApiKey, storageMessage, type Approver, type Clock, type LoadedConfig } from "../runtime/index.ts";
+import { BUILTIN_TOOL_NAMES, createRuntime, createTraceLogger, createWriteGate, damageMessage, loadAgents, lockSession, readSessionLog, readSessionLogFrom, requireApiKey, resultOfEnd, storageMessage, type Approver, type SessionEvent, type SessionResult, type Clock, type LoadedConfig } from "../runtime/index.ts";
 import { approveReview } from "../runtime/mcp/reviews.ts";
 import { finishInterruptedApplies, readPlan } from "../runtime/stage/apply.ts";
 import { discardStage, expiredStages, mountStage, readStage, summarizeStage } from "../runtime/stage/overlay.ts";
@@ -60,6 +60,14 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
     throw error instanceof StateRefused ? new UsageError(error.message) : error; // said plainly, without a stack
   });
   const { store, unstarted } = opened;
+  // Several machines: joined before anything else is opened, so a refusal (the store away, the
+  // machine name in use) leaves nothing running and the lock free.
+  const reached = await joinCluster(loaded).catch((error: unknown) => {
+    store.close();
+    trace.flush();
+    unlock();
+    throw error;
+  });
   let bot: TelegramBot | undefined;
   /** What was found damaged or lost: said on stderr and in the trace, and on Telegram (once the bot is up). */
   let damage: string[] | undefined = [];
@@ -139,7 +147,6 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
       bot?.notice(`${change.state === "down" ? "⚠️" : "✅"} ${escapeHtml(message)}`);
     },
   });
-  const reached = await joinCluster(loaded);
   const cluster = reached ? watched(reached, storeWatch) : undefined;
   // With several machines, `bot` is set only while this machine holds the Telegram lease and runs the bot (cli/telegram-lease.ts).
   const telegramHere = () => bot !== undefined;
@@ -278,7 +285,7 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
     }
   }
   const { resumed, failed } = await daemon.recover();
-  const clusterLoop = cluster && joined ? await startClusterLoop({ cluster, daemon, state: joined.state, concurrency: config.daemon.concurrency, clock, trace, telegramHere, also: () => sharing!.sync(), ...(syncFiles ? { syncFiles } : {}) }) : undefined;
+  const clusterLoop = cluster && joined ? await startClusterLoop({ cluster, daemon, state: joined.state, concurrency: config.daemon.concurrency, clock, trace, telegramHere, also: () => sharing!.sync(), ...(syncFiles ? { syncFiles } : {}), atStart: () => joined.settleEnded(async (id) => resultOfLog(join(runtime.sessionsDir, `${id}.jsonl`))) }) : undefined;
   // A file moved to inbox/.done/ whose task was never recorded (a crash in between): queue it now.
   // Several machines: its task is in the shared store, not in this machine's state, until it is delivered here.
   const queuedElsewhere = new Set(cluster && unstarted?.length ? await storeWatch.retry(() => cluster.queuedNames(unstarted)) : []);
@@ -477,6 +484,13 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
       resolveStopped();
     })());
   return { stop, stopped };
+}
+
+/** The result a session's log ended with; undefined when it has none or does not read. */
+async function resultOfLog(path: string): Promise<SessionResult | undefined> {
+  const events: SessionEvent[] = await readSessionLog(path).catch(() => []);
+  const end = events.findLast((event): event is Extract<SessionEvent, { type: "session_end" }> => event.type === "session_end");
+  return end ? resultOfEnd(end) : undefined;
 }
 
 /** A schedule slot as a file-name part in the schedule's zone: 2026-11-24T0700. */

@@ -50,7 +50,7 @@ export type PublishingState = StateStore & {
  * queued, once, when it is back; a claimed task waits to start until the store has recorded that
  * it starts here; nothing new is claimed; running tasks go on, their changes written later.
  */
-export function joinShared(options: { cluster: Cluster; watch: StoreWatch; state: StateStore; home: string; trace: TraceLogger; telegramHere: () => boolean }): { state: PublishingState; shared: SharedQueue } {
+export function joinShared(options: { cluster: Cluster; watch: StoreWatch; state: StateStore; home: string; trace: TraceLogger; telegramHere: () => boolean }): { state: PublishingState; shared: SharedQueue; settleEnded(endOf: (id: string) => Promise<SessionResult | undefined>): Promise<number> } {
   const { cluster, watch, home, telegramHere } = options;
   const state = publishing(options.state, cluster, options.trace);
   /** A claim's answer may have been lost (and at start, the last process's): look for tasks claimed here that this machine does not hold. */
@@ -103,7 +103,23 @@ export function joinShared(options: { cluster: Cluster; watch: StoreWatch; state
     deliversHere: (task) => !task.deliver_to || task.deliver_to === cluster.machine || (task.deliver_to === TELEGRAM && telegramHere()),
     ended: (task, result, delivered) => state.ended(task.id, result, delivered),
   };
-  return { state, shared };
+  /**
+   * At start: tasks that ended here while their end did not reach the store (it was away, or the
+   * last process died before writing it) get it now, with their result from their session log, so
+   * the machine they came to delivers it and every machine stops showing them as running.
+   */
+  const settleEnded = async (endOf: (id: string) => Promise<SessionResult | undefined>): Promise<number> => {
+    let settled = 0;
+    for (const stored of await cluster.activeHere()) {
+      const local = state.get(stored.id);
+      if (!local || ["queued", "running", "waiting_approval"].includes(local.state)) continue;
+      const result = (await endOf(local.id)) ?? { status: local.state as SessionResult["status"], answer: "", ...(local.reason ? { reason: local.reason } : {}), turns: local.turns, costUsd: local.cost_usd };
+      await cluster.publish(local, { result, delivered: shared.deliversHere(local) });
+      settled++;
+    }
+    return settled;
+  };
+  return { state, shared, settleEnded };
 }
 
 /**
@@ -191,9 +207,12 @@ export async function startClusterLoop(options: {
   also?: () => Promise<void>;
   /** Brings the files every machine holds alike in line with the store (tasks/shared-files.ts). */
   syncFiles?: () => Promise<void>;
+  /** Once, at the first tick the store answers: what the last process left unsaid there (joinShared's settleEnded). */
+  atStart?: () => Promise<unknown>;
 }): Promise<ClusterLoop> {
   const { cluster, daemon, state, concurrency, clock, trace } = options;
   let stopped = false;
+  let started = false;
   let ticking: Promise<void> | undefined;
   /** Asked again while a tick ran (a notification after its queries): one more follows it. */
   let again = false;
@@ -208,6 +227,10 @@ export async function startClusterLoop(options: {
     ticking = (async () => {
       try {
         await cluster.beat(daemon.tasks.active().filter((task) => task.state !== "queued").length, concurrency);
+        if (!started) {
+          await options.atStart?.();
+          started = true;
+        }
         await cluster.releaseSilent();
         for (const { id, reason } of await cluster.cancelsForMe()) {
           await daemon.cancel(id, reason);

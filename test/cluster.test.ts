@@ -84,6 +84,24 @@ describe("several machines on one PostgreSQL", skip, () => {
     assert.equal(readdirSync(join(m2.home, "state")).includes("shared-conflicts"), false, "m2's identity was the default: taken without a conflict");
   });
 
+  it("refuses a second live machine under a name already in use, and lets a machine killed a moment ago start again under its own", async () => {
+    const cluster = await startMachines(["m1", "m2"]);
+    cleanup = cluster.cleanup;
+    const [m1, m2] = cluster.machines as [typeof cluster.machines[0], typeof cluster.machines[0]];
+    // A second home on this host that names itself m1 too (as two machines with one host name would).
+    const config = join(m2.home, "config.yaml");
+    writeFileSync(config, readFileSync(config, "utf8").replace("machine: m2", "machine: m1"));
+    await m1.start();
+    const refused = await nightshift(["start"], m2.env);
+    assert.equal(refused.code, 2);
+    assert.match(refused.stderr, /the machine name "m1" is in use on the shared store by a running Nightshift on \S+ \(pid \d+, heard from \d+ s ago\): give this machine a name of its own with `machine:` in config\.yaml/);
+    assert.doesNotMatch(refused.stderr, /postgres:\/\//, "the database URL is never said");
+    // m1 killed: its row is fresh, but its process is gone, so it starts again at once.
+    m1.daemon!.child.kill("SIGKILL");
+    await m1.daemon!.exited;
+    await m1.start();
+  });
+
   it("shows every machine and its heartbeat to each of them", async () => {
     const cluster = await startMachines(["m1", "m2"]);
     cleanup = cluster.cleanup;

@@ -3,7 +3,14 @@ import { after, before, beforeEach, describe, it } from "node:test";
 import { cluster as clusterOf, type Cluster } from "../runtime/store/pg-cluster.ts";
 import { connectPg, type Sql } from "../runtime/store/pg.ts";
 import type { TaskRecord } from "../tasks/state.ts";
+import { join } from "node:path";
+import { createStoreWatch } from "../runtime/store/outage.ts";
+import { createTraceLogger } from "../runtime/trace.ts";
+import { joinShared } from "../tasks/cluster.ts";
+import { openState } from "../tasks/state.ts";
 import { freshDatabase, noDatabase } from "./support/cluster.ts";
+import { FakeClock } from "./support/fake-clock.ts";
+import { tempDir } from "./support/home.ts";
 
 /** The shared queue's rules, against a real PostgreSQL: three machines' handles on one fresh database. */
 describe("the shared queue of several machines", noDatabase ? { skip: noDatabase } : {}, () => {
@@ -152,5 +159,34 @@ describe("the shared queue of several machines", noDatabase ? { skip: noDatabase
     const machines = await m1.machines();
     assert.deepEqual(machines.map((machine) => `${machine.name} ${machine.alive ? "alive" : machine.stopped ? "stopped" : "silent"}`), ["m1 alive", "m2 stopped", "m3 silent"]);
     assert.ok(machines[2]!.silentMs >= 59_000);
+  });
+});
+
+describe("a machine that ended tasks while its end could not reach the store", noDatabase ? { skip: noDatabase } : {}, () => {
+  it("writes their ends at its next start, so the machine they came to delivers them", async () => {
+    const db = await freshDatabase();
+    const sql = await connectPg(db.url);
+    const dir = tempDir("nightshift-settle-");
+    try {
+      const [m1, m2] = [clusterOf(sql, "m1"), clusterOf(sql, "m2")];
+      const task: TaskRecord = { id: "ended-offline", title: "ended offline", origin: "inbox", name: "ended.md", priority: "normal", state: "queued", spec: { title: "t", prompt: "t", workdir: "/tmp", model: "main", budget: { max_turns: 1, max_usd: 1, timeout_ms: 1000 } }, created: 1, attempts: 0, crashes: 0, turns: 0, cost_usd: 0, deliver_to: "m2" };
+      await m2.enqueue(task);
+      assert.equal((await m1.claim())?.id, task.id);
+      assert.equal(await m1.start({ ...task, state: "running", attempts: 1 }), true);
+      // m1's own state has it done; the store never heard (the last process died before writing it).
+      const { store } = await openState(dir.path, () => 2);
+      await store.add({ ...task, state: "done", attempts: 1, finished: 2, turns: 1, cost_usd: 0.01 });
+      const watch = createStoreWatch({ clock: new FakeClock(), report: () => {} });
+      const joined = joinShared({ cluster: m1, watch, state: store, home: dir.path, trace: createTraceLogger(join(dir.path, "trace.jsonl"), "silent"), telegramHere: () => false });
+      assert.equal(await joined.settleEnded(async () => ({ status: "done", answer: "from the log", turns: 1, costUsd: 0.01 })), 1);
+      assert.equal((await m2.get(task.id))?.record.state, "done");
+      assert.deepEqual((await m2.undelivered({ telegram: false })).map((row) => row.result.answer), ["from the log"]);
+      assert.equal(await joined.settleEnded(async () => undefined), 0, "once");
+      store.close();
+    } finally {
+      await sql.end({ timeout: 1 });
+      await db.drop();
+      dir.cleanup();
+    }
   });
 });

@@ -12,6 +12,7 @@
  * machines' clocks need not agree.
  */
 
+import { hostname } from "node:os";
 import type { SessionResult } from "../loop.ts";
 import type { TaskRecord } from "../../tasks/state.ts";
 import { connectPg, type Sql } from "./pg.ts";
@@ -59,6 +60,12 @@ export interface Cluster {
   readonly files: SharedFiles;
   /** The pool, for this machine's other shared stores (runtime/store/pg-telegram.ts). */
   readonly sql: Sql;
+  /**
+   * At start: takes this machine's name. Refused (with who holds it) while another live process
+   * uses it: on another host, or on this one under a process that still runs. Two processes under
+   * one name would take each other's tasks for their own and run them twice.
+   */
+  join(concurrency: number): Promise<{ ok: true } | { ok: false; host: string; pid: number; silentMs: number }>;
   /** Says this machine is alive (at start and every HEARTBEAT_MS) with how much it runs. */
   beat(running: number, concurrency: number): Promise<void>;
   /** Says this machine stopped on purpose (not asleep): its tasks show as waiting for it. */
@@ -88,6 +95,8 @@ export interface Cluster {
    * died right after): the machine takes it up again instead of leaving it claimed forever.
    */
   claimedHere(): Promise<TaskRecord[]>;
+  /** Tasks the store has as this machine's and not ended (queued, running, waiting). */
+  activeHere(): Promise<TaskRecord[]>;
   /**
    * Writes that this machine starts a task it claimed (`record` as it starts), before anything of
    * it runs: from then on it is pinned here and never given to another machine. False when the
@@ -135,6 +144,16 @@ interface TaskRow {
   pin: string | null;
 }
 
+/** Whether a process of this host runs under `pid` (a daemon killed with SIGKILL left its row fresh for up to MACHINE_SILENT_MS). */
+function processRuns(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
 const shared = (row: TaskRow): SharedTask => ({ record: row.record, ...(row.machine ? { machine: row.machine } : {}), ...(row.pin ? { pin: row.pin } : {}) });
 
 /**
@@ -152,10 +171,23 @@ export function cluster(sql: Sql, machine: string, options: { owned?: boolean; s
     machine,
     files: sharedFiles(sql, machine),
     sql,
+    async join(concurrency) {
+      return sql.begin(async (tx) => {
+        const [row] = await tx<{ host: string | null; pid: number; stopped: boolean; silent_ms: number }[]>`
+          SELECT host, pid, stopped, (extract(epoch FROM now() - heartbeat) * 1000)::float8 AS silent_ms FROM machines WHERE name = ${machine} FOR UPDATE`;
+        const here = hostname();
+        const live = row && !row.stopped && row.silent_ms < silentMs && !(row.host === here && row.pid === process.pid) && (row.host !== here || processRuns(row.pid));
+        if (live) return { ok: false as const, host: row.host ?? "an older Nightshift", pid: row.pid, silentMs: row.silent_ms };
+        await tx`
+          INSERT INTO machines (name, pid, host, concurrency, running) VALUES (${machine}, ${process.pid}, ${here}, ${concurrency}, 0)
+          ON CONFLICT (name) DO UPDATE SET heartbeat = now(), started = now(), pid = EXCLUDED.pid, host = EXCLUDED.host, concurrency = EXCLUDED.concurrency, running = 0, stopped = false`;
+        return { ok: true as const };
+      });
+    },
     async beat(running, concurrency) {
       await sql`
-        INSERT INTO machines (name, pid, concurrency, running) VALUES (${machine}, ${process.pid}, ${concurrency}, ${running})
-        ON CONFLICT (name) DO UPDATE SET heartbeat = now(), pid = EXCLUDED.pid, concurrency = EXCLUDED.concurrency, running = EXCLUDED.running, stopped = false,
+        INSERT INTO machines (name, pid, host, concurrency, running) VALUES (${machine}, ${process.pid}, ${hostname()}, ${concurrency}, ${running})
+        ON CONFLICT (name) DO UPDATE SET heartbeat = now(), pid = EXCLUDED.pid, host = EXCLUDED.host, concurrency = EXCLUDED.concurrency, running = EXCLUDED.running, stopped = false,
           started = CASE WHEN machines.pid = EXCLUDED.pid AND NOT machines.stopped THEN machines.started ELSE now() END`;
     },
     async leave() {
@@ -226,6 +258,10 @@ export function cluster(sql: Sql, machine: string, options: { owned?: boolean; s
           LIMIT 1 FOR UPDATE SKIP LOCKED)
         RETURNING record`;
       return row?.record;
+    },
+    async activeHere() {
+      const rows = await sql<{ record: TaskRecord }[]>`SELECT record FROM tasks WHERE machine = ${machine} AND state IN ('queued', 'running', 'waiting_approval')`;
+      return rows.map((row) => row.record);
     },
     async claimedHere() {
       const rows = await sql<{ record: TaskRecord }[]>`SELECT record FROM tasks WHERE machine = ${machine} AND state = 'queued' AND (record->>'attempts')::int = 0 ORDER BY priority, created`;

@@ -57,6 +57,10 @@ const MIGRATIONS: ReadonlyArray<(tx: postgres.TransactionSql) => Promise<unknown
     await tx`CREATE TABLE approvals (id text PRIMARY KEY, machine text NOT NULL, record jsonb NOT NULL, answer jsonb, changed bigint NOT NULL DEFAULT nextval('approval_changes'))`;
     await tx`CREATE INDEX approvals_changed ON approvals (changed)`;
   },
+  // Which host a machine's process runs on: two live processes under one machine name are refused (runtime/store/pg-cluster.ts `join`).
+  async (tx) => {
+    await tx`ALTER TABLE machines ADD COLUMN host text`;
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
