@@ -125,8 +125,9 @@ describe("Telegram: a hung document download", () => {
       h.telegram.sendDocumentFromUser(ALICE, { filename: "notes.txt", content: "hello", caption: "read this" });
       await h.until(() => hanging.length === 1, "the download to start");
       h.telegram.sendText(ALICE, "Are you there?");
-      // Ten minutes of daemon time: far past telegram.watchdog (90 s).
-      await h.until(() => texts(h!, ALICE.id).some((line) => line.includes("still listening")), "an answer to the next message", { stepMs: 5000, ms: 1500 }).catch(() => {});
+      // Daemon time in 5 s steps, far past telegram.watchdog (90 s), for up to 15 s of real time:
+      // the answer needs real work too (the model stand-in, the send), slow on a loaded machine.
+      await h.until(() => texts(h!, ALICE.id).some((line) => line.includes("still listening")), "an answer to the next message", { stepMs: 5000, ms: 15_000 }).catch(() => {});
       const trace = readFileSync(join(h.home, "logs", "trace.jsonl"), "utf8");
       const restarts = trace.split("\n").filter((line) => line.includes("restarting polling")).length;
       assert.ok(texts(h, ALICE.id).some((line) => line.includes("still listening")), `no answer after the download hung; the watchdog logged "restarting polling" ${restarts} times without effect`);
