@@ -144,7 +144,12 @@ describe("a session on a full disk", smallDiskSupport(), () => {
     const { h, small, said, log, session } = await answerOnFullDisk();
     assert.equal(said[0]!.state, "down");
     small.unfill();
-    h.clock.advance(500);
+    let ended = false;
+    session.then(() => (ended = true), () => (ended = true));
+    for (let step = 0; !ended && step < 200; step++) {
+      h.clock.advance(500);
+      await settle();
+    }
     const result = await session;
     assert.equal(result.status, "done");
     assert.equal(result.answer, answer.trim());
@@ -158,7 +163,14 @@ describe("a session on a full disk", smallDiskSupport(), () => {
     h.clock.advance(h.task.budget.timeout_ms + 1_000); // the budget runs out while the disk is full
     await settle();
     small.unfill();
-    h.clock.advance(10_000);
+    // The retry's next wait may be set only after this test moved the clock (a loaded machine):
+    // time moves on until the session ends, never only once.
+    let ended = false;
+    session.then(() => (ended = true), () => (ended = true));
+    for (let step = 0; !ended && step < 200; step++) {
+      h.clock.advance(10_000);
+      await settle();
+    }
     await session;
     assert.equal(h.api.requests.length, 1);
     assert.ok(types(await log.read()).includes("model_response"), "the response paid for is in the log");
