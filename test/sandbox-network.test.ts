@@ -278,7 +278,10 @@ for (const backend of LINUX_BACKENDS) {
           assert.match(result.output, /Connection refused/, name);
           assert.doesNotMatch(result.output, /connected/, name);
         } else {
-          assert.match(result.output, /HTTP\/1\.1 4\d\d/, name); // 407 from ours without a token; srt's own refuses too
+          // 407 from ours without a token; srt's own refuses too. On a loaded machine srt's relay may not
+          // listen yet when the command connects: refused as well, which is no network either.
+          assert.match(result.output, /HTTP\/1\.1 4\d\d|Connection refused/, name);
+          assert.doesNotMatch(result.output, /HTTP\/1\.1 2\d\d/, name);
         }
       }
       assert.equal(seenByAllowed.length, 0);
