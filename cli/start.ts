@@ -8,11 +8,11 @@ import { startTelegramLease } from "./telegram-lease.ts";
 import { escapeHtml } from "../bot/format.ts";
 import { outageMessage, stateNotices, storeOutageMessage } from "./storage-notices.ts";
 import { journalDamageMessage, openMemory, openMemoryRuns } from "../memory/index.ts";
-import { BUILTIN_TOOL_NAMES, createRuntime, createTraceLogger, createWriteGate, damageMessage, loadAgents, lockSession, readSessionLog, readSessionLogFrom, requireApiKey, resultOfEnd, storageMessage, type Approver, type SessionEvent, type SessionResult, type Clock, type LoadedConfig } from "../runtime/index.ts";
+import { BUILTIN_TOOL_NAMES, createRuntime, createTraceLogger, createWriteGate, damageMessage, loadAgents, lockSession, readSessionLog, readSessionLogFrom, requireApiKey, storageMessage, type Approver, type Clock, type LoadedConfig } from "../runtime/index.ts";
 import { approveReview } from "../runtime/mcp/reviews.ts";
 import { finishInterruptedApplies, readPlan } from "../runtime/stage/apply.ts";
 import { discardStage, expiredStages, mountStage, readStage, summarizeStage } from "../runtime/stage/overlay.ts";
-import { createDaemon, SlotTaken } from "../tasks/daemon.ts";
+import { createDaemon, endOf, SlotTaken } from "../tasks/daemon.ts";
 import { createHeapTrim } from "../runtime/heap-trim.ts";
 import { createStoreWatch, watched } from "../runtime/store/outage.ts";
 import { joinShared, startClusterLoop } from "../tasks/cluster.ts";
@@ -285,7 +285,7 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
     }
   }
   const { resumed, failed } = await daemon.recover();
-  const clusterLoop = cluster && joined ? await startClusterLoop({ cluster, daemon, state: joined.state, concurrency: config.daemon.concurrency, clock, trace, telegramHere, also: () => sharing!.sync(), ...(syncFiles ? { syncFiles } : {}), atStart: () => joined.settleEnded(async (id) => resultOfLog(join(runtime.sessionsDir, `${id}.jsonl`))) }) : undefined;
+  const clusterLoop = cluster && joined ? await startClusterLoop({ cluster, daemon, state: joined.state, concurrency: config.daemon.concurrency, clock, trace, telegramHere, also: () => sharing!.sync(), ...(syncFiles ? { syncFiles } : {}), atStart: () => joined.settleEnded((id) => endOf(join(runtime.sessionsDir, `${id}.jsonl`))) }) : undefined;
   // A file moved to inbox/.done/ whose task was never recorded (a crash in between): queue it now.
   // Several machines: its task is in the shared store, not in this machine's state, until it is delivered here.
   const queuedElsewhere = new Set(cluster && unstarted?.length ? await storeWatch.retry(() => cluster.queuedNames(unstarted)) : []);
@@ -484,13 +484,6 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
       resolveStopped();
     })());
   return { stop, stopped };
-}
-
-/** The result a session's log ended with; undefined when it has none or does not read. */
-async function resultOfLog(path: string): Promise<SessionResult | undefined> {
-  const events: SessionEvent[] = await readSessionLog(path).catch(() => []);
-  const end = events.findLast((event): event is Extract<SessionEvent, { type: "session_end" }> => event.type === "session_end");
-  return end ? resultOfEnd(end) : undefined;
 }
 
 /** A schedule slot as a file-name part in the schedule's zone: 2026-11-24T0700. */

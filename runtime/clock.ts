@@ -29,3 +29,24 @@ export const systemClock: Clock = {
     return () => clearTimeout(timer);
   },
 };
+
+/**
+ * Resolves after `ms` on `clock`'s timers, or rejects with the signal's reason when it aborts
+ * first. Unlike `sleep` (which a fake clock answers at once, moving time), only time moving ends
+ * it: a test sees one try, then a wait, as it would happen (the write gate's and the store
+ * watch's backoffs).
+ */
+export function waitOn(clock: Clock, ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason);
+    const onAbort = () => {
+      cancel();
+      reject(signal!.reason);
+    };
+    const cancel = clock.setTimer(() => {
+      signal?.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener("abort", onAbort, { once: true });
+  });
+}

@@ -1,4 +1,4 @@
-import type { Clock } from "./clock.ts";
+import { waitOn, type Clock } from "./clock.ts";
 
 /**
  * What the daemon does when its disk is full or its home read-only: the writes that matter (session
@@ -113,19 +113,7 @@ export function createWriteGate(options: WriteGateOptions): WriteGate {
     outage = undefined;
     if (said) tell({ state: "up", outage: ended, at: clock.now() });
   };
-  const pause = (attempt: number, signal?: AbortSignal) =>
-    new Promise<void>((resolve, reject) => {
-      if (signal?.aborted) return reject(signal.reason);
-      const onAbort = () => {
-        cancel();
-        reject(signal!.reason);
-      };
-      const cancel = clock.setTimer(() => {
-        signal?.removeEventListener("abort", onAbort);
-        resolve();
-      }, Math.min(max, first * 2 ** Math.min(attempt, 30)));
-      signal?.addEventListener("abort", onAbort, { once: true });
-    });
+  const pause = (attempt: number, signal?: AbortSignal) => waitOn(clock, Math.min(max, first * 2 ** Math.min(attempt, 30)), signal);
 
   return {
     async retry(what, write, signal) {

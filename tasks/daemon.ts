@@ -431,7 +431,7 @@ export function createDaemon(options: DaemonOptions): Daemon {
 }
 
 /** The result a session's log ended with; undefined when it has none or cannot be read. */
-async function endOf(path: string): Promise<SessionResult | undefined> {
+export async function endOf(path: string): Promise<SessionResult | undefined> {
   try {
     const end = (await readSessionLog(path)).findLast((event) => event.type === "session_end");
     return end ? resultOfEnd(end) : undefined;

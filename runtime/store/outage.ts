@@ -1,4 +1,4 @@
-import type { Clock } from "../clock.ts";
+import { waitOn, type Clock } from "../clock.ts";
 
 /**
  * What a machine does while the shared PostgreSQL store cannot be reached (issue 16). The store
@@ -101,7 +101,7 @@ export function createStoreWatch(options: { clock: Clock; report?(change: StoreO
         } catch (error) {
           if (!watch.failed(error)) throw error;
         }
-        await pause(clock, Math.min(max, first * 2 ** attempt), signal);
+        await waitOn(clock, Math.min(max, first * 2 ** attempt), signal);
       }
     },
     get outage() {
@@ -109,21 +109,6 @@ export function createStoreWatch(options: { clock: Clock; report?(change: StoreO
     },
   };
   return watch;
-}
-
-function pause(clock: Clock, ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(signal.reason);
-    const onAbort = () => {
-      cancel();
-      reject(signal!.reason);
-    };
-    const cancel = clock.setTimer(() => {
-      signal?.removeEventListener("abort", onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener("abort", onAbort, { once: true });
-  });
 }
 
 /**
