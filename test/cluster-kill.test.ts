@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, it } from "node:test";
+import type { Sql } from "../runtime/store/pg.ts";
 import type { TaskRecord } from "../tasks/state.ts";
 import { agent, until } from "./support/cli.ts";
 import { eventually, noDatabase, startMachines } from "./support/cluster.ts";
@@ -74,8 +75,7 @@ describe("a machine killed with SIGKILL", skip, () => {
     await m1.daemon!.exited;
     // What m1 left: a task queued on m2, claimed by m1 just before it died (the claim is the
     // store's only trace of it; m1's own state never held it).
-    const record = orphan("left", m2.home);
-    await cluster.sql`INSERT INTO tasks (id, state, priority, created, machine, deliver_to, record) VALUES (${record.id}, 'queued', 1, ${record.created}, 'm1', 'm2', ${cluster.sql.json(record as never)})`;
+    const record = await plantClaim(cluster.sql, orphan("left", m2.home), "m2");
 
     await m2.start();
     await until(() => existsSync(join(m2.home, "outbox", "left.md")), "the result in m2's outbox/", PAST_SILENCE_MS + 20_000);
@@ -97,13 +97,18 @@ describe("a machine killed with SIGKILL", skip, () => {
     m1.daemon!.child.kill("SIGKILL");
     await m1.daemon!.exited;
     // Claimed by m1 whose answer it never read (it died, or the connection dropped).
-    const record = orphan("mine", m1.home);
-    await cluster.sql`INSERT INTO tasks (id, state, priority, created, machine, deliver_to, record) VALUES (${record.id}, 'queued', 1, ${record.created}, 'm1', 'm1', ${cluster.sql.json(record as never)})`;
+    await plantClaim(cluster.sql, orphan("mine", m1.home), "m1");
     await m1.start();
     await until(() => existsSync(join(m1.home, "outbox", "mine.md")), "the result in m1's outbox/", 30_000);
     assert.equal(cluster.api.requests.length, 1);
   });
 });
+
+/** `record` as the store holds it claimed by m1 and never started, its result to go to `deliverTo`. */
+async function plantClaim(sql: Sql, record: TaskRecord, deliverTo: string): Promise<TaskRecord> {
+  await sql`INSERT INTO tasks (id, state, priority, created, machine, deliver_to, record) VALUES (${record.id}, 'queued', 1, ${record.created}, 'm1', ${deliverTo}, ${sql.json(record as never)})`;
+  return record;
+}
 
 /** An inbox task of `home`'s machine as the store holds it once queued (workdir: that machine's fresh folder). */
 function orphan(name: string, home: string): TaskRecord {
