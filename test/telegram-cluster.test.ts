@@ -59,16 +59,20 @@ describe("Telegram on several machines", skip, () => {
     await until(() => runsBot(other) === 1, "the other machine to take the bot over", 30_000);
     const takeover = Date.now() - stoppedAt;
     assert.ok(takeover < 30_000, `took over in ${takeover} ms`);
-    await until(() => answers(cluster.telegram).length === 6, "six answers", 30_000);
+    await until(() => new Set(taskIds(cluster.telegram)).size === 6, "answers to six tasks", 30_000);
 
     // Woken, the stopped machine finds the lease gone and polls no more.
     holder.daemon!.child.kill("SIGCONT");
     await until(() => holder.daemon!.output().includes(`this machine (${holder.name}) no longer holds the Telegram lease`), "the woken machine to stop its bot", 15_000);
     cluster.telegram.sendText(ALICE, "message 7");
-    await until(() => answers(cluster.telegram).length === 7, "the seventh answer", 30_000);
+    await until(() => new Set(taskIds(cluster.telegram)).size === 7, "the seventh task's answer", 30_000);
 
+    // Every task answered. An answer whose send was under way when its machine was stopped may go
+    // twice (the woken machine sends what its outbox holds; Telegram has no idempotent send), as
+    // after a crash mid-send on one machine; what the issue asks is that no update is handled twice.
     const ids = taskIds(cluster.telegram);
-    assert.equal(new Set(ids).size, 7, `one answer per task: ${ids.join(", ")}`);
+    assert.equal(new Set(ids).size, 7, `an answer for each of the seven tasks: ${ids.join(", ")}`);
+    assert.ok(ids.length <= 8, `at most the one answer in flight at the stop sent twice: ${ids.join(", ")}`);
     const sources = await cluster.sql<{ source: string }[]>`SELECT record->'spec'->>'source' AS source FROM tasks ORDER BY created`;
     assert.equal(sources.length, 7, "one task per message");
     assert.equal(new Set(sources.map((row) => row.source)).size, 7, "no message handled twice");
