@@ -29,6 +29,7 @@ import { UsageError } from "./usage.ts";
 import { readTaskFile, taskFromPrompt, toTaskSpec } from "../tasks/index.ts";
 import { initHome } from "./init.ts";
 import { joinCluster, oneAtATime, sharedFilesSync } from "./cluster-start.ts";
+import { shareSessions } from "./shared-sessions.ts";
 
 export interface StartIO {
   loaded: LoadedConfig;
@@ -167,6 +168,9 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
   const daemon = createDaemon({ home, clock, runtime, state: joined?.state ?? store, trace, storage, concurrency: config.daemon.concurrency, maxCrashes: config.daemon.max_crashes, ...(joined ? { shared: joined.shared } : {}) });
   /** With several machines: identity, memory, specialists and skills kept in line with the others. */
   const syncFiles = cluster ? sharedFilesSync({ cluster, home, clock, trace, stderr, notice: (html) => bot?.notice(html) }) : undefined;
+  /** With several machines: this machine's session logs copied to the store, and any machine's task read from there. */
+  const sessions = cluster ? await shareSessions({ cluster, daemon, sessionsDir: runtime.sessionsDir, home, trace }) : undefined;
+  const readEvents = sessions ? sessions.readEvents : (id: string) => readSessionLog(join(runtime.sessionsDir, `${id}.jsonl`));
   const memoryWork = createMemoryService({ loaded, clock, memory, small: () => runtime.modelFor("small"), tasks: daemon.tasks, approvals });
   const memoryService = cluster && syncFiles ? oneAtATime(memoryWork, { cluster, clock, syncFiles }) : memoryWork;
   // Journal entries are written in order; on a full or read-only disk they wait for space (until the daemon stops).
@@ -214,7 +218,7 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
       },
       memory: { show: async () => memoryService.memoryText(), undo: () => memoryService.undo() },
       digest: () => memoryService.digest(),
-      readEvents: (id) => readSessionLog(join(runtime.sessionsDir, `${id}.jsonl`)),
+      readEvents,
       dashboardLink: () => loginLink({ home, clock, port: config.dashboard.port, ...(config.dashboard.public_url ? { publicUrl: config.dashboard.public_url } : {}) }),
       ...(config.dashboard.public_url ? { dashboardUrl: config.dashboard.public_url } : {}),
       ...(botCluster ? { cluster: botCluster } : {}),
@@ -285,7 +289,10 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
     }
   }
   const { resumed, failed } = await daemon.recover();
-  const clusterLoop = cluster && joined ? await startClusterLoop({ cluster, daemon, state: joined.state, concurrency: config.daemon.concurrency, clock, trace, telegramHere, also: () => sharing!.sync(), ...(syncFiles ? { syncFiles } : {}), atStart: () => joined.settleEnded((id) => endOf(join(runtime.sessionsDir, `${id}.jsonl`))) }) : undefined;
+  const clusterLoop = cluster && joined ? await startClusterLoop({ cluster, daemon, state: joined.state, concurrency: config.daemon.concurrency, clock, trace, telegramHere, also: async () => {
+          await sharing!.sync();
+          await sessions!.sync();
+        }, ...(syncFiles ? { syncFiles } : {}), atStart: () => joined.settleEnded((id) => endOf(join(runtime.sessionsDir, `${id}.jsonl`))) }) : undefined;
   // A file moved to inbox/.done/ whose task was never recorded (a crash in between): queue it now.
   // Several machines: its task is in the shared store, not in this machine's state, until it is delivered here.
   const queuedElsewhere = new Set(cluster && unstarted?.length ? await storeWatch.retry(() => cluster.queuedNames(unstarted)) : []);
@@ -401,7 +408,7 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
       // What the bot reads: the daemon's tasks, the runtime's approvals, the session logs, /budget's spend.
       tasks: daemon.tasks,
       approvals,
-      readEvents: (id) => readSessionLog(join(runtime.sessionsDir, `${id}.jsonl`)),
+      readEvents,
       // A task's specialists each have a log in sessions/<task>/ (runtime.ts `runChild`).
       readSpecialists: (id) => specialistLogs(runtime.sessionsDir, id),
       // What the daily budget counts, so the page and the limit agree (even after the clock stepped back).
@@ -416,8 +423,10 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
       // The Health page: `nightshift doctor`'s checks over the daemon's config and sandbox, each time it is loaded.
       checks: async () => (await import("./doctor.ts")).runDoctor({ loaded, sandbox: runtime.sandbox, nodeVersion: process.version }),
       // Live pages wake on the daemon's events and read only what a log grew by.
-      watch: (listener) => daemon.watch((session) => listener(session)),
-      readLogFrom: (id, offset) => readSessionLogFrom(join(runtime.sessionsDir, `${id}.jsonl`), offset),
+      // With several machines, a task that runs on another machine is read from the store's copy of its log, and wakes on its appends.
+      watch: sessions ? sessions.watch : (listener) => daemon.watch((session) => listener(session)),
+      readLogFrom: sessions ? sessions.readLogFrom : (id, offset) => readSessionLogFrom(join(runtime.sessionsDir, `${id}.jsonl`), offset),
+      ...(sessions ? { findElsewhere: sessions.findElsewhere } : {}),
       cancel: (id, reason) => daemon.cancel(id, reason),
       staged: {
         has: (id) => readStage(home, id) !== undefined,
@@ -460,6 +469,7 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
       const jobsDone = jobs.close(); // a nightly job finishing now still writes its cursor before the state closes
       await daemon.stop();
       await telegramLease?.stop();
+      await sessions?.stop();
       await clusterLoop?.stop();
       // Answers given here to other machines' questions reach the store before it closes.
       await sharing?.sync().catch(() => {});

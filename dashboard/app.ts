@@ -15,7 +15,7 @@ import { nowBody, readNow, type NowSources } from "./now.ts";
 import { APP_CSS } from "./style.ts";
 import { liveStream, type LiveSources } from "./live.ts";
 import { LIVE_SCRIPT } from "./live-script.ts";
-import { approvalsOf, fullOutput, readTask, taskBody, taskHead, taskPath, type TaskPageSources } from "./task-page.ts";
+import { approvalsOf, findTask, fullOutput, readTask, taskBody, taskHead, taskPath, type TaskPageSources } from "./task-page.ts";
 import { lanesOf } from "./lanes.ts";
 import { tasksBody } from "./tasks-list.ts";
 import { readTrace, traceBody } from "./trace-page.ts";
@@ -40,6 +40,8 @@ export interface DashboardDeps extends Omit<NowSources, "tasks"> {
   charges: CostSources["charges"];
   /** A task's specialists' own logs, for their lanes on the Task page and their calls on the Trace page (the daemon: `specialistLogs`). */
   readSpecialists: TaskPageSources["readSpecialists"];
+  /** Several machines: another machine's task, for its Task and Trace pages (its log is the store's copy: `readEvents`). */
+  findElsewhere?: TaskPageSources["findElsewhere"];
   /** What `nightshift doctor` checks, run when the Health page is loaded. */
   checks: HealthSources["checks"];
   /** Live updates: the daemon's events as they are emitted, and a task's log read from where a stream left off. */
@@ -103,7 +105,7 @@ export function createDashboard(deps: DashboardDeps): Hono<{ Variables: { sessio
       clock: deps.clock,
       watch: deps.watch,
       readLogFrom: deps.readLogFrom,
-      find: (id) => deps.tasks.find(id),
+      find: (id) => findTask(deps, id),
       head: async (task, events) => {
         const lanes = lanesOf(task, events, await deps.readSpecialists(task.id).catch(() => []));
         return String(taskHead(task, events, approvalsOf(deps.approvals.pending(), task.id), lanes, deps.clock.now(), csrf));
