@@ -26,6 +26,8 @@ export interface SessionMirror {
   grew(id: string): void;
   /** The session ended here: once copied whole, it is no longer followed. */
   ended(id: string): void;
+  /** Ended sessions to copy whole (`nightshift store migrate`): followed until copied, as `ended`, kept in the state file at once. */
+  backfill(ids: readonly string[]): void;
   /** Copies what every followed session grew by; what the store refuses now is tried again at the next call. */
   sync(): Promise<void>;
   /** The sessions not yet copied whole. */
@@ -46,7 +48,7 @@ interface Followed {
 /** At most this many events in one transaction: a long session that catches up does not hold one open for long. */
 const BATCH = 200;
 
-export function createSessionMirror(options: { sessions: PgSessions; sessionsDir: string; machine: string; stateFile: string; trace: TraceLogger }): SessionMirror {
+export function createSessionMirror(options: { sessions: PgSessions; sessionsDir: string; machine: string; stateFile: string; trace: Pick<TraceLogger, "warn"> }): SessionMirror {
   const { sessions, sessionsDir, machine, stateFile, trace } = options;
   const followed = new Map<string, Followed>();
   // What the last process left to copy: followed again, each with a new claim, and ended unless it runs again.
@@ -156,6 +158,10 @@ export function createSessionMirror(options: { sessions: PgSessions; sessionsDir
     ended(id) {
       follow(id).ended = true;
       void sync().catch(() => {});
+    },
+    backfill(ids) {
+      for (const id of ids) if (!followed.has(id)) followed.set(id, { offset: 0, read: 0, copied: 0, ended: true });
+      save();
     },
     sync,
     pending: () => [...followed.keys()],
