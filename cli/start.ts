@@ -310,7 +310,7 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
       bot?.notice(text);
       return text;
     },
-  }, cluster ? { view: (recent) => readClusterView(cluster, recent), get: (id) => cluster.get(id) } : undefined);
+  }, cluster ? { view: (recent) => readClusterView(cluster, recent), get: (id) => cluster.get(id), events: (id) => readEvents(id) } : undefined);
   const jobs = startJobs({
     timezone,
     clock,

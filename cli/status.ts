@@ -1,5 +1,6 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
+import type { SessionEvent } from "../runtime/events.ts";
 import { readSessionLogPrefix, SessionLogError } from "../runtime/session-log.ts";
 import { connectDaemon } from "../tasks/control-client.ts";
 import type { TaskRecord } from "../tasks/state.ts";
@@ -31,9 +32,13 @@ export async function statusCommand(home: string, id: string | undefined, now: n
     }
     const task = client ? await client.get(id) : reader!.find(id);
     if (!task && client) {
-      // Several machines: a task of another machine has its session log there.
+      // Several machines: a task of another machine, its timeline from the store's copy of its log.
       const shared = await client.sharedTask(id);
-      if (shared) return `${shared.record.id}  ${shared.record.state}  "${shared.record.title}"  on ${machineOf(shared) ?? "no machine yet"}${shared.record.reason ? `\n  ${shared.record.reason}` : ""}\n  its session log is on ${machineOf(shared) ?? "the machine that takes it"}: \`nightshift status ${shared.record.id}\` there shows its timeline`;
+      if (shared) {
+        const { record, events } = shared;
+        const head = `${record.id}  ${record.state}  "${record.title}"  on ${machineOf(shared) ?? "no machine yet"}  ${record.turns} turns  $${record.cost_usd.toFixed(4)}${record.reason ? `\n  ${record.reason}` : ""}`;
+        return [head, ...(events.length ? eventLines(record.id, events) : ["  (queued: no session yet)"])].join("\n");
+      }
     }
     return await timeline(home, id, task);
   } finally {
@@ -71,14 +76,19 @@ async function timeline(home: string, id: string, task: TaskRecord | undefined):
       if (error instanceof SessionLogError) return { events: [], damage: error };
       throw error;
     });
-    const start = events[0]?.at ?? 0;
-    for (const event of events) {
-      const line = progressLine(task?.id ?? id, event);
-      if (line) lines.push(`${`+${age(event.at - start)}`.padStart(7)} ${line.trim().replace(/\n\s*/g, "\n        ")}`);
-    }
+    lines.push(...eventLines(task?.id ?? id, events));
     if (damage) lines.push(`  ! ${damage.problem}: the session log is damaged there; what follows it is not shown (the file is kept as it is)`);
   } else lines.push("  (queued: no session yet)");
   return lines.join("\n");
+}
+
+/** One line per event worth a line, timed from the session's start. */
+function eventLines(id: string, events: SessionEvent[]): string[] {
+  const start = events[0]?.at ?? 0;
+  return events.flatMap((event) => {
+    const line = progressLine(id, event);
+    return line ? [`${`+${age(event.at - start)}`.padStart(7)} ${line.trim().replace(/\n\s*/g, "\n        ")}`] : [];
+  });
 }
 
 /** The state read without taking ownership (the daemon is its only writer); a damaged file is a usage error saying what to do. */

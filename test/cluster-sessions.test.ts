@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, it } from "node:test";
 import { readSessionLog } from "../runtime/session-log.ts";
-import { until } from "./support/cli.ts";
+import { nightshift, until } from "./support/cli.ts";
 import { eventually, noDatabase, signedIn, startMachines } from "./support/cluster.ts";
 
 /**
@@ -69,6 +69,11 @@ describe("a task's session on another machine", skip, () => {
     assert.match(ended.body, /The answer, written on m2\./);
     const trace = await dashboard.get(`/tasks/${id}/trace`);
     assert.equal(trace.status, 200);
+    // `nightshift status TASK` on m1 shows the timeline too.
+    const status = await nightshift(["status", id], m1.env);
+    assert.equal(status.code, 0, status.stderr);
+    assert.match(status.stdout, new RegExp(`^${id}  done  "far away"  on m2  1 turns`));
+    assert.match(status.stdout, /\n +\+0s ▶ far away\n +session \S+, workdir \S+m2-project\n[^]*■ done/);
     const machines = await cluster.sql<{ machine: string }[]>`SELECT DISTINCT machine FROM session_events WHERE session = ${id}`;
     assert.deepEqual(machines.map((each) => each.machine), ["m2"]);
   });
