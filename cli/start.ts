@@ -16,7 +16,7 @@ import { createDaemon, endOf, SlotTaken } from "../tasks/daemon.ts";
 import { createHeapTrim } from "../runtime/heap-trim.ts";
 import { createStoreWatch, watched } from "../runtime/store/outage.ts";
 import { joinShared, startClusterLoop } from "../tasks/cluster.ts";
-import { readClusterView } from "../tasks/cluster-view.ts";
+import { machineOf, readClusterView } from "../tasks/cluster-view.ts";
 import { startControlServer } from "../tasks/control.ts";
 import { htmlToPlain } from "../bot/reports.ts";
 import { startJobs } from "./jobs.ts";
@@ -427,6 +427,7 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
       watch: sessions ? sessions.watch : (listener) => daemon.watch((session) => listener(session)),
       readLogFrom: sessions ? sessions.readLogFrom : (id, offset) => readSessionLogFrom(join(runtime.sessionsDir, `${id}.jsonl`), offset),
       ...(sessions ? { findElsewhere: sessions.findElsewhere } : {}),
+      ...(cluster ? { listShared: async (filter, limit) => (await cluster.list(filter, limit)).map((task) => ({ task: task.record, machine: machineOf(task) })) } : {}),
       cancel: (id, reason) => daemon.cancel(id, reason),
       staged: {
         has: (id) => readStage(home, id) !== undefined,

@@ -17,7 +17,7 @@ import { liveStream, type LiveSources } from "./live.ts";
 import { LIVE_SCRIPT } from "./live-script.ts";
 import { approvalsOf, findTask, fullOutput, readTask, taskBody, taskHead, taskPath, type TaskPageSources } from "./task-page.ts";
 import { lanesOf } from "./lanes.ts";
-import { tasksBody } from "./tasks-list.ts";
+import { tasksBody, type SharedList } from "./tasks-list.ts";
 import { readTrace, traceBody } from "./trace-page.ts";
 
 export interface DashboardDeps extends Omit<NowSources, "tasks"> {
@@ -42,6 +42,8 @@ export interface DashboardDeps extends Omit<NowSources, "tasks"> {
   readSpecialists: TaskPageSources["readSpecialists"];
   /** Several machines: another machine's task, for its Task and Trace pages (its log is the store's copy: `readEvents`). */
   findElsewhere?: TaskPageSources["findElsewhere"];
+  /** Several machines: the Tasks page lists every machine's tasks from the store. */
+  listShared?: SharedList;
   /** What `nightshift doctor` checks, run when the Health page is loaded. */
   checks: HealthSources["checks"];
   /** Live updates: the daemon's events as they are emitted, and a task's log read from where a stream left off. */
@@ -114,7 +116,7 @@ export function createDashboard(deps: DashboardDeps): Hono<{ Variables: { sessio
   });
   app.get("/", async (c) => c.html(page("Nightshift · Now", nowBody(await readNow(deps, deps.clock.now()), csrfTokenOf(c.get("session"))), true)));
 
-  app.get("/tasks", (c) => c.html(page("Nightshift · Tasks", tasksBody(deps.tasks, c.req.query(), deps.clock.now()), true)));
+  app.get("/tasks", async (c) => c.html(page("Nightshift · Tasks", await tasksBody(deps.tasks, c.req.query(), deps.clock.now(), deps.listShared), true)));
   app.get("/tasks/:id", async (c) => {
     const view = await readTask(deps, c.req.param("id"), c.req.query("before"));
     if (!view) return c.html(noSuchTask(c.req.param("id")), 404);

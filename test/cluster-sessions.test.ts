@@ -67,6 +67,9 @@ describe("a task's session on another machine", skip, () => {
     assert.equal(local.at(-1)?.type, "session_end");
     const ended = await dashboard.get(`/tasks/${id}`);
     assert.match(ended.body, /The answer, written on m2\./);
+    // m1's Tasks page lists it, on m2, from the store's index.
+    const list = await dashboard.get("/tasks");
+    assert.match(list.body, new RegExp(`<a class="task" href="/tasks/${id}">far away</a>\\n<p class="quiet"><span class="state done">[^<]+</span> · on m2 · inbox`));
     const trace = await dashboard.get(`/tasks/${id}/trace`);
     assert.equal(trace.status, 200);
     // `nightshift status TASK` on m1 shows the timeline too.

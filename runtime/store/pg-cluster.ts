@@ -127,6 +127,8 @@ export interface Cluster {
   active(): Promise<SharedTask[]>;
   /** The newest `limit` tasks of every machine. */
   recent(limit: number): Promise<SharedTask[]>;
+  /** Every machine's tasks as the Tasks page filters them (`TaskReader.list`): newest first, at most `limit`. */
+  list(filter: { state?: string | undefined; origin?: string | undefined; before?: { created: number; id: string } | undefined }, limit: number): Promise<SharedTask[]>;
   /** Calls `wake` on each notification (a task queued, a cancel asked). Returns a function that stops listening. */
   listen(wake: () => void): Promise<() => Promise<void>>;
   /**
@@ -356,6 +358,16 @@ export function cluster(sql: Sql, machine: string, options: { owned?: boolean; s
     },
     async recent(limit) {
       const rows = await sql<TaskRow[]>`SELECT record, machine, pin FROM tasks ORDER BY created DESC LIMIT ${limit}`;
+      return rows.map(shared);
+    },
+    async list(filter, limit) {
+      const { state, origin, before } = filter;
+      const rows = await sql<TaskRow[]>`
+        SELECT record, machine, pin FROM tasks WHERE true
+          ${state === undefined ? sql`` : sql`AND state = ${state}`}
+          ${origin === undefined ? sql`` : sql`AND record->>'origin' = ${origin}`}
+          ${before ? sql`AND (created < ${before.created} OR (created = ${before.created} AND id < ${before.id}))` : sql``}
+        ORDER BY created DESC, id DESC LIMIT ${limit}`;
       return rows.map(shared);
     },
     async listen(wake) {
