@@ -125,7 +125,7 @@ export function createDashboard(deps: DashboardDeps): Hono<{ Variables: { sessio
   });
   // The same cancel as `nightshift cancel` and /cancel; the guard has checked Origin and the CSRF token.
   app.post("/tasks/:id/cancel", async (c) => {
-    const task = deps.tasks.find(c.req.param("id"));
+    const task = await findTask(deps, c.req.param("id"));
     if (!task) return c.html(page("Not cancelled", html`<h1>Not cancelled</h1><p>No task has the id <code>${c.req.param("id")}</code>.</p>${back}`, true), 404);
     const result = await deps.cancel(task.id, "cancelled on the dashboard");
     deps.trace.info({ event: "dashboard_cancel", session: task.id, result }, `task ${task.id} cancel on the dashboard: ${result}`);

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, it } from "node:test";
 import { readSessionLog } from "../runtime/session-log.ts";
@@ -7,9 +7,10 @@ import { nightshift, until } from "./support/cli.ts";
 import { eventually, noDatabase, signedIn, startMachines } from "./support/cluster.ts";
 
 /**
- * Several machines on one PostgreSQL: the session log of a task that runs on one machine is copied
- * into the store as it grows, and another machine's dashboard shows that task, live while it
- * runs and whole once it ended (cli/shared-sessions.ts, tasks/session-mirror.ts).
+ * Several machines on one PostgreSQL, a task that runs on another machine: its session log is
+ * copied into the store as it grows, and this machine's dashboard and `status` show it, live while
+ * it runs and whole once it ended (cli/shared-sessions.ts, tasks/session-mirror.ts); a cancel asked
+ * here stops it there.
  */
 
 const skip = noDatabase ? { skip: noDatabase } : {};
@@ -79,5 +80,33 @@ describe("a task's session on another machine", skip, () => {
     assert.match(status.stdout, /\n +\+0s ▶ far away\n +session \S+, workdir \S+m2-project\n[^]*■ done/);
     const machines = await cluster.sql<{ machine: string }[]>`SELECT DISTINCT machine FROM session_events WHERE session = ${id}`;
     assert.deepEqual(machines.map((each) => each.machine), ["m2"]);
+  });
+
+  it("cancels from m1 a task that runs on m2: m2 stops it at its next safe point, and its cancelled result lands where it came from", async () => {
+    const cluster = await startMachines(["m1", "m2"]);
+    cleanup = cluster.cleanup;
+    // Its model call never answers: the task runs on m2 until it is cancelled.
+    cluster.api.respondWith(() => ({ stall: true }));
+    const [m1, m2] = cluster.machines as [typeof cluster.machines[0], typeof cluster.machines[0]];
+    await Promise.all(cluster.machines.map((machine) => machine.start()));
+    const folder = join(m2.home, "..", "m2-project");
+    mkdirSync(folder);
+    writeFileSync(join(m2.home, "inbox", "stuck.md"), `---\ntitle: stuck\nworkdir: ${folder}\n---\nWait.\n`);
+    await until(() => cluster.api.requests.length === 1, "the task's model call on m2");
+    const [row] = await cluster.sql<{ id: string }[]>`SELECT id FROM tasks WHERE record->>'title' = 'stuck'`;
+    const id = row!.id;
+    const asked = await nightshift(["cancel", id], m1.env);
+    assert.equal(asked.code, 0, asked.stderr);
+    assert.match(asked.stdout, new RegExp(`cancelling ${id}: it stops at the next safe point`));
+    await until(() => existsSync(join(m2.home, "outbox", "stuck.md")), "the cancelled result on m2");
+    assert.match(readFileSync(join(m2.home, "outbox", "stuck.md"), "utf8"), /status: cancelled/);
+    const [stored] = await eventually(
+      () => cluster.sql<{ state: string; machine: string; reason: string }[]>`SELECT state, machine, record->>'reason' AS reason FROM tasks WHERE id = ${id}`,
+      (rows) => rows[0]?.state === "cancelled",
+    );
+    assert.equal(stored?.state, "cancelled");
+    assert.equal(stored?.machine, "m2");
+    assert.match(stored?.reason ?? "", /cancelled with nightshift cancel/);
+    assert.equal(cluster.api.requests.length, 1, "not run again anywhere");
   });
 });
