@@ -20,6 +20,12 @@ export interface SharedSessions {
   readLogFrom(id: string, offset: number): Promise<{ events: SessionEvent[]; offset: number }>;
   /** Calls `listener` with a session's id when it grew, here or on another machine. */
   watch(listener: (session: string) => void): () => void;
+  /**
+   * As `daemon.watch`, and another machine's task's events as well, read from the store's copy as
+   * it is notified: what the bot follows, so a Telegram task that runs elsewhere still edits its
+   * status message as it goes. (Its end comes as here: the result, delivered by this machine.)
+   */
+  watchEverywhere: Daemon["watch"];
   /** A task this machine has no record of, as the store holds it. */
   findElsewhere(id: string): Promise<TaskRecord | undefined>;
   /** Copies what this machine's sessions grew by (at each heartbeat; each event also asks for it). */
@@ -58,6 +64,40 @@ export async function shareSessions(options: { cluster: Cluster; daemon: Daemon;
       const unwatchDaemon = daemon.watch((session) => listener(session));
       return () => {
         listeners.delete(listener);
+        unwatchDaemon();
+      };
+    },
+    watchEverywhere(listener) {
+      const unwatchDaemon = daemon.watch(listener);
+      /** Another machine's sessions being read: the number of the last event passed on, and whether a read runs. */
+      const read = new Map<string, { seq: number; reading?: Promise<void>; again?: boolean }>();
+      const follow = (session: string): Promise<void> | undefined => {
+        if (session.includes(".") || existsSync(localPath(session))) return undefined; // this machine's own come from its daemon
+        let cursor = read.get(session);
+        if (!cursor) read.set(session, (cursor = { seq: 0 }));
+        if (cursor.reading) {
+          cursor.again = true;
+          return cursor.reading;
+        }
+        const entry = cursor;
+        entry.reading = (async () => {
+          do {
+            entry.again = false;
+            for (const row of await sessions.readFrom(session, entry.seq)) {
+              entry.seq = row.seq;
+              listener(session, { type: "event", event: row.event });
+              if (row.event.type === "session_end") read.delete(session);
+            }
+          } while (entry.again);
+        })()
+          .catch((error: unknown) => trace.warn({ session, event: "remote_events_failed", error: (error as Error).message }, `could not read another machine's session ${session} from the shared store: ${(error as Error).message}`))
+          .finally(() => (entry.reading = undefined));
+        return entry.reading;
+      };
+      const remote = (session: string) => void follow(session);
+      listeners.add(remote);
+      return () => {
+        listeners.delete(remote);
         unwatchDaemon();
       };
     },

@@ -199,7 +199,8 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
       settings: config.telegram,
       limits: { dailyUsd: config.budget.daily_usd, perTaskUsd: config.budget.max_usd },
       clock,
-      daemon,
+      // With several machines, the bot follows a task that runs on another machine from the store's copy of its log too.
+      daemon: sessions ? { ...daemon, watch: sessions.watchEverywhere } : daemon,
       approvals,
       sessionsDir: runtime.sessionsDir,
       trace,
