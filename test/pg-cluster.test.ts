@@ -142,6 +142,15 @@ describe("the shared queue of several machines", noDatabase ? { skip: noDatabase
     assert.deepEqual(await m1.undelivered({ telegram: false }), []);
   });
 
+  it("queues a task once when a retried enqueue runs while the first try is still in flight, and answers both as queued", async () => {
+    const task = record("twice");
+    assert.deepEqual(await Promise.all([m1.enqueue(task), m1.enqueue(task), m1.enqueue(task)]), [true, true, true]);
+    const rows = await sql<{ id: string }[]>`SELECT id FROM tasks`;
+    assert.deepEqual(rows.map((row) => row.id), [task.id]);
+    // Another task under the same id is still refused.
+    await assert.rejects(m2.enqueue({ ...task, created: task.created + 1 }), /task id \S+ is already taken/);
+  });
+
   it("lists every machine's tasks as the Tasks page filters them: by state and source, newest first, a page at a time", async () => {
     await m1.enqueue(record("a", { created: 100 }));
     await m2.enqueue(record("b", { created: 200, origin: "telegram" }));
