@@ -29,6 +29,7 @@ import { UsageError } from "./usage.ts";
 import { readTaskFile, taskFromPrompt, toTaskSpec } from "../tasks/index.ts";
 import { initHome } from "./init.ts";
 import { joinCluster, oneAtATime, sharedFilesSync } from "./cluster-start.ts";
+import { sharedSettingsSync } from "./settings-start.ts";
 
 export interface StartIO {
   loaded: LoadedConfig;
@@ -167,6 +168,8 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
   const daemon = createDaemon({ home, clock, runtime, state: joined?.state ?? store, trace, storage, concurrency: config.daemon.concurrency, maxCrashes: config.daemon.max_crashes, ...(joined ? { shared: joined.shared } : {}) });
   /** With several machines: identity, memory, specialists and skills kept in line with the others. */
   const syncFiles = cluster ? sharedFilesSync({ cluster, home, clock, trace, stderr, notice: (html) => bot?.notice(html) }) : undefined;
+  /** With several machines: the permission policy and MCP servers, the same on every machine (cli/settings-start.ts). */
+  const syncSettings = cluster ? sharedSettingsSync({ cluster, home, clock, trace, stderr, notice: (html) => bot?.notice(html), runtime, started: config }) : undefined;
   const memoryWork = createMemoryService({ loaded, clock, memory, small: () => runtime.modelFor("small"), tasks: daemon.tasks, approvals });
   const memoryService = cluster && syncFiles ? oneAtATime(memoryWork, { cluster, clock, syncFiles }) : memoryWork;
   // Journal entries are written in order; on a full or read-only disk they wait for space (until the daemon stops).
@@ -284,8 +287,10 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
       trace.error({ session: task.id, event: "journal_failed", error: (error as Error).message }, `could not write the journal: ${(error as Error).message}`);
     }
   }
+  // Before any session starts here: another machine's newer policy and servers, or this machine's change to them.
+  await syncSettings?.().catch((error: unknown) => void trace.warn({ event: "shared_settings_failed", error: (error as Error).message }, `could not compare the shared settings with the store: ${(error as Error).message}`));
   const { resumed, failed } = await daemon.recover();
-  const clusterLoop = cluster && joined ? await startClusterLoop({ cluster, daemon, state: joined.state, concurrency: config.daemon.concurrency, clock, trace, telegramHere, also: () => sharing!.sync(), ...(syncFiles ? { syncFiles } : {}), atStart: () => joined.settleEnded((id) => endOf(join(runtime.sessionsDir, `${id}.jsonl`))) }) : undefined;
+  const clusterLoop = cluster && joined ? await startClusterLoop({ cluster, daemon, state: joined.state, concurrency: config.daemon.concurrency, clock, trace, telegramHere, also: () => sharing!.sync(), ...(syncFiles ? { syncFiles: async () => { try { await syncFiles(); } finally { await syncSettings?.(); } } } : {}), atStart: () => joined.settleEnded((id) => endOf(join(runtime.sessionsDir, `${id}.jsonl`))) }) : undefined;
   // A file moved to inbox/.done/ whose task was never recorded (a crash in between): queue it now.
   // Several machines: its task is in the shared store, not in this machine's state, until it is delivered here.
   const queuedElsewhere = new Set(cluster && unstarted?.length ? await storeWatch.retry(() => cluster.queuedNames(unstarted)) : []);
