@@ -31,11 +31,9 @@ export function sharedSettingsSync(options: {
     trace[level](event, message);
     if (telegram) options.notice(`${level === "info" ? "⚙️" : "⚠️"} ${escapeHtml(message)}`);
   };
-  let from: string | undefined;
   return async () => {
     const report = await sync.sync();
     if (report.sent !== undefined) {
-      from = "this machine's config.yaml";
       say("info", { event: "shared_settings_published", version: report.sent }, `the permission policy and MCP servers of this machine's config.yaml are published to the other machines (version ${report.sent})`, false);
     }
     if (report.conflict) {
@@ -43,7 +41,6 @@ export function sharedSettingsSync(options: {
         `config.yaml's permissions or mcp were changed on this machine and on ${report.conflict.from} at once: ${report.conflict.from}'s are kept (written first), this machine's whole config.yaml is at ${report.conflict.keptAt}; copy what you want from it into config.yaml again`, true);
     }
     if (report.received) {
-      from = `machine ${report.received.from}'s config.yaml`;
       say("info", { event: "shared_settings_received", from: report.received.from, version: report.received.version, previous: report.received.previous },
         `config.yaml: permissions and mcp taken from machine ${report.received.from} (version ${report.received.version}); the rest of the file is as it was, and the previous file is at ${report.received.previous}`, true);
     }
@@ -54,12 +51,14 @@ export function sharedSettingsSync(options: {
     if (report.unpublished) say("warn", { event: "shared_settings_unpublished", message: report.unpublished }, report.unpublished, true);
     if (report.settings) {
       const changed = options.runtime.reconfigure(report.settings);
+      // Taken in from another machine, or changed here by hand.
+      const from = report.received ? `machine ${report.received.from}'s config.yaml` : "this machine's config.yaml";
       const what = [
-        ...(changed.policy ? ["the permission policy: sessions that start from now on use it (running ones keep theirs)"] : []),
-        ...(changed.mcp ? [`the MCP servers (${Object.keys(report.settings.mcp.servers).join(", ") || "none"}): started afresh for sessions that start from now on; running sessions keep theirs until they end`] : []),
+        ...(changed.policy ? ["the permission policy (sessions that start from now on use it; running ones keep theirs)"] : []),
+        ...(changed.mcp ? [`the MCP servers ${Object.keys(report.settings.mcp.servers).join(", ") || "(none)"} (started afresh for sessions that start from now on; running sessions keep theirs until they end)`] : []),
       ];
       if (what.length) {
-        say("info", { event: "shared_settings_applied", from: from ?? "config.yaml", policy: changed.policy, mcp: changed.mcp }, `applied ${from ? `${from}'s ` : "config.yaml's "}${what.join("; and ")}`, false);
+        say("info", { event: "shared_settings_applied", from, policy: changed.policy, mcp: changed.mcp }, `applied, from ${from}: ${what.join("; and ")}`, false);
       }
     }
   };

@@ -50,7 +50,7 @@ describe("the permission policy and MCP servers on several machines", noDatabase
     const m2Config = readFileSync(join(m2.home, "config.yaml"), "utf8");
     assert.match(m2Config, /^machine: m2\n/, "m2's own settings stay");
     assert.match(m2Config, /# no echoing on any machine/, "with m1's comment");
-    await until(() => m2.daemon!.output().includes("applied machine m1's config.yaml's the permission policy"), "m2 to say it applied the policy", 15_000);
+    await until(() => m2.daemon!.output().includes("applied, from machine m1's config.yaml: the permission policy"), "m2 to say it applied the policy", 15_000);
     assert.match(m2.daemon!.output(), /config\.yaml: permissions and mcp taken from machine m1 \(version \d+\); the rest of the file is as it was, and the previous file is at \S+state\/config-history\/config\.yaml\.m2-\d+/);
     assert.match(await runOn(m2, "after"), /finished after: Denied: .*echo it-is-today.*config permissions\.deny\[0\]/, "the next session on m2 runs under m1's rule");
 
@@ -72,7 +72,7 @@ describe("the permission policy and MCP servers on several machines", noDatabase
     cluster.api.respondWith(agent("echo hello"));
     await Promise.all(cluster.machines.map((machine) => machine.start()));
     appendFileSync(join(m1.home, "config.yaml"), `mcp:\n  servers:\n    notes: ${memoryServer}\n`);
-    await until(() => m2.daemon!.output().includes("the MCP servers (notes): started afresh for sessions that start from now on"), "m2 to apply the new servers", 15_000);
+    await until(() => m2.daemon!.output().includes("the MCP servers notes (started afresh for sessions that start from now on"), "m2 to apply the new servers", 15_000);
     await runOn(m2, "with-notes");
     // The server started on m2: its tools are new there, so they wait for the person's approval (pins are per machine).
     const withheld = traceEvents(m2, "mcp_tools_withheld");
