@@ -20,7 +20,7 @@ export async function statusCommand(home: string, id: string | undefined, now: n
     if (!id) {
       let storeDown: string | undefined;
       const view = client ? await client.cluster(SHOWN).catch((error: unknown) => void (storeDown = (error as Error).message)) : undefined;
-      if (view) return [`daemon running, machine ${view.machine} on the shared store`, `shared settings (permissions, mcp): ${describeSettings(readSettingsState(home), view.machine)}`, ...clusterText(view, now, SHOWN)].join("\n");
+      if (view) return [`daemon running, machine ${view.machine} on the shared store`, ...clusterText(view, now, SHOWN), "", `shared settings (permissions, mcp): ${describeSettings(readSettingsState(home), view.machine)}`].join("\n");
       if (storeDown) header = `daemon running; the shared store does not answer (${storeDown}), so only this machine's tasks are shown`;
       const { tasks, total } = client ? await client.list(SHOWN) : { tasks: reader!.overview(SHOWN), total: reader!.count() };
       if (tasks.length === 0) return `${header}; no tasks yet. Drop a task file in ${join(home, "inbox")} or run: nightshift run "…"`;

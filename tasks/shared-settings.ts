@@ -79,6 +79,7 @@ export function createSettingsSync(options: { home: string; files: SharedFiles; 
   let running = options.running;
   /** config.yaml texts already said not to validate, so each is said once. */
   let saidInvalid: string | undefined;
+  let parsed: { text: string; config: Config } | undefined;
   let last: Promise<unknown> = Promise.resolve();
 
   return {
@@ -94,7 +95,9 @@ export function createSettingsSync(options: { home: string; files: SharedFiles; 
     const text = readText(configFile);
     let config: Config;
     try {
-      config = parseConfigText(text, configFile);
+      // Read every heartbeat: validated again only when its text changed.
+      config = parsed?.text === text ? parsed.config : parseConfigText(text, configFile);
+      parsed = { text, config };
     } catch (error) {
       if (!(error instanceof ConfigError)) throw error;
       const key = hashText(text);

@@ -61,6 +61,8 @@ describe("the permission policy and MCP servers on several machines", noDatabase
     assert.match(m2.daemon!.output(), /setting `permissions\.deny\.0\.comand`: .*Fix it in config\.yaml on m9/);
     assert.match(await runOn(m2, "still"), /finished after: Denied:/, "m2 keeps m1's policy");
     assert.equal(m2.daemon!.child.exitCode, null, "still running");
+    const status = await nightshift(["status"], m2.env);
+    assert.match(status.stdout, /\nshared settings \(permissions, mcp\): from machine m1's config\.yaml \(version \d+, [^)]+\); refused version \d+ from machine m9/);
     const doctor = await nightshift(["doctor"], m2.env);
     assert.match(doctor.stdout + doctor.stderr, /shared settings \(permissions, mcp\): from machine m1's config\.yaml \(version \d+, .*refused version \d+ from machine m9/);
   });
