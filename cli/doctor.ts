@@ -12,7 +12,7 @@ import { loadSkills } from "../runtime/skills/library.ts";
 import { readSchedules } from "../tasks/schedules.ts";
 import { FOLDERS } from "./init.ts";
 import { settingsHash } from "../runtime/shared-settings.ts";
-import { describeSettings, readSettingsState } from "../tasks/shared-settings.ts";
+import { describeSettings, readSettingsState } from "../tasks/settings-state.ts";
 
 export interface Check {
   ok: boolean;

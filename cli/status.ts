@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { readSessionLogPrefix, SessionLogError } from "../runtime/session-log.ts";
 import { connectDaemon } from "../tasks/control-client.ts";
 import type { TaskRecord } from "../tasks/state.ts";
-import { describeSettings, readSettingsState } from "../tasks/shared-settings.ts";
+import { describeSettings, readSettingsState } from "../tasks/settings-state.ts";
 import { machineOf, machineState, silence, waitingFor, type ClusterView } from "../tasks/cluster-view.ts";
 import { readStateQuietly, StateUnreadable, type TaskReader } from "../tasks/task-reader.ts";
 import { progressLine } from "./progress.ts";

@@ -96,7 +96,7 @@ function usesAnchors(pair: Pair): boolean {
 }
 
 /** JSON with object keys sorted, so equal settings give equal text whatever order they were written in. */
-function canonical(value: unknown): string {
+export function canonical(value: unknown): string {
   if (Array.isArray(value)) return `[${value.map(canonical).join(",")}]`;
   if (value && typeof value === "object") {
     const entries = Object.entries(value as Record<string, unknown>).filter(([, each]) => each !== undefined).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));

@@ -9,6 +9,7 @@
 
 import type { ConnectedServer } from "./servers.ts";
 import type { McpServerConfig } from "../config.ts";
+import { canonical } from "../shared-settings.ts";
 
 export type McpServers = Record<string, McpServerConfig>;
 
@@ -69,7 +70,8 @@ export function mcpGenerations(start: (servers: McpServers) => Promise<Started>,
       };
     },
     replace(next) {
-      if (JSON.stringify(next) === JSON.stringify(servers)) return false;
+      // Compared by meaning: the same servers written in another order restart nothing.
+      if (canonical(next) === canonical(servers)) return false;
       servers = next;
       const old = current;
       current = undefined;
