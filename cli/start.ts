@@ -29,6 +29,7 @@ import { UsageError } from "./usage.ts";
 import { readTaskFile, taskFromPrompt, toTaskSpec } from "../tasks/index.ts";
 import { initHome } from "./init.ts";
 import { joinCluster, oneAtATime, sharedFilesSync } from "./cluster-start.ts";
+import { sharedSettingsSync } from "./settings-start.ts";
 import { shareSessions } from "./shared-sessions.ts";
 
 export interface StartIO {
@@ -168,6 +169,8 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
   const daemon = createDaemon({ home, clock, runtime, state: joined?.state ?? store, trace, storage, concurrency: config.daemon.concurrency, maxCrashes: config.daemon.max_crashes, ...(joined ? { shared: joined.shared } : {}) });
   /** With several machines: identity, memory, specialists and skills kept in line with the others. */
   const syncFiles = cluster ? sharedFilesSync({ cluster, home, clock, trace, stderr, notice: (html) => bot?.notice(html) }) : undefined;
+  /** With several machines: the permission policy and MCP servers, the same on every machine (cli/settings-start.ts). */
+  const syncSettings = cluster ? sharedSettingsSync({ cluster, home, clock, trace, stderr, notice: (html) => bot?.notice(html), runtime, started: config }) : undefined;
   /** With several machines: this machine's session logs copied to the store, and any machine's task read from there. */
   const sessions = cluster ? await shareSessions({ cluster, daemon, sessionsDir: runtime.sessionsDir, home, trace }) : undefined;
   const readEvents = sessions ? sessions.readEvents : (id: string) => readSessionLog(join(runtime.sessionsDir, `${id}.jsonl`));
@@ -289,11 +292,38 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
       trace.error({ session: task.id, event: "journal_failed", error: (error as Error).message }, `could not write the journal: ${(error as Error).message}`);
     }
   }
+  // Before any session starts here: another machine's newer policy and servers, or this machine's change to them.
+  await syncSettings?.().catch((error: unknown) => void trace.warn({ event: "shared_settings_failed", error: (error as Error).message }, `could not compare the shared settings with the store: ${(error as Error).message}`));
   const { resumed, failed } = await daemon.recover();
-  const clusterLoop = cluster && joined ? await startClusterLoop({ cluster, daemon, state: joined.state, concurrency: config.daemon.concurrency, clock, trace, telegramHere, also: async () => {
-          await sharing!.sync();
-          await sessions!.sync();
-        }, ...(syncFiles ? { syncFiles } : {}), atStart: () => joined.settleEnded((id) => endOf(join(runtime.sessionsDir, `${id}.jsonl`))) }) : undefined;
+  const clusterLoop =
+    cluster && joined
+      ? await startClusterLoop({
+          cluster,
+          daemon,
+          state: joined.state,
+          concurrency: config.daemon.concurrency,
+          clock,
+          trace,
+          telegramHere,
+          also: async () => {
+            await sharing!.sync();
+            await sessions!.sync();
+          },
+          // The files first, then the settings, each tick: a file that cannot be read or written here does not hold the settings up.
+          ...(syncFiles
+            ? {
+                syncFiles: async () => {
+                  try {
+                    await syncFiles();
+                  } finally {
+                    await syncSettings?.();
+                  }
+                },
+              }
+            : {}),
+          atStart: () => joined.settleEnded((id) => endOf(join(runtime.sessionsDir, `${id}.jsonl`))),
+        })
+      : undefined;
   // A file moved to inbox/.done/ whose task was never recorded (a crash in between): queue it now.
   // Several machines: its task is in the shared store, not in this machine's state, until it is delivered here.
   const queuedElsewhere = new Set(cluster && unstarted?.length ? await storeWatch.retry(() => cluster.queuedNames(unstarted)) : []);

@@ -4,6 +4,7 @@ import type { SessionEvent } from "../runtime/events.ts";
 import { readSessionLogPrefix, SessionLogError } from "../runtime/session-log.ts";
 import { connectDaemon } from "../tasks/control-client.ts";
 import type { TaskRecord } from "../tasks/state.ts";
+import { describeSettings, readSettingsState } from "../tasks/settings-state.ts";
 import { machineOf, machineState, silence, waitingFor, type ClusterView } from "../tasks/cluster-view.ts";
 import { readStateQuietly, StateUnreadable, type TaskReader } from "../tasks/task-reader.ts";
 import { progressLine } from "./progress.ts";
@@ -20,7 +21,7 @@ export async function statusCommand(home: string, id: string | undefined, now: n
     if (!id) {
       let storeDown: string | undefined;
       const view = client ? await client.cluster(SHOWN).catch((error: unknown) => void (storeDown = (error as Error).message)) : undefined;
-      if (view) return [`daemon running, machine ${view.machine} on the shared store`, ...clusterText(view, now, SHOWN)].join("\n");
+      if (view) return [`daemon running, machine ${view.machine} on the shared store`, ...clusterText(view, now, SHOWN), "", `shared settings (permissions, mcp): ${describeSettings(readSettingsState(home), view.machine)}`].join("\n");
       if (storeDown) header = `daemon running; the shared store does not answer (${storeDown}), so only this machine's tasks are shown`;
       const { tasks, total } = client ? await client.list(SHOWN) : { tasks: reader!.overview(SHOWN), total: reader!.count() };
       if (tasks.length === 0) return `${header}; no tasks yet. Drop a task file in ${join(home, "inbox")} or run: nightshift run "…"`;
