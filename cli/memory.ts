@@ -1,7 +1,7 @@
 import { htmlToPlain } from "../bot/reports.ts";
 import { journalDamageMessage, openMemory } from "../memory/index.ts";
 import { join } from "node:path";
-import { createApprovalStore, createModelClient, damageMessage, requireApiKey, type Clock, type LoadedConfig } from "../runtime/index.ts";
+import { createApprovalStore, createModelClient, damageMessage, requireApiKey, sharedMachine, type Clock, type LoadedConfig } from "../runtime/index.ts";
 import { connectDaemon } from "../tasks/control.ts";
 import { createMemoryService } from "./memory-service.ts";
 import { openTasksQuietly } from "./status.ts";
@@ -15,7 +15,7 @@ export async function memoryCommand(loaded: LoadedConfig, action: "consolidate" 
   const daemon = await connectDaemon(loaded.home);
   if (daemon) return htmlToPlain(await daemon.action(action === "show" ? "memory" : action));
   const damaged: string[] = [];
-  const memory = openMemory(loaded.home, clock, loaded.config.memory.cap, { onDamaged: (line) => damaged.push(`! ${journalDamageMessage(line)}\n`) });
+  const memory = openMemory(loaded.home, clock, loaded.config.memory.cap, { machine: sharedMachine(loaded), onDamaged: (line) => damaged.push(`! ${journalDamageMessage(line)}\n`) });
   const role = loaded.roles.small;
   const approvals = createApprovalStore(join(loaded.home, "state", "approvals"), { clock, expireMs: loaded.config.approvals.expire, onDamaged: (file) => damaged.push(`! ${damageMessage(file)}\n`) });
   const small = () => createModelClient(role, requireApiKey(role), { clock, retry: loaded.config.model_retries });

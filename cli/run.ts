@@ -7,6 +7,7 @@ import {
   damageMessage,
   newSessionId,
   readSessionLog,
+  sharedMachine,
   Shutdown,
   traceEvent,
   type Clock,
@@ -55,7 +56,7 @@ export async function runCommand(args: RunArgs, io: RunIO): Promise<number> {
 
   const trace = createTraceLogger(join(loaded.home, "logs", "trace.jsonl"), loaded.config.log_level);
   let approvers: Approver[] = [];
-  const memory = openMemory(loaded.home, clock, loaded.config.memory.cap, { onDamaged: (line) => void io.stderr.write(`! ${journalDamageMessage(line)}\n`) });
+  const memory = openMemory(loaded.home, clock, loaded.config.memory.cap, { machine: sharedMachine(loaded), onDamaged: (line) => void io.stderr.write(`! ${journalDamageMessage(line)}\n`) });
   const runtime = await createRuntime({
     loaded,
     clock,

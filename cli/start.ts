@@ -8,7 +8,7 @@ import { startTelegramLease } from "./telegram-lease.ts";
 import { escapeHtml } from "../bot/format.ts";
 import { outageMessage, stateNotices, storeOutageMessage } from "./storage-notices.ts";
 import { journalDamageMessage, openMemory, openMemoryRuns } from "../memory/index.ts";
-import { BUILTIN_TOOL_NAMES, createRuntime, createTraceLogger, createWriteGate, damageMessage, loadAgents, lockSession, readSessionLog, readSessionLogFrom, requireApiKey, storageMessage, type Approver, type Clock, type LoadedConfig } from "../runtime/index.ts";
+import { BUILTIN_TOOL_NAMES, createRuntime, createTraceLogger, createWriteGate, damageMessage, loadAgents, lockSession, readSessionLog, readSessionLogFrom, requireApiKey, sharedMachine, storageMessage, type Approver, type Clock, type LoadedConfig } from "../runtime/index.ts";
 import { approveReview } from "../runtime/mcp/reviews.ts";
 import { finishInterruptedApplies, readPlan } from "../runtime/stage/apply.ts";
 import { discardStage, expiredStages, mountStage, readStage, summarizeStage } from "../runtime/stage/overlay.ts";
@@ -84,6 +84,7 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
     else (stderr.write(`! ${notice.message}\n`), trace.warn(notice.event, notice.message));
   }
   const memory = openMemory(home, clock, config.memory.cap, {
+    machine: sharedMachine(loaded),
     onDamaged: (line) => sayDamage({ event: "journal_line_damaged", file: line.file, id: line.id, problem: line.problem }, journalDamageMessage(line)),
   });
   // A full or read-only disk is said once, here, on Telegram and in the trace; what was being

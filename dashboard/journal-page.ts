@@ -8,10 +8,10 @@ import type { JournalEntry } from "../memory/index.ts";
  * tools.
  */
 
-/** Where a journal entry id (`YYYY-MM-DD#line`) is shown: its day's page, at its line. */
+/** Where a journal entry id (`YYYY-MM-DD#line`, with several machines `machine:YYYY-MM-DD#line`) is shown: its day's page, at its line. */
 export function journalHref(id: string): string {
   const at = id.indexOf("#");
-  return `/memory/journal/${encodeURIComponent(id.slice(0, at))}#${anchorOf(id)}`;
+  return `/memory/journal/${encodeURIComponent(id.slice(id.indexOf(":") + 1, at))}#${anchorOf(id)}`;
 }
 
 function anchorOf(id: string): string {

@@ -4,6 +4,7 @@ import { html } from "hono/html";
 import type { Journal, JournalEntry, MemoryStore } from "../memory/index.ts";
 import { size } from "./format.ts";
 import { journalHref } from "./journal-page.ts";
+import { splitCitation } from "../memory/machine-journal.ts";
 import { lineDiff, type DiffLine } from "../runtime/line-diff.ts";
 
 /**
@@ -99,7 +100,8 @@ ${view.olderVersions > 0 ? html`<p class="quiet">${view.olderVersions} older ver
 
 function sourceItem(source: { id: string; entry?: JournalEntry }) {
   const entry = source.entry;
-  if (!entry) return html`<li><code>${source.id}</code> <span class="quiet">(not in the journal)</span></li>`;
+  const elsewhere = splitCitation(source.id).machine;
+  if (!entry) return html`<li><code>${source.id}</code> <span class="quiet">(${elsewhere ? `in ${elsewhere}'s journal` : "not in the journal"})</span></li>`;
   return html`<li><details><summary><a href="${journalHref(entry.id)}"><code>${source.id}</code></a>&nbsp;<span class="chip ${entry.trusted ? "trusted" : "untrusted"}">${entry.trusted ? "trusted" : "untrusted"}</span>&nbsp;${entry.kind} by ${entry.source}</summary><pre>${entry.text}</pre></details></li>`;
 }
 

@@ -5,6 +5,7 @@ import type { Clock, MemoryAccess, SessionEvent } from "../runtime/index.ts";
 import { DEFAULT_IDENTITY } from "./identity.ts";
 import { capText, localDay, openJournal, type DamagedLine, type Journal, type JournalEntry } from "./journal.ts";
 import { openMemoryStore, type MemoryStore } from "./memory-file.ts";
+import { machineJournal } from "./machine-journal.ts";
 import { recall } from "./recall.ts";
 
 /**
@@ -33,8 +34,12 @@ export interface Memory {
   reconcile(session: string, events: readonly SessionEvent[]): number;
 }
 
-/** `onDamaged`: a journal line that does not read, once per process (it is kept and skipped): say so. Must not throw. */
-export function openMemory(home: string, clock: Clock, capBytes: number, options: { onDamaged?(line: DamagedLine): void } = {}): Memory {
+/**
+ * `onDamaged`: a journal line that does not read, once per process (it is kept and skipped): say so. Must not throw.
+ * `machine`: with several machines on one store, this machine's name: its journal entries are cited as `machine:YYYY-MM-DD#line`
+ * in the MEMORY.md every machine shares, so a source never names another machine's entry of the same day and line.
+ */
+export function openMemory(home: string, clock: Clock, capBytes: number, options: { onDamaged?(line: DamagedLine): void; machine?: string | undefined } = {}): Memory {
   /**
    * A session that read a web page (itself or through a specialist) may repeat what the page said:
    * its answer is journaled as untrusted. Read from its logs, so a restart in between changes nothing.
@@ -54,7 +59,8 @@ export function openMemory(home: string, clock: Clock, capBytes: number, options
     const logs = [`${folder}.jsonl`, ...(existsSync(folder) ? readdirSync(folder).map((name) => join(folder, name)) : [])];
     return logs.some((path) => existsSync(path) && readFileSync(path, "utf8").split("\n").some((line) => line.includes('"type":"tool_end"') && line.includes('"name":"web_fetch"') && line.includes('"is_error":false')));
   };
-  const journal = openJournal(join(home, "journal"), clock, options);
+  const local = openJournal(join(home, "journal"), clock, options);
+  const journal = options.machine ? machineJournal(local, options.machine) : local;
   const store = openMemoryStore(home, clock);
   const overCap = () => {
     const { over } = store.forSession(capBytes);

@@ -308,6 +308,11 @@ export function machineName(config: Config, host = hostname()): string {
   return config.machine ?? (host.replace(/[^A-Za-z0-9._-]/g, "-").replace(/^[^A-Za-z0-9]+/, "").slice(0, 63) || "machine");
 }
 
+/** This machine's name when it is one of several on a shared store; undefined when it runs alone. */
+export function sharedMachine(loaded: Pick<LoadedConfig, "config" | "env">): string | undefined {
+  return storeUrl(loaded) ? machineName(loaded.config) : undefined;
+}
+
 export function requireApiKey(role: ResolvedRole): string {
   if (role.apiKey) return role.apiKey;
   const local = role.baseURL && /^https?:\/\/(localhost|127\.|\[::1\])/.test(role.baseURL);

@@ -10,6 +10,7 @@ export {
   requireApiKey,
   resolveHome,
   storeSetting,
+  sharedMachine,
   storeUrl,
   type Config,
   type LoadedConfig,
