@@ -7,12 +7,14 @@ import type { ApprovalRecord, ApprovalStore, Clock, Config } from "../runtime/in
 import type { Daemon, TaskRecord } from "../tasks/index.ts";
 import { createTelegramApprover, type TelegramApprover } from "./approvals.ts";
 import { createFollower } from "./follow.ts";
+import { busyText, followElsewhere } from "./follow-elsewhere.ts";
 import { escapeHtml, taskPageLink } from "./format.ts";
 import { createTelegramOutbox, type TelegramOutbox } from "./outbox.ts";
 import { createPairingStore, type PairedUser, type PairingStore } from "./pairing.ts";
 import { BOT_COMMANDS, budgetText, helpText, spendSummary, statusText, TASKS_SHOWN, tasksText, traceText } from "./reports.ts";
 import { openBotStore, type BotStore, type SharedBotState } from "./store.ts";
 import { reviewText, type ToolReview } from "../runtime/mcp/reviews.ts";
+import type { AskedFollowUp } from "../runtime/store/pg-follow-ups.ts";
 
 /**
  * The Telegram surface, run inside `nightshift start`. We use grammy for the API client, its
@@ -71,6 +73,8 @@ export interface BotCluster {
   state: SharedBotState;
   /** Someone paired through this bot. Must not throw. */
   paired(user: PairedUser): void;
+  /** A reply to a task this machine does not hold: the machine that ran it goes on with it. */
+  followUp(id: string, text: string): Promise<AskedFollowUp>;
 }
 
 export interface TelegramFile {
@@ -82,6 +86,8 @@ export interface TelegramBot {
   readonly approver: TelegramApprover;
   /** True when someone can answer an approval here (a paired or allowed user). */
   hasUsers(): boolean;
+  /** The chats of every paired or allowed user. */
+  users(): number[];
   /** A notice for every user (a rejected inbox file). */
   notice(html: string): void;
   /** Shows every user an MCP server's new or changed tools, with Approve and Keep withheld buttons. */
@@ -92,6 +98,11 @@ export interface TelegramBot {
   readonly outbox: TelegramOutbox;
   /** Resolves after the next completed poll (tests). */
   polled(): Promise<void>;
+  /**
+   * Since when Telegram has not been reached (by the clock): the last time a poll completed, while
+   * the requests since have failed or the watchdog found none completing; undefined while it answers.
+   */
+  unreachableSince(): number | undefined;
 }
 
 const STRANGER_LOG_INTERVAL = 10 * 60_000;
@@ -145,7 +156,7 @@ export function createTelegramBot(options: TelegramBotOptions): TelegramBot {
     outbox.enqueue({ method: "sendMessage", chat_id: chat, params: { text, parse_mode: "HTML", link_preview_options: { is_disabled: true }, ...(replyTo ? { reply_parameters: { message_id: replyTo, allow_sending_without_reply: true } } : {}) } });
 
   const taskLink = (id: string) => taskPageLink(options.dashboardUrl, id);
-  const follower = createFollower({ outbox, store, userChats: users, notify: settings.notify, titleOf: (id) => daemon.get(id)?.title ?? "Task", notifyOf: (id) => daemon.get(id)?.spec.notify, taskLink });
+  const follower = createFollower({ outbox, store, userChats: users, notify: settings.notify, titleOf: (id) => daemon.get(id)?.title ?? "Task", notifyOf: (id) => daemon.get(id)?.spec.notify, taskLink, ranHere: (id) => daemon.get(id) !== undefined });
   const approver = createTelegramApprover({
     store: options.approvals,
     outbox,
@@ -311,8 +322,11 @@ export function createTelegramBot(options: TelegramBotOptions): TelegramBot {
         const prompt = [text, ...saved.map((name) => `(I put ${name} in your working folder.)`)].filter(Boolean).join("\n");
         const outcome = await daemon.followUp(id, prompt);
         if (outcome === "queued") return follower.started(daemon.get(id)!, chat, messageOf(ctx));
-        if (outcome === "busy") return void reply(chat, `Task <code>${escapeHtml(id)}</code> is still working; send this again when it has finished, or /cancel ${escapeHtml(id)}.`, messageOf(ctx));
+        if (outcome === "busy") return void reply(chat, busyText(id), messageOf(ctx));
       }
+      const elsewhere = !task && cluster ? await followElsewhere(cluster.followUp, id, text, files.length) : undefined;
+      if (elsewhere && "started" in elsewhere) return follower.started(elsewhere.started, chat, messageOf(ctx));
+      if (elsewhere) return void reply(chat, elsewhere.reply, messageOf(ctx));
     }
     // A crash after the task was queued but before the offset was saved brings the update back.
     const existing = daemon.tasks.bySource(source);
@@ -344,6 +358,8 @@ export function createTelegramBot(options: TelegramBotOptions): TelegramBot {
   let poll: AbortController | undefined;
   let loop: Promise<void> | undefined;
   let lastCompleted = clock.now();
+  /** The last request to Telegram failed (or the watchdog cut a poll that did not complete): see unreachableSince. */
+  let failing = false;
   let polledWaiters: Array<() => void> = [];
   let cancelWatchdog = () => {};
   let cancelPause = () => {};
@@ -407,6 +423,7 @@ export function createTelegramBot(options: TelegramBotOptions): TelegramBot {
   const run = async () => {
     let delay = 1000;
     const wait = async (what: string, error: unknown) => {
+      failing = true;
       log("warn", `${what}: ${describe(error)}; trying again in ${Math.round(delay / 1000)}s`);
       await pause(delay);
       delay = Math.min(delay * 2, 60_000);
@@ -417,6 +434,8 @@ export function createTelegramBot(options: TelegramBotOptions): TelegramBot {
         await bot.api.deleteWebhook();
         await bot.api.setMyCommands(BOT_COMMANDS);
         ready = true;
+        failing = false;
+        lastCompleted = clock.now();
         log("info", `polling Telegram as @${bot.botInfo.username}`);
       } catch (error) {
         if (!stopping) await wait("cannot reach Telegram", error);
@@ -441,6 +460,7 @@ export function createTelegramBot(options: TelegramBotOptions): TelegramBot {
       try {
         const updates = await bot.api.getUpdates({ offset, timeout: Math.floor(settings.poll_timeout / 1000), allowed_updates: ["message", "callback_query"] }, poll.signal as Parameters<typeof bot.api.getUpdates>[1]);
         lastCompleted = clock.now();
+        failing = false;
         delay = 1000;
         let lost = false;
         for (const update of updates) if ((lost = (await handle(update)) === "lost")) break;
@@ -452,7 +472,10 @@ export function createTelegramBot(options: TelegramBotOptions): TelegramBot {
         polledWaiters.splice(0).forEach((resolve) => resolve());
       } catch (error) {
         if (stopping) break;
-        if (poll.signal.aborted) continue; // the watchdog: poll again at once
+        if (poll.signal.aborted) {
+          failing = true; // the watchdog: poll again at once
+          continue;
+        }
         if (error instanceof GrammyError && error.error_code === 409) await wait("another process is polling this bot (or a webhook is set)", error);
         else if (error instanceof GrammyError && error.error_code === 401) await wait("Telegram refused TELEGRAM_BOT_TOKEN (401): check the token from @BotFather", error);
         else await wait("polling Telegram failed", error);
@@ -464,6 +487,7 @@ export function createTelegramBot(options: TelegramBotOptions): TelegramBot {
     approver,
     outbox,
     hasUsers: () => users().length > 0,
+    users,
     notice(html) {
       for (const chat of users()) {
         try {
@@ -497,6 +521,7 @@ export function createTelegramBot(options: TelegramBotOptions): TelegramBot {
       await outbox.stop();
     },
     polled: () => new Promise((resolve) => polledWaiters.push(resolve)),
+    unreachableSince: () => (failing ? lastCompleted : undefined),
   };
 
   /** Apply or Discard under a staged task's changes: the buttons go, and the outcome is the reply. */

@@ -29,6 +29,7 @@ import { UsageError } from "./usage.ts";
 import { readTaskFile, taskFromPrompt, toTaskSpec } from "../tasks/index.ts";
 import { initHome } from "./init.ts";
 import { joinCluster, oneAtATime, sharedFilesSync } from "./cluster-start.ts";
+import { clusterNotices, type ClusterNotices } from "./telegram-notices.ts";
 
 export interface StartIO {
   loaded: LoadedConfig;
@@ -69,13 +70,17 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
     throw error;
   });
   let bot: TelegramBot | undefined;
+  /** With several machines: notices reach Telegram from a machine without the bot too (cli/telegram-notices.ts). */
+  let notices: ClusterNotices | undefined;
+  /** A notice for every user, from whichever machine runs the bot. */
+  const say = (html: string) => (notices ? notices.notice(html) : bot?.notice(html));
   /** What was found damaged or lost: said on stderr and in the trace, and on Telegram (once the bot is up). */
   let damage: string[] | undefined = [];
   const sayDamage = (event: Record<string, unknown>, message: string) => {
     stderr.write(`! ${message}\n`);
     trace.error(event, message);
     if (damage) damage.push(message);
-    else bot?.notice(`⚠️ ${escapeHtml(message)}`);
+    else say(`⚠️ ${escapeHtml(message)}`);
   };
   for (const notice of stateNotices(opened, home)) {
     if (notice.damage) sayDamage(notice.event, notice.message);
@@ -93,7 +98,7 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
       stderr.write(`${change.state === "down" ? "! " : ""}${message}\n`);
       if (change.state === "down") trace.error({ event: "storage_unavailable", fault: change.outage.fault, what: change.outage.what, error: change.outage.message }, message);
       else trace.warn({ event: "storage_available", fault: change.outage.fault, down_ms: change.at - change.outage.since }, message);
-      bot?.notice(`${change.state === "down" ? "⚠️" : "✅"} ${escapeHtml(message)}`);
+      say(`${change.state === "down" ? "⚠️" : "✅"} ${escapeHtml(message)}`);
     },
   });
   // Approvals go to Telegram once someone is paired there, and to the dashboard while someone is
@@ -122,7 +127,7 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
       discardStage(home, info.id);
       const message = `discarded the unapplied staged changes of task ${info.id} to ${info.original}: kept ${Math.round(config.tasks.keep_staged / 86_400_000)} days (tasks.keep_staged) without an apply`;
       trace.warn({ event: "stage_discarded", session: info.id }, message);
-      bot?.notice(`🗑 ${escapeHtml(message)}`);
+      say(`🗑 ${escapeHtml(message)}`);
     }
     cancelStale = clock.setTimer(dropStale, 3_600_000);
   };
@@ -166,8 +171,8 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
   const joined = cluster ? joinShared({ cluster, watch: storeWatch, state: store, home, trace, telegramHere }) : undefined;
   const daemon = createDaemon({ home, clock, runtime, state: joined?.state ?? store, trace, storage, concurrency: config.daemon.concurrency, maxCrashes: config.daemon.max_crashes, ...(joined ? { shared: joined.shared } : {}) });
   /** With several machines: identity, memory, specialists and skills kept in line with the others. */
-  const syncFiles = cluster ? sharedFilesSync({ cluster, home, clock, trace, stderr, notice: (html) => bot?.notice(html) }) : undefined;
-  const memoryWork = createMemoryService({ loaded, clock, memory, small: () => runtime.modelFor("small"), tasks: daemon.tasks, approvals });
+  const syncFiles = cluster ? sharedFilesSync({ cluster, home, clock, trace, stderr, notice: say }) : undefined;
+  const memoryWork = createMemoryService({ loaded, clock, memory, small: () => runtime.modelFor("small"), tasks: daemon.tasks, approvals, ...(cluster ? { shared: cluster } : {}) });
   const memoryService = cluster && syncFiles ? oneAtATime(memoryWork, { cluster, clock, syncFiles }) : memoryWork;
   // Journal entries are written in order; on a full or read-only disk they wait for space (until the daemon stops).
   const journalStop = new AbortController();
@@ -241,7 +246,7 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
     onRejected({ name, message }) {
       trace.warn({ event: "task_rejected", name, message }, message);
       stderr.write(`! rejected inbox/${name}: ${message}\n`);
-      bot?.notice(`⚠️ <b>inbox/${escapeHtml(name)} was rejected</b> and moved to inbox/.rejected/:\n${escapeHtml(message)}`);
+      say(`⚠️ <b>inbox/${escapeHtml(name)} was rejected</b> and moved to inbox/.rejected/:\n${escapeHtml(message)}`);
     },
   });
   const timezone = config.daemon.timezone ?? Intl.DateTimeFormat().resolvedOptions().timeZone;
@@ -273,7 +278,9 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
     },
   });
 
-  for (const message of damage) bot?.notice(`⚠️ ${escapeHtml(message)}`);
+  // Notices of this machine reach Telegram whichever machine runs the bot (before the damage found at start is said).
+  if (cluster && token) notices = clusterNotices({ cluster, daemon, bot: () => bot, notify: config.telegram.notify, ...(config.dashboard.public_url ? { dashboardUrl: config.dashboard.public_url } : {}), trace });
+  for (const message of damage) say(`⚠️ ${escapeHtml(message)}`);
   damage = undefined;
   // What the last process logged but did not live to journal (a kill right after a session ended), before those sessions run again.
   for (const task of store.active().filter((candidate) => candidate.state === "running" || candidate.state === "waiting_approval")) {
@@ -285,7 +292,12 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
     }
   }
   const { resumed, failed } = await daemon.recover();
-  const clusterLoop = cluster && joined ? await startClusterLoop({ cluster, daemon, state: joined.state, concurrency: config.daemon.concurrency, clock, trace, telegramHere, also: () => sharing!.sync(), ...(syncFiles ? { syncFiles } : {}), atStart: () => joined.settleEnded((id) => endOf(join(runtime.sessionsDir, `${id}.jsonl`))) }) : undefined;
+  /** This machine's shared work at each heartbeat: approvals, then Telegram notices. */
+  const sharedWork = async () => {
+    await sharing!.sync();
+    await notices?.tick();
+  };
+  const clusterLoop = cluster && joined ? await startClusterLoop({ cluster, daemon, state: joined.state, concurrency: config.daemon.concurrency, clock, trace, telegramHere, also: sharedWork, ...(syncFiles ? { syncFiles } : {}), atStart: () => joined.settleEnded((id) => endOf(join(runtime.sessionsDir, `${id}.jsonl`))) }) : undefined;
   // A file moved to inbox/.done/ whose task was never recorded (a crash in between): queue it now.
   // Several machines: its task is in the shared store, not in this machine's state, until it is delivered here.
   const queuedElsewhere = new Set(cluster && unstarted?.length ? await storeWatch.retry(() => cluster.queuedNames(unstarted)) : []);
@@ -300,7 +312,7 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
     memory: async () => memoryService.memoryText(),
     digest: async () => {
       const text = await memoryService.digest();
-      bot?.notice(text);
+      say(text);
       return text;
     },
   }, cluster ? { view: (recent) => readClusterView(cluster, recent), get: (id) => cluster.get(id) } : undefined);
@@ -465,6 +477,7 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
       await sharing?.sync().catch(() => {});
       await cluster?.close();
       unjournal();
+      notices?.close();
       journalStop.abort();
       await journaling;
       await bot?.stop();
