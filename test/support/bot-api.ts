@@ -49,6 +49,8 @@ export interface RecordedCall {
   files: Record<string, UploadedFile>;
   /** HTTP method used */
   httpMethod: string;
+  /** the client's own way in (`viaUrl(name)`), if it came through one */
+  via?: string;
   /** when the body had been received, by the stand-in's clock (Date.now unless `now` was given) */
   at: number;
   /** HTTP status of the answer (0: socket destroyed; undefined: not answered yet) */
@@ -113,8 +115,9 @@ export interface BotApi {
   down(mode?: 'refuse' | '502'): void;
   /**
    * One client's way in: `viaUrl(name)` is an apiRoot (`url/via/name`) that reaches this server as
-   * `url` does, until `cutOff(name)`: then every request through it has its socket destroyed (a
-   * network that cannot reach Telegram), while other clients go on; `reconnect(name)` ends it.
+   * `url` does, until `cutOff(name)`: then every request through it, and its poll waiting now,
+   * has its socket destroyed (a network that cannot reach Telegram: what Telegram answers never
+   * arrives), while other clients go on; `reconnect(name)` ends it.
    */
   viaUrl(name: string): string;
   cutOff(name: string): void;
@@ -910,6 +913,7 @@ export async function startBotApi(options: { token?: string; botUsername?: strin
       files: {},
       httpMethod: req.method ?? 'GET',
       at: stamp(),
+      ...(via ? { via: via[1]! } : {}),
     };
     calls.push(call);
     if (outage) return outageAnswer(res, call);
@@ -1005,7 +1009,16 @@ export async function startBotApi(options: { token?: string; botUsername?: strin
       outage = undefined;
     },
     viaUrl: (name) => `http://127.0.0.1:${port}/via/${name}`,
-    cutOff: (name) => void cut.add(name),
+    cutOff(name) {
+      cut.add(name);
+      for (const list of [waiting, held]) {
+        for (const poll of list.filter((each) => each.call.via === name)) {
+          list.splice(list.indexOf(poll), 1);
+          if (poll.timer) clearTimeout(poll.timer);
+          refuse(poll.res, poll.call);
+        }
+      }
+    },
     reconnect: (name) => void cut.delete(name),
     stallPolls() {
       stalled = true;
