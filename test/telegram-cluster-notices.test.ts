@@ -65,16 +65,24 @@ describe("Telegram notices from a machine without the bot", skip, () => {
 
   it("says once, through the bot, that a silent machine's running task waits for it", async () => {
     const cluster = await botOnM2({ env: { NIGHTSHIFT_TEST_MACHINE_SILENT_MS: "3000" } });
-    cluster.api.respondWith(() => ({ ...text("the long answer"), delayMs: 1500 }));
+    // The model answers only once the test lets it: the task is surely running while m1 is stopped.
+    let answer = () => {};
+    const answered = new Promise<void>((resolve) => (answer = resolve));
+    cluster.api.respondWith(async () => {
+      await answered;
+      return text("the long answer");
+    });
     await startBoth(cluster);
     pinnedTask(cluster.m1, "long", "Take your time.");
+    await until(() => cluster.api.requests.length === 1, "the task's model call");
     const running = await eventually(async () => (await cluster.sql<{ id: string }[]>`SELECT id FROM tasks WHERE state = 'running' AND machine = 'm1'`)[0]?.id, (id) => id !== undefined);
-    assert.ok(running, "the task runs on m1");
+    assert.ok(running, "the task runs on m1, as the store says");
 
     cluster.m1.daemon!.child.kill("SIGSTOP");
     await until(() => chat(cluster, "m1 is silent").length === 1, "the bot to say m1 is silent", 30_000);
     assert.match(chat(cluster, "m1 is silent")[0]!.text!, new RegExp(`task ${running} \\(long\\) waits for it`));
     cluster.m1.daemon!.child.kill("SIGCONT");
+    answer();
     await until(() => answers(cluster.telegram, "the long answer").length === 1, "the task to finish once m1 is back", 30_000);
     await eventually(() => unsent(cluster), (n) => n === 0);
     assert.equal(chat(cluster, "m1 is silent").length, 1, "said once for the one silence");
