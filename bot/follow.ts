@@ -131,7 +131,8 @@ export function createFollower(options: FollowOptions): Follower {
       if (message.type === "finished") return finished(message.record, message.result);
       const event = message.event;
       const followed = chatOf(id) !== undefined;
-      if (event.type === "budget_warning") for (const chat of audience(id, "budget")) send(chat, budgetWarning(id, event, options.taskLink), `note:${id}`);
+      // Told by the machine that runs the task (several machines: a task elsewhere tells through cli/telegram-notices.ts).
+      if (event.type === "budget_warning" && options.ranHere(id)) for (const chat of audience(id, "budget")) send(chat, budgetWarning(id, event, options.taskLink), `note:${id}`);
       if (!followed) return;
       const status = progress.get(id) ?? statusOf(id, options.titleOf(id));
       const working = status.state;
