@@ -13,6 +13,7 @@ import { openSessionLog } from "../runtime/session-log.ts";
 import { connectPg } from "../runtime/store/pg.ts";
 import { cluster } from "../runtime/store/pg-cluster.ts";
 import { pgSessions } from "../runtime/store/pg-sessions.ts";
+import { createSessionMirror } from "../tasks/session-mirror.ts";
 import type { TaskRecord } from "../tasks/state.ts";
 import { startMachines } from "../test/support/cluster.ts";
 import { startPgServer, type PgServer } from "../test/support/pg-server.ts";
@@ -142,6 +143,51 @@ export async function benchAppend(steps = 500): Promise<Row[]> {
 }
 
 /**
+ * How far behind the machine that runs a session another machine sees it: a session of `steps`
+ * steps written as the loop writes it (fdatasync), each append followed by the mirror's `grew` as
+ * the daemon's event does (tasks/session-mirror.ts); timed from the append's return to the store's
+ * notification of that event on another connection (what wakes another machine's live page).
+ * One step at a time: each is seen before the next is written, as a model call's seconds allow.
+ */
+export async function benchMirror(steps = 300): Promise<Row[]> {
+  const dir = mkdtempSync(join("/var/tmp", "nightshift-bench-mirror-"));
+  try {
+    return await withServer(async (server) => {
+      const [writer, reader] = [await connectPg(server.url), await connectPg(server.url)];
+      try {
+        const sessions = pgSessions(writer);
+        const mirror = createSessionMirror({ sessions, sessionsDir: dir, machine: "m2", stateFile: join(dir, "mirror.json"), trace: { warn: () => {} } });
+        let seen: () => void = () => {};
+        const unlisten = await pgSessions(reader).listen(() => seen());
+        const log = await openSessionLog(join(dir, "s.jsonl"), "s", { sync: true });
+        const lag: number[] = [];
+        for (let i = 0; i < steps; i++) {
+          for (const events of step(i)) {
+            const arrived = new Promise<void>((resolve) => (seen = resolve));
+            await log.append(...events);
+            const written = performance.now();
+            mirror.grew("s");
+            await arrived;
+            lag.push(performance.now() - written);
+          }
+        }
+        await unlisten();
+        await log.close();
+        return [
+          { name: `written here → notified on another connection, median of ${lag.length}`, value: median(lag), unit: "ms" },
+          { name: "written here → notified, p95", value: p95(lag), unit: "ms" },
+        ];
+      } finally {
+        await writer.end({ timeout: 1 });
+        await reader.end({ timeout: 1 });
+      }
+    });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/**
  * 60 task files dropped at once into one machine's inbox/, real `nightshift start` daemons
  * (concurrency 1 each), the Messages API stand-in answering each task's one request after
  * `latencyMs`: from the drop to the 60th result in that machine's outbox/, on one machine and on three.
@@ -230,6 +276,7 @@ if (import.meta.main) {
   const which = process.argv[2];
   if (!which || which === "claim") console.log(`## Claim latency\n\n${formatRows(await benchClaim())}\n`);
   if (!which || which === "append") console.log(`## Session event append\n\n${formatRows(await benchAppend())}\n`);
+  if (!which || which === "mirror") console.log(`## How far behind another machine sees a session\n\n${formatRows(await benchMirror())}\n`);
   if (!which || which === "spread") console.log(`## 60 tasks, three machines against one\n\n${formatRows(await benchSpread())}\n`);
   if (!which || which === "failover") console.log(`## Telegram failover\n\n${formatRows(await benchFailover())}\n`);
 }

@@ -16,7 +16,7 @@ import { benchCron, formatCron } from "./cron.ts";
 import { benchFormat } from "./format.ts";
 import { benchPolicy } from "./policy.ts";
 import { benchFirstRender, benchIdleDashboard, benchLiveEvents } from "./dashboard.ts";
-import { benchAppend, benchClaim, benchFailover, benchSpread } from "./cluster.ts";
+import { benchAppend, benchClaim, benchFailover, benchMirror, benchSpread } from "./cluster.ts";
 
 interface Bench {
   title: string;
@@ -52,6 +52,7 @@ const benches: Bench[] = [
   { title: "Policy checks per bash call", what: "`decide` for the command and `pathArguments` with a `decide` per path, over the 417-line ordinary corpus with the default rules and a deny rule for `git push`; median of 21 passes after one untimed pass", run: rows(() => benchPolicy()) },
   { title: "Several machines: claim latency", what: "a PostgreSQL server of its own on loopback (fsync on): 300 tasks enqueued, then claimed one at a time, each timed; a claim of the empty queue", run: rows(() => benchClaim()) },
   { title: "Several machines: a session event append, PostgreSQL against the JSONL file", what: "500 steps (1,000 appends: model_response + tool_start, then tool_end) into the JSONL log with fdatasync under /var/tmp, and into runtime/store/pg-sessions.ts on a loopback server with fsync on", run: rows(() => benchAppend()) },
+  { title: "Several machines: how far behind another machine sees a session", what: "a 300-step session written with fdatasync, the mirror asked after each append as the daemon's event asks it (tasks/session-mirror.ts): append → the store's notification of it on another connection", run: rows(() => benchMirror()) },
   { title: "Several machines: 60 tasks on three machines against one", what: "real `nightshift start` daemons (concurrency 1 each) on one database, 60 task files dropped at once into one machine's inbox/, the Messages API stand-in answering each task's one request after 500 ms: drop → the 60th result in that machine's outbox/", run: rows(() => benchSpread()) },
   { title: "Several machines: Telegram failover", what: "two real daemons with the 15 s Telegram lease, the Bot API stand-in; the bot's machine stopped with SIGSTOP and a message sent at once: stop → another machine runs the bot, and → that message's answer (median of 3)", run: rows(() => benchFailover()) },
   { title: "Sandbox cost per command", what: "`true` and a curl GET, bare, unsandboxed, under bubblewrap and under sandbox-runtime (srt), each also with the network proxy, 20 runs each (target: ≤ 50 ms added)", run: async () => formatTable(await benchSandbox()) },

@@ -11,6 +11,8 @@ import { BUILTIN_TOOL_NAMES, loadAgents } from "../runtime/specialists/agents.ts
 import { loadSkills } from "../runtime/skills/library.ts";
 import { readSchedules } from "../tasks/schedules.ts";
 import { FOLDERS } from "./init.ts";
+import { settingsHash } from "../runtime/shared-settings.ts";
+import { describeSettings, readSettingsState } from "../tasks/settings-state.ts";
 
 export interface Check {
   ok: boolean;
@@ -44,6 +46,7 @@ export async function runDoctor({ loaded, sandbox, nodeVersion, timeoutMs = 5000
   checks.push(...(await checkEndpoints(loaded, timeoutMs)));
   checks.push(...(await checkTelegram(loaded, timeoutMs)));
   checks.push(...(await checkStore(loaded, timeoutMs)));
+  checks.push(...checkSharedSettings(loaded));
   checks.push(...checkMemory(loaded));
   checks.push(...checkConfigSecrets(loaded.home));
   checks.push(...(await checkMcpServers(loaded)));
@@ -177,6 +180,17 @@ export async function checkStore(loaded: LoadedConfig, timeoutMs: number): Promi
   } finally {
     await sql.end({ timeout: 1 }).catch(() => {});
   }
+}
+
+/** Several machines: where the permission policy and MCP servers this machine runs came from (tasks/shared-settings.ts). */
+function checkSharedSettings(loaded: LoadedConfig): Check[] {
+  if (!storeUrl(loaded)) return [];
+  const state = readSettingsState(loaded.home);
+  const hash = settingsHash(loaded.config);
+  const label = `shared settings (permissions, mcp): ${describeSettings(state, machineName(loaded.config), hash)}`;
+  if (state.refused) return [{ ok: false, level: "warn", label, fix: `fix the settings in config.yaml on ${state.refused.from} (or change them on any machine: the next valid change published wins)` }];
+  if (state.unpublished?.hash === hash) return [{ ok: false, level: "warn", label, fix: "fix config.yaml as the message says; the daemon publishes it at its next heartbeat" }];
+  return [{ ok: true, label }];
 }
 
 /** A message about a connection, with its URL and password taken out wherever they appear. */

@@ -16,7 +16,7 @@ import { createDaemon, endOf, SlotTaken } from "../tasks/daemon.ts";
 import { createHeapTrim } from "../runtime/heap-trim.ts";
 import { createStoreWatch, watched } from "../runtime/store/outage.ts";
 import { joinShared, startClusterLoop } from "../tasks/cluster.ts";
-import { readClusterView } from "../tasks/cluster-view.ts";
+import { machineOf, readClusterView } from "../tasks/cluster-view.ts";
 import { startControlServer } from "../tasks/control.ts";
 import { htmlToPlain } from "../bot/reports.ts";
 import { startJobs } from "./jobs.ts";
@@ -30,6 +30,8 @@ import { readTaskFile, taskFromPrompt, toTaskSpec } from "../tasks/index.ts";
 import { initHome } from "./init.ts";
 import { joinCluster, oneAtATime, sharedFilesSync } from "./cluster-start.ts";
 import { clusterNotices, type ClusterNotices } from "./telegram-notices.ts";
+import { sharedSettingsSync } from "./settings-start.ts";
+import { shareSessions } from "./shared-sessions.ts";
 
 export interface StartIO {
   loaded: LoadedConfig;
@@ -172,6 +174,11 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
   const daemon = createDaemon({ home, clock, runtime, state: joined?.state ?? store, trace, storage, concurrency: config.daemon.concurrency, maxCrashes: config.daemon.max_crashes, ...(joined ? { shared: joined.shared } : {}) });
   /** With several machines: identity, memory, specialists and skills kept in line with the others. */
   const syncFiles = cluster ? sharedFilesSync({ cluster, home, clock, trace, stderr, notice: say }) : undefined;
+  /** With several machines: the permission policy and MCP servers, the same on every machine (cli/settings-start.ts). */
+  const syncSettings = cluster ? sharedSettingsSync({ cluster, home, clock, trace, stderr, notice: say, runtime, started: config }) : undefined;
+  /** With several machines: this machine's session logs copied to the store, and any machine's task read from there. */
+  const sessions = cluster ? await shareSessions({ cluster, daemon, sessionsDir: runtime.sessionsDir, home, trace }) : undefined;
+  const readEvents = sessions ? sessions.readEvents : (id: string) => readSessionLog(join(runtime.sessionsDir, `${id}.jsonl`));
   const memoryWork = createMemoryService({ loaded, clock, memory, small: () => runtime.modelFor("small"), tasks: daemon.tasks, approvals, ...(cluster ? { shared: cluster } : {}) });
   const memoryService = cluster && syncFiles ? oneAtATime(memoryWork, { cluster, clock, syncFiles }) : memoryWork;
   // Journal entries are written in order; on a full or read-only disk they wait for space (until the daemon stops).
@@ -200,7 +207,8 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
       settings: config.telegram,
       limits: { dailyUsd: config.budget.daily_usd, perTaskUsd: config.budget.max_usd },
       clock,
-      daemon,
+      // With several machines, the bot follows a task that runs on another machine from the store's copy of its log too.
+      daemon: sessions ? { ...daemon, watch: sessions.watchEverywhere } : daemon,
       approvals,
       sessionsDir: runtime.sessionsDir,
       trace,
@@ -219,7 +227,7 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
       },
       memory: { show: async () => memoryService.memoryText(), undo: () => memoryService.undo() },
       digest: () => memoryService.digest(),
-      readEvents: (id) => readSessionLog(join(runtime.sessionsDir, `${id}.jsonl`)),
+      readEvents,
       dashboardLink: () => loginLink({ home, clock, port: config.dashboard.port, ...(config.dashboard.public_url ? { publicUrl: config.dashboard.public_url } : {}) }),
       ...(config.dashboard.public_url ? { dashboardUrl: config.dashboard.public_url } : {}),
       ...(botCluster ? { cluster: botCluster } : {}),
@@ -291,13 +299,40 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
       trace.error({ session: task.id, event: "journal_failed", error: (error as Error).message }, `could not write the journal: ${(error as Error).message}`);
     }
   }
+  // Before any session starts here: another machine's newer policy and servers, or this machine's change to them.
+  await syncSettings?.().catch((error: unknown) => void trace.warn({ event: "shared_settings_failed", error: (error as Error).message }, `could not compare the shared settings with the store: ${(error as Error).message}`));
   const { resumed, failed } = await daemon.recover();
-  /** This machine's shared work at each heartbeat: approvals, then Telegram notices. */
-  const sharedWork = async () => {
-    await sharing!.sync();
-    await notices?.tick();
-  };
-  const clusterLoop = cluster && joined ? await startClusterLoop({ cluster, daemon, state: joined.state, concurrency: config.daemon.concurrency, clock, trace, telegramHere, also: sharedWork, ...(syncFiles ? { syncFiles } : {}), atStart: () => joined.settleEnded((id) => endOf(join(runtime.sessionsDir, `${id}.jsonl`))) }) : undefined;
+  const clusterLoop =
+    cluster && joined
+      ? await startClusterLoop({
+          cluster,
+          daemon,
+          state: joined.state,
+          concurrency: config.daemon.concurrency,
+          clock,
+          trace,
+          telegramHere,
+          // Approvals, session logs, then Telegram notices.
+          also: async () => {
+            await sharing!.sync();
+            await sessions!.sync();
+            await notices?.tick();
+          },
+          // The files first, then the settings, each tick: a file that cannot be read or written here does not hold the settings up.
+          ...(syncFiles
+            ? {
+                syncFiles: async () => {
+                  try {
+                    await syncFiles();
+                  } finally {
+                    await syncSettings?.();
+                  }
+                },
+              }
+            : {}),
+          atStart: () => joined.settleEnded((id) => endOf(join(runtime.sessionsDir, `${id}.jsonl`))),
+        })
+      : undefined;
   // A file moved to inbox/.done/ whose task was never recorded (a crash in between): queue it now.
   // Several machines: its task is in the shared store, not in this machine's state, until it is delivered here.
   const queuedElsewhere = new Set(cluster && unstarted?.length ? await storeWatch.retry(() => cluster.queuedNames(unstarted)) : []);
@@ -315,7 +350,7 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
       say(text);
       return text;
     },
-  }, cluster ? { view: (recent) => readClusterView(cluster, recent), get: (id) => cluster.get(id) } : undefined);
+  }, cluster ? { view: (recent) => readClusterView(cluster, recent), get: (id) => cluster.get(id), events: (id) => readEvents(id) } : undefined);
   const jobs = startJobs({
     timezone,
     clock,
@@ -413,7 +448,7 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
       // What the bot reads: the daemon's tasks, the runtime's approvals, the session logs, /budget's spend.
       tasks: daemon.tasks,
       approvals,
-      readEvents: (id) => readSessionLog(join(runtime.sessionsDir, `${id}.jsonl`)),
+      readEvents,
       // A task's specialists each have a log in sessions/<task>/ (runtime.ts `runChild`).
       readSpecialists: (id) => specialistLogs(runtime.sessionsDir, id),
       // What the daily budget counts, so the page and the limit agree (even after the clock stepped back).
@@ -428,8 +463,11 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
       // The Health page: `nightshift doctor`'s checks over the daemon's config and sandbox, each time it is loaded.
       checks: async () => (await import("./doctor.ts")).runDoctor({ loaded, sandbox: runtime.sandbox, nodeVersion: process.version }),
       // Live pages wake on the daemon's events and read only what a log grew by.
-      watch: (listener) => daemon.watch((session) => listener(session)),
-      readLogFrom: (id, offset) => readSessionLogFrom(join(runtime.sessionsDir, `${id}.jsonl`), offset),
+      // With several machines, a task that runs on another machine is read from the store's copy of its log, and wakes on its appends.
+      watch: sessions ? sessions.watch : (listener) => daemon.watch((session) => listener(session)),
+      readLogFrom: sessions ? sessions.readLogFrom : (id, offset) => readSessionLogFrom(join(runtime.sessionsDir, `${id}.jsonl`), offset),
+      ...(sessions ? { findElsewhere: sessions.findElsewhere } : {}),
+      ...(cluster ? { listShared: async (filter, limit) => (await cluster.list(filter, limit)).map((task) => ({ task: task.record, machine: machineOf(task) })) } : {}),
       cancel: (id, reason) => daemon.cancel(id, reason),
       staged: {
         has: (id) => readStage(home, id) !== undefined,
@@ -472,6 +510,7 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
       const jobsDone = jobs.close(); // a nightly job finishing now still writes its cursor before the state closes
       await daemon.stop();
       await telegramLease?.stop();
+      await sessions?.stop();
       await clusterLoop?.stop();
       // Answers given here to other machines' questions reach the store before it closes.
       await sharing?.sync().catch(() => {});

@@ -1,8 +1,10 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
+import type { SessionEvent } from "../runtime/events.ts";
 import { readSessionLogPrefix, SessionLogError } from "../runtime/session-log.ts";
 import { connectDaemon } from "../tasks/control-client.ts";
 import type { TaskRecord } from "../tasks/state.ts";
+import { describeSettings, readSettingsState } from "../tasks/settings-state.ts";
 import { machineOf, machineState, silence, waitingFor, type ClusterView } from "../tasks/cluster-view.ts";
 import { readStateQuietly, StateUnreadable, type TaskReader } from "../tasks/task-reader.ts";
 import { progressLine } from "./progress.ts";
@@ -19,7 +21,7 @@ export async function statusCommand(home: string, id: string | undefined, now: n
     if (!id) {
       let storeDown: string | undefined;
       const view = client ? await client.cluster(SHOWN).catch((error: unknown) => void (storeDown = (error as Error).message)) : undefined;
-      if (view) return [`daemon running, machine ${view.machine} on the shared store`, ...clusterText(view, now, SHOWN)].join("\n");
+      if (view) return [`daemon running, machine ${view.machine} on the shared store`, ...clusterText(view, now, SHOWN), "", `shared settings (permissions, mcp): ${describeSettings(readSettingsState(home), view.machine)}`].join("\n");
       if (storeDown) header = `daemon running; the shared store does not answer (${storeDown}), so only this machine's tasks are shown`;
       const { tasks, total } = client ? await client.list(SHOWN) : { tasks: reader!.overview(SHOWN), total: reader!.count() };
       if (tasks.length === 0) return `${header}; no tasks yet. Drop a task file in ${join(home, "inbox")} or run: nightshift run "…"`;
@@ -31,9 +33,13 @@ export async function statusCommand(home: string, id: string | undefined, now: n
     }
     const task = client ? await client.get(id) : reader!.find(id);
     if (!task && client) {
-      // Several machines: a task of another machine has its session log there.
+      // Several machines: a task of another machine, its timeline from the store's copy of its log.
       const shared = await client.sharedTask(id);
-      if (shared) return `${shared.record.id}  ${shared.record.state}  "${shared.record.title}"  on ${machineOf(shared) ?? "no machine yet"}${shared.record.reason ? `\n  ${shared.record.reason}` : ""}\n  its session log is on ${machineOf(shared) ?? "the machine that takes it"}: \`nightshift status ${shared.record.id}\` there shows its timeline`;
+      if (shared) {
+        const { record, events } = shared;
+        const head = `${record.id}  ${record.state}  "${record.title}"  on ${machineOf(shared) ?? "no machine yet"}  ${record.turns} turns  $${record.cost_usd.toFixed(4)}${record.reason ? `\n  ${record.reason}` : ""}`;
+        return [head, ...(events.length ? eventLines(record.id, events) : ["  (queued: no session yet)"])].join("\n");
+      }
     }
     return await timeline(home, id, task);
   } finally {
@@ -71,14 +77,19 @@ async function timeline(home: string, id: string, task: TaskRecord | undefined):
       if (error instanceof SessionLogError) return { events: [], damage: error };
       throw error;
     });
-    const start = events[0]?.at ?? 0;
-    for (const event of events) {
-      const line = progressLine(task?.id ?? id, event);
-      if (line) lines.push(`${`+${age(event.at - start)}`.padStart(7)} ${line.trim().replace(/\n\s*/g, "\n        ")}`);
-    }
+    lines.push(...eventLines(task?.id ?? id, events));
     if (damage) lines.push(`  ! ${damage.problem}: the session log is damaged there; what follows it is not shown (the file is kept as it is)`);
   } else lines.push("  (queued: no session yet)");
   return lines.join("\n");
+}
+
+/** One line per event worth a line, timed from the session's start. */
+function eventLines(id: string, events: SessionEvent[]): string[] {
+  const start = events[0]?.at ?? 0;
+  return events.flatMap((event) => {
+    const line = progressLine(id, event);
+    return line ? [`${`+${age(event.at - start)}`.padStart(7)} ${line.trim().replace(/\n\s*/g, "\n        ")}`] : [];
+  });
 }
 
 /** The state read without taking ownership (the daemon is its only writer); a damaged file is a usage error saying what to do. */

@@ -1,7 +1,10 @@
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { SessionBusy } from "../runtime/errors.ts";
 import { lockSession, machineName, storeSetting, storeUrl, type Clock, type LoadedConfig } from "../runtime/index.ts";
 import { openCluster } from "../runtime/store/pg-cluster.ts";
+import { pgSessions } from "../runtime/store/pg-sessions.ts";
+import { createSessionMirror } from "../tasks/session-mirror.ts";
 import { readSchedules } from "../tasks/schedules.ts";
 import { openState, StateRefused } from "../tasks/state.ts";
 import { stateNotices } from "./storage-notices.ts";
@@ -9,8 +12,9 @@ import { UsageError } from "./usage.ts";
 
 /**
  * `nightshift store migrate`: a single-machine home into the shared PostgreSQL store. Every task of
- * the local state is written there as this machine's (active ones pinned here: their session logs
- * are here), with the schedules' cursors, in one transaction; running it again adds nothing twice.
+ * the local state is written there as this machine's (active ones pinned here: they resume from
+ * their session logs here), with the schedules' cursors, in one transaction; then every session
+ * log is copied there (tasks/session-mirror.ts). Running it again adds nothing twice.
  * It holds the daemon's lock meanwhile, so no daemon writes the state under it; the local state
  * is read, never changed, and stays the daemon's as before.
  */
@@ -45,8 +49,17 @@ export async function storeCommand(args: string[], loaded: LoadedConfig, clock: 
         throw new UsageError(`could not open the shared store (${setting}): ${(error as Error).message}. Check that PostgreSQL runs and the setting is right`);
       });
       let counts;
+      const logs = { copied: 0, left: [] as string[], warnings: [] as string[] };
       try {
         counts = await cluster.adopt(tasks, cursors);
+        // Each task's session log, copied into the store as a running daemon copies its own; what is not copied whole now
+        // (the store went away) is kept in state/session-mirror.json, and the daemon copies it at its next start.
+        const mirror = createSessionMirror({ sessions: pgSessions(cluster.sql), sessionsDir: join(home, "sessions"), machine, stateFile: join(home, "state", "session-mirror.json"), trace: { warn: (_fields, message) => void logs.warnings.push(message ?? "") } });
+        const withLogs = tasks.filter((task) => existsSync(join(home, "sessions", `${task.id}.jsonl`))).map((task) => task.id);
+        mirror.backfill(withLogs);
+        await mirror.sync();
+        logs.left = mirror.pending();
+        logs.copied = withLogs.length - logs.left.length;
       } finally {
         await cluster.close();
       }
@@ -54,7 +67,8 @@ export async function storeCommand(args: string[], loaded: LoadedConfig, clock: 
       lines = [
         `${tasks.length} task${tasks.length === 1 ? "" : "s"} of ${home} on the shared store (${setting}) as machine ${machine}: ${counts.added} added, ${counts.updated} brought up to date, ${counts.same} there already.`,
         ...(active ? [`Pinned to ${machine}, to run and resume only here: ${active} active task${active === 1 ? "" : "s"} (queued, running or waiting).`] : []),
-        `Their session logs stay in ${join(home, "sessions")} on this machine, where a resume reads them; the local state (state/nightshift.db) is kept as it was.`,
+        `Session logs: ${logs.copied} copied to the shared store, where every machine's dashboard reads them${logs.left.length ? `; ${logs.left.length} left to copy when this machine's daemon starts` : ""}. The files stay in ${join(home, "sessions")}, where a resume on this machine reads them; the local state (state/nightshift.db) is kept as it was.`,
+        ...logs.warnings.map((warning) => `! ${warning}`),
         ...(cursors.length ? [`Schedule cursors: ${counts.cursors} of ${cursors.length} moved forward (each slot of a schedule runs once across the machines).`] : []),
         ...(counts.foreign.length ? [`! ${counts.foreign.length} task id${counts.foreign.length === 1 ? " is" : "s are"} another machine's on the store and left alone: ${counts.foreign.slice(0, 5).join(", ")}${counts.foreign.length > 5 ? ", …" : ""}`] : []),
         ...stateNotices(opened, home).map((notice) => `! ${notice.message}`),

@@ -15,9 +15,9 @@ import { nowBody, readNow, type NowSources } from "./now.ts";
 import { APP_CSS } from "./style.ts";
 import { liveStream, type LiveSources } from "./live.ts";
 import { LIVE_SCRIPT } from "./live-script.ts";
-import { approvalsOf, fullOutput, readTask, taskBody, taskHead, taskPath, type TaskPageSources } from "./task-page.ts";
+import { approvalsOf, findTask, fullOutput, readTask, taskBody, taskHead, taskPath, type TaskPageSources } from "./task-page.ts";
 import { lanesOf } from "./lanes.ts";
-import { tasksBody } from "./tasks-list.ts";
+import { tasksBody, type SharedList } from "./tasks-list.ts";
 import { readTrace, traceBody } from "./trace-page.ts";
 
 export interface DashboardDeps extends Omit<NowSources, "tasks"> {
@@ -40,6 +40,10 @@ export interface DashboardDeps extends Omit<NowSources, "tasks"> {
   charges: CostSources["charges"];
   /** A task's specialists' own logs, for their lanes on the Task page and their calls on the Trace page (the daemon: `specialistLogs`). */
   readSpecialists: TaskPageSources["readSpecialists"];
+  /** Several machines: another machine's task, for its Task and Trace pages (its log is the store's copy: `readEvents`). */
+  findElsewhere?: TaskPageSources["findElsewhere"];
+  /** Several machines: the Tasks page lists every machine's tasks from the store. */
+  listShared?: SharedList;
   /** What `nightshift doctor` checks, run when the Health page is loaded. */
   checks: HealthSources["checks"];
   /** Live updates: the daemon's events as they are emitted, and a task's log read from where a stream left off. */
@@ -103,7 +107,7 @@ export function createDashboard(deps: DashboardDeps): Hono<{ Variables: { sessio
       clock: deps.clock,
       watch: deps.watch,
       readLogFrom: deps.readLogFrom,
-      find: (id) => deps.tasks.find(id),
+      find: (id) => findTask(deps, id),
       head: async (task, events) => {
         const lanes = lanesOf(task, events, await deps.readSpecialists(task.id).catch(() => []));
         return String(taskHead(task, events, approvalsOf(deps.approvals.pending(), task.id), lanes, deps.clock.now(), csrf));
@@ -112,7 +116,7 @@ export function createDashboard(deps: DashboardDeps): Hono<{ Variables: { sessio
   });
   app.get("/", async (c) => c.html(page("Nightshift · Now", nowBody(await readNow(deps, deps.clock.now()), csrfTokenOf(c.get("session"))), true)));
 
-  app.get("/tasks", (c) => c.html(page("Nightshift · Tasks", tasksBody(deps.tasks, c.req.query(), deps.clock.now()), true)));
+  app.get("/tasks", async (c) => c.html(page("Nightshift · Tasks", await tasksBody(deps.tasks, c.req.query(), deps.clock.now(), deps.listShared), true)));
   app.get("/tasks/:id", async (c) => {
     const view = await readTask(deps, c.req.param("id"), c.req.query("before"));
     if (!view) return c.html(noSuchTask(c.req.param("id")), 404);
@@ -121,7 +125,7 @@ export function createDashboard(deps: DashboardDeps): Hono<{ Variables: { sessio
   });
   // The same cancel as `nightshift cancel` and /cancel; the guard has checked Origin and the CSRF token.
   app.post("/tasks/:id/cancel", async (c) => {
-    const task = deps.tasks.find(c.req.param("id"));
+    const task = await findTask(deps, c.req.param("id"));
     if (!task) return c.html(page("Not cancelled", html`<h1>Not cancelled</h1><p>No task has the id <code>${c.req.param("id")}</code>.</p>${back}`, true), 404);
     const result = await deps.cancel(task.id, "cancelled on the dashboard");
     deps.trace.info({ event: "dashboard_cancel", session: task.id, result }, `task ${task.id} cancel on the dashboard: ${result}`);

@@ -33,7 +33,8 @@ export interface LiveSources {
   readLogFrom(id: string, offset: number): Promise<{ events: SessionEvent[]; offset: number }>;
   /** The header as the Task page draws it, for the task's state now. */
   head(task: TaskRecord, events: SessionEvent[]): Promise<string>;
-  find(id: string): TaskRecord | undefined;
+  /** A task here, or (several machines) another machine's. */
+  find(id: string): TaskRecord | undefined | Promise<TaskRecord | undefined>;
   /** Whether the stream's session still holds: a logout, `--logout-all` or expiry ends its streams too. */
   signedIn(): boolean;
   /** A stream that could not read or draw something says it here (the trace), and goes on. */
@@ -62,7 +63,7 @@ export function liveStream(c: Context, sources: LiveSources) {
       stream.onAbort(resolve);
     });
     const end = () => void stream.close().then(ended);
-    const task = asked === undefined ? undefined : sources.find(asked);
+    const task = asked === undefined ? undefined : await sources.find(asked);
     if (asked !== undefined && (!task || !TASK_ID.test(task.id))) {
       await stream.writeSSE({ event: "gone", data: "No such task." });
       return;
@@ -152,7 +153,7 @@ async function taskFollower(stream: SSEStreamingApi, sources: LiveSources, taskI
       }
       await stream.writeSSE({ event: "log", id: String(index + 1), data: JSON.stringify(fragment ?? {}) });
     }
-    const task = sources.find(taskId);
+    const task = await sources.find(taskId);
     const next = task ? await sources.head(task, events) : "";
     if (next !== head) {
       // Sent on connecting too: the task may have moved on since the page was drawn.

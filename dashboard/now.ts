@@ -132,7 +132,7 @@ ${cluster.machines.map((machine) => {
 })}
 </tbody></table>
 <h3>On other machines or in the shared queue (${cluster.elsewhere.length})</h3>
-${cluster.elsewhere.length === 0 ? html`<p class="quiet">Nothing runs or waits elsewhere.</p>` : html`<ul class="cards">${cluster.elsewhere.map(({ task, waiting }) => html`<li class="card"><strong>${task.record.title || "Task"}</strong> <code>${task.record.id}</code>
+${cluster.elsewhere.length === 0 ? html`<p class="quiet">Nothing runs or waits elsewhere.</p>` : html`<ul class="cards">${cluster.elsewhere.map(({ task, waiting }) => html`<li class="card"><a class="task" href="/tasks/${encodeURIComponent(task.record.id)}"><strong>${task.record.title || "Task"}</strong></a> <code>${task.record.id}</code>
 <p>${STATE_WORDS[task.record.state]} · ${machineOf(task) ? `on ${machineOf(task)}` : "for any machine"} · queued ${ago(now - task.record.created)} ago</p>
 ${waiting ? html`<p class="warn">${waiting}</p>` : ""}</li>`)}</ul>`}
 </section>`;

@@ -23,6 +23,8 @@ export const OUTPUT_CUT = 4096;
 
 export interface TaskPageSources {
   tasks: Pick<TaskReader, "find">;
+  /** Several machines: a task of another machine, from the shared store (this machine's `tasks` do not hold it). */
+  findElsewhere?(id: string): Promise<TaskRecord | undefined>;
   /** A task's session log; may throw for a task that has none yet. */
   readEvents(id: string): Promise<SessionEvent[]>;
   /** Pending approvals: the task's own (and its specialists') are pinned on top of its page. */
@@ -43,8 +45,13 @@ export interface TaskView {
   lanes: Lane[];
 }
 
+/** A task by id or file name here, else (several machines) another machine's by id. */
+export async function findTask(sources: Pick<TaskPageSources, "tasks" | "findElsewhere">, id: string): Promise<TaskRecord | undefined> {
+  return sources.tasks.find(id) ?? (await sources.findElsewhere?.(id).catch(() => undefined));
+}
+
 export async function readTask(sources: TaskPageSources, id: string, before: string | undefined): Promise<TaskView | undefined> {
-  const task = sources.tasks.find(id);
+  const task = await findTask(sources, id);
   if (!task) return undefined;
   const events = await sources.readEvents(task.id).catch(() => [] as SessionEvent[]);
   const asked = Number(before);

@@ -7,7 +7,8 @@ import { STATE_WORDS } from "./now.ts";
  * The Tasks page: every task, newest first, 50 at a time, filtered by state and origin through the
  * query (`?state=failed&origin=telegram&before=<created>:<id>`), so a filtered page is a link. The
  * filters and the "older" cursor go to `TaskReader.list`, an indexed query: 10,000 tasks are never
- * read to show 50.
+ * read to show 50. With several machines the list is every machine's, from the shared store's
+ * index, each task marked with the machine it ran on; with the store away, this machine's.
  */
 
 export const PAGE_SIZE = 50;
@@ -20,14 +21,25 @@ export interface TasksQuery {
   before?: string | undefined;
 }
 
-export function tasksBody(reader: Pick<TaskReader, "list">, query: TasksQuery, now: number) {
+/** A task of the list, and (several machines) the machine it is on. */
+export interface ListedTask {
+  task: TaskRecord;
+  machine?: string | undefined;
+}
+
+/** Every machine's tasks from the shared store; throws when the store does not answer. */
+export type SharedList = (filter: Parameters<TaskReader["list"]>[0], limit: number) => Promise<ListedTask[]>;
+
+export async function tasksBody(reader: Pick<TaskReader, "list">, query: TasksQuery, now: number, shared?: SharedList) {
   const state = STATES.includes(query.state as TaskRecord["state"]) ? query.state : undefined;
   const origin = query.origin ? query.origin : undefined;
   const before = cursorOf(query.before);
+  const filter = { state, origin, before };
   // One more than a page tells whether an "older" link leads anywhere.
-  const rows = reader.list({ state, origin, before }, PAGE_SIZE + 1);
+  let storeDown = false;
+  const rows: ListedTask[] = (shared ? await shared(filter, PAGE_SIZE + 1).catch(() => void (storeDown = true)) : undefined) ?? reader.list(filter, PAGE_SIZE + 1).map((task) => ({ task }));
   const shown = rows.slice(0, PAGE_SIZE);
-  const last = shown.at(-1);
+  const last = shown.at(-1)?.task;
   const older = rows.length > PAGE_SIZE && last ? link({ state, origin, before: `${last.created}:${last.id}` }) : undefined;
   return html`<h1>Tasks</h1>
 <form method="get" action="/tasks" class="filters">
@@ -35,16 +47,17 @@ export function tasksBody(reader: Pick<TaskReader, "list">, query: TasksQuery, n
 <label>Source <select name="origin"><option value="">any</option>${[...new Set([...ORIGINS, ...(origin ? [origin] : [])])].map((value) => html`<option value="${value}"${value === origin ? " selected" : ""}>${value}</option>`)}</select></label>
 <button type="submit">Filter</button>
 </form>
-${shown.length === 0 ? html`<p class="quiet">No task${state || origin ? " matches" : " yet"}.</p>` : html`<ul class="cards">${shown.map((task) => row(task, now))}</ul>`}
+${storeDown ? html`<p class="warn">The shared store does not answer: only this machine's tasks are listed.</p>` : ""}
+${shown.length === 0 ? html`<p class="quiet">No task${state || origin ? " matches" : " yet"}.</p>` : html`<ul class="cards">${shown.map((listed) => row(listed, now))}</ul>`}
 ${before ? html`<p><a class="more" href="${link({ state, origin })}">Newest</a></p>` : ""}
 ${older ? html`<p><a class="more" href="${older}">Older</a></p>` : ""}`;
 }
 
-function row(task: TaskRecord, now: number) {
+function row({ task, machine }: ListedTask, now: number) {
   const end = task.finished ?? now;
   const took = task.started !== undefined ? ago(end - task.started) : "not started";
   return html`<li class="card"><a class="task" href="/tasks/${encodeURIComponent(task.id)}">${task.title || "Task"}</a>
-<p class="quiet"><span class="state ${task.state}">${STATE_WORDS[task.state]}</span> · ${task.origin} · ${formatCost(task.cost_usd)} · ${took} · <code>${task.id}</code></p></li>`;
+<p class="quiet"><span class="state ${task.state}">${STATE_WORDS[task.state]}</span>${machine ? ` · on ${machine}` : ""} · ${task.origin} · ${formatCost(task.cost_usd)} · ${took} · <code>${task.id}</code></p></li>`;
 }
 
 function link(query: TasksQuery): string {

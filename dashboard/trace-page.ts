@@ -3,7 +3,7 @@ import type { EventOf, SessionEvent, Usage } from "../runtime/index.ts";
 import type { TaskRecord } from "../tasks/index.ts";
 import { formatCost, oneLine, runningNow } from "./format.ts";
 import { specialistName, type SpecialistLog } from "./lanes.ts";
-import { taskPath, type TaskPageSources } from "./task-page.ts";
+import { findTask, taskPath, type TaskPageSources } from "./task-page.ts";
 
 /**
  * The Trace page: a task's model calls (latency, tokens, cache reads and writes, cost) and tool
@@ -53,7 +53,7 @@ export interface TraceView {
 }
 
 export async function readTrace(sources: TaskPageSources, id: string, before: string | undefined, now: number): Promise<TraceView | undefined> {
-  const task = sources.tasks.find(id);
+  const task = await findTask(sources, id);
   if (!task) return undefined;
   const [events, logs] = await Promise.all([sources.readEvents(task.id).catch(() => [] as SessionEvent[]), sources.readSpecialists(task.id).catch(() => [] as SpecialistLog[])]);
   const open = runningNow(task);

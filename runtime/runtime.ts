@@ -12,8 +12,9 @@ import { createDailySpend, type DailySpend } from "./daily-spend.ts";
 import { BUILTIN_TOOL_NAMES, loadAgents } from "./specialists/agents.ts";
 import { createSpecialistRunner } from "./specialists/run.ts";
 import type { McpHost } from "./mcp/host.ts";
+import { mcpGenerations, type McpLease, type McpServers, type Started } from "./mcp/generations.ts";
+import type { SharedSettings } from "./shared-settings.ts";
 import { readPins } from "./mcp/pins.ts";
-import type { ConnectedServer } from "./mcp/servers.ts";
 import { offeredTools, type OfferedTools } from "./mcp/tools.ts";
 import { createCallTool, createToolSearch, toolCatalog, type ServerTools } from "./mcp/search.ts";
 import { dropReview, reviewOf, saveReview, type ToolReview } from "./mcp/reviews.ts";
@@ -87,6 +88,12 @@ export interface Runtime {
   continue(id: string, text: string, options?: RunOptions, since?: number): Promise<SessionResult>;
   /** The model client for a role name or a model id (an id runs on the main role's endpoint). */
   modelFor(model: string): ModelClient;
+  /**
+   * The permission policy and MCP servers changed while the process runs (several machines: another
+   * machine's config.yaml). Sessions that start from now on use them; running ones keep theirs.
+   * Says which of the two changed.
+   */
+  reconfigure(settings: SharedSettings): { policy: boolean; mcp: boolean };
   /** Stops the network proxy. Sessions must have ended. */
   close(): Promise<void>;
 }
@@ -151,31 +158,33 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
 
   /**
    * MCP servers' pinned tools. The servers start when the first session starts (not when the
-   * daemon does: a daemon with nothing to run starts nothing), one process per server for the
-   * runtime's life, inside their own sandbox. Pins are read per session, so an approval counts
+   * daemon does: a daemon with nothing to run starts nothing), one process per server for as long
+   * as the `mcp` setting stays as it is, inside their own sandbox. Pins are read per session, so an approval counts
    * from the next session on; within a session the tool list never changes (the cached prefix).
    */
-  let mcpHost: McpHost | undefined;
-  let mcpServers: Promise<{ servers: ConnectedServer[]; notices: string[] }> | undefined;
-  const startMcp = async (names: string[]) => {
+  const startMcp = async (servers: McpServers): Promise<Started> => {
+    const names = Object.keys(servers);
+    const none = { servers: [], notices: [], close: async () => {} };
+    if (names.length === 0) return none;
+    let host: McpHost;
     try {
       // Imported here: the MCP client costs about 0.5 s to load, which a home without servers never pays.
       const { openMcpHost } = await import("./mcp/host.ts");
-      mcpHost = await openMcpHost(loaded, options.sandbox ? { sandbox: options.sandbox } : {});
+      host = await openMcpHost({ ...loaded, config: { ...config, mcp: { servers } } }, options.sandbox ? { sandbox: options.sandbox } : {});
     } catch (error) {
-      return { servers: [], notices: [`MCP servers not started: ${(error as Error).message}`] };
+      return { ...none, notices: [`MCP servers not started: ${(error as Error).message}`] };
     }
-    const host = mcpHost;
     const started = await Promise.allSettled(names.map((name) => host.connect(name)));
     return {
       servers: started.flatMap((outcome) => (outcome.status === "fulfilled" ? [outcome.value] : [])),
       notices: started.flatMap((outcome, index) => (outcome.status === "rejected" ? [`MCP server \`${names[index]}\` offers no tools: ${(outcome.reason as Error).message}`] : [])),
+      close: () => host.close().catch(() => {}),
     };
   };
-  const mcpNow = async (): Promise<{ servers: ServerTools[]; notices: string[] }> => {
-    const names = Object.keys(config.mcp.servers);
-    if (names.length === 0) return { servers: [], notices: [] };
-    const { servers, notices } = await (mcpServers ??= startMcp(names));
+  /** One generation of servers per `mcp` setting: a change taken in while the daemon runs reaches the sessions that start after it (runtime/mcp/generations.ts). */
+  const mcpRuns = mcpGenerations(startMcp, config.mcp.servers);
+  const mcpNow = async (lease: McpLease): Promise<{ servers: ServerTools[]; notices: string[] }> => {
+    const { servers, notices } = await lease.started;
     const offered = servers.map((server): OfferedTools & { server: string } => {
       try {
         const pins = readPins(home, server.name);
@@ -288,9 +297,10 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
     if (!child) childEmit.set(id, emit);
     const skills = child ? undefined : skillsNow();
     const client = modelFor(model);
-    const mcp = child ? undefined : await mcpNow();
+    const mcpLease = child ? undefined : mcpRuns.acquire();
+    const mcp = mcpLease && (await mcpNow(mcpLease).catch((error: unknown) => (mcpLease.release(), Promise.reject(error))));
     const lazy = mcp && deferredMcp(mcp, client.toolReferences === true);
-    const { log, unlock } = await openLog(id, logPath, signal);
+    const { log, unlock } = await openLog(id, logPath, signal).catch((error: unknown) => (mcpLease?.release(), Promise.reject(error)));
     if (log.torn) emit?.(id, log.torn); // in the log already; the trace says it too
     return {
       log,
@@ -316,6 +326,7 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
       release: async () => {
         await log.close();
         unlockQuietly(unlock);
+        mcpLease?.release();
         if (!child) childEmit.delete(id);
       },
     };
@@ -363,9 +374,15 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
       }
     },
     modelFor,
+    reconfigure(settings) {
+      const rules = rulesFromConfig(settings.permissions);
+      const policy = JSON.stringify(rules) !== JSON.stringify(permissions.rules);
+      // A session reads the rules once, as it starts (loop.ts builds its gate then).
+      permissions.rules = rules;
+      return { policy, mcp: mcpRuns.replace(settings.mcp.servers) };
+    },
     close: async () => {
-      await mcpServers; // servers still starting are stopped once they have
-      await mcpHost?.close();
+      await mcpRuns.close();
       await sandbox.close?.();
       await proxy?.close();
     },

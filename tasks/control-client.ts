@@ -30,7 +30,8 @@ export interface DaemonClient {
   /** Several machines on a shared store: every machine and its tasks (and the newest `recent`); undefined for a daemon on its own. Throws when the store does not answer. */
   cluster(recent: number): Promise<ClusterView | undefined>;
   /** Several machines: a task of any machine, from the shared store. */
-  sharedTask(id: string): Promise<SharedTask | undefined>;
+  /** Several machines: another machine's task, with its session log as the store holds it. */
+  sharedTask(id: string): Promise<(SharedTask & { events: SessionEvent[] }) | undefined>;
   pendingApprovals(): Promise<ApprovalRecord[]>;
   answer(id: string, decision: "once" | "task" | "deny", reason?: string): Promise<AnswerResult>;
   /** By id, or an inbox task by its file name. */
@@ -117,7 +118,7 @@ export async function connectDaemon(home: string): Promise<DaemonClient | undefi
     },
     sharedTask: async (id) => {
       const { status, json } = await call("GET", `/cluster/tasks/${encodeURIComponent(id)}`);
-      return status === 200 ? (json.task as SharedTask) : undefined;
+      return status === 200 ? { ...(json.task as SharedTask), events: (json.events ?? []) as SessionEvent[] } : undefined;
     },
     pendingApprovals: async () => (await call("GET", "/approvals")).json.approvals,
     answer: async (id, decision, reason) => (await call("POST", `/approvals/${encodeURIComponent(id)}`, { decision, ...(reason ? { reason } : {}) })).json,

@@ -9,6 +9,7 @@ import { PRIORITIES, taskSpecSchema } from "./state.ts";
 import { controlSocketPath } from "./control-client.ts";
 import type { ClusterView } from "./cluster-view.ts";
 import type { SharedTask } from "../runtime/store/pg-cluster.ts";
+import type { SessionEvent } from "../runtime/events.ts";
 
 export { connectDaemon, controlSocketPath, type DaemonClient } from "./control-client.ts";
 
@@ -32,6 +33,8 @@ export type DaemonActions = Record<string, () => Promise<string>>;
 export interface SharedReads {
   view(recent: number): Promise<ClusterView>;
   get(id: string): Promise<SharedTask | undefined>;
+  /** A task's session log as the store holds it (copied from the machine that runs it). */
+  events(id: string): Promise<SessionEvent[]>;
 }
 
 export async function startControlServer(home: string, daemon: Daemon, approvals: ApprovalStore, actions: DaemonActions = {}, shared?: SharedReads): Promise<{ path: string; close(): Promise<void> }> {
@@ -79,7 +82,7 @@ async function handle(req: IncomingMessage, res: ServerResponse, daemon: Daemon,
     if (parts.length === 1) return reply(res, 200, { view: await shared.view(Math.min(1000, Math.max(0, Number(url.searchParams.get("recent")) || 0))) });
     if (parts[1] === "tasks" && parts[2]) {
       const task = await shared.get(decodeURIComponent(parts[2]));
-      return task ? reply(res, 200, { task }) : reply(res, 404, { error: `no task ${parts[2]}` });
+      return task ? reply(res, 200, { task, events: await shared.events(task.record.id) }) : reply(res, 404, { error: `no task ${parts[2]}` });
     }
   }
   if (req.method === "GET" && url.pathname === "/approvals") return reply(res, 200, { approvals: approvals.pending() });

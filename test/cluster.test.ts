@@ -2,9 +2,8 @@ import assert from "node:assert/strict";
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, it } from "node:test";
-import { request } from "node:http";
 import { nightshift, until } from "./support/cli.ts";
-import { eventually, noDatabase, ranOn, startMachines } from "./support/cluster.ts";
+import { eventually, noDatabase, ranOn, signedIn, startMachines } from "./support/cluster.ts";
 
 /**
  * Several machines on one PostgreSQL (issue 16): three real daemons, three homes, one database
@@ -112,30 +111,6 @@ describe("several machines on one PostgreSQL", skip, () => {
   });
 });
 
-/** The dashboard of a machine, signed in with the link `nightshift dashboard` prints there; the Now page's HTML. */
-async function nowPage(env: NodeJS.ProcessEnv, home: string): Promise<string> {
-  const port = Number(/port: (\d+)/.exec(readFileSync(join(home, "config.yaml"), "utf8"))![1]);
-  const host = `127.0.0.1:${port}`;
-  const call = (path: string, options: { method?: string; headers?: Record<string, string>; body?: string } = {}) =>
-    new Promise<{ status: number; cookie: string; body: string }>((resolve, reject) => {
-      const req = request({ host: "127.0.0.1", port, path, method: options.method ?? "GET", headers: { host, ...options.headers } }, (res) => {
-        let body = "";
-        res.on("data", (chunk) => (body += chunk));
-        res.on("end", () => resolve({ status: res.statusCode ?? 0, cookie: String(res.headers["set-cookie"] ?? "").split(";")[0]!, body }));
-      });
-      req.on("error", reject);
-      req.end(options.body);
-    });
-  const printed = await nightshift(["dashboard"], env);
-  const secret = /\/login#([A-Za-z0-9_-]{43})$/m.exec(printed.stdout)?.[1];
-  assert.ok(secret, printed.stdout);
-  const login = await call("/login", { method: "POST", headers: { origin: `http://${host}`, "content-type": "application/json" }, body: JSON.stringify({ secret }) });
-  assert.equal(login.status, 200, login.body);
-  const page = await call("/", { headers: { cookie: login.cookie } });
-  assert.equal(page.status, 200);
-  return page.body;
-}
-
 describe("seeing several machines", skip, () => {
   it("shows every machine with its heartbeat and every machine's tasks in status and on the Now page, marking a task that waits for a silent machine", async () => {
     const cluster = await startMachines(["m1", "m2"]);
@@ -172,7 +147,7 @@ describe("seeing several machines", skip, () => {
     const asleep = await nightshift(["status"], m1.env);
     assert.match(asleep.stdout, /\nm2 +silent +3 min ago +1 waiting for it\n/);
     assert.match(asleep.stdout, /\n\S+ +running +m2 .* long one\n +waiting for m2, silent 3 min\n/);
-    const page = await nowPage(m1.env, m1.home);
+    const page = (await (await signedIn(m1)).get("/")).body;
     assert.match(page, /<h2 id="machines">Machines \(2\)<\/h2>/);
     assert.match(page, /<td>m1 <span class="quiet">\(this machine\)<\/span><\/td><td>alive<\/td>/);
     assert.match(page, /<tr class="warn"><td>m2<\/td><td>silent \(asleep or gone\)<\/td><td>3 min ago<\/td><td>1 waiting for it<\/td><\/tr>/);

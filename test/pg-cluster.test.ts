@@ -142,6 +142,30 @@ describe("the shared queue of several machines", noDatabase ? { skip: noDatabase
     assert.deepEqual(await m1.undelivered({ telegram: false }), []);
   });
 
+  it("queues a task once when a retried enqueue runs while the first try is still in flight, and answers both as queued", async () => {
+    const task = record("twice");
+    assert.deepEqual(await Promise.all([m1.enqueue(task), m1.enqueue(task), m1.enqueue(task)]), [true, true, true]);
+    const rows = await sql<{ id: string }[]>`SELECT id FROM tasks`;
+    assert.deepEqual(rows.map((row) => row.id), [task.id]);
+    // Another task under the same id is still refused.
+    await assert.rejects(m2.enqueue({ ...task, created: task.created + 1 }), /task id \S+ is already taken/);
+  });
+
+  it("lists every machine's tasks as the Tasks page filters them: by state and source, newest first, a page at a time", async () => {
+    await m1.enqueue(record("a", { created: 100 }));
+    await m2.enqueue(record("b", { created: 200, origin: "telegram" }));
+    await m3.enqueue(record("c", { created: 300 }));
+    const mine = (await m2.claim())!;
+    const titles = (rows: Array<{ record: TaskRecord }>) => rows.map((row) => row.record.title);
+    assert.deepEqual(titles(await m1.list({}, 10)), ["c", "b", "a"]);
+    assert.deepEqual(titles(await m1.list({ origin: "telegram" }, 10)), ["b"]);
+    assert.equal((await m1.list({}, 10)).find((row) => row.record.id === mine.id)?.machine, "m2", "each with the machine that claimed it");
+    assert.deepEqual(titles(await m1.list({ state: "queued" }, 10)), ["c", "b", "a"]);
+    assert.deepEqual(titles(await m1.list({ state: "done" }, 10)), []);
+    assert.deepEqual(titles(await m1.list({}, 2)), ["c", "b"]);
+    assert.deepEqual(titles(await m1.list({ before: { created: 200, id: (await m1.list({}, 2))[1]!.record.id } }, 2)), ["a"], "the page after the cursor");
+  });
+
   it("holds a lease for one machine until it expires, by the database's clock", async () => {
     assert.equal(await m1.lease("telegram-test", 60_000), true);
     assert.equal(await m2.lease("telegram-test", 60_000), false);

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, it } from "node:test";
+import { readSessionLog } from "../runtime/session-log.ts";
 import { nightshift, startDaemonProcess, until } from "./support/cli.ts";
 import { noDatabase, startMachines } from "./support/cluster.ts";
 
@@ -44,7 +45,12 @@ describe("nightshift store migrate", skip, () => {
     assert.equal(first.code, 0, first.stderr);
     assert.match(first.stdout, /3 tasks of .* on the shared store \(NIGHTSHIFT_DATABASE_URL\) as machine solo: 3 added, 0 brought up to date, 0 there already/);
     assert.match(first.stdout, /Pinned to solo, to run and resume only here: 1 active task \(/);
-    assert.match(first.stdout, /session logs stay in .*sessions on this machine/);
+    assert.match(first.stdout, /Session logs: 3 copied to the shared store, where every machine's dashboard reads them\. The files stay in .*sessions, where a resume on this machine reads them/);
+    // Each log is in the store event for event, as the file reads.
+    for (const { id } of await cluster.sql<{ id: string }[]>`SELECT id FROM tasks`) {
+      const copied = await cluster.sql<{ event: unknown }[]>`SELECT event FROM session_events WHERE session = ${id} ORDER BY seq`;
+      assert.deepEqual(copied.map((row) => row.event), await readSessionLog(join(solo.home, "sessions", `${id}.jsonl`)));
+    }
     assert.doesNotMatch(first.stdout + first.stderr, /postgres:\/\//); // the URL may hold a password
     const rows = () => cluster.sql<{ title: string; state: string; machine: string; pin: string | null }[]>`SELECT record->>'title' AS title, state, machine, pin FROM tasks ORDER BY created`;
     assert.deepEqual((await rows()).map((row) => `${row.title} ${row.state} ${row.machine} ${row.pin}`), ["first done solo null", "second done solo null", "third queued solo solo"]);
@@ -52,7 +58,10 @@ describe("nightshift store migrate", skip, () => {
     const again = await nightshift(["store", "migrate"], solo.env);
     assert.equal(again.code, 0, again.stderr);
     assert.match(again.stdout, /3 tasks .*: 0 added, 0 brought up to date, 3 there already/);
+    const events = async () => Number((await cluster.sql<{ count: string }[]>`SELECT count(*) FROM session_events`)[0]!.count);
+    const copiedOnce = await events();
     assert.equal((await rows()).length, 3);
+    assert.equal(await events(), copiedOnce, "no event copied twice");
 
     // The daemon on the shared store resumes the third task here, from its log, and its end reaches the store.
     cluster.api.respondWith(() => ({ content: [{ type: "text", text: "done" }] }));

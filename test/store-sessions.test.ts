@@ -75,6 +75,8 @@ for (const [name, { skip, make }] of Object.entries(backends)) {
         assert.equal(await store.append(claim, [event(1), event(2)]), 2);
         assert.equal(await store.append(claim, [event(3)]), 3);
         assert.deepEqual((await store.readFrom(session, 1)).map((row) => [row.seq, (row.event as { text: string }).text]), [[2, "message 2"], [3, "message 3"]]);
+        assert.equal(await store.last(session), 3);
+        assert.equal(await store.last(randomUUID()), 0, "a session never written has no events");
       } finally {
         await store.close();
         await backend.cleanup();
@@ -111,6 +113,29 @@ for (const [name, { skip, make }] of Object.entries(backends)) {
 }
 
 describe("session logs in PostgreSQL across machines", { ...(missing ? { skip: missing } : {}) }, () => {
+  it("wakes a listener on another connection with the session's id once an append commits", async () => {
+    const [writer, reader] = await Promise.all([openPgSessions(URL!), openPgSessions(URL!)]);
+    try {
+      const session = randomUUID();
+      const woken: string[] = [];
+      let heard: () => void = () => {};
+      const arrived = new Promise<void>((resolve) => (heard = resolve));
+      const unlisten = await reader.listen((id) => {
+        woken.push(id);
+        heard();
+      });
+      const claim = (await writer.claim(session, "server"))!;
+      await writer.append(claim, [event(1), event(2)]);
+      await arrived;
+      await unlisten();
+      assert.deepEqual(woken, [session], "one notification per append, naming the session");
+      assert.equal(await reader.last(session), 2);
+    } finally {
+      await writer.close();
+      await reader.close();
+    }
+  });
+
   it("hands a session over once its owner goes silent, and refuses the old owner's late writes", async () => {
     const [laptop, server] = await Promise.all([openPgSessions(URL!), openPgSessions(URL!)]);
     try {

@@ -113,6 +113,30 @@ describe("Telegram on several machines", skip, () => {
     for (const call of requests) assert.ok((call.params.reply_parameters as { message_id?: number } | undefined)?.message_id, "a reply to the request");
   });
 
+  it("edits the status message of a Telegram task that runs on a machine without the bot as it goes, from the store's copy of its log", async () => {
+    const cluster = await startTelegramMachines(["m1", "m2"]);
+    // The bot's machine is kept busy by a task of its own folder whose model call never answers;
+    // the Telegram task's answer takes a few seconds, long enough for a progress edit to go out.
+    cluster.api.respondWith((request) => (JSON.stringify(request.body).includes("hold the bot") ? { stall: true } : { ...text("the answer"), delayMs: 4000 }));
+    await Promise.all(cluster.machines.map((machine) => machine.start()));
+    await until(() => cluster.machines.some((machine) => runsBot(machine) === 1), "one machine to run the bot");
+    const holder = cluster.machines.find((machine) => runsBot(machine) === 1)!;
+    const other = cluster.machines.find((machine) => machine !== holder)!;
+    const folder = join(holder.home, "..", "busy");
+    mkdirSync(folder);
+    writeFileSync(join(holder.home, "inbox", "busy.md"), `---\ntitle: busy\nworkdir: ${folder}\n---\nhold the bot\n`);
+    await until(() => cluster.api.requests.length === 1, "the bot machine's own task to start");
+    cluster.telegram.sendText(ALICE, "count to three");
+    await until(() => answers(cluster.telegram).length === 1, "the answer", 30_000);
+    assert.deepEqual([...(await ranOn(cluster.sql)).entries()].filter(([title]) => title !== "busy").map(([, machine]) => machine), [other.name], "the Telegram task ran on the machine without the bot");
+    // Before the answer, the status message said the task was at work (it was only "queued" at the bot's machine).
+    const edits = cluster.telegram.callsOf("editMessageText").map((call) => String(call.params.text));
+    const working = edits.findIndex((edit) => edit.includes("⚙️ working"));
+    assert.ok(working >= 0, `a progress edit while it ran on ${other.name}: ${JSON.stringify(edits)}`);
+    // Then its final state, sent after the answer when the chat has a slot to spare.
+    await until(() => cluster.telegram.callsOf("editMessageText").some((call) => String(call.params.text).includes("✅ done")), "the status message's final state", 15_000);
+  });
+
   it("wakes a session on one machine with an approval answered through the bot on another", async () => {
     const cluster = await startTelegramMachines(["m1", "m2"]);
     const [m1, m2] = cluster.machines as [Machine, Machine];

@@ -2,8 +2,8 @@
  * The embedded store's session logs behind the same contract as PostgreSQL's
  * (runtime/store/pg-sessions.ts): one JSONL file per session under sessions/, claimed with its
  * lock file (a live owner keeps it; a dead one's is taken over). One machine only, so the claim's
- * epoch is always 1 and the lock is the whole guard. Not wired into the runtime yet: it uses the
- * same files directly.
+ * epoch is always 1 and the lock is the whole guard. The runtime writes the same files directly
+ * (runtime/session-log.ts); this is the contract the shared store is tested against.
  */
 
 import { join } from "node:path";
@@ -51,6 +51,11 @@ export function openFileSessions(dir: string, options: { sync?: boolean } = {}):
       const events = await readSessionLog(path(session)).catch(() => []);
       return events.slice(after).map((event, index) => ({ seq: after + index + 1, event }));
     },
+    async last(session) {
+      return (await readSessionLog(path(session)).catch(() => [])).length;
+    },
+    // One machine: the daemon's own events wake its pages (`daemon.watch`); nothing comes from elsewhere.
+    listen: async () => async () => {},
     async close() {
       for (const entry of open.values()) {
         await entry.log.close();

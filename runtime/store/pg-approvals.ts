@@ -66,6 +66,9 @@ export function shareApprovals(options: ShareApprovalsOptions): SharedApprovals 
       await tx`INSERT INTO approvals (id, machine, record) VALUES (${record.id}, ${machine}, ${tx.json(record as never)}) ON CONFLICT (id) DO NOTHING`;
       await tx`SELECT pg_notify(${CHANNEL}, 'approval')`;
     }));
+  // Questions asked here before this process shared them (a home moved onto the store with
+  // `nightshift store migrate`, or asked while it was away) are written now: any machine can answer them.
+  for (const record of inner.pending()) ask(record);
   const answered = (id: string, answer: ApprovalAnswer) =>
     later(() => sql.begin(async (tx) => {
       await tx`UPDATE approvals SET answer = ${tx.json(answer as never)}, changed = nextval('approval_changes') WHERE id = ${id} AND answer IS NULL`;

@@ -15,6 +15,7 @@
 import { hostname } from "node:os";
 import type { SessionResult } from "../loop.ts";
 import type { TaskRecord } from "../../tasks/state.ts";
+import type postgres from "postgres";
 import { connectPg, type Sql } from "./pg.ts";
 import { sharedFiles, type SharedFiles } from "./pg-files.ts";
 
@@ -131,6 +132,8 @@ export interface Cluster {
   recent(limit: number): Promise<SharedTask[]>;
   /** Every machine's tasks that finished (done, failed, cancelled) at or after `at`, newest first (the digest). */
   finishedSince(at: number): Promise<SharedTask[]>;
+  /** Every machine's tasks as the Tasks page filters them (`TaskReader.list`): newest first, at most `limit`. */
+  list(filter: { state?: string | undefined; origin?: string | undefined; before?: { created: number; id: string } | undefined }, limit: number): Promise<SharedTask[]>;
   /** Calls `wake` on each notification (a task queued, a cancel asked). Returns a function that stops listening. */
   listen(wake: () => void): Promise<() => Promise<void>>;
   /**
@@ -203,13 +206,16 @@ export function cluster(sql: Sql, machine: string, options: { owned?: boolean; s
       return rows.map((row) => ({ name: row.name, silentMs: row.silent_ms, heartbeat: Math.round(row.beat), alive: !row.stopped && row.silent_ms < silentMs, stopped: row.stopped, running: row.running, concurrency: row.concurrency, pid: row.pid }));
     },
     async enqueue(record, pin, cursor) {
-      return sql.begin(async (tx) => {
+      /** Queued already by an earlier try whose answer was lost (its cursor moved with it): the same task, nothing to do. */
+      const sameTask = async (tx: postgres.TransactionSql): Promise<boolean | undefined> => {
         const [queued] = await tx<{ created: string; deliver_to: string }[]>`SELECT created, deliver_to FROM tasks WHERE id = ${record.id}`;
-        if (queued) {
-          // Queued already by an earlier try whose answer was lost (its cursor moved with it): the same task, nothing to do.
-          if (Number(queued.created) === record.created && queued.deliver_to === (record.deliver_to ?? machine)) return true;
-          throw new Error(`task id ${record.id} is already taken`);
-        }
+        if (!queued) return undefined;
+        if (Number(queued.created) === record.created && queued.deliver_to === (record.deliver_to ?? machine)) return true;
+        throw new Error(`task id ${record.id} is already taken`);
+      };
+      return sql.begin(async (tx) => {
+        const queued = await sameTask(tx);
+        if (queued !== undefined) return queued;
         if (cursor) {
           // The row is locked until commit: a second machine queuing the same slot waits here, then finds it taken.
           const moved = await tx`
@@ -218,7 +224,9 @@ export function cluster(sql: Sql, machine: string, options: { owned?: boolean; s
             RETURNING 1`;
           if (moved.length === 0) return false;
         }
-        await tx`INSERT INTO tasks (id, state, priority, created, pin, deliver_to, record) VALUES (${record.id}, ${record.state}, ${PRIORITY[record.priority]}, ${record.created}, ${pin ?? null}, ${record.deliver_to ?? machine}, ${json(record)})`;
+        // An earlier try still in flight may commit the same row first: this one then waits for it and finds it there.
+        const inserted = await tx`INSERT INTO tasks (id, state, priority, created, pin, deliver_to, record) VALUES (${record.id}, ${record.state}, ${PRIORITY[record.priority]}, ${record.created}, ${pin ?? null}, ${record.deliver_to ?? machine}, ${json(record)}) ON CONFLICT (id) DO NOTHING RETURNING 1`;
+        if (inserted.length === 0) return (await sameTask(tx)) ?? false;
         await tx`SELECT pg_notify(${CHANNEL}, 'queued')`;
         return true;
       });
@@ -364,6 +372,16 @@ export function cluster(sql: Sql, machine: string, options: { owned?: boolean; s
     },
     async finishedSince(at) {
       const rows = await sql<TaskRow[]>`SELECT record, machine, pin FROM tasks WHERE finished >= ${at} AND state IN ('done', 'failed', 'cancelled') ORDER BY finished DESC`;
+      return rows.map(shared);
+    },
+    async list(filter, limit) {
+      const { state, origin, before } = filter;
+      const rows = await sql<TaskRow[]>`
+        SELECT record, machine, pin FROM tasks WHERE true
+          ${state === undefined ? sql`` : sql`AND state = ${state}`}
+          ${origin === undefined ? sql`` : sql`AND record->>'origin' = ${origin}`}
+          ${before ? sql`AND (created < ${before.created} OR (created = ${before.created} AND id < ${before.id}))` : sql``}
+        ORDER BY created DESC, id DESC LIMIT ${limit}`;
       return rows.map(shared);
     },
     async listen(wake) {

@@ -3,7 +3,10 @@
  * from 1, and who owns the session. A machine claims a session before it runs it; the claim has an
  * epoch, and every append checks, in the same transaction, that the session is still claimed by
  * that machine with that epoch. So a laptop that wakes after another machine took its session
- * over cannot write into it: its append fails, and it stops. Not wired into the runtime yet.
+ * over cannot write into it: its append fails, and it stops. Each append notifies SESSION_CHANNEL
+ * with the session's id, so a page that follows a task on another machine wakes at once.
+ *
+ * The daemon's copy of its sessions into the store is tasks/session-mirror.ts.
  */
 
 import { connectPg, type Sql } from "./pg.ts";
@@ -19,6 +22,9 @@ export interface Claim {
   epoch: number;
 }
 
+/** Notified with a session's id after each append (`listen`). */
+export const SESSION_CHANNEL = "nightshift_sessions";
+
 export interface PgSessions {
   /** Takes the session for `machine`: free, already its own, or held by a machine silent for `staleMs`. */
   claim(session: string, machine: string, options?: { staleMs?: number }): Promise<Claim | undefined>;
@@ -28,6 +34,10 @@ export interface PgSessions {
   append(claim: Claim, events: readonly SessionEvent[]): Promise<number>;
   /** Events after number `after` (0: from the start), in order, with their numbers. */
   readFrom(session: string, after?: number): Promise<{ seq: number; event: SessionEvent }[]>;
+  /** The number of the session's last event (0: none). */
+  last(session: string): Promise<number>;
+  /** Calls `wake` with a session's id after each append to it, from any machine; returns the unlisten. */
+  listen(wake: (session: string) => void): Promise<() => Promise<void>>;
   close(): Promise<void>;
 }
 
@@ -66,12 +76,22 @@ export function pgSessions(sql: Sql, options: { owned?: boolean } = {}): PgSessi
           seq += 1;
           await tx`INSERT INTO session_events (session, seq, machine, event) VALUES (${claim.session}, ${seq}, ${claim.machine}, ${tx.json(event as never)})`;
         }
+        // Sent when the transaction commits, not before.
+        if (events.length) await tx`SELECT pg_notify(${SESSION_CHANNEL}, ${claim.session})`;
         return seq;
       });
     },
     async readFrom(session, after = 0) {
       const rows = await sql<{ seq: string; event: SessionEvent }[]>`SELECT seq, event FROM session_events WHERE session = ${session} AND seq > ${after} ORDER BY seq`;
       return rows.map((row) => ({ seq: Number(row.seq), event: row.event }));
+    },
+    async last(session) {
+      const [row] = await sql<{ seq: string | null }[]>`SELECT max(seq) AS seq FROM session_events WHERE session = ${session}`;
+      return Number(row?.seq ?? 0);
+    },
+    async listen(wake) {
+      const { unlisten } = await sql.listen(SESSION_CHANNEL, (session) => wake(session));
+      return unlisten;
     },
     close: async () => {
       if (options.owned) await sql.end({ timeout: 5 });

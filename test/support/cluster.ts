@@ -1,9 +1,10 @@
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { request } from "node:http";
 import { join } from "node:path";
 import postgres from "postgres";
-import { startDaemonProcess, type DaemonProcess } from "./cli.ts";
+import { nightshift, startDaemonProcess, type DaemonProcess } from "./cli.ts";
 import { tempDir } from "./home.ts";
 import { startMessagesApi, type MessagesApi } from "./messages-api.ts";
 import { freePort } from "./ports.ts";
@@ -109,4 +110,41 @@ export async function eventually<T>(read: () => Promise<T>, done: (value: T) => 
     value = await read();
   }
   return value;
+}
+
+/**
+ * A machine's dashboard, signed in with the link `nightshift dashboard` prints there: `get` a page,
+ * or `stream` one (a live page's server-sent events, as they come) with the session's cookie.
+ */
+export async function signedIn(machine: Pick<Machine, "env" | "home">): Promise<{
+  get(path: string): Promise<{ status: number; body: string }>;
+  stream(path: string): { received(): string; close(): void };
+}> {
+  const port = Number(/port: (\d+)/.exec(readFileSync(join(machine.home, "config.yaml"), "utf8"))![1]);
+  const host = `127.0.0.1:${port}`;
+  const call = (path: string, options: { method?: string; headers?: Record<string, string>; body?: string } = {}) =>
+    new Promise<{ status: number; cookie: string; body: string }>((resolve, reject) => {
+      const req = request({ host: "127.0.0.1", port, path, method: options.method ?? "GET", headers: { host, ...options.headers } }, (res) => {
+        let body = "";
+        res.on("data", (chunk) => (body += chunk));
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, cookie: String(res.headers["set-cookie"] ?? "").split(";")[0]!, body }));
+      });
+      req.on("error", reject);
+      req.end(options.body);
+    });
+  const printed = await nightshift(["dashboard"], machine.env);
+  const secret = /\/login#([A-Za-z0-9_-]{43})$/m.exec(printed.stdout)?.[1];
+  assert.ok(secret, printed.stdout);
+  const login = await call("/login", { method: "POST", headers: { origin: `http://${host}`, "content-type": "application/json" }, body: JSON.stringify({ secret }) });
+  assert.equal(login.status, 200, login.body);
+  return {
+    get: (path) => call(path, { headers: { cookie: login.cookie } }),
+    stream(path) {
+      let received = "";
+      const req = request({ host: "127.0.0.1", port, path, headers: { host, cookie: login.cookie, accept: "text/event-stream" } }, (res) => res.on("data", (chunk) => (received += chunk)));
+      req.on("error", () => {});
+      req.end();
+      return { received: () => received, close: () => req.destroy() };
+    },
+  };
 }

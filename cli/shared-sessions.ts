@@ -1,0 +1,114 @@
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { readSessionLog, readSessionLogFrom, type SessionEvent } from "../runtime/index.ts";
+import type { Cluster } from "../runtime/store/pg-cluster.ts";
+import { pgSessions } from "../runtime/store/pg-sessions.ts";
+import type { TraceLogger } from "../runtime/trace.ts";
+import type { Daemon } from "../tasks/daemon.ts";
+import { createSessionMirror } from "../tasks/session-mirror.ts";
+import type { TaskRecord } from "../tasks/state.ts";
+
+/**
+ * Several machines: the session logs of this machine's tasks copied into the shared store
+ * (tasks/session-mirror.ts), and what the dashboard and the bot read of any task: its log here when
+ * it ran here, else the store's copy; its record here, else the store's. A page that follows a task
+ * on another machine wakes on the store's notification of each append.
+ */
+export interface SharedSessions {
+  readEvents(id: string): Promise<SessionEvent[]>;
+  /** As readSessionLogFrom for a log here (`offset` in bytes); for another machine's task, `offset` counts events. */
+  readLogFrom(id: string, offset: number): Promise<{ events: SessionEvent[]; offset: number }>;
+  /** Calls `listener` with a session's id when it grew, here or on another machine. */
+  watch(listener: (session: string) => void): () => void;
+  /**
+   * As `daemon.watch`, and another machine's task's events as well, read from the store's copy as
+   * it is notified: what the bot follows, so a Telegram task that runs elsewhere still edits its
+   * status message as it goes. (Its end comes as here: the result, delivered by this machine.)
+   */
+  watchEverywhere: Daemon["watch"];
+  /** A task this machine has no record of, as the store holds it. */
+  findElsewhere(id: string): Promise<TaskRecord | undefined>;
+  /** Copies what this machine's sessions grew by (at each heartbeat; each event also asks for it). */
+  sync(): Promise<void>;
+  /** Stops following, after a last copy. */
+  stop(): Promise<void>;
+}
+
+export async function shareSessions(options: { cluster: Cluster; daemon: Daemon; sessionsDir: string; home: string; trace: TraceLogger }): Promise<SharedSessions> {
+  const { cluster, daemon, sessionsDir, trace } = options;
+  const sessions = pgSessions(cluster.sql);
+  const mirror = createSessionMirror({ sessions, sessionsDir, machine: cluster.machine, stateFile: join(options.home, "state", "session-mirror.json"), trace });
+  // A specialist's session (<task>.<call>.<name>) has its log under sessions/<task>/; only the task's own log is copied.
+  const unwatch = daemon.watch((id, message) => {
+    if (id.includes(".")) return;
+    if (message.type === "finished") mirror.ended(id);
+    else mirror.grew(id);
+  });
+  const listeners = new Set<(session: string) => void>();
+  const unlisten = await sessions.listen((session) => {
+    for (const listener of listeners) listener(session);
+  });
+  const localPath = (id: string) => join(sessionsDir, `${id}.jsonl`);
+  return {
+    async readEvents(id) {
+      if (existsSync(localPath(id))) return readSessionLog(localPath(id));
+      return (await sessions.readFrom(id)).map((row) => row.event);
+    },
+    async readLogFrom(id, offset) {
+      if (existsSync(localPath(id))) return readSessionLogFrom(localPath(id), offset);
+      const rows = await sessions.readFrom(id, offset);
+      return { events: rows.map((row) => row.event), offset: rows.at(-1)?.seq ?? offset };
+    },
+    watch(listener) {
+      listeners.add(listener);
+      const unwatchDaemon = daemon.watch((session) => listener(session));
+      return () => {
+        listeners.delete(listener);
+        unwatchDaemon();
+      };
+    },
+    watchEverywhere(listener) {
+      const unwatchDaemon = daemon.watch(listener);
+      /** Another machine's sessions being read: the number of the last event passed on, and whether a read runs. */
+      const read = new Map<string, { seq: number; reading?: Promise<void>; again?: boolean }>();
+      const follow = (session: string): Promise<void> | undefined => {
+        if (session.includes(".") || existsSync(localPath(session))) return undefined; // this machine's own come from its daemon
+        let cursor = read.get(session);
+        if (!cursor) read.set(session, (cursor = { seq: 0 }));
+        if (cursor.reading) {
+          cursor.again = true;
+          return cursor.reading;
+        }
+        const entry = cursor;
+        entry.reading = (async () => {
+          do {
+            entry.again = false;
+            for (const row of await sessions.readFrom(session, entry.seq)) {
+              entry.seq = row.seq;
+              listener(session, { type: "event", event: row.event });
+              if (row.event.type === "session_end") read.delete(session);
+            }
+          } while (entry.again);
+        })()
+          .catch((error: unknown) => trace.warn({ session, event: "remote_events_failed", error: (error as Error).message }, `could not read another machine's session ${session} from the shared store: ${(error as Error).message}`))
+          .finally(() => (entry.reading = undefined));
+        return entry.reading;
+      };
+      const remote = (session: string) => void follow(session);
+      listeners.add(remote);
+      return () => {
+        listeners.delete(remote);
+        unwatchDaemon();
+      };
+    },
+    async findElsewhere(id) {
+      return (await cluster.get(id))?.record;
+    },
+    sync: () => mirror.sync(),
+    async stop() {
+      unwatch();
+      await unlisten().catch(() => {});
+      await mirror.sync().catch(() => {});
+    },
+  };
+}
