@@ -92,10 +92,7 @@ export interface TelegramBot {
   readonly outbox: TelegramOutbox;
   /** Resolves after the next completed poll (tests). */
   polled(): Promise<void>;
-  /**
-   * Since when Telegram has not been reached (by the clock): the last time a poll completed, while
-   * the requests since have failed or the watchdog found none completing; undefined while it answers.
-   */
+  /** Since when the requests to Telegram have failed (bot/polling.ts); undefined while it answers. */
   unreachableSince(): number | undefined;
 }
 

@@ -47,8 +47,9 @@ export interface Polling {
   /** Resolves after the next completed poll (tests). */
   polled(): Promise<void>;
   /**
-   * Since when Telegram has not been reached (by the clock): the last time a poll completed, while
-   * the requests since have failed or the watchdog found none completing; undefined while it answers.
+   * Since when the requests to Telegram have failed (or the watchdog found no poll completing), by
+   * the clock: the first failure after the last request that was answered; undefined while it answers.
+   * Time this process was stopped (SIGSTOP, a closed lid) does not count: only failures seen do.
    */
   unreachableSince(): number | undefined;
 }
@@ -59,8 +60,9 @@ export function createPolling(options: PollingOptions): Polling {
   let poll: AbortController | undefined;
   let loop: Promise<void> | undefined;
   let lastCompleted = clock.now();
-  /** The last request to Telegram failed (or the watchdog cut a poll that did not complete): see unreachableSince. */
-  let failing = false;
+  /** When the requests to Telegram began to fail (or the watchdog cut a poll), since the last that answered: see unreachableSince. */
+  let failingSince: number | undefined;
+  const failed = () => void (failingSince ??= clock.now());
   let polledWaiters: Array<() => void> = [];
   let cancelWatchdog = () => {};
   let cancelPause = () => {};
@@ -106,7 +108,7 @@ export function createPolling(options: PollingOptions): Polling {
   const run = async () => {
     let delay = 1000;
     const wait = async (what: string, error: unknown) => {
-      failing = true;
+      failed();
       log("warn", `${what}: ${describe(error)}; trying again in ${Math.round(delay / 1000)}s`);
       await pause(delay);
       delay = Math.min(delay * 2, 60_000);
@@ -117,7 +119,7 @@ export function createPolling(options: PollingOptions): Polling {
         await bot.api.deleteWebhook();
         await bot.api.setMyCommands(BOT_COMMANDS);
         ready = true;
-        failing = false;
+        failingSince = undefined;
         lastCompleted = clock.now();
         log("info", `polling Telegram as @${bot.botInfo.username}`);
       } catch (error) {
@@ -143,7 +145,7 @@ export function createPolling(options: PollingOptions): Polling {
       try {
         const updates = await bot.api.getUpdates({ offset, timeout: Math.floor(settings.poll_timeout / 1000), allowed_updates: ["message", "callback_query"] }, poll.signal as Parameters<typeof bot.api.getUpdates>[1]);
         lastCompleted = clock.now();
-        failing = false;
+        failingSince = undefined;
         delay = 1000;
         let lost = false;
         for (const update of updates) if ((lost = (await handle(update)) === "lost")) break;
@@ -156,7 +158,7 @@ export function createPolling(options: PollingOptions): Polling {
       } catch (error) {
         if (stopping) break;
         if (poll.signal.aborted) {
-          failing = true; // the watchdog: poll again at once
+          failed(); // the watchdog: poll again at once
           continue;
         }
         if (error instanceof GrammyError && error.error_code === 409) await wait("another process is polling this bot (or a webhook is set)", error);
@@ -180,6 +182,6 @@ export function createPolling(options: PollingOptions): Polling {
       await loop;
     },
     polled: () => new Promise((resolve) => polledWaiters.push(resolve)),
-    unreachableSince: () => (failing ? lastCompleted : undefined),
+    unreachableSince: () => failingSince,
   };
 }

@@ -136,8 +136,6 @@ export function startTelegramLease(options: TelegramLeaseOptions): TelegramLease
   };
 
   const renew = async () => {
-    const since = bot?.unreachableSince();
-    if (since !== undefined && clock.now() - since >= ttl) await giveUp(since);
     const asked = clock.now();
     /** Undefined: the database did not answer, so the lease may still be ours until heldUntil. */
     let held: boolean | undefined;
@@ -147,7 +145,10 @@ export function startTelegramLease(options: TelegramLeaseOptions): TelegramLease
       trace.warn({ event: "telegram_lease_unknown", error: (error as Error).message }, `could not renew the Telegram lease: ${(error as Error).message}`);
     }
     if (stopped) return;
-    if (held) {
+    const failing = bot?.unreachableSince();
+    if (held && failing !== undefined && clock.now() - failing >= ttl) {
+      await giveUp(failing);
+    } else if (held) {
       // A third of the lease kept in hand: this machine stops before the database lets another take it.
       heldUntil = asked + ttl - Math.ceil(ttl / 3);
       if (!bot) await begin();
