@@ -6,11 +6,12 @@ import { startBotApi } from "./support/bot-api.ts";
 import { FakeClock } from "./support/fake-clock.ts";
 import { ALICE, TOKEN } from "./support/telegram-harness.ts";
 
-/** Waits (real time) until `condition` holds: the poll loop runs on real sockets. */
-async function settled(condition: () => boolean, what: string): Promise<void> {
-  for (const deadline = Date.now() + 10_000; !condition(); ) {
+/** Waits (real time) until `condition` holds: the poll loop runs on real sockets. `step` runs between looks (moving the fake clock). */
+async function settled(condition: () => boolean, what: string, step = () => {}): Promise<void> {
+  for (const deadline = Date.now() + 60_000; !condition(); ) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 10));
+    step();
   }
 }
 
@@ -35,15 +36,15 @@ describe("polling Telegram", () => {
       const cutAt = clock.now();
       await settled(() => polling.unreachableSince() !== undefined, "the failed poll");
       assert.equal(polling.unreachableSince(), cutAt, "from the first failure, not the last answered poll");
-      clock.advance(1000); // the back-off: polled again, refused again
-      await settled(() => telegram.calls.filter((call) => call.method === "getUpdates" && call.status === 0).length >= 2, "the second refused poll");
+      // Through its back-offs, polled again and refused again.
+      await settled(() => telegram.calls.filter((call) => call.method === "getUpdates" && call.status === 0).length >= 2, "the second refused poll", () => clock.advance(1000));
       assert.equal(polling.unreachableSince(), cutAt, "still since the first");
 
       telegram.up();
-      const again = polling.polled();
-      clock.advance(2000);
+      let answered = false;
+      void polling.polled().then(() => (answered = true));
       telegram.sendText(ALICE, "back");
-      await again;
+      await settled(() => answered, "an answered poll", () => clock.advance(1000));
       assert.equal(polling.unreachableSince(), undefined);
     } finally {
       await polling.stop();
