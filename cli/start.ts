@@ -276,9 +276,10 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
       } catch (error) {
         if (!(error instanceof SlotTaken)) throw error;
         trace.info({ event: "schedule_taken", schedule: name, due }, `schedule ${name}: ${error.message}`);
-        return;
+        return false;
       }
       trace.info({ session: id, event: "schedule_fired", schedule: name, due, catch_up: catchUp }, `schedule ${name} fired${catchUp ? " (catching up)" : ""}`);
+      return true;
     },
     report(event) {
       trace.warn({ event: `schedule_${event.kind}`, schedule: event.name, message: event.message }, event.message);

@@ -41,8 +41,8 @@ export interface SchedulerOptions {
   timezone: string;
   clock: Clock;
   store: ScheduleStore;
-  /** Queue a run of this schedule; resolves when durable. `due` is the slot's time. */
-  fire(run: { name: string; file: TaskFile; due: number; catchUp: boolean }): Promise<void>;
+  /** Queue a run of this schedule; resolves when durable. `due` is the slot's time. False: another machine queued this slot first. */
+  fire(run: { name: string; file: TaskFile; due: number; catchUp: boolean }): Promise<boolean | void>;
   /** Problems to show the user (a bad schedule file, a bad cron expression, sleep detected). Must not throw. */
   report?(event: ScheduleEvent): void;
   /** Timer drift above this means the machine slept. Default 30 s. */
@@ -225,28 +225,23 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
       const earlier = entry.slots.previous(due - 1);
       const missedBefore = earlier !== undefined && earlier > last;
       const catchUp = trigger !== "timer" || missedBefore || now - due > driftMs;
-      if (catchUp) {
-        const missed = countSlots(entry.slots, last, due);
-        report({
-          kind: "missed",
-          name: entry.name,
-          message: `${entry.name}: ${missed} missed since ${iso(last)}, the latest due ${iso(due)}; running it once now`,
-        });
-      }
-      enqueue(entry, due, catchUp);
+      // Said once it is queued here: with several machines, another one may have run the slot already.
+      const missed = catchUp ? `${entry.name}: ${countSlots(entry.slots, last, due)} missed since ${iso(last)}, the latest due ${iso(due)}; running it once now` : undefined;
+      enqueue(entry, due, catchUp, missed);
     }
     arm(entry);
   }
 
   /** Claims the slot now (so no other check fires it again) and fires after earlier runs of the same schedule. */
-  function enqueue(entry: Entry, due: number, catchUp: boolean): void {
+  function enqueue(entry: Entry, due: number, catchUp: boolean, missed?: string): void {
     const state = runState(entry.name);
     const previousClaim = state.claimed;
     state.claimed = due;
     const { name, file } = entry;
     state.chain = state.chain.then(async () => {
       try {
-        await options.fire({ name, file, due, catchUp });
+        const queued = await options.fire({ name, file, due, catchUp });
+        if (missed && queued !== false) report({ kind: "missed", name, message: missed });
       } catch (error) {
         if (state.claimed === due) state.claimed = previousClaim;
         const current = entries.get(name);

@@ -182,6 +182,19 @@ describe("firing", () => {
     assert.equal(h.fired.length, 1, "nothing more until tomorrow's slot");
   });
 
+  test("a catch-up another machine queued first is not said as missed here (several machines)", async () => {
+    const h = harness({
+      files: { "digest.md": scheduleFile("0 7 * * *") },
+      now: "2026-11-24T09:00:00Z",
+      lastRun: { digest: "2026-11-21T07:00:00Z" },
+      options: { fire: async () => false },
+    });
+    await h.scheduler.start();
+    await settle();
+    assert.deepEqual(h.events, [], "the slot was run elsewhere: nothing is missed");
+    assert.equal(iso(h.store.saved.get("digest")), "2026-11-24T07:00:00.000Z", "and it is not fired again here");
+  });
+
   test("a first start without a last run does not catch up; it records now as the baseline", async () => {
     const h = harness({ files: { "digest.md": scheduleFile("0 7 * * *") }, now: "2026-11-24T09:00:00Z" });
     await h.scheduler.start();
