@@ -1,24 +1,26 @@
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { basename, extname, join } from "node:path";
 import { Bot, GrammyError, HttpError, type Context } from "grammy";
-import type { Update } from "grammy/types";
 import type { TraceLogger as Logger } from "../runtime/trace.ts";
 import type { ApprovalRecord, ApprovalStore, Clock, Config } from "../runtime/index.ts";
 import type { Daemon, TaskRecord } from "../tasks/index.ts";
 import { createTelegramApprover, type TelegramApprover } from "./approvals.ts";
 import { createFollower } from "./follow.ts";
+import { busyText, followElsewhere } from "./follow-elsewhere.ts";
 import { escapeHtml, taskPageLink } from "./format.ts";
 import { createTelegramOutbox, type TelegramOutbox } from "./outbox.ts";
+import { createPolling, type PollingLease } from "./polling.ts";
 import { createPairingStore, type PairedUser, type PairingStore } from "./pairing.ts";
-import { BOT_COMMANDS, budgetText, helpText, spendSummary, statusText, TASKS_SHOWN, tasksText, traceText } from "./reports.ts";
+import { budgetText, helpText, spendSummary, statusText, TASKS_SHOWN, tasksText, traceText } from "./reports.ts";
 import { openBotStore, type BotStore, type SharedBotState } from "./store.ts";
 import { reviewText, type ToolReview } from "../runtime/mcp/reviews.ts";
+import type { AskedFollowUp } from "../runtime/store/pg-follow-ups.ts";
 
 /**
  * The Telegram surface, run inside `nightshift start`. We use grammy for the API client, its
- * errors and update routing, but drive long polling ourselves: the offset must be saved only after
- * an update is handled, and a watchdog must restart a poll that stopped completing — neither of
- * which `bot.start()` allows. Everything sent goes through the durable outbox.
+ * errors and update routing, but drive long polling ourselves (bot/polling.ts): the offset must be
+ * saved only after an update is handled, and a watchdog must restart a poll that stopped
+ * completing — neither of which `bot.start()` allows. Everything sent goes through the durable outbox.
  */
 
 export interface TelegramBotOptions {
@@ -57,20 +59,16 @@ export interface TelegramBotOptions {
 
 /**
  * The bot on one of several machines (cli/telegram-lease.ts over runtime/store/pg-telegram.ts):
- * where the updates start, each update taken in the shared store before it is handled, and the
- * bot's state shared with whichever machine runs the bot next.
+ * where the updates start and each update taken in the shared store before it is handled
+ * (bot/polling.ts), the bot's state shared with whichever machine runs the bot next, and replies
+ * to tasks that ran on another machine.
  */
-export interface BotCluster {
-  nextUpdate(): Promise<number>;
-  /** "mine": handle it; "taken": an earlier holder did; "lost": the lease is gone, stop polling. */
-  take(id: number): Promise<"mine" | "taken" | "lost">;
-  /** False once the lease may have lapsed by this machine's clock (it was stopped, or cut off): no poll then. */
-  holding(): boolean;
-  /** Polling stopped because the lease is gone. Must not throw. */
-  lost(): void;
+export interface BotCluster extends PollingLease {
   state: SharedBotState;
   /** Someone paired through this bot. Must not throw. */
   paired(user: PairedUser): void;
+  /** A reply to a task this machine does not hold: the machine that ran it goes on with it. */
+  followUp(id: string, text: string): Promise<AskedFollowUp>;
 }
 
 export interface TelegramFile {
@@ -82,6 +80,8 @@ export interface TelegramBot {
   readonly approver: TelegramApprover;
   /** True when someone can answer an approval here (a paired or allowed user). */
   hasUsers(): boolean;
+  /** The chats of every paired or allowed user. */
+  users(): number[];
   /** A notice for every user (a rejected inbox file). */
   notice(html: string): void;
   /** Shows every user an MCP server's new or changed tools, with Approve and Keep withheld buttons. */
@@ -92,6 +92,8 @@ export interface TelegramBot {
   readonly outbox: TelegramOutbox;
   /** Resolves after the next completed poll (tests). */
   polled(): Promise<void>;
+  /** Since when the requests to Telegram have failed (bot/polling.ts); undefined while it answers. */
+  unreachableSince(): number | undefined;
 }
 
 const STRANGER_LOG_INTERVAL = 10 * 60_000;
@@ -145,7 +147,7 @@ export function createTelegramBot(options: TelegramBotOptions): TelegramBot {
     outbox.enqueue({ method: "sendMessage", chat_id: chat, params: { text, parse_mode: "HTML", link_preview_options: { is_disabled: true }, ...(replyTo ? { reply_parameters: { message_id: replyTo, allow_sending_without_reply: true } } : {}) } });
 
   const taskLink = (id: string) => taskPageLink(options.dashboardUrl, id);
-  const follower = createFollower({ outbox, store, userChats: users, notify: settings.notify, titleOf: (id) => daemon.get(id)?.title ?? "Task", notifyOf: (id) => daemon.get(id)?.spec.notify, taskLink });
+  const follower = createFollower({ outbox, store, userChats: users, notify: settings.notify, titleOf: (id) => daemon.get(id)?.title ?? "Task", notifyOf: (id) => daemon.get(id)?.spec.notify, taskLink, ranHere: (id) => daemon.get(id) !== undefined });
   const approver = createTelegramApprover({
     store: options.approvals,
     outbox,
@@ -311,8 +313,11 @@ export function createTelegramBot(options: TelegramBotOptions): TelegramBot {
         const prompt = [text, ...saved.map((name) => `(I put ${name} in your working folder.)`)].filter(Boolean).join("\n");
         const outcome = await daemon.followUp(id, prompt);
         if (outcome === "queued") return follower.started(daemon.get(id)!, chat, messageOf(ctx));
-        if (outcome === "busy") return void reply(chat, `Task <code>${escapeHtml(id)}</code> is still working; send this again when it has finished, or /cancel ${escapeHtml(id)}.`, messageOf(ctx));
+        if (outcome === "busy") return void reply(chat, busyText(id), messageOf(ctx));
       }
+      const elsewhere = !task && cluster ? await followElsewhere(cluster.followUp, id, text, files.length) : undefined;
+      if (elsewhere && "started" in elsewhere) return follower.started(elsewhere.started, chat, messageOf(ctx));
+      if (elsewhere) return void reply(chat, elsewhere.reply, messageOf(ctx));
     }
     // A crash after the task was queued but before the offset was saved brings the update back.
     const existing = daemon.tasks.bySource(source);
@@ -336,26 +341,10 @@ export function createTelegramBot(options: TelegramBotOptions): TelegramBot {
   bot.on("message", (ctx) => void reply(chatOf(ctx), "I read text messages and documents. /help says more.", messageOf(ctx)));
 
   // ------------------------------------------------------------------------------------------
-  // Polling, with a watchdog judged by completed polls
+  // Polling (bot/polling.ts), and the task events the phone is shown
   // ------------------------------------------------------------------------------------------
-  let stopping = false;
   const stopper = new AbortController();
   const stopSignal = stopper.signal;
-  let poll: AbortController | undefined;
-  let loop: Promise<void> | undefined;
-  let lastCompleted = clock.now();
-  let polledWaiters: Array<() => void> = [];
-  let cancelWatchdog = () => {};
-  let cancelPause = () => {};
-  /** A back-off that stop() cuts short (a timer, so a fake clock holds it until time moves). */
-  const pause = (ms: number) =>
-    new Promise<void>((resolve) => {
-      const cancel = clock.setTimer(resolve, ms);
-      cancelPause = () => {
-        cancel();
-        resolve();
-      };
-    });
   const unwatch = daemon.watch((id, message) => {
     if (id.includes(".")) return; // a specialist's own events: its approvals also arrive under its task's id
     try {
@@ -364,106 +353,34 @@ export function createTelegramBot(options: TelegramBotOptions): TelegramBot {
       log("error", `could not show an update of task ${id}: ${(error as Error).message}`);
     }
   });
-
-  const watchdog = () => {
-    cancelWatchdog = clock.setTimer(() => {
-      if (stopping) return;
-      if (poll && clock.now() - lastCompleted > settings.watchdog) {
-        log("warn", `no getUpdates has completed for ${Math.round((clock.now() - lastCompleted) / 1000)}s; restarting polling`);
-        poll.abort(new Error("watchdog"));
-      }
-      watchdog();
-    }, Math.max(1000, Math.floor(settings.watchdog / 3)));
-  };
-
-  /** The update to ask for next: the shared store's with several machines, else the bot's file's. */
-  let offset = store.data.offset;
-  const handle = async (update: Update): Promise<"handled" | "lost"> => {
-    if (cluster) {
-      // Taken before it is handled: a machine that lost the lease meanwhile handles nothing more.
-      const taken = await cluster.take(update.update_id);
-      if (taken === "lost") return "lost";
-      offset = update.update_id + 1;
-      if (taken === "taken") return "handled";
-    }
-    try {
-      await bot.handleUpdate(update);
-    } catch (error) {
-      const cause = (error as { error?: unknown }).error ?? error; // grammy wraps it in a BotError
-      const message = redact((cause as Error)?.message ?? String(cause));
-      log("error", `update ${update.update_id} failed: ${message}`, { update: update.update_id });
-      const from = update.message?.from ?? update.callback_query?.from;
-      const chat = update.message?.chat ?? update.callback_query?.message?.chat;
-      // Only someone allowed hears why; to anyone else the bot stays silent.
-      if (from && chat?.type === "private" && allowed(from.id)) reply(chat.id, `That did not work: ${escapeHtml(message)}`, update.message?.message_id);
-    }
-    if (!cluster) {
-      store.update((data) => void (data.offset = update.update_id + 1));
-      offset = update.update_id + 1;
-    }
-    return "handled";
-  };
-
-  const run = async () => {
-    let delay = 1000;
-    const wait = async (what: string, error: unknown) => {
-      log("warn", `${what}: ${describe(error)}; trying again in ${Math.round(delay / 1000)}s`);
-      await pause(delay);
-      delay = Math.min(delay * 2, 60_000);
-    };
-    for (let ready = false; !stopping && !ready; ) {
+  const polling = createPolling({
+    bot,
+    clock,
+    settings,
+    ...(cluster ? { lease: cluster } : {}),
+    offset: { first: store.data.offset, handled: (next) => store.update((data) => void (data.offset = next)) },
+    log: (level, message) => log(level, message),
+    describe,
+    async handle(update) {
       try {
-        if (!bot.isInited()) await bot.init();
-        await bot.api.deleteWebhook();
-        await bot.api.setMyCommands(BOT_COMMANDS);
-        ready = true;
-        log("info", `polling Telegram as @${bot.botInfo.username}`);
+        await bot.handleUpdate(update);
       } catch (error) {
-        if (!stopping) await wait("cannot reach Telegram", error);
+        const cause = (error as { error?: unknown }).error ?? error; // grammy wraps it in a BotError
+        const message = redact((cause as Error)?.message ?? String(cause));
+        log("error", `update ${update.update_id} failed: ${message}`, { update: update.update_id });
+        const from = update.message?.from ?? update.callback_query?.from;
+        const chat = update.message?.chat ?? update.callback_query?.message?.chat;
+        // Only someone allowed hears why; to anyone else the bot stays silent.
+        if (from && chat?.type === "private" && allowed(from.id)) reply(chat.id, `That did not work: ${escapeHtml(message)}`, update.message?.message_id);
       }
-    }
-    delay = 1000;
-    for (let known = !cluster; !stopping && !known; ) {
-      try {
-        offset = await cluster!.nextUpdate();
-        known = true;
-      } catch (error) {
-        if (!stopping) await wait("cannot read where the updates start from the shared store", error);
-      }
-    }
-    while (!stopping) {
-      if (cluster && !cluster.holding()) {
-        log("warn", "this machine may no longer hold the Telegram lease (it was stopped, or the shared store did not answer): not polling");
-        cluster.lost();
-        break;
-      }
-      poll = new AbortController();
-      try {
-        const updates = await bot.api.getUpdates({ offset, timeout: Math.floor(settings.poll_timeout / 1000), allowed_updates: ["message", "callback_query"] }, poll.signal as Parameters<typeof bot.api.getUpdates>[1]);
-        lastCompleted = clock.now();
-        delay = 1000;
-        let lost = false;
-        for (const update of updates) if ((lost = (await handle(update)) === "lost")) break;
-        if (lost) {
-          log("warn", "another machine holds the Telegram lease now: this one stops polling");
-          cluster!.lost();
-          break;
-        }
-        polledWaiters.splice(0).forEach((resolve) => resolve());
-      } catch (error) {
-        if (stopping) break;
-        if (poll.signal.aborted) continue; // the watchdog: poll again at once
-        if (error instanceof GrammyError && error.error_code === 409) await wait("another process is polling this bot (or a webhook is set)", error);
-        else if (error instanceof GrammyError && error.error_code === 401) await wait("Telegram refused TELEGRAM_BOT_TOKEN (401): check the token from @BotFather", error);
-        else await wait("polling Telegram failed", error);
-      }
-    }
-  };
+    },
+  });
 
   return {
     approver,
     outbox,
     hasUsers: () => users().length > 0,
+    users,
     notice(html) {
       for (const chat of users()) {
         try {
@@ -482,21 +399,16 @@ export function createTelegramBot(options: TelegramBotOptions): TelegramBot {
     },
     start() {
       outbox.start();
-      lastCompleted = clock.now();
-      watchdog();
-      loop = run().catch((error: unknown) => log("error", `polling stopped: ${describe(error)}`));
+      polling.start();
     },
     async stop() {
-      stopping = true;
       stopper.abort();
-      cancelWatchdog();
-      cancelPause();
       unwatch();
-      poll?.abort(new Error("stopping"));
-      await loop;
+      await polling.stop();
       await outbox.stop();
     },
-    polled: () => new Promise((resolve) => polledWaiters.push(resolve)),
+    polled: polling.polled,
+    unreachableSince: polling.unreachableSince,
   };
 
   /** Apply or Discard under a staged task's changes: the buttons go, and the outcome is the reply. */

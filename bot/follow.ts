@@ -27,6 +27,11 @@ export interface FollowOptions {
   titleOf(id: string): string;
   /** The link to a task's dashboard page (`taskPageLink`), or "" when there is no public one. */
   taskLink(id: string): string;
+  /**
+   * Whether this machine ran the task (several machines): of one that ran on another machine and
+   * was delivered here, the machine that ran it told (cli/telegram-notices.ts); only its chat hears it here.
+   */
+  ranHere(id: string): boolean;
 }
 
 export interface Follower {
@@ -75,10 +80,8 @@ export function createFollower(options: FollowOptions): Follower {
       ...(tag ? { tag } : {}),
     });
   const audience = (id: string, kind: NotifyKind, chat = chatOf(id)): number[] => {
-    if (chat !== undefined) return [chat];
-    const wanted = options.notifyOf(id);
-    if (kind === "approval" || wanted === undefined) return options.notify.includes(kind) ? options.userChats() : [];
-    return wanted ? options.userChats() : [];
+    const who = hears(kind, chat, options.notifyOf(id), options.notify);
+    return who === "users" ? options.userChats() : who === undefined ? [] : [who];
   };
 
   const finished = (record: TaskRecord, result: SessionResult) => {
@@ -89,7 +92,7 @@ export function createFollower(options: FollowOptions): Follower {
     const entry = store.data.tasks[id] ?? telegramSource(record.spec.source);
     outbox.replace(`progress:${id}`, undefined); // the result makes any progress text moot
     const kind: NotifyKind = result.status === "done" ? "finished" : "failed";
-    for (const chat of audience(id, kind, entry?.chat)) {
+    for (const chat of entry?.chat === undefined && !options.ranHere(id) ? [] : audience(id, kind, entry?.chat)) {
       const replyTo = chat === entry?.chat ? entry.request : undefined;
       for (const message of resultMessages(record, result, options.taskLink(id))) {
         if (message.document) {
@@ -128,13 +131,8 @@ export function createFollower(options: FollowOptions): Follower {
       if (message.type === "finished") return finished(message.record, message.result);
       const event = message.event;
       const followed = chatOf(id) !== undefined;
-      if (event.type === "budget_warning") {
-        const used = amount(event.kind, event.used);
-        const limit = amount(event.kind, event.limit);
-        const what = { turns: "turns", usd: "budget", time: "time", daily_usd: "today's budget" }[event.kind] ?? event.kind;
-        const link = options.taskLink(id.split(".")[0]!); // a specialist's session is <task>.<call>.<name>: its task's page
-        for (const chat of audience(id, "budget")) send(chat, `⚠️ Task <code>${escapeHtml(id)}</code> has used ${Math.round((event.used / event.limit) * 100)}% of its ${what} (${used} of ${limit}).${link ? `\n${link}` : ""}`, `note:${id}`);
-      }
+      // Told by the machine that runs the task (several machines: a task elsewhere tells through cli/telegram-notices.ts).
+      if (event.type === "budget_warning" && options.ranHere(id)) for (const chat of audience(id, "budget")) send(chat, budgetWarning(id, event, options.taskLink), `note:${id}`);
       if (!followed) return;
       const status = progress.get(id) ?? statusOf(id, options.titleOf(id));
       const working = status.state;
@@ -165,6 +163,25 @@ export function createFollower(options: FollowOptions): Follower {
       show(id, status);
     },
   };
+}
+
+/**
+ * Who hears of a task: its chat when it came from Telegram; else every user ("users") when the
+ * task file's `notify` or `telegram.notify` asks for this kind; else nobody (undefined).
+ */
+export function hears(kind: NotifyKind, chat: number | undefined, wanted: boolean | undefined, notify: readonly NotifyKind[]): number | "users" | undefined {
+  if (chat !== undefined) return chat;
+  if (kind === "approval" || wanted === undefined) return notify.includes(kind) ? "users" : undefined;
+  return wanted ? "users" : undefined;
+}
+
+/** "⚠️ Task … has used 80% of its budget (…)", with the task's page when there is a public one. */
+export function budgetWarning(id: string, event: Extract<SessionEvent, { type: "budget_warning" }>, taskLink: (id: string) => string): string {
+  const used = amount(event.kind, event.used);
+  const limit = amount(event.kind, event.limit);
+  const what = { turns: "turns", usd: "budget", time: "time", daily_usd: "today's budget" }[event.kind] ?? event.kind;
+  const link = taskLink(id.split(".")[0]!); // a specialist's session is <task>.<call>.<name>: its task's page
+  return `⚠️ Task <code>${escapeHtml(id)}</code> has used ${Math.round((event.used / event.limit) * 100)}% of its ${what} (${used} of ${limit}).${link ? `\n${link}` : ""}`;
 }
 
 /** The chat and message a task sent from Telegram came from: its source is `telegram:CHAT:MESSAGE`. */

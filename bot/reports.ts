@@ -444,6 +444,8 @@ export interface DigestView {
   /** Consolidator runs since the last digest. */
   runs: MemoryRunView[];
   overCap?: string;
+  /** Several machines: the machine each finished task ran on, by id; named when more than one ran tasks. */
+  machines?: Record<string, string>;
 }
 
 /** The daily digest (Telegram HTML): what finished and failed, spend, what memory learned, what waits. */
@@ -453,7 +455,10 @@ export function digestText(view: DigestView): string {
   const cost = view.finished.reduce((sum, task) => sum + task.cost_usd, 0);
   const lines = [`📋 <b>Digest</b> · ${escapeHtml(new Date(view.now).toLocaleDateString("en-GB", { weekday: "long", day: "numeric", month: "long" }))}`];
   lines.push(`<b>Tasks</b>: ${done.length} done, ${failed.length} failed or cancelled · ${formatCost(cost)}`);
-  for (const task of [...failed, ...done].slice(0, 8)) lines.push(`${task.state === "done" ? "✅" : task.state === "cancelled" ? "⏹" : "❌"} ${escapeHtml(clipPlain(task.title, 80))}${task.state !== "done" && task.reason ? ` — ${escapeHtml(clipPlain(task.reason, 100))}` : ""}`);
+  const ranOn = machineCounts(view.finished, view.machines);
+  if (ranOn.size > 1) lines.push(`<b>Machines</b>: ${[...ranOn].map(([machine, count]) => `${escapeHtml(machine)} ${count}`).join(", ")}`);
+  const where = (task: TaskRecord) => (ranOn.size > 1 && view.machines?.[task.id] ? ` · ${escapeHtml(view.machines[task.id]!)}` : "");
+  for (const task of [...failed, ...done].slice(0, 8)) lines.push(`${task.state === "done" ? "✅" : task.state === "cancelled" ? "⏹" : "❌"} ${escapeHtml(clipPlain(task.title, 80))}${where(task)}${task.state !== "done" && task.reason ? ` — ${escapeHtml(clipPlain(task.reason, 100))}` : ""}`);
   if (view.finished.length > 8) lines.push(`… and ${view.finished.length - 8} more (/tasks)`);
   const daily = Number.isFinite(view.limits.dailyUsd) && view.limits.dailyUsd > 0 ? ` of ${formatCost(view.limits.dailyUsd)} a day` : "";
   lines.push(`<b>Spend</b>: today ${formatCost(view.spend.todayUsd)}${daily}; this month ${formatCost(view.spend.monthUsd)}`);
@@ -470,6 +475,16 @@ export function digestText(view: DigestView): string {
   }
   if (view.active.length) lines.push(`<b>Running or queued</b>: ${view.active.map((task) => escapeHtml(clipPlain(task.title, 40))).join(", ")}`);
   return clipMessage(lines.join("\n"));
+}
+
+/** How many of the finished tasks each machine ran, most first. */
+function machineCounts(finished: TaskRecord[], machines: Record<string, string> | undefined): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const task of finished) {
+    const machine = machines?.[task.id];
+    if (machine) counts.set(machine, (counts.get(machine) ?? 0) + 1);
+  }
+  return new Map([...counts].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0])));
 }
 
 /** Telegram HTML as plain text, for the terminal. */

@@ -3,6 +3,7 @@ import { digestText, memoryText, spendSummary, undoText } from "../bot/reports.t
 import { consolidate, type Edit } from "../memory/consolidate.ts";
 import { openMemoryRuns, type Memory } from "../memory/index.ts";
 import type { ApprovalStore, Clock, LoadedConfig, ModelClient } from "../runtime/index.ts";
+import type { Cluster } from "../runtime/store/pg-cluster.ts";
 import type { TaskReader } from "../tasks/index.ts";
 
 /**
@@ -27,6 +28,8 @@ export function createMemoryService(options: {
   small(): ModelClient;
   tasks: Pick<TaskReader, "active" | "finishedSince">;
   approvals: ApprovalStore;
+  /** Several machines: the digest counts every machine's tasks, from the shared store (this machine's alone while it is away). */
+  shared?: Pick<Cluster, "finishedSince" | "active">;
 }): MemoryService {
   const { loaded, clock, memory } = options;
   const { config, home } = loaded;
@@ -71,10 +74,12 @@ export function createMemoryService(options: {
     undo: () => undoText(memory.store.undo()),
     memoryText: () => memoryText({ ...snapshot(), runs: runs.read().runs }, clock.now()),
     async digest(since = clock.now() - 86_400_000) {
+      const shared = options.shared ? await Promise.all([options.shared.finishedSince(since), options.shared.active()]).catch(() => undefined) : undefined;
       return digestText({
         now: clock.now(),
-        finished: options.tasks.finishedSince(since),
-        active: options.tasks.active(),
+        finished: shared?.[0].map((task) => task.record) ?? options.tasks.finishedSince(since),
+        active: shared?.[1].map((task) => task.record) ?? options.tasks.active(),
+        ...(shared ? { machines: Object.fromEntries(shared[0].flatMap((task) => (task.machine ? [[task.record.id, task.machine]] : []))) } : {}),
         pendingApprovals: options.approvals.pending().map((record) => ({ id: record.id, summary: record.summary, session: record.session })),
         spend: await spendSummary(join(home, "sessions"), clock.now()),
         limits: { dailyUsd: config.budget.daily_usd, perTaskUsd: config.budget.max_usd },

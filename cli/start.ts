@@ -29,6 +29,7 @@ import { UsageError } from "./usage.ts";
 import { readTaskFile, taskFromPrompt, toTaskSpec } from "../tasks/index.ts";
 import { initHome } from "./init.ts";
 import { joinCluster, oneAtATime, sharedFilesSync } from "./cluster-start.ts";
+import { clusterNotices, type ClusterNotices } from "./telegram-notices.ts";
 import { sharedSettingsSync } from "./settings-start.ts";
 import { shareSessions } from "./shared-sessions.ts";
 
@@ -71,13 +72,17 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
     throw error;
   });
   let bot: TelegramBot | undefined;
+  /** With several machines: notices reach Telegram from a machine without the bot too (cli/telegram-notices.ts). */
+  let notices: ClusterNotices | undefined;
+  /** A notice for every user, from whichever machine runs the bot. */
+  const say = (html: string) => (notices ? notices.notice(html) : bot?.notice(html));
   /** What was found damaged or lost: said on stderr and in the trace, and on Telegram (once the bot is up). */
   let damage: string[] | undefined = [];
   const sayDamage = (event: Record<string, unknown>, message: string) => {
     stderr.write(`! ${message}\n`);
     trace.error(event, message);
     if (damage) damage.push(message);
-    else bot?.notice(`⚠️ ${escapeHtml(message)}`);
+    else say(`⚠️ ${escapeHtml(message)}`);
   };
   for (const notice of stateNotices(opened, home)) {
     if (notice.damage) sayDamage(notice.event, notice.message);
@@ -96,7 +101,7 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
       stderr.write(`${change.state === "down" ? "! " : ""}${message}\n`);
       if (change.state === "down") trace.error({ event: "storage_unavailable", fault: change.outage.fault, what: change.outage.what, error: change.outage.message }, message);
       else trace.warn({ event: "storage_available", fault: change.outage.fault, down_ms: change.at - change.outage.since }, message);
-      bot?.notice(`${change.state === "down" ? "⚠️" : "✅"} ${escapeHtml(message)}`);
+      say(`${change.state === "down" ? "⚠️" : "✅"} ${escapeHtml(message)}`);
     },
   });
   // Approvals go to Telegram once someone is paired there, and to the dashboard while someone is
@@ -125,7 +130,7 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
       discardStage(home, info.id);
       const message = `discarded the unapplied staged changes of task ${info.id} to ${info.original}: kept ${Math.round(config.tasks.keep_staged / 86_400_000)} days (tasks.keep_staged) without an apply`;
       trace.warn({ event: "stage_discarded", session: info.id }, message);
-      bot?.notice(`🗑 ${escapeHtml(message)}`);
+      say(`🗑 ${escapeHtml(message)}`);
     }
     cancelStale = clock.setTimer(dropStale, 3_600_000);
   };
@@ -169,13 +174,13 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
   const joined = cluster ? joinShared({ cluster, watch: storeWatch, state: store, home, trace, telegramHere }) : undefined;
   const daemon = createDaemon({ home, clock, runtime, state: joined?.state ?? store, trace, storage, concurrency: config.daemon.concurrency, maxCrashes: config.daemon.max_crashes, ...(joined ? { shared: joined.shared } : {}) });
   /** With several machines: identity, memory, specialists and skills kept in line with the others. */
-  const syncFiles = cluster ? sharedFilesSync({ cluster, home, clock, trace, stderr, notice: (html) => bot?.notice(html) }) : undefined;
+  const syncFiles = cluster ? sharedFilesSync({ cluster, home, clock, trace, stderr, notice: say }) : undefined;
   /** With several machines: the permission policy and MCP servers, the same on every machine (cli/settings-start.ts). */
-  const syncSettings = cluster ? sharedSettingsSync({ cluster, home, clock, trace, stderr, notice: (html) => bot?.notice(html), runtime, started: config }) : undefined;
+  const syncSettings = cluster ? sharedSettingsSync({ cluster, home, clock, trace, stderr, notice: say, runtime, started: config }) : undefined;
   /** With several machines: this machine's session logs copied to the store, and any machine's task read from there. */
   const sessions = cluster ? await shareSessions({ cluster, daemon, sessionsDir: runtime.sessionsDir, home, trace }) : undefined;
   const readEvents = sessions ? sessions.readEvents : (id: string) => readSessionLog(join(runtime.sessionsDir, `${id}.jsonl`));
-  const memoryWork = createMemoryService({ loaded, clock, memory, small: () => runtime.modelFor("small"), tasks: daemon.tasks, approvals });
+  const memoryWork = createMemoryService({ loaded, clock, memory, small: () => runtime.modelFor("small"), tasks: daemon.tasks, approvals, ...(cluster ? { shared: cluster } : {}) });
   const memoryService = cluster && syncFiles ? oneAtATime(memoryWork, { cluster, clock, syncFiles }) : memoryWork;
   // Journal entries are written in order; on a full or read-only disk they wait for space (until the daemon stops).
   const journalStop = new AbortController();
@@ -250,7 +255,7 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
     onRejected({ name, message }) {
       trace.warn({ event: "task_rejected", name, message }, message);
       stderr.write(`! rejected inbox/${name}: ${message}\n`);
-      bot?.notice(`⚠️ <b>inbox/${escapeHtml(name)} was rejected</b> and moved to inbox/.rejected/:\n${escapeHtml(message)}`);
+      say(`⚠️ <b>inbox/${escapeHtml(name)} was rejected</b> and moved to inbox/.rejected/:\n${escapeHtml(message)}`);
     },
   });
   const timezone = config.daemon.timezone ?? Intl.DateTimeFormat().resolvedOptions().timeZone;
@@ -283,7 +288,9 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
     },
   });
 
-  for (const message of damage) bot?.notice(`⚠️ ${escapeHtml(message)}`);
+  // Notices of this machine reach Telegram whichever machine runs the bot (before the damage found at start is said).
+  if (cluster && token) notices = clusterNotices({ cluster, daemon, bot: () => bot, notify: config.telegram.notify, ...(config.dashboard.public_url ? { dashboardUrl: config.dashboard.public_url } : {}), trace });
+  for (const message of damage) say(`⚠️ ${escapeHtml(message)}`);
   damage = undefined;
   // What the last process logged but did not live to journal (a kill right after a session ended), before those sessions run again.
   for (const task of store.active().filter((candidate) => candidate.state === "running" || candidate.state === "waiting_approval")) {
@@ -307,9 +314,11 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
           clock,
           trace,
           telegramHere,
+          // Approvals, session logs, then Telegram notices.
           also: async () => {
             await sharing!.sync();
             await sessions!.sync();
+            await notices?.tick();
           },
           // The files first, then the settings, each tick: a file that cannot be read or written here does not hold the settings up.
           ...(syncFiles
@@ -340,7 +349,7 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
     memory: async () => memoryService.memoryText(),
     digest: async () => {
       const text = await memoryService.digest();
-      bot?.notice(text);
+      say(text);
       return text;
     },
   }, cluster ? { view: (recent) => readClusterView(cluster, recent), get: (id) => cluster.get(id), events: (id) => readEvents(id) } : undefined);
@@ -509,6 +518,7 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
       await sharing?.sync().catch(() => {});
       await cluster?.close();
       unjournal();
+      notices?.close();
       journalStop.abort();
       await journaling;
       await bot?.stop();

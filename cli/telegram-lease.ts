@@ -2,6 +2,7 @@ import type { BotCluster, TelegramBot } from "../bot/bot.ts";
 import type { PairingStore } from "../bot/pairing.ts";
 import type { Clock } from "../runtime/index.ts";
 import { TELEGRAM_LEASE, type Cluster } from "../runtime/store/pg-cluster.ts";
+import { sharedFollowUps } from "../runtime/store/pg-follow-ups.ts";
 import { sharedTelegram } from "../runtime/store/pg-telegram.ts";
 import type { TraceLogger } from "../runtime/trace.ts";
 
@@ -12,6 +13,10 @@ import type { TraceLogger } from "../runtime/trace.ts";
  * lapsed (a machine woken from SIGSTOP or sleep polls nothing before it renewed). Another machine
  * takes over once the lease expired, by the database's clock: within TELEGRAM_LEASE_MS plus a
  * third of it, 20 s at most with the default.
+ *
+ * The lease is kept only while Telegram answers this machine: a holder whose requests have failed
+ * for the lease's time to live (its network cannot reach Telegram, which another machine's may)
+ * stops its bot, gives the lease up and stands back for two terms, so another machine takes over.
  */
 
 /** The Telegram lease's time to live. */
@@ -43,6 +48,7 @@ export function startTelegramLease(options: TelegramLeaseOptions): TelegramLease
   const { cluster, clock, trace, stderr } = options;
   const ttl = options.ttlMs ?? TELEGRAM_LEASE_MS;
   const shared = sharedTelegram(cluster.sql, cluster.machine);
+  const followUps = sharedFollowUps(cluster.sql, cluster.machine);
   const say = (level: "info" | "warn", message: string) => {
     stderr.write(`${message}\n`);
     trace[level]({ event: "telegram_lease", machine: cluster.machine }, message);
@@ -54,6 +60,8 @@ export function startTelegramLease(options: TelegramLeaseOptions): TelegramLease
   let ending: Promise<void> | undefined;
   let cancelTimer = () => {};
   let lastHolder: string | undefined;
+  /** Gave the lease up because Telegram did not answer: not taken again before this. */
+  let standBackUntil = 0;
 
   /** The bot's state, written to the shared store after each change (only the latest matters). */
   let unsaved: unknown;
@@ -95,6 +103,7 @@ export function startTelegramLease(options: TelegramLeaseOptions): TelegramLease
       holding: () => clock.now() < heldUntil,
       lost: () => void end("lost"),
       paired: (user) => void shared.paired(user).catch(() => {}), // the next renewal offers it again
+      followUp: (id, text) => followUps.ask(id, text),
       state: {
         initial: state,
         written(data) {
@@ -118,17 +127,28 @@ export function startTelegramLease(options: TelegramLeaseOptions): TelegramLease
     }
   };
 
+  /** Telegram has not answered this machine for a whole term: another machine, whose network may reach it, takes over. */
+  const giveUp = async (since: number) => {
+    say("warn", `Telegram: this machine (${cluster.machine}) has not reached Telegram for ${Math.round((clock.now() - since) / 1000)} s; it gives the Telegram lease up so that another machine runs the bot`);
+    standBackUntil = clock.now() + 2 * ttl;
+    await end("stopping");
+    await cluster.releaseLease(TELEGRAM_LEASE).catch(() => {}); // else it lapses by itself
+  };
+
   const renew = async () => {
     const asked = clock.now();
     /** Undefined: the database did not answer, so the lease may still be ours until heldUntil. */
     let held: boolean | undefined;
     try {
-      held = await cluster.lease(TELEGRAM_LEASE, ttl);
+      if (asked >= standBackUntil) held = await cluster.lease(TELEGRAM_LEASE, ttl);
     } catch (error) {
       trace.warn({ event: "telegram_lease_unknown", error: (error as Error).message }, `could not renew the Telegram lease: ${(error as Error).message}`);
     }
     if (stopped) return;
-    if (held) {
+    const failing = bot?.unreachableSince();
+    if (held && failing !== undefined && clock.now() - failing >= ttl) {
+      await giveUp(failing);
+    } else if (held) {
       // A third of the lease kept in hand: this machine stops before the database lets another take it.
       heldUntil = asked + ttl - Math.ceil(ttl / 3);
       if (!bot) await begin();

@@ -4,6 +4,7 @@ import { createWorkdir, type Clock } from "../runtime/index.ts";
 import type { SessionResult } from "../runtime/loop.ts";
 import { storeUnreachable, type StoreWatch } from "../runtime/store/outage.ts";
 import { HEARTBEAT_MS, TELEGRAM, type Cluster } from "../runtime/store/pg-cluster.ts";
+import { sharedFollowUps } from "../runtime/store/pg-follow-ups.ts";
 import type { TraceLogger } from "../runtime/trace.ts";
 import { storageFault } from "../runtime/write-gate.ts";
 import type { Daemon, SharedQueue } from "./daemon.ts";
@@ -191,7 +192,7 @@ export interface ClusterLoop {
 
 /**
  * Every HEARTBEAT_MS: the heartbeat (with how much runs here), queued tasks of silent machines
- * back to the queue, cancels asked of this machine's tasks, changes left to write, results other
+ * back to the queue, cancels and follow-ups asked of this machine's tasks, changes left to write, results other
  * machines ended for this one to deliver, and a look at the queue. A notification (a task queued,
  * a cancel asked, a result to deliver) does the same at once; the timer covers one that was missed.
  */
@@ -219,6 +220,20 @@ export async function startClusterLoop(options: {
   let cancelTimer = () => {};
   /** Results delivered here whose store row may not say so yet: never delivered twice by this process. */
   const handed = new Set<string>();
+  const followUps = sharedFollowUps(cluster.sql, cluster.machine);
+  /** Replies on Telegram to tasks that ran here, sent through another machine's bot: each task goes on from its log here. */
+  const takeFollowUps = async () => {
+    for (const { id, text } of await followUps.forMe()) {
+      if (!(await followUps.take(id))) continue;
+      const outcome = await daemon.followUp(id, text).catch(async (error: unknown) => {
+        await followUps.giveBack(id, text);
+        throw error;
+      });
+      // Busy: it was queued here again meanwhile (nightshift run --resume); the follow-up waits for it to end.
+      if (outcome === "busy") await followUps.giveBack(id, text);
+      if (outcome === "unknown") trace.warn({ session: id, event: "follow_up_unknown" }, `a follow-up was asked of task ${id}, which this machine does not hold`);
+    }
+  };
   const tick = (): Promise<void> => {
     if (ticking) {
       again = true;
@@ -236,6 +251,7 @@ export async function startClusterLoop(options: {
           await daemon.cancel(id, reason);
           await cluster.cancelHandled(id);
         }
+        await takeFollowUps();
         await state.flush();
         for (const { record, result } of await cluster.undelivered({ telegram: options.telegramHere() })) {
           if (record.deliver_to === TELEGRAM) {

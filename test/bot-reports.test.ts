@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import { BOT_COMMANDS, budgetText, helpText, spendSummary, statusText, tasksText, traceText, type SpendSummary } from "../bot/reports.ts";
+import { BOT_COMMANDS, budgetText, digestText, helpText, spendSummary, statusText, tasksText, traceText, type SpendSummary } from "../bot/reports.ts";
 import type { EventOf, SessionEvent, TaskSpec } from "../runtime/events.ts";
 import { openSessionLog } from "../runtime/session-log.ts";
 import type { TaskRecord } from "../tasks/state.ts";
@@ -269,5 +269,32 @@ describe("help and commands", () => {
     assert.match(text, /Reply/);
     assert.match(text, /document/i);
     for (const usage of ["/tasks", "/status ID", "/cancel ID", "/trace ID", "/approvals", "/memory", "/digest", "/budget", "/help"]) assert.ok(text.includes(`${usage} —`), usage);
+  });
+});
+
+describe("the digest", () => {
+  const view = (finished: TaskRecord[], machines?: Record<string, string>) => ({
+    now: T0,
+    finished,
+    active: [],
+    pendingApprovals: [],
+    spend: { todayUsd: 0, monthUsd: 0, todayTop: [], days: 1 },
+    limits: { dailyUsd: 10, perTaskUsd: 2 },
+    runs: [],
+    ...(machines ? { machines } : {}),
+  });
+
+  it("names the machines when tasks ran on more than one, and how many each ran", () => {
+    const text = sendable(digestText(view([task("a"), task("b", { state: "failed", reason: "no key" }), task("c")], { a: "laptop", b: "server", c: "laptop" })));
+    assert.match(text, /<b>Tasks<\/b>: 2 done, 1 failed or cancelled/);
+    assert.match(text, /<b>Machines<\/b>: laptop 2, server 1/);
+    assert.match(text, /❌ Task b · server — no key/);
+    assert.match(text, /✅ Task a · laptop/);
+  });
+
+  it("reads as on one machine when a single machine ran every task, or none says where", () => {
+    const alone = digestText(view([task("a"), task("b")]));
+    assert.equal(digestText(view([task("a"), task("b")], { a: "laptop", b: "laptop" })), alone);
+    assert.doesNotMatch(alone, /Machines|laptop/);
   });
 });

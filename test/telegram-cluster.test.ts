@@ -2,10 +2,10 @@ import assert from "node:assert/strict";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, it } from "node:test";
-import { startBotApi, type BotApi } from "./support/bot-api.ts";
 import { until } from "./support/cli.ts";
-import { noDatabase, ranOn, startMachines, type Machine } from "./support/cluster.ts";
-import { ALICE, TOKEN, approvalMessages, button, text, writeTo } from "./support/telegram-harness.ts";
+import { eventually, noDatabase, ranOn, type Machine } from "./support/cluster.ts";
+import { ALICE, approvalMessages, button, text, writeTo } from "./support/telegram-harness.ts";
+import { answers, LEASE_MS, runsBot, startTelegramMachines as startMachines, taskIds } from "./support/telegram-machines.ts";
 
 /**
  * Telegram with several machines on one PostgreSQL: real `nightshift start` processes on one
@@ -15,8 +15,6 @@ import { ALICE, TOKEN, approvalMessages, button, text, writeTo } from "./support
  */
 
 const skip = noDatabase ? { skip: noDatabase } : {};
-const LEASE_MS = 3000;
-const config = `telegram:\n  allowed_users: [${ALICE.id}]\n  poll_timeout: 2s\n  watchdog: 10s\n`;
 
 let cleanup: (() => Promise<void>) | undefined;
 afterEach(async () => {
@@ -29,20 +27,10 @@ afterEach(async () => {
  * loaded machine's late renewal does not move the bot in the middle of a test about something else.
  */
 async function startTelegramMachines(names: string[], leaseMs = 15_000) {
-  const cluster = await startMachines(names, { config });
-  const telegram = await startBotApi({ token: TOKEN, botUsername: "night_bot" });
-  for (const machine of cluster.machines) Object.assign(machine.env, { TELEGRAM_BOT_TOKEN: TOKEN, TELEGRAM_API_ROOT: telegram.url, NIGHTSHIFT_TELEGRAM_LEASE_MS: String(leaseMs) });
-  cleanup = async () => {
-    await cluster.cleanup();
-    await telegram.close();
-  };
-  return { ...cluster, telegram };
+  const machines = await startMachines(names, { leaseMs });
+  cleanup = machines.cleanup;
+  return machines;
 }
-
-const runsBot = (machine: Machine) => (machine.daemon?.output() ?? "").split(`this machine (${machine.name}) holds the Telegram lease and runs the bot`).length - 1;
-/** The result messages in Alice's chat: the model's answer, once per task. */
-const answers = (telegram: BotApi) => telegram.messages(ALICE.id).filter((message) => message.text?.includes("the answer"));
-const taskIds = (telegram: BotApi) => answers(telegram).map((message) => /\b(\d{8}-\d{6}-[a-z0-9]+)\b/.exec(message.text!)?.[1] ?? message.text!);
 
 describe("Telegram on several machines", skip, () => {
   it("moves the bot to another machine within 30 s when the one polling is stopped, losing and doubling no message", async () => {
@@ -85,6 +73,31 @@ describe("Telegram on several machines", skip, () => {
     // The new holder's polls were never cut short by the woken machine polling again (409).
     const trace = readFileSync(join(other.home, "logs", "trace.jsonl"), "utf8");
     assert.doesNotMatch(trace, /another process is polling this bot/);
+  });
+
+  it("gives the Telegram lease up when the machine holding it cannot reach Telegram, so a machine that can runs the bot", async () => {
+    const cluster = await startTelegramMachines(["m1", "m2"]);
+    const [m1, m2] = cluster.machines as [Machine, Machine];
+    // m1 reaches the stand-in through a way of its own, which the test cuts. A 6 s lease: a renewal
+    // late by 2 s on a loaded machine does not lose it before Telegram is cut off.
+    m1.env.TELEGRAM_API_ROOT = cluster.telegram.viaUrl("m1");
+    for (const machine of [m1, m2]) machine.env.NIGHTSHIFT_TELEGRAM_LEASE_MS = "6000";
+    cluster.api.respondWith(() => text("the answer"));
+    await m1.start();
+    await until(() => runsBot(m1) === 1, "m1 to run the bot");
+    await m2.start();
+    await until(() => m2.daemon!.output().includes("Telegram: machine m1 runs the bot"), "m2 to see m1 run the bot");
+    cluster.telegram.sendText(ALICE, "message 1");
+    await until(() => answers(cluster.telegram).length === 1, "the first answer", 30_000);
+
+    cluster.telegram.cutOff("m1");
+    cluster.telegram.sendText(ALICE, "message 2");
+    await until(() => runsBot(m2) === 1, "m2 to take the bot over", 30_000);
+    assert.match(m1.daemon!.output(), /this machine \(m1\) has not reached Telegram for \d+ s; it gives the Telegram lease up so that another machine runs the bot/);
+    await until(() => new Set(taskIds(cluster.telegram)).size === 2, "the second message answered through m2", 30_000);
+    // m1 may try again after standing back, but only when m2's lease lapsed (a loaded machine): m2 is where it ends.
+    const holder = await eventually(async () => (await cluster.sql<{ holder: string }[]>`SELECT holder FROM leases WHERE name = 'telegram' AND expires > now()`)[0]?.holder, (name) => name === "m2");
+    assert.equal(holder, "m2");
   });
 
   it("answers in the chat a Telegram task that ran on a machine without the bot", async () => {

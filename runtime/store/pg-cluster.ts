@@ -35,6 +35,8 @@ export interface MachineStatus {
   name: string;
   /** Milliseconds since its last heartbeat, by the database's clock. */
   silentMs: number;
+  /** When it last beat, by the database's clock (ms): one silence of it, for saying it once. */
+  heartbeat: number;
   alive: boolean;
   stopped: boolean;
   running: number;
@@ -128,6 +130,8 @@ export interface Cluster {
   active(): Promise<SharedTask[]>;
   /** The newest `limit` tasks of every machine. */
   recent(limit: number): Promise<SharedTask[]>;
+  /** Every machine's tasks that finished (done, failed, cancelled) at or after `at`, newest first (the digest). */
+  finishedSince(at: number): Promise<SharedTask[]>;
   /** Every machine's tasks as the Tasks page filters them (`TaskReader.list`): newest first, at most `limit`. */
   list(filter: { state?: string | undefined; origin?: string | undefined; before?: { created: number; id: string } | undefined }, limit: number): Promise<SharedTask[]>;
   /** Calls `wake` on each notification (a task queued, a cancel asked). Returns a function that stops listening. */
@@ -197,9 +201,9 @@ export function cluster(sql: Sql, machine: string, options: { owned?: boolean; s
       await sql`UPDATE machines SET stopped = true, running = 0 WHERE name = ${machine}`;
     },
     async machines() {
-      const rows = await sql<{ name: string; silent_ms: number; stopped: boolean; running: number; concurrency: number; pid: number }[]>`
-        SELECT name, (extract(epoch FROM now() - heartbeat) * 1000)::float8 AS silent_ms, stopped, running, concurrency, pid FROM machines ORDER BY name`;
-      return rows.map((row) => ({ name: row.name, silentMs: row.silent_ms, alive: !row.stopped && row.silent_ms < silentMs, stopped: row.stopped, running: row.running, concurrency: row.concurrency, pid: row.pid }));
+      const rows = await sql<{ name: string; silent_ms: number; beat: number; stopped: boolean; running: number; concurrency: number; pid: number }[]>`
+        SELECT name, (extract(epoch FROM now() - heartbeat) * 1000)::float8 AS silent_ms, (extract(epoch FROM heartbeat) * 1000)::float8 AS beat, stopped, running, concurrency, pid FROM machines ORDER BY name`;
+      return rows.map((row) => ({ name: row.name, silentMs: row.silent_ms, heartbeat: Math.round(row.beat), alive: !row.stopped && row.silent_ms < silentMs, stopped: row.stopped, running: row.running, concurrency: row.concurrency, pid: row.pid }));
     },
     async enqueue(record, pin, cursor) {
       /** Queued already by an earlier try whose answer was lost (its cursor moved with it): the same task, nothing to do. */
@@ -364,6 +368,10 @@ export function cluster(sql: Sql, machine: string, options: { owned?: boolean; s
     },
     async recent(limit) {
       const rows = await sql<TaskRow[]>`SELECT record, machine, pin FROM tasks ORDER BY created DESC LIMIT ${limit}`;
+      return rows.map(shared);
+    },
+    async finishedSince(at) {
+      const rows = await sql<TaskRow[]>`SELECT record, machine, pin FROM tasks WHERE finished >= ${at} AND state IN ('done', 'failed', 'cancelled') ORDER BY finished DESC`;
       return rows.map(shared);
     },
     async list(filter, limit) {

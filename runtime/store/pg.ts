@@ -61,6 +61,15 @@ const MIGRATIONS: ReadonlyArray<(tx: postgres.TransactionSql) => Promise<unknown
   async (tx) => {
     await tx`ALTER TABLE machines ADD COLUMN host text`;
   },
+  // Notices for Telegram raised on any machine and sent by the one running the bot (runtime/store/pg-notices.ts),
+  // a follow-up asked of a finished task's machine from the bot's (runtime/store/pg-follow-ups.ts), and the digest's index.
+  async (tx) => {
+    await tx`CREATE TABLE telegram_notices (id bigserial PRIMARY KEY, key text UNIQUE, machine text NOT NULL, chat bigint, message jsonb NOT NULL, created timestamptz NOT NULL DEFAULT now(), sent boolean NOT NULL DEFAULT false)`;
+    await tx`CREATE INDEX telegram_notices_unsent ON telegram_notices (id) WHERE NOT sent`;
+    await tx`ALTER TABLE tasks ADD COLUMN follow_up text`;
+    // Every machine's tasks finished since a time (the digest, runtime/store/pg-cluster.ts `finishedSince`).
+    await tx`CREATE INDEX tasks_finished ON tasks (finished DESC) WHERE finished IS NOT NULL`;
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

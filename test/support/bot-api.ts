@@ -49,6 +49,8 @@ export interface RecordedCall {
   files: Record<string, UploadedFile>;
   /** HTTP method used */
   httpMethod: string;
+  /** the client's own way in (`viaUrl(name)`), if it came through one */
+  via?: string;
   /** when the body had been received, by the stand-in's clock (Date.now unless `now` was given) */
   at: number;
   /** HTTP status of the answer (0: socket destroyed; undefined: not answered yet) */
@@ -111,6 +113,15 @@ export interface BotApi {
   failNext(method: string, count: number, error: BotApiError): void;
   /** Simulate an outage: every request (and every waiting poll) gets its socket destroyed ("refuse", default) or a 502, until `up()`. */
   down(mode?: 'refuse' | '502'): void;
+  /**
+   * One client's way in: `viaUrl(name)` is an apiRoot (`url/via/name`) that reaches this server as
+   * `url` does, until `cutOff(name)`: then every request through it, and its poll waiting now,
+   * has its socket destroyed (a network that cannot reach Telegram: what Telegram answers never
+   * arrives), while other clients go on; `reconnect(name)` ends it.
+   */
+  viaUrl(name: string): string;
+  cutOff(name: string): void;
+  reconnect(name: string): void;
   up(): void;
   /** Hold getUpdates requests (new and waiting) without answering until `releasePolls()`, which answers them as if they had just arrived. */
   stallPolls(): void;
@@ -438,6 +449,7 @@ export async function startBotApi(options: { token?: string; botUsername?: strin
   const chats = new Map<number, Chat>();
   const failures: { method: string; count: number; error: BotApiError }[] = [];
   let outage: 'refuse' | '502' | undefined;
+  const cut = new Set<string>();
   let stalled = false;
   const waiting: HeldPoll[] = []; // long polls waiting for updates
   const held: HeldPoll[] = []; // stalled polls
@@ -877,6 +889,11 @@ export async function startBotApi(options: { token?: string; botUsername?: strin
     for await (const chunk of req) chunks.push(chunk as Buffer);
     const raw = Buffer.concat(chunks);
     const url = new URL(req.url ?? '/', 'http://localhost');
+    const via = /^\/via\/([^/]+)(\/.*)$/.exec(url.pathname);
+    if (via) {
+      if (cut.has(via[1]!)) return refuse(res, undefined);
+      url.pathname = via[2]!;
+    }
 
     const fileRoute = /^\/file\/bot([^/]*)\/(.+)$/.exec(url.pathname);
     if (fileRoute) {
@@ -896,6 +913,7 @@ export async function startBotApi(options: { token?: string; botUsername?: strin
       files: {},
       httpMethod: req.method ?? 'GET',
       at: stamp(),
+      ...(via ? { via: via[1]! } : {}),
     };
     calls.push(call);
     if (outage) return outageAnswer(res, call);
@@ -990,6 +1008,18 @@ export async function startBotApi(options: { token?: string; botUsername?: strin
     up() {
       outage = undefined;
     },
+    viaUrl: (name) => `http://127.0.0.1:${port}/via/${name}`,
+    cutOff(name) {
+      cut.add(name);
+      for (const list of [waiting, held]) {
+        for (const poll of list.filter((each) => each.call.via === name)) {
+          list.splice(list.indexOf(poll), 1);
+          if (poll.timer) clearTimeout(poll.timer);
+          refuse(poll.res, poll.call);
+        }
+      }
+    },
+    reconnect: (name) => void cut.delete(name),
     stallPolls() {
       stalled = true;
       for (const poll of waiting.splice(0)) {
