@@ -83,7 +83,18 @@ export async function shareSessions(options: { cluster: Cluster; daemon: Daemon;
         entry.reading = (async () => {
           do {
             entry.again = false;
-            for (const row of await sessions.readFrom(session, entry.seq)) {
+            let rows = await sessions.readFrom(session, entry.seq);
+            if (entry.seq === 0) {
+              // First seen here: only its current run (a follow-up continues a session that ended; a bot that took over mid-run starts late).
+              const lastEnd = rows.findLastIndex((row) => row.event.type === "session_end");
+              if (lastEnd >= 0) {
+                entry.seq = rows[lastEnd]!.seq;
+                // Ended already, nothing after: nothing to follow.
+                if (lastEnd === rows.length - 1) read.delete(session);
+                rows = rows.slice(lastEnd + 1);
+              }
+            }
+            for (const row of rows) {
               entry.seq = row.seq;
               listener(session, { type: "event", event: row.event });
               if (row.event.type === "session_end") read.delete(session);
