@@ -1,36 +1,35 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type { TelegramBot } from "../bot/index.ts";
-import type { BotCluster } from "../bot/bot.ts";
 import { createPairingStore } from "../bot/pairing.ts";
 import { shareApprovals } from "../runtime/store/pg-approvals.ts";
 import { startTelegramLease } from "./telegram-lease.ts";
 import { escapeHtml } from "../bot/format.ts";
 import { outageMessage, stateNotices, storeOutageMessage } from "./storage-notices.ts";
 import { journalDamageMessage, openMemory, openMemoryRuns } from "../memory/index.ts";
-import { BUILTIN_TOOL_NAMES, createRuntime, createTraceLogger, createWriteGate, damageMessage, loadAgents, lockSession, readSessionLog, readSessionLogFrom, requireApiKey, sharedMachine, storageMessage, type Approver, type Clock, type LoadedConfig } from "../runtime/index.ts";
-import { approveReview } from "../runtime/mcp/reviews.ts";
+import { BUILTIN_TOOL_NAMES, createRuntime, createTraceLogger, createWriteGate, damageMessage, loadAgents, lockSession, readSessionLog, requireApiKey, sharedMachine, storageMessage, type Approver, type Clock, type LoadedConfig } from "../runtime/index.ts";
 import { finishInterruptedApplies, readPlan } from "../runtime/stage/apply.ts";
-import { discardStage, expiredStages, mountStage, readStage, summarizeStage } from "../runtime/stage/overlay.ts";
+import { discardStage, expiredStages } from "../runtime/stage/overlay.ts";
 import { createDaemon, endOf, SlotTaken } from "../tasks/daemon.ts";
 import { createHeapTrim } from "../runtime/heap-trim.ts";
 import { createStoreWatch, watched } from "../runtime/store/outage.ts";
 import { joinShared, startClusterLoop } from "../tasks/cluster.ts";
-import { machineOf, readClusterView } from "../tasks/cluster-view.ts";
+import { readClusterView } from "../tasks/cluster-view.ts";
 import { startControlServer } from "../tasks/control.ts";
 import { htmlToPlain } from "../bot/reports.ts";
 import { startJobs } from "./jobs.ts";
 import { createMemoryService } from "./memory-service.ts";
-import { loginLink } from "./dashboard.ts";
 import { createInbox } from "../tasks/inbox.ts";
 import { createScheduler } from "../tasks/schedules.ts";
 import { openState, StateRefused } from "../tasks/state.ts";
 import { UsageError } from "./usage.ts";
-import { readTaskFile, taskFromPrompt, toTaskSpec } from "../tasks/index.ts";
+import { readTaskFile, toTaskSpec } from "../tasks/index.ts";
 import { initHome } from "./init.ts";
 import { joinCluster, oneAtATime, sharedFilesSync } from "./cluster-start.ts";
 import { clusterNotices, type ClusterNotices } from "./telegram-notices.ts";
 import { sharedSettingsSync } from "./settings-start.ts";
+import { botMaker } from "./bot-start.ts";
+import { serveDaemonDashboard } from "./dashboard-start.ts";
 import { shareSessions } from "./shared-sessions.ts";
 
 export interface StartIO {
@@ -197,44 +196,9 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
       });
   });
   const token = loaded.env.TELEGRAM_BOT_TOKEN?.trim();
-  let makeBot: ((cluster?: BotCluster) => TelegramBot) | undefined;
-  if (token) {
-    // grammy and the bot load only when there is a bot to run: they are a fifth of the start-up.
-    const { createTelegramBot, saveFiles } = await import("../bot/bot.ts");
-    makeBot = (botCluster) => createTelegramBot({
-      token,
-      ...(loaded.env.TELEGRAM_API_ROOT ? { apiRoot: loaded.env.TELEGRAM_API_ROOT.replace(/\/+$/, "") } : {}),
-      dir: join(home, "state", "telegram"),
-      settings: config.telegram,
-      limits: { dailyUsd: config.budget.daily_usd, perTaskUsd: config.budget.max_usd },
-      clock,
-      // With several machines, the bot follows a task that runs on another machine from the store's copy of its log too.
-      daemon: sessions ? { ...daemon, watch: sessions.watchEverywhere } : daemon,
-      approvals,
-      sessionsDir: runtime.sessionsDir,
-      trace,
-      async submit({ prompt, source, files }) {
-        const id = newId();
-        const spec = toTaskSpec(taskFromPrompt(prompt), { loaded, id, fileName: "(Telegram message)", source });
-        if (files.length) saveFiles(spec.workdir, files);
-        return daemon.submit(id, spec, { origin: "telegram" });
-      },
-      attach: (task, files) => saveFiles(task.spec.workdir, files),
-      approveTools: (server, id) => approveReview(home, server, id, new Date(clock.now())),
-      stagedAction: async (id, action) => {
-        const { applyCommand, discardCommand } = await import("./changes.ts");
-        const result = action === "apply" ? await applyCommand(home, id) : discardCommand(home, id);
-        return { ok: result.code === 0, message: result.text };
-      },
-      memory: { show: async () => memoryService.memoryText(), undo: () => memoryService.undo() },
-      digest: () => memoryService.digest(),
-      readEvents,
-      dashboardLink: () => loginLink({ home, clock, port: config.dashboard.port, ...(config.dashboard.public_url ? { publicUrl: config.dashboard.public_url } : {}) }),
-      ...(config.dashboard.public_url ? { dashboardUrl: config.dashboard.public_url } : {}),
-      ...(botCluster ? { cluster: botCluster } : {}),
-    });
-    if (!cluster) bot = makeBot();
-  }
+  // grammy and the bot load only when there is a bot to run: they are a fifth of the start-up.
+  const makeBot = token ? await botMaker({ token, loaded, clock, trace, runtime, daemon, approvals, memoryService, readEvents, newId, ...(sessions ? { sessions } : {}) }) : undefined;
+  if (makeBot && !cluster) bot = makeBot();
 
   const inbox = createInbox({
     dir: join(home, "inbox"),
@@ -439,60 +403,8 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
   // After the ready line: Hono and its Node adapter take 50-100 ms to load, which start → ready
   // does not wait for. A port in use is said in one line and the daemon runs on without a dashboard.
   const dashboardStarting = (async () => {
-    const { chargeReader, createDashboard, dashboardApprover, serveDashboard, specialistLogs } = await import("../dashboard/index.ts");
-    const charges = chargeReader(runtime.sessionsDir);
-    const app = createDashboard({
-      dir: join(home, "state", "dashboard"),
-      clock,
-      trace,
-      port: config.dashboard.port,
-      ...(config.dashboard.public_url ? { publicUrl: config.dashboard.public_url } : {}),
-      // What the bot reads: the daemon's tasks, the runtime's approvals, the session logs, /budget's spend.
-      tasks: daemon.tasks,
-      approvals,
-      readEvents,
-      // A task's specialists each have a log in sessions/<task>/ (runtime.ts `runChild`).
-      readSpecialists: (id) => specialistLogs(runtime.sessionsDir, id),
-      // What the daily budget counts, so the page and the limit agree (even after the clock stepped back).
-      spentToday: async () => runtime.daily.spent(),
-      dailyUsd: config.budget.daily_usd,
-      // Several machines: every machine's heartbeat and active tasks, from the shared store.
-      ...(cluster ? { cluster: () => readClusterView(cluster) } : {}),
-      // What `nightshift memory show` and /memory read, and /memory undo's undo.
-      memory: { store: memory.store, journal: memory.journal, capBytes: config.memory.cap, undo: () => memoryService.undo() },
-      // The Cost and Now pages: each session log written in the window, read only where it grew since the last load.
-      charges,
-      // The Health page: `nightshift doctor`'s checks over the daemon's config and sandbox, each time it is loaded.
-      checks: async () => (await import("./doctor.ts")).runDoctor({ loaded, sandbox: runtime.sandbox, nodeVersion: process.version }),
-      // Live pages wake on the daemon's events and read only what a log grew by.
-      // With several machines, a task that runs on another machine is read from the store's copy of its log, and wakes on its appends.
-      watch: sessions ? sessions.watch : (listener) => daemon.watch((session) => listener(session)),
-      readLogFrom: sessions ? sessions.readLogFrom : (id, offset) => readSessionLogFrom(join(runtime.sessionsDir, `${id}.jsonl`), offset),
-      ...(sessions ? { findElsewhere: sessions.findElsewhere } : {}),
-      ...(cluster ? { listShared: async (filter, limit) => (await cluster.list(filter, limit)).map((task) => ({ task: task.record, machine: machineOf(task) })) } : {}),
-      cancel: (id, reason) => daemon.cancel(id, reason),
-      staged: {
-        has: (id) => readStage(home, id) !== undefined,
-        async view(id) {
-          const mount = await mountStage(home, id);
-          try {
-            return summarizeStage(home, mount);
-          } finally {
-            await mount.close();
-          }
-        },
-        async apply(id) {
-          const result = await (await import("./changes.ts")).applyCommand(home, id);
-          return { ok: result.code === 0, message: result.text };
-        },
-        async discard(id) {
-          const result = (await import("./changes.ts")).discardCommand(home, id);
-          return { ok: result.code === 0, message: result.text };
-        },
-      },
-    });
-    const server = await serveDashboard(app.fetch, config.dashboard.port);
-    dashboard = dashboardApprover(join(home, "state", "dashboard"), clock);
+    const { server, approver } = await serveDaemonDashboard({ loaded, clock, trace, runtime, daemon, approvals, memory, undo: () => memoryService.undo(), readEvents, ...(cluster ? { cluster } : {}), ...(sessions ? { sessions } : {}) });
+    dashboard = approver;
     stderr.write(`Dashboard: http://127.0.0.1:${server.port} (\`nightshift dashboard\` prints a login link).\n`);
     return server;
   })().catch((error: unknown) => {

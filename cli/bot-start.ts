@@ -1,0 +1,67 @@
+import { join } from "node:path";
+import type { BotCluster, TelegramBot } from "../bot/bot.ts";
+import type { ApprovalStore, Clock, LoadedConfig, Runtime, SessionEvent } from "../runtime/index.ts";
+import type { TraceLogger } from "../runtime/trace.ts";
+import type { Daemon } from "../tasks/daemon.ts";
+import { taskFromPrompt, toTaskSpec } from "../tasks/index.ts";
+import { approveReview } from "../runtime/mcp/reviews.ts";
+import { loginLink } from "./dashboard.ts";
+import type { MemoryService } from "./memory-service.ts";
+import type { SharedSessions } from "./shared-sessions.ts";
+
+/**
+ * The daemon's Telegram bot, made when there is a token: what it reads of and asks of the daemon.
+ * grammy and the bot are loaded here, only then (a fifth of the start-up). With several machines
+ * the bot is made again each time this machine takes the Telegram lease (`botCluster`), and follows
+ * the tasks of other machines through the store's copy of their logs.
+ */
+export async function botMaker(options: {
+  token: string;
+  loaded: LoadedConfig;
+  clock: Clock;
+  trace: TraceLogger;
+  runtime: Runtime;
+  daemon: Daemon;
+  approvals: ApprovalStore;
+  memoryService: MemoryService;
+  readEvents(id: string): Promise<SessionEvent[]>;
+  newId(): string;
+  sessions?: SharedSessions;
+}): Promise<(botCluster?: BotCluster) => TelegramBot> {
+  const { token, loaded, clock, trace, runtime, daemon, approvals, memoryService, readEvents, newId, sessions } = options;
+  const { home, config } = loaded;
+  const { createTelegramBot, saveFiles } = await import("../bot/bot.ts");
+  return (botCluster) =>
+    createTelegramBot({
+      token,
+      ...(loaded.env.TELEGRAM_API_ROOT ? { apiRoot: loaded.env.TELEGRAM_API_ROOT.replace(/\/+$/, "") } : {}),
+      dir: join(home, "state", "telegram"),
+      settings: config.telegram,
+      limits: { dailyUsd: config.budget.daily_usd, perTaskUsd: config.budget.max_usd },
+      clock,
+      // With several machines, the bot follows a task that runs on another machine from the store's copy of its log too.
+      daemon: sessions ? { ...daemon, watch: sessions.watchEverywhere } : daemon,
+      approvals,
+      sessionsDir: runtime.sessionsDir,
+      trace,
+      async submit({ prompt, source, files }) {
+        const id = newId();
+        const spec = toTaskSpec(taskFromPrompt(prompt), { loaded, id, fileName: "(Telegram message)", source });
+        if (files.length) saveFiles(spec.workdir, files);
+        return daemon.submit(id, spec, { origin: "telegram" });
+      },
+      attach: (task, files) => saveFiles(task.spec.workdir, files),
+      approveTools: (server, id) => approveReview(home, server, id, new Date(clock.now())),
+      stagedAction: async (id, action) => {
+        const { applyCommand, discardCommand } = await import("./changes.ts");
+        const result = action === "apply" ? await applyCommand(home, id) : discardCommand(home, id);
+        return { ok: result.code === 0, message: result.text };
+      },
+      memory: { show: async () => memoryService.memoryText(), undo: () => memoryService.undo() },
+      digest: () => memoryService.digest(),
+      readEvents,
+      dashboardLink: () => loginLink({ home, clock, port: config.dashboard.port, ...(config.dashboard.public_url ? { publicUrl: config.dashboard.public_url } : {}) }),
+      ...(config.dashboard.public_url ? { dashboardUrl: config.dashboard.public_url } : {}),
+      ...(botCluster ? { cluster: botCluster } : {}),
+    });
+}
