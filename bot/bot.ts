@@ -69,6 +69,10 @@ export interface BotCluster extends PollingLease {
   paired(user: PairedUser): void;
   /** A reply to a task this machine does not hold: the machine that ran it goes on with it. */
   followUp(id: string, text: string): Promise<AskedFollowUp>;
+  /** Another machine's task by its id, or the tasks whose id starts or ends with `part` (at most 2), from the store. */
+  findTasks(part: string): Promise<TaskRecord[]>;
+  /** /tasks with several machines: every machine's newest tasks (each with its machine) and a line on the machines. */
+  overview(limit: number): Promise<{ tasks: TaskRecord[]; machineOf(id: string): string | undefined; machines: string }>;
 }
 
 export interface TelegramFile {
@@ -199,27 +203,34 @@ export function createTelegramBot(options: TelegramBotOptions): TelegramBot {
   const chatOf = (ctx: Context) => ctx.chat!.id;
   const messageOf = (ctx: Context) => ctx.message!.message_id;
   /** An id, a unique end or start of one, or (none given) the task replied to or the latest. */
-  const resolveTask = (ctx: Context, arg: string): TaskRecord | string => {
+  /** Several machines: a task this machine does not hold, from the store (none when it does not answer). */
+  const elsewhere = async (part: string): Promise<TaskRecord[]> => (cluster ? await cluster.findTasks(part).catch(() => []) : []);
+  const resolveTask = async (ctx: Context, arg: string): Promise<TaskRecord | string> => {
     if (!arg) {
       const replied = ctx.message?.reply_to_message;
       const id = replied ? store.taskOfMessage(chatOf(ctx), replied.message_id) : undefined;
-      const task = id ? daemon.get(id) : daemon.tasks.overview(1)[0];
+      const task = id ? (daemon.get(id) ?? (await elsewhere(id))[0]) : daemon.tasks.overview(1)[0];
       return task ?? "There are no tasks yet. Send me a message to start one.";
     }
     const exact = daemon.get(arg);
     if (exact) return exact;
-    const matches = daemon.tasks.idsMatching(arg);
-    if (matches.length === 1) return daemon.get(matches[0]!) ?? `There is no task <code>${escapeHtml(arg)}</code>; /tasks lists them.`;
+    const here = daemon.tasks.idsMatching(arg);
+    const matches = here.length ? here.map((id) => daemon.get(id)).filter((task) => task !== undefined) : await elsewhere(arg);
+    if (matches.length === 1) return matches[0]!;
     return matches.length ? `<code>${escapeHtml(arg)}</code> matches ${matches.length} tasks; give more of the id (/tasks lists them).` : `There is no task <code>${escapeHtml(arg)}</code>; /tasks lists them.`;
   };
   const withTask = (handler: (ctx: Context, task: TaskRecord) => Promise<string> | string) => async (ctx: Context) => {
-    const task = resolveTask(ctx, String(ctx.match ?? "").trim());
+    const task = await resolveTask(ctx, String(ctx.match ?? "").trim());
     reply(chatOf(ctx), typeof task === "string" ? task : await handler(ctx, task), messageOf(ctx));
   };
 
   bot.command("start", (ctx) => void reply(chatOf(ctx), helpText()));
   bot.command("help", (ctx) => void reply(chatOf(ctx), helpText()));
-  bot.command("tasks", (ctx) => void reply(chatOf(ctx), tasksText(daemon.tasks.overview(TASKS_SHOWN), clock.now(), daemon.tasks.count())));
+  bot.command("tasks", async (ctx) => {
+    // Several machines: every machine's tasks and the machines' heartbeats; this machine's alone when the store does not answer.
+    const all = cluster ? await cluster.overview(TASKS_SHOWN).catch(() => undefined) : undefined;
+    reply(chatOf(ctx), all ? tasksText(all.tasks, clock.now(), all.tasks.length, all) : tasksText(daemon.tasks.overview(TASKS_SHOWN), clock.now(), daemon.tasks.count()));
+  });
   bot.command("status", withTask(async (_ctx, task) => statusText(task, task.id, await options.readEvents(task.id).catch(() => []), clock.now())));
   bot.command("trace", withTask(async (_ctx, task) => traceText(task, task.id, await options.readEvents(task.id).catch(() => []))));
   bot.command("cancel", async (ctx) => {

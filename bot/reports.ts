@@ -19,14 +19,20 @@ const ICONS: Record<TaskState, string> = { queued: "🕒", running: "⏳", waiti
 const STATE_WORDS: Record<TaskState, string> = { queued: "queued", running: "running", waiting_approval: "waiting for approval", done: "done", failed: "failed", cancelled: "cancelled" };
 
 /** `tasks`: at least the active ones and the newest TASKS_SHOWN; `total`: how many there are in all. */
-export function tasksText(tasks: TaskRecord[], now: number, total = tasks.length): string {
-  if (tasks.length === 0) return "No tasks yet. Just type a message and it becomes one.";
+/** `machines`: with several machines, a line on them, and the machine each task is on. */
+export function tasksText(tasks: TaskRecord[], now: number, total = tasks.length, machines?: { machineOf(id: string): string | undefined; machines: string }): string {
+  const head = ["<b>Tasks</b>", ...(machines ? [machines.machines] : [])];
+  if (tasks.length === 0) return machines ? [...head, "No tasks on any machine yet. Just type a message and it becomes one."].join("\n") : "No tasks yet. Just type a message and it becomes one.";
   const active = (task: TaskRecord) => (task.state === "running" || task.state === "waiting_approval" ? 0 : 1);
   const shown = [...tasks].sort((a, b) => active(a) - active(b) || b.created - a.created).slice(0, TASKS_SHOWN);
-  const lines = shown.map((task) => `${ICONS[task.state]} <b>${clip(task.title, 80) || "Task"}</b>\n    <code>${clip(task.id, 60)}</code> · ${STATE_WORDS[task.state]} · ${span(now - task.created)} ago · ${formatCost(task.cost_usd)}`);
+  const on = (task: TaskRecord) => {
+    const machine = machines?.machineOf(task.id);
+    return machine ? ` · on ${clip(machine, 40)}` : "";
+  };
+  const lines = shown.map((task) => `${ICONS[task.state]} <b>${clip(task.title, 80) || "Task"}</b>\n    <code>${clip(task.id, 60)}</code> · ${STATE_WORDS[task.state]}${on(task)} · ${span(now - task.created)} ago · ${formatCost(task.cost_usd)}`);
   const older = total - shown.length;
   const footer = `${older > 0 ? `${older} older not shown. ` : ""}/status ID for details, /trace ID for the timeline.`;
-  return fit(["<b>Tasks</b>"], lines, ["", footer]);
+  return fit(head, lines, ["", footer]);
 }
 
 export function statusText(task: TaskRecord | undefined, id: string, events: SessionEvent[], now: number): string {

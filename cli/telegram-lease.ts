@@ -1,10 +1,13 @@
 import type { BotCluster, TelegramBot } from "../bot/bot.ts";
 import type { PairingStore } from "../bot/pairing.ts";
 import type { Clock } from "../runtime/index.ts";
-import { TELEGRAM_LEASE, type Cluster } from "../runtime/store/pg-cluster.ts";
+import { escapeHtml } from "../bot/format.ts";
+import { TELEGRAM_LEASE, type Cluster, type SharedTask } from "../runtime/store/pg-cluster.ts";
 import { sharedFollowUps } from "../runtime/store/pg-follow-ups.ts";
 import { sharedTelegram } from "../runtime/store/pg-telegram.ts";
 import type { TraceLogger } from "../runtime/trace.ts";
+import { machineOf, machineState, readClusterView, silence } from "../tasks/cluster-view.ts";
+import type { TaskRecord } from "../tasks/state.ts";
 
 /**
  * Which of several machines runs the Telegram bot: the one holding the lease TELEGRAM_LEASE. Each
@@ -104,6 +107,8 @@ export function startTelegramLease(options: TelegramLeaseOptions): TelegramLease
       lost: () => void end("lost"),
       paired: (user) => void shared.paired(user).catch(() => {}), // the next renewal offers it again
       followUp: (id, text) => followUps.ask(id, text),
+      findTasks: async (part) => (await cluster.match(part, 2)).map((task) => task.record),
+      overview: (limit) => tasksEverywhere(cluster, limit),
       state: {
         initial: state,
         written(data) {
@@ -184,5 +189,25 @@ export function startTelegramLease(options: TelegramLeaseOptions): TelegramLease
       await saving;
       if (had) await cluster.releaseLease(TELEGRAM_LEASE).catch(() => {});
     },
+  };
+}
+
+/** /tasks with several machines: every machine's active and newest tasks, and one line on the machines' heartbeats. */
+async function tasksEverywhere(cluster: Cluster, limit: number): Promise<{ tasks: TaskRecord[]; machineOf(id: string): string | undefined; machines: string }> {
+  const view = await readClusterView(cluster, limit);
+  const seen = new Map<string, SharedTask>();
+  for (const task of [...view.active, ...view.recent]) if (!seen.has(task.record.id)) seen.set(task.record.id, task);
+  const machines = view.machines.map((machine) => {
+    const state = machineState(machine);
+    const load = state === "alive" ? `${machine.running} of ${machine.concurrency} running` : `silent ${silence(machine.silentMs)}`;
+    return `${escapeHtml(machine.name)}${machine.name === view.machine ? " (this one)" : ""}: ${state === "stopped" ? "stopped" : load}`;
+  });
+  return {
+    tasks: [...seen.values()].map((task) => task.record),
+    machineOf: (id) => {
+      const task = seen.get(id);
+      return task ? machineOf(task) : undefined;
+    },
+    machines: `Machines: ${machines.join(" · ")}`,
   };
 }

@@ -151,6 +151,19 @@ describe("the shared queue of several machines", noDatabase ? { skip: noDatabase
     await assert.rejects(m2.enqueue({ ...task, created: task.created + 1 }), /task id \S+ is already taken/);
   });
 
+  it("finds a task of any machine by its id, or by the start or end of it, newest first", async () => {
+    const a = record("a", { id: "20261202-101010-aaaa1111", created: 100 });
+    const b = record("b", { id: "20261202-111111-bbbb1111", created: 200 });
+    await m1.enqueue(a);
+    await m2.enqueue(b);
+    const titles = (rows: Array<{ record: TaskRecord }>) => rows.map((row) => row.record.title);
+    assert.deepEqual(titles(await m3.match(a.id, 2)), ["a"]);
+    assert.deepEqual(titles(await m3.match("bbbb1111", 2)), ["b"]);
+    assert.deepEqual(titles(await m3.match("20261202-1", 2)), ["b", "a"], "two: the caller asks for more of the id");
+    assert.deepEqual(titles(await m3.match("1111", 2)), ["b", "a"]);
+    assert.deepEqual(titles(await m3.match("%", 2)), [], "a LIKE wildcard is matched as itself");
+  });
+
   it("lists every machine's tasks as the Tasks page filters them: by state and source, newest first, a page at a time", async () => {
     await m1.enqueue(record("a", { created: 100 }));
     await m2.enqueue(record("b", { created: 200, origin: "telegram" }));

@@ -139,6 +139,20 @@ describe("Telegram on several machines", skip, () => {
     assert.ok(working >= 0, `a progress edit while it ran on ${other.name}: ${JSON.stringify(edits)}`);
     // Then its final state, sent after the answer when the chat has a slot to spare.
     await until(() => cluster.telegram.callsOf("editMessageText").some((call) => String(call.params.text).includes("✅ done")), "the status message's final state", 15_000);
+
+    // /tasks lists every machine's tasks and the machines; /status and /trace find the task that ran elsewhere by the end of its id.
+    const [far] = await cluster.sql<{ id: string }[]>`SELECT id FROM tasks WHERE record->>'title' = 'count to three'`;
+    const said = (pattern: RegExp) => cluster.telegram.messages(ALICE.id).some((message) => pattern.test(message.text ?? ""));
+    cluster.telegram.sendText(ALICE, "/tasks");
+    await until(() => said(/^Tasks\nMachines: /), "the /tasks answer");
+    const list = cluster.telegram.messages(ALICE.id).find((message) => /^Tasks\nMachines: /.test(message.text ?? ""))!.text!;
+    assert.match(list, new RegExp(`Machines: .*${other.name}: 0 of 1 running`));
+    assert.match(list, new RegExp(`count to three\n +${far!.id} · done · on ${other.name} ·`));
+    assert.match(list, new RegExp(`busy\n +\\S+ · running · on ${holder.name} ·`));
+    cluster.telegram.sendText(ALICE, `/status ${far!.id.slice(-8)}`);
+    await until(() => said(new RegExp(`^✅ count to three\n${far!.id} · done · from telegram`)), "/status of the task that ran on the other machine");
+    const status = cluster.telegram.messages(ALICE.id).find((message) => (message.text ?? "").startsWith("✅ count to three\n"))!.text!;
+    assert.match(status, /\n1 turns · 1\.9k tokens in/, "its turns and tokens, from the store's copy of its log");
   });
 
   it("wakes a session on one machine with an approval answered through the bot on another", async () => {

@@ -132,6 +132,8 @@ export interface Cluster {
   recent(limit: number): Promise<SharedTask[]>;
   /** Every machine's tasks that finished (done, failed, cancelled) at or after `at`, newest first (the digest). */
   finishedSince(at: number): Promise<SharedTask[]>;
+  /** A task of any machine by its id, or the tasks whose id starts or ends with `part` (at most `limit`), newest first. */
+  match(part: string, limit: number): Promise<SharedTask[]>;
   /** Every machine's tasks as the Tasks page filters them (`TaskReader.list`): newest first, at most `limit`. */
   list(filter: { state?: string | undefined; origin?: string | undefined; before?: { created: number; id: string } | undefined }, limit: number): Promise<SharedTask[]>;
   /** Calls `wake` on each notification (a task queued, a cancel asked). Returns a function that stops listening. */
@@ -372,6 +374,13 @@ export function cluster(sql: Sql, machine: string, options: { owned?: boolean; s
     },
     async finishedSince(at) {
       const rows = await sql<TaskRow[]>`SELECT record, machine, pin FROM tasks WHERE finished >= ${at} AND state IN ('done', 'failed', 'cancelled') ORDER BY finished DESC`;
+      return rows.map(shared);
+    },
+    async match(part, limit) {
+      const exact = await sql<TaskRow[]>`SELECT record, machine, pin FROM tasks WHERE id = ${part}`;
+      if (exact.length) return exact.map(shared);
+      const pattern = part.replace(/[\\%_]/g, (char) => `\\${char}`);
+      const rows = await sql<TaskRow[]>`SELECT record, machine, pin FROM tasks WHERE id LIKE ${`${pattern}%`} OR id LIKE ${`%${pattern}`} ORDER BY created DESC LIMIT ${limit}`;
       return rows.map(shared);
     },
     async list(filter, limit) {
