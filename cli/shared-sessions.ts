@@ -38,9 +38,11 @@ export async function shareSessions(options: { cluster: Cluster; daemon: Daemon;
   const { cluster, daemon, sessionsDir, trace } = options;
   const sessions = pgSessions(cluster.sql);
   const mirror = createSessionMirror({ sessions, sessionsDir, machine: cluster.machine, stateFile: join(options.home, "state", "session-mirror.json"), trace });
+  const localPath = (id: string) => join(sessionsDir, `${id}.jsonl`);
   // A specialist's session (<task>.<call>.<name>) has its log under sessions/<task>/; only the task's own log is copied.
+  // A task this machine only delivers (it ran elsewhere) has no log here: it is the other machine's to copy.
   const unwatch = daemon.watch((id, message) => {
-    if (id.includes(".")) return;
+    if (id.includes(".") || !existsSync(localPath(id))) return;
     if (message.type === "finished") mirror.ended(id);
     else mirror.grew(id);
   });
@@ -48,7 +50,6 @@ export async function shareSessions(options: { cluster: Cluster; daemon: Daemon;
   const unlisten = await sessions.listen((session) => {
     for (const listener of listeners) listener(session);
   });
-  const localPath = (id: string) => join(sessionsDir, `${id}.jsonl`);
   return {
     async readEvents(id) {
       if (existsSync(localPath(id))) return readSessionLog(localPath(id));

@@ -67,7 +67,7 @@ export function createSessionMirror(options: { sessions: PgSessions; sessionsDir
 
   const copy = async (id: string, entry: Followed): Promise<void> => {
     if (!entry.claim) {
-      const claim = await sessions.claim(id, machine, { staleMs: Number.MAX_SAFE_INTEGER });
+      const claim = await sessions.claim(id, machine, { staleMs: Infinity });
       if (!claim) {
         // Another machine runs this session: it is that machine's to copy.
         trace.warn({ session: id, event: "session_mirror_held" }, `session ${id} is held by another machine in the shared store; this machine does not copy its log`);

@@ -51,6 +51,10 @@ describe("several machines on one PostgreSQL", skip, () => {
       (rows) => rows.every((row) => row === "done true"),
     );
     assert.deepEqual(states, titles.map(() => "done true"));
+    // m1 delivered the others' results: their session logs are theirs to copy, so m1 follows none of them and has nothing to warn about.
+    const pending = existsSync(join(m1.home, "state", "session-mirror.json")) ? (JSON.parse(readFileSync(join(m1.home, "state", "session-mirror.json"), "utf8")) as string[]) : [];
+    for (const id of pending) assert.ok(existsSync(join(m1.home, "sessions", `${id}.jsonl`)), `m1 follows ${id}, which it did not run`);
+    assert.doesNotMatch(readFileSync(join(m1.home, "logs", "trace.jsonl"), "utf8"), /session_mirror_(failed|held)/);
   });
 
   it("keeps a task whose workdir is a folder of one machine on that machine, even while the others are idle", async () => {

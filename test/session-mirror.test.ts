@@ -130,6 +130,25 @@ describe("copying session logs to the shared store", skip, () => {
     dir.cleanup();
   });
 
+  it("leaves a session another machine holds to that machine, says so once, and follows it no more", async () => {
+    const store = await open();
+    const dir = tempDir("nightshift-mirror-");
+    const { trace, warnings } = recorder();
+    const other = (await store.claim("t5", "m2"))!;
+    await store.append(other, [user(1)]);
+    const log = await openSessionLog(join(dir.path, "t5.jsonl"), "t5", { sync: false });
+    await log.append(user(1), user(2));
+    await log.close();
+    const mirror = createSessionMirror({ sessions: store, sessionsDir: dir.path, machine: "m1", stateFile: join(dir.path, "state", "session-mirror.json"), trace });
+    mirror.ended("t5");
+    await mirror.sync();
+    await mirror.sync();
+    assert.deepEqual(mirror.pending(), []);
+    assert.deepEqual(warnings, ["session t5 is held by another machine in the shared store; this machine does not copy its log"]);
+    assert.deepEqual(texts(await store.readFrom("t5")), ["message 1"], "m2's copy is left as it is");
+    dir.cleanup();
+  });
+
   it("copies a log whose last line was torn by a crash as the file reads, the torn line's marker included", async () => {
     const store = await open();
     const dir = tempDir("nightshift-mirror-");

@@ -26,7 +26,7 @@ export interface Claim {
 export const SESSION_CHANNEL = "nightshift_sessions";
 
 export interface PgSessions {
-  /** Takes the session for `machine`: free, already its own, or held by a machine silent for `staleMs`. */
+  /** Takes the session for `machine`: free, already its own, or held by a machine silent for `staleMs` (Infinity: never). */
   claim(session: string, machine: string, options?: { staleMs?: number }): Promise<Claim | undefined>;
   /** Keeps the claim fresh; false when it was taken over meanwhile. */
   heartbeat(claim: Claim): Promise<boolean>;
@@ -51,12 +51,18 @@ export async function openPgSessions(url: string): Promise<PgSessions> {
 export function pgSessions(sql: Sql, options: { owned?: boolean } = {}): PgSessions {
   return {
     async claim(session, machine, options = {}) {
-      const staleSeconds = (options.staleMs ?? DEFAULT_STALE_MS) / 1000;
-      const rows = await sql<{ epoch: string }[]>`
-        INSERT INTO session_owners (session, machine, epoch) VALUES (${session}, ${machine}, 1)
-        ON CONFLICT (session) DO UPDATE SET machine = EXCLUDED.machine, epoch = session_owners.epoch + 1, heartbeat = now()
-          WHERE session_owners.machine = EXCLUDED.machine OR session_owners.heartbeat < now() - make_interval(secs => ${staleSeconds})
-        RETURNING epoch`;
+      const staleMs = options.staleMs ?? DEFAULT_STALE_MS;
+      // Infinity: another machine's claim is never taken over (the session mirror: a started task stays on its machine).
+      const rows = Number.isFinite(staleMs)
+        ? await sql<{ epoch: string }[]>`
+            INSERT INTO session_owners (session, machine, epoch) VALUES (${session}, ${machine}, 1)
+            ON CONFLICT (session) DO UPDATE SET machine = EXCLUDED.machine, epoch = session_owners.epoch + 1, heartbeat = now()
+              WHERE session_owners.machine = EXCLUDED.machine OR session_owners.heartbeat < now() - make_interval(secs => ${staleMs / 1000})
+            RETURNING epoch`
+        : await sql<{ epoch: string }[]>`
+            INSERT INTO session_owners (session, machine, epoch) VALUES (${session}, ${machine}, 1)
+            ON CONFLICT (session) DO UPDATE SET epoch = session_owners.epoch + 1, heartbeat = now() WHERE session_owners.machine = EXCLUDED.machine
+            RETURNING epoch`;
       return rows[0] ? { session, machine, epoch: Number(rows[0].epoch) } : undefined;
     },
     async heartbeat(claim) {
