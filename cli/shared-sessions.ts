@@ -71,7 +71,7 @@ export async function shareSessions(options: { cluster: Cluster; daemon: Daemon;
     watchEverywhere(listener) {
       const unwatchDaemon = daemon.watch(listener);
       /** Another machine's sessions being read: the number of the last event passed on, and whether a read runs. */
-      const read = new Map<string, { seq: number; reading?: Promise<void>; again?: boolean }>();
+      const read = new Map<string, { seq: number; reading?: Promise<void>; again?: boolean; ended?: boolean }>();
       const follow = (session: string): Promise<void> | undefined => {
         if (session.includes(".") || existsSync(localPath(session))) return undefined; // this machine's own come from its daemon
         let cursor = read.get(session);
@@ -90,17 +90,18 @@ export async function shareSessions(options: { cluster: Cluster; daemon: Daemon;
               const lastEnd = rows.findLastIndex((row) => row.event.type === "session_end");
               if (lastEnd >= 0) {
                 entry.seq = rows[lastEnd]!.seq;
-                // Ended already, nothing after: nothing to follow.
-                if (lastEnd === rows.length - 1) read.delete(session);
+                entry.ended = lastEnd === rows.length - 1;
                 rows = rows.slice(lastEnd + 1);
               }
             }
             for (const row of rows) {
               entry.seq = row.seq;
+              entry.ended = row.event.type === "session_end";
               listener(session, { type: "event", event: row.event });
-              if (row.event.type === "session_end") read.delete(session);
             }
           } while (entry.again);
+          // Ended with nothing after it: no longer followed (a follow-up later starts at its own run).
+          if (entry.ended) read.delete(session);
         })()
           .catch((error: unknown) => trace.warn({ session, event: "remote_events_failed", error: (error as Error).message }, `could not read another machine's session ${session} from the shared store: ${(error as Error).message}`))
           .finally(() => (entry.reading = undefined));

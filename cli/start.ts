@@ -156,7 +156,8 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
   });
   const cluster = reached ? watched(reached, storeWatch) : undefined;
   // With several machines, `bot` is set only while this machine holds the Telegram lease and runs the bot (cli/telegram-lease.ts).
-  const telegramHere = () => bot !== undefined;
+  // While its requests to Telegram fail, it takes no Telegram result to deliver: it may give the lease up soon, to a machine that can send it.
+  const telegramHere = () => bot !== undefined && bot.unreachableSince() === undefined;
   const sharing = cluster
     ? shareApprovals({
         sql: cluster.sql,
@@ -252,8 +253,9 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
     },
   });
 
-  // Notices of this machine reach Telegram whichever machine runs the bot (before the damage found at start is said).
-  if (cluster && token) notices = clusterNotices({ cluster, daemon, bot: () => bot, notify: config.telegram.notify, ...(config.dashboard.public_url ? { dashboardUrl: config.dashboard.public_url } : {}), trace });
+  // Notices of this machine reach Telegram whichever machine runs the bot (before the damage found at start is said),
+  // a machine with no token of its own included.
+  if (cluster) notices = clusterNotices({ cluster, daemon, bot: () => bot, notify: config.telegram.notify, ...(config.dashboard.public_url ? { dashboardUrl: config.dashboard.public_url } : {}), trace });
   for (const message of damage) say(`⚠️ ${escapeHtml(message)}`);
   damage = undefined;
   // What the last process logged but did not live to journal (a kill right after a session ended), before those sessions run again.
@@ -278,10 +280,10 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
           clock,
           trace,
           telegramHere,
-          // Approvals, session logs, then Telegram notices.
+          // Approvals and Telegram notices; the session logs' copy is asked for and not waited on (a long catch-up after an outage must not hold the heartbeat up).
           also: async () => {
             await sharing!.sync();
-            await sessions!.sync();
+            void sessions!.sync().catch(() => {});
             await notices?.tick();
           },
           // The files first, then the settings, each tick: a file that cannot be read or written here does not hold the settings up.

@@ -58,7 +58,8 @@ export function clusterNotices(options: {
       }
     })().finally(() => (writing = undefined)));
   const queue = (notice: Notice) => {
-    if (waiting.push(notice) > MAX_WAITING) waiting.shift();
+    // Over the cap the oldest goes, but never the one being written now (the write takes it off when it is in).
+    if (waiting.push(notice) > MAX_WAITING) waiting.splice(writing ? 1 : 0, 1);
     void write();
   };
 
@@ -101,7 +102,8 @@ export function clusterNotices(options: {
     async tick() {
       await write();
       const bot = options.bot();
-      if (!bot) return;
+      // A bot that cannot reach Telegram now takes nothing it could not send: it may give the lease up soon, to a machine that can.
+      if (!bot || bot.unreachableSince() !== undefined) return;
       await saySilences();
       for (const notice of await store.unsent(50)) {
         const taken = await store.take(notice.id);

@@ -77,11 +77,11 @@ export function pgSessions(sql: Sql, options: { owned?: boolean } = {}): PgSessi
           throw new SessionTakenOver(`session ${claim.session} is ${owner[0] ? `now run by ${owner[0].machine}` : "not claimed"}; ${claim.machine} stops writing to it`);
         }
         const [last] = await tx<{ seq: string | null }[]>`SELECT max(seq) AS seq FROM session_events WHERE session = ${claim.session}`;
-        let seq = Number(last?.seq ?? 0);
-        for (const event of events) {
-          seq += 1;
-          await tx`INSERT INTO session_events (session, seq, machine, event) VALUES (${claim.session}, ${seq}, ${claim.machine}, ${tx.json(event as never)})`;
-        }
+        const first = Number(last?.seq ?? 0) + 1;
+        const rows = events.map((event, index) => ({ session: claim.session, seq: first + index, machine: claim.machine, event: tx.json(event as never) }));
+        // One statement for the batch: a catching-up copy of hundreds of events is one round trip, not hundreds.
+        if (rows.length) await tx`INSERT INTO session_events ${tx(rows, "session", "seq", "machine", "event")}`;
+        const seq = first + events.length - 1;
         // Sent when the transaction commits, not before.
         if (events.length) await tx`SELECT pg_notify(${SESSION_CHANNEL}, ${claim.session})`;
         return seq;
