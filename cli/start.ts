@@ -255,7 +255,7 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
 
   // Notices of this machine reach Telegram whichever machine runs the bot (before the damage found at start is said),
   // a machine with no token of its own included.
-  if (cluster) notices = clusterNotices({ cluster, daemon, bot: () => bot, notify: config.telegram.notify, ...(config.dashboard.public_url ? { dashboardUrl: config.dashboard.public_url } : {}), trace });
+  if (cluster) notices = clusterNotices({ cluster, daemon, bot: () => bot, notify: config.telegram.notify, ...(config.dashboard.public_url ? { dashboardUrl: config.dashboard.public_url } : {}), trace, now: clock.now });
   for (const message of damage) say(`⚠️ ${escapeHtml(message)}`);
   damage = undefined;
   // What the last process logged but did not live to journal (a kill right after a session ended), before those sessions run again.

@@ -3,7 +3,7 @@ import { escapeHtml, taskPageLink } from "../bot/format.ts";
 import { taskNotices } from "../bot/task-notices.ts";
 import type { NotifyKind } from "../bot/follow.ts";
 import type { Cluster, MachineStatus, SharedTask } from "../runtime/store/pg-cluster.ts";
-import { sharedNotices, type Notice, type SharedNotice } from "../runtime/store/pg-notices.ts";
+import { NOTICES_KEPT_MS, sharedNotices, type Notice, type SharedNotice } from "../runtime/store/pg-notices.ts";
 import { storeUnreachable } from "../runtime/store/outage.ts";
 import type { TraceLogger } from "../runtime/trace.ts";
 import { machineOf, machineState, silence, waitingFor } from "../tasks/cluster-view.ts";
@@ -38,12 +38,15 @@ export function clusterNotices(options: {
   notify: readonly NotifyKind[];
   dashboardUrl?: string;
   trace: TraceLogger;
+  /** The daemon's clock: when sent notices were last pruned. */
+  now(): number;
 }): ClusterNotices {
   const { cluster, trace } = options;
   const store = sharedNotices(cluster.sql, cluster.machine);
   const taskLink = (id: string) => taskPageLink(options.dashboardUrl, id);
   /** Raised here while the store could not take them: queued at the next tick, in order. */
   const waiting: Notice[] = [];
+  let pruned = -Infinity;
   let writing: Promise<void> | undefined;
   const write = (): Promise<void> =>
     (writing ??= (async () => {
@@ -105,6 +108,11 @@ export function clusterNotices(options: {
       // A bot that cannot reach Telegram now takes nothing it could not send: it may give the lease up soon, to a machine that can.
       if (!bot || bot.unreachableSince() !== undefined) return;
       await saySilences();
+      // Once an hour, by the machine that sends them: notices sent a week ago go.
+      if (options.now() - pruned >= 3_600_000) {
+        pruned = options.now();
+        await store.prune(NOTICES_KEPT_MS);
+      }
       for (const notice of await store.unsent(50)) {
         const taken = await store.take(notice.id);
         if (taken === "lost") return; // another machine runs the bot now: it sends the rest

@@ -86,6 +86,19 @@ describe("Telegram's work shared between several machines", noDatabase ? { skip:
     assert.equal((await sharedNotices(sql, "m2").unsent(10)).length, 1);
   });
 
+  it("prunes notices sent longer ago than it keeps them, never one still unsent", async () => {
+    await sql`DELETE FROM telegram_notices`;
+    const notices = sharedNotices(sql, "m1");
+    await notices.add({ message: { text: "old and sent" } });
+    await notices.add({ message: { text: "old, never sent" } });
+    await notices.add({ message: { text: "sent just now" } });
+    await sql`UPDATE telegram_notices SET created = now() - interval '8 days' WHERE message->>'text' LIKE 'old%'`;
+    await sql`UPDATE telegram_notices SET sent = true WHERE message->>'text' <> 'old, never sent'`;
+    assert.equal(await notices.prune(7 * 86_400_000), 1);
+    const left = await sql<{ text: string }[]>`SELECT message->>'text' AS text FROM telegram_notices ORDER BY id`;
+    assert.deepEqual(left.map((row) => row.text), ["old, never sent", "sent just now"]);
+  });
+
   it("asks the machine that ran a finished task to go on with a follow-up, once, and refuses one while it is busy", async () => {
     const task = await ranOnM2("ran on m2", 100);
     const bot = sharedFollowUps(sql, "m1");

@@ -39,7 +39,12 @@ export interface SharedNotices {
   unsent(limit: number): Promise<SharedNotice[]>;
   /** "mine": send it; "taken": another machine took it; "lost": this machine no longer holds the Telegram lease. */
   take(id: number): Promise<Taken>;
+  /** Deletes notices sent more than `olderThanMs` ago (their text can be a whole answer): the table grows with the work, not with history. Returns how many. */
+  prune(olderThanMs: number): Promise<number>;
 }
+
+/** Sent notices are kept this long: a keyed one (a machine's silence) is not said again meanwhile. */
+export const NOTICES_KEPT_MS = 7 * 86_400_000;
 
 export function sharedNotices(sql: Sql, machine: string): SharedNotices {
   return {
@@ -62,6 +67,10 @@ export function sharedNotices(sql: Sql, machine: string): SharedNotices {
         SELECT EXISTS (SELECT 1 FROM taken) AS taken, (SELECT yes FROM holding) AS holding`;
       if (!row?.holding) return "lost";
       return row.taken ? "mine" : "taken";
+    },
+    async prune(olderThanMs) {
+      const rows = await sql`DELETE FROM telegram_notices WHERE sent AND created < now() - make_interval(secs => ${olderThanMs / 1000}) RETURNING 1`;
+      return rows.length;
     },
   };
 }
