@@ -341,8 +341,11 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
         setting: "memory.digest",
         cron: config.memory.digest,
         run: async () => {
+          // Sent by the machine that runs the bot (with several machines, the others leave their cursor where it is:
+          // whichever runs the bot next covers the days since it last sent one).
+          if (!bot) return;
           const since = store.lastRun("@digest-sent");
-          bot?.notice(await memoryService.digest(since));
+          bot.notice(await memoryService.digest(since));
           await store.setLastRun("@digest-sent", clock.now());
         },
       },
