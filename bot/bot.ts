@@ -92,6 +92,12 @@ export interface TelegramBot {
   reviewTools(review: ToolReview): void;
   /** Starts polling and sending in the background; never throws for an unreachable Telegram. */
   start(): void;
+  /**
+   * Stops telling of tasks' events at once (several machines: this machine's term as the bot ended;
+   * what happens now is told through the shared queue, by whichever machine runs the bot next). What
+   * its outbox holds still goes out until `stop`.
+   */
+  mute(): void;
   stop(): Promise<void>;
   readonly outbox: TelegramOutbox;
   /** Resolves after the next completed poll (tests). */
@@ -412,6 +418,7 @@ export function createTelegramBot(options: TelegramBotOptions): TelegramBot {
       outbox.start();
       polling.start();
     },
+    mute: () => void unwatch(),
     async stop() {
       stopper.abort();
       unwatch();

@@ -87,6 +87,8 @@ export function startTelegramLease(options: TelegramLeaseOptions): TelegramLease
     const ending_ = bot;
     if (!ending_) return ending ?? Promise.resolve();
     bot = undefined;
+    // From now on this machine's notices go through the shared queue: the stopping bot tells nothing more, so nothing is told twice.
+    ending_.mute();
     heldUntil = 0;
     options.changed(undefined);
     if (why === "lost") say("warn", `Telegram: this machine (${cluster.machine}) no longer holds the Telegram lease; its bot stopped polling`);
