@@ -40,7 +40,8 @@ export async function botMaker(options: {
       limits: { dailyUsd: config.budget.daily_usd, perTaskUsd: config.budget.max_usd },
       clock,
       // With several machines, the bot follows a task that runs on another machine from the store's copy of its log too.
-      daemon: sessions ? { ...daemon, watch: sessions.watchEverywhere } : daemon,
+      // Only tasks sent from Telegram: their status messages are the bot's to edit; every other task is told by the machine that runs it.
+      daemon: sessions ? { ...daemon, watch: (listener) => sessions.watchEverywhere(listener, (task) => task.source?.startsWith("telegram:") ?? false) } : daemon,
       approvals,
       sessionsDir: runtime.sessionsDir,
       trace,

@@ -1,6 +1,6 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { readSessionLog, readSessionLogFrom, type SessionEvent } from "../runtime/index.ts";
+import { readSessionLog, readSessionLogFrom, type SessionEvent, type TaskSpec } from "../runtime/index.ts";
 import type { Cluster } from "../runtime/store/pg-cluster.ts";
 import { pgSessions } from "../runtime/store/pg-sessions.ts";
 import type { TraceLogger } from "../runtime/trace.ts";
@@ -24,8 +24,10 @@ export interface SharedSessions {
    * As `daemon.watch`, and another machine's task's events as well, read from the store's copy as
    * it is notified: what the bot follows, so a Telegram task that runs elsewhere still edits its
    * status message as it goes. (Its end comes as here: the result, delivered by this machine.)
+   * `wanted`: which other machines' sessions to read, by their task (the bot: those sent from
+   * Telegram); the others are not read at all.
    */
-  watchEverywhere: Daemon["watch"];
+  watchEverywhere(listener: Parameters<Daemon["watch"]>[0], wanted: (task: TaskSpec) => boolean): () => void;
   /** A task this machine has no record of, as the store holds it. */
   findElsewhere(id: string): Promise<TaskRecord | undefined>;
   /** Copies what this machine's sessions grew by (at each heartbeat; each event also asks for it). */
@@ -68,12 +70,14 @@ export async function shareSessions(options: { cluster: Cluster; daemon: Daemon;
         unwatchDaemon();
       };
     },
-    watchEverywhere(listener) {
+    watchEverywhere(listener, wanted) {
       const unwatchDaemon = daemon.watch(listener);
+      /** Sessions found not wanted, not read again (forgotten past a bound: one more read each then). */
+      const unwanted = new Set<string>();
       /** Another machine's sessions being read: the number of the last event passed on, and whether a read runs. */
       const read = new Map<string, { seq: number; reading?: Promise<void>; again?: boolean; ended?: boolean }>();
       const follow = (session: string): Promise<void> | undefined => {
-        if (session.includes(".") || existsSync(localPath(session))) return undefined; // this machine's own come from its daemon
+        if (session.includes(".") || unwanted.has(session) || existsSync(localPath(session))) return undefined; // this machine's own come from its daemon
         let cursor = read.get(session);
         if (!cursor) read.set(session, (cursor = { seq: 0 }));
         if (cursor.reading) {
@@ -85,6 +89,12 @@ export async function shareSessions(options: { cluster: Cluster; daemon: Daemon;
           do {
             entry.again = false;
             let rows = await sessions.readFrom(session, entry.seq);
+            if (entry.seq === 0 && rows[0]?.event.type === "session_start" && !wanted(rows[0].event.task)) {
+              if (unwanted.size >= 10_000) unwanted.clear();
+              unwanted.add(session);
+              read.delete(session);
+              return;
+            }
             if (entry.seq === 0) {
               // First seen here: only its current run (a follow-up continues a session that ended; a bot that took over mid-run starts late).
               const lastEnd = rows.findLastIndex((row) => row.event.type === "session_end");

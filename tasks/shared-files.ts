@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from "node:fs";
 import { dirname, join, relative, sep } from "node:path";
 import type { SharedFiles } from "../runtime/store/pg-files.ts";
+import { serialized } from "../runtime/serialized.ts";
 
 /**
  * Several machines on one store hold the same identity, memory, specialists and skills: each
@@ -49,16 +50,8 @@ export function createFileSync(options: { home: string; files: SharedFiles; mach
   const stateFile = join(home, "state", "shared-files.json");
   let synced = readSynced(stateFile);
   const saidTooLarge = new Set<string>();
-  /** One sync at a time (the heartbeat's, a consolidation's): each compares against what the last one left. */
-  let last: Promise<unknown> = Promise.resolve();
-
-  return {
-    sync() {
-      const next = last.then(syncOnce);
-      last = next.catch(() => {});
-      return next;
-    },
-  };
+  // One sync at a time (the heartbeat's, a consolidation's): each compares against what the last one left.
+  return { sync: serialized(syncOnce) };
 
   async function syncOnce(): Promise<SyncReport> {
     const report: SyncReport = { sent: [], received: [], conflicts: [], tooLarge: [] };

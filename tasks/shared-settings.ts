@@ -6,6 +6,7 @@ import { ConfigError } from "../runtime/errors.ts";
 import { namesShared, settingsHash, sharedSecrets, sharedSection, withSharedSection, type SharedSettings } from "../runtime/shared-settings.ts";
 import type { SharedFiles } from "../runtime/store/pg-files.ts";
 import { readSettingsState } from "./settings-state.ts";
+import { serialized } from "../runtime/serialized.ts";
 
 export { describeSettings, readSettingsState, type SettingsState } from "./settings-state.ts";
 
@@ -66,15 +67,8 @@ export function createSettingsSync(options: { home: string; files: SharedFiles; 
   /** config.yaml texts already said not to validate, so each is said once. */
   let saidInvalid: string | undefined;
   let parsed: { text: string; config: Config } | undefined;
-  let last: Promise<unknown> = Promise.resolve();
-
-  return {
-    sync() {
-      const next = last.then(syncOnce);
-      last = next.catch(() => {});
-      return next;
-    },
-  };
+  // One sync at a time (the heartbeat's, a write elsewhere's): each compares against what the last one left.
+  return { sync: serialized(syncOnce) };
 
   async function syncOnce(): Promise<SettingsReport> {
     const report: SettingsReport = {};

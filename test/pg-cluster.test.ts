@@ -8,7 +8,7 @@ import { createStoreWatch } from "../runtime/store/outage.ts";
 import { createTraceLogger } from "../runtime/trace.ts";
 import { joinShared } from "../tasks/cluster.ts";
 import { openState } from "../tasks/state.ts";
-import { freshDatabase, noDatabase } from "./support/cluster.ts";
+import { freshDatabase, noDatabase, taskRecords } from "./support/cluster.ts";
 import { FakeClock } from "./support/fake-clock.ts";
 import { tempDir } from "./support/home.ts";
 
@@ -19,21 +19,7 @@ describe("the shared queue of several machines", noDatabase ? { skip: noDatabase
   let m1: Cluster;
   let m2: Cluster;
   let m3: Cluster;
-  let n = 0;
-  const record = (title: string, fields: Partial<TaskRecord> = {}): TaskRecord => ({
-    id: `task-${++n}`,
-    title,
-    origin: "inbox",
-    priority: "normal",
-    state: "queued",
-    spec: { title, prompt: title, workdir: "/tmp", model: "main", budget: { max_turns: 1, max_usd: 1, timeout_ms: 1000 } },
-    created: n,
-    attempts: 0,
-    crashes: 0,
-    turns: 0,
-    cost_usd: 0,
-    ...fields,
-  });
+  const record = taskRecords("inbox");
   /** Makes `name` look asleep: its last heartbeat a minute ago. */
   const silence = (name: string) => sql`UPDATE machines SET heartbeat = now() - interval '1 minute' WHERE name = ${name}`;
 

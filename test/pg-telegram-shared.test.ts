@@ -4,8 +4,7 @@ import { cluster as clusterOf, TELEGRAM_LEASE, type Cluster } from "../runtime/s
 import { sharedFollowUps } from "../runtime/store/pg-follow-ups.ts";
 import { sharedNotices } from "../runtime/store/pg-notices.ts";
 import { connectPg, type Sql } from "../runtime/store/pg.ts";
-import type { TaskRecord } from "../tasks/state.ts";
-import { freshDatabase, noDatabase } from "./support/cluster.ts";
+import { freshDatabase, noDatabase, taskRecords } from "./support/cluster.ts";
 
 /**
  * What the machine running the bot shares with the others, against a real PostgreSQL: the queue of
@@ -17,21 +16,7 @@ describe("Telegram's work shared between several machines", noDatabase ? { skip:
   let sql: Sql;
   let m1: Cluster;
   let m2: Cluster;
-  let n = 0;
-  const record = (title: string, fields: Partial<TaskRecord> = {}): TaskRecord => ({
-    id: `task-${++n}`,
-    title,
-    origin: "telegram",
-    priority: "normal",
-    state: "queued",
-    spec: { title, prompt: title, workdir: "/tmp", model: "main", budget: { max_turns: 1, max_usd: 1, timeout_ms: 1000 } },
-    created: n,
-    attempts: 0,
-    crashes: 0,
-    turns: 0,
-    cost_usd: 0,
-    ...fields,
-  });
+  const record = taskRecords("telegram");
   /** A task m2 claimed, started and ended: its row as m2 leaves it. */
   const ranOnM2 = async (title: string, finished: number) => {
     const task = record(title);

@@ -9,6 +9,7 @@ import { tempDir } from "./home.ts";
 import { startMessagesApi, type MessagesApi } from "./messages-api.ts";
 import { freePort } from "./ports.ts";
 import { isCi } from "./prerequisites.ts";
+import type { TaskRecord } from "../../tasks/state.ts";
 
 /** `.ci/run` starts a throwaway PostgreSQL cluster and exports its URL; elsewhere the Postgres tests skip. */
 export const DATABASE_URL = process.env.NIGHTSHIFT_TEST_DATABASE_URL;
@@ -147,4 +148,23 @@ export async function signedIn(machine: Pick<Machine, "env" | "home">): Promise<
       return { received: () => received, close: () => req.destroy() };
     },
   };
+}
+
+/** Queued task records for the store's tests, numbered `task-1`, `task-2`, … (their `created` too), from `origin`. */
+export function taskRecords(origin: TaskRecord["origin"]): (title: string, fields?: Partial<TaskRecord>) => TaskRecord {
+  let n = 0;
+  return (title, fields = {}) => ({
+    id: `task-${++n}`,
+    title,
+    origin,
+    priority: "normal",
+    state: "queued",
+    spec: { title, prompt: title, workdir: "/tmp", model: "main", budget: { max_turns: 1, max_usd: 1, timeout_ms: 1000 } },
+    created: n,
+    attempts: 0,
+    crashes: 0,
+    turns: 0,
+    cost_usd: 0,
+    ...fields,
+  });
 }
