@@ -94,14 +94,30 @@ export function createFileSync(options: { home: string; files: SharedFiles; mach
       synced[file.path] = record(path, file.version, theirs);
       changed = true;
     }
+    /** Written by another machine first, with the hash of what this one tried to write. */
+    const lost = new Map<string, string>();
     for (const relativePath of uploads) {
       const path = join(home, relativePath);
       const content = existsSync(path) ? readFileSync(path) : undefined;
       const version = await files.put(relativePath, content, synced[relativePath]?.version ?? 0);
-      // Another machine wrote it first: the next sync takes theirs and keeps this one aside.
-      if (version === undefined) continue;
+      if (version === undefined) {
+        lost.set(relativePath, content ? hashOf(content) : "");
+        continue;
+      }
       synced[relativePath] = record(path, version, content ? hashOf(content) : "");
       report.sent.push(relativePath);
+      changed = true;
+    }
+    // Another machine wrote the same content first (two machines joining at once with init's files):
+    // that is agreement, settled now. Left unsettled, an edit made here before the next sync would
+    // look like a change on both sides and be put aside as a conflict. Different content: the next
+    // sync takes theirs and keeps this one aside.
+    for (const file of await files.read([...lost.keys()])) {
+      const path = join(home, file.path);
+      const theirs = file.content ? hashOf(file.content) : "";
+      const hereNow = existsSync(path) ? hashOf(readFileSync(path)) : "";
+      if (theirs !== lost.get(file.path) || hereNow !== theirs) continue;
+      synced[file.path] = record(path, file.version, theirs);
       changed = true;
     }
     if (changed) saveSynced(stateFile, synced);

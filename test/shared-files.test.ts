@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { connectPg, type Sql } from "../runtime/store/pg.ts";
-import { sharedFiles } from "../runtime/store/pg-files.ts";
+import { sharedFiles, type SharedFiles } from "../runtime/store/pg-files.ts";
 import { createFileSync, MAX_SHARED_BYTES, type FileSync } from "../tasks/shared-files.ts";
 import { freshDatabase, noDatabase } from "./support/cluster.ts";
 import { tempDir } from "./support/home.ts";
@@ -103,5 +103,40 @@ describe("files every machine holds alike (identity, memory, specialists, skills
     assert.deepEqual((await m1.sync.sync()).tooLarge, []);
     await m2.sync.sync();
     assert.equal(existsSync(join(m2.home, "skills", "data.bin")), false);
+  });
+});
+
+describe("two machines joining at once", noDatabase ? { skip: noDatabase } : {}, () => {
+  it("agrees at once on a file both wrote alike, so an edit right after is no conflict (the CI flake of cluster.test.ts)", async () => {
+    const db = await freshDatabase();
+    const sql = await connectPg(db.url);
+    const dir = tempDir("nightshift-joining-");
+    try {
+      const DEFAULT = "# Identity\n\nYou are Nightshift.\n";
+      const machine = (name: string, files: SharedFiles) => {
+        const home = join(dir.path, name);
+        mkdirSync(join(home, "state"), { recursive: true });
+        writeFileSync(join(home, "IDENTITY.md"), DEFAULT);
+        return { home, sync: createFileSync({ home, files, machine: name, now: () => Date.now(), defaults: new Map([["IDENTITY.md", DEFAULT]]) }) };
+      };
+      const m1 = machine("m1", sharedFiles(sql, "m1"));
+      // m2's first write of init's IDENTITY.md comes just after m1's: m1 wins it.
+      const m2files = sharedFiles(sql, "m2");
+      const m2 = machine("m2", { ...m2files, put: async (path, content, base) => (await m1.sync.sync(), m2files.put(path, content, base)) });
+      const first = await m2.sync.sync();
+      assert.deepEqual(first.sent, [], "m1 wrote it first");
+
+      // Edited on m2 before anything else happens: it is m2's change, not a conflict.
+      writeFileSync(join(m2.home, "IDENTITY.md"), "# Identity\n\nAnswer in French.\n");
+      const edited = await m2.sync.sync();
+      assert.deepEqual(edited.conflicts, []);
+      assert.deepEqual(edited.sent, ["IDENTITY.md"]);
+      assert.deepEqual((await m1.sync.sync()).received, ["IDENTITY.md"]);
+      assert.match(readFileSync(join(m1.home, "IDENTITY.md"), "utf8"), /French/);
+    } finally {
+      await sql.end({ timeout: 1 });
+      await db.drop();
+      dir.cleanup();
+    }
   });
 });
