@@ -1,4 +1,9 @@
+import { join } from "node:path";
 import { escapeHtml } from "../bot/format.ts";
+import { openJournal } from "../memory/journal.ts";
+import { openMemoryRuns } from "../memory/runs.ts";
+import { createJournalMirror, decodeCursor, sharedConsolidation, type ConsolidationSource, type JournalMirror } from "../memory/shared-journal.ts";
+import { pgJournal, splitEntryId } from "../runtime/store/pg-journal.ts";
 import { machineName, storeSetting, storeUrl, type Clock, type LoadedConfig } from "../runtime/index.ts";
 import { HEARTBEAT_MS, openCluster, type Cluster } from "../runtime/store/pg-cluster.ts";
 import type { TraceLogger } from "../runtime/trace.ts";
@@ -60,18 +65,41 @@ export function sharedFilesSync(options: { cluster: Cluster; home: string; clock
   };
 }
 
+/**
+ * The memory journal with several machines (memory/shared-journal.ts): this machine's copied into
+ * the store at each heartbeat, and the consolidation reading every machine's from there. A home that
+ * ran alone brings its cursor: what it had consolidated is not read again.
+ */
+export async function shareJournal(options: { cluster: Cluster; home: string; clock: Clock }): Promise<{ mirror: JournalMirror; source: ConsolidationSource }> {
+  const { cluster, home } = options;
+  const store = pgJournal(cluster.sql);
+  const dir = join(home, "journal");
+  const mirror = createJournalMirror({ store, journal: openJournal(dir, options.clock), dir, machine: cluster.machine });
+  const own = ownCursor(openMemoryRuns(join(home, "state")).read().cursor, cluster.machine);
+  if (own) await store.seed(cluster.machine, own).catch(() => {}); // the store away: seeded at the next start
+  return { mirror, source: sharedConsolidation(store) };
+}
+
+/** This machine's part of a cursor state/memory.json holds: a bare id (it ran alone), or its own in several machines' cursor. */
+function ownCursor(cursor: string | undefined, machine: string): string | undefined {
+  if (!cursor) return undefined;
+  if (splitEntryId(cursor)) return cursor;
+  return decodeCursor(cursor).get(machine) ?? (cursor.startsWith(`${machine}:`) && splitEntryId(cursor.slice(machine.length + 1)) ? cursor.slice(machine.length + 1) : undefined);
+}
+
 /** The lease held while a machine consolidates memory, and how long it lives without a renewal. */
 const MEMORY_LEASE = "memory";
 const MEMORY_LEASE_MS = 120_000;
 
 /**
- * Each machine keeps its own journal and consolidates it into the one MEMORY.md every machine
- * holds. Two at once would each write a MEMORY.md without the other's edits (the second kept aside
- * as a conflict): so one machine consolidates at a time, holding a lease, and takes in the newest
- * MEMORY.md first and gives its own to the others right after. A machine that finds another
- * consolidating waits for it.
+ * One consolidation reads every machine's journal and writes the one MEMORY.md every machine holds.
+ * Two at once would each write a MEMORY.md without the other's edits (the second kept aside as a
+ * conflict) and learn the same entries twice: so one machine consolidates at a time, holding a
+ * lease, and takes in the newest MEMORY.md first (and gives its own journal to the store) and gives
+ * MEMORY.md to the others right after. A machine that finds another consolidating waits for it, then
+ * finds nothing new (no model call): every machine's nightly job may run, one does the work.
  */
-export function oneAtATime(service: MemoryService, options: { cluster: Cluster; clock: Clock; syncFiles: () => Promise<void> }): MemoryService {
+export function oneAtATime(service: MemoryService, options: { cluster: Cluster; clock: Clock; syncFiles: () => Promise<void>; journal: JournalMirror }): MemoryService {
   const { cluster, clock, syncFiles } = options;
   return {
     ...service,
@@ -87,6 +115,7 @@ export function oneAtATime(service: MemoryService, options: { cluster: Cluster; 
       })().catch(() => {}); // ends when `done` aborts its wait
       try {
         await syncFiles();
+        await options.journal.sync();
         const text = await service.consolidate(signal);
         await syncFiles();
         return text;

@@ -2,6 +2,7 @@ import { join } from "node:path";
 import { digestText, memoryText, spendSummary, undoText } from "../bot/reports.ts";
 import { consolidate, type Edit } from "../memory/consolidate.ts";
 import { openMemoryRuns, type Memory } from "../memory/index.ts";
+import type { ConsolidationSource } from "../memory/shared-journal.ts";
 import type { ApprovalStore, Clock, LoadedConfig, ModelClient } from "../runtime/index.ts";
 import type { Cluster } from "../runtime/store/pg-cluster.ts";
 import type { TaskReader } from "../tasks/index.ts";
@@ -30,10 +31,14 @@ export function createMemoryService(options: {
   approvals: ApprovalStore;
   /** Several machines: the digest counts every machine's tasks, from the shared store (this machine's alone while it is away). */
   shared?: Pick<Cluster, "finishedSince" | "active">;
+  /** Several machines: every machine's journal and the cursors, from the shared store (memory/shared-journal.ts). */
+  source?: ConsolidationSource;
 }): MemoryService {
   const { loaded, clock, memory } = options;
   const { config, home } = loaded;
   const runs = openMemoryRuns(join(home, "state"));
+  /** One machine: its own journal, the cursor in state/memory.json (written with each run). */
+  const source: ConsolidationSource = options.source ?? { open: async () => ({ journal: memory.journal, ...(runs.read().cursor ? { cursor: runs.read().cursor! } : {}) }), save: async () => {} };
   // Made only when there is something to send: a missing key must not matter on a quiet night.
   const lazyModel: ModelClient = {
     get model() {
@@ -59,12 +64,23 @@ export function createMemoryService(options: {
     async consolidate(signal) {
       // A busy day is several batches; each applied batch moves the cursor, anything else stops.
       let first: string | undefined;
+      const { journal, cursor: start } = await source.open();
+      let kept = start;
       for (let batch = 0; batch < 20; batch++) {
-        const cursor = skipStuckBatch() ?? runs.read().cursor;
-        const result = await consolidate({ journal: memory.journal, memory: memory.store, model: lazyModel, prices: config.prices, capBytes: config.memory.cap, ...(cursor ? { cursor } : {}), clock, ...(signal ? { signal } : {}) });
+        const skipped = skipStuckBatch();
+        if (skipped) {
+          await source.save(skipped);
+          kept = skipped;
+        }
+        const cursor = kept;
+        const result = await consolidate({ journal, memory: memory.store, model: lazyModel, prices: config.prices, capBytes: config.memory.cap, ...(cursor ? { cursor } : {}), clock, ...(signal ? { signal } : {}), ...(source.cursorAfter ? { cursorAfter: source.cursorAfter } : {}) });
         const changes = (result.edits ?? []).map((edit: Edit) => (edit.op === "add" ? `added: ${edit.text}` : edit.op === "update" ? `updated ${edit.id}: ${edit.text}` : `retired ${edit.id}`));
         const run = { at: clock.now(), status: result.status, entries: result.entries, changes, ...(result.problem ? { problem: result.problem } : {}), ...(result.cost_usd !== undefined ? { cost_usd: result.cost_usd } : {}), ...(result.through ? { through: result.through } : {}) };
         // Only a run that used what it read moves the cursor: a rejected or failed one reads the same entries next time.
+        if (result.status === "applied" && result.cursor) {
+          await source.save(result.cursor);
+          kept = result.cursor;
+        }
         if (result.status !== "nothing-new" || batch === 0) runs.record(run, result.status === "applied" ? result.cursor : undefined);
         first ??= result.status === "nothing-new" ? "Nothing new in the journal since the last run, so no model call.\n\n" : "";
         if (result.status !== "applied" || !result.remaining) break;

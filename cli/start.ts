@@ -25,7 +25,7 @@ import { openState, StateRefused } from "../tasks/state.ts";
 import { UsageError } from "./usage.ts";
 import { readTaskFile, toTaskSpec } from "../tasks/index.ts";
 import { initHome } from "./init.ts";
-import { joinCluster, oneAtATime, sharedFilesSync } from "./cluster-start.ts";
+import { joinCluster, oneAtATime, shareJournal, sharedFilesSync } from "./cluster-start.ts";
 import { clusterNotices, type ClusterNotices } from "./telegram-notices.ts";
 import { sharedSettingsSync } from "./settings-start.ts";
 import { botMaker } from "./bot-start.ts";
@@ -180,8 +180,10 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
   /** With several machines: this machine's session logs copied to the store, and any machine's task read from there. */
   const sessions = cluster ? await shareSessions({ cluster, daemon, sessionsDir: runtime.sessionsDir, home, trace }) : undefined;
   const readEvents = sessions ? sessions.readEvents : (id: string) => readSessionLog(join(runtime.sessionsDir, `${id}.jsonl`));
-  const memoryWork = createMemoryService({ loaded, clock, memory, small: () => runtime.modelFor("small"), tasks: daemon.tasks, approvals, ...(cluster ? { shared: cluster } : {}) });
-  const memoryService = cluster && syncFiles ? oneAtATime(memoryWork, { cluster, clock, syncFiles }) : memoryWork;
+  /** With several machines: this machine's journal copied to the store, and the consolidation reading every machine's. */
+  const journals = cluster ? await shareJournal({ cluster, home, clock }) : undefined;
+  const memoryWork = createMemoryService({ loaded, clock, memory, small: () => runtime.modelFor("small"), tasks: daemon.tasks, approvals, ...(cluster ? { shared: cluster } : {}), ...(journals ? { source: journals.source } : {}) });
+  const memoryService = cluster && syncFiles && journals ? oneAtATime(memoryWork, { cluster, clock, syncFiles, journal: journals.mirror }) : memoryWork;
   // Journal entries are written in order; on a full or read-only disk they wait for space (until the daemon stops).
   const journalStop = new AbortController();
   let journaling = Promise.resolve();
@@ -284,6 +286,7 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
           also: async () => {
             await sharing!.sync();
             void sessions!.sync().catch(() => {});
+            await journals!.mirror.sync();
             await notices?.tick();
           },
           // The files first, then the settings, each tick: a file that cannot be read or written here does not hold the settings up.

@@ -53,6 +53,8 @@ export interface ConsolidateOptions {
   signal?: AbortSignal;
   /** Journal text per request, in bytes; newer entries wait for the next run. Keeps a local model's context in reach. */
   batchBytes?: number;
+  /** The cursor after a batch when it is more than the batch's last entry (several machines' journals: memory/shared-journal.ts). */
+  cursorAfter?(cursor: string | undefined, batch: readonly JournalEntry[]): string;
 }
 
 export const TEXT_LIMIT = 400;
@@ -94,7 +96,7 @@ export async function consolidate(options: ConsolidateOptions): Promise<Consolid
   if (pending.length === 0) return { status: "nothing-new", entries: 0, ...kept };
 
   const entries = takeBatch(pending, options.batchBytes ?? BATCH_BYTES);
-  const through = entries.at(-1)!.id;
+  const through = options.cursorAfter ? options.cursorAfter(cursor, entries) : entries.at(-1)!.id;
   const remaining = pending.length - entries.length;
   const base = { entries: entries.length, through, ...(remaining > 0 ? { remaining } : {}), ...kept };
   const current = memory.read();

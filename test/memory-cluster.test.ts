@@ -1,12 +1,21 @@
 import assert from "node:assert/strict";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { setTimeout as wait } from "node:timers/promises";
 import { after, before, describe, it } from "node:test";
-import { oneAtATime } from "../cli/cluster-start.ts";
-import type { MemoryService } from "../cli/memory-service.ts";
+import { oneAtATime, shareJournal } from "../cli/cluster-start.ts";
+import { createMemoryService, type MemoryService } from "../cli/memory-service.ts";
+import { localDay } from "../memory/journal.ts";
+import { openMemory } from "../memory/index.ts";
 import type { Clock } from "../runtime/clock.ts";
+import { createApprovalStore, createModelClient, loadConfig, requireApiKey } from "../runtime/index.ts";
 import { cluster as clusterOf } from "../runtime/store/pg-cluster.ts";
+import { pgJournal } from "../runtime/store/pg-journal.ts";
 import { connectPg, type Sql } from "../runtime/store/pg.ts";
 import { freshDatabase, noDatabase } from "./support/cluster.ts";
+import { FakeClock } from "./support/fake-clock.ts";
+import { tempDir } from "./support/home.ts";
+import { startMessagesApi } from "./support/messages-api.ts";
 
 /** A clock whose waits are short real waits: the lease is the database's, and its polling needs time to pass for real. */
 const quickClock: Clock = { now: () => Date.now(), sleep: (_ms, signal) => wait(5, undefined, signal ? { signal } : {}), setTimer: (fn, ms) => { const timer = setTimeout(fn, ms); return () => clearTimeout(timer); } };
@@ -37,7 +46,7 @@ describe("memory consolidation with several machines", noDatabase ? { skip: noDa
         memoryText: () => "",
         digest: async () => "",
       };
-      return oneAtATime(work, { cluster: clusterOf(sql, name), clock: quickClock, syncFiles: async () => void log.push(`${name} syncs`) });
+      return oneAtATime(work, { cluster: clusterOf(sql, name), clock: quickClock, syncFiles: async () => void log.push(`${name} syncs`), journal: { sync: async () => {} } });
     };
     const [first, second] = await Promise.all([machine("m1").consolidate(), machine("m2").consolidate()]);
     assert.deepEqual([first, second], ["m1 consolidated", "m2 consolidated"]);
@@ -47,5 +56,104 @@ describe("memory consolidation with several machines", noDatabase ? { skip: noDa
     assert.deepEqual(log, [`${one} syncs`, `${one} starts`, `${one} ends`, `${one} syncs`, `${other} syncs`, `${other} starts`, `${other} ends`, `${other} syncs`]);
     const [lease] = await sql<{ expires_past: boolean }[]>`SELECT expires < now() AS expires_past FROM leases WHERE name = 'memory'`;
     assert.equal(lease?.expires_past, true, "given up at the end, so the next machine need not wait for it to expire");
+  });
+});
+
+describe("one memory from every machine's journal", noDatabase ? { skip: noDatabase } : {}, () => {
+  it("consolidates every machine's new entries in one run, and a second machine's run then finds nothing new and calls no model", async () => {
+    const db = await freshDatabase();
+    const sql = await connectPg(db.url);
+    const api = await startMessagesApi();
+    const dir = tempDir("nightshift-memory-machines-", "/var/tmp");
+    try {
+      const clock = new FakeClock();
+      const day = localDay(clock.now());
+      const machine = async (name: string) => {
+        const home = join(dir.path, name);
+        mkdirSync(home);
+        const loaded = loadConfig({ NIGHTSHIFT_HOME: home, ANTHROPIC_BASE_URL: api.url, ANTHROPIC_API_KEY: "sk-ant-machines-test" }, home);
+        const memory = openMemory(home, clock, loaded.config.memory.cap, { machine: name });
+        const { mirror, source } = await shareJournal({ cluster: clusterOf(sql, name), home, clock });
+        const role = loaded.roles.small;
+        const service = createMemoryService({
+          loaded,
+          clock,
+          memory,
+          small: () => createModelClient(role, requireApiKey(role), { clock, retry: { ...loaded.config.model_retries, attempts: 0 } }),
+          tasks: { active: () => [], finishedSince: () => [] },
+          approvals: createApprovalStore(join(home, "state", "approvals"), { clock, expireMs: 60_000 }),
+          source,
+        });
+        return { home, memory, mirror, service };
+      };
+      const m1 = await machine("m1");
+      const m2 = await machine("m2");
+      m1.memory.journal.append({ at: clock.now(), kind: "note", session: "a", source: "user", text: "The user's printer is in the hallway." });
+      clock.advance(1000);
+      m2.memory.journal.append({ at: clock.now(), kind: "note", session: "b", source: "user", text: "The user deploys the site with make deploy." });
+      clock.advance(1000);
+      m1.memory.journal.append({ at: clock.now(), kind: "note", session: "a", source: "user", text: "The printer takes A4 only." });
+      await Promise.all([m1.mirror.sync(), m2.mirror.sync()]);
+
+      api.respondWith(() => ({
+        content: [{ type: "text", text: JSON.stringify({ edits: [
+          { op: "add", text: "The user's printer is in the hallway and takes A4 only.", sources: [`m1:${day}#1`, `m1:${day}#2`] },
+          { op: "add", text: "The user deploys the site with make deploy.", sources: [`m2:${day}#1`] },
+        ] }) }],
+      }));
+      await m1.service.consolidate();
+      assert.equal(api.requests.length, 1);
+      const sent = JSON.stringify(api.requests[0]!.body);
+      const order = [`m1:${day}#1`, `m2:${day}#1`, `m1:${day}#2`].map((id) => sent.indexOf(`[${id}`));
+      assert.ok(order.every((at) => at > 0), `every machine's entries are in the one request: ${order}`);
+      assert.deepEqual([...order].sort((a, b) => a - b), order, "oldest first, across machines");
+      const memoryFile = readFileSync(join(m1.home, "MEMORY.md"), "utf8");
+      assert.match(memoryFile, /make deploy/);
+      assert.match(memoryFile, /A4 only/);
+      assert.deepEqual(Object.fromEntries(await pgJournal(sql).cursors()), { m1: `${day}#2`, m2: `${day}#1` });
+
+      // m2's nightly run (after m1's MEMORY.md reached it, as the lease makes sure): nothing new, no model call.
+      writeFileSync(join(m2.home, "MEMORY.md"), memoryFile);
+      assert.match(await m2.service.consolidate(), /Nothing new in the journal/);
+      assert.equal(api.requests.length, 1);
+
+      // Something new on m2 only: the next run reads that alone.
+      clock.advance(1000);
+      m2.memory.journal.append({ at: clock.now(), kind: "note", session: "c", source: "user", text: "The staging site is at staging.example.com." });
+      await m2.mirror.sync();
+      api.respondWith(() => ({ content: [{ type: "text", text: JSON.stringify({ edits: [{ op: "add", text: "The staging site is at staging.example.com.", sources: [`m2:${day}#2`] }] }) }] }));
+      await m2.service.consolidate();
+      assert.equal(api.requests.length, 2);
+      const second = JSON.stringify(api.requests[1]!.body);
+      assert.match(second, new RegExp(`\\[m2:${day}#2`));
+      assert.match(second, /New journal entries since the last run \(1\)/, "entries consolidated before are not sent again");
+      assert.equal((await pgJournal(sql).cursors()).get("m2"), `${day}#2`);
+    } finally {
+      await api.close();
+      await sql.end({ timeout: 1 });
+      await db.drop();
+      dir.cleanup();
+    }
+  });
+
+  it("starts a home that ran alone from where its own consolidation had got to", async () => {
+    const db = await freshDatabase();
+    const sql = await connectPg(db.url);
+    const dir = tempDir("nightshift-memory-seed-");
+    try {
+      const home = join(dir.path, "laptop");
+      mkdirSync(join(home, "state"), { recursive: true });
+      writeFileSync(join(home, "state", "memory.json"), JSON.stringify({ cursor: "2026-11-20#7", runs: [] }));
+      await shareJournal({ cluster: clusterOf(sql, "laptop"), home, clock: new FakeClock() });
+      assert.equal((await pgJournal(sql).cursors()).get("laptop"), "2026-11-20#7");
+      // Seeded once: a later start does not move the store's cursor back.
+      await pgJournal(sql).advance(new Map([["laptop", "2026-11-21#2"]]));
+      await shareJournal({ cluster: clusterOf(sql, "laptop"), home, clock: new FakeClock() });
+      assert.equal((await pgJournal(sql).cursors()).get("laptop"), "2026-11-21#2");
+    } finally {
+      await sql.end({ timeout: 1 });
+      await db.drop();
+      dir.cleanup();
+    }
   });
 });
