@@ -1,6 +1,6 @@
 import { join } from "node:path";
 import { escapeHtml } from "../bot/format.ts";
-import { openJournal } from "../memory/journal.ts";
+import { openJournal, type JournalEntry } from "../memory/journal.ts";
 import { openMemoryRuns } from "../memory/runs.ts";
 import { createJournalMirror, decodeCursor, sharedConsolidation, type ConsolidationSource, type JournalMirror } from "../memory/shared-journal.ts";
 import { pgJournal, splitEntryId } from "../runtime/store/pg-journal.ts";
@@ -77,7 +77,13 @@ export async function shareJournal(options: { cluster: Cluster; home: string; cl
   const mirror = createJournalMirror({ store, journal: openJournal(dir, options.clock), dir, machine: cluster.machine });
   const own = ownCursor(openMemoryRuns(join(home, "state")).read().cursor, cluster.machine);
   if (own) await store.seed(cluster.machine, own).catch(() => {}); // the store away: seeded at the next start
-  return { mirror, source: sharedConsolidation(store) };
+  return { mirror, source: sharedConsolidation(store, cluster.machine) };
+}
+
+/** Recall's reach into the other machines' journals: their entries holding any of the words, newest first (a few hundred at most). */
+export function otherJournals(cluster: Cluster): (words: string[]) => Promise<JournalEntry[]> {
+  const store = pgJournal(cluster.sql);
+  return async (words) => (await store.search(words, cluster.machine, 200)).map(({ machine, entry }) => ({ ...entry, id: `${machine}:${entry.id}` }));
 }
 
 /** This machine's part of a cursor state/memory.json holds: a bare id (it ran alone), or its own in several machines' cursor. */

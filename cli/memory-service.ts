@@ -1,7 +1,7 @@
 import { join } from "node:path";
 import { digestText, memoryText, spendSummary, undoText } from "../bot/reports.ts";
 import { consolidate, type Edit } from "../memory/consolidate.ts";
-import { openMemoryRuns, type Memory } from "../memory/index.ts";
+import { openMemoryRuns, type ConsolidationRun, type Memory } from "../memory/index.ts";
 import type { ConsolidationSource } from "../memory/shared-journal.ts";
 import type { ApprovalStore, Clock, LoadedConfig, ModelClient } from "../runtime/index.ts";
 import type { Cluster } from "../runtime/store/pg-cluster.ts";
@@ -17,7 +17,7 @@ const STUCK_AFTER = 3;
 export interface MemoryService {
   consolidate(signal?: AbortSignal): Promise<string>;
   undo(): string;
-  memoryText(): string;
+  memoryText(): Promise<string>;
   /** Since `since` (default: the last 24 hours). */
   digest(since?: number): Promise<string>;
 }
@@ -52,12 +52,19 @@ export function createMemoryService(options: {
    * A batch the small model's edits were rejected for three runs in a row is passed over, and the
    * digest says so: one bad stretch of journal must not stop memory from learning for good.
    */
-  const skipStuckBatch = (): string | undefined => {
-    const tried = runs.read().runs.filter((run) => run.status !== "nothing-new").slice(-STUCK_AFTER);
+  const skipStuckBatch = async (): Promise<string | undefined> => {
+    const tried = (await recent()).filter((run) => run.status !== "nothing-new").slice(-STUCK_AFTER);
     const through = tried[0]?.through;
     if (tried.length < STUCK_AFTER || !through || !tried.every((run) => run.status === "rejected" && run.through === through)) return undefined;
-    runs.record({ at: clock.now(), status: "rejected", entries: 0, changes: [], problem: `journal entries up to ${through} were passed over after ${STUCK_AFTER} rejected attempts; memory learned nothing from them` }, through);
+    await record({ at: clock.now(), status: "rejected", entries: 0, changes: [], problem: `journal entries up to ${through} were passed over after ${STUCK_AFTER} rejected attempts; memory learned nothing from them` }, through);
     return through;
+  };
+  /** The last runs: this machine's (state/memory.json), or with several machines every machine's (the store; this machine's while it is away). */
+  const recent = async (): Promise<ConsolidationRun[]> => (source.history ? await source.history.recent().catch(() => runs.read().runs) : runs.read().runs);
+  /** A run, in state/memory.json (with the cursor on one machine) and where the source keeps runs. */
+  const record = async (run: ConsolidationRun, cursor?: string): Promise<void> => {
+    runs.record(run, source.history ? undefined : cursor);
+    await source.history?.record(run);
   };
 
   return {
@@ -67,7 +74,7 @@ export function createMemoryService(options: {
       const { journal, cursor: start } = await source.open();
       let kept = start;
       for (let batch = 0; batch < 20; batch++) {
-        const skipped = skipStuckBatch();
+        const skipped = await skipStuckBatch();
         if (skipped) {
           await source.save(skipped);
           kept = skipped;
@@ -81,14 +88,16 @@ export function createMemoryService(options: {
           await source.save(result.cursor);
           kept = result.cursor;
         }
-        if (result.status !== "nothing-new" || batch === 0) runs.record(run, result.status === "applied" ? result.cursor : undefined);
+        // With several machines a run that found nothing new is this machine's only: the others' record shows what was learned.
+        if (result.status !== "nothing-new") await record(run, result.status === "applied" ? result.cursor : undefined);
+        else if (batch === 0) runs.record(run);
         first ??= result.status === "nothing-new" ? "Nothing new in the journal since the last run, so no model call.\n\n" : "";
         if (result.status !== "applied" || !result.remaining) break;
       }
-      return `${first ?? ""}${memoryText({ ...snapshot(), runs: runs.read().runs }, clock.now())}`;
+      return `${first ?? ""}${memoryText({ ...snapshot(), runs: await recent() }, clock.now())}`;
     },
     undo: () => undoText(memory.store.undo()),
-    memoryText: () => memoryText({ ...snapshot(), runs: runs.read().runs }, clock.now()),
+    memoryText: async () => memoryText({ ...snapshot(), runs: await recent() }, clock.now()),
     async digest(since = clock.now() - 86_400_000) {
       const shared = options.shared ? await Promise.all([options.shared.finishedSince(since), options.shared.active()]).catch(() => undefined) : undefined;
       return digestText({
@@ -99,7 +108,7 @@ export function createMemoryService(options: {
         pendingApprovals: options.approvals.pending().map((record) => ({ id: record.id, summary: record.summary, session: record.session })),
         spend: await spendSummary(join(home, "sessions"), clock.now()),
         limits: { dailyUsd: config.budget.daily_usd, perTaskUsd: config.budget.max_usd },
-        runs: runs.read().runs.filter((run) => run.at >= since),
+        runs: (await recent()).filter((run) => run.at >= since),
         ...overCapField(),
       });
     },

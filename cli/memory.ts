@@ -1,10 +1,11 @@
 import { htmlToPlain } from "../bot/reports.ts";
 import { journalDamageMessage, openMemory } from "../memory/index.ts";
 import { join } from "node:path";
-import { createApprovalStore, createModelClient, damageMessage, requireApiKey, sharedMachine, type Clock, type LoadedConfig } from "../runtime/index.ts";
+import { createApprovalStore, createModelClient, damageMessage, requireApiKey, sharedMachine, storeSetting, storeUrl, type Clock, type LoadedConfig } from "../runtime/index.ts";
 import { connectDaemon } from "../tasks/control.ts";
 import { createMemoryService } from "./memory-service.ts";
 import { openTasksQuietly } from "./status.ts";
+import { UsageError } from "./usage.ts";
 
 /**
  * `nightshift memory consolidate|undo|show` and `nightshift digest`. With a daemon running, it does
@@ -14,6 +15,10 @@ import { openTasksQuietly } from "./status.ts";
 export async function memoryCommand(loaded: LoadedConfig, action: "consolidate" | "undo" | "show" | "digest", clock: Clock): Promise<string> {
   const daemon = await connectDaemon(loaded.home);
   if (daemon) return htmlToPlain(await daemon.action(action === "show" ? "memory" : action));
+  // With several machines the consolidation reads every machine's journal from the store, one machine at a time: the daemon's work.
+  if (action === "consolidate" && storeUrl(loaded)) {
+    throw new UsageError(`this machine is one of several on a shared store (${storeSetting(loaded)}), where memory is consolidated by a running daemon, over every machine's journal, one machine at a time: start it (\`nightshift start\`) and run this again`);
+  }
   const damaged: string[] = [];
   const memory = openMemory(loaded.home, clock, loaded.config.memory.cap, { machine: sharedMachine(loaded), onDamaged: (line) => damaged.push(`! ${journalDamageMessage(line)}\n`) });
   const role = loaded.roles.small;
@@ -33,7 +38,7 @@ export async function memoryCommand(loaded: LoadedConfig, action: "consolidate" 
       case "undo":
         return htmlToPlain(service.undo());
       case "show":
-        return htmlToPlain(service.memoryText());
+        return htmlToPlain(await service.memoryText());
       case "digest": {
         const digest = htmlToPlain(await service.digest());
         return `${damaged.join("")}${digest}`;

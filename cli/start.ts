@@ -25,7 +25,7 @@ import { openState, StateRefused } from "../tasks/state.ts";
 import { UsageError } from "./usage.ts";
 import { readTaskFile, toTaskSpec } from "../tasks/index.ts";
 import { initHome } from "./init.ts";
-import { joinCluster, oneAtATime, shareJournal, sharedFilesSync } from "./cluster-start.ts";
+import { joinCluster, oneAtATime, otherJournals, shareJournal, sharedFilesSync } from "./cluster-start.ts";
 import { clusterNotices, type ClusterNotices } from "./telegram-notices.ts";
 import { sharedSettingsSync } from "./settings-start.ts";
 import { botMaker } from "./bot-start.ts";
@@ -89,6 +89,7 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
   }
   const memory = openMemory(home, clock, config.memory.cap, {
     machine: sharedMachine(loaded),
+    ...(reached ? { others: otherJournals(reached) } : {}),
     onDamaged: (line) => sayDamage({ event: "journal_line_damaged", file: line.file, id: line.id, problem: line.problem }, journalDamageMessage(line)),
   });
   // A full or read-only disk is said once, here, on Telegram and in the trace; what was being

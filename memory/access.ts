@@ -6,7 +6,7 @@ import { DEFAULT_IDENTITY } from "./identity.ts";
 import { capText, localDay, openJournal, type DamagedLine, type Journal, type JournalEntry } from "./journal.ts";
 import { openMemoryStore, type MemoryStore } from "./memory-file.ts";
 import { machineJournal } from "./machine-journal.ts";
-import { recall } from "./recall.ts";
+import { recall, terms } from "./recall.ts";
 
 /**
  * Memory as one process uses it: the journal it appends to, MEMORY.md, what the agent's `remember`
@@ -38,8 +38,9 @@ export interface Memory {
  * `onDamaged`: a journal line that does not read, once per process (it is kept and skipped): say so. Must not throw.
  * `machine`: with several machines on one store, this machine's name: its journal entries are cited as `machine:YYYY-MM-DD#line`
  * in the MEMORY.md every machine shares, so a source never names another machine's entry of the same day and line.
+ * `others`: with several machines, the other machines' journal entries holding any of `words` (machine-qualified ids), for `recall`.
  */
-export function openMemory(home: string, clock: Clock, capBytes: number, options: { onDamaged?(line: DamagedLine): void; machine?: string | undefined } = {}): Memory {
+export function openMemory(home: string, clock: Clock, capBytes: number, options: { onDamaged?(line: DamagedLine): void; machine?: string | undefined; others?: (words: string[]) => Promise<JournalEntry[]> } = {}): Memory {
   /**
    * A session that read a web page (itself or through a specialist) may repeat what the page said:
    * its answer is journaled as untrusted. Read from its logs, so a restart in between changes nothing.
@@ -74,7 +75,11 @@ export function openMemory(home: string, clock: Clock, capBytes: number, options
     forRuntime: () => ({ loadPrefix: memory.loadPrefix, memory: memory.access, notices: () => [overCap()].filter((notice): notice is string => notice !== undefined) }),
     access: {
       remember: ({ session, text, source }) => journal.append({ at: clock.now(), kind: "note", session, source, text }).id,
-      recall: (query) => recall(query, store.read().entries, journal.all()).map((hit) => ({ id: hit.id, date: hit.date, text: hit.text, sources: hit.sources, trusted: hit.trusted })),
+      async recall(query) {
+        // Several machines: the other machines' entries that share a word with the query, from the store (this machine's alone while it is away).
+        const others = options.others ? await options.others([...terms(query)]).catch(() => []) : [];
+        return recall(query, store.read().entries, [...journal.all(), ...others]).map((hit) => ({ id: hit.id, date: hit.date, text: hit.text, sources: hit.sources, trusted: hit.trusted }));
+      },
     },
     async loadPrefix() {
       const identity = await readFile(join(home, "IDENTITY.md"), "utf8").catch((error: NodeJS.ErrnoException) => {

@@ -3,7 +3,7 @@ import type { MemoryEntry } from "./memory-file.ts";
 
 export interface RecallHit {
   kind: "memory" | "journal";
-  /** A memory entry id (`k3p9`) or a journal entry id (`2026-11-24#3`). */
+  /** A memory entry id (`k3p9`) or a journal entry id (`2026-11-24#3`, `m2:2026-11-24#3` with several machines). */
   id: string;
   /** `YYYY-MM-DD`: a memory entry's last update (or addition), a journal entry's day. */
   date: string;
@@ -40,7 +40,8 @@ export function recall(query: string, memory: MemoryEntry[], journal: JournalEnt
   if (wanted.size === 0 || limit <= 0) return [];
   const candidates: Array<Omit<RecallHit, "score"> & { words: Set<string> }> = [
     ...memory.map((entry) => ({ kind: "memory" as const, id: entry.id, date: entry.updated ?? entry.added, text: entry.text, sources: entry.sources, trusted: true })),
-    ...journal.map((entry) => ({ kind: "journal" as const, id: entry.id, date: entry.id.slice(0, entry.id.indexOf("#")), text: entry.text, sources: [entry.source], trusted: entry.trusted })),
+    // The day from the id, past a machine's name (`m2:2026-11-24#3`) when several machines share memory.
+    ...journal.map((entry) => ({ kind: "journal" as const, id: entry.id, date: entry.id.slice(entry.id.indexOf(":") + 1, entry.id.indexOf("#")), text: entry.text, sources: [entry.source], trusted: entry.trusted })),
   ].map((candidate) => ({ ...candidate, words: terms(candidate.text) }));
 
   const idf = new Map<string, number>();

@@ -3,6 +3,7 @@ import { join } from "node:path";
 import type { PgJournal, StoredEntry } from "../runtime/store/pg-journal.ts";
 import { splitEntryId } from "../runtime/store/pg-journal.ts";
 import type { Journal, JournalEntry } from "./journal.ts";
+import type { ConsolidationRun } from "./runs.ts";
 import { splitCitation } from "./machine-journal.ts";
 
 /**
@@ -72,7 +73,12 @@ export interface ConsolidationSource {
   save(cursor: string): Promise<void>;
   /** The cursor after a batch (default: the batch's last entry). */
   cursorAfter?(cursor: string | undefined, batch: readonly JournalEntry[]): string;
+  /** Where the runs are kept when not only in state/memory.json: every machine's, for /memory and the digest on any of them. */
+  history?: { recent(): Promise<ConsolidationRun[]>; record(run: ConsolidationRun): Promise<void> };
 }
+
+/** Runs read for /memory, the digest and the stuck-batch check, as state/memory.json keeps them. */
+const RUNS_SHOWN = 30;
 
 /** Entries read from the store per machine for one consolidation: a night's work is far less; a longer backlog waits for the next run. */
 const READ_LIMIT = 2000;
@@ -82,8 +88,12 @@ const READ_LIMIT = 2000;
  * with machine-qualified ids (`m2:2026-12-01#3`), as they are cited in MEMORY.md. The cursor is one
  * machine-qualified id per machine, in one string: `m1:2026-12-01#5 m2:2026-12-02#3`.
  */
-export function sharedConsolidation(store: PgJournal): ConsolidationSource {
+export function sharedConsolidation(store: PgJournal, machine: string): ConsolidationSource {
   return {
+    history: {
+      recent: () => store.runs(RUNS_SHOWN),
+      record: (run) => store.recordRun(machine, run),
+    },
     async open() {
       const cursors = await store.cursors();
       const entries = merge(await store.after(cursors, READ_LIMIT));

@@ -3,7 +3,7 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as wait } from "node:timers/promises";
 import { after, before, describe, it } from "node:test";
-import { oneAtATime, shareJournal } from "../cli/cluster-start.ts";
+import { oneAtATime, otherJournals, shareJournal } from "../cli/cluster-start.ts";
 import { createMemoryService, type MemoryService } from "../cli/memory-service.ts";
 import { localDay } from "../memory/journal.ts";
 import { openMemory } from "../memory/index.ts";
@@ -43,7 +43,7 @@ describe("memory consolidation with several machines", noDatabase ? { skip: noDa
           return `${name} consolidated`;
         },
         undo: () => "",
-        memoryText: () => "",
+        memoryText: async () => "",
         digest: async () => "",
       };
       return oneAtATime(work, { cluster: clusterOf(sql, name), clock: quickClock, syncFiles: async () => void log.push(`${name} syncs`), journal: { sync: async () => {} } });
@@ -72,7 +72,7 @@ describe("one memory from every machine's journal", noDatabase ? { skip: noDatab
         const home = join(dir.path, name);
         mkdirSync(home);
         const loaded = loadConfig({ NIGHTSHIFT_HOME: home, ANTHROPIC_BASE_URL: api.url, ANTHROPIC_API_KEY: "sk-ant-machines-test" }, home);
-        const memory = openMemory(home, clock, loaded.config.memory.cap, { machine: name });
+        const memory = openMemory(home, clock, loaded.config.memory.cap, { machine: name, others: otherJournals(clusterOf(sql, name)) });
         const { mirror, source } = await shareJournal({ cluster: clusterOf(sql, name), home, clock });
         const role = loaded.roles.small;
         const service = createMemoryService({
@@ -94,6 +94,9 @@ describe("one memory from every machine's journal", noDatabase ? { skip: noDatab
       clock.advance(1000);
       m1.memory.journal.append({ at: clock.now(), kind: "note", session: "a", source: "user", text: "The printer takes A4 only." });
       await Promise.all([m1.mirror.sync(), m2.mirror.sync()]);
+      // The agent's recall on m1 finds what a task on m2 noted, by its machine-qualified id and day.
+      const found = await m1.memory.access.recall("deploy the site");
+      assert.deepEqual(found.map((hit) => [hit.id, hit.date]), [[`m2:${day}#1`, day]]);
 
       api.respondWith(() => ({
         content: [{ type: "text", text: JSON.stringify({ edits: [
@@ -116,6 +119,9 @@ describe("one memory from every machine's journal", noDatabase ? { skip: noDatab
       writeFileSync(join(m2.home, "MEMORY.md"), memoryFile);
       assert.match(await m2.service.consolidate(), /Nothing new in the journal/);
       assert.equal(api.requests.length, 1);
+      // m2 (say it runs the bot) tells what m1's run learned: the runs are kept in the store.
+      assert.match(await m2.service.digest(), /<b>Memory<\/b>: 2 changes from 3 journal entries\n(.*\n)?• added: The user deploys the site with make deploy\./);
+      assert.match(await m2.service.memoryText(), /added: The user deploys the site/);
 
       // Something new on m2 only: the next run reads that alone.
       clock.advance(1000);

@@ -11,6 +11,7 @@
  */
 
 import type { JournalEntry } from "../../memory/journal.ts";
+import type { ConsolidationRun } from "../../memory/runs.ts";
 import type { Sql } from "./pg.ts";
 
 /** An entry as a machine's files hold it (`id` without a machine), and whose it is. */
@@ -36,7 +37,14 @@ export interface PgJournal {
   find(ids: ReadonlyArray<{ machine: string; id: string }>): Promise<StoredEntry[]>;
   /** Entries of machines other than `machine` whose text holds any of `words` (recall), newest first. */
   search(words: readonly string[], except: string, limit: number): Promise<StoredEntry[]>;
+  /** Keeps a consolidation run (whichever machine ran it), and the last RUNS_KEPT only. */
+  recordRun(machine: string, run: ConsolidationRun): Promise<void>;
+  /** The last `limit` runs, oldest first, each with the machine that ran it. */
+  runs(limit: number): Promise<Array<ConsolidationRun & { machine: string }>>;
 }
+
+/** Consolidation runs kept in the store: a few months of nights, read 30 at a time. */
+const RUNS_KEPT = 200;
 
 const ID = /^(\d{4}-\d{2}-\d{2})#([1-9]\d*)$/;
 
@@ -131,6 +139,16 @@ export function pgJournal(sql: Sql): PgJournal {
         WHERE machine <> ${except} AND entry->>'text' ILIKE ANY (${sql.array(patterns)}::text[])
         ORDER BY at DESC LIMIT ${limit}`;
       return rows.map(stored);
+    },
+    async recordRun(machine, run) {
+      await sql.begin(async (tx) => {
+        const [row] = await tx<{ id: string }[]>`INSERT INTO memory_runs (machine, run) VALUES (${machine}, ${sql.json(run as never)}) RETURNING id`;
+        await tx`DELETE FROM memory_runs WHERE id <= ${Number(row!.id) - RUNS_KEPT}`;
+      });
+    },
+    async runs(limit) {
+      const rows = await sql<{ machine: string; run: ConsolidationRun }[]>`SELECT machine, run FROM memory_runs ORDER BY id DESC LIMIT ${limit}`;
+      return rows.reverse().map((row) => ({ ...row.run, machine: row.machine }));
     },
   };
 }

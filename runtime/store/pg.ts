@@ -70,11 +70,12 @@ const MIGRATIONS: ReadonlyArray<(tx: postgres.TransactionSql) => Promise<unknown
     // Every machine's tasks finished since a time (the digest, runtime/store/pg-cluster.ts `finishedSince`).
     await tx`CREATE INDEX tasks_finished ON tasks (finished DESC) WHERE finished IS NOT NULL`;
   },
-  // Every machine's memory journal, copied from its files, and how far the consolidation has read each (runtime/store/pg-journal.ts).
+  // Every machine's memory journal, copied from its files, how far the consolidation has read each, and its runs (runtime/store/pg-journal.ts).
   async (tx) => {
     await tx`CREATE TABLE journal_entries (machine text NOT NULL, day text NOT NULL, line integer NOT NULL, at bigint NOT NULL, entry jsonb NOT NULL, PRIMARY KEY (machine, day, line))`;
     await tx`CREATE INDEX journal_entries_at ON journal_entries (at DESC)`;
     await tx`CREATE TABLE journal_cursors (machine text PRIMARY KEY, day text NOT NULL, line integer NOT NULL)`;
+    await tx`CREATE TABLE memory_runs (id bigserial PRIMARY KEY, machine text NOT NULL, run jsonb NOT NULL)`;
   },
 ];
 
