@@ -3,10 +3,12 @@ import { join } from "node:path";
 import { SessionBusy } from "../runtime/errors.ts";
 import { lockSession, machineName, storeSetting, storeUrl, type Clock, type LoadedConfig } from "../runtime/index.ts";
 import { openCluster } from "../runtime/store/pg-cluster.ts";
+import { pgJournal } from "../runtime/store/pg-journal.ts";
 import { pgSessions } from "../runtime/store/pg-sessions.ts";
 import { createSessionMirror } from "../tasks/session-mirror.ts";
 import { readSchedules } from "../tasks/schedules.ts";
 import { openState, StateRefused } from "../tasks/state.ts";
+import { shareJournal } from "./cluster-start.ts";
 import { stateNotices } from "./storage-notices.ts";
 import { UsageError } from "./usage.ts";
 
@@ -14,7 +16,8 @@ import { UsageError } from "./usage.ts";
  * `nightshift store migrate`: a single-machine home into the shared PostgreSQL store. Every task of
  * the local state is written there as this machine's (active ones pinned here: they resume from
  * their session logs here), with the schedules' cursors, in one transaction; then every session
- * log is copied there (tasks/session-mirror.ts). Running it again adds nothing twice.
+ * log is copied there (tasks/session-mirror.ts), and the memory journal with its consolidation cursor
+ * (memory/shared-journal.ts). Running it again adds nothing twice.
  * It holds the daemon's lock meanwhile, so no daemon writes the state under it; the local state
  * is read, never changed, and stays the daemon's as before.
  */
@@ -50,6 +53,7 @@ export async function storeCommand(args: string[], loaded: LoadedConfig, clock: 
       });
       let counts;
       const logs = { copied: 0, left: [] as string[], warnings: [] as string[] };
+      const journal = { copied: 0 };
       try {
         counts = await cluster.adopt(tasks, cursors);
         // Each task's session log, copied into the store as a running daemon copies its own; what is not copied whole now
@@ -60,6 +64,10 @@ export async function storeCommand(args: string[], loaded: LoadedConfig, clock: 
         await mirror.sync();
         logs.left = mirror.pending();
         logs.copied = withLogs.length - logs.left.length;
+        // The journal, as the daemon copies it, and the consolidation cursor: what was consolidated here is not read again.
+        const shared = await shareJournal({ cluster, home, clock });
+        await shared.mirror.sync();
+        journal.copied = await pgJournal(cluster.sql).count(machine);
       } finally {
         await cluster.close();
       }
@@ -69,6 +77,7 @@ export async function storeCommand(args: string[], loaded: LoadedConfig, clock: 
         ...(active ? [`Pinned to ${machine}, to run and resume only here: ${active} active task${active === 1 ? "" : "s"} (queued, running or waiting).`] : []),
         `Session logs: ${logs.copied} copied to the shared store, where every machine's dashboard reads them${logs.left.length ? `; ${logs.left.length} left to copy when this machine's daemon starts` : ""}. The files stay in ${join(home, "sessions")}, where a resume on this machine reads them; the local state (state/nightshift.db) is kept as it was.`,
         ...logs.warnings.map((warning) => `! ${warning}`),
+        `Memory journal: ${journal.copied} entr${journal.copied === 1 ? "y" : "ies"} on the shared store, where the nightly consolidation reads every machine's journal (the files stay in ${join(home, "journal")}).`,
         ...(cursors.length ? [`Schedule cursors: ${counts.cursors} of ${cursors.length} moved forward (each slot of a schedule runs once across the machines).`] : []),
         ...(counts.foreign.length ? [`! ${counts.foreign.length} task id${counts.foreign.length === 1 ? " is" : "s are"} another machine's on the store and left alone: ${counts.foreign.slice(0, 5).join(", ")}${counts.foreign.length > 5 ? ", …" : ""}`] : []),
         ...stateNotices(opened, home).map((notice) => `! ${notice.message}`),

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { existsSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, it } from "node:test";
 import { readSessionLog } from "../runtime/session-log.ts";
@@ -41,6 +41,13 @@ describe("nightshift store migrate", skip, () => {
     assert.equal(none.code, 2);
     assert.match(none.stderr, /no shared store is configured: set NIGHTSHIFT_DATABASE_URL/);
 
+    // Consolidated alone up to the second journal entry: the store is to read on from there.
+    const journalDays = readdirSync(join(solo.home, "journal")).filter((name) => name.endsWith(".jsonl")).sort();
+    const journalLines = journalDays.reduce((sum, name) => sum + readFileSync(join(solo.home, "journal", name), "utf8").trim().split("\n").length, 0);
+    assert.ok(journalLines >= 4, `the tasks were journaled: ${journalLines}`);
+    const consolidatedTo = `${journalDays[0]!.replace(".jsonl", "")}#2`;
+    writeFileSync(join(solo.home, "state", "memory.json"), JSON.stringify({ cursor: consolidatedTo, runs: [] }));
+
     const first = await nightshift(["store", "migrate"], solo.env);
     assert.equal(first.code, 0, first.stderr);
     assert.match(first.stdout, /3 tasks of .* on the shared store \(NIGHTSHIFT_DATABASE_URL\) as machine solo: 3 added, 0 brought up to date, 0 there already/);
@@ -51,6 +58,10 @@ describe("nightshift store migrate", skip, () => {
       const copied = await cluster.sql<{ event: unknown }[]>`SELECT event FROM session_events WHERE session = ${id} ORDER BY seq`;
       assert.deepEqual(copied.map((row) => row.event), await readSessionLog(join(solo.home, "sessions", `${id}.jsonl`)));
     }
+    assert.match(first.stdout, new RegExp(`Memory journal: ${journalLines} entries on the shared store, where the nightly consolidation reads every machine's journal`));
+    const journaled = async () => Number((await cluster.sql<{ count: string }[]>`SELECT count(*) FROM journal_entries WHERE machine = 'solo'`)[0]!.count);
+    assert.equal(await journaled(), journalLines);
+    assert.deepEqual((await cluster.sql<{ cursor: string }[]>`SELECT machine || ' ' || day || '#' || line AS cursor FROM journal_cursors`).map((row) => row.cursor), [`solo ${consolidatedTo}`]);
     assert.doesNotMatch(first.stdout + first.stderr, /postgres:\/\//); // the URL may hold a password
     const rows = () => cluster.sql<{ title: string; state: string; machine: string; pin: string | null }[]>`SELECT record->>'title' AS title, state, machine, pin FROM tasks ORDER BY created`;
     assert.deepEqual((await rows()).map((row) => `${row.title} ${row.state} ${row.machine} ${row.pin}`), ["first done solo null", "second done solo null", "third queued solo solo"]);
@@ -62,6 +73,7 @@ describe("nightshift store migrate", skip, () => {
     const copiedOnce = await events();
     assert.equal((await rows()).length, 3);
     assert.equal(await events(), copiedOnce, "no event copied twice");
+    assert.equal(await journaled(), journalLines, "no journal entry copied twice");
 
     // The daemon on the shared store resumes the third task here, from its log, and its end reaches the store.
     cluster.api.respondWith(() => ({ content: [{ type: "text", text: "done" }] }));

@@ -21,6 +21,8 @@ export interface StoredEntry {
 }
 
 export interface PgJournal {
+  /** How many of `machine`'s entries the store holds. */
+  count(machine: string): Promise<number>;
   /** The id of `machine`'s last entry the store holds, in its files' terms (`YYYY-MM-DD#line`). */
   last(machine: string): Promise<string | undefined>;
   /** Copies `machine`'s entries (ids in its files' terms); one already held is left as it is. */
@@ -65,6 +67,10 @@ const stored = (row: Row): StoredEntry => ({ machine: row.machine, entry: { id: 
 
 export function pgJournal(sql: Sql): PgJournal {
   return {
+    async count(machine) {
+      const [row] = await sql<{ count: string }[]>`SELECT count(*) FROM journal_entries WHERE machine = ${machine}`;
+      return Number(row?.count ?? 0);
+    },
     async last(machine) {
       const [row] = await sql<{ day: string; line: number }[]>`
         SELECT day, line FROM journal_entries WHERE machine = ${machine} ORDER BY day DESC, line DESC LIMIT 1`;
