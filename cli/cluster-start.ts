@@ -3,7 +3,9 @@ import { escapeHtml } from "../bot/format.ts";
 import { openJournal, type JournalEntry } from "../memory/journal.ts";
 import { openMemoryRuns } from "../memory/runs.ts";
 import { createJournalMirror, decodeCursor, sharedConsolidation, type ConsolidationSource, type JournalMirror } from "../memory/shared-journal.ts";
-import { pgJournal, splitEntryId } from "../runtime/store/pg-journal.ts";
+import type { JournalsElsewhere } from "../dashboard/memory-page.ts";
+import { splitCitation } from "../memory/machine-journal.ts";
+import { pgJournal, splitEntryId, type StoredEntry } from "../runtime/store/pg-journal.ts";
 import { machineName, storeSetting, storeUrl, type Clock, type LoadedConfig } from "../runtime/index.ts";
 import { HEARTBEAT_MS, openCluster, type Cluster } from "../runtime/store/pg-cluster.ts";
 import type { TraceLogger } from "../runtime/trace.ts";
@@ -84,6 +86,26 @@ export async function shareJournal(options: { cluster: Cluster; home: string; cl
 export function otherJournals(cluster: Cluster): (words: string[]) => Promise<JournalEntry[]> {
   const store = pgJournal(cluster.sql);
   return async (words) => (await store.search(words, cluster.machine, 200)).map(({ machine, entry }) => ({ ...entry, id: `${machine}:${entry.id}` }));
+}
+
+/** The other machines' journals for the dashboard's Memory page and journal days, from the store. */
+export function journalsElsewhere(cluster: Cluster): JournalsElsewhere {
+  const store = pgJournal(cluster.sql);
+  const qualified = ({ machine, entry }: StoredEntry): JournalEntry => ({ ...entry, id: `${machine}:${entry.id}` });
+  return {
+    machine: cluster.machine,
+    async find(ids) {
+      const named = ids.flatMap((cited) => {
+        const { machine, id } = splitCitation(cited);
+        return machine ? [{ machine, id }] : [];
+      });
+      return (await store.find(named)).map(qualified);
+    },
+    async day(machine, day) {
+      const entries = await store.day(machine, day);
+      return entries.length ? entries.map(qualified) : undefined;
+    },
+  };
 }
 
 /** This machine's part of a cursor state/memory.json holds: a bare id (it ran alone), or its own in several machines' cursor. */

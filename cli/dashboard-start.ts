@@ -8,6 +8,7 @@ import type { Memory } from "../memory/index.ts";
 import { machineOf, readClusterView } from "../tasks/cluster-view.ts";
 import type { Daemon } from "../tasks/daemon.ts";
 import type { SharedSessions } from "./shared-sessions.ts";
+import { journalsElsewhere } from "./cluster-start.ts";
 
 /**
  * The daemon's dashboard: what each page reads of the daemon, its runtime and memory (and, with
@@ -50,7 +51,8 @@ export async function serveDaemonDashboard(options: {
     // Several machines: every machine's heartbeat and active tasks, from the shared store.
     ...(cluster ? { cluster: () => readClusterView(cluster) } : {}),
     // What `nightshift memory show` and /memory read, and /memory undo's undo.
-    memory: { store: memory.store, journal: memory.journal, capBytes: config.memory.cap, undo },
+    // Several machines: a source in another machine's journal is read from the shared store.
+    memory: { store: memory.store, journal: memory.journal, capBytes: config.memory.cap, undo, ...(cluster ? { elsewhere: journalsElsewhere(cluster) } : {}) },
     // The Cost and Now pages: each session log written in the window, read only where it grew since the last load.
     charges,
     // The Health page: `nightshift doctor`'s checks over the daemon's config and sandbox, each time it is loaded.

@@ -173,7 +173,7 @@ export function createDashboard(deps: DashboardDeps): Hono<{ Variables: { sessio
     return c.redirect(to, 303);
   });
 
-  app.get("/memory", (c) => c.html(page("Nightshift · Memory", memoryBody(readMemory(deps.memory), csrfTokenOf(c.get("session"))), true)));
+  app.get("/memory", async (c) => c.html(page("Nightshift · Memory", memoryBody(await readMemory(deps.memory), csrfTokenOf(c.get("session"))), true)));
   // The same undo as `/memory undo` on Telegram; the guard has checked Origin and the CSRF token.
   app.post("/memory/undo", (c) => {
     const said = deps.memory.undo();
@@ -183,11 +183,15 @@ export function createDashboard(deps: DashboardDeps): Hono<{ Variables: { sessio
 
   // A day of the journal, where the Memory page's sources link to. The journal reads only a name
   // of the form YYYY-MM-DD, so nothing else (`..`, a slash) can name a file.
-  app.get("/memory/journal/:day", (c) => {
+  // Several machines: `?machine=` names whose journal; another machine's day is read from the shared store.
+  app.get("/memory/journal/:day", async (c) => {
     const day = c.req.param("day");
-    const entries = deps.memory.journal.day(day);
-    if (!entries) return c.html(page("No such journal day", noJournalBody(day), true), 404);
-    return c.html(page(`Nightshift · Journal ${day}`, journalBody(day, entries), true));
+    const machine = c.req.query("machine");
+    const elsewhere = deps.memory.elsewhere;
+    const theirs = machine && elsewhere && machine !== elsewhere.machine ? machine : undefined;
+    const entries = theirs ? await elsewhere!.day(theirs, day).catch(() => undefined) : deps.memory.journal.day(day);
+    if (!entries) return c.html(page("No such journal day", noJournalBody(day, theirs), true), 404);
+    return c.html(page(`Nightshift · Journal ${day}`, journalBody(day, entries, theirs), true));
   });
 
   app.get("/cost", async (c) => c.html(page("Nightshift · Cost", costBody(await readCost(deps, deps.clock.now())), true)));

@@ -11,16 +11,19 @@ import type { JournalEntry } from "../memory/index.ts";
 /** Where a journal entry id (`YYYY-MM-DD#line`, with several machines `machine:YYYY-MM-DD#line`) is shown: its day's page, at its line. */
 export function journalHref(id: string): string {
   const at = id.indexOf("#");
-  return `/memory/journal/${encodeURIComponent(id.slice(id.indexOf(":") + 1, at))}#${anchorOf(id)}`;
+  const colon = id.indexOf(":");
+  // Several machines: the machine's name goes along, so a day of another machine's journal is read from the store.
+  const machine = colon < 0 ? "" : `?machine=${encodeURIComponent(id.slice(0, colon))}`;
+  return `/memory/journal/${encodeURIComponent(id.slice(colon + 1, at))}${machine}#${anchorOf(id)}`;
 }
 
 function anchorOf(id: string): string {
   return `line-${id.slice(id.indexOf("#") + 1)}`;
 }
 
-export function journalBody(day: string, entries: JournalEntry[]) {
-  return html`<h1>Journal · ${day}</h1>
-<p class="quiet">journal/${day}.jsonl as written, ${entries.length} ${entries.length === 1 ? "entry" : "entries"}. <a href="/memory">Back to Memory</a></p>
+export function journalBody(day: string, entries: JournalEntry[], machine?: string) {
+  return html`<h1>Journal · ${day}${machine ? ` · ${machine}` : ""}</h1>
+<p class="quiet">${machine ? `${machine}'s ` : ""}journal/${day}.jsonl as written${machine ? " (read from the shared store)" : ""}, ${entries.length} ${entries.length === 1 ? "entry" : "entries"}. <a href="/memory">Back to Memory</a></p>
 ${entries.length === 0 ? html`<p class="quiet">No readable entry in this day's file.</p>` : html`<ul class="cards">${entries.map(entryItem)}</ul>`}`;
 }
 
@@ -30,6 +33,7 @@ function entryItem(entry: JournalEntry) {
 }
 
 /** A day the journal has no file for, or a name that is not a day (`..%2F…` included). */
-export function noJournalBody(day: string) {
+export function noJournalBody(day: string, machine?: string) {
+  if (machine) return html`<h1>No such journal day</h1><p>The shared store holds nothing of ${machine}'s journal for <code>${day}</code>, or cannot be reached now: the day is in journal/ in ${machine}'s home.</p><p><a href="/memory">Back to Memory</a></p>`;
   return html`<h1>No such journal day</h1><p>The journal has no file for <code>${day}</code>: its files are named by day, <code>YYYY-MM-DD</code>, one for each day something was written to it.</p><p><a href="/memory">Back to Memory</a></p>`;
 }

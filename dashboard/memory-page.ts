@@ -23,6 +23,17 @@ export interface MemorySources {
   capBytes: number;
   /** The memory service's undo (what `/memory undo` runs); returns the text the bot would send. */
   undo(): string;
+  /** Several machines: the other machines' journals, in the shared store (this machine's stays `journal`). */
+  elsewhere?: JournalsElsewhere;
+}
+
+export interface JournalsElsewhere {
+  /** This machine's name: its own entries are read from `journal`. */
+  machine: string;
+  /** The entries named (machine-qualified ids), those the store holds. */
+  find(ids: string[]): Promise<JournalEntry[]>;
+  /** One day of another machine's journal; undefined when it has none that day. */
+  day(machine: string, day: string): Promise<JournalEntry[] | undefined>;
 }
 
 /** Versions shown, newest first; older ones stay in memory-history/. */
@@ -46,11 +57,15 @@ export interface MemoryView {
   olderVersions: number;
 }
 
-export function readMemory(sources: MemorySources): MemoryView {
+export async function readMemory(sources: MemorySources): Promise<MemoryView> {
   const file = sources.store.read();
   const cited = new Set(file.entries.flatMap((entry) => entry.sources));
   const journal = new Map<string, JournalEntry>();
   if (cited.size > 0) for (const entry of sources.journal.all()) if (cited.has(entry.id)) journal.set(entry.id, entry);
+  // Another machine's entries from the store; while it is away they are named with their machine, as before.
+  const { elsewhere } = sources;
+  const theirs = elsewhere ? [...cited].filter((id) => !journal.has(id) && (splitCitation(id).machine ?? elsewhere.machine) !== elsewhere.machine) : [];
+  if (theirs.length > 0) for (const entry of await elsewhere!.find(theirs).catch(() => [])) journal.set(entry.id, entry);
   const history = sources.store.history();
   const shown = history.slice(0, HISTORY_SHOWN);
   // The text each shown version changed into: MEMORY.md for the newest, else the next newer version.

@@ -72,7 +72,7 @@ describe("a machine's journal among several", () => {
     laptop.append({ at: new Date(2026, 10, 24, 10).getTime(), kind: "note", session: "s9", source: "user", text: "Something else entirely." });
     const laptopMemory = openMemoryStore(laptopHome, clock);
     writeFileSync(laptopMemory.path, readFileSync(memory.path, "utf8"));
-    const page = String(memoryBody(readMemory({ store: laptopMemory, journal: laptop, capBytes: 12 * 1024, undo: () => "" }), "csrf"));
+    const page = String(memoryBody(await readMemory({ store: laptopMemory, journal: laptop, capBytes: 12 * 1024, undo: () => "" }), "csrf"));
     assert.match(page, /<code>server:2026-11-24#1<\/code> <span class="quiet">\(in server&#39;s journal\)<\/span>/);
     assert.doesNotMatch(page, /Something else entirely/, "the laptop's entry of the same day and line is not shown as its source");
   });

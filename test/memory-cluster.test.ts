@@ -3,7 +3,9 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as wait } from "node:timers/promises";
 import { after, before, describe, it } from "node:test";
-import { oneAtATime, otherJournals, shareJournal } from "../cli/cluster-start.ts";
+import { journalsElsewhere, oneAtATime, otherJournals, shareJournal } from "../cli/cluster-start.ts";
+import { journalBody } from "../dashboard/journal-page.ts";
+import { memoryBody, readMemory } from "../dashboard/memory-page.ts";
 import { createMemoryService, type MemoryService } from "../cli/memory-service.ts";
 import { localDay } from "../memory/journal.ts";
 import { openMemory } from "../memory/index.ts";
@@ -156,6 +158,36 @@ describe("one memory from every machine's journal", noDatabase ? { skip: noDatab
       await pgJournal(sql).advance(new Map([["laptop", "2026-11-21#2"]]));
       await shareJournal({ cluster: clusterOf(sql, "laptop"), home, clock: new FakeClock() });
       assert.equal((await pgJournal(sql).cursors()).get("laptop"), "2026-11-21#2");
+    } finally {
+      await sql.end({ timeout: 1 });
+      await db.drop();
+      dir.cleanup();
+    }
+  });
+
+  it("shows a source from another machine's journal on the Memory page, read from the store, linked to that machine's day", async () => {
+    const db = await freshDatabase();
+    const sql = await connectPg(db.url);
+    const dir = tempDir("nightshift-memory-page-");
+    try {
+      const clock = new FakeClock();
+      const day = localDay(clock.now());
+      const server = openMemory(join(dir.path, "server"), clock, 12 * 1024, { machine: "server" });
+      const cited = server.journal.append({ at: clock.now(), kind: "note", session: "s1", source: "user", text: "The user's staging server is staging.example.net." });
+      await (await shareJournal({ cluster: clusterOf(sql, "server"), home: join(dir.path, "server"), clock })).mirror.sync();
+      const laptopHome = join(dir.path, "laptop");
+      const laptop = openMemory(laptopHome, clock, 12 * 1024, { machine: "laptop" });
+      laptop.journal.append({ at: clock.now(), kind: "note", session: "s9", source: "user", text: "Something else entirely." });
+      writeFileSync(laptop.store.path, `# Memory\n\n- Staging is staging.example.net. <!-- m:k3p9 sources:${cited.id} added:${day} -->\n`);
+      const elsewhere = journalsElsewhere(clusterOf(sql, "laptop"));
+      const page = String(memoryBody(await readMemory({ store: laptop.store, journal: laptop.journal, capBytes: 12 * 1024, undo: () => "", elsewhere }), "csrf"));
+      assert.match(page, new RegExp(`<a href="/memory/journal/${day}\\?machine=server#line-1"><code>server:${day}#1</code></a>`));
+      assert.match(page, /staging\.example\.net\.<\/pre>/, "the cited entry's text, from the store");
+      assert.doesNotMatch(page, /Something else entirely/);
+      const shown = String(journalBody(day, (await elsewhere.day("server", day))!, "server"));
+      assert.match(shown, /server&#39;s journal\/.*read from the shared store/);
+      assert.match(shown, /id="line-1"/);
+      assert.equal(await elsewhere.day("server", "2026-01-01"), undefined);
     } finally {
       await sql.end({ timeout: 1 });
       await db.drop();

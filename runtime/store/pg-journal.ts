@@ -37,6 +37,8 @@ export interface PgJournal {
   after(cursors: ReadonlyMap<string, string>, limit: number): Promise<StoredEntry[]>;
   /** The entries named, by machine and id (what a memory entry cites). */
   find(ids: ReadonlyArray<{ machine: string; id: string }>): Promise<StoredEntry[]>;
+  /** One day of `machine`'s journal, in order (empty: none that day). */
+  day(machine: string, day: string): Promise<StoredEntry[]>;
   /** Entries of machines other than `machine` whose text holds any of `words` (recall), newest first. */
   search(words: readonly string[], except: string, limit: number): Promise<StoredEntry[]>;
   /** Keeps a consolidation run (whichever machine ran it), and the last RUNS_KEPT only. */
@@ -135,6 +137,10 @@ export function pgJournal(sql: Sql): PgJournal {
       const rows = await sql<Row[]>`
         SELECT machine, day, line, entry FROM journal_entries
         WHERE (machine, day, line) IN (SELECT * FROM unnest(${sql.array(keys.map((key) => key.machine))}::text[], ${sql.array(keys.map((key) => key.day))}::text[], ${sql.array(keys.map((key) => key.line))}::int[]))`;
+      return rows.map(stored);
+    },
+    async day(machine, day) {
+      const rows = await sql<Row[]>`SELECT machine, day, line, entry FROM journal_entries WHERE machine = ${machine} AND day = ${day} ORDER BY line`;
       return rows.map(stored);
     },
     async search(words, except, limit) {
