@@ -12,7 +12,7 @@ import { finishInterruptedApplies, readPlan } from "../runtime/stage/apply.ts";
 import { discardStage, expiredStages } from "../runtime/stage/overlay.ts";
 import { createDaemon, endOf, SlotTaken } from "../tasks/daemon.ts";
 import { createHeapTrim } from "../runtime/heap-trim.ts";
-import { createStoreWatch, watched } from "../runtime/store/outage.ts";
+import { createStoreWatch, storeUnreachable, watched } from "../runtime/store/outage.ts";
 import { joinShared, startClusterLoop } from "../tasks/cluster.ts";
 import { readClusterView } from "../tasks/cluster-view.ts";
 import { startControlServer } from "../tasks/control.ts";
@@ -287,7 +287,10 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
           also: async () => {
             await sharing!.sync();
             void sessions!.sync().catch(() => {});
-            await journals!.mirror.sync();
+            // The journal's copy: its failure must not hold up the notices (the store away is said once, by its watch).
+            await journals!.mirror.sync().catch((error: unknown) => {
+              if (!storeUnreachable(error)) trace.warn({ event: "journal_mirror_failed", error: (error as Error).message }, `could not copy the memory journal to the shared store; tried again at the next heartbeat: ${(error as Error).message}`);
+            });
             await notices?.tick();
           },
           // The files first, then the settings, each tick: a file that cannot be read or written here does not hold the settings up.
