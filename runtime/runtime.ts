@@ -1,12 +1,11 @@
-import { randomBytes, randomUUID } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, realpathSync } from "node:fs";
-import { lookup } from "node:dns/promises";
-import { homedir, tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
+import { homedir } from "node:os";
+import { dirname, join } from "node:path";
 import type { Clock } from "./clock.ts";
-import { expandHome, requireApiKey, sandboxBackend, type LoadedConfig, type ResolvedRole, type RoleName } from "./config.ts";
+import { requireApiKey, sandboxBackend, type LoadedConfig, type ResolvedRole, type RoleName } from "./config.ts";
 import type { SessionEvent, TaskSpec } from "./events.ts";
-import { PermissionDenied, SandboxUnavailable } from "./errors.ts";
+import { SandboxUnavailable } from "./errors.ts";
 import { createStage, mountStage, readStage, summarizeStage } from "./stage/overlay.ts";
 import { createDailySpend, type DailySpend } from "./daily-spend.ts";
 import { BUILTIN_TOOL_NAMES, loadAgents } from "./specialists/agents.ts";
@@ -27,26 +26,12 @@ import { continueSession, resumeSession, startSession, type SessionDeps, type Se
 import { rulesFromConfig } from "./policy/policy.ts";
 import { createModelClient, type ModelClient } from "./model.ts";
 import type { Prefix } from "./prompt.ts";
-import { createBwrapSandbox, createSrtSandbox, createUnsandboxed, startNetworkProxy, type NetworkDecision, type NetworkProxy, type NetworkRequest, type Sandbox } from "./sandbox/index.ts";
+import { startNetworkProxy, type Sandbox } from "./sandbox/index.ts";
 import { lockSession } from "./session-lock.ts";
 import { openSessionLog, readSessionLog, SessionLogError } from "./session-log.ts";
 import type { WriteGate } from "./write-gate.ts";
-import {
-  createBashTool,
-  createEditFileTool,
-  createListFilesTool,
-  createReadFileTool,
-  createSearchFilesTool,
-  createWebFetchTool,
-  createWriteFileTool,
-  type BashToolOptions,
-  type NetworkRegistry,
-  type Tool,
-  type ToolContext,
-  type WorkdirView,
-} from "./tools/index.ts";
-import type { PathRules } from "./tools/paths.ts";
-import { blockedAddressReason, reachesThisMachine } from "./tools/web-fetch.ts";
+import type { Tool, WorkdirView } from "./tools/index.ts";
+import { createNetworkRegistry, createSandbox, createTools, pathRules, proxySocketPath, realOrResolved } from "./sandbox-setup.ts";
 
 export interface RuntimeOptions {
   loaded: LoadedConfig;
@@ -102,6 +87,8 @@ export interface Runtime {
  * Builds the runtime once per process. With the bubblewrap sandbox it starts the network proxy
  * (one Unix socket, private to this user) that every command's connections go through.
  */
+export { createSandbox, createTools, pathRules } from "./sandbox-setup.ts";
+
 export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
   const { loaded, clock } = options;
   const { config, home } = loaded;
@@ -425,78 +412,6 @@ function emitWithParent(emit: NonNullable<RunOptions["emit"]>, id: string, event
   if (child && (event.type === "approval_requested" || event.type === "approval_answered")) emit(id.split(".")[0]!, event);
 }
 
-/**
- * Runs that may use the network, by the key their sandbox gives the proxy. Before the policy is
- * asked, a host that resolves to a loopback, private or link-local address is refused: the proxy
- * connects from the host, where such addresses reach this machine's own services and the cloud
- * metadata endpoint; the proxy then connects to the address checked. `allowPrivate` lets loopback and private addresses through,
- * never link-local ones (cloud metadata). The dashboard's port on this machine is refused even with
- * `allowPrivate`: a command must not reach the page that answers its approvals.
- */
-function createNetworkRegistry(options: { allowPrivate: boolean; dashboardPort: number }) {
-  const checks = new Map<string, { check: (host: string) => Promise<NetworkDecision>; blocked: (host: string, reason: string) => void }>();
-  const registry: NetworkRegistry = {
-    register(check, blocked) {
-      const key = randomUUID();
-      checks.set(key, { check, blocked });
-      return { key, release: () => checks.delete(key) };
-    },
-  };
-  const refuse = (entry: { blocked: (host: string, reason: string) => void }, host: string, reason: string): NetworkDecision => {
-    entry.blocked(host, reason);
-    return { allow: false, reason };
-  };
-  const decide = async (request: NetworkRequest): Promise<NetworkDecision> => {
-    const entry = checks.get(request.sessionKey);
-    if (!entry) return { allow: false, reason: "the command that asked has ended" };
-    if (!/^[a-z0-9.-]+$|^\[?[0-9a-f:.]+\]?$/i.test(request.host)) return refuse(entry, request.host, `"${request.host}" is not a host name`);
-    const addresses = await lookup(request.host, { all: true }).catch(() => []);
-    if (addresses.length === 0) return refuse(entry, request.host, `${request.host} does not resolve`);
-    if (request.port === options.dashboardPort && addresses.some(({ address }) => reachesThisMachine(address))) {
-      return refuse(entry, request.host, `port ${request.port} on this machine is Nightshift's dashboard (dashboard.port); commands never reach it, whatever sandbox.allow_private_network says`);
-    }
-    const reasons = addresses.map(({ address }) => [address, blockedAddressReason(address)] as const);
-    // Link-local stays out even with allowPrivate: cloud metadata services answer there.
-    const linkLocal = reasons.find(([, reason]) => reason && /link-local/.test(reason));
-    if (linkLocal) return refuse(entry, request.host, `${request.host} resolves to ${linkLocal[0]} (${linkLocal[1]}); commands never reach link-local addresses, whatever sandbox.allow_private_network says`);
-    const blocked = options.allowPrivate ? undefined : reasons.find(([, reason]) => reason);
-    if (blocked) return refuse(entry, request.host, `${request.host} resolves to ${blocked[0]} (${blocked[1]}); commands never reach this machine's or its network's private addresses unless sandbox.allow_private_network is on`);
-    // Connected to what was checked: a name that resolves elsewhere a moment later (DNS rebinding) gets nowhere new.
-    const decision = await entry.check(request.host);
-    return decision.allow ? { ...decision, address: addresses[0]!.address } : decision;
-  };
-  return { registry, decide };
-}
-
-/** Short enough for a Unix socket path (about 100 bytes), private to this user and process. */
-function proxySocketPath(): string {
-  return join(tmpdir(), `nightshift-${process.getuid?.() ?? "user"}`, `proxy-${process.pid}-${randomBytes(3).toString("hex")}.sock`);
-}
-
-/** The built-in tools, in the order the model sees them. */
-export function createTools(sandbox: Sandbox, bash: BashToolOptions, web: { allowPrivateAddresses?: boolean } = {}): Tool[] {
-  return [
-    createReadFileTool(),
-    createWriteFileTool(),
-    createEditFileTool(),
-    createListFilesTool(),
-    createSearchFilesTool(sandbox),
-    createBashTool(sandbox, bash),
-    createWebFetchTool({ checkHost: checkNetwork, ...web }),
-  ];
-}
-
-/** The domain policy and approvals, as web_fetch (and the sandbox's proxy) ask them. */
-async function checkNetwork(host: string, context: Pick<ToolContext, "permissions">): Promise<{ allow: boolean; reason: string }> {
-  try {
-    await context.permissions.check([{ kind: "network", host }]);
-    return { allow: true, reason: "allowed" };
-  } catch (error) {
-    if (error instanceof PermissionDenied) return { allow: false, reason: error.message };
-    throw error;
-  }
-}
-
 function isRole(model: string): model is RoleName {
   return model === "main" || model === "specialist" || model === "small";
 }
@@ -505,42 +420,6 @@ function isRole(model: string): model is RoleName {
 export function newSessionId(now: number): string {
   const stamp = new Date(now).toISOString().replace(/[-:T]/g, "").slice(0, 14);
   return `${stamp.slice(0, 8)}-${stamp.slice(8)}-${randomBytes(4).toString("hex")}`;
-}
-
-/**
- * The sandbox config asks for. State, sessions, logs and .env are always hidden from commands, the
- * rest of NIGHTSHIFT_HOME is read-only (but workspace/), and commands inherit only the process
- * environment, scrubbed, without any role's key variable.
- */
-export function createSandbox(loaded: LoadedConfig, proxy?: NetworkProxy): Sandbox {
-  const { config } = loaded;
-  const roleKeys = new Set(Object.values(loaded.roles).map((role) => role.apiKeyEnv));
-  const env = Object.fromEntries(Object.entries(loaded.processEnv).filter(([name]) => !roleKeys.has(name)));
-  const patterns = config.sandbox.secret_env_patterns;
-  const backend = sandboxBackend(config.sandbox.mode);
-  if (backend === "off") return createUnsandboxed({ env, secretEnvPatterns: patterns });
-  const rules = pathRules(loaded);
-  if (backend === "srt") {
-    return createSrtSandbox({ env, readOnlyHidden: rules.hidden.filter((path) => !rules.toolsHidden?.includes(path)), readOnly: [...rules.readOnly], secretEnvPatterns: patterns, ...(proxy ? { network: { proxy } } : {}) });
-  }
-  return createBwrapSandbox({ env, readOnlyHidden: rules.hidden.filter((path) => !rules.toolsHidden?.includes(path)), readOnly: [...rules.readOnly], secretEnvPatterns: patterns, ...(proxy ? { network: { proxy } } : {}) });
-}
-
-/** Paths tasks may not read (secrets, Nightshift's state) or write (Nightshift's settings), as real paths. */
-export function pathRules(loaded: LoadedConfig): PathRules {
-  const { config, env, home } = loaded;
-  const hidden = [...config.sandbox.hide.map((path) => expandHome(path, env)), "/var/run/docker.sock", ...["state", "sessions", "logs", ".env"].map((name) => join(home, name))];
-  // File tools run in Nightshift's own process: its /proc would show its environment (the keys).
-  const toolsOnly = ["/proc", "/sys"];
-  return { hidden: hidden.map(realOrResolved), toolsHidden: toolsOnly, readOnly: [realOrResolved(home)], writable: [realOrResolved(join(home, "workspace"))] };
-}
-
-function realOrResolved(path: string): string {
-  try {
-    return realpathSync.native(path); // as stored on disk, like the file tools resolve paths (case on macOS)
-  } catch {
-    return resolve(path);
-  }
 }
 
 /** A fresh folder under workspace/ for a task without a workdir. */
