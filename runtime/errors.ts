@@ -71,3 +71,8 @@ export function isUserError(error: unknown): error is Error {
     error instanceof ModelError
   );
 }
+
+/** Abort reason meaning "stop for now, resume later" (daemon shutdown), as opposed to a cancel. */
+export class Shutdown extends Error {
+  override name = "Shutdown";
+}

@@ -1,12 +1,11 @@
 import type { MessageParam } from "@anthropic-ai/sdk/resources/messages";
-import { existsSync } from "node:fs";
 import { homedir } from "node:os";
 import type { Clock } from "./clock.ts";
 import type { DailySpend } from "./daily-spend.ts";
 import type { PriceTable } from "./config.ts";
-import { applyEvent, assistantMessage, INTERRUPTED_NOTE, NOT_RUN_NOTE, rebuild, toResult, type OpenTurn, type SessionState, type ToolUse } from "./conversation.ts";
+import { applyEvent, assistantMessage, rebuild, type OpenTurn, type SessionState, type ToolUse } from "./conversation.ts";
 import { compact, type CompactionSettings } from "./compaction.ts";
-import { PermissionDenied } from "./errors.ts";
+import { Shutdown } from "./errors.ts";
 import type { BudgetKind, EventOf, SessionEvent, SessionStatus, SpecialistReport, TaskSpec } from "./events.ts";
 import type { ModelClient } from "./model.ts";
 import { costOf } from "./pricing.ts";
@@ -14,12 +13,12 @@ import { buildSystem, taskMessage, withConversationCache, type Prefix } from "./
 import type { SessionLog } from "./session-log.ts";
 import type { WriteGate } from "./write-gate.ts";
 import type { ApprovalStore, Approver } from "./approvals.ts";
-import { checkRequests, type GateOptions } from "./policy/gate.ts";
-import { DEFAULT_RULES, writableRoots, type Grant, type PermissionRequest, type Rule } from "./policy/policy.ts";
-import { writeProtected } from "./policy/roots.ts";
+import type { GateOptions } from "./policy/gate.ts";
+import { DEFAULT_RULES, type Rule } from "./policy/policy.ts";
 import { NO_RULES, type PathRules } from "./tools/paths.ts";
 import { loadedTools } from "./mcp/search.ts";
-import { toApiTool, ToolError, type Tool, type ToolOutput, type WorkdirView } from "./tools/tool.ts";
+import { toApiTool, type Tool, type WorkdirView } from "./tools/tool.ts";
+import { runTools, type ToolRun } from "./tool-runs.ts";
 
 export interface SessionDeps {
   log: SessionLog;
@@ -106,10 +105,7 @@ export interface SessionResult {
   staged?: { original: string; changes: string[]; /** A unified diff, cut at 1 MB. */ diff?: string };
 }
 
-/** Abort reason meaning "stop for now, resume later" (daemon shutdown), as opposed to a cancel. */
-export class Shutdown extends Error {
-  override name = "Shutdown";
-}
+export { Shutdown } from "./errors.ts";
 
 class BudgetExceeded extends Error {
   override name = "BudgetExceeded";
@@ -310,119 +306,6 @@ async function drive(events: SessionEvent[], deps: SessionDeps, signal?: AbortSi
   }
 }
 
-interface ToolRun {
-  deps: SessionDeps;
-  toolsByName: Map<string, Tool>;
-  record(...events: SessionEvent[]): Promise<void>;
-  run: AbortSignal;
-  workdir: string;
-  paths: PathRules;
-  gate: GateOptions;
-  grants: Grant[];
-  parent(): ParentSession;
-  /** The session's events so far (read-only). */
-  events: readonly SessionEvent[];
-}
-
-/**
- * Runs a turn's tool calls in order and returns the message with their results. Each call is
- * validated and checked against the policy first (an ask waits for its approval, which a restart
- * finds again); its start is durable before it runs, batched with the previous end. A started call
- * with no end is reported as interrupted and never run again; on abort, unstarted calls stay so.
- */
-async function runTools(turn: OpenTurn, head: SessionEvent[], context: ToolRun): Promise<MessageParam> {
-  const { deps, run } = context;
-  let carry = head;
-  const record = async (...events: SessionEvent[]) => {
-    const batch = [...carry, ...events];
-    carry = [];
-    await context.record(...batch);
-  };
-  const end = (use: ToolUse, output: string, isError: boolean, started: number, interrupted = false): EventOf<"tool_end"> => {
-    const event: EventOf<"tool_end"> = { type: "tool_end", at: deps.clock.now(), id: use.id, name: use.name, output, is_error: isError, duration_ms: deps.clock.now() - started, ...(interrupted ? { interrupted } : {}) };
-    turn.ends.set(use.id, event);
-    return event;
-  };
-  try {
-    for (const use of turn.uses) {
-      if (turn.ends.has(use.id)) continue;
-      const canResume = context.toolsByName.get(use.name)?.resumable === true;
-      const resumable = turn.started.has(use.id) && canResume;
-      if (turn.started.has(use.id) && !resumable) {
-        await record(end(use, INTERRUPTED_NOTE, true, deps.clock.now(), true));
-        continue;
-      }
-      if (run.aborted) break;
-      const prepared = await prepare(use, turn.truncated, { ...context, record });
-      if ("refusal" in prepared) {
-        carry.push(end(use, prepared.refusal, true, deps.clock.now()));
-        continue;
-      }
-      const started = deps.clock.now();
-      if (!resumable) await record({ type: "tool_start", at: started, id: use.id, name: use.name, input: use.input });
-      const { output, isError, extra } = run.aborted ? { output: NOT_RUN_NOTE, isError: true, extra: {} } : await execute(use, prepared, context);
-      if (canResume && run.aborted && run.reason instanceof Shutdown) break; // left open: the next start runs it again, and its specialists resume
-      carry = [{ ...end(use, output, isError, started), ...extra }];
-      turn.ends.set(use.id, carry[0] as EventOf<"tool_end">);
-    }
-  } finally {
-    if (carry.length) await context.record(...carry);
-  }
-  if (run.aborted) throw run.reason;
-  return { role: "user", content: turn.uses.map((use) => toResult(turn.ends.get(use.id)!)) };
-}
-
-type Prepared = { tool: Tool; input: unknown } | { refusal: string };
-
-/** Validation and permission checks, before anything runs. */
-async function prepare(use: ToolUse, truncated: boolean, context: ToolRun): Promise<Prepared> {
-  const { toolsByName, workdir, paths } = context;
-  if (truncated) return { refusal: "Not run: your output was cut off at the output-token limit, so this call may be incomplete. Send it again in smaller pieces." };
-  const tool = toolsByName.get(use.name);
-  if (!tool) return { refusal: `There is no tool named ${use.name}. Available: ${[...toolsByName.keys()].join(", ")}.` };
-  const parsed = tool.schema.safeParse(use.input);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    return { refusal: `Invalid input for ${use.name}: ${issue.path.join(".") || "input"}: ${issue.message}` };
-  }
-  let requests;
-  try {
-    requests = tool.access?.(parsed.data, { workdir, paths, ...(context.deps.view ? { view: context.deps.view } : {}) }) ?? [];
-  } catch (error) {
-    return { refusal: (error as Error).message };
-  }
-  const verdict = await checkRequests(requests, { toolUseId: use.id, tool: use.name, input: use.input }, context.gate, context.grants, context.record, context.run);
-  return verdict.allowed ? { tool, input: parsed.data } : { refusal: verdict.message };
-}
-
-async function execute(use: ToolUse, { tool, input }: { tool: Tool; input: unknown }, context: ToolRun): Promise<{ output: string; isError: boolean; extra: Pick<ToolOutput, "cost_usd" | "specialists" | "references"> }> {
-  const { run, workdir, paths } = context;
-  const permissions = {
-    async check(requests: PermissionRequest[]) {
-      const verdict = await checkRequests(requests, { toolUseId: use.id, tool: use.name, input: use.input }, context.gate, context.grants, context.record, run);
-      if (!verdict.allowed) throw new PermissionDenied(verdict.message);
-    },
-  };
-  try {
-    // A tool that ignores its signal (a blocked read, say) must not hold the session past a cancel.
-    const writable = writableRoots(context.gate.rules, context.gate.places, context.gate.task).filter((path) => existsSync(path));
-    const readOnly = writeProtected(context.gate.rules, context.gate.places, [workdir, ...writable]).filter((path) => existsSync(path));
-    const specialists = context.deps.specialists;
-    const consult = specialists && ((names: string[], question: string, mode: "parallel" | "chain") => specialists({ names, question, mode, key: use.id }, context.parent()));
-    // An MCP tool's result, even an error, may carry what its server read: counted like a web page (erring toward untrusted).
-    const webSeen = () => context.events.some((event) => event.type === "tool_end" && ((event.name === "web_fetch" && !event.is_error) || event.name.startsWith("mcp__") || event.name === "call_tool"));
-    const view = context.deps.view;
-    const result = await raceAbort(tool.execute(input, { workdir, signal: run, paths, permissions, writable, readOnly, session: context.deps.log.id, webSeen, ...(consult ? { consult } : {}), ...(view ? { view } : {}) }), run);
-    if (typeof result === "string") return { output: result, isError: false, extra: {} };
-    return { output: result.output, isError: false, extra: { ...(result.cost_usd ? { cost_usd: result.cost_usd } : {}), ...(result.specialists ? { specialists: result.specialists } : {}), ...(result.references?.length ? { references: result.references } : {}) } };
-  } catch (error) {
-    if (run.aborted && error === run.reason) return { output: `${use.name} was stopped: ${(run.reason as Error)?.message ?? "cancelled"}`, isError: true, extra: {} };
-    if (error instanceof ToolError || error instanceof PermissionDenied) return { output: error.message, isError: true, extra: {} };
-    const err = error as NodeJS.ErrnoException;
-    return { output: `${use.name} failed: ${err.code ?? err.name}: ${err.message}`, isError: true, extra: {} };
-  }
-}
-
 /** Appends `events`; with `deps.storage`, a full or read-only disk is waited out and the same events written once it can be. */
 function appendDurably(deps: SessionDeps, events: SessionEvent[], signal?: AbortSignal): Promise<void> {
   if (!deps.storage) return deps.log.append(...events);
@@ -431,16 +314,6 @@ function appendDurably(deps: SessionDeps, events: SessionEvent[], signal?: Abort
 
 function noticeEvents(deps: SessionDeps): SessionEvent[] {
   return (deps.notices ?? []).map((message) => ({ type: "warning", at: deps.clock.now(), message }));
-}
-
-function raceAbort<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
-  work.catch(() => {}); // a tool that fails after being abandoned must not become an unhandled rejection
-  if (signal.aborted) return Promise.reject(signal.reason);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener("abort", onAbort, { once: true });
-    work.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
-  });
 }
 
 function overBudget(state: SessionState, task: TaskSpec, daily?: DailySpend, pool?: DailySpend): string | undefined {
