@@ -70,6 +70,12 @@ const MIGRATIONS: ReadonlyArray<(tx: postgres.TransactionSql) => Promise<unknown
     // Every machine's tasks finished since a time (the digest, runtime/store/pg-cluster.ts `finishedSince`).
     await tx`CREATE INDEX tasks_finished ON tasks (finished DESC) WHERE finished IS NOT NULL`;
   },
+  // Apply or Discard pressed on Telegram for a staged task whose copy is on another machine (runtime/store/pg-staged.ts):
+  // written on its row, taken by that machine; the index holds only the presses waiting, so the look costs nothing as history grows.
+  async (tx) => {
+    await tx`ALTER TABLE tasks ADD COLUMN staged_action jsonb`;
+    await tx`CREATE INDEX tasks_staged_action ON tasks (machine) WHERE staged_action IS NOT NULL`;
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
