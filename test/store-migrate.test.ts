@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
-import { existsSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, it } from "node:test";
-import { readSessionLog } from "../runtime/session-log.ts";
+import { openSessionLog, readSessionLog } from "../runtime/session-log.ts";
 import { nightshift, startDaemonProcess, until } from "./support/cli.ts";
 import { noDatabase, startMachines } from "./support/cluster.ts";
 
@@ -41,6 +41,12 @@ describe("nightshift store migrate", skip, () => {
     assert.equal(none.code, 2);
     assert.match(none.stderr, /no shared store is configured: set NIGHTSHIFT_DATABASE_URL/);
 
+    // A specialist's own log beside one task's (sessions/<task>/), as runtime.ts writes it.
+    const consulted = readdirSync(join(solo.home, "sessions")).find((name) => name.endsWith(".jsonl"))!.slice(0, -".jsonl".length);
+    const specialist = await openSessionLog(join(solo.home, "sessions", consulted, `${consulted}.toolu_1.reviewer.jsonl`), `${consulted}.toolu_1.reviewer`, { sync: false });
+    await specialist.append({ type: "user", at: 1, text: "Is it sound?" }, { type: "user", at: 2, text: "And the tests?" });
+    await specialist.close();
+
     const first = await nightshift(["store", "migrate"], solo.env);
     assert.equal(first.code, 0, first.stderr);
     assert.match(first.stdout, /3 tasks of .* on the shared store \(NIGHTSHIFT_DATABASE_URL\) as machine solo: 3 added, 0 brought up to date, 0 there already/);
@@ -51,6 +57,8 @@ describe("nightshift store migrate", skip, () => {
       const copied = await cluster.sql<{ event: unknown }[]>`SELECT event FROM session_events WHERE session = ${id} ORDER BY seq`;
       assert.deepEqual(copied.map((row) => row.event), await readSessionLog(join(solo.home, "sessions", `${id}.jsonl`)));
     }
+    const ownLog = await cluster.sql<{ event: unknown }[]>`SELECT event FROM session_events WHERE session = ${`${consulted}.toolu_1.reviewer`} ORDER BY seq`;
+    assert.deepEqual(ownLog.map((row) => row.event), await readSessionLog(join(solo.home, "sessions", consulted, `${consulted}.toolu_1.reviewer.jsonl`)), "the specialist's log copied too");
     assert.doesNotMatch(first.stdout + first.stderr, /postgres:\/\//); // the URL may hold a password
     const rows = () => cluster.sql<{ title: string; state: string; machine: string; pin: string | null }[]>`SELECT record->>'title' AS title, state, machine, pin FROM tasks ORDER BY created`;
     assert.deepEqual((await rows()).map((row) => `${row.title} ${row.state} ${row.machine} ${row.pin}`), ["first done solo null", "second done solo null", "third queued solo solo"]);

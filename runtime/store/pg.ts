@@ -76,6 +76,10 @@ const MIGRATIONS: ReadonlyArray<(tx: postgres.TransactionSql) => Promise<unknown
     await tx`ALTER TABLE tasks ADD COLUMN staged_action jsonb`;
     await tx`CREATE INDEX tasks_staged_action ON tasks (machine) WHERE staged_action IS NOT NULL`;
   },
+  // A task's specialists' sessions (`<task>.<call>.<name>`), found by their task's prefix (runtime/store/pg-sessions.ts `specialistsOf`).
+  async (tx) => {
+    await tx`CREATE INDEX session_owners_prefix ON session_owners (session text_pattern_ops)`;
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
