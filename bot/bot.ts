@@ -15,6 +15,7 @@ import { budgetText, helpText, spendSummary, statusText, TASKS_SHOWN, tasksText,
 import { openBotStore, type BotStore, type SharedBotState } from "./store.ts";
 import { reviewText, type ToolReview } from "../runtime/mcp/reviews.ts";
 import type { AskedFollowUp } from "../runtime/store/pg-follow-ups.ts";
+import type { StagedPress } from "../runtime/store/pg-staged.ts";
 
 /**
  * The Telegram surface, run inside `nightshift start`. We use grammy for the API client, its
@@ -49,8 +50,11 @@ export interface TelegramBotOptions {
   dashboardLink(): { url: string; until: string; local: boolean };
   /** `dashboard.public_url`: task messages link to the task's page there. */
   dashboardUrl?: string;
-  /** A press of Apply or Discard under a staged task's changes (cli/changes.ts). */
-  stagedAction?(id: string, action: "apply" | "discard", by: string): Promise<{ ok: boolean; message: string }>;
+  /**
+   * A press of Apply or Discard under a staged task's changes (cli/changes.ts), in message `message`
+   * of `chat`. `waiting`: asked of the machine that holds the copy (several machines), which tells the chat.
+   */
+  stagedAction?(id: string, action: "apply" | "discard", press: { by: string; chat: number; message: number }): Promise<{ ok: boolean; message: string; waiting?: boolean }>;
   /** A press of "Approve" under an MCP tool review: pins the listing it showed (runtime/mcp/reviews.ts approveReview). */
   approveTools?(server: string, id: string, by: string): { ok: boolean; message: string };
   /** Several machines on one PostgreSQL: this bot runs while this machine holds the Telegram lease. */
@@ -69,6 +73,8 @@ export interface BotCluster extends PollingLease {
   paired(user: PairedUser): void;
   /** A reply to a task this machine does not hold: the machine that ran it goes on with it. */
   followUp(id: string, text: string): Promise<AskedFollowUp>;
+  /** Apply or Discard of a staged task whose copy is on another machine: asked of it (cli/staged-elsewhere.ts); undefined when no other machine ran the task. */
+  stagedElsewhere(id: string, press: StagedPress): Promise<{ ok: boolean; message: string; waiting?: boolean } | undefined>;
   /** Another machine's task by its id, or the tasks whose id starts or ends with `part` (at most 2), from the store. */
   findTasks(part: string): Promise<TaskRecord[]>;
   /** /tasks with several machines: every machine's newest tasks (each with its machine) and a line on the machines. */
@@ -434,9 +440,9 @@ export function createTelegramBot(options: TelegramBotOptions): TelegramBot {
     const match = /^st:([A-Za-z0-9_-]{1,40}):(a|d)$/.exec(data);
     if (!match || !options.stagedAction) return "This button is not from this Nightshift.";
     const [, id, choice] = match as unknown as [string, string, string];
-    const result = await options.stagedAction(id, choice === "a" ? "apply" : "discard", by).catch((error: unknown) => ({ ok: false, message: (error as Error).message }));
+    const result: { ok: boolean; message: string; waiting?: boolean } = await options.stagedAction(id, choice === "a" ? "apply" : "discard", { by, chat, message }).catch((error: unknown) => ({ ok: false, message: (error as Error).message }));
     outbox.enqueue({ method: "editMessageReplyMarkup", chat_id: chat, params: { message_id: message, reply_markup: { inline_keyboard: [] } } });
-    reply(chat, `${result.ok ? "✅" : "⚠️"} ${escapeHtml(result.message)} (${escapeHtml(by)})`, message);
+    reply(chat, `${result.waiting ? "⏳" : result.ok ? "✅" : "⚠️"} ${escapeHtml(result.message)} (${escapeHtml(by)})`, message);
     log("info", `staged changes of ${id}: ${choice === "a" ? "apply" : "discard"} pressed by ${by}: ${result.message.split("\n")[0]}`);
     return result.message.slice(0, 200);
   }

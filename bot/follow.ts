@@ -212,11 +212,15 @@ const TELEGRAM_LIMIT = 4096;
 /** Telegram's limit on a document's caption. */
 const CAPTION_LIMIT = 1024;
 
-/** The summary of a staged task's changes (within a caption's 1,024 characters), its diff, and the two buttons. */
-export function stagedMessage(id: string, staged: NonNullable<SessionResult["staged"]>): { caption: string; diff?: string; buttons: { inline_keyboard: { text: string; callback_data: string }[][] } } {
+/**
+ * The summary of a staged task's changes (within a caption's 1,024 characters), its diff, and the
+ * two buttons. `machine`: the machine holding the copy, when it is not the bot's (several machines).
+ */
+export function stagedMessage(id: string, staged: NonNullable<SessionResult["staged"]>, machine?: string): { caption: string; diff?: string; buttons: { inline_keyboard: { text: string; callback_data: string }[][] } } {
   const buttons = { inline_keyboard: [[{ text: "Apply", callback_data: `st:${id}:a` }, { text: "Discard", callback_data: `st:${id}:d` }]] };
-  if (staged.changes.length === 0) return { caption: `📝 <code>${escapeHtml(id)}</code> changed nothing in ${escapeHtml(staged.original)}.`, buttons: { inline_keyboard: [[{ text: "Discard", callback_data: `st:${id}:d` }]] } };
-  const head = `📝 <b>Not applied yet</b>: ${staged.changes.length} change${staged.changes.length === 1 ? "" : "s"} to ${escapeHtml(staged.original)}, made on a copy. The diff is attached.`;
+  const where = machine ? ` on ${escapeHtml(machine)}` : "";
+  if (staged.changes.length === 0) return { caption: `📝 <code>${escapeHtml(id)}</code> changed nothing in ${escapeHtml(staged.original)}${where}.`, buttons: { inline_keyboard: [[{ text: "Discard", callback_data: `st:${id}:d` }]] } };
+  const head = `📝 <b>Not applied yet</b>: ${staged.changes.length} change${staged.changes.length === 1 ? "" : "s"} to ${escapeHtml(staged.original)}, made on a copy${where}. The diff is attached.`;
   const lines: string[] = [];
   for (const line of staged.changes) {
     const next = `${head}\n<pre>${escapeHtml([...lines, line].join("\n"))}</pre>`;

@@ -1,8 +1,7 @@
 import type { SessionEvent, SessionResult } from "../runtime/index.ts";
 import type { Notice } from "../runtime/store/pg-notices.ts";
 import type { TaskRecord } from "../tasks/index.ts";
-import { budgetWarning, hears, resultMessages, telegramSource, type NotifyKind } from "./follow.ts";
-import { escapeHtml } from "./format.ts";
+import { budgetWarning, hears, resultMessages, stagedMessage, telegramSource, type NotifyKind } from "./follow.ts";
 
 export type TaskMessage = { type: "event"; event: SessionEvent } | { type: "finished"; record: TaskRecord; result: SessionResult };
 
@@ -25,8 +24,10 @@ export function taskNotices(message: TaskMessage, task: TaskRecord | undefined, 
   const { record, result } = message;
   if (record.origin === "telegram" || to(result.status === "done" ? "finished" : "failed", record) !== "users") return [];
   const notices: Notice[] = resultMessages(record, result, options.taskLink(record.id)).map((part) => ({ message: part.document ? { document: part.document, caption: part.caption } : { text: part.text } }));
-  // Its Apply and Discard buttons would act on the bot's machine, which has no copy of this one's folder: said in words instead.
-  const staged = result.staged;
-  if (staged?.changes.length) notices.push({ message: { text: `📝 <b>Not applied yet</b>: ${staged.changes.length} change${staged.changes.length === 1 ? "" : "s"} to ${escapeHtml(staged.original)}, made on a copy on ${escapeHtml(options.machine)}: <code>nightshift changes ${escapeHtml(record.id)}</code>, then <code>nightshift apply ${escapeHtml(record.id)}</code> or <code>nightshift discard ${escapeHtml(record.id)}</code> there.` } });
+  // The diff from this machine's copy, with Apply and Discard: a press reaches the bot's machine, which asks this one (cli/staged-elsewhere.ts).
+  if (result.staged) {
+    const staged = stagedMessage(record.id, result.staged, options.machine);
+    notices.push({ message: staged.diff ? { document: { filename: `${record.id}.diff`, content: staged.diff }, caption: staged.caption, buttons: staged.buttons } : { text: staged.caption, buttons: staged.buttons } });
+  }
   return notices;
 }

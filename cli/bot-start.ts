@@ -5,6 +5,7 @@ import type { TraceLogger } from "../runtime/trace.ts";
 import type { Daemon } from "../tasks/daemon.ts";
 import { taskFromPrompt, toTaskSpec } from "../tasks/index.ts";
 import { approveReview } from "../runtime/mcp/reviews.ts";
+import { readStage } from "../runtime/stage/overlay.ts";
 import { loginLink } from "./dashboard.ts";
 import type { MemoryService } from "./memory-service.ts";
 import type { SharedSessions } from "./shared-sessions.ts";
@@ -53,7 +54,12 @@ export async function botMaker(options: {
       },
       attach: (task, files) => saveFiles(task.spec.workdir, files),
       approveTools: (server, id) => approveReview(home, server, id, new Date(clock.now())),
-      stagedAction: async (id, action) => {
+      stagedAction: async (id, action, press) => {
+        // Several machines: a copy not here is on the machine that ran the task, which is asked to do it.
+        if (botCluster && !readStage(home, id)) {
+          const routed = await botCluster.stagedElsewhere(id, { action, ...press });
+          if (routed) return routed;
+        }
         const { applyCommand, discardCommand } = await import("./changes.ts");
         const result = action === "apply" ? await applyCommand(home, id) : discardCommand(home, id);
         return { ok: result.code === 0, message: result.text };

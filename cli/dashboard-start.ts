@@ -44,7 +44,8 @@ export async function serveDaemonDashboard(options: {
     approvals,
     readEvents,
     // A task's specialists each have a log in sessions/<task>/ (runtime.ts `runChild`).
-    readSpecialists: (id) => specialistLogs(runtime.sessionsDir, id),
+    // With several machines, another machine's task's specialists are read from the store's copies of their logs.
+    readSpecialists: sessions ? (id) => sessions.readSpecialists(id, (task) => specialistLogs(runtime.sessionsDir, task)) : (id) => specialistLogs(runtime.sessionsDir, id),
     // What the daily budget counts, so the page and the limit agree (even after the clock stepped back).
     spentToday: async () => runtime.daily.spent(),
     dailyUsd: config.budget.daily_usd,

@@ -1,6 +1,7 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { readSessionLog, readSessionLogFrom, type SessionEvent, type TaskSpec } from "../runtime/index.ts";
+import { sessionLogPath } from "../runtime/session-log.ts";
 import type { Cluster } from "../runtime/store/pg-cluster.ts";
 import { pgSessions } from "../runtime/store/pg-sessions.ts";
 import type { TraceLogger } from "../runtime/trace.ts";
@@ -30,6 +31,8 @@ export interface SharedSessions {
   watchEverywhere(listener: Parameters<Daemon["watch"]>[0], wanted: (task: TaskSpec) => boolean): () => void;
   /** A task this machine has no record of, as the store holds it. */
   findElsewhere(id: string): Promise<TaskRecord | undefined>;
+  /** A task's specialists' own logs: from sessions/<task>/ when it ran here, else the store's copies, each whole. */
+  readSpecialists(task: string, local: (task: string) => Promise<Array<{ session: string; events: SessionEvent[] }>>): Promise<Array<{ session: string; events: SessionEvent[] }>>;
   /** Copies what this machine's sessions grew by (at each heartbeat; each event also asks for it). */
   sync(): Promise<void>;
   /** Stops following, after a last copy. */
@@ -41,11 +44,11 @@ export async function shareSessions(options: { cluster: Cluster; daemon: Daemon;
   const sessions = pgSessions(cluster.sql);
   const mirror = createSessionMirror({ sessions, sessionsDir, machine: cluster.machine, stateFile: join(options.home, "state", "session-mirror.json"), trace });
   const localPath = (id: string) => join(sessionsDir, `${id}.jsonl`);
-  // A specialist's session (<task>.<call>.<name>) has its log under sessions/<task>/; only the task's own log is copied.
+  // A specialist's session (<task>.<call>.<name>) has its log under sessions/<task>/, copied as its task's is; it ends at its own session_end.
   // A task this machine only delivers (it ran elsewhere) has no log here: it is the other machine's to copy.
   const unwatch = daemon.watch((id, message) => {
-    if (id.includes(".") || !existsSync(localPath(id))) return;
-    if (message.type === "finished") mirror.ended(id);
+    if (!existsSync(sessionLogPath(sessionsDir, id))) return;
+    if (message.type === "finished" || (id.includes(".") && message.event.type === "session_end")) mirror.ended(id);
     else mirror.grew(id);
   });
   const listeners = new Set<(session: string) => void>();
@@ -126,6 +129,11 @@ export async function shareSessions(options: { cluster: Cluster; daemon: Daemon;
     },
     async findElsewhere(id) {
       return (await cluster.get(id))?.record;
+    },
+    async readSpecialists(task, local) {
+      if (existsSync(localPath(task))) return local(task);
+      // Each bounded by its agent's max_turns, as a local one is read whole.
+      return Promise.all((await sessions.specialistsOf(task)).map(async (session) => ({ session, events: (await sessions.readFrom(session)).map((row) => row.event) })));
     },
     sync: () => mirror.sync(),
     async stop() {

@@ -27,6 +27,7 @@ import { readTaskFile, toTaskSpec } from "../tasks/index.ts";
 import { initHome } from "./init.ts";
 import { joinCluster, oneAtATime, otherJournals, shareJournal, sharedFilesSync } from "./cluster-start.ts";
 import { clusterNotices, type ClusterNotices } from "./telegram-notices.ts";
+import { stagedActionsHere } from "./staged-elsewhere.ts";
 import { sharedSettingsSync } from "./settings-start.ts";
 import { botMaker } from "./bot-start.ts";
 import { serveDaemonDashboard } from "./dashboard-start.ts";
@@ -259,6 +260,8 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
   // Notices of this machine reach Telegram whichever machine runs the bot (before the damage found at start is said),
   // a machine with no token of its own included.
   if (cluster) notices = clusterNotices({ cluster, daemon, bot: () => bot, notify: config.telegram.notify, ...(config.dashboard.public_url ? { dashboardUrl: config.dashboard.public_url } : {}), trace, now: clock.now });
+  /** Apply and Discard pressed on another machine's bot for this machine's staged copies (cli/staged-elsewhere.ts). */
+  const stagedHere = cluster && notices ? stagedActionsHere({ cluster, home, trace, tell: notices.tell }) : undefined;
   for (const message of damage) say(`⚠️ ${escapeHtml(message)}`);
   damage = undefined;
   // What the last process logged but did not live to journal (a kill right after a session ended), before those sessions run again.
@@ -291,6 +294,7 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
             await journals!.mirror.sync().catch((error: unknown) => {
               if (!storeUnreachable(error)) trace.warn({ event: "journal_mirror_failed", error: (error as Error).message }, `could not copy the memory journal to the shared store; tried again at the next heartbeat: ${(error as Error).message}`);
             });
+            stagedHere?.tick();
             await notices?.tick();
           },
           // The files first, then the settings, each tick: a file that cannot be read or written here does not hold the settings up.
@@ -438,6 +442,7 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
       await telegramLease?.stop();
       await sessions?.stop();
       await clusterLoop?.stop();
+      await stagedHere?.stop();
       // Answers given here to other machines' questions reach the store before it closes.
       await sharing?.sync().catch(() => {});
       await cluster?.close();

@@ -1,4 +1,4 @@
-import { existsSync } from "node:fs";
+import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { SessionBusy } from "../runtime/errors.ts";
 import { lockSession, machineName, storeSetting, storeUrl, type Clock, type LoadedConfig } from "../runtime/index.ts";
@@ -60,9 +60,10 @@ export async function storeCommand(args: string[], loaded: LoadedConfig, clock: 
         // (the store went away) is kept in state/session-mirror.json, and the daemon copies it at its next start.
         const mirror = createSessionMirror({ sessions: pgSessions(cluster.sql), sessionsDir: join(home, "sessions"), machine, stateFile: join(home, "state", "session-mirror.json"), trace: { warn: (_fields, message) => void logs.warnings.push(message ?? "") } });
         const withLogs = tasks.filter((task) => existsSync(join(home, "sessions", `${task.id}.jsonl`))).map((task) => task.id);
-        mirror.backfill(withLogs);
+        // Their specialists' own logs too (sessions/<task>/), counted with their task's.
+        mirror.backfill([...withLogs, ...withLogs.flatMap((id) => specialistSessions(join(home, "sessions"), id))]);
         await mirror.sync();
-        logs.left = mirror.pending();
+        logs.left = mirror.pending().filter((session) => !session.includes("."));
         logs.copied = withLogs.length - logs.left.length;
         // The journal, as the daemon copies it, and the consolidation cursor: what was consolidated here is not read again.
         const shared = await shareJournal({ cluster, home, clock });
@@ -89,5 +90,14 @@ export async function storeCommand(args: string[], loaded: LoadedConfig, clock: 
     return lines.join("\n");
   } finally {
     unlock();
+  }
+}
+
+/** The sessions of a task's specialists whose logs are in sessions/<task>/ (runtime.ts `runChild`). */
+function specialistSessions(sessionsDir: string, task: string): string[] {
+  try {
+    return readdirSync(join(sessionsDir, task)).filter((name) => name.startsWith(`${task}.`) && name.endsWith(".jsonl")).map((name) => name.slice(0, -".jsonl".length));
+  } catch {
+    return []; // none
   }
 }

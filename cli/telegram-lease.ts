@@ -6,6 +6,7 @@ import { TELEGRAM_LEASE, type Cluster, type SharedTask } from "../runtime/store/
 import { sharedFollowUps } from "../runtime/store/pg-follow-ups.ts";
 import { sharedTelegram } from "../runtime/store/pg-telegram.ts";
 import type { TraceLogger } from "../runtime/trace.ts";
+import { askStagedElsewhere } from "./staged-elsewhere.ts";
 import { machineOf, machineState, readClusterView, silence } from "../tasks/cluster-view.ts";
 import type { TaskRecord } from "../tasks/state.ts";
 
@@ -52,6 +53,7 @@ export function startTelegramLease(options: TelegramLeaseOptions): TelegramLease
   const ttl = options.ttlMs ?? TELEGRAM_LEASE_MS;
   const shared = sharedTelegram(cluster.sql, cluster.machine);
   const followUps = sharedFollowUps(cluster.sql, cluster.machine);
+  const stagedElsewhere = askStagedElsewhere(cluster);
   const say = (level: "info" | "warn", message: string) => {
     stderr.write(`${message}\n`);
     trace[level]({ event: "telegram_lease", machine: cluster.machine }, message);
@@ -109,6 +111,7 @@ export function startTelegramLease(options: TelegramLeaseOptions): TelegramLease
       lost: () => void end("lost"),
       paired: (user) => void shared.paired(user).catch(() => {}), // the next renewal offers it again
       followUp: (id, text) => followUps.ask(id, text),
+      stagedElsewhere,
       findTasks: async (part) => (await cluster.match(part, 2)).map((task) => task.record),
       overview: (limit) => tasksEverywhere(cluster, limit),
       state: {

@@ -21,6 +21,8 @@ import type { Daemon } from "../tasks/daemon.ts";
 export interface ClusterNotices {
   /** A notice for every user (Telegram HTML): sent by this machine's bot when it runs the bot, else queued for the machine that does. Must not throw. */
   notice(html: string): void;
+  /** A notice queued in the shared store for whichever machine runs the bot (this one too), kept and tried again while the store is away. Must not throw. */
+  tell(notice: Notice): void;
   /** At each tick of the cluster loop: what waits to be queued; on the bot's machine, silent machines said and the queued notices sent. */
   tick(): Promise<void>;
   /** Stops following this machine's tasks. */
@@ -85,11 +87,14 @@ export function clusterNotices(options: {
 
   const send = (bot: TelegramBot, notice: SharedNotice) => {
     const { message } = notice;
-    if ("text" in message && notice.chat === undefined) return bot.notice(message.text);
+    if ("text" in message && notice.chat === undefined && !message.buttons) return bot.notice(message.text);
+    const buttons = message.buttons ? { reply_markup: message.buttons } : {};
     for (const chat of notice.chat !== undefined ? [notice.chat] : bot.users()) {
       try {
-        if ("text" in message) bot.outbox.enqueue({ method: "sendMessage", chat_id: chat, params: { text: message.text, parse_mode: "HTML", link_preview_options: { is_disabled: true } } });
-        else bot.outbox.enqueue({ method: "sendDocument", chat_id: chat, params: { caption: message.caption, parse_mode: "HTML" }, document: message.document });
+        if ("text" in message) {
+          const reply = message.reply_to ? { reply_parameters: { message_id: message.reply_to, allow_sending_without_reply: true } } : {};
+          bot.outbox.enqueue({ method: "sendMessage", chat_id: chat, params: { text: message.text, parse_mode: "HTML", link_preview_options: { is_disabled: true }, ...reply, ...buttons } });
+        } else bot.outbox.enqueue({ method: "sendDocument", chat_id: chat, params: { caption: message.caption, parse_mode: "HTML", ...buttons }, document: message.document });
       } catch (error) {
         trace.error({ event: "notice_lost", machine: notice.machine, error: (error as Error).message }, `a notice from ${notice.machine} could not be queued to send: ${(error as Error).message}`);
       }
@@ -102,6 +107,7 @@ export function clusterNotices(options: {
       if (bot) bot.notice(html);
       else queue({ message: { text: html } });
     },
+    tell: queue,
     async tick() {
       await write();
       const bot = options.bot();

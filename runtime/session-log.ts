@@ -1,6 +1,6 @@
 import { mkdirSync } from "node:fs";
 import { open, readFile, type FileHandle } from "node:fs/promises";
-import { dirname } from "node:path";
+import { dirname, join } from "node:path";
 import type { EventOf, SessionEvent } from "./events.ts";
 
 export const LOG_FORMAT = "nightshift-session";
@@ -46,6 +46,15 @@ interface Header {
  * line, and the same events can be appended again once there is space. If even the cut fails, the
  * next append makes it first, and fails rather than write after a torn line.
  */
+/**
+ * Where session `id`'s log is under `sessionsDir`: a task's is `<id>.jsonl`; a specialist's session
+ * is `<task>.<call>.<name>` and its log sits in its task's folder, `<task>/<id>.jsonl` (runtime.ts `runChild`).
+ */
+export function sessionLogPath(sessionsDir: string, id: string): string {
+  const dot = id.indexOf(".");
+  return dot < 0 ? join(sessionsDir, `${id}.jsonl`) : join(sessionsDir, id.slice(0, dot), `${id}.jsonl`);
+}
+
 export async function openSessionLog(path: string, id: string, options: { sync?: boolean; now?: () => number } = {}): Promise<SessionLog> {
   mkdirSync(dirname(path), { recursive: true });
   const sync = options.sync ?? true;

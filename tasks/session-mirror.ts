@@ -1,15 +1,16 @@
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
-import { dirname, join } from "node:path";
-import { readSessionLogFrom, SessionLogError } from "../runtime/session-log.ts";
+import { dirname } from "node:path";
+import { readSessionLogFrom, SessionLogError, sessionLogPath } from "../runtime/session-log.ts";
 import { storeUnreachable } from "../runtime/store/outage.ts";
 import { SessionTakenOver, type Claim, type PgSessions } from "../runtime/store/pg-sessions.ts";
 import type { TraceLogger } from "../runtime/trace.ts";
 import { storageFault } from "../runtime/write-gate.ts";
 
 /**
- * Several machines on one store: the session log of every task that runs here is copied into the
- * shared store (runtime/store/pg-sessions.ts), in order, so any machine's dashboard and bot can
- * follow a task that runs elsewhere and show its timeline once it ended.
+ * Several machines on one store: the session log of every task that runs here, and of each of its
+ * specialists (`<task>.<call>.<name>`, its log in sessions/<task>/), is copied into the shared store
+ * (runtime/store/pg-sessions.ts), in order, so any machine's dashboard and bot can follow a task
+ * that runs elsewhere and show its timeline and its specialists' calls once it ended.
  *
  * The JSONL file here stays the session's durable record: the loop appends to it and resumes from
  * it, as on one machine, so a session goes on while the database is away and an event costs no
@@ -24,7 +25,7 @@ import { storageFault } from "../runtime/write-gate.ts";
 export interface SessionMirror {
   /** The session `id` has new events here (it started, runs, resumed or ended): copy them soon. */
   grew(id: string): void;
-  /** The session ended here: once copied whole, it is no longer followed. */
+  /** The session ended here: once copied whole, it is no longer followed. A task's end ends its specialists' sessions too. */
   ended(id: string): void;
   /** Ended sessions to copy whole (`nightshift store migrate`): followed until copied, as `ended`, kept in the state file at once. */
   backfill(ids: readonly string[]): void;
@@ -78,7 +79,7 @@ export function createSessionMirror(options: { sessions: PgSessions; sessionsDir
       entry.offset = 0;
       entry.read = 0;
     }
-    const path = join(sessionsDir, `${id}.jsonl`);
+    const path = sessionLogPath(sessionsDir, id);
     const grown = await readSessionLogFrom(path, entry.offset).catch((error: unknown) => {
       if ((error as NodeJS.ErrnoException).code === "ENOENT") return { events: [], offset: entry.offset };
       throw error;
@@ -157,6 +158,8 @@ export function createSessionMirror(options: { sessions: PgSessions; sessionsDir
     },
     ended(id) {
       follow(id).ended = true;
+      // Its specialists ended with it (one cut short by a cancel may log no end of its own).
+      for (const [session, entry] of followed) if (session.startsWith(`${id}.`)) entry.ended = true;
       void sync().catch(() => {});
     },
     backfill(ids) {

@@ -32,9 +32,15 @@ describe("notices of a machine without the bot", () => {
     assert.match((warning[0]!.message as { text: string }).text, /has used 80% of its budget/);
   });
 
-  it("says in words where staged changes wait, since the buttons would act on the bot's machine", () => {
-    const staged = { ...done, staged: { original: "/home/me/project", changes: ["M a.js (+1 −1)"], diff: "diff" } };
-    const [, words] = taskNotices({ type: "finished", record: task(), result: staged }, task(), options);
-    assert.match((words!.message as { text: string }).text, /1 change to \/home\/me\/project, made on a copy on m2: <code>nightshift changes 20261202-120000-abc<\/code>/);
+  it("sends a staged task's diff from this machine's copy as a document, with Apply and Discard for the bot's machine to route here", () => {
+    const staged = { ...done, staged: { original: "/home/me/project", changes: ["M a.js (+1 −1)"], diff: "diff --git a/a.js b/a.js\n" } };
+    const [, changes] = taskNotices({ type: "finished", record: task(), result: staged }, task(), options);
+    const message = changes!.message as { document: { filename: string; content: string }; caption: string; buttons: { inline_keyboard: { text: string; callback_data: string }[][] } };
+    assert.deepEqual(message.document, { filename: "20261202-120000-abc.diff", content: "diff --git a/a.js b/a.js\n" });
+    assert.match(message.caption, /Not applied yet<\/b>: 1 change to \/home\/me\/project, made on a copy on m2\. The diff is attached\./);
+    assert.deepEqual(message.buttons.inline_keyboard.flat().map((button) => [button.text, button.callback_data]), [["Apply", "st:20261202-120000-abc:a"], ["Discard", "st:20261202-120000-abc:d"]]);
+    const nothing = taskNotices({ type: "finished", record: task(), result: { ...done, staged: { original: "/p", changes: [] } } }, task(), options)[1]!.message as { text: string; buttons: { inline_keyboard: { text: string }[][] } };
+    assert.match(nothing.text, /changed nothing in \/p on m2/);
+    assert.deepEqual(nothing.buttons.inline_keyboard.flat().map((button) => button.text), ["Discard"]);
   });
 });

@@ -82,6 +82,44 @@ describe("a task's session on another machine", skip, () => {
     assert.deepEqual(machines.map((each) => each.machine), ["m2"]);
   });
 
+  it("shows on m1's Trace page the calls of a specialist the task consulted on m2, from the store's copy of the specialist's own log", async () => {
+    const cluster = await startMachines(["m1", "m2"]);
+    cleanup = cluster.cleanup;
+    // The task consults the default reviewer (a specialist has no consult tool), then answers.
+    cluster.api.respondWith((request) => {
+      const asked = JSON.stringify(request.body.messages);
+      if (!(request.body.tools ?? []).some((tool: { name: string }) => tool.name === "consult")) return { content: [{ type: "text", text: "Sound, says the reviewer." }], usage: { input_tokens: 70, output_tokens: 7 } };
+      if (asked.includes("report from=")) return { content: [{ type: "text", text: "Reviewed and done." }] };
+      return { content: [{ type: "tool_use", id: "toolu_review", name: "consult", input: { specialists: ["reviewer"], question: "Is the plan sound?" } }] };
+    });
+    const [m1, m2] = cluster.machines as [typeof cluster.machines[0], typeof cluster.machines[0]];
+    await Promise.all(cluster.machines.map((machine) => machine.start()));
+    const folder = join(m2.home, "..", "m2-project");
+    mkdirSync(folder);
+    writeFileSync(join(m2.home, "inbox", "reviewed.md"), `---\ntitle: reviewed\nworkdir: ${folder}\n---\nHave the plan reviewed.\n`);
+    await until(() => existsSync(join(m2.home, "outbox", "reviewed.md")), "the result on m2", 30_000);
+    const [row] = await cluster.sql<{ id: string }[]>`SELECT id FROM tasks WHERE record->>'title' = 'reviewed'`;
+    const id = row!.id;
+    const session = `${id}.toolu_review.reviewer`;
+    const local = await readSessionLog(join(m2.home, "sessions", id, `${session}.jsonl`));
+    assert.equal(existsSync(join(m1.home, "sessions", id)), false, "m1 has no specialist log of its own for it");
+
+    // The specialist's own log is in the store as m2 wrote it, event for event.
+    const copied = await eventually(
+      async () => (await cluster.sql<{ event: unknown }[]>`SELECT event FROM session_events WHERE session = ${session} ORDER BY seq`).map((each) => each.event),
+      (events) => events.length === local.length,
+    );
+    assert.deepEqual(copied, local);
+    const dashboard = await signedIn(m1);
+    const trace = await dashboard.get(`/tasks/${id}/trace`);
+    assert.equal(trace.status, 200);
+    assert.match(trace.body, /<span class="who">reviewer<\/span> · claude[^·]*· [\d.]+ s · in 70/, "the reviewer's own model call");
+    assert.match(trace.body, /<dt>Model calls<\/dt><dd>3<\/dd>/, "the task's two and the reviewer's one");
+    // As on m2's own page.
+    const there = await (await signedIn(m2)).get(`/tasks/${id}/trace`);
+    assert.match(there.body, /<dt>Model calls<\/dt><dd>3<\/dd>/);
+  });
+
   it("cancels from m1 a task that runs on m2: m2 stops it at its next safe point, and its cancelled result lands where it came from", async () => {
     const cluster = await startMachines(["m1", "m2"]);
     cleanup = cluster.cleanup;

@@ -149,6 +149,60 @@ describe("copying session logs to the shared store", skip, () => {
     dir.cleanup();
   });
 
+  it("copies a specialist's own log from its task's folder as a task's, each event once and in order, and follows it no more once it or its task ended", async () => {
+    const store = await open();
+    const dir = tempDir("nightshift-mirror-");
+    const { trace, warnings } = recorder();
+    const mirror = createSessionMirror({ sessions: store, sessionsDir: dir.path, machine: "m1", stateFile: join(dir.path, "state", "session-mirror.json"), trace });
+    const task = await openSessionLog(join(dir.path, "t6.jsonl"), "t6", { sync: false });
+    await task.append(user(1));
+    // Where runtime.ts `runChild` writes a specialist's log: sessions/<task>/<task>.<call>.<name>.jsonl.
+    const reviewer = await openSessionLog(join(dir.path, "t6", "t6.toolu_1.reviewer.jsonl"), "t6.toolu_1.reviewer", { sync: false });
+    const planner = await openSessionLog(join(dir.path, "t6", "t6.plan.planner.jsonl"), "t6.plan.planner", { sync: false });
+    // More than one batch of events: a long specialist catching up.
+    const many = Array.from({ length: 450 }, (_, n) => user(n + 1));
+    await reviewer.append(...many.slice(0, 5));
+    await planner.append(user(1));
+    for (const id of ["t6", "t6.toolu_1.reviewer", "t6.plan.planner"]) mirror.grew(id);
+    await mirror.sync();
+    assert.deepEqual(texts(await store.readFrom("t6.toolu_1.reviewer")), texts(many.slice(0, 5).map((event) => ({ event }))));
+    await reviewer.append(...many.slice(5));
+    await reviewer.close();
+    mirror.ended("t6.toolu_1.reviewer");
+    await mirror.sync();
+    assert.deepEqual(texts(await store.readFrom("t6.toolu_1.reviewer")), texts(many.map((event) => ({ event }))));
+    assert.deepEqual(mirror.pending().sort(), ["t6", "t6.plan.planner"], "the reviewer copied whole and no longer followed");
+    // The planner was cut short with its task and logged no end: the task's end ends it.
+    await planner.append(user(2));
+    await planner.close();
+    await task.close();
+    mirror.ended("t6");
+    await mirror.sync();
+    assert.deepEqual(texts(await store.readFrom("t6.plan.planner")), ["message 1", "message 2"]);
+    assert.deepEqual(mirror.pending(), []);
+    assert.deepEqual(await store.specialistsOf("t6"), ["t6.plan.planner", "t6.toolu_1.reviewer"]);
+    assert.deepEqual(warnings, []);
+    dir.cleanup();
+  });
+
+  it("leaves a specialist's session another machine holds to that machine", async () => {
+    const store = await open();
+    const dir = tempDir("nightshift-mirror-");
+    const { trace, warnings } = recorder();
+    const other = (await store.claim("t7.plan.planner", "m2"))!;
+    await store.append(other, [user(1)]);
+    const log = await openSessionLog(join(dir.path, "t7", "t7.plan.planner.jsonl"), "t7.plan.planner", { sync: false });
+    await log.append(user(1), user(2));
+    await log.close();
+    const mirror = createSessionMirror({ sessions: store, sessionsDir: dir.path, machine: "m1", stateFile: join(dir.path, "state", "session-mirror.json"), trace });
+    mirror.ended("t7.plan.planner");
+    await mirror.sync();
+    assert.deepEqual(mirror.pending(), []);
+    assert.deepEqual(warnings, ["session t7.plan.planner is held by another machine in the shared store; this machine does not copy its log"]);
+    assert.deepEqual(texts(await store.readFrom("t7.plan.planner")), ["message 1"]);
+    dir.cleanup();
+  });
+
   it("copies a log whose last line was torn by a crash as the file reads, the torn line's marker included", async () => {
     const store = await open();
     const dir = tempDir("nightshift-mirror-");

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, it } from "node:test";
-import { readSessionLog } from "../runtime/session-log.ts";
+import { openSessionLog, readSessionLog } from "../runtime/session-log.ts";
 import { nightshift, startDaemonProcess, until } from "./support/cli.ts";
 import { noDatabase, startMachines } from "./support/cluster.ts";
 
@@ -47,6 +47,11 @@ describe("nightshift store migrate", skip, () => {
     assert.ok(journalLines >= 4, `the tasks were journaled: ${journalLines}`);
     const consolidatedTo = `${journalDays[0]!.replace(".jsonl", "")}#2`;
     writeFileSync(join(solo.home, "state", "memory.json"), JSON.stringify({ cursor: consolidatedTo, runs: [] }));
+    // A specialist's own log beside one task's (sessions/<task>/), as runtime.ts writes it.
+    const consulted = readdirSync(join(solo.home, "sessions")).find((name) => name.endsWith(".jsonl"))!.slice(0, -".jsonl".length);
+    const specialist = await openSessionLog(join(solo.home, "sessions", consulted, `${consulted}.toolu_1.reviewer.jsonl`), `${consulted}.toolu_1.reviewer`, { sync: false });
+    await specialist.append({ type: "user", at: 1, text: "Is it sound?" }, { type: "user", at: 2, text: "And the tests?" });
+    await specialist.close();
 
     const first = await nightshift(["store", "migrate"], solo.env);
     assert.equal(first.code, 0, first.stderr);
@@ -62,6 +67,8 @@ describe("nightshift store migrate", skip, () => {
     const journaled = async () => Number((await cluster.sql<{ count: string }[]>`SELECT count(*) FROM journal_entries WHERE machine = 'solo'`)[0]!.count);
     assert.equal(await journaled(), journalLines);
     assert.deepEqual((await cluster.sql<{ cursor: string }[]>`SELECT machine || ' ' || day || '#' || line AS cursor FROM journal_cursors`).map((row) => row.cursor), [`solo ${consolidatedTo}`]);
+    const ownLog = await cluster.sql<{ event: unknown }[]>`SELECT event FROM session_events WHERE session = ${`${consulted}.toolu_1.reviewer`} ORDER BY seq`;
+    assert.deepEqual(ownLog.map((row) => row.event), await readSessionLog(join(solo.home, "sessions", consulted, `${consulted}.toolu_1.reviewer.jsonl`)), "the specialist's log copied too");
     assert.doesNotMatch(first.stdout + first.stderr, /postgres:\/\//); // the URL may hold a password
     const rows = () => cluster.sql<{ title: string; state: string; machine: string; pin: string | null }[]>`SELECT record->>'title' AS title, state, machine, pin FROM tasks ORDER BY created`;
     assert.deepEqual((await rows()).map((row) => `${row.title} ${row.state} ${row.machine} ${row.pin}`), ["first done solo null", "second done solo null", "third queued solo solo"]);

@@ -83,6 +83,22 @@ for (const [name, { skip, make }] of Object.entries(backends)) {
       }
     });
 
+    it("finds a task's specialists' sessions by the task, and none of another task whose id starts the same", async () => {
+      const backend = make();
+      const store = await backend.open();
+      try {
+        const task = randomUUID();
+        for (const session of [task, `${task}.toolu_1.reviewer`, `${task}.plan.planner`, `${task}0.plan.planner`, `${task}-2.plan.planner`]) {
+          await store.append((await store.claim(session, "laptop"))!, [event(1)]);
+        }
+        assert.deepEqual(await store.specialistsOf(task), [`${task}.plan.planner`, `${task}.toolu_1.reviewer`]);
+        assert.deepEqual(await store.specialistsOf(randomUUID()), []);
+      } finally {
+        await store.close();
+        await backend.cleanup();
+      }
+    });
+
     it("refuses a session another live machine (or process) holds", async () => {
       const backend = make();
       const store = await backend.open();

@@ -6,11 +6,12 @@
  * (runtime/session-log.ts); this is the contract the shared store is tested against.
  */
 
-import { join } from "node:path";
+import { mkdirSync, readdirSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { SessionBusy } from "../errors.ts";
 import type { SessionEvent } from "../events.ts";
 import { lockSession } from "../session-lock.ts";
-import { openSessionLog, readSessionLog, type SessionLog } from "../session-log.ts";
+import { openSessionLog, readSessionLog, sessionLogPath, type SessionLog } from "../session-log.ts";
 import type { Claim, PgSessions } from "./pg-sessions.ts";
 
 /** What both backends promise; the contract tests run against each. */
@@ -18,11 +19,13 @@ export type SessionStore = PgSessions;
 
 export function openFileSessions(dir: string, options: { sync?: boolean } = {}): SessionStore {
   const open = new Map<string, { log: SessionLog; unlock(): void; tail: Promise<number> }>();
-  const path = (session: string) => join(dir, `${session}.jsonl`);
+  // As the runtime lays them out: a specialist's in its task's folder.
+  const path = (session: string) => sessionLogPath(dir, session);
   return {
     async claim(session, machine) {
       if (open.has(session)) return { session, machine, epoch: 1 };
       let unlock: () => void;
+      mkdirSync(dirname(path(session)), { recursive: true });
       try {
         unlock = lockSession(path(session));
       } catch (error) {
@@ -53,6 +56,13 @@ export function openFileSessions(dir: string, options: { sync?: boolean } = {}):
     },
     async last(session) {
       return (await readSessionLog(path(session)).catch(() => [])).length;
+    },
+    async specialistsOf(task) {
+      try {
+        return readdirSync(join(dir, task)).filter((name) => name.startsWith(`${task}.`) && name.endsWith(".jsonl")).map((name) => name.slice(0, -".jsonl".length)).sort();
+      } catch {
+        return []; // no folder: no specialists
+      }
     },
     // One machine: the daemon's own events wake its pages (`daemon.watch`); nothing comes from elsewhere.
     listen: async () => async () => {},

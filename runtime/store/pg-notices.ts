@@ -14,8 +14,14 @@ import type { Sql } from "./pg.ts";
 import { CHANNEL, TELEGRAM_LEASE } from "./pg-cluster.ts";
 import type { Taken } from "./pg-telegram.ts";
 
-/** What a notice shows: a message (Telegram HTML), or a document with a caption (a long answer). */
-export type NoticeMessage = { text: string } | { document: { filename: string; content: string }; caption: string };
+/** Inline buttons under a notice (Telegram's `reply_markup`): a staged task's Apply and Discard. */
+export type NoticeButtons = { inline_keyboard: { text: string; callback_data: string }[][] };
+
+/**
+ * What a notice shows: a message (Telegram HTML), optionally a reply to a message of its chat, or
+ * a document with a caption (a long answer, a staged task's diff); either with buttons.
+ */
+export type NoticeMessage = ({ text: string; reply_to?: number } | { document: { filename: string; content: string }; caption: string }) & { buttons?: NoticeButtons };
 
 export interface Notice {
   /** One chat; without it, every user the bot serves. */

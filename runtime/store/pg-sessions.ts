@@ -36,6 +36,8 @@ export interface PgSessions {
   readFrom(session: string, after?: number): Promise<{ seq: number; event: SessionEvent }[]>;
   /** The number of the session's last event (0: none). */
   last(session: string): Promise<number>;
+  /** The sessions of task `task`'s specialists (`<task>.<call>.<name>`) the store holds, by name. */
+  specialistsOf(task: string): Promise<string[]>;
   /** Calls `wake` with a session's id after each append to it, from any machine; returns the unlisten. */
   listen(wake: (session: string) => void): Promise<() => Promise<void>>;
   close(): Promise<void>;
@@ -94,6 +96,11 @@ export function pgSessions(sql: Sql, options: { owned?: boolean } = {}): PgSessi
     async last(session) {
       const [row] = await sql<{ seq: string | null }[]>`SELECT max(seq) AS seq FROM session_events WHERE session = ${session}`;
       return Number(row?.seq ?? 0);
+    },
+    async specialistsOf(task) {
+      // Byte-wise range operators, which the pattern index (schema step 9) serves whatever the database's collation: '/' follows '.'.
+      const rows = await sql<{ session: string }[]>`SELECT session FROM session_owners WHERE session ~>=~ ${`${task}.`} AND session ~<~ ${`${task}/`} ORDER BY session COLLATE "C"`;
+      return rows.map((row) => row.session);
     },
     async listen(wake) {
       const { unlisten } = await sql.listen(SESSION_CHANNEL, (session) => wake(session));

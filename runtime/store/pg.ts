@@ -77,6 +77,16 @@ const MIGRATIONS: ReadonlyArray<(tx: postgres.TransactionSql) => Promise<unknown
     await tx`CREATE TABLE journal_cursors (machine text PRIMARY KEY, day text NOT NULL, line integer NOT NULL)`;
     await tx`CREATE TABLE memory_runs (id bigserial PRIMARY KEY, machine text NOT NULL, run jsonb NOT NULL)`;
   },
+  // Apply or Discard pressed on Telegram for a staged task whose copy is on another machine (runtime/store/pg-staged.ts):
+  // written on its row, taken by that machine; the index holds only the presses waiting, so the look costs nothing as history grows.
+  async (tx) => {
+    await tx`ALTER TABLE tasks ADD COLUMN staged_action jsonb`;
+    await tx`CREATE INDEX tasks_staged_action ON tasks (machine) WHERE staged_action IS NOT NULL`;
+  },
+  // A task's specialists' sessions (`<task>.<call>.<name>`), found by their task's prefix (runtime/store/pg-sessions.ts `specialistsOf`).
+  async (tx) => {
+    await tx`CREATE INDEX session_owners_prefix ON session_owners (session text_pattern_ops)`;
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
