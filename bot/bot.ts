@@ -11,7 +11,8 @@ import { escapeHtml, taskPageLink } from "./format.ts";
 import { createTelegramOutbox, type TelegramOutbox } from "./outbox.ts";
 import { createPolling, type PollingLease } from "./polling.ts";
 import { createPairingStore, type PairedUser, type PairingStore } from "./pairing.ts";
-import { budgetText, helpText, spendSummary, statusText, TASKS_SHOWN, tasksText, traceText } from "./reports.ts";
+import { helpText, statusText, TASKS_SHOWN, tasksText, traceText } from "./reports.ts";
+import { budgetText, spendSummary, type SpendSummary } from "./spend.ts";
 import { openBotStore, type BotStore, type SharedBotState } from "./store.ts";
 import { reviewText, type ToolReview } from "../runtime/mcp/reviews.ts";
 import type { AskedFollowUp } from "../runtime/store/pg-follow-ups.ts";
@@ -36,6 +37,8 @@ export interface TelegramBotOptions {
   daemon: Daemon;
   approvals: ApprovalStore;
   sessionsDir: string;
+  /** /budget's numbers; default, this machine's session logs (with several machines, every machine's: cli/shared-spend.ts). */
+  spend?: () => Promise<SpendSummary>;
   trace: Logger;
   /** Builds and queues a task; `files` land in its workdir before it starts. */
   submit(request: { prompt: string; source: string; files: TelegramFile[] }): Promise<TaskRecord>;
@@ -266,7 +269,7 @@ export function createTelegramBot(options: TelegramBotOptions): TelegramBot {
     const shown = approver.showPending(chatOf(ctx));
     if (!shown) reply(chatOf(ctx), "No approvals are waiting.");
   });
-  bot.command("budget", async (ctx) => void reply(chatOf(ctx), budgetText(await spendSummary(options.sessionsDir, clock.now()), options.limits)));
+  bot.command("budget", async (ctx) => void reply(chatOf(ctx), budgetText(await (options.spend?.() ?? spendSummary(options.sessionsDir, clock.now())), options.limits)));
   bot.command("memory", async (ctx) => {
     const undo = String(ctx.match ?? "").trim() === "undo";
     reply(chatOf(ctx), undo ? options.memory.undo() : await options.memory.show(), messageOf(ctx));

@@ -1,13 +1,12 @@
-// The texts behind the bot's read-only commands (/tasks, /status, /trace, /budget, /help), as
-// Telegram HTML. Pure functions of what they are given, except `spendSummary`, which reads the
-// session logs. Every text is valid HTML by construction (fixed tags around escaped text) and stays
+// The texts behind the bot's read-only commands (/tasks, /status, /trace, /help), as Telegram
+// HTML; /budget's and the digest's spend line are bot/spend.ts's. Pure functions of what they are
+// given. Every text is valid HTML by construction (fixed tags around escaped text) and stays
 // under Telegram's 4,096 characters: long timelines keep their start and their latest lines.
 
-import { stat } from "node:fs/promises";
-import { basename } from "node:path";
-import { formatDuration, readSessionLog, sessionLogs, spentIn, type EventOf, type SessionEvent, type SpecialistReport } from "../runtime/index.ts";
+import { formatDuration, spentIn, type EventOf, type SessionEvent, type SpecialistReport } from "../runtime/index.ts";
 import type { TaskRecord, TaskState } from "../tasks/state.ts";
 import { escapeHtml, formatCost, formatTokens } from "./format.ts";
+import { spendLine, type SpendSummary } from "./spend.ts";
 
 /** Below Telegram's 4,096, leaving room for a caller's extra line. */
 const MAX_CHARS = 4000;
@@ -72,72 +71,6 @@ export function traceText(task: TaskRecord | undefined, id: string, events: Sess
     "",
   ];
   return fit(head, timeline(events));
-}
-
-export interface SpendSummary {
-  todayUsd: number;
-  monthUsd: number;
-  /** Today's most expensive sessions, at most five, most expensive first. */
-  todayTop: Array<{ id: string; usd: number }>;
-  /** Days of this month so far, today included. */
-  days: number;
-}
-
-/**
- * Spend by local day and month, counted as the daily budget counts it (runtime/daily-spend.ts):
- * model responses and checkpoints, by the time they are dated. Logs last written before this month
- * are not opened; a damaged log counts as nothing.
- */
-export async function spendSummary(sessionsDir: string, now: number): Promise<SpendSummary> {
-  const monthStart = new Date(now);
-  monthStart.setDate(1);
-  monthStart.setHours(0, 0, 0, 0);
-  const today = new Date(now).toDateString();
-  let todayUsd = 0;
-  let monthUsd = 0;
-  const byTask = new Map<string, number>();
-  for (const path of sessionLogs(sessionsDir)) {
-    let events: SessionEvent[];
-    try {
-      if ((await stat(path)).mtimeMs < monthStart.getTime()) continue;
-      events = await readSessionLog(path);
-    } catch {
-      continue;
-    }
-    const id = basename(path, ".jsonl").split(".")[0]!; // a specialist's spending counts for its task
-    for (const event of events) {
-      if (event.type !== "model_response" && event.type !== "checkpoint") continue;
-      const at = new Date(event.at);
-      if (at.getFullYear() !== monthStart.getFullYear() || at.getMonth() !== monthStart.getMonth()) continue;
-      monthUsd += event.cost_usd;
-      if (at.toDateString() !== today) continue;
-      todayUsd += event.cost_usd;
-      byTask.set(id, (byTask.get(id) ?? 0) + event.cost_usd);
-    }
-  }
-  const todayTop = [...byTask].filter(([, usd]) => usd > 0).sort((a, b) => b[1] - a[1]).slice(0, 5).map(([id, usd]) => ({ id, usd }));
-  return { todayUsd, monthUsd, todayTop, days: new Date(now).getDate() };
-}
-
-/** `dailyUsd` 0 or Infinity means no daily limit (config requires a positive number, default $10). */
-export function budgetText(summary: SpendSummary, limits: { dailyUsd: number; perTaskUsd: number }): string {
-  const limited = (usd: number) => Number.isFinite(usd) && usd > 0;
-  const lines = ["<b>Spending</b>"];
-  if (limited(limits.dailyUsd)) {
-    const share = summary.todayUsd / limits.dailyUsd;
-    const filled = Math.round(Math.min(1, share) * 10);
-    lines.push(`Today: ${formatCost(summary.todayUsd)} of ${formatCost(limits.dailyUsd)} (${percent(summary.todayUsd, limits.dailyUsd)})`);
-    lines.push(`<code>${"▓".repeat(filled)}${"░".repeat(10 - filled)}</code>`);
-    if (share >= 1) lines.push("Today's budget is used up: tasks fail at their next model call until it resets at midnight.");
-  } else lines.push(`Today: ${formatCost(summary.todayUsd)} (no daily limit)`);
-  const average = summary.days > 0 ? ` (about ${formatCost(summary.monthUsd / summary.days)} a day)` : "";
-  lines.push(`This month: ${formatCost(summary.monthUsd)} over ${summary.days} ${summary.days === 1 ? "day" : "days"}${average}`);
-  lines.push(limited(limits.perTaskUsd) ? `Each task: up to ${formatCost(limits.perTaskUsd)} unless it sets its own budget.` : "Each task: no dollar limit.");
-  if (summary.todayTop.length > 0) {
-    lines.push("", "<b>Today's top tasks</b>");
-    for (const { id, usd } of summary.todayTop) lines.push(`<code>${clip(id, 60)}</code> ${formatCost(usd)}`);
-  }
-  return lines.join("\n");
 }
 
 /** For setMyCommands: lowercase names without the slash; descriptions stay under Telegram's 256. */
@@ -466,8 +399,7 @@ export function digestText(view: DigestView): string {
   const where = (task: TaskRecord) => (ranOn.size > 1 && view.machines?.[task.id] ? ` · ${escapeHtml(view.machines[task.id]!)}` : "");
   for (const task of [...failed, ...done].slice(0, 8)) lines.push(`${task.state === "done" ? "✅" : task.state === "cancelled" ? "⏹" : "❌"} ${escapeHtml(clipPlain(task.title, 80))}${where(task)}${task.state !== "done" && task.reason ? ` — ${escapeHtml(clipPlain(task.reason, 100))}` : ""}`);
   if (view.finished.length > 8) lines.push(`… and ${view.finished.length - 8} more (/tasks)`);
-  const daily = Number.isFinite(view.limits.dailyUsd) && view.limits.dailyUsd > 0 ? ` of ${formatCost(view.limits.dailyUsd)} a day` : "";
-  lines.push(`<b>Spend</b>: today ${formatCost(view.spend.todayUsd)}${daily}; this month ${formatCost(view.spend.monthUsd)}`);
+  lines.push(spendLine(view.spend, view.limits));
   const learned = view.runs.filter((run) => run.status !== "nothing-new");
   if (learned.length === 0) lines.push("<b>Memory</b>: nothing new");
   for (const run of learned) {

@@ -1,5 +1,6 @@
 import { join } from "node:path";
 import type { BotCluster, TelegramBot } from "../bot/bot.ts";
+import type { SpendSummary } from "../bot/spend.ts";
 import type { ApprovalStore, Clock, LoadedConfig, Runtime, SessionEvent } from "../runtime/index.ts";
 import type { TraceLogger } from "../runtime/trace.ts";
 import type { Daemon } from "../tasks/daemon.ts";
@@ -28,8 +29,10 @@ export async function botMaker(options: {
   readEvents(id: string): Promise<SessionEvent[]>;
   newId(): string;
   sessions?: SharedSessions;
+  /** /budget's numbers, with several machines (cli/shared-spend.ts). */
+  spend?: () => Promise<SpendSummary>;
 }): Promise<(botCluster?: BotCluster) => TelegramBot> {
-  const { token, loaded, clock, trace, runtime, daemon, approvals, memoryService, readEvents, newId, sessions } = options;
+  const { token, loaded, clock, trace, runtime, daemon, approvals, memoryService, readEvents, newId, sessions, spend } = options;
   const { home, config } = loaded;
   const { createTelegramBot, saveFiles } = await import("../bot/bot.ts");
   return (botCluster) =>
@@ -45,6 +48,7 @@ export async function botMaker(options: {
       daemon: sessions ? { ...daemon, watch: (listener) => sessions.watchEverywhere(listener, (task) => task.source?.startsWith("telegram:") ?? false) } : daemon,
       approvals,
       sessionsDir: runtime.sessionsDir,
+      ...(spend ? { spend } : {}),
       trace,
       async submit({ prompt, source, files }) {
         const id = newId();

@@ -1,5 +1,6 @@
 import { join } from "node:path";
-import { digestText, memoryText, spendSummary, undoText } from "../bot/reports.ts";
+import { digestText, memoryText, undoText } from "../bot/reports.ts";
+import { spendSummary, type SpendSummary } from "../bot/spend.ts";
 import { consolidate, type Edit } from "../memory/consolidate.ts";
 import { openMemoryRuns, type ConsolidationRun, type Memory } from "../memory/index.ts";
 import type { ConsolidationSource } from "../memory/shared-journal.ts";
@@ -33,6 +34,8 @@ export function createMemoryService(options: {
   shared?: Pick<Cluster, "finishedSince" | "active">;
   /** Several machines: every machine's journal and the cursors, from the shared store (memory/shared-journal.ts). */
   source?: ConsolidationSource;
+  /** The digest's spend; default, this machine's session logs (several machines: every machine's, cli/shared-spend.ts). */
+  spend?: () => Promise<SpendSummary>;
 }): MemoryService {
   const { loaded, clock, memory } = options;
   const { config, home } = loaded;
@@ -106,7 +109,7 @@ export function createMemoryService(options: {
         active: shared?.[1].map((task) => task.record) ?? options.tasks.active(),
         ...(shared ? { machines: Object.fromEntries(shared[0].flatMap((task) => (task.machine ? [[task.record.id, task.machine]] : []))) } : {}),
         pendingApprovals: options.approvals.pending().map((record) => ({ id: record.id, summary: record.summary, session: record.session })),
-        spend: await spendSummary(join(home, "sessions"), clock.now()),
+        spend: await (options.spend?.() ?? spendSummary(join(home, "sessions"), clock.now())),
         limits: { dailyUsd: config.budget.daily_usd, perTaskUsd: config.budget.max_usd },
         runs: (await recent()).filter((run) => run.at >= since),
         ...overCapField(),

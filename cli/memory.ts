@@ -1,6 +1,7 @@
 import { htmlToPlain } from "../bot/reports.ts";
 import { journalDamageMessage, openMemory } from "../memory/index.ts";
 import { join } from "node:path";
+import { spendSummary } from "../bot/spend.ts";
 import { createApprovalStore, createModelClient, damageMessage, requireApiKey, sharedMachine, storeSetting, storeUrl, type Clock, type LoadedConfig } from "../runtime/index.ts";
 import { connectDaemon } from "../tasks/control.ts";
 import { createMemoryService } from "./memory-service.ts";
@@ -29,7 +30,9 @@ export async function memoryCommand(loaded: LoadedConfig, action: "consolidate" 
   const reader = () => (opened ??= openTasksQuietly(loaded.home));
   const tasks = { active: () => reader().active(), finishedSince: (at: number) => reader().finishedSince(at) };
   try {
-    const service = createMemoryService({ loaded, clock, memory, small, tasks, approvals });
+    // With a shared store, the other machines' spend is read by a running daemon (cli/shared-spend.ts): here, this machine's, said so.
+    const spend = storeUrl(loaded) ? async () => ({ ...(await spendSummary(join(loaded.home, "sessions"), clock.now())), thisMachineOnly: "no daemon runs here to read the shared store" }) : undefined;
+    const service = createMemoryService({ loaded, clock, memory, small, tasks, approvals, ...(spend ? { spend } : {}) });
     switch (action) {
       case "consolidate": {
         const result = htmlToPlain(await service.consolidate());

@@ -19,6 +19,7 @@ import { startControlServer } from "../tasks/control.ts";
 import { htmlToPlain } from "../bot/reports.ts";
 import { startJobs } from "./jobs.ts";
 import { createMemoryService } from "./memory-service.ts";
+import { shareSpend } from "./shared-spend.ts";
 import { createInbox } from "../tasks/inbox.ts";
 import { createScheduler } from "../tasks/schedules.ts";
 import { openState, StateRefused } from "../tasks/state.ts";
@@ -182,9 +183,11 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
   /** With several machines: this machine's session logs copied to the store, and any machine's task read from there. */
   const sessions = cluster ? await shareSessions({ cluster, daemon, sessionsDir: runtime.sessionsDir, home, trace }) : undefined;
   const readEvents = sessions ? sessions.readEvents : (id: string) => readSessionLog(join(runtime.sessionsDir, `${id}.jsonl`));
+  /** With several machines: every machine's spend in the digest and /budget, this machine's written to the store at each heartbeat. Made before any session runs. */
+  const spend = cluster ? shareSpend({ cluster, daemon, sessionsDir: runtime.sessionsDir, clock, dailyUsd: config.budget.daily_usd }) : undefined;
   /** With several machines: this machine's journal copied to the store, and the consolidation reading every machine's. */
   const journals = cluster ? await shareJournal({ cluster, home, clock }) : undefined;
-  const memoryWork = createMemoryService({ loaded, clock, memory, small: () => runtime.modelFor("small"), tasks: daemon.tasks, approvals, ...(cluster ? { shared: cluster } : {}), ...(journals ? { source: journals.source } : {}) });
+  const memoryWork = createMemoryService({ loaded, clock, memory, small: () => runtime.modelFor("small"), tasks: daemon.tasks, approvals, ...(cluster ? { shared: cluster } : {}), ...(spend ? { spend: spend.summary } : {}), ...(journals ? { source: journals.source } : {}) });
   const memoryService = cluster && syncFiles && journals ? oneAtATime(memoryWork, { cluster, clock, syncFiles, journal: journals.mirror }) : memoryWork;
   // Journal entries are written in order; on a full or read-only disk they wait for space (until the daemon stops).
   const journalStop = new AbortController();
@@ -202,7 +205,7 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
   });
   const token = loaded.env.TELEGRAM_BOT_TOKEN?.trim();
   // grammy and the bot load only when there is a bot to run: they are a fifth of the start-up.
-  const makeBot = token ? await botMaker({ token, loaded, clock, trace, runtime, daemon, approvals, memoryService, readEvents, newId, ...(sessions ? { sessions } : {}) }) : undefined;
+  const makeBot = token ? await botMaker({ token, loaded, clock, trace, runtime, daemon, approvals, memoryService, readEvents, newId, ...(sessions ? { sessions } : {}), ...(spend ? { spend: spend.summary } : {}) }) : undefined;
   if (makeBot && !cluster) bot = makeBot();
 
   const inbox = createInbox({
@@ -296,6 +299,7 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
             });
             stagedHere?.tick();
             await notices?.tick();
+            await spend!.publish();
           },
           // The files first, then the settings, each tick: a file that cannot be read or written here does not hold the settings up.
           ...(syncFiles
@@ -441,6 +445,9 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
       await daemon.stop();
       await telegramLease?.stop();
       await sessions?.stop();
+      // What the last sessions here spent, before this machine says it stopped.
+      await spend?.publish().catch(() => {});
+      spend?.stop();
       await clusterLoop?.stop();
       await stagedHere?.stop();
       // Answers given here to other machines' questions reach the store before it closes.

@@ -82,20 +82,27 @@ function chargesByDay(sessionsDir: string, from: number, until: number): Map<str
     } catch {
       continue; // removed meanwhile
     }
-    for (const line of text.split("\n")) {
-      // Cheap pre-check: most lines are tool calls and results, not charges.
-      if (!line.includes('"cost_usd"')) continue;
-      let event: { type?: unknown; at?: unknown; cost_usd?: unknown };
-      try {
-        event = JSON.parse(line);
-      } catch {
-        continue;
-      }
-      if ((event.type !== "model_response" && event.type !== "checkpoint") || typeof event.at !== "number" || typeof event.cost_usd !== "number") continue;
-      if (event.at < from || event.at >= until) continue;
-      const day = dayOf(event.at);
-      totals.set(day, (totals.get(day) ?? 0) + event.cost_usd);
-    }
+    chargesIn(text, (at, usd) => {
+      if (at < from || at >= until) return;
+      const day = dayOf(at);
+      totals.set(day, (totals.get(day) ?? 0) + usd);
+    });
   }
   return totals;
+}
+
+/** Each charge (a model response, a checkpoint) in a session log's text, with its time. A damaged line counts as nothing. */
+export function chargesIn(text: string, visit: (at: number, usd: number) => void): void {
+  for (const line of text.split("\n")) {
+    // Cheap pre-check: most lines are tool calls and results, not charges.
+    if (!line.includes('"cost_usd"')) continue;
+    let event: { type?: unknown; at?: unknown; cost_usd?: unknown };
+    try {
+      event = JSON.parse(line);
+    } catch {
+      continue;
+    }
+    if ((event.type !== "model_response" && event.type !== "checkpoint") || typeof event.at !== "number" || typeof event.cost_usd !== "number") continue;
+    visit(event.at, event.cost_usd);
+  }
 }

@@ -2,7 +2,8 @@ import assert from "node:assert/strict";
 import { utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import { BOT_COMMANDS, budgetText, digestText, helpText, spendSummary, statusText, tasksText, traceText, type SpendSummary } from "../bot/reports.ts";
+import { BOT_COMMANDS, digestText, helpText, statusText, tasksText, traceText } from "../bot/reports.ts";
+import { budgetText, spendSummary, type SpendSummary } from "../bot/spend.ts";
 import type { EventOf, SessionEvent, TaskSpec } from "../runtime/events.ts";
 import { openSessionLog } from "../runtime/session-log.ts";
 import type { TaskRecord } from "../tasks/state.ts";
@@ -241,6 +242,19 @@ describe("budgetText", () => {
     assert.match(text, /\(120%\)/);
     assert.match(text, /▓{10}/);
     assert.match(text, /used up/);
+  });
+
+  it("with several machines, shows each machine's today against its own daily budget, and which one has used it up or is silent", () => {
+    const machines = [
+      { name: "server", todayUsd: 12, monthUsd: 20, dailyUsd: 10 },
+      { name: "laptop<1>", todayUsd: 0.5, monthUsd: 10, dailyUsd: 5, silentMs: 7_200_000 },
+    ];
+    const text = sendable(budgetText({ ...summary, todayUsd: 12.5, machines }, { dailyUsd: 10, perTaskUsd: 2 }));
+    for (const fact of ["<b>Spending</b> on every machine", "Today: $12.50", "• server: $12.00 of its $10.00 a day (120%)", "• laptop&lt;1&gt;: $0.5000 of its $5.00 a day (10%) (silent 2.0h: its spend as of then)", "server's budget for today is used up", "This month: $30.00"]) {
+      assert.ok(text.includes(fact), `missing ${fact} in\n${text}`);
+    }
+    assert.ok(!text.includes("laptop&lt;1&gt;'s budget"), text);
+    assert.ok(!text.includes("▓"), "no one bar for budgets that are each machine's");
   });
 
   it("says there is no limit for 0 or Infinity", () => {

@@ -87,6 +87,11 @@ const MIGRATIONS: ReadonlyArray<(tx: postgres.TransactionSql) => Promise<unknown
   async (tx) => {
     await tx`CREATE INDEX session_owners_prefix ON session_owners (session text_pattern_ops)`;
   },
+  // Each machine's model spend by local day, and today's by task, for the digest's spend line (runtime/store/pg-spend.ts).
+  async (tx) => {
+    await tx`CREATE TABLE spend_days (day text NOT NULL, machine text NOT NULL, usd float8 NOT NULL, daily_usd float8, PRIMARY KEY (day, machine))`;
+    await tx`CREATE TABLE spend_tasks (day text NOT NULL, machine text NOT NULL, task text NOT NULL, usd float8 NOT NULL, PRIMARY KEY (day, machine, task))`;
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -1,0 +1,63 @@
+/**
+ * Each machine's model spend on the shared store (issue 16), for the digest's spend line: every
+ * machine writes its own totals by local day and today's by task (runtime/spend-ledger.ts), and
+ * the machine that tells reads the others' and adds its own. A row holds a total, not a charge, so
+ * writing it again is harmless, and a machine that is asleep still counts with what it last wrote.
+ * A machine keeps a day's task totals only while they can be asked for (today, yesterday), and its
+ * day totals for this month and the last: reads and writes grow with the work, not with history.
+ */
+
+import type { Sql } from "./pg.ts";
+import type { SpendChanges } from "../spend-ledger.ts";
+
+export interface OtherMachineSpend {
+  machine: string;
+  todayUsd: number;
+  monthUsd: number;
+  /** Its `budget.daily_usd` as it last wrote it; undefined for no limit. */
+  dailyUsd?: number;
+}
+
+export interface SharedSpend {
+  /** This machine's totals that changed, with its daily limit, in one transaction. */
+  publish(changes: SpendChanges, dailyUsd: number): Promise<void>;
+  /** Drops this machine's task totals of days before `tasksBefore` and day totals before `daysBefore`. */
+  prune(tasksBefore: string, daysBefore: string): Promise<void>;
+  /** The other machines' totals for `today` and the month from `from` (both days), and their task totals of `today`. */
+  others(today: string, from: string): Promise<{ machines: OtherMachineSpend[]; tasks: Array<{ task: string; usd: number }> }>;
+}
+
+export function sharedSpend(sql: Sql, machine: string): SharedSpend {
+  return {
+    async publish(changes, dailyUsd) {
+      if (changes.days.length === 0 && changes.tasks.length === 0) return;
+      const limit = Number.isFinite(dailyUsd) && dailyUsd > 0 ? dailyUsd : null;
+      await sql.begin(async (tx) => {
+        if (changes.days.length) {
+          const rows = changes.days.map(({ day, usd }) => ({ day, machine, usd, daily_usd: limit }));
+          await tx`INSERT INTO spend_days ${tx(rows, "day", "machine", "usd", "daily_usd")} ON CONFLICT (day, machine) DO UPDATE SET usd = EXCLUDED.usd, daily_usd = EXCLUDED.daily_usd`;
+        }
+        if (changes.tasks.length) {
+          const rows = changes.tasks.map(({ day, task, usd }) => ({ day, machine, task, usd }));
+          await tx`INSERT INTO spend_tasks ${tx(rows, "day", "machine", "task", "usd")} ON CONFLICT (day, machine, task) DO UPDATE SET usd = EXCLUDED.usd`;
+        }
+      });
+    },
+    async prune(tasksBefore, daysBefore) {
+      await sql`DELETE FROM spend_tasks WHERE day < ${tasksBefore} AND machine = ${machine}`;
+      await sql`DELETE FROM spend_days WHERE day < ${daysBefore} AND machine = ${machine}`;
+    },
+    async others(today, from) {
+      const month = `${from.slice(0, 8)}99`; // every day of the month, and none of the next
+      const machines = await sql<Array<{ machine: string; today_usd: number | null; month_usd: number; daily_usd: number | null }>>`
+        SELECT machine, sum(usd) FILTER (WHERE day = ${today}) AS today_usd, sum(usd) AS month_usd, (array_agg(daily_usd ORDER BY day DESC))[1] AS daily_usd
+        FROM spend_days WHERE day >= ${from} AND day <= ${month} AND machine <> ${machine} GROUP BY machine ORDER BY machine`;
+      const tasks = await sql<Array<{ task: string; usd: number }>>`
+        SELECT task, sum(usd) AS usd FROM spend_tasks WHERE day = ${today} AND machine <> ${machine} GROUP BY task`;
+      return {
+        machines: machines.map((row) => ({ machine: row.machine, todayUsd: row.today_usd ?? 0, monthUsd: row.month_usd, ...(row.daily_usd === null ? {} : { dailyUsd: row.daily_usd }) })),
+        tasks: tasks.map((row) => ({ task: row.task, usd: row.usd })),
+      };
+    },
+  };
+}
