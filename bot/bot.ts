@@ -10,7 +10,7 @@ import { busyText, followElsewhere } from "./follow-elsewhere.ts";
 import { escapeHtml, taskPageLink } from "./format.ts";
 import { createTelegramOutbox, type TelegramOutbox } from "./outbox.ts";
 import { createPolling, type PollingLease } from "./polling.ts";
-import { createPairingStore, type PairedUser, type PairingStore } from "./pairing.ts";
+import { createPairingStore, type PairedUser, type PairingCodes, type PairingStore } from "./pairing.ts";
 import { budgetText, helpText, spendSummary, statusText, TASKS_SHOWN, tasksText, traceText } from "./reports.ts";
 import { openBotStore, type BotStore, type SharedBotState } from "./store.ts";
 import { reviewText, type ToolReview } from "../runtime/mcp/reviews.ts";
@@ -67,6 +67,8 @@ export interface BotCluster extends PollingLease {
   state: SharedBotState;
   /** Someone paired through this bot. Must not throw. */
   paired(user: PairedUser): void;
+  /** The pairing code made by `nightshift pair` on any machine (runtime/store/pg-pairing.ts). */
+  pairingCodes: PairingCodes;
   /** A reply to a task this machine does not hold: the machine that ran it goes on with it. */
   followUp(id: string, text: string): Promise<AskedFollowUp>;
   /** Another machine's task by its id, or the tasks whose id starts or ends with `part` (at most 2), from the store. */
@@ -117,7 +119,7 @@ export function createTelegramBot(options: TelegramBotOptions): TelegramBot {
 
   const { cluster } = options;
   const store: BotStore = openBotStore(options.dir, (message) => log("error", message), cluster?.state);
-  const pairing: PairingStore = createPairingStore(options.dir, clock);
+  const pairing: PairingStore = createPairingStore(options.dir, clock, cluster?.pairingCodes);
   const users = (): number[] => [...new Set([...settings.allowed_users, ...pairedUsers()])];
   const allowed = (id: number) => {
     if (settings.allowed_users.includes(id)) return true;
@@ -196,7 +198,9 @@ export function createTelegramBot(options: TelegramBotOptions): TelegramBot {
     const text = ctx.message?.text ?? "";
     const start = /^\/start(?:@\w+)?\s+(.+)/.exec(text);
     if (!start) return stranger(ctx, ctx.callbackQuery ? "a button press" : "a message");
-    const result = pairing.redeem(start[1]!, { id: from.id, ...(from.username ? { username: from.username } : {}), first_name: from.first_name });
+    // Several machines: the code is in the shared store, which may not answer; no reply then either (they can send it again).
+    const result = await pairing.redeem(start[1]!, { id: from.id, ...(from.username ? { username: from.username } : {}), first_name: from.first_name }).catch((error: Error) => void log("warn", `could not check a pairing code from Telegram id ${from.id}: ${error.message}`, { from: from.id }));
+    if (!result) return;
     if (!result.ok) return stranger(ctx, `a pairing code (${result.problem})`); // no answer: the bot does not reveal itself
     log("info", `paired with ${from.username ? `@${from.username}` : from.first_name} (Telegram id ${from.id})`, { from: from.id });
     cluster?.paired(result.user);

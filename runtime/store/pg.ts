@@ -70,6 +70,10 @@ const MIGRATIONS: ReadonlyArray<(tx: postgres.TransactionSql) => Promise<unknown
     // Every machine's tasks finished since a time (the digest, runtime/store/pg-cluster.ts `finishedSince`).
     await tx`CREATE INDEX tasks_finished ON tasks (finished DESC) WHERE finished IS NOT NULL`;
   },
+  // The latest Telegram pairing code, made by `nightshift pair` on any machine and redeemed by the bot's (runtime/store/pg-pairing.ts).
+  async (tx) => {
+    await tx`CREATE TABLE telegram_pairing (id smallint PRIMARY KEY CHECK (id = 1), record jsonb NOT NULL)`;
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
