@@ -51,8 +51,8 @@ export interface TelegramBotOptions {
   dashboardUrl?: string;
   /** A press of Apply or Discard under a staged task's changes (cli/changes.ts). */
   stagedAction?(id: string, action: "apply" | "discard", by: string): Promise<{ ok: boolean; message: string }>;
-  /** A press of "Approve" under an MCP tool review: pins the listing it showed (runtime/mcp/reviews.ts approveReview). */
-  approveTools?(server: string, id: string, by: string): { ok: boolean; message: string };
+  /** A press of "Approve" under an MCP tool review: pins the listing it showed, for every machine with a shared store (runtime/mcp/reviews.ts approveReview). */
+  approveTools?(server: string, id: string, by: string): Promise<{ ok: boolean; message: string }>;
   /** Several machines on one PostgreSQL: this bot runs while this machine holds the Telegram lease. */
   cluster?: BotCluster;
 }
@@ -290,7 +290,7 @@ export function createTelegramBot(options: TelegramBotOptions): TelegramBot {
     const chat = ctx.chat?.id ?? ctx.from.id;
     const message = ctx.callbackQuery.message?.message_id ?? 0;
     const data = ctx.callbackQuery.data;
-    const text = data.startsWith("st:") ? await pressStaged(data, chat, message, byOf(ctx)) : data.startsWith("mt:") ? pressReview(data, chat, message, byOf(ctx)) : approver.press(data, chat, message, byOf(ctx));
+    const text = data.startsWith("st:") ? await pressStaged(data, chat, message, byOf(ctx)) : data.startsWith("mt:") ? await pressReview(data, chat, message, byOf(ctx)) : approver.press(data, chat, message, byOf(ctx));
     // Not through the outbox: an answer is only useful within seconds, and a restart makes it stale anyway.
     await ctx.answerCallbackQuery({ text: text.slice(0, 200) }).catch((error: unknown) => log("warn", `could not answer a button press: ${(error as Error).message}`));
   });
@@ -446,7 +446,7 @@ export function createTelegramBot(options: TelegramBotOptions): TelegramBot {
   }
 
   /** A press under a tool review: approve pins what the message showed; either way the message says who decided. */
-  function pressReview(data: string, chat: number, message: number, by: string): string {
+  async function pressReview(data: string, chat: number, message: number, by: string): Promise<string> {
     const match = /^mt:([a-z0-9_-]{1,24}):([0-9a-f]{12}):(y|n)$/.exec(data);
     if (!match) return "This button is not from this Nightshift.";
     const [, server, id, choice] = match as unknown as [string, string, string, string];
@@ -458,7 +458,7 @@ export function createTelegramBot(options: TelegramBotOptions): TelegramBot {
       settle(`Kept withheld by ${escapeHtml(by)}. Approve later with <code>nightshift mcp approve ${escapeHtml(server)}</code>.`);
       return "Kept withheld.";
     }
-    const result = options.approveTools?.(server, id, by) ?? { ok: false, message: "Tools cannot be approved from Telegram here; run nightshift mcp approve." };
+    const result = (await options.approveTools?.(server, id, by)) ?? { ok: false, message: "Tools cannot be approved from Telegram here; run nightshift mcp approve." };
     if (result.ok) {
       log("info", `MCP tools of ${server} approved on Telegram by ${by}`);
       settle(`✅ ${escapeHtml(result.message)} (${escapeHtml(by)})`);

@@ -4,6 +4,7 @@ import type { ApprovalStore, Clock, LoadedConfig, Runtime, SessionEvent } from "
 import type { TraceLogger } from "../runtime/trace.ts";
 import type { Daemon } from "../tasks/daemon.ts";
 import { taskFromPrompt, toTaskSpec } from "../tasks/index.ts";
+import type { SharedPins } from "../runtime/mcp/pins.ts";
 import { approveReview } from "../runtime/mcp/reviews.ts";
 import { loginLink } from "./dashboard.ts";
 import type { MemoryService } from "./memory-service.ts";
@@ -27,8 +28,10 @@ export async function botMaker(options: {
   readEvents(id: string): Promise<SessionEvent[]>;
   newId(): string;
   sessions?: SharedSessions;
+  /** Several machines: an approval of MCP tools on Telegram counts on every machine. */
+  sharedPins?: SharedPins;
 }): Promise<(botCluster?: BotCluster) => TelegramBot> {
-  const { token, loaded, clock, trace, runtime, daemon, approvals, memoryService, readEvents, newId, sessions } = options;
+  const { token, loaded, clock, trace, runtime, daemon, approvals, memoryService, readEvents, newId, sessions, sharedPins } = options;
   const { home, config } = loaded;
   const { createTelegramBot, saveFiles } = await import("../bot/bot.ts");
   return (botCluster) =>
@@ -52,7 +55,7 @@ export async function botMaker(options: {
         return daemon.submit(id, spec, { origin: "telegram" });
       },
       attach: (task, files) => saveFiles(task.spec.workdir, files),
-      approveTools: (server, id) => approveReview(home, server, id, new Date(clock.now())),
+      approveTools: (server, id) => approveReview(home, server, id, new Date(clock.now()), sharedPins),
       stagedAction: async (id, action) => {
         const { applyCommand, discardCommand } = await import("./changes.ts");
         const result = action === "apply" ? await applyCommand(home, id) : discardCommand(home, id);

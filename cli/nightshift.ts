@@ -95,9 +95,16 @@ async function main(argv: string[]): Promise<number> {
     }
     case "mcp": {
       useCompileCache(env);
-      const [{ loadConfig }, { mcpCommand }] = await Promise.all([import("../runtime/config.ts"), import("./mcp.ts")]);
-      const { text, code } = await mcpCommand(rest[0], rest.slice(1), loadConfig(env), new Date());
-      return print(text, code);
+      const [{ loadConfig }, { mcpCommand, openSharedPins }] = await Promise.all([import("../runtime/config.ts"), import("./mcp.ts")]);
+      const loaded = loadConfig(env);
+      // Several machines: approvals are read from and recorded in the shared store (not for a usage mistake).
+      const shared = rest[0] === "list" || rest[0] === "approve" ? await openSharedPins(loaded) : undefined;
+      try {
+        const { text, code } = await mcpCommand(rest[0], rest.slice(1), loaded, new Date(), undefined, shared?.pins);
+        return print(text, code);
+      } finally {
+        await shared?.close();
+      }
     }
     case "store": {
       useCompileCache(env);

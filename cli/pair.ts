@@ -3,6 +3,7 @@ import { createPairingStore, type PairedUser, type PairingCodes, type PairingSta
 import type { Clock } from "../runtime/clock.ts";
 import type { LoadedConfig } from "../runtime/config.ts";
 import { connectDaemon } from "../tasks/control-client.ts";
+import { connectForCommand } from "./store-connect.ts";
 import { UsageError } from "./usage.ts";
 
 export interface PairArgs {
@@ -43,17 +44,11 @@ export interface SharedPairing {
  * a UsageError naming the setting (never the URL, which may hold a password). `close` ends the connection.
  */
 export async function openSharedPairing(loaded: LoadedConfig): Promise<(SharedPairing & { close(): Promise<void> }) | undefined> {
-  const { machineName, storeSetting, storeUrl } = await import("../runtime/config.ts");
-  const url = storeUrl(loaded);
-  if (!url) return undefined;
-  const [{ connectPg }, { sharedPairingCodes }, { sharedTelegram }] = await Promise.all([import("../runtime/store/pg.ts"), import("../runtime/store/pg-pairing.ts"), import("../runtime/store/pg-telegram.ts")]);
-  const sql = await connectPg(url, { max: 1 }).catch((error: unknown) => {
-    throw new UsageError(
-      `could not reach the shared store (${storeSetting(loaded)}) to make a pairing code: ${(error as Error).message}. With several machines the code is kept there, where the machine running the bot finds it: check that PostgreSQL runs and can be reached from here, then run nightshift pair again`,
-    );
-  });
-  const telegram = sharedTelegram(sql, machineName(loaded.config));
-  return { codes: sharedPairingCodes(sql), botMachine: () => telegram.holder(), close: () => sql.end({ timeout: 1 }) };
+  const store = await connectForCommand(loaded, "make a pairing code", "With several machines the code is kept there, where the machine running the bot finds it");
+  if (!store) return undefined;
+  const [{ sharedPairingCodes }, { sharedTelegram }] = await Promise.all([import("../runtime/store/pg-pairing.ts"), import("../runtime/store/pg-telegram.ts")]);
+  const telegram = sharedTelegram(store.sql, store.machine);
+  return { codes: sharedPairingCodes(store.sql), botMachine: () => telegram.holder(), close: store.close };
 }
 
 /**

@@ -74,6 +74,10 @@ const MIGRATIONS: ReadonlyArray<(tx: postgres.TransactionSql) => Promise<unknown
   async (tx) => {
     await tx`CREATE TABLE telegram_pairing (id smallint PRIMARY KEY CHECK (id = 1), record jsonb NOT NULL)`;
   },
+  // MCP tool definitions approved on any machine, read at each machine's check (runtime/store/pg-pins.ts).
+  async (tx) => {
+    await tx`CREATE TABLE mcp_pins (server text NOT NULL, tool text NOT NULL, hash text NOT NULL, definition jsonb NOT NULL, approved timestamptz NOT NULL, machine text NOT NULL, PRIMARY KEY (server, tool, hash))`;
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
