@@ -10,7 +10,7 @@ import { busyText, followElsewhere } from "./follow-elsewhere.ts";
 import { escapeHtml, taskPageLink } from "./format.ts";
 import { createTelegramOutbox, type TelegramOutbox } from "./outbox.ts";
 import { createPolling, type PollingLease } from "./polling.ts";
-import { createPairingStore, type PairedUser, type PairingStore } from "./pairing.ts";
+import { createPairingStore, type PairedUser, type PairingCodes, type PairingStore } from "./pairing.ts";
 import { helpText, statusText, TASKS_SHOWN, tasksText, traceText } from "./reports.ts";
 import { budgetText, spendSummary, type SpendSummary } from "./spend.ts";
 import { openBotStore, type BotStore, type SharedBotState } from "./store.ts";
@@ -58,8 +58,8 @@ export interface TelegramBotOptions {
    * of `chat`. `waiting`: asked of the machine that holds the copy (several machines), which tells the chat.
    */
   stagedAction?(id: string, action: "apply" | "discard", press: { by: string; chat: number; message: number }): Promise<{ ok: boolean; message: string; waiting?: boolean }>;
-  /** A press of "Approve" under an MCP tool review: pins the listing it showed (runtime/mcp/reviews.ts approveReview). */
-  approveTools?(server: string, id: string, by: string): { ok: boolean; message: string };
+  /** A press of "Approve" under an MCP tool review: pins the listing it showed, for every machine with a shared store (runtime/mcp/reviews.ts approveReview). */
+  approveTools?(server: string, id: string, by: string): Promise<{ ok: boolean; message: string }>;
   /** Several machines on one PostgreSQL: this bot runs while this machine holds the Telegram lease. */
   cluster?: BotCluster;
 }
@@ -74,6 +74,8 @@ export interface BotCluster extends PollingLease {
   state: SharedBotState;
   /** Someone paired through this bot. Must not throw. */
   paired(user: PairedUser): void;
+  /** The pairing code made by `nightshift pair` on any machine (runtime/store/pg-pairing.ts). */
+  pairingCodes: PairingCodes;
   /** A reply to a task this machine does not hold: the machine that ran it goes on with it. */
   followUp(id: string, text: string): Promise<AskedFollowUp>;
   /** Apply or Discard of a staged task whose copy is on another machine: asked of it (cli/staged-elsewhere.ts); undefined when no other machine ran the task. */
@@ -126,7 +128,7 @@ export function createTelegramBot(options: TelegramBotOptions): TelegramBot {
 
   const { cluster } = options;
   const store: BotStore = openBotStore(options.dir, (message) => log("error", message), cluster?.state);
-  const pairing: PairingStore = createPairingStore(options.dir, clock);
+  const pairing: PairingStore = createPairingStore(options.dir, clock, cluster?.pairingCodes);
   const users = (): number[] => [...new Set([...settings.allowed_users, ...pairedUsers()])];
   const allowed = (id: number) => {
     if (settings.allowed_users.includes(id)) return true;
@@ -205,7 +207,9 @@ export function createTelegramBot(options: TelegramBotOptions): TelegramBot {
     const text = ctx.message?.text ?? "";
     const start = /^\/start(?:@\w+)?\s+(.+)/.exec(text);
     if (!start) return stranger(ctx, ctx.callbackQuery ? "a button press" : "a message");
-    const result = pairing.redeem(start[1]!, { id: from.id, ...(from.username ? { username: from.username } : {}), first_name: from.first_name });
+    // Several machines: the code is in the shared store, which may not answer; no reply then either (they can send it again).
+    const result = await pairing.redeem(start[1]!, { id: from.id, ...(from.username ? { username: from.username } : {}), first_name: from.first_name }).catch((error: Error) => void log("warn", `could not check a pairing code from Telegram id ${from.id}: ${error.message}`, { from: from.id }));
+    if (!result) return;
     if (!result.ok) return stranger(ctx, `a pairing code (${result.problem})`); // no answer: the bot does not reveal itself
     log("info", `paired with ${from.username ? `@${from.username}` : from.first_name} (Telegram id ${from.id})`, { from: from.id });
     cluster?.paired(result.user);
@@ -295,7 +299,7 @@ export function createTelegramBot(options: TelegramBotOptions): TelegramBot {
     const chat = ctx.chat?.id ?? ctx.from.id;
     const message = ctx.callbackQuery.message?.message_id ?? 0;
     const data = ctx.callbackQuery.data;
-    const text = data.startsWith("st:") ? await pressStaged(data, chat, message, byOf(ctx)) : data.startsWith("mt:") ? pressReview(data, chat, message, byOf(ctx)) : approver.press(data, chat, message, byOf(ctx));
+    const text = data.startsWith("st:") ? await pressStaged(data, chat, message, byOf(ctx)) : data.startsWith("mt:") ? await pressReview(data, chat, message, byOf(ctx)) : approver.press(data, chat, message, byOf(ctx));
     // Not through the outbox: an answer is only useful within seconds, and a restart makes it stale anyway.
     await ctx.answerCallbackQuery({ text: text.slice(0, 200) }).catch((error: unknown) => log("warn", `could not answer a button press: ${(error as Error).message}`));
   });
@@ -451,7 +455,7 @@ export function createTelegramBot(options: TelegramBotOptions): TelegramBot {
   }
 
   /** A press under a tool review: approve pins what the message showed; either way the message says who decided. */
-  function pressReview(data: string, chat: number, message: number, by: string): string {
+  async function pressReview(data: string, chat: number, message: number, by: string): Promise<string> {
     const match = /^mt:([a-z0-9_-]{1,24}):([0-9a-f]{12}):(y|n)$/.exec(data);
     if (!match) return "This button is not from this Nightshift.";
     const [, server, id, choice] = match as unknown as [string, string, string, string];
@@ -463,7 +467,7 @@ export function createTelegramBot(options: TelegramBotOptions): TelegramBot {
       settle(`Kept withheld by ${escapeHtml(by)}. Approve later with <code>nightshift mcp approve ${escapeHtml(server)}</code>.`);
       return "Kept withheld.";
     }
-    const result = options.approveTools?.(server, id, by) ?? { ok: false, message: "Tools cannot be approved from Telegram here; run nightshift mcp approve." };
+    const result = (await options.approveTools?.(server, id, by)) ?? { ok: false, message: "Tools cannot be approved from Telegram here; run nightshift mcp approve." };
     if (result.ok) {
       log("info", `MCP tools of ${server} approved on Telegram by ${by}`);
       settle(`✅ ${escapeHtml(result.message)} (${escapeHtml(by)})`);

@@ -10,6 +10,9 @@ import { ConfigError } from "../runtime/errors.ts";
  *
  * Two processes share these files (the CLI writes the code, the daemon redeems it), so every call
  * re-reads them and every write is atomic (temp file + rename). Only a hash of the code is stored.
+ * With several machines on one PostgreSQL the code's record lives in the store instead
+ * (`PairingCodes`, runtime/store/pg-pairing.ts), so a code made on any machine reaches the bot on
+ * whichever machine runs it; the paired users stay in users.json, shared by cli/telegram-lease.ts.
  */
 
 export interface TelegramUser {
@@ -38,13 +41,13 @@ export interface PairingStatus {
 
 export interface PairingStore {
   /** A new one-time code like "K7P2-MX4Q", valid CODE_TTL_MS; replaces any earlier code. */
-  newCode(): { code: string; expiresAt: number };
+  newCode(): Promise<{ code: string; expiresAt: number }>;
   /**
    * `/start CODE` from a Telegram user. The code is accepted with or without the dash, in any case.
    * The MAX_WRONG_ATTEMPTS-th wrong code burns it ("locked"); a used code never works twice. An empty
    * code (the START button alone) is answered "wrong" but not counted.
    */
-  redeem(code: string, user: TelegramUser): RedeemResult;
+  redeem(code: string, user: TelegramUser): Promise<RedeemResult>;
   /** Throws ConfigError naming users.json when it is damaged: paired users are never dropped silently. */
   users(): PairedUser[];
   isPaired(id: number): boolean;
@@ -53,7 +56,26 @@ export interface PairingStore {
   /** A user paired on another machine (several machines share paired users); false if paired here already. */
   adopt(user: PairedUser): boolean;
   /** What became of the latest code, for `nightshift pair` while it waits. */
-  status(): PairingStatus;
+  status(): Promise<PairingStatus>;
+}
+
+/**
+ * Where the latest code's record is kept: pairing.json in this home (`fileCodes`), or with several
+ * machines the shared store (runtime/store/pg-pairing.ts). The record is kept as it is written and
+ * checked here when read, so both keep the same thing: the hash, the expiry, the wrong attempts and
+ * who used it. The shared one throws when the store cannot be reached.
+ */
+export interface PairingCodes {
+  /** The latest code's record as written; undefined when there is none. */
+  read(): Promise<unknown>;
+  /** Replaces any earlier code. */
+  replace(record: unknown): Promise<void>;
+  /**
+   * Reads the latest record and writes back what `decide` returns (nothing when `write` is
+   * undefined), with no other change in between where several processes could redeem at once.
+   * `decide` may write this machine's files: when writing the record fails after it, the code stays open.
+   */
+  change<T>(decide: (record: unknown) => { write?: unknown; result: T }): Promise<T>;
 }
 
 export const CODE_TTL_MS = 10 * 60_000;
@@ -104,19 +126,51 @@ function pairingOf(value: unknown): Pairing {
   return { code_sha256: sha, expires_at: numberAt(fields.expires_at, "expires_at"), attempts, ...(fields.used_by !== undefined ? { used_by: pairedUserOf(fields.used_by, "used_by") } : {}) };
 }
 
-/** `dir` is <home>/state/telegram. */
-export function createPairingStore(dir: string, clock: Clock): PairingStore {
-  const pairingPath = join(dir, "pairing.json");
-  const usersPath = join(dir, "users.json");
-
-  /** A missing or damaged pairing.json means no code: `nightshift pair` makes a new one. */
-  const readPairing = (): Pairing | undefined => {
+/** The code in `dir`/pairing.json (one machine): only the bot redeems, only `nightshift pair` replaces. */
+export function fileCodes(dir: string): PairingCodes {
+  const path = join(dir, "pairing.json");
+  const read = (): unknown => {
     try {
-      return pairingOf(JSON.parse(readFileSync(pairingPath, "utf8")));
+      return JSON.parse(readFileSync(path, "utf8"));
     } catch {
-      return undefined;
+      return undefined; // missing or damaged: no code, and `nightshift pair` makes a new one
     }
   };
+  return {
+    read: async () => read(),
+    replace: async (record) => writePrivate(dir, path, record),
+    async change(decide) {
+      const { write, result } = decide(read());
+      if (write !== undefined) writePrivate(dir, path, write);
+      return result;
+    },
+  };
+}
+
+/** Atomic (temp file + rename), readable by this user only. */
+function writePrivate(dir: string, path: string, data: unknown): void {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const temp = join(dir, `.${process.pid}.${randomBytes(4).toString("hex")}.tmp`);
+  try {
+    writeFileSync(temp, JSON.stringify(data, null, 2) + "\n", { mode: 0o600 });
+    renameSync(temp, path);
+  } finally {
+    rmSync(temp, { force: true });
+  }
+}
+
+/** A record that does not read as a code counts as no code: `nightshift pair` makes a new one. */
+function checked(record: unknown): Pairing | undefined {
+  try {
+    return record === undefined || record === null ? undefined : pairingOf(record);
+  } catch {
+    return undefined;
+  }
+}
+
+/** `dir` is <home>/state/telegram; `codes`, where the code is kept (default: pairing.json there). */
+export function createPairingStore(dir: string, clock: Clock, codes: PairingCodes = fileCodes(dir)): PairingStore {
+  const usersPath = join(dir, "users.json");
 
   const readUsers = (): PairedUser[] => {
     let text: string;
@@ -135,16 +189,7 @@ export function createPairingStore(dir: string, clock: Clock): PairingStore {
     throw new ConfigError(usersPath, `${usersPath} is damaged (${reason}), so the paired Telegram users are unknown. Repair it by hand (shape: {"users": [{"id": 4242, "paired_at": 0}]}) or move it aside and run \`nightshift pair\` again.`);
   };
 
-  const write = (path: string, data: unknown): void => {
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
-    const temp = join(dir, `.${process.pid}.${randomBytes(4).toString("hex")}.tmp`);
-    try {
-      writeFileSync(temp, JSON.stringify(data, null, 2) + "\n", { mode: 0o600 });
-      renameSync(temp, path);
-    } finally {
-      rmSync(temp, { force: true });
-    }
-  };
+  const write = (path: string, data: unknown): void => writePrivate(dir, path, data);
 
   const stateOf = (pairing: Pairing): PairingState => {
     if (pairing.used_by) return "paired";
@@ -153,38 +198,39 @@ export function createPairingStore(dir: string, clock: Clock): PairingStore {
   };
 
   const store: PairingStore = {
-    newCode() {
+    async newCode() {
       const raw = Array.from({ length: 8 }, () => ALPHABET[randomInt(ALPHABET.length)]).join("");
       const expiresAt = clock.now() + CODE_TTL_MS;
-      write(pairingPath, { code_sha256: sha256(raw), expires_at: expiresAt, attempts: [] } satisfies Pairing);
+      await codes.replace({ code_sha256: sha256(raw), expires_at: expiresAt, attempts: [] } satisfies Pairing);
       return { code: `${raw.slice(0, 4)}-${raw.slice(4)}`, expiresAt };
     },
 
     redeem(code, from) {
-      const pairing = readPairing();
-      const again = "run `nightshift pair` on the computer running Nightshift for a new code";
-      if (!pairing) return { ok: false, problem: "none", message: `No pairing code is waiting; ${again}.` };
-      const state = stateOf(pairing);
-      if (state === "paired") return { ok: false, problem: "used", message: `That code has been used already; ${again}.` };
-      if (state === "locked") return { ok: false, problem: "locked", message: `Too many wrong codes: that code no longer works; ${again}.` };
-      if (state === "expired") return { ok: false, problem: "expired", message: `That code has expired; ${again}.` };
       const normalized = code.replace(/[\s-]/g, "").toUpperCase();
-      if (!normalized) return { ok: false, problem: "wrong", message: "Send /start followed by the code that `nightshift pair` printed." };
+      return codes.change((record): { write?: Pairing; result: RedeemResult } => {
+        const pairing = checked(record);
+        const again = "run `nightshift pair` on the computer running Nightshift for a new code";
+        if (!pairing) return { result: { ok: false, problem: "none", message: `No pairing code is waiting; ${again}.` } };
+        const state = stateOf(pairing);
+        if (state === "paired") return { result: { ok: false, problem: "used", message: `That code has been used already; ${again}.` } };
+        if (state === "locked") return { result: { ok: false, problem: "locked", message: `Too many wrong codes: that code no longer works; ${again}.` } };
+        if (state === "expired") return { result: { ok: false, problem: "expired", message: `That code has expired; ${again}.` } };
+        if (!normalized) return { result: { ok: false, problem: "wrong", message: "Send /start followed by the code that `nightshift pair` printed." } };
 
-      // Hashes have equal length, so the comparison takes the same time whatever the input.
-      if (!timingSafeEqual(Buffer.from(sha256(normalized), "hex"), Buffer.from(pairing.code_sha256, "hex"))) {
-        const attempts = [...pairing.attempts, { user: cleanUser(from), at: clock.now() }];
-        write(pairingPath, { ...pairing, attempts });
-        const left = MAX_WRONG_ATTEMPTS - attempts.length;
-        if (left <= 0) return { ok: false, problem: "locked", message: `Too many wrong codes: that code no longer works; ${again}.` };
-        return { ok: false, problem: "wrong", message: `That code is not right (${left} ${left === 1 ? "try" : "tries"} left).` };
-      }
+        // Hashes have equal length, so the comparison takes the same time whatever the input.
+        if (!timingSafeEqual(Buffer.from(sha256(normalized), "hex"), Buffer.from(pairing.code_sha256, "hex"))) {
+          const attempts = [...pairing.attempts, { user: cleanUser(from), at: clock.now() }];
+          const left = MAX_WRONG_ATTEMPTS - attempts.length;
+          const write = { ...pairing, attempts };
+          if (left <= 0) return { write, result: { ok: false, problem: "locked", message: `Too many wrong codes: that code no longer works; ${again}.` } };
+          return { write, result: { ok: false, problem: "wrong", message: `That code is not right (${left} ${left === 1 ? "try" : "tries"} left).` } };
+        }
 
-      const user: PairedUser = { ...cleanUser(from), paired_at: clock.now() };
-      // Users first: a crash in between leaves the user paired and the code still open, never the reverse.
-      write(usersPath, { users: [...readUsers().filter((known) => known.id !== user.id), user] });
-      write(pairingPath, { ...pairing, used_by: user });
-      return { ok: true, user };
+        const user: PairedUser = { ...cleanUser(from), paired_at: clock.now() };
+        // Users first: a crash in between leaves the user paired and the code still open, never the reverse.
+        write(usersPath, { users: [...readUsers().filter((known) => known.id !== user.id), user] });
+        return { write: { ...pairing, used_by: user }, result: { ok: true, user } };
+      });
     },
 
     users: readUsers,
@@ -206,8 +252,8 @@ export function createPairingStore(dir: string, clock: Clock): PairingStore {
       return true;
     },
 
-    status() {
-      const pairing = readPairing();
+    async status() {
+      const pairing = checked(await codes.read());
       if (!pairing) return { state: "none", wrongAttempts: [] };
       return {
         state: stateOf(pairing),

@@ -5,6 +5,7 @@ import type { ApprovalStore, Clock, LoadedConfig, Runtime, SessionEvent } from "
 import type { TraceLogger } from "../runtime/trace.ts";
 import type { Daemon } from "../tasks/daemon.ts";
 import { taskFromPrompt, toTaskSpec } from "../tasks/index.ts";
+import type { SharedPins } from "../runtime/mcp/pins.ts";
 import { approveReview } from "../runtime/mcp/reviews.ts";
 import { readStage } from "../runtime/stage/overlay.ts";
 import { loginLink } from "./dashboard.ts";
@@ -31,8 +32,10 @@ export async function botMaker(options: {
   sessions?: SharedSessions;
   /** /budget's numbers, with several machines (cli/shared-spend.ts). */
   spend?: () => Promise<SpendSummary>;
+  /** Several machines: an approval of MCP tools on Telegram counts on every machine. */
+  sharedPins?: SharedPins;
 }): Promise<(botCluster?: BotCluster) => TelegramBot> {
-  const { token, loaded, clock, trace, runtime, daemon, approvals, memoryService, readEvents, newId, sessions, spend } = options;
+  const { token, loaded, clock, trace, runtime, daemon, approvals, memoryService, readEvents, newId, sessions, spend, sharedPins } = options;
   const { home, config } = loaded;
   const { createTelegramBot, saveFiles } = await import("../bot/bot.ts");
   return (botCluster) =>
@@ -57,7 +60,7 @@ export async function botMaker(options: {
         return daemon.submit(id, spec, { origin: "telegram" });
       },
       attach: (task, files) => saveFiles(task.spec.workdir, files),
-      approveTools: (server, id) => approveReview(home, server, id, new Date(clock.now())),
+      approveTools: (server, id) => approveReview(home, server, id, new Date(clock.now()), sharedPins),
       stagedAction: async (id, action, press) => {
         // Several machines: a copy not here is on the machine that ran the task, which is asked to do it.
         if (botCluster && !readStage(home, id)) {

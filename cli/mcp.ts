@@ -4,10 +4,11 @@
  */
 
 import type { Tool } from "@modelcontextprotocol/client";
-import type { LoadedConfig } from "../runtime/config.ts";
+import { storeSetting, type LoadedConfig } from "../runtime/config.ts";
 import { isUserError } from "../runtime/errors.ts";
-import { comparePins, openMcpHost, readPins, writePins, type McpHost, type PinState } from "../runtime/mcp/index.ts";
+import { approvePins, comparePins, currentPins, openMcpHost, type McpHost, type PinState, type SharedPins } from "../runtime/mcp/index.ts";
 import { dropReview } from "../runtime/mcp/reviews.ts";
+import { connectForCommand } from "./store-connect.ts";
 import { UsageError } from "./usage.ts";
 
 export interface McpCommandResult {
@@ -15,8 +16,11 @@ export interface McpCommandResult {
   code: number;
 }
 
-/** Never throws for a server that fails: it is reported in the text and the code is 1. */
-export async function mcpCommand(sub: string | undefined, args: string[], loaded: LoadedConfig, now: Date, host?: McpHost): Promise<McpCommandResult> {
+/**
+ * Never throws for a server that fails: it is reported in the text and the code is 1. `shared`:
+ * several machines on one PostgreSQL, whose approvals count here and where an approval goes.
+ */
+export async function mcpCommand(sub: string | undefined, args: string[], loaded: LoadedConfig, now: Date, host?: McpHost, shared?: SharedPins): Promise<McpCommandResult> {
   if (sub !== "list" && sub !== "approve") throw new UsageError("usage: nightshift mcp list [NAME] | nightshift mcp approve NAME");
   if (args.length > 1 || (sub === "approve" && args.length !== 1)) throw new UsageError(`usage: nightshift mcp ${sub === "approve" ? "approve NAME" : "list [NAME]"}`);
   const names = args.length ? args : Object.keys(loaded.config.mcp.servers);
@@ -28,9 +32,11 @@ export async function mcpCommand(sub: string | undefined, args: string[], loaded
     for (const name of names) {
       try {
         const server = await mcp.connect(name);
-        const states = comparePins(server.tools, readPins(loaded.home, name));
+        const states = comparePins(server.tools, await currentPins(loaded.home, name, server.tools, shared));
         if (sub === "approve") {
-          writePins(loaded.home, name, server.tools, now);
+          await approvePins(loaded.home, name, server.tools, now, shared).catch((error: Error) => {
+            throw new UsageError(`could not record the approval of ${name} in the shared store (${storeSetting(loaded)}), where every machine reads it: ${error.message}; nothing was pinned. Check that PostgreSQL runs and can be reached from here, then approve again`);
+          });
           dropReview(loaded.home, name); // a review sent to Telegram is answered by this
           sections.push(approvedSection(name, server.tools, states));
         } else {
@@ -49,6 +55,14 @@ export async function mcpCommand(sub: string | undefined, args: string[], loaded
     if (!host) await mcp.close();
   }
   return { text: sections.join("\n\n"), code: failed ? 1 : 0 };
+}
+
+/** Several machines on one PostgreSQL: every machine's tool approvals, read and written there. `close` ends the connection. */
+export async function openSharedPins(loaded: LoadedConfig): Promise<{ pins: SharedPins; close(): Promise<void> } | undefined> {
+  const store = await connectForCommand(loaded, "read and record MCP tool approvals", "With several machines an approval is kept there, so that it counts on every machine");
+  if (!store) return undefined;
+  const { sharedPins } = await import("../runtime/store/pg-pins.ts");
+  return { pins: sharedPins(store.sql, store.machine), close: store.close };
 }
 
 function listSection(name: string, loaded: LoadedConfig, tools: Tool[], states: PinState[]): string {

@@ -95,9 +95,16 @@ async function main(argv: string[]): Promise<number> {
     }
     case "mcp": {
       useCompileCache(env);
-      const [{ loadConfig }, { mcpCommand }] = await Promise.all([import("../runtime/config.ts"), import("./mcp.ts")]);
-      const { text, code } = await mcpCommand(rest[0], rest.slice(1), loadConfig(env), new Date());
-      return print(text, code);
+      const [{ loadConfig }, { mcpCommand, openSharedPins }] = await Promise.all([import("../runtime/config.ts"), import("./mcp.ts")]);
+      const loaded = loadConfig(env);
+      // Several machines: approvals are read from and recorded in the shared store (not for a usage mistake).
+      const shared = rest[0] === "list" || rest[0] === "approve" ? await openSharedPins(loaded) : undefined;
+      try {
+        const { text, code } = await mcpCommand(rest[0], rest.slice(1), loaded, new Date(), undefined, shared?.pins);
+        return print(text, code);
+      } finally {
+        await shared?.close();
+      }
     }
     case "store": {
       useCompileCache(env);
@@ -197,9 +204,15 @@ async function main(argv: string[]): Promise<number> {
         const allowedUsers = Array.isArray(peeked) && peeked.every((id) => Number.isSafeInteger(id) && id > 0) ? (peeked as number[]) : (await import("../runtime/config.ts")).loadConfig(env).config.telegram.allowed_users;
         return pairCommand(args, { ...io, home, env, allowedUsers, ...(args.remove !== undefined ? await unpairing(env) : {}) });
       }
-      const { loadConfig } = await import("../runtime/config.ts");
+      const [{ loadConfig }, { openSharedPairing }] = await Promise.all([import("../runtime/config.ts"), import("./pair.ts")]);
       const loaded = loadConfig(env);
-      return pairCommand(args, { ...io, home: loaded.home, env: loaded.env, allowedUsers: loaded.config.telegram.allowed_users });
+      // Several machines: the code goes to the shared store (a bot token is checked first, so its advice comes before any connection).
+      const shared = loaded.env.TELEGRAM_BOT_TOKEN?.trim() ? await openSharedPairing(loaded) : undefined;
+      try {
+        return await pairCommand(args, { ...io, home: loaded.home, env: loaded.env, allowedUsers: loaded.config.telegram.allowed_users, ...(shared ? { shared } : {}) });
+      } finally {
+        await shared?.close();
+      }
     }
     case "dashboard": {
       if (rest.length) throw new UsageError("nightshift dashboard takes no arguments (--logout-all ends every session)");

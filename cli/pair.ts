@@ -1,7 +1,9 @@
 import { join } from "node:path";
-import { createPairingStore, type PairedUser, type PairingStore, type TelegramUser } from "../bot/pairing.ts";
+import { createPairingStore, type PairedUser, type PairingCodes, type PairingStatus, type PairingStore, type TelegramUser } from "../bot/pairing.ts";
 import type { Clock } from "../runtime/clock.ts";
+import type { LoadedConfig } from "../runtime/config.ts";
 import { connectDaemon } from "../tasks/control-client.ts";
+import { connectForCommand } from "./store-connect.ts";
 import { UsageError } from "./usage.ts";
 
 export interface PairArgs {
@@ -26,6 +28,27 @@ export interface PairIO {
   pollMs?: number;
   /** Several machines on one PostgreSQL: unpairs on every machine (the shared paired users). */
   unpairEverywhere?(id: number): Promise<void>;
+  /** Several machines on one PostgreSQL: the code is kept in the store, where the bot's machine finds it (`openSharedPairing`). */
+  shared?: SharedPairing;
+}
+
+export interface SharedPairing {
+  codes: PairingCodes;
+  /** The machine running the bot (holding the Telegram lease), if any. */
+  botMachine(): Promise<string | undefined>;
+}
+
+/**
+ * Several machines on one PostgreSQL: the code is kept in the store, so the machine running the bot
+ * redeems a code made on any machine. Undefined without a store; a store that cannot be reached is
+ * a UsageError naming the setting (never the URL, which may hold a password). `close` ends the connection.
+ */
+export async function openSharedPairing(loaded: LoadedConfig): Promise<(SharedPairing & { close(): Promise<void> }) | undefined> {
+  const store = await connectForCommand(loaded, "make a pairing code", "With several machines the code is kept there, where the machine running the bot finds it");
+  if (!store) return undefined;
+  const [{ sharedPairingCodes }, { sharedTelegram }] = await Promise.all([import("../runtime/store/pg-pairing.ts"), import("../runtime/store/pg-telegram.ts")]);
+  const telegram = sharedTelegram(store.sql, store.machine);
+  return { codes: sharedPairingCodes(store.sql), botMachine: () => telegram.holder(), close: store.close };
 }
 
 /**
@@ -36,7 +59,7 @@ export async function pairCommand(args: PairArgs, io: PairIO): Promise<number> {
   const { home, env, clock } = io;
   const say = (text: string) => void io.stdout.write(text + "\n");
   const finish = (text: string, code: number) => (say(text), code);
-  const store = createPairingStore(join(home, "state", "telegram"), clock);
+  const store = createPairingStore(join(home, "state", "telegram"), clock, io.shared?.codes);
   if (args.list && args.remove !== undefined) throw new UsageError("use either --list or --remove ID");
   if (args.list) return finish(listing(store.users(), io.allowedUsers), 0);
   if (args.remove !== undefined && io.unpairEverywhere) {
@@ -50,9 +73,9 @@ export async function pairCommand(args: PairArgs, io: PairIO): Promise<number> {
   const token = env.TELEGRAM_BOT_TOKEN?.trim();
   if (!token) throw new UsageError(noTokenAdvice(home));
   const apiRoot = (env.TELEGRAM_API_ROOT || "https://api.telegram.org").replace(/\/+$/, "");
-  const [botName, daemon] = await Promise.all([fetchBotName(apiRoot, token), connectDaemon(home)]);
+  const [botName, daemon, botMachine] = await Promise.all([fetchBotName(apiRoot, token), io.shared ? undefined : connectDaemon(home), io.shared?.botMachine().catch(() => undefined)]);
 
-  const { code, expiresAt } = store.newCode();
+  const { code, expiresAt } = await store.newCode();
   const until = clockTime(expiresAt);
   say(`Pairing code: ${code}\n`);
   if (botName) {
@@ -62,26 +85,46 @@ export async function pairCommand(args: PairArgs, io: PairIO): Promise<number> {
     say(`Send /start ${code} to your bot on Telegram.`);
   }
   say(`The code works once and expires in 10 minutes, at ${until}.`);
-  if (!daemon) say("No daemon is running: `nightshift start` must be running for the bot to hear the code.");
+  if (io.shared) say(botMachine ? `Machine ${botMachine} runs the bot and will hear it.` : "No machine runs the bot right now: `nightshift start` must be running on one (with TELEGRAM_BOT_TOKEN) for the bot to hear the code.");
+  else if (!daemon) say("No daemon is running: `nightshift start` must be running for the bot to hear the code.");
   if (!args.wait) return 0;
 
   say("Waiting for it… (Ctrl-C stops waiting)");
   let reported = 0;
+  let away = false;
   for (;;) {
-    const status = store.status();
-    for (const attempt of status.wrongAttempts.slice(reported)) say(`someone (${name(attempt.user)}, id ${attempt.user.id}) tried a wrong code`);
-    reported = status.wrongAttempts.length;
-    if (status.state === "none") return finish("The code is gone (pairing.json was removed or damaged); run nightshift pair for a new one.", 1);
-    if (status.expiresAt !== expiresAt) return finish("A newer `nightshift pair` replaced this code; it no longer works.", 1);
-    if (status.state === "paired") return finish(`Paired with ${name(status.pairedUser!)} (id ${status.pairedUser!.id}). Send the bot a task.`, 0);
-    if (status.state === "expired") return finish("The code expired; run nightshift pair for a new one.", 1);
-    if (status.state === "locked") return finish("Too many wrong codes: this one no longer works; run nightshift pair for a new one.", 1);
+    let status: PairingStatus | undefined;
+    try {
+      status = await store.status();
+      if (away) say("The shared store answers again.");
+      away = false;
+    } catch (error) {
+      // Several machines: the store holding the code does not answer for now; the code is still there.
+      if (!away) say(`The shared store (PostgreSQL) does not answer (${(error as Error).message}); still waiting…`);
+      away = true;
+    }
+    if (status) {
+      for (const attempt of status.wrongAttempts.slice(reported)) say(`someone (${name(attempt.user)}, id ${attempt.user.id}) tried a wrong code`);
+      reported = status.wrongAttempts.length;
+      const end = outcome(status, expiresAt, io.shared !== undefined);
+      if (end) return finish(...end);
+    }
     try {
       await clock.sleep(io.pollMs ?? 500, io.signal);
     } catch {
       return finish(`\nStopped waiting; the code stays valid until ${until}.`, 0);
     }
   }
+}
+
+/** What `nightshift pair` says and exits with once the code it made is used, gone or dead; undefined while it waits. */
+function outcome(status: PairingStatus, expiresAt: number, shared: boolean): [string, number] | undefined {
+  if (status.state === "none") return [`The code is gone (${shared ? "its record in the shared store was removed or damaged" : "pairing.json was removed or damaged"}); run nightshift pair for a new one.`, 1];
+  if (status.expiresAt !== expiresAt) return ["A newer `nightshift pair` replaced this code; it no longer works.", 1];
+  if (status.state === "paired") return [`Paired with ${name(status.pairedUser!)} (id ${status.pairedUser!.id}). Send the bot a task.`, 0];
+  if (status.state === "expired") return ["The code expired; run nightshift pair for a new one.", 1];
+  if (status.state === "locked") return ["Too many wrong codes: this one no longer works; run nightshift pair for a new one.", 1];
+  return undefined;
 }
 
 function listing(users: PairedUser[], allowed: readonly number[]): string {

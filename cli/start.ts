@@ -26,6 +26,7 @@ import { openState, StateRefused } from "../tasks/state.ts";
 import { UsageError } from "./usage.ts";
 import { readTaskFile, toTaskSpec } from "../tasks/index.ts";
 import { initHome } from "./init.ts";
+import { sharedPins } from "../runtime/store/pg-pins.ts";
 import { joinCluster, oneAtATime, otherJournals, shareJournal, sharedFilesSync } from "./cluster-start.ts";
 import { clusterNotices, type ClusterNotices } from "./telegram-notices.ts";
 import { stagedActionsHere } from "./staged-elsewhere.ts";
@@ -109,8 +110,11 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
   // Approvals go to Telegram once someone is paired there, and to the dashboard while someone is
   // signed in to it; with no one to ask, an ask is denied at once.
   let dashboard: { approver: Approver; signedIn(): boolean } | undefined;
+  // Several machines: an MCP tool approved on any machine counts here (runtime/store/pg-pins.ts).
+  const pins = reached ? sharedPins(reached.sql, reached.machine) : undefined;
   const runtime = await createRuntime({
     loaded,
+    ...(pins ? { sharedPins: pins } : {}),
     clock,
     storage,
     ...memory.forRuntime(),
@@ -205,7 +209,7 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
   });
   const token = loaded.env.TELEGRAM_BOT_TOKEN?.trim();
   // grammy and the bot load only when there is a bot to run: they are a fifth of the start-up.
-  const makeBot = token ? await botMaker({ token, loaded, clock, trace, runtime, daemon, approvals, memoryService, readEvents, newId, ...(sessions ? { sessions } : {}), ...(spend ? { spend: spend.summary } : {}) }) : undefined;
+  const makeBot = token ? await botMaker({ token, loaded, clock, trace, runtime, daemon, approvals, memoryService, readEvents, newId, ...(sessions ? { sessions } : {}), ...(spend ? { spend: spend.summary } : {}), ...(pins ? { sharedPins: pins } : {}) }) : undefined;
   if (makeBot && !cluster) bot = makeBot();
 
   const inbox = createInbox({

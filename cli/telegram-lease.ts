@@ -4,6 +4,7 @@ import type { Clock } from "../runtime/index.ts";
 import { escapeHtml } from "../bot/format.ts";
 import { TELEGRAM_LEASE, type Cluster, type SharedTask } from "../runtime/store/pg-cluster.ts";
 import { sharedFollowUps } from "../runtime/store/pg-follow-ups.ts";
+import { sharedPairingCodes } from "../runtime/store/pg-pairing.ts";
 import { sharedTelegram } from "../runtime/store/pg-telegram.ts";
 import type { TraceLogger } from "../runtime/trace.ts";
 import { askStagedElsewhere } from "./staged-elsewhere.ts";
@@ -110,6 +111,7 @@ export function startTelegramLease(options: TelegramLeaseOptions): TelegramLease
       holding: () => clock.now() < heldUntil,
       lost: () => void end("lost"),
       paired: (user) => void shared.paired(user).catch(() => {}), // the next renewal offers it again
+      pairingCodes: sharedPairingCodes(cluster.sql),
       followUp: (id, text) => followUps.ask(id, text),
       stagedElsewhere,
       findTasks: async (part) => (await cluster.match(part, 2)).map((task) => task.record),

@@ -13,7 +13,7 @@ import { createSpecialistRunner } from "./specialists/run.ts";
 import type { McpHost } from "./mcp/host.ts";
 import { mcpGenerations, type McpLease, type McpServers, type Started } from "./mcp/generations.ts";
 import type { SharedSettings } from "./shared-settings.ts";
-import { readPins } from "./mcp/pins.ts";
+import { currentPins, type SharedPins } from "./mcp/pins.ts";
 import { offeredTools, type OfferedTools } from "./mcp/tools.ts";
 import { createCallTool, createToolSearch, toolCatalog, type ServerTools } from "./mcp/search.ts";
 import { dropReview, reviewOf, saveReview, type ToolReview } from "./mcp/reviews.ts";
@@ -48,6 +48,8 @@ export interface RuntimeOptions {
   approvers?(): Approver[];
   /** A server's tools are new or changed since approved: show the person (once per listing). Must not throw. */
   onToolReview?(review: ToolReview): void;
+  /** Several machines on one PostgreSQL: tool approvals of every machine count here (runtime/store/pg-pins.ts). */
+  sharedPins?: SharedPins;
   /** The daemon's: sessions wait out a full or read-only disk instead of failing (runtime/write-gate.ts). */
   storage?: WriteGate;
   /** A damaged file of the runtime's (an approval's) was moved aside: say so. Must not throw. */
@@ -146,8 +148,9 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
   /**
    * MCP servers' pinned tools. The servers start when the first session starts (not when the
    * daemon does: a daemon with nothing to run starts nothing), one process per server for as long
-   * as the `mcp` setting stays as it is, inside their own sandbox. Pins are read per session, so an approval counts
-   * from the next session on; within a session the tool list never changes (the cached prefix).
+   * as the `mcp` setting stays as it is, inside their own sandbox. Pins are read per session (with several
+   * machines, every machine's approvals), so an approval counts from the next session on; within a
+   * session the tool list never changes (the cached prefix).
    */
   const startMcp = async (servers: McpServers): Promise<Started> => {
     const names = Object.keys(servers);
@@ -172,9 +175,9 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
   const mcpRuns = mcpGenerations(startMcp, config.mcp.servers);
   const mcpNow = async (lease: McpLease): Promise<{ servers: ServerTools[]; notices: string[] }> => {
     const { servers, notices } = await lease.started;
-    const offered = servers.map((server): OfferedTools & { server: string } => {
+    const offered = await Promise.all(servers.map(async (server): Promise<OfferedTools & { server: string }> => {
       try {
-        const pins = readPins(home, server.name);
+        const pins = await currentPins(home, server.name, server.tools, options.sharedPins);
         // New or changed tools are shown to the person once per listing; an approved listing's review is dropped.
         const review = reviewOf(server.name, server.tools, pins, new Date(clock.now()));
         if (!review) dropReview(home, server.name);
@@ -183,7 +186,7 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
       } catch (error) {
         return { server: server.name, tools: [], notices: [`MCP server \`${server.name}\` offers no tools: ${(error as Error).message}`] };
       }
-    });
+    }));
     return { servers: offered, notices: [...notices, ...offered.flatMap((entry) => entry.notices)] };
   };
   /**

@@ -76,10 +76,24 @@ describe("the permission policy and MCP servers on several machines", noDatabase
     appendFileSync(join(m1.home, "config.yaml"), `mcp:\n  servers:\n    notes: ${memoryServer}\n`);
     await until(() => m2.daemon!.output().includes("the MCP servers notes (started afresh for sessions that start from now on"), "m2 to apply the new servers", 15_000);
     await runOn(m2, "with-notes");
-    // The server started on m2: its tools are new there, so they wait for the person's approval (pins are per machine).
+    // The server started on m2: its tools are new, so they wait for the person's approval.
     const withheld = traceEvents(m2, "mcp_tools_withheld");
     assert.deepEqual(withheld.map((event) => event.server), ["notes"]);
     const list = await nightshift(["mcp", "list"], m2.env);
     assert.match(list.stdout, /notes/);
+    assert.match(list.stdout, /withheld until approved: nightshift mcp approve notes/);
+
+    // Approved on m1 (a machine where no session used it yet): m2's next session is offered its tools.
+    const approved = await nightshift(["mcp", "approve", "notes"], m1.env);
+    assert.equal(approved.code, 0, approved.stderr);
+    assert.match(approved.stdout, /^notes: pinned \d+ tools/);
+    const relisted = await nightshift(["mcp", "list", "notes"], m2.env);
+    assert.doesNotMatch(relisted.stdout, /withheld until approved|\+ new|! changed/, relisted.stdout);
+    assert.match(relisted.stdout, /✓ pinned +create_entities/);
+    const before = cluster.api.requests.length;
+    await runOn(m2, "notes-approved");
+    const system = JSON.stringify(cluster.api.requests.slice(before).map((request) => request.body.system));
+    assert.match(system, /# Tools from MCP servers.*- notes \(\d+ tools\): /, "m2's session is offered the notes tools");
+    assert.equal(traceEvents(m2, "mcp_tools_withheld").length, 1, "and asks nothing again");
   });
 });

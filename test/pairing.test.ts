@@ -35,91 +35,91 @@ describe("pairing store", () => {
     store = createPairingStore(folder, clock);
   });
 
-  it("pairs the sender of the right code, and a used code never works twice", () => {
-    const { code, expiresAt } = store.newCode();
+  it("pairs the sender of the right code, and a used code never works twice", async () => {
+    const { code, expiresAt } = await store.newCode();
     assert.match(code, /^[2-9A-HJKMNP-Z]{4}-[2-9A-HJKMNP-Z]{4}$/);
     assert.equal(expiresAt, clock.now() + 10 * MINUTE);
     clock.advance(MINUTE);
 
-    const first = store.redeem(code, { ...alice, is_bot: false } as typeof alice);
+    const first = await store.redeem(code, { ...alice, is_bot: false } as typeof alice);
     assert.deepEqual(first, { ok: true, user: { ...alice, paired_at: clock.now() } });
     assert.ok(store.isPaired(4242));
     assert.deepEqual(store.users(), [{ ...alice, paired_at: clock.now() }]);
-    assert.deepEqual(store.status(), { state: "paired", expiresAt, pairedUser: { ...alice, paired_at: clock.now() }, wrongAttempts: [] });
+    assert.deepEqual(await store.status(), { state: "paired", expiresAt, pairedUser: { ...alice, paired_at: clock.now() }, wrongAttempts: [] });
 
-    const second = store.redeem(code, mallory);
+    const second = await store.redeem(code, mallory);
     assert.equal(second.ok, false);
     assert.equal(!second.ok && second.problem, "used");
     assert.ok(!store.isPaired(666));
   });
 
-  it("accepts the code without its dash, in lower case and with stray spaces", () => {
+  it("accepts the code without its dash, in lower case and with stray spaces", async () => {
     for (const spell of [(c: string) => c.replace("-", ""), (c: string) => c.toLowerCase(), (c: string) => ` ${c.toLowerCase().replace("-", " ")} `]) {
-      const { code } = store.newCode();
-      const result = store.redeem(spell(code), alice);
+      const { code } = await store.newCode();
+      const result = await store.redeem(spell(code), alice);
       assert.equal(result.ok, true, `${spell(code)} is accepted for ${code}`);
     }
   });
 
-  it("counts wrong codes with who sent them and burns the code at the fifth", () => {
-    const { code } = store.newCode();
+  it("counts wrong codes with who sent them and burns the code at the fifth", async () => {
+    const { code } = await store.newCode();
     for (let i = 1; i <= 4; i++) {
       clock.advance(1000);
-      const result = store.redeem("AAAA-AAAA", mallory);
+      const result = await store.redeem("AAAA-AAAA", mallory);
       assert.equal(!result.ok && result.problem, "wrong");
       assert.match(!result.ok ? result.message : "", new RegExp(`${5 - i} tr`));
     }
-    assert.equal(store.status().state, "waiting");
-    const fifth = store.redeem("BBBBBBBB", mallory);
+    assert.equal((await store.status()).state, "waiting");
+    const fifth = await store.redeem("BBBBBBBB", mallory);
     assert.equal(!fifth.ok && fifth.problem, "locked");
-    const right = store.redeem(code, alice);
+    const right = await store.redeem(code, alice);
     assert.equal(!right.ok && right.problem, "locked", "the right code no longer works either");
     assert.ok(!store.isPaired(4242));
 
-    const status = store.status();
+    const status = await store.status();
     assert.equal(status.state, "locked");
     assert.equal(status.wrongAttempts.length, 5);
     assert.deepEqual(status.wrongAttempts[0], { user: mallory, at: clock.now() - 3000 });
   });
 
-  it("does not count /start without a code (the START button) as a wrong attempt", () => {
-    store.newCode();
-    const result = store.redeem("", mallory);
+  it("does not count /start without a code (the START button) as a wrong attempt", async () => {
+    await store.newCode();
+    const result = await store.redeem("", mallory);
     assert.equal(!result.ok && result.problem, "wrong");
-    assert.deepEqual(store.status().wrongAttempts, []);
+    assert.deepEqual((await store.status()).wrongAttempts, []);
   });
 
-  it("refuses a code after its 10 minutes", () => {
-    const { code } = store.newCode();
+  it("refuses a code after its 10 minutes", async () => {
+    const { code } = await store.newCode();
     clock.advance(10 * MINUTE);
-    const result = store.redeem(code, alice);
+    const result = await store.redeem(code, alice);
     assert.equal(!result.ok && result.problem, "expired");
     assert.match(!result.ok ? result.message : "", /nightshift pair/);
-    assert.equal(store.status().state, "expired");
+    assert.equal((await store.status()).state, "expired");
     assert.ok(!store.isPaired(4242));
   });
 
-  it("replaces the earlier code with a new one", () => {
-    const old = store.newCode();
-    const fresh = store.newCode();
+  it("replaces the earlier code with a new one", async () => {
+    const old = await store.newCode();
+    const fresh = await store.newCode();
     assert.notEqual(old.code, fresh.code);
-    const result = store.redeem(old.code, alice);
+    const result = await store.redeem(old.code, alice);
     assert.equal(!result.ok && result.problem, "wrong");
-    assert.equal(store.redeem(fresh.code, alice).ok, true);
+    assert.equal((await store.redeem(fresh.code, alice)).ok, true);
   });
 
-  it("has no code before nightshift pair, or when pairing.json is damaged", () => {
-    assert.deepEqual(store.status(), { state: "none", wrongAttempts: [] });
-    assert.equal((store.redeem("AAAA-AAAA", alice) as { problem: string }).problem, "none");
-    store.newCode();
+  it("has no code before nightshift pair, or when pairing.json is damaged", async () => {
+    assert.deepEqual(await store.status(), { state: "none", wrongAttempts: [] });
+    assert.equal((await store.redeem("AAAA-AAAA", alice) as { problem: string }).problem, "none");
+    await store.newCode();
     writeFileSync(join(folder, "pairing.json"), "{ half a fi");
-    assert.deepEqual(store.status(), { state: "none", wrongAttempts: [] });
-    assert.equal((store.redeem("AAAA-AAAA", alice) as { problem: string }).problem, "none");
+    assert.deepEqual(await store.status(), { state: "none", wrongAttempts: [] });
+    assert.equal((await store.redeem("AAAA-AAAA", alice) as { problem: string }).problem, "none");
   });
 
-  it("refuses to read a damaged users.json, naming the file and the fix, instead of dropping users", () => {
-    const { code } = store.newCode();
-    store.redeem(code, alice);
+  it("refuses to read a damaged users.json, naming the file and the fix, instead of dropping users", async () => {
+    const { code } = await store.newCode();
+    await store.redeem(code, alice);
     writeFileSync(join(folder, "users.json"), '{"users": [{"id": "4242"}]}');
     const named = (error: Error) => error.message.includes(join(folder, "users.json")) && /nightshift pair/.test(error.message);
     assert.throws(() => store.users(), named);
@@ -128,31 +128,31 @@ describe("pairing store", () => {
     assert.throws(() => store.isPaired(4242), named);
   });
 
-  it("keeps its files private and stores only a hash of the code", () => {
-    const { code } = store.newCode();
-    store.redeem(code, alice);
+  it("keeps its files private and stores only a hash of the code", async () => {
+    const { code } = await store.newCode();
+    await store.redeem(code, alice);
     assert.equal(statSync(folder).mode & 0o777, 0o700);
     for (const file of ["pairing.json", "users.json"]) assert.equal(statSync(join(folder, file)).mode & 0o777, 0o600, file);
     const pairing = readFileSync(join(folder, "pairing.json"), "utf8");
     assert.ok(!pairing.includes(code) && !pairing.includes(code.replace("-", "")), "the code is not stored in clear");
   });
 
-  it("unpairs a user, and pairing again replaces the earlier entry", () => {
-    store.redeem(store.newCode().code, alice);
+  it("unpairs a user, and pairing again replaces the earlier entry", async () => {
+    await store.redeem((await store.newCode()).code, alice);
     clock.advance(MINUTE);
-    store.redeem(store.newCode().code, { ...alice, username: "alice2" });
+    await store.redeem((await store.newCode()).code, { ...alice, username: "alice2" });
     assert.deepEqual(store.users(), [{ ...alice, username: "alice2", paired_at: clock.now() }]);
     assert.equal(store.remove(4242), true);
     assert.equal(store.remove(4242), false);
     assert.ok(!store.isPaired(4242));
   });
 
-  it("sees what another process wrote: the code from nightshift pair, the user from the daemon", () => {
+  it("sees what another process wrote: the code from nightshift pair, the user from the daemon", async () => {
     const cli = createPairingStore(folder, clock);
     const daemon = createPairingStore(folder, clock);
-    const { code } = cli.newCode();
-    assert.equal(daemon.redeem(code, alice).ok, true);
-    assert.equal(cli.status().state, "paired");
+    const { code } = await cli.newCode();
+    assert.equal((await daemon.redeem(code, alice)).ok, true);
+    assert.equal((await cli.status()).state, "paired");
     assert.ok(cli.isPaired(4242));
   });
 });
@@ -165,7 +165,7 @@ describe("nightshift pair, waiting (in process)", () => {
   after(() => api.close());
 
   /** Runs pairCommand with a fake clock; `onSleep(n)` runs before the nth poll's sleep returns. */
-  async function pair(onSleep: (n: number, store: PairingStore, code: string) => void, signal = new AbortController().signal) {
+  async function pair(onSleep: (n: number, store: PairingStore, code: string) => unknown, signal = new AbortController().signal) {
     const fake = new FakeClock();
     let n = 0;
     let out = "";
@@ -175,7 +175,7 @@ describe("nightshift pair, waiting (in process)", () => {
       setTimer: fake.setTimer,
       sleep: async (ms, sleepSignal) => {
         await fake.sleep(ms, sleepSignal);
-        onSleep(++n, store, /Pairing code: (\S+)/.exec(out)?.[1] ?? "");
+        await onSleep(++n, store, /Pairing code: (\S+)/.exec(out)?.[1] ?? "");
       },
     };
     const stdout = new Writable({ write: (chunk, _encoding, done) => ((out += chunk), done()) });
@@ -185,10 +185,10 @@ describe("nightshift pair, waiting (in process)", () => {
   }
 
   it("reports each wrong attempt as it happens, then who paired", async () => {
-    const result = await pair((n, store, code) => {
-      if (n === 2) store.redeem("WRON-GCOD", mallory);
-      if (n === 4) store.redeem("AAAA-AAAA", { id: 7, first_name: "Eve\u001b[31m" });
-      if (n === 6) store.redeem(code, alice);
+    const result = await pair(async (n, store, code) => {
+      if (n === 2) await store.redeem("WRON-GCOD", mallory);
+      if (n === 4) await store.redeem("AAAA-AAAA", { id: 7, first_name: "Eve\u001b[31m" });
+      if (n === 6) await store.redeem(code, alice);
     });
     assert.equal(result.code, 0);
     assert.match(result.out, /someone \(@mallory, id 666\) tried a wrong code\n/);
@@ -205,10 +205,12 @@ describe("nightshift pair, waiting (in process)", () => {
   });
 
   it("exits 1 when wrong codes burn it, or a newer nightshift pair replaces it", async () => {
-    const locked = await pair((n, store) => n === 1 && [1, 2, 3, 4, 5].forEach(() => store.redeem("AAAA-AAAA", mallory)));
+    const locked = await pair(async (n, store) => {
+      if (n === 1) for (let i = 0; i < 5; i++) await store.redeem("AAAA-AAAA", mallory);
+    });
     assert.equal(locked.code, 1);
     assert.match(locked.out, /Too many wrong codes/);
-    const replaced = await pair((n, store) => n === 1 && store.newCode());
+    const replaced = await pair(async (n, store) => n === 1 && (await store.newCode()));
     assert.equal(replaced.code, 1);
     assert.match(replaced.out, /replaced this code/);
   });
@@ -257,7 +259,18 @@ describe("nightshift pair (the command)", () => {
     assert.match(result.stdout, /works once and expires in 10 minutes, at \d\d:\d\d\./);
     assert.match(result.stdout, /No daemon is running: `nightshift start` must be running/);
     assert.ok(!(result.stdout + result.stderr).includes(TOKEN), "the token is not printed");
-    assert.equal(createPairingStore(folder, systemClock).redeem(code, alice).ok, true);
+    assert.equal((await createPairingStore(folder, systemClock).redeem(code, alice)).ok, true);
+  });
+
+  it("with the shared store unreachable exits 2 naming the setting and what to do, never the URL", async () => {
+    const url = "postgres://nightshift:pairing-db-secret@127.0.0.1:1/nightshift";
+    const result = await nightshift(["pair", "--no-wait"], { ...env, TELEGRAM_BOT_TOKEN: TOKEN, TELEGRAM_API_ROOT: api.url, NIGHTSHIFT_DATABASE_URL: url });
+    assert.equal(result.code, 2, result.stderr);
+    assert.match(result.stderr, /could not reach the shared store \(NIGHTSHIFT_DATABASE_URL\) to make a pairing code/);
+    assert.match(result.stderr, /check that PostgreSQL runs/);
+    assert.doesNotMatch(result.stdout, /Pairing code/, "no code is printed that no bot could see");
+    assert.ok(!(result.stdout + result.stderr).includes("pairing-db-secret"), "the database password is not printed");
+    assert.ok(!existsSync(join(folder, "pairing.json")), "no code was made on the side");
   });
 
   it("says 'your bot' when getMe fails", async () => {
@@ -269,7 +282,7 @@ describe("nightshift pair (the command)", () => {
 
   it("lists paired and configured users, and removes one", async () => {
     const store = createPairingStore(folder, systemClock);
-    store.redeem(store.newCode().code, alice);
+    await store.redeem((await store.newCode()).code, alice);
     mkdirSync(home, { recursive: true });
     writeFileSync(join(home, "config.yaml"), "telegram:\n  allowed_users: [777]\n");
 
@@ -302,9 +315,9 @@ describe("nightshift pair (the command)", () => {
       await until(() => stdout.includes("Waiting"), "the code to be printed");
       const code = /Pairing code: (\S+)/.exec(stdout)![1]!;
       const daemon = createPairingStore(folder, systemClock);
-      assert.equal(daemon.redeem("AAAA-AAAA", mallory).ok, false);
+      assert.equal((await daemon.redeem("AAAA-AAAA", mallory)).ok, false);
       await until(() => stdout.includes("tried a wrong code"), "the wrong attempt to be reported");
-      assert.equal(daemon.redeem(code.toLowerCase(), alice).ok, true);
+      assert.equal((await daemon.redeem(code.toLowerCase(), alice)).ok, true);
       assert.equal(await exited, 0, stderr);
       assert.match(stdout, /someone \(@mallory, id 666\) tried a wrong code\n/);
       assert.match(stdout, /Paired with @alice \(id 4242\)\. Send the bot a task\.\n$/);

@@ -1,10 +1,11 @@
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, it } from "node:test";
-import { until } from "./support/cli.ts";
+import { CLI, until } from "./support/cli.ts";
 import { eventually, noDatabase, ranOn, type Machine } from "./support/cluster.ts";
-import { ALICE, approvalMessages, button, text, writeTo } from "./support/telegram-harness.ts";
+import { ALICE, approvalMessages, MALLORY, button, text, writeTo } from "./support/telegram-harness.ts";
 import { answers, LEASE_MS, runsBot, startTelegramMachines as startMachines, taskIds } from "./support/telegram-machines.ts";
 
 /**
@@ -153,6 +154,48 @@ describe("Telegram on several machines", skip, () => {
     await until(() => said(new RegExp(`^✅ count to three\n${far!.id} · done · from telegram`)), "/status of the task that ran on the other machine");
     const status = cluster.telegram.messages(ALICE.id).find((message) => (message.text ?? "").startsWith("✅ count to three\n"))!.text!;
     assert.match(status, /\n1 turns · 1\.9k tokens in/, "its turns and tokens, from the store's copy of its log");
+  });
+
+  it("pairs a new user with a code `nightshift pair` made on the machine without the bot, and answers them", async () => {
+    const cluster = await startTelegramMachines(["m1", "m2"]);
+    const [m1, m2] = cluster.machines as [Machine, Machine];
+    const bob = { id: 5151, username: "bob", first_name: "Bob" }; // not in telegram.allowed_users
+    cluster.api.respondWith(() => text("the answer"));
+    await m1.start();
+    await until(() => runsBot(m1) === 1, "m1 to run the bot");
+    await m2.start();
+    await until(() => m2.daemon!.output().includes("Telegram: machine m1 runs the bot"), "m2 to see m1 run the bot");
+
+    // `nightshift pair` in m2's home, waiting for the code to be used.
+    const pair = spawn(process.execPath, [CLI, "pair"], { env: m2.env, stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    pair.stdout.on("data", (chunk) => (stdout += chunk));
+    pair.stderr.on("data", (chunk) => (stderr += chunk));
+    const exited = new Promise<number | null>((resolve) => pair.on("close", resolve));
+    try {
+      await until(() => stdout.includes("Waiting"), `the code to be printed (${stderr})`);
+      assert.match(stdout, /Machine m1 runs the bot and will hear it\./);
+      assert.ok(!existsSync(join(m2.home, "state", "telegram", "pairing.json")), "the code is in the shared store, not in m2's files");
+      const code = /Pairing code: (\S+)/.exec(stdout)![1]!;
+      cluster.telegram.sendText(MALLORY, "/start WRNG-CODE");
+      await until(() => stdout.includes("tried a wrong code"), "m2's pair to hear of the wrong try made through m1's bot");
+      cluster.telegram.sendText(bob, `/start ${code}`);
+      assert.equal(await exited, 0, stderr);
+      assert.match(stdout, /someone \(@mallory, id 666\) tried a wrong code\n/);
+      assert.match(stdout, /Paired with @bob \(id 5151\)\. Send the bot a task\.\n$/);
+    } finally {
+      pair.kill();
+    }
+    await until(() => (cluster.telegram.messages(bob.id)[0]?.text ?? "").startsWith("Paired."), "the welcome");
+    assert.equal(cluster.telegram.messages(MALLORY.id).length, 0, "a wrong code gets no answer");
+
+    cluster.telegram.sendText(bob, "what is new?");
+    await until(() => cluster.telegram.messages(bob.id).some((message) => message.text?.includes("the answer")), "bob's answer", 30_000);
+    // Paired on every machine: m2, which made the code, takes the user in from the store.
+    const [row] = await cluster.sql<{ removed: boolean }[]>`SELECT removed FROM telegram_users WHERE id = ${bob.id}`;
+    assert.equal(row?.removed, false);
+    await until(() => existsSync(join(m2.home, "state", "telegram", "users.json")) && readFileSync(join(m2.home, "state", "telegram", "users.json"), "utf8").includes('"id": 5151'), "m2 to take bob in", 30_000);
   });
 
   it("wakes a session on one machine with an approval answered through the bot on another", async () => {

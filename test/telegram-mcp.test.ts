@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, it } from "node:test";
 import { mcpCommand } from "../cli/mcp.ts";
@@ -9,6 +9,9 @@ import { readReview } from "../runtime/mcp/reviews.ts";
 import { createStage, readStage } from "../runtime/stage/overlay.ts";
 import { ALICE, approvalMessages, button, startTelegramHarness, text, texts, type TelegramHarness } from "./support/telegram-harness.ts";
 import { needs } from "./support/prerequisites.ts";
+import { until } from "./support/cli.ts";
+import { noDatabase, type Machine } from "./support/cluster.ts";
+import { runsBot, startTelegramMachines } from "./support/telegram-machines.ts";
 
 const PROBE = join(import.meta.dirname, "fixtures", "mcp", "probe-server.mjs");
 const config = (description: string) =>
@@ -112,5 +115,47 @@ describe("Telegram: staged changes left unapplied", () => {
     await h.until(() => readStage(h!.home, "killed-task") === undefined, "the killed task's copy to go");
     assert.ok(readStage(h.home, "running-task"), "a running task's copy stays");
     assert.ok(readStage(h.home, "fresh-task"));
+  });
+});
+
+describe("Telegram: MCP tools approved on several machines", noDatabase ? { skip: noDatabase } : needs("bwrap", "socat"), () => {
+  let cleanup: (() => Promise<void>) | undefined;
+  afterEach(async () => {
+    await cleanup?.();
+    cleanup = undefined;
+  });
+
+  it("offers a server's tools on a machine without the bot once Approve was pressed under the review the bot's machine sent", async () => {
+    const cluster = await startTelegramMachines(["m1", "m2"]);
+    cleanup = cluster.cleanup;
+    const [m1, m2] = cluster.machines as [Machine, Machine];
+    for (const machine of cluster.machines) appendFileSync(join(machine.home, "config.yaml"), `mcp:\n  servers:\n    probe: ${JSON.stringify({ command: process.execPath, args: [PROBE] })}\n`);
+    cluster.api.respondWith(() => text("done"));
+    await m1.start();
+    await until(() => runsBot(m1) === 1, "m1 to run the bot");
+    await m2.start();
+    await until(() => m2.daemon!.output().includes("Telegram: machine m1 runs the bot"), "m2 to see m1 run the bot");
+    /** A task pinned to `machine` (its workdir is a folder there): the system prompts of its requests. */
+    const runOn = async (machine: Machine, name: string) => {
+      const folder = join(machine.home, "..", `${name}-folder`);
+      mkdirSync(folder);
+      const before = cluster.api.requests.length;
+      writeFileSync(join(machine.home, "inbox", `${name}.md`), `---\ntitle: ${name}\nworkdir: ${folder}\n---\nSay hi.\n`);
+      await until(() => existsSync(join(machine.home, "outbox", `${name}.md`)), `${name}'s result on ${machine.name}`, 60_000);
+      return JSON.stringify(cluster.api.requests.slice(before).map((request) => request.body.system));
+    };
+
+    // The probe's tools are new: m1's session is offered none of them, and the bot shows the review.
+    assert.doesNotMatch(await runOn(m1, "first"), /- probe \(/);
+    const reviews = () => cluster.telegram.messages(ALICE.id).filter((message) => message.text?.includes("tools withheld until you approve"));
+    await until(() => reviews().length === 1, "the review on Telegram");
+    cluster.telegram.pressButton(ALICE, reviews()[0]!.message_id, button(reviews()[0]!, "Approve"));
+    await until(() => cluster.telegram.messages(ALICE.id).some((message) => message.text?.startsWith("✅ Approved: ")), "the approval's reply");
+
+    // m2, whose own session never asked, is offered the approved tools at once, and asks nothing.
+    assert.match(await runOn(m2, "second"), /- probe \(\d+ tools?\): /);
+    assert.ok(!readFileSync(join(m2.home, "logs", "trace.jsonl"), "utf8").includes('"event":"mcp_tools_withheld"'), "m2 withheld nothing");
+    const [row] = await cluster.sql<{ machine: string; n: number }[]>`SELECT machine, count(*)::int AS n FROM mcp_pins GROUP BY machine`;
+    assert.equal(row?.machine, "m1", "approved through m1's bot");
   });
 });

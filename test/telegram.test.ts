@@ -138,14 +138,14 @@ describe("Telegram: who may talk to the bot", () => {
     const pairing = createPairingStore(join(h.home, "state", "telegram"), h.clock);
     h.telegram.sendText(MALLORY, "hello?");
     h.telegram.sendText(MALLORY, "/start WRONGCODE");
-    const expired = pairing.newCode();
+    const expired = await pairing.newCode();
     h.clock.advance(11 * 60_000);
     h.telegram.sendText(ALICE, `/start ${expired.code}`);
     await h.until(() => h!.telegram.pendingUpdates().length === 0, "the updates to be taken");
     await h.until(() => h!.output().length >= 0 && h!.telegram.callsOf("getUpdates").length >= 3, "a few polls");
     assert.equal(h.sent("sendMessage").length, 0, "nobody got an answer");
 
-    const good = pairing.newCode();
+    const good = await pairing.newCode();
     h.telegram.sendText(ALICE, `/start ${good.code.toLowerCase()}`);
     await h.until(() => h!.sent("sendMessage", ALICE.id).length > 0, "the welcome");
     assert.match(h.sent("sendMessage", ALICE.id)[0]!.params.text, /Paired/);

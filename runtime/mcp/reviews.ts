@@ -10,7 +10,7 @@ import { createHash } from "node:crypto";
 import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Tool } from "@modelcontextprotocol/client";
-import { canonicalJson, comparePins, writePins, type PinFile, type PinState } from "./pins.ts";
+import { approvePins, canonicalJson, comparePins, type PinFile, type PinState, type SharedPins } from "./pins.ts";
 
 export interface ToolReview {
   /** Names this listing: the first 12 hex digits of its sha256. */
@@ -57,12 +57,19 @@ export function dropReview(home: string, server: string): void {
   rmSync(reviewFile(home, server), { force: true });
 }
 
-/** Pins the listing the review showed. Refuses a review that is no longer the pending one. */
-export function approveReview(home: string, server: string, id: string, now: Date): { ok: boolean; message: string } {
+/**
+ * Pins the listing the review showed (with several machines, for every machine: `shared`). Refuses a
+ * review that is no longer the pending one, and says so when the shared store cannot be reached.
+ */
+export async function approveReview(home: string, server: string, id: string, now: Date, shared?: SharedPins): Promise<{ ok: boolean; message: string }> {
   const review = readReview(home, server);
   if (!review) return { ok: false, message: `Nothing of MCP server ${server} is waiting for approval (any more).` };
   if (review.id !== id) return { ok: false, message: `MCP server ${server} changed its tools again since this message; see the newer one.` };
-  writePins(home, server, review.tools, now);
+  try {
+    await approvePins(home, server, review.tools, now, shared);
+  } catch (error) {
+    return { ok: false, message: `Not approved: the shared store (PostgreSQL) does not answer (${(error as Error).message}), and an approval must reach every machine. Press Approve again when it is back.` };
+  }
   dropReview(home, server);
   return { ok: true, message: `Approved: ${review.withheld.map((state) => state.name).join(", ")} of MCP server ${server} are offered from the next task on.` };
 }

@@ -92,6 +92,14 @@ const MIGRATIONS: ReadonlyArray<(tx: postgres.TransactionSql) => Promise<unknown
     await tx`CREATE TABLE spend_days (day text NOT NULL, machine text NOT NULL, usd float8 NOT NULL, daily_usd float8, PRIMARY KEY (day, machine))`;
     await tx`CREATE TABLE spend_tasks (day text NOT NULL, machine text NOT NULL, task text NOT NULL, usd float8 NOT NULL, PRIMARY KEY (day, machine, task))`;
   },
+  // The latest Telegram pairing code, made by `nightshift pair` on any machine and redeemed by the bot's (runtime/store/pg-pairing.ts).
+  async (tx) => {
+    await tx`CREATE TABLE telegram_pairing (id smallint PRIMARY KEY CHECK (id = 1), record jsonb NOT NULL)`;
+  },
+  // MCP tool definitions approved on any machine, read at each machine's check (runtime/store/pg-pins.ts).
+  async (tx) => {
+    await tx`CREATE TABLE mcp_pins (server text NOT NULL, tool text NOT NULL, hash text NOT NULL, definition jsonb NOT NULL, approved timestamptz NOT NULL, machine text NOT NULL, PRIMARY KEY (server, tool, hash))`;
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
