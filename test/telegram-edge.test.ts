@@ -19,7 +19,8 @@ afterEach(async () => {
 describe("Telegram: progress message", () => {
   it("says the task is working once it runs, also when it had to wait in the queue", needs("bwrap", "socat"), async () => {
     h = await startTelegramHarness({ config: `telegram:\n  allowed_users: [${ALICE.id}]\n  poll_timeout: 2s\ndaemon:\n  concurrency: 1\n` });
-    h.model.respondWith((request) => (/First/.test(JSON.stringify(request.body.messages[0])) ? agent("sleep 1")(request) : agent("echo one; echo two")(request)));
+    // The second task's command takes 2 s: long enough for a progress edit (a chat's edits are paced at one a second, bot/pacing.ts) on a fast machine too.
+    h.model.respondWith((request) => (/First/.test(JSON.stringify(request.body.messages[0])) ? agent("sleep 1")(request) : agent("sleep 2; echo one; echo two")(request)));
     h.telegram.sendText(ALICE, "First: wait a second");
     await h.until(() => h!.sent("sendMessage", ALICE.id).length === 1, "the first status");
     h.telegram.sendText(ALICE, "Second: count to two");
