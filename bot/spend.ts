@@ -94,23 +94,23 @@ function topTasks(byTask: Map<string, number>): SpendSummary["todayTop"] {
 /** /budget. `dailyUsd` 0 or Infinity means no daily limit (config requires a positive number, default $10). */
 export function budgetText(summary: SpendSummary, limits: { dailyUsd: number; perTaskUsd: number }): string {
   const lines = [`<b>Spending</b>${whose(summary)}`];
-  if (summary.machines) {
-    // Each machine holds to its own daily budget (runtime/daily-spend.ts): the sum is held to none.
-    lines.push(`Today: ${formatCost(summary.todayUsd)}`);
-    for (const machine of summary.machines) {
-      const limit = machine.dailyUsd !== undefined ? ` of its ${formatCost(machine.dailyUsd)} a day (${percent(machine.todayUsd, machine.dailyUsd)})` : " (no daily limit)";
-      lines.push(`• ${clip(machine.name, 40)}: ${formatCost(machine.todayUsd)}${limit}${silence(machine)}`);
-    }
-    for (const machine of summary.machines) {
-      if (machine.dailyUsd !== undefined && machine.todayUsd >= machine.dailyUsd) lines.push(`${clip(machine.name, 40)}'s budget for today is used up: its tasks fail at their next model call until it resets at midnight.`);
-    }
-  } else if (limited(limits.dailyUsd)) {
+  if (limited(limits.dailyUsd)) {
+    // With several machines the daily budget holds on their sum (runtime/daily-spend.ts), each machine against its own setting.
     const share = summary.todayUsd / limits.dailyUsd;
     const filled = Math.round(Math.min(1, share) * 10);
     lines.push(`Today: ${formatCost(summary.todayUsd)} of ${formatCost(limits.dailyUsd)} (${percent(summary.todayUsd, limits.dailyUsd)})`);
     lines.push(`<code>${"▓".repeat(filled)}${"░".repeat(10 - filled)}</code>`);
-    if (share >= 1) lines.push("Today's budget is used up: tasks fail at their next model call until it resets at midnight.");
   } else lines.push(`Today: ${formatCost(summary.todayUsd)} (no daily limit)`);
+  for (const machine of summary.machines ?? []) {
+    const own = machine.dailyUsd !== limits.dailyUsd && (limited(limits.dailyUsd) || machine.dailyUsd !== undefined) ? ` (its daily budget: ${machine.dailyUsd !== undefined ? formatCost(machine.dailyUsd) : "none"})` : "";
+    lines.push(`• ${clip(machine.name, 40)}: ${formatCost(machine.todayUsd)}${own}${silence(machine)}`);
+  }
+  if (limited(limits.dailyUsd) && summary.todayUsd >= limits.dailyUsd) {
+    lines.push(`Today's budget is used up${summary.machines ? " (every machine's spend counts)" : ""}: tasks fail at their next model call until it resets at midnight.`);
+  }
+  for (const machine of summary.machines?.slice(1) ?? []) {
+    if (machine.dailyUsd !== undefined && machine.dailyUsd !== limits.dailyUsd && summary.todayUsd >= machine.dailyUsd) lines.push(`${clip(machine.name, 40)}'s own daily budget is used up: its tasks fail at their next model call until midnight.`);
+  }
   const average = summary.days > 0 ? ` (about ${formatCost(summary.monthUsd / summary.days)} a day)` : "";
   lines.push(`This month: ${formatCost(summary.monthUsd)} over ${summary.days} ${summary.days === 1 ? "day" : "days"}${average}`);
   lines.push(limited(limits.perTaskUsd) ? `Each task: up to ${formatCost(limits.perTaskUsd)} unless it sets its own budget.` : "Each task: no dollar limit.");
@@ -121,18 +121,14 @@ export function budgetText(summary: SpendSummary, limits: { dailyUsd: number; pe
   return lines.join("\n");
 }
 
-/** The digest's spend line. With several machines each one's today is held to its own daily budget, so each is named with it. */
+/** The digest's spend line. With several machines the daily budget holds on their sum; each machine that spent today is named with its share. */
 export function spendLine(summary: SpendSummary, limits: { dailyUsd: number }): string {
   const head = `<b>Spend</b>${whose(summary)}`;
-  if (!summary.machines) {
-    const daily = limited(limits.dailyUsd) ? ` of ${formatCost(limits.dailyUsd)} a day` : "";
-    return `${head}: today ${formatCost(summary.todayUsd)}${daily}; this month ${formatCost(summary.monthUsd)}`;
-  }
-  const today = summary.machines.filter((machine) => machine.todayUsd > 0);
-  const each = today.map((machine) => `${clip(machine.name, 40)} ${formatCost(machine.todayUsd)}${machine.dailyUsd !== undefined ? ` of ${formatCost(machine.dailyUsd)}` : ""}`);
-  const perDay = today.some((machine) => machine.dailyUsd !== undefined) ? " a day" : "";
+  const daily = limited(limits.dailyUsd) ? ` of ${formatCost(limits.dailyUsd)} a day` : "";
+  if (!summary.machines) return `${head}: today ${formatCost(summary.todayUsd)}${daily}; this month ${formatCost(summary.monthUsd)}`;
+  const each = summary.machines.filter((machine) => machine.todayUsd > 0).map((machine) => `${clip(machine.name, 40)} ${formatCost(machine.todayUsd)}`);
   const silent = summary.machines.filter((machine) => machine.silentMs !== undefined).map((machine) => `${clip(machine.name, 40)}${silence(machine)}`);
-  return `${head}: today ${formatCost(summary.todayUsd)}${each.length ? ` (${each.join(", ")}${perDay})` : ""}; this month ${formatCost(summary.monthUsd)}${silent.length ? `; ${silent.join(", ")}` : ""}`;
+  return `${head}: today ${formatCost(summary.todayUsd)}${daily}${each.length ? ` (${each.join(", ")})` : ""}; this month ${formatCost(summary.monthUsd)}${silent.length ? `; ${silent.join(", ")}` : ""}`;
 }
 
 function whose(summary: SpendSummary): string {

@@ -1,5 +1,5 @@
 import { sumMachines, type MachineSpend, type SpendSummary } from "../bot/spend.ts";
-import { dayOf } from "../runtime/daily-spend.ts";
+import { dayOf, type MachineDailySpend } from "../runtime/daily-spend.ts";
 import type { Clock } from "../runtime/index.ts";
 import { createSpendLedger } from "../runtime/spend-ledger.ts";
 import type { Cluster } from "../runtime/store/pg-cluster.ts";
@@ -29,7 +29,15 @@ export interface SharedSpendWork {
   stop(): void;
 }
 
-export function shareSpend(options: { cluster: Pick<Cluster, "sql" | "machine" | "machines">; daemon: Pick<Daemon, "watch">; sessionsDir: string; clock: Clock; dailyUsd: number }): SharedSpendWork {
+export function shareSpend(options: {
+  cluster: Pick<Cluster, "sql" | "machine" | "machines">;
+  daemon: Pick<Daemon, "watch">;
+  sessionsDir: string;
+  clock: Clock;
+  dailyUsd: number;
+  /** The daily budget this machine's sessions are held to: told the others' spend of the day at each heartbeat. */
+  daily?: Pick<MachineDailySpend, "elsewhere">;
+}): SharedSpendWork {
   const { cluster, clock, dailyUsd } = options;
   const ledger = createSpendLedger({ sessionsDir: options.sessionsDir, since: clock.now() });
   const unwatch = options.daemon.watch((id, message) => {
@@ -52,6 +60,8 @@ export function shareSpend(options: { cluster: Pick<Cluster, "sql" | "machine" |
       ledger.restore(changes);
       throw error;
     }
+    // The daily budget holds on every machine's spend of the day: the others' as they last wrote it.
+    if (options.daily) options.daily.elsewhere(dayOf(now), await store.othersOn(dayOf(now)));
     if (prunedOn === dayOf(now)) return;
     // Task totals are asked for today only (kept a day more for a clock set back); day totals for this month (kept a month more).
     await store.prune(yesterday, dayOf(new Date(date.getFullYear(), date.getMonth() - 1, 1).getTime()));

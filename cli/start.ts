@@ -188,7 +188,7 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
   const sessions = cluster ? await shareSessions({ cluster, daemon, sessionsDir: runtime.sessionsDir, home, trace }) : undefined;
   const readEvents = sessions ? sessions.readEvents : (id: string) => readSessionLog(join(runtime.sessionsDir, `${id}.jsonl`));
   /** With several machines: every machine's spend in the digest and /budget, this machine's written to the store at each heartbeat. Made before any session runs. */
-  const spend = cluster ? shareSpend({ cluster, daemon, sessionsDir: runtime.sessionsDir, clock, dailyUsd: config.budget.daily_usd }) : undefined;
+  const spend = cluster ? shareSpend({ cluster, daemon, sessionsDir: runtime.sessionsDir, clock, dailyUsd: config.budget.daily_usd, daily: runtime.daily }) : undefined;
   /** With several machines: this machine's journal copied to the store, and the consolidation reading every machine's. */
   const journals = cluster ? await shareJournal({ cluster, home, clock }) : undefined;
   const memoryWork = createMemoryService({ loaded, clock, memory, small: () => runtime.modelFor("small"), tasks: daemon.tasks, approvals, ...(cluster ? { shared: cluster } : {}), ...(spend ? { spend: spend.summary } : {}), ...(journals ? { source: journals.source } : {}) });

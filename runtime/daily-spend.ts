@@ -20,6 +20,14 @@ export interface DailySpend {
   add(usd: number): void;
 }
 
+/** The daily budget of a machine: with several machines on one store, `spent` counts the others' spend of the day too. */
+export interface MachineDailySpend extends DailySpend {
+  /** This machine's own spend today. */
+  own(): number;
+  /** What the other machines had spent on `day` (YYYY-MM-DD, local), as last read from the shared store. */
+  elsewhere(day: string, usd: number): void;
+}
+
 /** The local date as YYYY-MM-DD, by hand: the first toLocaleDateString loads locale data (about 25 ms of a start-up). */
 export function dayOf(at: number): string {
   const date = new Date(at);
@@ -38,8 +46,10 @@ function startOfDay(at: number, daysBefore = 0): number {
  * needed and then as sessions report. A clock that steps back across midnight (NTP, a suspended VM)
  * finds the earlier day with what it had spent, and coming forward again finds today's: a day's
  * total is never reset by the date changing, so the budget holds whichever way the clock moves.
+ * With several machines on one store, the others' spend of the day is added as each heartbeat
+ * reads it (cli/shared-spend.ts): the daily budget holds on the sum, a heartbeat behind at most.
  */
-export async function createDailySpend(options: { sessionsDir: string; clock: Clock; limitUsd: number }): Promise<DailySpend> {
+export async function createDailySpend(options: { sessionsDir: string; clock: Clock; limitUsd: number }): Promise<MachineDailySpend> {
   const { clock, sessionsDir } = options;
   const byDay = new Map<string, number>();
   /** Days from here on are in `byDay` (counted from the logs, or zero); earlier ones are read when the clock reaches them. */
@@ -57,9 +67,19 @@ export async function createDailySpend(options: { sessionsDir: string; clock: Cl
     }
     return dayOf(now);
   };
+  /** The other machines' spend, of the day it was read for: counted on that day only. */
+  let others = { day: "", usd: 0 };
+  const own = () => byDay.get(today()) ?? 0;
   return {
     limitUsd: options.limitUsd,
-    spent: () => byDay.get(today()) ?? 0,
+    own,
+    spent: () => {
+      const day = today();
+      return (byDay.get(day) ?? 0) + (others.day === day ? others.usd : 0);
+    },
+    elsewhere(day, usd) {
+      others = { day, usd };
+    },
     add(usd) {
       const day = today();
       byDay.set(day, (byDay.get(day) ?? 0) + usd);

@@ -34,5 +34,5 @@ export { createTraceLogger, traceEvent, type TraceLogger } from "./trace.ts";
 export { createWriteGate, storageFault, storageMessage, type OutageChange, type StorageFault, type StorageOutage, type WriteGate } from "./write-gate.ts";
 export { parseYaml, YamlSyntaxError } from "./yaml.ts";
 export { createMemoryTools, type MemoryAccess } from "./tools/memory.ts";
-export { createDailySpend, sessionLogs, type DailySpend } from "./daily-spend.ts";
+export { createDailySpend, sessionLogs, type DailySpend, type MachineDailySpend } from "./daily-spend.ts";
 export { BUILTIN_TOOL_NAMES, DEFAULT_AGENTS, loadAgents, type AgentProblem, type AgentSpec } from "./specialists/agents.ts";

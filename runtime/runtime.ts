@@ -7,7 +7,7 @@ import { requireApiKey, sandboxBackend, type LoadedConfig, type ResolvedRole, ty
 import type { SessionEvent, TaskSpec } from "./events.ts";
 import { SandboxUnavailable } from "./errors.ts";
 import { createStage, mountStage, readStage, summarizeStage } from "./stage/overlay.ts";
-import { createDailySpend, type DailySpend } from "./daily-spend.ts";
+import { createDailySpend, type DailySpend, type MachineDailySpend } from "./daily-spend.ts";
 import { BUILTIN_TOOL_NAMES, loadAgents } from "./specialists/agents.ts";
 import { createSpecialistRunner } from "./specialists/run.ts";
 import type { McpHost } from "./mcp/host.ts";
@@ -67,7 +67,7 @@ export interface Runtime {
   readonly approvals: ApprovalStore;
   readonly sessionsDir: string;
   /** Today's spending as the daily budget counts it: the Now page shows this, not a count of its own. */
-  readonly daily: DailySpend;
+  readonly daily: MachineDailySpend;
   newSessionId(): string;
   start(id: string, task: TaskSpec, options?: RunOptions): Promise<SessionResult>;
   resume(id: string, options?: RunOptions): Promise<SessionResult>;

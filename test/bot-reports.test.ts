@@ -244,17 +244,18 @@ describe("budgetText", () => {
     assert.match(text, /used up/);
   });
 
-  it("with several machines, shows each machine's today against its own daily budget, and which one has used it up or is silent", () => {
+  it("with several machines, holds today's spend of them all to the daily budget, names each machine's share, and one whose own budget differs", () => {
     const machines = [
-      { name: "server", todayUsd: 12, monthUsd: 20, dailyUsd: 10 },
+      { name: "server", todayUsd: 6, monthUsd: 20, dailyUsd: 10 },
       { name: "laptop<1>", todayUsd: 0.5, monthUsd: 10, dailyUsd: 5, silentMs: 7_200_000 },
     ];
-    const text = sendable(budgetText({ ...summary, todayUsd: 12.5, machines }, { dailyUsd: 10, perTaskUsd: 2 }));
-    for (const fact of ["<b>Spending</b> on every machine", "Today: $12.50", "• server: $12.00 of its $10.00 a day (120%)", "• laptop&lt;1&gt;: $0.5000 of its $5.00 a day (10%) (silent 2.0h: its spend as of then)", "server's budget for today is used up", "This month: $30.00"]) {
+    const text = sendable(budgetText({ ...summary, todayUsd: 6.5, machines }, { dailyUsd: 10, perTaskUsd: 2 }));
+    for (const fact of ["<b>Spending</b> on every machine", "Today: $6.50 of $10.00 (65%)", "▓▓▓▓▓▓▓░░░", "• server: $6.00", "• laptop&lt;1&gt;: $0.5000 (its daily budget: $5.00) (silent 2.0h: its spend as of then)", "laptop&lt;1&gt;'s own daily budget is used up", "This month: $30.00"]) {
       assert.ok(text.includes(fact), `missing ${fact} in\n${text}`);
     }
-    assert.ok(!text.includes("laptop&lt;1&gt;'s budget"), text);
-    assert.ok(!text.includes("▓"), "no one bar for budgets that are each machine's");
+    assert.ok(!text.includes("Today's budget is used up"), text);
+    const over = sendable(budgetText({ ...summary, todayUsd: 10.5, machines: [{ ...machines[0]!, todayUsd: 10 }, machines[1]!] }, { dailyUsd: 10, perTaskUsd: 2 }));
+    assert.ok(over.includes("Today's budget is used up (every machine's spend counts)"), over);
   });
 
   it("says there is no limit for 0 or Infinity", () => {

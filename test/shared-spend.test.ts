@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { after, before, beforeEach, describe, it } from "node:test";
 import postgres from "postgres";
 import { spendLine } from "../bot/spend.ts";
+import { createDailySpend, type MachineDailySpend } from "../runtime/daily-spend.ts";
 import { shareSpend, type SharedSpendWork } from "../cli/shared-spend.ts";
 import type { EventOf, SessionEvent, TaskSpec } from "../runtime/events.ts";
 import { openSessionLog } from "../runtime/session-log.ts";
@@ -71,7 +72,7 @@ describe("every machine's spend on the shared store", noDatabase ? { skip: noDat
   const cleanups: Array<() => void> = [];
 
   /** A machine's spend, made as `nightshift start` makes it (before its sessions run), with `logs` already in its sessions/. */
-  const machine = async (cluster: Pick<Cluster, "sql" | "machine" | "machines">, dailyUsd: number, logs: Array<{ id: string; events: SessionEvent[] }> = []) => {
+  const machine = async (cluster: Pick<Cluster, "sql" | "machine" | "machines">, dailyUsd: number, logs: Array<{ id: string; events: SessionEvent[] }> = [], daily?: MachineDailySpend) => {
     const dir = tempDir();
     cleanups.push(dir.cleanup);
     for (const { id, events } of logs) {
@@ -79,7 +80,7 @@ describe("every machine's spend on the shared store", noDatabase ? { skip: noDat
       await writeLog(id.includes(".") ? join(dir.path, task, `${id}.jsonl`) : join(dir.path, `${id}.jsonl`), id, events);
     }
     const daemon = sessions();
-    const spend = shareSpend({ cluster, daemon, sessionsDir: dir.path, clock, dailyUsd });
+    const spend = shareSpend({ cluster, daemon, sessionsDir: dir.path, clock, dailyUsd, ...(daily ? { daily } : {}) });
     made.push(spend);
     await spend.ready;
     return { spend, emit: daemon.emit };
@@ -102,6 +103,23 @@ describe("every machine's spend on the shared store", noDatabase ? { skip: noDat
     for (const cleanup of cleanups) cleanup();
     await sql?.end({ timeout: 1 });
     await db?.drop();
+  });
+
+  it("tells this machine's daily budget what the others spent today at each heartbeat, so the budget holds on their sum", async () => {
+    const other = await machine(m2, 10, [{ id: "b1", events: [start(T0 - HOUR), response(T0 - HOUR, 9.5)] }]);
+    await other.spend.publish();
+    const dir = tempDir();
+    cleanups.push(dir.cleanup);
+    const daily = await createDailySpend({ sessionsDir: dir.path, clock, limitUsd: 10 });
+    daily.add(0.25);
+    const here = await machine(m1, 10, [], daily);
+    assert.equal(daily.spent(), 0.25, "nothing heard of the others before a heartbeat");
+    await here.spend.publish();
+    near(daily.spent(), 9.75, "this machine's and the others' spend of the day");
+    near(daily.own(), 0.25, "this machine's own");
+    // The next day: the others' spend of yesterday no longer counts.
+    clock.advance(DAY);
+    near(daily.spent(), 0, "a new day");
   });
 
   it("adds up every machine's today, this month and top tasks, specialists included, from the logs before the start and the sessions after it", async () => {
@@ -133,7 +151,7 @@ describe("every machine's spend on the shared store", noDatabase ? { skip: noDat
       { name: "m1", todayUsd: 0.9375, monthUsd: 1.9375, dailyUsd: 10 },
       { name: "m2", todayUsd: 2, monthUsd: 2, dailyUsd: 5 },
     ]);
-    assert.equal(spendLine(summary, { dailyUsd: 10 }), "<b>Spend</b> on every machine: today $2.94 (m1 $0.9375 of $10.00, m2 $2.00 of $5.00 a day); this month $3.94");
+    assert.equal(spendLine(summary, { dailyUsd: 10 }), "<b>Spend</b> on every machine: today $2.94 of $10.00 a day (m1 $0.9375, m2 $2.00); this month $3.94");
   });
 
   it("writes only what changed, each total whole, and writes again what a failed write held", async () => {
@@ -165,7 +183,7 @@ describe("every machine's spend on the shared store", noDatabase ? { skip: noDat
     const silent = await a.spend.summary();
     near(silent.todayUsd, 2, "today");
     assert.ok((silent.machines?.[1]?.silentMs ?? 0) >= 600_000, JSON.stringify(silent.machines));
-    assert.match(spendLine(silent, { dailyUsd: 10 }), /today \$2\.00 \(m2 \$2\.00 of \$10\.00 a day\); this month \$2\.00; m2 \(silent 10m: its spend as of then\)$/);
+    assert.match(spendLine(silent, { dailyUsd: 10 }), /today \$2\.00 of \$10\.00 a day \(m2 \$2\.00\); this month \$2\.00; m2 \(silent 10m: its spend as of then\)$/);
     await m2.leave();
     const stopped = await a.spend.summary();
     assert.equal(stopped.machines?.[1]?.silentMs, undefined);

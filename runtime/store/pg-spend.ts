@@ -23,6 +23,8 @@ export interface SharedSpend {
   publish(changes: SpendChanges, dailyUsd: number): Promise<void>;
   /** Drops this machine's task totals of days before `tasksBefore` and day totals before `daysBefore`. */
   prune(tasksBefore: string, daysBefore: string): Promise<void>;
+  /** What the other machines spent on `day`, together (the daily budget's share of theirs). */
+  othersOn(day: string): Promise<number>;
   /** The other machines' totals for `today` and the month from `from` (both days), and their task totals of `today`. */
   others(today: string, from: string): Promise<{ machines: OtherMachineSpend[]; tasks: Array<{ task: string; usd: number }> }>;
 }
@@ -46,6 +48,10 @@ export function sharedSpend(sql: Sql, machine: string): SharedSpend {
     async prune(tasksBefore, daysBefore) {
       await sql`DELETE FROM spend_tasks WHERE day < ${tasksBefore} AND machine = ${machine}`;
       await sql`DELETE FROM spend_days WHERE day < ${daysBefore} AND machine = ${machine}`;
+    },
+    async othersOn(day) {
+      const [row] = await sql<Array<{ usd: number | null }>>`SELECT sum(usd) AS usd FROM spend_days WHERE day = ${day} AND machine <> ${machine}`;
+      return row?.usd ?? 0;
     },
     async others(today, from) {
       const month = `${from.slice(0, 8)}99`; // every day of the month, and none of the next
