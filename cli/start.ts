@@ -13,6 +13,7 @@ import { discardStage, expiredStages } from "../runtime/stage/overlay.ts";
 import { createDaemon, endOf, SlotTaken } from "../tasks/daemon.ts";
 import { createHeapTrim } from "../runtime/heap-trim.ts";
 import { createStoreWatch, storeUnreachable, watched } from "../runtime/store/outage.ts";
+import { sharedMark } from "../runtime/store/pg-marks.ts";
 import { joinShared, startClusterLoop } from "../tasks/cluster.ts";
 import { readClusterView } from "../tasks/cluster-view.ts";
 import { startControlServer } from "../tasks/control.ts";
@@ -360,12 +361,14 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
         setting: "memory.digest",
         cron: config.memory.digest,
         run: async () => {
-          // Sent by the machine that runs the bot (with several machines, the others leave their cursor where it is:
-          // whichever runs the bot next covers the days since it last sent one).
+          // Sent by the machine that runs the bot. With several machines, when the last one was sent is kept in the store too,
+          // so the machine that runs the bot now covers the time since, whichever machine sent it (its own, with the store away).
           if (!bot) return;
-          const since = store.lastRun("@digest-sent");
+          const sent = cluster ? sharedMark(cluster.sql, "@digest-sent") : undefined;
+          const since = (await sent?.get().catch(() => undefined)) ?? store.lastRun("@digest-sent");
           bot.notice(await memoryService.digest(since));
           await store.setLastRun("@digest-sent", clock.now());
+          await sent?.set(clock.now()).catch(() => {}); // the store away: this machine's own mark stands in
         },
       },
     ],

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { after, before, beforeEach, describe, it } from "node:test";
 import { cluster as clusterOf, TELEGRAM_LEASE, type Cluster } from "../runtime/store/pg-cluster.ts";
 import { sharedFollowUps } from "../runtime/store/pg-follow-ups.ts";
+import { sharedMark } from "../runtime/store/pg-marks.ts";
 import { sharedNotices } from "../runtime/store/pg-notices.ts";
 import { connectPg, type Sql } from "../runtime/store/pg.ts";
 import { freshDatabase, noDatabase, taskRecords } from "./support/cluster.ts";
@@ -102,6 +103,18 @@ describe("Telegram's work shared between several machines", noDatabase ? { skip:
     await m2FollowUps.take(task.id);
     await m2.publish({ ...task, state: "queued", attempts: 1 });
     assert.equal((await bot.ask(task.id, "more")).outcome, "busy", "running again");
+  });
+
+  it("keeps when the last digest was sent for whichever machine runs the bot next, only ever forward", async () => {
+    const onM1 = sharedMark(sql, "@digest-sent");
+    assert.equal(await onM1.get(), undefined);
+    await onM1.set(1_000);
+    const onM2 = sharedMark(sql, "@digest-sent");
+    assert.equal(await onM2.get(), 1_000, "m2, running the bot now, covers the time since m1's digest");
+    await onM2.set(500); // a machine whose clock is behind
+    assert.equal(await onM1.get(), 1_000);
+    const schedules = await sql<{ name: string }[]>`SELECT name FROM schedule_cursors`;
+    assert.deepEqual(schedules.map((row) => row.name), ["@digest-sent"], "beside the schedules' cursors, under a name no schedule file has");
   });
 
   it("lists every machine's tasks finished since a time, with the machine each ran on", async () => {
