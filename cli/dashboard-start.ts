@@ -9,6 +9,7 @@ import { machineOf, readClusterView } from "../tasks/cluster-view.ts";
 import type { Daemon } from "../tasks/daemon.ts";
 import type { SharedSessions } from "./shared-sessions.ts";
 import { journalsElsewhere } from "./cluster-start.ts";
+import { costElsewhere } from "./shared-spend.ts";
 
 /**
  * The daemon's dashboard: what each page reads of the daemon, its runtime and memory (and, with
@@ -56,6 +57,8 @@ export async function serveDaemonDashboard(options: {
     memory: { store: memory.store, journal: memory.journal, capBytes: config.memory.cap, undo, ...(cluster ? { elsewhere: journalsElsewhere(cluster) } : {}) },
     // The Cost and Now pages: each session log written in the window, read only where it grew since the last load.
     charges,
+    // Several machines: the other machines' spend by day and every machine's costliest tasks, from the store.
+    ...(cluster ? { costElsewhere: costElsewhere(cluster) } : {}),
     // The Health page: `nightshift doctor`'s checks over the daemon's config and sandbox, each time it is loaded.
     checks: async () => (await import("./doctor.ts")).runDoctor({ loaded, sandbox: runtime.sandbox, nodeVersion: process.version }),
     // Live pages wake on the daemon's events and read only what a log grew by.

@@ -1,4 +1,5 @@
 import { sumMachines, type MachineSpend, type SpendSummary } from "../bot/spend.ts";
+import type { CostSources } from "../dashboard/cost-page.ts";
 import { dayOf, type MachineDailySpend } from "../runtime/daily-spend.ts";
 import type { Clock } from "../runtime/index.ts";
 import { createSpendLedger } from "../runtime/spend-ledger.ts";
@@ -100,4 +101,10 @@ export function shareSpend(options: {
     },
     stop: unwatch,
   };
+}
+
+/** The Cost page's reach into the store (several machines): the others' spend by day, every machine's costliest tasks. */
+export function costElsewhere(cluster: Pick<Cluster, "sql" | "machine">): NonNullable<CostSources["elsewhere"]> {
+  const store = sharedSpend(cluster.sql, cluster.machine);
+  return { byDay: (from, to) => store.othersByDay(from, to), costliest: (since, limit) => store.costliest(since, limit) };
 }

@@ -38,6 +38,8 @@ export interface DashboardDeps extends Omit<NowSources, "tasks"> {
   memory: MemorySources;
   /** Priced charges since a time, counted as the daily budget counts them (the daemon: `chargeReader`). */
   charges: CostSources["charges"];
+  /** Several machines: the others' spend and every machine's costliest tasks, for the Cost page. */
+  costElsewhere?: CostSources["elsewhere"];
   /** A task's specialists' own logs, for their lanes on the Task page and their calls on the Trace page (the daemon: `specialistLogs`). */
   readSpecialists: TaskPageSources["readSpecialists"];
   /** Several machines: another machine's task, for its Task and Trace pages (its log is the store's copy: `readEvents`). */
@@ -194,7 +196,7 @@ export function createDashboard(deps: DashboardDeps): Hono<{ Variables: { sessio
     return c.html(page(`Nightshift · Journal ${day}`, journalBody(day, entries, theirs), true));
   });
 
-  app.get("/cost", async (c) => c.html(page("Nightshift · Cost", costBody(await readCost(deps, deps.clock.now())), true)));
+  app.get("/cost", async (c) => c.html(page("Nightshift · Cost", costBody(await readCost({ ...deps, ...(deps.costElsewhere ? { elsewhere: deps.costElsewhere } : {}) }, deps.clock.now())), true)));
 
   app.get("/health", async (c) => c.html(page("Nightshift · Health", await healthBody(deps, deps.clock.now()), true)));
 

@@ -15,6 +15,14 @@ export interface CostSources {
   tasks: Pick<TaskReader, "get">;
   /** `budget.daily_usd`. */
   dailyUsd: number;
+  /**
+   * Several machines: the other machines' spend by day as they wrote it to the store, and every
+   * machine's costliest tasks of the month from the store's task records (cli/shared-spend.ts).
+   */
+  elsewhere?: {
+    byDay(from: string, to: string): Promise<Map<string, number>>;
+    costliest(since: number, limit: number): Promise<Array<{ id: string; title: string; usd: number; machine: string | null }>>;
+  };
 }
 
 export const DAYS_SHOWN = 30;
@@ -25,8 +33,10 @@ export interface CostView {
   days: Array<{ day: string; usd: number }>;
   month: string;
   monthUsd: number;
-  top: Array<{ id: string; title?: string; usd: number }>;
+  top: Array<{ id: string; title?: string; usd: number; machine?: string }>;
   dailyUsd: number;
+  /** Several machines: "every machine" when the others' spend is in, or why it is not (the store away). */
+  scope?: string;
 }
 
 export async function readCost(sources: CostSources, now: number): Promise<CostView> {
@@ -49,7 +59,7 @@ export async function readCost(sources: CostSources, now: number): Promise<CostV
       byTask.set(charge.task, (byTask.get(charge.task) ?? 0) + charge.usd);
     }
   }
-  const top = [...byTask]
+  let top: CostView["top"] = [...byTask]
     .filter(([, usd]) => usd > 0)
     .sort((a, b) => b[1] - a[1])
     .slice(0, TOP_TASKS)
@@ -57,7 +67,22 @@ export async function readCost(sources: CostSources, now: number): Promise<CostV
       const title = sources.tasks.get(id)?.title;
       return { id, usd, ...(title !== undefined ? { title } : {}) };
     });
-  return { days: [...byDay].map(([day, usd]) => ({ day, usd })), month: dayOf(now).slice(0, 7), monthUsd, top, dailyUsd: sources.dailyUsd };
+  let scope: string | undefined;
+  if (sources.elsewhere) {
+    // Several machines: the days and the month add the others' spend; the costliest tasks are every machine's finished ones.
+    try {
+      const [days, costliest] = await Promise.all([sources.elsewhere.byDay(dayOf(Math.min(first.getTime(), monthStart.getTime())), dayOf(now)), sources.elsewhere.costliest(monthStart.getTime(), TOP_TASKS)]);
+      for (const [day, usd] of days) {
+        if (byDay.has(day)) byDay.set(day, byDay.get(day)! + usd);
+        if (day >= dayOf(monthStart.getTime())) monthUsd += usd;
+      }
+      top = costliest.map((task) => ({ id: task.id, title: task.title, usd: task.usd, ...(task.machine ? { machine: task.machine } : {}) }));
+      scope = "every machine";
+    } catch {
+      scope = "this machine only: the shared store did not answer";
+    }
+  }
+  return { days: [...byDay].map(([day, usd]) => ({ day, usd })), month: dayOf(now).slice(0, 7), monthUsd, top, dailyUsd: sources.dailyUsd, ...(scope ? { scope } : {}) };
 }
 
 /** The local date as YYYY-MM-DD (as the daily budget's day). */
@@ -77,6 +102,7 @@ export function costBody(view: CostView) {
   const slot = WIDTH / view.days.length;
   const over = (usd: number) => limited && usd > view.dailyUsd;
   return html`<h1>Cost</h1>
+${view.scope ? html`<p class="quiet">Spend of ${view.scope}${view.scope === "every machine" ? " (the others' as they last wrote it to the shared store); the costliest tasks are those finished this month" : ""}.</p>` : ""}
 <section aria-labelledby="days"><h2 id="days">Spend per day, last ${view.days.length} days</h2>
 <svg class="chart" viewBox="0 0 ${WIDTH} ${HEIGHT}" role="img" aria-label="Spend per day for the last ${view.days.length} days${limited ? html` against the daily budget of ${formatCost(view.dailyUsd)}` : ""}">
 ${view.days.map((day, index) => html`<rect class="bar${over(day.usd) ? " over" : ""}" data-day="${day.day}" x="${fixed(index * slot + 1)}" y="${fixed(y(day.usd))}" width="${fixed(slot - 2)}" height="${fixed(HEIGHT - y(day.usd))}"><title>${day.day}: ${formatCost(day.usd)}</title></rect>`)}
@@ -90,7 +116,7 @@ ${[...view.days].reverse().map((day) => html`<tr${over(day.usd) ? html` class="w
 <section aria-labelledby="month"><h2 id="month">This month (${view.month})</h2>
 <p>Total: <strong>${formatCost(view.monthUsd)}</strong></p>
 <h3>Costliest tasks</h3>
-${view.top.length === 0 ? html`<p class="quiet">Nothing spent this month.</p>` : html`<ol class="top">${view.top.map((task) => html`<li><a class="task" href="/tasks/${encodeURIComponent(task.id)}">${task.title || task.id}</a> ${formatCost(task.usd)}</li>`)}</ol>`}
+${view.top.length === 0 ? html`<p class="quiet">Nothing spent this month.</p>` : html`<ol class="top">${view.top.map((task) => html`<li><a class="task" href="/tasks/${encodeURIComponent(task.id)}">${task.title || task.id}</a> ${formatCost(task.usd)}${task.machine ? html` <span class="quiet">on ${task.machine}</span>` : ""}</li>`)}</ol>`}
 </section>`;
 }
 

@@ -5,13 +5,14 @@ import { after, before, beforeEach, describe, it } from "node:test";
 import postgres from "postgres";
 import { spendLine } from "../bot/spend.ts";
 import { createDailySpend, type MachineDailySpend } from "../runtime/daily-spend.ts";
-import { shareSpend, type SharedSpendWork } from "../cli/shared-spend.ts";
+import { costElsewhere, shareSpend, type SharedSpendWork } from "../cli/shared-spend.ts";
+import { costBody, readCost } from "../dashboard/cost-page.ts";
 import type { EventOf, SessionEvent, TaskSpec } from "../runtime/events.ts";
 import { openSessionLog } from "../runtime/session-log.ts";
 import { cluster as clusterOf, type Cluster } from "../runtime/store/pg-cluster.ts";
 import { connectPg, type Sql } from "../runtime/store/pg.ts";
 import type { Daemon } from "../tasks/daemon.ts";
-import { freshDatabase, noDatabase } from "./support/cluster.ts";
+import { freshDatabase, noDatabase, taskRecords } from "./support/cluster.ts";
 import { FakeClock } from "./support/fake-clock.ts";
 import { tempDir } from "./support/home.ts";
 import { freePort } from "./support/ports.ts";
@@ -96,6 +97,7 @@ describe("every machine's spend on the shared store", noDatabase ? { skip: noDat
     clock = new FakeClock(T0);
     await sql`DELETE FROM spend_days`;
     await sql`DELETE FROM spend_tasks`;
+    await sql`DELETE FROM tasks`;
     for (const each of [m1, m2]) await each.beat(0, 1);
   });
   after(async () => {
@@ -120,6 +122,27 @@ describe("every machine's spend on the shared store", noDatabase ? { skip: noDat
     // The next day: the others' spend of yesterday no longer counts.
     clock.advance(DAY);
     near(daily.spent(), 0, "a new day");
+  });
+
+  it("draws the Cost page from every machine: the others' days and month from the store, the costliest tasks of them all with their machine", async () => {
+    const other = await machine(m2, 10, [{ id: "b1", events: [start(T0 - 2 * DAY), response(T0 - 2 * DAY, 3), response(T0 - HOUR, 1)] }]);
+    await other.spend.publish();
+    const record = taskRecords("inbox")("the costly one", { id: "b1", cost_usd: 4 });
+    await m1.enqueue(record, "m2");
+    await m2.claim();
+    await m2.publish({ ...record, state: "done", attempts: 1, finished: T0 - HOUR }, { result: { status: "done", answer: "ok", turns: 1, costUsd: 4 }, delivered: false });
+    const here = [{ at: T0 - 2 * HOUR, usd: 0.5, task: "a1" }];
+    const view = await readCost({ charges: async () => here, tasks: { get: () => undefined }, dailyUsd: 10, elsewhere: costElsewhere(m1) }, T0);
+    near(view.days.at(-1)!.usd, 1.5, "today: m1's $0.50 and m2's $1");
+    near(view.days.at(-3)!.usd, 3, "two days ago: m2's $3");
+    near(view.monthUsd, 4.5, "the month, both machines");
+    assert.deepEqual(view.top, [{ id: "b1", title: "the costly one", usd: 4, machine: "m2" }]);
+    assert.equal(view.scope, "every machine");
+    assert.match(String(costBody(view)), /the costly one<\/a> \$4\.00 <span class="quiet">on m2<\/span>/);
+    // The store away: this machine's own, said so.
+    const away = await readCost({ charges: async () => here, tasks: { get: () => undefined }, dailyUsd: 10, elsewhere: { byDay: () => Promise.reject(new Error("down")), costliest: async () => [] } }, T0);
+    near(away.monthUsd, 0.5, "this machine's");
+    assert.equal(away.scope, "this machine only: the shared store did not answer");
   });
 
   it("adds up every machine's today, this month and top tasks, specialists included, from the logs before the start and the sessions after it", async () => {

@@ -23,6 +23,10 @@ export interface SharedSpend {
   publish(changes: SpendChanges, dailyUsd: number): Promise<void>;
   /** Drops this machine's task totals of days before `tasksBefore` and day totals before `daysBefore`. */
   prune(tasksBefore: string, daysBefore: string): Promise<void>;
+  /** The other machines' spend by day from `from` to `to` (both YYYY-MM-DD, included), summed (the Cost page). */
+  othersByDay(from: string, to: string): Promise<Map<string, number>>;
+  /** Every machine's costliest tasks finished since `since` (ms), with the machine each ran on (the Cost page). */
+  costliest(since: number, limit: number): Promise<Array<{ id: string; title: string; usd: number; machine: string | null }>>;
   /** What the other machines spent on `day`, together (the daily budget's share of theirs). */
   othersOn(day: string): Promise<number>;
   /** The other machines' totals for `today` and the month from `from` (both days), and their task totals of `today`. */
@@ -48,6 +52,17 @@ export function sharedSpend(sql: Sql, machine: string): SharedSpend {
     async prune(tasksBefore, daysBefore) {
       await sql`DELETE FROM spend_tasks WHERE day < ${tasksBefore} AND machine = ${machine}`;
       await sql`DELETE FROM spend_days WHERE day < ${daysBefore} AND machine = ${machine}`;
+    },
+    async othersByDay(from, to) {
+      const rows = await sql<Array<{ day: string; usd: number }>>`SELECT day, sum(usd) AS usd FROM spend_days WHERE day >= ${from} AND day <= ${to} AND machine <> ${machine} GROUP BY day`;
+      return new Map(rows.map((row) => [row.day, row.usd]));
+    },
+    async costliest(since, limit) {
+      // The month's finished tasks by the digest's index: the cost follows the month's work.
+      const rows = await sql<Array<{ id: string; title: string; usd: number; machine: string | null }>>`
+        SELECT id, record->>'title' AS title, (record->>'cost_usd')::float8 AS usd, machine FROM tasks
+        WHERE finished >= ${since} AND (record->>'cost_usd')::float8 > 0 ORDER BY usd DESC LIMIT ${limit}`;
+      return [...rows];
     },
     async othersOn(day) {
       const [row] = await sql<Array<{ usd: number | null }>>`SELECT sum(usd) AS usd FROM spend_days WHERE day = ${day} AND machine <> ${machine}`;
