@@ -12,7 +12,7 @@ import { finishInterruptedApplies, readPlan } from "../runtime/stage/apply.ts";
 import { discardStage, expiredStages } from "../runtime/stage/overlay.ts";
 import { createDaemon, endOf, SlotTaken } from "../tasks/daemon.ts";
 import { createHeapTrim } from "../runtime/heap-trim.ts";
-import { createStoreWatch, storeUnreachable, watched } from "../runtime/store/outage.ts";
+import { createStoreWatch, watched } from "../runtime/store/outage.ts";
 import { sharedMark } from "../runtime/store/pg-marks.ts";
 import { joinShared, startClusterLoop } from "../tasks/cluster.ts";
 import { readClusterView } from "../tasks/cluster-view.ts";
@@ -298,13 +298,15 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
           also: async () => {
             await sharing!.sync();
             void sessions!.sync().catch(() => {});
-            // The journal's copy: its failure must not hold up the notices (the store away is said once, by its watch).
+            // The journal's copy: its failure must not hold up the notices. The store away is said at once, by its watch.
             await journals!.mirror.sync().catch((error: unknown) => {
-              if (!storeUnreachable(error)) trace.warn({ event: "journal_mirror_failed", error: (error as Error).message }, `could not copy the memory journal to the shared store; tried again at the next heartbeat: ${(error as Error).message}`);
+              if (!storeWatch.failed(error)) trace.warn({ event: "journal_mirror_failed", error: (error as Error).message }, `could not copy the memory journal to the shared store; tried again at the next heartbeat: ${(error as Error).message}`);
             });
             stagedHere?.tick();
             await notices?.tick();
-            await spend!.publish();
+            await spend!.publish().catch((error: unknown) => {
+              if (!storeWatch.failed(error)) throw error;
+            });
           },
           // The files first, then the settings, each tick: a file that cannot be read or written here does not hold the settings up.
           ...(syncFiles
