@@ -14,7 +14,8 @@ import { createPairingStore, type PairedUser, type PairingCodes, type PairingSto
 import { helpText, statusText, TASKS_SHOWN, tasksText, traceText } from "./reports.ts";
 import { budgetText, spendSummary, type SpendSummary } from "./spend.ts";
 import { openBotStore, type BotStore, type SharedBotState } from "./store.ts";
-import { reviewText, type ToolReview } from "../runtime/mcp/reviews.ts";
+import type { ToolReview } from "../runtime/mcp/reviews.ts";
+import { reviewButtons, reviewHtml } from "./tool-review.ts";
 import type { AskedFollowUp } from "../runtime/store/pg-follow-ups.ts";
 import type { StagedPress } from "../runtime/store/pg-staged.ts";
 
@@ -424,7 +425,7 @@ export function createTelegramBot(options: TelegramBotOptions): TelegramBot {
     },
     reviewTools(review) {
       const html = reviewHtml(review);
-      const buttons = { inline_keyboard: [[{ text: "Approve", callback_data: `mt:${review.server}:${review.id}:y` }, { text: "Keep withheld", callback_data: `mt:${review.server}:${review.id}:n` }]] };
+      const buttons = reviewButtons(review);
       for (const chat of users()) outbox.enqueue({ method: "sendMessage", chat_id: chat, params: { text: html, parse_mode: "HTML", link_preview_options: { is_disabled: true }, reply_markup: buttons } });
     },
     start() {
@@ -504,11 +505,4 @@ export function saveFiles(dir: string, files: TelegramFile[]): string[] {
     writeFileSync(join(dir, name), file.content, { flag: "wx" });
     return name;
   });
-}
-
-/** The review as a Telegram message: a title, then what changed, preformatted, within Telegram's 4096 characters. */
-export function reviewHtml(review: ToolReview): string {
-  const text = reviewText(review);
-  const body = text.length > 3300 ? `${text.slice(0, 3300)}\n… (the rest: nightshift mcp list ${review.server})` : text;
-  return `🔧 <b>MCP server ${escapeHtml(review.server)}: tools withheld until you approve</b>\n<pre>${escapeHtml(body)}</pre>\nApprove pins exactly what is shown here; if the server changes again, you are asked again.`;
 }

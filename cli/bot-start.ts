@@ -6,7 +6,7 @@ import type { TraceLogger } from "../runtime/trace.ts";
 import type { Daemon } from "../tasks/daemon.ts";
 import { taskFromPrompt, toTaskSpec } from "../tasks/index.ts";
 import type { SharedPins } from "../runtime/mcp/pins.ts";
-import { approveReview } from "../runtime/mcp/reviews.ts";
+import { approveReview, type SharedReviews } from "../runtime/mcp/reviews.ts";
 import { readStage } from "../runtime/stage/overlay.ts";
 import { loginLink } from "./dashboard.ts";
 import type { MemoryService } from "./memory-service.ts";
@@ -34,8 +34,10 @@ export async function botMaker(options: {
   spend?: () => Promise<SpendSummary>;
   /** Several machines: an approval of MCP tools on Telegram counts on every machine. */
   sharedPins?: SharedPins;
+  /** Several machines: tool reviews found on machines without the bot, which Approve here pins. */
+  sharedReviews?: SharedReviews;
 }): Promise<(botCluster?: BotCluster) => TelegramBot> {
-  const { token, loaded, clock, trace, runtime, daemon, approvals, memoryService, readEvents, newId, sessions, spend, sharedPins } = options;
+  const { token, loaded, clock, trace, runtime, daemon, approvals, memoryService, readEvents, newId, sessions, spend, sharedPins, sharedReviews } = options;
   const { home, config } = loaded;
   const { createTelegramBot, saveFiles } = await import("../bot/bot.ts");
   return (botCluster) =>
@@ -60,7 +62,8 @@ export async function botMaker(options: {
         return daemon.submit(id, spec, { origin: "telegram" });
       },
       attach: (task, files) => saveFiles(task.spec.workdir, files),
-      approveTools: (server, id) => approveReview(home, server, id, new Date(clock.now()), sharedPins),
+      // A review this machine does not hold may have been found on another one: read back from the store.
+      approveTools: (server, id) => approveReview(home, server, id, new Date(clock.now()), sharedPins, sharedReviews),
       stagedAction: async (id, action, press) => {
         // Several machines: a copy not here is on the machine that ran the task, which is asked to do it.
         if (botCluster && !readStage(home, id)) {

@@ -28,6 +28,8 @@ import { UsageError } from "./usage.ts";
 import { readTaskFile, toTaskSpec } from "../tasks/index.ts";
 import { initHome } from "./init.ts";
 import { sharedPins } from "../runtime/store/pg-pins.ts";
+import { sharedReviews } from "../runtime/store/pg-reviews.ts";
+import { clusterReviews, type ClusterReviews } from "./tool-reviews.ts";
 import { joinCluster, oneAtATime, otherJournals, shareJournal, sharedFilesSync } from "./cluster-start.ts";
 import { clusterNotices, type ClusterNotices } from "./telegram-notices.ts";
 import { stagedActionsHere } from "./staged-elsewhere.ts";
@@ -77,6 +79,8 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
   let bot: TelegramBot | undefined;
   /** With several machines: notices reach Telegram from a machine without the bot too (cli/telegram-notices.ts). */
   let notices: ClusterNotices | undefined;
+  /** With several machines: an MCP tool review found here reaches the bot wherever it runs (cli/tool-reviews.ts). */
+  let reviews: ClusterReviews | undefined;
   /** A notice for every user, from whichever machine runs the bot. */
   const say = (html: string) => (notices ? notices.notice(html) : bot?.notice(html));
   /** What was found damaged or lost: said on stderr and in the trace, and on Telegram (once the bot is up). */
@@ -124,8 +128,10 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
     onDamaged: (file) => sayDamage({ event: "file_damaged", file: file.file, moved_to: file.movedTo, problem: file.problem }, damageMessage(file)),
     onToolReview: (review) => {
       trace.warn({ event: "mcp_tools_withheld", server: review.server, review: review.id, tools: review.withheld.map((state) => state.name) }, `MCP server ${review.server}: tools withheld until approved`);
-      bot?.reviewTools(review);
+      if (reviews) reviews.found(review);
+      else bot?.reviewTools(review);
     },
+    onToolReviewSettled: (server) => reviews?.settled(server),
   });
   // The probe spawns bubblewrap and socat (tens of ms): it runs while the rest starts, and is
   // awaited only to say how it went in the ready line.
@@ -210,7 +216,7 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
   });
   const token = loaded.env.TELEGRAM_BOT_TOKEN?.trim();
   // grammy and the bot load only when there is a bot to run: they are a fifth of the start-up.
-  const makeBot = token ? await botMaker({ token, loaded, clock, trace, runtime, daemon, approvals, memoryService, readEvents, newId, ...(sessions ? { sessions } : {}), ...(spend ? { spend: spend.summary } : {}), ...(pins ? { sharedPins: pins } : {}) }) : undefined;
+  const makeBot = token ? await botMaker({ token, loaded, clock, trace, runtime, daemon, approvals, memoryService, readEvents, newId, ...(sessions ? { sessions } : {}), ...(spend ? { spend: spend.summary } : {}), ...(pins ? { sharedPins: pins, sharedReviews: sharedReviews(reached!.sql, reached!.machine) } : {}) }) : undefined;
   if (makeBot && !cluster) bot = makeBot();
 
   const inbox = createInbox({
@@ -270,6 +276,7 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
   if (cluster) notices = clusterNotices({ cluster, daemon, bot: () => bot, notify: config.telegram.notify, ...(config.dashboard.public_url ? { dashboardUrl: config.dashboard.public_url } : {}), trace, now: clock.now });
   /** Apply and Discard pressed on another machine's bot for this machine's staged copies (cli/staged-elsewhere.ts). */
   const stagedHere = cluster && notices ? stagedActionsHere({ cluster, home, trace, tell: notices.tell }) : undefined;
+  if (cluster && notices) reviews = clusterReviews({ cluster, bot: () => bot, notices, trace });
   for (const message of damage) say(`⚠️ ${escapeHtml(message)}`);
   damage = undefined;
   // What the last process logged but did not live to journal (a kill right after a session ended), before those sessions run again.
@@ -303,6 +310,7 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
               if (!storeWatch.failed(error)) trace.warn({ event: "journal_mirror_failed", error: (error as Error).message }, `could not copy the memory journal to the shared store; tried again at the next heartbeat: ${(error as Error).message}`);
             });
             stagedHere?.tick();
+            await reviews?.tick();
             await notices?.tick();
             await spend!.publish().catch((error: unknown) => {
               if (!storeWatch.failed(error)) throw error;

@@ -21,8 +21,8 @@ import type { Daemon } from "../tasks/daemon.ts";
 export interface ClusterNotices {
   /** A notice for every user (Telegram HTML): sent by this machine's bot when it runs the bot, else queued for the machine that does. Must not throw. */
   notice(html: string): void;
-  /** A notice queued in the shared store for whichever machine runs the bot (this one too), kept and tried again while the store is away. Must not throw. */
-  tell(notice: Notice): void;
+  /** A notice queued in the shared store for whichever machine runs the bot (this one too), kept and tried again while the store is away; with `key`, sent at most once ever (runtime/store/pg-notices.ts). Must not throw. */
+  tell(notice: Notice & { key?: string }): void;
   /** At each tick of the cluster loop: what waits to be queued; on the bot's machine, silent machines said and the queued notices sent. */
   tick(): Promise<void>;
   /** Stops following this machine's tasks. */
@@ -47,7 +47,7 @@ export function clusterNotices(options: {
   const store = sharedNotices(cluster.sql, cluster.machine);
   const taskLink = (id: string) => taskPageLink(options.dashboardUrl, id);
   /** Raised here while the store could not take them: queued at the next tick, in order. */
-  const waiting: Notice[] = [];
+  const waiting: Array<Notice & { key?: string }> = [];
   let pruned = -Infinity;
   let writing: Promise<void> | undefined;
   const write = (): Promise<void> =>
@@ -62,7 +62,7 @@ export function clusterNotices(options: {
         if (!storeUnreachable(error)) trace.warn({ event: "notice_unqueued", error: (error as Error).message, waiting: waiting.length }, `could not queue a Telegram notice in the shared store; tried again at the next heartbeat: ${(error as Error).message}`);
       }
     })().finally(() => (writing = undefined)));
-  const queue = (notice: Notice) => {
+  const queue = (notice: Notice & { key?: string }) => {
     // Over the cap the oldest goes, but never the one being written now (the write takes it off when it is in).
     if (waiting.push(notice) > MAX_WAITING) waiting.splice(writing ? 1 : 0, 1);
     void write();

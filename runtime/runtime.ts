@@ -48,6 +48,8 @@ export interface RuntimeOptions {
   approvers?(): Approver[];
   /** A server's tools are new or changed since approved: show the person (once per listing). Must not throw. */
   onToolReview?(review: ToolReview): void;
+  /** The server's pending review is settled: its tools are approved now (here, on the CLI, or on another machine). Must not throw. */
+  onToolReviewSettled?(server: string): void;
   /** Several machines on one PostgreSQL: tool approvals of every machine count here (runtime/store/pg-pins.ts). */
   sharedPins?: SharedPins;
   /** The daemon's: sessions wait out a full or read-only disk instead of failing (runtime/write-gate.ts). */
@@ -180,8 +182,9 @@ export async function createRuntime(options: RuntimeOptions): Promise<Runtime> {
         const pins = await currentPins(home, server.name, server.tools, options.sharedPins);
         // New or changed tools are shown to the person once per listing; an approved listing's review is dropped.
         const review = reviewOf(server.name, server.tools, pins, new Date(clock.now()));
-        if (!review) dropReview(home, server.name);
-        else if (saveReview(home, review)) options.onToolReview?.(review);
+        if (!review) {
+          if (dropReview(home, server.name)) options.onToolReviewSettled?.(server.name);
+        } else if (saveReview(home, review)) options.onToolReview?.(review);
         return { server: server.name, ...offeredTools(server, pins, permissions.rules) };
       } catch (error) {
         return { server: server.name, tools: [], notices: [`MCP server \`${server.name}\` offers no tools: ${(error as Error).message}`] };

@@ -125,7 +125,8 @@ describe("Telegram: MCP tools approved on several machines", noDatabase ? { skip
     cleanup = undefined;
   });
 
-  it("offers a server's tools on a machine without the bot once Approve was pressed under the review the bot's machine sent", async () => {
+  /** m1 running the bot and m2, both with the probe server, none of its tools approved yet. */
+  const twoMachines = async () => {
     const cluster = await startTelegramMachines(["m1", "m2"]);
     cleanup = cluster.cleanup;
     const [m1, m2] = cluster.machines as [Machine, Machine];
@@ -144,10 +145,15 @@ describe("Telegram: MCP tools approved on several machines", noDatabase ? { skip
       await until(() => existsSync(join(machine.home, "outbox", `${name}.md`)), `${name}'s result on ${machine.name}`, 60_000);
       return JSON.stringify(cluster.api.requests.slice(before).map((request) => request.body.system));
     };
+    const reviews = () => cluster.telegram.messages(ALICE.id).filter((message) => message.text?.includes("tools withheld until you approve"));
+    return { cluster, m1, m2, runOn, reviews };
+  };
+
+  it("offers a server's tools on a machine without the bot once Approve was pressed under the review the bot's machine sent", async () => {
+    const { cluster, m1, m2, runOn, reviews } = await twoMachines();
 
     // The probe's tools are new: m1's session is offered none of them, and the bot shows the review.
     assert.doesNotMatch(await runOn(m1, "first"), /- probe \(/);
-    const reviews = () => cluster.telegram.messages(ALICE.id).filter((message) => message.text?.includes("tools withheld until you approve"));
     await until(() => reviews().length === 1, "the review on Telegram");
     cluster.telegram.pressButton(ALICE, reviews()[0]!.message_id, button(reviews()[0]!, "Approve"));
     await until(() => cluster.telegram.messages(ALICE.id).some((message) => message.text?.startsWith("✅ Approved: ")), "the approval's reply");
@@ -157,5 +163,32 @@ describe("Telegram: MCP tools approved on several machines", noDatabase ? { skip
     assert.ok(!readFileSync(join(m2.home, "logs", "trace.jsonl"), "utf8").includes('"event":"mcp_tools_withheld"'), "m2 withheld nothing");
     const [row] = await cluster.sql<{ machine: string; n: number }[]>`SELECT machine, count(*)::int AS n FROM mcp_pins GROUP BY machine`;
     assert.equal(row?.machine, "m1", "approved through m1's bot");
+  });
+
+  it("shows on Telegram a review found on the machine without the bot, and Approve pressed where the bot runs offers the tools there at its next session", async () => {
+    const { cluster, m1, m2, runOn, reviews } = await twoMachines();
+
+    // m2, without the bot, finds the probe's tools new: its session is offered none, and the review reaches the chat through the store.
+    assert.doesNotMatch(await runOn(m2, "first"), /- probe \(/);
+    await until(() => reviews().length === 1, "m2's review on Telegram");
+    const review = reviews()[0]!;
+    assert.match(review.text!, /^🔧 MCP server probe: tools withheld until you approve \(on m2\)\nMCP server probe: 4 tools new or changed since you approved it, .*\n\+ new: probe — Says hello\.\n/);
+    assert.equal(readReview(m1.home, "probe"), undefined, "the bot's machine holds no review of its own");
+    // Another session on m2 with the same listing adds nothing.
+    await runOn(m2, "again");
+    const queued = await cluster.sql<{ key: string }[]>`SELECT key FROM telegram_notices WHERE key LIKE 'mcp-review:%'`;
+    assert.deepEqual(queued.map((row) => row.key), [`mcp-review:probe:${readReview(m2.home, "probe")!.id}`], "queued once per listing");
+
+    cluster.telegram.pressButton(ALICE, review.message_id, button(review, "Approve"));
+    await until(() => cluster.telegram.messages(ALICE.id).some((message) => message.text?.startsWith("✅ Approved: probe, read, env, fetch of MCP server probe (found on m2) are offered from the next task on, on every machine.")), "the approval's reply");
+    assert.deepEqual(review.reply_markup?.inline_keyboard.flat() ?? [], [], "the buttons are gone");
+    const [pin] = await cluster.sql<{ machine: string }[]>`SELECT machine FROM mcp_pins`;
+    assert.equal(pin?.machine, "m1", "approved through m1's bot, for every machine");
+    assert.equal((await cluster.sql`SELECT 1 FROM mcp_reviews`).length, 0, "the approved review left the store");
+
+    // m2's next session is offered the tools, and its own review is dropped.
+    assert.match(await runOn(m2, "second"), /- probe \(\d+ tools?\): /);
+    assert.equal(readReview(m2.home, "probe"), undefined);
+    assert.equal(reviews().length, 1);
   });
 });

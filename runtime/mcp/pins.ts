@@ -141,8 +141,13 @@ export async function currentPins(home: string, server: string, tools: readonly 
 
 /** `nightshift mcp approve`, Telegram's Approve: pins exactly this listing here and, with several machines, first in the store (any machine's approval counts everywhere). */
 export async function approvePins(home: string, server: string, tools: readonly Tool[], now: Date, shared?: SharedPins): Promise<PinFile> {
-  await shared?.approve(server, tools.map((tool) => ({ tool: tool.name, ...pinOf(tool, now.toISOString()) })));
+  if (shared) await approveShared(server, tools, now, shared);
   return writePins(home, server, tools, now);
+}
+
+/** Records this listing as approved in the store only: a listing another machine's server offers, approved where the bot runs (its own file is that machine's to write, at its next check). */
+export async function approveShared(server: string, tools: readonly Tool[], now: Date, shared: SharedPins): Promise<void> {
+  await shared.approve(server, tools.map((tool) => ({ tool: tool.name, ...pinOf(tool, now.toISOString()) })));
 }
 
 /** Each offered tool against its pin; a changed one comes with a line diff of what changed. */

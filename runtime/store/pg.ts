@@ -100,6 +100,11 @@ const MIGRATIONS: ReadonlyArray<(tx: postgres.TransactionSql) => Promise<unknown
   async (tx) => {
     await tx`CREATE TABLE mcp_pins (server text NOT NULL, tool text NOT NULL, hash text NOT NULL, definition jsonb NOT NULL, approved timestamptz NOT NULL, machine text NOT NULL, PRIMARY KEY (server, tool, hash))`;
   },
+  // MCP tool reviews found on a machine without the Telegram bot, read back where the bot runs when Approve is pressed
+  // (runtime/store/pg-reviews.ts): each machine's latest review of each server, deleted once approved.
+  async (tx) => {
+    await tx`CREATE TABLE mcp_reviews (server text NOT NULL, machine text NOT NULL, id text NOT NULL, review jsonb NOT NULL, found timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (server, machine))`;
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
