@@ -96,6 +96,11 @@ describe("one memory from every machine's journal", noDatabase ? { skip: noDatab
       clock.advance(1000);
       m1.memory.journal.append({ at: clock.now(), kind: "note", session: "a", source: "user", text: "The printer takes A4 only." });
       await Promise.all([m1.mirror.sync(), m2.mirror.sync()]);
+      // An entry holding a NUL (jsonb refuses it) is copied with U+FFFD in its place, and the copy goes on past it.
+      clock.advance(1000);
+      m1.memory.journal.append({ at: clock.now(), kind: "note", session: "a", source: "file", text: "bytes\0of a binary file" });
+      await m1.mirror.sync();
+      assert.deepEqual((await sql<{ text: string }[]>`SELECT entry->>'text' AS text FROM journal_entries WHERE machine = 'm1' AND line = 3`).map((row) => row.text), ["bytes\uFFFDof a binary file"]);
       // The agent's recall on m1 finds what a task on m2 noted, by its machine-qualified id and day.
       const found = await m1.memory.access.recall("deploy the site");
       assert.deepEqual(found.map((hit) => [hit.id, hit.date]), [[`m2:${day}#1`, day]]);
@@ -115,14 +120,14 @@ describe("one memory from every machine's journal", noDatabase ? { skip: noDatab
       const memoryFile = readFileSync(join(m1.home, "MEMORY.md"), "utf8");
       assert.match(memoryFile, /make deploy/);
       assert.match(memoryFile, /A4 only/);
-      assert.deepEqual(Object.fromEntries(await pgJournal(sql).cursors()), { m1: `${day}#2`, m2: `${day}#1` });
+      assert.deepEqual(Object.fromEntries(await pgJournal(sql).cursors()), { m1: `${day}#3`, m2: `${day}#1` });
 
       // m2's nightly run (after m1's MEMORY.md reached it, as the lease makes sure): nothing new, no model call.
       writeFileSync(join(m2.home, "MEMORY.md"), memoryFile);
       assert.match(await m2.service.consolidate(), /Nothing new in the journal/);
       assert.equal(api.requests.length, 1);
       // m2 (say it runs the bot) tells what m1's run learned: the runs are kept in the store.
-      assert.match(await m2.service.digest(), /<b>Memory<\/b>: 2 changes from 3 journal entries\n(.*\n)?• added: The user deploys the site with make deploy\./);
+      assert.match(await m2.service.digest(), /<b>Memory<\/b>: 2 changes from 4 journal entries\n(.*\n)?• added: The user deploys the site with make deploy\./);
       assert.match(await m2.service.memoryText(), /added: The user deploys the site/);
 
       // Something new on m2 only: the next run reads that alone.

@@ -83,6 +83,24 @@ for (const [name, { skip, make }] of Object.entries(backends)) {
       }
     });
 
+    it("takes an event whose text holds a NUL or a lone surrogate (a binary file's bytes), and the events after it", async () => {
+      const backend = make();
+      const store = await backend.open();
+      try {
+        const session = randomUUID();
+        const claim = (await store.claim(session, "laptop"))!;
+        const odd: SessionEvent = { type: "user", at: 1, text: "before\0after \ud800 end" };
+        assert.equal(await store.append(claim, [odd, event(2)]), 2);
+        const [first, second] = await store.readFrom(session, 0);
+        // PostgreSQL's jsonb holds neither: each reads back as U+FFFD there, as it was in a file.
+        assert.ok(["before\0after \ud800 end", "before\uFFFDafter \uFFFD end"].includes((first!.event as { text: string }).text));
+        assert.equal((second!.event as { text: string }).text, "message 2");
+      } finally {
+        await store.close();
+        await backend.cleanup();
+      }
+    });
+
     it("finds a task's specialists' sessions by the task, and none of another task whose id starts the same", async () => {
       const backend = make();
       const store = await backend.open();

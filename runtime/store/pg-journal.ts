@@ -12,7 +12,7 @@
 
 import type { JournalEntry } from "../../memory/journal.ts";
 import type { ConsolidationRun } from "../../memory/runs.ts";
-import type { Sql } from "./pg.ts";
+import { storable, type Sql } from "./pg.ts";
 
 /** An entry as a machine's files hold it (`id` without a machine), and whose it is. */
 export interface StoredEntry {
@@ -83,7 +83,7 @@ export function pgJournal(sql: Sql): PgJournal {
         const at = splitEntryId(entry.id);
         if (!at) return [];
         const { id: _id, ...rest } = entry;
-        return [{ machine, day: at.day, line: at.line, at: entry.at, entry: rest }];
+        return [{ machine, day: at.day, line: at.line, at: entry.at, entry: storable(rest) }];
       });
       if (rows.length === 0) return;
       await sql`INSERT INTO journal_entries ${sql(rows.map((row) => ({ ...row, entry: sql.json(row.entry as never) })))} ON CONFLICT DO NOTHING`;

@@ -9,7 +9,7 @@
  * The daemon's copy of its sessions into the store is tasks/session-mirror.ts.
  */
 
-import { connectPg, type Sql } from "./pg.ts";
+import { connectPg, storable, type Sql } from "./pg.ts";
 import type { SessionEvent } from "../events.ts";
 
 export class SessionTakenOver extends Error {
@@ -80,7 +80,7 @@ export function pgSessions(sql: Sql, options: { owned?: boolean } = {}): PgSessi
         }
         const [last] = await tx<{ seq: string | null }[]>`SELECT max(seq) AS seq FROM session_events WHERE session = ${claim.session}`;
         const first = Number(last?.seq ?? 0) + 1;
-        const rows = events.map((event, index) => ({ session: claim.session, seq: first + index, machine: claim.machine, event: tx.json(event as never) }));
+        const rows = events.map((event, index) => ({ session: claim.session, seq: first + index, machine: claim.machine, event: tx.json(storable(event) as never) }));
         // One statement for the batch: a catching-up copy of hundreds of events is one round trip, not hundreds.
         if (rows.length) await tx`INSERT INTO session_events ${tx(rows, "session", "seq", "machine", "event")}`;
         const seq = first + events.length - 1;

@@ -109,6 +109,19 @@ const MIGRATIONS: ReadonlyArray<(tx: postgres.TransactionSql) => Promise<unknown
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
 
+/**
+ * `value` as jsonb takes it: PostgreSQL refuses a NUL character (`\u0000`) and a lone surrogate in
+ * jsonb, and one such string (a web page's or a binary file's bytes in a journal entry or a tool's
+ * output) would fail its whole batch again at every try. Each becomes U+FFFD, as a decoder shows
+ * bytes it cannot read; the local file keeps the text as it was.
+ */
+export function storable<T>(value: T): T {
+  if (typeof value === "string") return (value.includes("\0") || !value.isWellFormed() ? value.toWellFormed().replaceAll("\0", "\uFFFD") : value) as T;
+  if (Array.isArray(value)) return value.map(storable) as T;
+  if (value && typeof value === "object") return Object.fromEntries(Object.entries(value).map(([key, each]) => [storable(key), storable(each)])) as T;
+  return value;
+}
+
 /** The database cannot be used as it is; the message says what to do. */
 export class StoreRefused extends Error {
   override name = "StoreRefused";
