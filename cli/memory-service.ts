@@ -66,20 +66,21 @@ export function createMemoryService(options: {
   const recent = async (): Promise<ConsolidationRun[]> => (source.history ? await source.history.recent().catch(() => runs.read().runs) : runs.read().runs);
   /** A run, in state/memory.json (with the cursor on one machine) and where the source keeps runs. */
   const record = async (run: ConsolidationRun, cursor?: string): Promise<void> => {
-    runs.record(run, source.history ? undefined : cursor);
-    await source.history?.record(run);
+    runs.record(run, cursor);
+    // The store away: the run is in this machine's record; the cursor goes to the store at the next run.
+    await source.history?.record(run).catch(() => {});
   };
 
   return {
     async consolidate(signal) {
       // A busy day is several batches; each applied batch moves the cursor, anything else stops.
       let first: string | undefined;
-      const { journal, cursor: start } = await source.open();
+      const { journal, cursor: start } = await source.open(runs.read().cursor);
       let kept = start;
       for (let batch = 0; batch < 20; batch++) {
         const skipped = await skipStuckBatch();
         if (skipped) {
-          await source.save(skipped);
+          await source.save(skipped).catch(() => {}); // kept in state/memory.json meanwhile
           kept = skipped;
         }
         const cursor = kept;
@@ -87,14 +88,19 @@ export function createMemoryService(options: {
         const changes = (result.edits ?? []).map((edit: Edit) => (edit.op === "add" ? `added: ${edit.text}` : edit.op === "update" ? `updated ${edit.id}: ${edit.text}` : `retired ${edit.id}`));
         const run = { at: clock.now(), status: result.status, entries: result.entries, changes, ...(result.problem ? { problem: result.problem } : {}), ...(result.cost_usd !== undefined ? { cost_usd: result.cost_usd } : {}), ...(result.through ? { through: result.through } : {}) };
         // Only a run that used what it read moves the cursor: a rejected or failed one reads the same entries next time.
-        if (result.status === "applied" && result.cursor) {
-          await source.save(result.cursor);
-          kept = result.cursor;
-        }
         // With several machines a run that found nothing new is this machine's only: the others' record shows what was learned.
+        // The cursor is kept in state/memory.json before the store: MEMORY.md has the edits, and a save that fails is made at the next run.
         if (result.status !== "nothing-new") await record(run, result.status === "applied" ? result.cursor : undefined);
         else if (batch === 0) runs.record(run);
         first ??= result.status === "nothing-new" ? "Nothing new in the journal since the last run, so no model call.\n\n" : "";
+        if (result.status === "applied" && result.cursor) {
+          kept = result.cursor;
+          const saved = await source.save(result.cursor).then(
+            () => true,
+            () => false,
+          );
+          if (!saved) break; // the store away: the next run saves it first, then reads on
+        }
         if (result.status !== "applied" || !result.remaining) break;
       }
       return `${first ?? ""}${memoryText({ ...snapshot(), runs: await recent() }, clock.now())}`;

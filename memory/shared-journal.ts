@@ -67,9 +67,12 @@ function newestFile(dir: string): string {
  * and a cursor per machine kept there (`save`).
  */
 export interface ConsolidationSource {
-  /** The journal to read and the cursor to read it from (undefined: from the start). */
-  open(): Promise<{ journal: Journal; cursor?: string }>;
-  /** Keeps the cursor a run reached (it is also in state/memory.json, for this machine's record). */
+  /**
+   * The journal to read and the cursor to read it from (undefined: from the start). `kept`: the
+   * cursor state/memory.json holds, which this machine's last applied run reached.
+   */
+  open(kept?: string): Promise<{ journal: Journal; cursor?: string }>;
+  /** Keeps the cursor a run reached (state/memory.json holds it too, written first). */
   save(cursor: string): Promise<void>;
   /** The cursor after a batch (default: the batch's last entry). */
   cursorAfter?(cursor: string | undefined, batch: readonly JournalEntry[]): string;
@@ -94,7 +97,9 @@ export function sharedConsolidation(store: PgJournal, machine: string): Consolid
       recent: () => store.runs(RUNS_SHOWN),
       record: (run) => store.recordRun(machine, run),
     },
-    async open() {
+    async open(kept) {
+      // A run here whose save to the store failed after it wrote MEMORY.md: its cursor goes in first, so its entries are not learned twice.
+      if (kept) await store.advance(decodeCursor(kept));
       const cursors = await store.cursors();
       const entries = merge(await store.after(cursors, READ_LIMIT));
       const cursor = encodeCursor(cursors);

@@ -149,6 +149,50 @@ describe("one memory from every machine's journal", noDatabase ? { skip: noDatab
     }
   });
 
+  it("learns a batch once when the store failed to take the cursor after MEMORY.md was written: the next run saves it first", async () => {
+    const db = await freshDatabase();
+    const sql = await connectPg(db.url);
+    const api = await startMessagesApi();
+    const dir = tempDir("nightshift-memory-save-", "/var/tmp");
+    try {
+      const clock = new FakeClock();
+      const home = join(dir.path, "m1");
+      mkdirSync(home);
+      const loaded = loadConfig({ NIGHTSHIFT_HOME: home, ANTHROPIC_BASE_URL: api.url, ANTHROPIC_API_KEY: "sk-ant-save-test" }, home);
+      const memory = openMemory(home, clock, loaded.config.memory.cap, { machine: "m1" });
+      const { mirror, source } = await shareJournal({ cluster: clusterOf(sql, "m1"), home, clock });
+      const entry = memory.journal.append({ at: clock.now(), kind: "note", session: "a", source: "user", text: "The user likes tea." });
+      await mirror.sync();
+      const service = (save: typeof source.save) =>
+        createMemoryService({
+          loaded,
+          clock,
+          memory,
+          small: () => createModelClient(loaded.roles.small, requireApiKey(loaded.roles.small), { clock, retry: { ...loaded.config.model_retries, attempts: 0 } }),
+          tasks: { active: () => [], finishedSince: () => [] },
+          approvals: createApprovalStore(join(home, "state", "approvals"), { clock, expireMs: 60_000 }),
+          source: { ...source, save },
+        });
+      api.respondWith(() => ({ content: [{ type: "text", text: JSON.stringify({ edits: [{ op: "add", text: "The user likes tea.", sources: [entry.id] }] }) }] }));
+      // The store takes the journal, then goes away as the cursor is saved.
+      await service(async () => {
+        throw Object.assign(new Error("connect ECONNREFUSED"), { code: "ECONNREFUSED" });
+      }).consolidate();
+      assert.equal(api.requests.length, 1);
+      assert.equal((await pgJournal(sql).cursors()).get("m1"), undefined, "the store did not take it");
+      // The next run: the cursor kept in state/memory.json goes in first, and nothing is sent again.
+      assert.match(await service(source.save).consolidate(), /Nothing new in the journal/);
+      assert.equal(api.requests.length, 1);
+      assert.equal((await pgJournal(sql).cursors()).get("m1"), entry.id.slice("m1:".length));
+      assert.equal(readFileSync(memory.store.path, "utf8").match(/likes tea/g)?.length, 1, "learned once");
+    } finally {
+      await api.close();
+      await sql.end({ timeout: 1 });
+      await db.drop();
+      dir.cleanup();
+    }
+  });
+
   it("starts a home that ran alone from where its own consolidation had got to", async () => {
     const db = await freshDatabase();
     const sql = await connectPg(db.url);

@@ -29,7 +29,7 @@ export interface PgJournal {
   append(machine: string, entries: readonly JournalEntry[]): Promise<void>;
   /** Each machine's consolidation cursor (an id in its files' terms); a machine without one has never been read. */
   cursors(): Promise<Map<string, string>>;
-  /** Sets the cursors named, in one transaction. */
+  /** Moves the cursors named forward (never back), in one statement. */
   advance(cursors: ReadonlyMap<string, string>): Promise<void>;
   /** Sets `machine`'s cursor only if it has none (a home that ran alone brings where it had got to). */
   seed(machine: string, cursor: string): Promise<void>;
@@ -98,9 +98,11 @@ export function pgJournal(sql: Sql): PgJournal {
         return at ? [{ machine, ...at }] : [];
       });
       if (rows.length === 0) return;
+      // Only ever forward: a machine pushing an older cursor it kept (its run's save failed, then another machine ran) changes nothing.
       await sql`
         INSERT INTO journal_cursors ${sql(rows)}
-        ON CONFLICT (machine) DO UPDATE SET day = EXCLUDED.day, line = EXCLUDED.line`;
+        ON CONFLICT (machine) DO UPDATE SET day = EXCLUDED.day, line = EXCLUDED.line
+        WHERE (journal_cursors.day, journal_cursors.line) < (EXCLUDED.day, EXCLUDED.line)`;
     },
     async seed(machine, cursor) {
       const at = splitEntryId(cursor);
