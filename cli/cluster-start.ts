@@ -131,7 +131,7 @@ export function oneAtATime(service: MemoryService, options: { cluster: Cluster; 
   const { cluster, clock, syncFiles } = options;
   return {
     ...service,
-    async consolidate(signal) {
+    async consolidate(signal, runOptions) {
       while (!(await cluster.lease(MEMORY_LEASE, MEMORY_LEASE_MS))) await clock.sleep(HEARTBEAT_MS, signal);
       // Renewed while it runs: a model call may take longer than the lease lives.
       const done = new AbortController();
@@ -144,7 +144,7 @@ export function oneAtATime(service: MemoryService, options: { cluster: Cluster; 
       try {
         await syncFiles();
         await options.journal.sync();
-        const text = await service.consolidate(signal);
+        const text = await service.consolidate(signal, runOptions);
         await syncFiles();
         return text;
       } finally {

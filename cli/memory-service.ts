@@ -4,6 +4,7 @@ import { spendSummary, type SpendSummary } from "../bot/spend.ts";
 import { consolidate, type Edit } from "../memory/consolidate.ts";
 import { openMemoryRuns, type ConsolidationRun, type Memory } from "../memory/index.ts";
 import type { ConsolidationSource } from "../memory/shared-journal.ts";
+import { dayOf } from "../runtime/daily-spend.ts";
 import type { ApprovalStore, Clock, LoadedConfig, ModelClient } from "../runtime/index.ts";
 import type { Cluster } from "../runtime/store/pg-cluster.ts";
 import type { TaskReader } from "../tasks/index.ts";
@@ -14,9 +15,15 @@ import type { TaskReader } from "../tasks/index.ts";
  * returns text for a person (Telegram HTML).
  */
 const STUCK_AFTER = 3;
+/** Nightly runs of several machines this close after a rejected or failed one leave its batch for the next night (a machine waking late catches up its missed run too). */
+const SAME_NIGHT_MS = 6 * 3_600_000;
 
 export interface MemoryService {
-  consolidate(signal?: AbortSignal): Promise<string>;
+  /**
+   * `nightly`: the scheduled run. With several machines every machine's fires: one that finds the
+   * last run (any machine's, within SAME_NIGHT_MS) rejected or failed makes no model call.
+   */
+  consolidate(signal?: AbortSignal, options?: { nightly?: boolean }): Promise<string>;
   undo(): string;
   memoryText(): Promise<string>;
   /** Since `since` (default: the last 24 hours). */
@@ -52,15 +59,30 @@ export function createMemoryService(options: {
   };
 
   /**
-   * A batch the small model's edits were rejected for three runs in a row is passed over, and the
-   * digest says so: one bad stretch of journal must not stop memory from learning for good.
+   * A batch the small model's edits were rejected for on three nights running is passed over, and
+   * the digest says so: one bad stretch of journal must not stop memory from learning for good.
+   * Nights, not runs: with several machines, one night's runs of the same batch count once. A
+   * passed-over record (no entries read) ends the count.
    */
   const skipStuckBatch = async (): Promise<string | undefined> => {
-    const tried = (await recent()).filter((run) => run.status !== "nothing-new").slice(-STUCK_AFTER);
-    const through = tried[0]?.through;
-    if (tried.length < STUCK_AFTER || !through || !tried.every((run) => run.status === "rejected" && run.through === through)) return undefined;
-    await record({ at: clock.now(), status: "rejected", entries: 0, changes: [], problem: `journal entries up to ${through} were passed over after ${STUCK_AFTER} rejected attempts; memory learned nothing from them` }, through);
+    const tried = (await recent()).filter((run) => run.status !== "nothing-new");
+    const through = tried.at(-1)?.through;
+    if (!through) return undefined;
+    const tail: ConsolidationRun[] = [];
+    for (const run of [...tried].reverse()) {
+      if (run.status !== "rejected" || run.through !== through || run.entries === 0) break;
+      tail.push(run);
+    }
+    if (new Set(tail.map((run) => dayOf(run.at))).size < STUCK_AFTER) return undefined;
+    await record({ at: clock.now(), status: "rejected", entries: 0, changes: [], problem: `journal entries up to ${through} were passed over after ${STUCK_AFTER} nights of rejected attempts; memory learned nothing from them` }, through);
     return through;
+  };
+  /** Several machines, the nightly run: the last run of any machine, when it was rejected or failed tonight; its batch waits for the next night. */
+  const triedTonight = async (): Promise<(ConsolidationRun & { machine?: string }) | undefined> => {
+    if (!source.history) return undefined;
+    const last: (ConsolidationRun & { machine?: string }) | undefined = (await recent()).filter((run) => run.status !== "nothing-new").at(-1);
+    if (!last || (last.status !== "rejected" && last.status !== "failed") || last.entries === 0 || clock.now() - last.at >= SAME_NIGHT_MS) return undefined;
+    return last;
   };
   /** The last runs: this machine's (state/memory.json), or with several machines every machine's (the store; this machine's while it is away). */
   const recent = async (): Promise<ConsolidationRun[]> => (source.history ? await source.history.recent().catch(() => runs.read().runs) : runs.read().runs);
@@ -72,7 +94,13 @@ export function createMemoryService(options: {
   };
 
   return {
-    async consolidate(signal) {
+    async consolidate(signal, { nightly = false } = {}) {
+      const tried = nightly ? await triedTonight() : undefined;
+      if (tried) {
+        const by = tried.machine ? `${tried.machine} ` : "";
+        const said = `${by}tried these journal entries at ${new Date(tried.at).toTimeString().slice(0, 5)} and ${tried.status === "rejected" ? "its edits were rejected" : "it failed"}, so no model call now: the next night's run tries them again.\n\n`;
+        return `${said}${memoryText({ ...snapshot(), runs: await recent() }, clock.now())}`;
+      }
       // A busy day is several batches; each applied batch moves the cursor, anything else stops.
       let first: string | undefined;
       const { journal, cursor: start } = await source.open(runs.read().cursor);

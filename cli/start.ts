@@ -362,7 +362,7 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
         setting: "memory.consolidate",
         cron: config.memory.consolidate,
         run: async () => {
-          const text = await memoryService.consolidate();
+          const text = await memoryService.consolidate(undefined, { nightly: true });
           trace.info({ event: "memory_consolidated" }, htmlToPlain(text).split("\n")[0] ?? "consolidated");
         },
       },

@@ -193,6 +193,52 @@ describe("one memory from every machine's journal", noDatabase ? { skip: noDatab
     }
   });
 
+  it("leaves a batch one machine's nightly run had rejected to the next night: the other machines' nightly runs that night call no model", async () => {
+    const db = await freshDatabase();
+    const sql = await connectPg(db.url);
+    const api = await startMessagesApi();
+    const dir = tempDir("nightshift-memory-night-", "/var/tmp");
+    try {
+      const clock = new FakeClock();
+      const machine = async (name: string) => {
+        const home = join(dir.path, name);
+        mkdirSync(home);
+        const loaded = loadConfig({ NIGHTSHIFT_HOME: home, ANTHROPIC_BASE_URL: api.url, ANTHROPIC_API_KEY: "sk-ant-night-test" }, home);
+        const memory = openMemory(home, clock, loaded.config.memory.cap, { machine: name });
+        const { mirror, source } = await shareJournal({ cluster: clusterOf(sql, name), home, clock });
+        const service = createMemoryService({
+          loaded,
+          clock,
+          memory,
+          small: () => createModelClient(loaded.roles.small, requireApiKey(loaded.roles.small), { clock, retry: { ...loaded.config.model_retries, attempts: 0 } }),
+          tasks: { active: () => [], finishedSince: () => [] },
+          approvals: createApprovalStore(join(home, "state", "approvals"), { clock, expireMs: 60_000 }),
+          source,
+        });
+        return { memory, mirror, service };
+      };
+      const [m1, m2, m3] = [await machine("m1"), await machine("m2"), await machine("m3")];
+      m1.memory.journal.append({ at: clock.now(), kind: "note", session: "a", source: "user", text: "The user likes tea." });
+      await m1.mirror.sync();
+      api.respondWith(() => ({ content: [{ type: "text", text: "I would rather chat than write JSON." }] }));
+      assert.match(await m1.service.consolidate(undefined, { nightly: true }), /edits were rejected/);
+      clock.advance(10 * 60_000);
+      for (const other of [m2, m3]) assert.match(await other.service.consolidate(undefined, { nightly: true }), /m1 tried these journal entries at \d\d:\d\d and its edits were rejected, so no model call now/);
+      assert.equal(api.requests.length, 1, "one try a night, whichever machines run");
+      // A run asked by hand tries again; and the next night's does.
+      await m2.service.consolidate();
+      assert.equal(api.requests.length, 2);
+      clock.advance(86_400_000);
+      await m3.service.consolidate(undefined, { nightly: true });
+      assert.equal(api.requests.length, 3);
+    } finally {
+      await api.close();
+      await sql.end({ timeout: 1 });
+      await db.drop();
+      dir.cleanup();
+    }
+  });
+
   it("starts a home that ran alone from where its own consolidation had got to", async () => {
     const db = await freshDatabase();
     const sql = await connectPg(db.url);
