@@ -72,13 +72,13 @@ export function sharedFilesSync(options: { cluster: Cluster; home: string; clock
  * the store at each heartbeat, and the consolidation reading every machine's from there. A home that
  * ran alone brings its cursor: what it had consolidated is not read again.
  */
-export async function shareJournal(options: { cluster: Cluster; home: string; clock: Clock }): Promise<{ mirror: JournalMirror; source: ConsolidationSource }> {
+export function shareJournal(options: { cluster: Cluster; home: string; clock: Clock; refused?(message: string): void }): { mirror: JournalMirror; source: ConsolidationSource } {
   const { cluster, home } = options;
   const store = pgJournal(cluster.sql);
   const dir = join(home, "journal");
-  const mirror = createJournalMirror({ store, journal: openJournal(dir, options.clock), dir, machine: cluster.machine });
-  const own = ownCursor(openMemoryRuns(join(home, "state")).read().cursor, cluster.machine);
-  if (own) await store.seed(cluster.machine, own).catch(() => {}); // the store away: seeded at the next start
+  // The cursor is seeded before the mirror's first copy, retried with it while the store is away.
+  const seed = ownCursor(openMemoryRuns(join(home, "state")).read().cursor, cluster.machine);
+  const mirror = createJournalMirror({ store, journal: openJournal(dir, options.clock), dir, machine: cluster.machine, ...(seed ? { seed } : {}), ...(options.refused ? { refused: options.refused } : {}) });
   return { mirror, source: sharedConsolidation(store, cluster.machine) };
 }
 

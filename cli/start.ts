@@ -197,7 +197,18 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
   /** With several machines: every machine's spend in the digest and /budget, this machine's written to the store at each heartbeat. Made before any session runs. */
   const spend = cluster ? shareSpend({ cluster, daemon, sessionsDir: runtime.sessionsDir, clock, dailyUsd: config.budget.daily_usd, daily: runtime.daily }) : undefined;
   /** With several machines: this machine's journal copied to the store, and the consolidation reading every machine's. */
-  const journals = cluster ? await shareJournal({ cluster, home, clock }) : undefined;
+  const journals = cluster
+    ? shareJournal({
+        cluster,
+        home,
+        clock,
+        refused: (message) => {
+          stderr.write(`! ${message}\n`);
+          trace.error({ event: "journal_not_ours", machine: cluster.machine }, message);
+          say(`⚠️ ${escapeHtml(message)}`);
+        },
+      })
+    : undefined;
   const memoryWork = createMemoryService({ loaded, clock, memory, small: () => runtime.modelFor("small"), tasks: daemon.tasks, approvals, ...(cluster ? { shared: cluster } : {}), ...(spend ? { spend: spend.summary } : {}), ...(journals ? { source: journals.source } : {}) });
   const memoryService = cluster && syncFiles && journals ? oneAtATime(memoryWork, { cluster, clock, syncFiles, journal: journals.mirror }) : memoryWork;
   // Journal entries are written in order; on a full or read-only disk they wait for space (until the daemon stops).
@@ -302,19 +313,21 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
           trace,
           telegramHere,
           // Approvals and Telegram notices; the session logs' copy is asked for and not waited on (a long catch-up after an outage must not hold the heartbeat up).
+          // Each step on its own: one that fails (said in the trace; the store away, at once by its watch) holds up none of the others.
           also: async () => {
-            await sharing!.sync();
+            const step = (what: string, work: () => Promise<unknown> | undefined) =>
+              Promise.resolve()
+                .then(work)
+                .catch((error: unknown) => {
+                  if (!storeWatch.failed(error)) trace.warn({ event: "cluster_step_failed", step: what, error: (error as Error).message }, `${what} failed; tried again at the next heartbeat: ${(error as Error).message}`);
+                });
+            await step("sharing approvals", () => sharing!.sync());
             void sessions!.sync().catch(() => {});
-            // The journal's copy: its failure must not hold up the notices. The store away is said at once, by its watch.
-            await journals!.mirror.sync().catch((error: unknown) => {
-              if (!storeWatch.failed(error)) trace.warn({ event: "journal_mirror_failed", error: (error as Error).message }, `could not copy the memory journal to the shared store; tried again at the next heartbeat: ${(error as Error).message}`);
-            });
+            await step("copying the memory journal to the shared store", () => journals!.mirror.sync());
             stagedHere?.tick();
-            await reviews?.tick();
-            await notices?.tick();
-            await spend!.publish().catch((error: unknown) => {
-              if (!storeWatch.failed(error)) throw error;
-            });
+            await step("sending MCP tool reviews", () => reviews?.tick());
+            await step("Telegram notices", () => notices?.tick());
+            await step("writing this machine's spend to the shared store", () => spend!.publish());
           },
           // The files first, then the settings, each tick: a file that cannot be read or written here does not hold the settings up.
           ...(syncFiles

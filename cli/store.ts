@@ -66,7 +66,7 @@ export async function storeCommand(args: string[], loaded: LoadedConfig, clock: 
         logs.left = mirror.pending().filter((session) => !session.includes("."));
         logs.copied = withLogs.length - logs.left.length;
         // The journal, as the daemon copies it, and the consolidation cursor: what was consolidated here is not read again.
-        const shared = await shareJournal({ cluster, home, clock });
+        const shared = shareJournal({ cluster, home, clock, refused: (message) => void logs.warnings.push(message) });
         await shared.mirror.sync();
         journal.copied = await pgJournal(cluster.sql).count(machine);
       } finally {

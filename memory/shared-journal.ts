@@ -2,6 +2,7 @@ import { existsSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import type { PgJournal, StoredEntry } from "../runtime/store/pg-journal.ts";
 import { splitEntryId } from "../runtime/store/pg-journal.ts";
+import { storable } from "../runtime/store/pg.ts";
 import type { Journal, JournalEntry } from "./journal.ts";
 import type { ConsolidationRun } from "./runs.ts";
 import { splitCitation } from "./machine-journal.ts";
@@ -26,17 +27,41 @@ const BATCH = 200;
  * `journal`: this machine's journal with its files' ids (`YYYY-MM-DD#line`, not machine-qualified).
  * `dir`: its folder, looked at before reading: a heartbeat with nothing new written reads no file.
  */
-export function createJournalMirror(options: { store: PgJournal; journal: Journal; dir: string; machine: string }): JournalMirror {
+export function createJournalMirror(options: {
+  store: PgJournal;
+  journal: Journal;
+  dir: string;
+  machine: string;
+  /** Where this home's consolidation had got to when it ran alone: set in the store before the first copy, if the store has none. */
+  seed?: string;
+  /** The store's journal under this machine's name is another home's: nothing is copied. Said once. */
+  refused?(message: string): void;
+}): JournalMirror {
   const { store, journal, machine } = options;
   /** The last entry the store holds (undefined: none), once asked. */
   let copied: { id: string | undefined } | undefined;
   /** The newest day file and its size at the last copy. */
   let seen = "";
+  let refused = false;
   let running: Promise<void> | undefined;
   const syncOnce = async () => {
+    if (refused) return;
     const stamp = newestFile(options.dir);
     if (copied && stamp === seen) return;
-    copied ??= { id: await store.last(machine) };
+    if (!copied) {
+      // Before the first copy, or the next consolidation would read what this home had consolidated alone.
+      if (options.seed) await store.seed(machine, options.seed);
+      const last = await store.last(machine);
+      if (last && !(await sameEntry(last))) {
+        refused = true;
+        options.refused?.(
+          `the shared store holds a memory journal under the machine name "${machine}" that is not this home's (its entry ${last} differs from this home's): ` +
+            `this machine's journal is not copied there, so the nightly consolidation does not learn from it. Give this machine a name of its own with \`machine:\` in config.yaml and restart it`,
+        );
+        return;
+      }
+      copied = { id: last };
+    }
     const fresh = journal.since(copied.id);
     for (let start = 0; start < fresh.length; start += BATCH) {
       const batch = fresh.slice(start, start + BATCH);
@@ -44,6 +69,12 @@ export function createJournalMirror(options: { store: PgJournal; journal: Journa
       copied = { id: batch.at(-1)!.id };
     }
     seen = stamp;
+  };
+  /** The store's last entry under this name is this home's entry of that id (a home reinstalled under a used name has others). */
+  const sameEntry = async (id: string): Promise<boolean> => {
+    const [theirs] = await store.find([{ machine, id }]);
+    const ours = journal.day(id.slice(0, id.indexOf("#")))?.find((entry) => entry.id === id);
+    return theirs !== undefined && ours !== undefined && theirs.entry.at === ours.at && theirs.entry.text === storable(ours.text);
   };
   return {
     sync() {

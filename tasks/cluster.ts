@@ -266,9 +266,12 @@ export async function startClusterLoop(options: {
           await cluster.delivered(record.id);
           handed.delete(record.id);
         }
-        await options.also?.();
-        // Last: a file that cannot be read or written here must not hold up the queue's work.
-        await options.syncFiles?.();
+        try {
+          await options.also?.();
+        } finally {
+          // Last: a file that cannot be read or written here must not hold up the queue's work; nor the work above, the files.
+          await options.syncFiles?.();
+        }
       } catch (error) {
         // An unreachable store is said once, by the watch; anything else each time.
         // A full disk is said by the write gate, once.

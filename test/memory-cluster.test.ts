@@ -239,6 +239,34 @@ describe("one memory from every machine's journal", noDatabase ? { skip: noDatab
     }
   });
 
+  it("copies nothing of a new home started under a machine name whose journal in the store is another home's, and says so once", async () => {
+    const db = await freshDatabase();
+    const sql = await connectPg(db.url);
+    const dir = tempDir("nightshift-memory-name-");
+    try {
+      const clock = new FakeClock();
+      const old = openMemory(join(dir.path, "old"), clock, 12 * 1024, { machine: "m1" });
+      for (const text of ["one", "two", "three"]) old.journal.append({ at: clock.now(), kind: "note", session: "a", source: "user", text: `old ${text}` });
+      await shareJournal({ cluster: clusterOf(sql, "m1"), home: join(dir.path, "old"), clock }).mirror.sync();
+      // The machine reinstalled: a fresh home, the same name.
+      clock.advance(1000);
+      const fresh = openMemory(join(dir.path, "new"), clock, 12 * 1024, { machine: "m1" });
+      for (const text of ["one", "two", "three", "four"]) fresh.journal.append({ at: clock.now(), kind: "note", session: "b", source: "user", text: `new ${text}` });
+      const said: string[] = [];
+      const { mirror } = shareJournal({ cluster: clusterOf(sql, "m1"), home: join(dir.path, "new"), clock, refused: (message) => void said.push(message) });
+      await mirror.sync();
+      await mirror.sync();
+      assert.equal(said.length, 1);
+      assert.match(said[0]!, /the shared store holds a memory journal under the machine name "m1" that is not this home's .* Give this machine a name of its own with `machine:` in config\.yaml/);
+      const texts = (await sql<{ text: string }[]>`SELECT entry->>'text' AS text FROM journal_entries ORDER BY line`).map((row) => row.text);
+      assert.deepEqual(texts, ["old one", "old two", "old three"], "neither home's entries mixed with the other's");
+    } finally {
+      await sql.end({ timeout: 1 });
+      await db.drop();
+      dir.cleanup();
+    }
+  });
+
   it("starts a home that ran alone from where its own consolidation had got to", async () => {
     const db = await freshDatabase();
     const sql = await connectPg(db.url);
@@ -247,11 +275,12 @@ describe("one memory from every machine's journal", noDatabase ? { skip: noDatab
       const home = join(dir.path, "laptop");
       mkdirSync(join(home, "state"), { recursive: true });
       writeFileSync(join(home, "state", "memory.json"), JSON.stringify({ cursor: "2026-11-20#7", runs: [] }));
-      await shareJournal({ cluster: clusterOf(sql, "laptop"), home, clock: new FakeClock() });
+      // Seeded before the journal's first copy (so the next consolidation reads on from there).
+      await shareJournal({ cluster: clusterOf(sql, "laptop"), home, clock: new FakeClock() }).mirror.sync();
       assert.equal((await pgJournal(sql).cursors()).get("laptop"), "2026-11-20#7");
       // Seeded once: a later start does not move the store's cursor back.
       await pgJournal(sql).advance(new Map([["laptop", "2026-11-21#2"]]));
-      await shareJournal({ cluster: clusterOf(sql, "laptop"), home, clock: new FakeClock() });
+      await shareJournal({ cluster: clusterOf(sql, "laptop"), home, clock: new FakeClock() }).mirror.sync();
       assert.equal((await pgJournal(sql).cursors()).get("laptop"), "2026-11-21#2");
     } finally {
       await sql.end({ timeout: 1 });

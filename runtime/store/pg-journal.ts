@@ -39,13 +39,16 @@ export interface PgJournal {
   find(ids: ReadonlyArray<{ machine: string; id: string }>): Promise<StoredEntry[]>;
   /** One day of `machine`'s journal, in order (empty: none that day). */
   day(machine: string, day: string): Promise<StoredEntry[]>;
-  /** Entries of machines other than `machine` whose text holds any of `words` (recall), newest first. */
+  /** Entries of machines other than `except` whose text holds any of `words` (of three letters or more), among their newest SEARCHED, newest first (recall). */
   search(words: readonly string[], except: string, limit: number): Promise<StoredEntry[]>;
   /** Keeps a consolidation run (whichever machine ran it), and the last RUNS_KEPT only. */
   recordRun(machine: string, run: ConsolidationRun): Promise<void>;
   /** The last `limit` runs, oldest first, each with the machine that ran it. */
   runs(limit: number): Promise<Array<ConsolidationRun & { machine: string }>>;
 }
+
+/** Recall searches the other machines' newest entries, this many: months of a busy journal. */
+const SEARCHED = 5000;
 
 /** Consolidation runs kept in the store: a few months of nights, read 30 at a time. */
 const RUNS_KEPT = 200;
@@ -146,11 +149,14 @@ export function pgJournal(sql: Sql): PgJournal {
       return rows.map(stored);
     },
     async search(words, except, limit) {
-      if (words.length === 0) return [];
-      const patterns = words.map((word) => `%${word.replace(/[\\%_]/g, (char) => `\\${char}`)}%`);
+      // Words of three letters or more, within the newest SEARCHED entries (by the time index): a recall costs the same after years of journals.
+      const patterns = words.filter((word) => word.length >= 3).map((word) => `%${word.replace(/[\\%_]/g, (char) => `\\${char}`)}%`);
+      if (patterns.length === 0) return [];
       const rows = await sql<Row[]>`
-        SELECT machine, day, line, entry FROM journal_entries
-        WHERE machine <> ${except} AND entry->>'text' ILIKE ANY (${sql.array(patterns)}::text[])
+        SELECT machine, day, line, entry FROM (
+          SELECT machine, day, line, entry, at FROM journal_entries WHERE machine <> ${except} ORDER BY at DESC LIMIT ${SEARCHED}
+        ) AS newest
+        WHERE entry->>'text' ILIKE ANY (${sql.array(patterns)}::text[])
         ORDER BY at DESC LIMIT ${limit}`;
       return rows.map(stored);
     },
