@@ -8,6 +8,7 @@ import { splitCitation } from "../memory/machine-journal.ts";
 import { pgJournal, splitEntryId, type StoredEntry } from "../runtime/store/pg-journal.ts";
 import { machineName, storeSetting, storeUrl, type Clock, type LoadedConfig } from "../runtime/index.ts";
 import { HEARTBEAT_MS, openCluster, type Cluster } from "../runtime/store/pg-cluster.ts";
+import type { StoreWatch } from "../runtime/store/outage.ts";
 import type { TraceLogger } from "../runtime/trace.ts";
 import { createFileSync } from "../tasks/shared-files.ts";
 import { defaultFiles } from "./init.ts";
@@ -153,5 +154,57 @@ export function oneAtATime(service: MemoryService, options: { cluster: Cluster; 
         await cluster.releaseLease(MEMORY_LEASE).catch(() => {});
       }
     },
+  };
+}
+
+/**
+ * The shared work of each heartbeat after the queue's (tasks/cluster.ts `startClusterLoop`):
+ * approvals, the journal's copy, staged presses, tool reviews, Telegram notices and this
+ * machine's spend, each on its own (one that fails, said in the trace, or the store away, said at
+ * once by its watch, holds up none of the others); the session logs' copy asked for and not
+ * waited on (a long catch-up after an outage must not hold the heartbeat up); then the shared
+ * files, then the settings (a file that cannot be read or written here does not hold the settings up).
+ */
+export function clusterHeartbeat(options: {
+  watch: Pick<StoreWatch, "failed">;
+  trace: Pick<TraceLogger, "warn">;
+  sharing: { sync(): Promise<unknown> };
+  sessions: { sync(): Promise<unknown> };
+  journal: JournalMirror;
+  spend: { publish(): Promise<void> };
+  stagedHere?: { tick(): void };
+  reviews?: { tick(): Promise<unknown> };
+  notices?: { tick(): Promise<unknown> };
+  syncFiles?: () => Promise<void>;
+  syncSettings?: () => Promise<void>;
+}): { also(): Promise<void>; syncFiles?: () => Promise<void> } {
+  const { watch, trace, syncFiles, syncSettings } = options;
+  const step = (what: string, work: () => Promise<unknown> | undefined) =>
+    Promise.resolve()
+      .then(work)
+      .catch((error: unknown) => {
+        if (!watch.failed(error)) trace.warn({ event: "cluster_step_failed", step: what, error: (error as Error).message }, `${what} failed; tried again at the next heartbeat: ${(error as Error).message}`);
+      });
+  return {
+    async also() {
+      await step("sharing approvals", () => options.sharing.sync());
+      void options.sessions.sync().catch(() => {});
+      await step("copying the memory journal to the shared store", () => options.journal.sync());
+      options.stagedHere?.tick();
+      await step("sending MCP tool reviews", () => options.reviews?.tick());
+      await step("Telegram notices", () => options.notices?.tick());
+      await step("writing this machine's spend to the shared store", () => options.spend.publish());
+    },
+    ...(syncFiles
+      ? {
+          syncFiles: async () => {
+            try {
+              await syncFiles();
+            } finally {
+              await syncSettings?.();
+            }
+          },
+        }
+      : {}),
   };
 }

@@ -1,4 +1,10 @@
-import type { Clock } from "../runtime/index.ts";
+import { htmlToPlain } from "../bot/reports.ts";
+import type { TelegramBot } from "../bot/bot.ts";
+import type { Clock, Config } from "../runtime/index.ts";
+import type { Cluster } from "../runtime/store/pg-cluster.ts";
+import { sharedMark } from "../runtime/store/pg-marks.ts";
+import type { TraceLogger } from "../runtime/trace.ts";
+import type { MemoryService } from "./memory-service.ts";
 import { cronRarity, cronSlots } from "../runtime/cron.ts";
 
 /**
@@ -73,4 +79,47 @@ export function startJobs(options: JobsOptions): { close(): Promise<void> } {
       await Promise.all(running.values());
     },
   };
+}
+
+/**
+ * The daemon's memory jobs: the nightly consolidation, and the daily digest, sent by the machine
+ * that runs the bot. With several machines, when the last digest was sent is kept in the store
+ * too, so the machine that runs the bot now covers the time since, whichever machine sent it (its
+ * own mark, with the store away).
+ */
+export function memoryJobs(options: {
+  config: Pick<Config, "memory">;
+  clock: Clock;
+  trace: Pick<TraceLogger, "info">;
+  memoryService: MemoryService;
+  bot(): Pick<TelegramBot, "notice"> | undefined;
+  store: { lastRun(name: string): number | undefined; setLastRun(name: string, at: number): Promise<void> };
+  cluster?: Pick<Cluster, "sql">;
+}): Job[] {
+  const { config, clock, trace, memoryService, store, cluster } = options;
+  return [
+    {
+      name: "@consolidate",
+      setting: "memory.consolidate",
+      cron: config.memory.consolidate,
+      run: async () => {
+        const text = await memoryService.consolidate(undefined, { nightly: true });
+        trace.info({ event: "memory_consolidated" }, htmlToPlain(text).split("\n")[0] ?? "consolidated");
+      },
+    },
+    {
+      name: "@digest",
+      setting: "memory.digest",
+      cron: config.memory.digest,
+      run: async () => {
+        const bot = options.bot();
+        if (!bot) return;
+        const sent = cluster ? sharedMark(cluster.sql, "@digest-sent") : undefined;
+        const since = (await sent?.get().catch(() => undefined)) ?? store.lastRun("@digest-sent");
+        bot.notice(await memoryService.digest(since));
+        await store.setLastRun("@digest-sent", clock.now());
+        await sent?.set(clock.now()).catch(() => {}); // the store away: this machine's own mark stands in
+      },
+    },
+  ];
 }

@@ -13,12 +13,10 @@ import { discardStage, expiredStages } from "../runtime/stage/overlay.ts";
 import { createDaemon, endOf, SlotTaken } from "../tasks/daemon.ts";
 import { createHeapTrim } from "../runtime/heap-trim.ts";
 import { createStoreWatch, watched } from "../runtime/store/outage.ts";
-import { sharedMark } from "../runtime/store/pg-marks.ts";
 import { joinShared, startClusterLoop } from "../tasks/cluster.ts";
 import { readClusterView } from "../tasks/cluster-view.ts";
 import { startControlServer } from "../tasks/control.ts";
-import { htmlToPlain } from "../bot/reports.ts";
-import { startJobs } from "./jobs.ts";
+import { memoryJobs, startJobs } from "./jobs.ts";
 import { createMemoryService } from "./memory-service.ts";
 import { shareSpend } from "./shared-spend.ts";
 import { createInbox } from "../tasks/inbox.ts";
@@ -30,7 +28,7 @@ import { initHome } from "./init.ts";
 import { sharedPins } from "../runtime/store/pg-pins.ts";
 import { sharedReviews } from "../runtime/store/pg-reviews.ts";
 import { clusterReviews, type ClusterReviews } from "./tool-reviews.ts";
-import { joinCluster, oneAtATime, otherJournals, shareJournal, sharedFilesSync } from "./cluster-start.ts";
+import { clusterHeartbeat, joinCluster, oneAtATime, otherJournals, shareJournal, sharedFilesSync } from "./cluster-start.ts";
 import { clusterNotices, type ClusterNotices } from "./telegram-notices.ts";
 import { stagedActionsHere } from "./staged-elsewhere.ts";
 import { sharedSettingsSync } from "./settings-start.ts";
@@ -312,35 +310,7 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
           clock,
           trace,
           telegramHere,
-          // Approvals and Telegram notices; the session logs' copy is asked for and not waited on (a long catch-up after an outage must not hold the heartbeat up).
-          // Each step on its own: one that fails (said in the trace; the store away, at once by its watch) holds up none of the others.
-          also: async () => {
-            const step = (what: string, work: () => Promise<unknown> | undefined) =>
-              Promise.resolve()
-                .then(work)
-                .catch((error: unknown) => {
-                  if (!storeWatch.failed(error)) trace.warn({ event: "cluster_step_failed", step: what, error: (error as Error).message }, `${what} failed; tried again at the next heartbeat: ${(error as Error).message}`);
-                });
-            await step("sharing approvals", () => sharing!.sync());
-            void sessions!.sync().catch(() => {});
-            await step("copying the memory journal to the shared store", () => journals!.mirror.sync());
-            stagedHere?.tick();
-            await step("sending MCP tool reviews", () => reviews?.tick());
-            await step("Telegram notices", () => notices?.tick());
-            await step("writing this machine's spend to the shared store", () => spend!.publish());
-          },
-          // The files first, then the settings, each tick: a file that cannot be read or written here does not hold the settings up.
-          ...(syncFiles
-            ? {
-                syncFiles: async () => {
-                  try {
-                    await syncFiles();
-                  } finally {
-                    await syncSettings?.();
-                  }
-                },
-              }
-            : {}),
+          ...clusterHeartbeat({ watch: storeWatch, trace, sharing: sharing!, sessions: sessions!, journal: journals!.mirror, spend: spend!, ...(stagedHere ? { stagedHere } : {}), ...(reviews ? { reviews } : {}), ...(notices ? { notices } : {}), ...(syncFiles ? { syncFiles } : {}), ...(syncSettings ? { syncSettings } : {}) }),
           atStart: () => joined.settleEnded((id) => endOf(join(runtime.sessionsDir, `${id}.jsonl`))),
         })
       : undefined;
@@ -369,32 +339,7 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
     setLastRun: (name, at) => store.setLastRun(name, at),
     report: (name, error) => trace.error({ event: "job_failed", job: name, error: (error as Error).message }, `${name} failed: ${(error as Error).message}`),
     warn: (name, message) => void (trace.warn({ event: "job_rare", job: name, message }, message), stderr.write(`! ${message}\n`)),
-    jobs: [
-      {
-        name: "@consolidate",
-        setting: "memory.consolidate",
-        cron: config.memory.consolidate,
-        run: async () => {
-          const text = await memoryService.consolidate(undefined, { nightly: true });
-          trace.info({ event: "memory_consolidated" }, htmlToPlain(text).split("\n")[0] ?? "consolidated");
-        },
-      },
-      {
-        name: "@digest",
-        setting: "memory.digest",
-        cron: config.memory.digest,
-        run: async () => {
-          // Sent by the machine that runs the bot. With several machines, when the last one was sent is kept in the store too,
-          // so the machine that runs the bot now covers the time since, whichever machine sent it (its own, with the store away).
-          if (!bot) return;
-          const sent = cluster ? sharedMark(cluster.sql, "@digest-sent") : undefined;
-          const since = (await sent?.get().catch(() => undefined)) ?? store.lastRun("@digest-sent");
-          bot.notice(await memoryService.digest(since));
-          await store.setLastRun("@digest-sent", clock.now());
-          await sent?.set(clock.now()).catch(() => {}); // the store away: this machine's own mark stands in
-        },
-      },
-    ],
+    jobs: memoryJobs({ config, clock, trace, memoryService, bot: () => bot, store, ...(cluster ? { cluster } : {}) }),
   });
   await inbox.start();
   await scheduler.start();
