@@ -18,6 +18,7 @@ import type { ToolReview } from "../runtime/mcp/reviews.ts";
 import { reviewButtons, reviewHtml } from "./tool-review.ts";
 import type { AskedFollowUp } from "../runtime/store/pg-follow-ups.ts";
 import type { StagedPress } from "../runtime/store/pg-staged.ts";
+import { storeUnreachable } from "../runtime/store/outage.ts";
 
 /**
  * The Telegram surface, run inside `nightshift start`. We use grammy for the API client, its
@@ -443,12 +444,25 @@ export function createTelegramBot(options: TelegramBotOptions): TelegramBot {
     unreachableSince: polling.unreachableSince,
   };
 
-  /** Apply or Discard under a staged task's changes: the buttons go, and the outcome is the reply. */
+  /**
+   * Apply or Discard under a staged task's changes: the buttons go, and the outcome is the reply.
+   * A press that could not be done (the shared store does not answer) keeps the buttons and is
+   * answered on the button only, as Approve under a tool review is: the error itself, which can
+   * name the database's host, goes to the trace, never to the chat.
+   */
   async function pressStaged(data: string, chat: number, message: number, by: string): Promise<string> {
     const match = /^st:([A-Za-z0-9_-]{1,40}):(a|d)$/.exec(data);
     if (!match || !options.stagedAction) return "This button is not from this Nightshift.";
     const [, id, choice] = match as unknown as [string, string, string];
-    const result: { ok: boolean; message: string; waiting?: boolean } = await options.stagedAction(id, choice === "a" ? "apply" : "discard", { by, chat, message }).catch((error: unknown) => ({ ok: false, message: (error as Error).message }));
+    const action = choice === "a" ? "apply" : "discard";
+    let result: { ok: boolean; message: string; waiting?: boolean };
+    try {
+      result = await options.stagedAction(id, action, { by, chat, message });
+    } catch (error) {
+      const away = storeUnreachable(error);
+      log(away ? "warn" : "error", `staged changes of ${id}: ${action} pressed by ${by} failed: ${describe(error)}`, { session: id });
+      return away ? "Not done: the shared store (PostgreSQL) does not answer: press again when it is back." : `Not done: the ${action} failed (the trace says why). Press again to retry.`;
+    }
     outbox.enqueue({ method: "editMessageReplyMarkup", chat_id: chat, params: { message_id: message, reply_markup: { inline_keyboard: [] } } });
     reply(chat, `${result.waiting ? "⏳" : result.ok ? "✅" : "⚠️"} ${escapeHtml(result.message)} (${escapeHtml(by)})`, message);
     log("info", `staged changes of ${id}: ${choice === "a" ? "apply" : "discard"} pressed by ${by}: ${result.message.split("\n")[0]}`);
