@@ -206,8 +206,9 @@ async function main(argv: string[]): Promise<number> {
       }
       const [{ loadConfig }, { openSharedPairing }] = await Promise.all([import("../runtime/config.ts"), import("./pair.ts")]);
       const loaded = loadConfig(env);
-      // Several machines: the code goes to the shared store (a bot token is checked first, so its advice comes before any connection).
-      const shared = loaded.env.TELEGRAM_BOT_TOKEN?.trim() ? await openSharedPairing(loaded) : undefined;
+      // Several machines: the code goes to the shared store, where the machine running the bot finds it
+      // (this machine needs no token then); without a store, the bot token is what pairCommand checks.
+      const shared = await openSharedPairing(loaded);
       try {
         return await pairCommand(args, { ...io, home: loaded.home, env: loaded.env, allowedUsers: loaded.config.telegram.allowed_users, ...(shared ? { shared } : {}) });
       } finally {
