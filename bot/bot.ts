@@ -61,7 +61,7 @@ export interface TelegramBotOptions {
    */
   stagedAction?(id: string, action: "apply" | "discard", press: { by: string; chat: number; message: number }): Promise<{ ok: boolean; message: string; waiting?: boolean }>;
   /** A press of "Approve" under an MCP tool review: pins the listing it showed, for every machine with a shared store (runtime/mcp/reviews.ts approveReview). */
-  approveTools?(server: string, id: string, by: string): Promise<{ ok: boolean; message: string }>;
+  approveTools?(server: string, id: string, by: string): Promise<{ ok: boolean; message: string; /** why it failed, for the trace only */ error?: string }>;
   /** Several machines on one PostgreSQL: this bot runs while this machine holds the Telegram lease. */
   cluster?: BotCluster;
 }
@@ -483,6 +483,7 @@ export function createTelegramBot(options: TelegramBotOptions): TelegramBot {
       return "Kept withheld.";
     }
     const result = (await options.approveTools?.(server, id, by)) ?? { ok: false, message: "Tools cannot be approved from Telegram here; run nightshift mcp approve." };
+    if (result.error) log("warn", `MCP tools of ${server}: Approve pressed by ${by} failed: ${result.error}`);
     if (result.ok) {
       log("info", `MCP tools of ${server} approved on Telegram by ${by}`);
       settle(`✅ ${escapeHtml(result.message)} (${escapeHtml(by)})`);
