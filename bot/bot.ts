@@ -18,6 +18,7 @@ import type { ToolReview } from "../runtime/mcp/reviews.ts";
 import { reviewButtons, reviewHtml } from "./tool-review.ts";
 import type { AskedFollowUp } from "../runtime/store/pg-follow-ups.ts";
 import type { StagedPress } from "../runtime/store/pg-staged.ts";
+import { storeUnreachable } from "../runtime/store/outage.ts";
 
 /**
  * The Telegram surface, run inside `nightshift start`. We use grammy for the API client, its
@@ -60,7 +61,7 @@ export interface TelegramBotOptions {
    */
   stagedAction?(id: string, action: "apply" | "discard", press: { by: string; chat: number; message: number }): Promise<{ ok: boolean; message: string; waiting?: boolean }>;
   /** A press of "Approve" under an MCP tool review: pins the listing it showed, for every machine with a shared store (runtime/mcp/reviews.ts approveReview). */
-  approveTools?(server: string, id: string, by: string): Promise<{ ok: boolean; message: string }>;
+  approveTools?(server: string, id: string, by: string): Promise<{ ok: boolean; message: string; /** why it failed, for the trace only */ error?: string }>;
   /** Several machines on one PostgreSQL: this bot runs while this machine holds the Telegram lease. */
   cluster?: BotCluster;
 }
@@ -443,12 +444,25 @@ export function createTelegramBot(options: TelegramBotOptions): TelegramBot {
     unreachableSince: polling.unreachableSince,
   };
 
-  /** Apply or Discard under a staged task's changes: the buttons go, and the outcome is the reply. */
+  /**
+   * Apply or Discard under a staged task's changes: the buttons go, and the outcome is the reply.
+   * A press that could not be done (the shared store does not answer) keeps the buttons and is
+   * answered on the button only, as Approve under a tool review is: the error itself, which can
+   * name the database's host, goes to the trace, never to the chat.
+   */
   async function pressStaged(data: string, chat: number, message: number, by: string): Promise<string> {
     const match = /^st:([A-Za-z0-9_-]{1,40}):(a|d)$/.exec(data);
     if (!match || !options.stagedAction) return "This button is not from this Nightshift.";
     const [, id, choice] = match as unknown as [string, string, string];
-    const result: { ok: boolean; message: string; waiting?: boolean } = await options.stagedAction(id, choice === "a" ? "apply" : "discard", { by, chat, message }).catch((error: unknown) => ({ ok: false, message: (error as Error).message }));
+    const action = choice === "a" ? "apply" : "discard";
+    let result: { ok: boolean; message: string; waiting?: boolean };
+    try {
+      result = await options.stagedAction(id, action, { by, chat, message });
+    } catch (error) {
+      const away = storeUnreachable(error);
+      log(away ? "warn" : "error", `staged changes of ${id}: ${action} pressed by ${by} failed: ${describe(error)}`, { session: id });
+      return away ? "Not done: the shared store (PostgreSQL) does not answer: press again when it is back." : `Not done: the ${action} failed (the trace says why). Press again to retry.`;
+    }
     outbox.enqueue({ method: "editMessageReplyMarkup", chat_id: chat, params: { message_id: message, reply_markup: { inline_keyboard: [] } } });
     reply(chat, `${result.waiting ? "⏳" : result.ok ? "✅" : "⚠️"} ${escapeHtml(result.message)} (${escapeHtml(by)})`, message);
     log("info", `staged changes of ${id}: ${choice === "a" ? "apply" : "discard"} pressed by ${by}: ${result.message.split("\n")[0]}`);
@@ -469,6 +483,7 @@ export function createTelegramBot(options: TelegramBotOptions): TelegramBot {
       return "Kept withheld.";
     }
     const result = (await options.approveTools?.(server, id, by)) ?? { ok: false, message: "Tools cannot be approved from Telegram here; run nightshift mcp approve." };
+    if (result.error) log("warn", `MCP tools of ${server}: Approve pressed by ${by} failed: ${result.error}`);
     if (result.ok) {
       log("info", `MCP tools of ${server} approved on Telegram by ${by}`);
       settle(`✅ ${escapeHtml(result.message)} (${escapeHtml(by)})`);

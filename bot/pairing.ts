@@ -1,4 +1,4 @@
-import { createHash, randomBytes, randomInt, timingSafeEqual } from "node:crypto";
+import { randomBytes, randomInt, scrypt, timingSafeEqual } from "node:crypto";
 import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Clock } from "../runtime/clock.ts";
@@ -9,7 +9,9 @@ import { ConfigError } from "../runtime/errors.ts";
  * redeems it when a user sends `/start CODE`, and the sender becomes a paired user.
  *
  * Two processes share these files (the CLI writes the code, the daemon redeems it), so every call
- * re-reads them and every write is atomic (temp file + rename). Only a hash of the code is stored.
+ * re-reads them and every write is atomic (temp file + rename). Only a salted scrypt hash of the code
+ * is stored: the code has about 40 bits, which a fast hash would give away to anyone who reads the
+ * record (the shared store's database) well within the code's 10 minutes.
  * With several machines on one PostgreSQL the code's record lives in the store instead
  * (`PairingCodes`, runtime/store/pg-pairing.ts), so a code made on any machine reaches the bot on
  * whichever machine runs it; the paired users stay in users.json, shared by cli/telegram-lease.ts.
@@ -75,16 +77,28 @@ export interface PairingCodes {
    * undefined), with no other change in between where several processes could redeem at once.
    * `decide` may write this machine's files: when writing the record fails after it, the code stays open.
    */
-  change<T>(decide: (record: unknown) => { write?: unknown; result: T }): Promise<T>;
+  change<T>(decide: (record: unknown) => Promise<Decided<T>> | Decided<T>): Promise<T>;
 }
+
+export type Decided<T> = { write?: unknown; result: T };
 
 export const CODE_TTL_MS = 10 * 60_000;
 export const MAX_WRONG_ATTEMPTS = 5;
 /** No 0/O, 1/I/L: a code read off a screen is typed right. */
 const ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ";
 
+/**
+ * scrypt's cost: about 45 ms per check on a 2-CPU machine (16 MiB of memory), so trying the 2^40
+ * codes against a record read from the database takes years, not the code's 10 minutes. A redeem
+ * checks at most MAX_WRONG_ATTEMPTS + 1 times per code: a locked, used or expired code is not hashed.
+ */
+const SCRYPT = { N: 16_384, r: 8, p: 1, maxmem: 64 * 1024 * 1024 } as const;
+const HASH_BYTES = 32;
+
 interface Pairing {
-  code_sha256: string;
+  /** scrypt(code, salt), hex; an older record's `code_sha256` (no salt) reads as no code. */
+  code_scrypt: string;
+  salt: string;
   expires_at: number;
   /** Wrong attempts against this code. */
   attempts: { user: TelegramUser; at: number }[];
@@ -121,14 +135,16 @@ function usersFileOf(value: unknown): { users: PairedUser[] } {
 
 function pairingOf(value: unknown): Pairing {
   const fields = objectAt(value, "");
-  const sha = typeof fields.code_sha256 === "string" && /^[0-9a-f]{64}$/.test(fields.code_sha256) ? fields.code_sha256 : wrong("code_sha256", "a SHA-256 in hex");
+  const hash = typeof fields.code_scrypt === "string" && /^[0-9a-f]{64}$/.test(fields.code_scrypt) ? fields.code_scrypt : wrong("code_scrypt", "a scrypt hash in hex");
+  const salt = typeof fields.salt === "string" && /^[0-9a-f]{32}$/.test(fields.salt) ? fields.salt : wrong("salt", "16 bytes in hex");
   const attempts = listAt(fields.attempts, "attempts").map((attempt, index) => ({ user: telegramUserOf(objectAt(attempt, `attempts.${index}`).user, `attempts.${index}.user`), at: numberAt((attempt as { at?: unknown }).at, `attempts.${index}.at`) }));
-  return { code_sha256: sha, expires_at: numberAt(fields.expires_at, "expires_at"), attempts, ...(fields.used_by !== undefined ? { used_by: pairedUserOf(fields.used_by, "used_by") } : {}) };
+  return { code_scrypt: hash, salt, expires_at: numberAt(fields.expires_at, "expires_at"), attempts, ...(fields.used_by !== undefined ? { used_by: pairedUserOf(fields.used_by, "used_by") } : {}) };
 }
 
 /** The code in `dir`/pairing.json (one machine): only the bot redeems, only `nightshift pair` replaces. */
 export function fileCodes(dir: string): PairingCodes {
   const path = join(dir, "pairing.json");
+  let queue: Promise<unknown> = Promise.resolve();
   const read = (): unknown => {
     try {
       return JSON.parse(readFileSync(path, "utf8"));
@@ -139,10 +155,15 @@ export function fileCodes(dir: string): PairingCodes {
   return {
     read: async () => read(),
     replace: async (record) => writePrivate(dir, path, record),
-    async change(decide) {
-      const { write, result } = decide(read());
-      if (write !== undefined) writePrivate(dir, path, write);
-      return result;
+    change(decide) {
+      // One at a time in this process (a check awaits its hash): two tries at once are each counted, and a code is used once.
+      const turn = queue.then(async () => {
+        const { write, result } = await decide(read());
+        if (write !== undefined) writePrivate(dir, path, write);
+        return result;
+      });
+      queue = turn.catch(() => {});
+      return turn;
     },
   };
 }
@@ -201,13 +222,14 @@ export function createPairingStore(dir: string, clock: Clock, codes: PairingCode
     async newCode() {
       const raw = Array.from({ length: 8 }, () => ALPHABET[randomInt(ALPHABET.length)]).join("");
       const expiresAt = clock.now() + CODE_TTL_MS;
-      await codes.replace({ code_sha256: sha256(raw), expires_at: expiresAt, attempts: [] } satisfies Pairing);
+      const salt = randomBytes(16);
+      await codes.replace({ code_scrypt: (await hashCode(raw, salt)).toString("hex"), salt: salt.toString("hex"), expires_at: expiresAt, attempts: [] } satisfies Pairing);
       return { code: `${raw.slice(0, 4)}-${raw.slice(4)}`, expiresAt };
     },
 
     redeem(code, from) {
       const normalized = code.replace(/[\s-]/g, "").toUpperCase();
-      return codes.change((record): { write?: Pairing; result: RedeemResult } => {
+      return codes.change(async (record): Promise<{ write?: Pairing; result: RedeemResult }> => {
         const pairing = checked(record);
         const again = "run `nightshift pair` on the computer running Nightshift for a new code";
         if (!pairing) return { result: { ok: false, problem: "none", message: `No pairing code is waiting; ${again}.` } };
@@ -218,7 +240,7 @@ export function createPairingStore(dir: string, clock: Clock, codes: PairingCode
         if (!normalized) return { result: { ok: false, problem: "wrong", message: "Send /start followed by the code that `nightshift pair` printed." } };
 
         // Hashes have equal length, so the comparison takes the same time whatever the input.
-        if (!timingSafeEqual(Buffer.from(sha256(normalized), "hex"), Buffer.from(pairing.code_sha256, "hex"))) {
+        if (!timingSafeEqual(await hashCode(normalized, Buffer.from(pairing.salt, "hex")), Buffer.from(pairing.code_scrypt, "hex"))) {
           const attempts = [...pairing.attempts, { user: cleanUser(from), at: clock.now() }];
           const left = MAX_WRONG_ATTEMPTS - attempts.length;
           const write = { ...pairing, attempts };
@@ -266,8 +288,9 @@ export function createPairingStore(dir: string, clock: Clock, codes: PairingCode
   return store;
 }
 
-function sha256(text: string): string {
-  return createHash("sha256").update(text).digest("hex");
+/** The code's hash as stored (the code without its dash, upper case); asynchronous, so a check does not hold the bot up. */
+export function hashCode(code: string, salt: Buffer): Promise<Buffer> {
+  return new Promise((resolve, reject) => scrypt(code, salt, HASH_BYTES, SCRYPT, (error, key) => (error ? reject(error) : resolve(key))));
 }
 
 /** Only the fields we keep: grammy's User carries more (language, premium, …). */

@@ -8,7 +8,7 @@ import { storeSetting, type LoadedConfig } from "../runtime/config.ts";
 import { isUserError } from "../runtime/errors.ts";
 import { approvePins, comparePins, currentPins, openMcpHost, type McpHost, type PinState, type SharedPins } from "../runtime/mcp/index.ts";
 import { dropReview } from "../runtime/mcp/reviews.ts";
-import { connectForCommand } from "./store-connect.ts";
+import { connectForCommand, StoreAway } from "./store-connect.ts";
 import { UsageError } from "./usage.ts";
 
 export interface McpCommandResult {
@@ -57,9 +57,21 @@ export async function mcpCommand(sub: string | undefined, args: string[], loaded
   return { text: sections.join("\n\n"), code: failed ? 1 : 0 };
 }
 
-/** Several machines on one PostgreSQL: every machine's tool approvals, read and written there. `close` ends the connection. */
-export async function openSharedPins(loaded: LoadedConfig): Promise<{ pins: SharedPins; close(): Promise<void> } | undefined> {
-  const store = await connectForCommand(loaded, "read and record MCP tool approvals", "With several machines an approval is kept there, so that it counts on every machine");
+/**
+ * Several machines on one PostgreSQL: every machine's tool approvals, read and written there.
+ * `close` ends the connection. `list` while the store does not answer reads this machine's own
+ * approvals (state/mcp/pins/, what a session here goes on with meanwhile), and `note` says so;
+ * `approve` is refused then, since an approval must reach every machine.
+ */
+export async function openSharedPins(loaded: LoadedConfig, sub?: string): Promise<{ pins?: SharedPins; note?: string; close(): Promise<void> } | undefined> {
+  let store: Awaited<ReturnType<typeof connectForCommand>>;
+  try {
+    store = await connectForCommand(loaded, "read and record MCP tool approvals", "With several machines an approval is kept there, so that it counts on every machine");
+  } catch (error) {
+    if (sub !== "list" || !(error instanceof StoreAway)) throw error;
+    const note = `The shared store (${storeSetting(loaded)}) does not answer: this list shows this machine's approvals only (what its sessions go on with meanwhile); a tool approved on another machine since may show as new or changed. \`nightshift mcp approve\` needs the store.`;
+    return { note, close: async () => {} };
+  }
   if (!store) return undefined;
   const { sharedPins } = await import("../runtime/store/pg-pins.ts");
   return { pins: sharedPins(store.sql, store.machine), close: store.close };

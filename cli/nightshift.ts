@@ -98,10 +98,10 @@ async function main(argv: string[]): Promise<number> {
       const [{ loadConfig }, { mcpCommand, openSharedPins }] = await Promise.all([import("../runtime/config.ts"), import("./mcp.ts")]);
       const loaded = loadConfig(env);
       // Several machines: approvals are read from and recorded in the shared store (not for a usage mistake).
-      const shared = rest[0] === "list" || rest[0] === "approve" ? await openSharedPins(loaded) : undefined;
+      const shared = rest[0] === "list" || rest[0] === "approve" ? await openSharedPins(loaded, rest[0]) : undefined;
       try {
         const { text, code } = await mcpCommand(rest[0], rest.slice(1), loaded, new Date(), undefined, shared?.pins);
-        return print(text, code);
+        return print(shared?.note ? `${shared.note}\n\n${text}` : text, code);
       } finally {
         await shared?.close();
       }
@@ -206,8 +206,9 @@ async function main(argv: string[]): Promise<number> {
       }
       const [{ loadConfig }, { openSharedPairing }] = await Promise.all([import("../runtime/config.ts"), import("./pair.ts")]);
       const loaded = loadConfig(env);
-      // Several machines: the code goes to the shared store (a bot token is checked first, so its advice comes before any connection).
-      const shared = loaded.env.TELEGRAM_BOT_TOKEN?.trim() ? await openSharedPairing(loaded) : undefined;
+      // Several machines: the code goes to the shared store, where the machine running the bot finds it
+      // (this machine needs no token then); without a store, the bot token is what pairCommand checks.
+      const shared = await openSharedPairing(loaded);
       try {
         return await pairCommand(args, { ...io, home: loaded.home, env: loaded.env, allowedUsers: loaded.config.telegram.allowed_users, ...(shared ? { shared } : {}) });
       } finally {
@@ -293,20 +294,18 @@ main(process.argv.slice(2)).then(
 
 /** With a shared store (several machines), `nightshift pair --remove` unpairs on every machine: the others would otherwise share the user back. */
 async function unpairing(env: NodeJS.ProcessEnv): Promise<{ unpairEverywhere?(id: number): Promise<void> }> {
-  const { loadConfig, machineName, storeUrl } = await import("../runtime/config.ts");
+  const { loadConfig, storeUrl } = await import("../runtime/config.ts");
   const loaded = loadConfig(env);
   const url = storeUrl(loaded);
   if (!url) return {};
   return {
     async unpairEverywhere(id) {
-      const [{ connectPg }, { sharedTelegram }] = await Promise.all([import("../runtime/store/pg.ts"), import("../runtime/store/pg-telegram.ts")]);
-      const sql = await connectPg(url, { max: 1 }).catch((error: unknown) => {
-        throw new UsageError(`could not reach the shared store to unpair ${id} on every machine: ${(error as Error).message}`);
-      });
+      const [{ connectForCommand }, { sharedTelegram }] = await Promise.all([import("./store-connect.ts"), import("../runtime/store/pg-telegram.ts")]);
+      const store = (await connectForCommand(loaded, `unpair ${id} on every machine`, "With several machines the paired users are kept there"))!;
       try {
-        await sharedTelegram(sql, machineName(loaded.config)).unpaired(id);
+        await sharedTelegram(store.sql, store.machine).unpaired(id);
       } finally {
-        await sql.end({ timeout: 1 });
+        await store.close();
       }
     },
   };

@@ -70,10 +70,11 @@ export async function pairCommand(args: PairArgs, io: PairIO): Promise<number> {
   }
   if (args.remove !== undefined) return finish(remove(store, args.remove, io.allowedUsers), 0);
 
+  // With a shared store the bot may run on another machine: no token is needed here, only for the bot's name in a link.
   const token = env.TELEGRAM_BOT_TOKEN?.trim();
-  if (!token) throw new UsageError(noTokenAdvice(home));
+  if (!token && !io.shared) throw new UsageError(noTokenAdvice(home));
   const apiRoot = (env.TELEGRAM_API_ROOT || "https://api.telegram.org").replace(/\/+$/, "");
-  const [botName, daemon, botMachine] = await Promise.all([fetchBotName(apiRoot, token), io.shared ? undefined : connectDaemon(home), io.shared?.botMachine().catch(() => undefined)]);
+  const [botName, daemon, botMachine] = await Promise.all([token ? fetchBotName(apiRoot, token) : undefined, io.shared ? undefined : connectDaemon(home), io.shared?.botMachine().catch(() => undefined)]);
 
   const { code, expiresAt } = await store.newCode();
   const until = clockTime(expiresAt);

@@ -8,6 +8,7 @@ import { connectPg, type Sql } from "../runtime/store/pg.ts";
 import { freshDatabase, noDatabase } from "./support/cluster.ts";
 import { FakeClock } from "./support/fake-clock.ts";
 import { tempDir } from "./support/home.ts";
+import { assertOnlySlowHash, oldRecord } from "./support/pairing-record.ts";
 
 /**
  * The Telegram pairing code with several machines on one PostgreSQL: `nightshift pair` on one
@@ -64,11 +65,20 @@ describe("pairing codes shared by several machines", noDatabase ? { skip: noData
     assert.ok(!existsSync(join(folder("laptop"), "pairing.json")) && !existsSync(join(folder("server"), "pairing.json")), "no machine keeps the code in its files");
   });
 
-  it("keeps only the code's hash in the store", async () => {
+  it("keeps only a salted scrypt hash of the code in the store, no fast hash of it", async () => {
     const { code } = await laptop.newCode();
-    const [row] = await laptopSql<{ text: string }[]>`SELECT record::text AS text FROM telegram_pairing`;
-    assert.match(row!.text, /"code_sha256": "[0-9a-f]{64}"/);
-    assert.ok(!row!.text.includes(code) && !row!.text.includes(code.replace("-", "")), "the code is not stored in clear");
+    const record = async () => (await laptopSql<{ text: string }[]>`SELECT record::text AS text FROM telegram_pairing`)[0]!.text;
+    assertOnlySlowHash(await record(), code);
+    await server.redeem("AAAA-AAAA", mallory);
+    assert.equal((await server.redeem(code, alice)).ok, true);
+    assertOnlySlowHash(await record(), code);
+  });
+
+  it("treats a code kept the old way (an unsalted SHA-256, by an older Nightshift) as no code", async () => {
+    await laptopSql`INSERT INTO telegram_pairing (id, record) VALUES (1, ${laptopSql.json(oldRecord("K7P2-MX4Q", clock.now() + 600_000))})`;
+    assert.deepEqual(await laptop.status(), { state: "none", wrongAttempts: [] });
+    assert.equal((await server.redeem("K7P2-MX4Q", alice) as { problem: string }).problem, "none");
+    assert.ok(!server.isPaired(alice.id));
   });
 
   it("counts wrong codes tried at once exactly, and burns the code at the fifth even for the right one", async () => {
@@ -109,7 +119,7 @@ describe("pairing codes shared by several machines", noDatabase ? { skip: noData
     assert.equal((await server.redeem("AAAA-AAAA", alice) as { problem: string }).problem, "none");
     assert.equal((await laptopSql`SELECT count(*)::int AS n FROM telegram_pairing`)[0]!.n, 0, "a try without a code writes nothing");
     await laptop.newCode();
-    await laptopSql`UPDATE telegram_pairing SET record = '{"code_sha256": "short"}'`;
+    await laptopSql`UPDATE telegram_pairing SET record = '{"code_scrypt": "short", "salt": "00"}'`;
     assert.deepEqual(await server.status(), { state: "none", wrongAttempts: [] });
     assert.equal((await server.redeem("AAAA-AAAA", alice) as { problem: string }).problem, "none");
   });

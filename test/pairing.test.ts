@@ -11,6 +11,7 @@ import { startBotApi, type BotApi } from "./support/bot-api.ts";
 import { CLI, nightshift, until } from "./support/cli.ts";
 import { FakeClock } from "./support/fake-clock.ts";
 import { tempDir } from "./support/home.ts";
+import { assertOnlySlowHash, oldRecord } from "./support/pairing-record.ts";
 
 const TOKEN = "424242:pairing-test-secret-token";
 const alice = { id: 4242, username: "alice", first_name: "Alice" };
@@ -128,13 +129,37 @@ describe("pairing store", () => {
     assert.throws(() => store.isPaired(4242), named);
   });
 
-  it("keeps its files private and stores only a hash of the code", async () => {
+  it("keeps its files private and stores only a salted scrypt hash of the code, no fast hash", async () => {
     const { code } = await store.newCode();
+    assertOnlySlowHash(readFileSync(join(folder, "pairing.json"), "utf8"), code);
     await store.redeem(code, alice);
     assert.equal(statSync(folder).mode & 0o777, 0o700);
     for (const file of ["pairing.json", "users.json"]) assert.equal(statSync(join(folder, file)).mode & 0o777, 0o600, file);
-    const pairing = readFileSync(join(folder, "pairing.json"), "utf8");
-    assert.ok(!pairing.includes(code) && !pairing.includes(code.replace("-", "")), "the code is not stored in clear");
+    const salt = () => JSON.parse(readFileSync(join(folder, "pairing.json"), "utf8")).salt as string;
+    const first = salt();
+    assertOnlySlowHash(readFileSync(join(folder, "pairing.json"), "utf8"), code);
+    await store.newCode();
+    assert.notEqual(salt(), first, "each code its own salt");
+  });
+
+  it("treats a code kept the old way (an unsalted SHA-256) as no code", async () => {
+    mkdirSync(folder, { recursive: true });
+    writeFileSync(join(folder, "pairing.json"), JSON.stringify(oldRecord("K7P2-MX4Q", clock.now() + 10 * MINUTE)));
+    assert.deepEqual(await store.status(), { state: "none", wrongAttempts: [] });
+    const result = await store.redeem("K7P2-MX4Q", alice);
+    assert.equal(!result.ok && result.problem, "none");
+    assert.match(!result.ok ? result.message : "", /run `nightshift pair`/);
+    assert.ok(!store.isPaired(alice.id));
+  });
+
+  it("counts wrong codes sent at once each, and lets one of two senders of the right code pair", async () => {
+    const { code } = await store.newCode();
+    const wrongs = await Promise.all(Array.from({ length: 3 }, () => store.redeem("AAAA-AAAA", mallory)));
+    assert.deepEqual(wrongs.map((result) => !result.ok && result.problem), ["wrong", "wrong", "wrong"]);
+    assert.equal((await store.status()).wrongAttempts.length, 3, "none lost to another at the same moment");
+    const rights = await Promise.all([store.redeem(code, alice), store.redeem(code, { id: 5151, username: "bob" })]);
+    assert.equal(rights.filter((result) => result.ok).length, 1, JSON.stringify(rights));
+    assert.equal(store.users().length, 1);
   });
 
   it("unpairs a user, and pairing again replaces the earlier entry", async () => {

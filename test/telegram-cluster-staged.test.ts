@@ -81,6 +81,50 @@ describe("Telegram: staged changes of a task that ran on a machine without the b
     assert.equal(readFileSync(join(folder, "note.txt"), "utf8"), "from the task\n");
   });
 
+  it("keeps Apply and Discard when the shared store does not answer the press, and says so on the button, never the store's error", async () => {
+    const cluster = await startTelegramMachines(["m1", "m2"]);
+    cleanup = cluster.cleanup;
+    const [m1, m2] = cluster.machines as [Machine, Machine];
+    const config = join(m1.home, "config.yaml");
+    writeFileSync(config, readFileSync(config, "utf8").replace(`stage: "off"`, `stage: "auto"`));
+    cluster.api.respondWith((request) =>
+      JSON.stringify(request.body.messages).includes("tool_result") ? text("wrote the note") : { content: [{ type: "tool_use", name: "write_file", input: { path: "note.txt", content: "from the task\n" } }] },
+    );
+    await m2.start();
+    await until(() => runsBot(m2) === 1, "m2 to run the bot");
+    await m1.start();
+    await until(() => m1.daemon!.output().includes("Telegram: machine m2 runs the bot"), "m1 to see m2 run the bot");
+    const folder = join(m1.home, "..", "m1-project");
+    mkdirSync(folder, { recursive: true });
+    writeFileSync(join(m1.home, "inbox", "note.md"), `---\ntitle: note\nworkdir: ${folder}\nnotify: true\n---\nWrite a note.\n`);
+    const diffMessage = () => cluster.telegram.messages(ALICE.id).find((message) => message.document?.filename.endsWith(".diff"));
+    await until(() => diffMessage() !== undefined, "the staged changes in the chat", 30_000);
+    const message = diffMessage()!;
+    const apply = button(message, "Apply");
+    const buttons = () => cluster.telegram.messages(ALICE.id).find((entry) => entry.message_id === message.message_id)!.reply_markup?.inline_keyboard.flat().map((entry) => entry.text) ?? [];
+
+    // The store goes away as the press is asked of m1: the server ends the connection that writes it (the bot had taken the update).
+    await cluster.sql`CREATE FUNCTION drop_press() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_terminate_backend(pg_backend_pid()); RETURN NEW; END $$`;
+    await cluster.sql`CREATE TRIGGER drop_press BEFORE UPDATE OF staged_action ON tasks FOR EACH ROW WHEN (NEW.staged_action IS NOT NULL) EXECUTE FUNCTION drop_press()`;
+    const answered = () => cluster.telegram.callsOf("answerCallbackQuery").map((call) => String(call.params.text));
+    cluster.telegram.pressButton(ALICE, message.message_id, apply);
+    await until(() => answered().length === 1, "the press answered");
+    assert.equal(answered()[0], "Not done: the shared store (PostgreSQL) does not answer: press again when it is back.");
+    assert.deepEqual(buttons(), ["Apply", "Discard"], "the buttons stay, to press again");
+    const chat = cluster.telegram.messages(ALICE.id).map((entry) => entry.text ?? "").join("\n");
+    assert.doesNotMatch(chat, /CONNECTION_CLOSED|127\.0\.0\.1|did not work/, "the store's error is not in the chat");
+    const trace = readFileSync(join(m2.home, "logs", "trace.jsonl"), "utf8");
+    assert.match(trace, /staged changes of [^:]+: apply pressed by telegram:@alice failed: .*CONNECTION_CLOSED/, "the error is in the bot machine's trace");
+
+    // Back: the same button does it.
+    await cluster.sql`DROP TRIGGER drop_press ON tasks`;
+    cluster.telegram.pressButton(ALICE, message.message_id, apply);
+    const replies = (part: string) => cluster.telegram.messages(ALICE.id).filter((entry) => entry.text?.includes(part));
+    await until(() => replies("✅ applied 1 change to").length === 1, "the apply's outcome in the chat", 30_000);
+    assert.equal(readFileSync(join(folder, "note.txt"), "utf8"), "from the task\n");
+    assert.deepEqual(buttons(), [], "the buttons go once the press was done");
+  });
+
   it("routes Apply under a Telegram task's diff, delivered by the bot's machine, to the machine that ran it", async () => {
     const cluster = await startTelegramMachines(["m1", "m2"]);
     cleanup = cluster.cleanup;

@@ -198,6 +198,40 @@ describe("Telegram on several machines", skip, () => {
     await until(() => existsSync(join(m2.home, "state", "telegram", "users.json")) && readFileSync(join(m2.home, "state", "telegram", "users.json"), "utf8").includes('"id": 5151'), "m2 to take bob in", 30_000);
   });
 
+  it("pairs with a code `nightshift pair` made on a machine with the shared store and no bot token", async () => {
+    const cluster = await startTelegramMachines(["m1", "m2"]);
+    const [m1, m2] = cluster.machines as [Machine, Machine];
+    await m1.start();
+    await until(() => runsBot(m1) === 1, "m1 to run the bot");
+    // m2 has the store but no token (m1 runs the bot): no daemon is needed to make the code there.
+    const env = { ...m2.env };
+    delete env.TELEGRAM_BOT_TOKEN;
+    delete env.TELEGRAM_API_ROOT;
+    assert.ok(!existsSync(join(m2.home, ".env")), "no token in m2's .env either");
+    const pair = spawn(process.execPath, [CLI, "pair"], { env, stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    pair.stdout.on("data", (chunk) => (stdout += chunk));
+    pair.stderr.on("data", (chunk) => (stderr += chunk));
+    const exited = new Promise<number | null>((resolve) => pair.on("close", resolve));
+    try {
+      await until(() => stdout.includes("Waiting") || pair.exitCode !== null, "the code to be printed");
+      assert.equal(pair.exitCode, null, `pair ended: ${stdout}${stderr}`);
+      const code = /Pairing code: (\S+)/.exec(stdout)![1]!;
+      assert.match(stdout, new RegExp(`Send /start ${code} to your bot on Telegram\\.\n`), "no link: the bot's name is not known here");
+      assert.doesNotMatch(stdout, /t\.me|TELEGRAM_BOT_TOKEN is not set/);
+      assert.match(stdout, /Machine m1 runs the bot and will hear it\./);
+      const [row] = await cluster.sql<{ text: string }[]>`SELECT record::text AS text FROM telegram_pairing`;
+      assert.ok(row && !row.text.includes(code.replace("-", "")), "the code is in the shared store, as a hash");
+      const bob = { id: 5151, username: "bob", first_name: "Bob" };
+      cluster.telegram.sendText(bob, `/start ${code}`);
+      assert.equal(await exited, 0, stderr);
+      assert.match(stdout, /Paired with @bob \(id 5151\)\. Send the bot a task\.\n$/);
+    } finally {
+      pair.kill();
+    }
+  });
+
   it("wakes a session on one machine with an approval answered through the bot on another", async () => {
     const cluster = await startTelegramMachines(["m1", "m2"]);
     const [m1, m2] = cluster.machines as [Machine, Machine];

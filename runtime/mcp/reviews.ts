@@ -81,7 +81,7 @@ export function dropReview(home: string, server: string): boolean {
  * (`elsewhere`): its listing, as that machine kept it in the store, is approved in the store, and
  * that machine offers the tools from its next session.
  */
-export async function approveReview(home: string, server: string, id: string, now: Date, shared?: SharedPins, elsewhere?: SharedReviews): Promise<{ ok: boolean; message: string }> {
+export async function approveReview(home: string, server: string, id: string, now: Date, shared?: SharedPins, elsewhere?: SharedReviews): Promise<{ ok: boolean; message: string; error?: string }> {
   const review = readReview(home, server);
   if (review?.id === id) {
     try {
@@ -127,7 +127,8 @@ function sameListing(review: ToolReview, server: string, id: string): boolean {
 
 const approvedText = (review: ToolReview, where = "", everywhere = "") => `Approved: ${review.withheld.map((state) => state.name).join(", ")} of MCP server ${review.server}${where} are offered from the next task on${everywhere}.`;
 const changedAgain = (server: string) => ({ ok: false, message: `MCP server ${server} changed its tools again since this message; see the newer one.` });
-const notReached = (error: unknown) => ({ ok: false, message: `Not approved: the shared store (PostgreSQL) does not answer (${(error as Error).message}), and an approval must reach every machine. Press Approve again when it is back.` });
+/** The store's error can name the database's host: it goes to the trace (`error`), never into the chat. */
+const notReached = (error: unknown) => ({ ok: false, message: "Not approved: the shared store (PostgreSQL) does not answer, and an approval must reach every machine. Press Approve again when it is back.", error: (error as Error)?.message ?? String(error) });
 
 /** Plain text: what is withheld and, for a changed tool, its diff (description, schema, annotations). */
 export function reviewText(review: ToolReview): string {

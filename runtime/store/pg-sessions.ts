@@ -98,7 +98,7 @@ export function pgSessions(sql: Sql, options: { owned?: boolean } = {}): PgSessi
       return Number(row?.seq ?? 0);
     },
     async specialistsOf(task) {
-      // Byte-wise range operators, which the pattern index (schema step 9) serves whatever the database's collation: '/' follows '.'.
+      // Byte-wise range operators, which the pattern index (schema step 10) serves whatever the database's collation: '/' follows '.'.
       const rows = await sql<{ session: string }[]>`SELECT session FROM session_owners WHERE session ~>=~ ${`${task}.`} AND session ~<~ ${`${task}/`} ORDER BY session COLLATE "C"`;
       return rows.map((row) => row.session);
     },

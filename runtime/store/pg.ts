@@ -127,13 +127,17 @@ export class StoreRefused extends Error {
   override name = "StoreRefused";
 }
 
-/** Connects and brings the schema to `SCHEMA_VERSION`. */
-export async function connectPg(url: string, options: { max?: number } = {}): Promise<Sql> {
+/**
+ * Connects and brings the schema to `SCHEMA_VERSION`. `migrate: false` (a short command: `nightshift
+ * pair`, `nightshift mcp`) changes nothing: a schema other than this Nightshift's is refused with what
+ * to do, so a command from a newer build never upgrades the schema under older daemons.
+ */
+export async function connectPg(url: string, options: { max?: number; migrate?: boolean } = {}): Promise<Sql> {
   // postgres.js spaces a connection's tries after a failure by its own backoff, up to 20 s, so a
   // store that is back could wait that long for its first query: capped at 2 s here (runtime/store/outage.ts).
   const sql = postgres(url, { max: options.max ?? 4, onnotice: () => {}, connect_timeout: 10, backoff: (retries: number) => Math.min(0.1 * 2 ** retries, 2) });
   try {
-    await migrate(sql);
+    await (options.migrate === false ? checkVersion(sql) : migrate(sql));
   } catch (error) {
     await sql.end({ timeout: 1 }).catch(() => {});
     throw error;
@@ -148,13 +152,25 @@ async function migrate(sql: Sql): Promise<void> {
     const [row] = await tx<{ version: number }[]>`SELECT version FROM nightshift_schema`;
     const version = row?.version ?? 0;
     if (version > SCHEMA_VERSION) {
-      throw new StoreRefused(`the database's Nightshift schema is version ${version}, newer than this Nightshift's ${SCHEMA_VERSION}: update Nightshift on this machine`);
+      throw new StoreRefused(newerThanThis(version));
     }
     for (let step = version; step < SCHEMA_VERSION; step++) await MIGRATIONS[step]!(tx);
     if (!row) await tx`INSERT INTO nightshift_schema (version) VALUES (${SCHEMA_VERSION})`;
     else if (version < SCHEMA_VERSION) await tx`UPDATE nightshift_schema SET version = ${SCHEMA_VERSION}`;
   });
 }
+
+/** The schema must be this Nightshift's as it is: only a daemon's start (`migrate`) changes it. */
+async function checkVersion(sql: Sql): Promise<void> {
+  const version = (await schemaVersion(sql)) ?? 0;
+  if (version > SCHEMA_VERSION) throw new StoreRefused(newerThanThis(version));
+  if (version === 0) throw new StoreRefused("the shared store holds no Nightshift schema yet: start this machine's daemon (`nightshift start`), which creates it, then run this again");
+  if (version < SCHEMA_VERSION) {
+    throw new StoreRefused(`the shared store's schema (version ${version}) is older than this Nightshift's (${SCHEMA_VERSION}): start this machine's daemon (\`nightshift start\`), which brings it up to date, then run this again`);
+  }
+}
+
+const newerThanThis = (version: number) => `the database's Nightshift schema is version ${version}, newer than this Nightshift's ${SCHEMA_VERSION}: update Nightshift on this machine`;
 
 /** The schema version the database is at, without changing it (doctor). */
 export async function schemaVersion(sql: Sql): Promise<number | undefined> {
