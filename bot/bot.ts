@@ -18,7 +18,7 @@ import type { ToolReview } from "../runtime/mcp/reviews.ts";
 import { reviewButtons, reviewHtml } from "./tool-review.ts";
 import type { AskedFollowUp } from "../runtime/store/pg-follow-ups.ts";
 import type { StagedPress } from "../runtime/store/pg-staged.ts";
-import { storeUnreachable } from "../runtime/store/outage.ts";
+import { createPresses } from "./presses.ts";
 
 /**
  * The Telegram surface, run inside `nightshift start`. We use grammy for the API client, its
@@ -297,11 +297,12 @@ export function createTelegramBot(options: TelegramBotOptions): TelegramBot {
   // ------------------------------------------------------------------------------------------
   // Buttons, documents, messages
   // ------------------------------------------------------------------------------------------
+  const presses = createPresses({ options, outbox, reply, log, describe });
   bot.on("callback_query:data", async (ctx) => {
     const chat = ctx.chat?.id ?? ctx.from.id;
     const message = ctx.callbackQuery.message?.message_id ?? 0;
     const data = ctx.callbackQuery.data;
-    const text = data.startsWith("st:") ? await pressStaged(data, chat, message, byOf(ctx)) : data.startsWith("mt:") ? await pressReview(data, chat, message, byOf(ctx)) : approver.press(data, chat, message, byOf(ctx));
+    const text = data.startsWith("st:") ? await presses.staged(data, chat, message, byOf(ctx)) : data.startsWith("mt:") ? await presses.review(data, chat, message, byOf(ctx)) : approver.press(data, chat, message, byOf(ctx));
     // Not through the outbox: an answer is only useful within seconds, and a restart makes it stale anyway.
     await ctx.answerCallbackQuery({ text: text.slice(0, 200) }).catch((error: unknown) => log("warn", `could not answer a button press: ${(error as Error).message}`));
   });
@@ -443,53 +444,6 @@ export function createTelegramBot(options: TelegramBotOptions): TelegramBot {
     polled: polling.polled,
     unreachableSince: polling.unreachableSince,
   };
-
-  /**
-   * Apply or Discard under a staged task's changes: the buttons go, and the outcome is the reply.
-   * A press that could not be done (the shared store does not answer) keeps the buttons and is
-   * answered on the button only, as Approve under a tool review is: the error itself, which can
-   * name the database's host, goes to the trace, never to the chat.
-   */
-  async function pressStaged(data: string, chat: number, message: number, by: string): Promise<string> {
-    const match = /^st:([A-Za-z0-9_-]{1,40}):(a|d)$/.exec(data);
-    if (!match || !options.stagedAction) return "This button is not from this Nightshift.";
-    const [, id, choice] = match as unknown as [string, string, string];
-    const action = choice === "a" ? "apply" : "discard";
-    let result: { ok: boolean; message: string; waiting?: boolean };
-    try {
-      result = await options.stagedAction(id, action, { by, chat, message });
-    } catch (error) {
-      const away = storeUnreachable(error);
-      log(away ? "warn" : "error", `staged changes of ${id}: ${action} pressed by ${by} failed: ${describe(error)}`, { session: id });
-      return away ? "Not done: the shared store (PostgreSQL) does not answer: press again when it is back." : `Not done: the ${action} failed (the trace says why). Press again to retry.`;
-    }
-    outbox.enqueue({ method: "editMessageReplyMarkup", chat_id: chat, params: { message_id: message, reply_markup: { inline_keyboard: [] } } });
-    reply(chat, `${result.waiting ? "⏳" : result.ok ? "✅" : "⚠️"} ${escapeHtml(result.message)} (${escapeHtml(by)})`, message);
-    log("info", `staged changes of ${id}: ${choice === "a" ? "apply" : "discard"} pressed by ${by}: ${result.message.split("\n")[0]}`);
-    return result.message.slice(0, 200);
-  }
-
-  /** A press under a tool review: approve pins what the message showed; either way the message says who decided. */
-  async function pressReview(data: string, chat: number, message: number, by: string): Promise<string> {
-    const match = /^mt:([a-z0-9_-]{1,24}):([0-9a-f]{12}):(y|n)$/.exec(data);
-    if (!match) return "This button is not from this Nightshift.";
-    const [, server, id, choice] = match as unknown as [string, string, string, string];
-    const settle = (line: string) => {
-      outbox.enqueue({ method: "editMessageReplyMarkup", chat_id: chat, params: { message_id: message, reply_markup: { inline_keyboard: [] } } });
-      reply(chat, line, message);
-    };
-    if (choice === "n") {
-      settle(`Kept withheld by ${escapeHtml(by)}. Approve later with <code>nightshift mcp approve ${escapeHtml(server)}</code>.`);
-      return "Kept withheld.";
-    }
-    const result = (await options.approveTools?.(server, id, by)) ?? { ok: false, message: "Tools cannot be approved from Telegram here; run nightshift mcp approve." };
-    if (result.error) log("warn", `MCP tools of ${server}: Approve pressed by ${by} failed: ${result.error}`);
-    if (result.ok) {
-      log("info", `MCP tools of ${server} approved on Telegram by ${by}`);
-      settle(`✅ ${escapeHtml(result.message)} (${escapeHtml(by)})`);
-    }
-    return result.message;
-  }
 
   function describe(error: unknown): string {
     if (error instanceof GrammyError) return redact(`${error.error_code} ${error.description}`);
