@@ -346,9 +346,11 @@ export function memoryText(view: MemoryView, now: number): string {
   lines.push(body ? `<pre>${escapeHtml(shown)}</pre>` : "(empty so far: notes from tasks are consolidated into it each night)");
   const last = view.runs.filter((run) => run.status !== "nothing-new").at(-1);
   if (last) {
-    lines.push(`<b>Last change</b> ${span(now - last.at)} ago: ${escapeHtml(runSummary(last))}`);
+    // A run that kept nothing changed nothing: undo would take back the change before it, so it is not offered for this one.
+    const changed = last.status === "applied" && last.changes.length > 0;
+    lines.push(`<b>${changed ? "Last change" : "Last run"}</b> ${span(now - last.at)} ago: ${escapeHtml(runSummary(last))}`);
     for (const change of last.changes.slice(0, 8)) lines.push(`• ${escapeHtml(clipPlain(change, 200))}`);
-    if (last.status === "applied") lines.push("/memory undo restores the version before it.");
+    if (changed) lines.push("/memory undo restores the version before it.");
   }
   return clipMessage(lines.join("\n"));
 }
@@ -361,7 +363,8 @@ export function undoText(result: { restored: string } | { nothing: true }): stri
 function runSummary(run: MemoryRunView): string {
   switch (run.status) {
     case "applied":
-      return `${run.changes.length} change${run.changes.length === 1 ? "" : "s"} from ${run.entries} journal entries`;
+      if (run.changes.length === 0) return `nothing worth keeping in ${run.entries} journal ${run.entries === 1 ? "entry" : "entries"}`;
+      return `${run.changes.length} change${run.changes.length === 1 ? "" : "s"} from ${run.entries} journal ${run.entries === 1 ? "entry" : "entries"}`;
     case "rejected":
       return `the consolidator's edits were rejected, memory unchanged: ${run.problem ?? "no reason"}`;
     case "failed":

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import { BOT_COMMANDS, digestText, helpText, statusText, tasksText, traceText } from "../bot/reports.ts";
+import { BOT_COMMANDS, digestText, helpText, memoryText, statusText, tasksText, traceText } from "../bot/reports.ts";
 import { budgetText, spendSummary, type SpendSummary } from "../bot/spend.ts";
 import type { EventOf, SessionEvent, TaskSpec } from "../runtime/events.ts";
 import { openSessionLog } from "../runtime/session-log.ts";
@@ -311,5 +311,17 @@ describe("the digest", () => {
     const alone = digestText(view([task("a"), task("b")]));
     assert.equal(digestText(view([task("a"), task("b")], { a: "laptop", b: "laptop" })), alone);
     assert.doesNotMatch(alone, /Machines|laptop/);
+  });
+});
+
+describe("memoryText", () => {
+  const view = (changes: string[]) => ({ text: "", bytes: 0, capBytes: 12 * 1024, entries: 0, runs: [{ at: T0 - 60_000, status: "applied" as const, entries: 6, changes }] });
+
+  it("offers undo after a run that changed memory, and says a run that kept nothing kept nothing, without offering to undo the change before it", () => {
+    const changed = sendable(memoryText(view(["added: The user likes tea."]), T0));
+    assert.match(changed, /<b>Last change<\/b> 1m ago: 1 change from 6 journal entries\n• added: The user likes tea\.\n\/memory undo restores the version before it\./);
+    const none = sendable(memoryText(view([]), T0));
+    assert.match(none, /<b>Last run<\/b> 1m ago: nothing worth keeping in 6 journal entries/);
+    assert.doesNotMatch(none, /undo/);
   });
 });
