@@ -23,6 +23,8 @@ export interface SettingsState {
   refused?: { version: number; from: string; message: string };
   /** This machine's change that could not be published (config.yaml does not validate, or holds a secret). */
   unpublished?: { hash: string; message: string };
+  /** At the last sync no machine had set them (nothing in the store, nothing here): every machine runs the defaults. */
+  defaults?: boolean;
 }
 
 /** Where this machine's shared settings came from, as the last sync left it (nothing: never synced). */
@@ -38,7 +40,8 @@ export function readSettingsState(home: string): SettingsState {
 export function describeSettings(state: SettingsState, machine: string, hereHash?: string): string {
   const parts: string[] = [];
   const agreed = state.agreed;
-  if (!agreed) parts.push("not yet shared: this machine's config.yaml is published at its daemon's next heartbeat (if it names permissions or mcp)");
+  if (!agreed && state.defaults) parts.push("the defaults on every machine (no machine's config.yaml sets permissions or mcp; the first one that does is shared within a heartbeat)");
+  else if (!agreed) parts.push("not yet shared: this machine's config.yaml is published at its daemon's next heartbeat (if it names permissions or mcp)");
   else {
     const source = agreed.from === machine ? "this machine's config.yaml" : `machine ${agreed.from}'s config.yaml`;
     parts.push(`from ${source} (version ${agreed.version}, ${new Date(agreed.at).toISOString().slice(0, 19).replace("T", " ")} UTC)`);

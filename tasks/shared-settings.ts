@@ -111,6 +111,12 @@ export function createSettingsSync(options: { home: string; files: SharedFiles; 
         }
       }
     }
+    // Nothing set anywhere yet: said so by status and doctor, rather than "not yet shared".
+    const none = remote === undefined && !changedHere && !state.agreed;
+    if (none !== Boolean(state.defaults)) {
+      const { defaults: _was, ...rest } = state;
+      state = none ? { ...rest, defaults: true } : rest;
+    }
     if (JSON.stringify(state) !== before) writeAtomically(stateFile, JSON.stringify(state));
     const now = settingsHash(config);
     if (now !== running) {

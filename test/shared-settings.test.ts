@@ -89,6 +89,7 @@ describe("the permission policy and MCP servers every machine runs alike", noDat
   it("publishes one machine's policy, and a machine that names none takes it without a conflict, keeping its own settings and comments", async () => {
     const joinedFirst = await m2.sync.sync();
     assert.deepEqual(joinedFirst, {}, "nothing in the store yet, and m2 has no opinion: it publishes nothing");
+    assert.match(describeSettings(readSettingsState(m2.home), "m2"), /^the defaults on every machine \(no machine's config\.yaml sets permissions or mcp/);
     const first = await m1.sync.sync();
     assert.equal(typeof first.sent, "number");
     assert.equal(first.settings, undefined, "m1 runs what it started with");
