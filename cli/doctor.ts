@@ -250,13 +250,18 @@ export async function checkMcpServers(loaded: LoadedConfig, timeoutMs = 20_000):
   const names = Object.keys(loaded.config.mcp.servers);
   if (names.length === 0) return [];
   // Imported here: the MCP client costs about 0.5 s to load, which a home without servers never pays.
-  const { openMcpHost, comparePins, readPins } = await import("../runtime/mcp/index.ts");
+  const { openMcpHost, comparePins, currentPins } = await import("../runtime/mcp/index.ts");
   let host;
   try {
     host = await openMcpHost(loaded, { timeoutMs });
   } catch (error) {
     return [{ ok: false, label: `MCP servers cannot start: ${(error as Error).message}` }];
   }
+  // Several machines: a tool approved on any machine is approved here (runtime/store/pg-pins.ts); with the store away, this machine's own approvals, said so.
+  const { connectForCommand } = await import("./store-connect.ts");
+  let alone = "";
+  const store = await connectForCommand(loaded, "compare MCP tools with every machine's approvals", "doctor compares them with this machine's own").catch((error: unknown) => void (alone = ` (compared with this machine's approvals only: ${(error as Error).message.split(":")[0]})`));
+  const shared = store ? (await import("../runtime/store/pg-pins.ts")).sharedPins(store.sql, store.machine) : undefined;
   const kind = host.sandbox.kind;
   try {
     return await Promise.all(
@@ -265,11 +270,11 @@ export async function checkMcpServers(loaded: LoadedConfig, timeoutMs = 20_000):
         try {
           const server = await host.connect(name);
           const where = loaded.config.mcp.servers[name]!.url ? "remote" : `in ${kind}`;
-          const states = comparePins(server.tools, readPins(loaded.home, name));
+          const states = comparePins(server.tools, await currentPins(loaded.home, name, server.tools, shared));
           const withheld = states.filter((state) => state.state !== "pinned").map((state) => `${state.name} (${state.state})`);
           const label = `MCP server \`${name}\`: ${server.tools.length} tool${server.tools.length === 1 ? "" : "s"}, started ${where} in ${Date.now() - started} ms`;
           if (withheld.length === 0) return { ok: true, label };
-          return { ok: false, level: "warn", label: `${label}; withheld until approved: ${withheld.join(", ")}`, fix: `check them with \`nightshift mcp list ${name}\`, then \`nightshift mcp approve ${name}\`` };
+          return { ok: false, level: "warn", label: `${label}; withheld until approved: ${withheld.join(", ")}${alone}`, fix: `check them with \`nightshift mcp list ${name}\`, then \`nightshift mcp approve ${name}\`` };
         } catch (error) {
           return { ok: false, label: (error as Error).message, fix: `fix mcp.servers.${name} in config.yaml as the message says, or remove it; \`nightshift mcp list ${name}\` shows more` };
         }
@@ -277,6 +282,7 @@ export async function checkMcpServers(loaded: LoadedConfig, timeoutMs = 20_000):
     );
   } finally {
     await host.close();
+    await store?.close().catch(() => {});
   }
 }
 

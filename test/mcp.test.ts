@@ -15,6 +15,9 @@ import { readPins, writePins } from "../runtime/mcp/pins.ts";
 import { approveReview, reviewOf, reviewText, saveReview } from "../runtime/mcp/reviews.ts";
 import { openMcpHost, type McpHost } from "../runtime/mcp/host.ts";
 import { createBwrapSandbox, createUnsandboxed } from "../runtime/sandbox/index.ts";
+import { connectPg } from "../runtime/store/pg.ts";
+import { sharedPins } from "../runtime/store/pg-pins.ts";
+import { freshDatabase, noDatabase } from "./support/cluster.ts";
 import { tempDir } from "./support/home.ts";
 import { freePort } from "./support/ports.ts";
 import { LINUX_BACKENDS, needs, type LinuxBackend } from "./support/prerequisites.ts";
@@ -275,6 +278,34 @@ describe("nightshift doctor with MCP servers", needs("bwrap", "socat"), () => {
       assert.match(fresh!.fix!, /nightshift mcp approve fresh/);
     } finally {
       cleanup();
+    }
+  });
+});
+
+describe("nightshift doctor with MCP servers on several machines", needs("bwrap", "socat"), () => {
+  it("counts a tool approved on another machine as approved here, and says when it could compare with this machine's approvals only", async (t) => {
+    if (noDatabase) return t.skip(noDatabase);
+    const db = await freshDatabase();
+    const first = homeWith({ probe: probe() });
+    const second = homeWith({ probe: probe() });
+    const third = homeWith({ probe: probe() });
+    const onStore = (home: string, url: string) => loadConfig({ PATH: process.env.PATH, HOME: join(home, ".."), NIGHTSHIFT_DATABASE_URL: url }, home);
+    const sql = await connectPg(db.url); // as the first daemon to start, which brings the schema
+    try {
+      assert.equal((await mcpCommand("approve", ["probe"], onStore(first.home, db.url), new Date(), undefined, sharedPins(sql, "first"))).code, 0);
+      const [pinned] = await checkMcpServers(onStore(second.home, db.url));
+      assert.equal(pinned!.ok, true, pinned!.label);
+      // A third machine that never reached the store: its own approvals (none), said so.
+      const [alone] = await checkMcpServers(onStore(third.home, `postgres://nobody@127.0.0.1:${await freePort()}/none`));
+      assert.equal(alone!.level, "warn");
+      assert.match(alone!.label, /withheld until approved: .* \(compared with this machine's approvals only: could not reach the shared store \(NIGHTSHIFT_DATABASE_URL\)/);
+      assert.doesNotMatch(alone!.label, /postgres:\/\//);
+    } finally {
+      first.cleanup();
+      second.cleanup();
+      third.cleanup();
+      await sql.end({ timeout: 1 });
+      await db.drop();
     }
   });
 });
