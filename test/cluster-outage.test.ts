@@ -45,14 +45,27 @@ describe("the shared store away for a while", noPgServer ? { skip: noPgServer } 
     // Dropped while it is away: they wait to be queued, and are run once it is back.
     const during = ["b1", "b2", "b3"];
     for (const title of during) writeFileSync(join(m1.home, "inbox", `${title}.md`), task(title));
-    await until(() => cluster.machines.every((machine) => machine.daemon!.output().includes(DOWN)), "every machine to say the store is away", 15_000);
+    const titles = [...before, ...during];
+    /** A wait that timed out: what each machine said and warned, and the store's rows, for the log (a rare failure in CI is diagnosed from it). */
+    const explain = async (error: unknown): Promise<never> => {
+      console.log(`missing results: ${titles.filter((title) => !existsSync(join(m1.home, "outbox", `${title}.md`))).join(", ") || "none"}`);
+      const sql = (await import("postgres")).default(server.url, { max: 1, onnotice: () => {}, connect_timeout: 2 });
+      const rows = await sql<object[]>`SELECT record->>'title' AS title, state, machine, pin, delivered, result IS NOT NULL AS has_result FROM tasks ORDER BY created`.catch((failed: Error) => [{ store: failed.message }]);
+      console.log(`store rows: ${JSON.stringify(rows)}`);
+      await sql.end({ timeout: 1 }).catch(() => {});
+      for (const machine of cluster.machines) {
+        const warnings = readFileSync(join(machine.home, "logs", "trace.jsonl"), "utf8").split("\n").filter((line) => /"level":(40|50|60)/.test(line));
+        console.log(`--- ${machine.name} (exit ${machine.daemon!.child.exitCode}):\n${machine.daemon!.output().slice(-2000)}\n${warnings.slice(-15).join("\n")}`);
+      }
+      throw error;
+    };
+    await until(() => cluster.machines.every((machine) => machine.daemon!.output().includes(DOWN)), "every machine to say the store is away", 15_000).catch(explain);
     await new Promise((resolve) => setTimeout(resolve, Math.max(0, 10_000 - (Date.now() - stoppedAt))));
     // Only the answers under way when it went came back meanwhile; no new task was taken.
     assert.ok(cluster.api.requests.length <= 3, `${cluster.api.requests.length} model requests during the outage`);
     await server.start();
 
-    const titles = [...before, ...during];
-    await until(() => titles.every((title) => existsSync(join(m1.home, "outbox", `${title}.md`))), "twelve results in m1's outbox/", 90_000);
+    await until(() => titles.every((title) => existsSync(join(m1.home, "outbox", `${title}.md`))), "twelve results in m1's outbox/", 90_000).catch(explain);
     await until(() => cluster.machines.every((machine) => machine.daemon!.output().includes(UP)), "every machine to say the store is back", 15_000);
     // Each task asked the model once, and has one result; nothing else was written anywhere.
     for (const title of titles) {
