@@ -85,7 +85,9 @@ export function planApply(home: string, mount: StageMount): ApplyPlan {
   const plan: ApplyPlan = { id, original, steps: [], done: 0, conflicts: [], merged: [] };
   const changed = (path: string) => {
     const info = lstatOrUndefined(join(original, path));
-    return info !== undefined && info.ctimeMs > options.createdAt;
+    // By the millisecond the copy was made in: a file the folder held then has a ctime within or before it (a ctime carries
+    // sub-millisecond digits the snapshot's Date.now() does not, which made a file written just before it look changed).
+    return info !== undefined && Math.floor(info.ctimeMs) > options.createdAt;
   };
   const existsNow = (path: string) => lstatOrUndefined(join(original, path)) !== undefined;
   const sameAsStaged = (path: string) => {
