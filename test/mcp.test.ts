@@ -282,9 +282,8 @@ describe("nightshift doctor with MCP servers", needs("bwrap", "socat"), () => {
   });
 });
 
-describe("nightshift doctor with MCP servers on several machines", needs("bwrap", "socat"), () => {
-  it("counts a tool approved on another machine as approved here, and says when it could compare with this machine's approvals only", async (t) => {
-    if (noDatabase) return t.skip(noDatabase);
+describe("nightshift doctor with MCP servers on several machines", noDatabase ? { skip: noDatabase } : needs("bwrap", "socat"), () => {
+  it("counts a tool approved on another machine as approved here, and says when it could compare with this machine's approvals only", async () => {
     const db = await freshDatabase();
     const first = homeWith({ probe: probe() });
     const second = homeWith({ probe: probe() });

@@ -7,6 +7,7 @@ import { journalsElsewhere, oneAtATime, otherJournals, shareJournal } from "../c
 import { journalBody } from "../dashboard/journal-page.ts";
 import { memoryBody, readMemory } from "../dashboard/memory-page.ts";
 import { createMemoryService, type MemoryService } from "../cli/memory-service.ts";
+import type { ConsolidationSource } from "../memory/shared-journal.ts";
 import { localDay } from "../memory/journal.ts";
 import { openMemory } from "../memory/index.ts";
 import type { Clock } from "../runtime/clock.ts";
@@ -21,6 +22,31 @@ import { startMessagesApi } from "./support/messages-api.ts";
 
 /** A clock whose waits are short real waits: the lease is the database's, and its polling needs time to pass for real. */
 const quickClock: Clock = { now: () => Date.now(), sleep: (_ms, signal) => wait(5, undefined, signal ? { signal } : {}), setTimer: (fn, ms) => { const timer = setTimeout(fn, ms); return () => clearTimeout(timer); } };
+
+/**
+ * A machine's memory on the shared store, as `nightshift start` makes it: its home under `dir`, its
+ * journal copied to the store, and the memory service reading every machine's journal, with the
+ * small model at the Messages API stand-in. `save` stands in for the store's save of the cursor.
+ */
+function memoryMachine(env: { sql: Sql; apiUrl: string; dir: string; clock: FakeClock }, name: string, options: { save?: ConsolidationSource["save"] } = {}) {
+  const { sql, clock } = env;
+  const home = join(env.dir, name);
+  mkdirSync(home, { recursive: true });
+  const loaded = loadConfig({ NIGHTSHIFT_HOME: home, ANTHROPIC_BASE_URL: env.apiUrl, ANTHROPIC_API_KEY: "sk-ant-memory-test" }, home);
+  const memory = openMemory(home, clock, loaded.config.memory.cap, { machine: name, others: otherJournals(clusterOf(sql, name)) });
+  const { mirror, source } = shareJournal({ cluster: clusterOf(sql, name), home, clock });
+  const service = (save = options.save) =>
+    createMemoryService({
+      loaded,
+      clock,
+      memory,
+      small: () => createModelClient(loaded.roles.small, requireApiKey(loaded.roles.small), { clock, retry: { ...loaded.config.model_retries, attempts: 0 } }),
+      tasks: { active: () => [], finishedSince: () => [] },
+      approvals: createApprovalStore(join(home, "state", "approvals"), { clock, expireMs: 60_000 }),
+      source: save ? { ...source, save } : source,
+    });
+  return { home, memory, mirror, source, service: service(), serviceWith: service };
+}
 
 describe("memory consolidation with several machines", noDatabase ? { skip: noDatabase } : {}, () => {
   let db: Awaited<ReturnType<typeof freshDatabase>>;
@@ -70,24 +96,7 @@ describe("one memory from every machine's journal", noDatabase ? { skip: noDatab
     try {
       const clock = new FakeClock();
       const day = localDay(clock.now());
-      const machine = async (name: string) => {
-        const home = join(dir.path, name);
-        mkdirSync(home);
-        const loaded = loadConfig({ NIGHTSHIFT_HOME: home, ANTHROPIC_BASE_URL: api.url, ANTHROPIC_API_KEY: "sk-ant-machines-test" }, home);
-        const memory = openMemory(home, clock, loaded.config.memory.cap, { machine: name, others: otherJournals(clusterOf(sql, name)) });
-        const { mirror, source } = await shareJournal({ cluster: clusterOf(sql, name), home, clock });
-        const role = loaded.roles.small;
-        const service = createMemoryService({
-          loaded,
-          clock,
-          memory,
-          small: () => createModelClient(role, requireApiKey(role), { clock, retry: { ...loaded.config.model_retries, attempts: 0 } }),
-          tasks: { active: () => [], finishedSince: () => [] },
-          approvals: createApprovalStore(join(home, "state", "approvals"), { clock, expireMs: 60_000 }),
-          source,
-        });
-        return { home, memory, mirror, service };
-      };
+      const machine = async (name: string) => memoryMachine({ sql, apiUrl: api.url, dir: dir.path, clock }, name);
       const m1 = await machine("m1");
       const m2 = await machine("m2");
       m1.memory.journal.append({ at: clock.now(), kind: "note", session: "a", source: "user", text: "The user's printer is in the hallway." });
@@ -156,23 +165,9 @@ describe("one memory from every machine's journal", noDatabase ? { skip: noDatab
     const dir = tempDir("nightshift-memory-save-", "/var/tmp");
     try {
       const clock = new FakeClock();
-      const home = join(dir.path, "m1");
-      mkdirSync(home);
-      const loaded = loadConfig({ NIGHTSHIFT_HOME: home, ANTHROPIC_BASE_URL: api.url, ANTHROPIC_API_KEY: "sk-ant-save-test" }, home);
-      const memory = openMemory(home, clock, loaded.config.memory.cap, { machine: "m1" });
-      const { mirror, source } = await shareJournal({ cluster: clusterOf(sql, "m1"), home, clock });
+      const { memory, mirror, source, serviceWith: service } = memoryMachine({ sql, apiUrl: api.url, dir: dir.path, clock }, "m1");
       const entry = memory.journal.append({ at: clock.now(), kind: "note", session: "a", source: "user", text: "The user likes tea." });
       await mirror.sync();
-      const service = (save: typeof source.save) =>
-        createMemoryService({
-          loaded,
-          clock,
-          memory,
-          small: () => createModelClient(loaded.roles.small, requireApiKey(loaded.roles.small), { clock, retry: { ...loaded.config.model_retries, attempts: 0 } }),
-          tasks: { active: () => [], finishedSince: () => [] },
-          approvals: createApprovalStore(join(home, "state", "approvals"), { clock, expireMs: 60_000 }),
-          source: { ...source, save },
-        });
       api.respondWith(() => ({ content: [{ type: "text", text: JSON.stringify({ edits: [{ op: "add", text: "The user likes tea.", sources: [entry.id] }] }) }] }));
       // The store takes the journal, then goes away as the cursor is saved.
       await service(async () => {
@@ -200,23 +195,7 @@ describe("one memory from every machine's journal", noDatabase ? { skip: noDatab
     const dir = tempDir("nightshift-memory-night-", "/var/tmp");
     try {
       const clock = new FakeClock();
-      const machine = async (name: string) => {
-        const home = join(dir.path, name);
-        mkdirSync(home);
-        const loaded = loadConfig({ NIGHTSHIFT_HOME: home, ANTHROPIC_BASE_URL: api.url, ANTHROPIC_API_KEY: "sk-ant-night-test" }, home);
-        const memory = openMemory(home, clock, loaded.config.memory.cap, { machine: name });
-        const { mirror, source } = await shareJournal({ cluster: clusterOf(sql, name), home, clock });
-        const service = createMemoryService({
-          loaded,
-          clock,
-          memory,
-          small: () => createModelClient(loaded.roles.small, requireApiKey(loaded.roles.small), { clock, retry: { ...loaded.config.model_retries, attempts: 0 } }),
-          tasks: { active: () => [], finishedSince: () => [] },
-          approvals: createApprovalStore(join(home, "state", "approvals"), { clock, expireMs: 60_000 }),
-          source,
-        });
-        return { memory, mirror, service };
-      };
+      const machine = async (name: string) => memoryMachine({ sql, apiUrl: api.url, dir: dir.path, clock }, name);
       const [m1, m2, m3] = [await machine("m1"), await machine("m2"), await machine("m3")];
       m1.memory.journal.append({ at: clock.now(), kind: "note", session: "a", source: "user", text: "The user likes tea." });
       await m1.mirror.sync();
