@@ -110,7 +110,7 @@ export function journalsElsewhere(cluster: Cluster): JournalsElsewhere {
 }
 
 /** This machine's part of a cursor state/memory.json holds: a bare id (it ran alone), or its own in several machines' cursor. */
-function ownCursor(cursor: string | undefined, machine: string): string | undefined {
+export function ownCursor(cursor: string | undefined, machine: string): string | undefined {
   if (!cursor) return undefined;
   if (splitEntryId(cursor)) return cursor;
   return decodeCursor(cursor).get(machine) ?? (cursor.startsWith(`${machine}:`) && splitEntryId(cursor.slice(machine.length + 1)) ? cursor.slice(machine.length + 1) : undefined);

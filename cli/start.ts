@@ -28,7 +28,7 @@ import { initHome } from "./init.ts";
 import { sharedPins } from "../runtime/store/pg-pins.ts";
 import { sharedReviews } from "../runtime/store/pg-reviews.ts";
 import { clusterReviews, type ClusterReviews } from "./tool-reviews.ts";
-import { clusterHeartbeat, joinCluster, oneAtATime, otherJournals, shareJournal, sharedFilesSync } from "./cluster-start.ts";
+import { clusterHeartbeat, joinCluster, oneAtATime, otherJournals, ownCursor, shareJournal, sharedFilesSync } from "./cluster-start.ts";
 import { clusterNotices, type ClusterNotices } from "./telegram-notices.ts";
 import { stagedActionsHere } from "./staged-elsewhere.ts";
 import { sharedSettingsSync } from "./settings-start.ts";
@@ -385,7 +385,8 @@ export async function startDaemon(io: StartIO): Promise<RunningDaemon> {
   trace.info({ event: "daemon_started", pid: process.pid, resumed, failed, sandbox: probe.kind, sandbox_ok: probe.ok }, "daemon started");
   // The journal the next consolidation reads: a line in it that does not read is said now, not only tonight.
   const memoryRuns = openMemoryRuns(join(home, "state")).read();
-  const cursor = memoryRuns.cursor;
+  // Several machines: state/memory.json holds every machine's cursor; this machine's journal is read from its own part.
+  const cursor = cluster ? ownCursor(memoryRuns.cursor, cluster.machine) : memoryRuns.cursor;
   if (memoryRuns.damaged) {
     const file = join(home, "state", "memory.json");
     sayDamage({ event: "file_damaged", file, problem: memoryRuns.damaged }, `${file} DOES NOT READ (${memoryRuns.damaged}): the next memory consolidation reads the whole journal again and moves the file aside as memory.json.damaged-<time>`);
